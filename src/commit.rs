@@ -1,0 +1,285 @@
+//! Group commit. Appending threads queue their records; one of them leads,
+//! writing every queued record with one write call and (under
+//! `Durability::Sync`) one fdatasync, then hands each waiter its receipts.
+//! Any write or sync failure fails every record of the group and poisons the
+//! log: after a failed fdatasync the kernel may have dropped the dirty pages,
+//! so neither a retry nor a later success would prove the data durable.
+
+use crate::error::{Error, Result};
+use crate::format::{
+    chain_hash, encode_frame, frame_padded_len, Hash, RecordKind, SegmentHeader, SystemEvent,
+    SEGMENT_HEADER_LEN,
+};
+use crate::log::{Receipt, Shared};
+use crate::options::Durability;
+use crate::segment::{create_segment_file, Segment};
+use crate::storage::WriteFile;
+use parking_lot::{Condvar, Mutex};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// One caller's append: its records commit together, with contiguous seqs.
+pub(crate) struct Request {
+    kind: RecordKind,
+    payloads: Vec<Vec<u8>>,
+    bytes: usize,
+    outcome: Mutex<Option<Result<Vec<Receipt>>>>,
+}
+
+impl Request {
+    pub fn new(kind: RecordKind, payloads: Vec<Vec<u8>>) -> Arc<Request> {
+        let bytes = payloads.iter().map(|p| frame_padded_len(p.len())).sum();
+        Arc::new(Request {
+            kind,
+            payloads,
+            bytes,
+            outcome: Mutex::new(None),
+        })
+    }
+}
+
+#[derive(Default)]
+struct Queue {
+    pending: Vec<Arc<Request>>,
+    leader: bool,
+    closed: bool,
+}
+
+/// The queue and the writer. Lock order: `writer` before `queue` (the leader
+/// never holds `queue` while it writes).
+pub(crate) struct Committer {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    pub writer: Mutex<Writer>,
+}
+
+impl Committer {
+    pub fn new(writer: Writer) -> Self {
+        Committer {
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+            writer: Mutex::new(writer),
+        }
+    }
+
+    /// Queues `req` and returns once its group has committed or failed.
+    pub fn commit(&self, shared: &Shared, req: Arc<Request>) -> Result<Vec<Receipt>> {
+        let mut q = self.queue.lock();
+        if q.closed {
+            return Err(Error::Closed);
+        }
+        shared.check_poison()?;
+        q.pending.push(req.clone());
+        loop {
+            if let Some(outcome) = req.outcome.lock().take() {
+                return outcome;
+            }
+            if q.leader {
+                self.wake.wait(&mut q);
+                continue;
+            }
+            q.leader = true;
+            let group = take_group(&mut q.pending, shared.options.batch_bytes_max);
+            drop(q);
+            let result = self.writer.lock().write_group(shared, &group);
+            q = self.queue.lock();
+            q.leader = false;
+            match result {
+                Ok(receipts) => {
+                    for (r, receipts) in group.iter().zip(receipts) {
+                        *r.outcome.lock() = Some(Ok(receipts));
+                    }
+                }
+                Err(e) => {
+                    for r in &group {
+                        *r.outcome.lock() = Some(Err(e.for_waiter()));
+                    }
+                    // The log is poisoned: fail what is still queued too.
+                    for r in q.pending.drain(..) {
+                        *r.outcome.lock() = Some(Err(e.for_waiter()));
+                    }
+                }
+            }
+            self.wake.notify_all();
+        }
+    }
+
+    /// Refuses new appends and waits for the current leader to finish.
+    pub fn close_queue(&self) {
+        let mut q = self.queue.lock();
+        q.closed = true;
+        while q.leader {
+            self.wake.wait(&mut q);
+        }
+        for r in q.pending.drain(..) {
+            *r.outcome.lock() = Some(Err(Error::Closed));
+        }
+        self.wake.notify_all();
+    }
+}
+
+/// Takes queued requests in order up to `bytes_max` (always at least one).
+fn take_group(pending: &mut Vec<Arc<Request>>, bytes_max: usize) -> Vec<Arc<Request>> {
+    let mut total = 0;
+    let mut n = 0;
+    for r in pending.iter() {
+        if n > 0 && total + r.bytes > bytes_max {
+            break;
+        }
+        total += r.bytes;
+        n += 1;
+    }
+    pending.drain(..n).collect()
+}
+
+/// The state only the leader touches: the active file and the chain's end.
+pub(crate) struct Writer {
+    pub file: Box<dyn WriteFile>,
+    pub segment: Arc<Segment>,
+    /// Bytes in the active segment.
+    pub len: u64,
+    /// Bytes of the active segment covered by the last successful fdatasync.
+    pub synced_len: u64,
+    pub next_seq: u64,
+    pub prev_hash: Hash,
+    pub last_ts: u64,
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    pub fn new(
+        file: Box<dyn WriteFile>,
+        segment: Arc<Segment>,
+        len: u64,
+        next_seq: u64,
+        prev_hash: Hash,
+        last_ts: u64,
+    ) -> Self {
+        Writer {
+            file,
+            segment,
+            len,
+            synced_len: len,
+            next_seq,
+            prev_hash,
+            last_ts,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Writes the records of `group` (one request after another), syncs as
+    /// the durability mode says, and publishes them to readers.
+    pub fn write_group(&mut self, shared: &Shared, group: &[Arc<Request>]) -> Result<Vec<Vec<Receipt>>> {
+        shared.check_poison()?;
+        let ts = self.next_timestamp(shared);
+        let bytes: u64 = group.iter().map(|r| r.bytes as u64).sum();
+        self.buf.clear();
+        if self.len > SEGMENT_HEADER_LEN as u64 && self.len + bytes > shared.options.segment_bytes_max {
+            self.roll(shared, ts)?;
+        }
+        let mut receipts = Vec::with_capacity(group.len());
+        for r in group {
+            let mut mine = Vec::with_capacity(r.payloads.len());
+            for p in &r.payloads {
+                mine.push(self.encode(r.kind, p, ts));
+            }
+            receipts.push(mine);
+        }
+        self.write_buffer(shared, shared.options.durability == Durability::Sync)?;
+        Ok(receipts)
+    }
+
+    /// Writes engine records as one group and makes them durable.
+    pub fn write_system(&mut self, shared: &Shared, events: &[SystemEvent]) -> Result<()> {
+        shared.check_poison()?;
+        let ts = self.next_timestamp(shared);
+        self.buf.clear();
+        for e in events {
+            self.encode(e.kind(), &e.encode(), ts);
+        }
+        self.write_buffer(shared, true)
+    }
+
+    /// fdatasyncs whatever was written and not yet synced.
+    pub fn sync(&mut self, shared: &Shared) -> Result<()> {
+        shared.check_poison()?;
+        if self.synced_len < self.len {
+            let path = self.segment.path.clone();
+            self.file
+                .sync_data()
+                .map_err(|e| shared.poison(Error::io("fdatasync", path, e)))?;
+            self.synced_len = self.len;
+        }
+        Ok(())
+    }
+
+    fn next_timestamp(&mut self, shared: &Shared) -> u64 {
+        // Commit timestamps never go backward, even when the wall clock does.
+        let ts = (shared.options.clock)().max(self.last_ts);
+        debug_assert!(ts >= self.last_ts);
+        self.last_ts = ts;
+        ts
+    }
+
+    /// Appends one frame to the group buffer, advancing seq and chain.
+    fn encode(&mut self, kind: RecordKind, payload: &[u8], ts: u64) -> Receipt {
+        let seq = self.next_seq;
+        let hash = chain_hash(&self.prev_hash, seq, ts, kind as u8, payload);
+        let offset = self.len + self.buf.len() as u64;
+        encode_frame(&mut self.buf, seq, ts, self.synced_len, kind, payload, &hash);
+        self.segment.index.write().note(seq, ts, offset);
+        self.next_seq += 1;
+        self.prev_hash = hash;
+        Receipt {
+            seq,
+            timestamp_ns: ts,
+            hash,
+        }
+    }
+
+    fn write_buffer(&mut self, shared: &Shared, sync: bool) -> Result<()> {
+        let path: PathBuf = self.segment.path.clone();
+        if let Err(e) = self.file.append(&self.buf) {
+            return Err(shared.poison(Error::io("write", path, e)));
+        }
+        self.len += self.buf.len() as u64;
+        if sync {
+            self.sync(shared)?;
+        }
+        shared.publish(self.next_seq - 1, self.prev_hash, self.last_ts, self.segment.number, self.len);
+        Ok(())
+    }
+
+    /// Closes the active segment (synced) and starts the next one, whose
+    /// first record says so. Called with an empty group buffer.
+    fn roll(&mut self, shared: &Shared, ts: u64) -> Result<()> {
+        debug_assert!(self.buf.is_empty());
+        self.sync(shared)?;
+        let header = SegmentHeader {
+            log_id: shared.log_id,
+            segment: self.segment.number + 1,
+            first_seq: self.next_seq,
+            created_ns: ts,
+            prev_hash: self.prev_hash,
+        };
+        let storage = &*shared.options.storage;
+        let (path, file) = create_segment_file(storage, &shared.dir, &header)
+            .map_err(|e| shared.poison(e))?;
+        let read = storage
+            .open_read(&path)
+            .map_err(|e| shared.poison(Error::io("open", &path, e)))?;
+        let segment = Arc::new(Segment::new_active(path, header, read));
+        shared.segments.write().push(segment.clone());
+        let event = SystemEvent::SegmentRolled {
+            from_segment: self.segment.number,
+            to_segment: segment.number,
+            from_bytes: self.len,
+        };
+        self.file = file;
+        self.segment = segment;
+        self.len = SEGMENT_HEADER_LEN as u64;
+        self.synced_len = self.len;
+        self.encode(event.kind(), &event.encode(), ts);
+        Ok(())
+    }
+}

@@ -1,0 +1,132 @@
+//! Typed errors. Every error that concerns a file names it; every error that
+//! concerns a record names its offset and, where known, its sequence number.
+
+use std::io;
+use std::path::PathBuf;
+
+/// What is wrong with bytes that were read back. Carried by [`Error::Corrupt`],
+/// which adds where it was found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Corruption {
+    #[error("bad magic: not a wormlog segment")]
+    BadMagic,
+    #[error("unsupported format version {found} (this build reads version {supported})")]
+    UnsupportedVersion { found: u16, supported: u16 },
+    #[error("header CRC mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    HeaderCrc { stored: u32, computed: u32 },
+    #[error("header field `{field}` is invalid: {detail}")]
+    HeaderField { field: &'static str, detail: String },
+    #[error("file ends inside the segment header ({len} of {needed} bytes)")]
+    HeaderTruncated { len: u64, needed: u64 },
+    #[error("frame length {len} is outside the valid range {min}..={max}")]
+    FrameLength { len: u64, min: u64, max: u64 },
+    #[error("frame runs past the end of the file (needs {needed} bytes, {available} left)")]
+    FrameTruncated { needed: u64, available: u64 },
+    #[error("frame CRC mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    FrameCrc { stored: u32, computed: u32 },
+    #[error("frame field `{field}` is invalid: {detail}")]
+    FrameField { field: &'static str, detail: String },
+    #[error("unknown record kind {kind:#04x}")]
+    UnknownKind { kind: u8 },
+    #[error("sequence number {found} where {expected} was expected")]
+    SeqGap { expected: u64, found: u64 },
+    #[error("timestamp {found} is earlier than the previous record's {previous}")]
+    TimeWentBackward { previous: u64, found: u64 },
+    #[error("chain hash mismatch: stored {stored}, computed {computed}")]
+    ChainBroken { stored: String, computed: String },
+    #[error("segment belongs to another log (log id {found}, expected {expected})")]
+    ForeignSegment { expected: String, found: String },
+    #[error("segment {missing} is missing between segments {before} and {after}")]
+    SegmentMissing { missing: u64, before: u64, after: u64 },
+    #[error("segment header does not continue the previous segment: {detail}")]
+    SegmentDiscontinuity { detail: String },
+    #[error("system record payload is malformed: {detail}")]
+    SystemPayload { detail: String },
+}
+
+/// The engine's error type.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system call failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// Another `Log` (in this or another process) holds the directory's lock.
+    #[error("{path} is locked by another writer (only one process may open a log for writing)")]
+    Locked { path: PathBuf },
+    /// The directory does not exist and `Options::create_if_missing` is off.
+    #[error("{path}: no such log directory (Options::create_if_missing is off)")]
+    NotFound { path: PathBuf },
+    /// Bytes that were durable do not read back as written.
+    #[error("{path}: corrupt at offset {offset}{}: {what}", seq_suffix(*.seq))]
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        seq: Option<u64>,
+        what: Corruption,
+    },
+    /// The payload is larger than `Options::payload_bytes_max`.
+    #[error("payload of {len} bytes exceeds the limit of {max} bytes (Options::payload_bytes_max)")]
+    PayloadTooLarge { len: usize, max: usize },
+    /// An earlier write or fdatasync failed; the log accepts no more writes
+    /// until it is reopened (which runs recovery).
+    #[error("log refuses writes after an earlier I/O failure ({cause}); reopen it to recover")]
+    Poisoned { cause: String },
+    /// The log was closed.
+    #[error("log is closed")]
+    Closed,
+    /// A sequence number outside the log.
+    #[error("no record with sequence number {seq} (the log holds {first}..={last})")]
+    SeqOutOfRange { seq: u64, first: u64, last: u64 },
+    /// Options that cannot work together.
+    #[error("invalid options: {0}")]
+    InvalidOptions(String),
+}
+
+fn seq_suffix(seq: Option<u64>) -> String {
+    match seq {
+        Some(seq) => format!(" (seq {seq})"),
+        None => String::new(),
+    }
+}
+
+impl Error {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn corrupt(
+        path: impl Into<PathBuf>,
+        offset: u64,
+        seq: Option<u64>,
+        what: Corruption,
+    ) -> Self {
+        Error::Corrupt {
+            path: path.into(),
+            offset,
+            seq,
+            what,
+        }
+    }
+
+    /// The sequence number the error concerns, where it is known.
+    pub fn seq(&self) -> Option<u64> {
+        match self {
+            Error::Corrupt { seq, .. } => *seq,
+            Error::SeqOutOfRange { seq, .. } => Some(*seq),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,43 @@
+//! Pure encodings of the on-disk structures: bytes to structs and back, no I/O.
+//! format-spec.md is the source of truth; each constant names its section there.
+
+mod chain;
+mod frame;
+mod header;
+mod system;
+
+pub use chain::{chain_hash, genesis_hash, Hash, HASH_LEN};
+pub use frame::{
+    decode_frame, encode_frame, frame_extent, frame_padded_len, Decoded, FrameRef, RecordKind, FRAME_ALIGN,
+    FRAME_HEADER_LEN, FRAME_OVERHEAD, PAYLOAD_LEN_MAX,
+};
+pub use header::{SegmentHeader, FORMAT_VERSION, SEGMENT_HEADER_LEN, SEGMENT_MAGIC};
+pub use system::SystemEvent;
+
+/// Formats a hash (or any bytes) as lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+pub(crate) fn le_u16(b: &[u8], at: usize) -> u16 {
+    let mut a = [0u8; 2];
+    a.copy_from_slice(&b[at..at + 2]);
+    u16::from_le_bytes(a)
+}
+
+pub(crate) fn le_u32(b: &[u8], at: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(a)
+}
+
+pub(crate) fn le_u64(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(a)
+}

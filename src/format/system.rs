@@ -1,0 +1,276 @@
+//! Payloads of the engine's own records (format-spec.md, "System records").
+//! Fixed-width little-endian fields, then strings as a u16 length and UTF-8.
+
+use super::frame::RecordKind;
+use super::{le_u16, le_u32, le_u64};
+use crate::error::Corruption;
+
+/// What an engine record says. Each variant is one [`RecordKind`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SystemEvent {
+    LogCreated {
+        format_version: u16,
+        log_id: [u8; 16],
+        engine: String,
+    },
+    LogOpened {
+        format_version: u16,
+        pid: u32,
+        engine: String,
+    },
+    /// Recovery cut `bytes` bytes from `offset` of `segment`; the next record
+    /// expected there was `expected_seq`. Cut bytes that were not all zero are
+    /// kept in the file named by `saved_as` (empty when nothing was kept).
+    TailCut {
+        segment: u64,
+        offset: u64,
+        bytes: u64,
+        expected_seq: u64,
+        saved_as: String,
+    },
+    SegmentRolled {
+        from_segment: u64,
+        to_segment: u64,
+        from_bytes: u64,
+    },
+    /// Recovery found damage at `offset` (record `seq`) of `segment`, moved
+    /// the file aside as `moved_to` and kept the intact prefix.
+    Repaired {
+        segment: u64,
+        offset: u64,
+        seq: u64,
+        moved_to: String,
+        what: String,
+    },
+    LogClosed,
+}
+
+impl SystemEvent {
+    pub fn kind(&self) -> RecordKind {
+        match self {
+            SystemEvent::LogCreated { .. } => RecordKind::LogCreated,
+            SystemEvent::LogOpened { .. } => RecordKind::LogOpened,
+            SystemEvent::TailCut { .. } => RecordKind::TailCut,
+            SystemEvent::SegmentRolled { .. } => RecordKind::SegmentRolled,
+            SystemEvent::Repaired { .. } => RecordKind::Repaired,
+            SystemEvent::LogClosed => RecordKind::LogClosed,
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        match self {
+            SystemEvent::LogCreated {
+                format_version,
+                log_id,
+                engine,
+            } => {
+                out.extend_from_slice(&format_version.to_le_bytes());
+                out.extend_from_slice(log_id);
+                put_str(&mut out, engine);
+            }
+            SystemEvent::LogOpened {
+                format_version,
+                pid,
+                engine,
+            } => {
+                out.extend_from_slice(&format_version.to_le_bytes());
+                out.extend_from_slice(&pid.to_le_bytes());
+                put_str(&mut out, engine);
+            }
+            SystemEvent::TailCut {
+                segment,
+                offset,
+                bytes,
+                expected_seq,
+                saved_as,
+            } => {
+                for v in [segment, offset, bytes, expected_seq] {
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+                put_str(&mut out, saved_as);
+            }
+            SystemEvent::SegmentRolled {
+                from_segment,
+                to_segment,
+                from_bytes,
+            } => {
+                for v in [from_segment, to_segment, from_bytes] {
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+            SystemEvent::Repaired {
+                segment,
+                offset,
+                seq,
+                moved_to,
+                what,
+            } => {
+                for v in [segment, offset, seq] {
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+                put_str(&mut out, moved_to);
+                put_str(&mut out, what);
+            }
+            SystemEvent::LogClosed => {}
+        }
+        out
+    }
+
+    /// Decodes a system record's payload; `None` for user records.
+    pub fn decode(kind: RecordKind, payload: &[u8]) -> Option<Result<Self, Corruption>> {
+        if kind == RecordKind::User {
+            return None;
+        }
+        let mut r = Reader { buf: payload, at: 0 };
+        let event = (|| {
+            let event = match kind {
+                RecordKind::LogCreated => SystemEvent::LogCreated {
+                    format_version: r.u16()?,
+                    log_id: r.array16()?,
+                    engine: r.string()?,
+                },
+                RecordKind::LogOpened => SystemEvent::LogOpened {
+                    format_version: r.u16()?,
+                    pid: r.u32()?,
+                    engine: r.string()?,
+                },
+                RecordKind::TailCut => SystemEvent::TailCut {
+                    segment: r.u64()?,
+                    offset: r.u64()?,
+                    bytes: r.u64()?,
+                    expected_seq: r.u64()?,
+                    saved_as: r.string()?,
+                },
+                RecordKind::SegmentRolled => SystemEvent::SegmentRolled {
+                    from_segment: r.u64()?,
+                    to_segment: r.u64()?,
+                    from_bytes: r.u64()?,
+                },
+                RecordKind::Repaired => SystemEvent::Repaired {
+                    segment: r.u64()?,
+                    offset: r.u64()?,
+                    seq: r.u64()?,
+                    moved_to: r.string()?,
+                    what: r.string()?,
+                },
+                RecordKind::LogClosed => SystemEvent::LogClosed,
+                RecordKind::User => unreachable!("handled above"),
+            };
+            if r.at != r.buf.len() {
+                return Err(format!("{} trailing bytes", r.buf.len() - r.at));
+            }
+            Ok(event)
+        })();
+        Some(event.map_err(|detail| Corruption::SystemPayload {
+            detail: format!("{}: {detail}", kind.name()),
+        }))
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    // Strings we write are short (file names, versions); clip rather than fail.
+    let mut end = s.len().min(u16::MAX as usize);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.extend_from_slice(&(end as u16).to_le_bytes());
+    out.extend_from_slice(&s.as_bytes()[..end]);
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+        if self.buf.len() - self.at < n {
+            return Err(format!("ends at byte {} inside a field", self.buf.len()));
+        }
+        let s = &self.buf[self.at..self.at + n];
+        self.at += n;
+        Ok(s)
+    }
+    fn u16(&mut self) -> Result<u16, String> {
+        Ok(le_u16(self.take(2)?, 0))
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(le_u32(self.take(4)?, 0))
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(le_u64(self.take(8)?, 0))
+    }
+    fn array16(&mut self) -> Result<[u8; 16], String> {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(self.take(16)?);
+        Ok(a)
+    }
+    fn string(&mut self) -> Result<String, String> {
+        let n = usize::from(self.u16()?);
+        let bytes = self.take(n)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| "string is not UTF-8".to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all() -> Vec<SystemEvent> {
+        vec![
+            SystemEvent::LogCreated {
+                format_version: 1,
+                log_id: [5; 16],
+                engine: "wormlog 0.1.0".into(),
+            },
+            SystemEvent::LogOpened {
+                format_version: 1,
+                pid: 4242,
+                engine: "wormlog 0.1.0".into(),
+            },
+            SystemEvent::TailCut {
+                segment: 3,
+                offset: 4096,
+                bytes: 100,
+                expected_seq: 17,
+                saved_as: "x.cut".into(),
+            },
+            SystemEvent::SegmentRolled {
+                from_segment: 1,
+                to_segment: 2,
+                from_bytes: 1 << 26,
+            },
+            SystemEvent::Repaired {
+                segment: 2,
+                offset: 200,
+                seq: 9,
+                moved_to: "a.damaged".into(),
+                what: "frame CRC mismatch".into(),
+            },
+            SystemEvent::LogClosed,
+        ]
+    }
+
+    #[test]
+    fn system_events_round_trip() {
+        for e in all() {
+            let bytes = e.encode();
+            assert_eq!(SystemEvent::decode(e.kind(), &bytes).unwrap().unwrap(), e);
+        }
+    }
+
+    #[test]
+    fn truncated_or_padded_system_payloads_are_errors() {
+        for e in all() {
+            let bytes = e.encode();
+            for len in 0..bytes.len() {
+                assert!(SystemEvent::decode(e.kind(), &bytes[..len]).unwrap().is_err());
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert!(SystemEvent::decode(e.kind(), &longer).unwrap().is_err());
+        }
+    }
+}

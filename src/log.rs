@@ -1,0 +1,353 @@
+//! The public handle: open, append, read, sync, close.
+
+use crate::commit::{Committer, Request};
+use crate::error::{Error, Result};
+use crate::format::{Hash, RecordKind, SystemEvent};
+use crate::options::{Durability, Options};
+use crate::read::{self, Iter};
+use crate::recovery;
+use crate::segment::Segment;
+use crate::storage::DirLock;
+use crate::verify::{self, VerifyReport};
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex, RwLock};
+use std::ops::RangeBounds;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// Proof that a record is in the log: returned once it is committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Receipt {
+    pub seq: u64,
+    /// Commit time, ns since the Unix epoch.
+    pub timestamp_ns: u64,
+    /// Chain hash of this record.
+    pub hash: Hash,
+}
+
+/// The last committed record: its seq, chain hash and time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    pub seq: u64,
+    pub hash: Hash,
+    pub timestamp_ns: u64,
+}
+
+/// A record read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub(crate) seq: u64,
+    pub(crate) timestamp_ns: u64,
+    pub(crate) kind: RecordKind,
+    pub(crate) payload: Bytes,
+    pub(crate) hash: Hash,
+}
+
+impl Record {
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+    /// Commit time, ns since the Unix epoch.
+    pub fn timestamp(&self) -> u64 {
+        self.timestamp_ns
+    }
+    pub fn kind(&self) -> RecordKind {
+        self.kind
+    }
+    pub fn payload(&self) -> &Bytes {
+        &self.payload
+    }
+    pub fn hash(&self) -> &Hash {
+        &self.hash
+    }
+    /// Whether the engine wrote this record (log opened, tail cut, ...).
+    pub fn is_system(&self) -> bool {
+        self.kind.is_system()
+    }
+    /// What an engine record says; `None` for user records.
+    pub fn system_event(&self) -> Option<std::result::Result<SystemEvent, crate::Corruption>> {
+        SystemEvent::decode(self.kind, &self.payload)
+    }
+}
+
+/// What readers may see: everything through `head`, and in the active
+/// segment no byte past `active_len`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Visible {
+    pub head: Head,
+    pub active_segment: u64,
+    pub active_len: u64,
+}
+
+/// State shared by writers and readers.
+pub(crate) struct Shared {
+    pub dir: PathBuf,
+    pub options: Options,
+    pub log_id: [u8; 16],
+    pub segments: RwLock<Vec<Arc<Segment>>>,
+    pub visible: RwLock<Visible>,
+    poison: Mutex<Option<String>>,
+}
+
+impl Shared {
+    pub fn new(dir: PathBuf, options: Options, log_id: [u8; 16], segments: Vec<Arc<Segment>>, visible: Visible) -> Self {
+        Shared {
+            dir,
+            options,
+            log_id,
+            segments: RwLock::new(segments),
+            visible: RwLock::new(visible),
+            poison: Mutex::new(None),
+        }
+    }
+
+    pub fn check_poison(&self) -> Result<()> {
+        match &*self.poison.lock() {
+            Some(cause) => Err(Error::Poisoned {
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Marks the log as refusing writes; returns the error for the caller.
+    pub fn poison(&self, error: Error) -> Error {
+        let mut p = self.poison.lock();
+        if p.is_none() {
+            *p = Some(error.to_string());
+        }
+        error
+    }
+
+    pub fn publish(&self, seq: u64, hash: Hash, timestamp_ns: u64, segment: u64, len: u64) {
+        let mut v = self.visible.write();
+        debug_assert!(seq >= v.head.seq, "seqs are published in order");
+        debug_assert!(timestamp_ns >= v.head.timestamp_ns, "time never goes backward");
+        *v = Visible {
+            head: Head {
+                seq,
+                hash,
+                timestamp_ns,
+            },
+            active_segment: segment,
+            active_len: len,
+        };
+    }
+}
+
+impl Error {
+    /// The same failure, for each waiter of a failed group (io::Error is not Clone).
+    pub(crate) fn for_waiter(&self) -> Error {
+        match self {
+            Error::Io { op, path, source } => Error::Io {
+                op,
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            other => Error::Poisoned {
+                cause: other.to_string(),
+            },
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub shared: Shared,
+    pub committer: Committer,
+    syncer_stop: Mutex<bool>,
+    syncer_wake: Condvar,
+    _lock: Box<dyn DirLock>,
+}
+
+/// An open log. `Send + Sync`: share it between threads (by reference or
+/// in an `Arc`); appends from many threads commit together.
+pub struct Log {
+    inner: Arc<Inner>,
+    syncer: Option<JoinHandle<()>>,
+    closed: bool,
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log")
+            .field("dir", &self.inner.shared.dir)
+            .field("head", &self.head())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Log {
+    /// Opens the log in `dir`, creating it if it does not exist (unless
+    /// `Options::create_if_missing` is off) and recovering it if it does.
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Log> {
+        options.validate().map_err(Error::InvalidOptions)?;
+        let dir = dir.as_ref().to_path_buf();
+        let recovered = recovery::recover(&dir, &options)?;
+        let shared = Shared::new(
+            dir,
+            options,
+            recovered.log_id,
+            recovered.segments,
+            recovered.visible,
+        );
+        let mut writer = recovered.writer;
+        let mut events = recovered.events;
+        events.push(SystemEvent::LogOpened {
+            format_version: crate::format::FORMAT_VERSION,
+            pid: std::process::id(),
+            engine: concat!("wormlog ", env!("CARGO_PKG_VERSION")).into(),
+        });
+        writer.write_system(&shared, &events)?;
+        for (path, len) in &recovered.truncate_after_open {
+            recovery::finish_truncation(&*shared.options.storage, path, *len)?;
+        }
+        let inner = Arc::new(Inner {
+            shared,
+            committer: Committer::new(writer),
+            syncer_stop: Mutex::new(false),
+            syncer_wake: Condvar::new(),
+            _lock: recovered.lock,
+        });
+        let syncer = match inner.shared.options.durability {
+            Durability::Batched { max_delay } => {
+                let inner = inner.clone();
+                Some(
+                    std::thread::Builder::new()
+                        .name("wormlog-sync".into())
+                        .spawn(move || run_syncer(&inner, max_delay))
+                        .map_err(|e| Error::io("spawn sync thread", "", e))?,
+                )
+            }
+            _ => None,
+        };
+        Ok(Log {
+            inner,
+            syncer,
+            closed: false,
+        })
+    }
+
+    /// Appends one record; returns once it is committed (durable under
+    /// `Durability::Sync`).
+    pub fn append(&self, payload: &[u8]) -> Result<Receipt> {
+        let mut receipts = self.append_batch(&[payload])?;
+        debug_assert_eq!(receipts.len(), 1);
+        receipts.pop().ok_or_else(|| Error::Poisoned {
+            cause: "no receipt returned".into(),
+        })
+    }
+
+    /// Appends records as one unit: contiguous seqs, committed together.
+    pub fn append_batch<P: AsRef<[u8]>>(&self, payloads: &[P]) -> Result<Vec<Receipt>> {
+        let max = self.inner.shared.options.payload_bytes_max;
+        let mut owned = Vec::with_capacity(payloads.len());
+        for p in payloads {
+            let p = p.as_ref();
+            if p.len() > max {
+                return Err(Error::PayloadTooLarge { len: p.len(), max });
+            }
+            owned.push(p.to_vec());
+        }
+        if owned.is_empty() {
+            return Ok(Vec::new());
+        }
+        let req = Request::new(RecordKind::User, owned);
+        self.inner.committer.commit(&self.inner.shared, req)
+    }
+
+    /// Makes every committed record durable (an fdatasync, if anything is unsynced).
+    pub fn sync(&self) -> Result<()> {
+        self.inner.committer.writer.lock().sync(&self.inner.shared)
+    }
+
+    /// The last committed record.
+    pub fn head(&self) -> Head {
+        self.inner.shared.visible.read().head
+    }
+
+    /// The log's 16-byte id, fixed at creation and bound into its genesis hash.
+    pub fn log_id(&self) -> [u8; 16] {
+        self.inner.shared.log_id
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.shared.dir
+    }
+
+    /// Committed records with seqs in `range` (engine records included; see
+    /// [`Record::is_system`]), oldest first. Records committed after this
+    /// call are not included.
+    pub fn read(&self, range: impl RangeBounds<u64>) -> Result<Iter> {
+        read::iter(&self.inner.shared, range)
+    }
+
+    /// The record with sequence number `seq`.
+    pub fn get(&self, seq: u64) -> Result<Record> {
+        read::get(&self.inner.shared, seq)
+    }
+
+    /// The first record committed at or after `timestamp_ns`, if any.
+    pub fn first_at_or_after(&self, timestamp_ns: u64) -> Result<Option<Record>> {
+        read::first_at_or_after(&self.inner.shared, timestamp_ns)
+    }
+
+    /// Checks every committed record: frames, CRCs, seqs, timestamps and the
+    /// hash chain from the genesis hash through the head.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        verify::verify_log(&self.inner.shared)
+    }
+
+    /// Closes the log: writes a log-closed record and syncs. Dropping the log
+    /// does the same, ignoring errors.
+    pub fn close(mut self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        *self.inner.syncer_stop.lock() = true;
+        self.inner.syncer_wake.notify_all();
+        if let Some(t) = self.syncer.take() {
+            let _ = t.join();
+        }
+        self.inner.committer.close_queue();
+        let mut writer = self.inner.committer.writer.lock();
+        writer.write_system(&self.inner.shared, &[SystemEvent::LogClosed])
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+/// Under `Durability::Batched`, syncs at least every `max_delay`. A failed
+/// sync poisons the log (inside `Writer::sync`) and ends the thread.
+fn run_syncer(inner: &Inner, max_delay: std::time::Duration) {
+    loop {
+        {
+            let mut stop = inner.syncer_stop.lock();
+            if *stop {
+                return;
+            }
+            inner.syncer_wake.wait_for(&mut stop, max_delay);
+            if *stop {
+                return;
+            }
+        }
+        if inner
+            .committer
+            .writer
+            .lock()
+            .sync(&inner.shared)
+            .is_err()
+        {
+            return;
+        }
+    }
+}

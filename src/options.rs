@@ -1,0 +1,140 @@
+//! How a log is opened: durability, limits, and the storage it lives on.
+
+use crate::storage::{FsStorage, Storage};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// When an append is acknowledged, and when data reaches stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `append` returns after an fdatasync covers the record. A crash loses
+    /// no acknowledged record.
+    Sync,
+    /// `append` returns once the record is written to the OS; a background
+    /// thread fdatasyncs at least every `max_delay`, and `Log::sync` forces
+    /// it. A crash can lose up to `max_delay` of acknowledged records (never
+    /// leaving a gap: the log stays a prefix).
+    Batched { max_delay: Duration },
+    /// fdatasync only when a segment rolls, on `Log::sync` and on close.
+    Buffered,
+}
+
+/// Supplies commit timestamps in nanoseconds since the Unix epoch. The engine
+/// never lets a timestamp go backward, whatever the clock says.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// Options for [`crate::Log::open`], built with chained setters.
+#[derive(Clone)]
+pub struct Options {
+    pub(crate) durability: Durability,
+    pub(crate) segment_bytes_max: u64,
+    pub(crate) payload_bytes_max: usize,
+    pub(crate) batch_bytes_max: usize,
+    pub(crate) create_if_missing: bool,
+    pub(crate) repair: bool,
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) clock: Clock,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            durability: Durability::Sync,
+            segment_bytes_max: 64 << 20,
+            payload_bytes_max: 16 << 20,
+            batch_bytes_max: 4 << 20,
+            create_if_missing: true,
+            repair: false,
+            storage: Arc::new(FsStorage),
+            clock: Arc::new(system_clock_ns),
+        }
+    }
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("durability", &self.durability)
+            .field("segment_bytes_max", &self.segment_bytes_max)
+            .field("payload_bytes_max", &self.payload_bytes_max)
+            .field("batch_bytes_max", &self.batch_bytes_max)
+            .field("create_if_missing", &self.create_if_missing)
+            .field("repair", &self.repair)
+            .field("storage", &self.storage)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Options {
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+    /// A segment rolls to a new file once it would grow past this (default 64 MiB).
+    pub fn segment_bytes_max(mut self, bytes: u64) -> Self {
+        self.segment_bytes_max = bytes;
+        self
+    }
+    /// Larger payloads are refused with `Error::PayloadTooLarge` (default 16 MiB,
+    /// at most 256 MiB, the format's limit).
+    pub fn payload_bytes_max(mut self, bytes: usize) -> Self {
+        self.payload_bytes_max = bytes;
+        self
+    }
+    /// A group commit takes queued appends up to this many bytes (default 4 MiB;
+    /// one oversized `append_batch` still commits whole, alone).
+    pub fn batch_bytes_max(mut self, bytes: usize) -> Self {
+        self.batch_bytes_max = bytes;
+        self
+    }
+    /// Create the directory and a new log when none exists (default true).
+    pub fn create_if_missing(mut self, yes: bool) -> Self {
+        self.create_if_missing = yes;
+        self
+    }
+    /// When recovery finds damage in durable data of the active segment, move
+    /// the file aside (never delete it), keep its intact prefix, and go on in
+    /// a new segment whose first record says what happened. Off by default:
+    /// damage then fails the open.
+    pub fn repair(mut self, yes: bool) -> Self {
+        self.repair = yes;
+        self
+    }
+    /// Where the files live (default: the real file system).
+    pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
+        self.storage = storage;
+        self
+    }
+    /// Source of commit timestamps (default: the system clock).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.payload_bytes_max > crate::format::PAYLOAD_LEN_MAX {
+            return Err(format!(
+                "payload_bytes_max {} exceeds the format's limit {}",
+                self.payload_bytes_max,
+                crate::format::PAYLOAD_LEN_MAX
+            ));
+        }
+        if self.segment_bytes_max < 4096 {
+            return Err("segment_bytes_max must be at least 4096".into());
+        }
+        if let Durability::Batched { max_delay } = self.durability {
+            if max_delay.is_zero() {
+                return Err("Batched max_delay must be more than zero".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn system_clock_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}

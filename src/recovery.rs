@@ -1,0 +1,569 @@
+//! Opening a log: create it, or find its segments, check their headers, and
+//! recover the active segment's tail (format-spec.md, "Recovery").
+//!
+//! Only the active segment is read in full; closed segments are read as far
+//! as their headers. A torn tail (bytes that were never durable) is cut and
+//! the cut is logged; damage to bytes that were durable fails the open, or,
+//! with `Options::repair`, is moved aside.
+
+use crate::commit::Writer;
+use crate::error::{Corruption, Error, Result};
+use crate::format::{
+    chain_hash, decode_frame, genesis_hash, hex, Decoded, RecordKind, SegmentHeader,
+    SystemEvent, FORMAT_VERSION, SEGMENT_HEADER_LEN,
+};
+use crate::log::{Head, Visible};
+use crate::options::Options;
+use crate::segment::{
+    create_segment_file, is_tmp_segment_name, parse_segment_file_name, segment_file_name,
+    FrameScanner, ScanError, Segment, SparseIndex,
+};
+use crate::storage::{DirLock, ReadFile, Storage, LOCK_FILE};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub(crate) struct Recovered {
+    pub lock: Box<dyn DirLock>,
+    pub log_id: [u8; 16],
+    pub segments: Vec<Arc<Segment>>,
+    pub visible: Visible,
+    pub writer: Writer,
+    /// Engine records to write (durably) before the log takes appends.
+    pub events: Vec<SystemEvent>,
+    /// Repairs to finish once `events` are durable: cut these files here.
+    pub truncate_after_open: Vec<(PathBuf, u64)>,
+}
+
+pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
+    let storage = &*options.storage;
+    let exists = storage
+        .dir_exists(dir)
+        .map_err(|e| Error::io("stat", dir, e))?;
+    if !exists {
+        if !options.create_if_missing {
+            return Err(Error::NotFound { path: dir.into() });
+        }
+        storage
+            .create_dir_all(dir)
+            .map_err(|e| Error::io("create directory", dir, e))?;
+    }
+    let lock = storage.lock_dir(dir).map_err(|e| match e.kind() {
+        io::ErrorKind::WouldBlock => Error::Locked { path: dir.into() },
+        _ => Error::io("lock", dir.join(LOCK_FILE), e),
+    })?;
+    let mut numbers = Vec::new();
+    for name in storage
+        .list_dir(dir)
+        .map_err(|e| Error::io("list", dir, e))?
+    {
+        if is_tmp_segment_name(&name) {
+            // A segment whose creation did not finish: it never held a record.
+            let path = dir.join(&name);
+            storage
+                .remove_file(&path)
+                .map_err(|e| Error::io("remove", &path, e))?;
+        } else if let Some(n) = parse_segment_file_name(&name) {
+            numbers.push(n);
+        }
+    }
+    numbers.sort_unstable();
+    if numbers.is_empty() {
+        return create_log(dir, options, lock);
+    }
+    let segments = open_segments(storage, dir, &numbers)?;
+    let active = segments.last().expect("numbers is not empty").clone();
+    let log_id = active.header.log_id;
+    let tail = recover_active(dir, options, &segments)?;
+    Ok(Recovered {
+        lock,
+        log_id,
+        segments: tail.segments,
+        visible: tail.visible,
+        writer: tail.writer,
+        events: tail.events,
+        truncate_after_open: tail.truncate_after_open,
+    })
+}
+
+fn create_log(dir: &Path, options: &Options, lock: Box<dyn DirLock>) -> Result<Recovered> {
+    let log_id = new_log_id();
+    let created_ns = (options.clock)();
+    let header = SegmentHeader {
+        log_id,
+        segment: 1,
+        first_seq: 1,
+        created_ns,
+        prev_hash: genesis_hash(&log_id),
+    };
+    let (segment, file) = new_active_segment(&*options.storage, dir, header)?;
+    let visible = Visible {
+        head: Head {
+            seq: 0,
+            hash: segment.header.prev_hash,
+            timestamp_ns: created_ns,
+        },
+        active_segment: 1,
+        active_len: SEGMENT_HEADER_LEN as u64,
+    };
+    let writer = Writer::new(
+        file,
+        segment.clone(),
+        SEGMENT_HEADER_LEN as u64,
+        1,
+        segment.header.prev_hash,
+        created_ns,
+    );
+    Ok(Recovered {
+        lock,
+        log_id,
+        segments: vec![segment],
+        visible,
+        writer,
+        events: vec![created_event(log_id)],
+        truncate_after_open: Vec::new(),
+    })
+}
+
+fn created_event(log_id: [u8; 16]) -> SystemEvent {
+    SystemEvent::LogCreated {
+        format_version: FORMAT_VERSION,
+        log_id,
+        engine: concat!("wormlog ", env!("CARGO_PKG_VERSION")).into(),
+    }
+}
+
+fn new_active_segment(
+    storage: &dyn Storage,
+    dir: &Path,
+    header: SegmentHeader,
+) -> Result<(Arc<Segment>, Box<dyn crate::storage::WriteFile>)> {
+    let (path, file) = create_segment_file(storage, dir, &header)?;
+    let read = storage
+        .open_read(&path)
+        .map_err(|e| Error::io("open", &path, e))?;
+    Ok((Arc::new(Segment::new_active(path, header, read)), file))
+}
+
+/// Opens every segment and checks that the headers belong together.
+fn open_segments(storage: &dyn Storage, dir: &Path, numbers: &[u64]) -> Result<Vec<Arc<Segment>>> {
+    let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(numbers.len());
+    for &n in numbers {
+        let path = dir.join(segment_file_name(n));
+        let seg = Segment::open(storage, path, n)?;
+        if let Some(prev) = segments.last() {
+            if n != prev.number + 1 {
+                return Err(Error::corrupt(
+                    &seg.path,
+                    0,
+                    None,
+                    Corruption::SegmentMissing {
+                        missing: prev.number + 1,
+                        before: prev.number,
+                        after: n,
+                    },
+                ));
+            }
+            if seg.header.log_id != prev.header.log_id {
+                return Err(Error::corrupt(
+                    &seg.path,
+                    16,
+                    None,
+                    Corruption::ForeignSegment {
+                        expected: hex(&prev.header.log_id),
+                        found: hex(&seg.header.log_id),
+                    },
+                ));
+            }
+            if seg.header.first_seq < prev.header.first_seq
+                || seg.header.created_ns < prev.header.created_ns
+            {
+                return Err(Error::corrupt(
+                    &seg.path,
+                    40,
+                    Some(seg.header.first_seq),
+                    Corruption::SegmentDiscontinuity {
+                        detail: format!(
+                            "first seq {} / created {} precede segment {}'s {} / {}",
+                            seg.header.first_seq,
+                            seg.header.created_ns,
+                            prev.number,
+                            prev.header.first_seq,
+                            prev.header.created_ns
+                        ),
+                    },
+                ));
+            }
+        }
+        segments.push(Arc::new(seg));
+    }
+    Ok(segments)
+}
+
+struct Tail {
+    segments: Vec<Arc<Segment>>,
+    visible: Visible,
+    writer: Writer,
+    events: Vec<SystemEvent>,
+    truncate_after_open: Vec<(PathBuf, u64)>,
+}
+
+/// The valid prefix of the active segment, and what ended it.
+struct Scan {
+    end: u64,
+    next_seq: u64,
+    prev_hash: [u8; 32],
+    last_ts: u64,
+    records: u64,
+    index: SparseIndex,
+    repaired: Vec<(u64, u64)>,
+    /// Where the prefix stopped, why, and whether the bytes there are known
+    /// to be intact-as-written (a CRC-valid frame that does not continue the
+    /// chain cannot be a torn write).
+    damage: Option<(u64, Corruption, bool)>,
+}
+
+fn scan_active(seg: &Segment, file_len: u64) -> Result<Scan> {
+    let h = &seg.header;
+    let mut s = Scan {
+        end: SEGMENT_HEADER_LEN as u64,
+        next_seq: h.first_seq,
+        prev_hash: h.prev_hash,
+        last_ts: h.created_ns,
+        records: 0,
+        index: SparseIndex {
+            entries: Vec::new(),
+            complete: true,
+        },
+        repaired: Vec::new(),
+        damage: None,
+    };
+    let mut scan = FrameScanner::new(seg.file.clone(), SEGMENT_HEADER_LEN as u64, file_len);
+    loop {
+        let (offset, f) = match scan.next() {
+            Ok(Some(x)) => x,
+            Ok(None) => break,
+            Err(ScanError::Io(e)) => return Err(Error::io("read", &seg.path, e)),
+            Err(ScanError::Bad { offset, what }) => {
+                s.damage = Some((offset, what, false));
+                break;
+            }
+        };
+        let broken = if f.seq != s.next_seq {
+            Some(Corruption::SeqGap {
+                expected: s.next_seq,
+                found: f.seq,
+            })
+        } else if f.timestamp_ns < s.last_ts {
+            Some(Corruption::TimeWentBackward {
+                previous: s.last_ts,
+                found: f.timestamp_ns,
+            })
+        } else if f.synced_through > offset || f.synced_through < SEGMENT_HEADER_LEN as u64 {
+            Some(Corruption::FrameField {
+                field: "synced_through",
+                detail: format!("{} is not within 96..={offset}", f.synced_through),
+            })
+        } else {
+            let computed = chain_hash(&s.prev_hash, f.seq, f.timestamp_ns, f.kind as u8, f.payload);
+            (computed != f.hash).then(|| Corruption::ChainBroken {
+                stored: hex(&f.hash),
+                computed: hex(&computed),
+            })
+        };
+        if let Some(what) = broken {
+            s.damage = Some((offset, what, true));
+            break;
+        }
+        if f.kind == RecordKind::Repaired {
+            if let Some(Ok(SystemEvent::Repaired { segment, offset, .. })) =
+                SystemEvent::decode(f.kind, f.payload)
+            {
+                s.repaired.push((segment, offset));
+            }
+        }
+        s.index.note(f.seq, f.timestamp_ns, offset);
+        s.next_seq += 1;
+        s.prev_hash = f.hash;
+        s.last_ts = f.timestamp_ns;
+        s.records += 1;
+        s.end = scan.offset();
+    }
+    Ok(s)
+}
+
+/// Whether any intact frame after `damage_at` proves that the bytes at
+/// `damage_at` had been synced: each frame records how far its file was
+/// synced when it was written.
+fn damage_was_durable(
+    file: &dyn ReadFile,
+    path: &Path,
+    damage_at: u64,
+    file_len: u64,
+    expected_seq: u64,
+) -> Result<bool> {
+    const WINDOW: u64 = 1 << 20;
+    let mut buf = Vec::new();
+    let mut win_start = damage_at + 8;
+    while win_start < file_len {
+        // Read the window plus room for a typical frame that starts near its end.
+        let win_end = (win_start + WINDOW + 64 * 1024).min(file_len);
+        buf.resize((win_end - win_start) as usize, 0);
+        let n = file
+            .read_full_at(&mut buf, win_start)
+            .map_err(|e| Error::io("read", path, e))?;
+        buf.truncate(n);
+        let mut at = 0usize;
+        while (at as u64) < WINDOW && at < buf.len() {
+            let candidate = match decode_frame(&buf[at..]) {
+                Decoded::Frame(f) => Some((f.seq, f.synced_through)),
+                Decoded::NeedMore(need) if win_start + at as u64 + need as u64 <= file_len => {
+                    let mut big = vec![0u8; need];
+                    let got = file
+                        .read_full_at(&mut big, win_start + at as u64)
+                        .map_err(|e| Error::io("read", path, e))?;
+                    match decode_frame(&big[..got]) {
+                        Decoded::Frame(f) => Some((f.seq, f.synced_through)),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            if let Some((seq, synced_through)) = candidate {
+                if seq >= expected_seq && synced_through > damage_at {
+                    return Ok(true);
+                }
+            }
+            at += 8;
+        }
+        win_start += WINDOW;
+    }
+    Ok(false)
+}
+
+fn recover_active(dir: &Path, options: &Options, segments: &[Arc<Segment>]) -> Result<Tail> {
+    let storage = &*options.storage;
+    let mut segments = segments.to_vec();
+    let seg = segments.last().expect("at least one segment").clone();
+    let file_len = seg.file_len()?;
+    let scan = scan_active(&seg, file_len)?;
+    let mut events = Vec::new();
+    if seg.number == 1 && scan.records == 0 {
+        // Creation was cut short before its first record was durable.
+        events.push(created_event(seg.header.log_id));
+    }
+    let mut truncate_after_open = Vec::new();
+    for (n, offset) in &scan.repaired {
+        if let Some(prev) = segments.iter().find(|s| s.number == *n) {
+            truncate_after_open.push((prev.path.clone(), *offset));
+        }
+    }
+    let mut end = scan.end;
+    if let Some((offset, what, certain)) = scan.damage.clone() {
+        let durable = certain
+            || damage_was_durable(&*seg.file, &seg.path, offset, file_len, scan.next_seq)?;
+        if durable {
+            if !options.repair {
+                return Err(Error::corrupt(&seg.path, offset, Some(scan.next_seq), what));
+            }
+            return repair(dir, options, segments, scan, offset, what);
+        }
+        let saved_as = save_cut_bytes(storage, &seg, offset, file_len)?;
+        let mut file = storage
+            .open_append(&seg.path)
+            .map_err(|e| Error::io("open", &seg.path, e))?;
+        file.truncate(offset)
+            .map_err(|e| Error::io("truncate", &seg.path, e))?;
+        events.push(SystemEvent::TailCut {
+            segment: seg.number,
+            offset,
+            bytes: file_len - offset,
+            expected_seq: scan.next_seq,
+            saved_as,
+        });
+        end = offset;
+    }
+    let mut file = storage
+        .open_append(&seg.path)
+        .map_err(|e| Error::io("open", &seg.path, e))?;
+    // Whatever a crashed writer left in the page cache is made durable before
+    // new frames claim (in `synced_through`) that it is.
+    file.sync_data()
+        .map_err(|e| Error::io("fdatasync", &seg.path, e))?;
+    *seg.index.write() = scan.index;
+    let visible = Visible {
+        head: Head {
+            seq: scan.next_seq - 1,
+            hash: scan.prev_hash,
+            timestamp_ns: scan.last_ts,
+        },
+        active_segment: seg.number,
+        active_len: end,
+    };
+    let writer = Writer::new(file, seg, end, scan.next_seq, scan.prev_hash, scan.last_ts);
+    segments.shrink_to_fit();
+    Ok(Tail {
+        segments,
+        visible,
+        writer,
+        events,
+        truncate_after_open,
+    })
+}
+
+/// Copies the cut bytes aside unless they are all zero (a preallocated or
+/// zero-filled tail); returns the copy's file name, or "".
+fn save_cut_bytes(storage: &dyn Storage, seg: &Segment, offset: u64, file_len: u64) -> Result<String> {
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut any = false;
+    let mut at = offset;
+    while at < file_len && !any {
+        let n = (file_len - at).min(chunk.len() as u64) as usize;
+        let got = seg
+            .file
+            .read_full_at(&mut chunk[..n], at)
+            .map_err(|e| Error::io("read", &seg.path, e))?;
+        any = chunk[..got].iter().any(|&b| b != 0);
+        if got < n {
+            break;
+        }
+        at += n as u64;
+    }
+    if !any {
+        return Ok(String::new());
+    }
+    let name = format!("{}.cut-{offset}", segment_file_name(seg.number));
+    copy_range(storage, seg, offset, file_len, &seg.path.with_file_name(&name))?;
+    Ok(name)
+}
+
+/// Copies bytes `from..to` of a segment into a new file, durably.
+fn copy_range(storage: &dyn Storage, seg: &Segment, from: u64, to: u64, dest: &Path) -> Result<()> {
+    let mut out = match storage.create_new(dest) {
+        Ok(f) => f,
+        // A copy from an earlier, interrupted recovery: start it over.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            storage
+                .remove_file(dest)
+                .map_err(|e| Error::io("remove", dest, e))?;
+            storage
+                .create_new(dest)
+                .map_err(|e| Error::io("create", dest, e))?
+        }
+        Err(e) => return Err(Error::io("create", dest, e)),
+    };
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(chunk.len() as u64) as usize;
+        let got = seg
+            .file
+            .read_full_at(&mut chunk[..n], at)
+            .map_err(|e| Error::io("read", &seg.path, e))?;
+        out.append(&chunk[..got])
+            .map_err(|e| Error::io("write", dest, e))?;
+        if got < n {
+            break;
+        }
+        at += n as u64;
+    }
+    out.sync_data()
+        .map_err(|e| Error::io("fdatasync", dest, e))?;
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    storage
+        .sync_dir(dir)
+        .map_err(|e| Error::io("fsync directory", dir, e))
+}
+
+/// Damage in durable data of the active segment, with `Options::repair`:
+/// copy the whole file aside, start a new segment that continues the chain
+/// from the last intact record and says what happened, and (once that
+/// record is durable) cut the damaged file back to its intact prefix.
+fn repair(
+    dir: &Path,
+    options: &Options,
+    mut segments: Vec<Arc<Segment>>,
+    scan: Scan,
+    offset: u64,
+    what: Corruption,
+) -> Result<Tail> {
+    let storage = &*options.storage;
+    let seg = segments.last().expect("at least one segment").clone();
+    let file_len = seg.file_len()?;
+    let now = (options.clock)().max(scan.last_ts);
+    let aside = format!("{}.damaged-{now}", segment_file_name(seg.number));
+    copy_range(storage, &seg, 0, file_len, &seg.path.with_file_name(&aside))?;
+    *seg.index.write() = scan.index;
+    let header = SegmentHeader {
+        log_id: seg.header.log_id,
+        segment: seg.number + 1,
+        first_seq: scan.next_seq,
+        created_ns: now,
+        prev_hash: scan.prev_hash,
+    };
+    let (active, file) = new_active_segment(storage, dir, header)?;
+    segments.push(active.clone());
+    let visible = Visible {
+        head: Head {
+            seq: scan.next_seq - 1,
+            hash: scan.prev_hash,
+            timestamp_ns: now,
+        },
+        active_segment: active.number,
+        active_len: SEGMENT_HEADER_LEN as u64,
+    };
+    let writer = Writer::new(
+        file,
+        active,
+        SEGMENT_HEADER_LEN as u64,
+        scan.next_seq,
+        scan.prev_hash,
+        now,
+    );
+    Ok(Tail {
+        segments,
+        visible,
+        writer,
+        events: vec![SystemEvent::Repaired {
+            segment: seg.number,
+            offset,
+            seq: scan.next_seq,
+            moved_to: aside,
+            what: what.to_string(),
+        }],
+        truncate_after_open: vec![(seg.path.clone(), offset)],
+    })
+}
+
+/// Cuts `path` back to `len` bytes if it is longer (idempotent).
+pub(crate) fn finish_truncation(storage: &dyn Storage, path: &Path, len: u64) -> Result<()> {
+    let mut file = storage
+        .open_append(path)
+        .map_err(|e| Error::io("open", path, e))?;
+    let cur = file.len().map_err(|e| Error::io("stat", path, e))?;
+    if cur > len {
+        file.truncate(len)
+            .map_err(|e| Error::io("truncate", path, e))?;
+        file.sync_data()
+            .map_err(|e| Error::io("fdatasync", path, e))?;
+    }
+    Ok(())
+}
+
+/// 16 random bytes: the kernel's randomness where it can be read, mixed with
+/// time and process id so that two logs never share an id even without it.
+fn new_log_id() -> [u8; 16] {
+    let mut h = blake3::Hasher::new_derive_key("wormlog v1 log id");
+    let mut rnd = [0u8; 32];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = io::Read::read_exact(&mut f, &mut rnd);
+    }
+    h.update(&rnd);
+    h.update(&crate::options::system_clock_ns().to_le_bytes());
+    h.update(&std::process::id().to_le_bytes());
+    let local = 0u8;
+    h.update(&(std::ptr::addr_of!(local) as usize).to_le_bytes());
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&h.finalize().as_bytes()[..16]);
+    id
+}

@@ -1,0 +1,395 @@
+//! An in-memory file system for crash and fault tests. It keeps each file's
+//! synced bytes apart from the bytes written since the last `sync_data`, can
+//! fail the n-th call of any operation, can "crash" after n mutating calls,
+//! and can produce the image a power cut would leave behind.
+//!
+//! What it models: lost, partly kept and sector-torn unsynced data, and a
+//! failed fdatasync that drops the unsynced pages (as Linux does). What it
+//! does not: loss of directory entries; creations, renames and removals are
+//! durable at once. The engine still calls `sync_dir` wherever the real file
+//! system needs it.
+
+use super::{DirLock, ReadFile, Storage, WriteFile};
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A mutating operation, for fault injection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Op {
+    Append,
+    Sync,
+    Create,
+    Rename,
+    Remove,
+    Truncate,
+    SyncDir,
+}
+
+/// What happens to each file's unsynced bytes in a crash image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tear {
+    /// All unsynced bytes are lost.
+    LoseUnsynced,
+    /// All unsynced bytes survive.
+    KeepUnsynced,
+    /// A random prefix of the unsynced bytes survives.
+    KeepPrefix,
+    /// The file keeps a random length; each 512-byte sector of the unsynced
+    /// region independently holds the new bytes or zeros, so later sectors
+    /// can survive while earlier ones are lost.
+    Sectors,
+}
+
+const SECTOR: usize = 512;
+
+#[derive(Debug, Clone, Default)]
+struct MemFile {
+    data: Vec<u8>,
+    synced: usize,
+}
+
+#[derive(Debug, Default)]
+struct MemFs {
+    files: BTreeMap<PathBuf, MemFile>,
+    dirs: BTreeSet<PathBuf>,
+    locks: BTreeSet<PathBuf>,
+    counts: BTreeMap<Op, u64>,
+    mutations: u64,
+    fail_nth: Vec<(Op, u64)>,
+    crash_after: Option<u64>,
+}
+
+impl MemFs {
+    /// Counts a mutating call and says whether it must fail.
+    fn check(&mut self, op: Op, path: &Path) -> io::Result<()> {
+        self.mutations += 1;
+        let n = self.counts.entry(op).or_insert(0);
+        *n += 1;
+        let n = *n;
+        if self.crash_after.is_some_and(|c| self.mutations > c) {
+            return Err(io::Error::other(format!(
+                "simulated crash: {op:?} {} not done",
+                path.display()
+            )));
+        }
+        if self.fail_nth.contains(&(op, n)) {
+            return Err(io::Error::other(format!(
+                "injected failure of {op:?} #{n} on {}",
+                path.display()
+            )));
+        }
+        Ok(())
+    }
+
+    fn file(&mut self, path: &Path) -> io::Result<&mut MemFile> {
+        self.files
+            .get_mut(path)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, path.display().to_string()))
+    }
+
+    fn parent_exists(&self, path: &Path) -> io::Result<()> {
+        match path.parent() {
+            Some(p) if !self.dirs.contains(p) => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{}: no such directory", p.display()),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// In-memory [`Storage`]. Clones share the same files.
+#[derive(Debug, Clone, Default)]
+pub struct MemStorage {
+    fs: Arc<Mutex<MemFs>>,
+}
+
+impl MemStorage {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The `n`-th call (1-based, counted since this storage was created)
+    /// of `op` fails with an I/O error.
+    pub fn fail_nth(&self, op: Op, n: u64) {
+        self.fs.lock().fail_nth.push((op, n));
+    }
+
+    /// How many calls of `op` were made so far.
+    pub fn count(&self, op: Op) -> u64 {
+        self.fs.lock().counts.get(&op).copied().unwrap_or(0)
+    }
+
+    /// Mutating calls made so far.
+    pub fn mutations(&self) -> u64 {
+        self.fs.lock().mutations
+    }
+
+    /// Every mutating call after the first `n` fails, as if the machine had
+    /// stopped there; the files stay as they were at that moment.
+    pub fn crash_after(&self, n: u64) {
+        self.fs.lock().crash_after = Some(n);
+    }
+
+    /// The files a power cut at this moment would leave: synced bytes intact,
+    /// unsynced bytes treated as `tear` says (random choices drawn from
+    /// `seed`). Locks and fault settings are not carried over.
+    pub fn crash_image(&self, tear: Tear, seed: u64) -> MemStorage {
+        let fs = self.fs.lock();
+        let mut rng = SplitMix(seed);
+        let mut files = BTreeMap::new();
+        for (path, f) in &fs.files {
+            let synced = f.synced.min(f.data.len());
+            let unsynced = f.data.len() - synced;
+            let mut data = f.data.clone();
+            match tear {
+                Tear::LoseUnsynced => data.truncate(synced),
+                Tear::KeepUnsynced => {}
+                Tear::KeepPrefix => data.truncate(synced + rng.below(unsynced as u64 + 1) as usize),
+                Tear::Sectors => {
+                    data.truncate(synced + rng.below(unsynced as u64 + 1) as usize);
+                    let mut start = synced;
+                    while start < data.len() {
+                        let end = ((start / SECTOR) + 1) * SECTOR;
+                        let end = end.min(data.len());
+                        if rng.below(2) == 0 {
+                            data[start..end].fill(0);
+                        }
+                        start = end;
+                    }
+                }
+            }
+            let synced = data.len();
+            files.insert(path.clone(), MemFile { data, synced });
+        }
+        let image = MemFs {
+            files,
+            dirs: fs.dirs.clone(),
+            ..MemFs::default()
+        };
+        MemStorage {
+            fs: Arc::new(Mutex::new(image)),
+        }
+    }
+
+    /// A file's current bytes (synced or not).
+    pub fn read_file(&self, path: &Path) -> Option<Vec<u8>> {
+        self.fs.lock().files.get(path).map(|f| f.data.clone())
+    }
+
+    /// Replaces a file's bytes, all counted as synced (for tampering tests).
+    pub fn write_file(&self, path: &Path, data: Vec<u8>) {
+        let mut fs = self.fs.lock();
+        let synced = data.len();
+        fs.files.insert(path.to_path_buf(), MemFile { data, synced });
+    }
+
+    /// Paths of all files, sorted.
+    pub fn file_paths(&self) -> Vec<PathBuf> {
+        self.fs.lock().files.keys().cloned().collect()
+    }
+}
+
+struct MemWrite {
+    fs: Arc<Mutex<MemFs>>,
+    path: PathBuf,
+}
+
+impl WriteFile for MemWrite {
+    fn append(&mut self, buf: &[u8]) -> io::Result<()> {
+        let mut fs = self.fs.lock();
+        if let Err(e) = fs.check(Op::Append, &self.path) {
+            // A failed write may still have written part of the buffer.
+            if fs.crash_after.is_none() {
+                let half = buf.len() / 2;
+                fs.file(&self.path)?.data.extend_from_slice(&buf[..half]);
+            }
+            return Err(e);
+        }
+        fs.file(&self.path)?.data.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        let mut fs = self.fs.lock();
+        if let Err(e) = fs.check(Op::Sync, &self.path) {
+            if fs.crash_after.is_none() {
+                // After a failed fdatasync the kernel may drop the dirty
+                // pages: the unsynced bytes are gone.
+                let f = fs.file(&self.path)?;
+                let synced = f.synced;
+                f.data.truncate(synced);
+            }
+            return Err(e);
+        }
+        let f = fs.file(&self.path)?;
+        f.synced = f.data.len();
+        Ok(())
+    }
+
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        let mut fs = self.fs.lock();
+        fs.check(Op::Truncate, &self.path)?;
+        let f = fs.file(&self.path)?;
+        let len = usize::try_from(len).map_err(io::Error::other)?;
+        f.data.resize(len, 0);
+        f.synced = f.synced.min(len);
+        Ok(())
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.fs.lock().file(&self.path)?.data.len() as u64)
+    }
+}
+
+struct MemRead {
+    fs: Arc<Mutex<MemFs>>,
+    path: PathBuf,
+}
+
+impl ReadFile for MemRead {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let mut fs = self.fs.lock();
+        let data = &fs.file(&self.path)?.data;
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
+        let n = buf.len().min(data.len() - start);
+        buf[..n].copy_from_slice(&data[start..start + n]);
+        Ok(n)
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.fs.lock().file(&self.path)?.data.len() as u64)
+    }
+}
+
+struct MemLock {
+    fs: Arc<Mutex<MemFs>>,
+    dir: PathBuf,
+}
+
+impl DirLock for MemLock {}
+
+impl Drop for MemLock {
+    fn drop(&mut self) {
+        self.fs.lock().locks.remove(&self.dir);
+    }
+}
+
+impl Storage for MemStorage {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        let mut fs = self.fs.lock();
+        for a in dir.ancestors() {
+            if fs.files.contains_key(a) {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotADirectory,
+                    format!("{} is a file", a.display()),
+                ));
+            }
+        }
+        for a in dir.ancestors() {
+            fs.dirs.insert(a.to_path_buf());
+        }
+        Ok(())
+    }
+    fn dir_exists(&self, dir: &Path) -> io::Result<bool> {
+        Ok(self.fs.lock().dirs.contains(dir))
+    }
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let fs = self.fs.lock();
+        if !fs.dirs.contains(dir) {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        Ok(fs
+            .files
+            .keys()
+            .filter(|p| p.parent() == Some(dir))
+            .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
+            .collect())
+    }
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
+        let mut fs = self.fs.lock();
+        fs.check(Op::Create, path)?;
+        fs.parent_exists(path)?;
+        if fs.files.contains_key(path) {
+            return Err(io::ErrorKind::AlreadyExists.into());
+        }
+        fs.files.insert(path.to_path_buf(), MemFile::default());
+        Ok(Box::new(MemWrite {
+            fs: self.fs.clone(),
+            path: path.to_path_buf(),
+        }))
+    }
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
+        self.fs.lock().file(path)?;
+        Ok(Box::new(MemWrite {
+            fs: self.fs.clone(),
+            path: path.to_path_buf(),
+        }))
+    }
+    fn open_read(&self, path: &Path) -> io::Result<Arc<dyn ReadFile>> {
+        self.fs.lock().file(path)?;
+        Ok(Arc::new(MemRead {
+            fs: self.fs.clone(),
+            path: path.to_path_buf(),
+        }))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut fs = self.fs.lock();
+        fs.check(Op::Rename, from)?;
+        fs.parent_exists(to)?;
+        let f = fs
+            .files
+            .remove(from)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        fs.files.insert(to.to_path_buf(), f);
+        Ok(())
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        let mut fs = self.fs.lock();
+        fs.check(Op::Remove, path)?;
+        fs.files
+            .remove(path)
+            .map(|_| ())
+            .ok_or_else(|| io::ErrorKind::NotFound.into())
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.fs.lock().check(Op::SyncDir, dir)
+    }
+    fn lock_dir(&self, dir: &Path) -> io::Result<Box<dyn DirLock>> {
+        let mut fs = self.fs.lock();
+        if !fs.dirs.contains(dir) {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        if !fs.locks.insert(dir.to_path_buf()) {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(Box::new(MemLock {
+            fs: self.fs.clone(),
+            dir: dir.to_path_buf(),
+        }))
+    }
+}
+
+/// SplitMix64: a tiny seeded generator, enough for reproducible crash images.
+#[derive(Debug, Clone)]
+pub(crate) struct SplitMix(pub u64);
+
+impl SplitMix {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform-enough value in `0..n` (0 when n is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next_u64() % n
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! All file I/O goes through [`Storage`], so that tests can swap the real
+//! file system ([`FsStorage`]) for one that loses unsynced bytes, tears
+//! writes and fails any call on demand ([`MemStorage`]).
+
+mod fs;
+mod mem;
+
+pub use fs::FsStorage;
+pub(crate) use fs::LOCK_FILE;
+pub use mem::{MemStorage, Op, Tear};
+
+use std::fmt::Debug;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The file-system operations the engine uses, and no others.
+pub trait Storage: Send + Sync + Debug {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// `Ok(false)` when `dir` does not exist.
+    fn dir_exists(&self, dir: &Path) -> io::Result<bool>;
+    /// Names (not paths) of the entries in `dir`.
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Creates a new file for appending; fails if it exists.
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn WriteFile>>;
+    /// Opens an existing file for appending (O_APPEND).
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn WriteFile>>;
+    fn open_read(&self, path: &Path) -> io::Result<Arc<dyn ReadFile>>;
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Makes creations, renames and removals in `dir` durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Takes the exclusive writer lock of `dir`. Fails with
+    /// `ErrorKind::WouldBlock` while another holder has it.
+    fn lock_dir(&self, dir: &Path) -> io::Result<Box<dyn DirLock>>;
+}
+
+/// A file opened for appending.
+pub trait WriteFile: Send + Sync {
+    /// Writes all of `buf` at the end of the file.
+    fn append(&mut self, buf: &[u8]) -> io::Result<()>;
+    /// fdatasync: the file's data (and size) are durable when this returns Ok.
+    fn sync_data(&mut self) -> io::Result<()>;
+    /// Cuts the file to `len` bytes (used only by recovery, before any append).
+    fn truncate(&mut self, len: u64) -> io::Result<()>;
+    fn len(&self) -> io::Result<u64>;
+}
+
+/// A file opened for positional reads; shared by readers.
+pub trait ReadFile: Send + Sync {
+    /// Reads up to `buf.len()` bytes at `offset`; returns how many were read
+    /// (0 at end of file).
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    fn len(&self) -> io::Result<u64>;
+
+    /// Fills `buf` from `offset`, or returns how many bytes were available.
+    fn read_full_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let mut done = 0;
+        while done < buf.len() {
+            match self.read_at(&mut buf[done..], offset + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
+    }
+}
+
+/// Held while a log is open for writing; dropping it releases the lock.
+pub trait DirLock: Send + Sync {}

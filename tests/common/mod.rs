@@ -1,0 +1,74 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use wormlog::storage::MemStorage;
+use wormlog::{Log, Options, Record};
+
+/// SplitMix64, so that every randomized test is replayable from its seed.
+#[derive(Debug, Clone)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next_u64() % n
+        }
+    }
+}
+
+/// A seed from WORMLOG_SEED, or from the clock; printed so a failure can be replayed.
+pub fn seed(test: &str) -> u64 {
+    let seed = std::env::var("WORMLOG_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("{test}: seed {seed} (replay with WORMLOG_SEED={seed})");
+    seed
+}
+
+pub fn mem_options(storage: &MemStorage) -> Options {
+    Options::default().storage(Arc::new(storage.clone()))
+}
+
+pub fn mem_dir() -> PathBuf {
+    PathBuf::from("/log")
+}
+
+/// All records, failing the test on any read error.
+pub fn all_records(log: &Log) -> Vec<Record> {
+    log.read(..).unwrap().map(|r| r.unwrap()).collect()
+}
+
+/// User payloads only.
+pub fn user_payloads(log: &Log) -> Vec<Vec<u8>> {
+    all_records(log)
+        .into_iter()
+        .filter(|r| !r.is_system())
+        .map(|r| r.payload().to_vec())
+        .collect()
+}
+
+pub fn segment_paths(storage: &MemStorage, dir: &Path) -> Vec<PathBuf> {
+    storage
+        .file_paths()
+        .into_iter()
+        .filter(|p| p.parent() == Some(dir))
+        .filter(|p| p.extension().is_some_and(|e| e == "wlog"))
+        .collect()
+}
