@@ -169,12 +169,18 @@ impl Writer {
 
     /// Writes the records of `group` (one request after another), syncs as
     /// the durability mode says, and publishes them to readers.
-    pub fn write_group(&mut self, shared: &Shared, group: &[Arc<Request>]) -> Result<Vec<Vec<Receipt>>> {
+    pub fn write_group(
+        &mut self,
+        shared: &Shared,
+        group: &[Arc<Request>],
+    ) -> Result<Vec<Vec<Receipt>>> {
         shared.check_poison()?;
         let ts = self.next_timestamp(shared);
         let bytes: u64 = group.iter().map(|r| r.bytes as u64).sum();
         self.buf.clear();
-        if self.len > SEGMENT_HEADER_LEN as u64 && self.len + bytes > shared.options.segment_bytes_max {
+        if self.len > SEGMENT_HEADER_LEN as u64
+            && self.len + bytes > shared.options.segment_bytes_max
+        {
             self.roll(shared, ts)?;
         }
         let mut receipts = Vec::with_capacity(group.len());
@@ -226,7 +232,15 @@ impl Writer {
         let seq = self.next_seq;
         let hash = chain_hash(&self.prev_hash, seq, ts, kind as u8, payload);
         let offset = self.len + self.buf.len() as u64;
-        encode_frame(&mut self.buf, seq, ts, self.synced_len, kind, payload, &hash);
+        encode_frame(
+            &mut self.buf,
+            seq,
+            ts,
+            self.synced_len,
+            kind,
+            payload,
+            &hash,
+        );
         self.segment.index.write().note(seq, ts, offset);
         self.next_seq += 1;
         self.prev_hash = hash;
@@ -246,7 +260,13 @@ impl Writer {
         if sync {
             self.sync(shared)?;
         }
-        shared.publish(self.next_seq - 1, self.prev_hash, self.last_ts, self.segment.number, self.len);
+        shared.publish(
+            self.next_seq - 1,
+            self.prev_hash,
+            self.last_ts,
+            self.segment.number,
+            self.len,
+        );
         Ok(())
     }
 
@@ -263,8 +283,8 @@ impl Writer {
             prev_hash: self.prev_hash,
         };
         let storage = &*shared.options.storage;
-        let (path, file) = create_segment_file(storage, &shared.dir, &header)
-            .map_err(|e| shared.poison(e))?;
+        let (path, file) =
+            create_segment_file(storage, &shared.dir, &header).map_err(|e| shared.poison(e))?;
         let read = storage
             .open_read(&path)
             .map_err(|e| shared.poison(Error::io("open", &path, e)))?;

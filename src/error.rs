@@ -38,7 +38,11 @@ pub enum Corruption {
     #[error("segment belongs to another log (log id {found}, expected {expected})")]
     ForeignSegment { expected: String, found: String },
     #[error("segment {missing} is missing between segments {before} and {after}")]
-    SegmentMissing { missing: u64, before: u64, after: u64 },
+    SegmentMissing {
+        missing: u64,
+        before: u64,
+        after: u64,
+    },
     #[error("segment header does not continue the previous segment: {detail}")]
     SegmentDiscontinuity { detail: String },
     #[error("system record payload is malformed: {detail}")]
@@ -72,7 +76,9 @@ pub enum Error {
         what: Corruption,
     },
     /// The payload is larger than `Options::payload_bytes_max`.
-    #[error("payload of {len} bytes exceeds the limit of {max} bytes (Options::payload_bytes_max)")]
+    #[error(
+        "payload of {len} bytes exceeds the limit of {max} bytes (Options::payload_bytes_max)"
+    )]
     PayloadTooLarge { len: usize, max: usize },
     /// An earlier write or fdatasync failed; the log accepts no more writes
     /// until it is reopened (which runs recovery).

@@ -91,7 +91,13 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(dir: PathBuf, options: Options, log_id: [u8; 16], segments: Vec<Arc<Segment>>, visible: Visible) -> Self {
+    pub fn new(
+        dir: PathBuf,
+        options: Options,
+        log_id: [u8; 16],
+        segments: Vec<Arc<Segment>>,
+        visible: Visible,
+    ) -> Self {
         Shared {
             dir,
             options,
@@ -123,7 +129,10 @@ impl Shared {
     pub fn publish(&self, seq: u64, hash: Hash, timestamp_ns: u64, segment: u64, len: u64) {
         let mut v = self.visible.write();
         debug_assert!(seq >= v.head.seq, "seqs are published in order");
-        debug_assert!(timestamp_ns >= v.head.timestamp_ns, "time never goes backward");
+        debug_assert!(
+            timestamp_ns >= v.head.timestamp_ns,
+            "time never goes backward"
+        );
         *v = Visible {
             head: Head {
                 seq,
@@ -340,13 +349,7 @@ fn run_syncer(inner: &Inner, max_delay: std::time::Duration) {
                 return;
             }
         }
-        if inner
-            .committer
-            .writer
-            .lock()
-            .sync(&inner.shared)
-            .is_err()
-        {
+        if inner.committer.writer.lock().sync(&inner.shared).is_err() {
             return;
         }
     }

@@ -9,8 +9,8 @@
 use crate::commit::Writer;
 use crate::error::{Corruption, Error, Result};
 use crate::format::{
-    chain_hash, decode_frame, genesis_hash, hex, Decoded, RecordKind, SegmentHeader,
-    SystemEvent, FORMAT_VERSION, SEGMENT_HEADER_LEN,
+    chain_hash, decode_frame, genesis_hash, hex, Decoded, RecordKind, SegmentHeader, SystemEvent,
+    FORMAT_VERSION, SEGMENT_HEADER_LEN,
 };
 use crate::log::{Head, Visible};
 use crate::options::Options;
@@ -276,8 +276,9 @@ fn scan_active(seg: &Segment, file_len: u64) -> Result<Scan> {
             break;
         }
         if f.kind == RecordKind::Repaired {
-            if let Some(Ok(SystemEvent::Repaired { segment, offset, .. })) =
-                SystemEvent::decode(f.kind, f.payload)
+            if let Some(Ok(SystemEvent::Repaired {
+                segment, offset, ..
+            })) = SystemEvent::decode(f.kind, f.payload)
             {
                 s.repaired.push((segment, offset));
             }
@@ -360,8 +361,8 @@ fn recover_active(dir: &Path, options: &Options, segments: &[Arc<Segment>]) -> R
     }
     let mut end = scan.end;
     if let Some((offset, what, certain)) = scan.damage.clone() {
-        let durable = certain
-            || damage_was_durable(&*seg.file, &seg.path, offset, file_len, scan.next_seq)?;
+        let durable =
+            certain || damage_was_durable(&*seg.file, &seg.path, offset, file_len, scan.next_seq)?;
         if durable {
             if !options.repair {
                 return Err(Error::corrupt(&seg.path, offset, Some(scan.next_seq), what));
@@ -413,7 +414,12 @@ fn recover_active(dir: &Path, options: &Options, segments: &[Arc<Segment>]) -> R
 
 /// Copies the cut bytes aside unless they are all zero (a preallocated or
 /// zero-filled tail); returns the copy's file name, or "".
-fn save_cut_bytes(storage: &dyn Storage, seg: &Segment, offset: u64, file_len: u64) -> Result<String> {
+fn save_cut_bytes(
+    storage: &dyn Storage,
+    seg: &Segment,
+    offset: u64,
+    file_len: u64,
+) -> Result<String> {
     let mut chunk = vec![0u8; 1 << 20];
     let mut any = false;
     let mut at = offset;
@@ -433,7 +439,13 @@ fn save_cut_bytes(storage: &dyn Storage, seg: &Segment, offset: u64, file_len: u
         return Ok(String::new());
     }
     let name = format!("{}.cut-{offset}", segment_file_name(seg.number));
-    copy_range(storage, seg, offset, file_len, &seg.path.with_file_name(&name))?;
+    copy_range(
+        storage,
+        seg,
+        offset,
+        file_len,
+        &seg.path.with_file_name(&name),
+    )?;
     Ok(name)
 }
 

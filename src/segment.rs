@@ -2,7 +2,9 @@
 //! the sequential frame scanner that recovery, reads and verification share.
 
 use crate::error::{Corruption, Error, Result};
-use crate::format::{decode_frame, frame_extent, Decoded, FrameRef, SegmentHeader, SEGMENT_HEADER_LEN};
+use crate::format::{
+    decode_frame, frame_extent, Decoded, FrameRef, SegmentHeader, SEGMENT_HEADER_LEN,
+};
 use crate::storage::{ReadFile, Storage, WriteFile};
 use parking_lot::RwLock;
 use std::io;
@@ -52,7 +54,8 @@ pub(crate) fn create_segment_file(
         .map_err(|e| Error::io("create", &tmp, e))?;
     file.append(&header.encode())
         .map_err(|e| Error::io("write", &tmp, e))?;
-    file.sync_data().map_err(|e| Error::io("fdatasync", &tmp, e))?;
+    file.sync_data()
+        .map_err(|e| Error::io("fdatasync", &tmp, e))?;
     storage
         .rename(&tmp, &path)
         .map_err(|e| Error::io("rename", &tmp, e))?;
@@ -107,7 +110,9 @@ impl SparseIndex {
     /// The last entry strictly before `timestamp_ns` (the first record at or
     /// after it can only come later), else the first entry.
     pub fn seek_time(&self, timestamp_ns: u64) -> Option<IndexEntry> {
-        let i = self.entries.partition_point(|e| e.timestamp_ns < timestamp_ns);
+        let i = self
+            .entries
+            .partition_point(|e| e.timestamp_ns < timestamp_ns);
         self.entries.get(i.saturating_sub(1)).copied()
     }
 }
@@ -192,7 +197,10 @@ impl Segment {
 pub(crate) enum ScanError {
     Io(io::Error),
     /// The bytes at `offset` are not a valid frame.
-    Bad { offset: u64, what: Corruption },
+    Bad {
+        offset: u64,
+        what: Corruption,
+    },
 }
 
 impl ScanError {
@@ -298,8 +306,16 @@ mod tests {
     #[test]
     fn segment_names_round_trip_and_reject_lookalikes() {
         assert_eq!(parse_segment_file_name(&segment_file_name(7)), Some(7));
-        assert_eq!(parse_segment_file_name(&segment_file_name(u64::MAX)), Some(u64::MAX));
-        for bad in ["seg-1.wlog", "seg-0000000000000000000x.wlog", "x.wlog", "seg-00000000000000000001.wlog.tmp"] {
+        assert_eq!(
+            parse_segment_file_name(&segment_file_name(u64::MAX)),
+            Some(u64::MAX)
+        );
+        for bad in [
+            "seg-1.wlog",
+            "seg-0000000000000000000x.wlog",
+            "x.wlog",
+            "seg-00000000000000000001.wlog.tmp",
+        ] {
             assert_eq!(parse_segment_file_name(bad), None, "{bad}");
         }
     }

@@ -154,7 +154,13 @@ fn verify_frames(seg: &Segment, limit: u64, end_seq: u64, cur: &mut Cursor) -> R
                 detail: format!("{} is not within 96..={offset}", f.synced_through),
             });
         }
-        let computed = chain_hash(&cur.prev_hash, f.seq, f.timestamp_ns, f.kind as u8, f.payload);
+        let computed = chain_hash(
+            &cur.prev_hash,
+            f.seq,
+            f.timestamp_ns,
+            f.kind as u8,
+            f.payload,
+        );
         if computed != f.hash {
             return bad(Corruption::ChainBroken {
                 stored: hex(&f.hash),

@@ -31,7 +31,11 @@ fn records_read_back_after_reopen_and_appends_continue_at_next_seq() {
     assert_eq!(report.records, 107);
     let next = log.append(b"after reopen").unwrap();
     assert_eq!(next.seq, log.head().seq);
-    assert_eq!(next.seq, receipts.last().unwrap().seq + 3, "closed + opened in between");
+    assert_eq!(
+        next.seq,
+        receipts.last().unwrap().seq + 3,
+        "closed + opened in between"
+    );
     let kinds: Vec<RecordKind> = all_records(&log).iter().map(|r| r.kind()).collect();
     assert_eq!(kinds[0], RecordKind::LogCreated);
     assert_eq!(kinds[1], RecordKind::LogOpened);
@@ -43,10 +47,15 @@ fn records_read_back_after_reopen_and_appends_continue_at_next_seq() {
 fn batch_gets_contiguous_seqs() {
     let storage = MemStorage::new();
     let log = Log::open(mem_dir(), mem_options(&storage)).unwrap();
-    let rs = log.append_batch(&[b"1".as_slice(), b"2", b"3", b"4"]).unwrap();
+    let rs = log
+        .append_batch(&[b"1".as_slice(), b"2", b"3", b"4"])
+        .unwrap();
     for w in rs.windows(2) {
         assert_eq!(w[1].seq, w[0].seq + 1);
-        assert_eq!(w[1].timestamp_ns, w[0].timestamp_ns, "one group, one commit time");
+        assert_eq!(
+            w[1].timestamp_ns, w[0].timestamp_ns,
+            "one group, one commit time"
+        );
     }
 }
 
@@ -54,7 +63,9 @@ fn batch_gets_contiguous_seqs() {
 fn segments_roll_and_the_chain_continues_across_them() {
     let storage = MemStorage::new();
     let opts = mem_options(&storage).segment_bytes_max(4096);
-    let payloads: Vec<Vec<u8>> = (0..500).map(|i| format!("record number {i}").into_bytes()).collect();
+    let payloads: Vec<Vec<u8>> = (0..500)
+        .map(|i| format!("record number {i}").into_bytes())
+        .collect();
     {
         let log = Log::open(mem_dir(), opts.clone()).unwrap();
         for p in &payloads {
@@ -66,12 +77,19 @@ fn segments_roll_and_the_chain_continues_across_them() {
     let log = Log::open(mem_dir(), opts).unwrap();
     assert_eq!(user_payloads(&log), payloads);
     let report = log.verify().unwrap();
-    assert_eq!(report.segments as usize, segment_paths(&storage, &mem_dir()).len());
+    assert_eq!(
+        report.segments as usize,
+        segment_paths(&storage, &mem_dir()).len()
+    );
     let rolled = all_records(&log)
         .iter()
         .filter(|r| r.kind() == RecordKind::SegmentRolled)
         .count();
-    assert_eq!(rolled + 1, report.segments as usize, "every segment but the first says it rolled");
+    assert_eq!(
+        rolled + 1,
+        report.segments as usize,
+        "every segment but the first says it rolled"
+    );
     // Every seq reads back by number, also from closed segments.
     for seq in 1..=log.head().seq {
         assert_eq!(log.get(seq).unwrap().seq(), seq);
@@ -85,7 +103,9 @@ fn time_lookup_finds_first_record_at_or_after() {
     let clock = now.clone();
     let opts = mem_options(&storage)
         .segment_bytes_max(4096)
-        .clock(std::sync::Arc::new(move || clock.load(std::sync::atomic::Ordering::SeqCst)));
+        .clock(std::sync::Arc::new(move || {
+            clock.load(std::sync::atomic::Ordering::SeqCst)
+        }));
     let log = Log::open(mem_dir(), opts).unwrap();
     let mut receipts = Vec::new();
     for i in 0..300u64 {
@@ -97,9 +117,16 @@ fn time_lookup_finds_first_record_at_or_after() {
     let check = |t: u64, want_at_most: u64| {
         let got = log.first_at_or_after(t).unwrap().unwrap();
         assert!(got.timestamp() >= t);
-        assert!(got.seq() <= want_at_most, "t={t}: got seq {} past {want_at_most}", got.seq());
+        assert!(
+            got.seq() <= want_at_most,
+            "t={t}: got seq {} past {want_at_most}",
+            got.seq()
+        );
         if got.seq() > 1 {
-            assert!(log.get(got.seq() - 1).unwrap().timestamp() < t, "t={t}: not the first");
+            assert!(
+                log.get(got.seq() - 1).unwrap().timestamp() < t,
+                "t={t}: not the first"
+            );
         }
     };
     for r in &receipts {
@@ -115,8 +142,9 @@ fn timestamps_never_go_backward_when_the_clock_does() {
     let storage = MemStorage::new();
     let now = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(5_000_000));
     let clock = now.clone();
-    let opts = mem_options(&storage)
-        .clock(std::sync::Arc::new(move || clock.load(std::sync::atomic::Ordering::SeqCst)));
+    let opts = mem_options(&storage).clock(std::sync::Arc::new(move || {
+        clock.load(std::sync::atomic::Ordering::SeqCst)
+    }));
     let log = Log::open(mem_dir(), opts).unwrap();
     let a = log.append(b"a").unwrap();
     now.store(1_000, std::sync::atomic::Ordering::SeqCst); // the clock jumps back
@@ -140,16 +168,34 @@ fn oversized_payload_is_refused_and_nothing_is_written() {
     let log = Log::open(mem_dir(), mem_options(&storage).payload_bytes_max(1000)).unwrap();
     let head = log.head();
     let err = log.append(&[7u8; 1001]).unwrap_err();
-    assert!(matches!(err, Error::PayloadTooLarge { len: 1001, max: 1000 }), "{err}");
-    let err = log.append_batch(&[vec![1u8; 10], vec![2u8; 1001]]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::PayloadTooLarge {
+                len: 1001,
+                max: 1000
+            }
+        ),
+        "{err}"
+    );
+    let err = log
+        .append_batch(&[vec![1u8; 10], vec![2u8; 1001]])
+        .unwrap_err();
     assert!(matches!(err, Error::PayloadTooLarge { .. }), "{err}");
     assert_eq!(log.head(), head, "a refused append leaves no trace");
-    assert!(log.append(&[7u8; 1000]).is_ok(), "the limit itself is allowed");
+    assert!(
+        log.append(&[7u8; 1000]).is_ok(),
+        "the limit itself is allowed"
+    );
 }
 
 #[test]
 fn payload_limit_above_format_limit_is_an_invalid_option() {
-    let err = Log::open(mem_dir(), mem_options(&MemStorage::new()).payload_bytes_max(1 << 30)).unwrap_err();
+    let err = Log::open(
+        mem_dir(),
+        mem_options(&MemStorage::new()).payload_bytes_max(1 << 30),
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::InvalidOptions(_)), "{err}");
 }
 
@@ -208,11 +254,18 @@ fn second_writer_in_another_process_gets_locked_error() {
 #[test]
 fn system_records_decode() {
     let storage = MemStorage::new();
-    let log = Log::open(mem_dir(), mem_options(&storage).durability(Durability::Buffered)).unwrap();
+    let log = Log::open(
+        mem_dir(),
+        mem_options(&storage).durability(Durability::Buffered),
+    )
+    .unwrap();
     let recs = all_records(&log);
     match recs[0].system_event().unwrap().unwrap() {
         SystemEvent::LogCreated { log_id, .. } => assert_eq!(log_id, log.log_id()),
         other => panic!("first record is {other:?}"),
     }
-    assert!(matches!(recs[1].system_event().unwrap().unwrap(), SystemEvent::LogOpened { .. }));
+    assert!(matches!(
+        recs[1].system_event().unwrap().unwrap(),
+        SystemEvent::LogOpened { .. }
+    ));
 }

@@ -223,10 +223,7 @@ mod tests {
             let Decoded::Frame(f) = decode_frame(&bytes) else {
                 panic!("payload {n} did not decode")
             };
-            assert_eq!(
-                (f.seq, f.timestamp_ns, f.synced_through),
-                (42, 1000, 96)
-            );
+            assert_eq!((f.seq, f.timestamp_ns, f.synced_through), (42, 1000, 96));
             assert_eq!(f.payload, &payload[..]);
             assert_eq!(f.hash, [9; 32]);
             assert_eq!(f.padded_len, bytes.len());

@@ -8,8 +8,8 @@ mod system;
 
 pub use chain::{chain_hash, genesis_hash, Hash, HASH_LEN};
 pub use frame::{
-    decode_frame, encode_frame, frame_extent, frame_padded_len, Decoded, FrameRef, RecordKind, FRAME_ALIGN,
-    FRAME_HEADER_LEN, FRAME_OVERHEAD, PAYLOAD_LEN_MAX,
+    decode_frame, encode_frame, frame_extent, frame_padded_len, Decoded, FrameRef, RecordKind,
+    FRAME_ALIGN, FRAME_HEADER_LEN, FRAME_OVERHEAD, PAYLOAD_LEN_MAX,
 };
 pub use header::{SegmentHeader, FORMAT_VERSION, SEGMENT_HEADER_LEN, SEGMENT_MAGIC};
 pub use system::SystemEvent;

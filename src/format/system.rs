@@ -123,7 +123,10 @@ impl SystemEvent {
         if kind == RecordKind::User {
             return None;
         }
-        let mut r = Reader { buf: payload, at: 0 };
+        let mut r = Reader {
+            buf: payload,
+            at: 0,
+        };
         let event = (|| {
             let event = match kind {
                 RecordKind::LogCreated => SystemEvent::LogCreated {
@@ -266,7 +269,9 @@ mod tests {
         for e in all() {
             let bytes = e.encode();
             for len in 0..bytes.len() {
-                assert!(SystemEvent::decode(e.kind(), &bytes[..len]).unwrap().is_err());
+                assert!(SystemEvent::decode(e.kind(), &bytes[..len])
+                    .unwrap()
+                    .is_err());
             }
             let mut longer = bytes.clone();
             longer.push(0);

@@ -78,7 +78,10 @@ impl Storage for FsStorage {
         Ok(names)
     }
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
-        let file = OpenOptions::new().append(true).create_new(true).open(path)?;
+        let file = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(path)?;
         Ok(Box::new(FsWrite { file }))
     }
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {

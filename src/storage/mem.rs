@@ -184,7 +184,8 @@ impl MemStorage {
     pub fn write_file(&self, path: &Path, data: Vec<u8>) {
         let mut fs = self.fs.lock();
         let synced = data.len();
-        fs.files.insert(path.to_path_buf(), MemFile { data, synced });
+        fs.files
+            .insert(path.to_path_buf(), MemFile { data, synced });
     }
 
     /// Paths of all files, sorted.
@@ -254,7 +255,9 @@ impl ReadFile for MemRead {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         let mut fs = self.fs.lock();
         let data = &fs.file(&self.path)?.data;
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(data.len());
         let n = buf.len().min(data.len() - start);
         buf[..n].copy_from_slice(&data[start..start + n]);
         Ok(n)
