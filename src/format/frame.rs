@@ -14,8 +14,8 @@ pub const FRAME_ALIGN: usize = 8;
 /// allocates more than this for one frame.
 pub const PAYLOAD_LEN_MAX: usize = 256 << 20;
 const _: () = assert!(FRAME_OVERHEAD == 72);
-const _: () = assert!(SEGMENT_ALIGNMENT_OK);
-const SEGMENT_ALIGNMENT_OK: bool = super::SEGMENT_HEADER_LEN % FRAME_ALIGN == 0;
+// The first frame follows the header, so the header keeps frames aligned.
+const _: () = assert!(super::SEGMENT_HEADER_LEN.is_multiple_of(FRAME_ALIGN));
 
 /// What a record is. Values are part of the format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

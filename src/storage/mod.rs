@@ -36,6 +36,7 @@ pub trait Storage: Send + Sync + Debug {
 }
 
 /// A file opened for appending.
+#[allow(clippy::len_without_is_empty)] // a file's length is a size, not a collection's
 pub trait WriteFile: Send + Sync {
     /// Writes all of `buf` at the end of the file.
     fn append(&mut self, buf: &[u8]) -> io::Result<()>;
@@ -47,6 +48,7 @@ pub trait WriteFile: Send + Sync {
 }
 
 /// A file opened for positional reads; shared by readers.
+#[allow(clippy::len_without_is_empty)] // a file's length is a size, not a collection's
 pub trait ReadFile: Send + Sync {
     /// Reads up to `buf.len()` bytes at `offset`; returns how many were read
     /// (0 at end of file).
