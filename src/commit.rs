@@ -16,6 +16,7 @@ use crate::segment::{create_segment_file, Segment};
 use crate::storage::WriteFile;
 use parking_lot::{Condvar, Mutex};
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// One caller's append: its records commit together, with contiguous seqs.
@@ -187,7 +188,7 @@ impl Writer {
         for r in group {
             let mut mine = Vec::with_capacity(r.payloads.len());
             for p in &r.payloads {
-                mine.push(self.encode(r.kind, p, ts));
+                mine.push(self.encode(shared, r.kind, p, ts));
             }
             receipts.push(mine);
         }
@@ -201,7 +202,7 @@ impl Writer {
         let ts = self.next_timestamp(shared);
         self.buf.clear();
         for e in events {
-            self.encode(e.kind(), &e.encode(), ts);
+            self.encode(shared, e.kind(), &e.encode(), ts);
         }
         self.write_buffer(shared, true)
     }
@@ -215,6 +216,7 @@ impl Writer {
                 .sync_data()
                 .map_err(|e| shared.poison(Error::io("fdatasync", path, e)))?;
             self.synced_len = self.len;
+            shared.counters.syncs.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -228,7 +230,7 @@ impl Writer {
     }
 
     /// Appends one frame to the group buffer, advancing seq and chain.
-    fn encode(&mut self, kind: RecordKind, payload: &[u8], ts: u64) -> Receipt {
+    fn encode(&mut self, shared: &Shared, kind: RecordKind, payload: &[u8], ts: u64) -> Receipt {
         let seq = self.next_seq;
         let hash = chain_hash(&self.prev_hash, seq, ts, kind as u8, payload);
         let offset = self.len + self.buf.len() as u64;
@@ -244,6 +246,7 @@ impl Writer {
         self.segment.index.write().note(seq, ts, offset);
         self.next_seq += 1;
         self.prev_hash = hash;
+        shared.counters.records.fetch_add(1, Ordering::Relaxed);
         Receipt {
             seq,
             timestamp_ns: ts,
@@ -257,6 +260,9 @@ impl Writer {
             return Err(shared.poison(Error::io("write", path, e)));
         }
         self.len += self.buf.len() as u64;
+        let c = &shared.counters;
+        c.writes.fetch_add(1, Ordering::Relaxed);
+        c.bytes.fetch_add(self.buf.len() as u64, Ordering::Relaxed);
         if sync {
             self.sync(shared)?;
         }
@@ -299,7 +305,7 @@ impl Writer {
         self.segment = segment;
         self.len = SEGMENT_HEADER_LEN as u64;
         self.synced_len = self.len;
-        self.encode(event.kind(), &event.encode(), ts);
+        self.encode(shared, event.kind(), &event.encode(), ts);
         Ok(())
     }
 }

@@ -30,7 +30,7 @@ mod verify;
 
 pub use error::{Corruption, Error, Result};
 pub use format::{RecordKind, SystemEvent};
-pub use log::{Head, Log, Receipt, Record};
+pub use log::{Head, Log, Receipt, Record, WriteStats};
 pub use options::{Clock, Durability, Options};
 pub use read::Iter;
 pub use verify::VerifyReport;

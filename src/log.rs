@@ -13,6 +13,7 @@ use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -71,6 +72,27 @@ impl Record {
     }
 }
 
+/// Counters of the work the writer did since the log was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Records written (user and engine).
+    pub records: u64,
+    /// Write calls: one per group commit.
+    pub writes: u64,
+    /// fdatasync calls on segment files.
+    pub syncs: u64,
+    /// Bytes written to segment files.
+    pub bytes: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub records: AtomicU64,
+    pub writes: AtomicU64,
+    pub syncs: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
 /// What readers may see: everything through `head`, and in the active
 /// segment no byte past `active_len`.
 #[derive(Debug, Clone, Copy)]
@@ -87,6 +109,7 @@ pub(crate) struct Shared {
     pub log_id: [u8; 16],
     pub segments: RwLock<Vec<Arc<Segment>>>,
     pub visible: RwLock<Visible>,
+    pub counters: Counters,
     poison: Mutex<Option<String>>,
 }
 
@@ -104,6 +127,7 @@ impl Shared {
             log_id,
             segments: RwLock::new(segments),
             visible: RwLock::new(visible),
+            counters: Counters::default(),
             poison: Mutex::new(None),
         }
     }
@@ -273,6 +297,17 @@ impl Log {
     /// The last committed record.
     pub fn head(&self) -> Head {
         self.inner.shared.visible.read().head
+    }
+
+    /// Work done by the writer since open: group commits, syncs, bytes.
+    pub fn stats(&self) -> WriteStats {
+        let c = &self.inner.shared.counters;
+        WriteStats {
+            records: c.records.load(Ordering::Relaxed),
+            writes: c.writes.load(Ordering::Relaxed),
+            syncs: c.syncs.load(Ordering::Relaxed),
+            bytes: c.bytes.load(Ordering::Relaxed),
+        }
     }
 
     /// The log's 16-byte id, fixed at creation and bound into its genesis hash.

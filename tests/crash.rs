@@ -66,7 +66,8 @@ fn run_until_crash(storage: &MemStorage, durability: Durability, rng: &mut Rng) 
     out
 }
 
-fn check_recovered(storage: &MemStorage, out: &Outcome, context: &str) {
+/// Checks the recovered log; returns whether recovery cut a torn tail.
+fn check_recovered(storage: &MemStorage, out: &Outcome, context: &str) -> bool {
     let log = Log::open(mem_dir(), mem_options(storage))
         .unwrap_or_else(|e| panic!("{context}: reopen failed: {e}"));
     let got = user_payloads(&log);
@@ -84,6 +85,9 @@ fn check_recovered(storage: &MemStorage, out: &Outcome, context: &str) {
         .unwrap_or_else(|e| panic!("{context}: verify failed: {e}"));
     let r = log.append(b"after recovery").unwrap();
     assert_eq!(r.seq, log.head().seq);
+    all_records(&log)
+        .iter()
+        .any(|r| r.kind() == wormlog::RecordKind::TailCut)
 }
 
 fn crash_runs(test: &str, durability: Durability, default_runs: u64) {
@@ -93,6 +97,7 @@ fn crash_runs(test: &str, durability: Durability, default_runs: u64) {
         .unwrap_or(default_runs);
     let seed = seed(test);
     let mut rng = Rng(seed);
+    let (mut cuts, mut with_durable) = (0, 0);
     for run in 0..runs {
         let run_seed = rng.next_u64();
         let mut r = Rng(run_seed);
@@ -111,20 +116,28 @@ fn crash_runs(test: &str, durability: Durability, default_runs: u64) {
             drop(Log::open(mem_dir(), mem_options(&image2)));
             let tear2 = TEARS[r.below(4) as usize];
             let image3 = image2.crash_image(tear2, r.next_u64());
-            check_recovered(
+            cuts += u64::from(check_recovered(
                 &image3,
                 &out,
                 &format!("{context}, then crashed in recovery ({tear2:?})"),
-            );
+            ));
         } else {
-            check_recovered(&image, &out, &context);
+            cuts += u64::from(check_recovered(&image, &out, &context));
         }
+        with_durable += u64::from(out.durable > 0);
     }
+    eprintln!("{test}: {runs} crash points, {cuts} torn tails cut, {with_durable} runs with durable records");
+    // The workload must reach the cases it is meant to test.
+    assert!(cuts * 10 >= runs, "only {cuts} of {runs} runs tore a tail");
+    assert!(
+        with_durable * 2 >= runs,
+        "only {with_durable} of {runs} runs had durable records"
+    );
 }
 
 #[test]
 fn crash_in_sync_mode_loses_no_acknowledged_record() {
-    crash_runs("sync", Durability::Sync, 1500);
+    crash_runs("sync", Durability::Sync, 3000);
 }
 
 #[test]
@@ -134,11 +147,11 @@ fn crash_in_batched_mode_keeps_a_verified_prefix_with_every_synced_record() {
         Durability::Batched {
             max_delay: Duration::from_secs(3600),
         },
-        800,
+        1500,
     );
 }
 
 #[test]
 fn crash_in_buffered_mode_keeps_a_verified_prefix_with_every_synced_record() {
-    crash_runs("buffered", Durability::Buffered, 800);
+    crash_runs("buffered", Durability::Buffered, 1500);
 }

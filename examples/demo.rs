@@ -1,0 +1,295 @@
+//! The main job: writes a realistic audit trail from several threads, reads
+//! it back, verifies the chain, and shows what is on disk.
+//!
+//!     cargo run --release --example demo -- [--records N] [--threads T]
+//!         [--dir DIR] [--durability sync|batched|buffered]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use wormlog::format::hex;
+use wormlog::{Durability, Log, Options};
+
+const SSH: &str = include_str!("data/OpenSSH_2k.log");
+const LINUX: &str = include_str!("data/Linux_2k.log");
+
+struct Args {
+    records: u64,
+    threads: u64,
+    dir: PathBuf,
+    durability: Durability,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        records: 1_000_000,
+        threads: 8,
+        dir: PathBuf::from("demo-log"),
+        durability: Durability::Sync,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--records" => a.records = value()?.parse().map_err(|e| format!("--records: {e}"))?,
+            "--threads" => a.threads = value()?.parse().map_err(|e| format!("--threads: {e}"))?,
+            "--dir" => a.dir = PathBuf::from(value()?),
+            "--durability" => {
+                a.durability = match value()?.as_str() {
+                    "sync" => Durability::Sync,
+                    "batched" => Durability::Batched {
+                        max_delay: Duration::from_millis(10),
+                    },
+                    "buffered" => Durability::Buffered,
+                    other => return Err(format!("unknown durability {other}")),
+                }
+            }
+            "-h" | "--help" => {
+                return Err("usage: demo [--records N] [--threads T] [--dir DIR] \
+                            [--durability sync|batched|buffered]"
+                    .into())
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if a.threads == 0 {
+        return Err("--threads must be at least 1".into());
+    }
+    Ok(a)
+}
+
+/// Removes a previous demo log, but nothing that is not one.
+fn clear_dir(dir: &Path) -> Result<(), String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !(name.starts_with("seg-") || name == "wormlog.lock") {
+            return Err(format!(
+                "{} holds {name}, which is not a wormlog file; choose another --dir",
+                dir.display()
+            ));
+        }
+    }
+    std::fs::remove_dir_all(dir).map_err(|e| format!("removing {}: {e}", dir.display()))
+}
+
+/// A JSON audit event: who did what to which resource, from where, and how
+/// it ended, with a real log line as its detail.
+fn audit_event(thread: u64, i: u64, lines: &[&str]) -> Vec<u8> {
+    const ACTORS: [&str; 8] = [
+        "alice",
+        "bob",
+        "carol",
+        "dave",
+        "erin",
+        "svc-backup",
+        "svc-billing",
+        "root",
+    ];
+    const ACTIONS: [&str; 8] = [
+        "login",
+        "logout",
+        "read",
+        "update",
+        "delete",
+        "grant-role",
+        "export",
+        "sudo",
+    ];
+    const RESOURCES: [&str; 6] = [
+        "patients/records",
+        "billing/invoices",
+        "hr/payroll",
+        "iam/roles",
+        "prod-db/customers",
+        "ssh/bastion-1",
+    ];
+    const OUTCOMES: [&str; 4] = ["success", "success", "failure", "denied"];
+    let n = thread.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    let pick = |k: u64, len: usize| ((n >> k) as usize) % len;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let detail = lines[pick(7, lines.len())]
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"");
+    format!(
+        r#"{{"time":"{}","actor":"{}","action":"{}","resource":"{}","src_ip":"10.{}.{}.{}","outcome":"{}","request_id":"t{thread}-{i}","detail":"{}"}}"#,
+        rfc3339(now),
+        ACTORS[pick(3, 8)],
+        ACTIONS[pick(11, 8)],
+        RESOURCES[pick(17, 6)],
+        pick(20, 256),
+        pick(28, 256),
+        pick(36, 254) + 1,
+        OUTCOMES[pick(44, 4)],
+        detail.trim_end(),
+    )
+    .into_bytes()
+}
+
+/// UTC time as RFC 3339 with milliseconds.
+fn rfc3339(t: Duration) -> String {
+    let secs = t.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        t.subsec_millis()
+    )
+}
+
+fn rate(n: f64, secs: f64) -> String {
+    format!("{:.0}/s", n / secs.max(1e-9))
+}
+
+fn mb_per_s(bytes: u64, secs: f64) -> String {
+    format!("{:.1} MB/s", bytes as f64 / 1e6 / secs.max(1e-9))
+}
+
+fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
+    clear_dir(&a.dir)?;
+    let lines: Vec<&str> = SSH.lines().chain(LINUX.lines()).collect();
+    println!(
+        "wormlog demo: {} audit events from {} threads into {} ({:?})",
+        a.records,
+        a.threads,
+        a.dir.display(),
+        a.durability
+    );
+
+    let log = Log::open(&a.dir, Options::default().durability(a.durability))?;
+    let start = Instant::now();
+    let payload_bytes: u64 = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..a.threads)
+            .map(|t| {
+                let (log, lines) = (&log, &lines);
+                let n = a.records / a.threads + u64::from(t < a.records % a.threads);
+                s.spawn(move || -> wormlog::Result<u64> {
+                    let mut bytes = 0;
+                    for i in 0..n {
+                        let event = audit_event(t, i, lines);
+                        bytes += event.len() as u64;
+                        log.append(&event)?;
+                    }
+                    Ok(bytes)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("writer thread panicked"))
+            .sum::<wormlog::Result<u64>>()
+    })?;
+    log.sync()?;
+    let write_secs = start.elapsed().as_secs_f64();
+    let stats = log.stats();
+    println!(
+        "write:  {} records, {:.1} MB of payload in {write_secs:.2} s: {}, {} \
+         ({} group commits, {} fdatasyncs, {:.1} records per commit)",
+        a.records,
+        payload_bytes as f64 / 1e6,
+        rate(a.records as f64, write_secs),
+        mb_per_s(payload_bytes, write_secs),
+        stats.writes,
+        stats.syncs,
+        stats.records as f64 / stats.writes.max(1) as f64,
+    );
+
+    let start = Instant::now();
+    let (mut users, mut system, mut bytes) = (0u64, 0u64, 0u64);
+    for rec in log.read(..)? {
+        let rec = rec?;
+        if rec.is_system() {
+            system += 1;
+        } else {
+            users += 1;
+            bytes += rec.payload().len() as u64;
+        }
+    }
+    let read_secs = start.elapsed().as_secs_f64();
+    println!(
+        "read:   {users} user + {system} engine records in {read_secs:.2} s: {}, {}",
+        rate((users + system) as f64, read_secs),
+        mb_per_s(bytes, read_secs)
+    );
+    if users != a.records {
+        return Err(format!("read back {users} user records, wrote {}", a.records).into());
+    }
+
+    let start = Instant::now();
+    let report = log.verify()?;
+    let verify_secs = start.elapsed().as_secs_f64();
+    println!(
+        "verify: chain intact: {} records in {} segments, {:.1} MB in {verify_secs:.2} s: {}",
+        report.records,
+        report.segments,
+        report.bytes as f64 / 1e6,
+        mb_per_s(report.bytes, verify_secs)
+    );
+
+    println!("inspect:");
+    let mut files: Vec<_> = std::fs::read_dir(&a.dir)?
+        .flatten()
+        .map(|e| (e.file_name(), e.metadata().map(|m| m.len()).unwrap_or(0)))
+        .collect();
+    files.sort();
+    for (name, len) in &files {
+        println!("  {:<40} {:>12} bytes", name.to_string_lossy(), len);
+    }
+    let head = log.head();
+    println!("  head: seq {} hash {}", head.seq, hex(&head.hash));
+    let mid = log.get(head.seq / 2)?;
+    let by_time = log
+        .first_at_or_after(mid.timestamp())?
+        .ok_or("no record at the midpoint time")?;
+    println!(
+        "  seq {} by number, and the first record at its commit time ({} ns) is seq {}:\n    {}",
+        mid.seq(),
+        mid.timestamp(),
+        by_time.seq(),
+        String::from_utf8_lossy(by_time.payload())
+    );
+    for rec in log
+        .read(..)?
+        .filter_map(Result::ok)
+        .filter(|r| r.is_system())
+        .take(4)
+    {
+        println!(
+            "  engine record seq {}: {:?}",
+            rec.seq(),
+            rec.system_event()
+        );
+    }
+    log.close()?;
+    println!("done: the log is in {}", a.dir.display());
+    Ok(())
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(args) {
+        eprintln!("demo failed: {e}");
+        std::process::exit(1);
+    }
+}
