@@ -25,6 +25,10 @@ pub(crate) struct Request {
     payloads: Vec<Vec<u8>>,
     bytes: usize,
     outcome: Mutex<Option<Result<Vec<Receipt>>>>,
+    /// Signalled (under the queue lock) when the outcome is set, or when this
+    /// request is first in the queue and no one leads: waking only the
+    /// threads concerned keeps 64 writers from stampeding at every commit.
+    wake: Condvar,
 }
 
 impl Request {
@@ -35,7 +39,16 @@ impl Request {
             payloads,
             bytes,
             outcome: Mutex::new(None),
+            wake: Condvar::new(),
         })
+    }
+}
+
+impl Request {
+    /// Sets the outcome and wakes the waiter; called with the queue locked.
+    fn finish(&self, outcome: Result<Vec<Receipt>>) {
+        *self.outcome.lock() = Some(outcome);
+        self.wake.notify_one();
     }
 }
 
@@ -50,7 +63,8 @@ struct Queue {
 /// never holds `queue` while it writes).
 pub(crate) struct Committer {
     queue: Mutex<Queue>,
-    wake: Condvar,
+    /// Signalled whenever a leader finishes (for `close_queue`).
+    leader_done: Condvar,
     pub writer: Mutex<Writer>,
 }
 
@@ -58,7 +72,7 @@ impl Committer {
     pub fn new(writer: Writer) -> Self {
         Committer {
             queue: Mutex::new(Queue::default()),
-            wake: Condvar::new(),
+            leader_done: Condvar::new(),
             writer: Mutex::new(writer),
         }
     }
@@ -76,7 +90,7 @@ impl Committer {
                 return outcome;
             }
             if q.leader {
-                self.wake.wait(&mut q);
+                req.wake.wait(&mut q);
                 continue;
             }
             q.leader = true;
@@ -88,20 +102,24 @@ impl Committer {
             match result {
                 Ok(receipts) => {
                     for (r, receipts) in group.iter().zip(receipts) {
-                        *r.outcome.lock() = Some(Ok(receipts));
+                        r.finish(Ok(receipts));
                     }
                 }
                 Err(e) => {
                     for r in &group {
-                        *r.outcome.lock() = Some(Err(e.for_waiter()));
+                        r.finish(Err(e.for_waiter()));
                     }
                     // The log is poisoned: fail what is still queued too.
                     for r in q.pending.drain(..) {
-                        *r.outcome.lock() = Some(Err(e.for_waiter()));
+                        r.finish(Err(e.for_waiter()));
                     }
                 }
             }
-            self.wake.notify_all();
+            // Hand the lead to the oldest waiting request.
+            if let Some(next) = q.pending.first() {
+                next.wake.notify_one();
+            }
+            self.leader_done.notify_all();
         }
     }
 
@@ -110,12 +128,11 @@ impl Committer {
         let mut q = self.queue.lock();
         q.closed = true;
         while q.leader {
-            self.wake.wait(&mut q);
+            self.leader_done.wait(&mut q);
         }
         for r in q.pending.drain(..) {
-            *r.outcome.lock() = Some(Err(Error::Closed));
+            r.finish(Err(Error::Closed));
         }
-        self.wake.notify_all();
     }
 }
 
@@ -307,5 +324,27 @@ impl Writer {
         self.synced_len = self.len;
         self.encode(shared, event.kind(), &event.encode(), ts);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(len: usize) -> Arc<Request> {
+        Request::new(RecordKind::User, vec![vec![0; len]])
+    }
+
+    #[test]
+    fn group_is_bounded_in_bytes_but_never_empty() {
+        let mut q: Vec<_> = (0..10).map(|_| req(100)).collect();
+        let per = frame_padded_len(100);
+        let g = take_group(&mut q, per * 3);
+        assert_eq!(g.len(), 3);
+        assert_eq!(q.len(), 7);
+        let mut big = vec![req(10_000), req(1)];
+        let g = take_group(&mut big, 64);
+        assert_eq!(g.len(), 1, "an oversized request still commits, alone");
+        assert_eq!(big.len(), 1);
     }
 }

@@ -15,6 +15,7 @@
 //! The on-disk format is specified in `format-spec.md`.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_debug_implementations)]
 
 mod commit;

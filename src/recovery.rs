@@ -9,8 +9,8 @@
 use crate::commit::Writer;
 use crate::error::{Corruption, Error, Result};
 use crate::format::{
-    chain_hash, decode_frame, genesis_hash, hex, Decoded, RecordKind, SegmentHeader, SystemEvent,
-    FORMAT_VERSION, SEGMENT_HEADER_LEN,
+    chain_hash, decode_frame, frame_padded_len, genesis_hash, hex, Decoded, RecordKind,
+    SegmentHeader, SystemEvent, FORMAT_VERSION, SEGMENT_HEADER_LEN,
 };
 use crate::log::{Head, Visible};
 use crate::options::Options;
@@ -302,6 +302,7 @@ fn damage_was_durable(
     damage_at: u64,
     file_len: u64,
     expected_seq: u64,
+    frame_bytes_max: usize,
 ) -> Result<bool> {
     const WINDOW: u64 = 1 << 20;
     let mut buf = Vec::new();
@@ -318,7 +319,13 @@ fn damage_was_durable(
         while (at as u64) < WINDOW && at < buf.len() {
             let candidate = match decode_frame(&buf[at..]) {
                 Decoded::Frame(f) => Some((f.seq, f.synced_through)),
-                Decoded::NeedMore(need) if win_start + at as u64 + need as u64 <= file_len => {
+                // A candidate longer than this log's records can be is noise;
+                // skipping it keeps a hostile file from making us read
+                // hundreds of megabytes per offset.
+                Decoded::NeedMore(need)
+                    if need <= frame_bytes_max
+                        && win_start + at as u64 + need as u64 <= file_len =>
+                {
                     let mut big = vec![0u8; need];
                     let got = file
                         .read_full_at(&mut big, win_start + at as u64)
@@ -349,9 +356,17 @@ fn recover_active(dir: &Path, options: &Options, segments: &[Arc<Segment>]) -> R
     let file_len = seg.file_len()?;
     let scan = scan_active(&seg, file_len)?;
     let mut events = Vec::new();
-    if seg.number == 1 && scan.records == 0 {
-        // Creation was cut short before its first record was durable.
-        events.push(created_event(seg.header.log_id));
+    if scan.records == 0 {
+        // The segment was created but its first record never became durable:
+        // write the record that should have opened it.
+        match segments.len().checked_sub(2).map(|i| &segments[i]) {
+            None => events.push(created_event(seg.header.log_id)),
+            Some(prev) => events.push(SystemEvent::SegmentRolled {
+                from_segment: prev.number,
+                to_segment: seg.number,
+                from_bytes: prev.file_len()?,
+            }),
+        }
     }
     let mut truncate_after_open = Vec::new();
     for (n, offset) in &scan.repaired {
@@ -361,8 +376,15 @@ fn recover_active(dir: &Path, options: &Options, segments: &[Arc<Segment>]) -> R
     }
     let mut end = scan.end;
     if let Some((offset, what, certain)) = scan.damage.clone() {
-        let durable =
-            certain || damage_was_durable(&*seg.file, &seg.path, offset, file_len, scan.next_seq)?;
+        let durable = certain
+            || damage_was_durable(
+                &*seg.file,
+                &seg.path,
+                offset,
+                file_len,
+                scan.next_seq,
+                frame_padded_len(options.payload_bytes_max),
+            )?;
         if durable {
             if !options.repair {
                 return Err(Error::corrupt(&seg.path, offset, Some(scan.next_seq), what));
