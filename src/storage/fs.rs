@@ -102,6 +102,21 @@ impl Storage for FsStorage {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
     }
+    fn set_readonly(&self, path: &Path) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o444))
+    }
+    fn set_immutable(&self, path: &Path, on: bool) -> io::Result<()> {
+        use rustix::fs::{ioctl_getflags, ioctl_setflags, IFlags};
+        let file = File::open(path)?;
+        let flags = ioctl_getflags(&file)?;
+        let flags = if on {
+            flags | IFlags::IMMUTABLE
+        } else {
+            flags - IFlags::IMMUTABLE
+        };
+        Ok(ioctl_setflags(&file, flags)?)
+    }
     fn lock_dir(&self, dir: &Path) -> io::Result<Box<dyn DirLock>> {
         let file = OpenOptions::new()
             .create(true)

@@ -26,6 +26,8 @@ pub enum Op {
     Remove,
     Truncate,
     SyncDir,
+    /// Permission and attribute changes.
+    Chmod,
 }
 
 /// What happens to each file's unsynced bytes in a crash image.
@@ -45,10 +47,35 @@ pub enum Tear {
 
 const SECTOR: usize = 512;
 
+/// A file's bytes are shared with its read handles, so that a file removed
+/// while open stays readable through them, as on Unix.
 #[derive(Debug, Clone, Default)]
 struct MemFile {
-    data: Vec<u8>,
+    data: Arc<Mutex<Vec<u8>>>,
     synced: usize,
+    readonly: bool,
+    immutable: bool,
+}
+
+impl MemFile {
+    fn with(data: Vec<u8>) -> Self {
+        let synced = data.len();
+        MemFile {
+            data: Arc::new(Mutex::new(data)),
+            synced,
+            ..MemFile::default()
+        }
+    }
+    fn len(&self) -> usize {
+        self.data.lock().len()
+    }
+}
+
+fn denied(what: &str, path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!("{what} {}: file is read-only or immutable", path.display()),
+    )
 }
 
 #[derive(Debug, Default)]
@@ -142,9 +169,9 @@ impl MemStorage {
         let mut rng = SplitMix(seed);
         let mut files = BTreeMap::new();
         for (path, f) in &fs.files {
-            let synced = f.synced.min(f.data.len());
-            let unsynced = f.data.len() - synced;
-            let mut data = f.data.clone();
+            let mut data = f.data.lock().clone();
+            let synced = f.synced.min(data.len());
+            let unsynced = data.len() - synced;
             match tear {
                 Tear::LoseUnsynced => data.truncate(synced),
                 Tear::KeepUnsynced => {}
@@ -162,8 +189,10 @@ impl MemStorage {
                     }
                 }
             }
-            let synced = data.len();
-            files.insert(path.clone(), MemFile { data, synced });
+            let mut file = MemFile::with(data);
+            file.readonly = f.readonly;
+            file.immutable = f.immutable;
+            files.insert(path.clone(), file);
         }
         let image = MemFs {
             files,
@@ -177,15 +206,25 @@ impl MemStorage {
 
     /// A file's current bytes (synced or not).
     pub fn read_file(&self, path: &Path) -> Option<Vec<u8>> {
-        self.fs.lock().files.get(path).map(|f| f.data.clone())
+        self.fs.lock().files.get(path).map(|f| f.data.lock().clone())
     }
 
     /// Replaces a file's bytes, all counted as synced (for tampering tests).
     pub fn write_file(&self, path: &Path, data: Vec<u8>) {
-        let mut fs = self.fs.lock();
-        let synced = data.len();
-        fs.files
-            .insert(path.to_path_buf(), MemFile { data, synced });
+        self.fs
+            .lock()
+            .files
+            .insert(path.to_path_buf(), MemFile::with(data));
+    }
+
+    /// Removes a file, whatever its permissions (for tampering tests).
+    pub fn delete_file(&self, path: &Path) -> bool {
+        self.fs.lock().files.remove(path).is_some()
+    }
+
+    /// Whether a file was made read-only, and immutable.
+    pub fn permissions(&self, path: &Path) -> Option<(bool, bool)> {
+        self.fs.lock().files.get(path).map(|f| (f.readonly, f.immutable))
     }
 
     /// Paths of all files, sorted.
@@ -206,11 +245,11 @@ impl WriteFile for MemWrite {
             // A failed write may still have written part of the buffer.
             if fs.crash_after.is_none() {
                 let half = buf.len() / 2;
-                fs.file(&self.path)?.data.extend_from_slice(&buf[..half]);
+                fs.file(&self.path)?.data.lock().extend_from_slice(&buf[..half]);
             }
             return Err(e);
         }
-        fs.file(&self.path)?.data.extend_from_slice(buf);
+        fs.file(&self.path)?.data.lock().extend_from_slice(buf);
         Ok(())
     }
 
@@ -222,12 +261,12 @@ impl WriteFile for MemWrite {
                 // pages: the unsynced bytes are gone.
                 let f = fs.file(&self.path)?;
                 let synced = f.synced;
-                f.data.truncate(synced);
+                f.data.lock().truncate(synced);
             }
             return Err(e);
         }
         let f = fs.file(&self.path)?;
-        f.synced = f.data.len();
+        f.synced = f.len();
         Ok(())
     }
 
@@ -236,25 +275,23 @@ impl WriteFile for MemWrite {
         fs.check(Op::Truncate, &self.path)?;
         let f = fs.file(&self.path)?;
         let len = usize::try_from(len).map_err(io::Error::other)?;
-        f.data.resize(len, 0);
+        f.data.lock().resize(len, 0);
         f.synced = f.synced.min(len);
         Ok(())
     }
 
     fn len(&self) -> io::Result<u64> {
-        Ok(self.fs.lock().file(&self.path)?.data.len() as u64)
+        Ok(self.fs.lock().file(&self.path)?.len() as u64)
     }
 }
 
 struct MemRead {
-    fs: Arc<Mutex<MemFs>>,
-    path: PathBuf,
+    data: Arc<Mutex<Vec<u8>>>,
 }
 
 impl ReadFile for MemRead {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let mut fs = self.fs.lock();
-        let data = &fs.file(&self.path)?.data;
+        let data = self.data.lock();
         let start = usize::try_from(offset)
             .unwrap_or(usize::MAX)
             .min(data.len());
@@ -263,7 +300,7 @@ impl ReadFile for MemRead {
         Ok(n)
     }
     fn len(&self) -> io::Result<u64> {
-        Ok(self.fs.lock().file(&self.path)?.data.len() as u64)
+        Ok(self.data.lock().len() as u64)
     }
 }
 
@@ -325,23 +362,27 @@ impl Storage for MemStorage {
         }))
     }
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
-        self.fs.lock().file(path)?;
+        let mut fs = self.fs.lock();
+        let f = fs.file(path)?;
+        if f.readonly || f.immutable {
+            return Err(denied("open for writing", path));
+        }
         Ok(Box::new(MemWrite {
             fs: self.fs.clone(),
             path: path.to_path_buf(),
         }))
     }
     fn open_read(&self, path: &Path) -> io::Result<Arc<dyn ReadFile>> {
-        self.fs.lock().file(path)?;
-        Ok(Arc::new(MemRead {
-            fs: self.fs.clone(),
-            path: path.to_path_buf(),
-        }))
+        let data = self.fs.lock().file(path)?.data.clone();
+        Ok(Arc::new(MemRead { data }))
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut fs = self.fs.lock();
         fs.check(Op::Rename, from)?;
         fs.parent_exists(to)?;
+        if fs.file(from)?.immutable || fs.files.get(to).is_some_and(|f| f.immutable) {
+            return Err(denied("rename", from));
+        }
         let f = fs
             .files
             .remove(from)
@@ -352,6 +393,9 @@ impl Storage for MemStorage {
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let mut fs = self.fs.lock();
         fs.check(Op::Remove, path)?;
+        if fs.file(path)?.immutable {
+            return Err(denied("remove", path));
+        }
         fs.files
             .remove(path)
             .map(|_| ())
@@ -359,6 +403,18 @@ impl Storage for MemStorage {
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.fs.lock().check(Op::SyncDir, dir)
+    }
+    fn set_readonly(&self, path: &Path) -> io::Result<()> {
+        let mut fs = self.fs.lock();
+        fs.check(Op::Chmod, path)?;
+        fs.file(path)?.readonly = true;
+        Ok(())
+    }
+    fn set_immutable(&self, path: &Path, on: bool) -> io::Result<()> {
+        let mut fs = self.fs.lock();
+        fs.check(Op::Chmod, path)?;
+        fs.file(path)?.immutable = on;
+        Ok(())
     }
     fn lock_dir(&self, dir: &Path) -> io::Result<Box<dyn DirLock>> {
         let mut fs = self.fs.lock();

@@ -30,6 +30,12 @@ pub trait Storage: Send + Sync + Debug {
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     /// Makes creations, renames and removals in `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Takes write permission away from everyone (mode 0444).
+    fn set_readonly(&self, path: &Path) -> io::Result<()>;
+    /// Sets or clears the file system's immutable attribute, which stops even
+    /// root from writing, renaming or deleting the file (Linux
+    /// FS_IOC_SETFLAGS; needs CAP_LINUX_IMMUTABLE).
+    fn set_immutable(&self, path: &Path, on: bool) -> io::Result<()>;
     /// Takes the exclusive writer lock of `dir`. Fails with
     /// `ErrorKind::WouldBlock` while another holder has it.
     fn lock_dir(&self, dir: &Path) -> io::Result<Box<dyn DirLock>>;
