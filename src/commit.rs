@@ -161,18 +161,25 @@ pub(crate) struct Writer {
     pub next_seq: u64,
     pub prev_hash: Hash,
     pub last_ts: u64,
+    /// BLAKE3 of every byte of the active segment so far, for its seal record.
+    pub digest: blake3::Hasher,
+    /// Records in the active segment.
+    pub records: u64,
     buf: Vec<u8>,
 }
 
 impl Writer {
+    /// A writer at the end of the active segment, whose bytes so far hash
+    /// (BLAKE3) to `digest` and hold `records` records.
     pub fn new(
         file: Box<dyn WriteFile>,
         segment: Arc<Segment>,
         len: u64,
-        next_seq: u64,
-        prev_hash: Hash,
-        last_ts: u64,
+        chain: (u64, Hash, u64),
+        digest: blake3::Hasher,
+        records: u64,
     ) -> Self {
+        let (next_seq, prev_hash, last_ts) = chain;
         Writer {
             file,
             segment,
@@ -181,6 +188,8 @@ impl Writer {
             next_seq,
             prev_hash,
             last_ts,
+            digest,
+            records,
             buf: Vec::new(),
         }
     }
@@ -210,6 +219,7 @@ impl Writer {
             receipts.push(mine);
         }
         self.write_buffer(shared, shared.options.durability == Durability::Sync)?;
+        shared.seal_inline_if_due();
         Ok(receipts)
     }
 
@@ -263,6 +273,7 @@ impl Writer {
         self.segment.index.write().note(seq, ts, offset);
         self.next_seq += 1;
         self.prev_hash = hash;
+        self.records += 1;
         shared.counters.records.fetch_add(1, Ordering::Relaxed);
         Receipt {
             seq,
@@ -277,6 +288,7 @@ impl Writer {
             return Err(shared.poison(Error::io("write", path, e)));
         }
         self.len += self.buf.len() as u64;
+        self.digest.update(&self.buf);
         let c = &shared.counters;
         c.writes.fetch_add(1, Ordering::Relaxed);
         c.bytes.fetch_add(self.buf.len() as u64, Ordering::Relaxed);
@@ -293,11 +305,22 @@ impl Writer {
         Ok(())
     }
 
-    /// Closes the active segment (synced) and starts the next one, whose
-    /// first record says so. Called with an empty group buffer.
+    /// Closes the active segment with a seal record (synced) and starts the
+    /// next one, whose first record says so. Called with an empty group
+    /// buffer; leaves the segment-rolled record in it.
     fn roll(&mut self, shared: &Shared, ts: u64) -> Result<()> {
         debug_assert!(self.buf.is_empty());
-        self.sync(shared)?;
+        let seal = SystemEvent::Sealed {
+            segment: self.segment.number,
+            records: self.records,
+            last_seq: self.next_seq - 1,
+            last_hash: self.prev_hash,
+            bytes: self.len,
+            digest: *self.digest.finalize().as_bytes(),
+        };
+        self.encode(shared, seal.kind(), &seal.encode(), ts);
+        self.write_buffer(shared, true)?;
+        self.buf.clear();
         let header = SegmentHeader {
             log_id: shared.log_id,
             segment: self.segment.number + 1,
@@ -311,7 +334,7 @@ impl Writer {
         let read = storage
             .open_read(&path)
             .map_err(|e| shared.poison(Error::io("open", &path, e)))?;
-        let segment = Arc::new(Segment::new_active(path, header, read));
+        let segment = Arc::new(Segment::new_active(path, header.clone(), read));
         shared.segments.write().push(segment.clone());
         let event = SystemEvent::SegmentRolled {
             from_segment: self.segment.number,
@@ -322,29 +345,22 @@ impl Writer {
         self.segment = segment;
         self.len = SEGMENT_HEADER_LEN as u64;
         self.synced_len = self.len;
+        self.digest = blake3::Hasher::new();
+        self.digest.update(&header.encode());
+        self.records = 0;
         self.encode(shared, event.kind(), &event.encode(), ts);
+        shared.segment_closed();
         Ok(())
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn req(len: usize) -> Arc<Request> {
-        Request::new(RecordKind::User, vec![vec![0; len]])
-    }
-
-    #[test]
-    fn group_is_bounded_in_bytes_but_never_empty() {
-        let mut q: Vec<_> = (0..10).map(|_| req(100)).collect();
-        let per = frame_padded_len(100);
-        let g = take_group(&mut q, per * 3);
-        assert_eq!(g.len(), 3);
-        assert_eq!(q.len(), 7);
-        let mut big = vec![req(10_000), req(1)];
-        let g = take_group(&mut big, 64);
-        assert_eq!(g.len(), 1, "an oversized request still commits, alone");
-        assert_eq!(big.len(), 1);
+    /// Rolls now (for `Log::seal`), whatever the active segment's size.
+    pub fn roll_now(&mut self, shared: &Shared) -> Result<()> {
+        shared.check_poison()?;
+        let ts = self.next_timestamp(shared);
+        self.buf.clear();
+        self.roll(shared, ts)?;
+        self.write_buffer(shared, true)?;
+        shared.seal_inline_if_due();
+        Ok(())
     }
 }

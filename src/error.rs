@@ -45,6 +45,14 @@ pub enum Corruption {
     },
     #[error("segment header does not continue the previous segment: {detail}")]
     SegmentDiscontinuity { detail: String },
+    #[error("sealed file trailer is invalid: {detail}")]
+    SealedTrailer { detail: String },
+    #[error("sealed file frame {frame} is damaged: {detail}")]
+    SealedFrame { frame: u64, detail: String },
+    #[error("seal record does not match the segment: {detail}")]
+    SealMismatch { detail: String },
+    #[error("anchor file is invalid: {detail}")]
+    Anchor { detail: String },
     #[error("system record payload is malformed: {detail}")]
     SystemPayload { detail: String },
 }

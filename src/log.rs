@@ -3,9 +3,10 @@
 use crate::commit::{Committer, Request};
 use crate::error::{Error, Result};
 use crate::format::{Hash, RecordKind, SystemEvent};
-use crate::options::{Durability, Options};
+use crate::options::{Durability, Options, Sealing};
 use crate::read::{self, Iter};
 use crate::recovery;
+use crate::seal::{self, FrameCache};
 use crate::segment::Segment;
 use crate::storage::DirLock;
 use crate::verify::{self, VerifyReport};
@@ -111,6 +112,20 @@ pub(crate) struct Shared {
     pub visible: RwLock<Visible>,
     pub counters: Counters,
     poison: Mutex<Option<String>>,
+    /// Decompressed frames of sealed segments.
+    pub cache: Arc<FrameCache>,
+    /// Held while a segment is being sealed: one sealer at a time.
+    pub seal_lock: Mutex<()>,
+    seal_signal: Mutex<SealSignal>,
+    seal_wake: Condvar,
+    /// The last background sealing failure, if any.
+    pub seal_error: Mutex<Option<String>>,
+}
+
+#[derive(Debug, Default)]
+struct SealSignal {
+    requested: bool,
+    stop: bool,
 }
 
 impl Shared {
@@ -120,6 +135,7 @@ impl Shared {
         log_id: [u8; 16],
         segments: Vec<Arc<Segment>>,
         visible: Visible,
+        cache: Arc<FrameCache>,
     ) -> Self {
         Shared {
             dir,
@@ -129,6 +145,54 @@ impl Shared {
             visible: RwLock::new(visible),
             counters: Counters::default(),
             poison: Mutex::new(None),
+            cache,
+            seal_lock: Mutex::new(()),
+            seal_signal: Mutex::new(SealSignal::default()),
+            seal_wake: Condvar::new(),
+            seal_error: Mutex::new(None),
+        }
+    }
+
+    /// A segment was closed: it is due for sealing.
+    pub fn segment_closed(&self) {
+        self.seal_signal.lock().requested = true;
+        self.seal_wake.notify_all();
+    }
+
+    /// Under `Sealing::Inline`, seals what rolling closed. A failure is kept
+    /// in `seal_error` (the appends that rolled are already durable).
+    pub fn seal_inline_if_due(&self) {
+        if self.options.sealing != Sealing::Inline {
+            return;
+        }
+        let due = std::mem::take(&mut self.seal_signal.lock().requested);
+        if due {
+            self.record_seal_outcome(seal::seal_closed_segments(self));
+        }
+    }
+
+    /// Blocks until a segment is due for sealing (true) or the log closes (false).
+    fn wait_for_sealing_work(&self) -> bool {
+        let mut sig = self.seal_signal.lock();
+        loop {
+            if sig.stop {
+                return false;
+            }
+            if std::mem::take(&mut sig.requested) {
+                return true;
+            }
+            self.seal_wake.wait(&mut sig);
+        }
+    }
+
+    fn stop_sealer(&self) {
+        self.seal_signal.lock().stop = true;
+        self.seal_wake.notify_all();
+    }
+
+    fn record_seal_outcome(&self, outcome: Result<usize>) {
+        if let Err(e) = outcome {
+            *self.seal_error.lock() = Some(e.to_string());
         }
     }
 
@@ -198,6 +262,7 @@ pub(crate) struct Inner {
 pub struct Log {
     inner: Arc<Inner>,
     syncer: Option<JoinHandle<()>>,
+    sealer: Option<JoinHandle<()>>,
     closed: bool,
 }
 
@@ -216,13 +281,15 @@ impl Log {
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Log> {
         options.validate().map_err(Error::InvalidOptions)?;
         let dir = dir.as_ref().to_path_buf();
-        let recovered = recovery::recover(&dir, &options)?;
+        let cache = Arc::new(FrameCache::new(options.sealed_cache_bytes));
+        let recovered = recovery::recover(&dir, &options, &cache)?;
         let shared = Shared::new(
             dir,
             options,
             recovered.log_id,
             recovered.segments,
             recovered.visible,
+            cache,
         );
         let mut writer = recovered.writer;
         let mut events = recovered.events;
@@ -254,11 +321,45 @@ impl Log {
             }
             _ => None,
         };
+        let sealer = match inner.shared.options.sealing {
+            Sealing::Background => {
+                let inner = inner.clone();
+                Some(
+                    std::thread::Builder::new()
+                        .name("wormlog-seal".into())
+                        .spawn(move || run_sealer(&inner.shared))
+                        .map_err(|e| Error::io("spawn seal thread", "", e))?,
+                )
+            }
+            _ => None,
+        };
+        // Segments closed before a crash (or by an earlier run that stopped
+        // before sealing them) are sealed now.
+        inner.shared.segment_closed();
+        inner.shared.seal_inline_if_due();
         Ok(Log {
             inner,
             syncer,
+            sealer,
             closed: false,
         })
+    }
+
+    /// Closes the active segment and seals every closed segment now; returns
+    /// how many were sealed. Appends continue in a new segment.
+    pub fn seal(&self) -> Result<usize> {
+        self.inner
+            .committer
+            .writer
+            .lock()
+            .roll_now(&self.inner.shared)?;
+        seal::seal_closed_segments(&self.inner.shared)
+    }
+
+    /// The last failure of background sealing, if any (sealing is retried
+    /// at the next roll, `seal` and open).
+    pub fn seal_error(&self) -> Option<String> {
+        self.inner.shared.seal_error.lock().clone()
     }
 
     /// Appends one record; returns once it is committed (durable under
@@ -358,6 +459,10 @@ impl Log {
         if let Some(t) = self.syncer.take() {
             let _ = t.join();
         }
+        self.inner.shared.stop_sealer();
+        if let Some(t) = self.sealer.take() {
+            let _ = t.join();
+        }
         self.inner.committer.close_queue();
         let mut writer = self.inner.committer.writer.lock();
         writer.write_system(&self.inner.shared, &[SystemEvent::LogClosed])
@@ -367,6 +472,15 @@ impl Log {
 impl Drop for Log {
     fn drop(&mut self) {
         let _ = self.shutdown();
+    }
+}
+
+/// Under `Sealing::Background`: seals closed segments whenever one is
+/// closed, until the log is closed. A segment being sealed when the log
+/// closes is finished; the rest wait for the next open.
+fn run_sealer(shared: &Shared) {
+    while shared.wait_for_sealing_work() {
+        shared.record_seal_outcome(seal::seal_closed_segments(shared));
     }
 }
 

@@ -1,5 +1,6 @@
 //! How a log is opened: durability, limits, and the storage it lives on.
 
+pub use crate::seal::Sealing;
 use crate::storage::{FsStorage, Storage};
 use std::fmt;
 use std::sync::Arc;
@@ -35,6 +36,11 @@ pub struct Options {
     pub(crate) repair: bool,
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) clock: Clock,
+    pub(crate) sealing: Sealing,
+    pub(crate) seal_level: i32,
+    pub(crate) seal_frame_bytes: usize,
+    pub(crate) immutable_attr: bool,
+    pub(crate) sealed_cache_bytes: usize,
 }
 
 impl Default for Options {
@@ -48,6 +54,11 @@ impl Default for Options {
             repair: false,
             storage: Arc::new(FsStorage),
             clock: Arc::new(system_clock_ns),
+            sealing: Sealing::Background,
+            seal_level: 3,
+            seal_frame_bytes: 1 << 20,
+            immutable_attr: false,
+            sealed_cache_bytes: 32 << 20,
         }
     }
 }
@@ -62,6 +73,11 @@ impl fmt::Debug for Options {
             .field("create_if_missing", &self.create_if_missing)
             .field("repair", &self.repair)
             .field("storage", &self.storage)
+            .field("sealing", &self.sealing)
+            .field("seal_level", &self.seal_level)
+            .field("seal_frame_bytes", &self.seal_frame_bytes)
+            .field("immutable_attr", &self.immutable_attr)
+            .field("sealed_cache_bytes", &self.sealed_cache_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -112,6 +128,43 @@ impl Options {
         self
     }
 
+    /// When closed segments are compressed into sealed files (default:
+    /// in the background after each roll).
+    pub fn sealing(mut self, sealing: Sealing) -> Self {
+        self.sealing = sealing;
+        self
+    }
+    /// zstd level for sealed files (default 3).
+    pub fn seal_level(mut self, level: i32) -> Self {
+        self.seal_level = level;
+        self
+    }
+    /// Uncompressed bytes per zstd frame of a sealed file (default 1 MiB): a
+    /// read from a sealed segment decompresses one frame.
+    pub fn seal_frame_bytes(mut self, bytes: usize) -> Self {
+        self.seal_frame_bytes = bytes;
+        self
+    }
+    /// Also set the file system's immutable attribute on sealed files, where
+    /// the process may (CAP_LINUX_IMMUTABLE); off by default.
+    pub fn immutable_attr(mut self, yes: bool) -> Self {
+        self.immutable_attr = yes;
+        self
+    }
+    /// Bytes of decompressed sealed frames kept in memory (default 32 MiB).
+    pub fn sealed_cache_bytes(mut self, bytes: usize) -> Self {
+        self.sealed_cache_bytes = bytes;
+        self
+    }
+
+    pub(crate) fn seal_settings(&self) -> crate::seal::SealSettings {
+        crate::seal::SealSettings {
+            level: self.seal_level,
+            frame_bytes: self.seal_frame_bytes,
+            immutable: self.immutable_attr,
+        }
+    }
+
     pub(crate) fn validate(&self) -> Result<(), String> {
         if self.payload_bytes_max > crate::format::PAYLOAD_LEN_MAX {
             return Err(format!(
@@ -119,6 +172,15 @@ impl Options {
                 self.payload_bytes_max,
                 crate::format::PAYLOAD_LEN_MAX
             ));
+        }
+        if !(1..=22).contains(&self.seal_level) {
+            return Err(format!(
+                "seal_level {} is not a zstd level 1..=22",
+                self.seal_level
+            ));
+        }
+        if !(4096..=64 << 20).contains(&self.seal_frame_bytes) {
+            return Err("seal_frame_bytes must be between 4 KiB and 64 MiB".into());
         }
         if self.segment_bytes_max < 4096 {
             return Err("segment_bytes_max must be at least 4096".into());

@@ -14,9 +14,10 @@ use crate::format::{
 };
 use crate::log::{Head, Visible};
 use crate::options::Options;
+use crate::seal::{open_sealed, FrameCache};
 use crate::segment::{
-    create_segment_file, is_tmp_segment_name, parse_segment_file_name, segment_file_name,
-    FrameScanner, ScanError, Segment, SparseIndex,
+    create_segment_file, is_tmp_segment_name, parse_sealed_file_name, parse_segment_file_name,
+    sealed_file_name, segment_file_name, FrameScanner, ScanError, Segment, SparseIndex,
 };
 use crate::storage::{DirLock, ReadFile, Storage, LOCK_FILE};
 use std::io;
@@ -35,7 +36,7 @@ pub(crate) struct Recovered {
     pub truncate_after_open: Vec<(PathBuf, u64)>,
 }
 
-pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
+pub(crate) fn recover(dir: &Path, options: &Options, cache: &Arc<FrameCache>) -> Result<Recovered> {
     let storage = &*options.storage;
     let exists = storage
         .dir_exists(dir)
@@ -52,27 +53,50 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
         io::ErrorKind::WouldBlock => Error::Locked { path: dir.into() },
         _ => Error::io("lock", dir.join(LOCK_FILE), e),
     })?;
-    let mut numbers = Vec::new();
+    let mut raw = Vec::new();
+    let mut sealed = Vec::new();
     for name in storage
         .list_dir(dir)
         .map_err(|e| Error::io("list", dir, e))?
     {
         if is_tmp_segment_name(&name) {
-            // A segment whose creation did not finish: it never held a record.
+            // A segment or sealed file whose creation did not finish: the
+            // file it was made from (if any) is still in place.
             let path = dir.join(&name);
             storage
                 .remove_file(&path)
                 .map_err(|e| Error::io("remove", &path, e))?;
         } else if let Some(n) = parse_segment_file_name(&name) {
-            numbers.push(n);
+            raw.push(n);
+        } else if let Some(n) = parse_sealed_file_name(&name) {
+            sealed.push(n);
         }
     }
+    raw.sort_unstable();
+    sealed.sort_unstable();
+    finish_interrupted_seals(storage, dir, &mut raw, &sealed)?;
+    let mut numbers: Vec<(u64, bool)> = raw.iter().map(|&n| (n, false)).collect();
+    numbers.extend(sealed.iter().map(|&n| (n, true)));
     numbers.sort_unstable();
     if numbers.is_empty() {
         return create_log(dir, options, lock);
     }
-    let segments = open_segments(storage, dir, &numbers)?;
+    let segments = open_segments(storage, dir, &numbers, cache)?;
     let active = segments.last().expect("numbers is not empty").clone();
+    if active.sealed.is_some() {
+        // Sealing always follows the creation of the next segment, so the
+        // newest segment is never sealed: the active one was removed.
+        return Err(Error::corrupt(
+            &active.path,
+            0,
+            None,
+            Corruption::SegmentMissing {
+                missing: active.number + 1,
+                before: active.number,
+                after: active.number + 1,
+            },
+        ));
+    }
     let log_id = active.header.log_id;
     let tail = recover_active(dir, options, &segments)?;
     Ok(Recovered {
@@ -110,9 +134,9 @@ fn create_log(dir: &Path, options: &Options, lock: Box<dyn DirLock>) -> Result<R
         file,
         segment.clone(),
         SEGMENT_HEADER_LEN as u64,
-        1,
-        segment.header.prev_hash,
-        created_ns,
+        (1, segment.header.prev_hash, created_ns),
+        header_digest(&segment.header),
+        0,
     );
     Ok(Recovered {
         lock,
@@ -145,12 +169,65 @@ fn new_active_segment(
     Ok((Arc::new(Segment::new_active(path, header, read)), file))
 }
 
+/// Where both a raw segment and its sealed file exist, sealing was
+/// interrupted after the sealed file was complete and renamed into place:
+/// check that it holds this segment, and finish by removing the raw file.
+fn finish_interrupted_seals(
+    storage: &dyn Storage,
+    dir: &Path,
+    raw: &mut Vec<u64>,
+    sealed: &[u64],
+) -> Result<()> {
+    let mut kept = Vec::with_capacity(raw.len());
+    for &n in raw.iter() {
+        if sealed.binary_search(&n).is_err() {
+            kept.push(n);
+            continue;
+        }
+        let raw_path = dir.join(segment_file_name(n));
+        let sealed_path = dir.join(sealed_file_name(n));
+        let raw_seg = Segment::open(storage, raw_path.clone(), n)?;
+        let sealed_seg = open_sealed(storage, &sealed_path, n, None)?;
+        if sealed_seg.header != raw_seg.header || sealed_seg.file_len()? != raw_seg.file_len()? {
+            return Err(Error::corrupt(
+                &sealed_path,
+                0,
+                None,
+                Corruption::SealedTrailer {
+                    detail: format!("does not hold the same segment as {}", raw_path.display()),
+                },
+            ));
+        }
+        storage
+            .remove_file(&raw_path)
+            .map_err(|e| Error::io("remove", &raw_path, e))?;
+        storage
+            .sync_dir(dir)
+            .map_err(|e| Error::io("fsync directory", dir, e))?;
+    }
+    *raw = kept;
+    Ok(())
+}
+
 /// Opens every segment and checks that the headers belong together.
-fn open_segments(storage: &dyn Storage, dir: &Path, numbers: &[u64]) -> Result<Vec<Arc<Segment>>> {
+fn open_segments(
+    storage: &dyn Storage,
+    dir: &Path,
+    numbers: &[(u64, bool)],
+    cache: &Arc<FrameCache>,
+) -> Result<Vec<Arc<Segment>>> {
     let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(numbers.len());
-    for &n in numbers {
-        let path = dir.join(segment_file_name(n));
-        let seg = Segment::open(storage, path, n)?;
+    for &(n, is_sealed) in numbers {
+        let seg = if is_sealed {
+            open_sealed(
+                storage,
+                &dir.join(sealed_file_name(n)),
+                n,
+                Some(cache.clone()),
+            )?
+        } else {
+            Segment::open(storage, dir.join(segment_file_name(n)), n)?
+        };
         if let Some(prev) = segments.last() {
             if n != prev.number + 1 {
                 return Err(Error::corrupt(
@@ -217,6 +294,8 @@ struct Scan {
     records: u64,
     index: SparseIndex,
     repaired: Vec<(u64, u64)>,
+    /// BLAKE3 of the valid prefix's bytes.
+    digest: blake3::Hasher,
     /// Where the prefix stopped, why, and whether the bytes there are known
     /// to be intact-as-written (a CRC-valid frame that does not continue the
     /// chain cannot be a torn write).
@@ -236,6 +315,7 @@ fn scan_active(seg: &Segment, file_len: u64) -> Result<Scan> {
             complete: true,
         },
         repaired: Vec::new(),
+        digest: header_digest(h),
         damage: None,
     };
     let mut scan = FrameScanner::new(seg.file.clone(), SEGMENT_HEADER_LEN as u64, file_len);
@@ -284,6 +364,7 @@ fn scan_active(seg: &Segment, file_len: u64) -> Result<Scan> {
             }
         }
         s.index.note(f.seq, f.timestamp_ns, offset);
+        s.digest.update(f.raw);
         s.next_seq += 1;
         s.prev_hash = f.hash;
         s.last_ts = f.timestamp_ns;
@@ -423,7 +504,14 @@ fn recover_active(dir: &Path, options: &Options, segments: &[Arc<Segment>]) -> R
         active_segment: seg.number,
         active_len: end,
     };
-    let writer = Writer::new(file, seg, end, scan.next_seq, scan.prev_hash, scan.last_ts);
+    let writer = Writer::new(
+        file,
+        seg,
+        end,
+        (scan.next_seq, scan.prev_hash, scan.last_ts),
+        scan.digest,
+        scan.records,
+    );
     segments.shrink_to_fit();
     Ok(Tail {
         segments,
@@ -546,13 +634,14 @@ fn repair(
         active_segment: active.number,
         active_len: SEGMENT_HEADER_LEN as u64,
     };
+    let digest = header_digest(&active.header);
     let writer = Writer::new(
         file,
         active,
         SEGMENT_HEADER_LEN as u64,
-        scan.next_seq,
-        scan.prev_hash,
-        now,
+        (scan.next_seq, scan.prev_hash, now),
+        digest,
+        0,
     );
     Ok(Tail {
         segments,
@@ -567,6 +656,13 @@ fn repair(
         }],
         truncate_after_open: vec![(seg.path.clone(), offset)],
     })
+}
+
+/// A digest that has taken in a segment's header.
+fn header_digest(header: &SegmentHeader) -> blake3::Hasher {
+    let mut h = blake3::Hasher::new();
+    h.update(&header.encode());
+    h
 }
 
 /// Cuts `path` back to `len` bytes if it is longer (idempotent).

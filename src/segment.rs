@@ -13,22 +13,42 @@ use std::sync::Arc;
 
 const SEGMENT_PREFIX: &str = "seg-";
 const SEGMENT_SUFFIX: &str = ".wlog";
+/// A sealed segment: the same name with `.zst` added.
+const SEALED_SUFFIX: &str = ".wlog.zst";
 /// Suffix of a segment being created; such files are removed at open.
 pub(crate) const TMP_SUFFIX: &str = ".tmp";
 /// A sparse index entry is kept at least every this many bytes of a segment.
 const INDEX_INTERVAL: u64 = 64 << 10;
-/// Bytes the scanner reads at a time.
-const SCAN_CHUNK: usize = 256 << 10;
+/// Bytes the scanner reads at first: a point read touches little.
+const SCAN_CHUNK_MIN: usize = 16 << 10;
+/// Bytes the scanner reads at a time once it is streaming.
+const SCAN_CHUNK_MAX: usize = 256 << 10;
 
 pub(crate) fn segment_file_name(number: u64) -> String {
     format!("{SEGMENT_PREFIX}{number:020}{SEGMENT_SUFFIX}")
 }
 
+pub(crate) fn sealed_file_name(number: u64) -> String {
+    format!("{SEGMENT_PREFIX}{number:020}{SEALED_SUFFIX}")
+}
+
 /// The segment number a file name stands for, if it is a segment's name.
 pub(crate) fn parse_segment_file_name(name: &str) -> Option<u64> {
-    let digits = name
-        .strip_prefix(SEGMENT_PREFIX)?
-        .strip_suffix(SEGMENT_SUFFIX)?;
+    parse_digits(
+        name.strip_prefix(SEGMENT_PREFIX)?
+            .strip_suffix(SEGMENT_SUFFIX)?,
+    )
+}
+
+/// The segment number a sealed file's name stands for.
+pub(crate) fn parse_sealed_file_name(name: &str) -> Option<u64> {
+    parse_digits(
+        name.strip_prefix(SEGMENT_PREFIX)?
+            .strip_suffix(SEALED_SUFFIX)?,
+    )
+}
+
+fn parse_digits(digits: &str) -> Option<u64> {
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -117,13 +137,16 @@ impl SparseIndex {
     }
 }
 
-/// One segment file as the engine sees it.
+/// One segment as the engine sees it: `file` reads its uncompressed bytes,
+/// straight from a raw segment or through the frames of a sealed one.
 pub(crate) struct Segment {
     pub number: u64,
+    /// The raw segment file, or the sealed file.
     pub path: PathBuf,
     pub header: SegmentHeader,
     pub file: Arc<dyn ReadFile>,
     pub index: RwLock<SparseIndex>,
+    pub sealed: Option<crate::seal::SealedMeta>,
 }
 
 impl Segment {
@@ -154,6 +177,7 @@ impl Segment {
             header,
             file,
             index: RwLock::new(SparseIndex::default()),
+            sealed: None,
         })
     }
 
@@ -167,6 +191,7 @@ impl Segment {
                 entries: Vec::new(),
                 complete: true,
             }),
+            sealed: None,
         }
     }
 
@@ -206,7 +231,7 @@ pub(crate) enum ScanError {
 impl ScanError {
     pub fn into_error(self, path: &Path, seq: Option<u64>) -> Error {
         match self {
-            ScanError::Io(e) => Error::io("read", path, e),
+            ScanError::Io(e) => crate::seal::io_to_error(path, seq, e),
             ScanError::Bad { offset, what } => Error::corrupt(path, offset, seq, what),
         }
     }
@@ -221,6 +246,7 @@ pub(crate) struct FrameScanner {
     buf_offset: u64,
     pos: usize,
     limit: u64,
+    chunk: usize,
 }
 
 impl FrameScanner {
@@ -231,6 +257,7 @@ impl FrameScanner {
             buf_offset: start,
             pos: 0,
             limit,
+            chunk: SCAN_CHUNK_MIN,
         }
     }
 
@@ -279,7 +306,8 @@ impl FrameScanner {
         self.buf_offset += self.pos as u64;
         self.pos = 0;
         let room = self.limit - self.buf_offset;
-        let want = (need.max(SCAN_CHUNK) as u64).min(room) as usize;
+        let want = (need.max(self.chunk) as u64).min(room) as usize;
+        self.chunk = (self.chunk * 2).min(SCAN_CHUNK_MAX);
         let have = self.buf.len();
         if want <= have {
             return Ok(());

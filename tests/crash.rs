@@ -10,7 +10,7 @@ mod common;
 use common::*;
 use std::time::Duration;
 use wormlog::storage::{MemStorage, Tear};
-use wormlog::{Durability, Log};
+use wormlog::{Durability, Log, Sealing};
 
 const TEARS: [Tear; 4] = [
     Tear::LoseUnsynced,
@@ -23,6 +23,8 @@ struct Outcome {
     attempted: Vec<Vec<u8>>,
     /// How many of `attempted` were durable when the crash came.
     durable: usize,
+    /// Whether a sealed file (or its temporary) existed at the crash.
+    sealed: bool,
 }
 
 /// Appends a random workload until the storage "crashes".
@@ -30,8 +32,10 @@ fn run_until_crash(storage: &MemStorage, durability: Durability, rng: &mut Rng) 
     let mut out = Outcome {
         attempted: Vec::new(),
         durable: 0,
+        sealed: false,
     };
     let opts = mem_options(storage)
+        .sealing(Sealing::Inline)
         .durability(durability)
         .segment_bytes_max(4096);
     let Ok(log) = Log::open(mem_dir(), opts) else {
@@ -68,7 +72,7 @@ fn run_until_crash(storage: &MemStorage, durability: Durability, rng: &mut Rng) 
 
 /// Checks the recovered log; returns whether recovery cut a torn tail.
 fn check_recovered(storage: &MemStorage, out: &Outcome, context: &str) -> bool {
-    let log = Log::open(mem_dir(), mem_options(storage))
+    let log = Log::open(mem_dir(), mem_options(storage).sealing(Sealing::Inline))
         .unwrap_or_else(|e| panic!("{context}: reopen failed: {e}"));
     let got = user_payloads(&log);
     assert!(
@@ -85,6 +89,11 @@ fn check_recovered(storage: &MemStorage, out: &Outcome, context: &str) -> bool {
         .unwrap_or_else(|e| panic!("{context}: verify failed: {e}"));
     let r = log.append(b"after recovery").unwrap();
     assert_eq!(r.seq, log.head().seq);
+    assert!(
+        log.seal_error().is_none(),
+        "{context}: {:?}",
+        log.seal_error()
+    );
     all_records(&log)
         .iter()
         .any(|r| r.kind() == wormlog::RecordKind::TailCut)
@@ -97,7 +106,7 @@ fn crash_runs(test: &str, durability: Durability, default_runs: u64) {
         .unwrap_or(default_runs);
     let seed = seed(test);
     let mut rng = Rng(seed);
-    let (mut cuts, mut with_durable) = (0, 0);
+    let (mut cuts, mut with_durable, mut sealed) = (0, 0, 0);
     for run in 0..runs {
         let run_seed = rng.next_u64();
         let mut r = Rng(run_seed);
@@ -105,7 +114,11 @@ fn crash_runs(test: &str, durability: Durability, default_runs: u64) {
         // Crash points cover creation, appends, syncs and segment rolls.
         let crash_at = r.below(160);
         storage.crash_after(crash_at);
-        let out = run_until_crash(&storage, durability, &mut r);
+        let mut out = run_until_crash(&storage, durability, &mut r);
+        out.sealed = storage
+            .file_paths()
+            .iter()
+            .any(|p| p.to_string_lossy().contains(".zst"));
         let tear = TEARS[r.below(4) as usize];
         let image = storage.crash_image(tear, r.next_u64());
         let context = format!("{test} run {run} (seed {seed}, run seed {run_seed}, crash after {crash_at} ops, {tear:?})");
@@ -113,7 +126,10 @@ fn crash_runs(test: &str, durability: Durability, default_runs: u64) {
             // Crash again during recovery itself, then recover from that.
             let image2 = image.clone();
             image2.crash_after(image2.mutations() + r.below(12));
-            drop(Log::open(mem_dir(), mem_options(&image2)));
+            drop(Log::open(
+                mem_dir(),
+                mem_options(&image2).sealing(Sealing::Inline),
+            ));
             let tear2 = TEARS[r.below(4) as usize];
             let image3 = image2.crash_image(tear2, r.next_u64());
             cuts += u64::from(check_recovered(
@@ -125,8 +141,16 @@ fn crash_runs(test: &str, durability: Durability, default_runs: u64) {
             cuts += u64::from(check_recovered(&image, &out, &context));
         }
         with_durable += u64::from(out.durable > 0);
+        sealed += u64::from(out.sealed);
     }
-    eprintln!("{test}: {runs} crash points, {cuts} torn tails cut, {with_durable} runs with durable records");
+    eprintln!(
+        "{test}: {runs} crash points, {cuts} torn tails cut, {with_durable} runs with durable \
+         records, {sealed} crashed after sealing began"
+    );
+    assert!(
+        sealed * 4 >= runs,
+        "only {sealed} of {runs} runs reached sealing"
+    );
     // The workload must reach the cases it is meant to test.
     assert!(cuts * 10 >= runs, "only {cuts} of {runs} runs tore a tail");
     assert!(

@@ -36,6 +36,13 @@ pub enum RecordKind {
     Repaired = 0x05,
     /// The log was closed cleanly.
     LogClosed = 0x06,
+    /// Last record of a segment that is complete and will be sealed.
+    Sealed = 0x07,
+    /// Retention dropped whole segments (after recording them in the anchor file).
+    RetentionApplied = 0x08,
+    /// A legal hold was set: retention drops nothing until it is cleared.
+    LegalHoldSet = 0x09,
+    LegalHoldCleared = 0x0A,
 }
 
 impl RecordKind {
@@ -48,6 +55,10 @@ impl RecordKind {
             0x04 => RecordKind::SegmentRolled,
             0x05 => RecordKind::Repaired,
             0x06 => RecordKind::LogClosed,
+            0x07 => RecordKind::Sealed,
+            0x08 => RecordKind::RetentionApplied,
+            0x09 => RecordKind::LegalHoldSet,
+            0x0A => RecordKind::LegalHoldCleared,
             _ => return None,
         })
     }
@@ -65,6 +76,10 @@ impl RecordKind {
             RecordKind::SegmentRolled => "segment-rolled",
             RecordKind::Repaired => "repaired",
             RecordKind::LogClosed => "log-closed",
+            RecordKind::Sealed => "sealed",
+            RecordKind::RetentionApplied => "retention-applied",
+            RecordKind::LegalHoldSet => "legal-hold-set",
+            RecordKind::LegalHoldCleared => "legal-hold-cleared",
         }
     }
 }
@@ -116,6 +131,8 @@ pub struct FrameRef<'a> {
     pub frame_len: u32,
     /// Bytes the frame occupies, padding included.
     pub padded_len: usize,
+    /// The frame's bytes as stored, padding included.
+    pub raw: &'a [u8],
 }
 
 /// Bytes the frame at the start of `buf` occupies, judged by its length
@@ -201,6 +218,7 @@ pub fn decode_frame(buf: &[u8]) -> Decoded<'_> {
         crc: stored,
         frame_len,
         padded_len: padded,
+        raw: &buf[..padded],
     })
 }
 

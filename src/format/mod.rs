@@ -4,6 +4,7 @@
 mod chain;
 mod frame;
 mod header;
+mod sealed;
 mod system;
 
 pub use chain::{chain_hash, genesis_hash, Hash, HASH_LEN};
@@ -12,6 +13,10 @@ pub use frame::{
     FRAME_ALIGN, FRAME_HEADER_LEN, FRAME_OVERHEAD, PAYLOAD_LEN_MAX,
 };
 pub use header::{SegmentHeader, FORMAT_VERSION, SEGMENT_HEADER_LEN, SEGMENT_MAGIC};
+pub use sealed::{
+    decode_seek_table, encode_seek_table, seek_table_len, IndexPoint, SealedIndex, SeekEntry,
+    INDEX_FRAME_MAGIC, SEALED_FRAME_BYTES_MAX, SEEKABLE_MAGIC, SEEK_FOOTER_LEN, SEEK_TABLE_MAGIC,
+};
 pub use system::SystemEvent;
 
 /// Formats a hash (or any bytes) as lowercase hex.

@@ -44,6 +44,31 @@ pub enum SystemEvent {
         what: String,
     },
     LogClosed,
+    /// The segment is complete: `records` records (the last `last_seq`, with
+    /// chain hash `last_hash`) in its first `bytes` bytes, whose BLAKE3
+    /// digest is `digest`. Always the segment's last record.
+    Sealed {
+        segment: u64,
+        records: u64,
+        last_seq: u64,
+        last_hash: [u8; 32],
+        bytes: u64,
+        digest: [u8; 32],
+    },
+    /// Retention dropped segments `from_segment..=to_segment` (records
+    /// `first_seq..=last_seq`), recorded first in the anchor file as the
+    /// entry whose hash is `anchor_entry_hash`.
+    RetentionApplied {
+        from_segment: u64,
+        to_segment: u64,
+        first_seq: u64,
+        last_seq: u64,
+        anchor_entry_hash: [u8; 32],
+    },
+    LegalHoldSet {
+        reason: String,
+    },
+    LegalHoldCleared,
 }
 
 impl SystemEvent {
@@ -55,6 +80,10 @@ impl SystemEvent {
             SystemEvent::SegmentRolled { .. } => RecordKind::SegmentRolled,
             SystemEvent::Repaired { .. } => RecordKind::Repaired,
             SystemEvent::LogClosed => RecordKind::LogClosed,
+            SystemEvent::Sealed { .. } => RecordKind::Sealed,
+            SystemEvent::RetentionApplied { .. } => RecordKind::RetentionApplied,
+            SystemEvent::LegalHoldSet { .. } => RecordKind::LegalHoldSet,
+            SystemEvent::LegalHoldCleared => RecordKind::LegalHoldCleared,
         }
     }
 
@@ -113,7 +142,35 @@ impl SystemEvent {
                 put_str(&mut out, moved_to);
                 put_str(&mut out, what);
             }
-            SystemEvent::LogClosed => {}
+            SystemEvent::Sealed {
+                segment,
+                records,
+                last_seq,
+                last_hash,
+                bytes,
+                digest,
+            } => {
+                for v in [segment, records, last_seq] {
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+                out.extend_from_slice(last_hash);
+                out.extend_from_slice(&bytes.to_le_bytes());
+                out.extend_from_slice(digest);
+            }
+            SystemEvent::RetentionApplied {
+                from_segment,
+                to_segment,
+                first_seq,
+                last_seq,
+                anchor_entry_hash,
+            } => {
+                for v in [from_segment, to_segment, first_seq, last_seq] {
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+                out.extend_from_slice(anchor_entry_hash);
+            }
+            SystemEvent::LegalHoldSet { reason } => put_str(&mut out, reason),
+            SystemEvent::LogClosed | SystemEvent::LegalHoldCleared => {}
         }
         out
     }
@@ -159,6 +216,25 @@ impl SystemEvent {
                     what: r.string()?,
                 },
                 RecordKind::LogClosed => SystemEvent::LogClosed,
+                RecordKind::Sealed => SystemEvent::Sealed {
+                    segment: r.u64()?,
+                    records: r.u64()?,
+                    last_seq: r.u64()?,
+                    last_hash: r.array32()?,
+                    bytes: r.u64()?,
+                    digest: r.array32()?,
+                },
+                RecordKind::RetentionApplied => SystemEvent::RetentionApplied {
+                    from_segment: r.u64()?,
+                    to_segment: r.u64()?,
+                    first_seq: r.u64()?,
+                    last_seq: r.u64()?,
+                    anchor_entry_hash: r.array32()?,
+                },
+                RecordKind::LegalHoldSet => SystemEvent::LegalHoldSet {
+                    reason: r.string()?,
+                },
+                RecordKind::LegalHoldCleared => SystemEvent::LegalHoldCleared,
                 RecordKind::User => unreachable!("handled above"),
             };
             if r.at != r.buf.len() {
@@ -210,6 +286,11 @@ impl Reader<'_> {
         a.copy_from_slice(self.take(16)?);
         Ok(a)
     }
+    fn array32(&mut self) -> Result<[u8; 32], String> {
+        let mut a = [0u8; 32];
+        a.copy_from_slice(self.take(32)?);
+        Ok(a)
+    }
     fn string(&mut self) -> Result<String, String> {
         let n = usize::from(self.u16()?);
         let bytes = self.take(n)?;
@@ -253,6 +334,25 @@ mod tests {
                 what: "frame CRC mismatch".into(),
             },
             SystemEvent::LogClosed,
+            SystemEvent::Sealed {
+                segment: 4,
+                records: 100,
+                last_seq: 400,
+                last_hash: [7; 32],
+                bytes: 65536,
+                digest: [8; 32],
+            },
+            SystemEvent::RetentionApplied {
+                from_segment: 1,
+                to_segment: 3,
+                first_seq: 1,
+                last_seq: 300,
+                anchor_entry_hash: [9; 32],
+            },
+            SystemEvent::LegalHoldSet {
+                reason: "case 2026-17".into(),
+            },
+            SystemEvent::LegalHoldCleared,
         ]
     }
 

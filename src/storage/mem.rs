@@ -206,7 +206,11 @@ impl MemStorage {
 
     /// A file's current bytes (synced or not).
     pub fn read_file(&self, path: &Path) -> Option<Vec<u8>> {
-        self.fs.lock().files.get(path).map(|f| f.data.lock().clone())
+        self.fs
+            .lock()
+            .files
+            .get(path)
+            .map(|f| f.data.lock().clone())
     }
 
     /// Replaces a file's bytes, all counted as synced (for tampering tests).
@@ -224,7 +228,11 @@ impl MemStorage {
 
     /// Whether a file was made read-only, and immutable.
     pub fn permissions(&self, path: &Path) -> Option<(bool, bool)> {
-        self.fs.lock().files.get(path).map(|f| (f.readonly, f.immutable))
+        self.fs
+            .lock()
+            .files
+            .get(path)
+            .map(|f| (f.readonly, f.immutable))
     }
 
     /// Paths of all files, sorted.
@@ -245,7 +253,10 @@ impl WriteFile for MemWrite {
             // A failed write may still have written part of the buffer.
             if fs.crash_after.is_none() {
                 let half = buf.len() / 2;
-                fs.file(&self.path)?.data.lock().extend_from_slice(&buf[..half]);
+                fs.file(&self.path)?
+                    .data
+                    .lock()
+                    .extend_from_slice(&buf[..half]);
             }
             return Err(e);
         }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use wormlog::storage::MemStorage;
-use wormlog::{Log, Options, Record};
+use wormlog::{Log, Options, Record, Sealing};
 
 /// SplitMix64, so that every randomized test is replayable from its seed.
 #[derive(Debug, Clone)]
@@ -42,8 +42,12 @@ pub fn seed(test: &str) -> u64 {
     seed
 }
 
+/// Options on `storage`, with sealing left to explicit `Log::seal` calls so
+/// that closed segments stay raw unless a test asks.
 pub fn mem_options(storage: &MemStorage) -> Options {
-    Options::default().storage(Arc::new(storage.clone()))
+    Options::default()
+        .storage(Arc::new(storage.clone()))
+        .sealing(Sealing::Manual)
 }
 
 pub fn mem_dir() -> PathBuf {
