@@ -32,7 +32,7 @@ mod verify;
 
 pub use error::{Corruption, Error, Result};
 pub use format::{RecordKind, SystemEvent};
-pub use log::{Head, Log, Receipt, Record, WriteStats};
+pub use log::{CacheStats, Head, Log, Receipt, Record, SegmentInfo, WriteStats};
 pub use options::{Clock, Durability, Options, Sealing};
 pub use read::Iter;
-pub use verify::VerifyReport;
+pub use verify::{verify_file, verify_file_with, VerifyReport};

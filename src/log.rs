@@ -94,6 +94,41 @@ pub(crate) struct Counters {
     pub bytes: AtomicU64,
 }
 
+/// One segment of a log, as [`Log::segments`] describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub number: u64,
+    pub path: PathBuf,
+    /// Whether this is the segment appends go to.
+    pub active: bool,
+    /// Whether it is a sealed (compressed, read-only) file.
+    pub sealed: bool,
+    pub first_seq: u64,
+    /// Seq of its last committed record (`first_seq - 1` when it has none).
+    pub last_seq: u64,
+    /// Creation time: no record in it is earlier.
+    pub created_ns: u64,
+    /// Chain hash of its last record.
+    pub last_hash: Hash,
+    pub bytes_on_disk: u64,
+    pub bytes_uncompressed: u64,
+}
+
+impl SegmentInfo {
+    pub fn records(&self) -> u64 {
+        self.last_seq + 1 - self.first_seq
+    }
+}
+
+/// How the cache of decompressed sealed frames is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheStats {
+    pub bytes: usize,
+    pub capacity: usize,
+    pub hits: u64,
+    pub misses: u64,
+}
+
 /// What readers may see: everything through `head`, and in the active
 /// segment no byte past `active_len`.
 #[derive(Debug, Clone, Copy)]
@@ -151,6 +186,12 @@ impl Shared {
             seal_wake: Condvar::new(),
             seal_error: Mutex::new(None),
         }
+    }
+
+    /// Where the retained chain starts, if retention dropped its beginning:
+    /// the first retained seq and the hash it continues from.
+    pub fn chain_start(&self) -> Result<Option<(u64, Hash)>> {
+        Ok(None)
     }
 
     /// A segment was closed: it is due for sealing.
@@ -408,6 +449,57 @@ impl Log {
             writes: c.writes.load(Ordering::Relaxed),
             syncs: c.syncs.load(Ordering::Relaxed),
             bytes: c.bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The segments, oldest first, with their seq ranges and sizes.
+    pub fn segments(&self) -> Result<Vec<SegmentInfo>> {
+        let shared = &self.inner.shared;
+        let visible = *shared.visible.read();
+        let segs = shared.segments.read().clone();
+        let mut out = Vec::with_capacity(segs.len());
+        for (i, s) in segs.iter().enumerate() {
+            let active = s.number == visible.active_segment;
+            let (last_seq, last_hash) = match (&s.sealed, segs.get(i + 1)) {
+                (Some(m), _) => (m.index.last_seq, m.index.last_hash),
+                (None, _) if active => (visible.head.seq, visible.head.hash),
+                (None, Some(next)) => (next.header.first_seq - 1, next.header.prev_hash),
+                // A segment past the visible one (being created): nothing committed.
+                (None, None) => (s.header.first_seq - 1, s.header.prev_hash),
+            };
+            let uncompressed = if active {
+                visible.active_len
+            } else {
+                s.file_len()?
+            };
+            let on_disk = match &s.sealed {
+                Some(m) => m.compressed_len,
+                None => uncompressed,
+            };
+            out.push(SegmentInfo {
+                number: s.number,
+                path: s.path.clone(),
+                active,
+                sealed: s.sealed.is_some(),
+                first_seq: s.header.first_seq,
+                last_seq,
+                created_ns: s.header.created_ns,
+                last_hash,
+                bytes_on_disk: on_disk,
+                bytes_uncompressed: uncompressed,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The decompressed-frame cache's size and hit counts.
+    pub fn cache_stats(&self) -> CacheStats {
+        let c = &self.inner.shared.cache;
+        CacheStats {
+            bytes: c.bytes(),
+            capacity: self.inner.shared.options.sealed_cache_bytes,
+            hits: c.hits.load(Ordering::Relaxed),
+            misses: c.misses.load(Ordering::Relaxed),
         }
     }
 

@@ -296,6 +296,8 @@ struct Scan {
     repaired: Vec<(u64, u64)>,
     /// BLAKE3 of the valid prefix's bytes.
     digest: blake3::Hasher,
+    /// Kind of the prefix's last record.
+    last_kind: Option<RecordKind>,
     /// Where the prefix stopped, why, and whether the bytes there are known
     /// to be intact-as-written (a CRC-valid frame that does not continue the
     /// chain cannot be a torn write).
@@ -316,6 +318,7 @@ fn scan_active(seg: &Segment, file_len: u64) -> Result<Scan> {
         },
         repaired: Vec::new(),
         digest: header_digest(h),
+        last_kind: None,
         damage: None,
     };
     let mut scan = FrameScanner::new(seg.file.clone(), SEGMENT_HEADER_LEN as u64, file_len);
@@ -365,6 +368,7 @@ fn scan_active(seg: &Segment, file_len: u64) -> Result<Scan> {
         }
         s.index.note(f.seq, f.timestamp_ns, offset);
         s.digest.update(f.raw);
+        s.last_kind = Some(f.kind);
         s.next_seq += 1;
         s.prev_hash = f.hash;
         s.last_ts = f.timestamp_ns;
@@ -504,6 +508,51 @@ fn recover_active(dir: &Path, options: &Options, segments: &[Arc<Segment>]) -> R
         active_segment: seg.number,
         active_len: end,
     };
+    if scan.last_kind == Some(RecordKind::Sealed) {
+        // A crash came between the seal record and the next segment's
+        // creation: the segment is complete, so finish the roll.
+        drop(file);
+        let ts = (options.clock)().max(scan.last_ts);
+        let header = SegmentHeader {
+            log_id: seg.header.log_id,
+            segment: seg.number + 1,
+            first_seq: scan.next_seq,
+            created_ns: ts,
+            prev_hash: scan.prev_hash,
+        };
+        let (active, file) = new_active_segment(storage, dir, header)?;
+        segments.push(active.clone());
+        events.push(SystemEvent::SegmentRolled {
+            from_segment: seg.number,
+            to_segment: active.number,
+            from_bytes: end,
+        });
+        let visible = Visible {
+            head: Head {
+                seq: scan.next_seq - 1,
+                hash: scan.prev_hash,
+                timestamp_ns: ts,
+            },
+            active_segment: active.number,
+            active_len: SEGMENT_HEADER_LEN as u64,
+        };
+        let digest = header_digest(&active.header);
+        let writer = Writer::new(
+            file,
+            active,
+            SEGMENT_HEADER_LEN as u64,
+            (scan.next_seq, scan.prev_hash, ts),
+            digest,
+            0,
+        );
+        return Ok(Tail {
+            segments,
+            visible,
+            writer,
+            events,
+            truncate_after_open,
+        });
+    }
     let writer = Writer::new(
         file,
         seg,

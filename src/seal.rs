@@ -38,8 +38,9 @@ pub enum Sealing {
 #[derive(Debug, Clone)]
 pub(crate) struct SealedMeta {
     pub index: SealedIndex,
-    pub seek: Vec<SeekEntry>,
     pub compressed_len: u64,
+    /// Bytes of zstd data frames (where the index frame begins).
+    pub data_len: u64,
 }
 
 /// Damage found while decompressing a sealed file, carried inside an
@@ -90,9 +91,12 @@ pub(crate) struct FrameCache {
     pub misses: AtomicU64,
 }
 
+type FrameKey = (u64, usize);
+
 #[derive(Debug, Default)]
 struct CacheInner {
-    entries: HashMap<(u64, usize), (Arc<Vec<u8>>, u64)>,
+    /// (segment, frame) to (frame bytes, last use).
+    entries: HashMap<FrameKey, (Arc<Vec<u8>>, u64)>,
     bytes: usize,
     tick: u64,
 }
@@ -144,22 +148,6 @@ impl FrameCache {
         c.bytes += value.len();
         if let Some((old, _)) = c.entries.insert(key, (value, tick)) {
             c.bytes -= old.len();
-        }
-    }
-
-    /// Drops every frame of `segment` (its file is going away).
-    pub fn forget(&self, segment: u64) {
-        let mut c = self.inner.lock();
-        let keys: Vec<_> = c
-            .entries
-            .keys()
-            .filter(|k| k.0 == segment)
-            .copied()
-            .collect();
-        for k in keys {
-            if let Some((v, _)) = c.entries.remove(&k) {
-                c.bytes -= v.len();
-            }
         }
     }
 
@@ -372,8 +360,8 @@ pub(crate) fn open_sealed(
         index: RwLock::new(sparse),
         sealed: Some(SealedMeta {
             index,
-            seek,
             compressed_len: file_len,
+            data_len: compressed_offset,
         }),
     })
 }
@@ -417,9 +405,12 @@ pub(crate) fn seal_segment(
     let mut out = storage
         .create_new(&tmp)
         .map_err(|e| Error::io("create", &tmp, e))?;
-    let built = compress_frames(seg, settings, &mut |bytes: &[u8]| {
+    let mut compressed_digest = blake3::Hasher::new();
+    let mut built = compress_frames(seg, settings, &mut |bytes: &[u8]| {
+        compressed_digest.update(bytes);
         out.append(bytes).map_err(|e| Error::io("write", &tmp, e))
     })?;
+    built.index.compressed_digest = *compressed_digest.finalize().as_bytes();
     out.append(&built.index.encode())
         .map_err(|e| Error::io("write", &tmp, e))?;
     out.append(&encode_seek_table(&built.seek))
@@ -572,6 +563,7 @@ fn compress_frames(
             last_seq,
             last_hash,
             last_timestamp_ns: last_ts,
+            compressed_digest: [0; 32],
             points,
         },
         seek,
@@ -662,4 +654,30 @@ pub(crate) fn seal_closed_segments(shared: &crate::log::Shared) -> Result<usize>
         }
         sealed += 1;
     }
+}
+
+/// BLAKE3 of a sealed file's data frames, read in chunks.
+pub(crate) fn compressed_digest(
+    storage: &dyn Storage,
+    seg: &Segment,
+    data_len: u64,
+) -> Result<[u8; 32]> {
+    let file = storage
+        .open_read(&seg.path)
+        .map_err(|e| Error::io("open", &seg.path, e))?;
+    let mut h = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0;
+    while at < data_len {
+        let n = (data_len - at).min(buf.len() as u64) as usize;
+        let got = file
+            .read_full_at(&mut buf[..n], at)
+            .map_err(|e| Error::io("read", &seg.path, e))?;
+        h.update(&buf[..got]);
+        if got < n {
+            break;
+        }
+        at += n as u64;
+    }
+    Ok(*h.finalize().as_bytes())
 }

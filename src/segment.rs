@@ -181,6 +181,21 @@ impl Segment {
         })
     }
 
+    /// Opens a raw segment file whatever number its name gives (for
+    /// verifying a file taken out of its log).
+    pub fn open_any_number(storage: &dyn Storage, path: PathBuf) -> Result<Segment> {
+        let file = storage
+            .open_read(&path)
+            .map_err(|e| Error::io("open", &path, e))?;
+        let mut buf = [0u8; SEGMENT_HEADER_LEN];
+        let n = file
+            .read_full_at(&mut buf, 0)
+            .map_err(|e| Error::io("read", &path, e))?;
+        let header = SegmentHeader::decode(&buf[..n])
+            .map_err(|what| Error::corrupt(&path, 0, None, what))?;
+        Segment::open(storage, path, header.segment)
+    }
+
     pub fn new_active(path: PathBuf, header: SegmentHeader, file: Arc<dyn ReadFile>) -> Segment {
         Segment {
             number: header.segment,

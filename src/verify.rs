@@ -1,28 +1,50 @@
-//! Full verification: every frame, CRC, seq, timestamp and chain link, from
-//! the genesis hash to the head, across segments.
+//! Full verification: every frame, CRC, seq, timestamp and chain link, seal
+//! records and whole-segment digests, sealed files' indexes, and the links
+//! between segments, from the genesis hash (or the retention anchor) to the
+//! head. Segments are checked independently on all cores (each carries the
+//! hash its chain starts from), then linked in order.
 
 use crate::error::{Corruption, Error, Result};
-use crate::format::{chain_hash, genesis_hash, hex, Hash, SEGMENT_HEADER_LEN};
+use crate::format::{
+    chain_hash, genesis_hash, hex, Hash, RecordKind, SystemEvent, SEGMENT_HEADER_LEN,
+};
 use crate::log::{Head, Shared};
-use crate::segment::{FrameScanner, Segment};
+use crate::seal::{check_seal_record, compressed_digest, open_sealed};
+use crate::segment::{parse_sealed_file_name, FrameScanner, Segment};
+use crate::storage::{FsStorage, Storage};
+use parking_lot::Mutex;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// What a successful verification covered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyReport {
     pub segments: u64,
+    /// Of `segments`, how many are sealed files.
+    pub sealed_segments: u64,
     pub records: u64,
-    /// Bytes of segment files checked (headers and frames).
+    /// Uncompressed bytes of segments checked (headers and frames).
     pub bytes: u64,
-    /// The last record checked; equals the log's head at the time of the call.
+    /// The first record checked, and the chain hash it continues from.
+    pub first_seq: u64,
+    pub start_hash: Hash,
+    /// The last record checked; for a log, its head when the check began.
     pub head: Head,
 }
 
-/// Chain state carried from one record to the next.
-struct Cursor {
-    next_seq: u64,
-    prev_hash: Hash,
+/// What one segment holds, as found by checking it alone.
+#[derive(Debug)]
+struct Summary {
+    records: u64,
+    bytes: u64,
+    last_seq: u64,
+    last_hash: Hash,
     last_ts: u64,
+    /// The segment ends with a seal record.
+    sealed_record: bool,
+    /// The first record's event, if it is an engine record.
+    first_event: Option<SystemEvent>,
 }
 
 pub(crate) fn verify_log(shared: &Shared) -> Result<VerifyReport> {
@@ -30,56 +52,115 @@ pub(crate) fn verify_log(shared: &Shared) -> Result<VerifyReport> {
     // written past `active_len` are not looked at, so they are never
     // mistaken for damage.
     let visible = *shared.visible.read();
-    let segments: Vec<Arc<Segment>> = shared.segments.read().clone();
-    let mut cur = Cursor {
-        next_seq: 1,
-        prev_hash: genesis_hash(&shared.log_id),
-        last_ts: 0,
+    let segments: Vec<Arc<Segment>> = shared
+        .segments
+        .read()
+        .iter()
+        .filter(|s| s.number <= visible.active_segment)
+        .cloned()
+        .collect();
+    let storage = &*shared.options.storage;
+    let limits: Vec<Option<u64>> = segments
+        .iter()
+        .map(|s| (s.number == visible.active_segment).then_some(visible.active_len))
+        .collect();
+    let summaries = check_all(storage, &segments, &limits);
+    let first = &segments[0];
+    let start = shared.chain_start()?;
+    let (first_seq, start_hash) = match start {
+        Some(anchor) => anchor,
+        None => (1, genesis_hash(&shared.log_id)),
     };
     let mut report = VerifyReport {
         segments: 0,
+        sealed_segments: 0,
         records: 0,
         bytes: 0,
+        first_seq,
+        start_hash,
         head: visible.head,
     };
-    for (i, seg) in segments.iter().enumerate() {
-        let limit = if seg.number == visible.active_segment {
-            visible.active_len
-        } else {
-            seg.file_len()?
-        };
-        check_header(shared, seg, &cur)?;
-        let is_last = i + 1 == segments.len() || seg.number == visible.active_segment;
-        let end_seq = if is_last {
-            visible.head.seq
-        } else {
-            segments[i + 1].header.first_seq - 1
-        };
-        report.records += verify_frames(seg, limit, end_seq, &mut cur)?;
-        report.bytes += limit;
-        report.segments += 1;
-        if is_last {
-            break;
-        }
-    }
-    debug_assert_eq!(cur.next_seq - 1, visible.head.seq);
-    if cur.prev_hash != visible.head.hash {
+    let mut prev: Option<(&Segment, Summary)> = None;
+    let mut expect = (first_seq, start_hash, 0u64);
+    if first.header.first_seq != first_seq || first.header.prev_hash != start_hash {
         return Err(Error::corrupt(
-            &segments[segments.len() - 1].path,
+            &first.path,
+            40,
+            Some(first.header.first_seq),
+            Corruption::SegmentDiscontinuity {
+                detail: format!(
+                    "the log starts at seq {} continuing {}, but {} (seq {first_seq} continuing {})",
+                    first.header.first_seq,
+                    hex(&first.header.prev_hash),
+                    if start.is_some() { "the retention anchor says" } else { "a log starts at genesis" },
+                    hex(&start_hash)
+                ),
+            },
+        ));
+    }
+    for (seg, summary) in segments.iter().zip(summaries) {
+        check_link(shared, seg, expect)?;
+        if let Some((p, ps)) = &prev {
+            check_closed_end(p, ps, seg, &summary)?;
+        }
+        let summary = summary?;
+        report.segments += 1;
+        report.sealed_segments += u64::from(seg.sealed.is_some());
+        report.records += summary.records;
+        report.bytes += summary.bytes;
+        expect = (summary.last_seq + 1, summary.last_hash, summary.last_ts);
+        prev = Some((seg, summary));
+    }
+    let (next_seq, last_hash, _) = expect;
+    if next_seq - 1 != visible.head.seq || last_hash != visible.head.hash {
+        let last = &segments[segments.len() - 1];
+        return Err(Error::corrupt(
+            &last.path,
             visible.active_len,
             Some(visible.head.seq),
             Corruption::ChainBroken {
                 stored: hex(&visible.head.hash),
-                computed: hex(&cur.prev_hash),
+                computed: hex(&last_hash),
             },
         ));
     }
     Ok(report)
 }
 
-fn check_header(shared: &Shared, seg: &Segment, cur: &Cursor) -> Result<()> {
+/// Checks each segment on its own, on all cores.
+fn check_all(
+    storage: &dyn Storage,
+    segments: &[Arc<Segment>],
+    limits: &[Option<u64>],
+) -> Vec<Result<Summary>> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(segments.len())
+        .max(1);
+    let next = AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<Result<Summary>>>> =
+        segments.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(seg) = segments.get(i) else { break };
+                *results[i].lock() = Some(check_segment(storage, seg, limits[i]));
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| r.into_inner().expect("every segment was checked"))
+        .collect()
+}
+
+/// The header continues the chain where the previous segment (or the start
+/// of the log) left it.
+fn check_link(shared: &Shared, seg: &Segment, expect: (u64, Hash, u64)) -> Result<()> {
+    let (next_seq, prev_hash, last_ts) = expect;
     let h = &seg.header;
-    let bad = |offset, what| Err(Error::corrupt(&seg.path, offset, Some(cur.next_seq), what));
+    let bad = |offset, what| Err(Error::corrupt(&seg.path, offset, Some(next_seq), what));
     if h.log_id != shared.log_id {
         return bad(
             16,
@@ -89,32 +170,32 @@ fn check_header(shared: &Shared, seg: &Segment, cur: &Cursor) -> Result<()> {
             },
         );
     }
-    if h.first_seq != cur.next_seq {
+    if h.first_seq != next_seq {
         return bad(
             40,
             Corruption::SeqGap {
-                expected: cur.next_seq,
+                expected: next_seq,
                 found: h.first_seq,
             },
         );
     }
-    if h.created_ns < cur.last_ts {
+    if h.created_ns < last_ts {
         return bad(
             48,
             Corruption::TimeWentBackward {
-                previous: cur.last_ts,
+                previous: last_ts,
                 found: h.created_ns,
             },
         );
     }
-    if h.prev_hash != cur.prev_hash {
+    if h.prev_hash != prev_hash {
         return bad(
             56,
             Corruption::SegmentDiscontinuity {
                 detail: format!(
                     "header continues chain hash {}, previous record's is {}",
                     hex(&h.prev_hash),
-                    hex(&cur.prev_hash)
+                    hex(&prev_hash)
                 ),
             },
         );
@@ -122,29 +203,91 @@ fn check_header(shared: &Shared, seg: &Segment, cur: &Cursor) -> Result<()> {
     Ok(())
 }
 
-/// Checks a segment's frames from its header to `limit`; they must run
-/// exactly through `end_seq`.
-fn verify_frames(seg: &Segment, limit: u64, end_seq: u64, cur: &mut Cursor) -> Result<u64> {
+/// A closed segment ends with its seal record, unless recovery repaired it
+/// (then the next segment begins by saying so).
+fn check_closed_end(
+    prev: &Segment,
+    summary: &Summary,
+    next: &Segment,
+    next_summary: &Result<Summary>,
+) -> Result<()> {
+    if summary.sealed_record {
+        return Ok(());
+    }
+    let repaired = matches!(
+        next_summary,
+        Ok(Summary { first_event: Some(SystemEvent::Repaired { segment, .. }), .. }) if *segment == prev.number
+    );
+    if repaired {
+        return Ok(());
+    }
+    Err(Error::corrupt(
+        &prev.path,
+        summary.bytes,
+        Some(summary.last_seq + 1),
+        Corruption::SealMismatch {
+            detail: format!(
+                "closed segment has no seal record, and segment {} does not say it was repaired",
+                next.number
+            ),
+        },
+    ))
+}
+
+/// Checks one segment alone: its frames from its header's chain hash to
+/// `limit` (the whole segment when `None`), its seal record, and, for a
+/// sealed file, the trailer's index against the frames.
+fn check_segment(storage: &dyn Storage, seg: &Segment, limit: Option<u64>) -> Result<Summary> {
+    // A sealed file is read through a private reader: verification streams
+    // every frame once and would only evict what readers keep cached.
+    let private;
+    let seg = match &seg.sealed {
+        Some(_) => {
+            private = open_sealed(storage, &seg.path, seg.number, None)?;
+            &private
+        }
+        None => seg,
+    };
+    let limit = match limit {
+        Some(l) => l,
+        None => seg.file_len()?,
+    };
+    let h = &seg.header;
+    let mut digest = blake3::Hasher::new();
+    digest.update(&h.encode());
+    let mut s = Summary {
+        records: 0,
+        bytes: limit,
+        last_seq: h.first_seq - 1,
+        last_hash: h.prev_hash,
+        last_ts: h.created_ns,
+        sealed_record: false,
+        first_event: None,
+    };
+    let points = seg
+        .sealed
+        .as_ref()
+        .map(|m| &m.index.points[..])
+        .unwrap_or(&[]);
+    let mut next_point = 0;
     let mut scan = FrameScanner::new(seg.file.clone(), SEGMENT_HEADER_LEN as u64, limit);
-    let mut records = 0;
-    let mut last_ts = cur.last_ts.max(seg.header.created_ns);
     loop {
-        let expected = cur.next_seq;
+        let expected = s.last_seq + 1;
         let (offset, f) = match scan.next() {
             Ok(Some(x)) => x,
             Ok(None) => break,
             Err(e) => return Err(e.into_error(&seg.path, Some(expected))),
         };
         let bad = |what| Err(Error::corrupt(&seg.path, offset, Some(expected), what));
-        if f.seq != expected || f.seq > end_seq {
+        if f.seq != expected {
             return bad(Corruption::SeqGap {
                 expected,
                 found: f.seq,
             });
         }
-        if f.timestamp_ns < last_ts {
+        if f.timestamp_ns < s.last_ts {
             return bad(Corruption::TimeWentBackward {
-                previous: last_ts,
+                previous: s.last_ts,
                 found: f.timestamp_ns,
             });
         }
@@ -154,35 +297,151 @@ fn verify_frames(seg: &Segment, limit: u64, end_seq: u64, cur: &mut Cursor) -> R
                 detail: format!("{} is not within 96..={offset}", f.synced_through),
             });
         }
-        let computed = chain_hash(
-            &cur.prev_hash,
-            f.seq,
-            f.timestamp_ns,
-            f.kind as u8,
-            f.payload,
-        );
+        let computed = chain_hash(&s.last_hash, f.seq, f.timestamp_ns, f.kind as u8, f.payload);
         if computed != f.hash {
             return bad(Corruption::ChainBroken {
                 stored: hex(&f.hash),
                 computed: hex(&computed),
             });
         }
-        cur.next_seq += 1;
-        cur.prev_hash = f.hash;
-        last_ts = f.timestamp_ns;
-        records += 1;
+        if s.sealed_record {
+            return bad(Corruption::SealMismatch {
+                detail: "a record follows the seal record".into(),
+            });
+        }
+        if f.kind == RecordKind::Sealed {
+            if let Err(what) = check_seal_record(
+                f.payload,
+                seg,
+                s.records,
+                s.last_seq,
+                &s.last_hash,
+                offset,
+                &digest,
+            ) {
+                return bad(what);
+            }
+            s.sealed_record = true;
+        }
+        if s.records == 0 && f.kind.is_system() {
+            s.first_event = SystemEvent::decode(f.kind, f.payload).and_then(|e| e.ok());
+        }
+        // Index points name frame starts in order; one that names anything
+        // else would send readers to the wrong place.
+        if let Some(p) = points.get(next_point) {
+            if p.offset < offset {
+                return bad(Corruption::SealedTrailer {
+                    detail: format!("index point at offset {} is not a record's start", p.offset),
+                });
+            }
+            if p.offset == offset {
+                if p.seq != f.seq || p.timestamp_ns != f.timestamp_ns {
+                    return bad(Corruption::SealedTrailer {
+                        detail: format!(
+                            "index point says seq {} at {}, record is seq {}",
+                            p.seq, p.offset, f.seq
+                        ),
+                    });
+                }
+                next_point += 1;
+            }
+        }
+        digest.update(f.raw);
+        s.records += 1;
+        s.last_seq = f.seq;
+        s.last_hash = f.hash;
+        s.last_ts = f.timestamp_ns;
     }
-    cur.last_ts = last_ts;
-    if cur.next_seq != end_seq + 1 {
-        return Err(Error::corrupt(
-            &seg.path,
-            scan.offset(),
-            Some(cur.next_seq),
-            Corruption::SeqGap {
-                expected: end_seq + 1,
-                found: cur.next_seq,
-            },
-        ));
+    if let Some(meta) = &seg.sealed {
+        let i = &meta.index;
+        let digest = compressed_digest(storage, seg, meta.data_len)?;
+        let mismatch =
+            if digest != i.compressed_digest {
+                Some(format!(
+                    "compressed frames hash to {}, index says {}",
+                    hex(&digest),
+                    hex(&i.compressed_digest)
+                ))
+            } else if next_point != points.len() {
+                Some(format!(
+                    "{} index points past the last record",
+                    points.len() - next_point
+                ))
+            } else if (
+                i.uncompressed_len,
+                i.record_count,
+                i.last_seq,
+                i.last_hash,
+                i.last_timestamp_ns,
+            ) != (scan.offset(), s.records, s.last_seq, s.last_hash, s.last_ts)
+            {
+                Some(format!(
+                "index says {} records through seq {} in {} bytes, file holds {} through {} in {}",
+                i.record_count, i.last_seq, i.uncompressed_len, s.records, s.last_seq, scan.offset()
+            ))
+            } else {
+                None
+            };
+        if let Some(detail) = mismatch {
+            return Err(Error::corrupt(
+                &seg.path,
+                meta.compressed_len,
+                Some(s.last_seq),
+                Corruption::SealedTrailer { detail },
+            ));
+        }
     }
-    Ok(records)
+    Ok(s)
+}
+
+/// Verifies one segment file on its own, raw or sealed: its header, every
+/// frame and chain link from the hash its header continues, its seal record
+/// and digest, and a sealed file's trailer. It cannot tell whether the file
+/// belongs where it is found: verify the whole log for that.
+pub fn verify_file(path: impl AsRef<Path>) -> Result<VerifyReport> {
+    verify_file_with(&FsStorage, path.as_ref())
+}
+
+/// [`verify_file`] on any storage.
+pub fn verify_file_with(storage: &dyn Storage, path: &Path) -> Result<VerifyReport> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let seg = match parse_sealed_file_name(name) {
+        Some(n) => open_sealed(storage, path, n, None)?,
+        None => {
+            let n = crate::segment::parse_segment_file_name(name);
+            let seg = Segment::open(storage, path.to_path_buf(), n.unwrap_or(0));
+            match (seg, n) {
+                (Ok(s), _) => s,
+                // A file renamed out of the log: trust its header's number.
+                (
+                    Err(Error::Corrupt {
+                        what:
+                            Corruption::HeaderField {
+                                field: "segment", ..
+                            },
+                        ..
+                    }),
+                    None,
+                ) => Segment::open_any_number(storage, path.to_path_buf())?,
+                (Err(e), _) => return Err(e),
+            }
+        }
+    };
+    let summary = check_segment(storage, &seg, None)?;
+    Ok(VerifyReport {
+        segments: 1,
+        sealed_segments: u64::from(seg.sealed.is_some()),
+        records: summary.records,
+        bytes: summary.bytes,
+        first_seq: seg.header.first_seq,
+        start_hash: seg.header.prev_hash,
+        head: Head {
+            seq: summary.last_seq,
+            hash: summary.last_hash,
+            timestamp_ns: summary.last_ts,
+        },
+    })
 }

@@ -26,9 +26,9 @@ pub const SEEKABLE_FRAMES_MAX: u32 = 0x0800_0000;
 /// The largest decompressed frame a reader accepts: one maximal record plus
 /// the segment header, rounded up.
 pub const SEALED_FRAME_BYTES_MAX: u32 = (super::PAYLOAD_LEN_MAX + (1 << 20)) as u32;
-const INDEX_FIXED_LEN: usize = 176;
+const INDEX_FIXED_LEN: usize = 208;
 const INDEX_ENTRY_LEN: usize = 24;
-const _: () = assert!(INDEX_FIXED_LEN == 8 + SEGMENT_HEADER_LEN + 8 * 4 + HASH_LEN + 8);
+const _: () = assert!(INDEX_FIXED_LEN == 8 + SEGMENT_HEADER_LEN + 8 * 4 + 2 * HASH_LEN + 8);
 
 /// One zstd frame of a sealed file, from the seek table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +60,10 @@ pub struct SealedIndex {
     pub last_seq: u64,
     pub last_hash: Hash,
     pub last_timestamp_ns: u64,
+    /// BLAKE3 of the file's bytes before this frame (the zstd data frames),
+    /// so that verification notices any changed byte, even one that would
+    /// decompress to the same data.
+    pub compressed_digest: Hash,
     /// In increasing order of seq and offset.
     pub points: Vec<IndexPoint>,
 }
@@ -77,6 +81,7 @@ impl SealedIndex {
         c.extend_from_slice(&self.last_seq.to_le_bytes());
         c.extend_from_slice(&self.last_timestamp_ns.to_le_bytes());
         c.extend_from_slice(&self.last_hash);
+        c.extend_from_slice(&self.compressed_digest);
         c.extend_from_slice(&(self.points.len() as u32).to_le_bytes());
         c.extend_from_slice(&[0; 4]);
         debug_assert_eq!(c.len(), INDEX_FIXED_LEN);
@@ -130,11 +135,11 @@ impl SealedIndex {
         }
         let header = SegmentHeader::decode(&c[8..8 + SEGMENT_HEADER_LEN])?;
         let at = 8 + SEGMENT_HEADER_LEN;
-        let count = le_u32(c, at + 64) as usize;
-        if le_u32(c, at + 68) != 0 {
+        let count = le_u32(c, at + 96) as usize;
+        if le_u32(c, at + 100) != 0 {
             return Err(bad("index reserved field is not zero".into()));
         }
-        let entries = &c[at + 72..c.len() - 4];
+        let entries = &c[at + 104..c.len() - 4];
         if entries.len() != count.saturating_mul(INDEX_ENTRY_LEN) {
             return Err(bad(format!(
                 "index claims {count} points but holds {} bytes of entries",
@@ -159,7 +164,10 @@ impl SealedIndex {
         }
         let mut last_hash = [0u8; HASH_LEN];
         last_hash.copy_from_slice(&c[at + 32..at + 64]);
+        let mut compressed_digest = [0u8; HASH_LEN];
+        compressed_digest.copy_from_slice(&c[at + 64..at + 96]);
         Ok(SealedIndex {
+            compressed_digest,
             header,
             uncompressed_len: le_u64(c, at),
             record_count: le_u64(c, at + 8),
@@ -231,7 +239,7 @@ pub fn decode_seek_table(buf: &[u8]) -> Result<Vec<SeekEntry>, Corruption> {
         ));
     }
     let body = &buf[8..buf.len() - SEEK_FOOTER_LEN];
-    if body.len() % 8 != 0 {
+    if !body.len().is_multiple_of(8) {
         return Err(bad("seek table entries are not 8 bytes each".into()));
     }
     let mut entries = Vec::with_capacity(body.len() / 8);
@@ -271,6 +279,7 @@ mod tests {
             last_seq: 29,
             last_hash: [3; 32],
             last_timestamp_ns: 99,
+            compressed_digest: [4; 32],
             points: vec![
                 IndexPoint {
                     seq: 10,
