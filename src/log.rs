@@ -6,6 +6,7 @@ use crate::format::{Hash, RecordKind, SystemEvent};
 use crate::options::{Durability, Options, Sealing};
 use crate::read::{self, Iter};
 use crate::recovery;
+use crate::retention::{self, load_anchor, Anchor, RetentionReport};
 use crate::seal::{self, FrameCache};
 use crate::segment::Segment;
 use crate::storage::DirLock;
@@ -155,6 +156,10 @@ pub(crate) struct Shared {
     seal_wake: Condvar,
     /// The last background sealing failure, if any.
     pub seal_error: Mutex<Option<String>>,
+    /// The anchor file's entries (retention's record).
+    pub anchor: Mutex<Anchor>,
+    /// Held by a retention run or a legal-hold change.
+    pub retention_lock: Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -171,6 +176,7 @@ impl Shared {
         segments: Vec<Arc<Segment>>,
         visible: Visible,
         cache: Arc<FrameCache>,
+        anchor: Anchor,
     ) -> Self {
         Shared {
             dir,
@@ -185,13 +191,15 @@ impl Shared {
             seal_signal: Mutex::new(SealSignal::default()),
             seal_wake: Condvar::new(),
             seal_error: Mutex::new(None),
+            anchor: Mutex::new(anchor),
+            retention_lock: Mutex::new(()),
         }
     }
 
-    /// Where the retained chain starts, if retention dropped its beginning:
-    /// the first retained seq and the hash it continues from.
-    pub fn chain_start(&self) -> Result<Option<(u64, Hash)>> {
-        Ok(None)
+    /// The anchor file as it is on disk now (for verification, which must
+    /// not trust what was read at open).
+    pub fn anchor_on_disk(&self) -> Result<Anchor> {
+        load_anchor(&*self.options.storage, &self.dir, &self.log_id, false)
     }
 
     /// A segment was closed: it is due for sealing.
@@ -298,6 +306,77 @@ pub(crate) struct Inner {
     _lock: Box<dyn DirLock>,
 }
 
+impl Inner {
+    /// Drops the sealed segments the retention policy lets go (see
+    /// `Log::apply_retention`); with `dry_run`, only says which.
+    fn apply_retention(&self, now_ns: u64, dry_run: bool) -> Result<RetentionReport> {
+        let shared = &self.shared;
+        let storage = &*shared.options.storage;
+        let _one_at_a_time = shared.retention_lock.lock();
+        let segs = shared.segments.read().clone();
+        let mut report = RetentionReport {
+            first_seq: segs.first().map_or(1, |s| s.header.first_seq),
+            ..RetentionReport::default()
+        };
+        let Some(policy) = &shared.options.retention else {
+            return Ok(report);
+        };
+        if retention::read_hold(storage, &shared.dir)?.is_some() {
+            report.held = true;
+            return Ok(report);
+        }
+        let drop = retention::plan(&segs, policy, now_ns)?;
+        let Some(last) = drop.last() else {
+            return Ok(report);
+        };
+        let keep = &segs[drop.len()];
+        report.dropped_segments = drop.iter().map(|s| s.number).collect();
+        report.dropped_records = keep.header.first_seq - drop[0].header.first_seq;
+        report.freed_bytes = drop
+            .iter()
+            .filter_map(|s| s.sealed.as_ref().map(|m| m.compressed_len))
+            .sum();
+        report.first_seq = keep.header.first_seq;
+        if dry_run {
+            return Ok(report);
+        }
+        // Record first, in the anchor file and then in the chain; delete last.
+        let hash = {
+            let mut anchor = shared.anchor.lock();
+            let entry =
+                retention::entry_for(&drop, keep, now_ns, anchor.last_hash(&shared.log_id))?;
+            retention::append_anchor(storage, &shared.dir, &shared.log_id, &mut anchor, entry)?
+        };
+        let event = SystemEvent::RetentionApplied {
+            from_segment: drop[0].number,
+            to_segment: last.number,
+            first_seq: drop[0].header.first_seq,
+            last_seq: keep.header.first_seq - 1,
+            anchor_entry_hash: hash,
+        };
+        self.committer
+            .writer
+            .lock()
+            .write_system(shared, &[event])?;
+        for s in &drop {
+            if shared.options.immutable_attr {
+                seal::set_immutable_if_permitted(storage, &s.path, false)?;
+            }
+            storage
+                .remove_file(&s.path)
+                .map_err(|e| Error::io("remove", &s.path, e))?;
+        }
+        shared
+            .segments
+            .write()
+            .retain(|s| !report.dropped_segments.contains(&s.number));
+        storage
+            .sync_dir(&shared.dir)
+            .map_err(|e| Error::io("fsync directory", &shared.dir, e))?;
+        Ok(report)
+    }
+}
+
 /// An open log. `Send + Sync`: share it between threads (by reference or
 /// in an `Arc`); appends from many threads commit together.
 pub struct Log {
@@ -331,6 +410,7 @@ impl Log {
             recovered.segments,
             recovered.visible,
             cache,
+            recovered.anchor,
         );
         let mut writer = recovered.writer;
         let mut events = recovered.events;
@@ -368,7 +448,7 @@ impl Log {
                 Some(
                     std::thread::Builder::new()
                         .name("wormlog-seal".into())
-                        .spawn(move || run_sealer(&inner.shared))
+                        .spawn(move || run_sealer(&inner))
                         .map_err(|e| Error::io("spawn seal thread", "", e))?,
                 )
             }
@@ -395,6 +475,55 @@ impl Log {
             .lock()
             .roll_now(&self.inner.shared)?;
         seal::seal_closed_segments(&self.inner.shared)
+    }
+
+    /// Drops whole sealed segments, oldest first, that `Options::retention`
+    /// lets go at time `now_ns`: never the active segment, never one younger
+    /// than `min_age`, nothing while a legal hold is set. Each run is first
+    /// recorded in the anchor file and as a retention-applied record, so the
+    /// remaining log still verifies.
+    pub fn apply_retention(&self, now_ns: u64) -> Result<RetentionReport> {
+        self.inner.apply_retention(now_ns, false)
+    }
+
+    /// What `apply_retention(now_ns)` would drop, without dropping it.
+    pub fn retention_plan(&self, now_ns: u64) -> Result<RetentionReport> {
+        self.inner.apply_retention(now_ns, true)
+    }
+
+    /// Sets a legal hold: retention drops nothing until it is cleared. The
+    /// hold is kept in a file (so it survives restarts) and recorded in the
+    /// chain.
+    pub fn set_legal_hold(&self, reason: &str) -> Result<()> {
+        let shared = &self.inner.shared;
+        let _g = shared.retention_lock.lock();
+        retention::write_hold(&*shared.options.storage, &shared.dir, reason)?;
+        let event = SystemEvent::LegalHoldSet {
+            reason: reason.to_string(),
+        };
+        self.inner
+            .committer
+            .writer
+            .lock()
+            .write_system(shared, &[event])
+    }
+
+    /// Clears the legal hold (recorded in the chain first).
+    pub fn clear_legal_hold(&self) -> Result<()> {
+        let shared = &self.inner.shared;
+        let _g = shared.retention_lock.lock();
+        self.inner
+            .committer
+            .writer
+            .lock()
+            .write_system(shared, &[SystemEvent::LegalHoldCleared])?;
+        retention::remove_hold(&*shared.options.storage, &shared.dir)
+    }
+
+    /// The legal hold's reason, if one is set.
+    pub fn legal_hold(&self) -> Result<Option<String>> {
+        let shared = &self.inner.shared;
+        retention::read_hold(&*shared.options.storage, &shared.dir)
     }
 
     /// The last failure of background sealing, if any (sealing is retried
@@ -570,9 +699,22 @@ impl Drop for Log {
 /// Under `Sealing::Background`: seals closed segments whenever one is
 /// closed, until the log is closed. A segment being sealed when the log
 /// closes is finished; the rest wait for the next open.
-fn run_sealer(shared: &Shared) {
+fn run_sealer(inner: &Inner) {
+    let shared = &inner.shared;
     while shared.wait_for_sealing_work() {
-        shared.record_seal_outcome(seal::seal_closed_segments(shared));
+        let sealed = seal::seal_closed_segments(shared);
+        let on_roll = shared
+            .options
+            .retention
+            .as_ref()
+            .is_some_and(|r| r.apply_on_roll);
+        let outcome = match sealed {
+            Ok(n) if on_roll => inner
+                .apply_retention((shared.options.clock)(), false)
+                .map(|_| n),
+            other => other,
+        };
+        shared.record_seal_outcome(outcome);
     }
 }
 

@@ -1,5 +1,6 @@
 //! How a log is opened: durability, limits, and the storage it lives on.
 
+pub use crate::retention::Retention;
 pub use crate::seal::Sealing;
 use crate::storage::{FsStorage, Storage};
 use std::fmt;
@@ -41,6 +42,7 @@ pub struct Options {
     pub(crate) seal_frame_bytes: usize,
     pub(crate) immutable_attr: bool,
     pub(crate) sealed_cache_bytes: usize,
+    pub(crate) retention: Option<Retention>,
 }
 
 impl Default for Options {
@@ -59,6 +61,7 @@ impl Default for Options {
             seal_frame_bytes: 1 << 20,
             immutable_attr: false,
             sealed_cache_bytes: 32 << 20,
+            retention: None,
         }
     }
 }
@@ -78,6 +81,7 @@ impl fmt::Debug for Options {
             .field("seal_frame_bytes", &self.seal_frame_bytes)
             .field("immutable_attr", &self.immutable_attr)
             .field("sealed_cache_bytes", &self.sealed_cache_bytes)
+            .field("retention", &self.retention)
             .finish_non_exhaustive()
     }
 }
@@ -154,6 +158,12 @@ impl Options {
     /// Bytes of decompressed sealed frames kept in memory (default 32 MiB).
     pub fn sealed_cache_bytes(mut self, bytes: usize) -> Self {
         self.sealed_cache_bytes = bytes;
+        self
+    }
+
+    /// Which sealed segments `Log::apply_retention` may drop (default: none).
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = Some(retention);
         self
     }
 

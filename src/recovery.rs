@@ -14,6 +14,7 @@ use crate::format::{
 };
 use crate::log::{Head, Visible};
 use crate::options::Options;
+use crate::retention::{load_anchor, Anchor};
 use crate::seal::{open_sealed, FrameCache};
 use crate::segment::{
     create_segment_file, is_tmp_segment_name, parse_sealed_file_name, parse_segment_file_name,
@@ -34,6 +35,7 @@ pub(crate) struct Recovered {
     pub events: Vec<SystemEvent>,
     /// Repairs to finish once `events` are durable: cut these files here.
     pub truncate_after_open: Vec<(PathBuf, u64)>,
+    pub anchor: Anchor,
 }
 
 pub(crate) fn recover(dir: &Path, options: &Options, cache: &Arc<FrameCache>) -> Result<Recovered> {
@@ -98,6 +100,8 @@ pub(crate) fn recover(dir: &Path, options: &Options, cache: &Arc<FrameCache>) ->
         ));
     }
     let log_id = active.header.log_id;
+    let anchor = load_anchor(storage, dir, &log_id, true)?;
+    check_log_start(&segments[0], &anchor)?;
     let tail = recover_active(dir, options, &segments)?;
     Ok(Recovered {
         lock,
@@ -107,6 +111,7 @@ pub(crate) fn recover(dir: &Path, options: &Options, cache: &Arc<FrameCache>) ->
         writer: tail.writer,
         events: tail.events,
         truncate_after_open: tail.truncate_after_open,
+        anchor,
     })
 }
 
@@ -146,7 +151,40 @@ fn create_log(dir: &Path, options: &Options, lock: Box<dyn DirLock>) -> Result<R
         writer,
         events: vec![created_event(log_id)],
         truncate_after_open: Vec::new(),
+        anchor: Anchor::default(),
     })
+}
+
+/// A log begins at seq 1, or where an anchor entry says retention left it:
+/// segments missing at the front with no anchor entry are a shorter log
+/// than was written, and the open fails rather than hide it.
+pub(crate) fn check_log_start(first: &Segment, anchor: &Anchor) -> Result<()> {
+    let h = &first.header;
+    if h.first_seq == 1 {
+        return Ok(());
+    }
+    match anchor.entry_starting_at(h.first_seq) {
+        Some(e) if e.prev_hash == h.prev_hash => Ok(()),
+        Some(_) => Err(Error::corrupt(
+            &first.path,
+            56,
+            Some(h.first_seq),
+            Corruption::Anchor {
+                detail: "the anchor entry for this segment names another chain hash".into(),
+            },
+        )),
+        None => Err(Error::corrupt(
+            &first.path,
+            40,
+            Some(h.first_seq),
+            Corruption::Anchor {
+                detail: format!(
+                    "the log starts at seq {} but no anchor entry records the removal of the segments before it",
+                    h.first_seq
+                ),
+            },
+        )),
+    }
 }
 
 fn created_event(log_id: [u8; 16]) -> SystemEvent {

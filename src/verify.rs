@@ -9,6 +9,8 @@ use crate::format::{
     chain_hash, genesis_hash, hex, Hash, RecordKind, SystemEvent, SEGMENT_HEADER_LEN,
 };
 use crate::log::{Head, Shared};
+use crate::recovery::check_log_start;
+use crate::retention::Anchor;
 use crate::seal::{check_seal_record, compressed_digest, open_sealed};
 use crate::segment::{parse_sealed_file_name, FrameScanner, Segment};
 use crate::storage::{FsStorage, Storage};
@@ -45,6 +47,8 @@ struct Summary {
     sealed_record: bool,
     /// The first record's event, if it is an engine record.
     first_event: Option<SystemEvent>,
+    /// Anchor entries that retention records name: (offset, seq, entry hash).
+    anchor_refs: Vec<(u64, u64, Hash)>,
 }
 
 pub(crate) fn verify_log(shared: &Shared) -> Result<VerifyReport> {
@@ -66,11 +70,20 @@ pub(crate) fn verify_log(shared: &Shared) -> Result<VerifyReport> {
         .collect();
     let summaries = check_all(storage, &segments, &limits);
     let first = &segments[0];
-    let start = shared.chain_start()?;
-    let (first_seq, start_hash) = match start {
-        Some(anchor) => anchor,
-        None => (1, genesis_hash(&shared.log_id)),
-    };
+    let anchor = shared.anchor_on_disk()?;
+    check_log_start(first, &anchor)?;
+    check_newest_anchor(shared, &segments, &anchor)?;
+    let (first_seq, start_hash) = (first.header.first_seq, first.header.prev_hash);
+    if first_seq == 1 && start_hash != genesis_hash(&shared.log_id) {
+        return Err(Error::corrupt(
+            &first.path,
+            56,
+            Some(1),
+            Corruption::SegmentDiscontinuity {
+                detail: "the first segment does not continue this log's genesis hash".into(),
+            },
+        ));
+    }
     let mut report = VerifyReport {
         segments: 0,
         sealed_segments: 0,
@@ -82,28 +95,27 @@ pub(crate) fn verify_log(shared: &Shared) -> Result<VerifyReport> {
     };
     let mut prev: Option<(&Segment, Summary)> = None;
     let mut expect = (first_seq, start_hash, 0u64);
-    if first.header.first_seq != first_seq || first.header.prev_hash != start_hash {
-        return Err(Error::corrupt(
-            &first.path,
-            40,
-            Some(first.header.first_seq),
-            Corruption::SegmentDiscontinuity {
-                detail: format!(
-                    "the log starts at seq {} continuing {}, but {} (seq {first_seq} continuing {})",
-                    first.header.first_seq,
-                    hex(&first.header.prev_hash),
-                    if start.is_some() { "the retention anchor says" } else { "a log starts at genesis" },
-                    hex(&start_hash)
-                ),
-            },
-        ));
-    }
     for (seg, summary) in segments.iter().zip(summaries) {
         check_link(shared, seg, expect)?;
         if let Some((p, ps)) = &prev {
             check_closed_end(p, ps, seg, &summary)?;
         }
         let summary = summary?;
+        for (offset, seq, hash) in &summary.anchor_refs {
+            if !anchor.entries.iter().any(|(_, h)| h == hash) {
+                return Err(Error::corrupt(
+                    &seg.path,
+                    *offset,
+                    Some(*seq),
+                    Corruption::Anchor {
+                        detail: format!(
+                            "retention record names anchor entry {}, which the anchor file lacks",
+                            hex(hash)
+                        ),
+                    },
+                ));
+            }
+        }
         report.segments += 1;
         report.sealed_segments += u64::from(seg.sealed.is_some());
         report.records += summary.records;
@@ -125,6 +137,32 @@ pub(crate) fn verify_log(shared: &Shared) -> Result<VerifyReport> {
         ));
     }
     Ok(report)
+}
+
+/// The newest anchor entry says where the retained log begins; a segment
+/// must begin exactly there, continuing the hash it names.
+fn check_newest_anchor(shared: &Shared, segments: &[Arc<Segment>], anchor: &Anchor) -> Result<()> {
+    let Some((newest, _)) = anchor.entries.last() else {
+        return Ok(());
+    };
+    let found = segments
+        .iter()
+        .find(|s| s.header.first_seq == newest.first_seq);
+    match found {
+        Some(s) if s.header.prev_hash == newest.prev_hash => Ok(()),
+        _ => Err(Error::corrupt(
+            shared.dir.join(crate::retention::ANCHOR_FILE),
+            anchor.len,
+            Some(newest.first_seq),
+            Corruption::Anchor {
+                detail: format!(
+                    "the newest entry says the log continues at seq {} from {}, and no segment does",
+                    newest.first_seq,
+                    hex(&newest.prev_hash)
+                ),
+            },
+        )),
+    }
 }
 
 /// Checks each segment on its own, on all cores.
@@ -263,6 +301,7 @@ fn check_segment(storage: &dyn Storage, seg: &Segment, limit: Option<u64>) -> Re
         last_ts: h.created_ns,
         sealed_record: false,
         first_event: None,
+        anchor_refs: Vec::new(),
     };
     let points = seg
         .sealed
@@ -322,6 +361,14 @@ fn check_segment(storage: &dyn Storage, seg: &Segment, limit: Option<u64>) -> Re
                 return bad(what);
             }
             s.sealed_record = true;
+        }
+        if f.kind == RecordKind::RetentionApplied {
+            if let Some(Ok(SystemEvent::RetentionApplied {
+                anchor_entry_hash, ..
+            })) = SystemEvent::decode(f.kind, f.payload)
+            {
+                s.anchor_refs.push((offset, f.seq, anchor_entry_hash));
+            }
         }
         if s.records == 0 && f.kind.is_system() {
             s.first_event = SystemEvent::decode(f.kind, f.payload).and_then(|e| e.ok());

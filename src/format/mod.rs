@@ -1,12 +1,17 @@
 //! Pure encodings of the on-disk structures: bytes to structs and back, no I/O.
 //! format-spec.md is the source of truth; each constant names its section there.
 
+mod anchor;
 mod chain;
 mod frame;
 mod header;
 mod sealed;
 mod system;
 
+pub use anchor::{
+    anchor_genesis, decode_anchor_header, encode_anchor_header, AnchorEntry, DroppedSegment,
+    ANCHOR_HEADER_LEN, ANCHOR_MAGIC,
+};
 pub use chain::{chain_hash, genesis_hash, Hash, HASH_LEN};
 pub use frame::{
     decode_frame, encode_frame, frame_extent, frame_padded_len, Decoded, FrameRef, RecordKind,

@@ -1,0 +1,231 @@
+//! The anchor file (format-spec.md, "Anchor file"): an append-only list of
+//! retention events, each saying where the retained chain now begins and
+//! which segments were dropped, each CRC'd and hash-chained to the one before.
+
+use super::chain::{Hash, HASH_LEN};
+use super::{le_u16, le_u32, le_u64};
+use crate::error::Corruption;
+
+pub const ANCHOR_MAGIC: [u8; 8] = *b"WLANCHOR";
+pub const ANCHOR_VERSION: u16 = 1;
+pub const ANCHOR_HEADER_LEN: usize = 32;
+const ENTRY_FIXED_LEN: usize = 96;
+const DROPPED_LEN: usize = 24 + HASH_LEN;
+/// No entry is larger (a retention run drops at most this many segments'
+/// worth: about 290,000); a reader never allocates more for one entry.
+pub const ANCHOR_ENTRY_LEN_MAX: usize = 16 << 20;
+/// BLAKE3 `derive_key` context of the hash the first entry chains to.
+const ANCHOR_GENESIS_CONTEXT: &str = "wormlog v1 anchor genesis";
+/// Domain separator of entry hashes.
+const ENTRY_CONTEXT: &[u8; 18] = b"wormlog v1 anchor\0";
+
+/// One dropped segment, as an anchor entry records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DroppedSegment {
+    pub segment: u64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    /// Chain hash of its last record.
+    pub last_hash: Hash,
+}
+
+/// One retention event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnchorEntry {
+    pub time_ns: u64,
+    /// The first seq the log keeps after this event.
+    pub first_seq: u64,
+    /// The chain hash of record `first_seq - 1`: what the kept log continues.
+    pub prev_hash: Hash,
+    /// Hash of the entry before (or the anchor genesis hash).
+    pub prev_entry_hash: Hash,
+    pub dropped: Vec<DroppedSegment>,
+}
+
+/// The hash the first anchor entry chains to.
+pub fn anchor_genesis(log_id: &[u8; 16]) -> Hash {
+    blake3::derive_key(ANCHOR_GENESIS_CONTEXT, log_id)
+}
+
+pub fn encode_anchor_header(log_id: &[u8; 16]) -> [u8; ANCHOR_HEADER_LEN] {
+    let mut b = [0u8; ANCHOR_HEADER_LEN];
+    b[0..8].copy_from_slice(&ANCHOR_MAGIC);
+    b[8..10].copy_from_slice(&ANCHOR_VERSION.to_le_bytes());
+    b[12..28].copy_from_slice(log_id);
+    let crc = crc32fast::hash(&b[..28]);
+    b[28..32].copy_from_slice(&crc.to_le_bytes());
+    b
+}
+
+/// The log id an anchor file belongs to.
+pub fn decode_anchor_header(b: &[u8]) -> Result<[u8; 16], Corruption> {
+    let bad = |detail: &str| Corruption::Anchor {
+        detail: detail.into(),
+    };
+    if b.len() < ANCHOR_HEADER_LEN || b[0..8] != ANCHOR_MAGIC {
+        return Err(bad("not an anchor file (magic)"));
+    }
+    if crc32fast::hash(&b[..28]) != le_u32(b, 28) {
+        return Err(bad("header CRC mismatch"));
+    }
+    if le_u16(b, 8) != ANCHOR_VERSION || le_u16(b, 10) != 0 {
+        return Err(bad("unsupported anchor version"));
+    }
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&b[12..28]);
+    Ok(id)
+}
+
+impl AnchorEntry {
+    pub fn encode(&self) -> Vec<u8> {
+        let len = ENTRY_FIXED_LEN + self.dropped.len() * DROPPED_LEN;
+        let mut b = Vec::with_capacity(len);
+        b.extend_from_slice(&(len as u32).to_le_bytes());
+        b.extend_from_slice(&[0; 4]);
+        b.extend_from_slice(&self.time_ns.to_le_bytes());
+        b.extend_from_slice(&self.first_seq.to_le_bytes());
+        b.extend_from_slice(&self.prev_hash);
+        b.extend_from_slice(&self.prev_entry_hash);
+        b.extend_from_slice(&(self.dropped.len() as u32).to_le_bytes());
+        b.extend_from_slice(&[0; 4]);
+        for d in &self.dropped {
+            b.extend_from_slice(&d.segment.to_le_bytes());
+            b.extend_from_slice(&d.first_seq.to_le_bytes());
+            b.extend_from_slice(&d.last_seq.to_le_bytes());
+            b.extend_from_slice(&d.last_hash);
+        }
+        let crc = crc32fast::hash(&b[8..]);
+        b[4..8].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    /// This entry's hash, the next entry's `prev_entry_hash`:
+    /// BLAKE3-keyed(key = prev_entry_hash, ENTRY_CONTEXT || bytes 8.. of the entry).
+    pub fn hash(&self) -> Hash {
+        let bytes = self.encode();
+        let mut h = blake3::Hasher::new_keyed(&self.prev_entry_hash);
+        h.update(ENTRY_CONTEXT);
+        h.update(&bytes[8..]);
+        *h.finalize().as_bytes()
+    }
+
+    /// Decodes the entry at the start of `buf`; returns it and its length.
+    /// `Ok(None)` when `buf` holds only part of an entry (a torn append).
+    pub fn decode(buf: &[u8]) -> Result<Option<(AnchorEntry, usize)>, Corruption> {
+        let bad = |detail: String| Corruption::Anchor { detail };
+        if buf.len() < 4 {
+            return Ok(None);
+        }
+        let len = le_u32(buf, 0) as usize;
+        if !(ENTRY_FIXED_LEN..=ANCHOR_ENTRY_LEN_MAX).contains(&len)
+            || !(len - ENTRY_FIXED_LEN).is_multiple_of(DROPPED_LEN)
+        {
+            return Err(bad(format!("entry length {len} is invalid")));
+        }
+        if buf.len() < len {
+            return Ok(None);
+        }
+        let e = &buf[..len];
+        let stored = le_u32(e, 4);
+        let computed = crc32fast::hash(&e[8..]);
+        if stored != computed {
+            return Err(bad(format!(
+                "entry CRC mismatch: stored {stored:#010x}, computed {computed:#010x}"
+            )));
+        }
+        let count = le_u32(e, 88) as usize;
+        if count != (len - ENTRY_FIXED_LEN) / DROPPED_LEN || le_u32(e, 92) != 0 {
+            return Err(bad(format!("entry claims {count} dropped segments")));
+        }
+        let hash_at = |at: usize| {
+            let mut h = [0u8; HASH_LEN];
+            h.copy_from_slice(&e[at..at + HASH_LEN]);
+            h
+        };
+        let dropped = e[ENTRY_FIXED_LEN..]
+            .chunks_exact(DROPPED_LEN)
+            .map(|d| DroppedSegment {
+                segment: le_u64(d, 0),
+                first_seq: le_u64(d, 8),
+                last_seq: le_u64(d, 16),
+                last_hash: {
+                    let mut h = [0u8; HASH_LEN];
+                    h.copy_from_slice(&d[24..24 + HASH_LEN]);
+                    h
+                },
+            })
+            .collect();
+        Ok(Some((
+            AnchorEntry {
+                time_ns: le_u64(e, 8),
+                first_seq: le_u64(e, 16),
+                prev_hash: hash_at(24),
+                prev_entry_hash: hash_at(56),
+                dropped,
+            },
+            len,
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> AnchorEntry {
+        AnchorEntry {
+            time_ns: 7,
+            first_seq: 100,
+            prev_hash: [1; 32],
+            prev_entry_hash: [2; 32],
+            dropped: vec![DroppedSegment {
+                segment: 1,
+                first_seq: 1,
+                last_seq: 99,
+                last_hash: [1; 32],
+            }],
+        }
+    }
+
+    #[test]
+    fn anchor_entry_round_trips() {
+        let e = entry();
+        let bytes = e.encode();
+        assert_eq!(AnchorEntry::decode(&bytes).unwrap(), Some((e, bytes.len())));
+    }
+
+    #[test]
+    fn every_bit_flip_in_an_entry_is_caught_or_changes_its_hash() {
+        let e = entry();
+        let bytes = e.encode();
+        for bit in 0..bytes.len() * 8 {
+            let mut b = bytes.clone();
+            b[bit / 8] ^= 1 << (bit % 8);
+            if let Ok(Some((d, _))) = AnchorEntry::decode(&b) {
+                panic!("bit {bit} decoded as {d:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn partial_entry_is_torn_not_an_error() {
+        let bytes = entry().encode();
+        for len in 0..bytes.len() {
+            assert!(
+                matches!(AnchorEntry::decode(&bytes[..len]), Ok(None)),
+                "len {len}"
+            );
+        }
+    }
+
+    #[test]
+    fn header_round_trips_and_rejects_flips() {
+        let h = encode_anchor_header(&[9; 16]);
+        assert_eq!(decode_anchor_header(&h).unwrap(), [9; 16]);
+        for bit in 0..h.len() * 8 {
+            let mut b = h;
+            b[bit / 8] ^= 1 << (bit % 8);
+            assert!(decode_anchor_header(&b).is_err(), "bit {bit}");
+        }
+    }
+}
