@@ -163,9 +163,9 @@ pub(crate) fn check_log_start(first: &Segment, anchor: &Anchor) -> Result<()> {
     if h.first_seq == 1 {
         return Ok(());
     }
-    match anchor.entry_starting_at(h.first_seq) {
-        Some(e) if e.prev_hash == h.prev_hash => Ok(()),
-        Some(_) => Err(Error::corrupt(
+    match anchor.vouches_for(h.first_seq, &h.prev_hash) {
+        Some(true) => Ok(()),
+        Some(false) => Err(Error::corrupt(
             &first.path,
             56,
             Some(h.first_seq),

@@ -75,13 +75,23 @@ pub(crate) struct Anchor {
 }
 
 impl Anchor {
-    /// The entry that says the kept log begins at `first_seq`.
-    pub fn entry_starting_at(&self, first_seq: u64) -> Option<&AnchorEntry> {
-        self.entries
-            .iter()
-            .rev()
-            .map(|(e, _)| e)
-            .find(|e| e.first_seq == first_seq)
+    /// Whether the anchor vouches for a log that begins at `first_seq`,
+    /// continuing `prev_hash`: where an entry says the kept log begins, or
+    /// at a segment an entry lists as dropped that is still there (a run cut
+    /// short between recording the drop and deleting every file).
+    pub fn vouches_for(&self, first_seq: u64, prev_hash: &Hash) -> Option<bool> {
+        let mut found = None;
+        for (e, _) in &self.entries {
+            if e.first_seq == first_seq {
+                found = Some(found.unwrap_or(false) || e.prev_hash == *prev_hash);
+            }
+            for w in e.dropped.windows(2) {
+                if w[1].first_seq == first_seq {
+                    found = Some(found.unwrap_or(false) || w[0].last_hash == *prev_hash);
+                }
+            }
+        }
+        found
     }
 
     pub fn last_hash(&self, log_id: &[u8; 16]) -> Hash {
@@ -190,30 +200,34 @@ pub(crate) fn append_anchor(
     entry: AnchorEntry,
 ) -> Result<Hash> {
     let path = dir.join(ANCHOR_FILE);
-    let created = anchor.len == 0;
-    let mut file = if created {
-        let _ = storage.remove_file(&path); // a header-less leftover
-        let mut f = storage
-            .create_new(&path)
-            .map_err(|e| Error::io("create", &path, e))?;
-        f.append(&encode_anchor_header(log_id))
-            .map_err(|e| Error::io("write", &path, e))?;
-        anchor.len = ANCHOR_HEADER_LEN as u64;
-        f
-    } else {
-        storage
-            .open_append(&path)
-            .map_err(|e| Error::io("open", &path, e))?
-    };
     let bytes = entry.encode();
-    file.append(&bytes)
-        .map_err(|e| Error::io("write", &path, e))?;
-    file.sync_data()
-        .map_err(|e| Error::io("fdatasync", &path, e))?;
-    if created {
+    if anchor.len == 0 {
+        // Created whole under a temporary name and renamed, so the anchor
+        // file never exists with a torn header.
+        let tmp = dir.join(format!("{ANCHOR_FILE}.tmp"));
+        let _ = storage.remove_file(&tmp);
+        let mut f = storage
+            .create_new(&tmp)
+            .map_err(|e| Error::io("create", &tmp, e))?;
+        let mut first = encode_anchor_header(log_id).to_vec();
+        first.extend_from_slice(&bytes);
+        f.append(&first).map_err(|e| Error::io("write", &tmp, e))?;
+        f.sync_data().map_err(|e| Error::io("fdatasync", &tmp, e))?;
+        storage
+            .rename(&tmp, &path)
+            .map_err(|e| Error::io("rename", &tmp, e))?;
         storage
             .sync_dir(dir)
             .map_err(|e| Error::io("fsync directory", dir, e))?;
+        anchor.len = ANCHOR_HEADER_LEN as u64;
+    } else {
+        let mut file = storage
+            .open_append(&path)
+            .map_err(|e| Error::io("open", &path, e))?;
+        file.append(&bytes)
+            .map_err(|e| Error::io("write", &path, e))?;
+        file.sync_data()
+            .map_err(|e| Error::io("fdatasync", &path, e))?;
     }
     let hash = entry.hash();
     anchor.len += bytes.len() as u64;

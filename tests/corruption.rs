@@ -4,23 +4,9 @@
 mod common;
 use common::*;
 use std::path::{Path, PathBuf};
-use wormlog::format::{decode_frame, Decoded, SEGMENT_HEADER_LEN};
+use wormlog::format::SEGMENT_HEADER_LEN;
 use wormlog::storage::{MemStorage, Tear};
 use wormlog::{Error, Log, RecordKind, SystemEvent};
-
-/// (offset, padded length, seq) of every frame in a segment file.
-fn frame_map(bytes: &[u8]) -> Vec<(usize, usize, u64)> {
-    let mut at = SEGMENT_HEADER_LEN;
-    let mut out = Vec::new();
-    while at < bytes.len() {
-        let Decoded::Frame(f) = decode_frame(&bytes[at..]) else {
-            panic!("fixture is not intact at {at}")
-        };
-        out.push((at, f.padded_len, f.seq));
-        at += f.padded_len;
-    }
-    out
-}
 
 /// A closed log of two segments (the first closed by a roll), in memory.
 fn small_log() -> (MemStorage, Vec<PathBuf>) {

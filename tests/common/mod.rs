@@ -76,3 +76,28 @@ pub fn segment_paths(storage: &MemStorage, dir: &Path) -> Vec<PathBuf> {
         .filter(|p| p.extension().is_some_and(|e| e == "wlog"))
         .collect()
 }
+
+/// (offset, padded length, seq) of every frame in an uncompressed segment.
+pub fn frame_map(bytes: &[u8]) -> Vec<(usize, usize, u64)> {
+    use wormlog::format::{decode_frame, Decoded, SEGMENT_HEADER_LEN};
+    let mut at = SEGMENT_HEADER_LEN;
+    let mut out = Vec::new();
+    while at < bytes.len() {
+        let Decoded::Frame(f) = decode_frame(&bytes[at..]) else {
+            panic!("segment is not intact at {at}")
+        };
+        out.push((at, f.padded_len, f.seq));
+        at += f.padded_len;
+    }
+    out
+}
+
+/// A log clock the test moves by hand.
+pub fn manual_clock(start_ns: u64) -> (Arc<std::sync::atomic::AtomicU64>, wormlog::Clock) {
+    let now = Arc::new(std::sync::atomic::AtomicU64::new(start_ns));
+    let c = now.clone();
+    (
+        now,
+        Arc::new(move || c.load(std::sync::atomic::Ordering::SeqCst)),
+    )
+}
