@@ -47,8 +47,7 @@ fn raw_closed(files: &[PathBuf]) -> PathBuf {
 fn active(files: &[PathBuf]) -> PathBuf {
     files
         .iter()
-        .filter(|p| p.to_string_lossy().ends_with(".wlog"))
-        .last()
+        .rfind(|p| p.to_string_lossy().ends_with(".wlog"))
         .unwrap()
         .clone()
 }
@@ -71,7 +70,7 @@ fn detect(storage: &MemStorage, change: impl FnOnce(&MemStorage), what: &str) ->
     err
 }
 
-fn edit(copy: &MemStorage, path: &PathBuf, f: impl FnOnce(&mut Vec<u8>)) {
+fn edit(copy: &MemStorage, path: &std::path::Path, f: impl FnOnce(&mut Vec<u8>)) {
     let mut b = copy.read_file(path).unwrap();
     f(&mut b);
     copy.write_file(path, b);
