@@ -236,10 +236,9 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     let sealed_now = log.seal()?;
     let seal_secs = start.elapsed().as_secs_f64();
     let segs = log.segments()?;
-    let (raw, disk): (u64, u64) = segs
-        .iter()
-        .filter(|s| s.sealed)
-        .fold((0, 0), |(r, d), s| (r + s.bytes_uncompressed, d + s.bytes_on_disk));
+    let (raw, disk): (u64, u64) = segs.iter().filter(|s| s.sealed).fold((0, 0), |(r, d), s| {
+        (r + s.bytes_uncompressed, d + s.bytes_on_disk)
+    });
     println!(
         "seal:   {} segments sealed ({} just now, in {seal_secs:.2} s): {:.1} MB -> {:.1} MB on disk, ratio {:.2}",
         segs.iter().filter(|s| s.sealed).count(),
@@ -271,8 +270,17 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     for s in &segs {
         println!(
             "  {:<34} {:>7} {:>21} {:>12} {:>12} {:>6.2}",
-            s.path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
-            if s.active { "active" } else if s.sealed { "sealed" } else { "closed" },
+            s.path
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default(),
+            if s.active {
+                "active"
+            } else if s.sealed {
+                "sealed"
+            } else {
+                "closed"
+            },
             format!("{}..={}", s.first_seq, s.last_seq),
             s.bytes_on_disk,
             s.bytes_uncompressed,
