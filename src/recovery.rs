@@ -224,7 +224,7 @@ fn finish_interrupted_seals(
         }
         let raw_path = dir.join(segment_file_name(n));
         let sealed_path = dir.join(sealed_file_name(n));
-        let raw_seg = Segment::open(storage, raw_path.clone(), n)?;
+        let raw_seg = Segment::open(storage, raw_path.clone(), Some(n))?;
         let sealed_seg = open_sealed(storage, &sealed_path, n, None)?;
         if sealed_seg.header != raw_seg.header || sealed_seg.file_len()? != raw_seg.file_len()? {
             return Err(Error::corrupt(
@@ -264,7 +264,7 @@ fn open_segments(
                 Some(cache.clone()),
             )?
         } else {
-            Segment::open(storage, dir.join(segment_file_name(n)), n)?
+            Segment::open(storage, dir.join(segment_file_name(n)), Some(n))?
         };
         if let Some(prev) = segments.last() {
             if n != prev.number + 1 {
@@ -558,31 +558,14 @@ fn recover_active(dir: &Path, options: &Options, segments: &[Arc<Segment>]) -> R
             created_ns: ts,
             prev_hash: scan.prev_hash,
         };
-        let (active, file) = new_active_segment(storage, dir, header)?;
-        segments.push(active.clone());
+        let from_segment = seg.number;
+        let (segments, visible, writer) =
+            continue_in_new_segment(storage, dir, segments, header, ts)?;
         events.push(SystemEvent::SegmentRolled {
-            from_segment: seg.number,
-            to_segment: active.number,
+            from_segment,
+            to_segment: visible.active_segment,
             from_bytes: end,
         });
-        let visible = Visible {
-            head: Head {
-                seq: scan.next_seq - 1,
-                hash: scan.prev_hash,
-                timestamp_ns: ts,
-            },
-            active_segment: active.number,
-            active_len: SEGMENT_HEADER_LEN as u64,
-        };
-        let digest = header_digest(&active.header);
-        let writer = Writer::new(
-            file,
-            active,
-            SEGMENT_HEADER_LEN as u64,
-            (scan.next_seq, scan.prev_hash, ts),
-            digest,
-            0,
-        );
         return Ok(Tail {
             segments,
             visible,
@@ -691,7 +674,7 @@ fn copy_range(storage: &dyn Storage, seg: &Segment, from: u64, to: u64, dest: &P
 fn repair(
     dir: &Path,
     options: &Options,
-    mut segments: Vec<Arc<Segment>>,
+    segments: Vec<Arc<Segment>>,
     scan: Scan,
     offset: u64,
     what: Corruption,
@@ -710,26 +693,7 @@ fn repair(
         created_ns: now,
         prev_hash: scan.prev_hash,
     };
-    let (active, file) = new_active_segment(storage, dir, header)?;
-    segments.push(active.clone());
-    let visible = Visible {
-        head: Head {
-            seq: scan.next_seq - 1,
-            hash: scan.prev_hash,
-            timestamp_ns: now,
-        },
-        active_segment: active.number,
-        active_len: SEGMENT_HEADER_LEN as u64,
-    };
-    let digest = header_digest(&active.header);
-    let writer = Writer::new(
-        file,
-        active,
-        SEGMENT_HEADER_LEN as u64,
-        (scan.next_seq, scan.prev_hash, now),
-        digest,
-        0,
-    );
+    let (segments, visible, writer) = continue_in_new_segment(storage, dir, segments, header, now)?;
     Ok(Tail {
         segments,
         visible,
@@ -743,6 +707,39 @@ fn repair(
         }],
         truncate_after_open: vec![(seg.path.clone(), offset)],
     })
+}
+
+/// Creates the segment `header` describes and a writer at its start: the
+/// chain goes on from its `prev_hash` at seq `first_seq`, no earlier than `ts`.
+fn continue_in_new_segment(
+    storage: &dyn Storage,
+    dir: &Path,
+    mut segments: Vec<Arc<Segment>>,
+    header: SegmentHeader,
+    ts: u64,
+) -> Result<(Vec<Arc<Segment>>, Visible, Writer)> {
+    let (next_seq, prev_hash) = (header.first_seq, header.prev_hash);
+    let (active, file) = new_active_segment(storage, dir, header)?;
+    segments.push(active.clone());
+    let visible = Visible {
+        head: Head {
+            seq: next_seq - 1,
+            hash: prev_hash,
+            timestamp_ns: ts,
+        },
+        active_segment: active.number,
+        active_len: SEGMENT_HEADER_LEN as u64,
+    };
+    let digest = header_digest(&active.header);
+    let writer = Writer::new(
+        file,
+        active,
+        SEGMENT_HEADER_LEN as u64,
+        (next_seq, prev_hash, ts),
+        digest,
+        0,
+    );
+    Ok((segments, visible, writer))
 }
 
 /// A digest that has taken in a segment's header.

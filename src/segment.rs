@@ -150,7 +150,9 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
-    pub fn open(storage: &dyn Storage, path: PathBuf, number: u64) -> Result<Segment> {
+    /// Opens a raw segment and reads its header, which must name segment
+    /// `number` when one is given (the number in the file's name).
+    pub fn open(storage: &dyn Storage, path: PathBuf, number: Option<u64>) -> Result<Segment> {
         let file = storage
             .open_read(&path)
             .map_err(|e| Error::io("open", &path, e))?;
@@ -160,6 +162,7 @@ impl Segment {
             .map_err(|e| Error::io("read", &path, e))?;
         let header = SegmentHeader::decode(&buf[..n])
             .map_err(|what| Error::corrupt(&path, 0, None, what))?;
+        let number = number.unwrap_or(header.segment);
         if header.segment != number {
             return Err(Error::corrupt(
                 &path,
@@ -179,21 +182,6 @@ impl Segment {
             index: RwLock::new(SparseIndex::default()),
             sealed: None,
         })
-    }
-
-    /// Opens a raw segment file whatever number its name gives (for
-    /// verifying a file taken out of its log).
-    pub fn open_any_number(storage: &dyn Storage, path: PathBuf) -> Result<Segment> {
-        let file = storage
-            .open_read(&path)
-            .map_err(|e| Error::io("open", &path, e))?;
-        let mut buf = [0u8; SEGMENT_HEADER_LEN];
-        let n = file
-            .read_full_at(&mut buf, 0)
-            .map_err(|e| Error::io("read", &path, e))?;
-        let header = SegmentHeader::decode(&buf[..n])
-            .map_err(|what| Error::corrupt(&path, 0, None, what))?;
-        Segment::open(storage, path, header.segment)
     }
 
     pub fn new_active(path: PathBuf, header: SegmentHeader, file: Arc<dyn ReadFile>) -> Segment {

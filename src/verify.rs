@@ -457,25 +457,12 @@ pub fn verify_file_with(storage: &dyn Storage, path: &Path) -> Result<VerifyRepo
         .unwrap_or_default();
     let seg = match parse_sealed_file_name(name) {
         Some(n) => open_sealed(storage, path, n, None)?,
-        None => {
-            let n = crate::segment::parse_segment_file_name(name);
-            let seg = Segment::open(storage, path.to_path_buf(), n.unwrap_or(0));
-            match (seg, n) {
-                (Ok(s), _) => s,
-                // A file renamed out of the log: trust its header's number.
-                (
-                    Err(Error::Corrupt {
-                        what:
-                            Corruption::HeaderField {
-                                field: "segment", ..
-                            },
-                        ..
-                    }),
-                    None,
-                ) => Segment::open_any_number(storage, path.to_path_buf())?,
-                (Err(e), _) => return Err(e),
-            }
-        }
+        // A raw file taken out of its log may have any name: trust its header.
+        None => Segment::open(
+            storage,
+            path.to_path_buf(),
+            crate::segment::parse_segment_file_name(name),
+        )?,
     };
     let summary = check_segment(storage, &seg, None)?;
     Ok(VerifyReport {

@@ -442,9 +442,10 @@ impl Storage for MemStorage {
     }
 }
 
-/// SplitMix64: a tiny seeded generator, enough for reproducible crash images.
+/// SplitMix64: a tiny seeded generator, enough for reproducible crash images
+/// (and for tests that must replay from a printed seed).
 #[derive(Debug, Clone)]
-pub(crate) struct SplitMix(pub u64);
+pub struct SplitMix(pub u64);
 
 impl SplitMix {
     pub fn next_u64(&mut self) -> u64 {

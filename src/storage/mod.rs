@@ -7,7 +7,7 @@ mod mem;
 
 pub use fs::FsStorage;
 pub(crate) use fs::LOCK_FILE;
-pub use mem::{MemStorage, Op, Tear};
+pub use mem::{MemStorage, Op, SplitMix, Tear};
 
 use std::fmt::Debug;
 use std::io;

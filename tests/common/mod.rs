@@ -6,26 +6,8 @@ use std::sync::Arc;
 use wormlog::storage::MemStorage;
 use wormlog::{Log, Options, Record, Sealing};
 
-/// SplitMix64, so that every randomized test is replayable from its seed.
-#[derive(Debug, Clone)]
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next_u64() % n
-        }
-    }
-}
+/// Seeded, so that every randomized test is replayable from its seed.
+pub use wormlog::storage::SplitMix as Rng;
 
 /// A seed from WORMLOG_SEED, or from the clock; printed so a failure can be replayed.
 pub fn seed(test: &str) -> u64 {
