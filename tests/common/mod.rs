@@ -7,6 +7,7 @@ use wormlog::storage::MemStorage;
 use wormlog::{Log, Options, Record, Sealing};
 
 /// Seeded, so that every randomized test is replayable from its seed.
+#[allow(unused_imports)] // not every test file draws random numbers
 pub use wormlog::storage::SplitMix as Rng;
 
 /// A seed from WORMLOG_SEED, or from the clock; printed so a failure can be replayed.
