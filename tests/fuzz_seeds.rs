@@ -1,0 +1,57 @@
+//! Writes the fuzz targets' seed corpora (fuzz/seeds/TARGET/) from files the
+//! engine really writes. Not a test of its own: run it after a format change
+//! with `cargo test --test fuzz_seeds -- --ignored`.
+
+mod common;
+use common::*;
+use std::path::Path;
+use wormlog::format::{anchor_genesis, encode_anchor_header, AnchorEntry, DroppedSegment};
+use wormlog::storage::MemStorage;
+use wormlog::Log;
+
+fn put(target: &str, name: &str, bytes: &[u8]) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds").join(target);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), bytes).unwrap();
+}
+
+#[test]
+#[ignore = "writes fuzz/seeds; run by hand after a format change"]
+fn write_fuzz_seed_corpora() {
+    let storage = MemStorage::new();
+    let log = Log::open(mem_dir(), mem_options(&storage).seal_frame_bytes(4096)).unwrap();
+    for i in 0..40 {
+        log.append(format!(r#"{{"actor":"u{i}","action":"read"}}"#).as_bytes()).unwrap();
+    }
+    log.append_batch(&[b"a".as_slice(), b"", b"ccc"]).unwrap();
+    log.seal().unwrap();
+    log.append(b"tail").unwrap();
+    drop(log);
+    for p in storage.file_paths() {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        let bytes = storage.read_file(&p).unwrap();
+        if name.ends_with(".wlog.zst") {
+            put("sealed_file", &name, &bytes);
+        } else if name.ends_with(".wlog") {
+            // The recovery target: selector 0 takes the whole file as is.
+            put("recovery", &name, &[&[0u8][..], &bytes].concat());
+            put("frame_decode", &name, &bytes[96..]);
+        }
+    }
+    let log_id = [7u8; 16];
+    let entry = AnchorEntry {
+        time_ns: 1,
+        first_seq: 10,
+        prev_hash: [9; 32],
+        prev_entry_hash: anchor_genesis(&log_id),
+        dropped: vec![DroppedSegment {
+            segment: 1,
+            first_seq: 1,
+            last_seq: 9,
+            last_hash: [9; 32],
+        }],
+    };
+    put("anchor_file", "one-entry", &[&encode_anchor_header(&log_id)[..], &entry.encode()].concat());
+    put("model", "appends-crash-seal", &[0, 0, 40, 2, 3, 3, 0, 4, 1, 5, 0, 0, 9, 6, 0, 7, 0]);
+    put("model", "buffered-crash", &[1, 0, 200, 0, 200, 3, 0, 0, 100, 4, 3, 6, 0]);
+}
