@@ -1,4 +1,4 @@
-//! Append throughput: 256-byte records from 1, 4, 16 and 64 threads in each
+//! Append throughput: 256-byte and 4 KiB records from 1, 4, 16 and 64 threads in each
 //! durability mode, beside a naive baseline measured in the same run: a
 //! mutex around a file, one write and one fdatasync per record (what a
 //! hand-rolled durable log does). Compare wormlog's Sync mode with it.
@@ -13,7 +13,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 use wormlog::{Durability, Log, Options};
 
-const RECORD: usize = 256;
+const RECORD_SIZES: [usize; 2] = [256, 4096];
 const THREADS: [usize; 4] = [1, 4, 16, 64];
 
 /// Runs `iters` calls of `op` spread over `threads` threads; returns the wall time.
@@ -60,13 +60,19 @@ fn modes() -> [(&'static str, Durability); 3] {
 }
 
 fn append(c: &mut Criterion) {
+    for size in RECORD_SIZES {
+        append_size(c, size);
+    }
+}
+
+fn append_size(c: &mut Criterion, size: usize) {
     let quick = std::env::var_os("WORMLOG_BENCH_QUICK").is_some();
-    let mut g = c.benchmark_group("append_256B");
+    let mut g = c.benchmark_group(format!("append_{size}B"));
     g.throughput(Throughput::Elements(1));
     g.sample_size(10);
     g.warm_up_time(Duration::from_millis(if quick { 200 } else { 1000 }));
     g.measurement_time(Duration::from_secs(if quick { 1 } else { 4 }));
-    let payload = vec![b'a'; RECORD];
+    let payload = vec![b'a'; size];
     for threads in THREADS {
         let dir = tempfile::tempdir().unwrap();
         let naive = NaiveLog {

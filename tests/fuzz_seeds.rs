@@ -10,7 +10,9 @@ use wormlog::storage::MemStorage;
 use wormlog::Log;
 
 fn put(target: &str, name: &str, bytes: &[u8]) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/seeds")
+        .join(target);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(name), bytes).unwrap();
 }
@@ -21,7 +23,8 @@ fn write_fuzz_seed_corpora() {
     let storage = MemStorage::new();
     let log = Log::open(mem_dir(), mem_options(&storage).seal_frame_bytes(4096)).unwrap();
     for i in 0..40 {
-        log.append(format!(r#"{{"actor":"u{i}","action":"read"}}"#).as_bytes()).unwrap();
+        log.append(format!(r#"{{"actor":"u{i}","action":"read"}}"#).as_bytes())
+            .unwrap();
     }
     log.append_batch(&[b"a".as_slice(), b"", b"ccc"]).unwrap();
     log.seal().unwrap();
@@ -51,7 +54,19 @@ fn write_fuzz_seed_corpora() {
             last_hash: [9; 32],
         }],
     };
-    put("anchor_file", "one-entry", &[&encode_anchor_header(&log_id)[..], &entry.encode()].concat());
-    put("model", "appends-crash-seal", &[0, 0, 40, 2, 3, 3, 0, 4, 1, 5, 0, 0, 9, 6, 0, 7, 0]);
-    put("model", "buffered-crash", &[1, 0, 200, 0, 200, 3, 0, 0, 100, 4, 3, 6, 0]);
+    put(
+        "anchor_file",
+        "one-entry",
+        &[&encode_anchor_header(&log_id)[..], &entry.encode()].concat(),
+    );
+    put(
+        "model",
+        "appends-crash-seal",
+        &[0, 0, 40, 2, 3, 3, 0, 4, 1, 5, 0, 0, 9, 6, 0, 7, 0],
+    );
+    put(
+        "model",
+        "buffered-crash",
+        &[1, 0, 200, 0, 200, 3, 0, 0, 100, 4, 3, 6, 0],
+    );
 }
