@@ -297,3 +297,56 @@ fn frames(sealed: &[u8]) -> usize {
     let n = sealed.len();
     u32::from_le_bytes(sealed[n - 9..n - 5].try_into().unwrap()) as usize
 }
+
+/// Whether this process may set the immutable attribute here (root with
+/// CAP_LINUX_IMMUTABLE on a file system that has it).
+fn can_set_immutable(dir: &Path) -> bool {
+    use rustix::fs::{ioctl_getflags, ioctl_setflags, IFlags};
+    let probe = dir.join("probe");
+    let f = std::fs::File::create(&probe).unwrap();
+    let ok = ioctl_getflags(&f)
+        .and_then(|fl| ioctl_setflags(&f, fl | IFlags::IMMUTABLE).map(|_| fl))
+        .map(|fl| ioctl_setflags(&f, fl).is_ok())
+        .unwrap_or(false);
+    drop(f);
+    std::fs::remove_file(&probe).unwrap();
+    ok
+}
+
+#[test]
+fn immutable_attribute_stops_writes_where_permitted_and_retention_clears_it() {
+    use rustix::fs::{ioctl_getflags, IFlags};
+    let dir = tempfile::tempdir().unwrap();
+    let capable = can_set_immutable(dir.path());
+    let log = Log::open(
+        dir.path(),
+        Options::default()
+            .sealing(Sealing::Manual)
+            .immutable_attr(true)
+            .retention(wormlog::Retention::default().max_total_bytes(1)),
+    )
+    .unwrap();
+    log.append(b"kept forever, or until retention").unwrap();
+    log.seal().unwrap();
+    let sealed = files_with(dir.path(), ".zst");
+    assert_eq!(sealed.len(), 1);
+    let flags = ioctl_getflags(&std::fs::File::open(&sealed[0]).unwrap()).unwrap();
+    // Sealing succeeds either way; the attribute is set exactly where the
+    // process may set it.
+    assert_eq!(flags.contains(IFlags::IMMUTABLE), capable);
+    if capable {
+        let err = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&sealed[0])
+            .expect_err("an immutable file cannot be opened for writing, even by root");
+        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+        assert!(std::fs::remove_file(&sealed[0]).is_err(), "nor deleted");
+    }
+    let r = log.apply_retention(u64::MAX / 2).unwrap();
+    assert_eq!(r.dropped_segments.len(), 1);
+    assert!(
+        !sealed[0].exists(),
+        "retention clears the attribute and deletes the file"
+    );
+    log.verify().unwrap();
+}
