@@ -330,7 +330,7 @@ fn immutable_attribute_stops_writes_where_permitted_and_retention_clears_it() {
     log.seal().unwrap();
     let sealed = files_with(dir.path(), ".zst");
     assert_eq!(sealed.len(), 1);
-    let flags = ioctl_getflags(&std::fs::File::open(&sealed[0]).unwrap()).unwrap();
+    let flags = ioctl_getflags(std::fs::File::open(&sealed[0]).unwrap()).unwrap();
     // Sealing succeeds either way; the attribute is set exactly where the
     // process may set it.
     assert_eq!(flags.contains(IFlags::IMMUTABLE), capable);
