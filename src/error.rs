@@ -92,6 +92,9 @@ pub enum Error {
     /// until it is reopened (which runs recovery).
     #[error("log refuses writes after an earlier I/O failure ({cause}); reopen it to recover")]
     Poisoned { cause: String },
+    /// The log was opened with `Log::open_read_only`.
+    #[error("{path}: the log was opened read-only")]
+    ReadOnly { path: PathBuf },
     /// The log was closed.
     #[error("log is closed")]
     Closed,

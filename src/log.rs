@@ -147,6 +147,8 @@ pub(crate) struct Shared {
     pub segments: RwLock<Vec<Arc<Segment>>>,
     pub visible: RwLock<Visible>,
     pub counters: Counters,
+    /// Opened with `Log::open_read_only`: every change is refused.
+    pub read_only: bool,
     poison: Mutex<Option<String>>,
     /// Decompressed frames of sealed segments.
     pub cache: Arc<FrameCache>,
@@ -185,6 +187,7 @@ impl Shared {
             segments: RwLock::new(segments),
             visible: RwLock::new(visible),
             counters: Counters::default(),
+            read_only: false,
             poison: Mutex::new(None),
             cache,
             seal_lock: Mutex::new(()),
@@ -245,7 +248,13 @@ impl Shared {
         }
     }
 
+    /// Errors if the log may not be changed: opened read-only, or poisoned.
     pub fn check_poison(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::ReadOnly {
+                path: self.dir.clone(),
+            });
+        }
         match &*self.poison.lock() {
             Some(cause) => Err(Error::Poisoned {
                 cause: cause.clone(),
@@ -303,7 +312,7 @@ pub(crate) struct Inner {
     pub committer: Committer,
     syncer_stop: Mutex<bool>,
     syncer_wake: Condvar,
-    _lock: Box<dyn DirLock>,
+    _lock: Option<Box<dyn DirLock>>,
 }
 
 impl Inner {
@@ -311,6 +320,9 @@ impl Inner {
     /// `Log::apply_retention`); with `dry_run`, only says which.
     fn apply_retention(&self, now_ns: u64, dry_run: bool) -> Result<RetentionReport> {
         let shared = &self.shared;
+        if !dry_run {
+            shared.check_poison()?;
+        }
         let storage = &*shared.options.storage;
         let _one_at_a_time = shared.retention_lock.lock();
         let segs = shared.segments.read().clone();
@@ -399,11 +411,25 @@ impl Log {
     /// Opens the log in `dir`, creating it if it does not exist (unless
     /// `Options::create_if_missing` is off) and recovering it if it does.
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Log> {
+        Log::open_mode(dir.as_ref(), options, false)
+    }
+
+    /// Opens an existing log for reading alone, whether or not a writer has
+    /// it open (in this process or another): no lock, no recovery writes,
+    /// no sealing. The log is a snapshot of what was committed when it was
+    /// opened (a tail being written is left out); open again to see more.
+    /// Appends and other changes fail with `Error::ReadOnly`; reads and
+    /// `verify` work, and damage to durable data is an error as for a writer.
+    pub fn open_read_only(dir: impl AsRef<Path>, options: Options) -> Result<Log> {
+        Log::open_mode(dir.as_ref(), options, true)
+    }
+
+    fn open_mode(dir: &Path, options: Options, read_only: bool) -> Result<Log> {
         options.validate().map_err(Error::InvalidOptions)?;
-        let dir = dir.as_ref().to_path_buf();
+        let dir = dir.to_path_buf();
         let cache = Arc::new(FrameCache::new(options.sealed_cache_bytes));
-        let recovered = recovery::recover(&dir, &options, &cache)?;
-        let shared = Shared::new(
+        let recovered = recovery::recover(&dir, &options, &cache, read_only)?;
+        let mut shared = Shared::new(
             dir,
             options,
             recovered.log_id,
@@ -413,6 +439,21 @@ impl Log {
             recovered.anchor,
         );
         let mut writer = recovered.writer;
+        if read_only {
+            shared.read_only = true;
+            return Ok(Log {
+                inner: Arc::new(Inner {
+                    shared,
+                    committer: Committer::new(writer),
+                    syncer_stop: Mutex::new(false),
+                    syncer_wake: Condvar::new(),
+                    _lock: None,
+                }),
+                syncer: None,
+                sealer: None,
+                closed: true,
+            });
+        }
         let mut events = recovered.events;
         events.push(SystemEvent::LogOpened {
             format_version: crate::format::FORMAT_VERSION,
@@ -496,6 +537,7 @@ impl Log {
     /// chain.
     pub fn set_legal_hold(&self, reason: &str) -> Result<()> {
         let shared = &self.inner.shared;
+        shared.check_poison()?;
         let _g = shared.retention_lock.lock();
         retention::write_hold(&*shared.options.storage, &shared.dir, reason)?;
         let event = SystemEvent::LegalHoldSet {
@@ -511,6 +553,7 @@ impl Log {
     /// Clears the legal hold (recorded in the chain first).
     pub fn clear_legal_hold(&self) -> Result<()> {
         let shared = &self.inner.shared;
+        shared.check_poison()?;
         let _g = shared.retention_lock.lock();
         self.inner
             .committer

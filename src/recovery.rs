@@ -26,7 +26,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub(crate) struct Recovered {
-    pub lock: Box<dyn DirLock>,
+    /// `None` for a read-only open, which takes no lock.
+    pub lock: Option<Box<dyn DirLock>>,
     pub log_id: [u8; 16],
     pub segments: Vec<Arc<Segment>>,
     pub visible: Visible,
@@ -38,30 +39,42 @@ pub(crate) struct Recovered {
     pub anchor: Anchor,
 }
 
-pub(crate) fn recover(dir: &Path, options: &Options, cache: &Arc<FrameCache>) -> Result<Recovered> {
+/// Opens the log in `dir` for writing, or with `read_only` for reading
+/// alone: then nothing is created, locked, removed, cut or written, and the
+/// log is taken as it is now (a tail being written, or torn, is left out).
+pub(crate) fn recover(
+    dir: &Path,
+    options: &Options,
+    cache: &Arc<FrameCache>,
+    read_only: bool,
+) -> Result<Recovered> {
     let storage = &*options.storage;
     let exists = storage
         .dir_exists(dir)
         .map_err(|e| Error::io("stat", dir, e))?;
     if !exists {
-        if !options.create_if_missing {
+        if !options.create_if_missing || read_only {
             return Err(Error::NotFound { path: dir.into() });
         }
         storage
             .create_dir_all(dir)
             .map_err(|e| Error::io("create directory", dir, e))?;
     }
-    let lock = storage.lock_dir(dir).map_err(|e| match e.kind() {
-        io::ErrorKind::WouldBlock => Error::Locked { path: dir.into() },
-        _ => Error::io("lock", dir.join(LOCK_FILE), e),
-    })?;
+    let lock = if read_only {
+        None
+    } else {
+        Some(storage.lock_dir(dir).map_err(|e| match e.kind() {
+            io::ErrorKind::WouldBlock => Error::Locked { path: dir.into() },
+            _ => Error::io("lock", dir.join(LOCK_FILE), e),
+        })?)
+    };
     let mut raw = Vec::new();
     let mut sealed = Vec::new();
     for name in storage
         .list_dir(dir)
         .map_err(|e| Error::io("list", dir, e))?
     {
-        if is_tmp_segment_name(&name) {
+        if is_tmp_segment_name(&name) && !read_only {
             // A segment or sealed file whose creation did not finish: the
             // file it was made from (if any) is still in place.
             let path = dir.join(&name);
@@ -76,12 +89,20 @@ pub(crate) fn recover(dir: &Path, options: &Options, cache: &Arc<FrameCache>) ->
     }
     raw.sort_unstable();
     sealed.sort_unstable();
-    finish_interrupted_seals(storage, dir, &mut raw, &sealed)?;
+    if read_only {
+        // Where sealing is being finished, the sealed file is complete.
+        raw.retain(|n| sealed.binary_search(n).is_err());
+    } else {
+        finish_interrupted_seals(storage, dir, &mut raw, &sealed)?;
+    }
     let mut numbers: Vec<(u64, bool)> = raw.iter().map(|&n| (n, false)).collect();
     numbers.extend(sealed.iter().map(|&n| (n, true)));
     numbers.sort_unstable();
     if numbers.is_empty() {
-        return create_log(dir, options, lock);
+        return match lock {
+            Some(lock) => create_log(dir, options, lock),
+            None => Err(Error::NotFound { path: dir.into() }),
+        };
     }
     let segments = open_segments(storage, dir, &numbers, cache)?;
     let active = segments.last().expect("numbers is not empty").clone();
@@ -100,9 +121,13 @@ pub(crate) fn recover(dir: &Path, options: &Options, cache: &Arc<FrameCache>) ->
         ));
     }
     let log_id = active.header.log_id;
-    let anchor = load_anchor(storage, dir, &log_id, true)?;
+    let anchor = load_anchor(storage, dir, &log_id, !read_only)?;
     check_log_start(&segments[0], &anchor)?;
-    let tail = recover_active(dir, options, &segments)?;
+    let tail = if read_only {
+        read_only_tail(options, segments)?
+    } else {
+        recover_active(dir, options, &segments)?
+    };
     Ok(Recovered {
         lock,
         log_id,
@@ -116,6 +141,7 @@ pub(crate) fn recover(dir: &Path, options: &Options, cache: &Arc<FrameCache>) ->
 }
 
 fn create_log(dir: &Path, options: &Options, lock: Box<dyn DirLock>) -> Result<Recovered> {
+    let lock = Some(lock);
     let log_id = new_log_id();
     let created_ns = (options.clock)();
     let header = SegmentHeader {
@@ -256,15 +282,18 @@ fn open_segments(
 ) -> Result<Vec<Arc<Segment>>> {
     let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(numbers.len());
     for &(n, is_sealed) in numbers {
+        let sealed_path = dir.join(sealed_file_name(n));
         let seg = if is_sealed {
-            open_sealed(
-                storage,
-                &dir.join(sealed_file_name(n)),
-                n,
-                Some(cache.clone()),
-            )?
+            open_sealed(storage, &sealed_path, n, Some(cache.clone()))?
         } else {
-            Segment::open(storage, dir.join(segment_file_name(n)), Some(n))?
+            match Segment::open(storage, dir.join(segment_file_name(n)), Some(n)) {
+                // A writer sealed it after we listed the directory (only a
+                // reader can see that: a writer holds the lock).
+                Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                    open_sealed(storage, &sealed_path, n, Some(cache.clone()))?
+                }
+                other => other?,
+            }
         };
         if let Some(prev) = segments.last() {
             if n != prev.number + 1 {
@@ -414,6 +443,54 @@ fn scan_active(seg: &Segment, file_len: u64) -> Result<Scan> {
         s.end = scan.offset();
     }
     Ok(s)
+}
+
+/// The active segment as a reader finds it: its valid prefix. Damage in
+/// durable bytes is an error, as for a writer; a tail that does not parse
+/// (being written right now, or torn) is left out and left alone.
+fn read_only_tail(options: &Options, segments: Vec<Arc<Segment>>) -> Result<Tail> {
+    let seg = segments.last().expect("at least one segment").clone();
+    let file_len = seg.file_len()?;
+    let scan = scan_active(&seg, file_len)?;
+    if let Some((offset, what, certain)) = scan.damage.clone() {
+        let durable = certain
+            || damage_was_durable(
+                &*seg.file,
+                &seg.path,
+                offset,
+                file_len,
+                scan.next_seq,
+                frame_padded_len(options.payload_bytes_max),
+            )?;
+        if durable {
+            return Err(Error::corrupt(&seg.path, offset, Some(scan.next_seq), what));
+        }
+    }
+    *seg.index.write() = scan.index;
+    let visible = Visible {
+        head: Head {
+            seq: scan.next_seq - 1,
+            hash: scan.prev_hash,
+            timestamp_ns: scan.last_ts,
+        },
+        active_segment: seg.number,
+        active_len: scan.end,
+    };
+    let writer = Writer::new(
+        Box::new(crate::storage::NoWrites),
+        seg,
+        scan.end,
+        (scan.next_seq, scan.prev_hash, scan.last_ts),
+        scan.digest,
+        scan.records,
+    );
+    Ok(Tail {
+        segments,
+        visible,
+        writer,
+        events: Vec::new(),
+        truncate_after_open: Vec::new(),
+    })
 }
 
 /// Whether any intact frame after `damage_at` proves that the bytes at

@@ -78,3 +78,30 @@ pub trait ReadFile: Send + Sync {
 
 /// Held while a log is open for writing; dropping it releases the lock.
 pub trait DirLock: Send + Sync {}
+
+/// The write side of a log opened read-only: every call fails.
+pub(crate) struct NoWrites;
+
+impl WriteFile for NoWrites {
+    fn append(&mut self, _: &[u8]) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "log opened read-only",
+        ))
+    }
+    fn sync_data(&mut self) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "log opened read-only",
+        ))
+    }
+    fn truncate(&mut self, _: u64) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "log opened read-only",
+        ))
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(0)
+    }
+}
