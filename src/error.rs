@@ -92,6 +92,12 @@ pub enum Error {
     /// until it is reopened (which runs recovery).
     #[error("log refuses writes after an earlier I/O failure ({cause}); reopen it to recover")]
     Poisoned { cause: String },
+    /// A checkpoint or checkpoint key could not be read or verified.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
+    /// The log does not hold, unchanged, what a checkpoint says it held.
+    #[error("log does not match the checkpoint: {detail}")]
+    CheckpointMismatch { detail: String },
     /// The log was opened with `Log::open_read_only`.
     #[error("{path}: the log was opened read-only")]
     ReadOnly { path: PathBuf },

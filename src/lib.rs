@@ -18,6 +18,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_debug_implementations)]
 
+mod checkpoint;
 mod commit;
 mod error;
 pub mod format;
@@ -31,6 +32,7 @@ mod segment;
 pub mod storage;
 mod verify;
 
+pub use checkpoint::{Checkpoint, CheckpointError, CheckpointKey, CheckpointPublicKey};
 pub use error::{Corruption, Error, Result};
 pub use format::{RecordKind, SystemEvent};
 pub use log::{CacheStats, Head, Log, Receipt, Record, SegmentInfo, WriteStats};

@@ -1,8 +1,9 @@
 //! The public handle: open, append, read, sync, close.
 
+use crate::checkpoint::Checkpoint;
 use crate::commit::{Committer, Request};
 use crate::error::{Error, Result};
-use crate::format::{Hash, RecordKind, SystemEvent};
+use crate::format::{hex, Hash, RecordKind, SystemEvent};
 use crate::options::{Durability, Options, Sealing};
 use crate::read::{self, Iter};
 use crate::recovery;
@@ -705,6 +706,73 @@ impl Log {
     /// hash chain from the genesis hash through the head.
     pub fn verify(&self) -> Result<VerifyReport> {
         verify::verify_log(&self.inner.shared)
+    }
+
+    /// The head as a checkpoint, to sign (`Checkpoint::sign`) and keep
+    /// somewhere the log's writer cannot reach.
+    pub fn checkpoint(&self) -> Checkpoint {
+        let h = self.head();
+        Checkpoint {
+            log_id: self.log_id(),
+            seq: h.seq,
+            hash: h.hash,
+            timestamp_ns: h.timestamp_ns,
+        }
+    }
+
+    /// Verifies the whole log, then that it still holds, unchanged, every
+    /// record up to `checkpoint`: same log id, not shorter, and record
+    /// `checkpoint.seq` has the checkpoint's chain hash and time (for a seq
+    /// that retention dropped, the anchor file must record that hash). A
+    /// log rewritten with every hash recomputed verifies alone but fails here.
+    pub fn verify_against(&self, checkpoint: &Checkpoint) -> Result<VerifyReport> {
+        let report = self.verify()?;
+        let mismatch = |detail: String| Err(Error::CheckpointMismatch { detail });
+        let cp = checkpoint;
+        if cp.log_id != self.log_id() {
+            return mismatch(format!(
+                "the checkpoint is for log {}, this is log {}",
+                hex(&cp.log_id),
+                hex(&self.log_id())
+            ));
+        }
+        if cp.seq > report.head.seq {
+            return mismatch(format!(
+                "the log ends at seq {}, before the checkpoint's seq {} (truncated or rolled back)",
+                report.head.seq, cp.seq
+            ));
+        }
+        let held = if cp.seq >= report.first_seq {
+            let rec = self.get(cp.seq)?;
+            Some((*rec.hash(), Some(rec.timestamp())))
+        } else if cp.seq + 1 == report.first_seq {
+            Some((report.start_hash, None))
+        } else {
+            let anchor = self.inner.shared.anchor_on_disk()?;
+            anchor
+                .entries
+                .iter()
+                .flat_map(|(e, _)| e.dropped.iter())
+                .find(|d| d.last_seq == cp.seq)
+                .map(|d| (d.last_hash, None))
+        };
+        match held {
+            None => mismatch(format!(
+                "seq {} was dropped by retention and the anchor does not record its hash",
+                cp.seq
+            )),
+            Some((hash, _)) if hash != cp.hash => mismatch(format!(
+                "record {} has chain hash {}, the checkpoint says {} (the log was rewritten)",
+                cp.seq,
+                hex(&hash),
+                hex(&cp.hash)
+            )),
+            Some((_, Some(ts))) if ts != cp.timestamp_ns => mismatch(format!(
+                "record {} was committed at {ts}, the checkpoint says {}",
+                cp.seq, cp.timestamp_ns
+            )),
+            Some(_) => Ok(report),
+        }
     }
 
     /// Closes the log: writes a log-closed record and syncs. Dropping the log

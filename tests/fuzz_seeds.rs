@@ -59,6 +59,21 @@ fn write_fuzz_seed_corpora() {
         "one-entry",
         &[&encode_anchor_header(&log_id)[..], &entry.encode()].concat(),
     );
+    // The checkpoint target signs with a key it makes from a fixed seed.
+    let key = wormlog::CheckpointKey::from_private_string(&fuzz_key()).unwrap();
+    let log = Log::open(mem_dir(), mem_options(&storage)).unwrap();
+    put(
+        "checkpoint",
+        "signed-note",
+        log.checkpoint().sign(&key).as_bytes(),
+    );
+    put(
+        "checkpoint",
+        "vkey",
+        key.public().to_vkey_string().as_bytes(),
+    );
+    put("checkpoint", "private-key", fuzz_key().as_bytes());
+    drop(log);
     put(
         "model",
         "appends-crash-seal",
@@ -69,4 +84,25 @@ fn write_fuzz_seed_corpora() {
         "buffered-crash",
         &[1, 0, 200, 0, 200, 3, 0, 0, 100, 4, 3, 6, 0],
     );
+}
+
+/// The fuzz target's fixed key: seed 0x01 x 32, named "fuzz".
+fn fuzz_key() -> String {
+    let name = "fuzz";
+    let seed = [1u8; 32];
+    let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(name.as_bytes());
+    h.update(b"\n");
+    h.update([1u8]);
+    h.update(public.as_bytes());
+    let id = wormlog::format::hex(&h.finalize()[..4]);
+    let mut blob = vec![1u8];
+    blob.extend_from_slice(&seed);
+    use base64::Engine;
+    format!(
+        "PRIVATE+KEY+{name}+{id}+{}",
+        base64::engine::general_purpose::STANDARD.encode(blob)
+    )
 }

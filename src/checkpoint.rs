@@ -1,0 +1,360 @@
+//! Signed checkpoints (format-spec.md, "Checkpoints"): a log's head (log id,
+//! seq, chain hash, time), signed with Ed25519 in the C2SP signed-note
+//! format, so that it reads like the checkpoints transparency logs publish.
+//! A chain alone cannot catch a log rewritten with every hash recomputed; a
+//! checkpoint kept elsewhere can. Parsing and verification fail closed.
+
+use crate::format::{hex, Hash};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use sha2::{Digest, Sha256};
+
+/// Origin lines are `wormlog/` and the log id in hex.
+const ORIGIN_PREFIX: &str = "wormlog/";
+const TIME_PREFIX: &str = "wormlog-time ";
+/// C2SP signature type byte for Ed25519.
+const ED25519_TYPE: u8 = 0x01;
+/// No note we accept is longer (a checkpoint is about 200 bytes).
+pub const NOTE_BYTES_MAX: usize = 64 << 10;
+const SIGNATURE_LINES_MAX: usize = 16;
+
+/// Why a checkpoint, a key, or a log against a checkpoint did not check out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckpointError {
+    #[error("malformed checkpoint: {0}")]
+    Malformed(String),
+    #[error("malformed key: {0}")]
+    BadKey(String),
+    #[error("no valid signature by key {key_name} on the checkpoint")]
+    NoValidSignature { key_name: String },
+}
+
+/// The head of a log at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub log_id: [u8; 16],
+    /// Seq of the last record covered (records 1..=seq, whatever retention
+    /// has dropped since).
+    pub seq: u64,
+    /// Chain hash of record `seq`.
+    pub hash: Hash,
+    /// Its commit time, ns since the Unix epoch.
+    pub timestamp_ns: u64,
+}
+
+impl Checkpoint {
+    /// The signed part of the note: origin, size, root hash, one extension.
+    pub fn body(&self) -> String {
+        format!(
+            "{ORIGIN_PREFIX}{}\n{}\n{}\n{TIME_PREFIX}{}\n",
+            hex(&self.log_id),
+            self.seq,
+            B64.encode(self.hash),
+            self.timestamp_ns
+        )
+    }
+
+    /// The signed note: body, blank line, one signature line.
+    pub fn sign(&self, key: &CheckpointKey) -> String {
+        let body = self.body();
+        let sig = key.signing.sign(body.as_bytes());
+        let mut blob = key_id(&key.name, &key.signing.verifying_key()).to_vec();
+        blob.extend_from_slice(&sig.to_bytes());
+        format!("{body}\n\u{2014} {} {}\n", key.name, B64.encode(blob))
+    }
+
+    /// Parses a signed note and checks that `key` signed it. Every other
+    /// signature line is ignored, as C2SP notes allow; a note without a
+    /// valid signature by `key` is an error.
+    pub fn verify_note(
+        note: &str,
+        key: &CheckpointPublicKey,
+    ) -> Result<Checkpoint, CheckpointError> {
+        let bad = |m: &str| CheckpointError::Malformed(m.to_string());
+        if note.len() > NOTE_BYTES_MAX {
+            return Err(bad("longer than any checkpoint"));
+        }
+        let Some(split) = note.find("\n\n") else {
+            return Err(bad("no blank line between body and signatures"));
+        };
+        let (body, sigs) = (&note[..split + 1], &note[split + 2..]);
+        let checkpoint = parse_body(body)?;
+        let want_id = key_id(&key.name, &key.key);
+        let mut lines = 0;
+        for line in sigs.lines() {
+            lines += 1;
+            if lines > SIGNATURE_LINES_MAX {
+                return Err(bad("too many signature lines"));
+            }
+            let Some(rest) = line.strip_prefix("\u{2014} ") else {
+                return Err(bad("signature line does not start with an em dash"));
+            };
+            let Some((name, blob)) = rest.split_once(' ') else {
+                return Err(bad("signature line has no signature"));
+            };
+            if name != key.name {
+                continue;
+            }
+            let Ok(blob) = B64.decode(blob) else {
+                return Err(bad("signature is not base64"));
+            };
+            if blob.len() != 4 + 64 || blob[..4] != want_id {
+                continue;
+            }
+            let Ok(sig) = Signature::from_slice(&blob[4..]) else {
+                continue;
+            };
+            if key.key.verify(body.as_bytes(), &sig).is_ok() {
+                return Ok(checkpoint);
+            }
+        }
+        Err(CheckpointError::NoValidSignature {
+            key_name: key.name.clone(),
+        })
+    }
+}
+
+fn parse_body(body: &str) -> Result<Checkpoint, CheckpointError> {
+    let bad = |m: &str| CheckpointError::Malformed(m.to_string());
+    let lines: Vec<&str> = body
+        .strip_suffix('\n')
+        .unwrap_or(body)
+        .split('\n')
+        .collect();
+    let [origin, size, hash, time] = lines[..] else {
+        return Err(bad("body is not 4 lines: origin, seq, hash, time"));
+    };
+    let id_hex = origin
+        .strip_prefix(ORIGIN_PREFIX)
+        .ok_or_else(|| bad("origin is not wormlog/<log id>"))?;
+    let log_id: [u8; 16] = unhex(id_hex)
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| bad("log id is not 32 hex digits"))?;
+    if size.is_empty()
+        || !size.bytes().all(|b| b.is_ascii_digit())
+        || (size.len() > 1 && size.starts_with('0'))
+    {
+        return Err(bad("seq is not a decimal number"));
+    }
+    let seq = size.parse().map_err(|_| bad("seq out of range"))?;
+    let hash: Hash = B64
+        .decode(hash)
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| bad("hash is not 32 bytes of base64"))?;
+    let timestamp_ns = time
+        .strip_prefix(TIME_PREFIX)
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| bad("time line is not `wormlog-time <ns>`"))?;
+    Ok(Checkpoint {
+        log_id,
+        seq,
+        hash,
+        timestamp_ns,
+    })
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// C2SP key id: the first 4 bytes of SHA-256(name || "\n" || 0x01 || public key).
+fn key_id(name: &str, key: &VerifyingKey) -> [u8; 4] {
+    let mut h = Sha256::new();
+    h.update(name.as_bytes());
+    h.update(b"\n");
+    h.update([ED25519_TYPE]);
+    h.update(key.as_bytes());
+    let d = h.finalize();
+    [d[0], d[1], d[2], d[3]]
+}
+
+fn check_name(name: &str) -> Result<(), CheckpointError> {
+    if name.is_empty() || name.len() > 200 || name.contains(['+', ' ', '\n']) || !name.is_ascii() {
+        return Err(CheckpointError::BadKey(
+            "key names are 1-200 ASCII characters without '+', spaces or newlines".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// An Ed25519 signing key with its name.
+pub struct CheckpointKey {
+    name: String,
+    signing: SigningKey,
+}
+
+impl std::fmt::Debug for CheckpointKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckpointKey")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CheckpointKey {
+    /// A new key from the kernel's randomness.
+    pub fn generate(name: &str) -> std::io::Result<CheckpointKey> {
+        check_name(name).map_err(std::io::Error::other)?;
+        let mut seed = [0u8; 32];
+        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut seed)?;
+        Ok(CheckpointKey {
+            name: name.to_string(),
+            signing: SigningKey::from_bytes(&seed),
+        })
+    }
+
+    /// `PRIVATE+KEY+<name>+<key id hex>+<base64(0x01 || seed)>`, as Go's
+    /// note package writes signer keys.
+    pub fn to_private_string(&self) -> String {
+        let mut blob = vec![ED25519_TYPE];
+        blob.extend_from_slice(self.signing.as_bytes());
+        format!(
+            "PRIVATE+KEY+{}+{}+{}",
+            self.name,
+            hex(&key_id(&self.name, &self.signing.verifying_key())),
+            B64.encode(blob)
+        )
+    }
+
+    pub fn from_private_string(s: &str) -> Result<CheckpointKey, CheckpointError> {
+        let bad = |m: &str| CheckpointError::BadKey(m.to_string());
+        let rest = s
+            .trim()
+            .strip_prefix("PRIVATE+KEY+")
+            .ok_or_else(|| bad("not a PRIVATE+KEY+ string"))?;
+        let (name, id, blob) = split3(rest).ok_or_else(|| bad("expected name+id+key"))?;
+        check_name(name)?;
+        let blob = B64.decode(blob).map_err(|_| bad("key is not base64"))?;
+        let seed: [u8; 32] = match blob.split_first() {
+            Some((&ED25519_TYPE, seed)) => {
+                seed.try_into().map_err(|_| bad("not an Ed25519 key"))?
+            }
+            _ => return Err(bad("not an Ed25519 key")),
+        };
+        let signing = SigningKey::from_bytes(&seed);
+        if hex(&key_id(name, &signing.verifying_key())) != id {
+            return Err(bad("key id does not match the key"));
+        }
+        Ok(CheckpointKey {
+            name: name.to_string(),
+            signing,
+        })
+    }
+
+    pub fn public(&self) -> CheckpointPublicKey {
+        CheckpointPublicKey {
+            name: self.name.clone(),
+            key: self.signing.verifying_key(),
+        }
+    }
+}
+
+fn split3(s: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = s.splitn(3, '+');
+    Some((parts.next()?, parts.next()?, parts.next()?))
+}
+
+/// An Ed25519 verifier key with its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointPublicKey {
+    name: String,
+    key: VerifyingKey,
+}
+
+impl CheckpointPublicKey {
+    /// `<name>+<key id hex>+<base64(0x01 || public key)>` (a C2SP vkey).
+    pub fn to_vkey_string(&self) -> String {
+        let mut blob = vec![ED25519_TYPE];
+        blob.extend_from_slice(self.key.as_bytes());
+        format!(
+            "{}+{}+{}",
+            self.name,
+            hex(&key_id(&self.name, &self.key)),
+            B64.encode(blob)
+        )
+    }
+
+    pub fn from_vkey_string(s: &str) -> Result<CheckpointPublicKey, CheckpointError> {
+        let bad = |m: &str| CheckpointError::BadKey(m.to_string());
+        let (name, id, blob) = split3(s.trim()).ok_or_else(|| bad("expected name+id+key"))?;
+        check_name(name)?;
+        let blob = B64.decode(blob).map_err(|_| bad("key is not base64"))?;
+        let bytes: [u8; 32] = match blob.split_first() {
+            Some((&ED25519_TYPE, k)) => k.try_into().map_err(|_| bad("not an Ed25519 key"))?,
+            _ => return Err(bad("not an Ed25519 key")),
+        };
+        let key = VerifyingKey::from_bytes(&bytes).map_err(|_| bad("not a valid Ed25519 point"))?;
+        if hex(&key_id(name, &key)) != id {
+            return Err(bad("key id does not match the key"));
+        }
+        Ok(CheckpointPublicKey {
+            name: name.to_string(),
+            key,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cp() -> Checkpoint {
+        Checkpoint {
+            log_id: [0xab; 16],
+            seq: 12345,
+            hash: [7; 32],
+            timestamp_ns: 1_795_000_000_000_000_000,
+        }
+    }
+
+    #[test]
+    fn signed_checkpoint_verifies_and_round_trips_keys() {
+        let key = CheckpointKey::generate("auditor.example").unwrap();
+        let key = CheckpointKey::from_private_string(&key.to_private_string()).unwrap();
+        let public = CheckpointPublicKey::from_vkey_string(&key.public().to_vkey_string()).unwrap();
+        let note = cp().sign(&key);
+        assert!(note.starts_with("wormlog/abababab"));
+        assert_eq!(Checkpoint::verify_note(&note, &public).unwrap(), cp());
+    }
+
+    #[test]
+    fn any_change_to_a_signed_note_fails_closed() {
+        let key = CheckpointKey::generate("a").unwrap();
+        let note = cp().sign(&key);
+        let public = key.public();
+        for i in 0..note.len() {
+            if !note.is_char_boundary(i) || !note.is_char_boundary(i + 1) {
+                continue;
+            }
+            let mut b = note.clone().into_bytes();
+            b[i] ^= 1;
+            let Ok(changed) = String::from_utf8(b) else {
+                continue;
+            };
+            assert!(
+                Checkpoint::verify_note(&changed, &public).is_err(),
+                "byte {i}"
+            );
+        }
+        let other = CheckpointKey::generate("a").unwrap().public();
+        assert!(matches!(
+            Checkpoint::verify_note(&note, &other),
+            Err(CheckpointError::NoValidSignature { .. })
+        ));
+        let body_only = cp().body();
+        assert!(Checkpoint::verify_note(&body_only, &public).is_err());
+    }
+}

@@ -1,0 +1,154 @@
+//! Signed checkpoints catch what the chain alone cannot: a log rewritten
+//! with every hash recomputed, a truncated log, another log. They fail
+//! closed on a bad signature.
+
+mod common;
+use common::*;
+use std::time::Duration;
+use wormlog::format::{
+    chain_hash, decode_frame, encode_frame, Decoded, SegmentHeader, SEGMENT_HEADER_LEN,
+};
+use wormlog::storage::{MemStorage, Tear};
+use wormlog::{Checkpoint, CheckpointKey, Error, Log, Retention, Sealing};
+
+fn log_of(storage: &MemStorage, n: usize) -> Log {
+    let log = Log::open(mem_dir(), mem_options(storage)).unwrap();
+    for i in 0..n {
+        log.append(format!("transfer {i}: $100").as_bytes())
+            .unwrap();
+    }
+    log
+}
+
+#[test]
+fn intact_log_verifies_against_its_signed_checkpoint_and_later_ones_too() {
+    let storage = MemStorage::new();
+    let log = log_of(&storage, 20);
+    let key = CheckpointKey::generate("auditor").unwrap();
+    let note = log.checkpoint().sign(&key);
+    let cp = Checkpoint::verify_note(&note, &key.public()).unwrap();
+    log.verify_against(&cp).unwrap();
+    log.append(b"more").unwrap();
+    log.verify_against(&cp)
+        .expect("a longer log still holds the checkpoint");
+}
+
+#[test]
+fn rewritten_log_verifies_alone_but_fails_against_the_checkpoint() {
+    let storage = MemStorage::new();
+    let log = log_of(&storage, 20);
+    let cp = log.checkpoint();
+    drop(log);
+    let path = segment_paths(&storage, &mem_dir()).pop().unwrap();
+    let bytes = storage.read_file(&path).unwrap();
+    let mut out = bytes[..SEGMENT_HEADER_LEN].to_vec();
+    let mut prev = SegmentHeader::decode(&bytes).unwrap().prev_hash;
+    for (o, _, _) in frame_map(&bytes) {
+        let Decoded::Frame(f) = decode_frame(&bytes[o..]) else {
+            panic!()
+        };
+        let payload = if f.payload == b"transfer 7: $100" {
+            b"transfer 7: $900".to_vec()
+        } else {
+            f.payload.to_vec()
+        };
+        let h = chain_hash(&prev, f.seq, f.timestamp_ns, f.kind as u8, &payload);
+        encode_frame(
+            &mut out,
+            f.seq,
+            f.timestamp_ns,
+            f.synced_through,
+            f.kind,
+            &payload,
+            &h,
+        );
+        prev = h;
+    }
+    storage.write_file(&path, out);
+    let log = Log::open(mem_dir(), mem_options(&storage)).unwrap();
+    log.verify().expect("the forgery is consistent");
+    let err = log.verify_against(&cp).unwrap_err();
+    assert!(matches!(err, Error::CheckpointMismatch { .. }), "{err}");
+    assert!(err.to_string().contains("rewritten"), "{err}");
+}
+
+#[test]
+fn truncated_or_foreign_log_fails_against_the_checkpoint() {
+    let storage = MemStorage::new();
+    let log = log_of(&storage, 20);
+    let cp = log.checkpoint();
+    drop(log);
+    // Truncation at a record boundary (as an attacker would cut it).
+    let image = storage.crash_image(Tear::KeepUnsynced, 0);
+    let path = segment_paths(&image, &mem_dir()).pop().unwrap();
+    let bytes = image.read_file(&path).unwrap();
+    let (cut, _, _) = frame_map(&bytes)[10];
+    image.write_file(&path, bytes[..cut].to_vec());
+    let short = Log::open_read_only(mem_dir(), mem_options(&image)).unwrap();
+    short.verify().expect("a clean prefix verifies on its own");
+    let err = short.verify_against(&cp).unwrap_err();
+    assert!(err.to_string().contains("truncated"), "{err}");
+    // Another log.
+    let other = log_of(&MemStorage::new(), 30);
+    let err = other.verify_against(&cp).unwrap_err();
+    assert!(err.to_string().contains("checkpoint is for log"), "{err}");
+}
+
+#[test]
+fn checkpoint_older_than_retention_is_checked_through_the_anchor_or_refused() {
+    let storage = MemStorage::new();
+    let (now, clock) = manual_clock(1_800_000_000_000_000_000);
+    let log = Log::open(
+        mem_dir(),
+        mem_options(&storage)
+            .sealing(Sealing::Inline)
+            .segment_bytes_max(8 << 10)
+            .clock(clock)
+            .retention(Retention::default().max_age(Duration::from_secs(10))),
+    )
+    .unwrap();
+    let mut checkpoints = Vec::new();
+    for i in 0..400u64 {
+        now.fetch_add(1_000_000_000, std::sync::atomic::Ordering::SeqCst);
+        log.append(format!("event {i:04} padded to fill segments quickly").as_bytes())
+            .unwrap();
+        checkpoints.push(log.checkpoint());
+    }
+    let before = log.segments().unwrap();
+    let r = log
+        .apply_retention(now.load(std::sync::atomic::Ordering::SeqCst))
+        .unwrap();
+    assert!(!r.dropped_segments.is_empty());
+    for cp in &checkpoints {
+        match log.verify_against(cp) {
+            Ok(_) => assert!(cp.seq >= r.first_seq),
+            // A checkpoint inside a dropped segment: its record is gone, and
+            // the check fails closed rather than pass.
+            Err(e) => {
+                assert!(cp.seq < r.first_seq, "a retained checkpoint failed: {e}");
+                assert!(e.to_string().contains("dropped by retention"), "{e}");
+            }
+        }
+    }
+    // At the end of a dropped segment, the anchor file vouches for the hash.
+    for seg in before
+        .iter()
+        .filter(|s| r.dropped_segments.contains(&s.number))
+    {
+        let at_end = Checkpoint {
+            log_id: log.log_id(),
+            seq: seg.last_seq,
+            hash: seg.last_hash,
+            timestamp_ns: 0,
+        };
+        log.verify_against(&at_end).unwrap();
+        let forged = Checkpoint {
+            hash: [0; 32],
+            ..at_end
+        };
+        assert!(matches!(
+            log.verify_against(&forged),
+            Err(Error::CheckpointMismatch { .. })
+        ));
+    }
+}
