@@ -452,19 +452,8 @@ fn read_only_tail(options: &Options, segments: Vec<Arc<Segment>>) -> Result<Tail
     let seg = segments.last().expect("at least one segment").clone();
     let file_len = seg.file_len()?;
     let scan = scan_active(&seg, file_len)?;
-    if let Some((offset, what, certain)) = scan.damage.clone() {
-        let durable = certain
-            || damage_was_durable(
-                &*seg.file,
-                &seg.path,
-                offset,
-                file_len,
-                scan.next_seq,
-                frame_padded_len(options.payload_bytes_max),
-            )?;
-        if durable {
-            return Err(Error::corrupt(&seg.path, offset, Some(scan.next_seq), what));
-        }
+    if let Some((offset, what)) = durable_damage(&seg, &scan, file_len, options)? {
+        return Err(Error::corrupt(&seg.path, offset, Some(scan.next_seq), what));
     }
     *seg.index.write() = scan.index;
     let visible = Visible {
@@ -491,6 +480,29 @@ fn read_only_tail(options: &Options, segments: Vec<Arc<Segment>>) -> Result<Tail
         events: Vec::new(),
         truncate_after_open: Vec::new(),
     })
+}
+
+/// The damage that ended the scan, if it hit bytes that had been durable;
+/// `None` when the scan ended cleanly or at a torn tail.
+fn durable_damage(
+    seg: &Segment,
+    scan: &Scan,
+    file_len: u64,
+    options: &Options,
+) -> Result<Option<(u64, Corruption)>> {
+    let Some((offset, what, certain)) = scan.damage.clone() else {
+        return Ok(None);
+    };
+    let durable = certain
+        || damage_was_durable(
+            &*seg.file,
+            &seg.path,
+            offset,
+            file_len,
+            scan.next_seq,
+            frame_padded_len(options.payload_bytes_max),
+        )?;
+    Ok(durable.then_some((offset, what)))
 }
 
 /// Whether any intact frame after `damage_at` proves that the bytes at
@@ -575,22 +587,14 @@ fn recover_active(dir: &Path, options: &Options, segments: &[Arc<Segment>]) -> R
         }
     }
     let mut end = scan.end;
-    if let Some((offset, what, certain)) = scan.damage.clone() {
-        let durable = certain
-            || damage_was_durable(
-                &*seg.file,
-                &seg.path,
-                offset,
-                file_len,
-                scan.next_seq,
-                frame_padded_len(options.payload_bytes_max),
-            )?;
-        if durable {
-            if !options.repair {
-                return Err(Error::corrupt(&seg.path, offset, Some(scan.next_seq), what));
-            }
-            return repair(dir, options, segments, scan, offset, what);
+    if let Some((offset, what)) = durable_damage(&seg, &scan, file_len, options)? {
+        if !options.repair {
+            return Err(Error::corrupt(&seg.path, offset, Some(scan.next_seq), what));
         }
+        return repair(dir, options, segments, scan, offset, what);
+    }
+    // What remains of the damage is a torn tail: cut it, and say so.
+    if let Some((offset, _, _)) = scan.damage.clone() {
         let saved_as = save_cut_bytes(storage, &seg, offset, file_len)?;
         let mut file = storage
             .open_append(&seg.path)

@@ -5,9 +5,6 @@
 mod common;
 use common::*;
 use std::time::Duration;
-use wormlog::format::{
-    chain_hash, decode_frame, encode_frame, Decoded, SegmentHeader, SEGMENT_HEADER_LEN,
-};
 use wormlog::storage::{MemStorage, Tear};
 use wormlog::{Checkpoint, CheckpointKey, Error, Log, Retention, Sealing};
 
@@ -40,31 +37,7 @@ fn rewritten_log_verifies_alone_but_fails_against_the_checkpoint() {
     let cp = log.checkpoint();
     drop(log);
     let path = segment_paths(&storage, &mem_dir()).pop().unwrap();
-    let bytes = storage.read_file(&path).unwrap();
-    let mut out = bytes[..SEGMENT_HEADER_LEN].to_vec();
-    let mut prev = SegmentHeader::decode(&bytes).unwrap().prev_hash;
-    for (o, _, _) in frame_map(&bytes) {
-        let Decoded::Frame(f) = decode_frame(&bytes[o..]) else {
-            panic!()
-        };
-        let payload = if f.payload == b"transfer 7: $100" {
-            b"transfer 7: $900".to_vec()
-        } else {
-            f.payload.to_vec()
-        };
-        let h = chain_hash(&prev, f.seq, f.timestamp_ns, f.kind as u8, &payload);
-        encode_frame(
-            &mut out,
-            f.seq,
-            f.timestamp_ns,
-            f.synced_through,
-            f.kind,
-            &payload,
-            &h,
-        );
-        prev = h;
-    }
-    storage.write_file(&path, out);
+    forge_payload(&storage, &path, b"transfer 7: $100", b"transfer 7: $900");
     let log = Log::open(mem_dir(), mem_options(&storage)).unwrap();
     log.verify().expect("the forgery is consistent");
     let err = log.verify_against(&cp).unwrap_err();

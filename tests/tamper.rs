@@ -4,9 +4,7 @@
 mod common;
 use common::*;
 use std::path::PathBuf;
-use wormlog::format::{
-    chain_hash, decode_frame, encode_frame, Decoded, RecordKind, SEGMENT_HEADER_LEN,
-};
+use wormlog::format::{decode_frame, encode_frame, Decoded, RecordKind};
 use wormlog::storage::{MemStorage, Tear};
 use wormlog::{Error, Log, Sealing};
 
@@ -235,34 +233,7 @@ fn rewritten_chain_verifies_alone_but_not_against_a_trusted_head() {
     let trusted = log.head();
     drop(log);
     let path = active(&storage.file_paths());
-    let bytes = storage.read_file(&path).unwrap();
-    let frames = frame_map(&bytes);
-    let mut out = bytes[..SEGMENT_HEADER_LEN].to_vec();
-    let mut prev = wormlog::format::SegmentHeader::decode(&bytes)
-        .unwrap()
-        .prev_hash;
-    for (o, _, _) in &frames {
-        let Decoded::Frame(f) = decode_frame(&bytes[*o..]) else {
-            panic!()
-        };
-        let payload = if f.payload == b"transfer 7: $100" {
-            b"transfer 7: $900".to_vec()
-        } else {
-            f.payload.to_vec()
-        };
-        let h = chain_hash(&prev, f.seq, f.timestamp_ns, f.kind as u8, &payload);
-        encode_frame(
-            &mut out,
-            f.seq,
-            f.timestamp_ns,
-            f.synced_through,
-            f.kind,
-            &payload,
-            &h,
-        );
-        prev = h;
-    }
-    storage.write_file(&path, out);
+    forge_payload(&storage, &path, b"transfer 7: $100", b"transfer 7: $900");
     let log = Log::open(mem_dir(), mem_options(&storage)).unwrap();
     let report = log
         .verify()

@@ -84,3 +84,40 @@ pub fn manual_clock(start_ns: u64) -> (Arc<std::sync::atomic::AtomicU64>, wormlo
         Arc::new(move || c.load(std::sync::atomic::Ordering::SeqCst)),
     )
 }
+
+/// Rewrites the first record whose payload is `from` to `to` in the raw
+/// segment at `path`, recomputing every chain hash and CRC after it: a
+/// forgery that verifies on its own.
+pub fn forge_payload(storage: &MemStorage, path: &Path, from: &[u8], to: &[u8]) {
+    use wormlog::format::{
+        chain_hash, decode_frame, encode_frame, Decoded, SegmentHeader, SEGMENT_HEADER_LEN,
+    };
+    let bytes = storage.read_file(path).unwrap();
+    let mut out = bytes[..SEGMENT_HEADER_LEN].to_vec();
+    let mut prev = SegmentHeader::decode(&bytes).unwrap().prev_hash;
+    let mut done = false;
+    for (o, _, _) in frame_map(&bytes) {
+        let Decoded::Frame(f) = decode_frame(&bytes[o..]) else {
+            panic!("segment is not intact at {o}")
+        };
+        let payload = if !done && f.payload == from {
+            done = true;
+            to.to_vec()
+        } else {
+            f.payload.to_vec()
+        };
+        let h = chain_hash(&prev, f.seq, f.timestamp_ns, f.kind as u8, &payload);
+        encode_frame(
+            &mut out,
+            f.seq,
+            f.timestamp_ns,
+            f.synced_through,
+            f.kind,
+            &payload,
+            &h,
+        );
+        prev = h;
+    }
+    assert!(done, "no record to forge");
+    storage.write_file(path, out);
+}
