@@ -12,7 +12,7 @@ use crate::format::{
 };
 use crate::log::{Receipt, Shared};
 use crate::options::Durability;
-use crate::segment::{create_segment_file, Segment};
+use crate::segment::{create_segment_file, Segment, INDEX_INTERVAL};
 use crate::storage::WriteFile;
 use parking_lot::{Condvar, Mutex};
 use std::path::PathBuf;
@@ -165,7 +165,12 @@ pub(crate) struct Writer {
     pub digest: blake3::Hasher,
     /// Records in the active segment.
     pub records: u64,
+    /// The offset from which the active segment's next index entry is due,
+    /// so the index lock is taken once per 64 KiB, not once per record.
+    index_due_at: u64,
     buf: Vec<u8>,
+    /// Records encoded into `buf`.
+    buf_records: u64,
 }
 
 impl Writer {
@@ -180,6 +185,12 @@ impl Writer {
         records: u64,
     ) -> Self {
         let (next_seq, prev_hash, last_ts) = chain;
+        let index_due_at = segment
+            .index
+            .read()
+            .entries
+            .last()
+            .map_or(0, |e| e.offset + INDEX_INTERVAL);
         Writer {
             file,
             segment,
@@ -190,7 +201,9 @@ impl Writer {
             last_ts,
             digest,
             records,
+            index_due_at,
             buf: Vec::new(),
+            buf_records: 0,
         }
     }
 
@@ -204,7 +217,7 @@ impl Writer {
         shared.check_poison()?;
         let ts = self.next_timestamp(shared);
         let bytes: u64 = group.iter().map(|r| r.bytes as u64).sum();
-        self.buf.clear();
+        self.start_group();
         if self.len > SEGMENT_HEADER_LEN as u64
             && self.len + bytes > shared.options.segment_bytes_max
         {
@@ -214,7 +227,7 @@ impl Writer {
         for r in group {
             let mut mine = Vec::with_capacity(r.payloads.len());
             for p in &r.payloads {
-                mine.push(self.encode(shared, r.kind, p, ts));
+                mine.push(self.encode(r.kind, p, ts));
             }
             receipts.push(mine);
         }
@@ -227,9 +240,9 @@ impl Writer {
     pub fn write_system(&mut self, shared: &Shared, events: &[SystemEvent]) -> Result<()> {
         shared.check_poison()?;
         let ts = self.next_timestamp(shared);
-        self.buf.clear();
+        self.start_group();
         for e in events {
-            self.encode(shared, e.kind(), &e.encode(), ts);
+            self.encode(e.kind(), &e.encode(), ts);
         }
         self.write_buffer(shared, true)
     }
@@ -248,6 +261,12 @@ impl Writer {
         Ok(())
     }
 
+    /// Empties the group buffer for the next group.
+    fn start_group(&mut self) {
+        self.buf.clear();
+        self.buf_records = 0;
+    }
+
     fn next_timestamp(&mut self, shared: &Shared) -> u64 {
         // Commit timestamps never go backward, even when the wall clock does.
         let ts = (shared.options.clock)().max(self.last_ts);
@@ -257,7 +276,7 @@ impl Writer {
     }
 
     /// Appends one frame to the group buffer, advancing seq and chain.
-    fn encode(&mut self, shared: &Shared, kind: RecordKind, payload: &[u8], ts: u64) -> Receipt {
+    fn encode(&mut self, kind: RecordKind, payload: &[u8], ts: u64) -> Receipt {
         let seq = self.next_seq;
         let hash = chain_hash(&self.prev_hash, seq, ts, kind as u8, payload);
         let offset = self.len + self.buf.len() as u64;
@@ -270,11 +289,14 @@ impl Writer {
             payload,
             &hash,
         );
-        self.segment.index.write().note(seq, ts, offset);
+        if offset >= self.index_due_at {
+            self.segment.index.write().note(seq, ts, offset);
+            self.index_due_at = offset + INDEX_INTERVAL;
+        }
         self.next_seq += 1;
         self.prev_hash = hash;
         self.records += 1;
-        shared.counters.records.fetch_add(1, Ordering::Relaxed);
+        self.buf_records += 1;
         Receipt {
             seq,
             timestamp_ns: ts,
@@ -290,6 +312,7 @@ impl Writer {
         self.len += self.buf.len() as u64;
         self.digest.update(&self.buf);
         let c = &shared.counters;
+        c.records.fetch_add(self.buf_records, Ordering::Relaxed);
         c.writes.fetch_add(1, Ordering::Relaxed);
         c.bytes.fetch_add(self.buf.len() as u64, Ordering::Relaxed);
         if sync {
@@ -318,9 +341,9 @@ impl Writer {
             bytes: self.len,
             digest: *self.digest.finalize().as_bytes(),
         };
-        self.encode(shared, seal.kind(), &seal.encode(), ts);
+        self.encode(seal.kind(), &seal.encode(), ts);
         self.write_buffer(shared, true)?;
-        self.buf.clear();
+        self.start_group();
         let header = SegmentHeader {
             log_id: shared.log_id,
             segment: self.segment.number + 1,
@@ -348,7 +371,8 @@ impl Writer {
         self.digest = blake3::Hasher::new();
         self.digest.update(&header.encode());
         self.records = 0;
-        self.encode(shared, event.kind(), &event.encode(), ts);
+        self.index_due_at = 0;
+        self.encode(event.kind(), &event.encode(), ts);
         shared.segment_closed();
         Ok(())
     }
@@ -357,7 +381,7 @@ impl Writer {
     pub fn roll_now(&mut self, shared: &Shared) -> Result<()> {
         shared.check_poison()?;
         let ts = self.next_timestamp(shared);
-        self.buf.clear();
+        self.start_group();
         self.roll(shared, ts)?;
         self.write_buffer(shared, true)?;
         shared.seal_inline_if_due();

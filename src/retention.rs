@@ -8,7 +8,7 @@ use crate::format::{
     ANCHOR_HEADER_LEN,
 };
 use crate::segment::Segment;
-use crate::storage::Storage;
+use crate::storage::{write_atomically, Storage};
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
@@ -205,20 +205,9 @@ pub(crate) fn append_anchor(
         // Created whole under a temporary name and renamed, so the anchor
         // file never exists with a torn header.
         let tmp = dir.join(format!("{ANCHOR_FILE}.tmp"));
-        let _ = storage.remove_file(&tmp);
-        let mut f = storage
-            .create_new(&tmp)
-            .map_err(|e| Error::io("create", &tmp, e))?;
         let mut first = encode_anchor_header(log_id).to_vec();
         first.extend_from_slice(&bytes);
-        f.append(&first).map_err(|e| Error::io("write", &tmp, e))?;
-        f.sync_data().map_err(|e| Error::io("fdatasync", &tmp, e))?;
-        storage
-            .rename(&tmp, &path)
-            .map_err(|e| Error::io("rename", &tmp, e))?;
-        storage
-            .sync_dir(dir)
-            .map_err(|e| Error::io("fsync directory", dir, e))?;
+        write_atomically(storage, dir, &tmp, &path, &first)?;
         anchor.len = ANCHOR_HEADER_LEN as u64;
     } else {
         let mut file = storage
@@ -327,21 +316,13 @@ pub(crate) fn read_hold(storage: &dyn Storage, dir: &Path) -> Result<Option<Stri
 /// Writes the hold file atomically (temporary file, fdatasync, rename,
 /// directory fsync).
 pub(crate) fn write_hold(storage: &dyn Storage, dir: &Path, reason: &str) -> Result<()> {
-    let tmp = dir.join(HOLD_TMP);
-    let path = dir.join(HOLD_FILE);
-    let _ = storage.remove_file(&tmp);
-    let mut f = storage
-        .create_new(&tmp)
-        .map_err(|e| Error::io("create", &tmp, e))?;
-    f.append(reason.as_bytes())
-        .map_err(|e| Error::io("write", &tmp, e))?;
-    f.sync_data().map_err(|e| Error::io("fdatasync", &tmp, e))?;
-    storage
-        .rename(&tmp, &path)
-        .map_err(|e| Error::io("rename", &tmp, e))?;
-    storage
-        .sync_dir(dir)
-        .map_err(|e| Error::io("fsync directory", dir, e))
+    write_atomically(
+        storage,
+        dir,
+        &dir.join(HOLD_TMP),
+        &dir.join(HOLD_FILE),
+        reason.as_bytes(),
+    )
 }
 
 pub(crate) fn remove_hold(storage: &dyn Storage, dir: &Path) -> Result<()> {

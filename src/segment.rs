@@ -5,7 +5,7 @@ use crate::error::{Corruption, Error, Result};
 use crate::format::{
     decode_frame, frame_extent, Decoded, FrameRef, SegmentHeader, SEGMENT_HEADER_LEN,
 };
-use crate::storage::{ReadFile, Storage, WriteFile};
+use crate::storage::{write_atomically, ReadFile, Storage, WriteFile};
 use parking_lot::RwLock;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -18,7 +18,7 @@ const SEALED_SUFFIX: &str = ".wlog.zst";
 /// Suffix of a segment being created; such files are removed at open.
 pub(crate) const TMP_SUFFIX: &str = ".tmp";
 /// A sparse index entry is kept at least every this many bytes of a segment.
-const INDEX_INTERVAL: u64 = 64 << 10;
+pub(crate) const INDEX_INTERVAL: u64 = 64 << 10;
 /// Bytes the scanner reads at first: a point read touches little.
 const SCAN_CHUNK_MIN: usize = 16 << 10;
 /// Bytes the scanner reads at a time once it is streaming.
@@ -69,20 +69,7 @@ pub(crate) fn create_segment_file(
 ) -> Result<(PathBuf, Box<dyn WriteFile>)> {
     let path = dir.join(segment_file_name(header.segment));
     let tmp = dir.join(format!("{}{TMP_SUFFIX}", segment_file_name(header.segment)));
-    let mut file = storage
-        .create_new(&tmp)
-        .map_err(|e| Error::io("create", &tmp, e))?;
-    file.append(&header.encode())
-        .map_err(|e| Error::io("write", &tmp, e))?;
-    file.sync_data()
-        .map_err(|e| Error::io("fdatasync", &tmp, e))?;
-    storage
-        .rename(&tmp, &path)
-        .map_err(|e| Error::io("rename", &tmp, e))?;
-    storage
-        .sync_dir(dir)
-        .map_err(|e| Error::io("fsync directory", dir, e))?;
-    drop(file);
+    write_atomically(storage, dir, &tmp, &path, &header.encode())?;
     let file = storage
         .open_append(&path)
         .map_err(|e| Error::io("open", &path, e))?;

@@ -105,3 +105,33 @@ impl WriteFile for NoWrites {
         Ok(0)
     }
 }
+
+/// Puts `bytes` at `path` atomically: written to `tmp` (a leftover from an
+/// interrupted attempt is replaced), fdatasync'ed, renamed over `path`, and
+/// the directory fsync'ed, so `path` never names a torn file.
+pub(crate) fn write_atomically(
+    storage: &dyn Storage,
+    dir: &Path,
+    tmp: &Path,
+    path: &Path,
+    bytes: &[u8],
+) -> crate::Result<()> {
+    use crate::Error;
+    match storage.remove_file(tmp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(Error::io("remove", tmp, e)),
+        _ => {}
+    }
+    let mut file = storage
+        .create_new(tmp)
+        .map_err(|e| Error::io("create", tmp, e))?;
+    file.append(bytes).map_err(|e| Error::io("write", tmp, e))?;
+    file.sync_data()
+        .map_err(|e| Error::io("fdatasync", tmp, e))?;
+    drop(file);
+    storage
+        .rename(tmp, path)
+        .map_err(|e| Error::io("rename", tmp, e))?;
+    storage
+        .sync_dir(dir)
+        .map_err(|e| Error::io("fsync directory", dir, e))
+}
