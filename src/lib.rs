@@ -29,14 +29,16 @@ mod recovery;
 mod retention;
 mod seal;
 mod segment;
+mod segment_file;
 pub mod storage;
 mod verify;
 
 pub use checkpoint::{Checkpoint, CheckpointError, CheckpointKey, CheckpointPublicKey};
 pub use error::{Corruption, Error, Result};
 pub use format::{RecordKind, SystemEvent};
-pub use log::{CacheStats, Head, Log, Receipt, Record, SegmentInfo, WriteStats};
+pub use log::{CacheStats, FrameInfo, Head, Log, Receipt, Record, SegmentInfo, WriteStats};
 pub use options::{Clock, Durability, Options, Retention, Sealing};
 pub use read::Iter;
 pub use retention::RetentionReport;
-pub use verify::{verify_file, verify_file_with, VerifyReport};
+pub use segment_file::{SegmentFile, SegmentFileInfo};
+pub use verify::{verify_file, verify_file_with, VerifyProgress, VerifyReport};

@@ -11,7 +11,7 @@ use crate::retention::{self, load_anchor, Anchor, RetentionReport};
 use crate::seal::{self, FrameCache};
 use crate::segment::Segment;
 use crate::storage::DirLock;
-use crate::verify::{self, VerifyReport};
+use crate::verify::{self, VerifyProgress, VerifyReport};
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::ops::RangeBounds;
@@ -46,6 +46,35 @@ pub struct Record {
     pub(crate) kind: RecordKind,
     pub(crate) payload: Bytes,
     pub(crate) hash: Hash,
+    pub(crate) frame: FrameInfo,
+}
+
+/// Where a record's frame lies, for debugging and inspection tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameInfo {
+    /// The segment holding it.
+    pub segment: u64,
+    /// Offset of the frame in the segment's uncompressed bytes.
+    pub offset: u64,
+    /// The frame's length field (header, payload and hash; no padding).
+    pub len: u32,
+    /// Bytes the frame occupies, padding to 8 included.
+    pub padded_len: u32,
+    /// The frame CRC-32 as stored (it was checked when the frame was read).
+    pub crc: u32,
+}
+
+impl FrameInfo {
+    pub(crate) fn of(segment: u64, offset: u64, f: &crate::format::FrameRef<'_>) -> Self {
+        FrameInfo {
+            segment,
+            offset,
+            len: f.frame_len,
+            // A padded frame is at most PAYLOAD_LEN_MAX plus overhead: < 2^32.
+            padded_len: f.padded_len as u32,
+            crc: f.crc,
+        }
+    }
 }
 
 impl Record {
@@ -64,6 +93,10 @@ impl Record {
     }
     pub fn hash(&self) -> &Hash {
         &self.hash
+    }
+    /// Where the record's frame lies.
+    pub fn frame(&self) -> FrameInfo {
+        self.frame
     }
     /// Whether the engine wrote this record (log opened, tail cut, ...).
     pub fn is_system(&self) -> bool {
@@ -665,6 +698,13 @@ impl Log {
         Ok(out)
     }
 
+    /// The retention anchor's entries as they are on disk, oldest first:
+    /// one per retention run that dropped segments (empty if none has).
+    pub fn anchor_entries(&self) -> Result<Vec<crate::format::AnchorEntry>> {
+        let anchor = self.inner.shared.anchor_on_disk()?;
+        Ok(anchor.entries.into_iter().map(|(e, _)| e).collect())
+    }
+
     /// The decompressed-frame cache's size and hit counts.
     pub fn cache_stats(&self) -> CacheStats {
         let c = &self.inner.shared.cache;
@@ -705,7 +745,16 @@ impl Log {
     /// Checks every committed record: frames, CRCs, seqs, timestamps and the
     /// hash chain from the genesis hash through the head.
     pub fn verify(&self) -> Result<VerifyReport> {
-        verify::verify_log(&self.inner.shared)
+        verify::verify_log(&self.inner.shared, &|_| ())
+    }
+
+    /// [`Log::verify`], calling `progress` as segments are checked. Calls
+    /// come from several threads and may arrive slightly out of order.
+    pub fn verify_with_progress(
+        &self,
+        progress: impl Fn(VerifyProgress) + Sync,
+    ) -> Result<VerifyReport> {
+        verify::verify_log(&self.inner.shared, &progress)
     }
 
     /// The head as a checkpoint, to sign (`Checkpoint::sign`) and keep
@@ -726,7 +775,17 @@ impl Log {
     /// that retention dropped, the anchor file must record that hash). A
     /// log rewritten with every hash recomputed verifies alone but fails here.
     pub fn verify_against(&self, checkpoint: &Checkpoint) -> Result<VerifyReport> {
-        let report = self.verify()?;
+        self.verify_against_with_progress(checkpoint, |_| ())
+    }
+
+    /// [`Log::verify_against`] with progress reports as in
+    /// [`Log::verify_with_progress`].
+    pub fn verify_against_with_progress(
+        &self,
+        checkpoint: &Checkpoint,
+        progress: impl Fn(VerifyProgress) + Sync,
+    ) -> Result<VerifyReport> {
+        let report = self.verify_with_progress(progress)?;
         let mismatch = |detail: String| Err(Error::CheckpointMismatch { detail });
         let cp = checkpoint;
         if cp.log_id != self.log_id() {

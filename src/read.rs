@@ -4,7 +4,7 @@
 
 use crate::error::{Corruption, Error, Result};
 use crate::format::SEGMENT_HEADER_LEN;
-use crate::log::{Record, Shared, Visible};
+use crate::log::{FrameInfo, Record, Shared, Visible};
 use crate::segment::{FrameScanner, Segment};
 use bytes::Bytes;
 use std::ops::{Bound, RangeBounds};
@@ -186,6 +186,7 @@ impl Iter {
                 kind: f.kind,
                 payload: Bytes::copy_from_slice(f.payload),
                 hash: f.hash,
+                frame: FrameInfo::of(seg.number, offset, &f),
             }));
         }
     }

@@ -251,7 +251,7 @@ fn finish_interrupted_seals(
         let raw_path = dir.join(segment_file_name(n));
         let sealed_path = dir.join(sealed_file_name(n));
         let raw_seg = Segment::open(storage, raw_path.clone(), Some(n))?;
-        let sealed_seg = open_sealed(storage, &sealed_path, n, None)?;
+        let sealed_seg = open_sealed(storage, &sealed_path, Some(n), None)?;
         if sealed_seg.header != raw_seg.header || sealed_seg.file_len()? != raw_seg.file_len()? {
             return Err(Error::corrupt(
                 &sealed_path,
@@ -284,13 +284,13 @@ fn open_segments(
     for &(n, is_sealed) in numbers {
         let sealed_path = dir.join(sealed_file_name(n));
         let seg = if is_sealed {
-            open_sealed(storage, &sealed_path, n, Some(cache.clone()))?
+            open_sealed(storage, &sealed_path, Some(n), Some(cache.clone()))?
         } else {
             match Segment::open(storage, dir.join(segment_file_name(n)), Some(n)) {
                 // A writer sealed it after we listed the directory (only a
                 // reader can see that: a writer holds the lock).
                 Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                    open_sealed(storage, &sealed_path, n, Some(cache.clone()))?
+                    open_sealed(storage, &sealed_path, Some(n), Some(cache.clone()))?
                 }
                 other => other?,
             }

@@ -262,7 +262,7 @@ impl ReadFile for SealedReader {
 pub(crate) fn open_sealed(
     storage: &dyn Storage,
     path: &Path,
-    number: u64,
+    number: Option<u64>,
     cache: Option<Arc<FrameCache>>,
 ) -> Result<Segment> {
     let file = storage
@@ -316,6 +316,8 @@ pub(crate) fn open_sealed(
             index.uncompressed_len
         )));
     }
+    // A file taken out of its log may have any name: then trust its index.
+    let number = number.unwrap_or(index.header.segment);
     if index.header.segment != number {
         return Err(trailer_fault(format!(
             "holds segment {}, the file is named for {number}",
@@ -436,7 +438,7 @@ pub(crate) fn seal_segment(
     storage
         .sync_dir(dir)
         .map_err(|e| Error::io("fsync directory", dir, e))?;
-    open_sealed(storage, &final_path, seg.number, cache)
+    open_sealed(storage, &final_path, Some(seg.number), cache)
 }
 
 /// Sets or clears the immutable attribute; where the process lacks the

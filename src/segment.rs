@@ -3,7 +3,8 @@
 
 use crate::error::{Corruption, Error, Result};
 use crate::format::{
-    decode_frame, frame_extent, Decoded, FrameRef, SegmentHeader, SEGMENT_HEADER_LEN,
+    chain_hash, decode_frame, frame_extent, hex, Decoded, FrameRef, Hash, SegmentHeader,
+    SEGMENT_HEADER_LEN,
 };
 use crate::storage::{write_atomically, ReadFile, Storage, WriteFile};
 use parking_lot::RwLock;
@@ -313,6 +314,69 @@ impl FrameScanner {
             // The file is shorter than `limit`: what is there is all there is.
             self.limit = self.buf_offset + self.buf.len() as u64;
         }
+        Ok(())
+    }
+}
+
+/// The checks every frame of a segment must pass given the record before
+/// it: the next seq, a time no earlier, a `synced_through` inside the file
+/// and before the frame, and a chain hash that continues the previous one.
+/// Verification and single-file reads share it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChainWalker {
+    pub last_seq: u64,
+    pub last_hash: Hash,
+    pub last_ts: u64,
+}
+
+impl ChainWalker {
+    /// Starts where a segment's header says its chain continues.
+    pub fn new(header: &SegmentHeader) -> Self {
+        ChainWalker {
+            last_seq: header.first_seq - 1,
+            last_hash: header.prev_hash,
+            last_ts: header.created_ns,
+        }
+    }
+
+    /// Checks the frame at `offset` and steps past it.
+    pub fn step(&mut self, offset: u64, f: &FrameRef<'_>) -> Result<(), Corruption> {
+        let expected = self.last_seq + 1;
+        if f.seq != expected {
+            return Err(Corruption::SeqGap {
+                expected,
+                found: f.seq,
+            });
+        }
+        if f.timestamp_ns < self.last_ts {
+            return Err(Corruption::TimeWentBackward {
+                previous: self.last_ts,
+                found: f.timestamp_ns,
+            });
+        }
+        if f.synced_through > offset || f.synced_through < SEGMENT_HEADER_LEN as u64 {
+            return Err(Corruption::FrameField {
+                field: "synced_through",
+                detail: format!("{} is not within 96..={offset}", f.synced_through),
+            });
+        }
+        let computed = chain_hash(
+            &self.last_hash,
+            f.seq,
+            f.timestamp_ns,
+            f.kind as u8,
+            f.payload,
+        );
+        if computed != f.hash {
+            return Err(Corruption::ChainBroken {
+                stored: hex(&f.hash),
+                computed: hex(&computed),
+            });
+        }
+        debug_assert_eq!(f.seq, self.last_seq + 1, "seqs are contiguous");
+        self.last_seq = f.seq;
+        self.last_hash = f.hash;
+        self.last_ts = f.timestamp_ns;
         Ok(())
     }
 }

@@ -6,17 +6,17 @@
 
 use crate::error::{Corruption, Error, Result};
 use crate::format::{
-    chain_hash, genesis_hash, hex, Hash, RecordKind, SystemEvent, SEGMENT_HEADER_LEN,
+    genesis_hash, hex, Hash, RecordKind, SystemEvent, SEGMENT_HEADER_LEN, ZSTD_FRAME_MAGIC,
 };
 use crate::log::{Head, Shared};
 use crate::recovery::check_log_start;
 use crate::retention::Anchor;
 use crate::seal::{check_seal_record, compressed_digest, open_sealed};
-use crate::segment::{parse_sealed_file_name, FrameScanner, Segment};
+use crate::segment::{parse_sealed_file_name, ChainWalker, FrameScanner, Segment};
 use crate::storage::{FsStorage, Storage};
 use parking_lot::Mutex;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// What a successful verification covered.
@@ -51,7 +51,22 @@ struct Summary {
     anchor_refs: Vec<(u64, u64, Hash)>,
 }
 
-pub(crate) fn verify_log(shared: &Shared) -> Result<VerifyReport> {
+/// How far a verification has got, for a progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifyProgress {
+    /// Uncompressed segment bytes checked so far.
+    pub bytes_checked: u64,
+    /// Uncompressed segment bytes the verification will check.
+    pub bytes_total: u64,
+}
+
+/// Reports progress every this many bytes of a segment.
+const PROGRESS_STEP: u64 = 4 << 20;
+
+pub(crate) fn verify_log(
+    shared: &Shared,
+    progress: &(dyn Fn(VerifyProgress) + Sync),
+) -> Result<VerifyReport> {
     // A snapshot: the segments and the visible end as of now. Frames being
     // written past `active_len` are not looked at, so they are never
     // mistaken for damage.
@@ -68,7 +83,22 @@ pub(crate) fn verify_log(shared: &Shared) -> Result<VerifyReport> {
         .iter()
         .map(|s| (s.number == visible.active_segment).then_some(visible.active_len))
         .collect();
-    let summaries = check_all(storage, &segments, &limits);
+    let mut bytes_total = 0;
+    for (s, l) in segments.iter().zip(&limits) {
+        bytes_total += match l {
+            Some(l) => *l,
+            None => s.file_len()?,
+        };
+    }
+    let checked = AtomicU64::new(0);
+    let report_bytes = |n: u64| {
+        let done = checked.fetch_add(n, Ordering::Relaxed) + n;
+        progress(VerifyProgress {
+            bytes_checked: done.min(bytes_total),
+            bytes_total,
+        });
+    };
+    let summaries = check_all(storage, &segments, &limits, &report_bytes);
     let first = &segments[0];
     let anchor = shared.anchor_on_disk()?;
     check_log_start(first, &anchor)?;
@@ -170,6 +200,7 @@ fn check_all(
     storage: &dyn Storage,
     segments: &[Arc<Segment>],
     limits: &[Option<u64>],
+    progress: &(dyn Fn(u64) + Sync),
 ) -> Vec<Result<Summary>> {
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -183,7 +214,7 @@ fn check_all(
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(seg) = segments.get(i) else { break };
-                *results[i].lock() = Some(check_segment(storage, seg, limits[i]));
+                *results[i].lock() = Some(check_segment(storage, seg, limits[i], progress));
             });
         }
     });
@@ -275,13 +306,18 @@ fn check_closed_end(
 /// Checks one segment alone: its frames from its header's chain hash to
 /// `limit` (the whole segment when `None`), its seal record, and, for a
 /// sealed file, the trailer's index against the frames.
-fn check_segment(storage: &dyn Storage, seg: &Segment, limit: Option<u64>) -> Result<Summary> {
+fn check_segment(
+    storage: &dyn Storage,
+    seg: &Segment,
+    limit: Option<u64>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Summary> {
     // A sealed file is read through a private reader: verification streams
     // every frame once and would only evict what readers keep cached.
     let private;
     let seg = match &seg.sealed {
         Some(_) => {
-            private = open_sealed(storage, &seg.path, seg.number, None)?;
+            private = open_sealed(storage, &seg.path, Some(seg.number), None)?;
             &private
         }
         None => seg,
@@ -310,38 +346,24 @@ fn check_segment(storage: &dyn Storage, seg: &Segment, limit: Option<u64>) -> Re
         .unwrap_or(&[]);
     let mut next_point = 0;
     let mut scan = FrameScanner::new(seg.file.clone(), SEGMENT_HEADER_LEN as u64, limit);
+    let mut walker = ChainWalker::new(h);
+    let mut reported = 0;
     loop {
-        let expected = s.last_seq + 1;
+        if scan.offset() - reported >= PROGRESS_STEP {
+            progress(scan.offset() - reported);
+            reported = scan.offset();
+        }
+        let expected = walker.last_seq + 1;
         let (offset, f) = match scan.next() {
             Ok(Some(x)) => x,
             Ok(None) => break,
             Err(e) => return Err(e.into_error(&seg.path, Some(expected))),
         };
         let bad = |what| Err(Error::corrupt(&seg.path, offset, Some(expected), what));
-        if f.seq != expected {
-            return bad(Corruption::SeqGap {
-                expected,
-                found: f.seq,
-            });
-        }
-        if f.timestamp_ns < s.last_ts {
-            return bad(Corruption::TimeWentBackward {
-                previous: s.last_ts,
-                found: f.timestamp_ns,
-            });
-        }
-        if f.synced_through > offset || f.synced_through < SEGMENT_HEADER_LEN as u64 {
-            return bad(Corruption::FrameField {
-                field: "synced_through",
-                detail: format!("{} is not within 96..={offset}", f.synced_through),
-            });
-        }
-        let computed = chain_hash(&s.last_hash, f.seq, f.timestamp_ns, f.kind as u8, f.payload);
-        if computed != f.hash {
-            return bad(Corruption::ChainBroken {
-                stored: hex(&f.hash),
-                computed: hex(&computed),
-            });
+        // The seal record is checked against the records before it.
+        let before = walker;
+        if let Err(what) = walker.step(offset, &f) {
+            return bad(what);
         }
         if s.sealed_record {
             return bad(Corruption::SealMismatch {
@@ -353,8 +375,8 @@ fn check_segment(storage: &dyn Storage, seg: &Segment, limit: Option<u64>) -> Re
                 f.payload,
                 seg,
                 s.records,
-                s.last_seq,
-                &s.last_hash,
+                before.last_seq,
+                &before.last_hash,
                 offset,
                 &digest,
             ) {
@@ -438,6 +460,7 @@ fn check_segment(storage: &dyn Storage, seg: &Segment, limit: Option<u64>) -> Re
             ));
         }
     }
+    progress(limit.saturating_sub(reported));
     Ok(s)
 }
 
@@ -455,16 +478,23 @@ pub fn verify_file_with(storage: &dyn Storage, path: &Path) -> Result<VerifyRepo
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or_default();
-    let seg = match parse_sealed_file_name(name) {
-        Some(n) => open_sealed(storage, path, n, None)?,
-        // A raw file taken out of its log may have any name: trust its header.
-        None => Segment::open(
+    // Raw or sealed is told by the first bytes; a file taken out of its log
+    // may have any name, and then its header (or index) is trusted.
+    let mut magic = [0u8; 4];
+    let n = storage
+        .open_read(path)
+        .and_then(|f| f.read_full_at(&mut magic, 0))
+        .map_err(|e| Error::io("read", path, e))?;
+    let seg = if n == 4 && magic == ZSTD_FRAME_MAGIC {
+        open_sealed(storage, path, parse_sealed_file_name(name), None)?
+    } else {
+        Segment::open(
             storage,
             path.to_path_buf(),
             crate::segment::parse_segment_file_name(name),
-        )?,
+        )?
     };
-    let summary = check_segment(storage, &seg, None)?;
+    let summary = check_segment(storage, &seg, None, &|_| ())?;
     Ok(VerifyReport {
         segments: 1,
         sealed_segments: u64::from(seg.sealed.is_some()),

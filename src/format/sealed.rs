@@ -14,6 +14,8 @@ use crate::error::Corruption;
 pub const SEEK_TABLE_MAGIC: u32 = 0x184D_2A5E;
 /// Magic at the very end of a seekable file.
 pub const SEEKABLE_MAGIC: u32 = 0x8F92_EAB1;
+/// First four bytes of every zstd frame, so of every sealed file.
+pub const ZSTD_FRAME_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
 /// Skippable-frame magic of wormlog's index frame.
 pub const INDEX_FRAME_MAGIC: u32 = 0x184D_2A57;
 /// First bytes of the index frame's content.
