@@ -13,8 +13,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use wormlog::{Durability, Log, Options, Sealing};
 
-const SSH: &str = include_str!("../examples/data/OpenSSH_2k.log");
-const LINUX: &str = include_str!("../examples/data/Linux_2k.log");
+const SSH: &str = include_str!("../tools/wormctl/data/OpenSSH_2k.log");
+const LINUX: &str = include_str!("../tools/wormctl/data/Linux_2k.log");
 
 fn quick() -> bool {
     std::env::var_os("WORMLOG_BENCH_QUICK").is_some()

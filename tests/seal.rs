@@ -5,7 +5,7 @@
 
 mod common;
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use wormlog::storage::{MemStorage, Tear};
 use wormlog::{Error, Log, Options, RecordKind, Sealing};
@@ -17,16 +17,6 @@ fn payload(i: u64) -> Vec<u8> {
         i * 7919 % 1000
     )
     .into_bytes()
-}
-
-fn files_with(dir: &Path, suffix: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().ends_with(suffix))
-        .collect();
-    v.sort();
-    v
 }
 
 #[test]

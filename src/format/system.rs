@@ -71,6 +71,97 @@ pub enum SystemEvent {
     LegalHoldCleared,
 }
 
+/// One line for people: hashes in hex, strings quoted.
+impl std::fmt::Display for SystemEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use super::hex;
+        match self {
+            SystemEvent::LogCreated {
+                format_version,
+                log_id,
+                engine,
+            } => write!(
+                f,
+                "log {} created by {engine:?} (format v{format_version})",
+                hex(log_id)
+            ),
+            SystemEvent::LogOpened {
+                format_version,
+                pid,
+                engine,
+            } => write!(
+                f,
+                "opened by {engine:?} pid {pid} (format v{format_version})"
+            ),
+            SystemEvent::TailCut {
+                segment,
+                offset,
+                bytes,
+                expected_seq,
+                saved_as,
+            } => {
+                write!(
+                    f,
+                    "recovery cut a torn tail of {bytes} bytes at offset {offset} of segment \
+                     {segment} (next seq {expected_seq})"
+                )?;
+                if !saved_as.is_empty() {
+                    write!(f, "; the bytes are kept in {saved_as:?}")?;
+                }
+                Ok(())
+            }
+            SystemEvent::SegmentRolled {
+                from_segment,
+                to_segment,
+                from_bytes,
+            } => write!(
+                f,
+                "segment {from_segment} closed at {from_bytes} bytes; appends go to segment {to_segment}"
+            ),
+            SystemEvent::Repaired {
+                segment,
+                offset,
+                seq,
+                moved_to,
+                what,
+            } => write!(
+                f,
+                "repair: segment {segment} damaged at offset {offset} (seq {seq}): {what}; \
+                 moved to {moved_to:?}, intact prefix kept"
+            ),
+            SystemEvent::LogClosed => write!(f, "log closed"),
+            SystemEvent::Sealed {
+                segment,
+                records,
+                last_seq,
+                last_hash,
+                bytes,
+                digest,
+            } => write!(
+                f,
+                "segment {segment} complete: {records} records through seq {last_seq} \
+                 (hash {}), {bytes} bytes with digest {}",
+                hex(last_hash),
+                hex(digest)
+            ),
+            SystemEvent::RetentionApplied {
+                from_segment,
+                to_segment,
+                first_seq,
+                last_seq,
+                anchor_entry_hash,
+            } => write!(
+                f,
+                "retention dropped segments {from_segment}..={to_segment} (seqs \
+                 {first_seq}..={last_seq}); anchor entry {}",
+                hex(anchor_entry_hash)
+            ),
+            SystemEvent::LegalHoldSet { reason } => write!(f, "legal hold set: {reason:?}"),
+            SystemEvent::LegalHoldCleared => write!(f, "legal hold cleared"),
+        }
+    }
+}
+
 impl SystemEvent {
     pub fn kind(&self) -> RecordKind {
         match self {

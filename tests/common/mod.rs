@@ -89,14 +89,19 @@ pub fn manual_clock(start_ns: u64) -> (Arc<std::sync::atomic::AtomicU64>, wormlo
 /// segment at `path`, recomputing every chain hash and CRC after it: a
 /// forgery that verifies on its own.
 pub fn forge_payload(storage: &MemStorage, path: &Path, from: &[u8], to: &[u8]) {
+    let bytes = storage.read_file(path).unwrap();
+    storage.write_file(path, forge_bytes(&bytes, from, to));
+}
+
+/// [`forge_payload`] on a segment's bytes.
+pub fn forge_bytes(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     use wormlog::format::{
         chain_hash, decode_frame, encode_frame, Decoded, SegmentHeader, SEGMENT_HEADER_LEN,
     };
-    let bytes = storage.read_file(path).unwrap();
     let mut out = bytes[..SEGMENT_HEADER_LEN].to_vec();
-    let mut prev = SegmentHeader::decode(&bytes).unwrap().prev_hash;
+    let mut prev = SegmentHeader::decode(bytes).unwrap().prev_hash;
     let mut done = false;
-    for (o, _, _) in frame_map(&bytes) {
+    for (o, _, _) in frame_map(bytes) {
         let Decoded::Frame(f) = decode_frame(&bytes[o..]) else {
             panic!("segment is not intact at {o}")
         };
@@ -119,5 +124,16 @@ pub fn forge_payload(storage: &MemStorage, path: &Path, from: &[u8], to: &[u8]) 
         prev = h;
     }
     assert!(done, "no record to forge");
-    storage.write_file(path, out);
+    out
+}
+
+/// Files in `dir` whose names end with `suffix`, sorted.
+pub fn files_with(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .collect();
+    v.sort();
+    v
 }

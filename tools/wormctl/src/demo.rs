@@ -1,77 +1,56 @@
-//! The main job: writes a realistic audit trail from several threads, reads
-//! it back, verifies the chain, and shows what is on disk.
-//!
-//!     cargo run --release --example demo -- [--records N] [--threads T]
-//!         [--dir DIR] [--durability sync|batched|buffered]
+//! `wormctl demo [DIR]`, the main job: writes a realistic audit trail from
+//! several threads, reads it back, seals it, verifies the chain, signs and
+//! checks a checkpoint, and shows what is on disk, with timings.
 
+use crate::fail::Fail;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use wormlog::format::hex;
-use wormlog::{Durability, Log, Options};
+use wormlog::{Checkpoint, CheckpointKey, Durability, Log, Options};
 
-const SSH: &str = include_str!("data/OpenSSH_2k.log");
-const LINUX: &str = include_str!("data/Linux_2k.log");
+const SSH: &str = include_str!("../data/OpenSSH_2k.log");
+const LINUX: &str = include_str!("../data/Linux_2k.log");
 
-struct Args {
-    records: u64,
-    threads: u64,
-    dir: PathBuf,
-    durability: Durability,
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Mode {
+    /// Each append returns once its record is on disk (group commit).
+    Sync,
+    /// Appends return at once; a thread syncs every 10 ms.
+    Batched,
+    /// Appends return at once; nothing is synced until close.
+    Buffered,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut a = Args {
-        records: 1_000_000,
-        threads: 8,
-        dir: PathBuf::from("demo-log"),
-        durability: Durability::Sync,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--records" => a.records = value()?.parse().map_err(|e| format!("--records: {e}"))?,
-            "--threads" => a.threads = value()?.parse().map_err(|e| format!("--threads: {e}"))?,
-            "--dir" => a.dir = PathBuf::from(value()?),
-            "--durability" => {
-                a.durability = match value()?.as_str() {
-                    "sync" => Durability::Sync,
-                    "batched" => Durability::Batched {
-                        max_delay: Duration::from_millis(10),
-                    },
-                    "buffered" => Durability::Buffered,
-                    other => return Err(format!("unknown durability {other}")),
-                }
-            }
-            "-h" | "--help" => {
-                return Err("usage: demo [--records N] [--threads T] [--dir DIR] \
-                            [--durability sync|batched|buffered]"
-                    .into())
-            }
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    if a.threads == 0 {
-        return Err("--threads must be at least 1".into());
-    }
-    Ok(a)
+#[derive(clap::Args)]
+pub struct Args {
+    /// Where to write the log (a previous demo log there is replaced).
+    #[arg(default_value = "demo-log")]
+    dir: PathBuf,
+    /// How many audit events to write.
+    #[arg(long, default_value_t = 1_000_000)]
+    records: u64,
+    /// How many threads append at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    threads: u64,
+    #[arg(long, value_enum, default_value = "sync")]
+    durability: Mode,
 }
 
 /// Removes a previous demo log, but nothing that is not one.
-fn clear_dir(dir: &Path) -> Result<(), String> {
+fn clear_dir(dir: &Path) -> Result<(), Fail> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(());
     };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if !(name.starts_with("seg-") || name == "wormlog.lock") {
-            return Err(format!(
-                "{} holds {name}, which is not a wormlog file; choose another --dir",
+            return Err(Fail::usage(format!(
+                "{} holds {name}, which is not a wormlog file; choose another directory",
                 dir.display()
-            ));
+            )));
         }
     }
-    std::fs::remove_dir_all(dir).map_err(|e| format!("removing {}: {e}", dir.display()))
+    std::fs::remove_dir_all(dir).map_err(|e| Fail::io(format!("removing {}", dir.display()), e))
 }
 
 /// A JSON audit event: who did what to which resource, from where, and how
@@ -160,7 +139,14 @@ fn mb_per_s(bytes: u64, secs: f64) -> String {
     format!("{:.1} MB/s", bytes as f64 / 1e6 / secs.max(1e-9))
 }
 
-fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
+pub fn run(a: Args) -> Result<(), Fail> {
+    let durability = match a.durability {
+        Mode::Sync => Durability::Sync,
+        Mode::Batched => Durability::Batched {
+            max_delay: Duration::from_millis(10),
+        },
+        Mode::Buffered => Durability::Buffered,
+    };
     clear_dir(&a.dir)?;
     let lines: Vec<&str> = SSH.lines().chain(LINUX.lines()).collect();
     println!(
@@ -168,10 +154,10 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         a.records,
         a.threads,
         a.dir.display(),
-        a.durability
+        durability
     );
 
-    let log = Log::open(&a.dir, Options::default().durability(a.durability))?;
+    let log = Log::open(&a.dir, Options::default().durability(durability))?;
     let start = Instant::now();
     let payload_bytes: u64 = std::thread::scope(|s| {
         let handles: Vec<_> = (0..a.threads)
@@ -191,7 +177,13 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().expect("writer thread panicked"))
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(wormlog::Error::InvalidOptions(
+                        "writer thread panicked".into(),
+                    ))
+                })
+            })
             .sum::<wormlog::Result<u64>>()
     })?;
     log.sync()?;
@@ -227,7 +219,10 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         mb_per_s(bytes, read_secs)
     );
     if users != a.records {
-        return Err(format!("read back {users} user records, wrote {}", a.records).into());
+        return Err(Fail::tampered(format!(
+            "read back {users} user records, wrote {}",
+            a.records
+        )));
     }
 
     // Seal: close the active segment and compress every closed segment that
@@ -274,13 +269,7 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
                 .file_name()
                 .map(|n| n.to_string_lossy())
                 .unwrap_or_default(),
-            if s.active {
-                "active"
-            } else if s.sealed {
-                "sealed"
-            } else {
-                "closed"
-            },
+            crate::stat::state(s),
             format!("{}..={}", s.first_seq, s.last_seq),
             s.bytes_on_disk,
             s.bytes_uncompressed,
@@ -294,7 +283,7 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     let get_us = start.elapsed().as_secs_f64() * 1e6;
     let by_time = log
         .first_at_or_after(mid.timestamp())?
-        .ok_or("no record at the midpoint time")?;
+        .ok_or_else(|| Fail::tampered("no record at the midpoint time"))?;
     println!(
         "  seq {} by number ({get_us:.0} us, from a sealed segment), and the first record at its commit time ({} ns) is seq {}:\n    {}",
         mid.seq(),
@@ -310,21 +299,25 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         .map(|r| format!("{} {}", r.seq(), r.kind().name()))
         .collect();
     println!("  engine records (seq kind): {}", engine.join(", "));
-    log.close()?;
-    println!("done: the log is in {}", a.dir.display());
-    Ok(())
-}
 
-fn main() {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    };
-    if let Err(e) = run(args) {
-        eprintln!("demo failed: {e}");
-        std::process::exit(1);
-    }
+    // A signed checkpoint, kept away from the log, catches even a log
+    // rewritten with every hash recomputed.
+    let key = CheckpointKey::generate("demo-auditor").map_err(|e| Fail::io("random key", e))?;
+    let note = log.checkpoint().sign(&key);
+    let checkpoint = Checkpoint::verify_note(&note, &key.public()).map_err(wormlog::Error::from)?;
+    log.verify_against(&checkpoint)?;
+    println!(
+        "checkpoint: signed by {} at seq {}; the log holds it unchanged:\n    {}",
+        key.public().name(),
+        checkpoint.seq,
+        note.trim_end().replace('\n', "\n    ")
+    );
+    log.close()?;
+    println!(
+        "done: the log is in {0}; try `wormctl stat {0}`, `wormctl dump {0} --from {1} --to {2}`, `wormctl verify {0}`",
+        a.dir.display(),
+        head.seq.saturating_sub(2),
+        head.seq
+    );
+    Ok(())
 }

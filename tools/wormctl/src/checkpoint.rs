@@ -1,0 +1,56 @@
+//! `wormctl checkpoint DIR --key KEY`: verifies the log, then writes its
+//! head (log id, seq, chain hash, time) as a signed note (format-spec.md
+//! section 10). Reads beside a running writer.
+
+use crate::fail::Fail;
+use crate::out::Out;
+use std::io::Write;
+use std::path::PathBuf;
+use wormlog::CheckpointKey;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The log directory.
+    dir: PathBuf,
+    /// The private key file from `wormctl keygen`.
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// Write the checkpoint here (never overwriting) instead of to stdout.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+pub fn run(a: Args) -> Result<(), Fail> {
+    let text = crate::verify::read_small(&a.key, "private key")?;
+    let key = CheckpointKey::from_private_string(text.trim())
+        .map_err(|e| Fail::usage(format!("{}: {e}", a.key.display())))?;
+    let log = crate::open::read_only(&a.dir)?;
+    // Signing vouches for the log: never sign one that does not verify.
+    let report = log.verify()?;
+    let checkpoint = log.checkpoint();
+    debug_assert_eq!(checkpoint.seq, report.head.seq);
+    let note = checkpoint.sign(&key);
+    match a.out {
+        None => {
+            let mut out = Out::new();
+            out.line(note.trim_end())
+        }
+        Some(path) => {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|e| Fail::io(path.display(), e))?;
+            f.write_all(note.as_bytes())
+                .and_then(|()| f.sync_all())
+                .map_err(|e| Fail::io(path.display(), e))?;
+            eprintln!(
+                "checkpoint of {} at seq {} written to {}",
+                a.dir.display(),
+                checkpoint.seq,
+                path.display()
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! The command line: subcommands and dispatch.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "wormctl",
+    version,
+    about = "Inspect, dump, verify, follow and administer wormlog audit logs",
+    after_help = "Exit codes: 0 success (for verify: intact), 1 tampered or corrupt \
+                  data found, 2 usage or I/O error."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// One line per segment, totals, the retention anchor and the legal hold.
+    Stat(crate::stat::Args),
+    /// Print records of a log directory, one segment file, or `-` (stdin).
+    Dump(crate::dump::Args),
+    /// Verify a log directory or one segment file; optionally against a
+    /// signed checkpoint.
+    Verify(crate::verify::Args),
+    /// The last records of a log; with -f, follow new ones as they commit.
+    Tail(crate::tail::Args),
+    /// Close the active segment and seal (compress) every closed segment.
+    Seal(crate::seal::Args),
+    /// Drop whole expired sealed segments, keeping a hash anchor.
+    Retention(crate::retention::Args),
+    /// Set, clear or show the legal hold that stops retention.
+    Hold(crate::hold::Args),
+    /// Write a realistic audit trail from several threads, seal, verify and
+    /// inspect it, with timings.
+    Demo(crate::demo::Args),
+    /// Make an Ed25519 key pair for signing checkpoints.
+    Keygen(crate::keygen::Args),
+    /// Write a signed checkpoint of a log's head (after verifying the log).
+    Checkpoint(crate::checkpoint::Args),
+}
+
+pub fn main() -> ExitCode {
+    // clap prints help and version (exit 0) and usage errors (exit 2) itself.
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Stat(a) => crate::stat::run(a),
+        Command::Dump(a) => crate::dump::run(a),
+        Command::Verify(a) => crate::verify::run(a),
+        Command::Tail(a) => crate::tail::run(a),
+        Command::Seal(a) => crate::seal::run(a),
+        Command::Retention(a) => crate::retention::run(a),
+        Command::Hold(a) => crate::hold::run(a),
+        Command::Demo(a) => crate::demo::run(a),
+        Command::Keygen(a) => crate::keygen::run(a),
+        Command::Checkpoint(a) => crate::checkpoint::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => f.report(),
+    }
+}

@@ -1,0 +1,114 @@
+//! Why a command failed, and its exit code: 1 when data was found tampered
+//! with or corrupt, 2 for usage and I/O errors and input that is not a log.
+
+use std::fmt::Display;
+use std::io;
+use std::process::ExitCode;
+use wormlog::{CheckpointError, Corruption, Error};
+
+pub const TAMPERED: u8 = 1;
+pub const UNUSABLE: u8 = 2;
+
+#[derive(Debug)]
+pub struct Fail {
+    code: u8,
+    /// Empty: exit quietly (the reader of our output went away).
+    message: String,
+}
+
+impl Fail {
+    pub fn usage(message: impl Display) -> Fail {
+        Fail {
+            code: UNUSABLE,
+            message: message.to_string(),
+        }
+    }
+
+    pub fn tampered(message: impl Display) -> Fail {
+        Fail {
+            code: TAMPERED,
+            message: message.to_string(),
+        }
+    }
+
+    /// An I/O error on `what` (a path, usually).
+    pub fn io(what: impl Display, e: io::Error) -> Fail {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            return Fail {
+                code: 0,
+                message: String::new(),
+            };
+        }
+        Fail::usage(format!("{what}: {e}"))
+    }
+
+    /// An error from a log directory: damage found in it is tampering or
+    /// corruption (1); anything else leaves it unusable (2).
+    pub fn log(e: Error) -> Fail {
+        match &e {
+            Error::Corrupt { .. }
+            | Error::CheckpointMismatch { .. }
+            | Error::Checkpoint(CheckpointError::NoValidSignature { .. }) => Fail::tampered(e),
+            Error::Locked { .. } => Fail::usage(format!(
+                "{e}; stat, dump, verify, tail and checkpoint read beside a running writer"
+            )),
+            Error::NotFound { path } => Fail::usage(format!(
+                "{}: not a wormlog log directory (it holds no segment files)",
+                path.display()
+            )),
+            _ => Fail::usage(e),
+        }
+    }
+
+    /// An error from one file given on its own: a file whose header is not
+    /// a wormlog header is not ours (2), not a damaged log file.
+    pub fn file(e: Error) -> Fail {
+        match &e {
+            Error::Corrupt {
+                offset: 0,
+                seq: None,
+                what,
+                path,
+            } if matches!(
+                what,
+                Corruption::BadMagic
+                    | Corruption::UnsupportedVersion { .. }
+                    | Corruption::HeaderTruncated { .. }
+                    | Corruption::HeaderField { field: "magic", .. }
+            ) =>
+            {
+                Fail::usage(format!(
+                    "{}: not a wormlog segment file: {what}",
+                    path.display()
+                ))
+            }
+            _ => Fail::log(e),
+        }
+    }
+
+    /// The same failure, its message prefixed with what it concerns.
+    pub fn within(self, what: impl Display) -> Fail {
+        Fail {
+            code: self.code,
+            message: format!("{what}: {}", self.message),
+        }
+    }
+
+    /// Prints the one-line message and gives the exit code.
+    pub fn report(self) -> ExitCode {
+        if !self.message.is_empty() {
+            if self.code == TAMPERED {
+                eprintln!("wormctl: TAMPERED OR CORRUPT: {}", self.message);
+            } else {
+                eprintln!("wormctl: {}", self.message);
+            }
+        }
+        ExitCode::from(self.code)
+    }
+}
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Fail {
+        Fail::log(e)
+    }
+}

@@ -1,0 +1,66 @@
+//! `wormctl keygen`: an Ed25519 key pair for signing checkpoints. The
+//! private key file is created with mode 0600 and never overwritten.
+
+use crate::fail::Fail;
+use crate::out::Out;
+use std::io::Write;
+use std::path::PathBuf;
+use wormlog::CheckpointKey;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The key's name, shown in signatures (letters, digits, `-`, `.`, `_`).
+    #[arg(long, default_value = "wormlog-checkpoint")]
+    name: String,
+    /// Where to write the keys: OUT.key (private) and OUT.pub (public).
+    #[arg(long, value_name = "OUT")]
+    out: PathBuf,
+}
+
+fn create_new(path: &PathBuf, text: &str, private: bool) -> Result<(), Fail> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    let mut f = o.open(path).map_err(|e| Fail::io(path.display(), e))?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| Fail::io(path.display(), e))
+}
+
+pub fn run(a: Args) -> Result<(), Fail> {
+    if a.name.is_empty()
+        || !a
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+    {
+        return Err(Fail::usage(format!(
+            "key name {:?}: use letters, digits, '-', '.', '_'",
+            a.name
+        )));
+    }
+    let key = CheckpointKey::generate(&a.name).map_err(|e| Fail::io("random key", e))?;
+    let mut private = a.out.clone().into_os_string();
+    private.push(".key");
+    let mut public = a.out.into_os_string();
+    public.push(".pub");
+    let (private, public) = (PathBuf::from(private), PathBuf::from(public));
+    create_new(&private, &format!("{}\n", key.to_private_string()), true)?;
+    create_new(
+        &public,
+        &format!("{}\n", key.public().to_vkey_string()),
+        false,
+    )?;
+    let mut out = Out::new();
+    out.line(format!(
+        "private key: {} (keep it away from the log's host)",
+        private.display()
+    ))?;
+    out.line(format!("public key:  {}", public.display()))
+}

@@ -1,0 +1,22 @@
+//! wormctl: inspect, dump, verify, follow and administer wormlog audit logs.
+//! One module per subcommand; `cli` parses and dispatches, `fail` maps
+//! errors to exit codes (0 intact, 1 tampered or corrupt, 2 usage or I/O).
+
+mod checkpoint;
+mod cli;
+mod demo;
+mod dump;
+mod fail;
+mod hold;
+mod keygen;
+mod open;
+mod out;
+mod retention;
+mod seal;
+mod stat;
+mod tail;
+mod verify;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

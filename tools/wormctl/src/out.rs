@@ -1,0 +1,203 @@
+//! Output: stdout through a buffer (a closed pipe ends the command quietly),
+//! times as RFC 3339, payloads as text or base64, records as table rows or
+//! JSON lines.
+
+use crate::fail::Fail;
+use base64::Engine as _;
+use serde_json::{json, Map, Value};
+use std::io::{self, BufWriter, Stdout, Write};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use wormlog::format::hex;
+use wormlog::Record;
+
+pub struct Out {
+    w: BufWriter<Stdout>,
+}
+
+impl Out {
+    pub fn new() -> Out {
+        Out {
+            w: BufWriter::new(io::stdout()),
+        }
+    }
+
+    pub fn line(&mut self, s: impl AsRef<str>) -> Result<(), Fail> {
+        let w = &mut self.w;
+        w.write_all(s.as_ref().as_bytes())
+            .and_then(|()| w.write_all(b"\n"))
+            .map_err(|e| Fail::io("stdout", e))
+    }
+
+    pub fn json(&mut self, v: &Value) -> Result<(), Fail> {
+        self.line(v.to_string())
+    }
+
+    pub fn flush(&mut self) -> Result<(), Fail> {
+        self.w.flush().map_err(|e| Fail::io("stdout", e))
+    }
+}
+
+impl Drop for Out {
+    fn drop(&mut self) {
+        let _ = self.w.flush();
+    }
+}
+
+/// ns since the Unix epoch as RFC 3339 UTC with nanoseconds.
+pub fn rfc3339(ns: u64) -> String {
+    humantime::format_rfc3339_nanos(UNIX_EPOCH + Duration::from_nanos(ns)).to_string()
+}
+
+/// Now, in ns since the Unix epoch.
+pub fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// A point in time for --since/--until: RFC 3339 (`2026-11-22T10:00:00Z`),
+/// ns since the Unix epoch, or a duration before now (`15m`, `7d`).
+pub fn parse_time(s: &str) -> Result<u64, String> {
+    if let Ok(ns) = s.parse::<u64>() {
+        return Ok(ns);
+    }
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        return t
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+            .map_err(|_| format!("{s} is before 1970"));
+    }
+    match humantime::parse_duration(s) {
+        Ok(d) => Ok(now_ns().saturating_sub(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))),
+        Err(_) => Err(format!(
+            "{s:?} is not a time: give RFC 3339 (2026-11-22T10:00:00Z), ns since 1970, \
+             or a duration ago (15m, 7d)"
+        )),
+    }
+}
+
+/// A duration such as `90d` or `12h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"))
+}
+
+/// The payload as text when it is UTF-8 (control characters escaped, so
+/// one record stays one line), else as `base64:...`.
+pub fn payload_text(payload: &[u8]) -> String {
+    match std::str::from_utf8(payload) {
+        Ok(s) => s
+            .chars()
+            .flat_map(|c| {
+                let escaped: Vec<char> = if c.is_control() {
+                    c.escape_default().collect()
+                } else {
+                    vec![c]
+                };
+                escaped
+            })
+            .collect(),
+        Err(_) => format!(
+            "base64:{}",
+            base64::engine::general_purpose::STANDARD.encode(payload)
+        ),
+    }
+}
+
+/// What a record says, for the table: its payload, or for an engine
+/// record, its event.
+fn describe(r: &Record) -> String {
+    match r.system_event() {
+        Some(Ok(e)) => e.to_string(),
+        Some(Err(e)) => format!("(malformed engine record: {e})"),
+        None => payload_text(r.payload()),
+    }
+}
+
+pub fn table_header(raw: bool) -> String {
+    if raw {
+        format!(
+            "{:>10}  {:<30}  {:<18}  {:>8} {:>10} {:>8} {:>10}  {:<64}  payload",
+            "seq", "time", "kind", "segment", "offset", "len", "crc", "chain hash"
+        )
+    } else {
+        format!("{:>10}  {:<30}  {:<18}  payload", "seq", "time", "kind")
+    }
+}
+
+pub fn table_row(r: &Record, raw: bool) -> String {
+    let head = format!(
+        "{:>10}  {:<30}  {:<18}",
+        r.seq(),
+        rfc3339(r.timestamp()),
+        r.kind().name()
+    );
+    if raw {
+        let f = r.frame();
+        format!(
+            "{head}  {:>8} {:>10} {:>8} {:>#10x}  {}  {}",
+            f.segment,
+            f.offset,
+            f.len,
+            f.crc,
+            hex(r.hash()),
+            describe(r)
+        )
+    } else {
+        format!("{head}  {}", describe(r))
+    }
+}
+
+/// One record as a JSON object: seq, time (RFC 3339 and ns), kind, payload
+/// (text, or base64 when it is not UTF-8, as `encoding` says), chain hash;
+/// an engine record's event; with `raw`, where its frame lies.
+pub fn record_json(r: &Record, raw: bool) -> Value {
+    let mut m = Map::new();
+    m.insert("seq".into(), json!(r.seq()));
+    m.insert("time".into(), json!(rfc3339(r.timestamp())));
+    m.insert("time_ns".into(), json!(r.timestamp()));
+    m.insert("kind".into(), json!(r.kind().name()));
+    match std::str::from_utf8(r.payload()) {
+        Ok(s) => {
+            m.insert("payload".into(), json!(s));
+            m.insert("encoding".into(), json!("utf-8"));
+        }
+        Err(_) => {
+            let b = base64::engine::general_purpose::STANDARD.encode(r.payload());
+            m.insert("payload".into(), json!(b));
+            m.insert("encoding".into(), json!("base64"));
+        }
+    }
+    m.insert("hash".into(), json!(hex(r.hash())));
+    if let Some(e) = r.system_event() {
+        let text = match e {
+            Ok(e) => e.to_string(),
+            Err(e) => format!("malformed: {e}"),
+        };
+        m.insert("event".into(), json!(text));
+    }
+    if raw {
+        let f = r.frame();
+        m.insert("segment".into(), json!(f.segment));
+        m.insert("offset".into(), json!(f.offset));
+        m.insert("frame_len".into(), json!(f.len));
+        m.insert("padded_len".into(), json!(f.padded_len));
+        m.insert("crc".into(), json!(format!("{:#010x}", f.crc)));
+    }
+    Value::Object(m)
+}
+
+/// Bytes as a short human size.
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

@@ -1,0 +1,77 @@
+//! `wormctl retention DIR [--dry-run]`: drops whole expired sealed segments
+//! under the policy given, and records them in the hash anchor so that the
+//! rest of the chain still verifies. Needs the writer's lock.
+
+use crate::fail::Fail;
+use crate::out::{self, Out};
+use std::path::PathBuf;
+use std::time::Duration;
+use wormlog::{Options, Retention};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The log directory (no writer may have it open).
+    dir: PathBuf,
+    /// Drop sealed segments whose newest record is older than this (e.g. 400d).
+    #[arg(long, value_parser = out::parse_duration)]
+    max_age: Option<Duration>,
+    /// Drop the oldest sealed segments while the log is larger than this many bytes on disk.
+    #[arg(long, value_name = "BYTES")]
+    max_total_bytes: Option<u64>,
+    /// Never drop a segment whose newest record is younger than this (overrides the others).
+    #[arg(long, value_parser = out::parse_duration)]
+    min_age: Option<Duration>,
+    /// Say what would be dropped, and drop nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+pub fn run(a: Args) -> Result<(), Fail> {
+    if a.max_age.is_none() && a.max_total_bytes.is_none() {
+        return Err(Fail::usage(
+            "give a policy: --max-age and/or --max-total-bytes (and optionally --min-age)",
+        ));
+    }
+    let mut policy = Retention::default();
+    if let Some(d) = a.max_age {
+        policy = policy.max_age(d);
+    }
+    if let Some(b) = a.max_total_bytes {
+        policy = policy.max_total_bytes(b);
+    }
+    if let Some(d) = a.min_age {
+        policy = policy.min_age(d);
+    }
+    let log = crate::open::writer(&a.dir, Options::default().retention(policy))?;
+    let now = out::now_ns();
+    let report = if a.dry_run {
+        log.retention_plan(now)?
+    } else {
+        log.apply_retention(now)?
+    };
+    let mut out = Out::new();
+    let verb = if a.dry_run { "would drop" } else { "dropped" };
+    if report.held {
+        let reason = log.legal_hold()?.unwrap_or_default();
+        out.line(format!(
+            "legal hold set ({reason}): nothing {}",
+            if a.dry_run {
+                "would be dropped"
+            } else {
+                "dropped"
+            }
+        ))?;
+    } else {
+        out.line(format!(
+            "{verb} {} segment(s) {:?}: {} records, {} freed; the log {} at seq {}",
+            report.dropped_segments.len(),
+            report.dropped_segments,
+            report.dropped_records,
+            out::size(report.freed_bytes),
+            if a.dry_run { "would begin" } else { "begins" },
+            report.first_seq
+        ))?;
+    }
+    log.close()?;
+    Ok(())
+}

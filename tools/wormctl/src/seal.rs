@@ -1,0 +1,36 @@
+//! `wormctl seal DIR`: closes the active segment and seals every closed
+//! segment (compressed, read-only). Needs the writer's lock.
+
+use crate::fail::Fail;
+use crate::out::{self, Out};
+use std::path::PathBuf;
+use wormlog::Options;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The log directory (no writer may have it open).
+    dir: PathBuf,
+    /// zstd level for the sealed files.
+    #[arg(long, default_value_t = 3)]
+    level: i32,
+}
+
+pub fn run(a: Args) -> Result<(), Fail> {
+    let log = crate::open::writer(&a.dir, Options::default().seal_level(a.level))?;
+    let sealed = log.seal()?;
+    let mut out = Out::new();
+    out.line(format!("sealed {sealed} segment(s) in {}", a.dir.display()))?;
+    for s in log.segments()?.iter().filter(|s| s.sealed) {
+        out.line(format!(
+            "  {}  seqs {}..={}  {} -> {} (ratio {:.2})",
+            s.path.display(),
+            s.first_seq,
+            s.last_seq,
+            out::size(s.bytes_uncompressed),
+            out::size(s.bytes_on_disk),
+            s.bytes_uncompressed as f64 / s.bytes_on_disk.max(1) as f64
+        ))?;
+    }
+    log.close()?;
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! `wormctl verify PATH`: full verification of a log directory (optionally
+//! against a signed checkpoint) or of one segment file. Exit 0 intact, 1
+//! tampered or corrupt (the first failure named), 2 usage or I/O error.
+
+use crate::fail::Fail;
+use crate::out::{self, Out};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use wormlog::format::hex;
+use wormlog::{Checkpoint, CheckpointPublicKey, VerifyProgress, VerifyReport};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A log directory, or one segment file (.wlog or .wlog.zst).
+    path: PathBuf,
+    /// A signed checkpoint (from `wormctl checkpoint`): the log must still
+    /// hold, unchanged, everything up to it.
+    #[arg(long, value_name = "FILE", requires = "pubkey")]
+    checkpoint: Option<PathBuf>,
+    /// The public key (from `wormctl keygen`) that signed the checkpoint.
+    #[arg(long, value_name = "FILE", requires = "checkpoint")]
+    pubkey: Option<PathBuf>,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Reads a small text file (a key or a checkpoint), refusing large ones.
+pub fn read_small(path: &Path, what: &str) -> Result<String, Fail> {
+    const MAX: u64 = 64 << 10;
+    let meta = std::fs::metadata(path).map_err(|e| Fail::io(path.display(), e))?;
+    if meta.len() > MAX {
+        return Err(Fail::usage(format!(
+            "{}: {} bytes is too large for a {what}",
+            path.display(),
+            meta.len()
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| Fail::io(path.display(), e))?;
+    String::from_utf8(bytes)
+        .map_err(|_| Fail::usage(format!("{}: a {what} is text; this is not", path.display())))
+}
+
+fn load_checkpoint(cp: &Path, key: &Path) -> Result<(Checkpoint, CheckpointPublicKey), Fail> {
+    let key_text = read_small(key, "public key")?;
+    let key = CheckpointPublicKey::from_vkey_string(key_text.trim())
+        .map_err(|e| Fail::usage(format!("{}: {e}", key.display())))?;
+    let note = read_small(cp, "checkpoint")?;
+    let checkpoint = Checkpoint::verify_note(&note, &key)
+        .map_err(|e| Fail::log(e.into()).within(cp.display()))?;
+    Ok((checkpoint, key))
+}
+
+/// A progress bar on stderr when it is a terminal; nothing otherwise.
+fn progress_bar() -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "verifying {bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    Some(bar)
+}
+
+pub fn run(a: Args) -> Result<(), Fail> {
+    let started = Instant::now();
+    let meta = std::fs::metadata(&a.path).map_err(|e| Fail::io(a.path.display(), e))?;
+    let mut out = Out::new();
+    if !meta.is_dir() {
+        if a.checkpoint.is_some() {
+            return Err(Fail::usage(
+                "--checkpoint needs a log directory: a checkpoint covers the whole log",
+            ));
+        }
+        let report = wormlog::verify_file(&a.path).map_err(Fail::file)?;
+        return summary(&mut out, &a, &report, None, started);
+    }
+    let checkpoint = match (&a.checkpoint, &a.pubkey) {
+        (Some(cp), Some(key)) => Some(load_checkpoint(cp, key)?),
+        _ => None,
+    };
+    let log = crate::open::read_only(&a.path)?;
+    let bar = progress_bar();
+    let progress = |p: VerifyProgress| {
+        if let Some(b) = &bar {
+            b.set_length(p.bytes_total);
+            // Reports come from several threads; the bar only moves forward.
+            if p.bytes_checked > b.position() {
+                b.set_position(p.bytes_checked);
+            }
+        }
+    };
+    let result = match &checkpoint {
+        Some((cp, _)) => log.verify_against_with_progress(cp, progress),
+        None => log.verify_with_progress(progress),
+    };
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let report = result?;
+    summary(&mut out, &a, &report, checkpoint.as_ref(), started)
+}
+
+fn summary(
+    out: &mut Out,
+    a: &Args,
+    r: &VerifyReport,
+    checkpoint: Option<&(Checkpoint, CheckpointPublicKey)>,
+    started: Instant,
+) -> Result<(), Fail> {
+    let secs = started.elapsed().as_secs_f64();
+    if a.json {
+        let mut v = serde_json::json!({
+            "path": a.path.display().to_string(),
+            "intact": true,
+            "segments": r.segments,
+            "sealed_segments": r.sealed_segments,
+            "records": r.records,
+            "bytes": r.bytes,
+            "first_seq": r.first_seq,
+            "start_hash": hex(&r.start_hash),
+            "head_seq": r.head.seq,
+            "head_hash": hex(&r.head.hash),
+            "head_time": out::rfc3339(r.head.timestamp_ns),
+            "seconds": secs,
+        });
+        if let Some((cp, key)) = checkpoint {
+            v["checkpoint"] = serde_json::json!({
+                "seq": cp.seq, "hash": hex(&cp.hash), "signed_by": key.name(), "held": true,
+            });
+        }
+        return out.json(&v);
+    }
+    out.line(format!(
+        "OK {}: {} records, seq {}..={}, in {} segment(s) ({} sealed), {} checked in {secs:.2} s",
+        a.path.display(),
+        r.records,
+        r.first_seq,
+        r.head.seq,
+        r.segments,
+        r.sealed_segments,
+        out::size(r.bytes),
+    ))?;
+    out.line(format!(
+        "   chain from {} at seq {} to head {} ({})",
+        hex(&r.start_hash),
+        r.first_seq.saturating_sub(1),
+        hex(&r.head.hash),
+        out::rfc3339(r.head.timestamp_ns)
+    ))?;
+    if let Some((cp, key)) = checkpoint {
+        out.line(format!(
+            "   holds checkpoint seq {} hash {} signed by {} unchanged",
+            cp.seq,
+            hex(&cp.hash),
+            key.name()
+        ))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,890 @@
+//! wormctl driven as a binary, on logs made by the library and on damaged
+//! copies: output shapes, JSON lines, exit codes (0 intact, 1 tampered or
+//! corrupt, 2 usage or I/O), `dump -` fed by `zstd -dc`, `tail -f` seeing a
+//! new record, checkpoints signed and checked, and no panic on bad input.
+
+// The library's test helpers (forgery, file listing).
+#[path = "../../../tests/common/mod.rs"]
+mod common;
+use common::files_with;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+use wormlog::format::{hex, SEGMENT_HEADER_LEN};
+use wormlog::{Log, Options, Record, Sealing};
+
+fn wormctl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wormctl"))
+        .args(args)
+        .output()
+        .expect("wormctl runs")
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+/// Exit code, with the output shown when it is not the one expected.
+#[track_caller]
+fn expect_code(o: &Output, code: i32) {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(o),
+        stderr(o)
+    );
+    let err = stderr(o);
+    assert!(!err.contains("panicked"), "{err}");
+    if code != 0 {
+        // One clear line.
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.starts_with("wormctl: "), "{err}");
+    }
+}
+
+fn event(i: u64) -> Vec<u8> {
+    format!(
+        r#"{{"actor":"user{}","action":"read","resource":"patients/{}","outcome":"success","i":{i}}}"#,
+        i % 7,
+        i * 31 % 1000
+    )
+    .into_bytes()
+}
+
+fn options() -> Options {
+    Options::default()
+        .sealing(Sealing::Manual)
+        .segment_bytes_max(32 << 10)
+        .seal_frame_bytes(8 << 10)
+}
+
+/// A closed log of `n` user events over several segments, the older ones
+/// sealed; returns its records as the library reads them.
+fn make_log(dir: &Path, n: u64) -> Vec<Record> {
+    let log = Log::open(dir, options()).unwrap();
+    for i in 0..n {
+        log.append(&event(i)).unwrap();
+    }
+    log.seal().unwrap();
+    for i in n..n + 5 {
+        log.append(&event(i)).unwrap();
+    }
+    log.close().unwrap();
+    let log = Log::open_read_only(dir, Options::default()).unwrap();
+    log.read(..).unwrap().map(|r| r.unwrap()).collect()
+}
+
+fn json_lines(o: &Output) -> Vec<Value> {
+    stdout(o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[test]
+fn stat_shows_every_segment_and_its_json_matches_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = make_log(dir.path(), 2000);
+    let o = wormctl(&["stat", p(dir.path())]);
+    expect_code(&o, 0);
+    let text = stdout(&o);
+    let log = Log::open_read_only(dir.path(), Options::default()).unwrap();
+    let segs = log.segments().unwrap();
+    assert!(segs.len() >= 3);
+    for s in &segs {
+        let name = s.path.file_name().unwrap().to_str().unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no line for {name}:\n{text}"));
+        let state = if s.active {
+            "active"
+        } else if s.sealed {
+            "sealed"
+        } else {
+            "closed"
+        };
+        assert!(line.contains(state), "{line}");
+        assert!(
+            line.contains(&format!("{}..={}", s.first_seq, s.last_seq)),
+            "{line}"
+        );
+    }
+    assert!(text.contains("legal hold: none"), "{text}");
+    assert!(text.contains("anchor: none"), "{text}");
+
+    let o = wormctl(&["stat", "--json", p(dir.path())]);
+    expect_code(&o, 0);
+    let v = &json_lines(&o)[0];
+    assert_eq!(v["log_id"], hex(&log.log_id()));
+    assert_eq!(v["segments"].as_array().unwrap().len(), segs.len());
+    assert_eq!(v["totals"]["records"], records.len() as u64);
+    assert_eq!(v["head"]["seq"], records.last().unwrap().seq());
+    assert_eq!(v["head"]["hash"], hex(records.last().unwrap().hash()));
+    for (j, s) in v["segments"].as_array().unwrap().iter().zip(&segs) {
+        assert_eq!(j["first_seq"], s.first_seq);
+        assert_eq!(j["last_seq"], s.last_seq);
+        assert_eq!(j["bytes_on_disk"], s.bytes_on_disk);
+        assert_eq!(j["last_hash"], hex(&s.last_hash));
+    }
+}
+
+#[test]
+fn dump_json_lines_hold_exactly_the_records_in_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = make_log(dir.path(), 1500);
+    let users: Vec<&Record> = records.iter().filter(|r| !r.is_system()).collect();
+
+    let o = wormctl(&["dump", "--json", p(dir.path())]);
+    expect_code(&o, 0);
+    let lines = json_lines(&o);
+    assert_eq!(lines.len(), users.len());
+    for (v, r) in lines.iter().zip(&users) {
+        assert_eq!(v["seq"], r.seq());
+        assert_eq!(v["time_ns"], r.timestamp());
+        assert_eq!(v["kind"], "user");
+        assert_eq!(v["encoding"], "utf-8");
+        assert_eq!(v["payload"].as_str().unwrap().as_bytes(), &r.payload()[..]);
+        assert_eq!(v["hash"], hex(r.hash()));
+        let t = humantime::parse_rfc3339(v["time"].as_str().unwrap()).unwrap();
+        let ns = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        assert_eq!(ns, u128::from(r.timestamp()));
+    }
+
+    // Seq bounds, engine records included.
+    let (from, to) = (records[700].seq(), records[1200].seq());
+    let o = wormctl(&[
+        "dump",
+        "--json",
+        "--system",
+        "--from",
+        &from.to_string(),
+        "--to",
+        &to.to_string(),
+        p(dir.path()),
+    ]);
+    expect_code(&o, 0);
+    let seqs: Vec<u64> = json_lines(&o)
+        .iter()
+        .map(|v| v["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (from..=to).collect::<Vec<_>>());
+    assert!(
+        json_lines(&o).iter().any(|v| v["kind"] != "user"),
+        "a seal record lies in range"
+    );
+
+    // Time bounds, inclusive, in RFC 3339 and in ns.
+    let (since, until) = (records[300].timestamp(), records[900].timestamp());
+    let since_text = wormlog_time(since);
+    let o = wormctl(&[
+        "dump",
+        "--json",
+        "--since",
+        &since_text,
+        "--until",
+        &until.to_string(),
+        p(dir.path()),
+    ]);
+    expect_code(&o, 0);
+    let got: Vec<u64> = json_lines(&o)
+        .iter()
+        .map(|v| v["seq"].as_u64().unwrap())
+        .collect();
+    let want: Vec<u64> = users
+        .iter()
+        .filter(|r| (since..=until).contains(&r.timestamp()))
+        .map(|r| r.seq())
+        .collect();
+    assert_eq!(got, want);
+}
+
+fn wormlog_time(ns: u64) -> String {
+    humantime::format_rfc3339_nanos(std::time::UNIX_EPOCH + Duration::from_nanos(ns)).to_string()
+}
+
+#[test]
+fn dump_of_binary_payloads_gives_base64_that_decodes_to_them() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), options()).unwrap();
+    let binary = [0xffu8, 0x00, 0xfe, b'\n', 0x80];
+    log.append(&binary).unwrap();
+    log.append(b"line one\nline two").unwrap();
+    drop(log);
+    let o = wormctl(&["dump", "--json", p(dir.path())]);
+    expect_code(&o, 0);
+    let lines = json_lines(&o);
+    assert_eq!(lines[0]["encoding"], "base64");
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(lines[0]["payload"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(decoded, binary);
+    assert_eq!(lines[1]["payload"], "line one\nline two");
+    // The table keeps one record per line.
+    let o = wormctl(&["dump", p(dir.path())]);
+    expect_code(&o, 0);
+    assert_eq!(stdout(&o).lines().count(), 1 + 2, "{}", stdout(&o));
+}
+
+#[test]
+fn dump_raw_gives_the_frame_locations_the_library_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = make_log(dir.path(), 800);
+    let o = wormctl(&["dump", "--json", "--raw", "--system", p(dir.path())]);
+    expect_code(&o, 0);
+    let lines = json_lines(&o);
+    assert_eq!(lines.len(), records.len());
+    for (v, r) in lines.iter().zip(&records) {
+        let f = r.frame();
+        assert_eq!(v["segment"], f.segment);
+        assert_eq!(v["offset"], f.offset);
+        assert_eq!(v["frame_len"], f.len);
+        assert_eq!(v["crc"], format!("{:#010x}", f.crc));
+    }
+    let o = wormctl(&["dump", "--raw", p(dir.path())]);
+    expect_code(&o, 0);
+    let header = stdout(&o).lines().next().unwrap().to_string();
+    for col in [
+        "seq",
+        "time",
+        "kind",
+        "segment",
+        "offset",
+        "len",
+        "crc",
+        "chain hash",
+        "payload",
+    ] {
+        assert!(header.contains(col), "{header}");
+    }
+}
+
+#[test]
+fn dump_of_one_file_and_of_zstd_dc_on_stdin_agree_with_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = make_log(dir.path(), 1500);
+    let sealed = files_with(dir.path(), ".wlog.zst");
+    assert!(!sealed.is_empty());
+    let f = &sealed[0];
+    let o = wormctl(&["dump", "--json", "--system", p(f)]);
+    expect_code(&o, 0);
+    let from_file = json_lines(&o);
+    let n = from_file.len();
+    assert!(n > 10);
+    for (v, r) in from_file.iter().zip(&records) {
+        assert_eq!(v["seq"], r.seq());
+        assert_eq!(v["hash"], hex(r.hash()));
+    }
+    let piped = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "zstd -dc '{}' | '{}' dump --json --system -",
+            p(f),
+            env!("CARGO_BIN_EXE_wormctl")
+        ))
+        .output()
+        .unwrap();
+    expect_code(&piped, 0);
+    assert_eq!(json_lines(&piped), from_file);
+    // The active raw segment on its own.
+    let raw = files_with(dir.path(), ".wlog");
+    let o = wormctl(&["dump", "--json", "--system", p(raw.last().unwrap())]);
+    expect_code(&o, 0);
+    let last = json_lines(&o);
+    assert_eq!(last.last().unwrap()["seq"], records.last().unwrap().seq());
+}
+
+/// Flips one payload byte of record `seq` in an uncompressed segment file.
+fn flip_payload_byte(path: &Path, offset: u64) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[offset as usize + 50] ^= 0x01;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn verify_exits_0_when_intact_and_1_naming_file_offset_and_seq_when_tampered() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = make_log(dir.path(), 1500);
+    let o = wormctl(&["verify", p(dir.path())]);
+    expect_code(&o, 0);
+    assert!(stdout(&o).starts_with("OK "), "{}", stdout(&o));
+    let o = wormctl(&["verify", "--json", p(dir.path())]);
+    expect_code(&o, 0);
+    assert_eq!(json_lines(&o)[0]["records"], records.len() as u64);
+    assert_eq!(
+        json_lines(&o)[0]["head_hash"],
+        hex(records.last().unwrap().hash())
+    );
+    for f in files_with(dir.path(), ".zst")
+        .iter()
+        .chain(&files_with(dir.path(), ".wlog"))
+    {
+        expect_code(&wormctl(&["verify", p(f)]), 0);
+    }
+
+    // A flipped byte in the active (raw) segment, in a record that later
+    // records vouch for.
+    let last_segment = records.last().unwrap().frame().segment;
+    let in_active: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.frame().segment == last_segment)
+        .collect();
+    assert!(in_active.len() >= 4);
+    let victim = in_active[in_active.len() / 2];
+    let active = files_with(dir.path(), ".wlog").pop().unwrap();
+    flip_payload_byte(&active, victim.frame().offset);
+    let o = wormctl(&["verify", p(dir.path())]);
+    expect_code(&o, 1);
+    let err = stderr(&o);
+    assert!(err.contains("TAMPERED OR CORRUPT"), "{err}");
+    assert!(
+        err.contains(active.file_name().unwrap().to_str().unwrap()),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("offset {}", victim.frame().offset)),
+        "{err}"
+    );
+    assert!(err.contains(&format!("seq {}", victim.seq())), "{err}");
+    let o = wormctl(&["verify", p(&active)]);
+    expect_code(&o, 1);
+    // Dump shows the records before the damage, then fails.
+    let o = wormctl(&["dump", "--json", "--system", p(&active)]);
+    expect_code(&o, 1);
+    assert_eq!(
+        json_lines(&o)
+            .last()
+            .map(|v| v["seq"].as_u64().unwrap() + 1),
+        Some(victim.seq())
+    );
+}
+
+#[test]
+fn a_truncated_or_replaced_sealed_file_is_tampering_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 1500);
+    let sealed = files_with(dir.path(), ".wlog.zst");
+    assert!(sealed.len() >= 2);
+    // Truncated: its trailer is gone.
+    let bytes = std::fs::read(&sealed[1]).unwrap();
+    let mut perm = std::fs::metadata(&sealed[1]).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perm.set_readonly(false);
+    std::fs::set_permissions(&sealed[1], perm).unwrap();
+    std::fs::write(&sealed[1], &bytes[..bytes.len() / 2]).unwrap();
+    let o = wormctl(&["verify", p(dir.path())]);
+    expect_code(&o, 1);
+    assert!(stderr(&o).contains(sealed[1].file_name().unwrap().to_str().unwrap()));
+    // Deleted from the middle.
+    std::fs::remove_file(&sealed[1]).unwrap();
+    let o = wormctl(&["verify", p(dir.path())]);
+    expect_code(&o, 1);
+    assert!(stderr(&o).contains("missing"), "{}", stderr(&o));
+}
+
+#[test]
+fn unusable_input_is_exit_2_with_one_line_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-log");
+    let empty_dir = dir.path().join("empty");
+    std::fs::create_dir(&empty_dir).unwrap();
+    let foreign = dir.path().join("syslog.txt");
+    std::fs::write(
+        &foreign,
+        b"Jun 14 15:16:01 combo sshd(pam_unix)[19939]: check pass\n",
+    )
+    .unwrap();
+    let empty = dir.path().join("seg-00000000000000000001.wlog");
+    std::fs::write(&empty, b"").unwrap();
+    for (args, names) in [
+        (vec!["verify", p(&missing)], p(&missing)),
+        (vec!["stat", p(&missing)], p(&missing)),
+        (vec!["stat", p(&empty_dir)], p(&empty_dir)),
+        (vec!["tail", p(&empty_dir)], p(&empty_dir)),
+        (vec!["dump", p(&foreign)], p(&foreign)),
+        (vec!["verify", p(&foreign)], p(&foreign)),
+        (vec!["dump", p(&empty)], p(&empty)),
+        (vec!["verify", p(&empty)], p(&empty)),
+        (vec!["stat", p(&foreign)], p(&foreign)),
+        (vec!["seal", p(&missing)], p(&missing)),
+    ] {
+        let o = wormctl(&args);
+        expect_code(&o, 2);
+        assert!(stderr(&o).contains(names), "{args:?}: {}", stderr(&o));
+    }
+    // Usage errors (clap explains them, with the usage line).
+    for args in [
+        vec!["dump"],
+        vec!["frobnicate"],
+        vec!["dump", "--since", "yesterday-ish", p(&empty_dir)],
+        vec!["verify", "--checkpoint", p(&foreign), p(&empty_dir)],
+    ] {
+        let o = wormctl(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&o).starts_with("error: "), "{}", stderr(&o));
+    }
+    expect_code(&wormctl(&["retention", p(&empty_dir)]), 2);
+    // A file given to a command that needs a log directory.
+    expect_code(
+        &wormctl(&[
+            "verify",
+            "--checkpoint",
+            p(&foreign),
+            "--pubkey",
+            p(&foreign),
+            p(&foreign),
+        ]),
+        2,
+    );
+}
+
+#[test]
+fn hostile_files_never_panic_or_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = make_log(dir.path(), 1500);
+    let good_raw = std::fs::read(files_with(dir.path(), ".wlog").pop().unwrap()).unwrap();
+    let good_sealed = std::fs::read(&files_with(dir.path(), ".wlog.zst")[0]).unwrap();
+    let mut cases: Vec<(&str, Vec<u8>)> = vec![
+        ("header cut", good_raw[..50].to_vec()),
+        (
+            "raw cut mid frame",
+            good_raw[..good_raw.len() - 13].to_vec(),
+        ),
+        (
+            "sealed footer only",
+            good_sealed[good_sealed.len() - 9..].to_vec(),
+        ),
+        (
+            "sealed cut",
+            good_sealed[..good_sealed.len() - 100].to_vec(),
+        ),
+        ("zeros", vec![0; 4096]),
+    ];
+    // A frame claiming a 4 GiB length after a good header.
+    let mut claim = good_raw[..SEGMENT_HEADER_LEN].to_vec();
+    claim.extend_from_slice(&u32::MAX.to_le_bytes());
+    claim.extend_from_slice(&[0xAB; 100]);
+    cases.push(("4 GiB claim", claim));
+    // Every 7th byte flipped.
+    let mut flipped = good_sealed.clone();
+    for b in flipped.iter_mut().step_by(7) {
+        *b ^= 0x5A;
+    }
+    cases.push(("sealed, every 7th byte flipped", flipped));
+    let mut rng = 0x2545_F491_4F6C_DD1Du64;
+    let noise: Vec<u8> = (0..10_000)
+        .map(|_| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng as u8
+        })
+        .collect();
+    cases.push(("noise", noise));
+    let work = tempfile::tempdir().unwrap();
+    // A header alone is a valid, empty segment.
+    let header_only = work.path().join("header-only.wlog");
+    std::fs::write(&header_only, &good_raw[..SEGMENT_HEADER_LEN]).unwrap();
+    let o = wormctl(&["dump", "--json", p(&header_only)]);
+    expect_code(&o, 0);
+    assert!(stdout(&o).is_empty());
+    for (i, (what, bytes)) in cases.iter().enumerate() {
+        let path = work.path().join(format!("case-{i}.wlog"));
+        std::fs::write(&path, bytes).unwrap();
+        for cmd in ["dump", "verify"] {
+            let o = wormctl(&[cmd, p(&path)]);
+            let code = o.status.code();
+            assert!(
+                matches!(code, Some(1) | Some(2)),
+                "{what} {cmd}: {code:?} {}",
+                stderr(&o)
+            );
+            expect_code(&o, code.unwrap());
+        }
+        // The same bytes on stdin.
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wormctl"))
+            .args(["dump", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let data = bytes.clone();
+        let feeder = std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = stdin.write_all(&data);
+        });
+        let o = child.wait_with_output().unwrap();
+        feeder.join().unwrap();
+        assert!(
+            matches!(o.status.code(), Some(1) | Some(2)),
+            "{what} stdin: {}",
+            stderr(&o)
+        );
+        assert!(!stderr(&o).contains("panicked"));
+    }
+    assert!(!records.is_empty());
+}
+
+#[test]
+fn reading_commands_work_beside_a_running_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), options()).unwrap();
+    for i in 0..500 {
+        log.append(&event(i)).unwrap();
+    }
+    for args in [
+        vec!["stat", p(dir.path())],
+        vec!["verify", p(dir.path())],
+        vec!["dump", "--json", p(dir.path())],
+        vec!["tail", "-n", "3", p(dir.path())],
+        vec!["hold", "show", p(dir.path())],
+    ] {
+        expect_code(&wormctl(&args), 0);
+    }
+    let o = wormctl(&["dump", "--json", p(dir.path())]);
+    assert_eq!(json_lines(&o).len(), 500);
+    // Commands that change the log need the writer's lock.
+    let o = wormctl(&["seal", p(dir.path())]);
+    expect_code(&o, 2);
+    assert!(stderr(&o).contains("locked"), "{}", stderr(&o));
+    let o = wormctl(&["hold", "set", "case 1", p(dir.path())]);
+    expect_code(&o, 2);
+    drop(log);
+}
+
+#[test]
+fn tail_prints_the_last_n_user_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = make_log(dir.path(), 300);
+    let users: Vec<&Record> = records.iter().filter(|r| !r.is_system()).collect();
+    let o = wormctl(&["tail", "-n", "4", "--json", p(dir.path())]);
+    expect_code(&o, 0);
+    let got: Vec<u64> = json_lines(&o)
+        .iter()
+        .map(|v| v["seq"].as_u64().unwrap())
+        .collect();
+    let want: Vec<u64> = users[users.len() - 4..].iter().map(|r| r.seq()).collect();
+    assert_eq!(got, want);
+    let o = wormctl(&["tail", "-n", "100000", "--json", p(dir.path())]);
+    expect_code(&o, 0);
+    assert_eq!(json_lines(&o).len(), users.len());
+}
+
+#[test]
+fn tail_follow_sees_a_record_appended_after_it_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), options()).unwrap();
+    for i in 0..20 {
+        log.append(&event(i)).unwrap();
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wormctl"))
+        .args(["tail", "-f", "-n", "2", "--interval", "50ms", p(dir.path())])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let wait = |want: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains(want) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("tail -f never printed {want}: {e}"),
+            }
+        }
+    };
+    wait(r#""i":19"#);
+    log.append(b"appended-while-following").unwrap();
+    let line = wait("appended-while-following");
+    assert!(line.contains("user"), "{line}");
+    // And across a segment roll and seal.
+    log.seal().unwrap();
+    log.append(b"after-the-seal").unwrap();
+    wait("after-the-seal");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn seal_hold_and_retention_change_the_log_as_they_say() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), options().sealing(Sealing::Manual)).unwrap();
+    for i in 0..1500 {
+        log.append(&event(i)).unwrap();
+    }
+    drop(log);
+    let raw_closed = files_with(dir.path(), ".wlog").len() - 1;
+    assert!(raw_closed >= 2);
+    let o = wormctl(&["seal", p(dir.path())]);
+    expect_code(&o, 0);
+    assert!(
+        stdout(&o).contains(&format!("sealed {} segment(s)", raw_closed + 1)),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        files_with(dir.path(), ".wlog").len(),
+        1,
+        "only the new active segment is raw"
+    );
+
+    // Hold: set, shown, blocks retention, recorded, cleared.
+    expect_code(&wormctl(&["hold", "set", "case 2026-17", p(dir.path())]), 0);
+    let o = wormctl(&["hold", "show", p(dir.path())]);
+    expect_code(&o, 0);
+    assert!(stdout(&o).contains("case 2026-17"));
+    let before = files_with(dir.path(), ".zst").len();
+    let o = wormctl(&["retention", "--max-total-bytes", "1", p(dir.path())]);
+    expect_code(&o, 0);
+    assert!(stdout(&o).contains("legal hold"), "{}", stdout(&o));
+    assert_eq!(files_with(dir.path(), ".zst").len(), before);
+    expect_code(&wormctl(&["hold", "clear", p(dir.path())]), 0);
+    let o = wormctl(&["hold", "show", p(dir.path())]);
+    assert!(stdout(&o).contains("none"));
+
+    // Dry run drops nothing; the real run drops what it said.
+    let o = wormctl(&[
+        "retention",
+        "--dry-run",
+        "--max-total-bytes",
+        "1",
+        p(dir.path()),
+    ]);
+    expect_code(&o, 0);
+    assert!(
+        stdout(&o).contains(&format!("would drop {before} segment(s)")),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(files_with(dir.path(), ".zst").len(), before);
+    let o = wormctl(&[
+        "retention",
+        "--max-total-bytes",
+        "1",
+        "--min-age",
+        "0s",
+        p(dir.path()),
+    ]);
+    expect_code(&o, 0);
+    assert!(
+        stdout(&o).contains(&format!("dropped {before} segment(s)")),
+        "{}",
+        stdout(&o)
+    );
+    assert!(files_with(dir.path(), ".zst").is_empty());
+    // What remains still verifies, from the anchor.
+    expect_code(&wormctl(&["verify", p(dir.path())]), 0);
+    let o = wormctl(&["stat", p(dir.path())]);
+    assert!(
+        stdout(&o).contains(&format!("dropped {before} segment(s)")),
+        "{}",
+        stdout(&o)
+    );
+    let o = wormctl(&["dump", "--system", p(dir.path())]);
+    for kind in ["legal-hold-set", "legal-hold-cleared", "retention-applied"] {
+        assert!(stdout(&o).contains(kind), "{kind}");
+    }
+    // A min age floor keeps young segments.
+    let log = Log::open(dir.path(), options()).unwrap();
+    for i in 0..1500 {
+        log.append(&event(i)).unwrap();
+    }
+    log.seal().unwrap();
+    drop(log);
+    let before = files_with(dir.path(), ".zst").len();
+    assert!(before > 0);
+    let o = wormctl(&[
+        "retention",
+        "--max-total-bytes",
+        "1",
+        "--min-age",
+        "1h",
+        p(dir.path()),
+    ]);
+    expect_code(&o, 0);
+    assert_eq!(files_with(dir.path(), ".zst").len(), before);
+}
+
+/// Rewrites a record in a raw segment file with every later hash
+/// recomputed: a forgery that verifies on its own.
+fn forge(path: &Path, from: &[u8], to: &[u8]) {
+    let bytes = std::fs::read(path).unwrap();
+    std::fs::write(path, common::forge_bytes(&bytes, from, to)).unwrap();
+}
+
+#[test]
+fn checkpoints_sign_and_verify_and_catch_a_rewritten_log() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("log");
+    let log = Log::open(&dir, Options::default().sealing(Sealing::Manual)).unwrap();
+    for i in 0..200 {
+        log.append(&event(i)).unwrap();
+    }
+    drop(log);
+    let keys = work.path().join("auditor");
+    let o = wormctl(&["keygen", "--name", "auditor", "--out", p(&keys)]);
+    expect_code(&o, 0);
+    let (private, public) = (
+        work.path().join("auditor.key"),
+        work.path().join("auditor.pub"),
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&private).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // Keygen never overwrites a key.
+    expect_code(&wormctl(&["keygen", "--out", p(&keys)]), 2);
+
+    let cp = work.path().join("cp-1.txt");
+    let o = wormctl(&["checkpoint", p(&dir), "--key", p(&private), "--out", p(&cp)]);
+    expect_code(&o, 0);
+    let note = std::fs::read_to_string(&cp).unwrap();
+    let body: Vec<&str> = note.lines().collect();
+    assert!(body[0].starts_with("wormlog/"), "{note}");
+    assert!(
+        body.iter().any(|l| l.starts_with("\u{2014} auditor ")),
+        "{note}"
+    );
+    // The same note goes to stdout without --out.
+    let o = wormctl(&["checkpoint", p(&dir), "--key", p(&private)]);
+    expect_code(&o, 0);
+    assert_eq!(
+        stdout(&o).lines().take(4).collect::<Vec<_>>(),
+        body[..4].to_vec()
+    );
+
+    let verify = |dir: &Path, cp: &Path, key: &Path| {
+        wormctl(&["verify", p(dir), "--checkpoint", p(cp), "--pubkey", p(key)])
+    };
+    let o = verify(&dir, &cp, &public);
+    expect_code(&o, 0);
+    assert!(stdout(&o).contains("holds checkpoint"), "{}", stdout(&o));
+    // More records later: the checkpoint still holds.
+    let log = Log::open(&dir, Options::default().sealing(Sealing::Manual)).unwrap();
+    log.append(b"later").unwrap();
+    drop(log);
+    expect_code(&verify(&dir, &cp, &public), 0);
+
+    // Another key, an edited note, a missing key file, a malformed key.
+    expect_code(
+        &wormctl(&[
+            "keygen",
+            "--name",
+            "mallory",
+            "--out",
+            p(&work.path().join("m")),
+        ]),
+        0,
+    );
+    let o = verify(&dir, &cp, &work.path().join("m.pub"));
+    expect_code(&o, 1);
+    let edited = work.path().join("cp-edited.txt");
+    std::fs::write(&edited, note.replacen("\n2", "\n3", 1)).unwrap();
+    expect_code(&verify(&dir, &edited, &public), 1);
+    expect_code(&verify(&dir, &cp, &work.path().join("nope.pub")), 2);
+    let bad_key = work.path().join("bad.pub");
+    std::fs::write(&bad_key, "auditor+zzzz+notbase64").unwrap();
+    expect_code(&verify(&dir, &cp, &bad_key), 2);
+
+    // Another log with the same shape: another log id.
+    let other = work.path().join("other");
+    let log = Log::open(&other, Options::default()).unwrap();
+    for i in 0..300 {
+        log.append(&event(i)).unwrap();
+    }
+    drop(log);
+    let o = verify(&other, &cp, &public);
+    expect_code(&o, 1);
+    assert!(stderr(&o).contains("checkpoint"), "{}", stderr(&o));
+
+    // The rewritten log: verifies alone, fails against the checkpoint.
+    let seg = files_with(&dir, ".wlog")[0].clone();
+    forge(
+        &seg,
+        &event(42),
+        &event(42)
+            .iter()
+            .map(|b| if *b == b'2' { b'9' } else { *b })
+            .collect::<Vec<u8>>(),
+    );
+    expect_code(&wormctl(&["verify", p(&dir)]), 0);
+    let o = verify(&dir, &cp, &public);
+    expect_code(&o, 1);
+    assert!(stderr(&o).contains("rewritten"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_closed_output_pipe_ends_dump_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 3000);
+    let o = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "'{}' dump '{}' | head -n 2; exit ${{PIPESTATUS[0]}}",
+            env!("CARGO_BIN_EXE_wormctl"),
+            p(dir.path())
+        ))
+        .output()
+        .unwrap();
+    expect_code(&o, 0);
+    assert_eq!(stdout(&o).lines().count(), 2);
+}
+
+#[test]
+fn demo_writes_seals_verifies_and_inspects_a_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_dir = dir.path().join("demo");
+    let o = wormctl(&["demo", p(&log_dir), "--records", "3000", "--threads", "3"]);
+    expect_code(&o, 0);
+    let text = stdout(&o);
+    for step in [
+        "write:",
+        "read:",
+        "seal:",
+        "verify: chain intact",
+        "inspect:",
+        "checkpoint:",
+    ] {
+        assert!(text.contains(step), "{step}\n{text}");
+    }
+    assert!(!files_with(&log_dir, ".wlog.zst").is_empty());
+    let log = Log::open_read_only(&log_dir, Options::default()).unwrap();
+    let users = log
+        .read(..)
+        .unwrap()
+        .filter(|r| !r.as_ref().unwrap().is_system())
+        .count();
+    assert_eq!(users, 3000);
+    // It refuses to clear a directory that holds anything else.
+    let other = dir.path().join("precious");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "keep me").unwrap();
+    expect_code(&wormctl(&["demo", p(&other), "--records", "10"]), 2);
+    assert!(other.join("notes.txt").exists());
+}
