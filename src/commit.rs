@@ -363,6 +363,7 @@ impl Writer {
             from_segment: self.segment.number,
             to_segment: segment.number,
             from_bytes: self.len,
+            durability: shared.options.durability,
         };
         self.file = file;
         self.segment = segment;

@@ -493,6 +493,7 @@ impl Log {
             format_version: crate::format::FORMAT_VERSION,
             pid: std::process::id(),
             engine: concat!("wormlog ", env!("CARGO_PKG_VERSION")).into(),
+            durability: shared.options.durability,
         });
         writer.write_system(&shared, &events)?;
         for (path, len) in &recovered.truncate_after_open {

@@ -577,6 +577,7 @@ fn recover_active(dir: &Path, options: &Options, segments: &[Arc<Segment>]) -> R
                 from_segment: prev.number,
                 to_segment: seg.number,
                 from_bytes: prev.file_len()?,
+                durability: options.durability,
             }),
         }
     }
@@ -646,6 +647,7 @@ fn recover_active(dir: &Path, options: &Options, segments: &[Arc<Segment>]) -> R
             from_segment,
             to_segment: visible.active_segment,
             from_bytes: end,
+            durability: options.durability,
         });
         return Ok(Tail {
             segments,

@@ -276,6 +276,62 @@ fn system_records_decode() {
     }
     assert!(matches!(
         recs[1].system_event().unwrap().unwrap(),
-        SystemEvent::LogOpened { .. }
+        SystemEvent::LogOpened {
+            durability: Durability::Buffered,
+            ..
+        }
     ));
+}
+
+#[test]
+fn each_open_records_the_durability_it_acknowledges_under() {
+    let storage = MemStorage::new();
+    let modes = [
+        Durability::Sync,
+        Durability::Batched {
+            max_delay: std::time::Duration::from_millis(7),
+        },
+        Durability::Buffered,
+    ];
+    for mode in modes {
+        let log = Log::open(mem_dir(), mem_options(&storage).durability(mode)).unwrap();
+        log.append(b"x").unwrap();
+        log.close().unwrap();
+    }
+    let log = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    let recorded: Vec<Durability> = all_records(&log)
+        .iter()
+        .filter_map(|r| match r.system_event()?.unwrap() {
+            SystemEvent::LogOpened { durability, .. } => Some(durability),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(recorded, modes);
+}
+
+#[test]
+fn every_rolled_segment_names_the_durability_in_its_first_record() {
+    let storage = MemStorage::new();
+    let mode = Durability::Batched {
+        max_delay: std::time::Duration::from_millis(3),
+    };
+    let log = Log::open(
+        mem_dir(),
+        mem_options(&storage)
+            .durability(mode)
+            .segment_bytes_max(8 << 10),
+    )
+    .unwrap();
+    for i in 0..400u32 {
+        log.append(&i.to_le_bytes().repeat(16)).unwrap();
+    }
+    let segments = log.segments().unwrap();
+    assert!(segments.len() > 3);
+    for s in &segments[1..] {
+        let first = log.get(s.first_seq).unwrap();
+        match first.system_event().unwrap().unwrap() {
+            SystemEvent::SegmentRolled { durability, .. } => assert_eq!(durability, mode),
+            other => panic!("segment {} begins with {other:?}", s.number),
+        }
+    }
 }

@@ -1,5 +1,7 @@
 //! Every decoder of untrusted bytes, on arbitrary input: never panics, and
-//! whatever decodes re-encodes to the same bytes.
+//! whatever decodes re-encodes to the same bytes. Also the streaming
+//! single-file reader (`wormctl dump -`): contiguous seqs, frames inside
+//! the input, and it stops at the first error.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use wormlog::format::*;
@@ -32,4 +34,21 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(e.encode(), &data[..n]);
     }
     let _ = decode_anchor_header(data);
+    if let Ok(file) = wormlog::SegmentFile::from_reader("fuzz", std::io::Cursor::new(data.to_vec())) {
+        let first = file.info().first_seq;
+        let mut next = first;
+        let mut failed = false;
+        for r in file {
+            assert!(!failed, "records after an error");
+            match r {
+                Ok(r) => {
+                    assert_eq!(r.seq(), next);
+                    let f = r.frame();
+                    assert!(f.offset + u64::from(f.padded_len) <= data.len() as u64);
+                    next += 1;
+                }
+                Err(_) => failed = true,
+            }
+        }
+    }
 });

@@ -4,6 +4,7 @@
 use super::frame::RecordKind;
 use super::{le_u16, le_u32, le_u64};
 use crate::error::Corruption;
+use crate::options::Durability;
 
 /// What an engine record says. Each variant is one [`RecordKind`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,10 +15,13 @@ pub enum SystemEvent {
         log_id: [u8; 16],
         engine: String,
     },
+    /// A writer opened the log, with the durability it acknowledges appends
+    /// under (so an auditor can tell what "acknowledged" meant).
     LogOpened {
         format_version: u16,
         pid: u32,
         engine: String,
+        durability: Durability,
     },
     /// Recovery cut `bytes` bytes from `offset` of `segment`; the next record
     /// expected there was `expected_seq`. Cut bytes that were not all zero are
@@ -29,10 +33,14 @@ pub enum SystemEvent {
         expected_seq: u64,
         saved_as: String,
     },
+    /// The writer closed `from_segment` at `from_bytes` and continues in
+    /// `to_segment` under `durability`, so every segment says what its
+    /// records' acknowledgements meant without looking back.
     SegmentRolled {
         from_segment: u64,
         to_segment: u64,
         from_bytes: u64,
+        durability: Durability,
     },
     /// Recovery found damage at `offset` (record `seq`) of `segment`, moved
     /// the file aside as `moved_to` and kept the intact prefix.
@@ -89,10 +97,14 @@ impl std::fmt::Display for SystemEvent {
                 format_version,
                 pid,
                 engine,
-            } => write!(
-                f,
-                "opened by {engine:?} pid {pid} (format v{format_version})"
-            ),
+                durability,
+            } => {
+                write!(
+                    f,
+                    "opened by {engine:?} pid {pid} (format v{format_version}), durability {}",
+                    DurabilityText(durability)
+                )
+            }
             SystemEvent::TailCut {
                 segment,
                 offset,
@@ -114,9 +126,12 @@ impl std::fmt::Display for SystemEvent {
                 from_segment,
                 to_segment,
                 from_bytes,
+                durability,
             } => write!(
                 f,
-                "segment {from_segment} closed at {from_bytes} bytes; appends go to segment {to_segment}"
+                "segment {from_segment} closed at {from_bytes} bytes; appends go to segment \
+                 {to_segment}, durability {}",
+                DurabilityText(durability)
             ),
             SystemEvent::Repaired {
                 segment,
@@ -162,6 +177,34 @@ impl std::fmt::Display for SystemEvent {
     }
 }
 
+struct DurabilityText<'a>(&'a Durability);
+
+impl std::fmt::Display for DurabilityText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Durability::Sync => write!(f, "sync"),
+            Durability::Batched { max_delay } => {
+                write!(f, "batched (fdatasync at least every {max_delay:?})")
+            }
+            Durability::Buffered => write!(f, "buffered"),
+        }
+    }
+}
+
+/// Durability on disk: a mode byte (0 sync, 1 batched, 2 buffered) and the
+/// batched mode's delay in ns (0 for the others).
+fn put_durability(out: &mut Vec<u8>, d: &Durability) {
+    let (mode, delay) = match d {
+        Durability::Sync => (0u8, 0u64),
+        Durability::Batched { max_delay } => {
+            (1, u64::try_from(max_delay.as_nanos()).unwrap_or(u64::MAX))
+        }
+        Durability::Buffered => (2, 0),
+    };
+    out.push(mode);
+    out.extend_from_slice(&delay.to_le_bytes());
+}
+
 impl SystemEvent {
     pub fn kind(&self) -> RecordKind {
         match self {
@@ -194,10 +237,12 @@ impl SystemEvent {
                 format_version,
                 pid,
                 engine,
+                durability,
             } => {
                 out.extend_from_slice(&format_version.to_le_bytes());
                 out.extend_from_slice(&pid.to_le_bytes());
                 put_str(&mut out, engine);
+                put_durability(&mut out, durability);
             }
             SystemEvent::TailCut {
                 segment,
@@ -215,10 +260,12 @@ impl SystemEvent {
                 from_segment,
                 to_segment,
                 from_bytes,
+                durability,
             } => {
                 for v in [from_segment, to_segment, from_bytes] {
                     out.extend_from_slice(&v.to_le_bytes());
                 }
+                put_durability(&mut out, durability);
             }
             SystemEvent::Repaired {
                 segment,
@@ -286,6 +333,7 @@ impl SystemEvent {
                     format_version: r.u16()?,
                     pid: r.u32()?,
                     engine: r.string()?,
+                    durability: r.durability()?,
                 },
                 RecordKind::TailCut => SystemEvent::TailCut {
                     segment: r.u64()?,
@@ -298,6 +346,7 @@ impl SystemEvent {
                     from_segment: r.u64()?,
                     to_segment: r.u64()?,
                     from_bytes: r.u64()?,
+                    durability: r.durability()?,
                 },
                 RecordKind::Repaired => SystemEvent::Repaired {
                     segment: r.u64()?,
@@ -363,6 +412,21 @@ impl Reader<'_> {
         self.at += n;
         Ok(s)
     }
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+    fn durability(&mut self) -> Result<Durability, String> {
+        match (self.u8()?, self.u64()?) {
+            (0, 0) => Ok(Durability::Sync),
+            (1, ns) => Ok(Durability::Batched {
+                max_delay: std::time::Duration::from_nanos(ns),
+            }),
+            (2, 0) => Ok(Durability::Buffered),
+            (mode, ns) => Err(format!(
+                "durability {mode} with delay {ns} ns is not one of 0/0, 1/any, 2/0"
+            )),
+        }
+    }
     fn u16(&mut self) -> Result<u16, String> {
         Ok(le_u16(self.take(2)?, 0))
     }
@@ -404,6 +468,21 @@ mod tests {
                 format_version: 1,
                 pid: 4242,
                 engine: "wormlog 0.1.0".into(),
+                durability: Durability::Sync,
+            },
+            SystemEvent::LogOpened {
+                format_version: 1,
+                pid: 7,
+                engine: "wormlog 0.1.0".into(),
+                durability: Durability::Batched {
+                    max_delay: std::time::Duration::from_millis(10),
+                },
+            },
+            SystemEvent::LogOpened {
+                format_version: 1,
+                pid: 8,
+                engine: "wormlog 0.1.0".into(),
+                durability: Durability::Buffered,
             },
             SystemEvent::TailCut {
                 segment: 3,
@@ -416,6 +495,9 @@ mod tests {
                 from_segment: 1,
                 to_segment: 2,
                 from_bytes: 1 << 26,
+                durability: Durability::Batched {
+                    max_delay: std::time::Duration::from_millis(3),
+                },
             },
             SystemEvent::Repaired {
                 segment: 2,
@@ -452,6 +534,23 @@ mod tests {
         for e in all() {
             let bytes = e.encode();
             assert_eq!(SystemEvent::decode(e.kind(), &bytes).unwrap().unwrap(), e);
+        }
+    }
+
+    #[test]
+    fn an_unknown_durability_mode_is_an_error() {
+        let e = SystemEvent::LogOpened {
+            format_version: 1,
+            pid: 1,
+            engine: "e".into(),
+            durability: Durability::Sync,
+        };
+        let mut bytes = e.encode();
+        let mode_at = bytes.len() - 9;
+        for (mode, delay) in [(3u8, 0u64), (0, 5), (2, 1)] {
+            bytes[mode_at] = mode;
+            bytes[mode_at + 1..].copy_from_slice(&delay.to_le_bytes());
+            assert!(SystemEvent::decode(e.kind(), &bytes).unwrap().is_err());
         }
     }
 

@@ -7,7 +7,7 @@ use crate::out::{self, Out};
 use serde_json::json;
 use std::path::PathBuf;
 use wormlog::format::hex;
-use wormlog::{Log, SegmentInfo};
+use wormlog::{Durability, Log, RecordKind, SegmentInfo, SystemEvent};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -49,6 +49,95 @@ fn rows(log: &Log) -> Result<Vec<Row>, Fail> {
     Ok(rows)
 }
 
+/// The newest record that names the writer's durability (log-opened, or
+/// segment-rolled, which begins every later segment): its seq, time and the
+/// durability.
+struct DurabilityRecord {
+    seq: u64,
+    time_ns: u64,
+    durability: Durability,
+    event: SystemEvent,
+}
+
+/// Segments searched, newest first; each segment names its durability in
+/// its own records, so the newest one with records normally answers.
+const DURABILITY_SEARCH_SEGMENTS: usize = 4;
+
+fn durability_record(log: &Log, rows: &[Row]) -> Result<Option<DurabilityRecord>, Fail> {
+    for row in rows.iter().rev().take(DURABILITY_SEARCH_SEGMENTS) {
+        let s = &row.info;
+        if s.records() == 0 {
+            continue;
+        }
+        let mut found = None;
+        for r in log.read(s.first_seq..=s.last_seq)? {
+            let r = r?;
+            if !matches!(r.kind(), RecordKind::LogOpened | RecordKind::SegmentRolled) {
+                continue;
+            }
+            if let Some(Ok(event)) = r.system_event() {
+                let durability = match &event {
+                    SystemEvent::LogOpened { durability, .. }
+                    | SystemEvent::SegmentRolled { durability, .. } => *durability,
+                    _ => continue,
+                };
+                found = Some(DurabilityRecord {
+                    seq: r.seq(),
+                    time_ns: r.timestamp(),
+                    durability,
+                    event,
+                });
+            }
+        }
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    Ok(None)
+}
+
+fn durability_text(found: &Option<DurabilityRecord>) -> String {
+    let Some(d) = found else {
+        return format!(
+            "not found: no log-opened or segment-rolled record in the newest \
+             {DURABILITY_SEARCH_SEGMENTS} segments"
+        );
+    };
+    let mode = match d.durability {
+        Durability::Sync => "sync (acknowledged = fdatasynced)".to_string(),
+        Durability::Batched { max_delay } => format!(
+            "batched (acknowledged = written; fdatasync at least every {})",
+            humantime::format_duration(max_delay)
+        ),
+        Durability::Buffered => {
+            "buffered (acknowledged = written; fdatasync on roll, sync and close)".into()
+        }
+    };
+    format!(
+        "{mode}, as recorded at seq {} ({}): {}",
+        d.seq,
+        out::rfc3339(d.time_ns),
+        d.event
+    )
+}
+
+fn durability_json(found: &Option<DurabilityRecord>) -> serde_json::Value {
+    let Some(d) = found else {
+        return serde_json::Value::Null;
+    };
+    let mut v = match d.durability {
+        Durability::Sync => json!({"mode": "sync"}),
+        Durability::Batched { max_delay } => json!({
+            "mode": "batched",
+            "max_delay_ns": u64::try_from(max_delay.as_nanos()).unwrap_or(u64::MAX),
+        }),
+        Durability::Buffered => json!({"mode": "buffered"}),
+    };
+    v["recorded_at_seq"] = json!(d.seq);
+    v["recorded_at"] = json!(out::rfc3339(d.time_ns));
+    v
+}
+
 fn ratio(s: &SegmentInfo) -> f64 {
     s.bytes_uncompressed as f64 / s.bytes_on_disk.max(1) as f64
 }
@@ -67,6 +156,8 @@ pub fn run(a: Args) -> Result<(), Fail> {
         )
     });
     let dropped_segments: usize = anchor.iter().map(|e| e.dropped.len()).sum();
+    let found = durability_record(&log, &rows)?;
+    let durability = durability_text(&found);
     let mut out = Out::new();
     if a.json {
         let segments: Vec<_> = rows
@@ -108,7 +199,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
             "totals": {"segments": rows.len(), "records": records, "bytes_on_disk": on_disk, "bytes_uncompressed": raw},
             "anchor": anchor_json,
             "legal_hold": hold,
-            "durability": "a writer option, not recorded in the log",
+            "durability": durability_json(&found),
         }));
     }
     out.line(format!(
@@ -180,10 +271,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
         ))?,
         None => out.line("legal hold: none")?,
     }
-    out.line(
-        "durability: chosen by the writer when it opens the log (not recorded in the log); \
-         every record shown here was committed",
-    )
+    out.line(format!("durability: {durability}"))
 }
 
 /// RFC 3339 to the second, for the table.

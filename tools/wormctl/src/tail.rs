@@ -6,7 +6,7 @@
 use crate::fail::Fail;
 use crate::out::{self, Out};
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use wormlog::{Log, Record};
 
@@ -70,6 +70,9 @@ fn print(out: &mut Out, a: &Args, r: &Record) -> Result<(), Fail> {
     }
 }
 
+/// Consecutive failed reopens before following gives up.
+const FAILURES_MAX: u32 = 20;
+
 pub fn run(a: Args) -> Result<(), Fail> {
     let log = crate::open::read_only(&a.dir)?;
     let mut out = Out::new();
@@ -81,21 +84,74 @@ pub fn run(a: Args) -> Result<(), Fail> {
         return Ok(());
     }
     let mut next = log.head().seq + 1;
+    let mut active = active_path(&log);
+    // Taken before each open: a commit after it changes what the next poll
+    // sees, so no record is skipped.
+    let mut seen: Option<Footprint> = None;
+    let mut failures = 0;
     drop(log);
     loop {
         std::thread::sleep(a.interval);
+        // Opening runs a read-only recovery scan of the active segment: skip
+        // it while nothing in the directory has changed.
+        let now = active.as_ref().and_then(|p| Footprint::of(&a.dir, p));
+        if now.is_some() && now == seen {
+            continue;
+        }
         let log = match Log::open_read_only(&a.dir, wormlog::Options::default()) {
             Ok(log) => log,
             // Retention may delete a segment between listing and opening it;
-            // the next poll sees the directory as it is then.
-            Err(wormlog::Error::NotFound { .. }) | Err(wormlog::Error::Io { .. }) => continue,
+            // the next poll sees the directory as it is then. An error that
+            // persists (the directory is gone) ends the command.
+            Err(e @ (wormlog::Error::NotFound { .. } | wormlog::Error::Io { .. })) => {
+                failures += 1;
+                if failures >= FAILURES_MAX {
+                    return Err(Fail::log(e));
+                }
+                continue;
+            }
             Err(e) => return Err(Fail::log(e)),
         };
+        failures = 0;
         for r in log.read(next..)? {
             let r = r?;
             next = r.seq() + 1;
             print(&mut out, &a, &r)?;
         }
         out.flush()?;
+        let opened_active = active_path(&log);
+        // A footprint of another active segment says nothing about this one.
+        seen = if opened_active == active { now } else { None };
+        active = opened_active;
     }
+}
+
+fn active_path(log: &Log) -> Option<PathBuf> {
+    Some(log.segments().ok()?.into_iter().find(|s| s.active)?.path)
+}
+
+/// What changes when anything is committed: the active segment's length,
+/// and the directory's entries (a roll, a seal, a retention run).
+#[derive(PartialEq, Eq)]
+struct Footprint {
+    active_len: u64,
+    entries: Vec<std::ffi::OsString>,
+}
+
+impl Footprint {
+    fn of(dir: &Path, active: &Path) -> Option<Footprint> {
+        Some(Footprint {
+            active_len: std::fs::metadata(active).ok()?.len(),
+            entries: entries(dir)?,
+        })
+    }
+}
+
+fn entries(dir: &Path) -> Option<Vec<std::ffi::OsString>> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .collect();
+    v.sort();
+    Some(v)
 }

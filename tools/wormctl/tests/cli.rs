@@ -123,12 +123,14 @@ fn stat_shows_every_segment_and_its_json_matches_the_log() {
     }
     assert!(text.contains("legal hold: none"), "{text}");
     assert!(text.contains("anchor: none"), "{text}");
+    assert!(text.contains("durability: sync"), "{text}");
 
     let o = wormctl(&["stat", "--json", p(dir.path())]);
     expect_code(&o, 0);
     let v = &json_lines(&o)[0];
     assert_eq!(v["log_id"], hex(&log.log_id()));
     assert_eq!(v["segments"].as_array().unwrap().len(), segs.len());
+    assert_eq!(v["durability"]["mode"], "sync");
     assert_eq!(v["totals"]["records"], records.len() as u64);
     assert_eq!(v["head"]["seq"], records.last().unwrap().seq());
     assert_eq!(v["head"]["hash"], hex(records.last().unwrap().hash()));
