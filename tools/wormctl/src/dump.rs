@@ -82,7 +82,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
         }
         first = false;
         if a.json {
-            out.json(&out::record_json(r, a.raw))
+            out.line(out::record_json(r, a.raw))
         } else {
             out.line(out::table_row(r, a.raw))
         }

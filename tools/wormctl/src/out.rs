@@ -4,7 +4,6 @@
 
 use crate::fail::Fail;
 use base64::Engine as _;
-use serde_json::{json, Map, Value};
 use std::io::{self, BufWriter, Stdout, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use wormlog::format::hex;
@@ -28,7 +27,7 @@ impl Out {
             .map_err(|e| Fail::io("stdout", e))
     }
 
-    pub fn json(&mut self, v: &Value) -> Result<(), Fail> {
+    pub fn json(&mut self, v: &serde_json::Value) -> Result<(), Fail> {
         self.line(v.to_string())
     }
 
@@ -85,17 +84,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// one record stays one line), else as `base64:...`.
 pub fn payload_text(payload: &[u8]) -> String {
     match std::str::from_utf8(payload) {
-        Ok(s) => s
-            .chars()
-            .flat_map(|c| {
-                let escaped: Vec<char> = if c.is_control() {
-                    c.escape_default().collect()
+        Ok(s) if !s.chars().any(char::is_control) => s.to_owned(),
+        Ok(s) => {
+            let mut out = String::with_capacity(s.len() + 8);
+            for c in s.chars() {
+                if c.is_control() {
+                    out.extend(c.escape_default());
                 } else {
-                    vec![c]
-                };
-                escaped
-            })
-            .collect(),
+                    out.push(c);
+                }
+            }
+            out
+        }
         Err(_) => format!(
             "base64:{}",
             base64::engine::general_purpose::STANDARD.encode(payload)
@@ -147,43 +147,57 @@ pub fn table_row(r: &Record, raw: bool) -> String {
     }
 }
 
-/// One record as a JSON object: seq, time (RFC 3339 and ns), kind, payload
-/// (text, or base64 when it is not UTF-8, as `encoding` says), chain hash;
-/// an engine record's event; with `raw`, where its frame lies.
-pub fn record_json(r: &Record, raw: bool) -> Value {
-    let mut m = Map::new();
-    m.insert("seq".into(), json!(r.seq()));
-    m.insert("time".into(), json!(rfc3339(r.timestamp())));
-    m.insert("time_ns".into(), json!(r.timestamp()));
-    m.insert("kind".into(), json!(r.kind().name()));
+/// One record as a JSON object on one line, fields in this order: seq,
+/// time (RFC 3339), time_ns, kind, payload (text, or base64 when it is not
+/// UTF-8, as `encoding` says), encoding, chain hash; an engine record's
+/// event; with `raw`, where its frame lies (segment, offset, frame_len,
+/// padded_len, crc). Written directly: a dump prints millions of these.
+pub fn record_json(r: &Record, raw: bool) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(r.payload().len() + 256);
+    let _ = write!(
+        s,
+        r#"{{"seq":{},"time":"{}","time_ns":{},"kind":"{}","payload":"#,
+        r.seq(),
+        rfc3339(r.timestamp()),
+        r.timestamp(),
+        r.kind().name()
+    );
     match std::str::from_utf8(r.payload()) {
-        Ok(s) => {
-            m.insert("payload".into(), json!(s));
-            m.insert("encoding".into(), json!("utf-8"));
+        Ok(text) => {
+            push_json_str(&mut s, text);
+            s.push_str(r#","encoding":"utf-8""#);
         }
         Err(_) => {
             let b = base64::engine::general_purpose::STANDARD.encode(r.payload());
-            m.insert("payload".into(), json!(b));
-            m.insert("encoding".into(), json!("base64"));
+            let _ = write!(s, r#""{b}","encoding":"base64""#);
         }
     }
-    m.insert("hash".into(), json!(hex(r.hash())));
+    let _ = write!(s, r#","hash":"{}""#, hex(r.hash()));
     if let Some(e) = r.system_event() {
         let text = match e {
             Ok(e) => e.to_string(),
             Err(e) => format!("malformed: {e}"),
         };
-        m.insert("event".into(), json!(text));
+        s.push_str(r#","event":"#);
+        push_json_str(&mut s, &text);
     }
     if raw {
         let f = r.frame();
-        m.insert("segment".into(), json!(f.segment));
-        m.insert("offset".into(), json!(f.offset));
-        m.insert("frame_len".into(), json!(f.len));
-        m.insert("padded_len".into(), json!(f.padded_len));
-        m.insert("crc".into(), json!(format!("{:#010x}", f.crc)));
+        let _ = write!(
+            s,
+            r#","segment":{},"offset":{},"frame_len":{},"padded_len":{},"crc":"{:#010x}""#,
+            f.segment, f.offset, f.len, f.padded_len, f.crc
+        );
     }
-    Value::Object(m)
+    s.push('}');
+    s
+}
+
+/// `text` as a JSON string literal (serde_json's escaping).
+fn push_json_str(out: &mut String, text: &str) {
+    // Serializing a str cannot fail.
+    out.push_str(&serde_json::to_string(text).unwrap_or_default());
 }
 
 /// Bytes as a short human size.

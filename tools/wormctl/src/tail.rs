@@ -64,7 +64,7 @@ fn print(out: &mut Out, a: &Args, r: &Record) -> Result<(), Fail> {
         return Ok(());
     }
     if a.json {
-        out.json(&out::record_json(r, false))
+        out.line(out::record_json(r, false))
     } else {
         out.line(out::table_row(r, false))
     }
