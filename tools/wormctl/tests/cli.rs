@@ -890,3 +890,29 @@ fn demo_writes_seals_verifies_and_inspects_a_log() {
     expect_code(&wormctl(&["demo", p(&other), "--records", "10"]), 2);
     assert!(other.join("notes.txt").exists());
 }
+
+#[test]
+fn verify_shows_progress_on_a_terminal_and_none_in_a_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 3000);
+    let o = wormctl(&["verify", p(dir.path())]);
+    expect_code(&o, 0);
+    assert!(!stderr(&o).contains("verifying"), "{}", stderr(&o));
+    // script(1) (bsdutils) runs the command on a pseudo-terminal.
+    let typescript = dir.path().join("typescript");
+    let o = Command::new("script")
+        .arg("-qfec")
+        .arg(format!(
+            "'{}' verify '{}'",
+            env!("CARGO_BIN_EXE_wormctl"),
+            p(dir.path())
+        ))
+        .arg(&typescript)
+        .stdin(Stdio::null())
+        .output()
+        .expect("script(1) (bsdutils) is installed; .ci/run installs it");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let seen = String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned();
+    assert!(seen.contains("verifying"), "{seen}");
+    assert!(seen.contains("OK "), "{seen}");
+}
