@@ -4,6 +4,7 @@
 
 use crate::fail::Fail;
 use crate::out::{self, Out};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use wormlog::{Record, SegmentFile};
 
@@ -102,6 +103,12 @@ pub fn run(a: Args) -> Result<(), Fail> {
         Ok(())
     };
     if a.path.as_os_str() == "-" {
+        if std::io::stdin().is_terminal() {
+            return Err(Fail::usage(
+                "dump -: standard input is a terminal; pipe a raw segment in \
+                 (zstd -dc seg-....wlog.zst | wormctl dump -)",
+            ));
+        }
         let mut file = SegmentFile::from_reader("<stdin>", std::io::stdin()).map_err(Fail::file)?;
         return print_all(&mut file, &mut print, Fail::file);
     }

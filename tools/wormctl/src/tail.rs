@@ -5,7 +5,6 @@
 
 use crate::fail::Fail;
 use crate::out::{self, Out};
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use wormlog::{Log, Record};
@@ -31,32 +30,40 @@ pub struct Args {
     system: bool,
 }
 
-/// The last `n` records that `a` shows, found by reading backwards in
-/// widening windows (engine records may be skipped, so a window of n seqs
-/// need not hold n shown records).
-fn last_records(log: &Log, a: &Args) -> Result<Vec<Record>, Fail> {
+/// Prints the last `a.lines` records that `a` shows. Engine records may be
+/// skipped, so a window of n seqs need not hold n shown records: windows
+/// widen (counting, holding nothing) until one does, then it is printed,
+/// so memory stays flat whatever N is.
+fn print_last(out: &mut Out, log: &Log, a: &Args) -> Result<(), Fail> {
     let head = log.head().seq;
     let first = log.segments()?.first().map_or(1, |s| s.first_seq);
-    let mut window = (a.lines as u64).saturating_mul(2).max(16);
-    loop {
-        let start = head.saturating_sub(window).max(first);
-        let mut last: VecDeque<Record> = VecDeque::with_capacity(a.lines.min(1 << 16));
+    let want = a.lines as u64;
+    let shown = |r: &Record| a.system || !r.is_system();
+    let mut window = want.saturating_mul(2).max(16);
+    let (start, count) = loop {
+        let start = head.saturating_sub(window - 1).max(first);
+        let mut count = 0u64;
         for r in log.read(start..=head)? {
-            let r = r?;
-            if a.system || !r.is_system() {
-                if last.len() == a.lines {
-                    last.pop_front();
-                }
-                if a.lines > 0 {
-                    last.push_back(r);
-                }
-            }
+            count += u64::from(shown(&r?));
         }
-        if last.len() == a.lines || start == first {
-            return Ok(last.into());
+        if count >= want || start == first {
+            break (start, count);
         }
         window = window.saturating_mul(4);
+    };
+    let mut skip = count.saturating_sub(want);
+    for r in log.read(start..=head)? {
+        let r = r?;
+        if !shown(&r) {
+            continue;
+        }
+        if skip > 0 {
+            skip -= 1;
+            continue;
+        }
+        print(out, a, &r)?;
     }
+    Ok(())
 }
 
 fn print(out: &mut Out, a: &Args, r: &Record) -> Result<(), Fail> {
@@ -76,9 +83,7 @@ const FAILURES_MAX: u32 = 20;
 pub fn run(a: Args) -> Result<(), Fail> {
     let log = crate::open::read_only(&a.dir)?;
     let mut out = Out::new();
-    for r in last_records(&log, &a)? {
-        print(&mut out, &a, &r)?;
-    }
+    print_last(&mut out, &log, &a)?;
     out.flush()?;
     if !a.follow {
         return Ok(());

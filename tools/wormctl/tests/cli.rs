@@ -584,6 +584,21 @@ fn tail_prints_the_last_n_user_records() {
     let o = wormctl(&["tail", "-n", "100000", "--json", p(dir.path())]);
     expect_code(&o, 0);
     assert_eq!(json_lines(&o).len(), users.len());
+    let o = wormctl(&["tail", "-n", "0", p(dir.path())]);
+    expect_code(&o, 0);
+    assert!(stdout(&o).is_empty());
+    // With engine records: the last 3 records of any kind.
+    let o = wormctl(&["tail", "-n", "3", "--system", "--json", p(dir.path())]);
+    expect_code(&o, 0);
+    let got: Vec<u64> = json_lines(&o)
+        .iter()
+        .map(|v| v["seq"].as_u64().unwrap())
+        .collect();
+    let want: Vec<u64> = records[records.len() - 3..]
+        .iter()
+        .map(|r| r.seq())
+        .collect();
+    assert_eq!(got, want);
 }
 
 #[test]
