@@ -18,7 +18,8 @@ use crate::retention::{load_anchor, Anchor};
 use crate::seal::{open_sealed, FrameCache};
 use crate::segment::{
     create_segment_file, is_tmp_segment_name, parse_sealed_file_name, parse_segment_file_name,
-    sealed_file_name, segment_file_name, FrameScanner, ScanError, Segment, SparseIndex,
+    sealed_file_name, segment_file_name, BatchedDigest, FrameScanner, ScanError, Segment,
+    SparseIndex,
 };
 use crate::storage::{DirLock, ReadFile, Storage, LOCK_FILE};
 use std::io;
@@ -362,7 +363,7 @@ struct Scan {
     index: SparseIndex,
     repaired: Vec<(u64, u64)>,
     /// BLAKE3 of the valid prefix's bytes.
-    digest: blake3::Hasher,
+    digest: BatchedDigest,
     /// Kind of the prefix's last record.
     last_kind: Option<RecordKind>,
     /// Where the prefix stopped, why, and whether the bytes there are known
@@ -384,7 +385,11 @@ fn scan_active(seg: &Segment, file_len: u64) -> Result<Scan> {
             complete: true,
         },
         repaired: Vec::new(),
-        digest: header_digest(h),
+        digest: {
+            let mut d = BatchedDigest::new();
+            d.update(&h.encode());
+            d
+        },
         last_kind: None,
         damage: None,
     };
@@ -470,7 +475,7 @@ fn read_only_tail(options: &Options, segments: Vec<Arc<Segment>>) -> Result<Tail
         seg,
         scan.end,
         (scan.next_seq, scan.prev_hash, scan.last_ts),
-        scan.digest,
+        scan.digest.into_hasher(),
         scan.records,
     );
     Ok(Tail {
@@ -662,7 +667,7 @@ fn recover_active(dir: &Path, options: &Options, segments: &[Arc<Segment>]) -> R
         seg,
         end,
         (scan.next_seq, scan.prev_hash, scan.last_ts),
-        scan.digest,
+        scan.digest.into_hasher(),
         scan.records,
     );
     segments.shrink_to_fit();

@@ -8,7 +8,7 @@ use crate::format::{
     SeekEntry, SystemEvent, SEALED_FRAME_BYTES_MAX, SEEK_FOOTER_LEN, SEGMENT_HEADER_LEN,
 };
 use crate::segment::{
-    sealed_file_name, FrameScanner, IndexEntry, Segment, SparseIndex, TMP_SUFFIX,
+    sealed_file_name, BatchedDigest, FrameScanner, IndexEntry, Segment, SparseIndex, TMP_SUFFIX,
 };
 use crate::storage::{ReadFile, Storage};
 use parking_lot::{Mutex, RwLock};
@@ -482,7 +482,7 @@ fn compress_frames(
     let mut seek = Vec::new();
     let mut points: Vec<IndexPoint> = Vec::new();
     let mut pending: Vec<u8> = header_bytes.to_vec();
-    let mut digest = blake3::Hasher::new();
+    let mut digest = BatchedDigest::new();
     digest.update(&header_bytes);
     let mut flush = |pending: &mut Vec<u8>, seek: &mut Vec<SeekEntry>| -> Result<()> {
         let compressed = compressor
@@ -525,7 +525,13 @@ fn compress_frames(
         }
         if f.kind == RecordKind::Sealed {
             if let Err(what) = check_seal_record(
-                f.payload, seg, records, last_seq, &last_hash, offset, &digest,
+                f.payload,
+                seg,
+                records,
+                last_seq,
+                &last_hash,
+                offset,
+                digest.hasher(),
             ) {
                 return bad(what);
             }

@@ -318,6 +318,46 @@ impl FrameScanner {
     }
 }
 
+/// A BLAKE3 digest fed in large slices. Frames arrive a few hundred bytes
+/// at a time; BLAKE3 hashes many 1 KiB chunks at once (SIMD) only when it is
+/// given many at once, so frames are gathered into a buffer first.
+pub(crate) struct BatchedDigest {
+    hasher: blake3::Hasher,
+    pending: Vec<u8>,
+}
+
+impl BatchedDigest {
+    const BATCH: usize = 64 << 10;
+
+    pub fn new() -> Self {
+        BatchedDigest {
+            hasher: blake3::Hasher::new(),
+            pending: Vec::with_capacity(Self::BATCH),
+        }
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.pending.extend_from_slice(bytes);
+        if self.pending.len() >= Self::BATCH {
+            self.hasher.update(&self.pending);
+            self.pending.clear();
+        }
+    }
+
+    /// The hasher with everything given so far.
+    pub fn hasher(&mut self) -> &blake3::Hasher {
+        self.hasher.update(&self.pending);
+        self.pending.clear();
+        &self.hasher
+    }
+
+    /// The hasher with everything given so far, to go on with.
+    pub fn into_hasher(mut self) -> blake3::Hasher {
+        self.hasher.update(&self.pending);
+        self.hasher
+    }
+}
+
 /// The checks every frame of a segment must pass given the record before
 /// it: the next seq, a time no earlier, a `synced_through` inside the file
 /// and before the frame, and a chain hash that continues the previous one.

@@ -12,7 +12,7 @@ use crate::log::{Head, Shared};
 use crate::recovery::check_log_start;
 use crate::retention::Anchor;
 use crate::seal::{check_seal_record, compressed_digest, open_sealed};
-use crate::segment::{parse_sealed_file_name, ChainWalker, FrameScanner, Segment};
+use crate::segment::{parse_sealed_file_name, BatchedDigest, ChainWalker, FrameScanner, Segment};
 use crate::storage::{FsStorage, Storage};
 use parking_lot::Mutex;
 use std::path::Path;
@@ -327,7 +327,7 @@ fn check_segment(
         None => seg.file_len()?,
     };
     let h = &seg.header;
-    let mut digest = blake3::Hasher::new();
+    let mut digest = BatchedDigest::new();
     digest.update(&h.encode());
     let mut s = Summary {
         records: 0,
@@ -378,7 +378,7 @@ fn check_segment(
                 before.last_seq,
                 &before.last_hash,
                 offset,
-                &digest,
+                digest.hasher(),
             ) {
                 return bad(what);
             }
