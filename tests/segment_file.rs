@@ -28,6 +28,20 @@ fn make_log(dir: &std::path::Path) -> Log {
     log
 }
 
+#[track_caller]
+fn assert_truncated(err: &Error) {
+    assert!(
+        matches!(
+            err,
+            Error::Corrupt {
+                what: Corruption::FrameTruncated { .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
 fn read_all(file: SegmentFile) -> Vec<Record> {
     file.map(|r| r.unwrap()).collect()
 }
@@ -127,16 +141,7 @@ fn a_truncated_file_is_an_error_after_the_whole_records() {
     }
     let err = file.next().unwrap().unwrap_err();
     assert_eq!(err.seq(), Some(recs[10].seq()));
-    assert!(
-        matches!(
-            err,
-            Error::Corrupt {
-                what: Corruption::FrameTruncated { .. },
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_truncated(&err);
 }
 
 #[test]
@@ -187,16 +192,7 @@ fn a_hostile_length_claim_past_the_input_is_a_truncation_error() {
     let mut file = SegmentFile::from_reader("in", Cursor::new(hostile)).unwrap();
     assert!(file.next().unwrap().is_ok());
     let err = file.next().unwrap().unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::Corrupt {
-                what: Corruption::FrameTruncated { .. },
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_truncated(&err);
 }
 
 #[test]

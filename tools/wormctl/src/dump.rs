@@ -67,6 +67,46 @@ impl Filter {
     }
 }
 
+/// Prints records as a table (with a header before the first) or JSON lines.
+struct Printer {
+    out: Out,
+    json: bool,
+    raw: bool,
+    header_done: bool,
+}
+
+impl Printer {
+    fn record(&mut self, r: &Record) -> Result<(), Fail> {
+        if self.json {
+            return self.out.line(out::record_json(r, self.raw));
+        }
+        if !self.header_done {
+            self.header_done = true;
+            self.out.line(out::table_header(self.raw))?;
+        }
+        self.out.line(out::table_row(r, self.raw))
+    }
+}
+
+/// Prints what `filter` lets through, stopping past its end; a read error
+/// becomes a failure through `to_fail` (the records before it are printed).
+fn print_all(
+    records: impl Iterator<Item = wormlog::Result<Record>>,
+    filter: &Filter,
+    printer: &mut Printer,
+    to_fail: fn(wormlog::Error) -> Fail,
+) -> Result<(), Fail> {
+    for r in records {
+        let r = r.map_err(to_fail)?;
+        match filter.step(&r) {
+            Step::Stop => break,
+            Step::Skip => {}
+            Step::Print => printer.record(&r)?,
+        }
+    }
+    Ok(())
+}
+
 pub fn run(a: Args) -> Result<(), Fail> {
     let filter = Filter {
         from: a.from.unwrap_or(0),
@@ -75,32 +115,11 @@ pub fn run(a: Args) -> Result<(), Fail> {
         until: a.until.unwrap_or(u64::MAX),
         system: a.system,
     };
-    let mut out = Out::new();
-    let mut first = true;
-    let mut print = |r: &Record| -> Result<(), Fail> {
-        if first && !a.json {
-            out.line(out::table_header(a.raw))?;
-        }
-        first = false;
-        if a.json {
-            out.line(out::record_json(r, a.raw))
-        } else {
-            out.line(out::table_row(r, a.raw))
-        }
-    };
-    let print_all = |records: &mut dyn Iterator<Item = wormlog::Result<Record>>,
-                     print: &mut dyn FnMut(&Record) -> Result<(), Fail>,
-                     to_fail: fn(wormlog::Error) -> Fail|
-     -> Result<(), Fail> {
-        for r in records {
-            let r = r.map_err(to_fail)?;
-            match filter.step(&r) {
-                Step::Stop => break,
-                Step::Skip => {}
-                Step::Print => print(&r)?,
-            }
-        }
-        Ok(())
+    let mut printer = Printer {
+        out: Out::new(),
+        json: a.json,
+        raw: a.raw,
+        header_done: false,
     };
     if a.path.as_os_str() == "-" {
         if std::io::stdin().is_terminal() {
@@ -109,24 +128,27 @@ pub fn run(a: Args) -> Result<(), Fail> {
                  (zstd -dc seg-....wlog.zst | wormctl dump -)",
             ));
         }
-        let mut file = SegmentFile::from_reader("<stdin>", std::io::stdin()).map_err(Fail::file)?;
-        return print_all(&mut file, &mut print, Fail::file);
+        let file = SegmentFile::from_reader("<stdin>", std::io::stdin()).map_err(Fail::file)?;
+        return print_all(file, &filter, &mut printer, Fail::file);
     }
     let meta = std::fs::metadata(&a.path).map_err(|e| Fail::io(a.path.display(), e))?;
-    if meta.is_dir() {
-        let log = crate::open::read_only(&a.path)?;
-        // Start at the first record the bounds allow, found through the index.
-        let mut start = filter.from;
-        if filter.since > 0 {
-            match log.first_at_or_after(filter.since)? {
-                Some(r) => start = start.max(r.seq()),
-                None => return Ok(()),
-            }
-        }
-        let mut records = log.read(start..=filter.to)?;
-        print_all(&mut records, &mut print, Fail::log)
-    } else {
-        let mut file = SegmentFile::open(&a.path).map_err(Fail::file)?;
-        print_all(&mut file, &mut print, Fail::file)
+    if !meta.is_dir() {
+        let file = SegmentFile::open(&a.path).map_err(Fail::file)?;
+        return print_all(file, &filter, &mut printer, Fail::file);
     }
+    let log = crate::open::read_only(&a.path)?;
+    // Start at the first record the bounds allow, found through the index.
+    let mut start = filter.from;
+    if filter.since > 0 {
+        match log.first_at_or_after(filter.since)? {
+            Some(r) => start = start.max(r.seq()),
+            None => return Ok(()),
+        }
+    }
+    print_all(
+        log.read(start..=filter.to)?,
+        &filter,
+        &mut printer,
+        Fail::log,
+    )
 }
