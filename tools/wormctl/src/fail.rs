@@ -86,6 +86,14 @@ impl Fail {
         }
     }
 
+    pub fn code(&self) -> u8 {
+        self.code
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     /// The same failure, its message prefixed with what it concerns.
     pub fn within(self, what: impl Display) -> Fail {
         Fail {

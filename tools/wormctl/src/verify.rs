@@ -69,6 +69,20 @@ fn progress_bar() -> Option<ProgressBar> {
 }
 
 pub fn run(a: Args) -> Result<(), Fail> {
+    let result = check(&a);
+    if let (true, Err(f)) = (a.json, &result) {
+        // Machines get the verdict on stdout too, as one JSON object.
+        Out::new().json(&serde_json::json!({
+            "path": a.path.display().to_string(),
+            "intact": false,
+            "tampered": f.code() == crate::fail::TAMPERED,
+            "error": f.message(),
+        }))?;
+    }
+    result
+}
+
+fn check(a: &Args) -> Result<(), Fail> {
     let started = Instant::now();
     let meta = std::fs::metadata(&a.path).map_err(|e| Fail::io(a.path.display(), e))?;
     let mut out = Out::new();
@@ -79,7 +93,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
             ));
         }
         let report = wormlog::verify_file(&a.path).map_err(Fail::file)?;
-        return summary(&mut out, &a, &report, None, started);
+        return summary(&mut out, a, &report, None, started);
     }
     let checkpoint = match (&a.checkpoint, &a.pubkey) {
         (Some(cp), Some(key)) => Some(load_checkpoint(cp, key)?),
@@ -104,7 +118,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
         b.finish_and_clear();
     }
     let report = result?;
-    summary(&mut out, &a, &report, checkpoint.as_ref(), started)
+    summary(&mut out, a, &report, checkpoint.as_ref(), started)
 }
 
 fn summary(

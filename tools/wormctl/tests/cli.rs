@@ -362,6 +362,15 @@ fn verify_exits_0_when_intact_and_1_naming_file_offset_and_seq_when_tampered() {
     assert!(err.contains(&format!("seq {}", victim.seq())), "{err}");
     let o = wormctl(&["verify", p(&active)]);
     expect_code(&o, 1);
+    let o = wormctl(&["verify", "--json", p(dir.path())]);
+    expect_code(&o, 1);
+    let v = &json_lines(&o)[0];
+    assert_eq!(v["intact"], false);
+    assert_eq!(v["tampered"], true);
+    assert!(v["error"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("seq {}", victim.seq())));
     // Dump shows the records before the damage, then fails.
     let o = wormctl(&["dump", "--json", "--system", p(&active)]);
     expect_code(&o, 1);
