@@ -40,10 +40,54 @@ pub(crate) struct Recovered {
     pub anchor: Anchor,
 }
 
+/// How many times a read-only open looks again at a directory that a
+/// writer changed while it was being read.
+const SNAPSHOT_ATTEMPTS: u32 = 5;
+
 /// Opens the log in `dir` for writing, or with `read_only` for reading
 /// alone: then nothing is created, locked, removed, cut or written, and the
 /// log is taken as it is now (a tail being written, or torn, is left out).
+///
+/// A reader takes no lock, so a running writer may roll, seal or drop
+/// segments between its listing the directory and opening the files: the
+/// newest listed segment is found sealed (its successor was created after
+/// the listing), or a listed file is gone. Such an open is tried again from
+/// a fresh listing; what persists is reported as it is.
 pub(crate) fn recover(
+    dir: &Path,
+    options: &Options,
+    cache: &Arc<FrameCache>,
+    read_only: bool,
+) -> Result<Recovered> {
+    if !read_only {
+        return recover_once(dir, options, cache, false);
+    }
+    let mut attempt = 1;
+    loop {
+        match recover_once(dir, options, cache, true) {
+            Err(e) if attempt < SNAPSHOT_ATTEMPTS && moved_under_reader(&e) => {
+                std::thread::sleep(std::time::Duration::from_millis(5 << attempt));
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Errors a concurrent writer's roll, seal or retention can cause in a
+/// lock-free reader.
+fn moved_under_reader(e: &Error) -> bool {
+    match e {
+        Error::Corrupt {
+            what: Corruption::SegmentMissing { .. },
+            ..
+        } => true,
+        Error::Io { source, .. } => source.kind() == io::ErrorKind::NotFound,
+        _ => false,
+    }
+}
+
+fn recover_once(
     dir: &Path,
     options: &Options,
     cache: &Arc<FrameCache>,
@@ -69,43 +113,17 @@ pub(crate) fn recover(
             _ => Error::io("lock", dir.join(LOCK_FILE), e),
         })?)
     };
-    let mut raw = Vec::new();
-    let mut sealed = Vec::new();
-    for name in storage
-        .list_dir(dir)
-        .map_err(|e| Error::io("list", dir, e))?
-    {
-        if is_tmp_segment_name(&name) && !read_only {
-            // A segment or sealed file whose creation did not finish: the
-            // file it was made from (if any) is still in place.
-            let path = dir.join(&name);
-            storage
-                .remove_file(&path)
-                .map_err(|e| Error::io("remove", &path, e))?;
-        } else if let Some(n) = parse_segment_file_name(&name) {
-            raw.push(n);
-        } else if let Some(n) = parse_sealed_file_name(&name) {
-            sealed.push(n);
-        }
-    }
-    raw.sort_unstable();
-    sealed.sort_unstable();
-    if read_only {
-        // Where sealing is being finished, the sealed file is complete.
-        raw.retain(|n| sealed.binary_search(n).is_err());
-    } else {
-        finish_interrupted_seals(storage, dir, &mut raw, &sealed)?;
-    }
-    let mut numbers: Vec<(u64, bool)> = raw.iter().map(|&n| (n, false)).collect();
-    numbers.extend(sealed.iter().map(|&n| (n, true)));
-    numbers.sort_unstable();
+    let numbers = list_segments(storage, dir, read_only)?;
     if numbers.is_empty() {
         return match lock {
             Some(lock) => create_log(dir, options, lock),
             None => Err(Error::NotFound { path: dir.into() }),
         };
     }
-    let segments = open_segments(storage, dir, &numbers, cache)?;
+    let mut segments = open_segments(storage, dir, &numbers, cache)?;
+    if read_only {
+        catch_up(storage, dir, cache, &mut segments)?;
+    }
     let active = segments.last().expect("numbers is not empty").clone();
     if active.sealed.is_some() {
         // Sealing always follows the creation of the next segment, so the
@@ -275,6 +293,73 @@ fn finish_interrupted_seals(
 }
 
 /// Opens every segment and checks that the headers belong together.
+/// The segments in `dir`, oldest first, each with whether it is sealed. A
+/// writer first removes what an interrupted creation left and finishes
+/// interrupted seals; a reader changes nothing and takes a sealed file over
+/// the raw one it is being made from.
+fn list_segments(storage: &dyn Storage, dir: &Path, read_only: bool) -> Result<Vec<(u64, bool)>> {
+    let mut raw = Vec::new();
+    let mut sealed = Vec::new();
+    for name in storage
+        .list_dir(dir)
+        .map_err(|e| Error::io("list", dir, e))?
+    {
+        if is_tmp_segment_name(&name) && !read_only {
+            // A segment or sealed file whose creation did not finish: the
+            // file it was made from (if any) is still in place.
+            let path = dir.join(&name);
+            storage
+                .remove_file(&path)
+                .map_err(|e| Error::io("remove", &path, e))?;
+        } else if let Some(n) = parse_segment_file_name(&name) {
+            raw.push(n);
+        } else if let Some(n) = parse_sealed_file_name(&name) {
+            sealed.push(n);
+        }
+    }
+    raw.sort_unstable();
+    sealed.sort_unstable();
+    if read_only {
+        // Where sealing is being finished, the sealed file is complete.
+        raw.retain(|n| sealed.binary_search(n).is_err());
+    } else {
+        finish_interrupted_seals(storage, dir, &mut raw, &sealed)?;
+    }
+    let mut numbers: Vec<(u64, bool)> = raw.iter().map(|&n| (n, false)).collect();
+    numbers.extend(sealed.iter().map(|&n| (n, true)));
+    numbers.sort_unstable();
+    Ok(numbers)
+}
+
+/// A reader lists the directory, then opens segment after segment while a
+/// writer may go on rolling and sealing. When the newest segment it opened
+/// turns out sealed, the writer created a later one after the listing:
+/// list again and open the newer ones, until the newest is raw. (Bounded:
+/// a writer that outruns it that often leaves the error to be reported.)
+fn catch_up(
+    storage: &dyn Storage,
+    dir: &Path,
+    cache: &Arc<FrameCache>,
+    segments: &mut Vec<Arc<Segment>>,
+) -> Result<()> {
+    for _ in 0..64 {
+        let last = segments.last().expect("at least one segment");
+        if last.sealed.is_none() {
+            return Ok(());
+        }
+        let newer: Vec<(u64, bool)> = list_segments(storage, dir, true)?
+            .into_iter()
+            .filter(|&(n, _)| n > last.number)
+            .collect();
+        if newer.first().map(|&(n, _)| n) != Some(last.number + 1) {
+            // Nothing newer (or a gap): the check after this reports it.
+            return Ok(());
+        }
+        segments.extend(open_segments(storage, dir, &newer, cache)?);
+    }
+    Ok(())
+}
+
 fn open_segments(
     storage: &dyn Storage,
     dir: &Path,
