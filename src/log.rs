@@ -8,9 +8,9 @@ use crate::options::{Durability, Options, Sealing};
 use crate::read::{self, Iter};
 use crate::recovery;
 use crate::retention::{self, load_anchor, Anchor, RetentionReport};
-use crate::seal::{self, FrameCache};
+use crate::seal::{self, FrameCache, SealedReads};
 use crate::segment::Segment;
-use crate::storage::DirLock;
+use crate::storage::{DirLock, FilePool};
 use crate::verify::{self, VerifyProgress, VerifyReport};
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -184,8 +184,8 @@ pub(crate) struct Shared {
     /// Opened with `Log::open_read_only`: every change is refused.
     pub read_only: bool,
     poison: Mutex<Option<String>>,
-    /// Decompressed frames of sealed segments.
-    pub cache: Arc<FrameCache>,
+    /// The frame cache and open files of sealed segments.
+    pub reads: SealedReads,
     /// Held while a segment is being sealed: one sealer at a time.
     pub seal_lock: Mutex<()>,
     seal_signal: Mutex<SealSignal>,
@@ -211,7 +211,7 @@ impl Shared {
         log_id: [u8; 16],
         segments: Vec<Arc<Segment>>,
         visible: Visible,
-        cache: Arc<FrameCache>,
+        reads: SealedReads,
         anchor: Anchor,
     ) -> Self {
         Shared {
@@ -223,7 +223,7 @@ impl Shared {
             counters: Counters::default(),
             read_only: false,
             poison: Mutex::new(None),
-            cache,
+            reads,
             seal_lock: Mutex::new(()),
             seal_signal: Mutex::new(SealSignal::default()),
             seal_wake: Condvar::new(),
@@ -411,6 +411,8 @@ impl Inner {
             storage
                 .remove_file(&s.path)
                 .map_err(|e| Error::io("remove", &s.path, e))?;
+            // The pool's handle would keep the removed file's blocks in use.
+            shared.reads.files.forget(&s.path);
         }
         shared
             .segments
@@ -461,15 +463,21 @@ impl Log {
     fn open_mode(dir: &Path, options: Options, read_only: bool) -> Result<Log> {
         options.validate().map_err(Error::InvalidOptions)?;
         let dir = dir.to_path_buf();
-        let cache = Arc::new(FrameCache::new(options.sealed_cache_bytes));
-        let recovered = recovery::recover(&dir, &options, &cache, read_only)?;
+        let reads = SealedReads {
+            cache: Arc::new(FrameCache::new(options.sealed_cache_bytes)),
+            files: Arc::new(FilePool::new(
+                options.storage.clone(),
+                options.sealed_files_open,
+            )),
+        };
+        let recovered = recovery::recover(&dir, &options, &reads, read_only)?;
         let mut shared = Shared::new(
             dir,
             options,
             recovered.log_id,
             recovered.segments,
             recovered.visible,
-            cache,
+            reads,
             recovered.anchor,
         );
         let mut writer = recovered.writer;
@@ -708,7 +716,7 @@ impl Log {
 
     /// The decompressed-frame cache's size and hit counts.
     pub fn cache_stats(&self) -> CacheStats {
-        let c = &self.inner.shared.cache;
+        let c = &self.inner.shared.reads.cache;
         CacheStats {
             bytes: c.bytes(),
             capacity: self.inner.shared.options.sealed_cache_bytes,

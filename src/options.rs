@@ -42,6 +42,7 @@ pub struct Options {
     pub(crate) seal_frame_bytes: usize,
     pub(crate) immutable_attr: bool,
     pub(crate) sealed_cache_bytes: usize,
+    pub(crate) sealed_files_open: usize,
     pub(crate) retention: Option<Retention>,
 }
 
@@ -61,6 +62,7 @@ impl Default for Options {
             seal_frame_bytes: 1 << 20,
             immutable_attr: false,
             sealed_cache_bytes: 32 << 20,
+            sealed_files_open: 64,
             retention: None,
         }
     }
@@ -81,6 +83,7 @@ impl fmt::Debug for Options {
             .field("seal_frame_bytes", &self.seal_frame_bytes)
             .field("immutable_attr", &self.immutable_attr)
             .field("sealed_cache_bytes", &self.sealed_cache_bytes)
+            .field("sealed_files_open", &self.sealed_files_open)
             .field("retention", &self.retention)
             .finish_non_exhaustive()
     }
@@ -161,6 +164,16 @@ impl Options {
         self
     }
 
+    /// Sealed files kept open between reads (default 64, at least 1); the
+    /// rest are opened again when read. Every other segment (the active one,
+    /// and closed ones not yet sealed) holds one descriptor while open, so a
+    /// log with thousands of sealed segments stays far below the process's
+    /// open-file limit.
+    pub fn sealed_files_open(mut self, files: usize) -> Self {
+        self.sealed_files_open = files;
+        self
+    }
+
     /// Which sealed segments `Log::apply_retention` may drop (default: none).
     pub fn retention(mut self, retention: Retention) -> Self {
         self.retention = Some(retention);
@@ -191,6 +204,9 @@ impl Options {
         }
         if !(4096..=64 << 20).contains(&self.seal_frame_bytes) {
             return Err("seal_frame_bytes must be between 4 KiB and 64 MiB".into());
+        }
+        if self.sealed_files_open == 0 {
+            return Err("sealed_files_open must be at least 1".into());
         }
         if self.segment_bytes_max < 4096 {
             return Err("segment_bytes_max must be at least 4096".into());

@@ -15,7 +15,7 @@ use crate::format::{
 use crate::log::{Head, Visible};
 use crate::options::Options;
 use crate::retention::{load_anchor, Anchor};
-use crate::seal::{open_sealed, FrameCache};
+use crate::seal::{open_sealed, SealedReads};
 use crate::segment::{
     create_segment_file, is_tmp_segment_name, parse_sealed_file_name, parse_segment_file_name,
     sealed_file_name, segment_file_name, BatchedDigest, FrameScanner, ScanError, Segment,
@@ -56,15 +56,15 @@ const SNAPSHOT_ATTEMPTS: u32 = 5;
 pub(crate) fn recover(
     dir: &Path,
     options: &Options,
-    cache: &Arc<FrameCache>,
+    reads: &SealedReads,
     read_only: bool,
 ) -> Result<Recovered> {
     if !read_only {
-        return recover_once(dir, options, cache, false);
+        return recover_once(dir, options, reads, false);
     }
     let mut attempt = 1;
     loop {
-        match recover_once(dir, options, cache, true) {
+        match recover_once(dir, options, reads, true) {
             Err(e) if attempt < SNAPSHOT_ATTEMPTS && moved_under_reader(&e) => {
                 std::thread::sleep(std::time::Duration::from_millis(5 << attempt));
                 attempt += 1;
@@ -90,7 +90,7 @@ fn moved_under_reader(e: &Error) -> bool {
 fn recover_once(
     dir: &Path,
     options: &Options,
-    cache: &Arc<FrameCache>,
+    reads: &SealedReads,
     read_only: bool,
 ) -> Result<Recovered> {
     let storage = &*options.storage;
@@ -120,9 +120,9 @@ fn recover_once(
             None => Err(Error::NotFound { path: dir.into() }),
         };
     }
-    let mut segments = open_segments(storage, dir, &numbers, cache)?;
+    let mut segments = open_segments(storage, dir, &numbers, reads)?;
     if read_only {
-        catch_up(storage, dir, cache, &mut segments)?;
+        catch_up(storage, dir, reads, &mut segments)?;
     }
     let active = segments.last().expect("numbers is not empty").clone();
     if active.sealed.is_some() {
@@ -339,7 +339,7 @@ fn list_segments(storage: &dyn Storage, dir: &Path, read_only: bool) -> Result<V
 fn catch_up(
     storage: &dyn Storage,
     dir: &Path,
-    cache: &Arc<FrameCache>,
+    reads: &SealedReads,
     segments: &mut Vec<Arc<Segment>>,
 ) -> Result<()> {
     for _ in 0..64 {
@@ -355,7 +355,7 @@ fn catch_up(
             // Nothing newer (or a gap): the check after this reports it.
             return Ok(());
         }
-        segments.extend(open_segments(storage, dir, &newer, cache)?);
+        segments.extend(open_segments(storage, dir, &newer, reads)?);
     }
     Ok(())
 }
@@ -364,19 +364,19 @@ fn open_segments(
     storage: &dyn Storage,
     dir: &Path,
     numbers: &[(u64, bool)],
-    cache: &Arc<FrameCache>,
+    reads: &SealedReads,
 ) -> Result<Vec<Arc<Segment>>> {
     let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(numbers.len());
     for &(n, is_sealed) in numbers {
         let sealed_path = dir.join(sealed_file_name(n));
         let seg = if is_sealed {
-            open_sealed(storage, &sealed_path, Some(n), Some(cache.clone()))?
+            open_sealed(storage, &sealed_path, Some(n), Some(reads))?
         } else {
             match Segment::open(storage, dir.join(segment_file_name(n)), Some(n)) {
                 // A writer sealed it after we listed the directory (only a
                 // reader can see that: a writer holds the lock).
                 Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                    open_sealed(storage, &sealed_path, Some(n), Some(cache.clone()))?
+                    open_sealed(storage, &sealed_path, Some(n), Some(reads))?
                 }
                 other => other?,
             }

@@ -10,7 +10,7 @@ use crate::format::{
 use crate::segment::{
     sealed_file_name, BatchedDigest, FrameScanner, IndexEntry, Segment, SparseIndex, TMP_SUFFIX,
 };
-use crate::storage::{ReadFile, Storage};
+use crate::storage::{FilePool, PooledFile, ReadFile, Storage};
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::io;
@@ -165,6 +165,14 @@ struct ZFrame {
     size: u32,
 }
 
+/// What the sealed segments of one open log share when read: the cache of
+/// decompressed frames and the pool of open files.
+#[derive(Clone)]
+pub(crate) struct SealedReads {
+    pub cache: Arc<FrameCache>,
+    pub files: Arc<FilePool>,
+}
+
 /// The uncompressed bytes of a sealed segment, as a `ReadFile`: each read
 /// decompresses (or finds in the cache) only the frames it touches.
 pub(crate) struct SealedReader {
@@ -258,12 +266,14 @@ impl ReadFile for SealedReader {
 
 /// Opens a sealed file: parses and checks its trailer (never trusting a
 /// count or size before checking it against the file), and returns the
-/// segment with a reader over its uncompressed bytes.
+/// segment with a reader over its uncompressed bytes. With `reads`, the
+/// reader shares the log's frame cache and pool of open files; without, it
+/// holds its own descriptor and caches only the last frame read.
 pub(crate) fn open_sealed(
     storage: &dyn Storage,
     path: &Path,
     number: Option<u64>,
-    cache: Option<Arc<FrameCache>>,
+    reads: Option<&SealedReads>,
 ) -> Result<Segment> {
     let file = storage
         .open_read(path)
@@ -334,6 +344,18 @@ pub(crate) fn open_sealed(
     {
         return Err(trailer_fault("index points outside the segment".into()));
     }
+    let (file, cache): (Arc<dyn ReadFile>, _) = match reads {
+        Some(r) => {
+            r.files.adopt(path, file);
+            let pooled = PooledFile {
+                pool: r.files.clone(),
+                path: path.to_path_buf(),
+                len: file_len,
+            };
+            (Arc::new(pooled), Some(r.cache.clone()))
+        }
+        None => (file, None),
+    };
     let reader = SealedReader {
         file,
         segment: number,
@@ -389,7 +411,7 @@ pub(crate) fn seal_segment(
     dir: &Path,
     seg: &Segment,
     settings: SealSettings,
-    cache: Option<Arc<FrameCache>>,
+    reads: Option<&SealedReads>,
 ) -> Result<Segment> {
     debug_assert!(
         seg.sealed.is_none(),
@@ -438,7 +460,7 @@ pub(crate) fn seal_segment(
     storage
         .sync_dir(dir)
         .map_err(|e| Error::io("fsync directory", dir, e))?;
-    open_sealed(storage, &final_path, Some(seg.number), cache)
+    open_sealed(storage, &final_path, Some(seg.number), reads)
 }
 
 /// Sets or clears the immutable attribute; where the process lacks the
@@ -654,7 +676,7 @@ pub(crate) fn seal_closed_segments(shared: &crate::log::Shared) -> Result<usize>
             &shared.dir,
             &seg,
             shared.options.seal_settings(),
-            Some(shared.cache.clone()),
+            Some(&shared.reads),
         )?;
         let mut segs = shared.segments.write();
         if let Some(slot) = segs.iter_mut().find(|s| s.number == seg.number) {

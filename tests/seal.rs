@@ -340,3 +340,99 @@ fn immutable_attribute_stops_writes_where_permitted_and_retention_clears_it() {
     );
     log.verify().unwrap();
 }
+
+#[test]
+fn many_sealed_segments_hold_few_open_files() {
+    // 120 sealed segments, at most 4 sealed files kept open: opening,
+    // reading by seq and by time, iterating and verifying must stay near 4
+    // descriptors, not one per segment (which a long-lived log would turn
+    // into EMFILE). (Closed segments not yet sealed each hold a descriptor,
+    // as the writer here does before `seal`.)
+    let storage = MemStorage::new();
+    let (now, clock) = manual_clock(1_000_000_000);
+    let opts = || {
+        mem_options(&storage)
+            .segment_bytes_max(4096)
+            .sealed_files_open(4)
+            .clock(clock.clone())
+    };
+    let mut n = 0u64;
+    {
+        let log = Log::open(mem_dir(), opts()).unwrap();
+        while log.segments().unwrap().len() < 121 {
+            now.fetch_add(1_000, std::sync::atomic::Ordering::SeqCst);
+            log.append(&payload(n)).unwrap();
+            n += 1;
+        }
+        log.seal().unwrap();
+    }
+    assert_eq!(storage.open_read_handles(), 0, "a closed log holds no file");
+    storage.reset_peak_read_handles();
+    let log = Log::open(mem_dir(), opts()).unwrap();
+    let segs = log.segments().unwrap();
+    assert!(segs.iter().filter(|s| s.sealed).count() >= 120);
+    // Pool (4) + the active segment + verification's private reader per
+    // worker and its digest pass: a bound that does not grow with segments.
+    let bound = 4 + 1 + 2 * std::thread::available_parallelism().map_or(2, |p| p.get());
+    assert!(
+        storage.open_read_handles() <= 5,
+        "after open: {} handles",
+        storage.open_read_handles()
+    );
+    let opened = storage.read_opens();
+    let records = all_records(&log);
+    assert_eq!(
+        user_payloads(&log).len() as u64,
+        n,
+        "every record read back"
+    );
+    for r in records.iter().rev().step_by(37) {
+        assert_eq!(log.get(r.seq()).unwrap().payload(), r.payload());
+        let at = log.first_at_or_after(r.timestamp()).unwrap().unwrap();
+        assert!(at.timestamp() == r.timestamp() && at.seq() <= r.seq());
+    }
+    log.verify().unwrap();
+    assert!(
+        storage.read_opens() > opened + 120,
+        "files were closed and opened again"
+    );
+    assert!(
+        storage.peak_read_handles() <= bound,
+        "peak {} handles open, bound {bound}",
+        storage.peak_read_handles()
+    );
+    assert!(storage.open_read_handles() <= 5);
+}
+
+#[test]
+fn retention_closes_the_dropped_files() {
+    let storage = MemStorage::new();
+    let (now, clock) = manual_clock(1_000_000_000);
+    let log = Log::open(
+        mem_dir(),
+        mem_options(&storage)
+            .segment_bytes_max(4096)
+            .sealed_files_open(1000)
+            .clock(clock)
+            .retention(wormlog::Retention::default().max_age(std::time::Duration::from_secs(10))),
+    )
+    .unwrap();
+    let mut n = 0;
+    while log.segments().unwrap().len() < 11 {
+        log.append(&payload(n)).unwrap();
+        n += 1;
+    }
+    log.seal().unwrap();
+    all_records(&log);
+    let before = storage.open_read_handles();
+    now.fetch_add(3_600_000_000_000, std::sync::atomic::Ordering::SeqCst);
+    let report = log
+        .apply_retention(now.load(std::sync::atomic::Ordering::SeqCst))
+        .unwrap();
+    assert!(report.dropped_segments.len() >= 9, "{report:?}");
+    assert_eq!(
+        storage.open_read_handles(),
+        before - report.dropped_segments.len(),
+        "each dropped file's handle is closed"
+    );
+}

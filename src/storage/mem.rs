@@ -14,6 +14,7 @@ use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// A mutating operation, for fault injection.
@@ -132,6 +133,15 @@ impl MemFs {
 #[derive(Debug, Clone, Default)]
 pub struct MemStorage {
     fs: Arc<Mutex<MemFs>>,
+    handles: Arc<HandleCount>,
+}
+
+/// Read handles opened, and open now (what a descriptor limit would count).
+#[derive(Debug, Default)]
+struct HandleCount {
+    opened: AtomicU64,
+    live: AtomicUsize,
+    peak: AtomicUsize,
 }
 
 impl MemStorage {
@@ -201,7 +211,29 @@ impl MemStorage {
         };
         MemStorage {
             fs: Arc::new(Mutex::new(image)),
+            handles: Arc::default(),
         }
+    }
+
+    /// Read handles open now (opened by `open_read` and not yet dropped).
+    pub fn open_read_handles(&self) -> usize {
+        self.handles.live.load(Ordering::SeqCst)
+    }
+
+    /// The most read handles ever open at once.
+    pub fn peak_read_handles(&self) -> usize {
+        self.handles.peak.load(Ordering::SeqCst)
+    }
+
+    /// Starts counting the peak again from the handles open now.
+    pub fn reset_peak_read_handles(&self) {
+        let live = self.handles.live.load(Ordering::SeqCst);
+        self.handles.peak.store(live, Ordering::SeqCst);
+    }
+
+    /// Read handles opened so far.
+    pub fn read_opens(&self) -> u64 {
+        self.handles.opened.load(Ordering::SeqCst)
     }
 
     /// A file's current bytes (synced or not).
@@ -298,6 +330,13 @@ impl WriteFile for MemWrite {
 
 struct MemRead {
     data: Arc<Mutex<Vec<u8>>>,
+    handles: Arc<HandleCount>,
+}
+
+impl Drop for MemRead {
+    fn drop(&mut self) {
+        self.handles.live.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl ReadFile for MemRead {
@@ -385,7 +424,13 @@ impl Storage for MemStorage {
     }
     fn open_read(&self, path: &Path) -> io::Result<Arc<dyn ReadFile>> {
         let data = self.fs.lock().file(path)?.data.clone();
-        Ok(Arc::new(MemRead { data }))
+        self.handles.opened.fetch_add(1, Ordering::SeqCst);
+        let live = self.handles.live.fetch_add(1, Ordering::SeqCst) + 1;
+        self.handles.peak.fetch_max(live, Ordering::SeqCst);
+        Ok(Arc::new(MemRead {
+            data,
+            handles: self.handles.clone(),
+        }))
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut fs = self.fs.lock();

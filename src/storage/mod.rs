@@ -4,10 +4,12 @@
 
 mod fs;
 mod mem;
+mod pool;
 
 pub use fs::FsStorage;
 pub(crate) use fs::LOCK_FILE;
 pub use mem::{MemStorage, Op, SplitMix, Tear};
+pub(crate) use pool::{FilePool, PooledFile};
 
 use std::fmt::Debug;
 use std::io;

@@ -996,3 +996,46 @@ fn readers_see_a_consistent_snapshot_while_a_writer_appends_rolls_and_seals() {
     assert!(segments.len() > 2, "the writer rolled while readers ran");
     assert!(segments.iter().any(|s| s.sealed), "and sealed");
 }
+
+#[test]
+fn commands_work_on_more_sealed_segments_than_the_open_file_limit() {
+    // 300 sealed segments under `ulimit -n 128`: a tool that held one
+    // descriptor per segment would fail with "too many open files".
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(
+        dir.path(),
+        options().segment_bytes_max(4096).seal_frame_bytes(4096),
+    )
+    .unwrap();
+    let mut n = 0;
+    while log.segments().unwrap().len() < 301 {
+        log.append(&event(n)).unwrap();
+        n += 1;
+    }
+    log.seal().unwrap();
+    drop(log);
+    assert!(files_with(dir.path(), ".wlog.zst").len() >= 300);
+    let limited = |args: &[&str]| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(r#"ulimit -n 128 && exec "$@""#)
+            .arg("sh")
+            .arg(env!("CARGO_BIN_EXE_wormctl"))
+            .args(args)
+            .output()
+            .expect("sh runs")
+    };
+    let d = p(dir.path());
+    for args in [
+        &["verify", d][..],
+        &["stat", d],
+        &["tail", "-n", "3", d],
+        &["seal", d],
+    ] {
+        let o = limited(args);
+        expect_code(&o, 0);
+    }
+    let o = limited(&["dump", "--json", d]);
+    expect_code(&o, 0);
+    assert_eq!(json_lines(&o).len() as u64, n, "every record dumped");
+}
