@@ -384,16 +384,22 @@ fn check_segment(
             }
             s.sealed_record = true;
         }
-        if f.kind == RecordKind::RetentionApplied {
-            if let Some(Ok(SystemEvent::RetentionApplied {
-                anchor_entry_hash, ..
-            })) = SystemEvent::decode(f.kind, f.payload)
-            {
-                s.anchor_refs.push((offset, f.seq, anchor_entry_hash));
-            }
+        // An engine record is part of the proof (what was opened, cut,
+        // repaired, dropped): one whose payload does not follow 4.2 is damage
+        // even though its chain hash holds.
+        let event = match SystemEvent::decode(f.kind, f.payload) {
+            None => None,
+            Some(Ok(event)) => Some(event),
+            Some(Err(what)) => return bad(what),
+        };
+        if let Some(SystemEvent::RetentionApplied {
+            anchor_entry_hash, ..
+        }) = event
+        {
+            s.anchor_refs.push((offset, f.seq, anchor_entry_hash));
         }
-        if s.records == 0 && f.kind.is_system() {
-            s.first_event = SystemEvent::decode(f.kind, f.payload).and_then(|e| e.ok());
+        if s.records == 0 {
+            s.first_event = event;
         }
         // Index points name frame starts in order; one that names anything
         // else would send readers to the wrong place.

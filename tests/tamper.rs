@@ -219,6 +219,37 @@ fn altered_seal_record_is_detected() {
     );
 }
 
+#[test]
+fn malformed_engine_record_is_detected_even_with_its_chain_recomputed() {
+    // An engine record (here the segment-rolled record that opens the
+    // active segment) given a durability mode the spec does not define,
+    // every hash and CRC after it recomputed: the chain holds, the payload
+    // no longer follows the spec.
+    let (storage, files) = log_with_every_kind_of_segment();
+    let path = active(&files);
+    let bytes = storage.read_file(&path).unwrap();
+    let (o, _, seq) = frame_map(&bytes)[0];
+    let Decoded::Frame(f) = decode_frame(&bytes[o..]) else {
+        panic!()
+    };
+    assert_eq!(f.kind, RecordKind::SegmentRolled);
+    // Durability mode u8, then max_delay_ns u64, end the payload (4.2).
+    let mut bad_mode = f.payload.to_vec();
+    let mode_at = bad_mode.len() - 9;
+    bad_mode[mode_at] = 0xEE;
+    let forged = forge_bytes(&bytes, f.payload, &bad_mode);
+    let err = detect(
+        &storage,
+        |c| c.write_file(&path, forged),
+        "malformed segment-rolled payload",
+    );
+    assert!(
+        matches!(&err, Error::Corrupt { seq: Some(s), offset, .. } if *s == seq && *offset == o as u64),
+        "{err}"
+    );
+    assert!(err.to_string().contains("segment-rolled"), "{err}");
+}
+
 /// Rewriting a record and recomputing every hash after it yields a log that
 /// verifies on its own; only a head kept elsewhere (a checkpoint) catches it.
 /// This is the hook wormctl's signed checkpoints build on.
