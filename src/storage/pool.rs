@@ -58,7 +58,13 @@ impl FilePool {
         }
         // Opened without the lock: opening is a system call, and other
         // readers should not wait for it.
-        let file = self.storage.open_read(path)?;
+        let file = self.storage.open_read(path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => io::Error::new(
+                io::ErrorKind::NotFound,
+                "reopening: the file was removed after the log was opened (retention dropped it?)",
+            ),
+            _ => e,
+        })?;
         let len = file.len()?;
         if len != expect_len {
             return Err(io::Error::new(
@@ -210,6 +216,20 @@ mod tests {
             .expect("a grown file is refused");
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
         assert!(e.to_string().contains("15 bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_removed_file_is_a_clear_not_found() {
+        let (mem, pool, paths) = pool_with_files(2, 1);
+        pool.get(&paths[0], 10).unwrap();
+        pool.get(&paths[1], 10).unwrap(); // paths[0] evicted
+        mem.remove_file(&paths[0]).unwrap();
+        let e = pool.get(&paths[0], 10).err().expect("removed");
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert!(
+            e.to_string().contains("removed after the log was opened"),
+            "{e}"
+        );
     }
 
     #[test]
