@@ -2,7 +2,7 @@
 
 use crate::checkpoint::Checkpoint;
 use crate::commit::{Committer, Request};
-use crate::error::{Error, Result};
+use crate::error::{Corruption, Error, Result};
 use crate::format::{hex, Hash, RecordKind, SystemEvent};
 use crate::options::{Durability, Options, Sealing};
 use crate::read::{self, Iter};
@@ -453,11 +453,85 @@ impl Log {
     /// Opens an existing log for reading alone, whether or not a writer has
     /// it open (in this process or another): no lock, no recovery writes,
     /// no sealing. The log is a snapshot of what was committed when it was
-    /// opened (a tail being written is left out); open again to see more.
+    /// opened (a tail being written is left out); `refresh` takes in what
+    /// was committed since.
     /// Appends and other changes fail with `Error::ReadOnly`; reads and
     /// `verify` work, and damage to durable data is an error as for a writer.
     pub fn open_read_only(dir: impl AsRef<Path>, options: Options) -> Result<Log> {
         Log::open_mode(dir.as_ref(), options, true)
+    }
+
+    /// For a log opened read-only: takes in the records a writer has
+    /// committed since the open or the last refresh, and returns whether the
+    /// head moved. New records in the active segment are read from where the
+    /// last look stopped, so following a busy log costs what it writes, not
+    /// a scan of the whole active segment; after a roll the log is opened
+    /// anew. The log must go on from the head this reader saw: a log that
+    /// is now shorter, or holds another record at that seq, is an error.
+    /// A log opened for writing is always current: `Ok(false)`.
+    pub fn refresh(&self) -> Result<bool> {
+        let shared = &self.inner.shared;
+        if !shared.read_only {
+            return Ok(false);
+        }
+        // The read-only writer only marks where this reader's view ends; its
+        // lock also keeps two refreshes from interleaving.
+        let mut at = self.inner.committer.writer.lock();
+        let before = shared.visible.read().head;
+        match recovery::follow_active(&shared.options, &shared.dir, &mut at)? {
+            recovery::Follow::Same => return Ok(false),
+            recovery::Follow::Grew => {
+                shared.publish(
+                    at.next_seq - 1,
+                    at.prev_hash,
+                    at.last_ts,
+                    at.segment.number,
+                    at.len,
+                );
+            }
+            recovery::Follow::Reopen => {
+                let r = recovery::recover(&shared.dir, &shared.options, &shared.reads, true)?;
+                let moved = |detail: String| {
+                    Err(Error::corrupt(
+                        &shared.dir,
+                        0,
+                        Some(before.seq),
+                        Corruption::SegmentDiscontinuity { detail },
+                    ))
+                };
+                if r.log_id != shared.log_id {
+                    return moved(format!(
+                        "the directory now holds log {}, not log {}",
+                        hex(&r.log_id),
+                        hex(&shared.log_id)
+                    ));
+                }
+                if r.visible.head.seq < before.seq {
+                    return moved(format!(
+                        "the log now ends at seq {}, this reader saw it reach {}",
+                        r.visible.head.seq, before.seq
+                    ));
+                }
+                *shared.anchor.lock() = r.anchor;
+                *shared.segments.write() = r.segments;
+                *shared.visible.write() = r.visible;
+                *at = r.writer;
+                drop(at);
+                let first = self.segments()?.first().map_or(1, |s| s.first_seq);
+                if before.seq >= first && before.seq > 0 {
+                    let then = self.get(before.seq)?;
+                    if then.hash() != &before.hash {
+                        return moved(format!(
+                            "seq {} had chain hash {} and now has {}",
+                            before.seq,
+                            hex(&before.hash),
+                            hex(then.hash())
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(shared.visible.read().head.seq != before.seq)
     }
 
     fn open_mode(dir: &Path, options: Options, read_only: bool) -> Result<Log> {

@@ -459,7 +459,7 @@ struct Scan {
 
 fn scan_active(seg: &Segment, file_len: u64) -> Result<Scan> {
     let h = &seg.header;
-    let mut s = Scan {
+    let start = Scan {
         end: SEGMENT_HEADER_LEN as u64,
         next_seq: h.first_seq,
         prev_hash: h.prev_hash,
@@ -478,7 +478,13 @@ fn scan_active(seg: &Segment, file_len: u64) -> Result<Scan> {
         last_kind: None,
         damage: None,
     };
-    let mut scan = FrameScanner::new(seg.file.clone(), SEGMENT_HEADER_LEN as u64, file_len);
+    scan_on(seg, start, file_len)
+}
+
+/// Scans frames from where `s` ends (its chain state there) up to
+/// `file_len`, as far as they are valid.
+fn scan_on(seg: &Segment, mut s: Scan, file_len: u64) -> Result<Scan> {
+    let mut scan = FrameScanner::new(seg.file.clone(), s.end, file_len);
     loop {
         let (offset, f) = match scan.next() {
             Ok(Some(x)) => x,
@@ -570,6 +576,82 @@ fn read_only_tail(options: &Options, segments: Vec<Arc<Segment>>) -> Result<Tail
         events: Vec::new(),
         truncate_after_open: Vec::new(),
     })
+}
+
+/// What a read-only log finds when it looks again (see [`follow_active`]).
+pub(crate) enum Follow {
+    /// Nothing new.
+    Same,
+    /// New records in the active segment; the writer (a marker of where the
+    /// reader's view ends) has moved past them.
+    Grew,
+    /// A newer segment exists, or the active segment is not as it was
+    /// read: the log must be opened anew.
+    Reopen,
+}
+
+/// For a read-only log: takes in what a writer committed to the active
+/// segment since `at` marks, reading on from there (the bytes before are not
+/// read again), and moves `at` past it. Damage in durable bytes is an error,
+/// as on open; a tail still being written is left for the next look.
+pub(crate) fn follow_active(options: &Options, dir: &Path, at: &mut Writer) -> Result<Follow> {
+    let seg = at.segment.clone();
+    let file_len = seg.file_len()?;
+    if file_len < at.len {
+        return Ok(Follow::Reopen);
+    }
+    let mut follow = Follow::Same;
+    let mut last_kind = None;
+    if file_len > at.len {
+        let start = Scan {
+            end: at.len,
+            next_seq: at.next_seq,
+            prev_hash: at.prev_hash,
+            last_ts: at.last_ts,
+            records: at.records,
+            index: SparseIndex {
+                entries: Vec::new(),
+                complete: true,
+            },
+            repaired: Vec::new(),
+            digest: BatchedDigest::from_hasher(at.digest.clone()),
+            last_kind: None,
+            damage: None,
+        };
+        let scan = scan_on(&seg, start, file_len)?;
+        if let Some((offset, what)) = durable_damage(&seg, &scan, file_len, options)? {
+            return Err(Error::corrupt(&seg.path, offset, Some(scan.next_seq), what));
+        }
+        if scan.end > at.len {
+            debug_assert!(scan.next_seq > at.next_seq, "new bytes hold new records");
+            let mut index = seg.index.write();
+            for e in &scan.index.entries {
+                index.note(e.seq, e.timestamp_ns, e.offset);
+            }
+            drop(index);
+            at.len = scan.end;
+            at.synced_len = scan.end;
+            at.next_seq = scan.next_seq;
+            at.prev_hash = scan.prev_hash;
+            at.last_ts = scan.last_ts;
+            at.records = scan.records;
+            at.digest = scan.digest.into_hasher();
+            last_kind = scan.last_kind;
+            follow = Follow::Grew;
+        }
+    }
+    // A writer rolls after the seal record; a repair rolls with none, and
+    // then the active segment stops growing. Either way a newer segment is
+    // in the directory.
+    let may_have_rolled = matches!(follow, Follow::Same) || last_kind == Some(RecordKind::Sealed);
+    if may_have_rolled
+        && list_segments(&*options.storage, dir, true)?
+            .iter()
+            .any(|&(n, _)| n > seg.number)
+    {
+        return Ok(Follow::Reopen);
+    }
+    Ok(follow)
 }
 
 /// The damage that ended the scan, if it hit bytes that had been durable;

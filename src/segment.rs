@@ -336,6 +336,14 @@ impl BatchedDigest {
         }
     }
 
+    /// Goes on from `hasher`, which has been given the bytes before.
+    pub fn from_hasher(hasher: blake3::Hasher) -> Self {
+        BatchedDigest {
+            hasher,
+            pending: Vec::with_capacity(Self::BATCH),
+        }
+    }
+
     pub fn update(&mut self, bytes: &[u8]) {
         self.pending.extend_from_slice(bytes);
         if self.pending.len() >= Self::BATCH {

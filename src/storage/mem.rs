@@ -142,6 +142,7 @@ struct HandleCount {
     opened: AtomicU64,
     live: AtomicUsize,
     peak: AtomicUsize,
+    bytes_read: AtomicU64,
 }
 
 impl MemStorage {
@@ -229,6 +230,11 @@ impl MemStorage {
     pub fn reset_peak_read_handles(&self) {
         let live = self.handles.live.load(Ordering::SeqCst);
         self.handles.peak.store(live, Ordering::SeqCst);
+    }
+
+    /// Bytes returned by reads through read handles so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.handles.bytes_read.load(Ordering::SeqCst)
     }
 
     /// Read handles opened so far.
@@ -347,6 +353,9 @@ impl ReadFile for MemRead {
             .min(data.len());
         let n = buf.len().min(data.len() - start);
         buf[..n].copy_from_slice(&data[start..start + n]);
+        self.handles
+            .bytes_read
+            .fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
     fn len(&self) -> io::Result<u64> {

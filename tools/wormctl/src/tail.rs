@@ -1,11 +1,11 @@
 //! `wormctl tail DIR [-n N] [-f]`: the last N records; with -f, new records
-//! as they commit, until interrupted. Following reopens the log read-only
-//! every poll, so it never holds the writer's lock and sees only what was
-//! committed.
+//! as they commit, until interrupted. Following keeps the log open
+//! read-only and refreshes it every poll, so it never holds the writer's
+//! lock and sees only what was committed.
 
 use crate::fail::Fail;
 use crate::out::{self, Out};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 use wormlog::{Log, Record};
 
@@ -77,7 +77,7 @@ fn print(out: &mut Out, a: &Args, r: &Record) -> Result<(), Fail> {
     }
 }
 
-/// Consecutive failed reopens before following gives up.
+/// Consecutive failed refreshes before following gives up.
 const FAILURES_MAX: u32 = 20;
 
 pub fn run(a: Args) -> Result<(), Fail> {
@@ -89,25 +89,20 @@ pub fn run(a: Args) -> Result<(), Fail> {
         return Ok(());
     }
     let mut next = log.head().seq + 1;
-    let mut active = active_path(&log);
-    // Taken before each open: a commit after it changes what the next poll
-    // sees, so no record is skipped.
-    let mut seen: Option<Footprint> = None;
     let mut failures = 0;
-    drop(log);
     loop {
         std::thread::sleep(a.interval);
-        // Opening runs a read-only recovery scan of the active segment: skip
-        // it while nothing in the directory has changed.
-        let now = active.as_ref().and_then(|p| Footprint::of(&a.dir, p));
-        if now.is_some() && now == seen {
-            continue;
-        }
-        let log = match Log::open_read_only(&a.dir, wormlog::Options::default()) {
-            Ok(log) => log,
-            // Retention may delete a segment between listing and opening it;
-            // the next poll sees the directory as it is then. An error that
-            // persists (the directory is gone) ends the command.
+        // A refresh reads only what was committed since the last one (and
+        // opens the log anew after a roll), so following costs what the
+        // writer writes.
+        match log.refresh() {
+            Ok(false) => continue,
+            Ok(true) => failures = 0,
+            // Retention may delete a segment while a refresh after a roll
+            // opens the log anew; the next poll sees the directory as it is
+            // then. An error that persists (the directory is gone) ends the
+            // command, as does damage or a log that no longer continues what
+            // was printed.
             Err(e @ (wormlog::Error::NotFound { .. } | wormlog::Error::Io { .. })) => {
                 failures += 1;
                 if failures >= FAILURES_MAX {
@@ -116,47 +111,12 @@ pub fn run(a: Args) -> Result<(), Fail> {
                 continue;
             }
             Err(e) => return Err(Fail::log(e)),
-        };
-        failures = 0;
+        }
         for r in log.read(next..)? {
             let r = r?;
             next = r.seq() + 1;
             print(&mut out, &a, &r)?;
         }
         out.flush()?;
-        let opened_active = active_path(&log);
-        // A footprint of another active segment says nothing about this one.
-        seen = if opened_active == active { now } else { None };
-        active = opened_active;
     }
-}
-
-fn active_path(log: &Log) -> Option<PathBuf> {
-    Some(log.segments().ok()?.into_iter().find(|s| s.active)?.path)
-}
-
-/// What changes when anything is committed: the active segment's length,
-/// and the directory's entries (a roll, a seal, a retention run).
-#[derive(PartialEq, Eq)]
-struct Footprint {
-    active_len: u64,
-    entries: Vec<std::ffi::OsString>,
-}
-
-impl Footprint {
-    fn of(dir: &Path, active: &Path) -> Option<Footprint> {
-        Some(Footprint {
-            active_len: std::fs::metadata(active).ok()?.len(),
-            entries: entries(dir)?,
-        })
-    }
-}
-
-fn entries(dir: &Path) -> Option<Vec<std::ffi::OsString>> {
-    let mut v: Vec<_> = std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.file_name()))
-        .collect();
-    v.sort();
-    Some(v)
 }
