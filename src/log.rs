@@ -513,7 +513,13 @@ impl Log {
                     ));
                 }
                 *shared.anchor.lock() = r.anchor;
-                *shared.segments.write() = r.segments;
+                let first_kept = r.segments.first().map_or(0, |s| s.number);
+                let old = std::mem::replace(&mut *shared.segments.write(), r.segments);
+                // Segments retention dropped meanwhile: close their files, or
+                // the pool keeps their disk space in use.
+                for s in old.iter().filter(|s| s.number < first_kept) {
+                    shared.reads.files.forget(&s.path);
+                }
                 *shared.visible.write() = r.visible;
                 *at = r.writer;
                 drop(at);
