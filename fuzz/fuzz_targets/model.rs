@@ -1,7 +1,9 @@
 //! The engine against a plain model, on the in-memory storage: the input is
 //! a program of appends, batches, syncs, crashes (with a chosen tear),
 //! reopens, seals and verifications. After every step: no acknowledged
-//! record is lost, reads equal the model, verification passes.
+//! record is lost, reads equal the model, verification passes, and a
+//! read-only follower, refreshed, holds a prefix of the model that never
+//! shrinks (and all of it once the writer has synced).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
@@ -36,6 +38,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut storage = MemStorage::new();
     let mut log = Some(Log::open(dir, options(&storage, durability)).unwrap());
+    let mut reader = Log::open_read_only(dir, options(&storage, durability)).unwrap();
+    let mut followed = 0usize;
     // The model: every record appended so far, and how many are durable.
     let mut appended: Vec<Vec<u8>> = Vec::new();
     let mut durable = 0usize;
@@ -71,6 +75,8 @@ fuzz_target!(|data: &[u8]| {
                 drop(log.take());
                 storage = storage.crash_image(tear, u64::from(arg));
                 let reopened = Log::open(dir, options(&storage, durability)).expect("reopens after a crash");
+                reader = Log::open_read_only(dir, options(&storage, durability)).unwrap();
+                followed = 0;
                 let got = user_records(&reopened);
                 assert!(got.len() >= durable, "lost a durable record");
                 assert_eq!(&got[..], &appended[..got.len()], "not a prefix");
@@ -99,6 +105,14 @@ fuzz_target!(|data: &[u8]| {
         if let Some(l) = log.as_ref() {
             assert_eq!(user_records(l), appended, "reads equal the model");
         }
+        reader.refresh().expect("a follower keeps up");
+        let seen = user_records(&reader);
+        assert!(seen.len() >= followed, "the follower's view shrank");
+        assert_eq!(&seen[..], &appended[..seen.len()], "the follower holds a prefix");
+        if code % 8 == 3 || code % 8 == 5 {
+            assert_eq!(seen.len(), appended.len(), "synced records reach the follower");
+        }
+        followed = seen.len();
     }
     if let Some(l) = log.as_ref() {
         l.verify().expect("verifies at the end");
