@@ -20,12 +20,16 @@ fuzz_target!(|data: &[u8]| {
         created_ns: 1,
         prev_hash: [9; 32],
     };
-    storage.write_file(&dir.join("seg-00000000000000000002.wlog"), header.encode().to_vec());
+    storage.write_file(
+        &dir.join("seg-00000000000000000002.wlog"),
+        header.encode().to_vec(),
+    );
     storage.write_file(&dir.join("wormlog.anchor"), data.to_vec());
     let opts = Options::default()
         .storage(Arc::new(storage.clone()))
         .sealing(Sealing::Manual);
     if let Ok(log) = Log::open(dir, opts) {
-        log.verify().expect("a log that opens with this anchor verifies");
+        log.verify()
+            .expect("a log that opens with this anchor verifies");
     }
 });

@@ -15,7 +15,9 @@ fn key() -> &'static CheckpointKey {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let _ = CheckpointPublicKey::from_vkey_string(text);
     let _ = CheckpointKey::from_private_string(text);
     if let Ok(cp) = Checkpoint::verify_note(text, &key().public()) {

@@ -9,7 +9,15 @@ use wormlog::format::*;
 fuzz_target!(|data: &[u8]| {
     if let Decoded::Frame(f) = decode_frame(data) {
         let mut out = Vec::new();
-        encode_frame(&mut out, f.seq, f.timestamp_ns, f.synced_through, f.kind, f.payload, &f.hash);
+        encode_frame(
+            &mut out,
+            f.seq,
+            f.timestamp_ns,
+            f.synced_through,
+            f.kind,
+            f.payload,
+            &f.hash,
+        );
         assert_eq!(&out[..], f.raw);
         let _ = SystemEvent::decode(f.kind, f.payload);
     }
@@ -34,7 +42,8 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(e.encode(), &data[..n]);
     }
     let _ = decode_anchor_header(data);
-    if let Ok(file) = wormlog::SegmentFile::from_reader("fuzz", std::io::Cursor::new(data.to_vec())) {
+    if let Ok(file) = wormlog::SegmentFile::from_reader("fuzz", std::io::Cursor::new(data.to_vec()))
+    {
         let first = file.info().first_seq;
         let mut next = first;
         let mut failed = false;

@@ -34,7 +34,9 @@ fuzz_target!(|data: &[u8]| {
     let durability = match data.first().copied().unwrap_or(0) % 3 {
         0 => Durability::Sync,
         1 => Durability::Buffered,
-        _ => Durability::Batched { max_delay: std::time::Duration::from_secs(3600) },
+        _ => Durability::Batched {
+            max_delay: std::time::Duration::from_secs(3600),
+        },
     };
     let mut storage = MemStorage::new();
     let mut log = Some(Log::open(dir, options(&storage, durability)).unwrap());
@@ -70,11 +72,17 @@ fuzz_target!(|data: &[u8]| {
                 if durability == Durability::Sync {
                     durable = acked;
                 }
-                let tear = [Tear::LoseUnsynced, Tear::KeepUnsynced, Tear::KeepPrefix, Tear::Sectors][arg as usize % 4];
+                let tear = [
+                    Tear::LoseUnsynced,
+                    Tear::KeepUnsynced,
+                    Tear::KeepPrefix,
+                    Tear::Sectors,
+                ][arg as usize % 4];
                 storage.crash_after(storage.mutations());
                 drop(log.take());
                 storage = storage.crash_image(tear, u64::from(arg));
-                let reopened = Log::open(dir, options(&storage, durability)).expect("reopens after a crash");
+                let reopened =
+                    Log::open(dir, options(&storage, durability)).expect("reopens after a crash");
                 reader = Log::open_read_only(dir, options(&storage, durability)).unwrap();
                 followed = 0;
                 let got = user_records(&reopened);
@@ -108,9 +116,17 @@ fuzz_target!(|data: &[u8]| {
         reader.refresh().expect("a follower keeps up");
         let seen = user_records(&reader);
         assert!(seen.len() >= followed, "the follower's view shrank");
-        assert_eq!(&seen[..], &appended[..seen.len()], "the follower holds a prefix");
+        assert_eq!(
+            &seen[..],
+            &appended[..seen.len()],
+            "the follower holds a prefix"
+        );
         if code % 8 == 3 || code % 8 == 5 {
-            assert_eq!(seen.len(), appended.len(), "synced records reach the follower");
+            assert_eq!(
+                seen.len(),
+                appended.len(),
+                "synced records reach the follower"
+            );
         }
         followed = seen.len();
     }
