@@ -29,16 +29,23 @@ pub struct Args {
 
 /// Reads a small text file (a key or a checkpoint), refusing large ones.
 pub fn read_small(path: &Path, what: &str) -> Result<String, Fail> {
+    use std::io::Read;
     const MAX: u64 = 64 << 10;
-    let meta = std::fs::metadata(path).map_err(|e| Fail::io(path.display(), e))?;
-    if meta.len() > MAX {
+    let io = |e| Fail::io(path.display(), e);
+    // Read through a limit, not by the size metadata reports: a device or a
+    // pipe (/dev/zero, <(yes)) says 0 bytes and never ends.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(MAX + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX {
         return Err(Fail::usage(format!(
-            "{}: {} bytes is too large for a {what}",
-            path.display(),
-            meta.len()
+            "{}: more than {MAX} bytes is too large for a {what}",
+            path.display()
         )));
     }
-    let bytes = std::fs::read(path).map_err(|e| Fail::io(path.display(), e))?;
     String::from_utf8(bytes)
         .map_err(|_| Fail::usage(format!("{}: a {what} is text; this is not", path.display())))
 }

@@ -459,6 +459,25 @@ fn unusable_input_is_exit_2_with_one_line_naming_it() {
         ]),
         2,
     );
+    // Key and checkpoint files are read through a limit: a device that
+    // reports 0 bytes and never ends is refused, not read into memory.
+    let log = dir.path().join("log");
+    make_log(&log, 10);
+    let keys = dir.path().join("k");
+    expect_code(&wormctl(&["keygen", "--out", p(&keys)]), 0);
+    let public = keys.with_extension("pub");
+    for (cp, key) in [("/dev/zero", p(&public)), (p(&foreign), "/dev/zero")] {
+        let o = wormctl(&["verify", "--checkpoint", cp, "--pubkey", key, p(&log)]);
+        expect_code(&o, 2);
+        assert!(
+            stderr(&o).contains("/dev/zero: more than"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    let o = wormctl(&["checkpoint", p(&log), "--key", "/dev/zero"]);
+    expect_code(&o, 2);
+    assert!(stderr(&o).contains("/dev/zero"), "{}", stderr(&o));
 }
 
 #[test]
