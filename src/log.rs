@@ -523,7 +523,11 @@ impl Log {
                 *shared.visible.write() = r.visible;
                 *at = r.writer;
                 drop(at);
-                let first = self.segments()?.first().map_or(1, |s| s.first_seq);
+                let first = shared
+                    .segments
+                    .read()
+                    .first()
+                    .map_or(1, |s| s.header.first_seq);
                 if before.seq >= first && before.seq > 0 {
                     let then = self.get(before.seq)?;
                     if then.hash() != &before.hash {

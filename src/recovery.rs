@@ -9,8 +9,8 @@
 use crate::commit::Writer;
 use crate::error::{Corruption, Error, Result};
 use crate::format::{
-    chain_hash, decode_frame, frame_padded_len, genesis_hash, hex, Decoded, RecordKind,
-    SegmentHeader, SystemEvent, FORMAT_VERSION, SEGMENT_HEADER_LEN,
+    decode_frame, frame_padded_len, genesis_hash, hex, Decoded, Hash, RecordKind, SegmentHeader,
+    SystemEvent, FORMAT_VERSION, SEGMENT_HEADER_LEN,
 };
 use crate::log::{Head, Visible};
 use crate::options::Options;
@@ -18,8 +18,8 @@ use crate::retention::{load_anchor, Anchor};
 use crate::seal::{open_sealed, SealedReads};
 use crate::segment::{
     create_segment_file, is_tmp_segment_name, parse_sealed_file_name, parse_segment_file_name,
-    sealed_file_name, segment_file_name, BatchedDigest, FrameScanner, ScanError, Segment,
-    SparseIndex,
+    sealed_file_name, segment_file_name, BatchedDigest, ChainWalker, FrameScanner, ScanError,
+    Segment, SparseIndex,
 };
 use crate::storage::{DirLock, ReadFile, Storage, LOCK_FILE};
 use std::io;
@@ -457,27 +457,44 @@ struct Scan {
     damage: Option<(u64, Corruption, bool)>,
 }
 
+impl Scan {
+    /// A scan that goes on from `end`, where the chain stands at
+    /// (`next_seq`, `prev_hash`, `last_ts`) after `records` records whose
+    /// bytes `digest` has been given.
+    fn starting_at(
+        end: u64,
+        (next_seq, prev_hash, last_ts): (u64, Hash, u64),
+        records: u64,
+        digest: BatchedDigest,
+    ) -> Scan {
+        Scan {
+            end,
+            next_seq,
+            prev_hash,
+            last_ts,
+            records,
+            index: SparseIndex {
+                entries: Vec::new(),
+                complete: true,
+            },
+            repaired: Vec::new(),
+            digest,
+            last_kind: None,
+            damage: None,
+        }
+    }
+}
+
 fn scan_active(seg: &Segment, file_len: u64) -> Result<Scan> {
     let h = &seg.header;
-    let start = Scan {
-        end: SEGMENT_HEADER_LEN as u64,
-        next_seq: h.first_seq,
-        prev_hash: h.prev_hash,
-        last_ts: h.created_ns,
-        records: 0,
-        index: SparseIndex {
-            entries: Vec::new(),
-            complete: true,
-        },
-        repaired: Vec::new(),
-        digest: {
-            let mut d = BatchedDigest::new();
-            d.update(&h.encode());
-            d
-        },
-        last_kind: None,
-        damage: None,
-    };
+    let mut digest = BatchedDigest::new();
+    digest.update(&h.encode());
+    let start = Scan::starting_at(
+        SEGMENT_HEADER_LEN as u64,
+        (h.first_seq, h.prev_hash, h.created_ns),
+        0,
+        digest,
+    );
     scan_on(seg, start, file_len)
 }
 
@@ -495,29 +512,14 @@ fn scan_on(seg: &Segment, mut s: Scan, file_len: u64) -> Result<Scan> {
                 break;
             }
         };
-        let broken = if f.seq != s.next_seq {
-            Some(Corruption::SeqGap {
-                expected: s.next_seq,
-                found: f.seq,
-            })
-        } else if f.timestamp_ns < s.last_ts {
-            Some(Corruption::TimeWentBackward {
-                previous: s.last_ts,
-                found: f.timestamp_ns,
-            })
-        } else if f.synced_through > offset || f.synced_through < SEGMENT_HEADER_LEN as u64 {
-            Some(Corruption::FrameField {
-                field: "synced_through",
-                detail: format!("{} is not within 96..={offset}", f.synced_through),
-            })
-        } else {
-            let computed = chain_hash(&s.prev_hash, f.seq, f.timestamp_ns, f.kind as u8, f.payload);
-            (computed != f.hash).then(|| Corruption::ChainBroken {
-                stored: hex(&f.hash),
-                computed: hex(&computed),
-            })
+        // A CRC-valid frame that does not continue the chain is not a torn
+        // write: the damage is certain.
+        let mut walker = ChainWalker {
+            last_seq: s.next_seq - 1,
+            last_hash: s.prev_hash,
+            last_ts: s.last_ts,
         };
-        if let Some(what) = broken {
+        if let Err(what) = walker.step(offset, &f) {
             s.damage = Some((offset, what, true));
             break;
         }
@@ -603,21 +605,12 @@ pub(crate) fn follow_active(options: &Options, dir: &Path, at: &mut Writer) -> R
     let mut follow = Follow::Same;
     let mut last_kind = None;
     if file_len > at.len {
-        let start = Scan {
-            end: at.len,
-            next_seq: at.next_seq,
-            prev_hash: at.prev_hash,
-            last_ts: at.last_ts,
-            records: at.records,
-            index: SparseIndex {
-                entries: Vec::new(),
-                complete: true,
-            },
-            repaired: Vec::new(),
-            digest: BatchedDigest::from_hasher(at.digest.clone()),
-            last_kind: None,
-            damage: None,
-        };
+        let start = Scan::starting_at(
+            at.len,
+            (at.next_seq, at.prev_hash, at.last_ts),
+            at.records,
+            BatchedDigest::from_hasher(at.digest.clone()),
+        );
         let scan = scan_on(&seg, start, file_len)?;
         if let Some((offset, what)) = durable_damage(&seg, &scan, file_len, options)? {
             return Err(Error::corrupt(&seg.path, offset, Some(scan.next_seq), what));

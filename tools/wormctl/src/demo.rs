@@ -87,15 +87,12 @@ fn audit_event(thread: u64, i: u64, lines: &[&str]) -> Vec<u8> {
     const OUTCOMES: [&str; 4] = ["success", "success", "failure", "denied"];
     let n = thread.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i.wrapping_mul(0xBF58_476D_1CE4_E5B9);
     let pick = |k: u64, len: usize| ((n >> k) as usize) % len;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
     let detail = lines[pick(7, lines.len())]
         .replace('\\', "\\\\")
         .replace('"', "\\\"");
     format!(
         r#"{{"time":"{}","actor":"{}","action":"{}","resource":"{}","src_ip":"10.{}.{}.{}","outcome":"{}","request_id":"t{thread}-{i}","detail":"{}"}}"#,
-        rfc3339(now),
+        humantime::format_rfc3339_millis(std::time::SystemTime::now()),
         ACTORS[pick(3, 8)],
         ACTIONS[pick(11, 8)],
         RESOURCES[pick(17, 6)],
@@ -106,29 +103,6 @@ fn audit_event(thread: u64, i: u64, lines: &[&str]) -> Vec<u8> {
         detail.trim_end(),
     )
     .into_bytes()
-}
-
-/// UTC time as RFC 3339 with milliseconds.
-fn rfc3339(t: Duration) -> String {
-    let secs = t.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        t.subsec_millis()
-    )
 }
 
 fn rate(n: f64, secs: f64) -> String {

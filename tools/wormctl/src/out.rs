@@ -47,11 +47,19 @@ pub fn rfc3339(ns: u64) -> String {
     humantime::format_rfc3339_nanos(UNIX_EPOCH + Duration::from_nanos(ns)).to_string()
 }
 
+/// The same to the second, for tables.
+pub fn rfc3339_seconds(ns: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_nanos(ns)).to_string()
+}
+
+/// `d` in ns, saturating (u64 ns last until 2554).
+fn ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// Now, in ns since the Unix epoch.
 pub fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, ns)
 }
 
 /// A point in time for --since/--until: RFC 3339 (`2026-11-22T10:00:00Z`),
@@ -63,11 +71,11 @@ pub fn parse_time(s: &str) -> Result<u64, String> {
     if let Ok(t) = humantime::parse_rfc3339_weak(s) {
         return t
             .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+            .map(ns)
             .map_err(|_| format!("{s} is before 1970"));
     }
     match humantime::parse_duration(s) {
-        Ok(d) => Ok(now_ns().saturating_sub(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))),
+        Ok(d) => Ok(now_ns().saturating_sub(ns(d))),
         Err(_) => Err(format!(
             "{s:?} is not a time: give RFC 3339 (2026-11-22T10:00:00Z), ns since 1970, \
              or a duration ago (15m, 7d)"

@@ -222,7 +222,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
     for r in &rows {
         let s = &r.info;
         let (first, last) = match r.times {
-            Some((f, l)) => (short_time(f), short_time(l)),
+            Some((f, l)) => (out::rfc3339_seconds(f), out::rfc3339_seconds(l)),
             None => ("-".into(), "-".into()),
         };
         out.line(format!(
@@ -272,10 +272,4 @@ pub fn run(a: Args) -> Result<(), Fail> {
         None => out.line("legal hold: none")?,
     }
     out.line(format!("durability: {durability}"))
-}
-
-/// RFC 3339 to the second, for the table.
-fn short_time(ns: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns))
-        .to_string()
 }
