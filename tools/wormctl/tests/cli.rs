@@ -986,12 +986,32 @@ fn readers_see_a_consistent_snapshot_while_a_writer_appends_rolls_and_seals() {
         })
     };
     let mut last_head = 0;
-    // WORMCTL_RACE_ROUNDS=300 for a longer hunt.
+    // WORMCTL_RACE_ROUNDS=300 for a longer hunt. However slow the disk, the
+    // rounds go on until the writer has rolled twice and sealed while they
+    // ran (a slow fdatasync must not turn the race into no race at all);
+    // the deadline only stops a writer that has stalled for good.
     let rounds: u32 = std::env::var("WORMCTL_RACE_ROUNDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(12);
-    for round in 0..rounds {
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    let rolled_and_sealed = || {
+        let segments = log.segments().unwrap();
+        segments.len() > 2 && segments.iter().any(|s| s.sealed)
+    };
+    let mut round = 0;
+    // One more round after the writer has rolled and sealed, so readers
+    // certainly saw a log spanning sealed and raw segments.
+    let mut rounds_after_roll = 0;
+    while round < rounds || rounds_after_roll < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writer never rolled twice and sealed within 300 s ({round} rounds)"
+        );
+        if rolled_and_sealed() {
+            rounds_after_roll += 1;
+        }
+        round += 1;
         let o = wormctl(&["verify", "--json", p(dir.path())]);
         expect_code(&o, 0);
         let head = json_lines(&o)[0]["head_seq"].as_u64().unwrap();
@@ -1011,9 +1031,16 @@ fn readers_see_a_consistent_snapshot_while_a_writer_appends_rolls_and_seals() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let appended = writer.join().unwrap();
     assert!(appended > 0);
-    let segments = log.segments().unwrap();
-    assert!(segments.len() > 2, "the writer rolled while readers ran");
-    assert!(segments.iter().any(|s| s.sealed), "and sealed");
+    assert!(
+        rolled_and_sealed(),
+        "the writer rolled and sealed while readers ran"
+    );
+    // The last snapshot a reader verified spans more than one segment.
+    let first_segment_end = log.segments().unwrap()[0].last_seq;
+    assert!(
+        last_head > first_segment_end,
+        "readers saw past the first roll"
+    );
 }
 
 #[test]
