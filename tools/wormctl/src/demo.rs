@@ -34,6 +34,11 @@ pub struct Args {
     threads: u64,
     #[arg(long, value_enum, default_value = "sync")]
     durability: Mode,
+    /// Seconds to measure the baseline first (a naive log: a mutex around a
+    /// file, one write per record, plus one fdatasync per record in sync
+    /// mode) with the same threads and events; 0 skips it.
+    #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+    baseline_secs: f64,
 }
 
 /// Removes a previous demo log, but nothing that is not one.
@@ -105,6 +110,66 @@ fn audit_event(thread: u64, i: u64, lines: &[&str]) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Records per second of the naive durable log wormlog is measured against,
+/// in the same run, file system, threads and events: a mutex around one
+/// file, and per record one write (length and payload) and, when `sync`,
+/// one fdatasync. It writes a scratch file in `dir` and removes it.
+fn naive_baseline(
+    dir: &Path,
+    threads: u64,
+    secs: f64,
+    sync: bool,
+    lines: &[&str],
+) -> Result<f64, Fail> {
+    use std::io::Write;
+    let path = dir.join("naive-baseline.tmp");
+    let io = |e| Fail::io(path.display(), e);
+    std::fs::create_dir_all(dir).map_err(|e| Fail::io(dir.display(), e))?;
+    let file = std::sync::Mutex::new(std::fs::File::create(&path).map_err(io)?);
+    let budget = Duration::from_secs_f64(secs);
+    let start = Instant::now();
+    let written: std::io::Result<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let file = &file;
+                s.spawn(move || -> std::io::Result<u64> {
+                    let mut n = 0;
+                    while start.elapsed() < budget {
+                        let event = audit_event(t, n, lines);
+                        let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
+                        f.write_all(&(event.len() as u32).to_le_bytes())?;
+                        f.write_all(&event)?;
+                        if sync {
+                            f.sync_data()?;
+                        }
+                        n += 1;
+                    }
+                    Ok(n)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("panicked")))
+            })
+            .sum()
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    std::fs::remove_file(&path).map_err(io)?;
+    Ok(written.map_err(io)? as f64 / elapsed)
+}
+
+/// One line of the demo's report, shown at once: the demo runs for a while.
+/// Through `Out`, so a reader that goes away (`| head`) ends it quietly.
+macro_rules! say {
+    ($out:expr, $($arg:tt)*) => {{
+        $out.line(format!($($arg)*))?;
+        $out.flush()?;
+    }};
+}
+
 fn rate(n: f64, secs: f64) -> String {
     format!("{:.0}/s", n / secs.max(1e-9))
 }
@@ -122,14 +187,31 @@ pub fn run(a: Args) -> Result<(), Fail> {
         Mode::Buffered => Durability::Buffered,
     };
     clear_dir(&a.dir)?;
+    let mut out = crate::out::Out::new();
     let lines: Vec<&str> = SSH.lines().chain(LINUX.lines()).collect();
-    println!(
+    say!(
+        out,
         "wormlog demo: {} audit events from {} threads into {} ({:?})",
         a.records,
         a.threads,
         a.dir.display(),
         durability
     );
+
+    let sync = matches!(durability, Durability::Sync);
+    let baseline = if a.baseline_secs > 0.0 {
+        let r = naive_baseline(&a.dir, a.threads, a.baseline_secs, sync, &lines)?;
+        say!(
+            out,
+            "baseline: a naive log (mutex, one write{} per record), {} threads, same events: {}",
+            if sync { " and one fdatasync" } else { "" },
+            a.threads,
+            rate(r, 1.0)
+        );
+        Some(r)
+    } else {
+        None
+    };
 
     let log = Log::open(&a.dir, Options::default().durability(durability))?;
     let start = Instant::now();
@@ -163,7 +245,8 @@ pub fn run(a: Args) -> Result<(), Fail> {
     log.sync()?;
     let write_secs = start.elapsed().as_secs_f64();
     let stats = log.stats();
-    println!(
+    say!(
+        out,
         "write:  {} records, {:.1} MB of payload in {write_secs:.2} s: {}, {} \
          ({} group commits, {} fdatasyncs, {:.1} records per commit)",
         a.records,
@@ -174,6 +257,13 @@ pub fn run(a: Args) -> Result<(), Fail> {
         stats.syncs,
         stats.records as f64 / stats.writes.max(1) as f64,
     );
+    if let Some(b) = baseline {
+        say!(
+            out,
+            "        {:.2}x the naive baseline's records/s",
+            a.records as f64 / write_secs.max(1e-9) / b.max(1e-9)
+        );
+    }
 
     let start = Instant::now();
     let (mut users, mut system, mut bytes) = (0u64, 0u64, 0u64);
@@ -187,7 +277,8 @@ pub fn run(a: Args) -> Result<(), Fail> {
         }
     }
     let read_secs = start.elapsed().as_secs_f64();
-    println!(
+    say!(
+        out,
         "read:   {users} user + {system} engine records in {read_secs:.2} s: {}, {}",
         rate((users + system) as f64, read_secs),
         mb_per_s(bytes, read_secs)
@@ -208,7 +299,8 @@ pub fn run(a: Args) -> Result<(), Fail> {
     let (raw, disk): (u64, u64) = segs.iter().filter(|s| s.sealed).fold((0, 0), |(r, d), s| {
         (r + s.bytes_uncompressed, d + s.bytes_on_disk)
     });
-    println!(
+    say!(
+        out,
         "seal:   {} segments sealed ({} just now, in {seal_secs:.2} s): {:.1} MB -> {:.1} MB on disk, ratio {:.2}",
         segs.iter().filter(|s| s.sealed).count(),
         sealed_now,
@@ -220,24 +312,34 @@ pub fn run(a: Args) -> Result<(), Fail> {
     let start = Instant::now();
     let report = log.verify()?;
     let verify_secs = start.elapsed().as_secs_f64();
-    println!(
-        "verify: chain intact from seq {} to {}: {} records in {} segments ({} sealed), {:.1} MB in {verify_secs:.2} s: {}",
+    say!(
+        out,
+        "verify: chain intact from seq {} to {}: {} records in {} segments ({} sealed), {:.1} MB in {verify_secs:.2} s: {}, \
+         {:.2}x the time of the plain read above",
         report.first_seq,
         report.head.seq,
         report.records,
         report.segments,
         report.sealed_segments,
         report.bytes as f64 / 1e6,
-        mb_per_s(report.bytes, verify_secs)
+        mb_per_s(report.bytes, verify_secs),
+        verify_secs / read_secs.max(1e-9)
     );
 
-    println!("inspect:");
-    println!(
+    say!(out, "inspect:");
+    say!(
+        out,
         "  {:<34} {:>7} {:>21} {:>12} {:>12} {:>6}",
-        "segment", "state", "seqs", "on disk", "raw", "ratio"
+        "segment",
+        "state",
+        "seqs",
+        "on disk",
+        "raw",
+        "ratio"
     );
     for s in &segs {
-        println!(
+        say!(
+            out,
             "  {:<34} {:>7} {:>21} {:>12} {:>12} {:>6.2}",
             s.path
                 .file_name()
@@ -251,14 +353,15 @@ pub fn run(a: Args) -> Result<(), Fail> {
         );
     }
     let head = log.head();
-    println!("  head: seq {} hash {}", head.seq, hex(&head.hash));
+    say!(out, "  head: seq {} hash {}", head.seq, hex(&head.hash));
     let start = Instant::now();
     let mid = log.get(head.seq / 2)?;
     let get_us = start.elapsed().as_secs_f64() * 1e6;
     let by_time = log
         .first_at_or_after(mid.timestamp())?
         .ok_or_else(|| Fail::tampered("no record at the midpoint time"))?;
-    println!(
+    say!(
+        out,
         "  seq {} by number ({get_us:.0} us, from a sealed segment), and the first record at its commit time ({} ns) is seq {}:\n    {}",
         mid.seq(),
         mid.timestamp(),
@@ -272,7 +375,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
         .filter(|r| r.is_system())
         .map(|r| format!("{} {}", r.seq(), r.kind().name()))
         .collect();
-    println!("  engine records (seq kind): {}", engine.join(", "));
+    say!(out, "  engine records (seq kind): {}", engine.join(", "));
 
     // A signed checkpoint, kept away from the log, catches even a log
     // rewritten with every hash recomputed.
@@ -280,14 +383,16 @@ pub fn run(a: Args) -> Result<(), Fail> {
     let note = log.checkpoint().sign(&key);
     let checkpoint = Checkpoint::verify_note(&note, &key.public()).map_err(wormlog::Error::from)?;
     log.verify_against(&checkpoint)?;
-    println!(
+    say!(
+        out,
         "checkpoint: signed by {} at seq {}; the log holds it unchanged:\n    {}",
         key.public().name(),
         checkpoint.seq,
         note.trim_end().replace('\n', "\n    ")
     );
     log.close()?;
-    println!(
+    say!(
+        out,
         "done: the log is in {0}; try `wormctl stat {0}`, `wormctl dump {0} --from {1} --to {2}`, `wormctl verify {0}`",
         a.dir.display(),
         head.seq.saturating_sub(2),

@@ -885,30 +885,51 @@ fn checkpoints_sign_and_verify_and_catch_a_rewritten_log() {
 }
 
 #[test]
-fn a_closed_output_pipe_ends_dump_quietly() {
+fn a_closed_output_pipe_ends_dump_and_demo_quietly() {
     let dir = tempfile::tempdir().unwrap();
     make_log(dir.path(), 3000);
-    let o = Command::new("bash")
-        .arg("-c")
-        .arg(format!(
-            "'{}' dump '{}' | head -n 2; exit ${{PIPESTATUS[0]}}",
-            env!("CARGO_BIN_EXE_wormctl"),
-            p(dir.path())
-        ))
-        .output()
-        .unwrap();
+    let piped = |args: &str| {
+        Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "'{}' {args} | head -n 2; exit ${{PIPESTATUS[0]}}",
+                env!("CARGO_BIN_EXE_wormctl"),
+            ))
+            .output()
+            .unwrap()
+    };
+    let o = piped(&format!("dump '{}'", p(dir.path())));
     expect_code(&o, 0);
     assert_eq!(stdout(&o).lines().count(), 2);
+    let demo = dir.path().join("demo");
+    let o = piped(&format!(
+        "demo '{}' --records 500 --baseline-secs 0.1",
+        p(&demo)
+    ));
+    expect_code(&o, 0);
+    assert_eq!(stdout(&o).lines().count(), 2);
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
 }
 
 #[test]
 fn demo_writes_seals_verifies_and_inspects_a_log() {
     let dir = tempfile::tempdir().unwrap();
     let log_dir = dir.path().join("demo");
-    let o = wormctl(&["demo", p(&log_dir), "--records", "3000", "--threads", "3"]);
+    let o = wormctl(&[
+        "demo",
+        p(&log_dir),
+        "--records",
+        "3000",
+        "--threads",
+        "3",
+        "--baseline-secs",
+        "0.2",
+    ]);
     expect_code(&o, 0);
     let text = stdout(&o);
     for step in [
+        "baseline: a naive log",
+        "x the naive baseline",
         "write:",
         "read:",
         "seal:",
@@ -919,6 +940,14 @@ fn demo_writes_seals_verifies_and_inspects_a_log() {
         assert!(text.contains(step), "{step}\n{text}");
     }
     assert!(!files_with(&log_dir, ".wlog.zst").is_empty());
+    // The baseline's scratch file is gone: only the log's own files remain.
+    for e in std::fs::read_dir(&log_dir).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(
+            name.starts_with("seg-") || name.starts_with("wormlog."),
+            "{name}"
+        );
+    }
     let log = Log::open_read_only(&log_dir, Options::default()).unwrap();
     let users = log
         .read(..)
