@@ -44,7 +44,10 @@ pub fn run(a: Args) -> Result<(), Fail> {
             f.write_all(note.as_bytes())
                 .and_then(|()| f.sync_all())
                 .map_err(|e| Fail::io(path.display(), e))?;
-            eprintln!(
+            // Not eprintln!, which panics on a closed stderr: the note is
+            // written and synced, and that is what counts.
+            let _ = writeln!(
+                std::io::stderr(),
                 "checkpoint of {} at seq {} written to {}",
                 a.dir.display(),
                 checkpoint.seq,

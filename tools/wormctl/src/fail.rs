@@ -105,11 +105,15 @@ impl Fail {
     /// Prints the one-line message and gives the exit code.
     pub fn report(self) -> ExitCode {
         if !self.message.is_empty() {
-            if self.code == TAMPERED {
-                eprintln!("wormctl: TAMPERED OR CORRUPT: {}", self.message);
+            let label = if self.code == TAMPERED {
+                "TAMPERED OR CORRUPT: "
             } else {
-                eprintln!("wormctl: {}", self.message);
-            }
+                ""
+            };
+            // Not eprintln!: it panics when stderr is a closed pipe, and the
+            // exit code still says what happened.
+            use std::io::Write;
+            let _ = writeln!(io::stderr(), "wormctl: {label}{}", self.message);
         }
         ExitCode::from(self.code)
     }

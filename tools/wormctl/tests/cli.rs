@@ -912,6 +912,24 @@ fn a_closed_output_pipe_ends_dump_and_demo_quietly() {
 }
 
 #[test]
+fn a_closed_stderr_pipe_keeps_the_exit_code() {
+    // The error line goes to a pipe nobody reads: the exit code must still
+    // be 2, not a panic's 101. Whether the reader has gone when the line is
+    // written is a race, so try a few times.
+    for _ in 0..20 {
+        let o = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "'{}' verify /nonexistent-wormlog-dir 2>&1 >/dev/null | (exit 0); exit ${{PIPESTATUS[0]}}",
+                env!("CARGO_BIN_EXE_wormctl"),
+            ))
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    }
+}
+
+#[test]
 fn demo_writes_seals_verifies_and_inspects_a_log() {
     let dir = tempfile::tempdir().unwrap();
     let log_dir = dir.path().join("demo");
