@@ -3,7 +3,7 @@
 //! and clearing are recorded in the log; they need the writer's lock.
 
 use crate::fail::Fail;
-use crate::out::Out;
+use crate::out::{self, Out};
 use clap::Subcommand;
 use std::path::PathBuf;
 use wormlog::Options;
@@ -34,7 +34,11 @@ pub fn run(a: Args) -> Result<(), Fail> {
             let log = crate::open::writer(&dir, Options::default())?;
             log.set_legal_hold(&reason)?;
             log.close()?;
-            out.line(format!("legal hold set on {}: {reason}", dir.display()))
+            out.line(format!(
+                "legal hold set on {}: {}",
+                dir.display(),
+                out::terminal_text(&reason)
+            ))
         }
         Action::Clear { dir } => {
             let log = crate::open::writer(&dir, Options::default())?;
@@ -45,7 +49,9 @@ pub fn run(a: Args) -> Result<(), Fail> {
         Action::Show { dir } => {
             let log = crate::open::read_only(&dir)?;
             match log.legal_hold()? {
-                Some(reason) => out.line(format!("legal hold: SET ({reason})")),
+                Some(reason) => {
+                    out.line(format!("legal hold: SET ({})", out::terminal_text(&reason)))
+                }
                 None => out.line("legal hold: none"),
             }
         }

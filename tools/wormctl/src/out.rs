@@ -88,22 +88,38 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"))
 }
 
-/// The payload as text when it is UTF-8 (control characters escaped, so
-/// one record stays one line), else as `base64:...`.
+/// Characters a terminal must not receive raw from a log: control
+/// characters (a newline would split a record over lines, an escape
+/// sequence could rewrite what the screen shows) and the bidirectional
+/// formatting characters, which can make text display in another order than
+/// it is stored ("Trojan Source", CVE-2021-42574).
+fn unsafe_on_terminal(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Text from a log as a terminal may show it: the characters above written
+/// as Rust escapes (`\u{1b}`, `\n`), everything else as it is.
+pub fn terminal_text(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(unsafe_on_terminal) {
+        return s.into();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if unsafe_on_terminal(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
+}
+
+/// The payload as text when it is UTF-8 (escaped by `terminal_text`, so one
+/// record stays one line and shows as stored), else as `base64:...`.
 pub fn payload_text(payload: &[u8]) -> String {
     match std::str::from_utf8(payload) {
-        Ok(s) if !s.chars().any(char::is_control) => s.to_owned(),
-        Ok(s) => {
-            let mut out = String::with_capacity(s.len() + 8);
-            for c in s.chars() {
-                if c.is_control() {
-                    out.extend(c.escape_default());
-                } else {
-                    out.push(c);
-                }
-            }
-            out
-        }
+        Ok(s) => terminal_text(s).into_owned(),
         Err(_) => format!(
             "base64:{}",
             base64::engine::general_purpose::STANDARD.encode(payload)
@@ -115,7 +131,7 @@ pub fn payload_text(payload: &[u8]) -> String {
 /// record, its event.
 fn describe(r: &Record) -> String {
     match r.system_event() {
-        Some(Ok(e)) => e.to_string(),
+        Some(Ok(e)) => terminal_text(&e.to_string()).into_owned(),
         Some(Err(e)) => format!("(malformed engine record: {e})"),
         None => payload_text(r.payload()),
     }

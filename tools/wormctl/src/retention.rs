@@ -54,7 +54,8 @@ pub fn run(a: Args) -> Result<(), Fail> {
     if report.held {
         let reason = log.legal_hold()?.unwrap_or_default();
         out.line(format!(
-            "legal hold set ({reason}): nothing {}",
+            "legal hold set ({}): nothing {}",
+            out::terminal_text(&reason),
             if a.dry_run {
                 "would be dropped"
             } else {

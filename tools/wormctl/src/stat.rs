@@ -267,7 +267,8 @@ pub fn run(a: Args) -> Result<(), Fail> {
     }
     match hold {
         Some(reason) => out.line(format!(
-            "legal hold: SET ({reason}); retention drops nothing"
+            "legal hold: SET ({}); retention drops nothing",
+            out::terminal_text(&reason)
         ))?,
         None => out.line("legal hold: none")?,
     }

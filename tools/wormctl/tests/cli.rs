@@ -241,6 +241,43 @@ fn dump_of_binary_payloads_gives_base64_that_decodes_to_them() {
 }
 
 #[test]
+fn text_from_the_log_reaches_a_terminal_escaped_and_json_exact() {
+    // An escape sequence that would recolour or rewrite the screen, and a
+    // right-to-left override that would show "evil.exe" as "exe.live": the
+    // table and the hold lines show them as escapes, JSON keeps the bytes.
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), options()).unwrap();
+    let hostile = "user \u{1b}[2J\u{1b}[31mroot\u{1b}[0m opened \u{202e}exe.live";
+    log.append(hostile.as_bytes()).unwrap();
+    log.set_legal_hold("case \u{1b}]0;pwned\u{7}").unwrap();
+    drop(log);
+    let raw_chars = |t: &str| t.contains('\u{1b}') || t.contains('\u{202e}') || t.contains('\u{7}');
+    for args in [
+        vec!["dump", p(dir.path())],
+        vec!["dump", "--system", p(dir.path())],
+        vec!["tail", "-n", "5", "--system", p(dir.path())],
+        vec!["stat", p(dir.path())],
+        vec!["hold", "show", p(dir.path())],
+    ] {
+        let o = wormctl(&args);
+        expect_code(&o, 0);
+        let text = stdout(&o);
+        assert!(!raw_chars(&text), "{args:?} printed raw: {text:?}");
+    }
+    let o = wormctl(&["dump", p(dir.path())]);
+    assert!(stdout(&o).contains(r"\u{1b}[31mroot"), "{}", stdout(&o));
+    assert!(stdout(&o).contains(r"\u{202e}exe.live"), "{}", stdout(&o));
+    let o = wormctl(&["hold", "show", p(dir.path())]);
+    assert!(
+        stdout(&o).contains(r"case \u{1b}]0;pwned\u{7}"),
+        "{}",
+        stdout(&o)
+    );
+    let o = wormctl(&["dump", "--json", p(dir.path())]);
+    assert_eq!(json_lines(&o)[0]["payload"], hostile);
+}
+
+#[test]
 fn dump_raw_gives_the_frame_locations_the_library_reports() {
     let dir = tempfile::tempdir().unwrap();
     let records = make_log(dir.path(), 800);
