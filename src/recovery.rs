@@ -458,6 +458,22 @@ struct Scan {
 }
 
 impl Scan {
+    /// What readers may see once this scan's prefix is the log's active
+    /// segment `segment`, `len` bytes long.
+    fn visible(&self, segment: u64, len: u64) -> Visible {
+        Visible {
+            head: Head {
+                seq: self.next_seq - 1,
+                hash: self.prev_hash,
+                timestamp_ns: self.last_ts,
+            },
+            active_segment: segment,
+            active_len: len,
+        }
+    }
+}
+
+impl Scan {
     /// A scan that goes on from `end`, where the chain stands at
     /// (`next_seq`, `prev_hash`, `last_ts`) after `records` records whose
     /// bytes `digest` has been given.
@@ -553,16 +569,8 @@ fn read_only_tail(options: &Options, segments: Vec<Arc<Segment>>) -> Result<Tail
     if let Some((offset, what)) = durable_damage(&seg, &scan, file_len, options)? {
         return Err(Error::corrupt(&seg.path, offset, Some(scan.next_seq), what));
     }
+    let visible = scan.visible(seg.number, scan.end);
     *seg.index.write() = scan.index;
-    let visible = Visible {
-        head: Head {
-            seq: scan.next_seq - 1,
-            hash: scan.prev_hash,
-            timestamp_ns: scan.last_ts,
-        },
-        active_segment: seg.number,
-        active_len: scan.end,
-    };
     let writer = Writer::new(
         Box::new(crate::storage::NoWrites),
         seg,
@@ -783,16 +791,8 @@ fn recover_active(dir: &Path, options: &Options, segments: &[Arc<Segment>]) -> R
     // new frames claim (in `synced_through`) that it is.
     file.sync_data()
         .map_err(|e| Error::io("fdatasync", &seg.path, e))?;
+    let visible = scan.visible(seg.number, end);
     *seg.index.write() = scan.index;
-    let visible = Visible {
-        head: Head {
-            seq: scan.next_seq - 1,
-            hash: scan.prev_hash,
-            timestamp_ns: scan.last_ts,
-        },
-        active_segment: seg.number,
-        active_len: end,
-    };
     if scan.last_kind == Some(RecordKind::Sealed) {
         // A crash came between the seal record and the next segment's
         // creation: the segment is complete, so finish the roll.
