@@ -264,3 +264,42 @@ fn foreign_file_with_segment_name_is_rejected() {
         "{err}"
     );
 }
+
+/// Runs `f` on another thread; a call still blocked after a minute fails
+/// the test instead of hanging it.
+fn within_a_minute<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60))
+        .expect("blocked: opening a FIFO waited for a writer")
+}
+
+#[test]
+fn a_fifo_named_like_a_segment_is_an_error_not_a_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("seg-00000000000000000001.wlog");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo (coreutils) runs");
+    assert!(made.success());
+    for read_only in [true, false] {
+        let d = dir.path().to_path_buf();
+        let result = within_a_minute(move || {
+            if read_only {
+                Log::open_read_only(&d, wormlog::Options::default()).map(drop)
+            } else {
+                Log::open(&d, wormlog::Options::default()).map(drop)
+            }
+        });
+        match result {
+            Err(Error::Io { path, .. }) => assert_eq!(path, fifo),
+            other => panic!("read_only {read_only}: {other:?}"),
+        }
+    }
+    let f = fifo.clone();
+    let one_file = within_a_minute(move || wormlog::verify_file(&f).map(drop));
+    assert!(matches!(one_file, Err(Error::Io { .. })), "{one_file:?}");
+}

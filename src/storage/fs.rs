@@ -13,6 +13,27 @@ pub(crate) const LOCK_FILE: &str = "wormlog.lock";
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FsStorage;
 
+/// Opens `path` with `options`, refusing anything but a regular file. A
+/// FIFO or device named like a segment (hostile, or a mistake) must give an
+/// error, not block: opening a FIFO waits for a writer that may never come,
+/// so the open is non-blocking, and blocking again once the file is known
+/// to be regular.
+fn open_regular(options: &mut OpenOptions, path: &Path) -> io::Result<File> {
+    use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = options
+        .custom_flags(OFlags::NONBLOCK.bits() as i32)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (a FIFO, device or socket where a file belongs)",
+        ));
+    }
+    fcntl_setfl(&file, fcntl_getfl(&file)? - OFlags::NONBLOCK)?;
+    Ok(file)
+}
+
 struct FsWrite {
     file: File,
 }
@@ -85,12 +106,12 @@ impl Storage for FsStorage {
         Ok(Box::new(FsWrite { file }))
     }
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
-        let file = OpenOptions::new().append(true).open(path)?;
+        let file = open_regular(OpenOptions::new().append(true), path)?;
         Ok(Box::new(FsWrite { file }))
     }
     fn open_read(&self, path: &Path) -> io::Result<Arc<dyn ReadFile>> {
         Ok(Arc::new(FsRead {
-            file: File::open(path)?,
+            file: open_regular(OpenOptions::new().read(true), path)?,
         }))
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -108,7 +129,7 @@ impl Storage for FsStorage {
     }
     fn set_immutable(&self, path: &Path, on: bool) -> io::Result<()> {
         use rustix::fs::{ioctl_getflags, ioctl_setflags, IFlags};
-        let file = File::open(path)?;
+        let file = open_regular(OpenOptions::new().read(true), path)?;
         let flags = ioctl_getflags(&file)?;
         let flags = if on {
             flags | IFlags::IMMUTABLE
@@ -118,11 +139,10 @@ impl Storage for FsStorage {
         Ok(ioctl_setflags(&file, flags)?)
     }
     fn lock_dir(&self, dir: &Path) -> io::Result<Box<dyn DirLock>> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join(LOCK_FILE))?;
+        let file = open_regular(
+            OpenOptions::new().create(true).truncate(false).write(true),
+            &dir.join(LOCK_FILE),
+        )?;
         match file.try_lock() {
             Ok(()) => Ok(Box::new(FsLock { _file: file })),
             Err(TryLockError::WouldBlock) => Err(io::ErrorKind::WouldBlock.into()),

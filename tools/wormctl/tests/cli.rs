@@ -949,6 +949,48 @@ fn a_closed_output_pipe_ends_dump_and_demo_quietly() {
 }
 
 #[test]
+fn fifos_and_devices_are_refused_not_waited_on() {
+    // Opening a FIFO blocks until someone writes to it: wormctl must say
+    // "not a regular file" (exit 2) rather than hang, for a path given to it
+    // and for a FIFO named like a segment inside a log directory.
+    let work = tempfile::tempdir().unwrap();
+    let fifo = work.path().join("seg.wlog");
+    let in_dir = work.path().join("log");
+    std::fs::create_dir(&in_dir).unwrap();
+    let named = in_dir.join("seg-00000000000000000001.wlog");
+    for f in [&fifo, &named] {
+        assert!(Command::new("mkfifo").arg(f).status().unwrap().success());
+    }
+    let runs: [&[&str]; 6] = [
+        &["dump", p(&fifo)],
+        &["verify", p(&fifo)],
+        &["dump", "/dev/zero"],
+        &["stat", p(&in_dir)],
+        &["verify", p(&in_dir)],
+        &["tail", p(&in_dir)],
+    ];
+    for args in runs {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wormctl"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("{args:?} still waiting after a minute");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let o = child.wait_with_output().unwrap();
+        expect_code(&o, 2);
+        assert!(stderr(&o).contains("not a regular file"), "{}", stderr(&o));
+    }
+}
+
+#[test]
 fn a_closed_stderr_pipe_keeps_the_exit_code() {
     // The error line goes to a pipe nobody reads: the exit code must still
     // be 2, not a panic's 101. Whether the reader has gone when the line is
