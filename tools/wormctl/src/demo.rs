@@ -37,8 +37,15 @@ pub struct Args {
     /// Seconds to measure the baseline first (a naive log: a mutex around a
     /// file, one write per record, plus one fdatasync per record in sync
     /// mode) with the same threads and events; 0 skips it.
-    #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+    #[arg(long, default_value_t = 2.0, value_name = "SECS", value_parser = baseline_secs)]
     baseline_secs: f64,
+}
+
+fn baseline_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=600.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a number of seconds from 0 to 600")),
+    }
 }
 
 /// Removes a previous demo log, but nothing that is not one.
