@@ -478,6 +478,9 @@ fn unusable_input_is_exit_2_with_one_line_naming_it() {
         vec!["frobnicate"],
         vec!["dump", "--since", "yesterday-ish", p(&empty_dir)],
         vec!["verify", "--checkpoint", p(&foreign), p(&empty_dir)],
+        vec!["demo", p(&missing), "--baseline-secs", "inf"],
+        vec!["demo", p(&missing), "--baseline-secs", "NaN"],
+        vec!["tail", "--interval", "soon", p(&empty_dir)],
     ] {
         let o = wormctl(&args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
