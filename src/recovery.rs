@@ -770,9 +770,7 @@ fn recover_active(dir: &Path, options: &Options, segments: &[Arc<Segment>]) -> R
     // What remains of the damage is a torn tail: cut it, and say so.
     if let Some((offset, _, _)) = scan.damage.clone() {
         let saved_as = save_cut_bytes(storage, &seg, offset, file_len)?;
-        let mut file = storage
-            .open_append(&seg.path)
-            .map_err(|e| Error::io("open", &seg.path, e))?;
+        let mut file = crate::storage::open_append(storage, &seg.path)?;
         file.truncate(offset)
             .map_err(|e| Error::io("truncate", &seg.path, e))?;
         events.push(SystemEvent::TailCut {
@@ -784,9 +782,7 @@ fn recover_active(dir: &Path, options: &Options, segments: &[Arc<Segment>]) -> R
         });
         end = offset;
     }
-    let mut file = storage
-        .open_append(&seg.path)
-        .map_err(|e| Error::io("open", &seg.path, e))?;
+    let mut file = crate::storage::open_append(storage, &seg.path)?;
     // Whatever a crashed writer left in the page cache is made durable before
     // new frames claim (in `synced_through`) that it is.
     file.sync_data()
@@ -999,9 +995,7 @@ fn header_digest(header: &SegmentHeader) -> blake3::Hasher {
 
 /// Cuts `path` back to `len` bytes if it is longer (idempotent).
 pub(crate) fn finish_truncation(storage: &dyn Storage, path: &Path, len: u64) -> Result<()> {
-    let mut file = storage
-        .open_append(path)
-        .map_err(|e| Error::io("open", path, e))?;
+    let mut file = crate::storage::open_append(storage, path)?;
     let cur = file.len().map_err(|e| Error::io("stat", path, e))?;
     if cur > len {
         file.truncate(len)

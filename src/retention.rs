@@ -184,9 +184,7 @@ fn cut_torn_tail(storage: &dyn Storage, path: &Path, tail: &[u8], at: u64) -> Re
         f.sync_data()
             .map_err(|e| Error::io("fdatasync", &aside, e))?;
     }
-    let mut f = storage
-        .open_append(path)
-        .map_err(|e| Error::io("open", path, e))?;
+    let mut f = crate::storage::open_append(storage, path)?;
     f.truncate(at).map_err(|e| Error::io("truncate", path, e))?;
     f.sync_data().map_err(|e| Error::io("fdatasync", path, e))
 }
@@ -210,9 +208,7 @@ pub(crate) fn append_anchor(
         write_atomically(storage, dir, &tmp, &path, &first)?;
         anchor.len = ANCHOR_HEADER_LEN as u64;
     } else {
-        let mut file = storage
-            .open_append(&path)
-            .map_err(|e| Error::io("open", &path, e))?;
+        let mut file = crate::storage::open_append(storage, &path)?;
         file.append(&bytes)
             .map_err(|e| Error::io("write", &path, e))?;
         file.sync_data()

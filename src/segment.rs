@@ -71,9 +71,7 @@ pub(crate) fn create_segment_file(
     let path = dir.join(segment_file_name(header.segment));
     let tmp = dir.join(format!("{}{TMP_SUFFIX}", segment_file_name(header.segment)));
     write_atomically(storage, dir, &tmp, &path, &header.encode())?;
-    let file = storage
-        .open_append(&path)
-        .map_err(|e| Error::io("open", &path, e))?;
+    let file = crate::storage::open_append(storage, &path)?;
     Ok((path, file))
 }
 

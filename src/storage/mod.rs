@@ -108,6 +108,22 @@ impl WriteFile for NoWrites {
     }
 }
 
+/// Opens one of the engine's writable files (a raw segment, the anchor file)
+/// to append. A sealed file is never opened for writing: only a bug in the
+/// engine could ask for it, and it must not get it.
+pub(crate) fn open_append(storage: &dyn Storage, path: &Path) -> crate::Result<Box<dyn WriteFile>> {
+    assert!(
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .is_none_or(|n| crate::segment::parse_sealed_file_name(n).is_none()),
+        "a sealed file is never opened for writing: {}",
+        path.display()
+    );
+    storage
+        .open_append(path)
+        .map_err(|e| crate::Error::io("open", path, e))
+}
+
 /// Puts `bytes` at `path` atomically: written to `tmp` (a leftover from an
 /// interrupted attempt is replaced), fdatasync'ed, renamed over `path`, and
 /// the directory fsync'ed, so `path` never names a torn file.
@@ -136,4 +152,28 @@ pub(crate) fn write_atomically(
     storage
         .sync_dir(dir)
         .map_err(|e| Error::io("fsync directory", dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[should_panic(expected = "a sealed file is never opened for writing")]
+    fn a_sealed_file_is_never_opened_for_writing() {
+        let storage = MemStorage::new();
+        let path = Path::new("/log").join(crate::segment::sealed_file_name(3));
+        storage.create_dir_all(Path::new("/log")).unwrap();
+        storage.create_new(&path).unwrap();
+        let _ = open_append(&storage, &path);
+    }
+
+    #[test]
+    fn a_raw_segment_opens_for_appending() {
+        let storage = MemStorage::new();
+        let path = Path::new("/log").join(crate::segment::segment_file_name(3));
+        storage.create_dir_all(Path::new("/log")).unwrap();
+        storage.create_new(&path).unwrap();
+        assert!(open_append(&storage, &path).is_ok());
+    }
 }
