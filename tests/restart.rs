@@ -335,3 +335,33 @@ fn every_rolled_segment_names_the_durability_in_its_first_record() {
         }
     }
 }
+
+#[test]
+fn a_closed_log_reopens_at_once_while_other_threads_spawn_processes() {
+    // A child being spawned holds copies of the parent's descriptors until
+    // its exec; closing the log must release the lock all the same, or a
+    // reopen at that moment fails with Locked.
+    let dir = tempfile::tempdir().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spawners: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = std::process::Command::new("true").status();
+                }
+            })
+        })
+        .collect();
+    let result = (0..300).try_for_each(|i| {
+        let log =
+            Log::open(dir.path(), Options::default()).map_err(|e| format!("open {i}: {e}"))?;
+        drop(log);
+        Ok::<(), String>(())
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for s in spawners {
+        s.join().unwrap();
+    }
+    result.unwrap();
+}

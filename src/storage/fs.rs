@@ -69,10 +69,22 @@ impl ReadFile for FsRead {
 /// flock(2) on the lock file: released by the kernel when the process dies,
 /// so a crashed writer never leaves a stale lock behind.
 struct FsLock {
-    _file: File,
+    file: File,
 }
 
 impl DirLock for FsLock {}
+
+impl Drop for FsLock {
+    /// Unlocks before the descriptor closes. Closing alone is not enough: a
+    /// child process that another thread is spawning holds a copy of every
+    /// descriptor from fork until exec closes it (O_CLOEXEC), and a copy of
+    /// this one keeps the lock, so a log closed and reopened at that moment
+    /// would find itself locked out. `flock(LOCK_UN)` releases the lock for
+    /// every copy.
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}
 
 impl Storage for FsStorage {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
@@ -144,7 +156,7 @@ impl Storage for FsStorage {
             &dir.join(LOCK_FILE),
         )?;
         match file.try_lock() {
-            Ok(()) => Ok(Box::new(FsLock { _file: file })),
+            Ok(()) => Ok(Box::new(FsLock { file })),
             Err(TryLockError::WouldBlock) => Err(io::ErrorKind::WouldBlock.into()),
             Err(TryLockError::Error(e)) => Err(e),
         }
