@@ -690,6 +690,24 @@ impl Log {
         retention::remove_hold(&*shared.options.storage, &shared.dir)
     }
 
+    /// Files in the log directory that wormlog does not write (anything not
+    /// in format-spec.md §1), sorted. The log ignores them and verification
+    /// does not read them; an auditor may still want to know, since a
+    /// segment renamed out of the way shows up here.
+    pub fn foreign_files(&self) -> Result<Vec<PathBuf>> {
+        let shared = &self.inner.shared;
+        let mut names: Vec<String> = shared
+            .options
+            .storage
+            .list_dir(&shared.dir)
+            .map_err(|e| Error::io("list", &shared.dir, e))?
+            .into_iter()
+            .filter(|n| !crate::segment::is_engine_file_name(n))
+            .collect();
+        names.sort_unstable();
+        Ok(names.into_iter().map(|n| shared.dir.join(n)).collect())
+    }
+
     /// The legal hold's reason, if one is set.
     pub fn legal_hold(&self) -> Result<Option<String>> {
         let shared = &self.inner.shared;

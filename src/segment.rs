@@ -60,6 +60,33 @@ pub(crate) fn is_tmp_segment_name(name: &str) -> bool {
     name.starts_with(SEGMENT_PREFIX) && name.ends_with(TMP_SUFFIX)
 }
 
+/// The base name an aside copy was made from: `NAME.cut-OFFSET` and
+/// `NAME.damaged-TIME` (format-spec.md §1) give `NAME`.
+fn aside_base(name: &str) -> Option<&str> {
+    [".cut-", ".damaged-"].iter().find_map(|marker| {
+        let (base, tail) = name.rsplit_once(marker)?;
+        (!tail.is_empty() && tail.bytes().all(|b| b.is_ascii_digit())).then_some(base)
+    })
+}
+
+/// Whether wormlog writes files of this name in a log directory (the table
+/// in format-spec.md §1): segments and sealed files, the anchor, hold and
+/// lock files, their temporary names, and the copies recovery keeps aside.
+pub(crate) fn is_engine_file_name(name: &str) -> bool {
+    let base = name
+        .strip_suffix(TMP_SUFFIX)
+        .or_else(|| aside_base(name))
+        .unwrap_or(name);
+    parse_segment_file_name(base).is_some()
+        || parse_sealed_file_name(base).is_some()
+        || [
+            crate::retention::ANCHOR_FILE,
+            crate::retention::HOLD_FILE,
+            crate::storage::LOCK_FILE,
+        ]
+        .contains(&base)
+}
+
 /// Creates a segment holding only `header`, atomically: written under a
 /// temporary name, synced, renamed, and the directory synced, so a segment
 /// name never points at a torn header.
@@ -430,6 +457,40 @@ impl ChainWalker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_name_the_spec_lists_is_the_engines_and_lookalikes_are_not() {
+        let seg = segment_file_name(3);
+        let sealed = sealed_file_name(3);
+        for name in [
+            seg.clone(),
+            sealed.clone(),
+            format!("{seg}.tmp"),
+            format!("{sealed}.tmp"),
+            format!("{seg}.cut-4096"),
+            format!("{seg}.damaged-1795000000000000000"),
+            "wormlog.anchor".into(),
+            "wormlog.anchor.tmp".into(),
+            "wormlog.anchor.cut-184".into(),
+            "wormlog.hold".into(),
+            "wormlog.hold.tmp".into(),
+            "wormlog.lock".into(),
+        ] {
+            assert!(is_engine_file_name(&name), "{name}");
+        }
+        for name in [
+            format!("{seg}.old"),
+            format!("{seg}.cut-"),
+            format!("{seg}.cut-12x"),
+            format!("{sealed}.bak"),
+            "seg-3.wlog".into(),
+            "notes.txt".into(),
+            "wormlog.anchor.orig".into(),
+            ".wormlog.lock.swp".into(),
+        ] {
+            assert!(!is_engine_file_name(&name), "{name}");
+        }
+    }
 
     #[test]
     fn segment_names_round_trip_and_reject_lookalikes() {

@@ -280,3 +280,47 @@ fn rewritten_chain_verifies_alone_but_not_against_a_trusted_head() {
     );
     assert!(report.head.seq > trusted.seq);
 }
+
+#[test]
+fn files_wormlog_did_not_write_are_listed_and_left_out_of_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(
+        dir.path(),
+        wormlog::Options::default().sealing(Sealing::Inline),
+    )
+    .unwrap();
+    for i in 0..50 {
+        log.append(format!("event {i}").as_bytes()).unwrap();
+    }
+    log.seal().unwrap();
+    assert!(
+        log.foreign_files().unwrap().is_empty(),
+        "a log of its own files"
+    );
+    drop(log);
+    let head = Log::open_read_only(dir.path(), wormlog::Options::default())
+        .unwrap()
+        .head();
+    let seg = files_with(dir.path(), ".wlog").pop().unwrap();
+    let name = seg.file_name().unwrap().to_string_lossy().into_owned();
+    // Foreign: an operator's note, and a segment copied under another name.
+    std::fs::write(dir.path().join("notes.txt"), b"rotated by hand").unwrap();
+    std::fs::copy(&seg, dir.path().join(format!("{name}.old"))).unwrap();
+    // The engine's own names, even when it is not what wrote them.
+    std::fs::write(dir.path().join(format!("{name}.cut-4096")), b"x").unwrap();
+    std::fs::write(dir.path().join("wormlog.anchor.tmp"), b"").unwrap();
+    let log = Log::open_read_only(dir.path(), wormlog::Options::default()).unwrap();
+    let foreign: Vec<String> = log
+        .foreign_files()
+        .unwrap()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        foreign,
+        vec!["notes.txt".to_string(), format!("{name}.old")]
+    );
+    // Listed, not read: the log is what it was.
+    let report = log.verify().unwrap();
+    assert_eq!(report.head, head);
+}

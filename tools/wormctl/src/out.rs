@@ -115,6 +115,26 @@ pub fn terminal_text(s: &str) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
+/// File names for one line: the first ten, then how many more.
+pub fn file_list(files: &[std::path::PathBuf]) -> String {
+    const SHOWN: usize = 10;
+    let mut names: Vec<String> = files
+        .iter()
+        .take(SHOWN)
+        .map(|f| {
+            let name = f.file_name().map_or_else(
+                || f.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            terminal_text(&name).into_owned()
+        })
+        .collect();
+    if files.len() > SHOWN {
+        names.push(format!("and {} more", files.len() - SHOWN));
+    }
+    names.join(", ")
+}
+
 /// The payload as text when it is UTF-8 (escaped by `terminal_text`, so one
 /// record stays one line and shows as stored), else as `base64:...`.
 pub fn payload_text(payload: &[u8]) -> String {

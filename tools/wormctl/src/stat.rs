@@ -148,6 +148,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
     let head = log.head();
     let anchor = log.anchor_entries()?;
     let hold = log.legal_hold()?;
+    let foreign = log.foreign_files()?;
     let (records, on_disk, raw) = rows.iter().fold((0, 0, 0), |(r, d, u), row| {
         (
             r + row.info.records(),
@@ -200,6 +201,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
             "anchor": anchor_json,
             "legal_hold": hold,
             "durability": durability_json(&found),
+            "foreign_files": foreign.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
         }));
     }
     out.line(format!(
@@ -272,5 +274,13 @@ pub fn run(a: Args) -> Result<(), Fail> {
         ))?,
         None => out.line("legal hold: none")?,
     }
-    out.line(format!("durability: {durability}"))
+    out.line(format!("durability: {durability}"))?;
+    if !foreign.is_empty() {
+        out.line(format!(
+            "not wormlog's: {} file(s) the log ignores: {}",
+            foreign.len(),
+            out::file_list(&foreign)
+        ))?;
+    }
+    Ok(())
 }

@@ -100,7 +100,7 @@ fn check(a: &Args) -> Result<(), Fail> {
             ));
         }
         let report = wormlog::verify_file(&a.path).map_err(Fail::file)?;
-        return summary(&mut out, a, &report, None, started);
+        return summary(&mut out, a, &report, None, &[], started);
     }
     let checkpoint = match (&a.checkpoint, &a.pubkey) {
         (Some(cp), Some(key)) => Some(load_checkpoint(cp, key)?),
@@ -125,7 +125,8 @@ fn check(a: &Args) -> Result<(), Fail> {
         b.finish_and_clear();
     }
     let report = result?;
-    summary(&mut out, a, &report, checkpoint.as_ref(), started)
+    let foreign = log.foreign_files()?;
+    summary(&mut out, a, &report, checkpoint.as_ref(), &foreign, started)
 }
 
 fn summary(
@@ -133,6 +134,7 @@ fn summary(
     a: &Args,
     r: &VerifyReport,
     checkpoint: Option<&(Checkpoint, CheckpointPublicKey)>,
+    foreign: &[PathBuf],
     started: Instant,
 ) -> Result<(), Fail> {
     let secs = started.elapsed().as_secs_f64();
@@ -150,6 +152,7 @@ fn summary(
             "head_hash": hex(&r.head.hash),
             "head_time": out::rfc3339(r.head.timestamp_ns),
             "seconds": secs,
+            "foreign_files": foreign.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
         });
         if let Some((cp, key)) = checkpoint {
             v["checkpoint"] = serde_json::json!({
@@ -175,6 +178,13 @@ fn summary(
         hex(&r.head.hash),
         out::rfc3339(r.head.timestamp_ns)
     ))?;
+    if !foreign.is_empty() {
+        out.line(format!(
+            "   note: {} file(s) here are not wormlog's and were not checked: {}",
+            foreign.len(),
+            out::file_list(foreign)
+        ))?;
+    }
     if let Some((cp, key)) = checkpoint {
         out.line(format!(
             "   holds checkpoint seq {} hash {} signed by {} unchanged",

@@ -952,6 +952,43 @@ fn a_closed_output_pipe_ends_dump_and_demo_quietly() {
 }
 
 #[test]
+fn verify_and_stat_name_the_files_that_are_not_wormlogs() {
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 300);
+    let o = wormctl(&["verify", p(dir.path())]);
+    expect_code(&o, 0);
+    assert!(!stdout(&o).contains("not wormlog's"), "{}", stdout(&o));
+    let active = files_with(dir.path(), ".wlog").pop().unwrap();
+    let moved = format!("{}.bak", active.file_name().unwrap().to_string_lossy());
+    std::fs::copy(&active, dir.path().join(&moved)).unwrap();
+    std::fs::write(dir.path().join("README.txt"), b"notes").unwrap();
+    let o = wormctl(&["verify", p(dir.path())]);
+    expect_code(&o, 0);
+    let text = stdout(&o);
+    assert!(
+        text.contains("2 file(s) here are not wormlog's") && text.contains(&moved),
+        "{text}"
+    );
+    let o = wormctl(&["verify", "--json", p(dir.path())]);
+    let listed: Vec<String> = json_lines(&o)[0]["foreign_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().any(|f| f.ends_with(&moved)), "{listed:?}");
+    let o = wormctl(&["stat", p(dir.path())]);
+    expect_code(&o, 0);
+    assert!(stdout(&o).contains("README.txt"), "{}", stdout(&o));
+    let o = wormctl(&["stat", "--json", p(dir.path())]);
+    assert_eq!(
+        json_lines(&o)[0]["foreign_files"].as_array().unwrap().len(),
+        2
+    );
+}
+
+#[test]
 fn fifos_and_devices_are_refused_not_waited_on() {
     // Opening a FIFO blocks until someone writes to it: wormctl must say
     // "not a regular file" (exit 2) rather than hang, for a path given to it
