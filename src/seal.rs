@@ -82,7 +82,10 @@ pub(crate) fn io_to_error(path: &Path, seq: Option<u64>, e: io::Error) -> Error 
 }
 
 /// Decompressed frames of sealed files, least recently used evicted first,
-/// bounded in bytes. Shared by all sealed segments of a log.
+/// bounded in bytes, plus the frame stored last whatever its size (so a
+/// sequential scan decompresses each frame once even when the cache is too
+/// small to hold one). Shared by all sealed segments of a log: nothing is
+/// kept per segment, so memory does not grow with the number of segments.
 #[derive(Debug)]
 pub(crate) struct FrameCache {
     capacity: usize,
@@ -99,6 +102,8 @@ struct CacheInner {
     entries: HashMap<FrameKey, (Arc<Vec<u8>>, u64)>,
     bytes: usize,
     tick: u64,
+    /// The frame stored last, outside `bytes`.
+    recent: Option<(FrameKey, Arc<Vec<u8>>)>,
 }
 
 impl FrameCache {
@@ -115,10 +120,17 @@ impl FrameCache {
         let mut c = self.inner.lock();
         c.tick += 1;
         let tick = c.tick;
-        let hit = c.entries.get_mut(&key).map(|(v, t)| {
-            *t = tick;
-            v.clone()
-        });
+        let hit = match c.entries.get_mut(&key) {
+            Some((v, t)) => {
+                *t = tick;
+                Some(v.clone())
+            }
+            None => c
+                .recent
+                .as_ref()
+                .filter(|(k, _)| *k == key)
+                .map(|(_, v)| v.clone()),
+        };
         let counter = if hit.is_some() {
             &self.hits
         } else {
@@ -129,10 +141,11 @@ impl FrameCache {
     }
 
     fn insert(&self, key: (u64, usize), value: Arc<Vec<u8>>) {
+        let mut c = self.inner.lock();
+        c.recent = Some((key, value.clone()));
         if value.len() > self.capacity {
             return;
         }
-        let mut c = self.inner.lock();
         while c.bytes + value.len() > self.capacity {
             // Frames are large (about 1 MiB), so the cache holds few entries
             // and a linear scan for the oldest is cheap.
@@ -181,29 +194,30 @@ pub(crate) struct SealedReader {
     frames: Vec<ZFrame>,
     len: u64,
     cache: Option<Arc<FrameCache>>,
-    /// The last frame read, so a sequential scan without a cache still
-    /// decompresses each frame once.
+    /// Without a cache (a reader of its own: one file, verification), the
+    /// last frame read, so a sequential scan decompresses each frame once.
+    /// With one, nothing: a frame kept per segment would make memory grow
+    /// with the number of segments a log's readers have touched.
     last: Mutex<Option<(usize, Arc<Vec<u8>>)>>,
 }
 
 impl SealedReader {
     fn frame(&self, i: usize) -> io::Result<Arc<Vec<u8>>> {
+        if let Some(cache) = &self.cache {
+            let key = (self.segment, i);
+            if let Some(d) = cache.get(key) {
+                return Ok(d);
+            }
+            let d = Arc::new(self.decompress(i)?);
+            cache.insert(key, d.clone());
+            return Ok(d);
+        }
         if let Some((j, data)) = &*self.last.lock() {
             if *j == i {
                 return Ok(data.clone());
             }
         }
-        let key = (self.segment, i);
-        let data = match self.cache.as_ref().and_then(|c| c.get(key)) {
-            Some(d) => d,
-            None => {
-                let d = Arc::new(self.decompress(i)?);
-                if let Some(c) = &self.cache {
-                    c.insert(key, d.clone());
-                }
-                d
-            }
-        };
+        let data = Arc::new(self.decompress(i)?);
         *self.last.lock() = Some((i, data.clone()));
         Ok(data)
     }
