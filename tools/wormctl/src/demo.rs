@@ -177,6 +177,42 @@ macro_rules! say {
     }};
 }
 
+/// The engine's records as `seq kind`, all of them when few, else the first
+/// and last few and a count by kind.
+fn engine_summary(engine: &[(u64, &str)]) -> String {
+    const ENDS: usize = 4;
+    let item = |(seq, kind): &(u64, &str)| format!("{seq} {kind}");
+    if engine.len() <= 3 * ENDS {
+        return engine.iter().map(item).collect::<Vec<_>>().join(", ");
+    }
+    let mut by_kind: Vec<(&str, usize)> = Vec::new();
+    for (_, kind) in engine {
+        match by_kind.iter_mut().find(|(k, _)| k == kind) {
+            Some((_, n)) => *n += 1,
+            None => by_kind.push((kind, 1)),
+        }
+    }
+    format!(
+        "{}, … {} more …, {} ({})",
+        engine[..ENDS]
+            .iter()
+            .map(item)
+            .collect::<Vec<_>>()
+            .join(", "),
+        engine.len() - 2 * ENDS,
+        engine[engine.len() - ENDS..]
+            .iter()
+            .map(item)
+            .collect::<Vec<_>>()
+            .join(", "),
+        by_kind
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
 fn rate(n: f64, secs: f64) -> String {
     format!("{:.0}/s", n / secs.max(1e-9))
 }
@@ -274,10 +310,15 @@ pub fn run(a: Args) -> Result<(), Fail> {
 
     let start = Instant::now();
     let (mut users, mut system, mut bytes) = (0u64, 0u64, 0u64);
+    // The engine's own account of what it did to the log, shown below.
+    let mut engine = Vec::new();
+    let mut read_to = 0;
     for rec in log.read(..)? {
         let rec = rec?;
+        read_to = rec.seq();
         if rec.is_system() {
             system += 1;
+            engine.push((rec.seq(), rec.kind().name()));
         } else {
             users += 1;
             bytes += rec.payload().len() as u64;
@@ -344,7 +385,15 @@ pub fn run(a: Args) -> Result<(), Fail> {
         "raw",
         "ratio"
     );
-    for s in &segs {
+    // A long log shows its first and last few segments.
+    const ENDS: usize = 3;
+    for (k, s) in segs.iter().enumerate() {
+        if segs.len() > 3 * ENDS && k >= ENDS && k < segs.len() - ENDS {
+            if k == ENDS {
+                say!(out, "  … {} more segments …", segs.len() - 2 * ENDS);
+            }
+            continue;
+        }
         say!(
             out,
             "  {:<34} {:>7} {:>21} {:>12} {:>12} {:>6.2}",
@@ -375,14 +424,18 @@ pub fn run(a: Args) -> Result<(), Fail> {
         by_time.seq(),
         String::from_utf8_lossy(by_time.payload())
     );
-    // The engine's own account of what it did to the log, chained like the events.
-    let engine: Vec<String> = log
-        .read(..)?
-        .filter_map(Result::ok)
-        .filter(|r| r.is_system())
-        .map(|r| format!("{} {}", r.seq(), r.kind().name()))
-        .collect();
-    say!(out, "  engine records (seq kind): {}", engine.join(", "));
+    // Sealing wrote records of its own since the read above.
+    for rec in log.read(read_to + 1..)? {
+        let rec = rec?;
+        if rec.is_system() {
+            engine.push((rec.seq(), rec.kind().name()));
+        }
+    }
+    say!(
+        out,
+        "  engine records, chained like the events: {}",
+        engine_summary(&engine)
+    );
 
     // A signed checkpoint, kept away from the log, catches even a log
     // rewritten with every hash recomputed.
@@ -406,4 +459,31 @@ pub fn run(a: Args) -> Result<(), Fail> {
         head.seq
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::engine_summary;
+
+    #[test]
+    fn engine_summary_lists_a_few_records_whole_and_counts_many_by_kind() {
+        let few = [(1, "log-created"), (2, "log-opened")];
+        assert_eq!(engine_summary(&few), "1 log-created, 2 log-opened");
+        let mut many = vec![(1, "log-created"), (2, "log-opened")];
+        for k in 0..50u64 {
+            many.push((100 * k + 99, "sealed"));
+            many.push((100 * k + 100, "segment-rolled"));
+        }
+        let s = engine_summary(&many);
+        assert!(
+            s.starts_with(
+                "1 log-created, 2 log-opened, 99 sealed, 100 segment-rolled, … 94 more …"
+            ),
+            "{s}"
+        );
+        assert!(
+            s.ends_with("(1 log-created, 1 log-opened, 50 sealed, 50 segment-rolled)"),
+            "{s}"
+        );
+    }
 }
