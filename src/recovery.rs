@@ -471,9 +471,7 @@ impl Scan {
             active_len: len,
         }
     }
-}
 
-impl Scan {
     /// A scan that goes on from `end`, where the chain stands at
     /// (`next_seq`, `prev_hash`, `last_ts`) after `records` records whose
     /// bytes `digest` has been given.

@@ -115,6 +115,11 @@ pub fn terminal_text(s: &str) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
+/// Paths as a JSON array of strings.
+pub fn paths_json(files: &[std::path::PathBuf]) -> serde_json::Value {
+    files.iter().map(|f| f.display().to_string()).collect()
+}
+
 /// File names for one line: the first ten, then how many more.
 pub fn file_list(files: &[std::path::PathBuf]) -> String {
     const SHOWN: usize = 10;

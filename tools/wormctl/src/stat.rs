@@ -201,7 +201,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
             "anchor": anchor_json,
             "legal_hold": hold,
             "durability": durability_json(&found),
-            "foreign_files": foreign.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
+            "foreign_files": out::paths_json(&foreign),
         }));
     }
     out.line(format!(

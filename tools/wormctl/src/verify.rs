@@ -152,7 +152,7 @@ fn summary(
             "head_hash": hex(&r.head.hash),
             "head_time": out::rfc3339(r.head.timestamp_ns),
             "seconds": secs,
-            "foreign_files": foreign.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
+            "foreign_files": out::paths_json(foreign),
         });
         if let Some((cp, key)) = checkpoint {
             v["checkpoint"] = serde_json::json!({
