@@ -4,6 +4,7 @@
 //! A chain alone cannot catch a log rewritten with every hash recomputed; a
 //! checkpoint kept elsewhere can. Parsing and verification fail closed.
 
+use crate::error::CheckpointError;
 use crate::format::{hex, Hash};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -18,18 +19,6 @@ const ED25519_TYPE: u8 = 0x01;
 /// No note we accept is longer (a checkpoint is about 200 bytes).
 pub const NOTE_BYTES_MAX: usize = 64 << 10;
 const SIGNATURE_LINES_MAX: usize = 16;
-
-/// Why a checkpoint, a key, or a log against a checkpoint did not check out.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum CheckpointError {
-    #[error("malformed checkpoint: {0}")]
-    Malformed(String),
-    #[error("malformed key: {0}")]
-    BadKey(String),
-    #[error("no valid signature by key {key_name} on the checkpoint")]
-    NoValidSignature { key_name: String },
-}
 
 /// The head of a log at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

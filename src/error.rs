@@ -94,7 +94,7 @@ pub enum Error {
     Poisoned { cause: String },
     /// A checkpoint or checkpoint key could not be read or verified.
     #[error(transparent)]
-    Checkpoint(#[from] crate::checkpoint::CheckpointError),
+    Checkpoint(#[from] CheckpointError),
     /// The log does not hold, unchanged, what a checkpoint says it held.
     #[error("log does not match the checkpoint: {detail}")]
     CheckpointMismatch { detail: String },
@@ -148,6 +148,74 @@ impl Error {
             Error::Corrupt { seq, .. } => *seq,
             Error::SeqOutOfRange { seq, .. } => Some(*seq),
             _ => None,
+        }
+    }
+}
+
+/// Why a checkpoint, a key, or a log against a checkpoint did not check out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckpointError {
+    #[error("malformed checkpoint: {0}")]
+    Malformed(String),
+    #[error("malformed key: {0}")]
+    BadKey(String),
+    #[error("no valid signature by key {key_name} on the checkpoint")]
+    NoValidSignature { key_name: String },
+}
+
+/// Damage found while decompressing a sealed file, carried inside an
+/// `io::Error` through the `ReadFile` trait and turned back into
+/// `Error::Corrupt` by [`Error::from_read`].
+#[derive(Debug)]
+pub(crate) struct SealedDamage {
+    pub frame: u64,
+    pub offset: u64,
+    pub detail: String,
+}
+
+impl std::fmt::Display for SealedDamage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "sealed frame {} at offset {}: {}",
+            self.frame, self.offset, self.detail
+        )
+    }
+}
+
+impl std::error::Error for SealedDamage {}
+
+impl Error {
+    /// A failed read of `path`: `Error::Corrupt` when it is damage found in
+    /// a sealed file, `Error::Io` otherwise.
+    pub(crate) fn from_read(path: &std::path::Path, seq: Option<u64>, e: io::Error) -> Error {
+        match e.get_ref().and_then(|i| i.downcast_ref::<SealedDamage>()) {
+            Some(d) => Error::corrupt(
+                path,
+                d.offset,
+                seq,
+                Corruption::SealedFrame {
+                    frame: d.frame,
+                    detail: d.detail.clone(),
+                },
+            ),
+            None => Error::io("read", path, e),
+        }
+    }
+
+    /// The same failure, for each waiter of a failed group (io::Error is not Clone).
+    pub(crate) fn for_waiter(&self) -> Error {
+        match self {
+            Error::Io { op, path, source } => Error::Io {
+                op,
+                path: path.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::Closed => Error::Closed,
+            other => Error::Poisoned {
+                cause: other.to_string(),
+            },
         }
     }
 }

@@ -18,8 +18,29 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_debug_implementations)]
 
+// Layers, lowest first. A module imports only modules listed before it
+// (a module of a lower layer, or an earlier one of its own); nothing imports
+// `log`. `.ci/layers` checks this list against the `use crate::` lines.
+//
+// 1. error      the error types
+// 2. format     pure encodings of every on-disk structure and file name; no I/O
+// 3. storage    the I/O trait, the real and the crash-simulating file systems,
+//               the handle pool; knows no segment
+// 4. options, state
+//               how a log is opened; plain record, position and report types
+// 5. walk       the one frame walker (decode, seq and chain checks, digest, seal)
+//    segment    segment files, their in-memory view and sparse index
+//    sealed     reading sealed files through the shared frame cache
+//    anchor     the anchor and legal-hold files
+// 6. shared     what a log's writer, readers and threads share
+//    barrier    group commit's leader/follower hand-off; knows no file
+//    writer     encodes, writes, syncs, rolls and publishes a group
+// 7. checkpoint, read, seal, retention, recovery, verify, segment_file
+//               the operations, each on the layers below
+// 8. log        the public handle: API and thread wiring only
+mod anchor;
+mod barrier;
 mod checkpoint;
-mod commit;
 mod error;
 pub mod format;
 mod log;
@@ -28,17 +49,23 @@ mod read;
 mod recovery;
 mod retention;
 mod seal;
+mod sealed;
 mod segment;
 mod segment_file;
+mod shared;
+mod state;
 pub mod storage;
 mod verify;
+mod walk;
+mod writer;
 
-pub use checkpoint::{Checkpoint, CheckpointError, CheckpointKey, CheckpointPublicKey};
-pub use error::{Corruption, Error, Result};
-pub use format::{RecordKind, SystemEvent};
-pub use log::{CacheStats, FrameInfo, Head, Log, Receipt, Record, SegmentInfo, WriteStats};
+pub use checkpoint::{Checkpoint, CheckpointKey, CheckpointPublicKey};
+pub use error::{CheckpointError, Corruption, Error, Result};
+pub use format::{ChainPos, RecordKind, SystemEvent};
+pub use log::Log;
 pub use options::{Clock, Durability, Options, Retention, Sealing};
 pub use read::Iter;
 pub use retention::RetentionReport;
 pub use segment_file::{SegmentFile, SegmentFileInfo};
+pub use state::{CacheStats, FrameInfo, Head, Receipt, Record, SegmentInfo, WriteStats};
 pub use verify::{verify_file, verify_file_with, VerifyProgress, VerifyReport};

@@ -1,361 +1,94 @@
 //! The public handle: open, append, read, sync, close.
 
+use crate::anchor;
+use crate::barrier::Barrier;
 use crate::checkpoint::Checkpoint;
-use crate::commit::{Committer, Request};
 use crate::error::{Corruption, Error, Result};
-use crate::format::{hex, Hash, RecordKind, SystemEvent};
+use crate::format::names::is_engine_file_name;
+use crate::format::{hex, AnchorEntry, RecordKind, SystemEvent, FORMAT_VERSION};
 use crate::options::{Durability, Options, Sealing};
 use crate::read::{self, Iter};
-use crate::recovery;
-use crate::retention::{self, load_anchor, Anchor, RetentionReport};
-use crate::seal::{self, FrameCache, SealedReads};
-use crate::segment::Segment;
+use crate::recovery::{self, Follow, Recovered};
+use crate::retention::{self, RetentionReport};
+use crate::seal;
+use crate::sealed::{FrameCache, SealedReads};
+use crate::segment::SegmentEnd;
+use crate::shared::Shared;
+use crate::state::{CacheStats, Head, Receipt, Record, SegmentInfo, WriteStats};
 use crate::storage::{DirLock, FilePool};
 use crate::verify::{self, VerifyProgress, VerifyReport};
-use bytes::Bytes;
-use parking_lot::{Condvar, Mutex, RwLock};
+use crate::writer::{Request, Writer};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-/// Proof that a record is in the log: returned once it is committed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Receipt {
-    pub seq: u64,
-    /// Commit time, ns since the Unix epoch.
-    pub timestamp_ns: u64,
-    /// Chain hash of this record.
-    pub hash: Hash,
+/// How the log was opened.
+enum Mode {
+    /// For writing: groups of appends go through the barrier to the writer.
+    Write(Mutex<Writer>),
+    /// Read-only: where this reader's view of the active segment ends. Its
+    /// lock also keeps two refreshes from interleaving.
+    Read(Mutex<SegmentEnd>),
 }
 
-/// The last committed record: its seq, chain hash and time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Head {
-    pub seq: u64,
-    pub hash: Hash,
-    pub timestamp_ns: u64,
-}
-
-/// A record read back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    pub(crate) seq: u64,
-    pub(crate) timestamp_ns: u64,
-    pub(crate) kind: RecordKind,
-    pub(crate) payload: Bytes,
-    pub(crate) hash: Hash,
-    pub(crate) frame: FrameInfo,
-}
-
-/// Where a record's frame lies, for debugging and inspection tools.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FrameInfo {
-    /// The segment holding it.
-    pub segment: u64,
-    /// Offset of the frame in the segment's uncompressed bytes.
-    pub offset: u64,
-    /// The frame's length field (header, payload and hash; no padding).
-    pub len: u32,
-    /// Bytes the frame occupies, padding to 8 included.
-    pub padded_len: u32,
-    /// The frame CRC-32 as stored (it was checked when the frame was read).
-    pub crc: u32,
-}
-
-impl FrameInfo {
-    pub(crate) fn of(segment: u64, offset: u64, f: &crate::format::FrameRef<'_>) -> Self {
-        FrameInfo {
-            segment,
-            offset,
-            len: f.frame_len,
-            // A padded frame is at most PAYLOAD_LEN_MAX plus overhead: < 2^32.
-            padded_len: f.padded_len as u32,
-            crc: f.crc,
-        }
-    }
-}
-
-impl Record {
-    pub fn seq(&self) -> u64 {
-        self.seq
-    }
-    /// Commit time, ns since the Unix epoch.
-    pub fn timestamp(&self) -> u64 {
-        self.timestamp_ns
-    }
-    pub fn kind(&self) -> RecordKind {
-        self.kind
-    }
-    pub fn payload(&self) -> &Bytes {
-        &self.payload
-    }
-    pub fn hash(&self) -> &Hash {
-        &self.hash
-    }
-    /// Where the record's frame lies.
-    pub fn frame(&self) -> FrameInfo {
-        self.frame
-    }
-    /// Whether the engine wrote this record (log opened, tail cut, ...).
-    pub fn is_system(&self) -> bool {
-        self.kind.is_system()
-    }
-    /// What an engine record says; `None` for user records.
-    pub fn system_event(&self) -> Option<std::result::Result<SystemEvent, crate::Corruption>> {
-        SystemEvent::decode(self.kind, &self.payload)
-    }
-}
-
-/// Counters of the work the writer did since the log was opened.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct WriteStats {
-    /// Records written (user and engine).
-    pub records: u64,
-    /// Write calls: one per group commit.
-    pub writes: u64,
-    /// fdatasync calls on segment files.
-    pub syncs: u64,
-    /// Bytes written to segment files.
-    pub bytes: u64,
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub records: AtomicU64,
-    pub writes: AtomicU64,
-    pub syncs: AtomicU64,
-    pub bytes: AtomicU64,
-}
-
-/// One segment of a log, as [`Log::segments`] describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SegmentInfo {
-    pub number: u64,
-    pub path: PathBuf,
-    /// Whether this is the segment appends go to.
-    pub active: bool,
-    /// Whether it is a sealed (compressed, read-only) file.
-    pub sealed: bool,
-    pub first_seq: u64,
-    /// Seq of its last committed record (`first_seq - 1` when it has none).
-    pub last_seq: u64,
-    /// Creation time: no record in it is earlier.
-    pub created_ns: u64,
-    /// Chain hash of its last record.
-    pub last_hash: Hash,
-    pub bytes_on_disk: u64,
-    pub bytes_uncompressed: u64,
-}
-
-impl SegmentInfo {
-    pub fn records(&self) -> u64 {
-        self.last_seq + 1 - self.first_seq
-    }
-}
-
-/// How the cache of decompressed sealed frames is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CacheStats {
-    pub bytes: usize,
-    pub capacity: usize,
-    pub hits: u64,
-    pub misses: u64,
-}
-
-/// What readers may see: everything through `head`, and in the active
-/// segment no byte past `active_len`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Visible {
-    pub head: Head,
-    pub active_segment: u64,
-    pub active_len: u64,
-}
-
-/// State shared by writers and readers.
-pub(crate) struct Shared {
-    pub dir: PathBuf,
-    pub options: Options,
-    pub log_id: [u8; 16],
-    pub segments: RwLock<Vec<Arc<Segment>>>,
-    pub visible: RwLock<Visible>,
-    pub counters: Counters,
-    /// Opened with `Log::open_read_only`: every change is refused.
-    pub read_only: bool,
-    poison: Mutex<Option<String>>,
-    /// The frame cache and open files of sealed segments.
-    pub reads: SealedReads,
-    /// Held while a segment is being sealed: one sealer at a time.
-    pub seal_lock: Mutex<()>,
-    seal_signal: Mutex<SealSignal>,
-    seal_wake: Condvar,
-    /// The last background sealing failure, if any.
-    pub seal_error: Mutex<Option<String>>,
-    /// The anchor file's entries (retention's record).
-    pub anchor: Mutex<Anchor>,
-    /// Held by a retention run or a legal-hold change.
-    pub retention_lock: Mutex<()>,
-}
-
-#[derive(Debug, Default)]
-struct SealSignal {
-    requested: bool,
-    stop: bool,
-}
-
-impl Shared {
-    pub fn new(
-        dir: PathBuf,
-        options: Options,
-        log_id: [u8; 16],
-        segments: Vec<Arc<Segment>>,
-        visible: Visible,
-        reads: SealedReads,
-        anchor: Anchor,
-    ) -> Self {
-        Shared {
-            dir,
-            options,
-            log_id,
-            segments: RwLock::new(segments),
-            visible: RwLock::new(visible),
-            counters: Counters::default(),
-            read_only: false,
-            poison: Mutex::new(None),
-            reads,
-            seal_lock: Mutex::new(()),
-            seal_signal: Mutex::new(SealSignal::default()),
-            seal_wake: Condvar::new(),
-            seal_error: Mutex::new(None),
-            anchor: Mutex::new(anchor),
-            retention_lock: Mutex::new(()),
-        }
-    }
-
-    /// The anchor file as it is on disk now (for verification, which must
-    /// not trust what was read at open).
-    pub fn anchor_on_disk(&self) -> Result<Anchor> {
-        load_anchor(&*self.options.storage, &self.dir, &self.log_id, false)
-    }
-
-    /// A segment was closed: it is due for sealing.
-    pub fn segment_closed(&self) {
-        self.seal_signal.lock().requested = true;
-        self.seal_wake.notify_all();
-    }
-
-    /// Under `Sealing::Inline`, seals what rolling closed. A failure is kept
-    /// in `seal_error` (the appends that rolled are already durable).
-    pub fn seal_inline_if_due(&self) {
-        if self.options.sealing != Sealing::Inline {
-            return;
-        }
-        let due = std::mem::take(&mut self.seal_signal.lock().requested);
-        if due {
-            self.record_seal_outcome(seal::seal_closed_segments(self));
-        }
-    }
-
-    /// Blocks until a segment is due for sealing (true) or the log closes (false).
-    fn wait_for_sealing_work(&self) -> bool {
-        let mut sig = self.seal_signal.lock();
-        loop {
-            if sig.stop {
-                return false;
-            }
-            if std::mem::take(&mut sig.requested) {
-                return true;
-            }
-            self.seal_wake.wait(&mut sig);
-        }
-    }
-
-    fn stop_sealer(&self) {
-        self.seal_signal.lock().stop = true;
-        self.seal_wake.notify_all();
-    }
-
-    fn record_seal_outcome(&self, outcome: Result<usize>) {
-        if let Err(e) = outcome {
-            *self.seal_error.lock() = Some(e.to_string());
-        }
-    }
-
-    /// Errors if the log may not be changed: opened read-only, or poisoned.
-    pub fn check_poison(&self) -> Result<()> {
-        if self.read_only {
-            return Err(Error::ReadOnly {
-                path: self.dir.clone(),
-            });
-        }
-        match &*self.poison.lock() {
-            Some(cause) => Err(Error::Poisoned {
-                cause: cause.clone(),
-            }),
-            None => Ok(()),
-        }
-    }
-
-    /// Marks the log as refusing writes; returns the error for the caller.
-    pub fn poison(&self, error: Error) -> Error {
-        let mut p = self.poison.lock();
-        if p.is_none() {
-            *p = Some(error.to_string());
-        }
-        error
-    }
-
-    pub fn publish(&self, seq: u64, hash: Hash, timestamp_ns: u64, segment: u64, len: u64) {
-        let mut v = self.visible.write();
-        debug_assert!(seq >= v.head.seq, "seqs are published in order");
-        debug_assert!(
-            timestamp_ns >= v.head.timestamp_ns,
-            "time never goes backward"
-        );
-        *v = Visible {
-            head: Head {
-                seq,
-                hash,
-                timestamp_ns,
-            },
-            active_segment: segment,
-            active_len: len,
-        };
-    }
-}
-
-impl Error {
-    /// The same failure, for each waiter of a failed group (io::Error is not Clone).
-    pub(crate) fn for_waiter(&self) -> Error {
-        match self {
-            Error::Io { op, path, source } => Error::Io {
-                op,
-                path: path.clone(),
-                source: std::io::Error::new(source.kind(), source.to_string()),
-            },
-            other => Error::Poisoned {
-                cause: other.to_string(),
-            },
-        }
-    }
-}
-
-pub(crate) struct Inner {
-    pub shared: Shared,
-    pub committer: Committer,
+struct Inner {
+    shared: Shared,
+    barrier: Barrier<Request, Vec<Receipt>>,
+    mode: Mode,
     syncer_stop: Mutex<bool>,
     syncer_wake: Condvar,
     _lock: Option<Box<dyn DirLock>>,
 }
 
 impl Inner {
+    /// The writer, to change the log; fails for a read-only or poisoned log.
+    fn writer(&self) -> Result<MutexGuard<'_, Writer>> {
+        self.shared.check_writable()?;
+        match &self.mode {
+            Mode::Write(w) => Ok(w.lock()),
+            Mode::Read(_) => Err(Error::ReadOnly {
+                path: self.shared.dir.clone(),
+            }),
+        }
+    }
+
+    /// Commits `req` with whatever else is queued (group commit).
+    fn commit(&self, req: Request) -> Result<Vec<Receipt>> {
+        self.shared.check_writable()?;
+        let Mode::Write(writer) = &self.mode else {
+            return Err(Error::ReadOnly {
+                path: self.shared.dir.clone(),
+            });
+        };
+        let weight = req.bytes();
+        let receipts = self.barrier.enter(
+            req,
+            weight,
+            self.shared.options.batch_bytes_max,
+            &mut |group| writer.lock().write_group(&self.shared, group),
+        )?;
+        self.seal_inline_if_due();
+        Ok(receipts)
+    }
+
+    /// Under `Sealing::Inline`, seals what rolling closed. A failure is kept
+    /// for `Log::seal_error` (the appends that rolled are already durable).
+    fn seal_inline_if_due(&self) {
+        let shared = &self.shared;
+        if shared.options.sealing == Sealing::Inline && shared.take_sealing_due() {
+            shared.record_seal_outcome(seal::seal_closed_segments(shared));
+        }
+    }
+
     /// Drops the sealed segments the retention policy lets go (see
     /// `Log::apply_retention`); with `dry_run`, only says which.
     fn apply_retention(&self, now_ns: u64, dry_run: bool) -> Result<RetentionReport> {
         let shared = &self.shared;
         if !dry_run {
-            shared.check_poison()?;
+            shared.check_writable()?;
         }
         let storage = &*shared.options.storage;
         let _one_at_a_time = shared.retention_lock.lock();
@@ -367,7 +100,7 @@ impl Inner {
         let Some(policy) = &shared.options.retention else {
             return Ok(report);
         };
-        if retention::read_hold(storage, &shared.dir)?.is_some() {
+        if anchor::read_hold(storage, &shared.dir)?.is_some() {
             report.held = true;
             return Ok(report);
         }
@@ -391,7 +124,7 @@ impl Inner {
             let mut anchor = shared.anchor.lock();
             let entry =
                 retention::entry_for(&drop, keep, now_ns, anchor.last_hash(&shared.log_id))?;
-            retention::append_anchor(storage, &shared.dir, &shared.log_id, &mut anchor, entry)?
+            anchor::append_anchor(storage, &shared.dir, &shared.log_id, &mut anchor, entry)?
         };
         let event = SystemEvent::RetentionApplied {
             from_segment: drop[0].number,
@@ -400,10 +133,7 @@ impl Inner {
             last_seq: keep.header.first_seq - 1,
             anchor_entry_hash: hash,
         };
-        self.committer
-            .writer
-            .lock()
-            .write_system(shared, &[event])?;
+        self.writer()?.write_system(shared, &[event])?;
         for s in &drop {
             if shared.options.immutable_attr {
                 seal::set_immutable_if_permitted(storage, &s.path, false)?;
@@ -471,77 +201,70 @@ impl Log {
     /// A log opened for writing is always current: `Ok(false)`.
     pub fn refresh(&self) -> Result<bool> {
         let shared = &self.inner.shared;
-        if !shared.read_only {
+        let Mode::Read(end) = &self.inner.mode else {
             return Ok(false);
-        }
-        // The read-only writer only marks where this reader's view ends; its
-        // lock also keeps two refreshes from interleaving.
-        let mut at = self.inner.committer.writer.lock();
+        };
+        let mut end = end.lock();
         let before = shared.visible.read().head;
-        match recovery::follow_active(&shared.options, &shared.dir, &mut at)? {
-            recovery::Follow::Same => return Ok(false),
-            recovery::Follow::Grew => {
-                shared.publish(
-                    at.next_seq - 1,
-                    at.prev_hash,
-                    at.last_ts,
-                    at.segment.number,
-                    at.len,
-                );
-            }
-            recovery::Follow::Reopen => {
+        match recovery::follow_active(&shared.options, &shared.dir, &mut end)? {
+            Follow::Same => return Ok(false),
+            Follow::Grew => shared.publish(end.at, end.segment.number, end.len),
+            Follow::Reopen => {
                 let r = recovery::recover(&shared.dir, &shared.options, &shared.reads, true)?;
-                let moved = |detail: String| {
-                    Err(Error::corrupt(
-                        &shared.dir,
-                        0,
-                        Some(before.seq),
-                        Corruption::SegmentDiscontinuity { detail },
-                    ))
-                };
-                if r.log_id != shared.log_id {
-                    return moved(format!(
-                        "the directory now holds log {}, not log {}",
-                        hex(&r.log_id),
-                        hex(&shared.log_id)
-                    ));
-                }
-                if r.visible.head.seq < before.seq {
-                    return moved(format!(
-                        "the log now ends at seq {}, this reader saw it reach {}",
-                        r.visible.head.seq, before.seq
-                    ));
-                }
-                *shared.anchor.lock() = r.anchor;
-                let first_kept = r.segments.first().map_or(0, |s| s.number);
-                let old = std::mem::replace(&mut *shared.segments.write(), r.segments);
-                // Segments retention dropped meanwhile: close their files, or
-                // the pool keeps their disk space in use.
-                for s in old.iter().filter(|s| s.number < first_kept) {
-                    shared.reads.files.forget(&s.path);
-                }
-                *shared.visible.write() = r.visible;
-                *at = r.writer;
-                drop(at);
-                let first = shared
-                    .segments
-                    .read()
-                    .first()
-                    .map_or(1, |s| s.header.first_seq);
-                if before.seq >= first && before.seq > 0 {
-                    let then = self.get(before.seq)?;
-                    if then.hash() != &before.hash {
-                        return moved(format!(
-                            "seq {} had chain hash {} and now has {}",
-                            before.seq,
-                            hex(&before.hash),
-                            hex(then.hash())
-                        ));
-                    }
-                }
+                self.take_reopened(r, &mut end, before)?;
             }
         }
         Ok(shared.visible.read().head.seq != before.seq)
+    }
+
+    /// A read-only log's `refresh` found the log rolled on: takes in the
+    /// log as `r` found it, which must go on from `before`, the head this
+    /// reader saw.
+    fn take_reopened(&self, r: Recovered, end: &mut SegmentEnd, before: Head) -> Result<()> {
+        let shared = &self.inner.shared;
+        let moved = |detail: String| {
+            Err(Error::corrupt(
+                &shared.dir,
+                0,
+                Some(before.seq),
+                Corruption::SegmentDiscontinuity { detail },
+            ))
+        };
+        if r.log_id != shared.log_id {
+            return moved(format!(
+                "the directory now holds log {}, not log {}",
+                hex(&r.log_id),
+                hex(&shared.log_id)
+            ));
+        }
+        if r.end.at.seq < before.seq {
+            return moved(format!(
+                "the log now ends at seq {}, this reader saw it reach {}",
+                r.end.at.seq, before.seq
+            ));
+        }
+        *shared.anchor.lock() = r.anchor;
+        let first_kept = r.segments.first().map_or(0, |s| s.number);
+        let old = std::mem::replace(&mut *shared.segments.write(), r.segments);
+        // Segments retention dropped meanwhile: close their files, or the
+        // pool keeps their disk space in use.
+        for s in old.iter().filter(|s| s.number < first_kept) {
+            shared.reads.files.forget(&s.path);
+        }
+        *shared.visible.write() = r.end.visible();
+        *end = r.end;
+        if before.seq >= shared.first_seq() && before.seq > 0 {
+            let then = self.get(before.seq)?;
+            if then.hash() != &before.hash {
+                return moved(format!(
+                    "seq {} had chain hash {} and now has {}",
+                    before.seq,
+                    hex(&before.hash),
+                    hex(then.hash())
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn open_mode(dir: &Path, options: Options, read_only: bool) -> Result<Log> {
@@ -554,78 +277,44 @@ impl Log {
                 options.sealed_files_open,
             )),
         };
-        let recovered = recovery::recover(&dir, &options, &reads, read_only)?;
+        let r = recovery::recover(&dir, &options, &reads, read_only)?;
         let mut shared = Shared::new(
             dir,
             options,
-            recovered.log_id,
-            recovered.segments,
-            recovered.visible,
+            r.log_id,
+            r.segments,
+            r.end.visible(),
             reads,
-            recovered.anchor,
+            r.anchor,
         );
-        let mut writer = recovered.writer;
-        if read_only {
-            shared.read_only = true;
+        shared.read_only = read_only;
+        let Some(file) = r.file else {
+            let inner = Inner::new(shared, Mode::Read(Mutex::new(r.end)), None);
             return Ok(Log {
-                inner: Arc::new(Inner {
-                    shared,
-                    committer: Committer::new(writer),
-                    syncer_stop: Mutex::new(false),
-                    syncer_wake: Condvar::new(),
-                    _lock: None,
-                }),
+                inner: Arc::new(inner),
                 syncer: None,
                 sealer: None,
                 closed: true,
             });
-        }
-        let mut events = recovered.events;
+        };
+        let mut writer = Writer::new(file, r.end);
+        let mut events = r.events;
         events.push(SystemEvent::LogOpened {
-            format_version: crate::format::FORMAT_VERSION,
+            format_version: FORMAT_VERSION,
             pid: std::process::id(),
             engine: concat!("wormlog ", env!("CARGO_PKG_VERSION")).into(),
             durability: shared.options.durability,
         });
         writer.write_system(&shared, &events)?;
-        for (path, len) in &recovered.truncate_after_open {
-            recovery::finish_truncation(&*shared.options.storage, path, *len)?;
+        for t in &r.truncate_after_open {
+            recovery::finish_truncation(&*shared.options.storage, t)?;
         }
-        let inner = Arc::new(Inner {
-            shared,
-            committer: Committer::new(writer),
-            syncer_stop: Mutex::new(false),
-            syncer_wake: Condvar::new(),
-            _lock: recovered.lock,
-        });
-        let syncer = match inner.shared.options.durability {
-            Durability::Batched { max_delay } => {
-                let inner = inner.clone();
-                Some(
-                    std::thread::Builder::new()
-                        .name("wormlog-sync".into())
-                        .spawn(move || run_syncer(&inner, max_delay))
-                        .map_err(|e| Error::io("spawn sync thread", "", e))?,
-                )
-            }
-            _ => None,
-        };
-        let sealer = match inner.shared.options.sealing {
-            Sealing::Background => {
-                let inner = inner.clone();
-                Some(
-                    std::thread::Builder::new()
-                        .name("wormlog-seal".into())
-                        .spawn(move || run_sealer(&inner))
-                        .map_err(|e| Error::io("spawn seal thread", "", e))?,
-                )
-            }
-            _ => None,
-        };
+        let inner = Arc::new(Inner::new(shared, Mode::Write(Mutex::new(writer)), r.lock));
+        let Threads { syncer, sealer } = start_threads(&inner)?;
         // Segments closed before a crash (or by an earlier run that stopped
         // before sealing them) are sealed now.
         inner.shared.segment_closed();
-        inner.shared.seal_inline_if_due();
+        inner.seal_inline_if_due();
         Ok(Log {
             inner,
             syncer,
@@ -637,11 +326,7 @@ impl Log {
     /// Closes the active segment and seals every closed segment now; returns
     /// how many were sealed. Appends continue in a new segment.
     pub fn seal(&self) -> Result<usize> {
-        self.inner
-            .committer
-            .writer
-            .lock()
-            .roll_now(&self.inner.shared)?;
+        self.inner.writer()?.roll_now(&self.inner.shared)?;
         seal::seal_closed_segments(&self.inner.shared)
     }
 
@@ -664,30 +349,23 @@ impl Log {
     /// chain.
     pub fn set_legal_hold(&self, reason: &str) -> Result<()> {
         let shared = &self.inner.shared;
-        shared.check_poison()?;
+        shared.check_writable()?;
         let _g = shared.retention_lock.lock();
-        retention::write_hold(&*shared.options.storage, &shared.dir, reason)?;
+        anchor::write_hold(&*shared.options.storage, &shared.dir, reason)?;
         let event = SystemEvent::LegalHoldSet {
             reason: reason.to_string(),
         };
-        self.inner
-            .committer
-            .writer
-            .lock()
-            .write_system(shared, &[event])
+        self.inner.writer()?.write_system(shared, &[event])
     }
 
     /// Clears the legal hold (recorded in the chain first).
     pub fn clear_legal_hold(&self) -> Result<()> {
         let shared = &self.inner.shared;
-        shared.check_poison()?;
         let _g = shared.retention_lock.lock();
         self.inner
-            .committer
-            .writer
-            .lock()
+            .writer()?
             .write_system(shared, &[SystemEvent::LegalHoldCleared])?;
-        retention::remove_hold(&*shared.options.storage, &shared.dir)
+        anchor::remove_hold(&*shared.options.storage, &shared.dir)
     }
 
     /// Files in the log directory that wormlog does not write (anything not
@@ -702,7 +380,7 @@ impl Log {
             .list_dir(&shared.dir)
             .map_err(|e| Error::io("list", &shared.dir, e))?
             .into_iter()
-            .filter(|n| !crate::segment::is_engine_file_name(n))
+            .filter(|n| !is_engine_file_name(n))
             .collect();
         names.sort_unstable();
         Ok(names.into_iter().map(|n| shared.dir.join(n)).collect())
@@ -711,7 +389,7 @@ impl Log {
     /// The legal hold's reason, if one is set.
     pub fn legal_hold(&self) -> Result<Option<String>> {
         let shared = &self.inner.shared;
-        retention::read_hold(&*shared.options.storage, &shared.dir)
+        anchor::read_hold(&*shared.options.storage, &shared.dir)
     }
 
     /// The last failure of background sealing, if any (sealing is retried
@@ -744,13 +422,15 @@ impl Log {
         if owned.is_empty() {
             return Ok(Vec::new());
         }
-        let req = Request::new(RecordKind::User, owned);
-        self.inner.committer.commit(&self.inner.shared, req)
+        self.inner.commit(Request {
+            kind: RecordKind::User,
+            payloads: owned,
+        })
     }
 
     /// Makes every committed record durable (an fdatasync, if anything is unsynced).
     pub fn sync(&self) -> Result<()> {
-        self.inner.committer.writer.lock().sync(&self.inner.shared)
+        self.inner.writer()?.sync(&self.inner.shared)
     }
 
     /// The last committed record.
@@ -811,7 +491,7 @@ impl Log {
 
     /// The retention anchor's entries as they are on disk, oldest first:
     /// one per retention run that dropped segments (empty if none has).
-    pub fn anchor_entries(&self) -> Result<Vec<crate::format::AnchorEntry>> {
+    pub fn anchor_entries(&self) -> Result<Vec<AnchorEntry>> {
         let anchor = self.inner.shared.anchor_on_disk()?;
         Ok(anchor.entries.into_iter().map(|(e, _)| e).collect())
     }
@@ -965,9 +645,10 @@ impl Log {
         if let Some(t) = self.sealer.take() {
             let _ = t.join();
         }
-        self.inner.committer.close_queue();
-        let mut writer = self.inner.committer.writer.lock();
-        writer.write_system(&self.inner.shared, &[SystemEvent::LogClosed])
+        self.inner.barrier.close();
+        self.inner
+            .writer()?
+            .write_system(&self.inner.shared, &[SystemEvent::LogClosed])
     }
 }
 
@@ -975,6 +656,52 @@ impl Drop for Log {
     fn drop(&mut self) {
         let _ = self.shutdown();
     }
+}
+
+impl Inner {
+    fn new(shared: Shared, mode: Mode, lock: Option<Box<dyn DirLock>>) -> Inner {
+        Inner {
+            shared,
+            barrier: Barrier::new(),
+            mode,
+            syncer_stop: Mutex::new(false),
+            syncer_wake: Condvar::new(),
+            _lock: lock,
+        }
+    }
+}
+
+/// Starts the sync thread (under `Durability::Batched`) and the seal thread
+/// (under `Sealing::Background`) a log's options ask for.
+fn start_threads(inner: &Arc<Inner>) -> Result<Threads> {
+    let spawn = |name: &str, run: Box<dyn FnOnce() + Send>| {
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(run)
+            .map_err(|e| Error::io("spawn thread", name, e))
+    };
+    let syncer = match inner.shared.options.durability {
+        Durability::Batched { max_delay } => {
+            let inner = inner.clone();
+            let run = Box::new(move || run_syncer(&inner, max_delay));
+            Some(spawn("wormlog-sync", run)?)
+        }
+        _ => None,
+    };
+    let sealer = match inner.shared.options.sealing {
+        Sealing::Background => {
+            let inner = inner.clone();
+            Some(spawn("wormlog-seal", Box::new(move || run_sealer(&inner)))?)
+        }
+        _ => None,
+    };
+    Ok(Threads { syncer, sealer })
+}
+
+/// The background threads of a log open for writing.
+struct Threads {
+    syncer: Option<JoinHandle<()>>,
+    sealer: Option<JoinHandle<()>>,
 }
 
 /// Under `Sealing::Background`: seals closed segments whenever one is
@@ -1013,7 +740,11 @@ fn run_syncer(inner: &Inner, max_delay: std::time::Duration) {
                 return;
             }
         }
-        if inner.committer.writer.lock().sync(&inner.shared).is_err() {
+        if inner
+            .writer()
+            .and_then(|mut w| w.sync(&inner.shared))
+            .is_err()
+        {
             return;
         }
     }

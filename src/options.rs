@@ -1,25 +1,64 @@
 //! How a log is opened: durability, limits, and the storage it lives on.
 
-pub use crate::retention::Retention;
-pub use crate::seal::Sealing;
+pub use crate::format::Durability;
 use crate::storage::{FsStorage, Storage};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// When an append is acknowledged, and when data reaches stable storage.
+/// How closed segments are sealed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// `append` returns after an fdatasync covers the record. A crash loses
-    /// no acknowledged record.
-    Sync,
-    /// `append` returns once the record is written to the OS; a background
-    /// thread fdatasyncs at least every `max_delay`, and `Log::sync` forces
-    /// it. A crash can lose up to `max_delay` of acknowledged records (never
-    /// leaving a gap: the log stays a prefix).
-    Batched { max_delay: Duration },
-    /// fdatasync only when a segment rolls, on `Log::sync` and on close.
-    Buffered,
+pub enum Sealing {
+    /// A background thread seals each segment after it rolls; appends go on
+    /// into the next segment meanwhile.
+    Background,
+    /// The writer seals a segment as it rolls, before the next append returns
+    /// (deterministic; for tests and tools).
+    Inline,
+    /// Closed segments stay uncompressed until `Log::seal` is called.
+    Manual,
+}
+
+/// How sealing compresses and protects a segment (from `Options`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SealSettings {
+    pub level: i32,
+    pub frame_bytes: usize,
+    pub immutable: bool,
+}
+
+/// Which sealed segments may be dropped. A segment's age is the time since
+/// its newest record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Retention {
+    pub(crate) max_age: Option<Duration>,
+    pub(crate) max_total_bytes: Option<u64>,
+    pub(crate) min_age: Duration,
+    pub(crate) apply_on_roll: bool,
+}
+
+impl Retention {
+    /// Drop segments whose newest record is older than this.
+    pub fn max_age(mut self, age: Duration) -> Self {
+        self.max_age = Some(age);
+        self
+    }
+    /// Drop the oldest segments while the log's files take more than this.
+    pub fn max_total_bytes(mut self, bytes: u64) -> Self {
+        self.max_total_bytes = Some(bytes);
+        self
+    }
+    /// The compliance floor: no segment younger than this is ever dropped,
+    /// whatever `max_age` or `max_total_bytes` say.
+    pub fn min_age(mut self, age: Duration) -> Self {
+        self.min_age = age;
+        self
+    }
+    /// Apply retention each time background sealing finishes a segment.
+    pub fn apply_on_roll(mut self, yes: bool) -> Self {
+        self.apply_on_roll = yes;
+        self
+    }
 }
 
 /// Supplies commit timestamps in nanoseconds since the Unix epoch. The engine
@@ -180,8 +219,8 @@ impl Options {
         self
     }
 
-    pub(crate) fn seal_settings(&self) -> crate::seal::SealSettings {
-        crate::seal::SealSettings {
+    pub(crate) fn seal_settings(&self) -> SealSettings {
+        SealSettings {
             level: self.seal_level,
             frame_bytes: self.seal_frame_bytes,
             immutable: self.immutable_attr,

@@ -4,9 +4,10 @@
 
 use crate::error::{Corruption, Error, Result};
 use crate::format::SEGMENT_HEADER_LEN;
-use crate::log::{FrameInfo, Record, Shared, Visible};
-use crate::segment::{FrameScanner, Segment};
-use bytes::Bytes;
+use crate::segment::Segment;
+use crate::shared::Shared;
+use crate::state::{Record, Visible};
+use crate::walk::FrameWalker;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ pub struct Iter {
     segments: Vec<Arc<Segment>>,
     visible: Visible,
     seg_idx: usize,
-    scanner: Option<FrameScanner>,
+    walk: Option<FrameWalker>,
     next_seq: u64,
     last_seq: u64,
     done: bool,
@@ -45,7 +46,7 @@ pub(crate) fn iter(shared: &Shared, range: impl RangeBounds<u64>) -> Result<Iter
         segments,
         visible,
         seg_idx,
-        scanner: None,
+        walk: None,
         next_seq: start,
         last_seq,
         done: start > last_seq,
@@ -53,17 +54,10 @@ pub(crate) fn iter(shared: &Shared, range: impl RangeBounds<u64>) -> Result<Iter
 }
 
 pub(crate) fn get(shared: &Shared, seq: u64) -> Result<Record> {
-    let out_of_range = || {
-        let first = shared
-            .segments
-            .read()
-            .first()
-            .map_or(1, |s| s.header.first_seq);
-        Error::SeqOutOfRange {
-            seq,
-            first,
-            last: shared.visible.read().head.seq,
-        }
+    let out_of_range = || Error::SeqOutOfRange {
+        seq,
+        first: shared.first_seq(),
+        last: shared.visible.read().head.seq,
     };
     match iter(shared, seq..=seq)?.next() {
         Some(Ok(r)) => Ok(r),
@@ -112,7 +106,7 @@ fn limit_of(seg: &Segment, visible: &Visible) -> Result<u64> {
 }
 
 impl Iter {
-    fn open_scanner(&mut self) -> Result<FrameScanner> {
+    fn open_walk(&mut self) -> Result<FrameWalker> {
         let seg = &self.segments[self.seg_idx];
         let limit = limit_of(seg, &self.visible)?;
         let mut start = SEGMENT_HEADER_LEN as u64;
@@ -122,7 +116,7 @@ impl Iter {
                 start = e.offset;
             }
         }
-        Ok(FrameScanner::new(seg.file.clone(), start, limit))
+        Ok(FrameWalker::new(seg.file.clone(), start, limit))
     }
 
     fn step(&mut self) -> Result<Option<Record>> {
@@ -134,22 +128,23 @@ impl Iter {
             if let Some(next) = self.segments.get(self.seg_idx + 1) {
                 if self.next_seq >= next.header.first_seq {
                     self.seg_idx += 1;
-                    self.scanner = None;
+                    self.walk = None;
                     continue;
                 }
             }
-            if self.scanner.is_none() {
-                self.scanner = Some(self.open_scanner()?);
-            }
+            let walk = match self.walk.take() {
+                Some(walk) => walk,
+                None => self.open_walk()?,
+            };
+            let walk = self.walk.insert(walk);
             let seg = &self.segments[self.seg_idx];
-            let scanner = self.scanner.as_mut().expect("set above");
-            let frame = scanner
+            let frame = walk
                 .next()
                 .map_err(|e| e.into_error(&seg.path, Some(self.next_seq)))?;
             let Some((offset, f)) = frame else {
                 // End of this segment: the next must start where it stopped.
                 self.seg_idx += 1;
-                self.scanner = None;
+                self.walk = None;
                 if let Some(next) = self.segments.get(self.seg_idx) {
                     if next.header.first_seq > self.next_seq {
                         return Err(Error::corrupt(
@@ -180,14 +175,7 @@ impl Iter {
                 ));
             }
             self.next_seq += 1;
-            return Ok(Some(Record {
-                seq: f.seq,
-                timestamp_ns: f.timestamp_ns,
-                kind: f.kind,
-                payload: Bytes::copy_from_slice(f.payload),
-                hash: f.hash,
-                frame: FrameInfo::of(seg.number, offset, &f),
-            }));
+            return Ok(Some(Record::from_frame(seg.number, offset, &f)));
         }
     }
 }

@@ -6,22 +6,21 @@
 //! the cut is logged; damage to bytes that were durable fails the open, or,
 //! with `Options::repair`, is moved aside.
 
-use crate::commit::Writer;
+use crate::anchor::{check_log_start, load_anchor, Anchor};
 use crate::error::{Corruption, Error, Result};
+use crate::format::names::{
+    is_tmp_segment_name, parse_sealed_file_name, parse_segment_file_name, sealed_file_name,
+    segment_file_name, LOCK_FILE,
+};
 use crate::format::{
-    decode_frame, frame_padded_len, genesis_hash, hex, Decoded, Hash, RecordKind, SegmentHeader,
-    SystemEvent, FORMAT_VERSION, SEGMENT_HEADER_LEN,
+    decode_frame, frame_padded_len, hex, ChainPos, Decoded, RecordKind, SegmentHeader, SystemEvent,
+    FIRST_SEQ_AT, FORMAT_VERSION, LOG_ID_AT,
 };
-use crate::log::{Head, Visible};
 use crate::options::Options;
-use crate::retention::{load_anchor, Anchor};
-use crate::seal::{open_sealed, SealedReads};
-use crate::segment::{
-    create_segment_file, is_tmp_segment_name, parse_sealed_file_name, parse_segment_file_name,
-    sealed_file_name, segment_file_name, BatchedDigest, ChainWalker, FrameScanner, ScanError,
-    Segment, SparseIndex,
-};
-use crate::storage::{DirLock, ReadFile, Storage, LOCK_FILE};
+use crate::sealed::{open_sealed, SealedReads};
+use crate::segment::{Segment, SegmentEnd, SparseIndex};
+use crate::storage::{read_chunks, DirLock, ReadFile, Storage, WriteFile};
+use crate::walk::{BatchedDigest, Check, FrameWalker, WalkError};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,13 +30,28 @@ pub(crate) struct Recovered {
     pub lock: Option<Box<dyn DirLock>>,
     pub log_id: [u8; 16],
     pub segments: Vec<Arc<Segment>>,
-    pub visible: Visible,
-    pub writer: Writer,
+    /// Where the log ends: appends (or a follower's reads) go on from here.
+    pub end: SegmentEnd,
+    /// The active segment opened to append; `None` for a read-only open.
+    pub file: Option<Box<dyn WriteFile>>,
     /// Engine records to write (durably) before the log takes appends.
     pub events: Vec<SystemEvent>,
     /// Repairs to finish once `events` are durable: cut these files here.
-    pub truncate_after_open: Vec<(PathBuf, u64)>,
+    pub truncate_after_open: Vec<Truncation>,
     pub anchor: Anchor,
+}
+
+/// A file to cut back to `len` bytes.
+pub(crate) struct Truncation {
+    pub path: PathBuf,
+    pub len: u64,
+}
+
+/// A segment file found in the directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct SegmentName {
+    number: u64,
+    sealed: bool,
 }
 
 /// How many times a read-only open looks again at a directory that a
@@ -94,37 +108,18 @@ fn recover_once(
     read_only: bool,
 ) -> Result<Recovered> {
     let storage = &*options.storage;
-    let exists = storage
-        .dir_exists(dir)
-        .map_err(|e| Error::io("stat", dir, e))?;
-    if !exists {
-        if !options.create_if_missing || read_only {
-            return Err(Error::NotFound { path: dir.into() });
-        }
-        storage
-            .create_dir_all(dir)
-            .map_err(|e| Error::io("create directory", dir, e))?;
+    let lock = open_dir(dir, options, read_only)?;
+    let names = list_segments(storage, dir, read_only)?;
+    let mut segments = open_segments(storage, dir, &names, reads)?;
+    if read_only {
+        catch_up(storage, dir, reads, &mut segments)?;
     }
-    let lock = if read_only {
-        None
-    } else {
-        Some(storage.lock_dir(dir).map_err(|e| match e.kind() {
-            io::ErrorKind::WouldBlock => Error::Locked { path: dir.into() },
-            _ => Error::io("lock", dir.join(LOCK_FILE), e),
-        })?)
-    };
-    let numbers = list_segments(storage, dir, read_only)?;
-    if numbers.is_empty() {
+    let Some(active) = segments.last().cloned() else {
         return match lock {
             Some(lock) => create_log(dir, options, lock),
             None => Err(Error::NotFound { path: dir.into() }),
         };
-    }
-    let mut segments = open_segments(storage, dir, &numbers, reads)?;
-    if read_only {
-        catch_up(storage, dir, reads, &mut segments)?;
-    }
-    let active = segments.last().expect("numbers is not empty").clone();
+    };
     if active.sealed.is_some() {
         // Sealing always follows the creation of the next segment, so the
         // newest segment is never sealed: the active one was removed.
@@ -143,93 +138,61 @@ fn recover_once(
     let anchor = load_anchor(storage, dir, &log_id, !read_only)?;
     check_log_start(&segments[0], &anchor)?;
     let tail = if read_only {
-        read_only_tail(options, segments)?
+        read_only_tail(options, segments, active)?
     } else {
-        recover_active(dir, options, &segments)?
+        recover_active(dir, options, segments, active)?
     };
     Ok(Recovered {
         lock,
         log_id,
         segments: tail.segments,
-        visible: tail.visible,
-        writer: tail.writer,
+        end: tail.end,
+        file: tail.file,
         events: tail.events,
         truncate_after_open: tail.truncate_after_open,
         anchor,
     })
 }
 
+/// Checks that the log directory exists (a writer creates it where the
+/// options allow) and, for a writer, takes its lock.
+fn open_dir(dir: &Path, options: &Options, read_only: bool) -> Result<Option<Box<dyn DirLock>>> {
+    let storage = &*options.storage;
+    let exists = storage
+        .dir_exists(dir)
+        .map_err(|e| Error::io("stat", dir, e))?;
+    if !exists {
+        if !options.create_if_missing || read_only {
+            return Err(Error::NotFound { path: dir.into() });
+        }
+        storage
+            .create_dir_all(dir)
+            .map_err(|e| Error::io("create directory", dir, e))?;
+    }
+    if read_only {
+        return Ok(None);
+    }
+    let lock = storage.lock_dir(dir).map_err(|e| match e.kind() {
+        io::ErrorKind::WouldBlock => Error::Locked { path: dir.into() },
+        _ => Error::io("lock", dir.join(LOCK_FILE), e),
+    })?;
+    Ok(Some(lock))
+}
+
 fn create_log(dir: &Path, options: &Options, lock: Box<dyn DirLock>) -> Result<Recovered> {
-    let lock = Some(lock);
-    let log_id = new_log_id();
-    let created_ns = (options.clock)();
-    let header = SegmentHeader {
-        log_id,
-        segment: 1,
-        first_seq: 1,
-        created_ns,
-        prev_hash: genesis_hash(&log_id),
-    };
-    let (segment, file) = new_active_segment(&*options.storage, dir, header)?;
-    let visible = Visible {
-        head: Head {
-            seq: 0,
-            hash: segment.header.prev_hash,
-            timestamp_ns: created_ns,
-        },
-        active_segment: 1,
-        active_len: SEGMENT_HEADER_LEN as u64,
-    };
-    let writer = Writer::new(
-        file,
-        segment.clone(),
-        SEGMENT_HEADER_LEN as u64,
-        (1, segment.header.prev_hash, created_ns),
-        header_digest(&segment.header),
-        0,
-    );
+    let log_id = new_log_id()?;
+    let header = SegmentHeader::first(log_id, (options.clock)());
+    let (segment, file) = Segment::create_active(&*options.storage, dir, header)?;
     Ok(Recovered {
-        lock,
+        lock: Some(lock),
         log_id,
-        segments: vec![segment],
-        visible,
-        writer,
+        segments: vec![segment.clone()],
+        end: SegmentEnd::empty(segment),
+        file: Some(file),
         events: vec![created_event(log_id)],
         truncate_after_open: Vec::new(),
         anchor: Anchor::default(),
     })
-}
-
-/// A log begins at seq 1, or where an anchor entry says retention left it:
-/// segments missing at the front with no anchor entry are a shorter log
-/// than was written, and the open fails rather than hide it.
-pub(crate) fn check_log_start(first: &Segment, anchor: &Anchor) -> Result<()> {
-    let h = &first.header;
-    if h.first_seq == 1 {
-        return Ok(());
-    }
-    match anchor.vouches_for(h.first_seq, &h.prev_hash) {
-        Some(true) => Ok(()),
-        Some(false) => Err(Error::corrupt(
-            &first.path,
-            56,
-            Some(h.first_seq),
-            Corruption::Anchor {
-                detail: "the anchor entry for this segment names another chain hash".into(),
-            },
-        )),
-        None => Err(Error::corrupt(
-            &first.path,
-            40,
-            Some(h.first_seq),
-            Corruption::Anchor {
-                detail: format!(
-                    "the log starts at seq {} but no anchor entry records the removal of the segments before it",
-                    h.first_seq
-                ),
-            },
-        )),
-    }
 }
 
 fn created_event(log_id: [u8; 16]) -> SystemEvent {
@@ -238,18 +201,6 @@ fn created_event(log_id: [u8; 16]) -> SystemEvent {
         log_id,
         engine: concat!("wormlog ", env!("CARGO_PKG_VERSION")).into(),
     }
-}
-
-fn new_active_segment(
-    storage: &dyn Storage,
-    dir: &Path,
-    header: SegmentHeader,
-) -> Result<(Arc<Segment>, Box<dyn crate::storage::WriteFile>)> {
-    let (path, file) = create_segment_file(storage, dir, &header)?;
-    let read = storage
-        .open_read(&path)
-        .map_err(|e| Error::io("open", &path, e))?;
-    Ok((Arc::new(Segment::new_active(path, header, read)), file))
 }
 
 /// Where both a raw segment and its sealed file exist, sealing was
@@ -292,12 +243,11 @@ fn finish_interrupted_seals(
     Ok(())
 }
 
-/// Opens every segment and checks that the headers belong together.
 /// The segments in `dir`, oldest first, each with whether it is sealed. A
 /// writer first removes what an interrupted creation left and finishes
 /// interrupted seals; a reader changes nothing and takes a sealed file over
 /// the raw one it is being made from.
-fn list_segments(storage: &dyn Storage, dir: &Path, read_only: bool) -> Result<Vec<(u64, bool)>> {
+fn list_segments(storage: &dyn Storage, dir: &Path, read_only: bool) -> Result<Vec<SegmentName>> {
     let mut raw = Vec::new();
     let mut sealed = Vec::new();
     for name in storage
@@ -325,10 +275,19 @@ fn list_segments(storage: &dyn Storage, dir: &Path, read_only: bool) -> Result<V
     } else {
         finish_interrupted_seals(storage, dir, &mut raw, &sealed)?;
     }
-    let mut numbers: Vec<(u64, bool)> = raw.iter().map(|&n| (n, false)).collect();
-    numbers.extend(sealed.iter().map(|&n| (n, true)));
-    numbers.sort_unstable();
-    Ok(numbers)
+    let mut names: Vec<SegmentName> = raw
+        .iter()
+        .map(|&number| SegmentName {
+            number,
+            sealed: false,
+        })
+        .chain(sealed.iter().map(|&number| SegmentName {
+            number,
+            sealed: true,
+        }))
+        .collect();
+    names.sort_unstable();
+    Ok(names)
 }
 
 /// A reader lists the directory, then opens segment after segment while a
@@ -343,15 +302,18 @@ fn catch_up(
     segments: &mut Vec<Arc<Segment>>,
 ) -> Result<()> {
     for _ in 0..64 {
-        let last = segments.last().expect("at least one segment");
+        let Some(last) = segments.last() else {
+            return Ok(());
+        };
         if last.sealed.is_none() {
             return Ok(());
         }
-        let newer: Vec<(u64, bool)> = list_segments(storage, dir, true)?
+        let last = last.number;
+        let newer: Vec<SegmentName> = list_segments(storage, dir, true)?
             .into_iter()
-            .filter(|&(n, _)| n > last.number)
+            .filter(|n| n.number > last)
             .collect();
-        if newer.first().map(|&(n, _)| n) != Some(last.number + 1) {
+        if newer.first().map(|n| n.number) != Some(last + 1) {
             // Nothing newer (or a gap): the check after this reports it.
             return Ok(());
         }
@@ -360,227 +322,248 @@ fn catch_up(
     Ok(())
 }
 
+/// Opens every segment named, oldest first, and checks that each header
+/// follows the one before.
 fn open_segments(
     storage: &dyn Storage,
     dir: &Path,
-    numbers: &[(u64, bool)],
+    names: &[SegmentName],
     reads: &SealedReads,
 ) -> Result<Vec<Arc<Segment>>> {
-    let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(numbers.len());
-    for &(n, is_sealed) in numbers {
-        let sealed_path = dir.join(sealed_file_name(n));
-        let seg = if is_sealed {
-            open_sealed(storage, &sealed_path, Some(n), Some(reads))?
-        } else {
-            match Segment::open(storage, dir.join(segment_file_name(n)), Some(n)) {
-                // A writer sealed it after we listed the directory (only a
-                // reader can see that: a writer holds the lock).
-                Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                    open_sealed(storage, &sealed_path, Some(n), Some(reads))?
-                }
-                other => other?,
-            }
-        };
+    let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(names.len());
+    for &name in names {
+        let seg = open_segment(storage, dir, name, reads)?;
         if let Some(prev) = segments.last() {
-            if n != prev.number + 1 {
-                return Err(Error::corrupt(
-                    &seg.path,
-                    0,
-                    None,
-                    Corruption::SegmentMissing {
-                        missing: prev.number + 1,
-                        before: prev.number,
-                        after: n,
-                    },
-                ));
-            }
-            if seg.header.log_id != prev.header.log_id {
-                return Err(Error::corrupt(
-                    &seg.path,
-                    16,
-                    None,
-                    Corruption::ForeignSegment {
-                        expected: hex(&prev.header.log_id),
-                        found: hex(&seg.header.log_id),
-                    },
-                ));
-            }
-            if seg.header.first_seq < prev.header.first_seq
-                || seg.header.created_ns < prev.header.created_ns
-            {
-                return Err(Error::corrupt(
-                    &seg.path,
-                    40,
-                    Some(seg.header.first_seq),
-                    Corruption::SegmentDiscontinuity {
-                        detail: format!(
-                            "first seq {} / created {} precede segment {}'s {} / {}",
-                            seg.header.first_seq,
-                            seg.header.created_ns,
-                            prev.number,
-                            prev.header.first_seq,
-                            prev.header.created_ns
-                        ),
-                    },
-                ));
-            }
+            check_follows(prev, &seg)?;
         }
         segments.push(Arc::new(seg));
     }
     Ok(segments)
 }
 
+fn open_segment(
+    storage: &dyn Storage,
+    dir: &Path,
+    name: SegmentName,
+    reads: &SealedReads,
+) -> Result<Segment> {
+    let n = name.number;
+    let sealed_path = dir.join(sealed_file_name(n));
+    if name.sealed {
+        return open_sealed(storage, &sealed_path, Some(n), Some(reads));
+    }
+    match Segment::open(storage, dir.join(segment_file_name(n)), Some(n)) {
+        // A writer sealed it after we listed the directory (only a reader
+        // can see that: a writer holds the lock).
+        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            open_sealed(storage, &sealed_path, Some(n), Some(reads))
+        }
+        other => other,
+    }
+}
+
+/// A segment's header must follow its predecessor's: the next number, the
+/// same log, and no earlier first seq or creation time.
+fn check_follows(prev: &Segment, seg: &Segment) -> Result<()> {
+    if seg.number != prev.number + 1 {
+        return Err(Error::corrupt(
+            &seg.path,
+            0,
+            None,
+            Corruption::SegmentMissing {
+                missing: prev.number + 1,
+                before: prev.number,
+                after: seg.number,
+            },
+        ));
+    }
+    if seg.header.log_id != prev.header.log_id {
+        return Err(Error::corrupt(
+            &seg.path,
+            LOG_ID_AT as u64,
+            None,
+            Corruption::ForeignSegment {
+                expected: hex(&prev.header.log_id),
+                found: hex(&seg.header.log_id),
+            },
+        ));
+    }
+    if seg.header.first_seq < prev.header.first_seq
+        || seg.header.created_ns < prev.header.created_ns
+    {
+        return Err(Error::corrupt(
+            &seg.path,
+            FIRST_SEQ_AT as u64,
+            Some(seg.header.first_seq),
+            Corruption::SegmentDiscontinuity {
+                detail: format!(
+                    "first seq {} / created {} precede segment {}'s {} / {}",
+                    seg.header.first_seq,
+                    seg.header.created_ns,
+                    prev.number,
+                    prev.header.first_seq,
+                    prev.header.created_ns
+                ),
+            },
+        ));
+    }
+    Ok(())
+}
+
+/// The active segment as recovery leaves it.
 struct Tail {
     segments: Vec<Arc<Segment>>,
-    visible: Visible,
-    writer: Writer,
+    end: SegmentEnd,
+    file: Option<Box<dyn WriteFile>>,
     events: Vec<SystemEvent>,
-    truncate_after_open: Vec<(PathBuf, u64)>,
+    truncate_after_open: Vec<Truncation>,
+}
+
+/// Where a scan of the active segment stopped early, and why.
+#[derive(Debug, Clone)]
+struct Damage {
+    offset: u64,
+    what: Corruption,
+    /// The bytes there are known to be as written: a CRC-valid frame that
+    /// does not continue the chain cannot be a torn write.
+    certain: bool,
+}
+
+/// A repaired record found in the active segment: segment `segment` was
+/// cut back to `offset` bytes, or is still to be.
+#[derive(Debug, Clone, Copy)]
+struct RepairDone {
+    segment: u64,
+    offset: u64,
 }
 
 /// The valid prefix of the active segment, and what ended it.
 struct Scan {
+    /// Bytes of the valid prefix.
     end: u64,
-    next_seq: u64,
-    prev_hash: [u8; 32],
-    last_ts: u64,
+    /// The prefix's last record (or what the header continues).
+    at: ChainPos,
     records: u64,
     index: SparseIndex,
-    repaired: Vec<(u64, u64)>,
+    repaired: Vec<RepairDone>,
     /// BLAKE3 of the valid prefix's bytes.
     digest: BatchedDigest,
     /// Kind of the prefix's last record.
     last_kind: Option<RecordKind>,
-    /// Where the prefix stopped, why, and whether the bytes there are known
-    /// to be intact-as-written (a CRC-valid frame that does not continue the
-    /// chain cannot be a torn write).
-    damage: Option<(u64, Corruption, bool)>,
+    damage: Option<Damage>,
 }
 
 impl Scan {
-    /// What readers may see once this scan's prefix is the log's active
-    /// segment `segment`, `len` bytes long.
-    fn visible(&self, segment: u64, len: u64) -> Visible {
-        Visible {
-            head: Head {
-                seq: self.next_seq - 1,
-                hash: self.prev_hash,
-                timestamp_ns: self.last_ts,
-            },
-            active_segment: segment,
-            active_len: len,
-        }
-    }
-
-    /// A scan that goes on from `end`, where the chain stands at
-    /// (`next_seq`, `prev_hash`, `last_ts`) after `records` records whose
-    /// bytes `digest` has been given.
-    fn starting_at(
-        end: u64,
-        (next_seq, prev_hash, last_ts): (u64, Hash, u64),
-        records: u64,
-        digest: BatchedDigest,
-    ) -> Scan {
-        Scan {
-            end,
-            next_seq,
-            prev_hash,
-            last_ts,
-            records,
-            index: SparseIndex {
-                entries: Vec::new(),
-                complete: true,
-            },
-            repaired: Vec::new(),
-            digest,
-            last_kind: None,
-            damage: None,
-        }
+    /// The end of the log once this scan's prefix, cut at `len`, is the
+    /// active segment `seg`.
+    fn into_end(self, seg: Arc<Segment>, len: u64) -> (SegmentEnd, SparseIndex) {
+        let end = SegmentEnd {
+            segment: seg,
+            len,
+            at: self.at,
+            records: self.records,
+            digest: self.digest.into_hasher(),
+        };
+        (end, self.index)
     }
 }
 
 fn scan_active(seg: &Segment, file_len: u64) -> Result<Scan> {
-    let h = &seg.header;
-    let mut digest = BatchedDigest::new();
-    digest.update(&h.encode());
-    let start = Scan::starting_at(
-        SEGMENT_HEADER_LEN as u64,
-        (h.first_seq, h.prev_hash, h.created_ns),
+    let digest = BatchedDigest::of_header(&seg.header);
+    let start = seg.header.start();
+    scan_from(
+        seg,
+        crate::format::SEGMENT_HEADER_LEN as u64,
+        start,
         0,
         digest,
-    );
-    scan_on(seg, start, file_len)
+        file_len,
+    )
 }
 
-/// Scans frames from where `s` ends (its chain state there) up to
+/// Scans frames from `from` (where the chain stands at `at` after
+/// `records` records whose bytes `digest` has been given) up to
 /// `file_len`, as far as they are valid.
-fn scan_on(seg: &Segment, mut s: Scan, file_len: u64) -> Result<Scan> {
-    let mut scan = FrameScanner::new(seg.file.clone(), s.end, file_len);
-    loop {
-        let (offset, f) = match scan.next() {
+fn scan_from(
+    seg: &Segment,
+    from: u64,
+    at: ChainPos,
+    records: u64,
+    digest: BatchedDigest,
+    file_len: u64,
+) -> Result<Scan> {
+    let mut walk = FrameWalker::new(seg.file.clone(), from, file_len)
+        .checking(Check::Chain, at)
+        .digest_from(digest, records);
+    let mut index = SparseIndex {
+        entries: Vec::new(),
+        complete: true,
+    };
+    let mut repaired = Vec::new();
+    let mut last_kind = None;
+    let damage = loop {
+        let (offset, f) = match walk.next() {
             Ok(Some(x)) => x,
-            Ok(None) => break,
-            Err(ScanError::Io(e)) => return Err(Error::io("read", &seg.path, e)),
-            Err(ScanError::Bad { offset, what }) => {
-                s.damage = Some((offset, what, false));
-                break;
+            Ok(None) => break None,
+            Err(WalkError::Io(e)) => return Err(Error::io("read", &seg.path, e)),
+            Err(WalkError::Bad {
+                offset,
+                what,
+                certain,
+            }) => {
+                break Some(Damage {
+                    offset,
+                    what,
+                    certain,
+                })
             }
         };
-        // A CRC-valid frame that does not continue the chain is not a torn
-        // write: the damage is certain.
-        let mut walker = ChainWalker {
-            last_seq: s.next_seq - 1,
-            last_hash: s.prev_hash,
-            last_ts: s.last_ts,
-        };
-        if let Err(what) = walker.step(offset, &f) {
-            s.damage = Some((offset, what, true));
-            break;
+        if let Some(Ok(SystemEvent::Repaired {
+            segment, offset, ..
+        })) = SystemEvent::decode(f.kind, f.payload)
+        {
+            repaired.push(RepairDone { segment, offset });
         }
-        if f.kind == RecordKind::Repaired {
-            if let Some(Ok(SystemEvent::Repaired {
-                segment, offset, ..
-            })) = SystemEvent::decode(f.kind, f.payload)
-            {
-                s.repaired.push((segment, offset));
-            }
-        }
-        s.index.note(f.seq, f.timestamp_ns, offset);
-        s.digest.update(f.raw);
-        s.last_kind = Some(f.kind);
-        s.next_seq += 1;
-        s.prev_hash = f.hash;
-        s.last_ts = f.timestamp_ns;
-        s.records += 1;
-        s.end = scan.offset();
-    }
-    Ok(s)
+        index.note(f.seq, f.timestamp_ns, offset);
+        last_kind = Some(f.kind);
+    };
+    Ok(Scan {
+        end: walk.offset(),
+        at: walk.at(),
+        records: walk.records(),
+        index,
+        repaired,
+        last_kind,
+        damage,
+        digest: walk.into_digest().expect("the walk digests"),
+    })
 }
 
 /// The active segment as a reader finds it: its valid prefix. Damage in
 /// durable bytes is an error, as for a writer; a tail that does not parse
 /// (being written right now, or torn) is left out and left alone.
-fn read_only_tail(options: &Options, segments: Vec<Arc<Segment>>) -> Result<Tail> {
-    let seg = segments.last().expect("at least one segment").clone();
+fn read_only_tail(
+    options: &Options,
+    segments: Vec<Arc<Segment>>,
+    seg: Arc<Segment>,
+) -> Result<Tail> {
     let file_len = seg.file_len()?;
     let scan = scan_active(&seg, file_len)?;
-    if let Some((offset, what)) = durable_damage(&seg, &scan, file_len, options)? {
-        return Err(Error::corrupt(&seg.path, offset, Some(scan.next_seq), what));
+    if let Some(d) = durable_damage(&seg, &scan, file_len, options)? {
+        return Err(Error::corrupt(
+            &seg.path,
+            d.offset,
+            Some(scan.at.next_seq()),
+            d.what,
+        ));
     }
-    let visible = scan.visible(seg.number, scan.end);
-    *seg.index.write() = scan.index;
-    let writer = Writer::new(
-        Box::new(crate::storage::NoWrites),
-        seg,
-        scan.end,
-        (scan.next_seq, scan.prev_hash, scan.last_ts),
-        scan.digest.into_hasher(),
-        scan.records,
-    );
+    let len = scan.end;
+    let (end, index) = scan.into_end(seg.clone(), len);
+    *seg.index.write() = index;
     Ok(Tail {
         segments,
-        visible,
-        writer,
+        end,
+        file: None,
         events: Vec::new(),
         truncate_after_open: Vec::new(),
     })
@@ -590,8 +573,7 @@ fn read_only_tail(options: &Options, segments: Vec<Arc<Segment>>) -> Result<Tail
 pub(crate) enum Follow {
     /// Nothing new.
     Same,
-    /// New records in the active segment; the writer (a marker of where the
-    /// reader's view ends) has moved past them.
+    /// New records in the active segment; the end has moved past them.
     Grew,
     /// A newer segment exists, or the active segment is not as it was
     /// read: the log must be opened anew.
@@ -599,43 +581,38 @@ pub(crate) enum Follow {
 }
 
 /// For a read-only log: takes in what a writer committed to the active
-/// segment since `at` marks, reading on from there (the bytes before are not
-/// read again), and moves `at` past it. Damage in durable bytes is an error,
-/// as on open; a tail still being written is left for the next look.
-pub(crate) fn follow_active(options: &Options, dir: &Path, at: &mut Writer) -> Result<Follow> {
-    let seg = at.segment.clone();
+/// segment since `end`, reading on from there (the bytes before are not
+/// read again), and moves `end` past it. Damage in durable bytes is an
+/// error, as on open; a tail still being written is left for the next look.
+pub(crate) fn follow_active(options: &Options, dir: &Path, end: &mut SegmentEnd) -> Result<Follow> {
+    let seg = end.segment.clone();
     let file_len = seg.file_len()?;
-    if file_len < at.len {
+    if file_len < end.len {
         return Ok(Follow::Reopen);
     }
     let mut follow = Follow::Same;
     let mut last_kind = None;
-    if file_len > at.len {
-        let start = Scan::starting_at(
-            at.len,
-            (at.next_seq, at.prev_hash, at.last_ts),
-            at.records,
-            BatchedDigest::from_hasher(at.digest.clone()),
-        );
-        let scan = scan_on(&seg, start, file_len)?;
-        if let Some((offset, what)) = durable_damage(&seg, &scan, file_len, options)? {
-            return Err(Error::corrupt(&seg.path, offset, Some(scan.next_seq), what));
+    if file_len > end.len {
+        let digest = BatchedDigest::from_hasher(end.digest.clone());
+        let scan = scan_from(&seg, end.len, end.at, end.records, digest, file_len)?;
+        if let Some(d) = durable_damage(&seg, &scan, file_len, options)? {
+            return Err(Error::corrupt(
+                &seg.path,
+                d.offset,
+                Some(scan.at.next_seq()),
+                d.what,
+            ));
         }
-        if scan.end > at.len {
-            debug_assert!(scan.next_seq > at.next_seq, "new bytes hold new records");
-            let mut index = seg.index.write();
-            for e in &scan.index.entries {
-                index.note(e.seq, e.timestamp_ns, e.offset);
-            }
-            drop(index);
-            at.len = scan.end;
-            at.synced_len = scan.end;
-            at.next_seq = scan.next_seq;
-            at.prev_hash = scan.prev_hash;
-            at.last_ts = scan.last_ts;
-            at.records = scan.records;
-            at.digest = scan.digest.into_hasher();
+        if scan.end > end.len {
+            debug_assert!(scan.at.seq > end.at.seq, "new bytes hold new records");
             last_kind = scan.last_kind;
+            let len = scan.end;
+            let (grown, index) = scan.into_end(seg.clone(), len);
+            let mut kept = seg.index.write();
+            for e in &index.entries {
+                kept.note(e.seq, e.timestamp_ns, e.offset);
+            }
+            *end = grown;
             follow = Follow::Grew;
         }
     }
@@ -646,7 +623,7 @@ pub(crate) fn follow_active(options: &Options, dir: &Path, at: &mut Writer) -> R
     if may_have_rolled
         && list_segments(&*options.storage, dir, true)?
             .iter()
-            .any(|&(n, _)| n > seg.number)
+            .any(|n| n.number > seg.number)
     {
         return Ok(Follow::Reopen);
     }
@@ -660,25 +637,22 @@ fn durable_damage(
     scan: &Scan,
     file_len: u64,
     options: &Options,
-) -> Result<Option<(u64, Corruption)>> {
-    let Some((offset, what, certain)) = scan.damage.clone() else {
+) -> Result<Option<Damage>> {
+    let Some(d) = scan.damage.clone() else {
         return Ok(None);
     };
-    let durable = certain
+    let durable = d.certain
         || damage_was_durable(
             &*seg.file,
             &seg.path,
-            offset,
+            d.offset,
             file_len,
-            scan.next_seq,
+            scan.at.next_seq(),
             frame_padded_len(options.payload_bytes_max),
         )?;
-    Ok(durable.then_some((offset, what)))
+    Ok(durable.then_some(d))
 }
 
-/// Whether any intact frame after `damage_at` proves that the bytes at
-/// `damage_at` had been synced: each frame records how far its file was
-/// synced when it was written.
 fn damage_was_durable(
     file: &dyn ReadFile,
     path: &Path,
@@ -732,106 +706,138 @@ fn damage_was_durable(
     Ok(false)
 }
 
-fn recover_active(dir: &Path, options: &Options, segments: &[Arc<Segment>]) -> Result<Tail> {
-    let storage = &*options.storage;
-    let mut segments = segments.to_vec();
-    let seg = segments.last().expect("at least one segment").clone();
+/// Recovers the active segment `seg` for a writer: its valid prefix is
+/// kept, a torn tail after it is cut (and logged), damage to durable bytes
+/// fails the open or, with `Options::repair`, is moved aside.
+fn recover_active(
+    dir: &Path,
+    options: &Options,
+    segments: Vec<Arc<Segment>>,
+    seg: Arc<Segment>,
+) -> Result<Tail> {
     let file_len = seg.file_len()?;
     let scan = scan_active(&seg, file_len)?;
+    if let Some(d) = durable_damage(&seg, &scan, file_len, options)? {
+        if !options.repair {
+            return Err(Error::corrupt(
+                &seg.path,
+                d.offset,
+                Some(scan.at.next_seq()),
+                d.what,
+            ));
+        }
+        return repair(dir, options, segments, seg, scan, d);
+    }
     let mut events = Vec::new();
     if scan.records == 0 {
         // The segment was created but its first record never became durable:
         // write the record that should have opened it.
-        match segments.len().checked_sub(2).map(|i| &segments[i]) {
-            None => events.push(created_event(seg.header.log_id)),
-            Some(prev) => events.push(SystemEvent::SegmentRolled {
-                from_segment: prev.number,
-                to_segment: seg.number,
-                from_bytes: prev.file_len()?,
-                durability: options.durability,
-            }),
-        }
+        events.push(opening_event(options, &segments, &seg)?);
     }
-    let mut truncate_after_open = Vec::new();
-    for (n, offset) in &scan.repaired {
-        if let Some(prev) = segments.iter().find(|s| s.number == *n) {
-            truncate_after_open.push((prev.path.clone(), *offset));
-        }
-    }
-    let mut end = scan.end;
-    if let Some((offset, what)) = durable_damage(&seg, &scan, file_len, options)? {
-        if !options.repair {
-            return Err(Error::corrupt(&seg.path, offset, Some(scan.next_seq), what));
-        }
-        return repair(dir, options, segments, scan, offset, what);
-    }
+    let truncate_after_open = scan
+        .repaired
+        .iter()
+        .filter_map(|r| {
+            let prev = segments.iter().find(|s| s.number == r.segment)?;
+            Some(Truncation {
+                path: prev.path.clone(),
+                len: r.offset,
+            })
+        })
+        .collect();
     // What remains of the damage is a torn tail: cut it, and say so.
-    if let Some((offset, _, _)) = scan.damage.clone() {
-        let saved_as = save_cut_bytes(storage, &seg, offset, file_len)?;
-        let mut file = crate::storage::open_append(storage, &seg.path)?;
-        file.truncate(offset)
-            .map_err(|e| Error::io("truncate", &seg.path, e))?;
-        events.push(SystemEvent::TailCut {
-            segment: seg.number,
-            offset,
-            bytes: file_len - offset,
-            expected_seq: scan.next_seq,
-            saved_as,
-        });
-        end = offset;
+    let mut len = scan.end;
+    if let Some(d) = &scan.damage {
+        events.push(cut_torn_tail(
+            &*options.storage,
+            &seg,
+            d.offset,
+            file_len,
+            &scan,
+        )?);
+        len = d.offset;
     }
-    let mut file = crate::storage::open_append(storage, &seg.path)?;
+    let mut file = crate::storage::open_append(&*options.storage, &seg.path)?;
     // Whatever a crashed writer left in the page cache is made durable before
     // new frames claim (in `synced_through`) that it is.
     file.sync_data()
         .map_err(|e| Error::io("fdatasync", &seg.path, e))?;
-    let visible = scan.visible(seg.number, end);
-    *seg.index.write() = scan.index;
-    if scan.last_kind == Some(RecordKind::Sealed) {
-        // A crash came between the seal record and the next segment's
-        // creation: the segment is complete, so finish the roll.
-        drop(file);
-        let ts = (options.clock)().max(scan.last_ts);
-        let header = SegmentHeader {
-            log_id: seg.header.log_id,
-            segment: seg.number + 1,
-            first_seq: scan.next_seq,
-            created_ns: ts,
-            prev_hash: scan.prev_hash,
-        };
-        let from_segment = seg.number;
-        let (segments, visible, writer) =
-            continue_in_new_segment(storage, dir, segments, header, ts)?;
-        events.push(SystemEvent::SegmentRolled {
-            from_segment,
-            to_segment: visible.active_segment,
-            from_bytes: end,
-            durability: options.durability,
-        });
-        return Ok(Tail {
-            segments,
-            visible,
-            writer,
-            events,
-            truncate_after_open,
-        });
-    }
-    let writer = Writer::new(
-        file,
-        seg,
-        end,
-        (scan.next_seq, scan.prev_hash, scan.last_ts),
-        scan.digest.into_hasher(),
-        scan.records,
-    );
-    segments.shrink_to_fit();
-    Ok(Tail {
+    let sealed_last = scan.last_kind == Some(RecordKind::Sealed);
+    let (end, index) = scan.into_end(seg.clone(), len);
+    *seg.index.write() = index;
+    let mut tail = Tail {
         segments,
-        visible,
-        writer,
+        end,
+        file: Some(file),
         events,
         truncate_after_open,
+    };
+    if sealed_last {
+        // A crash came between the seal record and the next segment's
+        // creation: the segment is complete, so finish the roll.
+        finish_roll(dir, options, &mut tail)?;
+    }
+    Ok(tail)
+}
+
+/// The record that should open `seg`, the log's active segment: log
+/// created for the first segment, segment rolled for a later one.
+fn opening_event(
+    options: &Options,
+    segments: &[Arc<Segment>],
+    seg: &Segment,
+) -> Result<SystemEvent> {
+    let prev = segments.iter().rev().find(|s| s.number < seg.number);
+    Ok(match prev {
+        None => created_event(seg.header.log_id),
+        Some(prev) => SystemEvent::SegmentRolled {
+            from_segment: prev.number,
+            to_segment: seg.number,
+            from_bytes: prev.file_len()?,
+            durability: options.durability,
+        },
     })
+}
+
+/// Cuts the torn tail of `seg` at `offset` (keeping a copy of any non-zero
+/// bytes) and returns the tail-cut record that logs it.
+fn cut_torn_tail(
+    storage: &dyn Storage,
+    seg: &Segment,
+    offset: u64,
+    file_len: u64,
+    scan: &Scan,
+) -> Result<SystemEvent> {
+    let saved_as = save_cut_bytes(storage, seg, offset, file_len)?;
+    let mut file = crate::storage::open_append(storage, &seg.path)?;
+    file.truncate(offset)
+        .map_err(|e| Error::io("truncate", &seg.path, e))?;
+    Ok(SystemEvent::TailCut {
+        segment: seg.number,
+        offset,
+        bytes: file_len - offset,
+        expected_seq: scan.at.next_seq(),
+        saved_as,
+    })
+}
+
+/// The active segment ends with its seal record: create the next segment
+/// and go on there, logging the roll.
+fn finish_roll(dir: &Path, options: &Options, tail: &mut Tail) -> Result<()> {
+    let from = tail.end.segment.clone();
+    let ts = (options.clock)().max(tail.end.at.timestamp_ns);
+    let header = from.header.successor(tail.end.at, ts);
+    let (active, file) = Segment::create_active(&*options.storage, dir, header)?;
+    tail.events.push(SystemEvent::SegmentRolled {
+        from_segment: from.number,
+        to_segment: active.number,
+        from_bytes: tail.end.len,
+        durability: options.durability,
+    });
+    tail.segments.push(active.clone());
+    tail.end = SegmentEnd::empty(active);
+    tail.file = Some(file);
+    Ok(())
 }
 
 /// Copies the cut bytes aside unless they are all zero (a preallocated or
@@ -842,21 +848,11 @@ fn save_cut_bytes(
     offset: u64,
     file_len: u64,
 ) -> Result<String> {
-    let mut chunk = vec![0u8; 1 << 20];
     let mut any = false;
-    let mut at = offset;
-    while at < file_len && !any {
-        let n = (file_len - at).min(chunk.len() as u64) as usize;
-        let got = seg
-            .file
-            .read_full_at(&mut chunk[..n], at)
-            .map_err(|e| Error::io("read", &seg.path, e))?;
-        any = chunk[..got].iter().any(|&b| b != 0);
-        if got < n {
-            break;
-        }
-        at += n as u64;
-    }
+    read_chunks(&*seg.file, &seg.path, offset, file_len, &mut |chunk| {
+        any = chunk.iter().any(|&b| b != 0);
+        Ok(!any)
+    })?;
     if !any {
         return Ok(String::new());
     }
@@ -886,21 +882,10 @@ fn copy_range(storage: &dyn Storage, seg: &Segment, from: u64, to: u64, dest: &P
         }
         Err(e) => return Err(Error::io("create", dest, e)),
     };
-    let mut chunk = vec![0u8; 1 << 20];
-    let mut at = from;
-    while at < to {
-        let n = (to - at).min(chunk.len() as u64) as usize;
-        let got = seg
-            .file
-            .read_full_at(&mut chunk[..n], at)
-            .map_err(|e| Error::io("read", &seg.path, e))?;
-        out.append(&chunk[..got])
-            .map_err(|e| Error::io("write", dest, e))?;
-        if got < n {
-            break;
-        }
-        at += n as u64;
-    }
+    read_chunks(&*seg.file, &seg.path, from, to, &mut |chunk| {
+        out.append(chunk).map_err(|e| Error::io("write", dest, e))?;
+        Ok(true)
+    })?;
     out.sync_data()
         .map_err(|e| Error::io("fdatasync", dest, e))?;
     let dir = dest.parent().unwrap_or(Path::new("."));
@@ -917,107 +902,70 @@ fn repair(
     dir: &Path,
     options: &Options,
     segments: Vec<Arc<Segment>>,
+    seg: Arc<Segment>,
     scan: Scan,
-    offset: u64,
-    what: Corruption,
+    damage: Damage,
 ) -> Result<Tail> {
     let storage = &*options.storage;
-    let seg = segments.last().expect("at least one segment").clone();
     let file_len = seg.file_len()?;
-    let now = (options.clock)().max(scan.last_ts);
+    let now = (options.clock)().max(scan.at.timestamp_ns);
     let aside = format!("{}.damaged-{now}", segment_file_name(seg.number));
     copy_range(storage, &seg, 0, file_len, &seg.path.with_file_name(&aside))?;
-    *seg.index.write() = scan.index;
-    let header = SegmentHeader {
-        log_id: seg.header.log_id,
-        segment: seg.number + 1,
-        first_seq: scan.next_seq,
-        created_ns: now,
-        prev_hash: scan.prev_hash,
+    let event = SystemEvent::Repaired {
+        segment: seg.number,
+        offset: damage.offset,
+        seq: scan.at.next_seq(),
+        moved_to: aside,
+        what: damage.what.to_string(),
     };
-    let (segments, visible, writer) = continue_in_new_segment(storage, dir, segments, header, now)?;
-    Ok(Tail {
+    let len = scan.end;
+    let (end, index) = scan.into_end(seg.clone(), len);
+    *seg.index.write() = index;
+    let mut tail = Tail {
         segments,
-        visible,
-        writer,
-        events: vec![SystemEvent::Repaired {
-            segment: seg.number,
-            offset,
-            seq: scan.next_seq,
-            moved_to: aside,
-            what: what.to_string(),
+        end,
+        file: None,
+        events: Vec::new(),
+        truncate_after_open: vec![Truncation {
+            path: seg.path.clone(),
+            len: damage.offset,
         }],
-        truncate_after_open: vec![(seg.path.clone(), offset)],
-    })
-}
-
-/// Creates the segment `header` describes and a writer at its start: the
-/// chain goes on from its `prev_hash` at seq `first_seq`, no earlier than `ts`.
-fn continue_in_new_segment(
-    storage: &dyn Storage,
-    dir: &Path,
-    mut segments: Vec<Arc<Segment>>,
-    header: SegmentHeader,
-    ts: u64,
-) -> Result<(Vec<Arc<Segment>>, Visible, Writer)> {
-    let (next_seq, prev_hash) = (header.first_seq, header.prev_hash);
-    let (active, file) = new_active_segment(storage, dir, header)?;
-    segments.push(active.clone());
-    let visible = Visible {
-        head: Head {
-            seq: next_seq - 1,
-            hash: prev_hash,
-            timestamp_ns: ts,
-        },
-        active_segment: active.number,
-        active_len: SEGMENT_HEADER_LEN as u64,
     };
-    let digest = header_digest(&active.header);
-    let writer = Writer::new(
-        file,
-        active,
-        SEGMENT_HEADER_LEN as u64,
-        (next_seq, prev_hash, ts),
-        digest,
-        0,
-    );
-    Ok((segments, visible, writer))
-}
-
-/// A digest that has taken in a segment's header.
-fn header_digest(header: &SegmentHeader) -> blake3::Hasher {
-    let mut h = blake3::Hasher::new();
-    h.update(&header.encode());
-    h
+    // The clock may stand before the last intact record: the new segment
+    // is created no earlier than it.
+    let header = seg.header.successor(tail.end.at, now);
+    let (active, file) = Segment::create_active(storage, dir, header)?;
+    tail.segments.push(active.clone());
+    tail.end = SegmentEnd::empty(active);
+    tail.file = Some(file);
+    tail.events.push(event);
+    Ok(tail)
 }
 
 /// Cuts `path` back to `len` bytes if it is longer (idempotent).
-pub(crate) fn finish_truncation(storage: &dyn Storage, path: &Path, len: u64) -> Result<()> {
-    let mut file = crate::storage::open_append(storage, path)?;
-    let cur = file.len().map_err(|e| Error::io("stat", path, e))?;
-    if cur > len {
-        file.truncate(len)
-            .map_err(|e| Error::io("truncate", path, e))?;
+pub(crate) fn finish_truncation(storage: &dyn Storage, t: &Truncation) -> Result<()> {
+    let mut file = crate::storage::open_append(storage, &t.path)?;
+    let cur = file.len().map_err(|e| Error::io("stat", &t.path, e))?;
+    if cur > t.len {
+        file.truncate(t.len)
+            .map_err(|e| Error::io("truncate", &t.path, e))?;
         file.sync_data()
-            .map_err(|e| Error::io("fdatasync", path, e))?;
+            .map_err(|e| Error::io("fdatasync", &t.path, e))?;
     }
     Ok(())
 }
 
-/// 16 random bytes: the kernel's randomness where it can be read, mixed with
-/// time and process id so that two logs never share an id even without it.
-fn new_log_id() -> [u8; 16] {
-    let mut h = blake3::Hasher::new_derive_key("wormlog v1 log id");
-    let mut rnd = [0u8; 32];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = io::Read::read_exact(&mut f, &mut rnd);
-    }
-    h.update(&rnd);
-    h.update(&crate::options::system_clock_ns().to_le_bytes());
-    h.update(&std::process::id().to_le_bytes());
-    let local = 0u8;
-    h.update(&(std::ptr::addr_of!(local) as usize).to_le_bytes());
+/// 16 bytes from the operating system's random source. Without randomness
+/// two logs could share an id (and a genesis hash), so a failure is an
+/// error, not a fallback.
+fn new_log_id() -> Result<[u8; 16]> {
     let mut id = [0u8; 16];
-    id.copy_from_slice(&h.finalize().as_bytes()[..16]);
-    id
+    getrandom::getrandom(&mut id).map_err(|e| {
+        Error::io(
+            "read random bytes for a log id",
+            "",
+            io::Error::other(e.to_string()),
+        )
+    })?;
+    Ok(id)
 }

@@ -9,15 +9,14 @@
 //! log is not checked here: verify the log for that.
 
 use crate::error::{Corruption, Error, Result};
+use crate::format::names::parse_segment_file_name;
 use crate::format::{
-    decode_frame, frame_extent, Decoded, Hash, SegmentHeader, FRAME_OVERHEAD, SEGMENT_HEADER_LEN,
-    SEGMENT_MAGIC, ZSTD_FRAME_MAGIC,
+    Hash, SegmentHeader, SEGMENT_AT, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, ZSTD_FRAME_MAGIC,
 };
-use crate::log::{FrameInfo, Record};
-use crate::seal::open_sealed;
-use crate::segment::{parse_segment_file_name, ChainWalker};
+use crate::sealed::open_sealed;
+use crate::state::Record;
 use crate::storage::{FsStorage, ReadFile, Storage};
-use bytes::Bytes;
+use crate::walk::{Check, FrameWalker, StreamFile};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -40,11 +39,7 @@ pub struct SegmentFileInfo {
 pub struct SegmentFile {
     path: PathBuf,
     info: SegmentFileInfo,
-    source: Box<dyn Read + Send>,
-    /// Offset of the next frame in the segment's uncompressed bytes.
-    offset: u64,
-    walker: ChainWalker,
-    buf: Vec<u8>,
+    walk: FrameWalker,
     done: bool,
 }
 
@@ -53,7 +48,7 @@ impl std::fmt::Debug for SegmentFile {
         f.debug_struct("SegmentFile")
             .field("path", &self.path)
             .field("info", &self.info)
-            .field("offset", &self.offset)
+            .field("offset", &self.walk.offset())
             .finish_non_exhaustive()
     }
 }
@@ -97,7 +92,7 @@ impl SegmentFile {
         match named {
             Some(n) if n != file.info.segment => Err(Error::corrupt(
                 path,
-                32,
+                SEGMENT_AT as u64,
                 None,
                 Corruption::HeaderField {
                     field: "segment",
@@ -136,6 +131,8 @@ impl SegmentFile {
         }
         let header = SegmentHeader::decode(&buf[..n])
             .map_err(|what| Error::corrupt(&path, 0, None, what))?;
+        // The header has been read: frames follow it, read on as a stream.
+        let file = Arc::new(StreamFile::new(source, SEGMENT_HEADER_LEN as u64));
         Ok(SegmentFile {
             info: SegmentFileInfo {
                 log_id: header.log_id,
@@ -145,11 +142,8 @@ impl SegmentFile {
                 prev_hash: header.prev_hash,
                 sealed,
             },
-            walker: ChainWalker::new(&header),
+            walk: FrameWalker::segment(file, &header, u64::MAX, Check::Chain),
             path,
-            source,
-            offset: SEGMENT_HEADER_LEN as u64,
-            buf: Vec::new(),
             done: false,
         })
     }
@@ -163,47 +157,12 @@ impl SegmentFile {
     }
 
     fn step(&mut self) -> Result<Option<Record>> {
-        let offset = self.offset;
-        let expected = self.walker.last_seq + 1;
-        let bad = |what| Error::corrupt(&self.path, offset, Some(expected), what);
-        let io_err = |e| Error::io("read", &self.path, e);
-        // The fixed part first: its length field says how much more to read.
-        self.buf.clear();
-        self.buf.resize(FRAME_OVERHEAD, 0);
-        let n = read_up_to(&mut self.source, &mut self.buf).map_err(io_err)?;
-        if n == 0 {
-            return Ok(None);
+        let expected = self.walk.at().next_seq();
+        match self.walk.next() {
+            Ok(Some((offset, f))) => Ok(Some(Record::from_frame(self.info.segment, offset, &f))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e.into_error(&self.path, Some(expected))),
         }
-        self.buf.truncate(n);
-        let need = frame_extent(&self.buf).unwrap_or(n);
-        if need > n {
-            // Read through `take` so a hostile length claim allocates only
-            // as the bytes actually arrive.
-            (&mut self.source)
-                .take((need - n) as u64)
-                .read_to_end(&mut self.buf)
-                .map_err(io_err)?;
-        }
-        let f = match decode_frame(&self.buf) {
-            Decoded::Frame(f) => f,
-            Decoded::Invalid(what) => return Err(bad(what)),
-            Decoded::NeedMore(needed) => {
-                return Err(bad(Corruption::FrameTruncated {
-                    needed: needed as u64,
-                    available: self.buf.len() as u64,
-                }))
-            }
-        };
-        self.walker.step(offset, &f).map_err(bad)?;
-        self.offset += f.padded_len as u64;
-        Ok(Some(Record {
-            seq: f.seq,
-            timestamp_ns: f.timestamp_ns,
-            kind: f.kind,
-            payload: Bytes::copy_from_slice(f.payload),
-            hash: f.hash,
-            frame: FrameInfo::of(self.info.segment, offset, &f),
-        }))
     }
 }
 

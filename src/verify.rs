@@ -4,16 +4,19 @@
 //! head. Segments are checked independently on all cores (each carries the
 //! hash its chain starts from), then linked in order.
 
+use crate::anchor::{check_log_start, Anchor};
 use crate::error::{Corruption, Error, Result};
+use crate::format::names::{parse_sealed_file_name, parse_segment_file_name, ANCHOR_FILE};
 use crate::format::{
-    genesis_hash, hex, Hash, RecordKind, SystemEvent, SEGMENT_HEADER_LEN, ZSTD_FRAME_MAGIC,
+    genesis_hash, hex, ChainPos, FrameRef, Hash, IndexPoint, SystemEvent, CREATED_AT, FIRST_SEQ_AT,
+    LOG_ID_AT, PREV_HASH_AT, ZSTD_FRAME_MAGIC,
 };
-use crate::log::{Head, Shared};
-use crate::recovery::check_log_start;
-use crate::retention::Anchor;
-use crate::seal::{check_seal_record, compressed_digest, open_sealed};
-use crate::segment::{parse_sealed_file_name, BatchedDigest, ChainWalker, FrameScanner, Segment};
+use crate::sealed::{compressed_digest, open_sealed};
+use crate::segment::{SealedMeta, Segment};
+use crate::shared::Shared;
+use crate::state::Head;
 use crate::storage::{FsStorage, Storage};
+use crate::walk::{BatchedDigest, Check, FrameWalker};
 use parking_lot::Mutex;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -40,15 +43,22 @@ pub struct VerifyReport {
 struct Summary {
     records: u64,
     bytes: u64,
-    last_seq: u64,
-    last_hash: Hash,
-    last_ts: u64,
+    /// Its last record (or the position its header continues).
+    last: ChainPos,
     /// The segment ends with a seal record.
     sealed_record: bool,
     /// The first record's event, if it is an engine record.
     first_event: Option<SystemEvent>,
-    /// Anchor entries that retention records name: (offset, seq, entry hash).
-    anchor_refs: Vec<(u64, u64, Hash)>,
+    /// Anchor entries that retention records name.
+    anchor_refs: Vec<AnchorRef>,
+}
+
+/// A retention-applied record and the anchor entry it names.
+#[derive(Debug)]
+struct AnchorRef {
+    offset: u64,
+    seq: u64,
+    entry_hash: Hash,
 }
 
 /// How far a verification has got, for a progress display.
@@ -78,7 +88,11 @@ pub(crate) fn verify_log(
         .filter(|s| s.number <= visible.active_segment)
         .cloned()
         .collect();
-    let storage = &*shared.options.storage;
+    let Some(first) = segments.first() else {
+        return Err(Error::NotFound {
+            path: shared.dir.clone(),
+        });
+    };
     let limits: Vec<Option<u64>> = segments
         .iter()
         .map(|s| (s.number == visible.active_segment).then_some(visible.active_len))
@@ -98,16 +112,16 @@ pub(crate) fn verify_log(
             bytes_total,
         });
     };
+    let storage = &*shared.options.storage;
     let summaries = check_all(storage, &segments, &limits, &report_bytes);
-    let first = &segments[0];
     let anchor = shared.anchor_on_disk()?;
     check_log_start(first, &anchor)?;
     check_newest_anchor(shared, &segments, &anchor)?;
-    let (first_seq, start_hash) = (first.header.first_seq, first.header.prev_hash);
-    if first_seq == 1 && start_hash != genesis_hash(&shared.log_id) {
+    let start = first.header.start();
+    if start.seq == 0 && start.hash != genesis_hash(&shared.log_id) {
         return Err(Error::corrupt(
             &first.path,
-            56,
+            PREV_HASH_AT as u64,
             Some(1),
             Corruption::SegmentDiscontinuity {
                 detail: "the first segment does not continue this log's genesis hash".into(),
@@ -119,28 +133,59 @@ pub(crate) fn verify_log(
         sealed_segments: 0,
         records: 0,
         bytes: 0,
-        first_seq,
-        start_hash,
+        first_seq: start.next_seq(),
+        start_hash: start.hash,
         head: visible.head,
     };
+    let end = link_segments(shared, &segments, summaries, &anchor, start, &mut report)?;
+    if end.seq != visible.head.seq || end.hash != visible.head.hash {
+        let last = &segments[segments.len() - 1];
+        return Err(Error::corrupt(
+            &last.path,
+            visible.active_len,
+            Some(visible.head.seq),
+            Corruption::ChainBroken {
+                stored: hex(&visible.head.hash),
+                computed: hex(&end.hash),
+            },
+        ));
+    }
+    Ok(report)
+}
+
+/// Links the segments, each checked alone, in order from `start`: every
+/// header continues where the segment before ended, every closed segment
+/// ends with its seal record (or was repaired), and every retention record
+/// names an entry of the anchor file. Returns where the chain ends.
+fn link_segments(
+    shared: &Shared,
+    segments: &[Arc<Segment>],
+    summaries: Vec<Result<Summary>>,
+    anchor: &Anchor,
+    start: ChainPos,
+    report: &mut VerifyReport,
+) -> Result<ChainPos> {
     let mut prev: Option<(&Segment, Summary)> = None;
-    let mut expect = (first_seq, start_hash, 0u64);
+    let mut expect = ChainPos {
+        timestamp_ns: 0,
+        ..start
+    };
     for (seg, summary) in segments.iter().zip(summaries) {
-        check_link(shared, seg, expect)?;
+        check_link(shared, seg, &expect)?;
         if let Some((p, ps)) = &prev {
             check_closed_end(p, ps, seg, &summary)?;
         }
         let summary = summary?;
-        for (offset, seq, hash) in &summary.anchor_refs {
-            if !anchor.entries.iter().any(|(_, h)| h == hash) {
+        for r in &summary.anchor_refs {
+            if !anchor.entries.iter().any(|(_, h)| *h == r.entry_hash) {
                 return Err(Error::corrupt(
                     &seg.path,
-                    *offset,
-                    Some(*seq),
+                    r.offset,
+                    Some(r.seq),
                     Corruption::Anchor {
                         detail: format!(
                             "retention record names anchor entry {}, which the anchor file lacks",
-                            hex(hash)
+                            hex(&r.entry_hash)
                         ),
                     },
                 ));
@@ -150,23 +195,10 @@ pub(crate) fn verify_log(
         report.sealed_segments += u64::from(seg.sealed.is_some());
         report.records += summary.records;
         report.bytes += summary.bytes;
-        expect = (summary.last_seq + 1, summary.last_hash, summary.last_ts);
+        expect = summary.last;
         prev = Some((seg, summary));
     }
-    let (next_seq, last_hash, _) = expect;
-    if next_seq - 1 != visible.head.seq || last_hash != visible.head.hash {
-        let last = &segments[segments.len() - 1];
-        return Err(Error::corrupt(
-            &last.path,
-            visible.active_len,
-            Some(visible.head.seq),
-            Corruption::ChainBroken {
-                stored: hex(&visible.head.hash),
-                computed: hex(&last_hash),
-            },
-        ));
-    }
-    Ok(report)
+    Ok(expect)
 }
 
 /// The newest anchor entry says where the retained log begins; a segment
@@ -181,7 +213,7 @@ fn check_newest_anchor(shared: &Shared, segments: &[Arc<Segment>], anchor: &Anch
     match found {
         Some(s) if s.header.prev_hash == newest.prev_hash => Ok(()),
         _ => Err(Error::corrupt(
-            shared.dir.join(crate::retention::ANCHOR_FILE),
+            shared.dir.join(ANCHOR_FILE),
             anchor.len,
             Some(newest.first_seq),
             Corruption::Anchor {
@@ -225,14 +257,21 @@ fn check_all(
 }
 
 /// The header continues the chain where the previous segment (or the start
-/// of the log) left it.
-fn check_link(shared: &Shared, seg: &Segment, expect: (u64, Hash, u64)) -> Result<()> {
-    let (next_seq, prev_hash, last_ts) = expect;
+/// of the log) left it: `prev` is the record before its first.
+fn check_link(shared: &Shared, seg: &Segment, prev: &ChainPos) -> Result<()> {
     let h = &seg.header;
-    let bad = |offset, what| Err(Error::corrupt(&seg.path, offset, Some(next_seq), what));
+    let next_seq = prev.next_seq();
+    let bad = |offset: usize, what| {
+        Err(Error::corrupt(
+            &seg.path,
+            offset as u64,
+            Some(next_seq),
+            what,
+        ))
+    };
     if h.log_id != shared.log_id {
         return bad(
-            16,
+            LOG_ID_AT,
             Corruption::ForeignSegment {
                 expected: hex(&shared.log_id),
                 found: hex(&h.log_id),
@@ -241,30 +280,30 @@ fn check_link(shared: &Shared, seg: &Segment, expect: (u64, Hash, u64)) -> Resul
     }
     if h.first_seq != next_seq {
         return bad(
-            40,
+            FIRST_SEQ_AT,
             Corruption::SeqGap {
                 expected: next_seq,
                 found: h.first_seq,
             },
         );
     }
-    if h.created_ns < last_ts {
+    if h.created_ns < prev.timestamp_ns {
         return bad(
-            48,
+            CREATED_AT,
             Corruption::TimeWentBackward {
-                previous: last_ts,
+                previous: prev.timestamp_ns,
                 found: h.created_ns,
             },
         );
     }
-    if h.prev_hash != prev_hash {
+    if h.prev_hash != prev.hash {
         return bad(
-            56,
+            PREV_HASH_AT,
             Corruption::SegmentDiscontinuity {
                 detail: format!(
                     "header continues chain hash {}, previous record's is {}",
                     hex(&h.prev_hash),
-                    hex(&prev_hash)
+                    hex(&prev.hash)
                 ),
             },
         );
@@ -293,7 +332,7 @@ fn check_closed_end(
     Err(Error::corrupt(
         &prev.path,
         summary.bytes,
-        Some(summary.last_seq + 1),
+        Some(summary.last.next_seq()),
         Corruption::SealMismatch {
             detail: format!(
                 "closed segment has no seal record, and segment {} does not say it was repaired",
@@ -326,148 +365,148 @@ fn check_segment(
         Some(l) => l,
         None => seg.file_len()?,
     };
-    let h = &seg.header;
-    let mut digest = BatchedDigest::new();
-    digest.update(&h.encode());
     let mut s = Summary {
         records: 0,
         bytes: limit,
-        last_seq: h.first_seq - 1,
-        last_hash: h.prev_hash,
-        last_ts: h.created_ns,
+        last: seg.header.start(),
         sealed_record: false,
         first_event: None,
         anchor_refs: Vec::new(),
     };
-    let points = seg
-        .sealed
-        .as_ref()
-        .map(|m| &m.index.points[..])
-        .unwrap_or(&[]);
-    let mut next_point = 0;
-    let mut scan = FrameScanner::new(seg.file.clone(), SEGMENT_HEADER_LEN as u64, limit);
-    let mut walker = ChainWalker::new(h);
+    let mut points = PointCheck {
+        points: seg.sealed.as_ref().map_or(&[], |m| &m.index.points[..]),
+        next: 0,
+    };
+    let mut walk = FrameWalker::segment(seg.file.clone(), &seg.header, limit, Check::Chain)
+        .digest_from(BatchedDigest::of_header(&seg.header), 0)
+        .checking_seal(seg.number);
     let mut reported = 0;
     loop {
-        if scan.offset() - reported >= PROGRESS_STEP {
-            progress(scan.offset() - reported);
-            reported = scan.offset();
+        if walk.offset() - reported >= PROGRESS_STEP {
+            progress(walk.offset() - reported);
+            reported = walk.offset();
         }
-        let expected = walker.last_seq + 1;
-        let (offset, f) = match scan.next() {
+        let expected = walk.at().next_seq();
+        let (offset, f) = match walk.next() {
             Ok(Some(x)) => x,
             Ok(None) => break,
             Err(e) => return Err(e.into_error(&seg.path, Some(expected))),
         };
-        let bad = |what| Err(Error::corrupt(&seg.path, offset, Some(expected), what));
-        // The seal record is checked against the records before it.
-        let before = walker;
-        if let Err(what) = walker.step(offset, &f) {
-            return bad(what);
-        }
-        if s.sealed_record {
-            return bad(Corruption::SealMismatch {
-                detail: "a record follows the seal record".into(),
-            });
-        }
-        if f.kind == RecordKind::Sealed {
-            if let Err(what) = check_seal_record(
-                f.payload,
-                seg,
-                s.records,
-                before.last_seq,
-                &before.last_hash,
-                offset,
-                digest.hasher(),
-            ) {
-                return bad(what);
-            }
-            s.sealed_record = true;
-        }
-        // An engine record is part of the proof (what was opened, cut,
-        // repaired, dropped): one whose payload does not follow 4.2 is damage
-        // even though its chain hash holds.
-        let event = match SystemEvent::decode(f.kind, f.payload) {
-            None => None,
-            Some(Ok(event)) => Some(event),
-            Some(Err(what)) => return bad(what),
-        };
-        if let Some(SystemEvent::RetentionApplied {
-            anchor_entry_hash, ..
-        }) = event
-        {
-            s.anchor_refs.push((offset, f.seq, anchor_entry_hash));
-        }
-        if s.records == 0 {
-            s.first_event = event;
-        }
-        // Index points name frame starts in order; one that names anything
-        // else would send readers to the wrong place.
-        if let Some(p) = points.get(next_point) {
-            if p.offset < offset {
-                return bad(Corruption::SealedTrailer {
-                    detail: format!("index point at offset {} is not a record's start", p.offset),
-                });
-            }
-            if p.offset == offset {
-                if p.seq != f.seq || p.timestamp_ns != f.timestamp_ns {
-                    return bad(Corruption::SealedTrailer {
-                        detail: format!(
-                            "index point says seq {} at {}, record is seq {}",
-                            p.seq, p.offset, f.seq
-                        ),
-                    });
-                }
-                next_point += 1;
-            }
-        }
-        digest.update(f.raw);
-        s.records += 1;
-        s.last_seq = f.seq;
-        s.last_hash = f.hash;
-        s.last_ts = f.timestamp_ns;
+        let bad = |what| Error::corrupt(&seg.path, offset, Some(expected), what);
+        s.note(offset, &f).map_err(bad)?;
+        points.check(offset, &f).map_err(bad)?;
     }
+    s.last = walk.at();
+    debug_assert_eq!(s.records, walk.records());
     if let Some(meta) = &seg.sealed {
-        let i = &meta.index;
-        let digest = compressed_digest(storage, seg, meta.data_len)?;
-        let mismatch =
-            if digest != i.compressed_digest {
-                Some(format!(
-                    "compressed frames hash to {}, index says {}",
-                    hex(&digest),
-                    hex(&i.compressed_digest)
-                ))
-            } else if next_point != points.len() {
-                Some(format!(
-                    "{} index points past the last record",
-                    points.len() - next_point
-                ))
-            } else if (
-                i.uncompressed_len,
-                i.record_count,
-                i.last_seq,
-                i.last_hash,
-                i.last_timestamp_ns,
-            ) != (scan.offset(), s.records, s.last_seq, s.last_hash, s.last_ts)
-            {
-                Some(format!(
-                "index says {} records through seq {} in {} bytes, file holds {} through {} in {}",
-                i.record_count, i.last_seq, i.uncompressed_len, s.records, s.last_seq, scan.offset()
-            ))
-            } else {
-                None
-            };
-        if let Some(detail) = mismatch {
-            return Err(Error::corrupt(
-                &seg.path,
-                meta.compressed_len,
-                Some(s.last_seq),
-                Corruption::SealedTrailer { detail },
-            ));
-        }
+        check_trailer(storage, seg, meta, &s, &points, walk.offset())?;
     }
     progress(limit.saturating_sub(reported));
     Ok(s)
+}
+
+impl Summary {
+    /// Takes in a frame the walk has checked. An engine record is part of
+    /// the proof (what was opened, cut, repaired, dropped): one whose
+    /// payload does not follow its layout is damage even though its chain
+    /// hash holds.
+    fn note(&mut self, offset: u64, f: &FrameRef<'_>) -> Result<(), Corruption> {
+        let event = SystemEvent::decode(f.kind, f.payload).transpose()?;
+        match &event {
+            Some(SystemEvent::RetentionApplied {
+                anchor_entry_hash, ..
+            }) => self.anchor_refs.push(AnchorRef {
+                offset,
+                seq: f.seq,
+                entry_hash: *anchor_entry_hash,
+            }),
+            Some(SystemEvent::Sealed { .. }) => self.sealed_record = true,
+            _ => {}
+        }
+        if self.records == 0 {
+            self.first_event = event;
+        }
+        self.records += 1;
+        Ok(())
+    }
+}
+
+/// Index points of a sealed file name frame starts in order; one that
+/// names anything else would send readers to the wrong place.
+struct PointCheck<'a> {
+    points: &'a [IndexPoint],
+    next: usize,
+}
+
+impl PointCheck<'_> {
+    fn check(&mut self, offset: u64, f: &FrameRef<'_>) -> Result<(), Corruption> {
+        let Some(p) = self.points.get(self.next) else {
+            return Ok(());
+        };
+        if p.offset < offset {
+            return Err(Corruption::SealedTrailer {
+                detail: format!("index point at offset {} is not a record's start", p.offset),
+            });
+        }
+        if p.offset == offset {
+            if p.seq != f.seq || p.timestamp_ns != f.timestamp_ns {
+                return Err(Corruption::SealedTrailer {
+                    detail: format!(
+                        "index point says seq {} at {}, record is seq {}",
+                        p.seq, p.offset, f.seq
+                    ),
+                });
+            }
+            self.next += 1;
+        }
+        Ok(())
+    }
+}
+
+/// A sealed file's trailer must describe the frames it holds: their
+/// compressed digest, its index points, and its record count and end.
+fn check_trailer(
+    storage: &dyn Storage,
+    seg: &Segment,
+    meta: &SealedMeta,
+    s: &Summary,
+    points: &PointCheck<'_>,
+    len: u64,
+) -> Result<()> {
+    let i = &meta.index;
+    let digest = compressed_digest(storage, seg, meta.data_len)?;
+    let detail = if digest != i.compressed_digest {
+        format!(
+            "compressed frames hash to {}, index says {}",
+            hex(&digest),
+            hex(&i.compressed_digest)
+        )
+    } else if points.next != points.points.len() {
+        format!(
+            "{} index points past the last record",
+            points.points.len() - points.next
+        )
+    } else if (
+        i.uncompressed_len,
+        i.record_count,
+        i.last_seq,
+        i.last_hash,
+        i.last_timestamp_ns,
+    ) != (len, s.records, s.last.seq, s.last.hash, s.last.timestamp_ns)
+    {
+        format!(
+            "index says {} records through seq {} in {} bytes, file holds {} through {} in {len}",
+            i.record_count, i.last_seq, i.uncompressed_len, s.records, s.last.seq
+        )
+    } else {
+        return Ok(());
+    };
+    Err(Error::corrupt(
+        &seg.path,
+        meta.compressed_len,
+        Some(s.last.seq),
+        Corruption::SealedTrailer { detail },
+    ))
 }
 
 /// Verifies one segment file on its own, raw or sealed: its header, every
@@ -494,11 +533,7 @@ pub fn verify_file_with(storage: &dyn Storage, path: &Path) -> Result<VerifyRepo
     let seg = if n == 4 && magic == ZSTD_FRAME_MAGIC {
         open_sealed(storage, path, parse_sealed_file_name(name), None)?
     } else {
-        Segment::open(
-            storage,
-            path.to_path_buf(),
-            crate::segment::parse_segment_file_name(name),
-        )?
+        Segment::open(storage, path.to_path_buf(), parse_segment_file_name(name))?
     };
     let summary = check_segment(storage, &seg, None, &|_| ())?;
     Ok(VerifyReport {
@@ -508,10 +543,6 @@ pub fn verify_file_with(storage: &dyn Storage, path: &Path) -> Result<VerifyRepo
         bytes: summary.bytes,
         first_seq: seg.header.first_seq,
         start_hash: seg.header.prev_hash,
-        head: Head {
-            seq: summary.last_seq,
-            hash: summary.last_hash,
-            timestamp_ns: summary.last_ts,
-        },
+        head: summary.last,
     })
 }

@@ -8,7 +8,13 @@ use crate::error::Corruption;
 
 pub const ANCHOR_MAGIC: [u8; 8] = *b"WLANCHOR";
 pub const ANCHOR_VERSION: u16 = 1;
-pub const ANCHOR_HEADER_LEN: usize = 32;
+// Anchor header fields, each offset derived from the one before.
+const ANCHOR_VERSION_AT: usize = ANCHOR_MAGIC.len();
+const ANCHOR_RESERVED_AT: usize = ANCHOR_VERSION_AT + 2;
+pub const ANCHOR_LOG_ID_AT: usize = ANCHOR_RESERVED_AT + 2;
+const ANCHOR_CRC_AT: usize = ANCHOR_LOG_ID_AT + 16;
+pub const ANCHOR_HEADER_LEN: usize = ANCHOR_CRC_AT + 4;
+const _: () = assert!(ANCHOR_HEADER_LEN == 32);
 const ENTRY_FIXED_LEN: usize = 96;
 const DROPPED_LEN: usize = 24 + HASH_LEN;
 /// No entry is larger (a retention run drops at most this many segments'
@@ -49,11 +55,11 @@ pub fn anchor_genesis(log_id: &[u8; 16]) -> Hash {
 
 pub fn encode_anchor_header(log_id: &[u8; 16]) -> [u8; ANCHOR_HEADER_LEN] {
     let mut b = [0u8; ANCHOR_HEADER_LEN];
-    b[0..8].copy_from_slice(&ANCHOR_MAGIC);
-    b[8..10].copy_from_slice(&ANCHOR_VERSION.to_le_bytes());
-    b[12..28].copy_from_slice(log_id);
-    let crc = crc32fast::hash(&b[..28]);
-    b[28..32].copy_from_slice(&crc.to_le_bytes());
+    b[..ANCHOR_VERSION_AT].copy_from_slice(&ANCHOR_MAGIC);
+    b[ANCHOR_VERSION_AT..ANCHOR_RESERVED_AT].copy_from_slice(&ANCHOR_VERSION.to_le_bytes());
+    b[ANCHOR_LOG_ID_AT..ANCHOR_CRC_AT].copy_from_slice(log_id);
+    let crc = crc32fast::hash(&b[..ANCHOR_CRC_AT]);
+    b[ANCHOR_CRC_AT..].copy_from_slice(&crc.to_le_bytes());
     b
 }
 
@@ -62,17 +68,17 @@ pub fn decode_anchor_header(b: &[u8]) -> Result<[u8; 16], Corruption> {
     let bad = |detail: &str| Corruption::Anchor {
         detail: detail.into(),
     };
-    if b.len() < ANCHOR_HEADER_LEN || b[0..8] != ANCHOR_MAGIC {
+    if b.len() < ANCHOR_HEADER_LEN || b[..ANCHOR_VERSION_AT] != ANCHOR_MAGIC {
         return Err(bad("not an anchor file (magic)"));
     }
-    if crc32fast::hash(&b[..28]) != le_u32(b, 28) {
+    if crc32fast::hash(&b[..ANCHOR_CRC_AT]) != le_u32(b, ANCHOR_CRC_AT) {
         return Err(bad("header CRC mismatch"));
     }
-    if le_u16(b, 8) != ANCHOR_VERSION || le_u16(b, 10) != 0 {
+    if le_u16(b, ANCHOR_VERSION_AT) != ANCHOR_VERSION || le_u16(b, ANCHOR_RESERVED_AT) != 0 {
         return Err(bad("unsupported anchor version"));
     }
     let mut id = [0u8; 16];
-    id.copy_from_slice(&b[12..28]);
+    id.copy_from_slice(&b[ANCHOR_LOG_ID_AT..ANCHOR_CRC_AT]);
     Ok(id)
 }
 

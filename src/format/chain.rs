@@ -29,6 +29,27 @@ pub fn genesis_hash(log_id: &[u8; 16]) -> Hash {
     blake3::derive_key(GENESIS_CONTEXT, log_id)
 }
 
+/// A position in the chain: a record's seq, its chain hash and its commit
+/// time. It is what a receipt proves, what a log's head is, and where a
+/// walk over frames stands. Before a segment's first record the position is
+/// the one its header continues (`first_seq - 1`, `prev_hash`, `created_ns`);
+/// before a log's first record it is seq 0 and the genesis hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainPos {
+    pub seq: u64,
+    /// Chain hash of record `seq`.
+    pub hash: Hash,
+    /// Commit time, ns since the Unix epoch.
+    pub timestamp_ns: u64,
+}
+
+impl ChainPos {
+    /// The seq of the record that would continue the chain from here.
+    pub fn next_seq(&self) -> u64 {
+        self.seq + 1
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
 //! The segment header (format-spec.md, "Segment header").
 
-use super::chain::Hash;
+use super::chain::{genesis_hash, ChainPos, Hash, HASH_LEN};
 use super::{le_u16, le_u32, le_u64};
 use crate::error::Corruption;
 
@@ -8,9 +8,23 @@ use crate::error::Corruption;
 pub const SEGMENT_MAGIC: [u8; 8] = *b"\x89WORMLOG";
 /// Bumped whenever old files would read differently (format-spec.md, "Version history").
 pub const FORMAT_VERSION: u16 = 1;
-pub const SEGMENT_HEADER_LEN: usize = 96;
-const CRC_AT: usize = 92;
-const _: () = assert!(CRC_AT + 4 == SEGMENT_HEADER_LEN);
+
+// Field offsets, each derived from the one before and its size (the table in
+// format-spec.md, "Segment header"); every encoder, decoder and error offset
+// uses these names.
+const MAGIC_AT: usize = 0;
+const VERSION_AT: usize = MAGIC_AT + SEGMENT_MAGIC.len();
+const HEADER_LEN_AT: usize = VERSION_AT + 2;
+const FLAGS_AT: usize = HEADER_LEN_AT + 2;
+pub const LOG_ID_AT: usize = FLAGS_AT + 4;
+pub const SEGMENT_AT: usize = LOG_ID_AT + 16;
+pub const FIRST_SEQ_AT: usize = SEGMENT_AT + 8;
+pub const CREATED_AT: usize = FIRST_SEQ_AT + 8;
+pub const PREV_HASH_AT: usize = CREATED_AT + 8;
+const RESERVED_AT: usize = PREV_HASH_AT + HASH_LEN;
+const CRC_AT: usize = RESERVED_AT + 4;
+pub const SEGMENT_HEADER_LEN: usize = CRC_AT + 4;
+const _: () = assert!(SEGMENT_HEADER_LEN == 96);
 
 /// The fixed header at offset 0 of every segment file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,18 +40,51 @@ pub struct SegmentHeader {
 }
 
 impl SegmentHeader {
+    /// The header of a new log's first segment.
+    pub fn first(log_id: [u8; 16], created_ns: u64) -> SegmentHeader {
+        SegmentHeader {
+            log_id,
+            segment: 1,
+            first_seq: 1,
+            created_ns,
+            prev_hash: genesis_hash(&log_id),
+        }
+    }
+
+    /// The header of the segment after this one, whose chain continues from
+    /// `last` (this segment's last record), created at `created_ns`.
+    pub fn successor(&self, last: ChainPos, created_ns: u64) -> SegmentHeader {
+        debug_assert!(created_ns >= last.timestamp_ns, "time never goes backward");
+        SegmentHeader {
+            log_id: self.log_id,
+            segment: self.segment + 1,
+            first_seq: last.next_seq(),
+            created_ns,
+            prev_hash: last.hash,
+        }
+    }
+
+    /// The chain position this segment's first record continues from.
+    pub fn start(&self) -> ChainPos {
+        ChainPos {
+            seq: self.first_seq - 1,
+            hash: self.prev_hash,
+            timestamp_ns: self.created_ns,
+        }
+    }
+
     pub fn encode(&self) -> [u8; SEGMENT_HEADER_LEN] {
         let mut b = [0u8; SEGMENT_HEADER_LEN];
-        b[0..8].copy_from_slice(&SEGMENT_MAGIC);
-        b[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-        b[10..12].copy_from_slice(&(SEGMENT_HEADER_LEN as u16).to_le_bytes());
-        // 12..16 flags: zero in version 1.
-        b[16..32].copy_from_slice(&self.log_id);
-        b[32..40].copy_from_slice(&self.segment.to_le_bytes());
-        b[40..48].copy_from_slice(&self.first_seq.to_le_bytes());
-        b[48..56].copy_from_slice(&self.created_ns.to_le_bytes());
-        b[56..88].copy_from_slice(&self.prev_hash);
-        // 88..92 reserved: zero.
+        b[MAGIC_AT..VERSION_AT].copy_from_slice(&SEGMENT_MAGIC);
+        b[VERSION_AT..HEADER_LEN_AT].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[HEADER_LEN_AT..FLAGS_AT].copy_from_slice(&(SEGMENT_HEADER_LEN as u16).to_le_bytes());
+        // Flags: zero in version 1.
+        b[LOG_ID_AT..SEGMENT_AT].copy_from_slice(&self.log_id);
+        b[SEGMENT_AT..FIRST_SEQ_AT].copy_from_slice(&self.segment.to_le_bytes());
+        b[FIRST_SEQ_AT..CREATED_AT].copy_from_slice(&self.first_seq.to_le_bytes());
+        b[CREATED_AT..PREV_HASH_AT].copy_from_slice(&self.created_ns.to_le_bytes());
+        b[PREV_HASH_AT..RESERVED_AT].copy_from_slice(&self.prev_hash);
+        // Reserved: zero.
         let crc = crc32fast::hash(&b[..CRC_AT]);
         b[CRC_AT..].copy_from_slice(&crc.to_le_bytes());
         b
@@ -46,7 +93,7 @@ impl SegmentHeader {
     /// Decodes and validates a header. `buf` may be shorter than a header
     /// (a truncated file); that is an error, not a panic.
     pub fn decode(buf: &[u8]) -> Result<Self, Corruption> {
-        if buf.len() >= SEGMENT_MAGIC.len() && buf[..8] != SEGMENT_MAGIC {
+        if buf.len() >= SEGMENT_MAGIC.len() && buf[MAGIC_AT..VERSION_AT] != SEGMENT_MAGIC {
             return Err(Corruption::BadMagic);
         }
         if buf.len() < SEGMENT_HEADER_LEN {
@@ -58,7 +105,7 @@ impl SegmentHeader {
                 needed: SEGMENT_HEADER_LEN as u64,
             });
         }
-        let version = le_u16(buf, 8);
+        let version = le_u16(buf, VERSION_AT);
         if version != FORMAT_VERSION {
             return Err(Corruption::UnsupportedVersion {
                 found: version,
@@ -70,30 +117,30 @@ impl SegmentHeader {
         if stored != computed {
             return Err(Corruption::HeaderCrc { stored, computed });
         }
-        let header_len = le_u16(buf, 10);
+        let header_len = le_u16(buf, HEADER_LEN_AT);
         if usize::from(header_len) != SEGMENT_HEADER_LEN {
             return Err(field("header_len", format!("{header_len}, must be 96")));
         }
-        let flags = le_u32(buf, 12);
+        let flags = le_u32(buf, FLAGS_AT);
         if flags != 0 {
             return Err(field("flags", format!("{flags:#x}, must be 0")));
         }
-        if le_u32(buf, 88) != 0 {
+        if le_u32(buf, RESERVED_AT) != 0 {
             return Err(field("reserved", "must be 0".into()));
         }
-        let first_seq = le_u64(buf, 40);
+        let first_seq = le_u64(buf, FIRST_SEQ_AT);
         if first_seq == 0 {
             return Err(field("first_seq", "0, sequence numbers start at 1".into()));
         }
         let mut log_id = [0u8; 16];
-        log_id.copy_from_slice(&buf[16..32]);
+        log_id.copy_from_slice(&buf[LOG_ID_AT..SEGMENT_AT]);
         let mut prev_hash = [0u8; 32];
-        prev_hash.copy_from_slice(&buf[56..88]);
+        prev_hash.copy_from_slice(&buf[PREV_HASH_AT..RESERVED_AT]);
         Ok(SegmentHeader {
             log_id,
-            segment: le_u64(buf, 32),
+            segment: le_u64(buf, SEGMENT_AT),
             first_seq,
-            created_ns: le_u64(buf, 48),
+            created_ns: le_u64(buf, CREATED_AT),
             prev_hash,
         })
     }

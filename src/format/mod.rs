@@ -3,21 +3,27 @@
 
 mod anchor;
 mod chain;
+mod durability;
 mod frame;
 mod header;
+pub(crate) mod names;
 mod sealed;
 mod system;
 
 pub use anchor::{
     anchor_genesis, decode_anchor_header, encode_anchor_header, AnchorEntry, DroppedSegment,
-    ANCHOR_HEADER_LEN, ANCHOR_MAGIC,
+    ANCHOR_HEADER_LEN, ANCHOR_LOG_ID_AT, ANCHOR_MAGIC,
 };
-pub use chain::{chain_hash, genesis_hash, Hash, HASH_LEN};
+pub use chain::{chain_hash, genesis_hash, ChainPos, Hash, HASH_LEN};
+pub use durability::Durability;
 pub use frame::{
     decode_frame, encode_frame, frame_extent, frame_padded_len, Decoded, FrameRef, RecordKind,
     FRAME_ALIGN, FRAME_HEADER_LEN, FRAME_OVERHEAD, PAYLOAD_LEN_MAX,
 };
-pub use header::{SegmentHeader, FORMAT_VERSION, SEGMENT_HEADER_LEN, SEGMENT_MAGIC};
+pub use header::{
+    SegmentHeader, CREATED_AT, FIRST_SEQ_AT, FORMAT_VERSION, LOG_ID_AT, PREV_HASH_AT, SEGMENT_AT,
+    SEGMENT_HEADER_LEN, SEGMENT_MAGIC,
+};
 pub use sealed::{
     decode_seek_table, encode_seek_table, seek_table_len, IndexPoint, SealedIndex, SeekEntry,
     INDEX_FRAME_MAGIC, SEALED_FRAME_BYTES_MAX, SEEKABLE_MAGIC, SEEK_FOOTER_LEN, SEEK_TABLE_MAGIC,

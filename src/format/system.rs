@@ -1,10 +1,11 @@
 //! Payloads of the engine's own records (format-spec.md, "System records").
 //! Fixed-width little-endian fields, then strings as a u16 length and UTF-8.
 
+use super::durability::{put_durability, DurabilityText};
 use super::frame::RecordKind;
+use super::Durability;
 use super::{le_u16, le_u32, le_u64};
 use crate::error::Corruption;
-use crate::options::Durability;
 
 /// What an engine record says. Each variant is one [`RecordKind`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +82,7 @@ pub enum SystemEvent {
 
 /// One line for people: hashes in hex, strings quoted.
 impl std::fmt::Display for SystemEvent {
+    // Long by nature: one sentence per record kind, in the order of the kinds.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         use super::hex;
         match self {
@@ -177,34 +179,6 @@ impl std::fmt::Display for SystemEvent {
     }
 }
 
-struct DurabilityText<'a>(&'a Durability);
-
-impl std::fmt::Display for DurabilityText<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Durability::Sync => write!(f, "sync"),
-            Durability::Batched { max_delay } => {
-                write!(f, "batched (fdatasync at least every {max_delay:?})")
-            }
-            Durability::Buffered => write!(f, "buffered"),
-        }
-    }
-}
-
-/// Durability on disk: a mode byte (0 sync, 1 batched, 2 buffered) and the
-/// batched mode's delay in ns (0 for the others).
-fn put_durability(out: &mut Vec<u8>, d: &Durability) {
-    let (mode, delay) = match d {
-        Durability::Sync => (0u8, 0u64),
-        Durability::Batched { max_delay } => {
-            (1, u64::try_from(max_delay.as_nanos()).unwrap_or(u64::MAX))
-        }
-        Durability::Buffered => (2, 0),
-    };
-    out.push(mode);
-    out.extend_from_slice(&delay.to_le_bytes());
-}
-
 impl SystemEvent {
     pub fn kind(&self) -> RecordKind {
         match self {
@@ -221,6 +195,8 @@ impl SystemEvent {
         }
     }
 
+    // Long by nature: one arm per record kind, each the row of its payload
+    // table in format-spec.md; split up, the table would be scattered.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
         match self {

@@ -1,14 +1,12 @@
 //! The real file system.
 
 use super::{DirLock, ReadFile, Storage, WriteFile};
+use crate::format::names::LOCK_FILE;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
-
-/// Name of the lock file inside a log directory.
-pub(crate) const LOCK_FILE: &str = "wormlog.lock";
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FsStorage;

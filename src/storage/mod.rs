@@ -7,10 +7,10 @@ mod mem;
 mod pool;
 
 pub use fs::FsStorage;
-pub(crate) use fs::LOCK_FILE;
 pub use mem::{MemStorage, Op, SplitMix, Tear};
 pub(crate) use pool::{FilePool, PooledFile};
 
+use crate::format::names::parse_sealed_file_name;
 use std::fmt::Debug;
 use std::io;
 use std::path::Path;
@@ -81,33 +81,6 @@ pub trait ReadFile: Send + Sync {
 /// Held while a log is open for writing; dropping it releases the lock.
 pub trait DirLock: Send + Sync {}
 
-/// The write side of a log opened read-only: every call fails.
-pub(crate) struct NoWrites;
-
-impl WriteFile for NoWrites {
-    fn append(&mut self, _: &[u8]) -> io::Result<()> {
-        Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            "log opened read-only",
-        ))
-    }
-    fn sync_data(&mut self) -> io::Result<()> {
-        Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            "log opened read-only",
-        ))
-    }
-    fn truncate(&mut self, _: u64) -> io::Result<()> {
-        Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            "log opened read-only",
-        ))
-    }
-    fn len(&self) -> io::Result<u64> {
-        Ok(0)
-    }
-}
-
 /// Opens one of the engine's writable files (a raw segment, the anchor file)
 /// to append. A sealed file is never opened for writing: only a bug in the
 /// engine could ask for it, and it must not get it.
@@ -115,13 +88,38 @@ pub(crate) fn open_append(storage: &dyn Storage, path: &Path) -> crate::Result<B
     assert!(
         path.file_name()
             .and_then(|n| n.to_str())
-            .is_none_or(|n| crate::segment::parse_sealed_file_name(n).is_none()),
+            .is_none_or(|n| parse_sealed_file_name(n).is_none()),
         "a sealed file is never opened for writing: {}",
         path.display()
     );
     storage
         .open_append(path)
         .map_err(|e| crate::Error::io("open", path, e))
+}
+
+/// Calls `each` with bytes `from..to` of `file` (the file at `path`), a
+/// mebibyte at a time, until it returns false or the file ends.
+pub(crate) fn read_chunks(
+    file: &dyn ReadFile,
+    path: &Path,
+    from: u64,
+    to: u64,
+    each: &mut dyn FnMut(&[u8]) -> crate::Result<bool>,
+) -> crate::Result<()> {
+    const CHUNK: u64 = 1 << 20;
+    let mut chunk = vec![0u8; CHUNK.min(to.saturating_sub(from)) as usize];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(CHUNK) as usize;
+        let got = file
+            .read_full_at(&mut chunk[..n], at)
+            .map_err(|e| crate::Error::io("read", path, e))?;
+        if !each(&chunk[..got])? || got < n {
+            break;
+        }
+        at += n as u64;
+    }
+    Ok(())
 }
 
 /// Puts `bytes` at `path` atomically: written to `tmp` (a leftover from an
@@ -162,7 +160,7 @@ mod tests {
     #[should_panic(expected = "a sealed file is never opened for writing")]
     fn a_sealed_file_is_never_opened_for_writing() {
         let storage = MemStorage::new();
-        let path = Path::new("/log").join(crate::segment::sealed_file_name(3));
+        let path = Path::new("/log").join(crate::format::names::sealed_file_name(3));
         storage.create_dir_all(Path::new("/log")).unwrap();
         storage.create_new(&path).unwrap();
         let _ = open_append(&storage, &path);
@@ -171,7 +169,7 @@ mod tests {
     #[test]
     fn a_raw_segment_opens_for_appending() {
         let storage = MemStorage::new();
-        let path = Path::new("/log").join(crate::segment::segment_file_name(3));
+        let path = Path::new("/log").join(crate::format::names::segment_file_name(3));
         storage.create_dir_all(Path::new("/log")).unwrap();
         storage.create_new(&path).unwrap();
         assert!(open_append(&storage, &path).is_ok());

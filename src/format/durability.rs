@@ -1,0 +1,47 @@
+//! The durability mode, as log-opened and segment-rolled records carry it
+//! (format-spec.md, their payload tables): which acknowledgement a writer gave.
+
+use std::time::Duration;
+
+/// When an append is acknowledged, and when data reaches stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `append` returns after an fdatasync covers the record. A crash loses
+    /// no acknowledged record.
+    Sync,
+    /// `append` returns once the record is written to the OS; a background
+    /// thread fdatasyncs at least every `max_delay`, and `Log::sync` forces
+    /// it. A crash can lose up to `max_delay` of acknowledged records (never
+    /// leaving a gap: the log stays a prefix).
+    Batched { max_delay: Duration },
+    /// fdatasync only when a segment rolls, on `Log::sync` and on close.
+    Buffered,
+}
+
+pub(super) struct DurabilityText<'a>(pub(super) &'a Durability);
+
+impl std::fmt::Display for DurabilityText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Durability::Sync => write!(f, "sync"),
+            Durability::Batched { max_delay } => {
+                write!(f, "batched (fdatasync at least every {max_delay:?})")
+            }
+            Durability::Buffered => write!(f, "buffered"),
+        }
+    }
+}
+
+/// Durability on disk: a mode byte (0 sync, 1 batched, 2 buffered) and the
+/// batched mode's delay in ns (0 for the others).
+pub(super) fn put_durability(out: &mut Vec<u8>, d: &Durability) {
+    let (mode, delay) = match d {
+        Durability::Sync => (0u8, 0u64),
+        Durability::Batched { max_delay } => {
+            (1, u64::try_from(max_delay.as_nanos()).unwrap_or(u64::MAX))
+        }
+        Durability::Buffered => (2, 0),
+    };
+    out.push(mode);
+    out.extend_from_slice(&delay.to_le_bytes());
+}

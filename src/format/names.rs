@@ -1,0 +1,130 @@
+//! Names of the files in a log directory (format-spec.md §1). Every name
+//! the engine writes or recognises is made and parsed here, nowhere else.
+
+/// The exclusive writer lock.
+pub const LOCK_FILE: &str = "wormlog.lock";
+/// Retention's record of dropped segments (format-spec.md, "Anchor file").
+pub const ANCHOR_FILE: &str = "wormlog.anchor";
+/// The legal hold, while one is set.
+pub const HOLD_FILE: &str = "wormlog.hold";
+/// The hold file while it is being replaced.
+pub const HOLD_TMP_FILE: &str = "wormlog.hold.tmp";
+const SEGMENT_PREFIX: &str = "seg-";
+const SEGMENT_SUFFIX: &str = ".wlog";
+/// A sealed segment: the same name with `.zst` added.
+const SEALED_SUFFIX: &str = ".wlog.zst";
+/// Suffix of a segment being created; such files are removed at open.
+pub const TMP_SUFFIX: &str = ".tmp";
+
+pub fn segment_file_name(number: u64) -> String {
+    format!("{SEGMENT_PREFIX}{number:020}{SEGMENT_SUFFIX}")
+}
+
+pub fn sealed_file_name(number: u64) -> String {
+    format!("{SEGMENT_PREFIX}{number:020}{SEALED_SUFFIX}")
+}
+
+/// The segment number a file name stands for, if it is a segment's name.
+pub fn parse_segment_file_name(name: &str) -> Option<u64> {
+    parse_digits(
+        name.strip_prefix(SEGMENT_PREFIX)?
+            .strip_suffix(SEGMENT_SUFFIX)?,
+    )
+}
+
+/// The segment number a sealed file's name stands for.
+pub fn parse_sealed_file_name(name: &str) -> Option<u64> {
+    parse_digits(
+        name.strip_prefix(SEGMENT_PREFIX)?
+            .strip_suffix(SEALED_SUFFIX)?,
+    )
+}
+
+fn parse_digits(digits: &str) -> Option<u64> {
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+pub fn is_tmp_segment_name(name: &str) -> bool {
+    name.starts_with(SEGMENT_PREFIX) && name.ends_with(TMP_SUFFIX)
+}
+
+/// The base name an aside copy was made from: `NAME.cut-OFFSET` and
+/// `NAME.damaged-TIME` (format-spec.md §1) give `NAME`.
+fn aside_base(name: &str) -> Option<&str> {
+    [".cut-", ".damaged-"].iter().find_map(|marker| {
+        let (base, tail) = name.rsplit_once(marker)?;
+        (!tail.is_empty() && tail.bytes().all(|b| b.is_ascii_digit())).then_some(base)
+    })
+}
+
+/// Whether wormlog writes files of this name in a log directory (the table
+/// in format-spec.md §1): segments and sealed files, the anchor, hold and
+/// lock files, their temporary names, and the copies recovery keeps aside.
+pub fn is_engine_file_name(name: &str) -> bool {
+    let base = name
+        .strip_suffix(TMP_SUFFIX)
+        .or_else(|| aside_base(name))
+        .unwrap_or(name);
+    parse_segment_file_name(base).is_some()
+        || parse_sealed_file_name(base).is_some()
+        || [ANCHOR_FILE, HOLD_FILE, LOCK_FILE].contains(&base)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_the_spec_lists_is_the_engines_and_lookalikes_are_not() {
+        let seg = segment_file_name(3);
+        let sealed = sealed_file_name(3);
+        for name in [
+            seg.clone(),
+            sealed.clone(),
+            format!("{seg}.tmp"),
+            format!("{sealed}.tmp"),
+            format!("{seg}.cut-4096"),
+            format!("{seg}.damaged-1795000000000000000"),
+            "wormlog.anchor".into(),
+            "wormlog.anchor.tmp".into(),
+            "wormlog.anchor.cut-184".into(),
+            "wormlog.hold".into(),
+            "wormlog.hold.tmp".into(),
+            "wormlog.lock".into(),
+        ] {
+            assert!(is_engine_file_name(&name), "{name}");
+        }
+        for name in [
+            format!("{seg}.old"),
+            format!("{seg}.cut-"),
+            format!("{seg}.cut-12x"),
+            format!("{sealed}.bak"),
+            "seg-3.wlog".into(),
+            "notes.txt".into(),
+            "wormlog.anchor.orig".into(),
+            ".wormlog.lock.swp".into(),
+        ] {
+            assert!(!is_engine_file_name(&name), "{name}");
+        }
+    }
+
+    #[test]
+    fn segment_names_round_trip_and_reject_lookalikes() {
+        assert_eq!(parse_segment_file_name(&segment_file_name(7)), Some(7));
+        assert_eq!(
+            parse_segment_file_name(&segment_file_name(u64::MAX)),
+            Some(u64::MAX)
+        );
+        for bad in [
+            "seg-1.wlog",
+            "seg-0000000000000000000x.wlog",
+            "x.wlog",
+            "seg-00000000000000000001.wlog.tmp",
+        ] {
+            assert_eq!(parse_segment_file_name(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! What one open log shares between its writer, its readers and its
+//! background threads: the segment list, the visible end of the log, the
+//! poison flag, the sealed-read cache, the anchor, and the signals that wake
+//! the sealer. It knows no file format and starts no thread.
+
+use crate::anchor::{load_anchor, Anchor};
+use crate::error::{Error, Result};
+use crate::format::ChainPos;
+use crate::options::Options;
+use crate::sealed::SealedReads;
+use crate::segment::Segment;
+use crate::state::{Counters, Visible};
+use parking_lot::{Condvar, Mutex, RwLock};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// State shared by writers and readers.
+pub(crate) struct Shared {
+    pub dir: PathBuf,
+    pub options: Options,
+    pub log_id: [u8; 16],
+    pub segments: RwLock<Vec<Arc<Segment>>>,
+    pub visible: RwLock<Visible>,
+    pub counters: Counters,
+    /// Opened with `Log::open_read_only`: every change is refused.
+    pub read_only: bool,
+    poison: Mutex<Option<String>>,
+    /// The frame cache and open files of sealed segments.
+    pub reads: SealedReads,
+    /// Held while a segment is being sealed: one sealer at a time.
+    pub seal_lock: Mutex<()>,
+    seal_signal: Mutex<SealSignal>,
+    seal_wake: Condvar,
+    /// The last background sealing failure, if any.
+    pub seal_error: Mutex<Option<String>>,
+    /// The anchor file's entries (retention's record).
+    pub anchor: Mutex<Anchor>,
+    /// Held by a retention run or a legal-hold change.
+    pub retention_lock: Mutex<()>,
+}
+
+#[derive(Debug, Default)]
+struct SealSignal {
+    requested: bool,
+    stop: bool,
+}
+
+impl Shared {
+    pub fn new(
+        dir: PathBuf,
+        options: Options,
+        log_id: [u8; 16],
+        segments: Vec<Arc<Segment>>,
+        visible: Visible,
+        reads: SealedReads,
+        anchor: Anchor,
+    ) -> Self {
+        Shared {
+            dir,
+            options,
+            log_id,
+            segments: RwLock::new(segments),
+            visible: RwLock::new(visible),
+            counters: Counters::default(),
+            read_only: false,
+            poison: Mutex::new(None),
+            reads,
+            seal_lock: Mutex::new(()),
+            seal_signal: Mutex::new(SealSignal::default()),
+            seal_wake: Condvar::new(),
+            seal_error: Mutex::new(None),
+            anchor: Mutex::new(anchor),
+            retention_lock: Mutex::new(()),
+        }
+    }
+
+    /// The anchor file as it is on disk now (for verification, which must
+    /// not trust what was read at open).
+    pub fn anchor_on_disk(&self) -> Result<Anchor> {
+        load_anchor(&*self.options.storage, &self.dir, &self.log_id, false)
+    }
+
+    /// The seq of the oldest record the log still holds.
+    pub fn first_seq(&self) -> u64 {
+        self.segments
+            .read()
+            .first()
+            .map_or(1, |s| s.header.first_seq)
+    }
+
+    /// A segment was closed: it is due for sealing.
+    pub fn segment_closed(&self) {
+        self.seal_signal.lock().requested = true;
+        self.seal_wake.notify_all();
+    }
+
+    /// Whether a segment was closed since the last call (and clears it).
+    pub fn take_sealing_due(&self) -> bool {
+        std::mem::take(&mut self.seal_signal.lock().requested)
+    }
+
+    /// Blocks until a segment is due for sealing (true) or the log closes (false).
+    pub fn wait_for_sealing_work(&self) -> bool {
+        let mut sig = self.seal_signal.lock();
+        loop {
+            if sig.stop {
+                return false;
+            }
+            if std::mem::take(&mut sig.requested) {
+                return true;
+            }
+            self.seal_wake.wait(&mut sig);
+        }
+    }
+
+    pub fn stop_sealer(&self) {
+        self.seal_signal.lock().stop = true;
+        self.seal_wake.notify_all();
+    }
+
+    /// Keeps a sealing failure for `Log::seal_error` (the appends that
+    /// closed the segment are already durable).
+    pub fn record_seal_outcome(&self, outcome: Result<usize>) {
+        if let Err(e) = outcome {
+            *self.seal_error.lock() = Some(e.to_string());
+        }
+    }
+
+    /// Errors if the log may not be changed: opened read-only, or poisoned.
+    pub fn check_writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::ReadOnly {
+                path: self.dir.clone(),
+            });
+        }
+        self.check_poison()
+    }
+
+    /// Errors once a write or fdatasync has failed.
+    pub fn check_poison(&self) -> Result<()> {
+        match &*self.poison.lock() {
+            Some(cause) => Err(Error::Poisoned {
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Marks the log as refusing writes; returns the error for the caller.
+    pub fn poison(&self, error: Error) -> Error {
+        let mut p = self.poison.lock();
+        if p.is_none() {
+            *p = Some(error.to_string());
+        }
+        error
+    }
+
+    /// Readers may now see everything through `head`, which ends `len`
+    /// bytes into the active segment `segment`.
+    pub fn publish(&self, head: ChainPos, segment: u64, len: u64) {
+        let mut v = self.visible.write();
+        debug_assert!(head.seq >= v.head.seq, "seqs are published in order");
+        debug_assert!(
+            head.timestamp_ns >= v.head.timestamp_ns,
+            "time never goes backward"
+        );
+        *v = Visible {
+            head,
+            active_segment: segment,
+            active_len: len,
+        };
+    }
+}

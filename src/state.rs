@@ -1,0 +1,162 @@
+//! Plain state and record types that the layers above share: what a record
+//! read back looks like, where its frame lies, what readers may see, and
+//! the counters and reports the public API returns. No I/O here.
+
+use crate::format::{ChainPos, FrameRef, Hash, RecordKind, SystemEvent};
+use bytes::Bytes;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+
+/// Proof that a record is in the log: its seq, chain hash and commit time,
+/// returned once it is committed.
+pub type Receipt = ChainPos;
+
+/// The last committed record: its seq, chain hash and commit time.
+pub type Head = ChainPos;
+
+/// A record read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub(crate) seq: u64,
+    pub(crate) timestamp_ns: u64,
+    pub(crate) kind: RecordKind,
+    pub(crate) payload: Bytes,
+    pub(crate) hash: Hash,
+    pub(crate) frame: FrameInfo,
+}
+
+/// Where a record's frame lies, for debugging and inspection tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameInfo {
+    /// The segment holding it.
+    pub segment: u64,
+    /// Offset of the frame in the segment's uncompressed bytes.
+    pub offset: u64,
+    /// The frame's length field (header, payload and hash; no padding).
+    pub len: u32,
+    /// Bytes the frame occupies, padding to 8 included.
+    pub padded_len: u32,
+    /// The frame CRC-32 as stored (it was checked when the frame was read).
+    pub crc: u32,
+}
+
+impl FrameInfo {
+    pub(crate) fn of(segment: u64, offset: u64, f: &FrameRef<'_>) -> Self {
+        FrameInfo {
+            segment,
+            offset,
+            len: f.frame_len,
+            // A padded frame is at most PAYLOAD_LEN_MAX plus overhead: < 2^32.
+            padded_len: f.padded_len as u32,
+            crc: f.crc,
+        }
+    }
+}
+
+impl Record {
+    /// The record a checked frame of segment `segment` at `offset` holds.
+    pub(crate) fn from_frame(segment: u64, offset: u64, f: &FrameRef<'_>) -> Record {
+        Record {
+            seq: f.seq,
+            timestamp_ns: f.timestamp_ns,
+            kind: f.kind,
+            payload: Bytes::copy_from_slice(f.payload),
+            hash: f.hash,
+            frame: FrameInfo::of(segment, offset, f),
+        }
+    }
+
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+    /// Commit time, ns since the Unix epoch.
+    pub fn timestamp(&self) -> u64 {
+        self.timestamp_ns
+    }
+    pub fn kind(&self) -> RecordKind {
+        self.kind
+    }
+    pub fn payload(&self) -> &Bytes {
+        &self.payload
+    }
+    pub fn hash(&self) -> &Hash {
+        &self.hash
+    }
+    /// Where the record's frame lies.
+    pub fn frame(&self) -> FrameInfo {
+        self.frame
+    }
+    /// Whether the engine wrote this record (log opened, tail cut, ...).
+    pub fn is_system(&self) -> bool {
+        self.kind.is_system()
+    }
+    /// What an engine record says; `None` for user records.
+    pub fn system_event(&self) -> Option<std::result::Result<SystemEvent, crate::Corruption>> {
+        SystemEvent::decode(self.kind, &self.payload)
+    }
+}
+
+/// Counters of the work the writer did since the log was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Records written (user and engine).
+    pub records: u64,
+    /// Write calls: one per group commit.
+    pub writes: u64,
+    /// fdatasync calls on segment files.
+    pub syncs: u64,
+    /// Bytes written to segment files.
+    pub bytes: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub records: AtomicU64,
+    pub writes: AtomicU64,
+    pub syncs: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+/// One segment of a log, as [`Log::segments`] describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub number: u64,
+    pub path: PathBuf,
+    /// Whether this is the segment appends go to.
+    pub active: bool,
+    /// Whether it is a sealed (compressed, read-only) file.
+    pub sealed: bool,
+    pub first_seq: u64,
+    /// Seq of its last committed record (`first_seq - 1` when it has none).
+    pub last_seq: u64,
+    /// Creation time: no record in it is earlier.
+    pub created_ns: u64,
+    /// Chain hash of its last record.
+    pub last_hash: Hash,
+    pub bytes_on_disk: u64,
+    pub bytes_uncompressed: u64,
+}
+
+impl SegmentInfo {
+    pub fn records(&self) -> u64 {
+        self.last_seq + 1 - self.first_seq
+    }
+}
+
+/// How the cache of decompressed sealed frames is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheStats {
+    pub bytes: usize,
+    pub capacity: usize,
+    pub hits: u64,
+    pub misses: u64,
+}
+
+/// What readers may see: everything through `head`, and in the active
+/// segment no byte past `active_len`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Visible {
+    pub head: Head,
+    pub active_segment: u64,
+    pub active_len: u64,
+}
