@@ -55,6 +55,12 @@ pub enum Corruption {
     Anchor { detail: String },
     #[error("system record payload is malformed: {detail}")]
     SystemPayload { detail: String },
+    /// The hold file and the chain's hold records disagree.
+    #[error("legal hold file does not match the log: {detail}")]
+    HoldMismatch { detail: String },
+    /// A drop, a hold or a policy that the chain's own records rule out.
+    #[error("retention record breaks the rules in force: {detail}")]
+    RetentionBreach { detail: String },
 }
 
 /// The engine's error type.
@@ -107,6 +113,16 @@ pub enum Error {
     /// A sequence number outside the log.
     #[error("no record with sequence number {seq} (the log holds {first}..={last})")]
     SeqOutOfRange { seq: u64, first: u64, last: u64 },
+    /// Retention was asked to run at a time too far ahead of the log's last
+    /// record (see `Retention::clock_ahead_max`).
+    #[error(
+        "retention refused: the time given ({now_ns} ns) is more than {bound_ns} ns ahead of the log's last record ({last_ns} ns); check the clock, or raise Retention::clock_ahead_max (recorded in the log)"
+    )]
+    ClockAhead {
+        now_ns: u64,
+        last_ns: u64,
+        bound_ns: u64,
+    },
     /// Options that cannot work together.
     #[error("invalid options: {0}")]
     InvalidOptions(String),

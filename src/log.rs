@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 /// How the log was opened.
 enum Mode {
@@ -38,6 +39,9 @@ struct Inner {
     shared: Shared,
     barrier: Barrier<Request, Vec<Receipt>>,
     mode: Mode,
+    /// When this handle opened the log, and the time of the log's last
+    /// record then: the log's own clock, for retention.
+    opened: (Instant, u64),
     syncer_stop: Mutex<bool>,
     syncer_wake: Condvar,
     _lock: Option<Box<dyn DirLock>>,
@@ -83,6 +87,39 @@ impl Inner {
         }
     }
 
+    /// Whether a legal hold stops retention now. The chain says whether a
+    /// hold is set; the hold file must agree, or someone changed one of them
+    /// behind the engine's back and retention refuses to run. Also refuses
+    /// a `now_ns` further ahead of the log's last record than the policy
+    /// allows: a clock set forward must not age segments early.
+    fn held(&self, now_ns: u64, policy: &crate::options::Retention) -> Result<bool> {
+        let shared = &self.shared;
+        let file = anchor::read_hold(&*shared.options.storage, &shared.dir)?;
+        let chain = match &self.mode {
+            Mode::Write(w) => w.lock().state().hold.clone(),
+            // A reader's plan has only the file to go by.
+            Mode::Read(_) => file.clone(),
+        };
+        if file != chain {
+            return Err(hold_mismatch(&shared.dir, &chain, &file));
+        }
+        // The log's own time: its last record before this run opened it,
+        // advanced by the time that has passed since by the monotonic
+        // clock, which setting the wall clock does not move.
+        let (opened, head_ns) = self.opened;
+        let elapsed = u64::try_from(opened.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let last_ns = head_ns.saturating_add(elapsed);
+        let bound = policy.rule().clock_ahead_max_ns;
+        if now_ns.saturating_sub(last_ns) > bound {
+            return Err(Error::ClockAhead {
+                now_ns,
+                last_ns,
+                bound_ns: bound,
+            });
+        }
+        Ok(chain.is_some())
+    }
+
     /// Drops the sealed segments the retention policy lets go (see
     /// `Log::apply_retention`); with `dry_run`, only says which.
     fn apply_retention(&self, now_ns: u64, dry_run: bool) -> Result<RetentionReport> {
@@ -100,7 +137,7 @@ impl Inner {
         let Some(policy) = &shared.options.retention else {
             return Ok(report);
         };
-        if anchor::read_hold(storage, &shared.dir)?.is_some() {
+        if self.held(now_ns, policy)? {
             report.held = true;
             return Ok(report);
         }
@@ -133,7 +170,17 @@ impl Inner {
             last_seq: keep.header.first_seq - 1,
             anchor_entry_hash: hash,
         };
-        self.writer()?.write_system(shared, &[event])?;
+        // The policy that governed the drop goes into the chain before it,
+        // if it is not already the one in force there.
+        let mut writer = self.writer()?;
+        let rule = Some(policy.rule());
+        let mut events = Vec::with_capacity(2);
+        if writer.state().policy != rule {
+            events.push(SystemEvent::RetentionPolicySet { policy: rule });
+        }
+        events.push(event);
+        writer.write_system(shared, &events)?;
+        std::mem::drop(writer);
         for s in &drop {
             if shared.options.immutable_attr {
                 seal::set_immutable_if_permitted(storage, &s.path, false)?;
@@ -289,7 +336,8 @@ impl Log {
         );
         shared.read_only = read_only;
         let Some(file) = r.file else {
-            let inner = Inner::new(shared, Mode::Read(Mutex::new(r.end)), None);
+            let head_ns = r.end.at.timestamp_ns;
+            let inner = Inner::new(shared, Mode::Read(Mutex::new(r.end)), None, head_ns);
             return Ok(Log {
                 inner: Arc::new(inner),
                 syncer: None,
@@ -297,7 +345,8 @@ impl Log {
                 closed: true,
             });
         };
-        let mut writer = Writer::new(file, r.end);
+        let head_ns = r.end.at.timestamp_ns;
+        let mut writer = Writer::new(file, r.end, r.state);
         let mut events = r.events;
         events.push(SystemEvent::LogOpened {
             format_version: FORMAT_VERSION,
@@ -309,7 +358,19 @@ impl Log {
         for t in &r.truncate_after_open {
             recovery::finish_truncation(&*shared.options.storage, t)?;
         }
-        let inner = Arc::new(Inner::new(shared, Mode::Write(Mutex::new(writer)), r.lock));
+        if writer.segment_version() < FORMAT_VERSION {
+            // A log written by an older format goes on in a new segment of
+            // this format: its segment-rolled record says so, and no
+            // segment ever holds records its header's version lacks.
+            writer.roll_now(&shared)?;
+        }
+        reconcile_hold(&shared, &mut writer)?;
+        let inner = Arc::new(Inner::new(
+            shared,
+            Mode::Write(Mutex::new(writer)),
+            r.lock,
+            head_ns,
+        ));
         let Threads { syncer, sealer } = start_threads(&inner)?;
         // Segments closed before a crash (or by an earlier run that stopped
         // before sealing them) are sealed now.
@@ -658,9 +719,50 @@ impl Drop for Log {
     }
 }
 
+/// Makes the hold file say what the chain says, where a crash between the
+/// two steps of a hold change (format-spec.md, 8.4) left them apart: a hold
+/// file without its record gets the record (setting a hold only protects),
+/// and a hold the chain records is written back to its file. Either way the
+/// chain is the truth, and what changed is in it.
+fn reconcile_hold(shared: &Shared, writer: &mut Writer) -> Result<()> {
+    let storage = &*shared.options.storage;
+    let file = anchor::read_hold(storage, &shared.dir)?;
+    let chain = writer.state().hold.clone();
+    match (&chain, file) {
+        (None, Some(reason)) => {
+            writer.write_system(shared, &[SystemEvent::LegalHoldSet { reason }])
+        }
+        (Some(reason), file) if file.as_deref() != Some(reason.as_str()) => {
+            anchor::write_hold(storage, &shared.dir, reason)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The error for a hold file that says other than the chain.
+fn hold_mismatch(dir: &Path, chain: &Option<String>, file: &Option<String>) -> Error {
+    let say = |h: &Option<String>| match h {
+        Some(r) => format!("a hold ({r:?})"),
+        None => "no hold".to_string(),
+    };
+    Error::corrupt(
+        dir.join(crate::format::names::HOLD_FILE),
+        0,
+        None,
+        Corruption::HoldMismatch {
+            detail: format!(
+                "the log's records say {}, the hold file says {}",
+                say(chain),
+                say(file)
+            ),
+        },
+    )
+}
+
 impl Inner {
-    fn new(shared: Shared, mode: Mode, lock: Option<Box<dyn DirLock>>) -> Inner {
+    fn new(shared: Shared, mode: Mode, lock: Option<Box<dyn DirLock>>, head_ns: u64) -> Inner {
         Inner {
+            opened: (Instant::now(), head_ns),
             shared,
             barrier: Barrier::new(),
             mode,

@@ -1,6 +1,7 @@
 //! How a log is opened: durability, limits, and the storage it lives on.
 
 pub use crate::format::Durability;
+use crate::format::RetentionRule;
 use crate::storage::{FsStorage, Storage};
 use std::fmt;
 use std::sync::Arc;
@@ -28,16 +29,51 @@ pub(crate) struct SealSettings {
 }
 
 /// Which sealed segments may be dropped. A segment's age is the time since
-/// its newest record.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// its newest record. The policy is recorded in the log (a
+/// retention-policy-set record whenever a writer opens it with another
+/// one), so verification judges every drop against the policy in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Retention {
     pub(crate) max_age: Option<Duration>,
     pub(crate) max_total_bytes: Option<u64>,
     pub(crate) min_age: Duration,
     pub(crate) apply_on_roll: bool,
+    pub(crate) clock_ahead_max: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_age: None,
+            max_total_bytes: None,
+            min_age: Duration::ZERO,
+            apply_on_roll: false,
+            clock_ahead_max: Duration::from_secs(86_400),
+        }
+    }
 }
 
 impl Retention {
+    /// Retention refuses to run while the time it is given is more than
+    /// this ahead of the log's last committed record (default one day): a
+    /// clock set forward must not age segments before their time. Part of
+    /// the recorded policy, so raising it shows in the log.
+    pub fn clock_ahead_max(mut self, bound: Duration) -> Self {
+        self.clock_ahead_max = bound;
+        self
+    }
+
+    /// The policy as the log records it.
+    pub(crate) fn rule(&self) -> RetentionRule {
+        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        RetentionRule {
+            max_age_ns: self.max_age.map_or(0, ns),
+            max_total_bytes: self.max_total_bytes.unwrap_or(0),
+            min_age_ns: ns(self.min_age),
+            clock_ahead_max_ns: ns(self.clock_ahead_max),
+        }
+    }
+
     /// Drop segments whose newest record is older than this.
     pub fn max_age(mut self, age: Duration) -> Self {
         self.max_age = Some(age);
@@ -83,6 +119,7 @@ pub struct Options {
     pub(crate) sealed_cache_bytes: usize,
     pub(crate) sealed_files_open: usize,
     pub(crate) retention: Option<Retention>,
+    pub(crate) clock_jump_max: Duration,
 }
 
 impl Default for Options {
@@ -103,6 +140,7 @@ impl Default for Options {
             sealed_cache_bytes: 32 << 20,
             sealed_files_open: 64,
             retention: None,
+            clock_jump_max: Duration::from_secs(3600),
         }
     }
 }
@@ -195,6 +233,13 @@ impl Options {
     /// the process may (CAP_LINUX_IMMUTABLE); off by default.
     pub fn immutable_attr(mut self, yes: bool) -> Self {
         self.immutable_attr = yes;
+        self
+    }
+    /// A forward leap of the wall clock larger than this (beyond the time
+    /// that passed, by the monotonic clock, since the writer's last group)
+    /// is written to the log as a clock-jumped record (default one hour).
+    pub fn clock_jump_max(mut self, bound: Duration) -> Self {
+        self.clock_jump_max = bound;
         self
     }
     /// Bytes of decompressed sealed frames kept in memory (default 32 MiB).

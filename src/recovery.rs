@@ -6,7 +6,7 @@
 //! the cut is logged; damage to bytes that were durable fails the open, or,
 //! with `Options::repair`, is moved aside.
 
-use crate::anchor::{check_log_start, load_anchor, Anchor};
+use crate::anchor::{check_log_start, load_anchor, read_hold, Anchor};
 use crate::error::{Corruption, Error, Result};
 use crate::format::names::{
     is_tmp_segment_name, parse_sealed_file_name, parse_segment_file_name, sealed_file_name,
@@ -14,11 +14,12 @@ use crate::format::names::{
 };
 use crate::format::{
     decode_frame, frame_padded_len, hex, ChainPos, Decoded, RecordKind, SegmentHeader, SystemEvent,
-    FIRST_SEQ_AT, FORMAT_VERSION, LOG_ID_AT,
+    FIRST_SEQ_AT, FORMAT_VERSION, LOG_ID_AT, SEGMENT_HEADER_LEN,
 };
 use crate::options::Options;
 use crate::sealed::{open_sealed, SealedReads};
 use crate::segment::{Segment, SegmentEnd, SparseIndex};
+use crate::state::LogState;
 use crate::storage::{read_chunks, DirLock, ReadFile, Storage, WriteFile};
 use crate::walk::{BatchedDigest, Check, FrameWalker, WalkError};
 use std::io;
@@ -39,6 +40,10 @@ pub(crate) struct Recovered {
     /// Repairs to finish once `events` are durable: cut these files here.
     pub truncate_after_open: Vec<Truncation>,
     pub anchor: Anchor,
+    /// The hold and retention policy in force at the end of the log, as the
+    /// records say (for a log whose active segment is format 1, which has
+    /// no log-state record: the hold file, and no policy).
+    pub state: LogState,
 }
 
 /// A file to cut back to `len` bytes.
@@ -151,6 +156,7 @@ fn recover_once(
         events: tail.events,
         truncate_after_open: tail.truncate_after_open,
         anchor,
+        state: tail.state,
     })
 }
 
@@ -192,6 +198,7 @@ fn create_log(dir: &Path, options: &Options, lock: Box<dyn DirLock>) -> Result<R
         events: vec![created_event(log_id)],
         truncate_after_open: Vec::new(),
         anchor: Anchor::default(),
+        state: LogState::default(),
     })
 }
 
@@ -417,6 +424,7 @@ struct Tail {
     file: Option<Box<dyn WriteFile>>,
     events: Vec<SystemEvent>,
     truncate_after_open: Vec<Truncation>,
+    state: LogState,
 }
 
 /// Where a scan of the active segment stopped early, and why.
@@ -451,6 +459,9 @@ struct Scan {
     /// Kind of the prefix's last record.
     last_kind: Option<RecordKind>,
     damage: Option<Damage>,
+    /// The state the prefix's records tell, once a log-state record was
+    /// read (format 2 segments); `None` before.
+    state: Option<LogState>,
 }
 
 impl Scan {
@@ -471,14 +482,7 @@ impl Scan {
 fn scan_active(seg: &Segment, file_len: u64) -> Result<Scan> {
     let digest = BatchedDigest::of_header(&seg.header);
     let start = seg.header.start();
-    scan_from(
-        seg,
-        crate::format::SEGMENT_HEADER_LEN as u64,
-        start,
-        0,
-        digest,
-        file_len,
-    )
+    scan_from(seg, SEGMENT_HEADER_LEN as u64, start, 0, digest, file_len)
 }
 
 /// Scans frames from `from` (where the chain stands at `at` after
@@ -493,6 +497,7 @@ fn scan_from(
     file_len: u64,
 ) -> Result<Scan> {
     let mut walk = FrameWalker::new(seg.file.clone(), from, file_len)
+        .of_version(seg.header.version)
         .checking(Check::Chain, at)
         .digest_from(digest, records);
     let mut index = SparseIndex {
@@ -501,6 +506,7 @@ fn scan_from(
     };
     let mut repaired = Vec::new();
     let mut last_kind = None;
+    let mut state: Option<LogState> = None;
     let damage = loop {
         let (offset, f) = match walk.next() {
             Ok(Some(x)) => x,
@@ -518,11 +524,24 @@ fn scan_from(
                 })
             }
         };
-        if let Some(Ok(SystemEvent::Repaired {
-            segment, offset, ..
-        })) = SystemEvent::decode(f.kind, f.payload)
-        {
-            repaired.push(RepairDone { segment, offset });
+        // A format-2 segment begins in the default state unless its
+        // log-state record says otherwise.
+        if state.is_none() && seg.header.version >= 2 && offset == SEGMENT_HEADER_LEN as u64 {
+            state = Some(LogState::default());
+        }
+        match SystemEvent::decode(f.kind, f.payload) {
+            Some(Ok(SystemEvent::Repaired {
+                segment, offset, ..
+            })) => repaired.push(RepairDone { segment, offset }),
+            Some(Ok(e @ SystemEvent::LogState { .. })) => {
+                state.get_or_insert_with(LogState::default).apply(&e)
+            }
+            Some(Ok(e)) => {
+                if let Some(st) = &mut state {
+                    st.apply(&e);
+                }
+            }
+            _ => {}
         }
         index.note(f.seq, f.timestamp_ns, offset);
         last_kind = Some(f.kind);
@@ -535,6 +554,7 @@ fn scan_from(
         repaired,
         last_kind,
         damage,
+        state,
         digest: walk.into_digest().expect("the walk digests"),
     })
 }
@@ -566,6 +586,8 @@ fn read_only_tail(
         file: None,
         events: Vec::new(),
         truncate_after_open: Vec::new(),
+        // A reader does not write: verification works the state out itself.
+        state: LogState::default(),
     })
 }
 
@@ -728,11 +750,15 @@ fn recover_active(
         }
         return repair(dir, options, segments, seg, scan, d);
     }
+    let state = resolve_state(options, dir, &segments, &seg, scan.state.clone())?;
     let mut events = Vec::new();
     if scan.records == 0 {
         // The segment was created but its first record never became durable:
-        // write the record that should have opened it.
+        // write the records that should have opened it.
         events.push(opening_event(options, &segments, &seg)?);
+        if seg.header.version >= 2 && state != LogState::default() {
+            events.push(state.event());
+        }
     }
     let truncate_after_open = scan
         .repaired
@@ -771,6 +797,7 @@ fn recover_active(
         file: Some(file),
         events,
         truncate_after_open,
+        state,
     };
     if sealed_last {
         // A crash came between the seal record and the next segment's
@@ -778,6 +805,48 @@ fn recover_active(
         finish_roll(dir, options, &mut tail)?;
     }
     Ok(tail)
+}
+
+/// The hold and retention policy in force at the end of the active segment
+/// `seg`: what its records say (format 2), else what the segment before it
+/// ended with, else (format 1, which records no state) the hold file's
+/// hold and no policy.
+fn resolve_state(
+    options: &Options,
+    dir: &Path,
+    segments: &[Arc<Segment>],
+    seg: &Segment,
+    scanned: Option<LogState>,
+) -> Result<LogState> {
+    if let Some(state) = scanned {
+        return Ok(state);
+    }
+    let prev = segments.iter().rev().find(|s| s.number < seg.number);
+    if let Some(prev) = prev.filter(|p| p.header.version >= 2) {
+        if let Some(state) = state_of(prev)? {
+            return Ok(state);
+        }
+    }
+    Ok(LogState {
+        hold: read_hold(&*options.storage, dir)?,
+        policy: None,
+    })
+}
+
+/// The state a closed format-2 segment's records tell at its end (it
+/// begins in the default state unless its log-state record says other);
+/// `None` for a segment without records.
+fn state_of(seg: &Segment) -> Result<Option<LogState>> {
+    let mut walk = FrameWalker::new(seg.file.clone(), SEGMENT_HEADER_LEN as u64, seg.file_len()?);
+    let mut state = LogState::default();
+    let mut any = false;
+    while let Some((_, f)) = walk.next().map_err(|e| e.into_error(&seg.path, None))? {
+        any = true;
+        if let Some(Ok(e)) = SystemEvent::decode(f.kind, f.payload) {
+            state.apply(&e);
+        }
+    }
+    Ok(any.then_some(state))
 }
 
 /// The record that should open `seg`, the log's active segment: log
@@ -834,6 +903,9 @@ fn finish_roll(dir: &Path, options: &Options, tail: &mut Tail) -> Result<()> {
         from_bytes: tail.end.len,
         durability: options.durability,
     });
+    if tail.state != LogState::default() {
+        tail.events.push(tail.state.event());
+    }
     tail.segments.push(active.clone());
     tail.end = SegmentEnd::empty(active);
     tail.file = Some(file);
@@ -918,6 +990,7 @@ fn repair(
         moved_to: aside,
         what: damage.what.to_string(),
     };
+    let state = resolve_state(options, dir, &segments, &seg, scan.state.clone())?;
     let len = scan.end;
     let (end, index) = scan.into_end(seg.clone(), len);
     *seg.index.write() = index;
@@ -925,6 +998,7 @@ fn repair(
         segments,
         end,
         file: None,
+        state,
         events: Vec::new(),
         truncate_after_open: vec![Truncation {
             path: seg.path.clone(),
@@ -939,6 +1013,9 @@ fn repair(
     tail.end = SegmentEnd::empty(active);
     tail.file = Some(file);
     tail.events.push(event);
+    if tail.state != LogState::default() {
+        tail.events.push(tail.state.event());
+    }
     Ok(tail)
 }
 

@@ -2,7 +2,7 @@
 //! read back looks like, where its frame lies, what readers may see, and
 //! the counters and reports the public API returns. No I/O here.
 
-use crate::format::{ChainPos, FrameRef, Hash, RecordKind, SystemEvent};
+use crate::format::{ChainPos, FrameRef, Hash, RecordKind, RetentionRule, SystemEvent};
 use bytes::Bytes;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
@@ -159,4 +159,37 @@ pub(crate) struct Visible {
     pub head: Head,
     pub active_segment: u64,
     pub active_len: u64,
+}
+
+/// The legal hold and the retention policy in force at a point of the
+/// chain, as its records say (format-spec.md, 4.2: log-state). The records
+/// are the truth; the hold file is a cache of `hold`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct LogState {
+    pub hold: Option<String>,
+    pub policy: Option<RetentionRule>,
+}
+
+impl LogState {
+    /// Takes in a record that changes the state (or states it whole).
+    pub fn apply(&mut self, event: &SystemEvent) {
+        match event {
+            SystemEvent::LegalHoldSet { reason } => self.hold = Some(reason.clone()),
+            SystemEvent::LegalHoldCleared => self.hold = None,
+            SystemEvent::RetentionPolicySet { policy } => self.policy = *policy,
+            SystemEvent::LogState { hold, policy } => {
+                self.hold = hold.clone();
+                self.policy = *policy;
+            }
+            _ => {}
+        }
+    }
+
+    /// The log-state record that states this state.
+    pub fn event(&self) -> SystemEvent {
+        SystemEvent::LogState {
+            hold: self.hold.clone(),
+            policy: self.policy,
+        }
+    }
 }

@@ -4,7 +4,7 @@
 //! head. Segments are checked independently on all cores (each carries the
 //! hash its chain starts from), then linked in order.
 
-use crate::anchor::{check_log_start, Anchor};
+use crate::anchor::{check_log_start, read_hold, Anchor};
 use crate::error::{Corruption, Error, Result};
 use crate::format::names::{parse_sealed_file_name, parse_segment_file_name, ANCHOR_FILE};
 use crate::format::{
@@ -17,7 +17,10 @@ use crate::shared::Shared;
 use crate::state::Head;
 use crate::storage::{FsStorage, Storage};
 use crate::walk::{BatchedDigest, Check, FrameWalker};
+
+mod rules;
 use parking_lot::Mutex;
+use rules::{ChainRules, Noted};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -49,16 +52,9 @@ struct Summary {
     sealed_record: bool,
     /// The first record's event, if it is an engine record.
     first_event: Option<SystemEvent>,
-    /// Anchor entries that retention records name.
-    anchor_refs: Vec<AnchorRef>,
-}
-
-/// A retention-applied record and the anchor entry it names.
-#[derive(Debug)]
-struct AnchorRef {
-    offset: u64,
-    seq: u64,
-    entry_hash: Hash,
+    /// Records that make or state the log's state (holds, policy, drops),
+    /// in order, for the pass over the whole chain (rules.rs).
+    noted: Vec<Noted>,
 }
 
 /// How far a verification has got, for a progress display.
@@ -165,6 +161,7 @@ fn link_segments(
     start: ChainPos,
     report: &mut VerifyReport,
 ) -> Result<ChainPos> {
+    let mut rules = ChainRules::new(anchor);
     let mut prev: Option<(&Segment, Summary)> = None;
     let mut expect = ChainPos {
         timestamp_ns: 0,
@@ -176,21 +173,7 @@ fn link_segments(
             check_closed_end(p, ps, seg, &summary)?;
         }
         let summary = summary?;
-        for r in &summary.anchor_refs {
-            if !anchor.entries.iter().any(|(_, h)| *h == r.entry_hash) {
-                return Err(Error::corrupt(
-                    &seg.path,
-                    r.offset,
-                    Some(r.seq),
-                    Corruption::Anchor {
-                        detail: format!(
-                            "retention record names anchor entry {}, which the anchor file lacks",
-                            hex(&r.entry_hash)
-                        ),
-                    },
-                ));
-            }
-        }
+        rules.segment(seg, &summary.noted)?;
         report.segments += 1;
         report.sealed_segments += u64::from(seg.sealed.is_some());
         report.records += summary.records;
@@ -198,6 +181,8 @@ fn link_segments(
         expect = summary.last;
         prev = Some((seg, summary));
     }
+    let hold_file = read_hold(&*shared.options.storage, &shared.dir)?;
+    rules.finish(&shared.dir, segments, &hold_file)?;
     Ok(expect)
 }
 
@@ -371,7 +356,7 @@ fn check_segment(
         last: seg.header.start(),
         sealed_record: false,
         first_event: None,
-        anchor_refs: Vec::new(),
+        noted: Vec::new(),
     };
     let mut points = PointCheck {
         points: seg.sealed.as_ref().map_or(&[], |m| &m.index.points[..]),
@@ -413,14 +398,24 @@ impl Summary {
     fn note(&mut self, offset: u64, f: &FrameRef<'_>) -> Result<(), Corruption> {
         let event = SystemEvent::decode(f.kind, f.payload).transpose()?;
         match &event {
-            Some(SystemEvent::RetentionApplied {
-                anchor_entry_hash, ..
-            }) => self.anchor_refs.push(AnchorRef {
+            Some(SystemEvent::Sealed { .. }) => self.sealed_record = true,
+            Some(SystemEvent::LogState { .. }) if self.records != 1 => {
+                return Err(Corruption::RetentionBreach {
+                    detail: "a log-state record that is not its segment's second record".into(),
+                })
+            }
+            Some(
+                e @ (SystemEvent::LogState { .. }
+                | SystemEvent::LegalHoldSet { .. }
+                | SystemEvent::LegalHoldCleared
+                | SystemEvent::RetentionPolicySet { .. }
+                | SystemEvent::RetentionApplied { .. }),
+            ) => self.noted.push(Noted {
                 offset,
                 seq: f.seq,
-                entry_hash: *anchor_entry_hash,
+                timestamp_ns: f.timestamp_ns,
+                event: e.clone(),
             }),
-            Some(SystemEvent::Sealed { .. }) => self.sealed_record = true,
             _ => {}
         }
         if self.records == 0 {

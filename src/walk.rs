@@ -18,7 +18,7 @@
 use crate::error::{Corruption, Error};
 use crate::format::{
     chain_hash, decode_frame, frame_extent, hex, ChainPos, Decoded, FrameRef, RecordKind,
-    SegmentHeader, SystemEvent, SEGMENT_HEADER_LEN,
+    SegmentHeader, SystemEvent, FORMAT_VERSION, SEGMENT_HEADER_LEN,
 };
 use crate::storage::ReadFile;
 use std::io;
@@ -83,6 +83,8 @@ pub(crate) struct FrameWalker {
     limit: u64,
     chunk: usize,
     check: Check,
+    /// The segment's format version: which record kinds it may hold.
+    version: u16,
     /// The last record walked (with `Check::Seq` or `Check::Chain`).
     at: ChainPos,
     /// Records walked.
@@ -102,6 +104,7 @@ impl FrameWalker {
             limit,
             chunk: CHUNK_MIN,
             check: Check::Frame,
+            version: FORMAT_VERSION,
             at: ChainPos {
                 seq: 0,
                 hash: [0; 32],
@@ -121,7 +124,16 @@ impl FrameWalker {
         limit: u64,
         check: Check,
     ) -> Self {
-        FrameWalker::new(file, SEGMENT_HEADER_LEN as u64, limit).checking(check, header.start())
+        let mut walk = FrameWalker::new(file, SEGMENT_HEADER_LEN as u64, limit)
+            .checking(check, header.start());
+        walk.version = header.version;
+        walk
+    }
+
+    /// Walks a segment of format `version` (which record kinds it may hold).
+    pub fn of_version(mut self, version: u16) -> Self {
+        self.version = version;
+        self
     }
 
     /// Checks `check` from here on, the previous record being `at`.
@@ -201,6 +213,17 @@ impl FrameWalker {
             what,
             certain: true,
         };
+        if f.kind.since_version() > self.version {
+            return Err(certain(Corruption::FrameField {
+                field: "kind",
+                detail: format!(
+                    "{} records are format {}, the segment is format {}",
+                    f.kind.name(),
+                    f.kind.since_version(),
+                    self.version
+                ),
+            }));
+        }
         check_frame(self.check, &self.at, offset, &f).map_err(certain)?;
         if let (Some(seal), Some(digest)) = (&mut self.seal, &mut self.digest) {
             seal.step(self.records, &self.at, offset, &f, digest)

@@ -16,9 +16,14 @@ use crate::format::{
 use crate::options::Durability;
 use crate::segment::{Segment, SegmentEnd, INDEX_INTERVAL};
 use crate::shared::Shared;
-use crate::state::Receipt;
+use crate::state::{LogState, Receipt};
 use crate::storage::WriteFile;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
 
 /// One caller's append: its records commit together, with contiguous seqs.
 pub(crate) struct Request {
@@ -50,11 +55,18 @@ pub(crate) struct Writer {
     buf: Vec<u8>,
     /// Records encoded into `buf`.
     buf_records: u64,
+    /// The hold and retention policy in force, as the chain says: stated
+    /// again at the start of every segment.
+    state: LogState,
+    /// When the last group's time was read, by the monotonic clock and by
+    /// the wall clock: a leap of the wall clock is measured against it.
+    last_clock: Option<(Instant, u64)>,
 }
 
 impl Writer {
-    /// A writer appending to `file` at `end` (all of it durable).
-    pub fn new(file: Box<dyn WriteFile>, end: SegmentEnd) -> Self {
+    /// A writer appending to `file` at `end` (all of it durable), where the
+    /// chain's state is `state`.
+    pub fn new(file: Box<dyn WriteFile>, end: SegmentEnd, state: LogState) -> Self {
         let index_due_at = end
             .segment
             .index
@@ -69,7 +81,19 @@ impl Writer {
             index_due_at,
             buf: Vec::new(),
             buf_records: 0,
+            state,
+            last_clock: None,
         }
+    }
+
+    /// The hold and retention policy in force, as the chain says.
+    pub fn state(&self) -> &LogState {
+        &self.state
+    }
+
+    /// The format version of the segment appends go to.
+    pub fn segment_version(&self) -> u16 {
+        self.end.segment.header.version
     }
 
     /// Writes the records of `group` (one request after another), rolling
@@ -81,7 +105,7 @@ impl Writer {
         group: &[&Request],
     ) -> Result<Vec<Vec<Receipt>>> {
         shared.check_poison()?;
-        let ts = self.next_timestamp(shared);
+        let (ts, jump) = self.read_clock(shared);
         let bytes: u64 = group.iter().map(|r| r.bytes() as u64).sum();
         self.start_group();
         if self.end.len > SEGMENT_HEADER_LEN as u64
@@ -89,6 +113,7 @@ impl Writer {
         {
             self.roll(shared, ts)?;
         }
+        self.encode_jump(jump, ts);
         let receipts = group
             .iter()
             .map(|r| {
@@ -105,10 +130,12 @@ impl Writer {
     /// Writes engine records as one group and makes them durable.
     pub fn write_system(&mut self, shared: &Shared, events: &[SystemEvent]) -> Result<()> {
         shared.check_poison()?;
-        let ts = self.next_timestamp(shared);
+        let (ts, jump) = self.read_clock(shared);
         self.start_group();
+        self.encode_jump(jump, ts);
         for e in events {
-            self.encode(e.kind(), &e.encode(), ts);
+            debug_assert!(e.kind().since_version() <= self.segment_version());
+            self.encode_event(e, ts);
         }
         self.write_buffer(shared, true)
     }
@@ -130,9 +157,10 @@ impl Writer {
     /// Rolls now (for `Log::seal`), whatever the active segment's size.
     pub fn roll_now(&mut self, shared: &Shared) -> Result<()> {
         shared.check_poison()?;
-        let ts = self.next_timestamp(shared);
+        let (ts, jump) = self.read_clock(shared);
         self.start_group();
         self.roll(shared, ts)?;
+        self.encode_jump(jump, ts);
         self.write_buffer(shared, true)
     }
 
@@ -142,12 +170,44 @@ impl Writer {
         self.buf_records = 0;
     }
 
-    fn next_timestamp(&mut self, shared: &Shared) -> u64 {
-        // Commit timestamps never go backward, even when the wall clock does.
+    /// The next group's commit time, and a clock-jumped record when the
+    /// clock has leapt forward past `Options::clock_jump_max`. Commit times
+    /// never go backward, even when the wall clock does; a leap forward
+    /// cannot be undone (later times are clamped to it), so it is recorded
+    /// for an auditor to see.
+    fn read_clock(&mut self, shared: &Shared) -> (u64, Option<SystemEvent>) {
         let last = self.end.at.timestamp_ns;
-        let ts = (shared.options.clock)().max(last);
+        let clock = (shared.options.clock)();
+        let ts = clock.max(last);
         debug_assert!(ts >= last);
-        ts
+        let now = Instant::now();
+        // Only within one writer's run: across a restart the monotonic clock
+        // says nothing, and a log idle for a week did not see its clock jump.
+        let jumped = self.last_clock.is_some_and(|(then, wall)| {
+            let expected = wall.saturating_add(nanos(now - then));
+            clock.saturating_sub(expected) > nanos(shared.options.clock_jump_max)
+        });
+        self.last_clock = Some((now, clock));
+        let jump = jumped.then_some(SystemEvent::ClockJumped {
+            last_ns: last,
+            clock_ns: clock,
+        });
+        (ts, jump)
+    }
+
+    /// Encodes a clock-jumped record, where the segment's format has one.
+    fn encode_jump(&mut self, jump: Option<SystemEvent>, ts: u64) {
+        if let Some(e) = jump {
+            if e.kind().since_version() <= self.segment_version() {
+                self.encode_event(&e, ts);
+            }
+        }
+    }
+
+    /// Encodes an engine record and takes in what it changes of the state.
+    fn encode_event(&mut self, e: &SystemEvent, ts: u64) {
+        self.encode(e.kind(), &e.encode(), ts);
+        self.state.apply(e);
     }
 
     /// Appends one frame to the group buffer, advancing seq and chain.
@@ -221,7 +281,14 @@ impl Writer {
         self.end = SegmentEnd::empty(segment);
         self.synced_len = self.end.len;
         self.index_due_at = 0;
-        self.encode(event.kind(), &event.encode(), ts);
+        // A new segment says how it began, then the state in force unless
+        // it is the default (no hold, no policy), so that any segment tells
+        // the log's state without the segments before it.
+        self.encode_event(&event, ts);
+        if self.state != LogState::default() {
+            let state = self.state.event();
+            self.encode_event(&state, ts);
+        }
         shared.segment_closed();
         Ok(())
     }

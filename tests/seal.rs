@@ -313,7 +313,11 @@ fn immutable_attribute_stops_writes_where_permitted_and_retention_clears_it() {
         Options::default()
             .sealing(Sealing::Manual)
             .immutable_attr(true)
-            .retention(wormlog::Retention::default().max_total_bytes(1)),
+            .retention(
+                wormlog::Retention::default()
+                    .max_total_bytes(1)
+                    .clock_ahead_max(std::time::Duration::MAX),
+            ),
     )
     .unwrap();
     log.append(b"kept forever, or until retention").unwrap();

@@ -15,6 +15,7 @@ fn example_bytes() -> Vec<u8> {
     let log_id: [u8; 16] = core::array::from_fn(|i| i as u8);
     let genesis = genesis_hash(&log_id);
     let header = SegmentHeader {
+        version: 2,
         log_id,
         segment: 1,
         first_seq: 1,
@@ -23,7 +24,7 @@ fn example_bytes() -> Vec<u8> {
     };
     let mut out = header.encode().to_vec();
     let created = SystemEvent::LogCreated {
-        format_version: 1,
+        format_version: 2,
         log_id,
         engine: "wormlog 0.1.0".into(),
     }

@@ -14,6 +14,7 @@ fuzz_target!(|data: &[u8]| {
     let dir = Path::new("/log");
     storage.create_dir_all(dir).unwrap();
     let header = SegmentHeader {
+        version: wormlog::format::FORMAT_VERSION,
         log_id: [7; 16],
         segment: 2,
         first_seq: 10,

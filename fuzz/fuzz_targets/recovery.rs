@@ -18,6 +18,7 @@ fuzz_target!(|data: &[u8]| {
         _ => {
             let log_id = [7u8; 16];
             let mut b = SegmentHeader {
+                version: wormlog::format::FORMAT_VERSION,
                 log_id,
                 segment: 1,
                 first_seq: 1,

@@ -43,6 +43,13 @@ pub enum RecordKind {
     /// A legal hold was set: retention drops nothing until it is cleared.
     LegalHoldSet = 0x09,
     LegalHoldCleared = 0x0A,
+    /// Format 2: the hold and retention policy in force, second record of
+    /// every segment.
+    LogState = 0x0B,
+    /// Format 2: the retention policy was set or changed.
+    RetentionPolicySet = 0x0C,
+    /// Format 2: the wall clock jumped forward past the bound.
+    ClockJumped = 0x0D,
 }
 
 impl RecordKind {
@@ -59,8 +66,19 @@ impl RecordKind {
             0x08 => RecordKind::RetentionApplied,
             0x09 => RecordKind::LegalHoldSet,
             0x0A => RecordKind::LegalHoldCleared,
+            0x0B => RecordKind::LogState,
+            0x0C => RecordKind::RetentionPolicySet,
+            0x0D => RecordKind::ClockJumped,
             _ => return None,
         })
+    }
+
+    /// The first format version whose segments may hold this kind.
+    pub fn since_version(self) -> u16 {
+        match self {
+            RecordKind::LogState | RecordKind::RetentionPolicySet | RecordKind::ClockJumped => 2,
+            _ => 1,
+        }
     }
 
     pub fn is_system(self) -> bool {
@@ -80,6 +98,9 @@ impl RecordKind {
             RecordKind::RetentionApplied => "retention-applied",
             RecordKind::LegalHoldSet => "legal-hold-set",
             RecordKind::LegalHoldCleared => "legal-hold-cleared",
+            RecordKind::LogState => "log-state",
+            RecordKind::RetentionPolicySet => "retention-policy-set",
+            RecordKind::ClockJumped => "clock-jumped",
         }
     }
 }

@@ -6,8 +6,12 @@ use crate::error::Corruption;
 
 /// `0x89` keeps text tools from taking a segment for text; the rest names us.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"\x89WORMLOG";
-/// Bumped whenever old files would read differently (format-spec.md, "Version history").
-pub const FORMAT_VERSION: u16 = 1;
+/// Bumped whenever old files would read differently (format-spec.md, "Version
+/// history"). A writer starts every new segment at this version; a reader
+/// reads every version from 1 up to it.
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest version a reader still reads.
+pub const FORMAT_VERSION_MIN: u16 = 1;
 
 // Field offsets, each derived from the one before and its size (the table in
 // format-spec.md, "Segment header"); every encoder, decoder and error offset
@@ -29,6 +33,9 @@ const _: () = assert!(SEGMENT_HEADER_LEN == 96);
 /// The fixed header at offset 0 of every segment file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentHeader {
+    /// The format version the segment was written in: which record kinds
+    /// it may hold (format-spec.md, 4.1).
+    pub version: u16,
     pub log_id: [u8; 16],
     pub segment: u64,
     /// Seq of the first record this segment holds (or will hold).
@@ -43,6 +50,7 @@ impl SegmentHeader {
     /// The header of a new log's first segment.
     pub fn first(log_id: [u8; 16], created_ns: u64) -> SegmentHeader {
         SegmentHeader {
+            version: FORMAT_VERSION,
             log_id,
             segment: 1,
             first_seq: 1,
@@ -56,6 +64,7 @@ impl SegmentHeader {
     pub fn successor(&self, last: ChainPos, created_ns: u64) -> SegmentHeader {
         debug_assert!(created_ns >= last.timestamp_ns, "time never goes backward");
         SegmentHeader {
+            version: FORMAT_VERSION,
             log_id: self.log_id,
             segment: self.segment + 1,
             first_seq: last.next_seq(),
@@ -76,7 +85,7 @@ impl SegmentHeader {
     pub fn encode(&self) -> [u8; SEGMENT_HEADER_LEN] {
         let mut b = [0u8; SEGMENT_HEADER_LEN];
         b[MAGIC_AT..VERSION_AT].copy_from_slice(&SEGMENT_MAGIC);
-        b[VERSION_AT..HEADER_LEN_AT].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[VERSION_AT..HEADER_LEN_AT].copy_from_slice(&self.version.to_le_bytes());
         b[HEADER_LEN_AT..FLAGS_AT].copy_from_slice(&(SEGMENT_HEADER_LEN as u16).to_le_bytes());
         // Flags: zero in version 1.
         b[LOG_ID_AT..SEGMENT_AT].copy_from_slice(&self.log_id);
@@ -106,7 +115,7 @@ impl SegmentHeader {
             });
         }
         let version = le_u16(buf, VERSION_AT);
-        if version != FORMAT_VERSION {
+        if !(FORMAT_VERSION_MIN..=FORMAT_VERSION).contains(&version) {
             return Err(Corruption::UnsupportedVersion {
                 found: version,
                 supported: FORMAT_VERSION,
@@ -137,6 +146,7 @@ impl SegmentHeader {
         let mut prev_hash = [0u8; 32];
         prev_hash.copy_from_slice(&buf[PREV_HASH_AT..RESERVED_AT]);
         Ok(SegmentHeader {
+            version,
             log_id,
             segment: le_u64(buf, SEGMENT_AT),
             first_seq,
@@ -156,6 +166,7 @@ mod tests {
 
     fn sample() -> SegmentHeader {
         SegmentHeader {
+            version: FORMAT_VERSION,
             log_id: [3; 16],
             segment: 9,
             first_seq: 77,
@@ -168,6 +179,33 @@ mod tests {
     fn header_round_trips() {
         let h = sample();
         assert_eq!(SegmentHeader::decode(&h.encode()).unwrap(), h);
+    }
+
+    #[test]
+    fn a_version_1_header_reads_back_as_version_1_byte_for_byte() {
+        let h = SegmentHeader {
+            version: 1,
+            ..sample()
+        };
+        let bytes = h.encode();
+        assert_eq!(&bytes[VERSION_AT..HEADER_LEN_AT], &[1, 0]);
+        assert_eq!(SegmentHeader::decode(&bytes).unwrap(), h);
+    }
+
+    #[test]
+    fn an_unknown_version_is_refused() {
+        for v in [0u16, FORMAT_VERSION + 1, u16::MAX] {
+            let mut bytes = SegmentHeader {
+                version: v,
+                ..sample()
+            }
+            .encode();
+            bytes[VERSION_AT..HEADER_LEN_AT].copy_from_slice(&v.to_le_bytes());
+            assert!(matches!(
+                SegmentHeader::decode(&bytes),
+                Err(Corruption::UnsupportedVersion { .. })
+            ));
+        }
     }
 
     #[test]

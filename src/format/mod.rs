@@ -21,15 +21,15 @@ pub use frame::{
     FRAME_ALIGN, FRAME_HEADER_LEN, FRAME_OVERHEAD, PAYLOAD_LEN_MAX,
 };
 pub use header::{
-    SegmentHeader, CREATED_AT, FIRST_SEQ_AT, FORMAT_VERSION, LOG_ID_AT, PREV_HASH_AT, SEGMENT_AT,
-    SEGMENT_HEADER_LEN, SEGMENT_MAGIC,
+    SegmentHeader, CREATED_AT, FIRST_SEQ_AT, FORMAT_VERSION, FORMAT_VERSION_MIN, LOG_ID_AT,
+    PREV_HASH_AT, SEGMENT_AT, SEGMENT_HEADER_LEN, SEGMENT_MAGIC,
 };
 pub use sealed::{
     decode_seek_table, encode_seek_table, seek_table_len, IndexPoint, SealedIndex, SeekEntry,
     INDEX_FRAME_MAGIC, SEALED_FRAME_BYTES_MAX, SEEKABLE_MAGIC, SEEK_FOOTER_LEN, SEEK_TABLE_MAGIC,
     ZSTD_FRAME_MAGIC,
 };
-pub use system::SystemEvent;
+pub use system::{RetentionRule, SystemEvent};
 
 /// Formats a hash (or any bytes) as lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {

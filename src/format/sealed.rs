@@ -270,6 +270,7 @@ mod tests {
     fn index() -> SealedIndex {
         SealedIndex {
             header: SegmentHeader {
+                version: crate::format::FORMAT_VERSION,
                 log_id: [1; 16],
                 segment: 3,
                 first_seq: 10,

@@ -78,6 +78,37 @@ pub enum SystemEvent {
         reason: String,
     },
     LegalHoldCleared,
+    /// Format 2: the legal hold and retention policy in force when the
+    /// segment began; every format-2 segment's second record. With it, any
+    /// segment (the active one above all) tells the log's state without
+    /// reading the segments before it.
+    LogState {
+        hold: Option<String>,
+        policy: Option<RetentionRule>,
+    },
+    /// Format 2: the writer opened the log with a retention policy other
+    /// than the one in force (`None`: retention off).
+    RetentionPolicySet {
+        policy: Option<RetentionRule>,
+    },
+    /// Format 2: the wall clock read `clock_ns`, more than the writer's
+    /// bound after `last_ns`, the time of the record before.
+    ClockJumped {
+        last_ns: u64,
+        clock_ns: u64,
+    },
+}
+
+/// A retention policy as the log records it (format-spec.md, 4.2). Zero
+/// means "not set" for `max_age_ns` and `max_total_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetentionRule {
+    pub max_age_ns: u64,
+    pub max_total_bytes: u64,
+    pub min_age_ns: u64,
+    /// Retention refuses to run while the wall clock is more than this
+    /// ahead of the log's last committed record.
+    pub clock_ahead_max_ns: u64,
 }
 
 /// One line for people: hashes in hex, strings quoted.
@@ -175,7 +206,47 @@ impl std::fmt::Display for SystemEvent {
             ),
             SystemEvent::LegalHoldSet { reason } => write!(f, "legal hold set: {reason:?}"),
             SystemEvent::LegalHoldCleared => write!(f, "legal hold cleared"),
+            SystemEvent::LogState { hold, policy } => {
+                match hold {
+                    Some(reason) => write!(f, "state: legal hold {reason:?}")?,
+                    None => write!(f, "state: no legal hold")?,
+                }
+                write!(f, ", retention {}", PolicyText(policy))
+            }
+            SystemEvent::RetentionPolicySet { policy } => {
+                write!(f, "retention policy set: {}", PolicyText(policy))
+            }
+            SystemEvent::ClockJumped { last_ns, clock_ns } => write!(
+                f,
+                "clock jumped forward {} ns: last record at {last_ns}, clock read {clock_ns}",
+                clock_ns.saturating_sub(*last_ns)
+            ),
         }
+    }
+}
+
+struct PolicyText<'a>(&'a Option<RetentionRule>);
+
+impl std::fmt::Display for PolicyText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Some(p) = self.0 else {
+            return write!(f, "off");
+        };
+        let opt = |v: u64| {
+            if v == 0 {
+                "-".to_string()
+            } else {
+                v.to_string()
+            }
+        };
+        write!(
+            f,
+            "max_age_ns {} max_total_bytes {} min_age_ns {} clock_ahead_max_ns {}",
+            opt(p.max_age_ns),
+            opt(p.max_total_bytes),
+            p.min_age_ns,
+            p.clock_ahead_max_ns
+        )
     }
 }
 
@@ -192,6 +263,9 @@ impl SystemEvent {
             SystemEvent::RetentionApplied { .. } => RecordKind::RetentionApplied,
             SystemEvent::LegalHoldSet { .. } => RecordKind::LegalHoldSet,
             SystemEvent::LegalHoldCleared => RecordKind::LegalHoldCleared,
+            SystemEvent::LogState { .. } => RecordKind::LogState,
+            SystemEvent::RetentionPolicySet { .. } => RecordKind::RetentionPolicySet,
+            SystemEvent::ClockJumped { .. } => RecordKind::ClockJumped,
         }
     }
 
@@ -285,6 +359,16 @@ impl SystemEvent {
             }
             SystemEvent::LegalHoldSet { reason } => put_str(&mut out, reason),
             SystemEvent::LogClosed | SystemEvent::LegalHoldCleared => {}
+            SystemEvent::LogState { hold, policy } => {
+                out.push(u8::from(hold.is_some()));
+                put_str(&mut out, hold.as_deref().unwrap_or_default());
+                put_policy(&mut out, policy);
+            }
+            SystemEvent::RetentionPolicySet { policy } => put_policy(&mut out, policy),
+            SystemEvent::ClockJumped { last_ns, clock_ns } => {
+                out.extend_from_slice(&last_ns.to_le_bytes());
+                out.extend_from_slice(&clock_ns.to_le_bytes());
+            }
         }
         out
     }
@@ -351,6 +435,17 @@ impl SystemEvent {
                     reason: r.string()?,
                 },
                 RecordKind::LegalHoldCleared => SystemEvent::LegalHoldCleared,
+                RecordKind::LogState => SystemEvent::LogState {
+                    hold: r.hold()?,
+                    policy: r.policy()?,
+                },
+                RecordKind::RetentionPolicySet => SystemEvent::RetentionPolicySet {
+                    policy: r.policy()?,
+                },
+                RecordKind::ClockJumped => SystemEvent::ClockJumped {
+                    last_ns: r.u64()?,
+                    clock_ns: r.u64()?,
+                },
                 RecordKind::User => unreachable!("handled above"),
             };
             if r.at != r.buf.len() {
@@ -372,6 +467,20 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     }
     out.extend_from_slice(&(end as u16).to_le_bytes());
     out.extend_from_slice(&s.as_bytes()[..end]);
+}
+
+/// A policy: a presence byte (0 or 1) and four u64 fields, all zero when absent.
+fn put_policy(out: &mut Vec<u8>, policy: &Option<RetentionRule>) {
+    let p = policy.unwrap_or_default();
+    out.push(u8::from(policy.is_some()));
+    for v in [
+        p.max_age_ns,
+        p.max_total_bytes,
+        p.min_age_ns,
+        p.clock_ahead_max_ns,
+    ] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
 }
 
 struct Reader<'a> {
@@ -401,6 +510,37 @@ impl Reader<'_> {
             (mode, ns) => Err(format!(
                 "durability {mode} with delay {ns} ns is not one of 0/0, 1/any, 2/0"
             )),
+        }
+    }
+    /// A presence byte and a string, empty when absent.
+    fn hold(&mut self) -> Result<Option<String>, String> {
+        let present = self.flag("hold")?;
+        let reason = self.string()?;
+        match present {
+            true => Ok(Some(reason)),
+            false if reason.is_empty() => Ok(None),
+            false => Err("a hold reason without a hold".into()),
+        }
+    }
+    fn policy(&mut self) -> Result<Option<RetentionRule>, String> {
+        let present = self.flag("policy")?;
+        let p = RetentionRule {
+            max_age_ns: self.u64()?,
+            max_total_bytes: self.u64()?,
+            min_age_ns: self.u64()?,
+            clock_ahead_max_ns: self.u64()?,
+        };
+        match present {
+            true => Ok(Some(p)),
+            false if p == RetentionRule::default() => Ok(None),
+            false => Err("policy fields without a policy".into()),
+        }
+    }
+    fn flag(&mut self, what: &str) -> Result<bool, String> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            v => Err(format!("{what} flag {v}, must be 0 or 1")),
         }
     }
     fn u16(&mut self) -> Result<u16, String> {
@@ -502,7 +642,51 @@ mod tests {
                 reason: "case 2026-17".into(),
             },
             SystemEvent::LegalHoldCleared,
+            SystemEvent::LogState {
+                hold: Some("case 9".into()),
+                policy: Some(RetentionRule {
+                    max_age_ns: 5,
+                    max_total_bytes: 0,
+                    min_age_ns: 3,
+                    clock_ahead_max_ns: 86_400_000_000_000,
+                }),
+            },
+            SystemEvent::LogState {
+                hold: None,
+                policy: None,
+            },
+            SystemEvent::RetentionPolicySet { policy: None },
+            SystemEvent::RetentionPolicySet {
+                policy: Some(RetentionRule::default()),
+            },
+            SystemEvent::ClockJumped {
+                last_ns: 10,
+                clock_ns: 7_200_000_000_010,
+            },
         ]
+    }
+
+    #[test]
+    fn an_absent_hold_or_policy_carries_no_values() {
+        let bad_hold = [0u8, 1, 0, b'x'];
+        let mut bytes = bad_hold.to_vec();
+        bytes.extend_from_slice(&[0u8; 33]);
+        assert!(SystemEvent::decode(RecordKind::LogState, &bytes)
+            .unwrap()
+            .is_err());
+        let mut bad_policy = vec![0u8];
+        bad_policy.extend_from_slice(&7u64.to_le_bytes());
+        bad_policy.extend_from_slice(&[0u8; 24]);
+        assert!(
+            SystemEvent::decode(RecordKind::RetentionPolicySet, &bad_policy)
+                .unwrap()
+                .is_err()
+        );
+        let mut flag2 = vec![2u8];
+        flag2.extend_from_slice(&[0u8; 32]);
+        assert!(SystemEvent::decode(RecordKind::RetentionPolicySet, &flag2)
+            .unwrap()
+            .is_err());
     }
 
     #[test]

@@ -1,0 +1,338 @@
+//! The rules the chain's own records lay down for the whole log, checked
+//! in one pass over the records that make or state the log's state
+//! (format-spec.md, 9): a legal hold stops retention; a format-2 drop needs
+//! a recorded policy and respects its minimum age; every retention record
+//! names the anchor entry with its own fields, and the anchor entry that
+//! vouches for the log's start is named by one (so an entry forged for
+//! deleted segments shows); the hold file says what the chain says.
+
+use crate::anchor::Anchor;
+use crate::error::{Corruption, Error, Result};
+use crate::format::names::{ANCHOR_FILE, HOLD_FILE};
+use crate::format::{hex, AnchorEntry, Hash, RetentionRule, SystemEvent};
+use crate::segment::Segment;
+use crate::state::LogState;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A record that makes or states the log's state, where it lies.
+#[derive(Debug)]
+pub(super) struct Noted {
+    pub offset: u64,
+    pub seq: u64,
+    pub timestamp_ns: u64,
+    pub event: SystemEvent,
+}
+
+/// A retention-applied record and the policy in force when it was written.
+struct DropRecord {
+    path: PathBuf,
+    offset: u64,
+    seq: u64,
+    timestamp_ns: u64,
+    from_segment: u64,
+    to_segment: u64,
+    first_seq: u64,
+    last_seq: u64,
+    entry_hash: Hash,
+    policy: Option<RetentionRule>,
+}
+
+/// The pass over the chain; feed it the segments in order.
+pub(super) struct ChainRules<'a> {
+    anchor: &'a Anchor,
+    state: LogState,
+    /// A format-2 segment has stated the whole state: `state` is known.
+    known: bool,
+    /// A hold record was seen (in a format-1 log, the hold is known from
+    /// the first one on).
+    hold_seen: bool,
+    drops: Vec<DropRecord>,
+}
+
+impl<'a> ChainRules<'a> {
+    pub fn new(anchor: &'a Anchor) -> Self {
+        ChainRules {
+            anchor,
+            state: LogState::default(),
+            known: false,
+            hold_seen: false,
+            drops: Vec::new(),
+        }
+    }
+
+    /// Takes in the noted records of the next segment.
+    pub fn segment(&mut self, seg: &Segment, noted: &[Noted]) -> Result<()> {
+        let mut rest = noted;
+        if seg.header.version >= 2 {
+            // A format-2 segment begins in the default state unless its
+            // second record, a log-state record, says otherwise.
+            let begin = match noted.first() {
+                Some(Noted {
+                    event: e @ SystemEvent::LogState { .. },
+                    ..
+                }) => {
+                    rest = &noted[1..];
+                    let mut s = LogState::default();
+                    s.apply(e);
+                    s
+                }
+                _ => LogState::default(),
+            };
+            if self.known && self.state != begin {
+                return Err(breach(
+                    &seg.path,
+                    noted.first().map_or(0, |n| n.offset),
+                    Some(seg.header.first_seq),
+                    format!(
+                        "segment {} begins with {}, the segment before ended with {}",
+                        seg.number,
+                        say_state(&begin),
+                        say_state(&self.state)
+                    ),
+                ));
+            }
+            self.state = begin;
+            self.known = true;
+        }
+        for n in rest {
+            match &n.event {
+                SystemEvent::RetentionApplied {
+                    from_segment,
+                    to_segment,
+                    first_seq,
+                    last_seq,
+                    anchor_entry_hash,
+                } => {
+                    self.check_drop_allowed(seg, n)?;
+                    self.drops.push(DropRecord {
+                        path: seg.path.clone(),
+                        offset: n.offset,
+                        seq: n.seq,
+                        timestamp_ns: n.timestamp_ns,
+                        from_segment: *from_segment,
+                        to_segment: *to_segment,
+                        first_seq: *first_seq,
+                        last_seq: *last_seq,
+                        entry_hash: *anchor_entry_hash,
+                        policy: self.state.policy,
+                    });
+                }
+                e => {
+                    if matches!(
+                        e,
+                        SystemEvent::LegalHoldSet { .. } | SystemEvent::LegalHoldCleared
+                    ) {
+                        self.hold_seen = true;
+                    }
+                    self.state.apply(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A drop needs no hold in force and, in format 2, a recorded policy.
+    fn check_drop_allowed(&self, seg: &Segment, n: &Noted) -> Result<()> {
+        if let Some(reason) = self
+            .state
+            .hold
+            .as_ref()
+            .filter(|_| self.known || self.hold_seen)
+        {
+            return Err(breach(
+                &seg.path,
+                n.offset,
+                Some(n.seq),
+                format!("retention dropped segments while the legal hold {reason:?} was set"),
+            ));
+        }
+        if seg.header.version >= 2 && self.state.policy.is_none() {
+            return Err(breach(
+                &seg.path,
+                n.offset,
+                Some(n.seq),
+                "retention dropped segments with no retention policy recorded".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// After the last segment: the anchor both ways, and the hold file.
+    pub fn finish(
+        self,
+        dir: &Path,
+        segments: &[Arc<Segment>],
+        hold_file: &Option<String>,
+    ) -> Result<()> {
+        self.check_anchor(dir, segments)?;
+        if (self.known || self.hold_seen) && self.state.hold != *hold_file {
+            let say = |h: &Option<String>| match h {
+                Some(r) => format!("a hold ({r:?})"),
+                None => "no hold".to_string(),
+            };
+            return Err(Error::corrupt(
+                dir.join(HOLD_FILE),
+                0,
+                None,
+                Corruption::HoldMismatch {
+                    detail: format!(
+                        "the log's records say {}, the hold file says {} (changed behind the \
+                         engine's back, or a hold change interrupted: a writer's open finishes it)",
+                        say(&self.state.hold),
+                        say(hold_file)
+                    ),
+                },
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_anchor(&self, dir: &Path, segments: &[Arc<Segment>]) -> Result<()> {
+        let entries = &self.anchor.entries;
+        let anchor_error = |detail: String| {
+            Error::corrupt(
+                dir.join(ANCHOR_FILE),
+                self.anchor.len,
+                None,
+                Corruption::Anchor { detail },
+            )
+        };
+        let mut named = vec![false; entries.len()];
+        let mut last_named: Option<usize> = None;
+        for d in &self.drops {
+            let Some(i) = entries.iter().position(|(_, h)| *h == d.entry_hash) else {
+                return Err(Error::corrupt(
+                    &d.path,
+                    d.offset,
+                    Some(d.seq),
+                    Corruption::Anchor {
+                        detail: format!(
+                            "retention record names anchor entry {}, which the anchor file lacks",
+                            hex(&d.entry_hash)
+                        ),
+                    },
+                ));
+            };
+            let (e, _) = &entries[i];
+            if let Some(detail) = fields_disagree(d, e) {
+                return Err(Error::corrupt(
+                    &d.path,
+                    d.offset,
+                    Some(d.seq),
+                    Corruption::Anchor { detail },
+                ));
+            }
+            if last_named.is_some_and(|l| i <= l) {
+                return Err(anchor_error(format!(
+                    "retention records name anchor entries out of order (entry {i} after entry {})",
+                    last_named.unwrap_or(0)
+                )));
+            }
+            named[i] = true;
+            last_named = Some(i);
+            check_min_age(d, e, segments)?;
+        }
+        let Some(first) = segments.first() else {
+            return Ok(());
+        };
+        let h = &first.header;
+        let vouching = (h.first_seq > 1)
+            .then(|| {
+                entries
+                    .iter()
+                    .rposition(|(e, _)| vouches(e, h.first_seq, &h.prev_hash))
+            })
+            .flatten();
+        if let Some(v) = vouching.filter(|v| !named[*v]) {
+            return Err(anchor_error(format!(
+                "anchor entry {v} vouches for the log starting at seq {}, but no \
+                 retention-applied record in the log names it: the segments before were \
+                 removed without a retention run that the chain records",
+                h.first_seq
+            )));
+        }
+        let after = vouching.map_or(0, |v| v + 1);
+        for (i, (e, _)) in entries.iter().enumerate().skip(after) {
+            let gone = e
+                .dropped
+                .iter()
+                .find(|d| !segments.iter().any(|s| s.number == d.segment));
+            if let (false, Some(gone)) = (named[i], gone) {
+                return Err(anchor_error(format!(
+                    "anchor entry {i} records dropping segment {}, which is gone, and no \
+                     retention-applied record in the log names the entry",
+                    gone.segment
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether entry `e` vouches for a log that begins at `first_seq`,
+/// continuing `prev_hash` (format-spec.md, 8.3).
+fn vouches(e: &AnchorEntry, first_seq: u64, prev_hash: &Hash) -> bool {
+    (e.first_seq == first_seq && e.prev_hash == *prev_hash)
+        || e.dropped
+            .windows(2)
+            .any(|w| w[1].first_seq == first_seq && w[0].last_hash == *prev_hash)
+}
+
+/// Where a retention record and the anchor entry it names disagree.
+fn fields_disagree(d: &DropRecord, e: &AnchorEntry) -> Option<String> {
+    let (Some(first), Some(last)) = (e.dropped.first(), e.dropped.last()) else {
+        return Some("the anchor entry it names drops no segment".into());
+    };
+    let record = (d.from_segment, d.to_segment, d.first_seq, d.last_seq);
+    let entry = (first.segment, last.segment, first.first_seq, last.last_seq);
+    if record != entry || e.first_seq != d.last_seq + 1 {
+        return Some(format!(
+            "retention record says segments {}..={} (seqs {}..={}), its anchor entry says \
+             {}..={} (seqs {}..={}, log kept from {})",
+            record.0, record.1, record.2, record.3, entry.0, entry.1, entry.2, entry.3, e.first_seq
+        ));
+    }
+    None
+}
+
+/// Where the segment a drop kept is still in the log, its creation time is
+/// the newest dropped record's time: the drop must have been at least the
+/// policy's minimum age after it. The engine measures age against a time no
+/// more than `clock_ahead_max` past its last record, and the retention
+/// record is committed no earlier than that record.
+fn check_min_age(d: &DropRecord, e: &AnchorEntry, segments: &[Arc<Segment>]) -> Result<()> {
+    let Some(policy) = d.policy else {
+        return Ok(());
+    };
+    let Some(keep) = segments.iter().find(|s| s.header.first_seq == e.first_seq) else {
+        return Ok(());
+    };
+    let newest_dropped = keep.header.created_ns;
+    let latest_judged = d.timestamp_ns.saturating_add(policy.clock_ahead_max_ns);
+    if latest_judged < newest_dropped.saturating_add(policy.min_age_ns) {
+        return Err(breach(
+            &d.path,
+            d.offset,
+            Some(d.seq),
+            format!(
+                "retention dropped records from {newest_dropped} at {}, younger than the \
+                 policy's minimum age of {} ns",
+                d.timestamp_ns, policy.min_age_ns
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn breach(path: &Path, offset: u64, seq: Option<u64>, detail: String) -> Error {
+    Error::corrupt(path, offset, seq, Corruption::RetentionBreach { detail })
+}
+
+fn say_state(s: &LogState) -> String {
+    SystemEvent::LogState {
+        hold: s.hold.clone(),
+        policy: s.policy,
+    }
+    .to_string()
+}
