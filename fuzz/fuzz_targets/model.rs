@@ -90,7 +90,7 @@ fuzz_target!(|data: &[u8]| {
         let Some(l) = log.as_ref() else { break };
         let mut ok = true;
         match code % 10 {
-            0 | 1 | 2 => {
+            0..=2 => {
                 let batch: Vec<Vec<u8>> = if code % 10 == 2 {
                     (0..arg % 5 + 1).map(|i| vec![i; arg as usize]).collect()
                 } else {
@@ -147,11 +147,10 @@ fuzz_target!(|data: &[u8]| {
                     durable = acked;
                 }
             }
-            6 => {
-                if !failed {
-                    l.verify().expect("verifies");
-                }
+            6 if !failed => {
+                l.verify().expect("verifies");
             }
+            6 => {}
             7 => {
                 drop(log.take());
                 if durability == Durability::Sync {
