@@ -188,6 +188,12 @@ impl Inner {
             storage
                 .remove_file(&s.path)
                 .map_err(|e| Error::io("remove", &s.path, e))?;
+            // One removal at a time: unsynced unlinks may reach the disk in
+            // any order, and a crash must leave the dropped segments that
+            // remain contiguous, oldest gone first, for recovery to finish.
+            storage
+                .sync_dir(&shared.dir)
+                .map_err(|e| Error::io("fsync directory", &shared.dir, e))?;
             // The pool's handle would keep the removed file's blocks in use.
             shared.reads.files.forget(&s.path);
         }
@@ -195,9 +201,6 @@ impl Inner {
             .segments
             .write()
             .retain(|s| !report.dropped_segments.contains(&s.number));
-        storage
-            .sync_dir(&shared.dir)
-            .map_err(|e| Error::io("fsync directory", &shared.dir, e))?;
         Ok(report)
     }
 }

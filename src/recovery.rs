@@ -750,15 +750,22 @@ fn recover_active(
         }
         return repair(dir, options, segments, seg, scan, d);
     }
-    let state = resolve_state(options, dir, &segments, &seg, scan.state.clone())?;
+    // A segment's first group is its opening record and, where the state is
+    // not the default, a log-state record. A torn first group may have kept
+    // the one and lost the other: then the segment does not tell the state,
+    // the segment before does, and the log-state record is written now, as
+    // the segment's second record.
+    let first_group_torn = seg.header.version >= 2 && scan.records <= 1;
+    let scanned = (!first_group_torn).then(|| scan.state.clone()).flatten();
+    let state = resolve_state(options, dir, &segments, &seg, scanned)?;
     let mut events = Vec::new();
     if scan.records == 0 {
         // The segment was created but its first record never became durable:
-        // write the records that should have opened it.
+        // write the record that should have opened it.
         events.push(opening_event(options, &segments, &seg)?);
-        if seg.header.version >= 2 && state != LogState::default() {
-            events.push(state.event());
-        }
+    }
+    if first_group_torn && state != LogState::default() {
+        events.push(state.event());
     }
     let truncate_after_open = scan
         .repaired

@@ -173,7 +173,8 @@ fn link_segments(
             check_closed_end(p, ps, seg, &summary)?;
         }
         let summary = summary?;
-        rules.segment(seg, &summary.noted)?;
+        let last = seg.number == segments[segments.len() - 1].number;
+        rules.segment(seg, &summary.noted, summary.records, last)?;
         report.segments += 1;
         report.sealed_segments += u64::from(seg.sealed.is_some());
         report.records += summary.records;

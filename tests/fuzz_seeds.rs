@@ -84,6 +84,13 @@ fn write_fuzz_seed_corpora() {
         "buffered-crash",
         &[1, 0, 200, 0, 200, 3, 0, 0, 100, 4, 3, 6, 0],
     );
+    // Arms a failed fdatasync, appends into it (refused, then poisoned),
+    // crashes and appends again.
+    put(
+        "model",
+        "failed-sync",
+        &[0, 0, 10, 9, 1, 0, 20, 0, 30, 4, 0, 0, 5, 6, 0],
+    );
 }
 
 /// The fuzz target's fixed key: seed 0x01 x 32, named "fuzz".

@@ -1,15 +1,19 @@
 //! The engine against a plain model, on the in-memory storage: the input is
 //! a program of appends, batches, syncs, crashes (with a chosen tear),
-//! reopens, seals and verifications. After every step: no acknowledged
-//! record is lost, reads equal the model, verification passes, and a
-//! read-only follower, refreshed, holds a prefix of the model that never
-//! shrinks (and all of it once the writer has synced).
+//! reopens, seals, verifications, and armed I/O failures (the n-th write,
+//! fdatasync, rename, create, unlink or directory fsync from now fails, as
+//! a countdown-failing backend does in redb's fuzzer). After every step: no
+//! acknowledged record is lost, reads hold every acknowledged record and
+//! nothing that was not appended, verification passes, and a read-only
+//! follower, refreshed, holds a prefix of the model that never shrinks (and
+//! all of it once the writer has synced). A failed append is not
+//! acknowledged and poisons the log: it refuses writes until reopened.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 use std::sync::Arc;
-use wormlog::storage::{MemStorage, Tear};
-use wormlog::{Durability, Log, Options, Sealing};
+use wormlog::storage::{MemStorage, Op, Tear};
+use wormlog::{Durability, Error, Log, Options, Sealing};
 
 fn options(storage: &MemStorage, durability: Durability) -> Options {
     Options::default()
@@ -29,6 +33,33 @@ fn user_records(log: &Log) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Only an armed failure (`tripped`: one that fired since the log was
+/// opened) may make a call fail; from then on the log may refuse
+/// everything. Says whether the call succeeded.
+fn check(
+    storage: &MemStorage,
+    armed: Option<(Op, u64)>,
+    tripped: bool,
+    failed: &mut bool,
+    r: Result<(), Error>,
+) -> bool {
+    match r {
+        Ok(()) => true,
+        Err(e) => {
+            assert!(
+                tripped || fired(storage, armed),
+                "failed with no failure armed: {e}"
+            );
+            *failed = true;
+            false
+        }
+    }
+}
+
+fn fired(storage: &MemStorage, armed: Option<(Op, u64)>) -> bool {
+    armed.is_some_and(|(op, n)| storage.count(op) >= n)
+}
+
 fuzz_target!(|data: &[u8]| {
     let dir = Path::new("/log");
     let durability = match data.first().copied().unwrap_or(0) % 3 {
@@ -42,30 +73,57 @@ fuzz_target!(|data: &[u8]| {
     let mut log = Some(Log::open(dir, options(&storage, durability)).unwrap());
     let mut reader = Log::open_read_only(dir, options(&storage, durability)).unwrap();
     let mut followed = 0usize;
-    // The model: every record appended so far, and how many are durable.
+    // The model: every record appended so far (the last may be from a failed
+    // append, neither acknowledged nor surely lost), how many were
+    // acknowledged, and how many are durable.
     let mut appended: Vec<Vec<u8>> = Vec::new();
     let mut durable = 0usize;
     let mut acked = 0usize;
+    // The one armed failure (operation, call number), and whether the log
+    // has failed since it was last opened.
+    let mut armed: Option<(Op, u64)> = None;
+    let mut failed = false;
+    let mut tripped = false;
     let mut ops = data.get(1..).unwrap_or_default().chunks(2);
     for (step, op) in ops.by_ref().enumerate().take(64) {
         let (code, arg) = (op[0], *op.get(1).unwrap_or(&0));
         let Some(l) = log.as_ref() else { break };
-        match code % 8 {
-            0 | 1 => {
-                let p = vec![step as u8; arg as usize * 3];
-                appended.push(p.clone());
-                l.append(&p).unwrap();
-                acked = appended.len();
-            }
-            2 => {
-                let batch: Vec<Vec<u8>> = (0..arg % 5 + 1).map(|i| vec![i; arg as usize]).collect();
-                appended.extend(batch.iter().cloned());
-                l.append_batch(&batch).unwrap();
-                acked = appended.len();
+        let mut ok = true;
+        match code % 10 {
+            0..=2 => {
+                let batch: Vec<Vec<u8>> = if code % 10 == 2 {
+                    (0..arg % 5 + 1).map(|i| vec![i; arg as usize]).collect()
+                } else {
+                    vec![vec![step as u8; arg as usize * 3]]
+                };
+                let was_failed = failed;
+                ok = check(
+                    &storage,
+                    armed,
+                    tripped,
+                    &mut failed,
+                    l.append_batch(&batch).map(drop),
+                );
+                if ok {
+                    appended.truncate(acked);
+                    appended.extend(batch);
+                    acked = appended.len();
+                } else if !was_failed {
+                    // Maybe written, never acknowledged.
+                    appended.truncate(acked);
+                    appended.extend(batch);
+                    let refused = l.append(b"after a failure").unwrap_err();
+                    assert!(
+                        matches!(refused, Error::Poisoned { .. }),
+                        "a failed append poisons the log: {refused}"
+                    );
+                }
             }
             3 => {
-                l.sync().unwrap();
-                durable = acked;
+                ok = check(&storage, armed, tripped, &mut failed, l.sync());
+                if ok {
+                    durable = acked;
+                }
             }
             4 => {
                 // Crash: the process dies, the disk keeps what a power cut leaves.
@@ -81,37 +139,82 @@ fuzz_target!(|data: &[u8]| {
                 storage.crash_after(storage.mutations());
                 drop(log.take());
                 storage = storage.crash_image(tear, u64::from(arg));
-                let reopened =
-                    Log::open(dir, options(&storage, durability)).expect("reopens after a crash");
-                reader = Log::open_read_only(dir, options(&storage, durability)).unwrap();
-                followed = 0;
-                let got = user_records(&reopened);
-                assert!(got.len() >= durable, "lost a durable record");
-                assert_eq!(&got[..], &appended[..got.len()], "not a prefix");
-                appended.truncate(got.len());
-                acked = got.len();
-                durable = got.len();
-                log = Some(reopened);
+                armed = None;
             }
             5 => {
-                l.seal().unwrap();
-                durable = acked;
+                ok = check(&storage, armed, tripped, &mut failed, l.seal().map(drop));
+                if ok && !failed {
+                    durable = acked;
+                }
             }
-            6 => {
+            6 if !failed => {
                 l.verify().expect("verifies");
             }
-            _ => {
+            6 => {}
+            7 => {
                 drop(log.take());
                 if durability == Durability::Sync {
                     durable = acked;
                 }
-                let reopened = Log::open(dir, options(&storage, durability)).unwrap();
-                durable = durable.max(acked); // a clean close syncs
-                log = Some(reopened);
+                // A clean close syncs, unless the log failed (the close too).
+                if !failed && !fired(&storage, armed) {
+                    durable = acked;
+                }
             }
+            _ if armed.is_none() || fired(&storage, armed) => {
+                // A failure may fire where no call returns it (a close, a
+                // background sync); the log may refuse writes from then on.
+                tripped |= fired(&storage, armed);
+                let op = [
+                    Op::Append,
+                    Op::Sync,
+                    Op::Rename,
+                    Op::Create,
+                    Op::SyncDir,
+                    Op::Remove,
+                ][arg as usize % 6];
+                let n = storage.count(op) + 1 + u64::from(arg / 6 % 4);
+                storage.fail_nth(op, n);
+                armed = Some((op, n));
+            }
+            _ => {}
+        }
+        if log.is_none() {
+            // Reopen (after a crash or a close); the armed failure may fail
+            // the first attempt, never the second.
+            let reopened = Log::open(dir, options(&storage, durability))
+                .or_else(|e| {
+                    assert!(fired(&storage, armed), "open failed: {e}");
+                    Log::open(dir, options(&storage, durability))
+                })
+                .expect("reopens");
+            reader = Log::open_read_only(dir, options(&storage, durability)).unwrap();
+            followed = 0;
+            let got = user_records(&reopened);
+            assert!(got.len() >= durable, "lost a durable record");
+            assert_eq!(&got[..], &appended[..got.len()], "not a prefix");
+            appended.truncate(got.len());
+            acked = got.len();
+            durable = got.len();
+            failed = false;
+            tripped = false;
+            if fired(&storage, armed) {
+                armed = None;
+            }
+            log = Some(reopened);
         }
         if let Some(l) = log.as_ref() {
-            assert_eq!(user_records(l), appended, "reads equal the model");
+            let got = user_records(l);
+            // A failed fdatasync may drop pages of acknowledged records
+            // that were not durable yet (Buffered, Batched).
+            let kept = if failed { durable } else { acked };
+            assert!(got.len() >= kept, "reads lack an acknowledged record");
+            assert_eq!(&got[..], &appended[..got.len()], "reads hold the model");
+        }
+        if tripped || fired(&storage, armed) {
+            // Unsynced pages the failure dropped may have been seen by the
+            // follower, which then rightly reports that the log shrank.
+            continue;
         }
         reader.refresh().expect("a follower keeps up");
         let seen = user_records(&reader);
@@ -121,17 +224,15 @@ fuzz_target!(|data: &[u8]| {
             &appended[..seen.len()],
             "the follower holds a prefix"
         );
-        if code % 8 == 3 || code % 8 == 5 {
-            assert_eq!(
-                seen.len(),
-                appended.len(),
-                "synced records reach the follower"
-            );
+        if ok && !failed && (code % 10 == 3 || code % 10 == 5) {
+            assert_eq!(seen.len(), acked, "synced records reach the follower");
         }
         followed = seen.len();
     }
     if let Some(l) = log.as_ref() {
-        l.verify().expect("verifies at the end");
+        if !failed {
+            l.verify().expect("verifies at the end");
+        }
     }
     let _ = durable;
 });

@@ -1,13 +1,17 @@
 //! An in-memory file system for crash and fault tests. It keeps each file's
-//! synced bytes apart from the bytes written since the last `sync_data`, can
-//! fail the n-th call of any operation, can "crash" after n mutating calls,
-//! and can produce the image a power cut would leave behind.
+//! synced bytes apart from the bytes written since the last `sync_data`, and
+//! each directory's synced entries apart from the creations, renames and
+//! removals made since its last `sync_dir`; it can fail the n-th call of any
+//! operation, can "crash" after n mutating calls, and can produce the image a
+//! power cut would leave behind.
 //!
-//! What it models: lost, partly kept and sector-torn unsynced data, and a
-//! failed fdatasync that drops the unsynced pages (as Linux does). What it
-//! does not: loss of directory entries; creations, renames and removals are
-//! durable at once. The engine still calls `sync_dir` wherever the real file
-//! system needs it.
+//! What it models: lost, partly kept and sector-torn unsynced data; a failed
+//! fdatasync that drops the unsynced pages (as Linux does); and directory
+//! entries that are volatile until their directory is synced, each unsynced
+//! create, rename or unlink lost or kept on its own in a crash image (see
+//! [`Entries`]). What it does not: directories themselves are durable as soon
+//! as `create_dir_all` returns, and truncations and permission changes are
+//! durable at once (the engine truncates only in recovery, and syncs after).
 
 use super::{DirLock, ReadFile, Storage, WriteFile};
 use parking_lot::Mutex;
@@ -46,29 +50,57 @@ pub enum Tear {
     Sectors,
 }
 
+/// What happens in a crash image to the directory entries created, renamed
+/// or removed since their directory was last synced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entries {
+    /// Every unsynced create, rename and unlink is lost: the directories hold
+    /// exactly what `sync_dir` made durable.
+    LoseUnsynced,
+    /// Every unsynced create, rename and unlink survives.
+    KeepUnsynced,
+    /// Each unsynced create, rename and unlink is kept or lost by a coin
+    /// toss, except that an operation on a name whose earlier operation was
+    /// lost is lost too (see [`MemStorage::crash_image_with`]).
+    Random,
+}
+
+impl Entries {
+    /// The entry behaviour [`MemStorage::crash_image`] pairs with `tear`:
+    /// the two extremes stay extremes (so `KeepUnsynced` still copies the
+    /// storage as it is), the random tears lose entries at random too.
+    pub fn for_tear(tear: Tear) -> Self {
+        match tear {
+            Tear::LoseUnsynced => Entries::LoseUnsynced,
+            Tear::KeepUnsynced => Entries::KeepUnsynced,
+            Tear::KeepPrefix | Tear::Sectors => Entries::Random,
+        }
+    }
+}
+
 const SECTOR: usize = 512;
 
-/// A file's bytes are shared with its read handles, so that a file removed
-/// while open stays readable through them, as on Unix.
+/// A file (an inode): shared by every name, pending entry operation and
+/// handle that refers to it, so that it outlives its names while any of
+/// them holds it, as on Unix.
+type File = Arc<Mutex<MemFile>>;
+
 #[derive(Debug, Clone, Default)]
 struct MemFile {
-    data: Arc<Mutex<Vec<u8>>>,
+    data: Vec<u8>,
     synced: usize,
     readonly: bool,
     immutable: bool,
 }
 
 impl MemFile {
-    fn with(data: Vec<u8>) -> Self {
+    fn with(data: Vec<u8>) -> File {
         let synced = data.len();
-        MemFile {
-            data: Arc::new(Mutex::new(data)),
+        Arc::new(Mutex::new(MemFile {
+            data,
             synced,
             ..MemFile::default()
-        }
-    }
-    fn len(&self) -> usize {
-        self.data.lock().len()
+        }))
     }
 }
 
@@ -79,9 +111,72 @@ fn denied(what: &str, path: &Path) -> io::Error {
     )
 }
 
+fn not_found(path: &Path) -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, path.display().to_string())
+}
+
+fn parent(path: &Path) -> &Path {
+    path.parent().unwrap_or(Path::new(""))
+}
+
+/// A change to a directory entry that is not durable until its directory
+/// is synced.
+#[derive(Debug)]
+enum EntryOp {
+    /// A creation, or the arrival half of a rename between directories.
+    Link { path: PathBuf, file: File },
+    /// A rename within one directory: atomic, so both names change together.
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        file: File,
+    },
+    /// A removal, or the departure half of a rename between directories.
+    Unlink { path: PathBuf },
+}
+
+impl EntryOp {
+    /// The directory whose `sync_dir` makes this durable.
+    fn dir(&self) -> &Path {
+        match self {
+            EntryOp::Link { path, .. } | EntryOp::Unlink { path } => parent(path),
+            EntryOp::Rename { to, .. } => parent(to),
+        }
+    }
+
+    fn names(&self) -> Vec<&Path> {
+        match self {
+            EntryOp::Link { path, .. } | EntryOp::Unlink { path } => vec![path],
+            EntryOp::Rename { from, to, .. } => vec![from, to],
+        }
+    }
+
+    fn apply(&self, names: &mut BTreeMap<PathBuf, File>) {
+        match self {
+            EntryOp::Link { path, file } => {
+                names.insert(path.clone(), file.clone());
+            }
+            EntryOp::Rename { from, to, file } => {
+                names.remove(from);
+                names.insert(to.clone(), file.clone());
+            }
+            EntryOp::Unlink { path } => {
+                names.remove(path);
+            }
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct MemFs {
-    files: BTreeMap<PathBuf, MemFile>,
+    /// The names a running program sees.
+    files: BTreeMap<PathBuf, File>,
+    /// The names as of the last `sync_dir` of each directory: what survives
+    /// any crash.
+    durable: BTreeMap<PathBuf, File>,
+    /// Entry operations since the last `sync_dir` of their directory, in the
+    /// order they were made; `durable` with all of them applied is `files`.
+    pending: Vec<EntryOp>,
     dirs: BTreeSet<PathBuf>,
     locks: BTreeSet<PathBuf>,
     counts: BTreeMap<Op, u64>,
@@ -112,10 +207,8 @@ impl MemFs {
         Ok(())
     }
 
-    fn file(&mut self, path: &Path) -> io::Result<&mut MemFile> {
-        self.files
-            .get_mut(path)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, path.display().to_string()))
+    fn file(&self, path: &Path) -> io::Result<&File> {
+        self.files.get(path).ok_or_else(|| not_found(path))
     }
 
     fn parent_exists(&self, path: &Path) -> io::Result<()> {
@@ -125,6 +218,34 @@ impl MemFs {
                 format!("{}: no such directory", p.display()),
             )),
             _ => Ok(()),
+        }
+    }
+
+    /// Makes every pending entry operation in `dir` durable.
+    fn sync_entries(&mut self, dir: &Path) {
+        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|op| op.dir() == dir);
+        for op in &now {
+            op.apply(&mut self.durable);
+        }
+        self.pending = later;
+    }
+
+    /// Sets `path` to `file` (or removes it) at once and for good, as the
+    /// tampering helpers need: as if its directory were synced first and
+    /// again after, so that no crash image undoes the change.
+    fn replace_durably(&mut self, path: &Path, file: Option<File>) {
+        self.sync_entries(parent(path));
+        match file {
+            Some(f) => {
+                self.files.insert(path.to_path_buf(), f.clone());
+                self.durable.insert(path.to_path_buf(), f);
+            }
+            None => {
+                self.files.remove(path);
+                self.durable.remove(path);
+            }
         }
     }
 }
@@ -173,14 +294,50 @@ impl MemStorage {
     }
 
     /// The files a power cut at this moment would leave: synced bytes intact,
-    /// unsynced bytes treated as `tear` says (random choices drawn from
-    /// `seed`). Locks and fault settings are not carried over.
+    /// unsynced bytes treated as `tear` says, unsynced directory entries as
+    /// [`Entries::for_tear`] says (random choices drawn from `seed`). Locks
+    /// and fault settings are not carried over.
     pub fn crash_image(&self, tear: Tear, seed: u64) -> MemStorage {
+        self.crash_image_with(tear, Entries::for_tear(tear), seed)
+    }
+
+    /// [`crash_image`](Self::crash_image) with the fate of unsynced directory
+    /// entries chosen apart from that of unsynced bytes.
+    ///
+    /// With [`Entries::Random`], each unsynced operation is kept or lost on
+    /// its own, but for every name the kept operations are a prefix of those
+    /// made on it (a rename counts for both its names). Not a prefix of all
+    /// operations: file systems without ordered metadata (ext2, and others
+    /// in some modes, per "All File Systems Are Not Created Equal", OSDI
+    /// 2014) persist the entries of different names out of order, so the
+    /// engine must not lean on the order. But one name's later state never
+    /// reaches the disk without its earlier ones, and a rename is atomic,
+    /// which the same study found every journaling file system keeps: so a
+    /// file never shows up under a new name unless its creation survived,
+    /// and a lost rename leaves the old name with its data.
+    pub fn crash_image_with(&self, tear: Tear, entries: Entries, seed: u64) -> MemStorage {
         let fs = self.fs.lock();
         let mut rng = SplitMix(seed);
+        let mut names = fs.durable.clone();
+        let mut stopped: BTreeSet<&Path> = BTreeSet::new();
+        for op in &fs.pending {
+            let keep = match entries {
+                Entries::LoseUnsynced => false,
+                Entries::KeepUnsynced => true,
+                Entries::Random => {
+                    !op.names().iter().any(|n| stopped.contains(n)) && rng.below(2) == 0
+                }
+            };
+            if keep {
+                op.apply(&mut names);
+            } else {
+                stopped.extend(op.names());
+            }
+        }
         let mut files = BTreeMap::new();
-        for (path, f) in &fs.files {
-            let mut data = f.data.lock().clone();
+        for (path, f) in names {
+            let f = f.lock();
+            let mut data = f.data.clone();
             let synced = f.synced.min(data.len());
             let unsynced = data.len() - synced;
             match tear {
@@ -200,12 +357,13 @@ impl MemStorage {
                     }
                 }
             }
-            let mut file = MemFile::with(data);
-            file.readonly = f.readonly;
-            file.immutable = f.immutable;
-            files.insert(path.clone(), file);
+            let file = MemFile::with(data);
+            file.lock().readonly = f.readonly;
+            file.lock().immutable = f.immutable;
+            files.insert(path, file);
         }
         let image = MemFs {
+            durable: files.clone(),
             files,
             dirs: fs.dirs.clone(),
             ..MemFs::default()
@@ -214,6 +372,12 @@ impl MemStorage {
             fs: Arc::new(Mutex::new(image)),
             handles: Arc::default(),
         }
+    }
+
+    /// Directory entry operations (creations, renames, removals) not yet
+    /// made durable by a `sync_dir` of their directory.
+    pub fn unsynced_entries(&self) -> usize {
+        self.fs.lock().pending.len()
     }
 
     /// Read handles open now (opened by `open_read` and not yet dropped).
@@ -248,29 +412,32 @@ impl MemStorage {
             .lock()
             .files
             .get(path)
-            .map(|f| f.data.lock().clone())
+            .map(|f| f.lock().data.clone())
     }
 
-    /// Replaces a file's bytes, all counted as synced (for tampering tests).
+    /// Replaces a file's bytes, all counted as synced, and its name as
+    /// durable (for tampering tests).
     pub fn write_file(&self, path: &Path, data: Vec<u8>) {
         self.fs
             .lock()
-            .files
-            .insert(path.to_path_buf(), MemFile::with(data));
+            .replace_durably(path, Some(MemFile::with(data)));
     }
 
-    /// Removes a file, whatever its permissions (for tampering tests).
+    /// Removes a file, whatever its permissions, durably (for tampering
+    /// tests).
     pub fn delete_file(&self, path: &Path) -> bool {
-        self.fs.lock().files.remove(path).is_some()
+        let mut fs = self.fs.lock();
+        let existed = fs.files.contains_key(path);
+        fs.replace_durably(path, None);
+        existed
     }
 
     /// Whether a file was made read-only, and immutable.
     pub fn permissions(&self, path: &Path) -> Option<(bool, bool)> {
-        self.fs
-            .lock()
-            .files
-            .get(path)
-            .map(|f| (f.readonly, f.immutable))
+        self.fs.lock().files.get(path).map(|f| {
+            let f = f.lock();
+            (f.readonly, f.immutable)
+        })
     }
 
     /// Paths of all files, sorted.
@@ -279,8 +446,10 @@ impl MemStorage {
     }
 }
 
+/// Writes through a handle reach the file whatever its names are now.
 struct MemWrite {
     fs: Arc<Mutex<MemFs>>,
+    file: File,
     path: PathBuf,
 }
 
@@ -291,51 +460,47 @@ impl WriteFile for MemWrite {
             // A failed write may still have written part of the buffer.
             if fs.crash_after.is_none() {
                 let half = buf.len() / 2;
-                fs.file(&self.path)?
-                    .data
-                    .lock()
-                    .extend_from_slice(&buf[..half]);
+                self.file.lock().data.extend_from_slice(&buf[..half]);
             }
             return Err(e);
         }
-        fs.file(&self.path)?.data.lock().extend_from_slice(buf);
+        self.file.lock().data.extend_from_slice(buf);
         Ok(())
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
         let mut fs = self.fs.lock();
+        let mut f = self.file.lock();
         if let Err(e) = fs.check(Op::Sync, &self.path) {
             if fs.crash_after.is_none() {
                 // After a failed fdatasync the kernel may drop the dirty
                 // pages: the unsynced bytes are gone.
-                let f = fs.file(&self.path)?;
                 let synced = f.synced;
-                f.data.lock().truncate(synced);
+                f.data.truncate(synced);
             }
             return Err(e);
         }
-        let f = fs.file(&self.path)?;
-        f.synced = f.len();
+        f.synced = f.data.len();
         Ok(())
     }
 
     fn truncate(&mut self, len: u64) -> io::Result<()> {
         let mut fs = self.fs.lock();
         fs.check(Op::Truncate, &self.path)?;
-        let f = fs.file(&self.path)?;
         let len = usize::try_from(len).map_err(io::Error::other)?;
-        f.data.lock().resize(len, 0);
+        let mut f = self.file.lock();
+        f.data.resize(len, 0);
         f.synced = f.synced.min(len);
         Ok(())
     }
 
     fn len(&self) -> io::Result<u64> {
-        Ok(self.fs.lock().file(&self.path)?.len() as u64)
+        Ok(self.file.lock().data.len() as u64)
     }
 }
 
 struct MemRead {
-    data: Arc<Mutex<Vec<u8>>>,
+    file: File,
     handles: Arc<HandleCount>,
 }
 
@@ -347,7 +512,8 @@ impl Drop for MemRead {
 
 impl ReadFile for MemRead {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let data = self.data.lock();
+        let f = self.file.lock();
+        let data = &f.data;
         let start = usize::try_from(offset)
             .unwrap_or(usize::MAX)
             .min(data.len());
@@ -359,7 +525,7 @@ impl ReadFile for MemRead {
         Ok(n)
     }
     fn len(&self) -> io::Result<u64> {
-        Ok(self.data.lock().len() as u64)
+        Ok(self.file.lock().data.len() as u64)
     }
 }
 
@@ -414,30 +580,39 @@ impl Storage for MemStorage {
         if fs.files.contains_key(path) {
             return Err(io::ErrorKind::AlreadyExists.into());
         }
-        fs.files.insert(path.to_path_buf(), MemFile::default());
+        let file = File::default();
+        fs.files.insert(path.to_path_buf(), file.clone());
+        fs.pending.push(EntryOp::Link {
+            path: path.to_path_buf(),
+            file: file.clone(),
+        });
         Ok(Box::new(MemWrite {
             fs: self.fs.clone(),
+            file,
             path: path.to_path_buf(),
         }))
     }
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
-        let mut fs = self.fs.lock();
-        let f = fs.file(path)?;
+        let fs = self.fs.lock();
+        let file = fs.file(path)?.clone();
+        let f = file.lock();
         if f.readonly || f.immutable {
             return Err(denied("open for writing", path));
         }
+        drop(f);
         Ok(Box::new(MemWrite {
             fs: self.fs.clone(),
+            file,
             path: path.to_path_buf(),
         }))
     }
     fn open_read(&self, path: &Path) -> io::Result<Arc<dyn ReadFile>> {
-        let data = self.fs.lock().file(path)?.data.clone();
+        let file = self.fs.lock().file(path)?.clone();
         self.handles.opened.fetch_add(1, Ordering::SeqCst);
         let live = self.handles.live.fetch_add(1, Ordering::SeqCst) + 1;
         self.handles.peak.fetch_max(live, Ordering::SeqCst);
         Ok(Arc::new(MemRead {
-            data,
+            file,
             handles: self.handles.clone(),
         }))
     }
@@ -445,40 +620,55 @@ impl Storage for MemStorage {
         let mut fs = self.fs.lock();
         fs.check(Op::Rename, from)?;
         fs.parent_exists(to)?;
-        if fs.file(from)?.immutable || fs.files.get(to).is_some_and(|f| f.immutable) {
+        let file = fs.file(from)?.clone();
+        if file.lock().immutable || fs.files.get(to).is_some_and(|f| f.lock().immutable) {
             return Err(denied("rename", from));
         }
-        let f = fs
-            .files
-            .remove(from)
-            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
-        fs.files.insert(to.to_path_buf(), f);
+        fs.files.remove(from);
+        fs.files.insert(to.to_path_buf(), file.clone());
+        let (from, to) = (from.to_path_buf(), to.to_path_buf());
+        if parent(&from) == parent(&to) {
+            fs.pending.push(EntryOp::Rename { from, to, file });
+        } else {
+            // Each directory's half becomes durable with its own sync, so a
+            // crash can keep both names or neither: more than a journaling
+            // file system would lose, and the engine never does this.
+            fs.pending.push(EntryOp::Unlink { path: from });
+            fs.pending.push(EntryOp::Link { path: to, file });
+        }
         Ok(())
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let mut fs = self.fs.lock();
         fs.check(Op::Remove, path)?;
-        if fs.file(path)?.immutable {
+        if fs.file(path)?.lock().immutable {
             return Err(denied("remove", path));
         }
-        fs.files
-            .remove(path)
-            .map(|_| ())
-            .ok_or_else(|| io::ErrorKind::NotFound.into())
+        fs.files.remove(path);
+        fs.pending.push(EntryOp::Unlink {
+            path: path.to_path_buf(),
+        });
+        Ok(())
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.fs.lock().check(Op::SyncDir, dir)
+        let mut fs = self.fs.lock();
+        fs.check(Op::SyncDir, dir)?;
+        if !fs.dirs.contains(dir) {
+            return Err(not_found(dir));
+        }
+        fs.sync_entries(dir);
+        Ok(())
     }
     fn set_readonly(&self, path: &Path) -> io::Result<()> {
         let mut fs = self.fs.lock();
         fs.check(Op::Chmod, path)?;
-        fs.file(path)?.readonly = true;
+        fs.file(path)?.lock().readonly = true;
         Ok(())
     }
     fn set_immutable(&self, path: &Path, on: bool) -> io::Result<()> {
         let mut fs = self.fs.lock();
         fs.check(Op::Chmod, path)?;
-        fs.file(path)?.immutable = on;
+        fs.file(path)?.lock().immutable = on;
         Ok(())
     }
     fn lock_dir(&self, dir: &Path) -> io::Result<Box<dyn DirLock>> {
@@ -516,5 +706,231 @@ impl SplitMix {
         } else {
             self.next_u64() % n
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEEDS: u64 = 64;
+
+    fn dir() -> &'static Path {
+        Path::new("/d")
+    }
+
+    fn storage() -> MemStorage {
+        let s = MemStorage::new();
+        s.create_dir_all(dir()).unwrap();
+        s
+    }
+
+    /// A file at `name` holding `data`, its bytes synced but its name not.
+    fn put(s: &MemStorage, name: &str, data: &[u8]) -> PathBuf {
+        let path = dir().join(name);
+        let mut f = s.create_new(&path).unwrap();
+        f.append(data).unwrap();
+        f.sync_data().unwrap();
+        path
+    }
+
+    /// What each random crash image holds at `path`, over many seeds.
+    fn outcomes(s: &MemStorage, path: &Path) -> BTreeSet<Option<Vec<u8>>> {
+        (0..SEEDS)
+            .map(|seed| s.crash_image(Tear::Sectors, seed).read_file(path))
+            .collect()
+    }
+
+    #[test]
+    fn an_unsynced_create_is_lost_in_some_crash_images_and_kept_in_others() {
+        let s = storage();
+        let path = put(&s, "a", b"data");
+        let seen = outcomes(&s, &path);
+        assert!(seen.contains(&None), "never lost: {seen:?}");
+        assert!(seen.contains(&Some(b"data".to_vec())), "never kept");
+        assert_eq!(
+            s.crash_image(Tear::LoseUnsynced, 0).read_file(&path),
+            None,
+            "a lost creation takes the file's synced data with it"
+        );
+    }
+
+    #[test]
+    fn a_create_survives_every_crash_once_its_directory_is_synced() {
+        let s = storage();
+        let path = put(&s, "a", b"data");
+        s.sync_dir(dir()).unwrap();
+        assert_eq!(s.unsynced_entries(), 0);
+        for seed in 0..SEEDS {
+            for tear in [Tear::LoseUnsynced, Tear::KeepPrefix, Tear::Sectors] {
+                let image = s.crash_image(tear, seed);
+                assert_eq!(image.read_file(&path), Some(b"data".to_vec()));
+            }
+        }
+    }
+
+    #[test]
+    fn syncing_another_directory_leaves_the_entry_volatile() {
+        let s = storage();
+        s.create_dir_all(Path::new("/other")).unwrap();
+        let path = put(&s, "a", b"data");
+        s.sync_dir(Path::new("/other")).unwrap();
+        assert_eq!(s.crash_image(Tear::LoseUnsynced, 0).read_file(&path), None);
+    }
+
+    #[test]
+    fn a_lost_rename_keeps_the_file_under_its_old_name() {
+        let s = storage();
+        let tmp = put(&s, "tmp", b"new");
+        s.sync_dir(dir()).unwrap();
+        let to = dir().join("to");
+        s.rename(&tmp, &to).unwrap();
+        let image = s.crash_image(Tear::LoseUnsynced, 0);
+        assert_eq!(image.read_file(&tmp), Some(b"new".to_vec()));
+        assert_eq!(image.read_file(&to), None);
+        for seed in 0..SEEDS {
+            let image = s.crash_image(Tear::Sectors, seed);
+            let names = (image.read_file(&tmp), image.read_file(&to));
+            assert!(
+                matches!(&names, (Some(_), None) | (None, Some(_))),
+                "a rename is atomic: {names:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_lost_rename_over_a_file_brings_the_replaced_file_back() {
+        let s = storage();
+        let old = put(&s, "name", b"old");
+        let tmp = put(&s, "tmp", b"new");
+        s.sync_dir(dir()).unwrap();
+        s.rename(&tmp, &old).unwrap();
+        let image = s.crash_image(Tear::LoseUnsynced, 0);
+        assert_eq!(image.read_file(&old), Some(b"old".to_vec()));
+        assert_eq!(image.read_file(&tmp), Some(b"new".to_vec()));
+        let image = s.crash_image(Tear::KeepUnsynced, 0);
+        assert_eq!(image.read_file(&old), Some(b"new".to_vec()));
+        assert_eq!(image.read_file(&tmp), None);
+    }
+
+    #[test]
+    fn a_rename_of_an_unsynced_file_survives_only_with_its_creation() {
+        let s = storage();
+        let tmp = put(&s, "tmp", b"x");
+        let to = dir().join("to");
+        s.rename(&tmp, &to).unwrap();
+        let seen: BTreeSet<_> = (0..SEEDS)
+            .map(|seed| {
+                let image = s.crash_image(Tear::Sectors, seed);
+                (
+                    image.read_file(&tmp).is_some(),
+                    image.read_file(&to).is_some(),
+                )
+            })
+            .collect();
+        // Neither (create lost), the old name (rename lost), the new name
+        // (both kept); never both names.
+        let all: BTreeSet<_> = [(false, false), (true, false), (false, true)]
+            .into_iter()
+            .collect();
+        assert_eq!(seen, all);
+    }
+
+    #[test]
+    fn a_lost_unlink_restores_the_file_with_its_synced_data() {
+        let s = storage();
+        let path = put(&s, "a", b"data");
+        s.sync_dir(dir()).unwrap();
+        s.remove_file(&path).unwrap();
+        assert_eq!(s.read_file(&path), None);
+        let image = s.crash_image(Tear::LoseUnsynced, 0);
+        assert_eq!(image.read_file(&path), Some(b"data".to_vec()));
+        let seen = outcomes(&s, &path);
+        assert!(seen.contains(&None) && seen.len() == 2, "{seen:?}");
+        s.sync_dir(dir()).unwrap();
+        assert_eq!(s.crash_image(Tear::LoseUnsynced, 0).read_file(&path), None);
+    }
+
+    #[test]
+    fn operations_on_one_name_survive_only_in_order() {
+        // The name ends as some prefix of its operations left it: the first
+        // file, no file, or the second; every one of them is reachable.
+        let s = storage();
+        let path = put(&s, "a", b"first");
+        s.sync_dir(dir()).unwrap();
+        s.remove_file(&path).unwrap();
+        put(&s, "a", b"second");
+        let seen = outcomes(&s, &path);
+        let all: BTreeSet<_> = [None, Some(b"first".to_vec()), Some(b"second".to_vec())]
+            .into_iter()
+            .collect();
+        assert_eq!(seen, all);
+    }
+
+    #[test]
+    fn unsynced_bytes_of_a_kept_file_still_tear() {
+        let s = storage();
+        let path = put(&s, "a", b"synced");
+        s.sync_dir(dir()).unwrap();
+        let mut f = s.open_append(&path).unwrap();
+        f.append(b" and not").unwrap();
+        assert_eq!(
+            s.crash_image(Tear::LoseUnsynced, 0).read_file(&path),
+            Some(b"synced".to_vec())
+        );
+        assert_eq!(
+            s.crash_image(Tear::KeepUnsynced, 0).read_file(&path),
+            Some(b"synced and not".to_vec())
+        );
+    }
+
+    #[test]
+    fn a_handle_writes_to_its_file_after_the_file_is_renamed() {
+        let s = storage();
+        let tmp = put(&s, "tmp", b"a");
+        let mut f = s.open_append(&tmp).unwrap();
+        let to = dir().join("to");
+        s.rename(&tmp, &to).unwrap();
+        f.append(b"b").unwrap();
+        assert_eq!(s.read_file(&to), Some(b"ab".to_vec()));
+    }
+
+    #[test]
+    fn a_failed_directory_sync_leaves_entries_volatile() {
+        let s = storage();
+        let path = put(&s, "a", b"data");
+        s.fail_nth(Op::SyncDir, 1);
+        assert!(s.sync_dir(dir()).is_err());
+        assert_eq!(s.unsynced_entries(), 1);
+        assert_eq!(s.crash_image(Tear::LoseUnsynced, 0).read_file(&path), None);
+    }
+
+    #[test]
+    fn tampering_helpers_are_durable_at_once() {
+        let s = storage();
+        let path = dir().join("a");
+        s.write_file(&path, b"forged".to_vec());
+        assert_eq!(
+            s.crash_image(Tear::LoseUnsynced, 0).read_file(&path),
+            Some(b"forged".to_vec())
+        );
+        assert!(s.delete_file(&path));
+        assert_eq!(s.crash_image(Tear::LoseUnsynced, 0).read_file(&path), None);
+    }
+
+    #[test]
+    fn crash_image_with_sets_entries_apart_from_bytes() {
+        let s = storage();
+        let path = put(&s, "a", b"data");
+        assert_eq!(
+            s.crash_image_with(Tear::KeepUnsynced, Entries::LoseUnsynced, 0)
+                .read_file(&path),
+            None
+        );
+        assert_eq!(
+            s.crash_image_with(Tear::LoseUnsynced, Entries::KeepUnsynced, 0)
+                .read_file(&path),
+            Some(b"data".to_vec())
+        );
     }
 }

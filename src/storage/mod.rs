@@ -7,7 +7,7 @@ mod mem;
 mod pool;
 
 pub use fs::FsStorage;
-pub use mem::{MemStorage, Op, SplitMix, Tear};
+pub use mem::{Entries, MemStorage, Op, SplitMix, Tear};
 pub(crate) use pool::{FilePool, PooledFile};
 
 use crate::format::names::parse_sealed_file_name;
@@ -17,41 +17,104 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// The file-system operations the engine uses, and no others.
+///
+/// # What survives a crash
+///
+/// Each call says below what it promises if the machine loses power (or the
+/// kernel panics) after it returns. The promises are those of POSIX file
+/// systems as they really behave, not as they often seem to: the
+/// crash-consistency study "All File Systems Are Not Created Equal"
+/// (Pillai et al., OSDI 2014) found that ext3, ext4, btrfs and xfs in their
+/// common modes may each lose an appended tail, keep an append's new size
+/// with garbage or zeros in it, persist directory operations out of order,
+/// and lose a create, rename or unlink that no directory fsync covered. In
+/// short:
+///
+/// - File data and size are volatile until [`WriteFile::sync_data`] of that
+///   file returns Ok; until then a crash may keep none, a prefix, or torn
+///   512-byte sectors (zeros where data was written) of the unsynced bytes.
+/// - A file's *name* is volatile until [`Storage::sync_dir`] of its
+///   directory returns Ok, however often its data was synced: a crash may
+///   lose each unsynced [`create_new`](Storage::create_new),
+///   [`rename`](Storage::rename) and [`remove_file`](Storage::remove_file),
+///   or keep it, each on its own, and not necessarily in the order they were
+///   made. A lost creation takes the file's data with it; a lost rename
+///   leaves the file under its old name; a lost removal brings the file back.
+///   A rename is atomic: the file is found under one of its two names,
+///   never under neither (within one directory).
+/// - A call that fails promises nothing about what it was asked to do, and a
+///   failed `sync_data` may also have dropped the file's other unsynced
+///   pages (Linux marks them clean after a writeback error), so retrying it
+///   proves nothing: the writer must treat its unsynced bytes as lost.
+///
+/// [`MemStorage`] models all of this (and its [`MemStorage::crash_image`]
+/// shows what a crash could leave); [`FsStorage`] is the real thing.
 pub trait Storage: Send + Sync + Debug {
+    /// Creates `dir` and its missing ancestors. The new directories' own
+    /// entries in their parents are as volatile as a file's name (until the
+    /// parent is synced); [`MemStorage`] keeps them at once.
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// `Ok(false)` when `dir` does not exist.
     fn dir_exists(&self, dir: &Path) -> io::Result<bool>;
-    /// Names (not paths) of the entries in `dir`.
+    /// Names (not paths) of the entries in `dir` as a running program sees
+    /// them, synced or not.
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
-    /// Creates a new file for appending; fails if it exists.
+    /// Creates a new, empty file for appending; fails if it exists. After a
+    /// crash the file may not exist at all (data included) unless
+    /// `sync_dir` of its directory returned Ok after this call.
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn WriteFile>>;
-    /// Opens an existing file for appending (O_APPEND).
+    /// Opens an existing file for appending (O_APPEND). Changes nothing
+    /// durable.
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WriteFile>>;
+    /// Opens a file for positional reads. The handle keeps reading the same
+    /// file after it is renamed or removed, as on Unix.
     fn open_read(&self, path: &Path) -> io::Result<Arc<dyn ReadFile>>;
+    /// Renames a file, replacing `to` if it exists. Atomic for a running
+    /// program; after a crash, until `sync_dir` of the directory returns Ok,
+    /// the file may be found under `from` (and a replaced `to` be back)
+    /// or under `to`, never under neither. The file's data are as durable
+    /// as its own `sync_data` made them: rename does not sync them.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Unlinks a file. After a crash, until `sync_dir` of its directory
+    /// returns Ok, the file may be back (with the data it had durably).
     fn remove_file(&self, path: &Path) -> io::Result<()>;
-    /// Makes creations, renames and removals in `dir` durable.
+    /// fsync of the directory: when it returns Ok, every creation, rename
+    /// and removal made in `dir` before the call survives a crash. Says
+    /// nothing of the files' data (each file's `sync_data` does that) nor
+    /// of other directories, `dir`'s own entry in its parent included. On
+    /// Err, the entries made since the last successful call stay volatile.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
-    /// Takes write permission away from everyone (mode 0444).
+    /// Takes write permission away from everyone (mode 0444). Durable with
+    /// the file's metadata; the engine makes no promise rest on it alone.
     fn set_readonly(&self, path: &Path) -> io::Result<()>;
     /// Sets or clears the file system's immutable attribute, which stops even
     /// root from writing, renaming or deleting the file (Linux
     /// FS_IOC_SETFLAGS; needs CAP_LINUX_IMMUTABLE).
     fn set_immutable(&self, path: &Path, on: bool) -> io::Result<()>;
     /// Takes the exclusive writer lock of `dir`. Fails with
-    /// `ErrorKind::WouldBlock` while another holder has it.
+    /// `ErrorKind::WouldBlock` while another holder has it. A lock does not
+    /// outlive the process (or, in [`MemStorage`], a crash image).
     fn lock_dir(&self, dir: &Path) -> io::Result<Box<dyn DirLock>>;
 }
 
 /// A file opened for appending.
 #[allow(clippy::len_without_is_empty)] // a file's length is a size, not a collection's
 pub trait WriteFile: Send + Sync {
-    /// Writes all of `buf` at the end of the file.
+    /// Writes all of `buf` at the end of the file. Volatile until
+    /// `sync_data`: a crash may keep none, a prefix or torn sectors of it.
+    /// On Err, part of `buf` may have been written.
     fn append(&mut self, buf: &[u8]) -> io::Result<()>;
-    /// fdatasync: the file's data (and size) are durable when this returns Ok.
+    /// fdatasync: when this returns Ok, the file's data and size are durable
+    /// (the bytes appended before the call survive a crash). Its name is
+    /// not: that takes `Storage::sync_dir` of its directory. On Err, the
+    /// unsynced bytes may be gone even from what later reads return, and a
+    /// later Ok does not bring them back.
     fn sync_data(&mut self) -> io::Result<()>;
-    /// Cuts the file to `len` bytes (used only by recovery, before any append).
+    /// Cuts the file to `len` bytes (used only by recovery, before any
+    /// append). Durable after the next `sync_data`; until then a crash may
+    /// leave the old length.
     fn truncate(&mut self, len: u64) -> io::Result<()>;
+    /// The file's length as a running program sees it, synced or not.
     fn len(&self) -> io::Result<u64>;
 }
 

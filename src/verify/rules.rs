@@ -61,10 +61,21 @@ impl<'a> ChainRules<'a> {
         }
     }
 
-    /// Takes in the noted records of the next segment.
-    pub fn segment(&mut self, seg: &Segment, noted: &[Noted]) -> Result<()> {
+    /// Takes in the noted records of the next segment, which holds
+    /// `records` records and is the log's last segment when `last`.
+    pub fn segment(
+        &mut self,
+        seg: &Segment,
+        noted: &[Noted],
+        records: u64,
+        last: bool,
+    ) -> Result<()> {
         let mut rest = noted;
-        if seg.header.version >= 2 {
+        // The active segment of a log that crashed in its first group may
+        // hold its opening record alone: it does not yet tell the state
+        // (the next writer's open writes the log-state record).
+        let tells_state = !(last && records <= 1);
+        if seg.header.version >= 2 && tells_state {
             // A format-2 segment begins in the default state unless its
             // second record, a log-state record, says otherwise.
             let begin = match noted.first() {
