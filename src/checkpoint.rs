@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 /// Origin lines are `wormlog/` and the log id in hex.
 const ORIGIN_PREFIX: &str = "wormlog/";
 const TIME_PREFIX: &str = "wormlog-time ";
+const RETENTION_PREFIX: &str = "wormlog-retention ";
 /// C2SP signature type byte for Ed25519.
 const ED25519_TYPE: u8 = 0x01;
 /// No note we accept is longer (a checkpoint is about 200 bytes).
@@ -31,18 +32,40 @@ pub struct Checkpoint {
     pub hash: Hash,
     /// Its commit time, ns since the Unix epoch.
     pub timestamp_ns: u64,
+    /// What retention had done when the checkpoint was taken (an extension
+    /// line of the note; `None` in notes written before format 2).
+    pub retention: Option<RetentionPoint>,
+}
+
+/// The retention state a checkpoint commits to: the first seq the log
+/// still held, and the hash of the newest anchor entry (the anchor genesis
+/// hash when retention had never run). A verifier holding the checkpoint
+/// can tell which drops happened after it: the anchor entries after this one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionPoint {
+    pub first_seq: u64,
+    pub anchor_head: Hash,
 }
 
 impl Checkpoint {
-    /// The signed part of the note: origin, size, root hash, one extension.
+    /// The signed part of the note: origin, size, root hash, and the
+    /// extension lines (time; retention where known).
     pub fn body(&self) -> String {
-        format!(
+        let mut body = format!(
             "{ORIGIN_PREFIX}{}\n{}\n{}\n{TIME_PREFIX}{}\n",
             hex(&self.log_id),
             self.seq,
             B64.encode(self.hash),
             self.timestamp_ns
-        )
+        );
+        if let Some(r) = &self.retention {
+            body.push_str(&format!(
+                "{RETENTION_PREFIX}{} {}\n",
+                r.first_seq,
+                B64.encode(r.anchor_head)
+            ));
+        }
+        body
     }
 
     /// The signed note: body, blank line, one signature line.
@@ -112,8 +135,14 @@ fn parse_body(body: &str) -> Result<Checkpoint, CheckpointError> {
         .unwrap_or(body)
         .split('\n')
         .collect();
-    let [origin, size, hash, time] = lines[..] else {
-        return Err(bad("body is not 4 lines: origin, seq, hash, time"));
+    let (origin, size, hash, time, retention) = match lines[..] {
+        [origin, size, hash, time] => (origin, size, hash, time, None),
+        [origin, size, hash, time, retention] => (origin, size, hash, time, Some(retention)),
+        _ => {
+            return Err(bad(
+                "body is not 4 or 5 lines: origin, seq, hash, time, retention",
+            ))
+        }
     };
     let id_hex = origin
         .strip_prefix(ORIGIN_PREFIX)
@@ -137,11 +166,38 @@ fn parse_body(body: &str) -> Result<Checkpoint, CheckpointError> {
         .strip_prefix(TIME_PREFIX)
         .and_then(|t| t.parse().ok())
         .ok_or_else(|| bad("time line is not `wormlog-time <ns>`"))?;
+    let retention = retention.map(parse_retention).transpose()?;
     Ok(Checkpoint {
         log_id,
         seq,
         hash,
         timestamp_ns,
+        retention,
+    })
+}
+
+/// `wormlog-retention <first seq> <anchor head, base64>`.
+fn parse_retention(line: &str) -> Result<RetentionPoint, CheckpointError> {
+    let bad = || {
+        CheckpointError::Malformed("retention line is not `wormlog-retention <seq> <hash>`".into())
+    };
+    let rest = line.strip_prefix(RETENTION_PREFIX).ok_or_else(bad)?;
+    let (seq, head) = rest.split_once(' ').ok_or_else(bad)?;
+    if seq.is_empty()
+        || !seq.bytes().all(|b| b.is_ascii_digit())
+        || (seq.len() > 1 && seq.starts_with('0'))
+    {
+        return Err(bad());
+    }
+    let first_seq = seq.parse().map_err(|_| bad())?;
+    let anchor_head: Hash = B64
+        .decode(head)
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(bad)?;
+    Ok(RetentionPoint {
+        first_seq,
+        anchor_head,
     })
 }
 
@@ -306,6 +362,39 @@ mod tests {
             seq: 12345,
             hash: [7; 32],
             timestamp_ns: 1_795_000_000_000_000_000,
+            retention: Some(RetentionPoint {
+                first_seq: 9000,
+                anchor_head: [3; 32],
+            }),
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_without_its_retention_line_still_reads_and_one_with_it_round_trips() {
+        let key = CheckpointKey::generate("audit-key").unwrap();
+        let with = cp();
+        let note = with.sign(&key);
+        assert!(note.contains("\nwormlog-retention 9000 "));
+        assert_eq!(Checkpoint::verify_note(&note, &key.public()).unwrap(), with);
+        let without = Checkpoint {
+            retention: None,
+            ..cp()
+        };
+        let note = without.sign(&key);
+        assert_eq!(
+            Checkpoint::verify_note(&note, &key.public()).unwrap(),
+            without
+        );
+        for bad in [
+            "wormlog-retention 01 AAAA",
+            "wormlog-retention 5",
+            "wormlog-other 5 x",
+        ] {
+            let body = format!("{}{bad}\n", without.body());
+            assert!(
+                matches!(super::parse_body(&body), Err(CheckpointError::Malformed(_))),
+                "{bad}"
+            );
         }
     }
 

@@ -59,7 +59,7 @@ mod verify;
 mod walk;
 mod writer;
 
-pub use checkpoint::{Checkpoint, CheckpointKey, CheckpointPublicKey};
+pub use checkpoint::{Checkpoint, CheckpointKey, CheckpointPublicKey, RetentionPoint};
 pub use error::{CheckpointError, Corruption, Error, Result};
 pub use format::{ChainPos, RecordKind, SystemEvent};
 pub use log::Log;

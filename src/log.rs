@@ -2,10 +2,10 @@
 
 use crate::anchor;
 use crate::barrier::Barrier;
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, RetentionPoint};
 use crate::error::{Corruption, Error, Result};
 use crate::format::names::is_engine_file_name;
-use crate::format::{hex, AnchorEntry, RecordKind, SystemEvent, FORMAT_VERSION};
+use crate::format::{anchor_genesis, hex, AnchorEntry, RecordKind, SystemEvent, FORMAT_VERSION};
 use crate::options::{Durability, Options, Sealing};
 use crate::read::{self, Iter};
 use crate::recovery::{self, Follow, Recovered};
@@ -615,12 +615,17 @@ impl Log {
     /// The head as a checkpoint, to sign (`Checkpoint::sign`) and keep
     /// somewhere the log's writer cannot reach.
     pub fn checkpoint(&self) -> Checkpoint {
+        let shared = &self.inner.shared;
         let h = self.head();
         Checkpoint {
             log_id: self.log_id(),
             seq: h.seq,
             hash: h.hash,
             timestamp_ns: h.timestamp_ns,
+            retention: Some(RetentionPoint {
+                first_seq: shared.first_seq(),
+                anchor_head: shared.anchor.lock().last_hash(&shared.log_id),
+            }),
         }
     }
 
@@ -656,6 +661,9 @@ impl Log {
                 report.head.seq, cp.seq
             ));
         }
+        if let Some(rp) = &cp.retention {
+            self.check_retention_point(rp, &report)?;
+        }
         let held = if cp.seq >= report.first_seq {
             let rec = self.get(cp.seq)?;
             Some((*rec.hash(), Some(rec.timestamp())))
@@ -687,6 +695,36 @@ impl Log {
             )),
             Some(_) => Ok(report),
         }
+    }
+
+    /// A checkpoint's retention state must still be the past of the log's:
+    /// its newest anchor entry is still in the anchor file (entries after it
+    /// are the drops since, each checked by verification against the hold
+    /// and policy in force), and the log starts no earlier than it did.
+    fn check_retention_point(&self, rp: &RetentionPoint, report: &VerifyReport) -> Result<()> {
+        let shared = &self.inner.shared;
+        let anchor = shared.anchor_on_disk()?;
+        let known = rp.anchor_head == anchor_genesis(&shared.log_id)
+            || anchor.entries.iter().any(|(_, h)| *h == rp.anchor_head);
+        if !known {
+            return Err(Error::CheckpointMismatch {
+                detail: format!(
+                    "the anchor file no longer holds entry {}, the newest when the checkpoint was \
+                     taken (the anchor was rewritten)",
+                    hex(&rp.anchor_head)
+                ),
+            });
+        }
+        if report.first_seq < rp.first_seq {
+            return Err(Error::CheckpointMismatch {
+                detail: format!(
+                    "the log starts at seq {}, before seq {} where it started when the \
+                     checkpoint was taken (segments were put back or the anchor rolled back)",
+                    report.first_seq, rp.first_seq
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Closes the log: writes a log-closed record and syncs. Dropping the log

@@ -113,6 +113,7 @@ fn checkpoint_older_than_retention_is_checked_through_the_anchor_or_refused() {
             seq: seg.last_seq,
             hash: seg.last_hash,
             timestamp_ns: 0,
+            retention: None,
         };
         log.verify_against(&at_end).unwrap();
         let forged = Checkpoint {

@@ -49,7 +49,11 @@ fn hold_path() -> PathBuf {
 
 /// The anchor entry a forger would write for dropping `segs` (the oldest
 /// segments), computed from what the segments themselves say.
-fn forged_entry(segs: &[SegmentInfo], keep: &SegmentInfo, prev_entry_hash: [u8; 32]) -> AnchorEntry {
+fn forged_entry(
+    segs: &[SegmentInfo],
+    keep: &SegmentInfo,
+    prev_entry_hash: [u8; 32],
+) -> AnchorEntry {
     AnchorEntry {
         time_ns: T0 + DAY,
         first_seq: keep.first_seq,
@@ -157,7 +161,10 @@ fn a_deleted_hold_file_fails_verification_and_the_writer_restores_it_so_retentio
     let log = written(options.clone(), 600);
     log.set_legal_hold("litigation 2026-4").unwrap();
     log.close().unwrap();
-    assert!(storage.delete_file(&hold_path()), "the insider removes the hold file");
+    assert!(
+        storage.delete_file(&hold_path()),
+        "the insider removes the hold file"
+    );
     match verify_read_only(&storage) {
         Err(Error::Corrupt {
             what: Corruption::HoldMismatch { .. },
@@ -170,7 +177,10 @@ fn a_deleted_hold_file_fails_verification_and_the_writer_restores_it_so_retentio
     // (which would drop every segment by age) drops nothing.
     now.store(T0 + 700 * SEC, Ordering::SeqCst);
     let log = Log::open(mem_dir(), options).unwrap();
-    assert_eq!(log.legal_hold().unwrap().as_deref(), Some("litigation 2026-4"));
+    assert_eq!(
+        log.legal_hold().unwrap().as_deref(),
+        Some("litigation 2026-4")
+    );
     let r = log.apply_retention(T0 + 700 * SEC).unwrap();
     assert!(r.held && r.dropped_segments.is_empty(), "{r:?}");
     log.verify().unwrap();
@@ -238,7 +248,8 @@ fn a_forward_clock_leap_is_written_to_the_log() {
     let log = Log::open(mem_dir(), opts(&storage, clock)).unwrap();
     log.append(b"before").unwrap();
     now.store(T0 + 3650 * DAY, Ordering::SeqCst);
-    log.set_legal_hold("set with the clock ten years ahead").unwrap();
+    log.set_legal_hold("set with the clock ten years ahead")
+        .unwrap();
     log.append(b"after").unwrap();
     let jumps: Vec<_> = all_records(&log)
         .into_iter()
@@ -287,4 +298,58 @@ fn the_retention_policy_that_governed_a_drop_is_in_the_chain_before_it() {
         other => panic!("expected the policy before the drop, got {other}"),
     }
     log.verify().unwrap();
+}
+
+#[test]
+fn a_checkpoint_commits_to_the_retention_state_and_catches_an_anchor_rolled_back_behind_it() {
+    let storage = MemStorage::new();
+    let (now, clock) = manual_clock(T0);
+    let policy = Retention::default().max_age(Duration::from_secs(60));
+    let log = Log::open(mem_dir(), opts(&storage, clock).retention(policy)).unwrap();
+    for i in 0..400u64 {
+        now.store(T0 + i * SEC, Ordering::SeqCst);
+        log.append(format!("event {i:05} with padding to fill the segments").as_bytes())
+            .unwrap();
+    }
+    let before = log.checkpoint();
+    let r = before
+        .retention
+        .expect("a checkpoint says where the log starts");
+    assert_eq!(r.first_seq, 1);
+    log.apply_retention(T0 + 400 * SEC).unwrap();
+    let after = log.checkpoint();
+    let ra = after.retention.unwrap();
+    assert!(ra.first_seq > 1);
+    assert_eq!(
+        ra.anchor_head,
+        log.anchor_entries().unwrap().last().unwrap().hash()
+    );
+    // Both checkpoints hold: drops after a checkpoint are its future.
+    log.verify_against(&before).unwrap();
+    log.verify_against(&after).unwrap();
+    // A checkpoint naming an anchor entry the anchor lacks (the anchor was
+    // rewritten since), or a start the log has since gone back before, is
+    // a mismatch even though the log verifies alone.
+    let rewritten = wormlog::Checkpoint {
+        retention: Some(wormlog::RetentionPoint {
+            anchor_head: [0x5a; 32],
+            ..ra
+        }),
+        ..after
+    };
+    assert!(matches!(
+        log.verify_against(&rewritten),
+        Err(Error::CheckpointMismatch { .. })
+    ));
+    let later_start = wormlog::Checkpoint {
+        retention: Some(wormlog::RetentionPoint {
+            first_seq: ra.first_seq + 1,
+            ..ra
+        }),
+        ..after
+    };
+    assert!(matches!(
+        log.verify_against(&later_start),
+        Err(Error::CheckpointMismatch { .. })
+    ));
 }
