@@ -229,7 +229,10 @@ fn finish_interrupted_seals(
         let sealed_path = dir.join(sealed_file_name(n));
         let raw_seg = Segment::open(storage, raw_path.clone(), Some(n))?;
         let sealed_seg = open_sealed(storage, &sealed_path, Some(n), None)?;
-        if sealed_seg.header != raw_seg.header || sealed_seg.file_len()? != raw_seg.file_len()? {
+        if sealed_seg.header != raw_seg.header
+            || sealed_seg.file_len()? != raw_seg.file_len()?
+            || !same_bytes(&raw_seg, &sealed_seg)?
+        {
             return Err(Error::corrupt(
                 &sealed_path,
                 0,
@@ -248,6 +251,25 @@ fn finish_interrupted_seals(
     }
     *raw = kept;
     Ok(())
+}
+
+/// Whether two views of one segment hold the same bytes (both the same
+/// length): a raw segment and the sealed file made from it must, or one of
+/// them is damaged or was replaced, and taking either would hide it.
+fn same_bytes(a: &Segment, b: &Segment) -> Result<bool> {
+    let mut other = vec![0u8; 1 << 20];
+    let mut at = 0u64;
+    let mut same = true;
+    read_chunks(&*a.file, &a.path, 0, a.file_len()?, &mut |chunk| {
+        let got = b
+            .file
+            .read_full_at(&mut other[..chunk.len()], at)
+            .map_err(|e| Error::from_read(&b.path, None, e))?;
+        same = got == chunk.len() && other[..got] == *chunk;
+        at += chunk.len() as u64;
+        Ok(same)
+    })?;
+    Ok(same)
 }
 
 /// The segments in `dir`, oldest first, each with whether it is sealed. A

@@ -39,11 +39,20 @@ pub struct VerifyReport {
     pub start_hash: Hash,
     /// The last record checked; for a log, its head when the check began.
     pub head: Head,
+    /// Bytes of the active segment after its last intact record, which the
+    /// check did not cover: a tail a live writer is writing, or one a crash
+    /// tore (the next writer's open cuts and logs it), or bytes someone
+    /// added. Only a log opened read-only can have them; never silently
+    /// dropped, so tools show them.
+    pub unchecked_tail_bytes: u64,
 }
 
 /// What one segment holds, as found by checking it alone.
 #[derive(Debug)]
 struct Summary {
+    /// From the segment's header: what its records' stated values must say.
+    log_id: [u8; 16],
+    version: u16,
     records: u64,
     bytes: u64,
     /// Its last record (or the position its header continues).
@@ -132,8 +141,13 @@ pub(crate) fn verify_log(
         first_seq: start.next_seq(),
         start_hash: start.hash,
         head: visible.head,
+        unchecked_tail_bytes: 0,
     };
     let end = link_segments(shared, &segments, summaries, &anchor, start, &mut report)?;
+    if shared.read_only {
+        let active = &segments[segments.len() - 1];
+        report.unchecked_tail_bytes = active.file_len()?.saturating_sub(visible.active_len);
+    }
     if end.seq != visible.head.seq || end.hash != visible.head.hash {
         let last = &segments[segments.len() - 1];
         return Err(Error::corrupt(
@@ -173,6 +187,9 @@ fn link_segments(
             check_closed_end(p, ps, seg, &summary)?;
         }
         let summary = summary?;
+        if let Some((p, ps)) = &prev {
+            check_opening(p, ps, seg, &summary)?;
+        }
         let last = seg.number == segments[segments.len() - 1].number;
         rules.segment(seg, &summary.noted, summary.records, last)?;
         report.segments += 1;
@@ -297,6 +314,54 @@ fn check_link(shared: &Shared, seg: &Segment, prev: &ChainPos) -> Result<()> {
     Ok(())
 }
 
+/// A segment after another begins by saying how: a segment-rolled record
+/// naming both and the closed one's length, or a repaired record naming
+/// the damaged one. (A segment whose first record never became durable is
+/// the active one of a crashed log: nothing to check yet.)
+fn check_opening(
+    prev: &Segment,
+    summary: &Summary,
+    next: &Segment,
+    next_summary: &Summary,
+) -> Result<()> {
+    let bad = |detail: String| {
+        Err(Error::corrupt(
+            &next.path,
+            crate::format::SEGMENT_HEADER_LEN as u64,
+            Some(next.header.first_seq),
+            Corruption::SegmentDiscontinuity { detail },
+        ))
+    };
+    match &next_summary.first_event {
+        None if next_summary.records == 0 => Ok(()),
+        Some(SystemEvent::SegmentRolled {
+            from_segment,
+            to_segment,
+            from_bytes,
+            ..
+        }) => {
+            if (*from_segment, *to_segment, *from_bytes)
+                != (prev.number, next.number, summary.bytes)
+            {
+                return bad(format!(
+                    "segment-rolled record says segment {from_segment} closed at {from_bytes} \
+                     bytes and {to_segment} began; the log has segment {} of {} bytes, then {}",
+                    prev.number, summary.bytes, next.number
+                ));
+            }
+            Ok(())
+        }
+        Some(SystemEvent::Repaired { segment, .. }) if *segment == prev.number => Ok(()),
+        other => bad(format!(
+            "segment {} begins with {}, not a segment-rolled or repaired record",
+            next.number,
+            other
+                .as_ref()
+                .map_or("a user record".to_string(), |e| e.kind().name().to_string())
+        )),
+    }
+}
+
 /// A closed segment ends with its seal record, unless recovery repaired it
 /// (then the next segment begins by saying so).
 fn check_closed_end(
@@ -352,6 +417,8 @@ fn check_segment(
         None => seg.file_len()?,
     };
     let mut s = Summary {
+        log_id: seg.header.log_id,
+        version: seg.header.version,
         records: 0,
         bytes: limit,
         last: seg.header.start(),
@@ -400,6 +467,33 @@ impl Summary {
         let event = SystemEvent::decode(f.kind, f.payload).transpose()?;
         match &event {
             Some(SystemEvent::Sealed { .. }) => self.sealed_record = true,
+            Some(SystemEvent::LogCreated {
+                format_version,
+                log_id,
+                ..
+            }) if (*format_version, *log_id) != (self.version, self.log_id)
+                || self.records != 0 =>
+            {
+                return Err(Corruption::SegmentDiscontinuity {
+                    detail: format!(
+                        "log-created record (format {format_version}, log {}) is not the first \
+                         record of a format-{} segment of log {}",
+                        hex(log_id),
+                        self.version,
+                        hex(&self.log_id)
+                    ),
+                })
+            }
+            Some(SystemEvent::LogOpened { format_version, .. })
+                if *format_version < self.version =>
+            {
+                return Err(Corruption::SegmentDiscontinuity {
+                    detail: format!(
+                        "log-opened by a format-{format_version} writer in a format-{} segment",
+                        self.version
+                    ),
+                })
+            }
             Some(SystemEvent::LogState { .. }) if self.records != 1 => {
                 return Err(Corruption::RetentionBreach {
                     detail: "a log-state record that is not its segment's second record".into(),
@@ -540,5 +634,6 @@ pub fn verify_file_with(storage: &dyn Storage, path: &Path) -> Result<VerifyRepo
         first_seq: seg.header.first_seq,
         start_hash: seg.header.prev_hash,
         head: summary.last,
+        unchecked_tail_bytes: 0,
     })
 }

@@ -353,3 +353,32 @@ fn a_checkpoint_commits_to_the_retention_state_and_catches_an_anchor_rolled_back
         Err(Error::CheckpointMismatch { .. })
     ));
 }
+
+#[test]
+fn a_raw_copy_beside_its_sealed_file_must_hold_the_same_bytes() {
+    let storage = MemStorage::new();
+    let (_, clock) = manual_clock(T0);
+    let options = opts(&storage, clock).sealing(Sealing::Manual);
+    let log = written(options.clone(), 600);
+    let first = log.segments().unwrap()[0].clone();
+    assert!(!first.sealed);
+    let mut raw = storage.read_file(&first.path).unwrap();
+    log.seal().unwrap();
+    log.close().unwrap();
+    // "Sealing was interrupted": a raw copy beside the sealed file, with
+    // one payload byte changed (its CRC no longer matters: the copy is
+    // compared, not decoded).
+    let at = raw.len() / 2;
+    raw[at] ^= 0x20;
+    storage.write_file(&first.path, raw);
+    match Log::open(mem_dir(), options) {
+        Err(Error::Corrupt { path, .. }) => {
+            assert!(path.to_string_lossy().ends_with(".wlog.zst"), "{path:?}")
+        }
+        other => panic!("a differing raw copy must be refused, got {other:?}"),
+    }
+    assert!(
+        storage.read_file(&first.path).is_some(),
+        "the raw copy is kept for forensics"
+    );
+}
