@@ -97,7 +97,17 @@ pub(crate) fn load_anchor(
     let mut at = ANCHOR_HEADER_LEN;
     let mut prev = anchor_genesis(log_id);
     while at < bytes.len() {
-        match AnchorEntry::decode(&bytes[at..]).map_err(|w| bad(at as u64, w))? {
+        let decoded = match AnchorEntry::decode(&bytes[at..]) {
+            // A last entry whose append a crash tore can hold anything where
+            // its sectors were lost (zeros, old bytes): it was never durable,
+            // so no retention record names it and no segment was deleted
+            // for it. A writer cuts it aside like a short one. (If it was in
+            // fact a durable entry someone damaged, the record naming it
+            // finds it gone and verification fails.)
+            Err(_) if cut_torn => Ok(None),
+            other => other,
+        };
+        match decoded.map_err(|w| bad(at as u64, w))? {
             Some((entry, n)) => {
                 if entry.prev_entry_hash != prev {
                     return Err(bad(
@@ -133,6 +143,11 @@ fn cut_torn_tail(storage: &dyn Storage, path: &Path, tail: &[u8], at: u64) -> Re
         f.append(tail).map_err(|e| Error::io("write", &aside, e))?;
         f.sync_data()
             .map_err(|e| Error::io("fdatasync", &aside, e))?;
+        // The copy's name must be durable before the bytes it saves are cut.
+        let dir = path.parent().unwrap_or(Path::new("."));
+        storage
+            .sync_dir(dir)
+            .map_err(|e| Error::io("fsync directory", dir, e))?;
     }
     let mut f = crate::storage::open_append(storage, path)?;
     f.truncate(at).map_err(|e| Error::io("truncate", path, e))?;

@@ -174,6 +174,13 @@ fn open_dir(dir: &Path, options: &Options, read_only: bool) -> Result<Option<Box
         storage
             .create_dir_all(dir)
             .map_err(|e| Error::io("create directory", dir, e))?;
+        // The new directory's own entry is durable only once its parent is
+        // synced: without it a crash could lose the whole new log.
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            storage
+                .sync_dir(parent)
+                .map_err(|e| Error::io("fsync directory", parent, e))?;
+        }
     }
     if read_only {
         return Ok(None);
