@@ -9,7 +9,7 @@
 //! durable at once. The engine still calls `sync_dir` wherever the real file
 //! system needs it.
 
-use super::{DirLock, ReadFile, Storage, WriteFile};
+use super::{DirLock, FileMeta, ReadFile, Storage, WriteFile, DIR_MODE, FILE_MODE, SEALED_MODE};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -50,25 +50,35 @@ const SECTOR: usize = 512;
 
 /// A file's bytes are shared with its read handles, so that a file removed
 /// while open stays readable through them, as on Unix.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct MemFile {
     data: Arc<Mutex<Vec<u8>>>,
     synced: usize,
-    readonly: bool,
     immutable: bool,
+    uid: u32,
+    mode: u32,
+    /// A symbolic link where a file belongs: every open refuses it, as
+    /// FsStorage's O_NOFOLLOW does.
+    symlink: bool,
 }
 
 impl MemFile {
-    fn with(data: Vec<u8>) -> Self {
+    fn with(data: Vec<u8>, uid: u32) -> Self {
         let synced = data.len();
         MemFile {
             data: Arc::new(Mutex::new(data)),
             synced,
-            ..MemFile::default()
+            immutable: false,
+            uid,
+            mode: FILE_MODE,
+            symlink: false,
         }
     }
     fn len(&self) -> usize {
         self.data.lock().len()
+    }
+    fn readonly(&self) -> bool {
+        self.mode & 0o222 == 0
     }
 }
 
@@ -83,6 +93,10 @@ fn denied(what: &str, path: &Path) -> io::Error {
 struct MemFs {
     files: BTreeMap<PathBuf, MemFile>,
     dirs: BTreeSet<PathBuf>,
+    /// Owner and mode of each directory.
+    dir_meta: BTreeMap<PathBuf, (u32, u32)>,
+    /// The uid this "process" runs as.
+    euid: u32,
     locks: BTreeSet<PathBuf>,
     counts: BTreeMap<Op, u64>,
     mutations: u64,
@@ -118,6 +132,17 @@ impl MemFs {
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, path.display().to_string()))
     }
 
+    /// The file at `path` to open: not through a symbolic link.
+    fn open(&mut self, path: &Path) -> io::Result<&mut MemFile> {
+        let f = self.file(path)?;
+        if f.symlink {
+            return Err(io::Error::from_raw_os_error(
+                rustix::io::Errno::LOOP.raw_os_error(),
+            ));
+        }
+        Ok(f)
+    }
+
     fn parent_exists(&self, path: &Path) -> io::Result<()> {
         match path.parent() {
             Some(p) if !self.dirs.contains(p) => Err(io::Error::new(
@@ -146,8 +171,39 @@ struct HandleCount {
 }
 
 impl MemStorage {
+    /// Files are created owned by uid 1000 (see `set_effective_uid`).
     pub fn new() -> Self {
-        Self::default()
+        let storage = Self::default();
+        storage.fs.lock().euid = 1000;
+        storage
+    }
+
+    /// The uid this storage's "process" runs as from now on: files it
+    /// creates are that user's, and a writer expects its files to be.
+    pub fn set_effective_uid(&self, uid: u32) {
+        self.fs.lock().euid = uid;
+    }
+
+    /// Gives a file or directory another owner and mode (for tests of what
+    /// a writer accepts; FsStorage needs root and chown for the same).
+    pub fn set_owner_and_mode(&self, path: &Path, uid: u32, mode: u32) {
+        let mut fs = self.fs.lock();
+        if let Some(f) = fs.files.get_mut(path) {
+            f.uid = uid;
+            f.mode = mode;
+        } else {
+            assert!(fs.dirs.contains(path), "no such file: {}", path.display());
+            fs.dir_meta.insert(path.to_path_buf(), (uid, mode));
+        }
+    }
+
+    /// Turns a file into a symbolic link (to a copy of its bytes
+    /// elsewhere): what an attacker who can write the directory plants.
+    pub fn make_symlink(&self, path: &Path) {
+        let mut fs = self.fs.lock();
+        let f = fs.files.get_mut(path).expect("file exists");
+        f.symlink = true;
+        f.mode = 0o777;
     }
 
     /// The `n`-th call (1-based, counted since this storage was created)
@@ -200,14 +256,17 @@ impl MemStorage {
                     }
                 }
             }
-            let mut file = MemFile::with(data);
-            file.readonly = f.readonly;
+            let mut file = MemFile::with(data, f.uid);
             file.immutable = f.immutable;
+            file.mode = f.mode;
+            file.symlink = f.symlink;
             files.insert(path.clone(), file);
         }
         let image = MemFs {
             files,
             dirs: fs.dirs.clone(),
+            dir_meta: fs.dir_meta.clone(),
+            euid: fs.euid,
             ..MemFs::default()
         };
         MemStorage {
@@ -253,10 +312,10 @@ impl MemStorage {
 
     /// Replaces a file's bytes, all counted as synced (for tampering tests).
     pub fn write_file(&self, path: &Path, data: Vec<u8>) {
-        self.fs
-            .lock()
-            .files
-            .insert(path.to_path_buf(), MemFile::with(data));
+        let mut fs = self.fs.lock();
+        let uid = fs.euid;
+        fs.files
+            .insert(path.to_path_buf(), MemFile::with(data, uid));
     }
 
     /// Removes a file, whatever its permissions (for tampering tests).
@@ -270,7 +329,7 @@ impl MemStorage {
             .lock()
             .files
             .get(path)
-            .map(|f| (f.readonly, f.immutable))
+            .map(|f| (f.readonly(), f.immutable))
     }
 
     /// Paths of all files, sorted.
@@ -387,8 +446,11 @@ impl Storage for MemStorage {
                 ));
             }
         }
+        let euid = fs.euid;
         for a in dir.ancestors() {
-            fs.dirs.insert(a.to_path_buf());
+            if fs.dirs.insert(a.to_path_buf()) {
+                fs.dir_meta.insert(a.to_path_buf(), (euid, DIR_MODE));
+            }
         }
         Ok(())
     }
@@ -414,7 +476,8 @@ impl Storage for MemStorage {
         if fs.files.contains_key(path) {
             return Err(io::ErrorKind::AlreadyExists.into());
         }
-        fs.files.insert(path.to_path_buf(), MemFile::default());
+        let file = MemFile::with(Vec::new(), fs.euid);
+        fs.files.insert(path.to_path_buf(), file);
         Ok(Box::new(MemWrite {
             fs: self.fs.clone(),
             path: path.to_path_buf(),
@@ -422,8 +485,8 @@ impl Storage for MemStorage {
     }
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
         let mut fs = self.fs.lock();
-        let f = fs.file(path)?;
-        if f.readonly || f.immutable {
+        let f = fs.open(path)?;
+        if f.readonly() || f.immutable {
             return Err(denied("open for writing", path));
         }
         Ok(Box::new(MemWrite {
@@ -432,7 +495,7 @@ impl Storage for MemStorage {
         }))
     }
     fn open_read(&self, path: &Path) -> io::Result<Arc<dyn ReadFile>> {
-        let data = self.fs.lock().file(path)?.data.clone();
+        let data = self.fs.lock().open(path)?.data.clone();
         self.handles.opened.fetch_add(1, Ordering::SeqCst);
         let live = self.handles.live.fetch_add(1, Ordering::SeqCst) + 1;
         self.handles.peak.fetch_max(live, Ordering::SeqCst);
@@ -470,15 +533,43 @@ impl Storage for MemStorage {
         self.fs.lock().check(Op::SyncDir, dir)
     }
     fn set_readonly(&self, path: &Path) -> io::Result<()> {
+        self.set_mode(path, SEALED_MODE)
+    }
+    fn file_meta(&self, path: &Path) -> io::Result<Option<FileMeta>> {
+        let fs = self.fs.lock();
+        if let Some(f) = fs.files.get(path) {
+            return Ok(Some(FileMeta {
+                uid: f.uid,
+                mode: f.mode,
+                symlink: f.symlink,
+            }));
+        }
+        Ok(fs.dir_meta.get(path).map(|&(uid, mode)| FileMeta {
+            uid,
+            mode,
+            symlink: false,
+        }))
+    }
+    fn dir_meta(&self, dir: &Path) -> io::Result<Option<FileMeta>> {
+        self.file_meta(dir)
+    }
+    fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()> {
         let mut fs = self.fs.lock();
         fs.check(Op::Chmod, path)?;
-        fs.file(path)?.readonly = true;
+        if let Some(m) = fs.dir_meta.get_mut(path) {
+            m.1 = mode;
+            return Ok(());
+        }
+        fs.open(path)?.mode = mode;
         Ok(())
+    }
+    fn effective_uid(&self) -> u32 {
+        self.fs.lock().euid
     }
     fn set_immutable(&self, path: &Path, on: bool) -> io::Result<()> {
         let mut fs = self.fs.lock();
         fs.check(Op::Chmod, path)?;
-        fs.file(path)?.immutable = on;
+        fs.open(path)?.immutable = on;
         Ok(())
     }
     fn lock_dir(&self, dir: &Path) -> io::Result<Box<dyn DirLock>> {

@@ -18,14 +18,19 @@ use std::sync::Arc;
 
 /// The file-system operations the engine uses, and no others.
 pub trait Storage: Send + Sync + Debug {
+    /// Creates `dir` (and missing parents) with mode [`DIR_MODE`], whatever
+    /// the umask.
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// `Ok(false)` when `dir` does not exist.
     fn dir_exists(&self, dir: &Path) -> io::Result<bool>;
     /// Names (not paths) of the entries in `dir`.
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
-    /// Creates a new file for appending; fails if it exists.
+    /// Creates a new file for appending with mode [`FILE_MODE`], whatever
+    /// the umask; fails if it exists (a symbolic link included).
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn WriteFile>>;
-    /// Opens an existing file for appending (O_APPEND).
+    /// Opens an existing file for appending (O_APPEND). Like every open of
+    /// a file in a log directory, never through a symbolic link: one fails
+    /// with ELOOP, as O_NOFOLLOW makes open(2) fail.
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WriteFile>>;
     fn open_read(&self, path: &Path) -> io::Result<Arc<dyn ReadFile>>;
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
@@ -34,6 +39,18 @@ pub trait Storage: Send + Sync + Debug {
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Takes write permission away from everyone (mode 0444).
     fn set_readonly(&self, path: &Path) -> io::Result<()>;
+    /// The owner and mode of `path` as lstat(2) gives them: a symbolic link
+    /// is reported as one, not followed. `Ok(None)` when it does not exist.
+    fn file_meta(&self, path: &Path) -> io::Result<Option<FileMeta>>;
+    /// The same for the log directory, whose own path may be a symbolic
+    /// link (format-spec.md §1): it is followed.
+    fn dir_meta(&self, dir: &Path) -> io::Result<Option<FileMeta>>;
+    /// Sets the permission bits of a file (never through a symbolic link)
+    /// or of the log directory (its path followed, as in `dir_meta`).
+    fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()>;
+    /// The effective user id files are created and opened as: the owner a
+    /// writer expects of every file in its log.
+    fn effective_uid(&self) -> u32;
     /// Sets or clears the file system's immutable attribute, which stops even
     /// root from writing, renaming or deleting the file (Linux
     /// FS_IOC_SETFLAGS; needs CAP_LINUX_IMMUTABLE).
@@ -41,6 +58,23 @@ pub trait Storage: Send + Sync + Debug {
     /// Takes the exclusive writer lock of `dir`. Fails with
     /// `ErrorKind::WouldBlock` while another holder has it.
     fn lock_dir(&self, dir: &Path) -> io::Result<Box<dyn DirLock>>;
+}
+
+/// Mode of a log directory the engine creates.
+pub const DIR_MODE: u32 = 0o750;
+/// Mode of the files the engine writes to: segments, the anchor, hold and
+/// lock files, and the copies recovery keeps aside.
+pub const FILE_MODE: u32 = 0o640;
+/// Mode of a sealed file.
+pub const SEALED_MODE: u32 = 0o444;
+
+/// Owner and type of a file, and its permission bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileMeta {
+    pub uid: u32,
+    /// Permission bits (`st_mode & 0o7777`).
+    pub mode: u32,
+    pub symlink: bool,
 }
 
 /// A file opened for appending.
