@@ -6,7 +6,7 @@
 use crate::error::{Error, Result};
 use crate::format::names::is_engine_file_name;
 use crate::storage::{FileMeta, Storage};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const OTHER_WRITE: u32 = 0o002;
 const GROUP_WRITE: u32 = 0o020;
@@ -32,23 +32,46 @@ pub(crate) fn check_for_writer(storage: &dyn Storage, dir: &Path) -> Result<()> 
         .map_err(|e| Error::io("stat", dir, e))?
         .ok_or_else(|| Error::NotFound { path: dir.into() })?;
     check_one(storage, dir, meta, uid)?;
+    for (path, meta) in engine_files(storage, dir)? {
+        check_one(storage, &path, meta, uid)?;
+    }
+    Ok(())
+}
+
+/// Refuses a symbolic link anywhere an engine file belongs, for verify:
+/// readers open only the files they need, with O_NOFOLLOW, and a link under
+/// a name they never open (the lock file, a raw segment beside its sealed
+/// copy) is still someone's doing.
+pub(crate) fn refuse_symlinks(storage: &dyn Storage, dir: &Path) -> Result<()> {
+    match engine_files(storage, dir)?
+        .into_iter()
+        .find(|(_, m)| m.symlink)
+    {
+        Some((path, _)) => Err(Error::Symlink { path }),
+        None => Ok(()),
+    }
+}
+
+/// The engine's files in `dir` (format-spec.md §1), each as lstat sees it.
+fn engine_files(storage: &dyn Storage, dir: &Path) -> Result<Vec<(PathBuf, FileMeta)>> {
     let mut names = storage
         .list_dir(dir)
         .map_err(|e| Error::io("list", dir, e))?;
     names.retain(|n| is_engine_file_name(n));
     names.sort_unstable();
+    let mut files = Vec::with_capacity(names.len());
     for name in names {
         let path = dir.join(name);
-        // A file removed since the listing (by a writer still closing)
-        // cannot be written through: nothing to check.
+        // A file removed since the listing (by a writer at work) cannot be
+        // written through: nothing to judge.
         if let Some(meta) = storage
             .file_meta(&path)
             .map_err(|e| Error::io("stat", &path, e))?
         {
-            check_one(storage, &path, meta, uid)?;
+            files.push((path, meta));
         }
     }
-    Ok(())
+    Ok(files)
 }
 
 fn check_one(storage: &dyn Storage, path: &Path, meta: FileMeta, uid: u32) -> Result<()> {

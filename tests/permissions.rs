@@ -449,6 +449,18 @@ fn a_symlinked_lock_file_is_refused_and_nothing_created_through_it() {
 }
 
 #[test]
+fn verify_reports_a_symlink_even_under_a_name_no_reader_opens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    make_full_log(&dir);
+    let lock = dir.join("wormlog.lock");
+    fs::remove_file(&lock).unwrap();
+    symlink("/etc/passwd", &lock).unwrap();
+    let reader = Log::open_read_only(&dir, Options::default()).unwrap();
+    is_symlink_error(reader.verify(), &lock);
+}
+
+#[test]
 fn a_log_directory_reached_through_a_symlinked_path_opens() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
