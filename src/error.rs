@@ -126,6 +126,16 @@ pub enum Error {
     /// Options that cannot work together.
     #[error("invalid options: {0}")]
     InvalidOptions(String),
+    /// A symbolic link where a log's file belongs. Followed, it would let
+    /// whoever planted it have the writer append to, or a reader print, any
+    /// file the process can reach; so it is refused, never followed.
+    #[error("{path} is a symbolic link; wormlog never follows links in a log directory (remove it, and find out who put it there)")]
+    Symlink { path: PathBuf },
+    /// The log directory or one of its files is writable by other users or
+    /// owned by another user: they could change the log behind the writer.
+    /// `detail` says what is wrong and what to do.
+    #[error("{path}: unsafe permissions: {detail}")]
+    UnsafePermissions { path: PathBuf, detail: String },
 }
 
 fn seq_suffix(seq: Option<u64>) -> String {
@@ -136,7 +146,13 @@ fn seq_suffix(seq: Option<u64>) -> String {
 }
 
 impl Error {
+    /// An I/O error on `path`. ELOOP is what an open with O_NOFOLLOW (every
+    /// open of a file in a log directory) gives for a symbolic link: it
+    /// says a link is where a file belongs, not that the disk failed.
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        if source.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+            return Error::Symlink { path: path.into() };
+        }
         Error::Io {
             op,
             path: path.into(),

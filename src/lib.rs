@@ -32,6 +32,8 @@
 //    segment    segment files, their in-memory view and sparse index
 //    sealed     reading sealed files through the shared frame cache
 //    anchor     the anchor and legal-hold files
+//    permissions
+//               owners, modes and links the writer accepts in a log directory
 // 6. shared     what a log's writer, readers and threads share
 //    barrier    group commit's leader/follower hand-off; knows no file
 //    writer     encodes, writes, syncs, rolls and publishes a group
@@ -45,6 +47,7 @@ mod error;
 pub mod format;
 mod log;
 mod options;
+mod permissions;
 mod read;
 mod recovery;
 mod retention;

@@ -183,8 +183,13 @@ fn open_dir(dir: &Path, options: &Options, read_only: bool) -> Result<Option<Box
         }
     }
     if read_only {
+        // A reader may be an auditor of another uid, or read a copy whose
+        // owners and modes no longer say anything: it judges the bytes.
         return Ok(None);
     }
+    // Before the lock: the lock file is one of the files judged, and a
+    // directory another user owns may refuse us its lock with a bare EACCES.
+    crate::permissions::check_for_writer(storage, dir)?;
     let lock = storage.lock_dir(dir).map_err(|e| match e.kind() {
         io::ErrorKind::WouldBlock => Error::Locked { path: dir.into() },
         _ => Error::io("lock", dir.join(LOCK_FILE), e),

@@ -85,6 +85,7 @@ pub(crate) fn verify_log(
     // A snapshot: the segments and the visible end as of now. Frames being
     // written past `active_len` are not looked at, so they are never
     // mistaken for damage.
+    crate::permissions::refuse_symlinks(&*shared.options.storage, &shared.dir)?;
     let visible = *shared.visible.read();
     let segments: Vec<Arc<Segment>> = shared
         .segments

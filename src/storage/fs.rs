@@ -1,10 +1,11 @@
 //! The real file system.
 
-use super::{DirLock, ReadFile, Storage, WriteFile};
+use super::{DirLock, FileMeta, ReadFile, Storage, WriteFile, DIR_MODE, FILE_MODE, SEALED_MODE};
 use crate::format::names::LOCK_FILE;
+use rustix::fs::{fchmod, Mode, OFlags};
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -15,12 +16,13 @@ pub struct FsStorage;
 /// FIFO or device named like a segment (hostile, or a mistake) must give an
 /// error, not block: opening a FIFO waits for a writer that may never come,
 /// so the open is non-blocking, and blocking again once the file is known
-/// to be regular.
+/// to be regular. A symbolic link is refused (ELOOP) rather than followed:
+/// a link in a log directory would let whoever planted it send appends, or
+/// a root reader's output, to any file on the system.
 fn open_regular(options: &mut OpenOptions, path: &Path) -> io::Result<File> {
-    use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
-    use std::os::unix::fs::OpenOptionsExt;
+    use rustix::fs::{fcntl_getfl, fcntl_setfl};
     let file = options
-        .custom_flags(OFlags::NONBLOCK.bits() as i32)
+        .custom_flags((OFlags::NONBLOCK | OFlags::NOFOLLOW).bits() as i32)
         .open(path)?;
     if !file.metadata()?.is_file() {
         return Err(io::Error::new(
@@ -64,6 +66,35 @@ impl ReadFile for FsRead {
     }
 }
 
+/// Creates `path` with `mode` exactly: the mode given to open(2) is only
+/// what the umask lets through (too wide under umask 000, too narrow under
+/// 077), so it is set again on the descriptor.
+fn create_exclusive(options: &mut OpenOptions, path: &Path, mode: u32) -> io::Result<File> {
+    let file = options
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(OFlags::NOFOLLOW.bits() as i32)
+        .open(path)?;
+    fchmod(&file, Mode::from_raw_mode(mode))?;
+    Ok(file)
+}
+
+fn meta(m: &fs::Metadata) -> FileMeta {
+    FileMeta {
+        uid: m.uid(),
+        mode: m.mode() & 0o7777,
+        symlink: m.file_type().is_symlink(),
+    }
+}
+
+fn absent_is_none(r: io::Result<fs::Metadata>) -> io::Result<Option<FileMeta>> {
+    match r {
+        Ok(m) => Ok(Some(meta(&m))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// flock(2) on the lock file: released by the kernel when the process dies,
 /// so a crashed writer never leaves a stale lock behind.
 struct FsLock {
@@ -86,7 +117,17 @@ impl Drop for FsLock {
 
 impl Storage for FsStorage {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        fs::create_dir_all(dir)
+        let existed = fs::metadata(dir).is_ok();
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(dir)?;
+        if !existed {
+            // As in create_exclusive: the umask must not decide the mode.
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE))?;
+        }
+        Ok(())
     }
     fn dir_exists(&self, dir: &Path) -> io::Result<bool> {
         match fs::metadata(dir) {
@@ -109,10 +150,7 @@ impl Storage for FsStorage {
         Ok(names)
     }
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
-        let file = OpenOptions::new()
-            .append(true)
-            .create_new(true)
-            .open(path)?;
+        let file = create_exclusive(OpenOptions::new().append(true), path, FILE_MODE)?;
         Ok(Box::new(FsWrite { file }))
     }
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
@@ -134,8 +172,24 @@ impl Storage for FsStorage {
         File::open(dir)?.sync_all()
     }
     fn set_readonly(&self, path: &Path) -> io::Result<()> {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(path, fs::Permissions::from_mode(0o444))
+        self.set_mode(path, SEALED_MODE)
+    }
+    fn file_meta(&self, path: &Path) -> io::Result<Option<FileMeta>> {
+        absent_is_none(fs::symlink_metadata(path))
+    }
+    fn dir_meta(&self, dir: &Path) -> io::Result<Option<FileMeta>> {
+        absent_is_none(fs::metadata(dir))
+    }
+    fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()> {
+        let file = if fs::metadata(path)?.is_dir() {
+            File::open(path)?
+        } else {
+            open_regular(OpenOptions::new().read(true), path)?
+        };
+        Ok(fchmod(&file, Mode::from_raw_mode(mode))?)
+    }
+    fn effective_uid(&self) -> u32 {
+        rustix::process::geteuid().as_raw()
     }
     fn set_immutable(&self, path: &Path, on: bool) -> io::Result<()> {
         use rustix::fs::{ioctl_getflags, ioctl_setflags, IFlags};
@@ -149,10 +203,13 @@ impl Storage for FsStorage {
         Ok(ioctl_setflags(&file, flags)?)
     }
     fn lock_dir(&self, dir: &Path) -> io::Result<Box<dyn DirLock>> {
-        let file = open_regular(
-            OpenOptions::new().create(true).truncate(false).write(true),
-            &dir.join(LOCK_FILE),
-        )?;
+        let path = dir.join(LOCK_FILE);
+        let file = match create_exclusive(OpenOptions::new().write(true), &path, FILE_MODE) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                open_regular(OpenOptions::new().write(true), &path)?
+            }
+            other => other?,
+        };
         match file.try_lock() {
             Ok(()) => Ok(Box::new(FsLock { file })),
             Err(TryLockError::WouldBlock) => Err(io::ErrorKind::WouldBlock.into()),

@@ -13,7 +13,7 @@
 //! as `create_dir_all` returns, and truncations and permission changes are
 //! durable at once (the engine truncates only in recovery, and syncs after).
 
-use super::{DirLock, ReadFile, Storage, WriteFile};
+use super::{DirLock, FileMeta, ReadFile, Storage, WriteFile, DIR_MODE, FILE_MODE, SEALED_MODE};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -85,22 +85,32 @@ const SECTOR: usize = 512;
 /// them holds it, as on Unix.
 type File = Arc<Mutex<MemFile>>;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct MemFile {
     data: Vec<u8>,
     synced: usize,
-    readonly: bool,
     immutable: bool,
+    uid: u32,
+    mode: u32,
+    /// A symbolic link where a file belongs: every open refuses it, as
+    /// FsStorage's O_NOFOLLOW does.
+    symlink: bool,
 }
 
 impl MemFile {
-    fn with(data: Vec<u8>) -> File {
+    fn with(data: Vec<u8>, uid: u32) -> File {
         let synced = data.len();
         Arc::new(Mutex::new(MemFile {
             data,
             synced,
-            ..MemFile::default()
+            immutable: false,
+            uid,
+            mode: FILE_MODE,
+            symlink: false,
         }))
+    }
+    fn readonly(&self) -> bool {
+        self.mode & 0o222 == 0
     }
 }
 
@@ -178,6 +188,10 @@ struct MemFs {
     /// order they were made; `durable` with all of them applied is `files`.
     pending: Vec<EntryOp>,
     dirs: BTreeSet<PathBuf>,
+    /// Owner and mode of each directory.
+    dir_meta: BTreeMap<PathBuf, (u32, u32)>,
+    /// The uid this "process" runs as.
+    euid: u32,
     locks: BTreeSet<PathBuf>,
     counts: BTreeMap<Op, u64>,
     mutations: u64,
@@ -209,6 +223,17 @@ impl MemFs {
 
     fn file(&self, path: &Path) -> io::Result<&File> {
         self.files.get(path).ok_or_else(|| not_found(path))
+    }
+
+    /// The file at `path` to open: not through a symbolic link.
+    fn open(&self, path: &Path) -> io::Result<&File> {
+        let f = self.file(path)?;
+        if f.lock().symlink {
+            return Err(io::Error::from_raw_os_error(
+                rustix::io::Errno::LOOP.raw_os_error(),
+            ));
+        }
+        Ok(f)
     }
 
     fn parent_exists(&self, path: &Path) -> io::Result<()> {
@@ -267,8 +292,40 @@ struct HandleCount {
 }
 
 impl MemStorage {
+    /// Files are created owned by uid 1000 (see `set_effective_uid`).
     pub fn new() -> Self {
-        Self::default()
+        let storage = Self::default();
+        storage.fs.lock().euid = 1000;
+        storage
+    }
+
+    /// The uid this storage's "process" runs as from now on: files it
+    /// creates are that user's, and a writer expects its files to be.
+    pub fn set_effective_uid(&self, uid: u32) {
+        self.fs.lock().euid = uid;
+    }
+
+    /// Gives a file or directory another owner and mode (for tests of what
+    /// a writer accepts; FsStorage needs root and chown for the same).
+    pub fn set_owner_and_mode(&self, path: &Path, uid: u32, mode: u32) {
+        let mut fs = self.fs.lock();
+        if let Some(f) = fs.files.get(path) {
+            let mut f = f.lock();
+            f.uid = uid;
+            f.mode = mode;
+        } else {
+            assert!(fs.dirs.contains(path), "no such file: {}", path.display());
+            fs.dir_meta.insert(path.to_path_buf(), (uid, mode));
+        }
+    }
+
+    /// Turns a file into a symbolic link (to a copy of its bytes
+    /// elsewhere): what an attacker who can write the directory plants.
+    pub fn make_symlink(&self, path: &Path) {
+        let fs = self.fs.lock();
+        let mut f = fs.files.get(path).expect("file exists").lock();
+        f.symlink = true;
+        f.mode = 0o777;
     }
 
     /// The `n`-th call (1-based, counted since this storage was created)
@@ -357,15 +414,21 @@ impl MemStorage {
                     }
                 }
             }
-            let file = MemFile::with(data);
-            file.lock().readonly = f.readonly;
-            file.lock().immutable = f.immutable;
+            let file = MemFile::with(data, f.uid);
+            {
+                let mut g = file.lock();
+                g.immutable = f.immutable;
+                g.mode = f.mode;
+                g.symlink = f.symlink;
+            }
             files.insert(path, file);
         }
         let image = MemFs {
             durable: files.clone(),
             files,
             dirs: fs.dirs.clone(),
+            dir_meta: fs.dir_meta.clone(),
+            euid: fs.euid,
             ..MemFs::default()
         };
         MemStorage {
@@ -418,9 +481,9 @@ impl MemStorage {
     /// Replaces a file's bytes, all counted as synced, and its name as
     /// durable (for tampering tests).
     pub fn write_file(&self, path: &Path, data: Vec<u8>) {
-        self.fs
-            .lock()
-            .replace_durably(path, Some(MemFile::with(data)));
+        let mut fs = self.fs.lock();
+        let uid = fs.euid;
+        fs.replace_durably(path, Some(MemFile::with(data, uid)));
     }
 
     /// Removes a file, whatever its permissions, durably (for tampering
@@ -436,7 +499,7 @@ impl MemStorage {
     pub fn permissions(&self, path: &Path) -> Option<(bool, bool)> {
         self.fs.lock().files.get(path).map(|f| {
             let f = f.lock();
-            (f.readonly, f.immutable)
+            (f.readonly(), f.immutable)
         })
     }
 
@@ -553,8 +616,11 @@ impl Storage for MemStorage {
                 ));
             }
         }
+        let euid = fs.euid;
         for a in dir.ancestors() {
-            fs.dirs.insert(a.to_path_buf());
+            if fs.dirs.insert(a.to_path_buf()) {
+                fs.dir_meta.insert(a.to_path_buf(), (euid, DIR_MODE));
+            }
         }
         Ok(())
     }
@@ -580,7 +646,7 @@ impl Storage for MemStorage {
         if fs.files.contains_key(path) {
             return Err(io::ErrorKind::AlreadyExists.into());
         }
-        let file = File::default();
+        let file = MemFile::with(Vec::new(), fs.euid);
         fs.files.insert(path.to_path_buf(), file.clone());
         fs.pending.push(EntryOp::Link {
             path: path.to_path_buf(),
@@ -594,9 +660,9 @@ impl Storage for MemStorage {
     }
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
         let fs = self.fs.lock();
-        let file = fs.file(path)?.clone();
+        let file = fs.open(path)?.clone();
         let f = file.lock();
-        if f.readonly || f.immutable {
+        if f.readonly() || f.immutable {
             return Err(denied("open for writing", path));
         }
         drop(f);
@@ -607,7 +673,7 @@ impl Storage for MemStorage {
         }))
     }
     fn open_read(&self, path: &Path) -> io::Result<Arc<dyn ReadFile>> {
-        let file = self.fs.lock().file(path)?.clone();
+        let file = self.fs.lock().open(path)?.clone();
         self.handles.opened.fetch_add(1, Ordering::SeqCst);
         let live = self.handles.live.fetch_add(1, Ordering::SeqCst) + 1;
         self.handles.peak.fetch_max(live, Ordering::SeqCst);
@@ -660,15 +726,44 @@ impl Storage for MemStorage {
         Ok(())
     }
     fn set_readonly(&self, path: &Path) -> io::Result<()> {
+        self.set_mode(path, SEALED_MODE)
+    }
+    fn file_meta(&self, path: &Path) -> io::Result<Option<FileMeta>> {
+        let fs = self.fs.lock();
+        if let Some(f) = fs.files.get(path) {
+            let f = f.lock();
+            return Ok(Some(FileMeta {
+                uid: f.uid,
+                mode: f.mode,
+                symlink: f.symlink,
+            }));
+        }
+        Ok(fs.dir_meta.get(path).map(|&(uid, mode)| FileMeta {
+            uid,
+            mode,
+            symlink: false,
+        }))
+    }
+    fn dir_meta(&self, dir: &Path) -> io::Result<Option<FileMeta>> {
+        self.file_meta(dir)
+    }
+    fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()> {
         let mut fs = self.fs.lock();
         fs.check(Op::Chmod, path)?;
-        fs.file(path)?.lock().readonly = true;
+        if let Some(m) = fs.dir_meta.get_mut(path) {
+            m.1 = mode;
+            return Ok(());
+        }
+        fs.open(path)?.lock().mode = mode;
         Ok(())
+    }
+    fn effective_uid(&self) -> u32 {
+        self.fs.lock().euid
     }
     fn set_immutable(&self, path: &Path, on: bool) -> io::Result<()> {
         let mut fs = self.fs.lock();
         fs.check(Op::Chmod, path)?;
-        fs.file(path)?.lock().immutable = on;
+        fs.open(path)?.lock().immutable = on;
         Ok(())
     }
     fn lock_dir(&self, dir: &Path) -> io::Result<Box<dyn DirLock>> {

@@ -50,21 +50,25 @@ use std::sync::Arc;
 /// [`MemStorage`] models all of this (and its [`MemStorage::crash_image`]
 /// shows what a crash could leave); [`FsStorage`] is the real thing.
 pub trait Storage: Send + Sync + Debug {
-    /// Creates `dir` and its missing ancestors. The new directories' own
-    /// entries in their parents are as volatile as a file's name (until the
-    /// parent is synced); [`MemStorage`] keeps them at once.
+    /// Creates `dir` and its missing ancestors with mode [`DIR_MODE`],
+    /// whatever the umask. The new directories' own entries in their
+    /// parents are as volatile as a file's name (until the parent is
+    /// synced); [`MemStorage`] keeps them at once.
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// `Ok(false)` when `dir` does not exist.
     fn dir_exists(&self, dir: &Path) -> io::Result<bool>;
     /// Names (not paths) of the entries in `dir` as a running program sees
     /// them, synced or not.
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
-    /// Creates a new, empty file for appending; fails if it exists. After a
-    /// crash the file may not exist at all (data included) unless
+    /// Creates a new, empty file for appending with mode [`FILE_MODE`],
+    /// whatever the umask; fails if it exists (a symbolic link included).
+    /// After a crash the file may not exist at all (data included) unless
     /// `sync_dir` of its directory returned Ok after this call.
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn WriteFile>>;
     /// Opens an existing file for appending (O_APPEND). Changes nothing
-    /// durable.
+    /// durable. Like every open of a file in a log directory, never through
+    /// a symbolic link: one fails with ELOOP, as O_NOFOLLOW makes open(2)
+    /// fail.
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WriteFile>>;
     /// Opens a file for positional reads. The handle keeps reading the same
     /// file after it is renamed or removed, as on Unix.
@@ -87,6 +91,18 @@ pub trait Storage: Send + Sync + Debug {
     /// Takes write permission away from everyone (mode 0444). Durable with
     /// the file's metadata; the engine makes no promise rest on it alone.
     fn set_readonly(&self, path: &Path) -> io::Result<()>;
+    /// The owner and mode of `path` as lstat(2) gives them: a symbolic link
+    /// is reported as one, not followed. `Ok(None)` when it does not exist.
+    fn file_meta(&self, path: &Path) -> io::Result<Option<FileMeta>>;
+    /// The same for the log directory, whose own path may be a symbolic
+    /// link (format-spec.md §1): it is followed.
+    fn dir_meta(&self, dir: &Path) -> io::Result<Option<FileMeta>>;
+    /// Sets the permission bits of a file (never through a symbolic link)
+    /// or of the log directory (its path followed, as in `dir_meta`).
+    fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()>;
+    /// The effective user id files are created and opened as: the owner a
+    /// writer expects of every file in its log.
+    fn effective_uid(&self) -> u32;
     /// Sets or clears the file system's immutable attribute, which stops even
     /// root from writing, renaming or deleting the file (Linux
     /// FS_IOC_SETFLAGS; needs CAP_LINUX_IMMUTABLE).
@@ -95,6 +111,23 @@ pub trait Storage: Send + Sync + Debug {
     /// `ErrorKind::WouldBlock` while another holder has it. A lock does not
     /// outlive the process (or, in [`MemStorage`], a crash image).
     fn lock_dir(&self, dir: &Path) -> io::Result<Box<dyn DirLock>>;
+}
+
+/// Mode of a log directory the engine creates.
+pub const DIR_MODE: u32 = 0o750;
+/// Mode of the files the engine writes to: segments, the anchor, hold and
+/// lock files, and the copies recovery keeps aside.
+pub const FILE_MODE: u32 = 0o640;
+/// Mode of a sealed file.
+pub const SEALED_MODE: u32 = 0o444;
+
+/// Owner and type of a file, and its permission bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileMeta {
+    pub uid: u32,
+    /// Permission bits (`st_mode & 0o7777`).
+    pub mode: u32,
+    pub symlink: bool,
 }
 
 /// A file opened for appending.

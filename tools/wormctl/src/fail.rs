@@ -46,7 +46,10 @@ impl Fail {
     /// corruption (1); anything else leaves it unusable (2).
     pub fn log(e: Error) -> Fail {
         match &e {
+            // A symbolic link where a log's file belongs was put there:
+            // tampering, like a changed byte.
             Error::Corrupt { .. }
+            | Error::Symlink { .. }
             | Error::CheckpointMismatch { .. }
             | Error::Checkpoint(CheckpointError::NoValidSignature { .. }) => Fail::tampered(e),
             Error::Locked { .. } => Fail::usage(format!(

@@ -1251,3 +1251,71 @@ fn commands_work_on_more_sealed_segments_than_the_open_file_limit() {
     expect_code(&o, 0);
     assert_eq!(json_lines(&o).len() as u64, n, "every record dumped");
 }
+
+#[test]
+fn a_symlinked_hold_file_is_not_printed_by_hold_show_or_stat() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let log = Log::open(&dir, options()).unwrap();
+    for i in 0..100 {
+        log.append(&event(i)).unwrap();
+    }
+    drop(log);
+    // What `hold show` run as root would print: /etc/shadow, say.
+    let secret = tmp.path().join("shadow");
+    std::fs::write(&secret, "root:$6$not-for-your-eyes:19000:0:99999:7:::\n").unwrap();
+    let hold = dir.join("wormlog.hold");
+    std::os::unix::fs::symlink(&secret, &hold).unwrap();
+    for args in [
+        vec!["hold", "show", p(&dir)],
+        vec!["stat", p(&dir)],
+        vec!["stat", "--json", p(&dir)],
+        vec!["hold", "set", "case 9", p(&dir)],
+    ] {
+        let o = wormctl(&args);
+        expect_code(&o, 1);
+        assert!(
+            stderr(&o).contains(&format!("{} is a symbolic link", hold.display())),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(
+            !all.contains("not-for-your-eyes"),
+            "{args:?} printed the target: {all}"
+        );
+    }
+    assert!(std::fs::read_to_string(&secret)
+        .unwrap()
+        .starts_with("root:$6$not-for-your-eyes"));
+}
+
+#[test]
+fn verify_reports_a_symlinked_segment_as_tampering_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    make_log(&dir, 1500);
+    let sealed = files_with(&dir, ".wlog.zst").pop().unwrap();
+    let moved = tmp.path().join("moved.wlog.zst");
+    std::fs::copy(&sealed, &moved).unwrap();
+    std::fs::remove_file(&sealed).unwrap();
+    std::os::unix::fs::symlink(&moved, &sealed).unwrap();
+    for json in [false, true] {
+        let mut args = vec!["verify", p(&dir)];
+        if json {
+            args.push("--json");
+        }
+        let o = wormctl(&args);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(all.contains("is a symbolic link"), "{all}");
+        assert!(
+            all.contains(sealed.file_name().unwrap().to_str().unwrap()),
+            "{all}"
+        );
+    }
+    // Given on its own, a link is not followed either.
+    let o = wormctl(&["verify", p(&sealed)]);
+    expect_code(&o, 1);
+    assert!(stderr(&o).contains("is a symbolic link"), "{}", stderr(&o));
+}
