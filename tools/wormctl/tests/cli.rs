@@ -925,6 +925,46 @@ fn checkpoints_sign_and_verify_and_catch_a_rewritten_log() {
 }
 
 #[test]
+fn keygen_accepts_every_key_name_the_spec_allows_and_no_other() {
+    // format-spec.md §10: 1-200 printable ASCII characters other than '+'.
+    let work = tempfile::tempdir().unwrap();
+    let long = "n".repeat(200);
+    for (i, name) in ["ops@example.com:prod/1~!#", "a", long.as_str()]
+        .into_iter()
+        .enumerate()
+    {
+        let out = work.path().join(format!("ok{i}"));
+        let o = wormctl(&["keygen", "--name", name, "--out", p(&out)]);
+        expect_code(&o, 0);
+        let text = std::fs::read_to_string(work.path().join(format!("ok{i}.pub"))).unwrap();
+        let key = wormlog::CheckpointPublicKey::from_vkey_string(&text).unwrap();
+        assert_eq!(key.name(), name);
+    }
+    let too_long = "n".repeat(201);
+    for (i, name) in [
+        "",
+        "a+b",
+        "a b",
+        "a\tb",
+        "a\u{1b}[2J",
+        "caf\u{e9}",
+        too_long.as_str(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let out = work.path().join(format!("bad{i}"));
+        let o = wormctl(&["keygen", "--name", name, "--out", p(&out)]);
+        expect_code(&o, 2);
+        assert!(stderr(&o).contains("key name"), "{}", stderr(&o));
+        assert!(
+            !work.path().join(format!("bad{i}.key")).exists(),
+            "{name:?}"
+        );
+    }
+}
+
+#[test]
 fn a_closed_output_pipe_ends_dump_and_demo_quietly() {
     let dir = tempfile::tempdir().unwrap();
     make_log(dir.path(), 3000);
