@@ -2,7 +2,7 @@
 //! private key file is created with mode 0600 and never overwritten.
 
 use crate::fail::Fail;
-use crate::out::Out;
+use crate::out::{self, Out};
 use std::io::Write;
 use std::path::PathBuf;
 use wormlog::CheckpointKey;
@@ -54,7 +54,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
     let mut out = Out::new();
     out.line(format!(
         "private key: {} (keep it away from the log's host)",
-        private.display()
+        out::path_text(&private)
     ))?;
-    out.line(format!("public key:  {}", public.display()))
+    out.line(format!("public key:  {}", out::path_text(&public)))
 }

@@ -207,7 +207,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
     out.line(format!(
         "log {}  in {}",
         hex(&log.log_id()),
-        a.dir.display()
+        out::path_text(&a.dir)
     ))?;
     out.line(format!(
         "{:<34} {:<6} {:>21} {:>9} {:<24} {:<24} {:>10} {:>10} {:>6}  last hash",

@@ -278,6 +278,79 @@ fn text_from_the_log_reaches_a_terminal_escaped_and_json_exact() {
 }
 
 #[test]
+fn a_hostile_directory_name_reaches_a_terminal_escaped_and_json_exact() {
+    // A directory name is the attacker's text as much as a payload: an
+    // escape sequence, a right-to-left override, an isolate, a zero-width
+    // space and a C1 control, which serde_json leaves raw.
+    let work = tempfile::tempdir().unwrap();
+    let name = "log\u{1b}[31mred\u{202e}gol.exe\u{2066}x\u{200b}y\u{9b}2J";
+    let dir = work.path().join(name);
+    let log = Log::open(&dir, options()).unwrap();
+    let payload = "ok \u{202e}exe.live \u{2067}\u{1b}[0m \u{feff}\u{e0041}";
+    log.append(payload.as_bytes()).unwrap();
+    drop(log);
+    // What a terminal must not receive: control and bidirectional
+    // characters; JSON, in addition, carries no invisible format character.
+    let on_terminal =
+        |c: char| c.is_control() && c != '\n' || matches!(c, '\u{202e}' | '\u{2066}' | '\u{2067}');
+    let in_json = |c: char| on_terminal(c) || matches!(c, '\u{200b}' | '\u{feff}' | '\u{e0041}');
+    for (args, hidden) in [
+        (
+            vec!["verify", p(&dir)],
+            &on_terminal as &dyn Fn(char) -> bool,
+        ),
+        (vec!["stat", p(&dir)], &on_terminal),
+        (vec!["verify", "--json", p(&dir)], &in_json),
+        (vec!["stat", "--json", p(&dir)], &in_json),
+        (vec!["dump", "--json", p(&dir)], &in_json),
+        (vec!["tail", "--json", p(&dir)], &in_json),
+    ] {
+        let o = wormctl(&args);
+        expect_code(&o, 0);
+        let text = stdout(&o);
+        assert_eq!(
+            text.chars().find(|&c| hidden(c)),
+            None,
+            "{args:?} printed raw: {text:?}"
+        );
+    }
+    let o = wormctl(&["verify", p(&dir)]);
+    assert!(
+        stdout(&o).contains(r"log\u{1b}[31mred\u{202e}gol.exe\u{2066}x"),
+        "{}",
+        stdout(&o)
+    );
+    let o = wormctl(&["stat", p(&dir)]);
+    assert!(stdout(&o).contains(r"\u{1b}[31mred"), "{}", stdout(&o));
+    // JSON escapes them as \uXXXX and decodes to exactly the same text.
+    let o = wormctl(&["verify", "--json", p(&dir)]);
+    assert!(stdout(&o).contains(r"\u202e"), "{}", stdout(&o));
+    assert_eq!(json_lines(&o)[0]["path"], p(&dir));
+    let o = wormctl(&["stat", "--json", p(&dir)]);
+    assert_eq!(json_lines(&o)[0]["dir"], p(&dir));
+    let o = wormctl(&["dump", "--json", p(&dir)]);
+    assert!(stdout(&o).contains(r"\udb40\udc41"), "{}", stdout(&o));
+    assert_eq!(json_lines(&o)[0]["payload"], payload);
+    // And an error naming the directory, on stderr.
+    let missing = dir.join("gone\u{1b}]0;pwned\u{7}");
+    for args in [vec!["verify", p(&missing)], vec!["stat", p(&missing)]] {
+        let o = wormctl(&args);
+        expect_code(&o, 2);
+        let err = stderr(&o);
+        assert_eq!(
+            err.chars().find(|&c| on_terminal(c)),
+            None,
+            "{args:?}: {err:?}"
+        );
+        assert!(
+            stderr(&o).contains(r"gone\u{1b}]0;pwned\u{7}"),
+            "{}",
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
 fn dump_raw_gives_the_frame_locations_the_library_reports() {
     let dir = tempfile::tempdir().unwrap();
     let records = make_log(dir.path(), 800);
