@@ -787,6 +787,123 @@ fn tail_follow_sees_a_record_appended_after_it_started() {
     child.wait().unwrap();
 }
 
+/// `wormctl tail -f` on `dir`, polling every 50 ms, and its stdout lines.
+fn follow(dir: &Path) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wormctl"))
+        .args(["tail", "-f", "-n", "2", "--interval", "50ms", p(dir)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Waits (at most 30 s) for a `follow` to print its first line and then
+/// for it to exit; returns its exit code and stderr.
+fn first_line_then_exit(
+    child: &mut std::process::Child,
+    rx: &std::sync::mpsc::Receiver<String>,
+    between: impl FnOnce(),
+) -> (Option<i32>, String) {
+    use std::io::Read;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("tail -f printed the last records");
+    between();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("tail -f still running 30 s after its log went away");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (status.code(), err)
+}
+
+fn small_log(dir: &Path) -> [u8; 16] {
+    let log = Log::open(dir, options()).unwrap();
+    for i in 0..5 {
+        log.append(&event(i)).unwrap();
+    }
+    let id = log.log_id();
+    log.close().unwrap();
+    id
+}
+
+#[test]
+fn tail_follow_exits_2_when_the_log_directory_is_removed() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("log");
+    let id = small_log(&dir);
+    let (mut child, rx) = follow(&dir);
+    let (code, err) = first_line_then_exit(&mut child, &rx, || {
+        std::fs::remove_dir_all(&dir).unwrap();
+    });
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.starts_with("wormctl: ") && err.contains("was removed"),
+        "{err}"
+    );
+    assert!(err.contains(&hex(&id)), "{err}");
+}
+
+#[test]
+fn tail_follow_exits_2_when_the_directory_holds_another_log() {
+    // The directory replaced by another holding a new log (moved away and
+    // another moved in, so the name is never missing for long).
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("log");
+    let first = small_log(&dir);
+    let other = work.path().join("other");
+    let second = small_log(&other);
+    let (mut child, rx) = follow(&dir);
+    let (code, err) = first_line_then_exit(&mut child, &rx, || {
+        std::fs::rename(&dir, work.path().join("old")).unwrap();
+        std::fs::rename(&other, &dir).unwrap();
+    });
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("removed and made anew"), "{err}");
+    assert!(
+        err.contains(&hex(&second)) && err.contains(&hex(&first)),
+        "{err}"
+    );
+    // The same directory emptied and given a new log.
+    let (mut child, rx) = follow(&dir);
+    let mut third = [0; 16];
+    let (code, err) = first_line_then_exit(&mut child, &rx, || {
+        for f in std::fs::read_dir(&dir).unwrap() {
+            std::fs::remove_file(f.unwrap().path()).unwrap();
+        }
+        third = small_log(&dir);
+    });
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!("now holds another log, {}", hex(&third))),
+        "{err}"
+    );
+    assert!(err.contains(&hex(&second)), "{err}");
+}
+
 #[test]
 fn seal_hold_and_retention_change_the_log_as_they_say() {
     let dir = tempfile::tempdir().unwrap();
