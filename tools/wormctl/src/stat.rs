@@ -106,7 +106,7 @@ fn durability_text(found: &Option<DurabilityRecord>) -> String {
     let mode = match d.durability {
         Durability::Sync => "sync (acknowledged = fdatasynced)".to_string(),
         Durability::Batched { max_delay } => format!(
-            "batched (acknowledged = written; fdatasync at least every {})",
+            "batched (acknowledged = written; fdatasync {} after the last ended)",
             humantime::format_duration(max_delay)
         ),
         Durability::Buffered => {
