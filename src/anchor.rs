@@ -9,7 +9,7 @@ use crate::format::{
     ANCHOR_HEADER_LEN, ANCHOR_LOG_ID_AT, FIRST_SEQ_AT, PREV_HASH_AT,
 };
 use crate::segment::Segment;
-use crate::storage::{write_atomically, Storage};
+use crate::storage::{write_atomically, write_new_file, Storage};
 use std::io;
 use std::path::Path;
 
@@ -136,18 +136,9 @@ pub(crate) fn load_anchor(
 fn cut_torn_tail(storage: &dyn Storage, path: &Path, tail: &[u8], at: u64) -> Result<()> {
     if tail.iter().any(|&b| b != 0) {
         let aside = path.with_file_name(format!("{ANCHOR_FILE}.cut-{at}"));
-        let _ = storage.remove_file(&aside);
-        let mut f = storage
-            .create_new(&aside)
-            .map_err(|e| Error::io("create", &aside, e))?;
-        f.append(tail).map_err(|e| Error::io("write", &aside, e))?;
-        f.sync_data()
-            .map_err(|e| Error::io("fdatasync", &aside, e))?;
-        // The copy's name must be durable before the bytes it saves are cut.
-        let dir = path.parent().unwrap_or(Path::new("."));
-        storage
-            .sync_dir(dir)
-            .map_err(|e| Error::io("fsync directory", dir, e))?;
+        write_new_file(storage, &aside, &mut |f| {
+            f.append(tail).map_err(|e| Error::io("write", &aside, e))
+        })?;
     }
     let mut f = crate::storage::open_append(storage, path)?;
     f.truncate(at).map_err(|e| Error::io("truncate", path, e))?;

@@ -93,19 +93,32 @@ impl Checkpoint {
         };
         let (body, sigs) = (&note[..split + 1], &note[split + 2..]);
         let checkpoint = parse_body(body)?;
-        let want_id = key_id(&key.name, &key.key);
-        let mut lines = 0;
-        for line in sigs.lines() {
-            lines += 1;
-            if lines > SIGNATURE_LINES_MAX {
+        // The whole note is checked before any signature is tried: bytes
+        // after a valid signature line (NULs, a half-written line) would
+        // otherwise ride along in a note that verifies.
+        if sigs.is_empty() {
+            return Err(bad("no signature lines"));
+        }
+        let Some(sigs) = sigs.strip_suffix('\n') else {
+            return Err(bad(
+                "does not end with a newline after its last signature line",
+            ));
+        };
+        let mut lines = Vec::new();
+        for line in sigs.split('\n') {
+            if lines.len() == SIGNATURE_LINES_MAX {
                 return Err(bad("too many signature lines"));
             }
             let Some(rest) = line.strip_prefix("\u{2014} ") else {
                 return Err(bad("signature line does not start with an em dash"));
             };
-            let Some((name, blob)) = rest.split_once(' ') else {
+            let Some(name_blob) = rest.split_once(' ') else {
                 return Err(bad("signature line has no signature"));
             };
+            lines.push(name_blob);
+        }
+        let want_id = key_id(&key.name, &key.key);
+        for (name, blob) in lines {
             if name != key.name {
                 continue;
             }
@@ -222,11 +235,19 @@ fn key_id(name: &str, key: &VerifyingKey) -> [u8; 4] {
     [d[0], d[1], d[2], d[3]]
 }
 
-fn check_name(name: &str) -> Result<(), CheckpointError> {
-    if name.is_empty() || name.len() > 200 || name.contains(['+', ' ', '\n']) || !name.is_ascii() {
-        return Err(CheckpointError::BadKey(
-            "key names are 1-200 ASCII characters without '+', spaces or newlines".into(),
-        ));
+/// Longest key name accepted.
+const KEY_NAME_MAX: usize = 200;
+
+/// format-spec.md §10: 1-200 printable ASCII characters other than `+`.
+/// `+` separates a key's fields; a space would split a signature line; a
+/// control character in a name would reach the terminal of whoever verifies.
+fn check_key_name(name: &str) -> Result<(), CheckpointError> {
+    let printable = |b: u8| (0x21..=0x7e).contains(&b) && b != b'+';
+    if name.is_empty() || name.len() > KEY_NAME_MAX || !name.bytes().all(printable) {
+        return Err(CheckpointError::BadKey(format!(
+            "key names are 1-{KEY_NAME_MAX} printable ASCII characters (no spaces or \
+             control characters) other than '+'"
+        )));
     }
     Ok(())
 }
@@ -246,9 +267,15 @@ impl std::fmt::Debug for CheckpointKey {
 }
 
 impl CheckpointKey {
+    /// Whether `name` may name a key (format-spec.md §10), so that a tool
+    /// can refuse it before making anything.
+    pub fn check_name(name: &str) -> Result<(), CheckpointError> {
+        check_key_name(name)
+    }
+
     /// A new key from the kernel's randomness.
     pub fn generate(name: &str) -> std::io::Result<CheckpointKey> {
-        check_name(name).map_err(std::io::Error::other)?;
+        check_key_name(name).map_err(std::io::Error::other)?;
         let mut seed = [0u8; 32];
         std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut seed)?;
         Ok(CheckpointKey {
@@ -277,7 +304,7 @@ impl CheckpointKey {
             .strip_prefix("PRIVATE+KEY+")
             .ok_or_else(|| bad("not a PRIVATE+KEY+ string"))?;
         let (name, id, blob) = split3(rest).ok_or_else(|| bad("expected name+id+key"))?;
-        check_name(name)?;
+        check_key_name(name)?;
         let blob = B64.decode(blob).map_err(|_| bad("key is not base64"))?;
         let seed: [u8; 32] = match blob.split_first() {
             Some((&ED25519_TYPE, seed)) => {
@@ -331,7 +358,7 @@ impl CheckpointPublicKey {
     pub fn from_vkey_string(s: &str) -> Result<CheckpointPublicKey, CheckpointError> {
         let bad = |m: &str| CheckpointError::BadKey(m.to_string());
         let (name, id, blob) = split3(s.trim()).ok_or_else(|| bad("expected name+id+key"))?;
-        check_name(name)?;
+        check_key_name(name)?;
         let blob = B64.decode(blob).map_err(|_| bad("key is not base64"))?;
         let bytes: [u8; 32] = match blob.split_first() {
             Some((&ED25519_TYPE, k)) => k.try_into().map_err(|_| bad("not an Ed25519 key"))?,
@@ -434,5 +461,108 @@ mod tests {
         ));
         let body_only = cp().body();
         assert!(Checkpoint::verify_note(&body_only, &public).is_err());
+    }
+    #[test]
+    fn a_note_ends_with_exactly_one_newline_after_its_last_signature_line() {
+        let key = CheckpointKey::generate("auditor").unwrap();
+        let public = key.public();
+        let note = cp().sign(&key);
+        assert!(Checkpoint::verify_note(&note, &public).is_ok());
+        let other = CheckpointKey::generate("other").unwrap();
+        let two = format!("{note}{}", &other_line(&other));
+        assert!(
+            Checkpoint::verify_note(&two, &public).is_ok(),
+            "a second key's line is allowed"
+        );
+        let cut = note.strip_suffix('\n').unwrap();
+        for bad in [
+            cut.to_string(),
+            format!("{note}\0"),
+            format!("{note}\0\0\0\0"),
+            format!("{note}\n"),
+            format!("{note}x"),
+            format!("{note}\u{2014} half a line"),
+            format!("{cut}\r\n"),
+            format!("{}\n\n", cp().body()),
+        ] {
+            assert!(
+                matches!(
+                    Checkpoint::verify_note(&bad, &public),
+                    Err(CheckpointError::Malformed(_))
+                ),
+                "accepted {bad:?}"
+            );
+        }
+    }
+
+    /// `other`'s signature line over some body: well-formed, by another key.
+    fn other_line(other: &CheckpointKey) -> String {
+        let note = cp().sign(other);
+        let at = note.find("\n\n").unwrap();
+        note[at + 2..].to_string()
+    }
+
+    #[test]
+    fn key_names_are_printable_ascii_without_plus_or_space() {
+        for good in [
+            "a",
+            "auditor.example",
+            "ops@example.com:prod/1~!#",
+            "x".repeat(200).as_str(),
+        ] {
+            let key = CheckpointKey::generate(good).unwrap();
+            let public = key.public();
+            assert_eq!(
+                CheckpointPublicKey::from_vkey_string(&public.to_vkey_string()).unwrap(),
+                public,
+                "{good}"
+            );
+        }
+        for bad in [
+            "",
+            "a+b",
+            "a b",
+            "a\tb",
+            "a\nb",
+            "a\rb",
+            "a\u{1b}[2Jb",
+            "a\0",
+            "a\u{7f}",
+            "caf\u{e9}",
+            "x".repeat(201).as_str(),
+        ] {
+            assert!(
+                matches!(
+                    CheckpointKey::check_name(bad),
+                    Err(CheckpointError::BadKey(_))
+                ),
+                "accepted {bad:?}"
+            );
+            assert!(CheckpointKey::generate(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn key_text_splits_on_the_first_two_plus_signs_only() {
+        // Standard base64 uses '+': a key whose encoding holds one must
+        // still read back, its '+' kept in the key part.
+        let key = (0..=255u8)
+            .map(|i| CheckpointKey {
+                name: "k".into(),
+                signing: SigningKey::from_bytes(&[i; 32]),
+            })
+            .find(|k| {
+                let v = k.public().to_vkey_string();
+                v.splitn(3, '+').nth(2).unwrap().contains('+')
+                    && k.to_private_string().matches('+').count() > 4
+            })
+            .expect("some seed gives a '+' in both encodings");
+        let public = key.public();
+        assert_eq!(
+            CheckpointPublicKey::from_vkey_string(&public.to_vkey_string()).unwrap(),
+            public
+        );
+        let back = CheckpointKey::from_private_string(&key.to_private_string()).unwrap();
+        assert_eq!(back.public(), public);
     }
 }

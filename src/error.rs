@@ -75,6 +75,21 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// Recovery must cut a torn tail but could not keep a copy of its bytes
+    /// (on a full disk, most often). Nothing was cut or left behind; the
+    /// open can succeed once the copy fits.
+    #[error(
+        "{path}: the torn tail of {bytes} bytes at offset {offset} must be cut, but its copy \
+         {copy} could not be written ({source}); nothing was cut: make room and open the log again"
+    )]
+    TailNotKept {
+        path: PathBuf,
+        offset: u64,
+        bytes: u64,
+        copy: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     /// Another `Log` (in this or another process) holds the directory's lock.
     #[error("{path} is locked by another writer (only one process may open a log for writing)")]
     Locked { path: PathBuf },

@@ -869,7 +869,8 @@ fn run_sealer(inner: &Inner) {
     }
 }
 
-/// Under `Durability::Batched`, syncs at least every `max_delay`. A failed
+/// Under `Durability::Batched`, syncs `max_delay` after the last sync
+/// ended (so a record waits up to `max_delay` plus one sync). A failed
 /// sync poisons the log (inside `Writer::sync`) and ends the thread.
 fn run_syncer(inner: &Inner, max_delay: std::time::Duration) {
     loop {

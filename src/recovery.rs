@@ -20,7 +20,7 @@ use crate::options::Options;
 use crate::sealed::{open_sealed, SealedReads};
 use crate::segment::{Segment, SegmentEnd, SparseIndex};
 use crate::state::LogState;
-use crate::storage::{read_chunks, DirLock, ReadFile, Storage, WriteFile};
+use crate::storage::{read_chunks, write_new_file, DirLock, ReadFile, Storage, WriteFile};
 use crate::walk::{BatchedDigest, Check, FrameWalker, WalkError};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -970,41 +970,32 @@ fn save_cut_bytes(
         return Ok(String::new());
     }
     let name = format!("{}.cut-{offset}", segment_file_name(seg.number));
-    copy_range(
-        storage,
-        seg,
-        offset,
-        file_len,
-        &seg.path.with_file_name(&name),
-    )?;
+    let copy = seg.path.with_file_name(&name);
+    // Without room for the copy the open fails and nothing is cut: the bytes
+    // stay in the segment until an open can keep them (format-spec.md 6.2).
+    copy_range(storage, seg, offset, file_len, &copy).map_err(|e| match e {
+        // Any failure but reading the segment is one of writing the copy.
+        Error::Io { path, source, .. } if path != seg.path => Error::TailNotKept {
+            path: seg.path.clone(),
+            offset,
+            bytes: file_len - offset,
+            copy,
+            source,
+        },
+        other => other,
+    })?;
     Ok(name)
 }
 
-/// Copies bytes `from..to` of a segment into a new file, durably.
+/// Copies bytes `from..to` of a segment into a new file, durably; a copy
+/// that cannot be finished is removed (see `write_new_file`).
 fn copy_range(storage: &dyn Storage, seg: &Segment, from: u64, to: u64, dest: &Path) -> Result<()> {
-    let mut out = match storage.create_new(dest) {
-        Ok(f) => f,
-        // A copy from an earlier, interrupted recovery: start it over.
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            storage
-                .remove_file(dest)
-                .map_err(|e| Error::io("remove", dest, e))?;
-            storage
-                .create_new(dest)
-                .map_err(|e| Error::io("create", dest, e))?
-        }
-        Err(e) => return Err(Error::io("create", dest, e)),
-    };
-    read_chunks(&*seg.file, &seg.path, from, to, &mut |chunk| {
-        out.append(chunk).map_err(|e| Error::io("write", dest, e))?;
-        Ok(true)
-    })?;
-    out.sync_data()
-        .map_err(|e| Error::io("fdatasync", dest, e))?;
-    let dir = dest.parent().unwrap_or(Path::new("."));
-    storage
-        .sync_dir(dir)
-        .map_err(|e| Error::io("fsync directory", dir, e))
+    write_new_file(storage, dest, &mut |out| {
+        read_chunks(&*seg.file, &seg.path, from, to, &mut |chunk| {
+            out.append(chunk).map_err(|e| Error::io("write", dest, e))?;
+            Ok(true)
+        })
+    })
 }
 
 /// Damage in durable data of the active segment, with `Options::repair`:

@@ -1,12 +1,13 @@
 //! A failed write or fdatasync acknowledges nothing, reaches every waiting
-//! writer, and poisons the log until it is reopened.
+//! writer, and poisons the log until it is reopened. A copy recovery cannot
+//! write fails the open, changes nothing and leaves no partial file.
 
 mod common;
 use common::*;
 use std::sync::mpsc;
 use std::time::Duration;
 use wormlog::storage::{MemStorage, Op};
-use wormlog::{Durability, Error, Log};
+use wormlog::{Durability, Error, Log, SystemEvent};
 
 #[test]
 fn failed_fdatasync_acknowledges_nothing_and_poisons_the_log() {
@@ -155,4 +156,98 @@ fn failed_segment_roll_poisons_and_reopen_recovers() {
     assert_eq!(user_payloads(&log).len(), acked.len());
     log.verify().unwrap();
     log.append(&[8u8; 500]).unwrap();
+}
+
+/// Recovery's copies kept aside (`.cut-OFFSET`, `.damaged-TIME`).
+fn copies_aside(storage: &MemStorage) -> Vec<std::path::PathBuf> {
+    storage
+        .file_paths()
+        .into_iter()
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.contains(".cut-") || name.contains(".damaged-")
+        })
+        .collect()
+}
+
+#[test]
+fn a_torn_tail_whose_copy_cannot_be_written_is_not_cut_and_leaves_no_debris() {
+    // Each step of writing the copy fails in turn, as ENOSPC would: the open
+    // fails, nothing is cut, no partial copy stays; without the fault the
+    // next open keeps the bytes and cuts.
+    for op in [Op::Append, Op::Sync, Op::SyncDir, Op::Create] {
+        let storage = MemStorage::new();
+        let log = Log::open(mem_dir(), mem_options(&storage)).unwrap();
+        log.append(b"kept").unwrap();
+        drop(log);
+        let active = segment_paths(&storage, &mem_dir()).pop().unwrap();
+        let mut torn = storage.read_file(&active).unwrap();
+        let good_len = torn.len();
+        torn.extend_from_slice(&[0xAB; 300]);
+        storage.write_file(&active, torn.clone());
+        for attempt in 1..=3 {
+            storage.fail_nth(op, storage.count(op) + 1);
+            let err = match Log::open(mem_dir(), mem_options(&storage)) {
+                Ok(_) => panic!("{op:?}: opened without keeping the cut bytes"),
+                Err(e) => e,
+            };
+            assert_eq!(
+                copies_aside(&storage),
+                Vec::<std::path::PathBuf>::new(),
+                "{op:?} #{attempt}"
+            );
+            assert_eq!(
+                storage.read_file(&active).unwrap(),
+                torn,
+                "{op:?}: nothing cut"
+            );
+            assert!(err.to_string().contains("nothing was cut"), "{op:?}: {err}");
+        }
+        let log = Log::open(mem_dir(), mem_options(&storage)).unwrap();
+        let copies = copies_aside(&storage);
+        assert_eq!(copies.len(), 1, "{copies:?}");
+        assert_eq!(storage.read_file(&copies[0]).unwrap(), torn[good_len..]);
+        let saved: Vec<String> = all_records(&log)
+            .iter()
+            .filter_map(|r| match r.system_event()?.ok()? {
+                SystemEvent::TailCut { saved_as, .. } => Some(saved_as),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            saved,
+            vec![copies[0]
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()]
+        );
+        assert_eq!(user_payloads(&log), vec![b"kept".to_vec()]);
+        log.verify().unwrap();
+    }
+}
+
+#[test]
+fn a_damaged_segment_whose_copy_cannot_be_written_is_not_repaired_and_leaves_no_debris() {
+    let storage = MemStorage::new();
+    let log = Log::open(mem_dir(), mem_options(&storage)).unwrap();
+    for i in 0..4u8 {
+        log.append(&[i; 200]).unwrap();
+    }
+    drop(log);
+    let active = segment_paths(&storage, &mem_dir()).pop().unwrap();
+    let mut bytes = storage.read_file(&active).unwrap();
+    let (at, _, _) = frame_map(&bytes)[1];
+    bytes[at + 45] ^= 1;
+    storage.write_file(&active, bytes.clone());
+    let before = storage.file_paths();
+    storage.fail_nth(Op::Append, storage.count(Op::Append) + 1);
+    assert!(Log::open(mem_dir(), mem_options(&storage).repair(true)).is_err());
+    assert_eq!(storage.file_paths(), before, "no copy, no new segment");
+    assert_eq!(storage.read_file(&active).unwrap(), bytes);
+    let log = Log::open(mem_dir(), mem_options(&storage).repair(true)).unwrap();
+    let copies = copies_aside(&storage);
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    assert_eq!(storage.read_file(&copies[0]).unwrap(), bytes);
+    log.verify().unwrap();
 }

@@ -10,9 +10,12 @@ pub enum Durability {
     /// no acknowledged record.
     Sync,
     /// `append` returns once the record is written to the OS; a background
-    /// thread fdatasyncs at least every `max_delay`, and `Log::sync` forces
-    /// it. A crash can lose up to `max_delay` of acknowledged records (never
-    /// leaving a gap: the log stays a prefix).
+    /// thread starts an fdatasync `max_delay` after the previous one ended,
+    /// and `Log::sync` forces one. A crash can lose the records acknowledged
+    /// in the last `max_delay` plus one fdatasync's duration before it (and
+    /// any group write that fdatasync waited for): a record is durable only
+    /// when the fdatasync after it returns. It never leaves a gap: the log
+    /// stays a prefix.
     Batched { max_delay: Duration },
     /// fdatasync only when a segment rolls, on `Log::sync` and on close.
     Buffered,
@@ -25,7 +28,7 @@ impl std::fmt::Display for DurabilityText<'_> {
         match self.0 {
             Durability::Sync => write!(f, "sync"),
             Durability::Batched { max_delay } => {
-                write!(f, "batched (fdatasync at least every {max_delay:?})")
+                write!(f, "batched (fdatasync {max_delay:?} after the last)")
             }
             Durability::Buffered => write!(f, "buffered"),
         }

@@ -248,6 +248,48 @@ pub(crate) fn write_atomically(
         .map_err(|e| Error::io("fsync directory", dir, e))
 }
 
+/// Creates `dest` holding what `fill` appends, and makes it durable (its
+/// data, then its directory entry). A file left at `dest` by an earlier,
+/// interrupted try is replaced. If any step fails the new file is removed
+/// again: recovery writes these copies before it changes anything, so a
+/// copy that could not be finished (on a full disk, most often) would
+/// otherwise stay behind as debris, one for each failed open.
+pub(crate) fn write_new_file(
+    storage: &dyn Storage,
+    dest: &Path,
+    fill: &mut dyn FnMut(&mut dyn WriteFile) -> crate::Result<()>,
+) -> crate::Result<()> {
+    use crate::Error;
+    let mut out = match storage.create_new(dest) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            storage
+                .remove_file(dest)
+                .map_err(|e| Error::io("remove", dest, e))?;
+            storage
+                .create_new(dest)
+                .map_err(|e| Error::io("create", dest, e))?
+        }
+        Err(e) => return Err(Error::io("create", dest, e)),
+    };
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    let written = fill(&mut *out)
+        .and_then(|()| out.sync_data().map_err(|e| Error::io("fdatasync", dest, e)))
+        .and_then(|()| {
+            storage
+                .sync_dir(dir)
+                .map_err(|e| Error::io("fsync directory", dir, e))
+        });
+    if written.is_err() {
+        drop(out);
+        // The first error is the one to report; a removal that fails too
+        // leaves a file the next try replaces.
+        let _ = storage.remove_file(dest);
+        let _ = storage.sync_dir(dir);
+    }
+    written
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

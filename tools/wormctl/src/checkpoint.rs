@@ -3,7 +3,7 @@
 //! section 10). Reads beside a running writer.
 
 use crate::fail::Fail;
-use crate::out::Out;
+use crate::out::{self, Out};
 use std::io::Write;
 use std::path::PathBuf;
 use wormlog::CheckpointKey;
@@ -49,9 +49,9 @@ pub fn run(a: Args) -> Result<(), Fail> {
             let _ = writeln!(
                 std::io::stderr(),
                 "checkpoint of {} at seq {} written to {}",
-                a.dir.display(),
+                out::path_text(&a.dir),
                 checkpoint.seq,
-                path.display()
+                out::path_text(&path)
             );
             Ok(())
         }

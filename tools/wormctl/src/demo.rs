@@ -237,7 +237,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
         "wormlog demo: {} audit events from {} threads into {} ({:?})",
         a.records,
         a.threads,
-        a.dir.display(),
+        crate::out::path_text(&a.dir),
         durability
     );
 
@@ -454,7 +454,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
     say!(
         out,
         "done: the log is in {0}; try `wormctl stat {0}`, `wormctl dump {0} --from {1} --to {2}`, `wormctl verify {0}`",
-        a.dir.display(),
+        crate::out::path_text(&a.dir),
         head.seq.saturating_sub(2),
         head.seq
     );

@@ -116,7 +116,10 @@ impl Fail {
             // Not eprintln!: it panics when stderr is a closed pipe, and the
             // exit code still says what happened.
             use std::io::Write;
-            let _ = writeln!(io::stderr(), "wormctl: {label}{}", self.message);
+            // Messages name paths and quote the log's text: escaped, so that
+            // neither can write to the terminal or break the one line.
+            let message = crate::out::terminal_text(&self.message);
+            let _ = writeln!(io::stderr(), "wormctl: {label}{message}");
         }
         ExitCode::from(self.code)
     }

@@ -36,7 +36,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
             log.close()?;
             out.line(format!(
                 "legal hold set on {}: {}",
-                dir.display(),
+                out::path_text(&dir),
                 out::terminal_text(&reason)
             ))
         }
@@ -44,7 +44,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
             let log = crate::open::writer(&dir, Options::default())?;
             log.clear_legal_hold()?;
             log.close()?;
-            out.line(format!("legal hold cleared on {}", dir.display()))
+            out.line(format!("legal hold cleared on {}", out::path_text(&dir)))
         }
         Action::Show { dir } => {
             let log = crate::open::read_only(&dir)?;

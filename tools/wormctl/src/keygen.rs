@@ -2,14 +2,15 @@
 //! private key file is created with mode 0600 and never overwritten.
 
 use crate::fail::Fail;
-use crate::out::Out;
+use crate::out::{self, Out};
 use std::io::Write;
 use std::path::PathBuf;
 use wormlog::CheckpointKey;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The key's name, shown in signatures (letters, digits, `-`, `.`, `_`).
+    /// The key's name, shown in signatures: 1-200 printable ASCII
+    /// characters other than `+` (no spaces).
     #[arg(long, default_value = "wormlog-checkpoint")]
     name: String,
     /// Where to write the keys: OUT.key (private) and OUT.pub (public).
@@ -34,17 +35,10 @@ fn create_new(path: &PathBuf, text: &str, private: bool) -> Result<(), Fail> {
 }
 
 pub fn run(a: Args) -> Result<(), Fail> {
-    if a.name.is_empty()
-        || !a
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
-    {
-        return Err(Fail::usage(format!(
-            "key name {:?}: use letters, digits, '-', '.', '_'",
-            a.name
-        )));
-    }
+    // The library's rule, so that keygen makes every name a verifier
+    // accepts and no other.
+    CheckpointKey::check_name(&a.name)
+        .map_err(|e| Fail::usage(format!("key name {:?}: {e}", a.name)))?;
     let key = CheckpointKey::generate(&a.name).map_err(|e| Fail::io("random key", e))?;
     let mut private = a.out.clone().into_os_string();
     private.push(".key");
@@ -60,7 +54,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
     let mut out = Out::new();
     out.line(format!(
         "private key: {} (keep it away from the log's host)",
-        private.display()
+        out::path_text(&private)
     ))?;
-    out.line(format!("public key:  {}", public.display()))
+    out.line(format!("public key:  {}", out::path_text(&public)))
 }

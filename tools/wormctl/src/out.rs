@@ -28,7 +28,7 @@ impl Out {
     }
 
     pub fn json(&mut self, v: &serde_json::Value) -> Result<(), Fail> {
-        self.line(v.to_string())
+        self.line(json_text(&v.to_string()))
     }
 
     pub fn flush(&mut self) -> Result<(), Fail> {
@@ -108,6 +108,51 @@ pub fn terminal_text(s: &str) -> std::borrow::Cow<'_, str> {
     for c in s.chars() {
         if unsafe_on_terminal(c) {
             out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
+}
+
+/// A path as a terminal may show it (see `terminal_text`): a directory
+/// name is as much the attacker's text as a payload.
+pub fn path_text(path: &std::path::Path) -> String {
+    terminal_text(&path.display().to_string()).into_owned()
+}
+
+/// Characters that JSON allows raw but that hide or reorder text where the
+/// JSON is shown (a terminal, a log viewer, a code review): the ones a
+/// terminal must not receive (serde_json escapes only U+0000-U+001F, so
+/// DEL, the C1 controls and the bidirectional controls would pass), the
+/// other Unicode format characters (general category Cf: zero-width,
+/// invisible operators, tags) and the line and paragraph separators.
+fn hidden_in_json(c: char) -> bool {
+    unsafe_on_terminal(c)
+        || matches!(c,
+            '\u{00AD}' | '\u{0600}'..='\u{0605}' | '\u{06DD}' | '\u{070F}' | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}' | '\u{110BD}' | '\u{110CD}' | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}')
+}
+
+/// JSON text with the characters above written as `\uXXXX` escapes (a
+/// surrogate pair above U+FFFF), so that it decodes to exactly the same
+/// strings. Such characters occur only inside strings (JSON's own syntax is
+/// ASCII without DEL), so the whole text can be scanned.
+pub fn json_text(json: &str) -> std::borrow::Cow<'_, str> {
+    use std::fmt::Write as _;
+    if !json.chars().any(hidden_in_json) {
+        return json.into();
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if hidden_in_json(c) {
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                let _ = write!(out, "\\u{unit:04x}");
+            }
         } else {
             out.push(c);
         }
@@ -243,10 +288,10 @@ pub fn record_json(r: &Record, raw: bool) -> String {
     s
 }
 
-/// `text` as a JSON string literal (serde_json's escaping).
+/// `text` as a JSON string literal: serde_json's escaping, and `json_text`'s.
 fn push_json_str(out: &mut String, text: &str) {
     // Serializing a str cannot fail.
-    out.push_str(&serde_json::to_string(text).unwrap_or_default());
+    out.push_str(&json_text(&serde_json::to_string(text).unwrap_or_default()));
 }
 
 /// Bytes as a short human size.

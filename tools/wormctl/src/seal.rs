@@ -19,11 +19,14 @@ pub fn run(a: Args) -> Result<(), Fail> {
     let log = crate::open::writer(&a.dir, Options::default().seal_level(a.level))?;
     let sealed = log.seal()?;
     let mut out = Out::new();
-    out.line(format!("sealed {sealed} segment(s) in {}", a.dir.display()))?;
+    out.line(format!(
+        "sealed {sealed} segment(s) in {}",
+        out::path_text(&a.dir)
+    ))?;
     for s in log.segments()?.iter().filter(|s| s.sealed) {
         out.line(format!(
             "  {}  seqs {}..={}  {} -> {} (ratio {:.2})",
-            s.path.display(),
+            out::path_text(&s.path),
             s.first_seq,
             s.last_seq,
             out::size(s.bytes_uncompressed),

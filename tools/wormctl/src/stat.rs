@@ -106,7 +106,7 @@ fn durability_text(found: &Option<DurabilityRecord>) -> String {
     let mode = match d.durability {
         Durability::Sync => "sync (acknowledged = fdatasynced)".to_string(),
         Durability::Batched { max_delay } => format!(
-            "batched (acknowledged = written; fdatasync at least every {})",
+            "batched (acknowledged = written; fdatasync {} after the last ended)",
             humantime::format_duration(max_delay)
         ),
         Durability::Buffered => {
@@ -207,7 +207,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
     out.line(format!(
         "log {}  in {}",
         hex(&log.log_id()),
-        a.dir.display()
+        out::path_text(&a.dir)
     ))?;
     out.line(format!(
         "{:<34} {:<6} {:>21} {:>9} {:<24} {:<24} {:>10} {:>10} {:>6}  last hash",

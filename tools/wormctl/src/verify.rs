@@ -163,7 +163,7 @@ fn summary(
     }
     out.line(format!(
         "OK {}: {} records, seq {}..={}, in {} segment(s) ({} sealed), {} checked in {secs:.2} s",
-        a.path.display(),
+        out::path_text(&a.path),
         r.records,
         r.first_seq,
         r.head.seq,

@@ -278,6 +278,79 @@ fn text_from_the_log_reaches_a_terminal_escaped_and_json_exact() {
 }
 
 #[test]
+fn a_hostile_directory_name_reaches_a_terminal_escaped_and_json_exact() {
+    // A directory name is the attacker's text as much as a payload: an
+    // escape sequence, a right-to-left override, an isolate, a zero-width
+    // space and a C1 control, which serde_json leaves raw.
+    let work = tempfile::tempdir().unwrap();
+    let name = "log\u{1b}[31mred\u{202e}gol.exe\u{2066}x\u{200b}y\u{9b}2J";
+    let dir = work.path().join(name);
+    let log = Log::open(&dir, options()).unwrap();
+    let payload = "ok \u{202e}exe.live \u{2067}\u{1b}[0m \u{feff}\u{e0041}";
+    log.append(payload.as_bytes()).unwrap();
+    drop(log);
+    // What a terminal must not receive: control and bidirectional
+    // characters; JSON, in addition, carries no invisible format character.
+    let on_terminal =
+        |c: char| c.is_control() && c != '\n' || matches!(c, '\u{202e}' | '\u{2066}' | '\u{2067}');
+    let in_json = |c: char| on_terminal(c) || matches!(c, '\u{200b}' | '\u{feff}' | '\u{e0041}');
+    for (args, hidden) in [
+        (
+            vec!["verify", p(&dir)],
+            &on_terminal as &dyn Fn(char) -> bool,
+        ),
+        (vec!["stat", p(&dir)], &on_terminal),
+        (vec!["verify", "--json", p(&dir)], &in_json),
+        (vec!["stat", "--json", p(&dir)], &in_json),
+        (vec!["dump", "--json", p(&dir)], &in_json),
+        (vec!["tail", "--json", p(&dir)], &in_json),
+    ] {
+        let o = wormctl(&args);
+        expect_code(&o, 0);
+        let text = stdout(&o);
+        assert_eq!(
+            text.chars().find(|&c| hidden(c)),
+            None,
+            "{args:?} printed raw: {text:?}"
+        );
+    }
+    let o = wormctl(&["verify", p(&dir)]);
+    assert!(
+        stdout(&o).contains(r"log\u{1b}[31mred\u{202e}gol.exe\u{2066}x"),
+        "{}",
+        stdout(&o)
+    );
+    let o = wormctl(&["stat", p(&dir)]);
+    assert!(stdout(&o).contains(r"\u{1b}[31mred"), "{}", stdout(&o));
+    // JSON escapes them as \uXXXX and decodes to exactly the same text.
+    let o = wormctl(&["verify", "--json", p(&dir)]);
+    assert!(stdout(&o).contains(r"\u202e"), "{}", stdout(&o));
+    assert_eq!(json_lines(&o)[0]["path"], p(&dir));
+    let o = wormctl(&["stat", "--json", p(&dir)]);
+    assert_eq!(json_lines(&o)[0]["dir"], p(&dir));
+    let o = wormctl(&["dump", "--json", p(&dir)]);
+    assert!(stdout(&o).contains(r"\udb40\udc41"), "{}", stdout(&o));
+    assert_eq!(json_lines(&o)[0]["payload"], payload);
+    // And an error naming the directory, on stderr.
+    let missing = dir.join("gone\u{1b}]0;pwned\u{7}");
+    for args in [vec!["verify", p(&missing)], vec!["stat", p(&missing)]] {
+        let o = wormctl(&args);
+        expect_code(&o, 2);
+        let err = stderr(&o);
+        assert_eq!(
+            err.chars().find(|&c| on_terminal(c)),
+            None,
+            "{args:?}: {err:?}"
+        );
+        assert!(
+            stderr(&o).contains(r"gone\u{1b}]0;pwned\u{7}"),
+            "{}",
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
 fn dump_raw_gives_the_frame_locations_the_library_reports() {
     let dir = tempfile::tempdir().unwrap();
     let records = make_log(dir.path(), 800);
@@ -714,6 +787,123 @@ fn tail_follow_sees_a_record_appended_after_it_started() {
     child.wait().unwrap();
 }
 
+/// `wormctl tail -f` on `dir`, polling every 50 ms, and its stdout lines.
+fn follow(dir: &Path) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wormctl"))
+        .args(["tail", "-f", "-n", "2", "--interval", "50ms", p(dir)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Waits (at most 30 s) for a `follow` to print its first line and then
+/// for it to exit; returns its exit code and stderr.
+fn first_line_then_exit(
+    child: &mut std::process::Child,
+    rx: &std::sync::mpsc::Receiver<String>,
+    between: impl FnOnce(),
+) -> (Option<i32>, String) {
+    use std::io::Read;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("tail -f printed the last records");
+    between();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("tail -f still running 30 s after its log went away");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (status.code(), err)
+}
+
+fn small_log(dir: &Path) -> [u8; 16] {
+    let log = Log::open(dir, options()).unwrap();
+    for i in 0..5 {
+        log.append(&event(i)).unwrap();
+    }
+    let id = log.log_id();
+    log.close().unwrap();
+    id
+}
+
+#[test]
+fn tail_follow_exits_2_when_the_log_directory_is_removed() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("log");
+    let id = small_log(&dir);
+    let (mut child, rx) = follow(&dir);
+    let (code, err) = first_line_then_exit(&mut child, &rx, || {
+        std::fs::remove_dir_all(&dir).unwrap();
+    });
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.starts_with("wormctl: ") && err.contains("was removed"),
+        "{err}"
+    );
+    assert!(err.contains(&hex(&id)), "{err}");
+}
+
+#[test]
+fn tail_follow_exits_2_when_the_directory_holds_another_log() {
+    // The directory replaced by another holding a new log (moved away and
+    // another moved in, so the name is never missing for long).
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("log");
+    let first = small_log(&dir);
+    let other = work.path().join("other");
+    let second = small_log(&other);
+    let (mut child, rx) = follow(&dir);
+    let (code, err) = first_line_then_exit(&mut child, &rx, || {
+        std::fs::rename(&dir, work.path().join("old")).unwrap();
+        std::fs::rename(&other, &dir).unwrap();
+    });
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("removed and made anew"), "{err}");
+    assert!(
+        err.contains(&hex(&second)) && err.contains(&hex(&first)),
+        "{err}"
+    );
+    // The same directory emptied and given a new log.
+    let (mut child, rx) = follow(&dir);
+    let mut third = [0; 16];
+    let (code, err) = first_line_then_exit(&mut child, &rx, || {
+        for f in std::fs::read_dir(&dir).unwrap() {
+            std::fs::remove_file(f.unwrap().path()).unwrap();
+        }
+        third = small_log(&dir);
+    });
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!("now holds another log, {}", hex(&third))),
+        "{err}"
+    );
+    assert!(err.contains(&hex(&second)), "{err}");
+}
+
 #[test]
 fn seal_hold_and_retention_change_the_log_as_they_say() {
     let dir = tempfile::tempdir().unwrap();
@@ -922,6 +1112,46 @@ fn checkpoints_sign_and_verify_and_catch_a_rewritten_log() {
     let o = verify(&dir, &cp, &public);
     expect_code(&o, 1);
     assert!(stderr(&o).contains("rewritten"), "{}", stderr(&o));
+}
+
+#[test]
+fn keygen_accepts_every_key_name_the_spec_allows_and_no_other() {
+    // format-spec.md §10: 1-200 printable ASCII characters other than '+'.
+    let work = tempfile::tempdir().unwrap();
+    let long = "n".repeat(200);
+    for (i, name) in ["ops@example.com:prod/1~!#", "a", long.as_str()]
+        .into_iter()
+        .enumerate()
+    {
+        let out = work.path().join(format!("ok{i}"));
+        let o = wormctl(&["keygen", "--name", name, "--out", p(&out)]);
+        expect_code(&o, 0);
+        let text = std::fs::read_to_string(work.path().join(format!("ok{i}.pub"))).unwrap();
+        let key = wormlog::CheckpointPublicKey::from_vkey_string(&text).unwrap();
+        assert_eq!(key.name(), name);
+    }
+    let too_long = "n".repeat(201);
+    for (i, name) in [
+        "",
+        "a+b",
+        "a b",
+        "a\tb",
+        "a\u{1b}[2J",
+        "caf\u{e9}",
+        too_long.as_str(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let out = work.path().join(format!("bad{i}"));
+        let o = wormctl(&["keygen", "--name", name, "--out", p(&out)]);
+        expect_code(&o, 2);
+        assert!(stderr(&o).contains("key name"), "{}", stderr(&o));
+        assert!(
+            !work.path().join(format!("bad{i}.key")).exists(),
+            "{name:?}"
+        );
+    }
 }
 
 #[test]
