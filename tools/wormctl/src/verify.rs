@@ -153,6 +153,8 @@ fn summary(
             "head_time": out::rfc3339(r.head.timestamp_ns),
             "seconds": secs,
             "foreign_files": out::paths_json(foreign),
+            "unchecked_tail_bytes": r.unchecked_tail_bytes,
+            "checkpoint_checked": checkpoint.is_some(),
         });
         if let Some((cp, key)) = checkpoint {
             v["checkpoint"] = serde_json::json!({
@@ -185,13 +187,26 @@ fn summary(
             out::file_list(foreign)
         ))?;
     }
-    if let Some((cp, key)) = checkpoint {
+    if r.unchecked_tail_bytes > 0 {
         out.line(format!(
+            "   warning: {} after the last intact record of the active segment were not \
+             checked (a live writer's tail, a crash's torn tail that the next writer's open \
+             cuts and logs, or bytes someone added)",
+            out::size(r.unchecked_tail_bytes)
+        ))?;
+    }
+    match checkpoint {
+        Some((cp, key)) => out.line(format!(
             "   holds checkpoint seq {} hash {} signed by {} unchanged",
             cp.seq,
             hex(&cp.hash),
             key.name()
-        ))?;
+        ))?,
+        None => out.line(
+            "   without a checkpoint kept elsewhere (--checkpoint, --pubkey) this cannot rule \
+             out a log rewritten with every hash recomputed, records cut from its end, or the \
+             whole directory rolled back to an older copy",
+        )?,
     }
     Ok(())
 }

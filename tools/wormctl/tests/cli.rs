@@ -1549,3 +1549,31 @@ fn verify_reports_a_symlinked_segment_as_tampering_naming_it() {
     expect_code(&o, 1);
     assert!(stderr(&o).contains("is a symbolic link"), "{}", stderr(&o));
 }
+
+#[test]
+fn verify_says_what_it_cannot_rule_out_and_counts_bytes_after_the_last_intact_record() {
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 50);
+    let o = wormctl(&["verify", p(dir.path())]);
+    expect_code(&o, 0);
+    let out = stdout(&o);
+    assert!(out.contains("without a checkpoint kept elsewhere"), "{out}");
+    assert!(!out.contains("were not checked"), "{out}");
+    // Bytes appended after the last record: not a record, never dropped
+    // silently, and not counted as checked.
+    let active = files_with(dir.path(), ".wlog").pop().unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&active)
+        .unwrap();
+    std::io::Write::write_all(&mut f, &[0x5a; 300]).unwrap();
+    drop(f);
+    let o = wormctl(&["verify", p(dir.path())]);
+    expect_code(&o, 0);
+    assert!(stdout(&o).contains("were not checked"), "{}", stdout(&o));
+    let o = wormctl(&["verify", "--json", p(dir.path())]);
+    expect_code(&o, 0);
+    let v = &json_lines(&o)[0];
+    assert_eq!(v["unchecked_tail_bytes"], 300);
+    assert_eq!(v["checkpoint_checked"], false);
+}
