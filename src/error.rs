@@ -58,6 +58,9 @@ pub enum Corruption {
     /// The hold file and the chain's hold records disagree.
     #[error("legal hold file does not match the log: {detail}")]
     HoldMismatch { detail: String },
+    /// Forward-secure sealing does not hold: a tag, the epochs, or the key.
+    #[error("forward-secure seal broken: {detail}")]
+    SealBroken { detail: String },
     /// A drop, a hold or a policy that the chain's own records rule out.
     #[error("retention record breaks the rules in force: {detail}")]
     RetentionBreach { detail: String },

@@ -32,6 +32,7 @@
 //    segment    segment files, their in-memory view and sparse index
 //    sealed     reading sealed files through the shared frame cache
 //    anchor     the anchor and legal-hold files
+//    fss        the forward-secure sealing key file
 //    permissions
 //               owners, modes and links the writer accepts in a log directory
 // 6. shared     what a log's writer, readers and threads share
@@ -45,6 +46,7 @@ mod barrier;
 mod checkpoint;
 mod error;
 pub mod format;
+mod fss;
 mod log;
 mod options;
 mod permissions;
@@ -64,11 +66,11 @@ mod writer;
 
 pub use checkpoint::{Checkpoint, CheckpointKey, CheckpointPublicKey, RetentionPoint};
 pub use error::{CheckpointError, Corruption, Error, Result};
-pub use format::{ChainPos, RecordKind, SystemEvent};
+pub use format::{ChainPos, RecordKind, SystemEvent, VerificationKey};
 pub use log::Log;
 pub use options::{Clock, Durability, Options, Retention, Sealing};
 pub use read::Iter;
 pub use retention::RetentionReport;
 pub use segment_file::{SegmentFile, SegmentFileInfo};
 pub use state::{CacheStats, FrameInfo, Head, Receipt, Record, SegmentInfo, WriteStats};
-pub use verify::{verify_file, verify_file_with, VerifyProgress, VerifyReport};
+pub use verify::{verify_file, verify_file_with, SealingReport, VerifyProgress, VerifyReport};

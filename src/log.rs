@@ -5,7 +5,10 @@ use crate::barrier::Barrier;
 use crate::checkpoint::{Checkpoint, RetentionPoint};
 use crate::error::{Corruption, Error, Result};
 use crate::format::names::is_engine_file_name;
-use crate::format::{anchor_genesis, hex, AnchorEntry, RecordKind, SystemEvent, FORMAT_VERSION};
+use crate::format::{
+    anchor_genesis, epoch_of, hex, key_at, key_id, AnchorEntry, FssKeyFile, RecordKind,
+    SystemEvent, VerificationKey, FORMAT_VERSION,
+};
 use crate::options::{Durability, Options, Sealing};
 use crate::read::{self, Iter};
 use crate::recovery::{self, Follow, Recovered};
@@ -21,7 +24,7 @@ use crate::writer::{Request, Writer};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -29,10 +32,11 @@ use std::time::Instant;
 /// How the log was opened.
 enum Mode {
     /// For writing: groups of appends go through the barrier to the writer.
-    Write(Mutex<Writer>),
+    /// (Both kinds are boxed: a segment's digest state is 2 KiB.)
+    Write(Box<Mutex<Writer>>),
     /// Read-only: where this reader's view of the active segment ends. Its
     /// lock also keeps two refreshes from interleaving.
-    Read(Mutex<SegmentEnd>),
+    Read(Box<Mutex<SegmentEnd>>),
 }
 
 struct Inner {
@@ -42,6 +46,8 @@ struct Inner {
     /// When this handle opened the log, and the time of the log's last
     /// record then: the log's own clock, for retention.
     opened: (Instant, u64),
+    /// Forward-secure sealing is set up: the epoch timer has work.
+    sealing_on: AtomicBool,
     syncer_stop: Mutex<bool>,
     syncer_wake: Condvar,
     _lock: Option<Box<dyn DirLock>>,
@@ -211,6 +217,7 @@ pub struct Log {
     inner: Arc<Inner>,
     syncer: Option<JoinHandle<()>>,
     sealer: Option<JoinHandle<()>>,
+    epochs: Option<JoinHandle<()>>,
     closed: bool,
 }
 
@@ -340,16 +347,25 @@ impl Log {
         shared.read_only = read_only;
         let Some(file) = r.file else {
             let head_ns = r.end.at.timestamp_ns;
-            let inner = Inner::new(shared, Mode::Read(Mutex::new(r.end)), None, head_ns);
+            let inner = Inner::new(
+                shared,
+                Mode::Read(Box::new(Mutex::new(r.end))),
+                None,
+                head_ns,
+            );
             return Ok(Log {
                 inner: Arc::new(inner),
                 syncer: None,
                 sealer: None,
+                epochs: None,
                 closed: true,
             });
         };
         let head_ns = r.end.at.timestamp_ns;
         let mut writer = Writer::new(file, r.end, r.state);
+        if let Some(key) = load_sealing_key(&shared, r.last_tag_epoch)? {
+            writer.set_sealing_key(key);
+        }
         let mut events = r.events;
         events.push(SystemEvent::LogOpened {
             format_version: FORMAT_VERSION,
@@ -370,11 +386,15 @@ impl Log {
         reconcile_hold(&shared, &mut writer)?;
         let inner = Arc::new(Inner::new(
             shared,
-            Mode::Write(Mutex::new(writer)),
+            Mode::Write(Box::new(Mutex::new(writer))),
             r.lock,
             head_ns,
         ));
-        let Threads { syncer, sealer } = start_threads(&inner)?;
+        let Threads {
+            syncer,
+            sealer,
+            epochs,
+        } = start_threads(&inner)?;
         // Segments closed before a crash (or by an earlier run that stopped
         // before sealing them) are sealed now.
         inner.shared.segment_closed();
@@ -383,6 +403,7 @@ impl Log {
             inner,
             syncer,
             sealer,
+            epochs,
             closed: false,
         })
     }
@@ -597,10 +618,90 @@ impl Log {
         read::first_at_or_after(&self.inner.shared, timestamp_ns)
     }
 
+    /// Sets up forward-secure sealing: a new verification key (returned,
+    /// and nowhere else: keep it off this host), the key of epoch 1 in the
+    /// log directory's `wormlog.fss` (mode 0600), and a sealing-started
+    /// record. From then on the writer tags each epoch of `interval` as it
+    /// ends, and `verify_sealed` with the verification key detects any
+    /// change to records of an epoch tagged before the host was taken.
+    /// Fails if sealing is already set up (delete `wormlog.fss` first to
+    /// re-key: the log records the new start, and verification takes both
+    /// keys).
+    pub fn setup_sealing(&self, interval: std::time::Duration) -> Result<VerificationKey> {
+        let shared = &self.inner.shared;
+        let interval_ns = u64::try_from(interval.as_nanos())
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| Error::InvalidOptions("the sealing interval must be > 0".into()))?;
+        let mut writer = self.inner.writer()?;
+        if writer.sealing_key().is_some()
+            || crate::fss::load(&*shared.options.storage, &shared.dir)?.is_some()
+        {
+            return Err(Error::InvalidOptions(
+                "forward-secure sealing is already set up for this log".into(),
+            ));
+        }
+        let mut seed = [0u8; 32];
+        getrandom::getrandom(&mut seed).map_err(|e| {
+            Error::io(
+                "read random bytes for a sealing key",
+                "",
+                std::io::Error::other(e.to_string()),
+            )
+        })?;
+        let start_ns = (shared.options.clock)().max(self.head().timestamp_ns);
+        let verification = VerificationKey {
+            key: seed,
+            start_ns,
+            interval_ns,
+        };
+        // The host gets epoch 1's key, never epoch 0's (the verification
+        // key); the key file first, so a crash before the record leaves a
+        // key that the next open tags with, not a record with no key.
+        let key = FssKeyFile {
+            start_ns,
+            interval_ns,
+            epoch: 1,
+            key: key_at(&seed, 1),
+            key_id: key_id(&seed),
+        };
+        debug_assert_eq!(epoch_of(start_ns, interval_ns, start_ns), 1);
+        crate::fss::store(&*shared.options.storage, &shared.dir, &key)?;
+        writer.set_sealing_key(key);
+        writer.write_system(
+            shared,
+            &[SystemEvent::SealingStarted {
+                start_ns,
+                interval_ns,
+                key_id: verification.id(),
+            }],
+        )?;
+        self.inner.sealing_on.store(true, Ordering::Relaxed);
+        Ok(verification)
+    }
+
+    /// [`Log::verify`], and forward-secure sealing checked with `keys` (the
+    /// verification keys the log was sealed under): every epoch tag, the
+    /// epochs without a gap, and the sealing key file (or, without one, the
+    /// time now) against the last tag. The report says through which epoch,
+    /// time and seq the log is sealed, and how many records after are not.
+    pub fn verify_sealed(&self, keys: &[VerificationKey]) -> Result<VerifyReport> {
+        self.verify_sealed_with_progress(keys, |_| ())
+    }
+
+    /// [`Log::verify_sealed`] with progress reports.
+    pub fn verify_sealed_with_progress(
+        &self,
+        keys: &[VerificationKey],
+        progress: impl Fn(VerifyProgress) + Sync,
+    ) -> Result<VerifyReport> {
+        verify::verify_log(&self.inner.shared, keys, &progress)
+    }
+
     /// Checks every committed record: frames, CRCs, seqs, timestamps and the
     /// hash chain from the genesis hash through the head.
     pub fn verify(&self) -> Result<VerifyReport> {
-        verify::verify_log(&self.inner.shared, &|_| ())
+        verify::verify_log(&self.inner.shared, &[], &|_| ())
     }
 
     /// [`Log::verify`], calling `progress` as segments are checked. Calls
@@ -609,7 +710,7 @@ impl Log {
         &self,
         progress: impl Fn(VerifyProgress) + Sync,
     ) -> Result<VerifyReport> {
-        verify::verify_log(&self.inner.shared, &progress)
+        verify::verify_log(&self.inner.shared, &[], &progress)
     }
 
     /// The head as a checkpoint, to sign (`Checkpoint::sign`) and keep
@@ -747,10 +848,15 @@ impl Log {
         if let Some(t) = self.sealer.take() {
             let _ = t.join();
         }
+        if let Some(t) = self.epochs.take() {
+            let _ = t.join();
+        }
         self.inner.barrier.close();
-        self.inner
-            .writer()?
-            .write_system(&self.inner.shared, &[SystemEvent::LogClosed])
+        let mut writer = self.inner.writer()?;
+        writer.write_system(&self.inner.shared, &[SystemEvent::LogClosed])?;
+        // A sealed close: the log's end is sealed, and no tags are owed
+        // until it is opened again.
+        writer.seal_close(&self.inner.shared)
     }
 }
 
@@ -802,7 +908,12 @@ fn hold_mismatch(dir: &Path, chain: &Option<String>, file: &Option<String>) -> E
 
 impl Inner {
     fn new(shared: Shared, mode: Mode, lock: Option<Box<dyn DirLock>>, head_ns: u64) -> Inner {
+        let sealing_on = match &mode {
+            Mode::Write(w) => w.lock().sealing_key().is_some(),
+            Mode::Read(_) => false,
+        };
         Inner {
+            sealing_on: AtomicBool::new(sealing_on),
             opened: (Instant::now(), head_ns),
             shared,
             barrier: Barrier::new(),
@@ -838,13 +949,26 @@ fn start_threads(inner: &Arc<Inner>) -> Result<Threads> {
         }
         _ => None,
     };
-    Ok(Threads { syncer, sealer })
+    let epochs = {
+        let inner = inner.clone();
+        Some(spawn(
+            "wormlog-epochs",
+            Box::new(move || run_epochs(&inner)),
+        )?)
+    };
+    Ok(Threads {
+        syncer,
+        sealer,
+        epochs,
+    })
 }
 
 /// The background threads of a log open for writing.
 struct Threads {
     syncer: Option<JoinHandle<()>>,
     sealer: Option<JoinHandle<()>>,
+    /// Tags epochs as they end (forward-secure sealing).
+    epochs: Option<JoinHandle<()>>,
 }
 
 /// Under `Sealing::Background`: seals closed segments whenever one is
@@ -867,6 +991,53 @@ fn run_sealer(inner: &Inner) {
         };
         shared.record_seal_outcome(outcome);
     }
+}
+
+/// Tags each epoch as it ends, also while no one appends, so that "the log
+/// ended at T" is itself sealed. Wakes every second (or at the stop) and
+/// does nothing unless forward-secure sealing is set up: work per epoch.
+fn run_epochs(inner: &Inner) {
+    loop {
+        {
+            let mut stop = inner.syncer_stop.lock();
+            if *stop {
+                return;
+            }
+            inner
+                .syncer_wake
+                .wait_for(&mut stop, std::time::Duration::from_secs(1));
+            if *stop {
+                return;
+            }
+        }
+        if !inner.sealing_on.load(Ordering::Relaxed) {
+            continue;
+        }
+        if inner
+            .writer()
+            .and_then(|mut w| w.tag_ended_epochs_now(&inner.shared))
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// The sealing key file, if sealing is set up, moved past the epochs the
+/// log's last tag sealed: a crash between a tag and the key's evolution
+/// leaves the old key, which must not tag those epochs again.
+fn load_sealing_key(shared: &Shared, last_tag: Option<u64>) -> Result<Option<FssKeyFile>> {
+    let storage = &*shared.options.storage;
+    let Some(mut key) = crate::fss::load(storage, &shared.dir)? else {
+        return Ok(None);
+    };
+    if let Some(tagged) = last_tag.filter(|t| *t >= key.epoch) {
+        while key.epoch <= tagged {
+            key = key.evolved();
+        }
+        crate::fss::store(storage, &shared.dir, &key)?;
+    }
+    Ok(Some(key))
 }
 
 /// Under `Durability::Batched`, syncs `max_delay` after the last sync

@@ -40,6 +40,9 @@ pub(crate) struct Recovered {
     /// Repairs to finish once `events` are durable: cut these files here.
     pub truncate_after_open: Vec<Truncation>,
     pub anchor: Anchor,
+    /// The epoch the active segment's last tag sealed through, if it has
+    /// one: a crash between a tag and its key's evolution leaves the old key.
+    pub last_tag_epoch: Option<u64>,
     /// The hold and retention policy in force at the end of the log, as the
     /// records say (for a log whose active segment is format 1, which has
     /// no log-state record: the hold file, and no policy).
@@ -157,6 +160,7 @@ fn recover_once(
         truncate_after_open: tail.truncate_after_open,
         anchor,
         state: tail.state,
+        last_tag_epoch: tail.last_tag_epoch,
     })
 }
 
@@ -211,6 +215,7 @@ fn create_log(dir: &Path, options: &Options, lock: Box<dyn DirLock>) -> Result<R
         truncate_after_open: Vec::new(),
         anchor: Anchor::default(),
         state: LogState::default(),
+        last_tag_epoch: None,
     })
 }
 
@@ -459,6 +464,7 @@ struct Tail {
     events: Vec<SystemEvent>,
     truncate_after_open: Vec<Truncation>,
     state: LogState,
+    last_tag_epoch: Option<u64>,
 }
 
 /// Where a scan of the active segment stopped early, and why.
@@ -496,6 +502,8 @@ struct Scan {
     /// The state the prefix's records tell, once a log-state record was
     /// read (format 2 segments); `None` before.
     state: Option<LogState>,
+    /// The epoch the prefix's last epoch-tag record sealed through.
+    last_tag_epoch: Option<u64>,
 }
 
 impl Scan {
@@ -541,6 +549,7 @@ fn scan_from(
     let mut repaired = Vec::new();
     let mut last_kind = None;
     let mut state: Option<LogState> = None;
+    let mut last_tag_epoch = None;
     let damage = loop {
         let (offset, f) = match walk.next() {
             Ok(Some(x)) => x,
@@ -567,6 +576,7 @@ fn scan_from(
             Some(Ok(SystemEvent::Repaired {
                 segment, offset, ..
             })) => repaired.push(RepairDone { segment, offset }),
+            Some(Ok(SystemEvent::EpochTag { epoch, .. })) => last_tag_epoch = Some(epoch),
             Some(Ok(e @ SystemEvent::LogState { .. })) => {
                 state.get_or_insert_with(LogState::default).apply(&e)
             }
@@ -589,6 +599,7 @@ fn scan_from(
         last_kind,
         damage,
         state,
+        last_tag_epoch,
         digest: walk.into_digest().expect("the walk digests"),
     })
 }
@@ -612,6 +623,7 @@ fn read_only_tail(
         ));
     }
     let len = scan.end;
+    let last_tag_epoch = scan.last_tag_epoch;
     let (end, index) = scan.into_end(seg.clone(), len);
     *seg.index.write() = index;
     Ok(Tail {
@@ -622,6 +634,7 @@ fn read_only_tail(
         truncate_after_open: Vec::new(),
         // A reader does not write: verification works the state out itself.
         state: LogState::default(),
+        last_tag_epoch,
     })
 }
 
@@ -830,6 +843,7 @@ fn recover_active(
     file.sync_data()
         .map_err(|e| Error::io("fdatasync", &seg.path, e))?;
     let sealed_last = scan.last_kind == Some(RecordKind::Sealed);
+    let last_tag_epoch = scan.last_tag_epoch;
     let (end, index) = scan.into_end(seg.clone(), len);
     *seg.index.write() = index;
     let mut tail = Tail {
@@ -839,6 +853,7 @@ fn recover_active(
         events,
         truncate_after_open,
         state,
+        last_tag_epoch,
     };
     if sealed_last {
         // A crash came between the seal record and the next segment's
@@ -1024,6 +1039,7 @@ fn repair(
     };
     let state = resolve_state(options, dir, &segments, &seg, scan.state.clone())?;
     let len = scan.end;
+    let last_tag_epoch = scan.last_tag_epoch;
     let (end, index) = scan.into_end(seg.clone(), len);
     *seg.index.write() = index;
     let mut tail = Tail {
@@ -1031,6 +1047,7 @@ fn repair(
         end,
         file: None,
         state,
+        last_tag_epoch,
         events: Vec::new(),
         truncate_after_open: vec![Truncation {
             path: seg.path.clone(),

@@ -7,6 +7,7 @@
 use crate::anchor::{check_log_start, read_hold, Anchor};
 use crate::error::{Corruption, Error, Result};
 use crate::format::names::{parse_sealed_file_name, parse_segment_file_name, ANCHOR_FILE};
+use crate::format::VerificationKey;
 use crate::format::{
     genesis_hash, hex, ChainPos, FrameRef, Hash, IndexPoint, SystemEvent, CREATED_AT, FIRST_SEQ_AT,
     LOG_ID_AT, PREV_HASH_AT, ZSTD_FRAME_MAGIC,
@@ -19,8 +20,10 @@ use crate::storage::{FsStorage, Storage};
 use crate::walk::{BatchedDigest, Check, FrameWalker};
 
 mod rules;
+mod sealing;
 use parking_lot::Mutex;
 use rules::{ChainRules, Noted};
+pub use sealing::SealingReport;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -45,6 +48,8 @@ pub struct VerifyReport {
     /// added. Only a log opened read-only can have them; never silently
     /// dropped, so tools show them.
     pub unchecked_tail_bytes: u64,
+    /// Forward-secure sealing, where the log is sealed.
+    pub sealing: Option<SealingReport>,
 }
 
 /// What one segment holds, as found by checking it alone.
@@ -80,6 +85,7 @@ const PROGRESS_STEP: u64 = 4 << 20;
 
 pub(crate) fn verify_log(
     shared: &Shared,
+    keys: &[VerificationKey],
     progress: &(dyn Fn(VerifyProgress) + Sync),
 ) -> Result<VerifyReport> {
     // A snapshot: the segments and the visible end as of now. Frames being
@@ -143,8 +149,17 @@ pub(crate) fn verify_log(
         start_hash: start.hash,
         head: visible.head,
         unchecked_tail_bytes: 0,
+        sealing: None,
     };
-    let end = link_segments(shared, &segments, summaries, &anchor, start, &mut report)?;
+    let end = link_segments(
+        shared,
+        &segments,
+        summaries,
+        &anchor,
+        keys,
+        start,
+        &mut report,
+    )?;
     if shared.read_only {
         let active = &segments[segments.len() - 1];
         report.unchecked_tail_bytes = active.file_len()?.saturating_sub(visible.active_len);
@@ -173,10 +188,11 @@ fn link_segments(
     segments: &[Arc<Segment>],
     summaries: Vec<Result<Summary>>,
     anchor: &Anchor,
+    keys: &[VerificationKey],
     start: ChainPos,
     report: &mut VerifyReport,
 ) -> Result<ChainPos> {
-    let mut rules = ChainRules::new(anchor);
+    let mut rules = ChainRules::new(anchor, keys);
     let mut prev: Option<(&Segment, Summary)> = None;
     let mut expect = ChainPos {
         timestamp_ns: 0,
@@ -200,8 +216,16 @@ fn link_segments(
         expect = summary.last;
         prev = Some((seg, summary));
     }
-    let hold_file = read_hold(&*shared.options.storage, &shared.dir)?;
-    rules.finish(&shared.dir, segments, &hold_file)?;
+    let storage = &*shared.options.storage;
+    let hold_file = read_hold(storage, &shared.dir)?;
+    let key_file = crate::fss::load(storage, &shared.dir)?;
+    let now_ns = (shared.options.clock)();
+    report.sealing = rules.finish(
+        &shared.dir,
+        segments,
+        &hold_file,
+        (expect.seq, key_file.as_ref(), now_ns),
+    )?;
     Ok(expect)
 }
 
@@ -440,14 +464,15 @@ fn check_segment(
             progress(walk.offset() - reported);
             reported = walk.offset();
         }
-        let expected = walk.at().next_seq();
+        let before = walk.at();
+        let expected = before.next_seq();
         let (offset, f) = match walk.next() {
             Ok(Some(x)) => x,
             Ok(None) => break,
             Err(e) => return Err(e.into_error(&seg.path, Some(expected))),
         };
         let bad = |what| Error::corrupt(&seg.path, offset, Some(expected), what);
-        s.note(offset, &f).map_err(bad)?;
+        s.note(offset, &f, before).map_err(bad)?;
         points.check(offset, &f).map_err(bad)?;
     }
     s.last = walk.at();
@@ -464,7 +489,7 @@ impl Summary {
     /// the proof (what was opened, cut, repaired, dropped): one whose
     /// payload does not follow its layout is damage even though its chain
     /// hash holds.
-    fn note(&mut self, offset: u64, f: &FrameRef<'_>) -> Result<(), Corruption> {
+    fn note(&mut self, offset: u64, f: &FrameRef<'_>, before: ChainPos) -> Result<(), Corruption> {
         let event = SystemEvent::decode(f.kind, f.payload).transpose()?;
         match &event {
             Some(SystemEvent::Sealed { .. }) => self.sealed_record = true,
@@ -505,11 +530,15 @@ impl Summary {
                 | SystemEvent::LegalHoldSet { .. }
                 | SystemEvent::LegalHoldCleared
                 | SystemEvent::RetentionPolicySet { .. }
-                | SystemEvent::RetentionApplied { .. }),
+                | SystemEvent::RetentionApplied { .. }
+                | SystemEvent::SealingStarted { .. }
+                | SystemEvent::EpochTag { .. }
+                | SystemEvent::LogClosed),
             ) => self.noted.push(Noted {
                 offset,
                 seq: f.seq,
                 timestamp_ns: f.timestamp_ns,
+                before,
                 event: e.clone(),
             }),
             _ => {}
@@ -636,5 +665,6 @@ pub fn verify_file_with(storage: &dyn Storage, path: &Path) -> Result<VerifyRepo
         start_hash: seg.header.prev_hash,
         head: summary.last,
         unchecked_tail_bytes: 0,
+        sealing: None,
     })
 }

@@ -10,9 +10,10 @@
 
 use crate::error::{Error, Result};
 use crate::format::{
-    chain_hash, encode_frame, frame_padded_len, ChainPos, RecordKind, SystemEvent,
-    SEGMENT_HEADER_LEN,
+    chain_hash, encode_frame, epoch_of, epoch_tag, frame_padded_len, ChainPos, FssKeyFile,
+    RecordKind, SystemEvent, SEGMENT_HEADER_LEN,
 };
+use crate::fss;
 use crate::options::Durability;
 use crate::segment::{Segment, SegmentEnd, INDEX_INTERVAL};
 use crate::shared::Shared;
@@ -61,6 +62,8 @@ pub(crate) struct Writer {
     /// When the last group's time was read, by the monotonic clock and by
     /// the wall clock: a leap of the wall clock is measured against it.
     last_clock: Option<(Instant, u64)>,
+    /// Forward-secure sealing: the current epoch's key, where it is set up.
+    fss: Option<FssKeyFile>,
 }
 
 impl Writer {
@@ -83,7 +86,77 @@ impl Writer {
             buf_records: 0,
             state,
             last_clock: None,
+            fss: None,
         }
+    }
+
+    /// Seals the log's epochs with `key` from now on.
+    pub fn set_sealing_key(&mut self, key: FssKeyFile) {
+        self.fss = Some(key);
+    }
+
+    /// The current epoch's sealing key, where sealing is set up.
+    pub fn sealing_key(&self) -> Option<&FssKeyFile> {
+        self.fss.as_ref()
+    }
+
+    /// Tags the epochs that have ended by now (the idle timer's work).
+    pub fn tag_ended_epochs_now(&mut self, shared: &Shared) -> Result<()> {
+        shared.check_poison()?;
+        let ts = (shared.options.clock)().max(self.end.at.timestamp_ns);
+        self.tag_ended_epochs(shared, ts)
+    }
+
+    /// A sealed close: tags every epoch through the current one, so that
+    /// the log's end is sealed and no tags are owed while it is closed.
+    pub fn seal_close(&mut self, shared: &Shared) -> Result<()> {
+        shared.check_poison()?;
+        let Some(k) = &self.fss else {
+            return Ok(());
+        };
+        let ts = (shared.options.clock)().max(self.end.at.timestamp_ns);
+        let last = k.epoch.max(epoch_of(k.start_ns, k.interval_ns, ts));
+        self.tag_through(shared, last, ts)
+    }
+
+    /// Where epochs have ended since the key's epoch, tags them (one tag
+    /// record, its own group, synced) and evolves the key past them. Work
+    /// per epoch, not per record: one comparison per group otherwise.
+    fn tag_ended_epochs(&mut self, shared: &Shared, ts: u64) -> Result<()> {
+        let Some(k) = &self.fss else {
+            return Ok(());
+        };
+        let now = epoch_of(k.start_ns, k.interval_ns, ts);
+        if now <= k.epoch || self.segment_version() < 2 {
+            return Ok(());
+        }
+        self.tag_through(shared, now - 1, ts)
+    }
+
+    /// Writes the tag of epochs `key.epoch..=last` and only then (the tag
+    /// durable) replaces the key with that of epoch `last + 1`: a crash in
+    /// between leaves the old key and a tag that recovery sees.
+    fn tag_through(&mut self, shared: &Shared, last: u64, ts: u64) -> Result<()> {
+        let Some(k) = self.fss.clone() else {
+            return Ok(());
+        };
+        debug_assert!(last >= k.epoch);
+        let tag = epoch_tag(&k.key, k.epoch, last, self.end.at.seq, &self.end.at.hash);
+        self.start_group();
+        let event = SystemEvent::EpochTag {
+            first_epoch: k.epoch,
+            epoch: last,
+            tag,
+        };
+        self.encode_event(&event, ts);
+        self.write_buffer(shared, true)?;
+        let mut next = k;
+        while next.epoch <= last {
+            next = next.evolved();
+        }
+        fss::store(&*shared.options.storage, &shared.dir, &next).map_err(|e| shared.poison(e))?;
+        self.fss = Some(next);
+        Ok(())
     }
 
     /// The hold and retention policy in force, as the chain says.
@@ -106,6 +179,7 @@ impl Writer {
     ) -> Result<Vec<Vec<Receipt>>> {
         shared.check_poison()?;
         let (ts, jump) = self.read_clock(shared);
+        self.tag_ended_epochs(shared, ts)?;
         let bytes: u64 = group.iter().map(|r| r.bytes() as u64).sum();
         self.start_group();
         if self.end.len > SEGMENT_HEADER_LEN as u64
@@ -131,6 +205,7 @@ impl Writer {
     pub fn write_system(&mut self, shared: &Shared, events: &[SystemEvent]) -> Result<()> {
         shared.check_poison()?;
         let (ts, jump) = self.read_clock(shared);
+        self.tag_ended_epochs(shared, ts)?;
         self.start_group();
         self.encode_jump(jump, ts);
         for e in events {
@@ -158,6 +233,7 @@ impl Writer {
     pub fn roll_now(&mut self, shared: &Shared) -> Result<()> {
         shared.check_poison()?;
         let (ts, jump) = self.read_clock(shared);
+        self.tag_ended_epochs(shared, ts)?;
         self.start_group();
         self.roll(shared, ts)?;
         self.encode_jump(jump, ts);

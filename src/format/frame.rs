@@ -50,6 +50,10 @@ pub enum RecordKind {
     RetentionPolicySet = 0x0C,
     /// Format 2: the wall clock jumped forward past the bound.
     ClockJumped = 0x0D,
+    /// Format 2: forward-secure sealing begins, under a verification key.
+    SealingStarted = 0x0E,
+    /// Format 2: a forward-secure tag seals every record before it.
+    EpochTag = 0x0F,
 }
 
 impl RecordKind {
@@ -69,6 +73,8 @@ impl RecordKind {
             0x0B => RecordKind::LogState,
             0x0C => RecordKind::RetentionPolicySet,
             0x0D => RecordKind::ClockJumped,
+            0x0E => RecordKind::SealingStarted,
+            0x0F => RecordKind::EpochTag,
             _ => return None,
         })
     }
@@ -76,7 +82,11 @@ impl RecordKind {
     /// The first format version whose segments may hold this kind.
     pub fn since_version(self) -> u16 {
         match self {
-            RecordKind::LogState | RecordKind::RetentionPolicySet | RecordKind::ClockJumped => 2,
+            RecordKind::LogState
+            | RecordKind::RetentionPolicySet
+            | RecordKind::ClockJumped
+            | RecordKind::SealingStarted
+            | RecordKind::EpochTag => 2,
             _ => 1,
         }
     }
@@ -101,6 +111,8 @@ impl RecordKind {
             RecordKind::LogState => "log-state",
             RecordKind::RetentionPolicySet => "retention-policy-set",
             RecordKind::ClockJumped => "clock-jumped",
+            RecordKind::SealingStarted => "sealing-started",
+            RecordKind::EpochTag => "epoch-tag",
         }
     }
 }

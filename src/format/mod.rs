@@ -5,6 +5,7 @@ mod anchor;
 mod chain;
 mod durability;
 mod frame;
+mod fss;
 mod header;
 pub(crate) mod names;
 mod sealed;
@@ -19,6 +20,10 @@ pub use durability::Durability;
 pub use frame::{
     decode_frame, encode_frame, frame_extent, frame_padded_len, Decoded, FrameRef, RecordKind,
     FRAME_ALIGN, FRAME_HEADER_LEN, FRAME_OVERHEAD, PAYLOAD_LEN_MAX,
+};
+pub use fss::{
+    epoch_of, epoch_tag, evolve_key, key_at, key_id, FssKeyFile, VerificationKey, FSS_KEY_FILE_LEN,
+    FSS_KEY_MAGIC,
 };
 pub use header::{
     SegmentHeader, CREATED_AT, FIRST_SEQ_AT, FORMAT_VERSION, FORMAT_VERSION_MIN, LOG_ID_AT,

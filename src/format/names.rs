@@ -9,6 +9,10 @@ pub const ANCHOR_FILE: &str = "wormlog.anchor";
 pub const HOLD_FILE: &str = "wormlog.hold";
 /// The hold file while it is being replaced.
 pub const HOLD_TMP_FILE: &str = "wormlog.hold.tmp";
+/// The forward-secure sealing key of the current epoch (mode 0600).
+pub const FSS_KEY_FILE: &str = "wormlog.fss";
+/// The sealing key file while its next epoch's key is being written.
+pub const FSS_KEY_TMP_FILE: &str = "wormlog.fss.tmp";
 const SEGMENT_PREFIX: &str = "seg-";
 const SEGMENT_SUFFIX: &str = ".wlog";
 /// A sealed segment: the same name with `.zst` added.
@@ -70,7 +74,7 @@ pub fn is_engine_file_name(name: &str) -> bool {
         .unwrap_or(name);
     parse_segment_file_name(base).is_some()
         || parse_sealed_file_name(base).is_some()
-        || [ANCHOR_FILE, HOLD_FILE, LOCK_FILE].contains(&base)
+        || [ANCHOR_FILE, HOLD_FILE, LOCK_FILE, FSS_KEY_FILE].contains(&base)
 }
 
 #[cfg(test)]
@@ -94,6 +98,8 @@ mod tests {
             "wormlog.hold".into(),
             "wormlog.hold.tmp".into(),
             "wormlog.lock".into(),
+            "wormlog.fss".into(),
+            "wormlog.fss.tmp".into(),
         ] {
             assert!(is_engine_file_name(&name), "{name}");
         }

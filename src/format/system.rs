@@ -97,6 +97,21 @@ pub enum SystemEvent {
         last_ns: u64,
         clock_ns: u64,
     },
+    /// Format 2: forward-secure sealing begins: epoch 1 starts at
+    /// `start_ns`, each lasts `interval_ns`, under the verification key
+    /// whose id is `key_id`.
+    SealingStarted {
+        start_ns: u64,
+        interval_ns: u64,
+        key_id: [u8; 8],
+    },
+    /// Format 2: `tag` seals every record before this one, for epochs
+    /// `first_epoch..=epoch` (format-spec.md, "Forward-secure sealing").
+    EpochTag {
+        first_epoch: u64,
+        epoch: u64,
+        tag: [u8; 32],
+    },
 }
 
 /// A retention policy as the log records it (format-spec.md, 4.2). Zero
@@ -216,6 +231,21 @@ impl std::fmt::Display for SystemEvent {
             SystemEvent::RetentionPolicySet { policy } => {
                 write!(f, "retention policy set: {}", PolicyText(policy))
             }
+            SystemEvent::SealingStarted {
+                start_ns,
+                interval_ns,
+                key_id,
+            } => write!(
+                f,
+                "forward-secure sealing started: epoch 1 at {start_ns}, every {interval_ns} ns, \
+                 verification key {}",
+                hex(key_id)
+            ),
+            SystemEvent::EpochTag {
+                first_epoch,
+                epoch,
+                tag,
+            } => write!(f, "sealed epochs {first_epoch}..={epoch}: tag {}", hex(tag)),
             SystemEvent::ClockJumped { last_ns, clock_ns } => write!(
                 f,
                 "clock jumped forward {} ns: last record at {last_ns}, clock read {clock_ns}",
@@ -266,6 +296,8 @@ impl SystemEvent {
             SystemEvent::LogState { .. } => RecordKind::LogState,
             SystemEvent::RetentionPolicySet { .. } => RecordKind::RetentionPolicySet,
             SystemEvent::ClockJumped { .. } => RecordKind::ClockJumped,
+            SystemEvent::SealingStarted { .. } => RecordKind::SealingStarted,
+            SystemEvent::EpochTag { .. } => RecordKind::EpochTag,
         }
     }
 
@@ -369,6 +401,24 @@ impl SystemEvent {
                 out.extend_from_slice(&last_ns.to_le_bytes());
                 out.extend_from_slice(&clock_ns.to_le_bytes());
             }
+            SystemEvent::SealingStarted {
+                start_ns,
+                interval_ns,
+                key_id,
+            } => {
+                out.extend_from_slice(&start_ns.to_le_bytes());
+                out.extend_from_slice(&interval_ns.to_le_bytes());
+                out.extend_from_slice(key_id);
+            }
+            SystemEvent::EpochTag {
+                first_epoch,
+                epoch,
+                tag,
+            } => {
+                out.extend_from_slice(&first_epoch.to_le_bytes());
+                out.extend_from_slice(&epoch.to_le_bytes());
+                out.extend_from_slice(tag);
+            }
         }
         out
     }
@@ -446,6 +496,24 @@ impl SystemEvent {
                     last_ns: r.u64()?,
                     clock_ns: r.u64()?,
                 },
+                RecordKind::SealingStarted => SystemEvent::SealingStarted {
+                    start_ns: r.u64()?,
+                    interval_ns: r.u64()?,
+                    key_id: r.array8()?,
+                },
+                RecordKind::EpochTag => {
+                    let (first_epoch, epoch) = (r.u64()?, r.u64()?);
+                    if first_epoch == 0 || first_epoch > epoch {
+                        return Err(format!(
+                            "epochs {first_epoch}..={epoch} are not a range from 1"
+                        ));
+                    }
+                    SystemEvent::EpochTag {
+                        first_epoch,
+                        epoch,
+                        tag: r.array32()?,
+                    }
+                }
                 RecordKind::User => unreachable!("handled above"),
             };
             if r.at != r.buf.len() {
@@ -551,6 +619,11 @@ impl Reader<'_> {
     }
     fn u64(&mut self) -> Result<u64, String> {
         Ok(le_u64(self.take(8)?, 0))
+    }
+    fn array8(&mut self) -> Result<[u8; 8], String> {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.take(8)?);
+        Ok(a)
     }
     fn array16(&mut self) -> Result<[u8; 16], String> {
         let mut a = [0u8; 16];
@@ -662,6 +735,16 @@ mod tests {
             SystemEvent::ClockJumped {
                 last_ns: 10,
                 clock_ns: 7_200_000_000_010,
+            },
+            SystemEvent::SealingStarted {
+                start_ns: 5,
+                interval_ns: 900_000_000_000,
+                key_id: [3; 8],
+            },
+            SystemEvent::EpochTag {
+                first_epoch: 4,
+                epoch: 6,
+                tag: [0xee; 32],
             },
         ]
     }

@@ -6,10 +6,13 @@
 //! vouches for the log's start is named by one (so an entry forged for
 //! deleted segments shows); the hold file says what the chain says.
 
+use super::sealing::{SealCheck, SealingReport};
 use crate::anchor::Anchor;
 use crate::error::{Corruption, Error, Result};
 use crate::format::names::{ANCHOR_FILE, HOLD_FILE};
-use crate::format::{hex, AnchorEntry, Hash, RetentionRule, SystemEvent};
+use crate::format::{
+    hex, AnchorEntry, ChainPos, FssKeyFile, Hash, RetentionRule, SystemEvent, VerificationKey,
+};
 use crate::segment::Segment;
 use crate::state::LogState;
 use std::path::{Path, PathBuf};
@@ -21,6 +24,8 @@ pub(super) struct Noted {
     pub offset: u64,
     pub seq: u64,
     pub timestamp_ns: u64,
+    /// The chain position just before the record (what a tag seals).
+    pub before: ChainPos,
     pub event: SystemEvent,
 }
 
@@ -48,16 +53,18 @@ pub(super) struct ChainRules<'a> {
     /// the first one on).
     hold_seen: bool,
     drops: Vec<DropRecord>,
+    seal: SealCheck<'a>,
 }
 
 impl<'a> ChainRules<'a> {
-    pub fn new(anchor: &'a Anchor) -> Self {
+    pub fn new(anchor: &'a Anchor, keys: &'a [VerificationKey]) -> Self {
         ChainRules {
             anchor,
             state: LogState::default(),
             known: false,
             hold_seen: false,
             drops: Vec::new(),
+            seal: SealCheck::new(keys),
         }
     }
 
@@ -105,6 +112,9 @@ impl<'a> ChainRules<'a> {
             }
             self.state = begin;
             self.known = true;
+        }
+        for n in noted {
+            self.seal.note(&seg.path, n)?;
         }
         for n in rest {
             match &n.event {
@@ -169,14 +179,17 @@ impl<'a> ChainRules<'a> {
         Ok(())
     }
 
-    /// After the last segment: the anchor both ways, and the hold file.
+    /// After the last segment: the anchor both ways, the hold file, and
+    /// sealing (against the key file, or the time now).
     pub fn finish(
         self,
         dir: &Path,
         segments: &[Arc<Segment>],
         hold_file: &Option<String>,
-    ) -> Result<()> {
+        sealing: (u64, Option<&FssKeyFile>, u64),
+    ) -> Result<Option<SealingReport>> {
         self.check_anchor(dir, segments)?;
+        let (head_seq, key_file, now_ns) = sealing;
         if (self.known || self.hold_seen) && self.state.hold != *hold_file {
             let say = |h: &Option<String>| match h {
                 Some(r) => format!("a hold ({r:?})"),
@@ -196,7 +209,7 @@ impl<'a> ChainRules<'a> {
                 },
             ));
         }
-        Ok(())
+        self.seal.finish(dir, head_seq, key_file, now_ns)
     }
 
     fn check_anchor(&self, dir: &Path, segments: &[Arc<Segment>]) -> Result<()> {

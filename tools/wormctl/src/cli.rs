@@ -40,6 +40,8 @@ enum Command {
     Keygen(crate::keygen::Args),
     /// Write a signed checkpoint of a log's head (after verifying the log).
     Checkpoint(crate::checkpoint::Args),
+    /// Set up forward-secure sealing: print the verification key once.
+    SetupKeys(crate::setup_keys::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -56,6 +58,7 @@ pub fn main() -> ExitCode {
         Command::Demo(a) => crate::demo::run(a),
         Command::Keygen(a) => crate::keygen::run(a),
         Command::Checkpoint(a) => crate::checkpoint::run(a),
+        Command::SetupKeys(a) => crate::setup_keys::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -257,6 +257,18 @@ pub fn run(a: Args) -> Result<(), Fail> {
     };
 
     let log = Log::open(&a.dir, Options::default().durability(durability))?;
+    // Forward-secure sealing: the verification key goes beside the log
+    // directory, never into it.
+    let verify_key = log.setup_sealing(SEAL_EPOCH)?;
+    let key_path = verify_key_path(&a.dir);
+    let _ = std::fs::remove_file(&key_path);
+    crate::setup_keys::write_secret(&key_path, &format!("{}\n", verify_key.to_text()))?;
+    say!(
+        out,
+        "sealing: forward-secure, epochs of {}; verification key in {} (outside the log)",
+        humantime::format_duration(SEAL_EPOCH),
+        crate::out::path_text(&key_path)
+    );
     let start = Instant::now();
     let payload_bytes: u64 = std::thread::scope(|s| {
         let handles: Vec<_> = (0..a.threads)
@@ -451,14 +463,41 @@ pub fn run(a: Args) -> Result<(), Fail> {
         note.trim_end().replace('\n', "\n    ")
     );
     log.close()?;
+    // Closed with a sealed close: the whole log is sealed now.
+    let reader = Log::open_read_only(&a.dir, Options::default())?;
+    let sealed = reader.verify_sealed(std::slice::from_ref(&verify_key))?;
+    if let Some(s) = &sealed.sealing {
+        say!(
+            out,
+            "sealed: through epoch {} (seq {}, {}), {} record(s) unsealed; an attacker who takes \
+             this host now cannot change them unseen",
+            s.sealed_through_epoch.unwrap_or(0),
+            s.sealed_through_seq.unwrap_or(0),
+            s.sealed_through_ns
+                .map_or_else(String::new, crate::out::rfc3339),
+            s.unsealed_records
+        );
+    }
     say!(
         out,
-        "done: the log is in {0}; try `wormctl stat {0}`, `wormctl dump {0} --from {1} --to {2}`, `wormctl verify {0}`",
+        "done: the log is in {0}; try `wormctl stat {0}`, `wormctl dump {0} --from {1} --to {2}`, `wormctl verify {0} --verify-key {3}`",
         crate::out::path_text(&a.dir),
         head.seq.saturating_sub(2),
-        head.seq
+        head.seq,
+        crate::out::path_text(&key_path)
     );
     Ok(())
+}
+
+/// A demo's epochs are short, so that it seals several while it runs.
+const SEAL_EPOCH: Duration = Duration::from_secs(10);
+
+/// `DIR.verify-key`, beside the log directory.
+fn verify_key_path(dir: &std::path::Path) -> std::path::PathBuf {
+    // Without a trailing `/`, which would put the key inside the directory.
+    let mut name = dir.components().as_path().as_os_str().to_os_string();
+    name.push(".verify-key");
+    std::path::PathBuf::from(name)
 }
 
 #[cfg(test)]

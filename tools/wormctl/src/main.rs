@@ -13,6 +13,7 @@ mod open;
 mod out;
 mod retention;
 mod seal;
+mod setup_keys;
 mod stat;
 mod tail;
 mod verify;

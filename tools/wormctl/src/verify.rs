@@ -22,6 +22,11 @@ pub struct Args {
     /// The public key (from `wormctl keygen`) that signed the checkpoint.
     #[arg(long, value_name = "FILE", requires = "checkpoint")]
     pubkey: Option<PathBuf>,
+    /// The verification key (from `wormctl setup-keys`, a file holding its
+    /// one line): check forward-secure sealing. Repeat for a log sealed
+    /// under several keys over time.
+    #[arg(long = "verify-key", value_name = "FILE")]
+    verify_key: Vec<PathBuf>,
     /// Print the summary as one JSON object.
     #[arg(long)]
     json: bool,
@@ -117,9 +122,23 @@ fn check(a: &Args) -> Result<(), Fail> {
             }
         }
     };
+    let mut keys = Vec::with_capacity(a.verify_key.len());
+    for path in &a.verify_key {
+        let text = read_small(path, "verification key")?;
+        keys.push(
+            wormlog::VerificationKey::from_text(&text)
+                .map_err(|e| Fail::usage(format!("{}: {e}", out::path_text(path))))?,
+        );
+    }
     let result = match &checkpoint {
         Some((cp, _)) => log.verify_against_with_progress(cp, progress),
+        None if !keys.is_empty() => log.verify_sealed_with_progress(&keys, progress),
         None => log.verify_with_progress(progress),
+    };
+    // With a checkpoint and keys, sealing is checked too (a second pass).
+    let result = match (&checkpoint, result) {
+        (Some(_), Ok(_)) if !keys.is_empty() => log.verify_sealed(&keys),
+        (_, r) => r,
     };
     if let Some(b) = &bar {
         b.finish_and_clear();
@@ -156,6 +175,17 @@ fn summary(
             "unchecked_tail_bytes": r.unchecked_tail_bytes,
             "checkpoint_checked": checkpoint.is_some(),
         });
+        if let Some(s) = &r.sealing {
+            v["sealing"] = serde_json::json!({
+                "key_id": hex(&s.key_id),
+                "checked": s.checked,
+                "sealed_through_epoch": s.sealed_through_epoch,
+                "sealed_through_seq": s.sealed_through_seq,
+                "sealed_through_time": s.sealed_through_ns.map(out::rfc3339),
+                "unsealed_records": s.unsealed_records,
+                "key_file_epoch": s.key_file_epoch,
+            });
+        }
         if let Some((cp, key)) = checkpoint {
             v["checkpoint"] = serde_json::json!({
                 "seq": cp.seq, "hash": hex(&cp.hash), "signed_by": key.name(), "held": true,
@@ -187,6 +217,9 @@ fn summary(
             out::file_list(foreign)
         ))?;
     }
+    if let Some(s) = &r.sealing {
+        out.line(sealing_line(s))?;
+    }
     if r.unchecked_tail_bytes > 0 {
         out.line(format!(
             "   warning: {} after the last intact record of the active segment were not \
@@ -202,6 +235,10 @@ fn summary(
             hex(&cp.hash),
             key.name()
         ))?,
+        None if r.sealing.as_ref().is_some_and(|s| s.checked) => out.line(
+            "   sealed records cannot be changed, removed or reordered unseen, even by whoever \
+             holds this host now; the unsealed ones after them can",
+        )?,
         None => out.line(
             "   without a checkpoint kept elsewhere (--checkpoint, --pubkey) this cannot rule \
              out a log rewritten with every hash recomputed, records cut from its end, or the \
@@ -209,4 +246,34 @@ fn summary(
         )?,
     }
     Ok(())
+}
+
+/// The forward-secure sealing line of the summary.
+fn sealing_line(s: &wormlog::SealingReport) -> String {
+    if !s.checked {
+        return format!(
+            "   forward-secure sealing under key {}: not checked (give --verify-key)",
+            hex(&s.key_id)
+        );
+    }
+    match (
+        s.sealed_through_epoch,
+        s.sealed_through_seq,
+        s.sealed_through_ns,
+    ) {
+        (Some(epoch), Some(seq), Some(ns)) => format!(
+            "   sealed through {} (epoch {epoch}, seq {seq}); {} record(s) after it unsealed{}",
+            out::rfc3339(ns),
+            s.unsealed_records,
+            if s.key_file_epoch.is_none() {
+                " (the sealing key file is missing)"
+            } else {
+                ""
+            }
+        ),
+        _ => format!(
+            "   forward-secure sealing set up, no epoch sealed yet: {} record(s) unsealed",
+            s.unsealed_records
+        ),
+    }
 }

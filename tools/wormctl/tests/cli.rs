@@ -1577,3 +1577,58 @@ fn verify_says_what_it_cannot_rule_out_and_counts_bytes_after_the_last_intact_re
     assert_eq!(v["unchecked_tail_bytes"], 300);
     assert_eq!(v["checkpoint_checked"], false);
 }
+
+#[test]
+fn setup_keys_prints_the_verification_key_once_and_verify_checks_the_seal_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 40);
+    let inside = dir.path().join("verify.key");
+    let o = wormctl(&["setup-keys", p(dir.path()), "--out", p(&inside)]);
+    expect_code(&o, 2);
+    assert!(
+        !inside.exists(),
+        "the verification key never goes into the log directory"
+    );
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("audit.verify-key");
+    let o = wormctl(&[
+        "setup-keys",
+        p(dir.path()),
+        "--interval",
+        "1h",
+        "--out",
+        p(&key_file),
+    ]);
+    expect_code(&o, 0);
+    let printed = stdout(&o);
+    let text = std::fs::read_to_string(&key_file).unwrap();
+    assert!(printed.contains(text.trim()), "{printed}");
+    assert!(dir.path().join("wormlog.fss").exists());
+    // Close seals the end; verify with the key says so.
+    let log = Log::open(dir.path(), options()).unwrap();
+    log.append(b"sealed by the close").unwrap();
+    log.close().unwrap();
+    let o = wormctl(&["verify", p(dir.path()), "--verify-key", p(&key_file)]);
+    expect_code(&o, 0);
+    assert!(stdout(&o).contains("sealed through"), "{}", stdout(&o));
+    let o = wormctl(&[
+        "verify",
+        "--json",
+        p(dir.path()),
+        "--verify-key",
+        p(&key_file),
+    ]);
+    let v = &json_lines(&o)[0];
+    assert_eq!(v["sealing"]["checked"], true);
+    assert_eq!(v["sealing"]["unsealed_records"], 0);
+    // The key file moved back to an older epoch's copy: exit 1.
+    let fss = dir.path().join("wormlog.fss");
+    let mut bytes = std::fs::read(&fss).unwrap();
+    bytes[32] = bytes[32].wrapping_add(3); // epoch field
+    let crc = crc32fast::hash(&bytes[..80]);
+    bytes[80..84].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&fss, bytes).unwrap();
+    let o = wormctl(&["verify", p(dir.path()), "--verify-key", p(&key_file)]);
+    expect_code(&o, 1);
+    assert!(stderr(&o).contains("seal"), "{}", stderr(&o));
+}

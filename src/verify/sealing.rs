@@ -1,0 +1,245 @@
+//! Checking forward-secure sealing (format-spec.md, "Forward-secure
+//! sealing") in verification's pass over the chain: every epoch-tag record
+//! must continue the epochs of the one before and carry the tag the
+//! verification key gives for the chain position before it; the sealing key
+//! file (or, without one, the time now) must not show that the writer went
+//! on past the last tag.
+
+use super::rules::Noted;
+use crate::error::{Corruption, Error, Result};
+use crate::format::names::FSS_KEY_FILE;
+use crate::format::VerificationKey;
+use crate::format::{epoch_of, epoch_tag, evolve_key, hex, FssKeyFile, Hash, SystemEvent};
+use std::path::Path;
+
+/// What verification found of forward-secure sealing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealingReport {
+    /// The id of the verification key the log's sealing-started record names.
+    pub key_id: [u8; 8],
+    /// Whether a verification key was given and every tag checked with it.
+    pub checked: bool,
+    /// The last epoch sealed, and the seq of its tag record (every record
+    /// before it is sealed); `None` before the first tag.
+    pub sealed_through_epoch: Option<u64>,
+    pub sealed_through_seq: Option<u64>,
+    /// The commit time of the last sealed record (the one before the last
+    /// tag), ns since the Unix epoch: everything committed by then is sealed.
+    pub sealed_through_ns: Option<u64>,
+    /// Records after the last tag: anyone holding the host's current key
+    /// could have written or changed them.
+    pub unsealed_records: u64,
+    /// The epoch of the sealing key file beside the log, if there is one.
+    pub key_file_epoch: Option<u64>,
+}
+
+/// Sealing's part of the pass; fed the noted records in chain order.
+pub(super) struct SealCheck<'a> {
+    keys: &'a [VerificationKey],
+    /// The key the log's sealing-started record names, once known.
+    key: Option<&'a VerificationKey>,
+    key_id: Option<[u8; 8]>,
+    /// The key of `cached.0`, evolved forward as tags come (never back).
+    cached: Option<(u64, Hash)>,
+    /// The first epoch the next tag must cover.
+    next_epoch: Option<u64>,
+    last_tag: Option<(u64, u64)>,
+    /// The commit time of the record before the last tag.
+    last_sealed_ns: Option<u64>,
+    /// The last record is a tag right after log-closed: a sealed close.
+    closed_sealed: bool,
+    last_was_close: bool,
+}
+
+impl<'a> SealCheck<'a> {
+    pub fn new(keys: &'a [VerificationKey]) -> Self {
+        SealCheck {
+            keys,
+            // A log whose sealing-started record retention dropped is
+            // checked with the one key given, from its first tag on.
+            key: (keys.len() == 1).then(|| &keys[0]),
+            key_id: None,
+            cached: None,
+            next_epoch: None,
+            last_tag: None,
+            last_sealed_ns: None,
+            closed_sealed: false,
+            last_was_close: false,
+        }
+    }
+
+    /// Takes in one noted record of segment file `path`.
+    pub fn note(&mut self, path: &Path, n: &Noted) -> Result<()> {
+        let close = self.last_was_close;
+        self.last_was_close = matches!(n.event, SystemEvent::LogClosed);
+        self.closed_sealed = false;
+        match &n.event {
+            SystemEvent::SealingStarted { key_id, .. } => {
+                self.key_id = Some(*key_id);
+                self.key = self.keys.iter().find(|k| k.id() == *key_id);
+                if self.key.is_none() && !self.keys.is_empty() {
+                    return Err(broken(
+                        path,
+                        n,
+                        format!(
+                            "the log is sealed under verification key {}, none of the keys given",
+                            hex(key_id)
+                        ),
+                    ));
+                }
+                self.cached = None;
+                self.next_epoch = Some(1);
+            }
+            SystemEvent::EpochTag {
+                first_epoch,
+                epoch,
+                tag,
+            } => {
+                self.check_tag(path, n, *first_epoch, *epoch, tag)?;
+                self.next_epoch = Some(epoch + 1);
+                self.last_tag = Some((*epoch, n.seq));
+                self.last_sealed_ns = Some(n.before.timestamp_ns);
+                self.closed_sealed = close;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn check_tag(
+        &mut self,
+        path: &Path,
+        n: &Noted,
+        first: u64,
+        last: u64,
+        tag: &Hash,
+    ) -> Result<()> {
+        let Some(key) = self.key else {
+            return Ok(());
+        };
+        if let Some(want) = self.next_epoch.filter(|w| *w != first) {
+            let after = self.last_tag.map_or(0, |(_, seq)| seq);
+            return Err(broken(
+                path,
+                n,
+                format!(
+                    "epoch tags skip from epoch {} to epoch {first}: the records sealed in \
+                     between (after seq {after}) were removed or rewritten",
+                    want.saturating_sub(1)
+                ),
+            ));
+        }
+        let k = self.key_of(key, first);
+        if epoch_tag(&k, first, last, n.before.seq, &n.before.hash) != *tag {
+            let from = self.last_tag.map_or(1, |(_, seq)| seq + 1);
+            return Err(broken(
+                path,
+                n,
+                format!(
+                    "the tag of epochs {first}..={last} does not match the verification key: \
+                     records {from}..={} were changed, inserted, deleted or reordered",
+                    n.before.seq
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The key of `epoch`, evolved from the last one computed (or from the
+    /// verification key).
+    fn key_of(&mut self, key: &VerificationKey, epoch: u64) -> Hash {
+        let (mut e, mut k) = match self.cached {
+            Some((e, k)) if e <= epoch => (e, k),
+            _ => (0, key.key),
+        };
+        while e < epoch {
+            k = evolve_key(&k);
+            e += 1;
+        }
+        self.cached = Some((e, k));
+        k
+    }
+
+    /// After the last record (`head_seq`): the report, and the checks
+    /// against the key file (or, without one, the time `now_ns`).
+    pub fn finish(
+        self,
+        dir: &Path,
+        head_seq: u64,
+        key_file: Option<&FssKeyFile>,
+        now_ns: u64,
+    ) -> Result<Option<SealingReport>> {
+        let Some(key_id) = self.key_id.or(key_file.map(|k| k.key_id)) else {
+            return Ok(None);
+        };
+        let mut report = SealingReport {
+            key_id,
+            checked: self.key.is_some(),
+            sealed_through_epoch: self.last_tag.map(|(e, _)| e),
+            sealed_through_seq: self.last_tag.map(|(_, s)| s),
+            sealed_through_ns: None,
+            unsealed_records: head_seq - self.last_tag.map_or(0, |(_, s)| s),
+            key_file_epoch: key_file.map(|k| k.epoch),
+        };
+        let Some(key) = self.key else {
+            return Ok(Some(report));
+        };
+        report.sealed_through_ns = self.last_sealed_ns;
+        let next = self.next_epoch.unwrap_or(1);
+        let fail = |detail: String| {
+            Err(Error::corrupt(
+                dir.join(FSS_KEY_FILE),
+                0,
+                Some(head_seq),
+                Corruption::SealBroken { detail },
+            ))
+        };
+        match key_file {
+            Some(k) if k.key != crate::format::key_at(&key.key, k.epoch) => {
+                return fail("the sealing key file's key is not this verification key's".into())
+            }
+            Some(k) if k.epoch > next => {
+                return fail(format!(
+                    "the sealing key reached epoch {}, but the log's tags stop at epoch {}: \
+                     the records after seq {} were removed",
+                    k.epoch,
+                    next - 1,
+                    report.sealed_through_seq.unwrap_or(0)
+                ))
+            }
+            Some(k) if k.epoch < next => {
+                return fail(format!(
+                    "the sealing key file is at epoch {}, older than the log's tags (through \
+                     epoch {}): an old copy was put back",
+                    k.epoch,
+                    next - 1
+                ))
+            }
+            Some(_) => {}
+            None => {
+                // No key file: the time now says how far an open log's
+                // writer, tagging every epoch, must have got.
+                let now = epoch_of(key.start_ns, key.interval_ns, now_ns);
+                if !self.closed_sealed && now > next + 1 {
+                    return fail(format!(
+                        "the sealing key file is missing, and the log's tags stop at epoch {} \
+                         while it is now epoch {now}: the writer stopped, or the records after \
+                         seq {} were removed",
+                        next - 1,
+                        report.sealed_through_seq.unwrap_or(0)
+                    ));
+                }
+            }
+        }
+        Ok(Some(report))
+    }
+}
+
+fn broken(path: &Path, n: &Noted, detail: String) -> Error {
+    Error::corrupt(
+        path,
+        n.offset,
+        Some(n.seq),
+        Corruption::SealBroken { detail },
+    )
+}

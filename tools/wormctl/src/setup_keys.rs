@@ -1,0 +1,80 @@
+//! `wormctl setup-keys DIR`: sets up forward-secure sealing for a log. The
+//! sealing key of epoch 1 goes into the log directory (`wormlog.fss`, mode
+//! 0600, evolved every epoch); the verification key is printed once, and
+//! written to a file only where the operator names one outside the log
+//! directory. Nothing left on the host can derive it.
+
+use crate::fail::Fail;
+use crate::out::{self, Out};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use wormlog::Options;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The log directory (it must exist; no other writer may have it open).
+    dir: PathBuf,
+    /// How long an epoch lasts: each is sealed when it ends.
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    interval: Duration,
+    /// Also write the verification key to this file (created, mode 0600;
+    /// it must not be inside the log directory).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+/// Whether `file` would land inside `dir` (after resolving what exists).
+pub fn inside(file: &Path, dir: &Path) -> bool {
+    let resolve = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let parent = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    resolve(parent).starts_with(resolve(dir))
+}
+
+/// Writes `text` to a new file only its owner can read.
+pub fn write_secret(path: &Path, text: &str) -> Result<(), Fail> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let mut f = o.open(path).map_err(|e| Fail::io(path.display(), e))?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| Fail::io(path.display(), e))
+}
+
+pub fn run(a: Args) -> Result<(), Fail> {
+    if let Some(out) = &a.out {
+        if inside(out, &a.dir) {
+            return Err(Fail::usage(format!(
+                "{}: the verification key must not be kept in the log directory",
+                out::path_text(out)
+            )));
+        }
+    }
+    let log = crate::open::writer(&a.dir, Options::default())?;
+    let key = log.setup_sealing(a.interval).map_err(Fail::log)?;
+    log.close().map_err(Fail::log)?;
+    let text = format!("{}\n", key.to_text());
+    if let Some(out) = &a.out {
+        write_secret(out, &text)?;
+    }
+    let mut o = Out::new();
+    o.line(format!(
+        "forward-secure sealing set up for {}: epochs of {}, sealing key in wormlog.fss",
+        out::path_text(&a.dir),
+        humantime::format_duration(a.interval)
+    ))?;
+    o.line("verification key (shown once; keep it off this host, as secret as a private key):")?;
+    o.line(key.to_text())?;
+    if let Some(out) = &a.out {
+        o.line(format!("also written to {}", out::path_text(out)))?;
+    }
+    Ok(())
+}
