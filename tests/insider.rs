@@ -49,7 +49,11 @@ fn hold_path() -> PathBuf {
 
 /// The anchor entry a forger would write for dropping `segs` (the oldest
 /// segments), computed from what the segments themselves say.
-fn forged_entry(segs: &[SegmentInfo], keep: &SegmentInfo, prev_entry_hash: [u8; 32]) -> AnchorEntry {
+fn forged_entry(
+    segs: &[SegmentInfo],
+    keep: &SegmentInfo,
+    prev_entry_hash: [u8; 32],
+) -> AnchorEntry {
     AnchorEntry {
         time_ns: T0 + DAY,
         first_seq: keep.first_seq,
@@ -157,7 +161,10 @@ fn a_deleted_hold_file_fails_verification_and_the_writer_restores_it_so_retentio
     let log = written(options.clone(), 600);
     log.set_legal_hold("litigation 2026-4").unwrap();
     log.close().unwrap();
-    assert!(storage.delete_file(&hold_path()), "the insider removes the hold file");
+    assert!(
+        storage.delete_file(&hold_path()),
+        "the insider removes the hold file"
+    );
     match verify_read_only(&storage) {
         Err(Error::Corrupt {
             what: Corruption::HoldMismatch { .. },
@@ -170,7 +177,10 @@ fn a_deleted_hold_file_fails_verification_and_the_writer_restores_it_so_retentio
     // (which would drop every segment by age) drops nothing.
     now.store(T0 + 700 * SEC, Ordering::SeqCst);
     let log = Log::open(mem_dir(), options).unwrap();
-    assert_eq!(log.legal_hold().unwrap().as_deref(), Some("litigation 2026-4"));
+    assert_eq!(
+        log.legal_hold().unwrap().as_deref(),
+        Some("litigation 2026-4")
+    );
     let r = log.apply_retention(T0 + 700 * SEC).unwrap();
     assert!(r.held && r.dropped_segments.is_empty(), "{r:?}");
     log.verify().unwrap();
@@ -238,7 +248,8 @@ fn a_forward_clock_leap_is_written_to_the_log() {
     let log = Log::open(mem_dir(), opts(&storage, clock)).unwrap();
     log.append(b"before").unwrap();
     now.store(T0 + 3650 * DAY, Ordering::SeqCst);
-    log.set_legal_hold("set with the clock ten years ahead").unwrap();
+    log.set_legal_hold("set with the clock ten years ahead")
+        .unwrap();
     log.append(b"after").unwrap();
     let jumps: Vec<_> = all_records(&log)
         .into_iter()
