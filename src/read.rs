@@ -139,7 +139,7 @@ impl Iter {
             let walk = self.walk.insert(walk);
             let seg = &self.segments[self.seg_idx];
             let frame = walk
-                .next()
+                .next_owned()
                 .map_err(|e| e.into_error(&seg.path, Some(self.next_seq)))?;
             let Some((offset, f)) = frame else {
                 // End of this segment: the next must start where it stopped.
@@ -160,22 +160,23 @@ impl Iter {
                 }
                 continue;
             };
-            if f.seq < self.next_seq {
+            let seq = f.head().seq;
+            if seq < self.next_seq {
                 continue;
             }
-            if f.seq != self.next_seq {
+            if seq != self.next_seq {
                 return Err(Error::corrupt(
                     &seg.path,
                     offset,
                     Some(self.next_seq),
                     Corruption::SeqGap {
                         expected: self.next_seq,
-                        found: f.seq,
+                        found: seq,
                     },
                 ));
             }
             self.next_seq += 1;
-            return Ok(Some(Record::from_frame(seg.number, offset, &f)));
+            return Ok(Some(f.into_record(seg.number, offset)));
         }
     }
 }

@@ -20,6 +20,7 @@ pub use frame::{
     decode_frame, encode_frame, frame_extent, frame_padded_len, Decoded, FrameRef, RecordKind,
     FRAME_ALIGN, FRAME_HEADER_LEN, FRAME_OVERHEAD, PAYLOAD_LEN_MAX,
 };
+pub(crate) use frame::{FrameDecoder, FrameHead};
 pub use header::{
     SegmentHeader, CREATED_AT, FIRST_SEQ_AT, FORMAT_VERSION, FORMAT_VERSION_MIN, LOG_ID_AT,
     PREV_HASH_AT, SEGMENT_AT, SEGMENT_HEADER_LEN, SEGMENT_MAGIC,
