@@ -262,11 +262,14 @@ impl SealedReader {
                     at: f.compressed_offset,
                     end: f.compressed_offset + u64::from(f.compressed_size),
                 };
+                // Not `single_frame`: like the whole-frame path, whatever
+                // the seek table counts in this frame's compressed bytes is
+                // decoded, so bytes beyond a first zstd frame are damage.
                 FrameStream {
                     segment: self.segment,
                     frame: i,
                     pos: 0,
-                    decoder: zstd::stream::read::Decoder::new(section)?.single_frame(),
+                    decoder: zstd::stream::read::Decoder::new(section)?,
                     last_use: 0,
                 }
             }
