@@ -20,6 +20,8 @@ pub struct Iter {
     next_seq: u64,
     last_seq: u64,
     done: bool,
+    /// Engine records only (see [`Iter::system_only`]).
+    system_only: bool,
 }
 
 pub(crate) fn iter(shared: &Shared, range: impl RangeBounds<u64>) -> Result<Iter> {
@@ -50,6 +52,7 @@ pub(crate) fn iter(shared: &Shared, range: impl RangeBounds<u64>) -> Result<Iter
         next_seq: start,
         last_seq,
         done: start > last_seq,
+        system_only: false,
     })
 }
 
@@ -138,9 +141,12 @@ impl Iter {
             };
             let walk = self.walk.insert(walk);
             let seg = &self.segments[self.seg_idx];
-            let frame = walk
-                .next()
-                .map_err(|e| e.into_error(&seg.path, Some(self.next_seq)))?;
+            let frame = if self.system_only {
+                walk.next_checked()
+            } else {
+                walk.next_owned()
+            };
+            let frame = frame.map_err(|e| e.into_error(&seg.path, Some(self.next_seq)))?;
             let Some((offset, f)) = frame else {
                 // End of this segment: the next must start where it stopped.
                 self.seg_idx += 1;
@@ -160,23 +166,38 @@ impl Iter {
                 }
                 continue;
             };
-            if f.seq < self.next_seq {
+            let seq = f.head().seq;
+            if seq < self.next_seq {
                 continue;
             }
-            if f.seq != self.next_seq {
+            if seq != self.next_seq {
                 return Err(Error::corrupt(
                     &seg.path,
                     offset,
                     Some(self.next_seq),
                     Corruption::SeqGap {
                         expected: self.next_seq,
-                        found: f.seq,
+                        found: seq,
                     },
                 ));
             }
             self.next_seq += 1;
-            return Ok(Some(Record::from_frame(seg.number, offset, &f)));
+            if self.system_only && !f.head().kind.is_system() {
+                continue;
+            }
+            return Ok(Some(f.into_record(seg.number, offset)));
         }
+    }
+}
+
+impl Iter {
+    /// Yields engine records only: user records are still checked as the
+    /// walk passes them, but their payloads are not read into records (a
+    /// large one streams past, never held). For tools that look for what
+    /// the engine recorded (durability, holds) in segments of any records.
+    pub fn system_only(mut self) -> Iter {
+        self.system_only = true;
+        self
     }
 }
 

@@ -551,7 +551,7 @@ fn scan_from(
     let mut state: Option<LogState> = None;
     let mut last_tag_epoch = None;
     let damage = loop {
-        let (offset, f) = match walk.next() {
+        let (offset, f) = match walk.next_checked() {
             Ok(Some(x)) => x,
             Ok(None) => break None,
             Err(WalkError::Io(e)) => return Err(Error::io("read", &seg.path, e)),
@@ -572,7 +572,9 @@ fn scan_from(
         if state.is_none() && seg.header.version >= 2 && offset == SEGMENT_HEADER_LEN as u64 {
             state = Some(LogState::default());
         }
-        match SystemEvent::decode(f.kind, f.payload) {
+        let event = f.system_event();
+        let f = f.head();
+        match event {
             Some(Ok(SystemEvent::Repaired {
                 segment, offset, ..
             })) => repaired.push(RepairDone { segment, offset }),
@@ -896,9 +898,12 @@ fn state_of(seg: &Segment) -> Result<Option<LogState>> {
     let mut walk = FrameWalker::new(seg.file.clone(), SEGMENT_HEADER_LEN as u64, seg.file_len()?);
     let mut state = LogState::default();
     let mut any = false;
-    while let Some((_, f)) = walk.next().map_err(|e| e.into_error(&seg.path, None))? {
+    while let Some((_, f)) = walk
+        .next_checked()
+        .map_err(|e| e.into_error(&seg.path, None))?
+    {
         any = true;
-        if let Some(Ok(e)) = SystemEvent::decode(f.kind, f.payload) {
+        if let Some(Ok(e)) = f.system_event() {
             state.apply(&e);
         }
     }

@@ -25,6 +25,9 @@ use std::sync::Arc;
 pub(crate) struct FrameCache {
     capacity: usize,
     inner: Mutex<CacheInner>,
+    /// Large frames being read in order, for all segments of the log (so
+    /// their number does not grow with the segments read).
+    streams: Streams,
     pub hits: AtomicU64,
     pub misses: AtomicU64,
 }
@@ -46,6 +49,7 @@ impl FrameCache {
         FrameCache {
             capacity,
             inner: Mutex::new(CacheInner::default()),
+            streams: Streams::default(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
@@ -105,6 +109,106 @@ impl FrameCache {
     }
 }
 
+/// A data frame that decompresses to more than this is not decompressed
+/// whole (nor cached): reads in order stream it through a zstd decoder,
+/// which holds its window (a few MiB at the levels sealing uses), not the
+/// frame. Sealing makes frames of about 1 MiB; only a frame holding a
+/// record larger than this gets this big.
+const STREAM_FRAME_MIN: u32 = 4 << 20;
+/// Large frames being streamed at once, per log (or per private reader):
+/// readers that take turns each keep their place.
+const STREAMS_MAX: usize = 4;
+
+/// The compressed bytes of one data frame, read in order.
+struct Section {
+    file: Arc<dyn ReadFile>,
+    at: u64,
+    end: u64,
+}
+
+/// An error reading the file under a zstd decoder, told apart from the
+/// decoder's own (damage) on the way out.
+#[derive(Debug)]
+struct FileError(io::Error);
+
+impl std::fmt::Display for FileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for FileError {}
+
+impl io::Read for Section {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf
+            .len()
+            .min(usize::try_from(self.end - self.at).unwrap_or(usize::MAX));
+        if n == 0 {
+            return Ok(0);
+        }
+        let got = self
+            .file
+            .read_at(&mut buf[..n], self.at)
+            .map_err(|e| io::Error::new(e.kind(), FileError(e)))?;
+        if got == 0 {
+            // Damage, as the decoder reports it: the frame is cut short.
+            return Ok(0);
+        }
+        self.at += got as u64;
+        Ok(got)
+    }
+}
+
+/// A large frame being decompressed in order, and how far it got.
+struct FrameStream {
+    segment: u64,
+    frame: usize,
+    /// Bytes of the frame's content produced so far.
+    pos: u64,
+    decoder: zstd::stream::read::Decoder<'static, io::BufReader<Section>>,
+    last_use: u64,
+}
+
+#[derive(Default)]
+struct Streams {
+    open: Mutex<(Vec<FrameStream>, u64)>,
+}
+
+impl std::fmt::Debug for Streams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Streams")
+            .field("open", &self.open.lock().0.len())
+            .finish()
+    }
+}
+
+impl Streams {
+    /// The stream of `frame` of `segment` that has not gone past `at`.
+    fn take(&self, segment: u64, frame: usize, at: u64) -> Option<FrameStream> {
+        let mut open = self.open.lock();
+        let i = open
+            .0
+            .iter()
+            .position(|s| s.segment == segment && s.frame == frame && s.pos <= at)?;
+        Some(open.0.swap_remove(i))
+    }
+
+    /// Keeps `s` for the next read, dropping the least recently used
+    /// stream beyond `STREAMS_MAX`.
+    fn put(&self, mut s: FrameStream) {
+        let mut open = self.open.lock();
+        open.1 += 1;
+        s.last_use = open.1;
+        if open.0.len() >= STREAMS_MAX {
+            if let Some(i) = (0..open.0.len()).min_by_key(|&i| open.0[i].last_use) {
+                open.0.swap_remove(i);
+            }
+        }
+        open.0.push(s);
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct ZFrame {
     compressed_offset: u64,
@@ -134,9 +238,105 @@ pub(crate) struct SealedReader {
     /// With one, nothing: a frame kept per segment would make memory grow
     /// with the number of segments a log's readers have touched.
     last: Mutex<Option<(usize, Arc<Vec<u8>>)>>,
+    /// Without a cache, the large frames being streamed (with one, the
+    /// cache's).
+    streams: Streams,
 }
 
 impl SealedReader {
+    fn streams(&self) -> &Streams {
+        self.cache.as_ref().map_or(&self.streams, |c| &c.streams)
+    }
+
+    /// Reads from frame `i` at `at` (of its content), a large frame, through
+    /// a stream: one that has not passed `at` goes on, skipping to it;
+    /// otherwise a new one starts at the frame's beginning.
+    fn read_streaming(&self, i: usize, buf: &mut [u8], at: u64) -> io::Result<usize> {
+        let f = self.frames[i];
+        let damage = |detail: String| self.damage(i, detail);
+        let mut s = match self.streams().take(self.segment, i, at) {
+            Some(s) => s,
+            None => {
+                let section = Section {
+                    file: self.file.clone(),
+                    at: f.compressed_offset,
+                    end: f.compressed_offset + u64::from(f.compressed_size),
+                };
+                // Not `single_frame`: like the whole-frame path, whatever
+                // the seek table counts in this frame's compressed bytes is
+                // decoded, so bytes beyond a first zstd frame are damage.
+                FrameStream {
+                    segment: self.segment,
+                    frame: i,
+                    pos: 0,
+                    decoder: zstd::stream::read::Decoder::new(section)?,
+                    last_use: 0,
+                }
+            }
+        };
+        let zstd_err = |e: io::Error| {
+            if !e.get_ref().is_some_and(|e| e.is::<FileError>()) {
+                return damage(format!("zstd: {e}"));
+            }
+            match e.into_inner().map(|e| e.downcast::<FileError>()) {
+                Some(Ok(file)) => file.0,
+                _ => unreachable!("checked to be a FileError"),
+            }
+        };
+        if s.pos < at {
+            let skip = at - s.pos;
+            let skipped = io::copy(&mut io::Read::take(&mut s.decoder, skip), &mut io::sink())
+                .map_err(zstd_err)?;
+            s.pos += skipped;
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(u64::from(f.size) - at).unwrap_or(usize::MAX));
+        let mut n = 0;
+        if s.pos == at {
+            while n < want {
+                match io::Read::read(&mut s.decoder, &mut buf[n..want]) {
+                    Ok(0) => break,
+                    Ok(got) => n += got,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(zstd_err(e)),
+                }
+            }
+            s.pos += n as u64;
+        }
+        if n < want {
+            return Err(damage(format!(
+                "decompressed to {} bytes, seek table says {}",
+                s.pos, f.size
+            )));
+        }
+        if s.pos == u64::from(f.size) {
+            // The frame's end: it must end here too. The stream is done
+            // with, and its window freed.
+            let mut more = [0u8; 1];
+            if io::Read::read(&mut s.decoder, &mut more).map_err(zstd_err)? != 0 {
+                return Err(damage(format!(
+                    "decompresses to more than the {} bytes the seek table says",
+                    f.size
+                )));
+            }
+        } else {
+            self.streams().put(s);
+        }
+        Ok(n)
+    }
+
+    fn damage(&self, i: usize, detail: String) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            SealedDamage {
+                frame: i as u64,
+                offset: self.frames[i].compressed_offset,
+                detail,
+            },
+        )
+    }
+
     fn frame(&self, i: usize) -> io::Result<Arc<Vec<u8>>> {
         if let Some(cache) = &self.cache {
             let key = (self.segment, i);
@@ -159,16 +359,7 @@ impl SealedReader {
 
     fn decompress(&self, i: usize) -> io::Result<Vec<u8>> {
         let f = self.frames[i];
-        let damage = |detail: String| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                SealedDamage {
-                    frame: i as u64,
-                    offset: f.compressed_offset,
-                    detail,
-                },
-            )
-        };
+        let damage = |detail: String| self.damage(i, detail);
         let mut compressed = vec![0u8; f.compressed_size as usize];
         let got = self
             .file
@@ -201,6 +392,9 @@ impl ReadFile for SealedReader {
         }
         let i = self.frames.partition_point(|f| f.offset <= offset) - 1;
         let f = self.frames[i];
+        if f.size > STREAM_FRAME_MIN {
+            return self.read_streaming(i, buf, offset - f.offset);
+        }
         let data = self.frame(i)?;
         let at = (offset - f.offset) as usize;
         let n = buf.len().min(data.len() - at);
@@ -270,6 +464,7 @@ pub(crate) fn open_sealed(
         len,
         cache,
         last: Mutex::new(None),
+        streams: Streams::default(),
     };
     let sparse = SparseIndex {
         entries: t

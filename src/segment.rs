@@ -219,7 +219,11 @@ impl Segment {
         }
         let mut index = SparseIndex::default();
         let mut walk = FrameWalker::new(self.file.clone(), SEGMENT_HEADER_LEN as u64, limit);
-        while let Some((offset, f)) = walk.next().map_err(|e| e.into_error(&self.path, None))? {
+        while let Some((offset, f)) = walk
+            .next_checked()
+            .map_err(|e| e.into_error(&self.path, None))?
+        {
+            let f = f.head();
             index.note(f.seq, f.timestamp_ns, offset);
         }
         index.complete = true;

@@ -76,7 +76,7 @@ impl SegmentFile {
                 offset: 0,
                 len,
             };
-            return SegmentFile::start(path.to_path_buf(), Box::new(source), true);
+            return SegmentFile::start(path.to_path_buf(), Box::new(source), true, Some(len));
         }
         let len = file.len().map_err(|e| Error::io("stat", path, e))?;
         let source = PositionalReader {
@@ -84,7 +84,8 @@ impl SegmentFile {
             offset: 0,
             len,
         };
-        let file = SegmentFile::start(path.to_path_buf(), Box::new(source), false)?;
+        // A raw file may be growing (an active segment): read on to its end.
+        let file = SegmentFile::start(path.to_path_buf(), Box::new(source), false, None)?;
         let named = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -109,10 +110,19 @@ impl SegmentFile {
         name: impl Into<PathBuf>,
         reader: impl Read + Send + 'static,
     ) -> Result<SegmentFile> {
-        SegmentFile::start(name.into(), Box::new(reader), false)
+        SegmentFile::start(name.into(), Box::new(reader), false, None)
     }
 
-    fn start(path: PathBuf, mut source: Box<dyn Read + Send>, sealed: bool) -> Result<Self> {
+    /// Reads frames from `source` after its header; `len`, when fixed (a
+    /// sealed file's), is where they end, so a large record's payload is
+    /// allocated once at its size (the bytes are there, whatever a length
+    /// field claims); otherwise it grows as the bytes arrive.
+    fn start(
+        path: PathBuf,
+        mut source: Box<dyn Read + Send>,
+        sealed: bool,
+        len: Option<u64>,
+    ) -> Result<Self> {
         let mut buf = [0u8; SEGMENT_HEADER_LEN];
         let n = read_up_to(&mut source, &mut buf).map_err(|e| Error::io("read", &path, e))?;
         if n >= 4 && buf[..4] == ZSTD_FRAME_MAGIC && !sealed {
@@ -142,7 +152,7 @@ impl SegmentFile {
                 prev_hash: header.prev_hash,
                 sealed,
             },
-            walk: FrameWalker::segment(file, &header, u64::MAX, Check::Chain),
+            walk: FrameWalker::segment(file, &header, len.unwrap_or(u64::MAX), Check::Chain),
             path,
             done: false,
         })
@@ -158,8 +168,8 @@ impl SegmentFile {
 
     fn step(&mut self) -> Result<Option<Record>> {
         let expected = self.walk.at().next_seq();
-        match self.walk.next() {
-            Ok(Some((offset, f))) => Ok(Some(Record::from_frame(self.info.segment, offset, &f))),
+        match self.walk.next_owned() {
+            Ok(Some((offset, f))) => Ok(Some(f.into_record(self.info.segment, offset))),
             Ok(None) => Ok(None),
             Err(e) => Err(e.into_error(&self.path, Some(expected))),
         }

@@ -2,7 +2,7 @@
 //! read back looks like, where its frame lies, what readers may see, and
 //! the counters and reports the public API returns. No I/O here.
 
-use crate::format::{ChainPos, FrameRef, Hash, RecordKind, RetentionRule, SystemEvent};
+use crate::format::{ChainPos, FrameHead, Hash, RecordKind, RetentionRule, SystemEvent};
 use bytes::Bytes;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
@@ -41,7 +41,7 @@ pub struct FrameInfo {
 }
 
 impl FrameInfo {
-    pub(crate) fn of(segment: u64, offset: u64, f: &FrameRef<'_>) -> Self {
+    pub(crate) fn of(segment: u64, offset: u64, f: &FrameHead) -> Self {
         FrameInfo {
             segment,
             offset,
@@ -55,12 +55,12 @@ impl FrameInfo {
 
 impl Record {
     /// The record a checked frame of segment `segment` at `offset` holds.
-    pub(crate) fn from_frame(segment: u64, offset: u64, f: &FrameRef<'_>) -> Record {
+    pub(crate) fn from_frame(segment: u64, offset: u64, f: &FrameHead, payload: Bytes) -> Record {
         Record {
             seq: f.seq,
             timestamp_ns: f.timestamp_ns,
             kind: f.kind,
-            payload: Bytes::copy_from_slice(f.payload),
+            payload,
             hash: f.hash,
             frame: FrameInfo::of(segment, offset, f),
         }

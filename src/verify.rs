@@ -9,15 +9,15 @@ use crate::error::{Corruption, Error, Result};
 use crate::format::names::{parse_sealed_file_name, parse_segment_file_name, ANCHOR_FILE};
 use crate::format::VerificationKey;
 use crate::format::{
-    genesis_hash, hex, ChainPos, FrameRef, Hash, IndexPoint, SystemEvent, CREATED_AT, FIRST_SEQ_AT,
-    LOG_ID_AT, PREV_HASH_AT, ZSTD_FRAME_MAGIC,
+    genesis_hash, hex, ChainPos, FrameHead, Hash, IndexPoint, SystemEvent, CREATED_AT,
+    FIRST_SEQ_AT, LOG_ID_AT, PREV_HASH_AT, ZSTD_FRAME_MAGIC,
 };
 use crate::sealed::{compressed_digest, open_sealed};
 use crate::segment::{SealedMeta, Segment};
 use crate::shared::Shared;
 use crate::state::Head;
 use crate::storage::{FsStorage, Storage};
-use crate::walk::{BatchedDigest, Check, FrameWalker};
+use crate::walk::{BatchedDigest, Check, FrameWalker, Walked};
 
 mod rules;
 mod sealing;
@@ -466,14 +466,16 @@ fn check_segment(
         }
         let before = walk.at();
         let expected = before.next_seq();
-        let (offset, f) = match walk.next() {
+        // Payloads are not needed here (engine records' always come): a
+        // large record streams through the checks, never held.
+        let (offset, f) = match walk.next_checked() {
             Ok(Some(x)) => x,
             Ok(None) => break,
             Err(e) => return Err(e.into_error(&seg.path, Some(expected))),
         };
         let bad = |what| Error::corrupt(&seg.path, offset, Some(expected), what);
         s.note(offset, &f, before).map_err(bad)?;
-        points.check(offset, &f).map_err(bad)?;
+        points.check(offset, &f.head()).map_err(bad)?;
     }
     s.last = walk.at();
     debug_assert_eq!(s.records, walk.records());
@@ -489,8 +491,14 @@ impl Summary {
     /// the proof (what was opened, cut, repaired, dropped): one whose
     /// payload does not follow its layout is damage even though its chain
     /// hash holds.
-    fn note(&mut self, offset: u64, f: &FrameRef<'_>, before: ChainPos) -> Result<(), Corruption> {
-        let event = SystemEvent::decode(f.kind, f.payload).transpose()?;
+    fn note(
+        &mut self,
+        offset: u64,
+        walked: &Walked<'_>,
+        before: ChainPos,
+    ) -> Result<(), Corruption> {
+        let event = walked.system_event().transpose()?;
+        let f = walked.head();
         match &event {
             Some(SystemEvent::Sealed { .. }) => self.sealed_record = true,
             Some(SystemEvent::LogCreated {
@@ -559,7 +567,7 @@ struct PointCheck<'a> {
 }
 
 impl PointCheck<'_> {
-    fn check(&mut self, offset: u64, f: &FrameRef<'_>) -> Result<(), Corruption> {
+    fn check(&mut self, offset: u64, f: &FrameHead) -> Result<(), Corruption> {
         let Some(p) = self.points.get(self.next) else {
             return Ok(());
         };

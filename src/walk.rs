@@ -14,13 +14,28 @@
 //! bytes to a segment digest; with [`FrameWalker::checking_seal`] it checks
 //! a seal record against the records and bytes before it, and that no
 //! record follows it.
+//!
+//! Memory: a frame is normally buffered whole and decoded in one pass
+//! ([`FrameWalker::next`]). A caller that does not need a large user
+//! record's payload (verification, recovery's scan, index building) asks
+//! with [`FrameWalker::next_checked`], and such a frame streams through the
+//! same checks (CRC-32 and the keyed BLAKE3 chain hash are incremental), so
+//! the walk holds O(64 KiB) whatever the record size; a reader asks with
+//! [`FrameWalker::next_owned`] and holds the payload once. Engine records
+//! are always buffered: their payloads are decoded, and a valid one is a
+//! few hundred bytes. Sealing uses `next`: it copies the frame's bytes into
+//! a zstd frame, which is compressed whole (its content size goes in its
+//! header), so it holds the frame anyway.
 
 use crate::error::{Corruption, Error};
 use crate::format::{
-    chain_hash, decode_frame, frame_extent, hex, ChainPos, Decoded, FrameRef, RecordKind,
-    SegmentHeader, SystemEvent, FORMAT_VERSION, SEGMENT_HEADER_LEN,
+    chain_hash, decode_frame, frame_extent, hex, ChainPos, Decoded, FrameDecoder, FrameHead,
+    FrameRef, Hash, RecordKind, SegmentHeader, SystemEvent, FORMAT_VERSION, FRAME_HEADER_LEN,
+    SEGMENT_HEADER_LEN,
 };
+use crate::state::Record;
 use crate::storage::ReadFile;
+use bytes::Bytes;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
@@ -32,6 +47,68 @@ const CHUNK_MAX: usize = 256 << 10;
 /// A frame longer than what is buffered is read this much at a time, so a
 /// hostile length claim in a stream allocates only as its bytes arrive.
 const GROW_MAX: usize = 1 << 20;
+/// A user record's frame longer than this is streamed through the checks
+/// by [`FrameWalker::next_checked`] and [`FrameWalker::next_owned`] rather
+/// than buffered whole, so a walk holds O(this) whatever the record size.
+/// Audit records are a few hundred bytes: they keep the buffered path,
+/// which decodes a frame in one pass over bytes already in memory.
+const STREAM_MIN: usize = 64 << 10;
+/// Bytes a streamed frame is read at a time.
+const STREAM_CHUNK: usize = 64 << 10;
+
+/// A frame the walker checked.
+#[derive(Debug)]
+pub(crate) enum Walked<'a> {
+    /// Decoded from the walker's buffer, bytes and all.
+    Whole(FrameRef<'a>),
+    /// A large user record's frame, streamed through the checks: its payload
+    /// when the walk was asked for it ([`FrameWalker::next_owned`]), else
+    /// nothing (it was never held).
+    Streamed(FrameHead, Option<Vec<u8>>),
+}
+
+impl Walked<'_> {
+    pub fn head(&self) -> FrameHead {
+        match self {
+            Walked::Whole(f) => f.head(),
+            Walked::Streamed(h, _) => *h,
+        }
+    }
+
+    /// The record of segment `segment` this frame at `offset` holds; the
+    /// frame must have been walked with its payload.
+    pub fn into_record(self, segment: u64, offset: u64) -> Record {
+        let (head, payload) = match self {
+            Walked::Whole(f) => (f.head(), Bytes::copy_from_slice(f.payload)),
+            Walked::Streamed(h, Some(p)) => (h, Bytes::from(p)),
+            Walked::Streamed(_, None) => unreachable!("walked without its payload"),
+        };
+        Record::from_frame(segment, offset, &head, payload)
+    }
+
+    /// What an engine record says (`None` for a user record). Engine
+    /// records are never streamed, so their payload is always there.
+    pub fn system_event(&self) -> Option<Result<SystemEvent, Corruption>> {
+        match self {
+            Walked::Whole(f) => SystemEvent::decode(f.kind, f.payload),
+            Walked::Streamed(h, _) => {
+                debug_assert_eq!(h.kind, RecordKind::User, "only user records stream");
+                None
+            }
+        }
+    }
+}
+
+/// What a walk keeps of a large frame's payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// The frame's bytes, buffered whole.
+    Bytes,
+    /// Nothing: the frame is streamed through the checks.
+    Nothing,
+    /// The payload alone, collected as the frame streams.
+    Payload,
+}
 
 /// How much the walker checks of each frame (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,8 +150,8 @@ struct SealCheck {
 }
 
 /// Reads frames from `start` up to `limit` through a bounded buffer: it
-/// holds at most one frame plus a chunk, and never allocates for a frame
-/// that would run past `limit`.
+/// holds at most one frame plus a chunk (a chunk alone for a streamed
+/// frame), and never allocates for a frame that would run past `limit`.
 pub(crate) struct FrameWalker {
     file: Arc<dyn ReadFile>,
     buf: Vec<u8>,
@@ -191,9 +268,38 @@ impl FrameWalker {
         self.digest
     }
 
-    /// The next frame and its offset, checked; `None` at `limit`.
+    /// The next frame and its offset, checked, its bytes buffered whole;
+    /// `None` at `limit`. For a caller that needs the frame's bytes as
+    /// stored (sealing copies them into a zstd frame).
     pub fn next(&mut self) -> Result<Option<(u64, FrameRef<'_>)>, WalkError> {
+        match self.step(Keep::Bytes)? {
+            None => Ok(None),
+            Some((offset, Walked::Whole(f))) => Ok(Some((offset, f))),
+            Some((_, Walked::Streamed(..))) => unreachable!("a walk keeping bytes never streams"),
+        }
+    }
+
+    /// The next frame, checked, for a caller that does not need the payload
+    /// of a large user record: such a frame is streamed through the checks
+    /// (the same checks, with the same errors) and never held.
+    pub fn next_checked(&mut self) -> Result<Option<(u64, Walked<'_>)>, WalkError> {
+        self.step(Keep::Nothing)
+    }
+
+    /// The next frame, checked, with its payload; a large user record's is
+    /// collected as its frame streams, so the walk holds it once.
+    pub fn next_owned(&mut self) -> Result<Option<(u64, Walked<'_>)>, WalkError> {
+        self.step(Keep::Payload)
+    }
+
+    fn step(&mut self, keep: Keep) -> Result<Option<(u64, Walked<'_>)>, WalkError> {
         let offset = self.offset();
+        if keep != Keep::Bytes {
+            if let Some(need) = self.streams(offset)? {
+                let (head, payload) = self.stream(offset, need, keep == Keep::Payload)?;
+                return Ok(Some((offset, Walked::Streamed(head, payload))));
+            }
+        }
         if !self.buffer_frame(offset)? {
             return Ok(None);
         }
@@ -213,36 +319,146 @@ impl FrameWalker {
             what,
             certain: true,
         };
-        if f.kind.since_version() > self.version {
-            return Err(certain(Corruption::FrameField {
-                field: "kind",
-                detail: format!(
-                    "{} records are format {}, the segment is format {}",
-                    f.kind.name(),
-                    f.kind.since_version(),
-                    self.version
-                ),
-            }));
-        }
-        check_frame(self.check, &self.at, offset, &f).map_err(certain)?;
+        let head = f.head();
+        check_version(self.version, head.kind).map_err(certain)?;
+        let prev = &self.at;
+        let computed = || chain_hash(&prev.hash, f.seq, f.timestamp_ns, f.kind as u8, f.payload);
+        check_frame(self.check, prev, offset, &head, computed).map_err(certain)?;
         if let (Some(seal), Some(digest)) = (&mut self.seal, &mut self.digest) {
-            seal.step(self.records, &self.at, offset, &f, digest)
+            seal.step(self.records, &self.at, offset, &head, f.payload, digest)
                 .map_err(certain)?;
         }
         if let Some(digest) = &mut self.digest {
             digest.update(f.raw);
         }
         self.pos += f.padded_len;
-        self.records += 1;
-        if self.check != Check::Frame {
-            debug_assert_eq!(f.seq, self.at.seq + 1, "seqs are contiguous");
-            self.at = ChainPos {
-                seq: f.seq,
-                hash: f.hash,
-                timestamp_ns: f.timestamp_ns,
-            };
+        advance(self.check, &mut self.records, &mut self.at, &head);
+        Ok(Some((offset, Walked::Whole(f))))
+    }
+
+    /// The length of the frame at `offset` when it is to be streamed: a
+    /// user record's frame longer than `STREAM_MIN` (judged by its header,
+    /// before its CRC is: a damaged header only picks the path, and either
+    /// path reports the damage alike), not buffered whole already, whose
+    /// bytes lie before `limit` (else the buffered path reports it cut).
+    fn streams(&mut self, offset: u64) -> Result<Option<usize>, WalkError> {
+        if offset >= self.limit {
+            return Ok(None);
         }
-        Ok(Some((offset, f)))
+        if self.buf.len() - self.pos < FRAME_HEADER_LEN
+            && self.limit - offset >= FRAME_HEADER_LEN as u64
+        {
+            self.fill(FRAME_HEADER_LEN)?;
+        }
+        let head = &self.buf[self.pos..];
+        if head.len() < FRAME_HEADER_LEN || head[32] != RecordKind::User as u8 {
+            return Ok(None);
+        }
+        Ok(frame_extent(head).filter(|&need| {
+            need > STREAM_MIN && need > head.len() && need as u64 <= self.limit - offset
+        }))
+    }
+
+    /// Streams the `need` bytes of the frame at `offset` (the buffer holds
+    /// its start) through the checks `step` makes of a buffered frame, in
+    /// the same order: the frame's own, then seq, time and chain, then the
+    /// seal rules; the digest takes it in only once it passed them all.
+    /// With `keep`, collects the payload.
+    fn stream(
+        &mut self,
+        offset: u64,
+        need: usize,
+        keep: bool,
+    ) -> Result<(FrameHead, Option<Vec<u8>>), WalkError> {
+        let chain_from = (self.check == Check::Chain).then_some(&self.at.hash);
+        let Some(mut decoder) = FrameDecoder::new(&self.buf[self.pos..], chain_from) else {
+            unreachable!("streams() read a length in range")
+        };
+        // The digest goes on in a copy until the frame is known good: a
+        // walk that stops at a bad frame digests the bytes before it only.
+        let mut digest = self.digest.as_mut().map(|d| {
+            let mut forked = d.hasher().clone();
+            forked.update(&self.buf[self.pos..self.pos + FRAME_HEADER_LEN]);
+            forked
+        });
+        let mut payload = keep.then(|| {
+            // A walk with a known end has the bytes: the payload is
+            // allocated once at its size. A stream's length claim is not
+            // trusted: the payload grows as its bytes arrive.
+            let exact = if self.limit == u64::MAX {
+                0
+            } else {
+                decoder.payload_len()
+            };
+            Vec::with_capacity(exact)
+        });
+        let mut take = |bytes: &[u8], decoder: &mut FrameDecoder| {
+            let p = decoder.update(bytes);
+            if let Some(payload) = &mut payload {
+                payload.extend_from_slice(p);
+            }
+            if let Some(d) = &mut digest {
+                d.update(bytes);
+            }
+        };
+        let buffered = (self.buf.len() - self.pos).min(need);
+        take(
+            &self.buf[self.pos + FRAME_HEADER_LEN..self.pos + buffered],
+            &mut decoder,
+        );
+        // The rest is read past the buffer, which keeps the frame's start
+        // (`offset()` stays there should the frame fail).
+        let mut chunk = vec![0u8; STREAM_CHUNK.min(decoder.remaining())];
+        let mut at = self.buf_offset + self.buf.len() as u64;
+        while decoder.remaining() > 0 {
+            let n = decoder.remaining().min(chunk.len());
+            let got = self
+                .file
+                .read_full_at(&mut chunk[..n], at)
+                .map_err(WalkError::Io)?;
+            take(&chunk[..got], &mut decoder);
+            at += got as u64;
+            if got < n {
+                // The file is shorter than `limit`, as `fill` finds it.
+                self.limit = at;
+                return Err(WalkError::Bad {
+                    offset,
+                    what: Corruption::FrameTruncated {
+                        needed: need as u64,
+                        available: at - offset,
+                    },
+                    certain: false,
+                });
+            }
+        }
+        let (head, computed) = decoder.finish().map_err(|what| WalkError::Bad {
+            offset,
+            what,
+            certain: false,
+        })?;
+        let certain = |what| WalkError::Bad {
+            offset,
+            what,
+            certain: true,
+        };
+        check_version(self.version, head.kind).map_err(certain)?;
+        let computed = || computed.expect("the chain was hashed");
+        check_frame(self.check, &self.at, offset, &head, computed).map_err(certain)?;
+        if let (Some(seal), Some(d)) = (&mut self.seal, &mut self.digest) {
+            // Never a seal record (those are engine records, not streamed);
+            // this says whether one came before.
+            seal.step(self.records, &self.at, offset, &head, &[], d)
+                .map_err(certain)?;
+        }
+        if let (Some(d), Some(forked)) = (&mut self.digest, digest) {
+            d.continue_with(forked);
+        }
+        // The frame is walked: the buffer starts after it.
+        self.buf.clear();
+        self.buf_offset = offset + need as u64;
+        self.pos = 0;
+        advance(self.check, &mut self.records, &mut self.at, &head);
+        Ok((head, payload))
     }
 
     /// Buffers the whole frame at `offset` (or as much as a bad length
@@ -303,12 +519,44 @@ impl FrameWalker {
     }
 }
 
-/// The checks a frame at `offset` must pass after the record at `prev`.
+/// Counts a frame that passed every check (`records`), now the walk's last
+/// (`at`).
+fn advance(check: Check, records: &mut u64, at: &mut ChainPos, head: &FrameHead) {
+    *records += 1;
+    if check != Check::Frame {
+        debug_assert_eq!(head.seq, at.seq + 1, "seqs are contiguous");
+        *at = ChainPos {
+            seq: head.seq,
+            hash: head.hash,
+            timestamp_ns: head.timestamp_ns,
+        };
+    }
+}
+
+/// A segment of format `version` holds only the record kinds it knew.
+fn check_version(version: u16, kind: RecordKind) -> Result<(), Corruption> {
+    if kind.since_version() > version {
+        return Err(Corruption::FrameField {
+            field: "kind",
+            detail: format!(
+                "{} records are format {}, the segment is format {version}",
+                kind.name(),
+                kind.since_version(),
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The checks a frame at `offset` must pass after the record at `prev`;
+/// `computed` gives the chain hash of its payload (computed only when
+/// checked).
 fn check_frame(
     check: Check,
     prev: &ChainPos,
     offset: u64,
-    f: &FrameRef<'_>,
+    f: &FrameHead,
+    computed: impl FnOnce() -> Hash,
 ) -> Result<(), Corruption> {
     if check == Check::Frame {
         return Ok(());
@@ -338,7 +586,7 @@ fn check_frame(
             ),
         });
     }
-    let computed = chain_hash(&prev.hash, f.seq, f.timestamp_ns, f.kind as u8, f.payload);
+    let computed = computed();
     if computed != f.hash {
         return Err(Corruption::ChainBroken {
             stored: hex(&f.hash),
@@ -356,7 +604,8 @@ impl SealCheck {
         records: u64,
         prev: &ChainPos,
         offset: u64,
-        f: &FrameRef<'_>,
+        f: &FrameHead,
+        payload: &[u8],
         digest: &mut BatchedDigest,
     ) -> Result<(), Corruption> {
         if let Some(at) = self.sealed_at {
@@ -366,7 +615,7 @@ impl SealCheck {
         }
         if f.kind == RecordKind::Sealed {
             check_seal_record(
-                f.payload,
+                payload,
                 self.segment,
                 records,
                 prev,
@@ -466,6 +715,13 @@ impl BatchedDigest {
         &self.hasher
     }
 
+    /// Goes on from `hasher`, which has been given everything this digest
+    /// was and more.
+    pub fn continue_with(&mut self, hasher: blake3::Hasher) {
+        self.pending.clear();
+        self.hasher = hasher;
+    }
+
     /// The hasher with everything given so far, to go on with.
     pub fn into_hasher(mut self) -> blake3::Hasher {
         self.hasher.update(&self.pending);
@@ -509,5 +765,165 @@ impl ReadFile for StreamFile {
             io::ErrorKind::Unsupported,
             "a stream's length is not known before its end",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{encode_frame, FRAME_OVERHEAD};
+
+    /// A file of bytes in memory.
+    struct Bytes(Vec<u8>);
+
+    impl ReadFile for Bytes {
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+            let at = (offset as usize).min(self.0.len());
+            let n = buf.len().min(self.0.len() - at);
+            buf[..n].copy_from_slice(&self.0[at..at + n]);
+            Ok(n)
+        }
+        fn len(&self) -> io::Result<u64> {
+            Ok(self.0.len() as u64)
+        }
+    }
+
+    const START: u64 = SEGMENT_HEADER_LEN as u64;
+    const BIG: usize = 100_001; // streams; its frame has padding
+
+    /// A segment body: a small record, a big one (streamed), a small one;
+    /// returns the bytes and where the big frame starts.
+    fn segment() -> (Vec<u8>, usize) {
+        let mut out = vec![0u8; SEGMENT_HEADER_LEN];
+        let mut prev = [1u8; 32];
+        let mut big_at = 0;
+        for (seq, len) in [(1u64, 10usize), (2, BIG), (3, 20)] {
+            let payload: Vec<u8> = (0..len).map(|i| (i * 7 + seq as usize) as u8).collect();
+            let hash = chain_hash(&prev, seq, 100 * seq, 0, &payload);
+            if len == BIG {
+                big_at = out.len();
+            }
+            encode_frame(
+                &mut out,
+                seq,
+                100 * seq,
+                96,
+                RecordKind::User,
+                &payload,
+                &hash,
+            );
+            prev = hash;
+        }
+        (out, big_at)
+    }
+
+    /// Recomputes the CRC of the frame at `at` (a writer's own mistake).
+    fn recrc(b: &mut [u8], at: usize) {
+        let padded = frame_extent(&b[at..]).unwrap();
+        let crc = crc32fast::hash(&b[at + 8..at + padded]);
+        b[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
+    }
+
+    /// What a walk over `bytes` sees, frame by frame, then where it ends.
+    fn walk(bytes: &[u8], keep: Keep) -> Vec<String> {
+        let start = ChainPos {
+            seq: 0,
+            hash: [1; 32],
+            timestamp_ns: 0,
+        };
+        let mut w = FrameWalker::new(Arc::new(Bytes(bytes.to_vec())), START, bytes.len() as u64)
+            .checking(Check::Chain, start)
+            .digest_from(BatchedDigest::from_hasher(blake3::Hasher::new()), 0);
+        let mut seen = Vec::new();
+        loop {
+            match w.step(keep) {
+                Ok(Some((offset, f))) => {
+                    let payload = match &f {
+                        Walked::Whole(f) => Some(f.payload.len()),
+                        Walked::Streamed(_, p) => p.as_ref().map(Vec::len),
+                    };
+                    seen.push(format!("{offset} {:?}", f.head()));
+                    if keep != Keep::Nothing {
+                        seen.push(format!("payload {payload:?}"));
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    seen.push(format!("{e:?}"));
+                    break;
+                }
+            }
+        }
+        let end = w.offset();
+        let digest = w.into_digest().unwrap().into_hasher().finalize();
+        seen.push(format!("end {end} digest {digest}"));
+        seen
+    }
+
+    fn same_every_way(bytes: &[u8], case: &str) {
+        let whole = walk(bytes, Keep::Bytes);
+        assert_eq!(walk(bytes, Keep::Payload), whole, "{case}");
+        let mut checked = whole.clone();
+        checked.retain(|l| !l.starts_with("payload"));
+        assert_eq!(walk(bytes, Keep::Nothing), checked, "{case}");
+    }
+
+    #[test]
+    fn a_streamed_frame_is_judged_as_a_buffered_one() {
+        let (good, at) = segment();
+        let len = BIG + FRAME_OVERHEAD;
+        assert!(frame_extent(&good[at..]).unwrap() > STREAM_MIN);
+        same_every_way(&good, "intact");
+        assert!(walk(&good, Keep::Nothing)
+            .iter()
+            .all(|l| !l.contains("Bad")));
+        // Damage anywhere in the big frame, and a cut anywhere in it.
+        for pos in [
+            0,
+            4,
+            8,
+            20,
+            32,
+            33,
+            38,
+            40,
+            41,
+            5000,
+            40 + BIG - 1,
+            40 + BIG,
+            len - 1,
+            len,
+        ] {
+            let mut b = good.clone();
+            b[at + pos] ^= 0x10;
+            same_every_way(&b, &format!("flip at {pos}"));
+        }
+        for cut in [at + 3, at + 40, at + 70_000, at + len - 1, at + len + 3] {
+            same_every_way(&good[..cut], &format!("cut at {cut}"));
+        }
+        // Frames a faulty writer made (their CRC holds).
+        let fields: [(&str, usize, u8); 7] = [
+            ("seq", 8, 1),
+            ("time", 16 + 7, 0x80),
+            ("synced_through", 24 + 6, 1),
+            ("flags", 33, 1),
+            ("reserved", 35, 1),
+            ("payload_len", 36, 1),
+            ("hash", 40 + BIG + 3, 1),
+        ];
+        for (case, pos, bit) in fields {
+            let mut b = good.clone();
+            b[at + pos] ^= bit;
+            recrc(&mut b, at);
+            same_every_way(&b, case);
+        }
+        let mut b = good.clone();
+        b[at + len] = 1; // padding
+        recrc(&mut b, at);
+        same_every_way(&b, "padding");
+        let mut b = good.clone();
+        b[at + 32] = RecordKind::LogClosed as u8; // buffered: not a user record
+        recrc(&mut b, at);
+        same_every_way(&b, "kind");
     }
 }

@@ -14,13 +14,20 @@ const GENESIS_CONTEXT: &str = "wormlog v1 genesis";
 /// previous hash as a prefix, and every fixed-width field precedes the one
 /// variable-length field, so the input is unambiguous.
 pub fn chain_hash(prev: &Hash, seq: u64, timestamp_ns: u64, kind: u8, payload: &[u8]) -> Hash {
+    let mut h = chain_hasher(prev, seq, timestamp_ns, kind);
+    h.update(payload);
+    *h.finalize().as_bytes()
+}
+
+/// The hasher of [`chain_hash`] given everything but the payload, which
+/// follows last: a payload too large to hold is fed to it in pieces.
+pub(crate) fn chain_hasher(prev: &Hash, seq: u64, timestamp_ns: u64, kind: u8) -> blake3::Hasher {
     let mut h = blake3::Hasher::new_keyed(prev);
     h.update(RECORD_CONTEXT);
     h.update(&seq.to_le_bytes());
     h.update(&timestamp_ns.to_le_bytes());
     h.update(&[kind]);
-    h.update(payload);
-    *h.finalize().as_bytes()
+    h
 }
 
 /// The hash that the first record of a log chains to: bound to the log id,

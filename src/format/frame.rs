@@ -1,6 +1,6 @@
 //! The record frame (format-spec.md, "Record frame").
 
-use super::chain::{Hash, HASH_LEN};
+use super::chain::{chain_hasher, Hash, HASH_LEN};
 use super::{le_u32, le_u64};
 use crate::error::Corruption;
 
@@ -216,29 +216,12 @@ pub fn decode_frame(buf: &[u8]) -> Decoded<'_> {
     if stored != computed {
         return Decoded::Invalid(Corruption::FrameCrc { stored, computed });
     }
-    // The CRC passed, so the remaining checks catch frames written by a
-    // faulty or hostile writer, not damage.
-    let field = |field, detail: String| Decoded::Invalid(Corruption::FrameField { field, detail });
-    let Some(kind) = RecordKind::from_u8(buf[32]) else {
-        return Decoded::Invalid(Corruption::UnknownKind { kind: buf[32] });
-    };
-    if buf[33] != 0 {
-        return field("flags", format!("{:#04x}, must be 0", buf[33]));
-    }
-    if buf[34] != 0 || buf[35] != 0 {
-        return field("reserved", "must be 0".into());
-    }
-    let stored_payload_len = le_u32(buf, 36) as usize;
-    if stored_payload_len != payload_len {
-        return field(
-            "payload_len",
-            format!("{stored_payload_len}, frame_len says {payload_len}"),
-        );
-    }
     let hash_at = FRAME_HEADER_LEN + payload_len;
-    if buf[hash_at + HASH_LEN..padded].iter().any(|&b| b != 0) {
-        return field("padding", "must be zero".into());
-    }
+    let padding_zero = buf[hash_at + HASH_LEN..padded].iter().all(|&b| b == 0);
+    let kind = match check_fields(buf, payload_len, padding_zero) {
+        Ok(kind) => kind,
+        Err(what) => return Decoded::Invalid(what),
+    };
     let mut hash = [0u8; HASH_LEN];
     hash.copy_from_slice(&buf[hash_at..hash_at + HASH_LEN]);
     Decoded::Frame(FrameRef {
@@ -255,9 +238,176 @@ pub fn decode_frame(buf: &[u8]) -> Decoded<'_> {
     })
 }
 
+/// The checks of a frame whose CRC passed, on its header `h`: they catch
+/// frames written by a faulty or hostile writer, not damage.
+fn check_fields(
+    h: &[u8],
+    payload_len: usize,
+    padding_zero: bool,
+) -> Result<RecordKind, Corruption> {
+    let field = |field, detail: String| Err(Corruption::FrameField { field, detail });
+    let Some(kind) = RecordKind::from_u8(h[32]) else {
+        return Err(Corruption::UnknownKind { kind: h[32] });
+    };
+    if h[33] != 0 {
+        return field("flags", format!("{:#04x}, must be 0", h[33]));
+    }
+    if h[34] != 0 || h[35] != 0 {
+        return field("reserved", "must be 0".into());
+    }
+    let stored_payload_len = le_u32(h, 36) as usize;
+    if stored_payload_len != payload_len {
+        return field(
+            "payload_len",
+            format!("{stored_payload_len}, frame_len says {payload_len}"),
+        );
+    }
+    if !padding_zero {
+        return field("padding", "must be zero".into());
+    }
+    Ok(kind)
+}
+
+/// What a decoded frame is besides its bytes: its fixed fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FrameHead {
+    pub seq: u64,
+    pub timestamp_ns: u64,
+    pub synced_through: u64,
+    pub kind: RecordKind,
+    pub hash: Hash,
+    pub crc: u32,
+    pub frame_len: u32,
+    pub padded_len: usize,
+}
+
+impl FrameRef<'_> {
+    pub(crate) fn head(&self) -> FrameHead {
+        FrameHead {
+            seq: self.seq,
+            timestamp_ns: self.timestamp_ns,
+            synced_through: self.synced_through,
+            kind: self.kind,
+            hash: self.hash,
+            crc: self.crc,
+            frame_len: self.frame_len,
+            padded_len: self.padded_len,
+        }
+    }
+}
+
+/// Decodes a frame fed to it in pieces, holding none of them, for frames
+/// too large to hold: the CRC-32 and (when asked) the chain hash are
+/// computed as the bytes pass. Its checks, their order and their errors are
+/// those of [`decode_frame`], which decodes a frame it holds whole.
+pub(crate) struct FrameDecoder {
+    header: [u8; FRAME_HEADER_LEN],
+    payload_len: usize,
+    padded: usize,
+    /// Bytes of the frame taken in so far.
+    at: usize,
+    crc: crc32fast::Hasher,
+    chain: Option<blake3::Hasher>,
+    hash: Hash,
+    padding_zero: bool,
+}
+
+impl FrameDecoder {
+    /// Starts on the frame whose first bytes (at least `FRAME_HEADER_LEN`)
+    /// begin `buf`, taking in its header; `None` when its length is out of
+    /// range (which [`decode_frame`] reports from the first four bytes).
+    /// With `chain_from`, the payload is hashed as section 5 says, keyed
+    /// with the previous record's hash.
+    pub fn new(buf: &[u8], chain_from: Option<&Hash>) -> Option<FrameDecoder> {
+        let h = buf.get(..FRAME_HEADER_LEN)?;
+        let padded = frame_extent(h)?;
+        let mut header = [0u8; FRAME_HEADER_LEN];
+        header.copy_from_slice(h);
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&header[8..]);
+        let chain = chain_from.map(|prev| chain_hasher(prev, le_u64(h, 8), le_u64(h, 16), h[32]));
+        Some(FrameDecoder {
+            header,
+            payload_len: le_u32(h, 0) as usize - FRAME_OVERHEAD,
+            padded,
+            at: FRAME_HEADER_LEN,
+            crc,
+            chain,
+            hash: [0; HASH_LEN],
+            padding_zero: true,
+        })
+    }
+
+    /// Bytes of the frame not taken in yet.
+    pub fn remaining(&self) -> usize {
+        self.padded - self.at
+    }
+
+    pub fn payload_len(&self) -> usize {
+        self.payload_len
+    }
+
+    /// Takes in the frame's next bytes (at most `remaining()`); returns
+    /// the part of them that is payload.
+    pub fn update<'b>(&mut self, bytes: &'b [u8]) -> &'b [u8] {
+        debug_assert!(bytes.len() <= self.remaining());
+        self.crc.update(bytes);
+        let (start, end) = (self.at, self.at + bytes.len());
+        self.at = end;
+        // Where the payload, the hash and the padding lie in `bytes`.
+        let part = |from: usize, to: usize| {
+            let (a, b) = (from.clamp(start, end), to.clamp(start, end));
+            &bytes[a - start..b - start]
+        };
+        let hash_at = FRAME_HEADER_LEN + self.payload_len;
+        let payload = part(FRAME_HEADER_LEN, hash_at);
+        if let Some(chain) = &mut self.chain {
+            chain.update(payload);
+        }
+        let hash = part(hash_at, hash_at + HASH_LEN);
+        if !hash.is_empty() {
+            let from = start.max(hash_at) - hash_at;
+            self.hash[from..from + hash.len()].copy_from_slice(hash);
+        }
+        if part(hash_at + HASH_LEN, self.padded)
+            .iter()
+            .any(|&b| b != 0)
+        {
+            self.padding_zero = false;
+        }
+        payload
+    }
+
+    /// Once every byte was taken in: the frame's fields and, when asked
+    /// for, the chain hash its payload computes; or what [`decode_frame`]
+    /// says of the same bytes.
+    pub fn finish(self) -> Result<(FrameHead, Option<Hash>), Corruption> {
+        debug_assert_eq!(self.remaining(), 0, "the whole frame was taken in");
+        let h = &self.header;
+        let stored = le_u32(h, 4);
+        let computed = self.crc.finalize();
+        if stored != computed {
+            return Err(Corruption::FrameCrc { stored, computed });
+        }
+        let kind = check_fields(h, self.payload_len, self.padding_zero)?;
+        let head = FrameHead {
+            seq: le_u64(h, 8),
+            timestamp_ns: le_u64(h, 16),
+            synced_through: le_u64(h, 24),
+            kind,
+            hash: self.hash,
+            crc: stored,
+            frame_len: le_u32(h, 0),
+            padded_len: self.padded,
+        };
+        Ok((head, self.chain.map(|c| *c.finalize().as_bytes())))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::chain_hash;
 
     fn one(payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
@@ -302,6 +452,63 @@ mod tests {
                 matches!(decode_frame(&bytes[..len]), Decoded::NeedMore(n) if n > len),
                 "len {len}"
             );
+        }
+    }
+
+    /// What the incremental decoder says of `bytes` fed `piece` at a time,
+    /// in the terms of `decode_frame`.
+    fn streamed(
+        bytes: &[u8],
+        piece: usize,
+        prev: &Hash,
+    ) -> Result<(FrameHead, Hash, Vec<u8>), Corruption> {
+        let mut d = FrameDecoder::new(bytes, Some(prev)).expect("length in range");
+        let mut payload = Vec::new();
+        let mut at = FRAME_HEADER_LEN;
+        while d.remaining() > 0 {
+            let n = piece.min(d.remaining());
+            payload.extend_from_slice(d.update(&bytes[at..at + n]));
+            at += n;
+        }
+        let (head, chain) = d.finish()?;
+        Ok((head, chain.expect("asked for"), payload))
+    }
+
+    #[test]
+    fn the_incremental_decoder_agrees_with_decode_frame() {
+        let prev = [3u8; 32];
+        for n in [0usize, 1, 7, 8, 100, 3000] {
+            let payload: Vec<u8> = (0..n).map(|i| i as u8).collect();
+            let mut bytes = Vec::new();
+            let hash = chain_hash(&prev, 42, 1000, 0, &payload);
+            encode_frame(&mut bytes, 42, 1000, 96, RecordKind::User, &payload, &hash);
+            let mut flips = vec![None];
+            flips.extend((0..bytes.len() * 8).step_by(5).map(Some));
+            for flip in flips {
+                let mut b = bytes.clone();
+                if let Some(bit) = flip {
+                    b[bit / 8] ^= 1 << (bit % 8);
+                }
+                if frame_extent(&b) != Some(b.len()) {
+                    continue; // a length the walker would not stream
+                }
+                let whole = match decode_frame(&b) {
+                    Decoded::Frame(f) => Ok((
+                        f.head(),
+                        chain_hash(&prev, f.seq, f.timestamp_ns, f.kind as u8, f.payload),
+                        f.payload.to_vec(),
+                    )),
+                    Decoded::Invalid(what) => Err(what),
+                    Decoded::NeedMore(_) => unreachable!(),
+                };
+                for piece in [1, 5, 64, 1 << 20] {
+                    assert_eq!(
+                        streamed(&b, piece, &prev),
+                        whole,
+                        "payload {n}, flip {flip:?}, pieces of {piece}"
+                    );
+                }
+            }
         }
     }
 

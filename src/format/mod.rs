@@ -21,6 +21,7 @@ pub use frame::{
     decode_frame, encode_frame, frame_extent, frame_padded_len, Decoded, FrameRef, RecordKind,
     FRAME_ALIGN, FRAME_HEADER_LEN, FRAME_OVERHEAD, PAYLOAD_LEN_MAX,
 };
+pub(crate) use frame::{FrameDecoder, FrameHead};
 pub use fss::{
     epoch_of, epoch_tag, evolve_key, key_at, key_id, FssKeyFile, VerificationKey, FSS_KEY_FILE_LEN,
     FSS_KEY_MAGIC,

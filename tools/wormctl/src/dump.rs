@@ -78,13 +78,13 @@ struct Printer {
 impl Printer {
     fn record(&mut self, r: &Record) -> Result<(), Fail> {
         if self.json {
-            return self.out.line(out::record_json(r, self.raw));
+            return self.out.record_json(r, self.raw);
         }
         if !self.header_done {
             self.header_done = true;
             self.out.line(out::table_header(self.raw))?;
         }
-        self.out.line(out::table_row(r, self.raw))
+        self.out.table_row(r, self.raw)
     }
 }
 

@@ -27,6 +27,22 @@ impl Out {
             .map_err(|e| Fail::io("stdout", e))
     }
 
+    /// One record as a table row, written as it is formatted.
+    pub fn table_row(&mut self, r: &Record, raw: bool) -> Result<(), Fail> {
+        let w = &mut self.w;
+        write_table_row(w, r, raw)
+            .and_then(|()| w.write_all(b"\n"))
+            .map_err(|e| Fail::io("stdout", e))
+    }
+
+    /// One record as a JSON line, written as it is formatted.
+    pub fn record_json(&mut self, r: &Record, raw: bool) -> Result<(), Fail> {
+        let w = &mut self.w;
+        write_record_json(w, r, raw)
+            .and_then(|()| w.write_all(b"\n"))
+            .map_err(|e| Fail::io("stdout", e))
+    }
+
     pub fn json(&mut self, v: &serde_json::Value) -> Result<(), Fail> {
         self.line(json_text(&v.to_string()))
     }
@@ -185,25 +201,62 @@ pub fn file_list(files: &[std::path::PathBuf]) -> String {
     names.join(", ")
 }
 
-/// The payload as text when it is UTF-8 (escaped by `terminal_text`, so one
-/// record stays one line and shows as stored), else as `base64:...`.
-pub fn payload_text(payload: &[u8]) -> String {
+/// The payload as text when it is UTF-8 (escaped as `terminal_text` does,
+/// so one record stays one line and shows as stored), else as
+/// `base64:...`; written in pieces, never copied whole (a record may be
+/// hundreds of MiB).
+fn write_payload_text(w: &mut dyn Write, payload: &[u8]) -> io::Result<()> {
     match std::str::from_utf8(payload) {
-        Ok(s) => terminal_text(s).into_owned(),
-        Err(_) => format!(
-            "base64:{}",
-            base64::engine::general_purpose::STANDARD.encode(payload)
-        ),
+        Ok(s) => write_terminal_text(w, s),
+        Err(_) => {
+            w.write_all(b"base64:")?;
+            write_base64(w, payload)
+        }
     }
+}
+
+/// `s` escaped as `terminal_text` escapes it, written run by run.
+fn write_terminal_text(w: &mut dyn Write, s: &str) -> io::Result<()> {
+    let mut run = 0;
+    for (i, c) in s.char_indices() {
+        if unsafe_on_terminal(c) {
+            w.write_all(&s.as_bytes()[run..i])?;
+            write!(w, "{}", c.escape_default())?;
+            run = i + c.len_utf8();
+        }
+    }
+    w.write_all(&s.as_bytes()[run..])
+}
+
+/// Standard base64 of `bytes`, a chunk at a time (chunks of a multiple of
+/// 3 bytes encode to the same text as the whole).
+fn write_base64(w: &mut dyn Write, bytes: &[u8]) -> io::Result<()> {
+    let mut text = String::new();
+    for chunk in bytes.chunks(48 << 10) {
+        text.clear();
+        base64::engine::general_purpose::STANDARD.encode_string(chunk, &mut text);
+        w.write_all(text.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// `text` as a JSON string literal (serde_json's escaping), written as it
+/// is escaped.
+fn write_json_str(w: &mut dyn Write, text: &str) -> io::Result<()> {
+    // serde_json's escaping, then `json_text`'s, as the string is written:
+    // serde_json hands over the text between its escapes whole, so each
+    // piece is UTF-8 (a piece that is not is passed on as it is).
+    let mut escaping = JsonEscaping { w };
+    serde_json::to_writer(&mut escaping, text).map_err(io::Error::other)
 }
 
 /// What a record says, for the table: its payload, or for an engine
 /// record, its event.
-fn describe(r: &Record) -> String {
+fn write_describe(w: &mut dyn Write, r: &Record) -> io::Result<()> {
     match r.system_event() {
-        Some(Ok(e)) => terminal_text(&e.to_string()).into_owned(),
-        Some(Err(e)) => format!("(malformed engine record: {e})"),
-        None => payload_text(r.payload()),
+        Some(Ok(e)) => write_terminal_text(w, &e.to_string()),
+        Some(Err(e)) => write!(w, "(malformed engine record: {e})"),
+        None => write_payload_text(w, r.payload()),
     }
 }
 
@@ -218,80 +271,93 @@ pub fn table_header(raw: bool) -> String {
     }
 }
 
-pub fn table_row(r: &Record, raw: bool) -> String {
-    let head = format!(
+/// One record as a table row (without the newline).
+fn write_table_row(w: &mut dyn Write, r: &Record, raw: bool) -> io::Result<()> {
+    write!(
+        w,
         "{:>10}  {:<30}  {:<18}",
         r.seq(),
         rfc3339(r.timestamp()),
         r.kind().name()
-    );
+    )?;
     if raw {
         let f = r.frame();
-        format!(
-            "{head}  {:>8} {:>10} {:>8} {:>#10x}  {}  {}",
+        write!(
+            w,
+            "  {:>8} {:>10} {:>8} {:>#10x}  {}",
             f.segment,
             f.offset,
             f.len,
             f.crc,
             hex(r.hash()),
-            describe(r)
-        )
-    } else {
-        format!("{head}  {}", describe(r))
+        )?;
+    }
+    w.write_all(b"  ")?;
+    write_describe(w, r)
+}
+
+/// A writer that applies [`json_text`] to what passes through it.
+struct JsonEscaping<'a> {
+    w: &'a mut dyn Write,
+}
+
+impl Write for JsonEscaping<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match std::str::from_utf8(buf) {
+            Ok(text) => self.w.write_all(json_text(text).as_bytes())?,
+            Err(_) => self.w.write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
     }
 }
 
-/// One record as a JSON object on one line, fields in this order: seq,
-/// time (RFC 3339), time_ns, kind, payload (text, or base64 when it is not
-/// UTF-8, as `encoding` says), encoding, chain hash; an engine record's
-/// event; with `raw`, where its frame lies (segment, offset, frame_len,
-/// padded_len, crc). Written directly: a dump prints millions of these.
-pub fn record_json(r: &Record, raw: bool) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(r.payload().len() + 256);
-    let _ = write!(
-        s,
+/// One record as a JSON object on one line (without the newline), fields
+/// in this order: seq, time (RFC 3339), time_ns, kind, payload (text, or
+/// base64 when it is not UTF-8, as `encoding` says), encoding, chain hash;
+/// an engine record's event; with `raw`, where its frame lies (segment,
+/// offset, frame_len, padded_len, crc). Written directly, as it is
+/// formatted: a dump prints millions of these, some may be huge.
+fn write_record_json(w: &mut dyn Write, r: &Record, raw: bool) -> io::Result<()> {
+    write!(
+        w,
         r#"{{"seq":{},"time":"{}","time_ns":{},"kind":"{}","payload":"#,
         r.seq(),
         rfc3339(r.timestamp()),
         r.timestamp(),
         r.kind().name()
-    );
+    )?;
     match std::str::from_utf8(r.payload()) {
         Ok(text) => {
-            push_json_str(&mut s, text);
-            s.push_str(r#","encoding":"utf-8""#);
+            write_json_str(w, text)?;
+            w.write_all(br#","encoding":"utf-8""#)?;
         }
         Err(_) => {
-            let b = base64::engine::general_purpose::STANDARD.encode(r.payload());
-            let _ = write!(s, r#""{b}","encoding":"base64""#);
+            w.write_all(b"\"")?;
+            write_base64(w, r.payload())?;
+            w.write_all(br#"","encoding":"base64""#)?;
         }
     }
-    let _ = write!(s, r#","hash":"{}""#, hex(r.hash()));
+    write!(w, r#","hash":"{}""#, hex(r.hash()))?;
     if let Some(e) = r.system_event() {
         let text = match e {
             Ok(e) => e.to_string(),
             Err(e) => format!("malformed: {e}"),
         };
-        s.push_str(r#","event":"#);
-        push_json_str(&mut s, &text);
+        w.write_all(br#","event":"#)?;
+        write_json_str(w, &text)?;
     }
     if raw {
         let f = r.frame();
-        let _ = write!(
-            s,
+        write!(
+            w,
             r#","segment":{},"offset":{},"frame_len":{},"padded_len":{},"crc":"{:#010x}""#,
             f.segment, f.offset, f.len, f.padded_len, f.crc
-        );
+        )?;
     }
-    s.push('}');
-    s
-}
-
-/// `text` as a JSON string literal: serde_json's escaping, and `json_text`'s.
-fn push_json_str(out: &mut String, text: &str) {
-    // Serializing a str cannot fail.
-    out.push_str(&json_text(&serde_json::to_string(text).unwrap_or_default()));
+    w.write_all(b"}")
 }
 
 /// Bytes as a short human size.

@@ -36,10 +36,18 @@ pub fn state(s: &SegmentInfo) -> &'static str {
 
 fn rows(log: &Log) -> Result<Vec<Row>, Fail> {
     let mut rows = Vec::new();
+    let head = log.head();
     for info in log.segments()? {
         let times = if info.records() > 0 {
+            // A segment begins with an engine record and a closed one ends
+            // with its seal record; the log's last record may be a large
+            // user record, and the head says its time without reading it.
             let first = log.get(info.first_seq)?.timestamp();
-            let last = log.get(info.last_seq)?.timestamp();
+            let last = if info.last_seq == head.seq {
+                head.timestamp_ns
+            } else {
+                log.get(info.last_seq)?.timestamp()
+            };
             Some((first, last))
         } else {
             None
@@ -70,7 +78,8 @@ fn durability_record(log: &Log, rows: &[Row]) -> Result<Option<DurabilityRecord>
             continue;
         }
         let mut found = None;
-        for r in log.read(s.first_seq..=s.last_seq)? {
+        // Engine records only: a segment's user records may be large.
+        for r in log.read(s.first_seq..=s.last_seq)?.system_only() {
             let r = r?;
             if !matches!(r.kind(), RecordKind::LogOpened | RecordKind::SegmentRolled) {
                 continue;

@@ -73,9 +73,9 @@ fn print(out: &mut Out, a: &Args, r: &Record) -> Result<(), Fail> {
         return Ok(());
     }
     if a.json {
-        out.line(out::record_json(r, false))
+        out.record_json(r, false)
     } else {
-        out.line(out::table_row(r, false))
+        out.table_row(r, false)
     }
 }
 
