@@ -135,11 +135,15 @@ impl Iter {
                     continue;
                 }
             }
-            let walk = match self.walk.take() {
-                Some(walk) => walk,
-                None => self.open_walk()?,
+            // Not `take` and put back: that moved the walker (and its
+            // digest state, 2 KiB) twice per record, which doubled the cost
+            // of a point read.
+            if self.walk.is_none() {
+                self.walk = Some(self.open_walk()?);
+            }
+            let Some(walk) = self.walk.as_mut() else {
+                unreachable!("set above");
             };
-            let walk = self.walk.insert(walk);
             let seg = &self.segments[self.seg_idx];
             let frame = if self.system_only {
                 walk.next_checked()

@@ -166,7 +166,8 @@ pub(crate) struct FrameWalker {
     at: ChainPos,
     /// Records walked.
     records: u64,
-    digest: Option<BatchedDigest>,
+    /// Boxed: the digest state is 2 KiB, and walkers are moved about.
+    digest: Option<Box<BatchedDigest>>,
     seal: Option<SealCheck>,
 }
 
@@ -225,7 +226,7 @@ impl FrameWalker {
     /// precede the walk's start.
     pub fn digest_from(mut self, digest: BatchedDigest, records: u64) -> Self {
         self.records = records;
-        self.digest = Some(digest);
+        self.digest = Some(Box::new(digest));
         self
     }
 
@@ -265,7 +266,7 @@ impl FrameWalker {
 
     /// The digest of every byte walked so far (with `digest_from`).
     pub fn into_digest(self) -> Option<BatchedDigest> {
-        self.digest
+        self.digest.map(|d| *d)
     }
 
     /// The next frame and its offset, checked, its bytes buffered whole;
