@@ -252,6 +252,50 @@ fn check_key_name(name: &str) -> Result<(), CheckpointError> {
     Ok(())
 }
 
+/// Where automatic checkpoints go (`Options::auto_checkpoints`): each
+/// signed note, as text, when it is made. A note kept on the log's own host
+/// is weak; the sink is how notes leave it.
+pub trait CheckpointSink: Send + Sync {
+    fn put(&self, note: &str) -> std::io::Result<()>;
+}
+
+/// A sink that appends each note to a file, synced (the file is created if
+/// missing). Notes follow one another; each ends with its newline.
+#[derive(Debug, Clone)]
+pub struct FileSink {
+    pub path: std::path::PathBuf,
+}
+
+impl CheckpointSink for FileSink {
+    fn put(&self, note: &str) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        f.write_all(note.as_bytes())?;
+        f.sync_data()
+    }
+}
+
+/// Checkpoints a writer signs by itself: the head, every `interval` while
+/// it moves, and on close.
+#[derive(Clone)]
+pub struct AutoCheckpoints {
+    pub key: std::sync::Arc<CheckpointKey>,
+    pub interval: std::time::Duration,
+    pub sink: std::sync::Arc<dyn CheckpointSink>,
+}
+
+impl std::fmt::Debug for AutoCheckpoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AutoCheckpoints")
+            .field("key", &self.key)
+            .field("interval", &self.interval)
+            .finish_non_exhaustive()
+    }
+}
+
 /// An Ed25519 signing key with its name.
 pub struct CheckpointKey {
     name: String,

@@ -26,8 +26,9 @@
 // 2. format     pure encodings of every on-disk structure and file name; no I/O
 // 3. storage    the I/O trait, the real and the crash-simulating file systems,
 //               the handle pool; knows no segment
-// 4. options, state
-//               how a log is opened; plain record, position and report types
+// 4. checkpoint, options, state
+//               signed notes of a log's head; how a log is opened; plain
+//               record, position and report types
 // 5. walk       the one frame walker (decode, seq and chain checks, digest, seal)
 //    segment    segment files, their in-memory view and sparse index
 //    sealed     reading sealed files through the shared frame cache
@@ -38,7 +39,7 @@
 // 6. shared     what a log's writer, readers and threads share
 //    barrier    group commit's leader/follower hand-off; knows no file
 //    writer     encodes, writes, syncs, rolls and publishes a group
-// 7. checkpoint, read, seal, retention, recovery, verify, segment_file
+// 7. read, seal, retention, recovery, verify, segment_file
 //               the operations, each on the layers below
 // 8. log        the public handle: API and thread wiring only
 mod anchor;
@@ -64,7 +65,10 @@ mod verify;
 mod walk;
 mod writer;
 
-pub use checkpoint::{Checkpoint, CheckpointKey, CheckpointPublicKey, RetentionPoint};
+pub use checkpoint::{
+    AutoCheckpoints, Checkpoint, CheckpointKey, CheckpointPublicKey, CheckpointSink, FileSink,
+    RetentionPoint,
+};
 pub use error::{CheckpointError, Corruption, Error, Result};
 pub use format::{ChainPos, RecordKind, SystemEvent, VerificationKey};
 pub use log::Log;

@@ -48,6 +48,10 @@ struct Inner {
     opened: (Instant, u64),
     /// Forward-secure sealing is set up: the epoch timer has work.
     sealing_on: AtomicBool,
+    /// When the last automatic checkpoint was made, and of which seq.
+    last_auto_checkpoint: Mutex<(Instant, u64)>,
+    /// Why the last automatic checkpoint could not be made or put, if so.
+    checkpoint_error: Mutex<Option<String>>,
     syncer_stop: Mutex<bool>,
     syncer_wake: Condvar,
     _lock: Option<Box<dyn DirLock>>,
@@ -716,18 +720,7 @@ impl Log {
     /// The head as a checkpoint, to sign (`Checkpoint::sign`) and keep
     /// somewhere the log's writer cannot reach.
     pub fn checkpoint(&self) -> Checkpoint {
-        let shared = &self.inner.shared;
-        let h = self.head();
-        Checkpoint {
-            log_id: self.log_id(),
-            seq: h.seq,
-            hash: h.hash,
-            timestamp_ns: h.timestamp_ns,
-            retention: Some(RetentionPoint {
-                first_seq: shared.first_seq(),
-                anchor_head: shared.anchor.lock().last_hash(&shared.log_id),
-            }),
-        }
+        self.inner.checkpoint()
     }
 
     /// Verifies the whole log, then that it still holds, unchanged, every
@@ -856,7 +849,16 @@ impl Log {
         writer.write_system(&self.inner.shared, &[SystemEvent::LogClosed])?;
         // A sealed close: the log's end is sealed, and no tags are owed
         // until it is opened again.
-        writer.seal_close(&self.inner.shared)
+        writer.seal_close(&self.inner.shared)?;
+        drop(writer);
+        self.inner.auto_checkpoint(true);
+        Ok(())
+    }
+
+    /// Why the last automatic checkpoint could not be made or handed to
+    /// its sink, if one could not (`Options::auto_checkpoints`).
+    pub fn checkpoint_error(&self) -> Option<String> {
+        self.inner.checkpoint_error.lock().clone()
     }
 }
 
@@ -907,12 +909,50 @@ fn hold_mismatch(dir: &Path, chain: &Option<String>, file: &Option<String>) -> E
 }
 
 impl Inner {
+    /// The head as a checkpoint, with the retention state it commits to.
+    fn checkpoint(&self) -> Checkpoint {
+        let shared = &self.shared;
+        let h = shared.visible.read().head;
+        Checkpoint {
+            log_id: shared.log_id,
+            seq: h.seq,
+            hash: h.hash,
+            timestamp_ns: h.timestamp_ns,
+            retention: Some(RetentionPoint {
+                first_seq: shared.first_seq(),
+                anchor_head: shared.anchor.lock().last_hash(&shared.log_id),
+            }),
+        }
+    }
+
+    /// Signs the head and hands the note to the sink, where automatic
+    /// checkpoints are set up and one is due (or `now`, on close) and the
+    /// head moved since the last one. A failure is kept for
+    /// `Log::checkpoint_error`; the log goes on.
+    fn auto_checkpoint(&self, now: bool) {
+        let Some(auto) = &self.shared.options.auto_checkpoints else {
+            return;
+        };
+        let mut last = self.last_auto_checkpoint.lock();
+        let cp = self.checkpoint();
+        let due = now || last.0.elapsed() >= auto.interval;
+        if !due || cp.seq == last.1 {
+            return;
+        }
+        match auto.sink.put(&cp.sign(&auto.key)) {
+            Ok(()) => *last = (Instant::now(), cp.seq),
+            Err(e) => *self.checkpoint_error.lock() = Some(e.to_string()),
+        }
+    }
+
     fn new(shared: Shared, mode: Mode, lock: Option<Box<dyn DirLock>>, head_ns: u64) -> Inner {
         let sealing_on = match &mode {
             Mode::Write(w) => w.lock().sealing_key().is_some(),
             Mode::Read(_) => false,
         };
         Inner {
+            last_auto_checkpoint: Mutex::new((Instant::now(), 0)),
+            checkpoint_error: Mutex::new(None),
             sealing_on: AtomicBool::new(sealing_on),
             opened: (Instant::now(), head_ns),
             shared,
@@ -994,8 +1034,9 @@ fn run_sealer(inner: &Inner) {
 }
 
 /// Tags each epoch as it ends, also while no one appends, so that "the log
-/// ended at T" is itself sealed. Wakes every second (or at the stop) and
-/// does nothing unless forward-secure sealing is set up: work per epoch.
+/// ended at T" is itself sealed, and makes the automatic checkpoints that
+/// are due. Wakes every second (or at the stop); work per epoch and per
+/// checkpoint interval, nothing when neither is set up.
 fn run_epochs(inner: &Inner) {
     loop {
         {
@@ -1010,16 +1051,15 @@ fn run_epochs(inner: &Inner) {
                 return;
             }
         }
-        if !inner.sealing_on.load(Ordering::Relaxed) {
-            continue;
-        }
-        if inner
-            .writer()
-            .and_then(|mut w| w.tag_ended_epochs_now(&inner.shared))
-            .is_err()
+        if inner.sealing_on.load(Ordering::Relaxed)
+            && inner
+                .writer()
+                .and_then(|mut w| w.tag_ended_epochs_now(&inner.shared))
+                .is_err()
         {
             return;
         }
+        inner.auto_checkpoint(false);
     }
 }
 

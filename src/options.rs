@@ -1,5 +1,6 @@
 //! How a log is opened: durability, limits, and the storage it lives on.
 
+use crate::checkpoint::{AutoCheckpoints, CheckpointKey, CheckpointSink};
 pub use crate::format::Durability;
 use crate::format::RetentionRule;
 use crate::storage::{FsStorage, Storage};
@@ -120,6 +121,7 @@ pub struct Options {
     pub(crate) sealed_files_open: usize,
     pub(crate) retention: Option<Retention>,
     pub(crate) clock_jump_max: Duration,
+    pub(crate) auto_checkpoints: Option<AutoCheckpoints>,
 }
 
 impl Default for Options {
@@ -141,6 +143,7 @@ impl Default for Options {
             sealed_files_open: 64,
             retention: None,
             clock_jump_max: Duration::from_secs(3600),
+            auto_checkpoints: None,
         }
     }
 }
@@ -162,6 +165,7 @@ impl fmt::Debug for Options {
             .field("sealed_cache_bytes", &self.sealed_cache_bytes)
             .field("sealed_files_open", &self.sealed_files_open)
             .field("retention", &self.retention)
+            .field("auto_checkpoints", &self.auto_checkpoints)
             .finish_non_exhaustive()
     }
 }
@@ -240,6 +244,22 @@ impl Options {
     /// is written to the log as a clock-jumped record (default one hour).
     pub fn clock_jump_max(mut self, bound: Duration) -> Self {
         self.clock_jump_max = bound;
+        self
+    }
+    /// Sign the head with `key` every `interval` while it moves, and on
+    /// close, and hand each note to `sink` (see [`crate::FileSink`]).
+    /// `Log::checkpoint_error` tells of a note that could not be made or put.
+    pub fn auto_checkpoints(
+        mut self,
+        key: CheckpointKey,
+        interval: Duration,
+        sink: Arc<dyn CheckpointSink>,
+    ) -> Self {
+        self.auto_checkpoints = Some(AutoCheckpoints {
+            key: Arc::new(key),
+            interval,
+            sink,
+        });
         self
     }
     /// Bytes of decompressed sealed frames kept in memory (default 32 MiB).

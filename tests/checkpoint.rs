@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use std::time::Duration;
 use wormlog::storage::{MemStorage, Tear};
-use wormlog::{Checkpoint, CheckpointKey, Error, Log, Retention, Sealing};
+use wormlog::{Checkpoint, CheckpointKey, Error, Log, Options, Retention, Sealing};
 
 fn log_of(storage: &MemStorage, n: usize) -> Log {
     let log = Log::open(mem_dir(), mem_options(storage)).unwrap();
@@ -124,5 +124,50 @@ fn checkpoint_older_than_retention_is_checked_through_the_anchor_or_refused() {
             log.verify_against(&forged),
             Err(Error::CheckpointMismatch { .. })
         ));
+    }
+}
+
+#[test]
+fn a_writer_signs_its_head_every_interval_and_on_close_into_the_sink() {
+    let dir = tempfile::tempdir().unwrap();
+    let notes = dir.path().join("checkpoints.txt");
+    let key = wormlog::CheckpointKey::generate("auto").unwrap();
+    let public = key.public();
+    let sink = std::sync::Arc::new(wormlog::FileSink {
+        path: notes.clone(),
+    });
+    let log_dir = dir.path().join("log");
+    let log = Log::open(
+        &log_dir,
+        Options::default().auto_checkpoints(key, std::time::Duration::ZERO, sink),
+    )
+    .unwrap();
+    log.append(b"first").unwrap();
+    // The timer ticks each second: a checkpoint of the moved head.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::read_to_string(&notes).map_or(true, |t| t.is_empty()) {
+        assert!(std::time::Instant::now() < deadline, "no checkpoint made");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    log.append(b"second").unwrap();
+    log.close().unwrap();
+    let text = std::fs::read_to_string(&notes).unwrap();
+    // Notes follow one another: split before each origin line.
+    let parts: Vec<String> = text
+        .split("wormlog/")
+        .filter(|p| !p.is_empty())
+        .map(|p| format!("wormlog/{p}"))
+        .collect();
+    assert!(parts.len() >= 2, "{text}");
+    let reader = Log::open_read_only(&log_dir, Options::default()).unwrap();
+    let last = Checkpoint::verify_note(parts.last().unwrap(), &public).unwrap();
+    assert_eq!(
+        last.seq,
+        reader.head().seq,
+        "the close's checkpoint is the final head"
+    );
+    for p in &parts {
+        let cp = Checkpoint::verify_note(p, &public).unwrap();
+        reader.verify_against(&cp).unwrap();
     }
 }
