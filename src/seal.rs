@@ -5,7 +5,8 @@
 use crate::error::{Error, Result};
 use crate::format::names::{sealed_file_name, TMP_SUFFIX};
 use crate::format::{
-    encode_seek_table, FrameRef, IndexPoint, SealedIndex, SeekEntry, SEALED_FRAME_BYTES_MAX,
+    encode_seek_table, FrameRef, IndexPoint, SealedIndex, SeekEntry, INDEX_POINT_INTERVAL,
+    SEALED_FRAME_BYTES_MAX,
 };
 use crate::options::SealSettings;
 use crate::sealed::{open_sealed, SealedReads};
@@ -16,9 +17,6 @@ use crate::walk::{BatchedDigest, Check, FrameWalker};
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
-
-/// An index point at least every this many uncompressed bytes.
-const INDEX_POINT_INTERVAL: u64 = 64 << 10;
 
 /// Compresses a closed raw segment into its sealed file and removes the raw
 /// file. Crash-safe at every step: the sealed file is written under a

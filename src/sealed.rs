@@ -457,6 +457,7 @@ pub(crate) fn open_sealed(
         }
         None => (file, None),
     };
+    let frame_starts = t.frames.iter().map(|f| f.offset).collect();
     let reader = SealedReader {
         file,
         segment: number,
@@ -489,6 +490,7 @@ pub(crate) fn open_sealed(
             index: t.index,
             compressed_len: file_len,
             data_len: t.data_len,
+            frame_starts,
         }),
     })
 }

@@ -147,6 +147,10 @@ pub(crate) struct SealedMeta {
     pub compressed_len: u64,
     /// Bytes of zstd data frames (where the index frame begins).
     pub data_len: u64,
+    /// Where each data frame's content begins in the raw segment, in order
+    /// (the first at 0): frames hold whole records, so each later one
+    /// begins at a record.
+    pub frame_starts: Vec<u64>,
 }
 
 impl Segment {

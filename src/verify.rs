@@ -10,7 +10,7 @@ use crate::format::names::{parse_sealed_file_name, parse_segment_file_name, ANCH
 use crate::format::VerificationKey;
 use crate::format::{
     genesis_hash, hex, ChainPos, FrameHead, Hash, IndexPoint, SystemEvent, CREATED_AT,
-    FIRST_SEQ_AT, LOG_ID_AT, PREV_HASH_AT, ZSTD_FRAME_MAGIC,
+    FIRST_SEQ_AT, INDEX_POINT_INTERVAL, LOG_ID_AT, PREV_HASH_AT, ZSTD_FRAME_MAGIC,
 };
 use crate::sealed::{compressed_digest, open_sealed};
 use crate::segment::{SealedMeta, Segment};
@@ -454,6 +454,12 @@ fn check_segment(
     let mut points = PointCheck {
         points: seg.sealed.as_ref().map_or(&[], |m| &m.index.points[..]),
         next: 0,
+        frame_starts: seg
+            .sealed
+            .as_ref()
+            .map_or(&[], |m| m.frame_starts.get(1..).unwrap_or_default()),
+        next_frame: 0,
+        last_point: None,
     };
     let mut walk = FrameWalker::segment(seg.file.clone(), &seg.header, limit, Check::Chain)
         .digest_from(BatchedDigest::of_header(&seg.header), 0)
@@ -559,35 +565,70 @@ impl Summary {
     }
 }
 
-/// Index points of a sealed file name frame starts in order; one that
-/// names anything else would send readers to the wrong place.
+/// A sealed file's layout (format-spec.md, 7.1 and 7.2), record by record:
+/// every data frame after the first begins at a record (frames hold whole
+/// records), and the index has a point exactly at the first record, at the
+/// first record of each frame, and at the first record at or after
+/// `INDEX_POINT_INTERVAL` bytes past the point before, with that record's
+/// seq and time; no other. One that named anything else would send readers
+/// to the wrong place, and a missing one would make them read far.
 struct PointCheck<'a> {
     points: &'a [IndexPoint],
     next: usize,
+    /// Data frames' starts after the first, and the next one due.
+    frame_starts: &'a [u64],
+    next_frame: usize,
+    last_point: Option<u64>,
 }
 
 impl PointCheck<'_> {
     fn check(&mut self, offset: u64, f: &FrameHead) -> Result<(), Corruption> {
-        let Some(p) = self.points.get(self.next) else {
-            return Ok(());
-        };
-        if p.offset < offset {
-            return Err(Corruption::SealedTrailer {
-                detail: format!("index point at offset {} is not a record's start", p.offset),
-            });
+        if self.points.is_empty() && self.frame_starts.is_empty() {
+            return Ok(()); // a raw segment
         }
-        if p.offset == offset {
-            if p.seq != f.seq || p.timestamp_ns != f.timestamp_ns {
-                return Err(Corruption::SealedTrailer {
-                    detail: format!(
+        let bad = |detail: String| Err(Corruption::SealedTrailer { detail });
+        let mut starts_frame = false;
+        while let Some(&start) = self.frame_starts.get(self.next_frame) {
+            if start > offset {
+                break;
+            }
+            if start < offset {
+                return bad(format!(
+                    "data frame begins at {start}, inside a record (the next begins at {offset})"
+                ));
+            }
+            starts_frame = true;
+            self.next_frame += 1;
+        }
+        let due = starts_frame
+            || self
+                .last_point
+                .is_none_or(|p| offset >= p + INDEX_POINT_INTERVAL);
+        match self.points.get(self.next) {
+            Some(p) if p.offset < offset => bad(format!(
+                "index point at offset {} is not a record's start",
+                p.offset
+            )),
+            Some(p) if p.offset == offset && !due => bad(format!(
+                "index point at {offset} where none is due (the previous is at {})",
+                self.last_point.unwrap_or(0)
+            )),
+            Some(p) if p.offset == offset => {
+                if p.seq != f.seq || p.timestamp_ns != f.timestamp_ns {
+                    return bad(format!(
                         "index point says seq {} at {}, record is seq {}",
                         p.seq, p.offset, f.seq
-                    ),
-                });
+                    ));
+                }
+                self.next += 1;
+                self.last_point = Some(offset);
+                Ok(())
             }
-            self.next += 1;
+            _ if due => bad(format!(
+                "no index point for the record at {offset}, where one is due"
+            )),
+            _ => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -608,6 +649,11 @@ fn check_trailer(
             "compressed frames hash to {}, index says {}",
             hex(&digest),
             hex(&i.compressed_digest)
+        )
+    } else if points.next_frame != points.frame_starts.len() {
+        format!(
+            "data frame begins at {}, inside the last record",
+            points.frame_starts[points.next_frame]
         )
     } else if points.next != points.points.len() {
         format!(

@@ -382,3 +382,54 @@ fn a_raw_copy_beside_its_sealed_file_must_hold_the_same_bytes() {
         "the raw copy is kept for forensics"
     );
 }
+
+#[test]
+fn a_sealed_index_missing_a_due_point_fails_verification() {
+    use wormlog::format::{decode_seek_table, seek_table_len, SealedIndex, SEEK_FOOTER_LEN};
+    let storage = MemStorage::new();
+    let (_, clock) = manual_clock(T0);
+    let options = opts(&storage, clock)
+        .sealing(Sealing::Manual)
+        .segment_bytes_max(128 << 10);
+    let log = written(options, 5000);
+    log.seal().unwrap();
+    log.close().unwrap();
+    let sealed = storage
+        .file_paths()
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with(".wlog.zst"))
+        .unwrap();
+    let bytes = storage.read_file(&sealed).unwrap();
+    let len = bytes.len() as u64;
+    let table_len = seek_table_len(&bytes[bytes.len() - SEEK_FOOTER_LEN..], len).unwrap();
+    let table_at = (len - table_len) as usize;
+    let data_len: usize = decode_seek_table(&bytes[table_at..])
+        .unwrap()
+        .iter()
+        .map(|e| e.compressed_size as usize)
+        .sum();
+    let index = SealedIndex::decode(&bytes[data_len..table_at]).unwrap();
+    assert!(index.points.len() > 3, "a segment of several index points");
+    let with_points = |points: Vec<wormlog::format::IndexPoint>| {
+        let mut i = index.clone();
+        i.points = points;
+        let mut out = bytes[..data_len].to_vec();
+        out.extend_from_slice(&i.encode());
+        out.extend_from_slice(&bytes[table_at..]);
+        out
+    };
+    verify_read_only(&storage).expect("the sealed log verifies");
+    // A due point left out: readers would scan far for those records.
+    let mut fewer = index.points.clone();
+    fewer.remove(2);
+    storage.write_file(&sealed, with_points(fewer));
+    let e = verify_read_only(&storage).unwrap_err();
+    assert!(e.to_string().contains("index point"), "{e}");
+    // The first point, which is always due, left out.
+    let mut fewer = index.points.clone();
+    fewer.remove(0);
+    storage.write_file(&sealed, with_points(fewer));
+    assert!(verify_read_only(&storage).is_err());
+    storage.write_file(&sealed, bytes.clone());
+    verify_read_only(&storage).expect("the original file verifies again");
+}

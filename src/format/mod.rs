@@ -32,8 +32,8 @@ pub use header::{
 };
 pub use sealed::{
     decode_seek_table, encode_seek_table, seek_table_len, IndexPoint, SealedIndex, SeekEntry,
-    INDEX_FRAME_MAGIC, SEALED_FRAME_BYTES_MAX, SEEKABLE_MAGIC, SEEK_FOOTER_LEN, SEEK_TABLE_MAGIC,
-    ZSTD_FRAME_MAGIC,
+    INDEX_FRAME_MAGIC, INDEX_POINT_INTERVAL, SEALED_FRAME_BYTES_MAX, SEEKABLE_MAGIC,
+    SEEK_FOOTER_LEN, SEEK_TABLE_MAGIC, ZSTD_FRAME_MAGIC,
 };
 pub use system::{RetentionRule, SystemEvent};
 

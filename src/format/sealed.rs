@@ -27,6 +27,9 @@ pub const SEEK_FOOTER_LEN: usize = 9;
 pub const SEEKABLE_FRAMES_MAX: u32 = 0x0800_0000;
 /// The largest decompressed frame a reader accepts: one maximal record plus
 /// the segment header, rounded up.
+/// A sealed file's index has a point at the first record at or after each
+/// this many bytes past the previous point (format-spec.md, 7.2).
+pub const INDEX_POINT_INTERVAL: u64 = 64 << 10;
 pub const SEALED_FRAME_BYTES_MAX: u32 = (super::PAYLOAD_LEN_MAX + (1 << 20)) as u32;
 const INDEX_FIXED_LEN: usize = 208;
 const INDEX_ENTRY_LEN: usize = 24;
