@@ -202,3 +202,30 @@ fn a_crash_at_every_step_of_a_tag_and_its_key_evolution_reopens_continues_and_ve
         }
     }
 }
+
+#[test]
+fn a_log_rekeyed_after_its_sealing_key_was_lost_verifies_with_both_keys() {
+    let storage = MemStorage::new();
+    let (now, log, first) = sealed_log(&storage, 3);
+    log.close().unwrap();
+    // The sealing key is lost: the log goes on, unsealed, until the
+    // operator sets sealing up again (a new sealing-started record).
+    assert!(storage.delete_file(&mem_dir().join("wormlog.fss")));
+    let (_, clock) = manual_clock(now.load(Ordering::SeqCst));
+    let log = Log::open(mem_dir(), opts(&storage, clock)).unwrap();
+    log.append(b"while no key was set up").unwrap();
+    let second = log.setup_sealing(EPOCH).unwrap();
+    assert_ne!(first.id(), second.id());
+    log.append(b"under the second key").unwrap();
+    log.close().unwrap();
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    let s = reader
+        .verify_sealed(&[first.clone(), second.clone()])
+        .unwrap()
+        .sealing
+        .unwrap();
+    assert_eq!(s.key_id, second.id());
+    assert_eq!(s.unsealed_records, 0);
+    // With only the new key, the first key's part cannot be checked.
+    assert_seal_broken(reader.verify_sealed(&[second]), "first key missing");
+}
