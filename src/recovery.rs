@@ -504,6 +504,8 @@ struct Scan {
     state: Option<LogState>,
     /// The epoch the prefix's last epoch-tag record sealed through.
     last_tag_epoch: Option<u64>,
+    /// The prefix ends with a clean close: no writer was writing after it.
+    ends_closed: bool,
 }
 
 impl Scan {
@@ -548,6 +550,7 @@ fn scan_from(
     };
     let mut repaired = Vec::new();
     let mut last_kind = None;
+    let mut ends_closed = false;
     let mut state: Option<LogState> = None;
     let mut last_tag_epoch = None;
     let damage = loop {
@@ -590,9 +593,14 @@ fn scan_from(
             _ => {}
         }
         index.note(f.seq, f.timestamp_ns, offset);
+        // A clean close ends with log-closed (and, where the log is sealed,
+        // the tag of its sealed close right after).
+        ends_closed = f.kind == RecordKind::LogClosed
+            || (f.kind == RecordKind::EpochTag && last_kind == Some(RecordKind::LogClosed));
         last_kind = Some(f.kind);
     };
     Ok(Scan {
+        ends_closed,
         end: walk.offset(),
         at: walk.at(),
         records: walk.records(),
@@ -713,6 +721,7 @@ fn durable_damage(
         return Ok(None);
     };
     let durable = d.certain
+        || (scan.ends_closed && !torn_opening(seg, d.offset, file_len)?)
         || damage_was_durable(
             &*seg.file,
             &seg.path,
@@ -722,6 +731,25 @@ fn durable_damage(
             frame_padded_len(options.payload_bytes_max),
         )?;
     Ok(durable.then_some(d))
+}
+
+/// After a clean close the only bytes a crash can have torn are the next
+/// writer's first group, which begins with its log-opened record (or, for
+/// a sealed log, the tag of the epochs it was closed for): bytes that are
+/// all zero so far, or whose first frame header says one of those kinds.
+/// Anything else after a close was not being written by anyone.
+fn torn_opening(seg: &Segment, offset: u64, file_len: u64) -> Result<bool> {
+    const KIND_AT: usize = 32;
+    let mut head = [0u8; KIND_AT + 1];
+    let n = (file_len - offset).min(head.len() as u64) as usize;
+    let got = seg
+        .file
+        .read_full_at(&mut head[..n], offset)
+        .map_err(|e| Error::io("read", &seg.path, e))?;
+    let head = &head[..got];
+    Ok(head.iter().all(|&b| b == 0)
+        || head.get(KIND_AT).is_none()
+        || [RecordKind::LogOpened as u8, RecordKind::EpochTag as u8].contains(&head[KIND_AT]))
 }
 
 fn damage_was_durable(

@@ -433,3 +433,40 @@ fn a_sealed_index_missing_a_due_point_fails_verification() {
     storage.write_file(&sealed, bytes.clone());
     verify_read_only(&storage).expect("the original file verifies again");
 }
+
+#[test]
+fn after_a_clean_close_only_a_torn_opening_is_forgiven_as_a_torn_tail() {
+    let storage = MemStorage::new();
+    let (_, clock) = manual_clock(T0);
+    let options = opts(&storage, clock).segment_bytes_max(64 << 20);
+    let log = Log::open(mem_dir(), options.clone()).unwrap();
+    for i in 0..20u64 {
+        log.append(format!("event {i}").as_bytes()).unwrap();
+    }
+    log.close().unwrap();
+    let path = segment_paths(&storage, &mem_dir()).pop().unwrap();
+    let closed = storage.read_file(&path).unwrap();
+    // The next writer's log-opened record, torn: forgiven, cut and logged.
+    let opened_at = frame_map(&closed)
+        .into_iter()
+        .find(|(at, _, _)| closed[at + 32] == RecordKind::LogOpened as u8)
+        .unwrap()
+        .0;
+    let mut torn = closed.clone();
+    torn.extend_from_slice(&closed[opened_at..opened_at + 40]);
+    storage.write_file(&path, torn);
+    let log = Log::open(mem_dir(), options.clone()).expect("a torn opening is a torn tail");
+    assert!(all_records(&log)
+        .iter()
+        .any(|r| r.kind() == RecordKind::TailCut));
+    log.close().unwrap();
+    // Bytes no writer writes after a close: damage, not a torn tail.
+    let closed = storage.read_file(&path).unwrap();
+    let mut added = closed.clone();
+    added.extend_from_slice(&[0x5a; 120]);
+    storage.write_file(&path, added);
+    match Log::open(mem_dir(), options) {
+        Err(Error::Corrupt { path: p, .. }) => assert_eq!(p, path),
+        other => panic!("bytes after a clean close must not be cut as torn: {other:?}"),
+    }
+}

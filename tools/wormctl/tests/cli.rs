@@ -1559,15 +1559,38 @@ fn verify_says_what_it_cannot_rule_out_and_counts_bytes_after_the_last_intact_re
     let out = stdout(&o);
     assert!(out.contains("without a checkpoint kept elsewhere"), "{out}");
     assert!(!out.contains("were not checked"), "{out}");
-    // Bytes appended after the last record: not a record, never dropped
-    // silently, and not counted as checked.
+    // Bytes after a clean close: no writer wrote them, so they are no torn
+    // tail but tampering.
     let active = files_with(dir.path(), ".wlog").pop().unwrap();
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&active)
+    let append = |bytes: &[u8]| {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&active)
+            .unwrap();
+        std::io::Write::write_all(&mut f, bytes).unwrap();
+    };
+    let closed_len = std::fs::metadata(&active).unwrap().len();
+    let last = Log::open_read_only(dir.path(), Options::default())
+        .unwrap()
+        .read(..)
+        .unwrap()
+        .map(|r| r.unwrap())
+        .last()
         .unwrap();
-    std::io::Write::write_all(&mut f, &[0x5a; 300]).unwrap();
-    drop(f);
+    assert_eq!(last.kind(), wormlog::RecordKind::LogClosed);
+    append(&[0x5a; 300]);
+    expect_code(&wormctl(&["verify", p(dir.path())]), 1);
+    // Bytes after the last record of a log whose writer crashed (no
+    // log-closed record): not a record, never dropped silently, and not
+    // counted as checked.
+    assert!(last.frame().offset < closed_len);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&active)
+        .unwrap()
+        .set_len(last.frame().offset)
+        .unwrap();
+    append(&[0x5a; 300]);
     let o = wormctl(&["verify", p(dir.path())]);
     expect_code(&o, 0);
     assert!(stdout(&o).contains("were not checked"), "{}", stdout(&o));
