@@ -182,6 +182,7 @@ fn a_torn_tail_whose_copy_cannot_be_written_is_not_cut_and_leaves_no_debris() {
         drop(log);
         let active = segment_paths(&storage, &mem_dir()).pop().unwrap();
         let mut torn = storage.read_file(&active).unwrap();
+        as_if_crashed(&mut torn);
         let good_len = torn.len();
         torn.extend_from_slice(&[0xAB; 300]);
         storage.write_file(&active, torn.clone());

@@ -40,6 +40,7 @@ fn read_only_open_changes_nothing_even_with_a_torn_tail() {
     drop(Log::open(mem_dir(), mem_options(&storage)).unwrap());
     let seg = segment_paths(&storage, &mem_dir()).pop().unwrap();
     let mut bytes = storage.read_file(&seg).unwrap();
+    as_if_crashed(&mut bytes);
     let intact = bytes.len();
     bytes.extend_from_slice(&[0x77; 100]);
     storage.write_file(&seg, bytes.clone());

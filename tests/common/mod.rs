@@ -137,3 +137,16 @@ pub fn files_with(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     v.sort();
     v
 }
+
+/// Cuts a cleanly closed segment's log-closed record off its end: the
+/// segment as a writer that crashed would have left it. (After a clean
+/// close no torn tail is forgiven, so tests of torn tails start here.)
+pub fn as_if_crashed(bytes: &mut Vec<u8>) {
+    let (at, _, _) = *frame_map(bytes).last().expect("a record");
+    assert_eq!(
+        bytes[at + 32],
+        wormlog::RecordKind::LogClosed as u8,
+        "the segment ends with its log-closed record"
+    );
+    bytes.truncate(at);
+}
