@@ -668,10 +668,11 @@ impl Log {
             epoch: 1,
             key: key_at(&seed, 1),
             key_id: key_id(&seed),
+            announced: false,
         };
         debug_assert_eq!(epoch_of(start_ns, interval_ns, start_ns), 1);
-        crate::fss::store(&*shared.options.storage, &shared.dir, &key)?;
-        writer.set_sealing_key(key);
+        let storage = &*shared.options.storage;
+        crate::fss::store(storage, &shared.dir, &key)?;
         writer.write_system(
             shared,
             &[SystemEvent::SealingStarted {
@@ -680,6 +681,15 @@ impl Log {
                 key_id: verification.id(),
             }],
         )?;
+        // Only now, the record durable, is the key file the log's: a crash
+        // before this leaves one that the next open discards (its
+        // verification key was never returned).
+        let key = FssKeyFile {
+            announced: true,
+            ..key
+        };
+        crate::fss::store(storage, &shared.dir, &key)?;
+        writer.set_sealing_key(key);
         self.inner.sealing_on.store(true, Ordering::Relaxed);
         Ok(verification)
     }
@@ -1071,7 +1081,32 @@ fn load_sealing_key(shared: &Shared, last_tag: Option<u64>) -> Result<Option<Fss
     let Some(mut key) = crate::fss::load(storage, &shared.dir)? else {
         return Ok(None);
     };
+    if !key.announced {
+        // A setup that did not finish: nobody holds its verification key.
+        let path = shared.dir.join(crate::format::names::FSS_KEY_FILE);
+        storage
+            .remove_file(&path)
+            .map_err(|e| Error::io("remove", &path, e))?;
+        storage
+            .sync_dir(&shared.dir)
+            .map_err(|e| Error::io("fsync directory", &shared.dir, e))?;
+        return Ok(None);
+    }
     if let Some(tagged) = last_tag.filter(|t| *t >= key.epoch) {
+        // A forged tag's epoch must not make the open evolve for ever.
+        if tagged - key.epoch > 1 << 24 {
+            return Err(Error::corrupt(
+                shared.dir.join(crate::format::names::FSS_KEY_FILE),
+                0,
+                None,
+                Corruption::SealBroken {
+                    detail: format!(
+                        "the log's last tag claims epoch {tagged}, the key is at epoch {}",
+                        key.epoch
+                    ),
+                },
+            ));
+        }
         while key.epoch <= tagged {
             key = key.evolved();
         }

@@ -734,9 +734,10 @@ fn durable_damage(
 }
 
 /// After a clean close the only bytes a crash can have torn are the next
-/// writer's first group, which begins with its log-opened record (or, for
-/// a sealed log, the tag of the epochs it was closed for): bytes that are
-/// all zero so far, or whose first frame header says one of those kinds.
+/// writer's first group, which begins with its log-opened record, or the
+/// tail-cut record of a recovery that cut an earlier such tear, or (for a
+/// sealed log) the tag of the epochs it was closed for: bytes that are all
+/// zero so far, or whose first frame header says one of those kinds.
 /// Anything else after a close was not being written by anyone.
 fn torn_opening(seg: &Segment, offset: u64, file_len: u64) -> Result<bool> {
     const KIND_AT: usize = 32;
@@ -749,7 +750,12 @@ fn torn_opening(seg: &Segment, offset: u64, file_len: u64) -> Result<bool> {
     let head = &head[..got];
     Ok(head.iter().all(|&b| b == 0)
         || head.get(KIND_AT).is_none()
-        || [RecordKind::LogOpened as u8, RecordKind::EpochTag as u8].contains(&head[KIND_AT]))
+        || [
+            RecordKind::LogOpened as u8,
+            RecordKind::EpochTag as u8,
+            RecordKind::TailCut as u8,
+        ]
+        .contains(&head[KIND_AT]))
 }
 
 fn damage_was_durable(

@@ -74,9 +74,13 @@ pub(crate) fn seal_segment(
     if settings.immutable {
         set_immutable_if_permitted(storage, &final_path, true)?;
     }
-    storage
-        .remove_file(&seg.path)
-        .map_err(|e| Error::io("remove", &seg.path, e))?;
+    match storage.remove_file(&seg.path) {
+        // An earlier attempt removed it and then failed to sync the
+        // directory: the segment is still listed raw, its file is gone (the
+        // open handle read it all the same), and the sealed file holds it.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        other => other.map_err(|e| Error::io("remove", &seg.path, e))?,
+    }
     storage
         .sync_dir(dir)
         .map_err(|e| Error::io("fsync directory", dir, e))?;

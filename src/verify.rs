@@ -192,7 +192,8 @@ fn link_segments(
     start: ChainPos,
     report: &mut VerifyReport,
 ) -> Result<ChainPos> {
-    let mut rules = ChainRules::new(anchor, keys);
+    let key_file = crate::fss::load(&*shared.options.storage, &shared.dir)?;
+    let mut rules = ChainRules::new(anchor, keys, key_file.as_ref(), start.seq > 0);
     let mut prev: Option<(&Segment, Summary)> = None;
     let mut expect = ChainPos {
         timestamp_ns: 0,
@@ -218,7 +219,6 @@ fn link_segments(
     }
     let storage = &*shared.options.storage;
     let hold_file = read_hold(storage, &shared.dir)?;
-    let key_file = crate::fss::load(storage, &shared.dir)?;
     let now_ns = (shared.options.clock)();
     report.sealing = rules.finish(
         &shared.dir,

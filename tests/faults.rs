@@ -252,3 +252,22 @@ fn a_damaged_segment_whose_copy_cannot_be_written_is_not_repaired_and_leaves_no_
     assert_eq!(storage.read_file(&copies[0]).unwrap(), bytes);
     log.verify().unwrap();
 }
+
+#[test]
+fn a_seal_whose_last_directory_sync_failed_is_finished_by_the_next_seal() {
+    let storage = MemStorage::new();
+    let log = Log::open(mem_dir(), mem_options(&storage).segment_bytes_max(4096)).unwrap();
+    for i in 0..60u32 {
+        log.append(format!("record {i} with padding to roll").as_bytes())
+            .unwrap();
+    }
+    // Sealing a segment syncs the directory after the rename and again
+    // after removing the raw file; the second fails: the raw file is gone
+    // but the log still lists the segment raw.
+    let first_raw = segment_paths(&storage, &mem_dir())[0].clone();
+    storage.fail_nth(Op::SyncDir, storage.count(Op::SyncDir) + 3);
+    assert!(log.seal().is_err(), "the failed sync fails the seal");
+    log.seal().expect("the next seal finishes the job");
+    log.verify().unwrap();
+    assert!(storage.read_file(&first_raw).is_none());
+}

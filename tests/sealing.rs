@@ -229,3 +229,62 @@ fn a_log_rekeyed_after_its_sealing_key_was_lost_verifies_with_both_keys() {
     // With only the new key, the first key's part cannot be checked.
     assert_seal_broken(reader.verify_sealed(&[second]), "first key missing");
 }
+
+/// Cuts the log's only segment just before its record `seq`.
+fn cut_before(storage: &MemStorage, seq: u64) {
+    let path = segment_paths(storage, &mem_dir()).pop().unwrap();
+    let bytes = storage.read_file(&path).unwrap();
+    let at = frame_map(&bytes)
+        .into_iter()
+        .find(|(_, _, s)| *s == seq)
+        .unwrap()
+        .0;
+    storage.write_file(&path, bytes[..at].to_vec());
+}
+
+#[test]
+fn history_cut_before_sealing_began_and_written_anew_with_the_stolen_key_is_caught() {
+    let storage = MemStorage::new();
+    let (now, log, key) = sealed_log(&storage, 5);
+    log.close().unwrap();
+    let started = {
+        let r = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+        all_records(&r)
+            .into_iter()
+            .find(|r| r.kind() == RecordKind::SealingStarted)
+            .unwrap()
+            .seq()
+    };
+    // The attacker keeps the key file (the current key), cuts every sealed
+    // record away, and writes new history that the stolen key tags.
+    cut_before(&storage, started);
+    let (_, clock) = manual_clock(now.load(Ordering::SeqCst) + 60 * SEC);
+    let forged = Log::open(mem_dir(), opts(&storage, clock)).unwrap();
+    forged.append(b"forged history").unwrap();
+    forged.close().unwrap();
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    let detail = assert_seal_broken(reader.verify_sealed(std::slice::from_ref(&key)), "rewrite");
+    assert!(detail.contains("no sealing-started"), "{detail}");
+    // With the key file deleted too, a verifier holding the key still fails.
+    assert!(storage.delete_file(&mem_dir().join("wormlog.fss")));
+    cut_before(&storage, started);
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    let detail = assert_seal_broken(reader.verify_sealed(&[key]), "stripped");
+    assert!(detail.contains("no"), "{detail}");
+}
+
+#[test]
+fn a_setup_that_crashed_before_its_record_leaves_no_key_behind() {
+    use wormlog::storage::Op;
+    let storage = MemStorage::new();
+    let (_, clock) = manual_clock(T0);
+    let log = Log::open(mem_dir(), opts(&storage, clock.clone())).unwrap();
+    // The record's write fails after the (unannounced) key file is stored.
+    storage.fail_nth(Op::Append, storage.count(Op::Append) + 2);
+    assert!(log.setup_sealing(EPOCH).is_err());
+    drop(log);
+    let log = Log::open(mem_dir(), opts(&storage, clock)).unwrap();
+    assert!(storage.read_file(&mem_dir().join("wormlog.fss")).is_none());
+    log.append(b"unsealed, and verify says so plainly").unwrap();
+    assert!(log.verify().unwrap().sealing.is_none());
+}

@@ -23,8 +23,9 @@ pub const FSS_KEY_MAGIC: [u8; 8] = *b"WLFSSKEY";
 pub const FSS_KEY_VERSION: u16 = 1;
 // Key file fields, each offset derived from the one before.
 const VERSION_AT: usize = FSS_KEY_MAGIC.len();
-const RESERVED_AT: usize = VERSION_AT + 2;
-const START_AT: usize = RESERVED_AT + 6;
+const FLAGS_AT: usize = VERSION_AT + 2;
+const RESERVED_AT: usize = FLAGS_AT + 1;
+const START_AT: usize = RESERVED_AT + 5;
 const INTERVAL_AT: usize = START_AT + 8;
 const EPOCH_AT: usize = INTERVAL_AT + 8;
 const KEY_AT: usize = EPOCH_AT + 8;
@@ -86,13 +87,18 @@ pub struct FssKeyFile {
     pub key: Hash,
     /// The verification key's id.
     pub key_id: [u8; 8],
+    /// The log's sealing-started record for this key is durable. A key
+    /// file without it is from a setup that did not finish: its
+    /// verification key was never handed out, and an open discards it.
+    pub announced: bool,
 }
 
 impl FssKeyFile {
     pub fn encode(&self) -> [u8; FSS_KEY_FILE_LEN] {
         let mut b = [0u8; FSS_KEY_FILE_LEN];
         b[..VERSION_AT].copy_from_slice(&FSS_KEY_MAGIC);
-        b[VERSION_AT..RESERVED_AT].copy_from_slice(&FSS_KEY_VERSION.to_le_bytes());
+        b[VERSION_AT..FLAGS_AT].copy_from_slice(&FSS_KEY_VERSION.to_le_bytes());
+        b[FLAGS_AT] = u8::from(self.announced);
         b[START_AT..INTERVAL_AT].copy_from_slice(&self.start_ns.to_le_bytes());
         b[INTERVAL_AT..EPOCH_AT].copy_from_slice(&self.interval_ns.to_le_bytes());
         b[EPOCH_AT..KEY_AT].copy_from_slice(&self.epoch.to_le_bytes());
@@ -114,8 +120,11 @@ impl FssKeyFile {
         if crc32fast::hash(&b[..CRC_AT]) != le_u32(b, CRC_AT) {
             return Err(bad("CRC mismatch"));
         }
-        if le_u16(b, VERSION_AT) != FSS_KEY_VERSION || b[RESERVED_AT..START_AT] != [0; 6] {
-            return Err(bad("unsupported version"));
+        if le_u16(b, VERSION_AT) != FSS_KEY_VERSION
+            || b[FLAGS_AT] > 1
+            || b[RESERVED_AT..START_AT] != [0; 5]
+        {
+            return Err(bad("unsupported version or flags"));
         }
         let interval_ns = le_u64(b, INTERVAL_AT);
         let epoch = le_u64(b, EPOCH_AT);
@@ -132,6 +141,7 @@ impl FssKeyFile {
             epoch,
             key,
             key_id,
+            announced: b[FLAGS_AT] == 1,
         })
     }
 
@@ -173,6 +183,7 @@ mod tests {
             epoch: 3,
             key: [4; 32],
             key_id: [6; 8],
+            announced: true,
         };
         let b = f.encode();
         assert_eq!(FssKeyFile::decode(&b).unwrap(), f);

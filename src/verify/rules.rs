@@ -57,14 +57,19 @@ pub(super) struct ChainRules<'a> {
 }
 
 impl<'a> ChainRules<'a> {
-    pub fn new(anchor: &'a Anchor, keys: &'a [VerificationKey]) -> Self {
+    pub fn new(
+        anchor: &'a Anchor,
+        keys: &'a [VerificationKey],
+        key_file: Option<&FssKeyFile>,
+        after_retention: bool,
+    ) -> Self {
         ChainRules {
             anchor,
             state: LogState::default(),
             known: false,
             hold_seen: false,
             drops: Vec::new(),
-            seal: SealCheck::new(keys),
+            seal: SealCheck::new(keys, key_file, after_retention),
         }
     }
 

@@ -12,6 +12,10 @@ use crate::format::VerificationKey;
 use crate::format::{epoch_of, epoch_tag, evolve_key, hex, FssKeyFile, Hash, SystemEvent};
 use std::path::Path;
 
+/// No real epoch is this late (2^32 quarter-hours is 122,000 years): a
+/// larger one is forged, and evolving a key that far would not end.
+const EPOCH_MAX: u64 = 1 << 32;
+
 /// What verification found of forward-secure sealing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealingReport {
@@ -44,24 +48,42 @@ pub(super) struct SealCheck<'a> {
     /// The first epoch the next tag must cover.
     next_epoch: Option<u64>,
     last_tag: Option<(u64, u64)>,
+    /// The first epoch the last tag covered (its key's epoch).
+    last_tag_first: Option<u64>,
     /// The commit time of the record before the last tag.
     last_sealed_ns: Option<u64>,
     /// The last record is a tag right after log-closed: a sealed close.
     closed_sealed: bool,
     last_was_close: bool,
+    after_retention: bool,
 }
 
 impl<'a> SealCheck<'a> {
-    pub fn new(keys: &'a [VerificationKey]) -> Self {
+    /// Checks with `keys`; `key_file` is the sealing key file beside the
+    /// log, if any; `after_retention` when the log no longer starts at seq
+    /// 1 (retention may have dropped its sealing-started record).
+    pub fn new(
+        keys: &'a [VerificationKey],
+        key_file: Option<&FssKeyFile>,
+        after_retention: bool,
+    ) -> Self {
+        // A log whose sealing-started record retention dropped is checked
+        // from its first tag on, with the key the key file names (or the
+        // one key given); a log that starts at seq 1 must say it started
+        // sealing before its first tag.
+        let key = key_file
+            .and_then(|f| keys.iter().find(|k| k.id() == f.key_id))
+            .or((keys.len() == 1).then(|| &keys[0]))
+            .filter(|_| after_retention);
         SealCheck {
             keys,
-            // A log whose sealing-started record retention dropped is
-            // checked with the one key given, from its first tag on.
-            key: (keys.len() == 1).then(|| &keys[0]),
+            key,
+            after_retention,
             key_id: None,
             cached: None,
             next_epoch: None,
             last_tag: None,
+            last_tag_first: None,
             last_sealed_ns: None,
             closed_sealed: false,
             last_was_close: false,
@@ -98,6 +120,7 @@ impl<'a> SealCheck<'a> {
                 self.check_tag(path, n, *first_epoch, *epoch, tag)?;
                 self.next_epoch = Some(epoch + 1);
                 self.last_tag = Some((*epoch, n.seq));
+                self.last_tag_first = Some(*first_epoch);
                 self.last_sealed_ns = Some(n.before.timestamp_ns);
                 self.closed_sealed = close;
             }
@@ -114,9 +137,25 @@ impl<'a> SealCheck<'a> {
         last: u64,
         tag: &Hash,
     ) -> Result<()> {
+        if self.next_epoch.is_none() && !self.after_retention && !self.keys.is_empty() {
+            return Err(broken(
+                path,
+                n,
+                "an epoch tag with no sealing-started record before it: the log was cut \
+                 before its sealing began and written anew"
+                    .into(),
+            ));
+        }
         let Some(key) = self.key else {
             return Ok(());
         };
+        if last > EPOCH_MAX {
+            return Err(broken(
+                path,
+                n,
+                format!("epoch {last} is beyond any real one"),
+            ));
+        }
         if let Some(want) = self.next_epoch.filter(|w| *w != first) {
             let after = self.last_tag.map_or(0, |(_, seq)| seq);
             return Err(broken(
@@ -170,6 +209,19 @@ impl<'a> SealCheck<'a> {
         now_ns: u64,
     ) -> Result<Option<SealingReport>> {
         let Some(key_id) = self.key_id.or(key_file.map(|k| k.key_id)) else {
+            if !self.keys.is_empty() {
+                return Err(Error::corrupt(
+                    dir,
+                    0,
+                    Some(head_seq),
+                    Corruption::SealBroken {
+                        detail: "a verification key was given, but the log holds no \
+                                 sealing-started record and no sealing key file: its sealed \
+                                 part was removed, or it was never sealed"
+                            .into(),
+                    },
+                ));
+            }
             return Ok(None);
         };
         let mut report = SealingReport {
@@ -195,6 +247,12 @@ impl<'a> SealCheck<'a> {
             ))
         };
         match key_file {
+            Some(k) if k.epoch > EPOCH_MAX => {
+                return fail(format!(
+                    "the sealing key file's epoch {} is beyond any real one",
+                    k.epoch
+                ))
+            }
             Some(k) if k.key != crate::format::key_at(&key.key, k.epoch) => {
                 return fail("the sealing key file's key is not this verification key's".into())
             }
@@ -207,6 +265,10 @@ impl<'a> SealCheck<'a> {
                     report.sealed_through_seq.unwrap_or(0)
                 ))
             }
+            // A crash between the last tag and the key's evolution leaves
+            // the key of the tag's first epoch; the next writer's open
+            // moves it on.
+            Some(k) if self.last_tag_first == Some(k.epoch) => {}
             Some(k) if k.epoch < next => {
                 return fail(format!(
                     "the sealing key file is at epoch {}, older than the log's tags (through \
@@ -217,18 +279,22 @@ impl<'a> SealCheck<'a> {
             }
             Some(_) => {}
             None => {
-                // No key file: the time now says how far an open log's
-                // writer, tagging every epoch, must have got.
+                // Without the key file, nothing shows how far the writer
+                // got: a log cut back to an earlier sealed point (a sealed
+                // close included) would look whole. The time now says how
+                // far an open log's writer, tagging every epoch, would be.
                 let now = epoch_of(key.start_ns, key.interval_ns, now_ns);
-                if !self.closed_sealed && now > next + 1 {
-                    return fail(format!(
-                        "the sealing key file is missing, and the log's tags stop at epoch {} \
-                         while it is now epoch {now}: the writer stopped, or the records after \
-                         seq {} were removed",
-                        next - 1,
-                        report.sealed_through_seq.unwrap_or(0)
-                    ));
-                }
+                return fail(format!(
+                    "the sealing key file is missing: the log's tags stop at epoch {} (seq {}), \
+                     it is now epoch {now}{}; records after the last tag may have been removed",
+                    next - 1,
+                    report.sealed_through_seq.unwrap_or(0),
+                    if self.closed_sealed {
+                        ", after a sealed close"
+                    } else {
+                        ""
+                    }
+                ));
             }
         }
         Ok(Some(report))
