@@ -247,3 +247,25 @@ pub(crate) fn remove_hold(storage: &dyn Storage, dir: &Path) -> Result<()> {
         .sync_dir(dir)
         .map_err(|e| Error::io("fsync directory", dir, e))
 }
+
+/// The error for a hold file that says other than the chain's hold
+/// records (the truth; the file is their cache).
+pub(crate) fn hold_mismatch(dir: &Path, chain: &Option<String>, file: &Option<String>) -> Error {
+    let say = |h: &Option<String>| match h {
+        Some(r) => format!("a hold ({r:?})"),
+        None => "no hold".to_string(),
+    };
+    Error::corrupt(
+        dir.join(HOLD_FILE),
+        0,
+        None,
+        Corruption::HoldMismatch {
+            detail: format!(
+                "the log's records say {}, the hold file says {} (changed behind the engine's \
+                 back, or a hold change interrupted: a writer's open finishes it)",
+                say(chain),
+                say(file)
+            ),
+        },
+    )
+}

@@ -111,7 +111,7 @@ impl Inner {
             Mode::Read(_) => file.clone(),
         };
         if file != chain {
-            return Err(hold_mismatch(&shared.dir, &chain, &file));
+            return Err(anchor::hold_mismatch(&shared.dir, &chain, &file));
         }
         // The log's own time: its last record before this run opened it,
         // advanced by the time that has passed since by the monotonic
@@ -511,10 +511,7 @@ impl Log {
         if owned.is_empty() {
             return Ok(Vec::new());
         }
-        self.inner.commit(Request {
-            kind: RecordKind::User,
-            payloads: owned,
-        })
+        self.inner.commit(Request::new(RecordKind::User, owned))
     }
 
     /// Makes every committed record durable (an fdatasync, if anything is unsynced).
@@ -896,26 +893,6 @@ fn reconcile_hold(shared: &Shared, writer: &mut Writer) -> Result<()> {
         }
         _ => Ok(()),
     }
-}
-
-/// The error for a hold file that says other than the chain.
-fn hold_mismatch(dir: &Path, chain: &Option<String>, file: &Option<String>) -> Error {
-    let say = |h: &Option<String>| match h {
-        Some(r) => format!("a hold ({r:?})"),
-        None => "no hold".to_string(),
-    };
-    Error::corrupt(
-        dir.join(crate::format::names::HOLD_FILE),
-        0,
-        None,
-        Corruption::HoldMismatch {
-            detail: format!(
-                "the log's records say {}, the hold file says {}",
-                say(chain),
-                say(file)
-            ),
-        },
-    )
 }
 
 impl Inner {

@@ -28,17 +28,25 @@ fn nanos(d: Duration) -> u64 {
 
 /// One caller's append: its records commit together, with contiguous seqs.
 pub(crate) struct Request {
-    pub kind: RecordKind,
-    pub payloads: Vec<Vec<u8>>,
+    kind: RecordKind,
+    payloads: Vec<Vec<u8>>,
+    /// Bytes its frames take in a segment: what a group's size is counted
+    /// in (by the barrier and by the roll check), worked out once.
+    bytes: usize,
 }
 
 impl Request {
-    /// Bytes its frames take in a segment: what a group's size is counted in.
+    pub fn new(kind: RecordKind, payloads: Vec<Vec<u8>>) -> Request {
+        let bytes = payloads.iter().map(|p| frame_padded_len(p.len())).sum();
+        Request {
+            kind,
+            payloads,
+            bytes,
+        }
+    }
+
     pub fn bytes(&self) -> usize {
-        self.payloads
-            .iter()
-            .map(|p| frame_padded_len(p.len()))
-            .sum()
+        self.bytes
     }
 }
 

@@ -28,30 +28,8 @@ fn expected_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1/expected.txt")
 }
 
-/// The user payload number `i`: text, and every 17th one binary.
-fn payload(i: usize) -> Vec<u8> {
-    if i % 17 == 16 {
-        (0..=255u8).map(|b| b.wrapping_mul(i as u8 | 1)).collect()
-    } else {
-        format!(r#"{{"actor":"user{}","action":"read","n":{i}}}"#, i % 7).into_bytes()
-    }
-}
-
-/// `key value` lines: what the fixture's writer saw when it finished.
 fn expected() -> std::collections::HashMap<String, String> {
-    std::fs::read_to_string(expected_path())
-        .expect("tests/fixtures/v1/expected.txt")
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-    }
+    fixture_expected(&expected_path())
 }
 
 #[test]
@@ -70,7 +48,7 @@ fn write_v1_fixture() {
     let log = Log::open(&dir, options.clone()).unwrap();
     for i in 0..BEFORE {
         now.fetch_add(1_000_000_000, Ordering::SeqCst);
-        log.append(&payload(i)).unwrap();
+        log.append(&fixture_payload(i)).unwrap();
     }
     log.seal().unwrap();
     // Drop the sealed segments older than a minute: the anchor file.
@@ -82,7 +60,7 @@ fn write_v1_fixture() {
     log.set_legal_hold(HOLD).unwrap();
     for i in BEFORE..BEFORE + AFTER {
         now.fetch_add(1_000_000_000, Ordering::SeqCst);
-        log.append(&payload(i)).unwrap();
+        log.append(&fixture_payload(i)).unwrap();
     }
     drop(log);
     // The lock file is the writer's; a checkout needs none.
@@ -136,7 +114,7 @@ fn a_v1_log_reads_and_verifies_to_the_head_it_was_written_with() {
     assert!(users.len() > AFTER && users.len() < total);
     for (k, got) in users.iter().enumerate() {
         let i = total - users.len() + k;
-        assert_eq!(*got, payload(i).as_slice(), "user record {i}");
+        assert_eq!(*got, fixture_payload(i).as_slice(), "user record {i}");
     }
     // And every file verifies on its own.
     for f in files_with(work.path(), ".wlog")

@@ -282,9 +282,32 @@ fn a_setup_that_crashed_before_its_record_leaves_no_key_behind() {
     // The record's write fails after the (unannounced) key file is stored.
     storage.fail_nth(Op::Append, storage.count(Op::Append) + 2);
     assert!(log.setup_sealing(EPOCH).is_err());
+    assert!(
+        storage.read_file(&mem_dir().join("wormlog.fss")).is_some(),
+        "the failure came after the key file was stored, before its record"
+    );
     drop(log);
     let log = Log::open(mem_dir(), opts(&storage, clock)).unwrap();
     assert!(storage.read_file(&mem_dir().join("wormlog.fss")).is_none());
     log.append(b"unsealed, and verify says so plainly").unwrap();
     assert!(log.verify().unwrap().sealing.is_none());
+}
+
+#[test]
+fn an_idle_writer_tags_each_epoch_as_it_ends() {
+    let storage = MemStorage::new();
+    let (now, log, key) = sealed_log(&storage, 2);
+    let before = tags(&log).len();
+    // No appends: the writer's timer (every second) sees the epoch end.
+    now.fetch_add(5 * 60 * SEC, Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while tags(&log).len() == before {
+        assert!(std::time::Instant::now() < deadline, "no tag while idle");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let s = log.verify_sealed(&[key]).unwrap().sealing.unwrap();
+    assert_eq!(
+        s.unsealed_records, 0,
+        "the idle tag seals everything before it"
+    );
 }

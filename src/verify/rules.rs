@@ -7,9 +7,9 @@
 //! deleted segments shows); the hold file says what the chain says.
 
 use super::sealing::{SealCheck, SealingReport};
-use crate::anchor::Anchor;
+use crate::anchor::{hold_mismatch, Anchor};
 use crate::error::{Corruption, Error, Result};
-use crate::format::names::{ANCHOR_FILE, HOLD_FILE};
+use crate::format::names::ANCHOR_FILE;
 use crate::format::{
     hex, AnchorEntry, ChainPos, FssKeyFile, Hash, RetentionRule, SystemEvent, VerificationKey,
 };
@@ -196,23 +196,7 @@ impl<'a> ChainRules<'a> {
         self.check_anchor(dir, segments)?;
         let (head_seq, key_file, now_ns) = sealing;
         if (self.known || self.hold_seen) && self.state.hold != *hold_file {
-            let say = |h: &Option<String>| match h {
-                Some(r) => format!("a hold ({r:?})"),
-                None => "no hold".to_string(),
-            };
-            return Err(Error::corrupt(
-                dir.join(HOLD_FILE),
-                0,
-                None,
-                Corruption::HoldMismatch {
-                    detail: format!(
-                        "the log's records say {}, the hold file says {} (changed behind the \
-                         engine's back, or a hold change interrupted: a writer's open finishes it)",
-                        say(&self.state.hold),
-                        say(hold_file)
-                    ),
-                },
-            ));
+            return Err(hold_mismatch(dir, &self.state.hold, hold_file));
         }
         self.seal.finish(dir, head_seq, key_file, now_ns)
     }

@@ -150,3 +150,30 @@ pub fn as_if_crashed(bytes: &mut Vec<u8>) {
     );
     bytes.truncate(at);
 }
+
+/// The fixtures' user payload number `i`: text, and every 17th one binary.
+pub fn fixture_payload(i: usize) -> Vec<u8> {
+    if i % 17 == 16 {
+        (0..=255u8).map(|b| b.wrapping_mul(i as u8 | 1)).collect()
+    } else {
+        format!(r#"{{"actor":"user{}","action":"read","n":{i}}}"#, i % 7).into_bytes()
+    }
+}
+
+/// Copies every file of a fixture log directory into `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+/// A fixture's `key value` lines: what its writer saw when it finished.
+pub fn fixture_expected(path: &Path) -> std::collections::HashMap<String, String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
