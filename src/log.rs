@@ -69,6 +69,20 @@ impl Inner {
         }
     }
 
+    /// Under `Durability::Buffered`, writes the records that wait in the
+    /// writer's buffer, so that readers see every acknowledged record.
+    fn write_out(&self) -> Result<()> {
+        if let Mode::Write(w) = &self.mode {
+            if self.shared.options.durability == Durability::Buffered {
+                let mut w = w.lock();
+                if w.has_unwritten() {
+                    w.flush(&self.shared)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Commits `req` with whatever else is queued (group commit).
     fn commit(&self, req: Request) -> Result<Vec<Receipt>> {
         self.shared.check_writable()?;
@@ -521,6 +535,8 @@ impl Log {
 
     /// The last committed record.
     pub fn head(&self) -> Head {
+        // A failed write poisons the log; the head is then what was written.
+        let _ = self.inner.write_out();
         self.inner.shared.visible.read().head
     }
 
@@ -537,6 +553,7 @@ impl Log {
 
     /// The segments, oldest first, with their seq ranges and sizes.
     pub fn segments(&self) -> Result<Vec<SegmentInfo>> {
+        self.inner.write_out()?;
         let shared = &self.inner.shared;
         let visible = *shared.visible.read();
         let segs = shared.segments.read().clone();
@@ -606,16 +623,19 @@ impl Log {
     /// [`Record::is_system`]), oldest first. Records committed after this
     /// call are not included.
     pub fn read(&self, range: impl RangeBounds<u64>) -> Result<Iter> {
+        self.inner.write_out()?;
         read::iter(&self.inner.shared, range)
     }
 
     /// The record with sequence number `seq`.
     pub fn get(&self, seq: u64) -> Result<Record> {
+        self.inner.write_out()?;
         read::get(&self.inner.shared, seq)
     }
 
     /// The first record committed at or after `timestamp_ns`, if any.
     pub fn first_at_or_after(&self, timestamp_ns: u64) -> Result<Option<Record>> {
+        self.inner.write_out()?;
         read::first_at_or_after(&self.inner.shared, timestamp_ns)
     }
 
@@ -706,13 +726,14 @@ impl Log {
         keys: &[VerificationKey],
         progress: impl Fn(VerifyProgress) + Sync,
     ) -> Result<VerifyReport> {
+        self.inner.write_out()?;
         verify::verify_log(&self.inner.shared, keys, &progress)
     }
 
     /// Checks every committed record: frames, CRCs, seqs, timestamps and the
     /// hash chain from the genesis hash through the head.
     pub fn verify(&self) -> Result<VerifyReport> {
-        verify::verify_log(&self.inner.shared, &[], &|_| ())
+        self.verify_with_progress(|_| ())
     }
 
     /// [`Log::verify`], calling `progress` as segments are checked. Calls
@@ -721,12 +742,15 @@ impl Log {
         &self,
         progress: impl Fn(VerifyProgress) + Sync,
     ) -> Result<VerifyReport> {
+        self.inner.write_out()?;
         verify::verify_log(&self.inner.shared, &[], &progress)
     }
 
     /// The head as a checkpoint, to sign (`Checkpoint::sign`) and keep
     /// somewhere the log's writer cannot reach.
     pub fn checkpoint(&self) -> Checkpoint {
+        // A failed write poisons the log; the checkpoint is then of what was written.
+        let _ = self.inner.write_out();
         self.inner.checkpoint()
     }
 
@@ -964,10 +988,17 @@ fn start_threads(inner: &Arc<Inner>) -> Result<Threads> {
     let syncer = match inner.shared.options.durability {
         Durability::Batched { max_delay } => {
             let inner = inner.clone();
-            let run = Box::new(move || run_syncer(&inner, max_delay));
+            let run = Box::new(move || run_syncer(&inner, max_delay, |w, shared| w.sync(shared)));
             Some(spawn("wormlog-sync", run)?)
         }
-        _ => None,
+        Durability::Buffered => {
+            let inner = inner.clone();
+            let run = Box::new(move || {
+                run_syncer(&inner, BUFFERED_WRITE_DELAY, |w, shared| w.flush(shared))
+            });
+            Some(spawn("wormlog-flush", run)?)
+        }
+        Durability::Sync => None,
     };
     let sealer = match inner.shared.options.sealing {
         Sealing::Background => {
@@ -1092,10 +1123,21 @@ fn load_sealing_key(shared: &Shared, last_tag: Option<u64>) -> Result<Option<Fss
     Ok(Some(key))
 }
 
-/// Under `Durability::Batched`, syncs `max_delay` after the last sync
-/// ended (so a record waits up to `max_delay` plus one sync). A failed
-/// sync poisons the log (inside `Writer::sync`) and ends the thread.
-fn run_syncer(inner: &Inner, max_delay: std::time::Duration) {
+/// Under `Durability::Buffered`, records wait in the writer's buffer at most
+/// about this long before they are written to the OS (unless a read, sync,
+/// roll or a full buffer writes them sooner): what a crash of the process
+/// alone can lose.
+const BUFFERED_WRITE_DELAY: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Runs `work` `max_delay` after the last run ended: under
+/// `Durability::Batched` an fdatasync (so a record waits up to `max_delay`
+/// plus one sync), under `Durability::Buffered` a write of the buffer. A
+/// failure poisons the log (inside the writer) and ends the thread.
+fn run_syncer(
+    inner: &Inner,
+    max_delay: std::time::Duration,
+    work: impl Fn(&mut Writer, &Shared) -> Result<()>,
+) {
     loop {
         {
             let mut stop = inner.syncer_stop.lock();
@@ -1109,7 +1151,7 @@ fn run_syncer(inner: &Inner, max_delay: std::time::Duration) {
         }
         if inner
             .writer()
-            .and_then(|mut w| w.sync(&inner.shared))
+            .and_then(|mut w| work(&mut w, &inner.shared))
             .is_err()
         {
             return;

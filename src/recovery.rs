@@ -517,7 +517,7 @@ impl Scan {
             len,
             at: self.at,
             records: self.records,
-            digest: self.digest.into_hasher(),
+            digest: self.digest,
         };
         (end, self.index)
     }
@@ -672,7 +672,7 @@ pub(crate) fn follow_active(options: &Options, dir: &Path, end: &mut SegmentEnd)
     let mut follow = Follow::Same;
     let mut last_kind = None;
     if file_len > end.len {
-        let digest = BatchedDigest::from_hasher(end.digest.clone());
+        let digest = end.digest.clone();
         let scan = scan_from(&seg, end.len, end.at, end.records, digest, file_len)?;
         if let Some(d) = durable_damage(&seg, &scan, file_len, options)? {
             return Err(Error::corrupt(

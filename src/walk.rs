@@ -678,6 +678,7 @@ fn check_seal_record(
 /// A BLAKE3 digest fed in large slices. Frames arrive a few hundred bytes
 /// at a time; BLAKE3 hashes many 1 KiB chunks at once (SIMD) only when it is
 /// given many at once, so frames are gathered into a buffer first.
+#[derive(Clone)]
 pub(crate) struct BatchedDigest {
     hasher: blake3::Hasher,
     pending: Vec<u8>,
@@ -709,6 +710,11 @@ impl BatchedDigest {
         }
     }
 
+    /// The digest of everything given so far.
+    pub fn finalize(&mut self) -> blake3::Hash {
+        self.hasher().finalize()
+    }
+
     /// The hasher with everything given so far.
     pub fn hasher(&mut self) -> &blake3::Hasher {
         self.hasher.update(&self.pending);
@@ -721,12 +727,6 @@ impl BatchedDigest {
     pub fn continue_with(&mut self, hasher: blake3::Hasher) {
         self.pending.clear();
         self.hasher = hasher;
-    }
-
-    /// The hasher with everything given so far, to go on with.
-    pub fn into_hasher(mut self) -> blake3::Hasher {
-        self.hasher.update(&self.pending);
-        self.hasher
     }
 }
 
@@ -856,7 +856,7 @@ mod tests {
             }
         }
         let end = w.offset();
-        let digest = w.into_digest().unwrap().into_hasher().finalize();
+        let digest = w.into_digest().unwrap().finalize();
         seen.push(format!("end {end} digest {digest}"));
         seen
     }

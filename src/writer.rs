@@ -22,6 +22,10 @@ use crate::storage::WriteFile;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+/// Under `Durability::Buffered`, the buffer is written once it holds this
+/// much (and by the flusher thread, and before reads, syncs and rolls).
+pub(crate) const BUFFERED_WRITE_BYTES: usize = 64 << 10;
+
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
@@ -61,6 +65,9 @@ pub(crate) struct Writer {
     /// The offset from which the active segment's next index entry is due,
     /// so the index lock is taken once per 64 KiB, not once per record.
     index_due_at: u64,
+    /// Frames encoded and not yet written: a group's, or under
+    /// `Durability::Buffered` several groups' (acknowledged, not yet
+    /// visible to readers, written before any read).
     buf: Vec<u8>,
     /// Records encoded into `buf`.
     buf_records: u64,
@@ -150,7 +157,6 @@ impl Writer {
         };
         debug_assert!(last >= k.epoch);
         let tag = epoch_tag(&k.key, k.epoch, last, self.end.at.seq, &self.end.at.hash);
-        self.start_group();
         let event = SystemEvent::EpochTag {
             first_epoch: k.epoch,
             epoch: last,
@@ -189,10 +195,8 @@ impl Writer {
         let (ts, jump) = self.read_clock(shared);
         self.tag_ended_epochs(shared, ts)?;
         let bytes: u64 = group.iter().map(|r| r.bytes() as u64).sum();
-        self.start_group();
-        if self.end.len > SEGMENT_HEADER_LEN as u64
-            && self.end.len + bytes > shared.options.segment_bytes_max
-        {
+        let len = self.end.len + self.buf.len() as u64;
+        if len > SEGMENT_HEADER_LEN as u64 && len + bytes > shared.options.segment_bytes_max {
             self.roll(shared, ts)?;
         }
         self.encode_jump(jump, ts);
@@ -205,7 +209,17 @@ impl Writer {
                     .collect()
             })
             .collect();
-        self.write_buffer(shared, shared.options.durability == Durability::Sync)?;
+        match shared.options.durability {
+            Durability::Sync => self.write_buffer(shared, true)?,
+            Durability::Batched { .. } => self.write_buffer(shared, false)?,
+            // Small groups gather in the buffer: one write per 64 KiB, not
+            // one per record (a write syscall costs more than a record's
+            // encoding and hashing together).
+            Durability::Buffered if self.buf.len() >= BUFFERED_WRITE_BYTES => {
+                self.write_buffer(shared, false)?
+            }
+            Durability::Buffered => {}
+        }
         Ok(receipts)
     }
 
@@ -214,7 +228,6 @@ impl Writer {
         shared.check_poison()?;
         let (ts, jump) = self.read_clock(shared);
         self.tag_ended_epochs(shared, ts)?;
-        self.start_group();
         self.encode_jump(jump, ts);
         for e in events {
             debug_assert!(e.kind().since_version() <= self.segment_version());
@@ -223,9 +236,25 @@ impl Writer {
         self.write_buffer(shared, true)
     }
 
-    /// fdatasyncs whatever was written and not yet synced.
-    pub fn sync(&mut self, shared: &Shared) -> Result<()> {
+    /// Writes what the buffer holds (under `Durability::Buffered`, records
+    /// acknowledged but not yet written to the OS), and publishes it.
+    pub fn flush(&mut self, shared: &Shared) -> Result<()> {
         shared.check_poison()?;
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.write_buffer(shared, false)
+    }
+
+    /// Whether acknowledged records wait in the buffer, unwritten.
+    pub fn has_unwritten(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    /// Writes what the buffer holds, then fdatasyncs whatever was written
+    /// and not yet synced.
+    pub fn sync(&mut self, shared: &Shared) -> Result<()> {
+        self.flush(shared)?;
         if self.synced_len < self.end.len {
             let path = &self.end.segment.path;
             self.file
@@ -242,16 +271,9 @@ impl Writer {
         shared.check_poison()?;
         let (ts, jump) = self.read_clock(shared);
         self.tag_ended_epochs(shared, ts)?;
-        self.start_group();
         self.roll(shared, ts)?;
         self.encode_jump(jump, ts);
         self.write_buffer(shared, true)
-    }
-
-    /// Empties the group buffer for the next group.
-    fn start_group(&mut self) {
-        self.buf.clear();
-        self.buf_records = 0;
     }
 
     /// The next group's commit time, and a clock-jumped record when the
@@ -323,6 +345,8 @@ impl Writer {
         self.end.at
     }
 
+    /// Writes the buffer with one write (empty afterwards), fdatasyncs if
+    /// `sync`, and publishes the new end to readers.
     fn write_buffer(&mut self, shared: &Shared, sync: bool) -> Result<()> {
         if let Err(e) = self.file.append(&self.buf) {
             let path = &self.end.segment.path;
@@ -334,6 +358,8 @@ impl Writer {
         c.records.fetch_add(self.buf_records, Ordering::Relaxed);
         c.writes.fetch_add(1, Ordering::Relaxed);
         c.bytes.fetch_add(self.buf.len() as u64, Ordering::Relaxed);
+        self.buf.clear();
+        self.buf_records = 0;
         if sync {
             self.sync(shared)?;
         }
@@ -342,14 +368,13 @@ impl Writer {
     }
 
     /// Closes the active segment with a seal record (synced) and starts the
-    /// next one, whose first record says so. Called with an empty group
-    /// buffer; leaves the segment-rolled record in it.
+    /// next one, whose first record says so. Writes what the buffer holds
+    /// first; leaves the segment-rolled record in it.
     fn roll(&mut self, shared: &Shared, ts: u64) -> Result<()> {
-        debug_assert!(self.buf.is_empty());
+        self.flush(shared)?;
         let seal = self.end.seal_event();
         self.encode(seal.kind(), &seal.encode(), ts);
         self.write_buffer(shared, true)?;
-        self.start_group();
         let header = self.end.segment.header.successor(self.end.at, ts);
         let storage = &*shared.options.storage;
         let (segment, file) =

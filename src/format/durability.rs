@@ -17,7 +17,14 @@ pub enum Durability {
     /// when the fdatasync after it returns. It never leaves a gap: the log
     /// stays a prefix.
     Batched { max_delay: Duration },
-    /// fdatasync only when a segment rolls, on `Log::sync` and on close.
+    /// `append` returns once the record is in the log's write buffer,
+    /// which is written to the OS when it holds 64 KiB, 10 ms after the
+    /// last write at the latest, and before any read, sync, roll or close
+    /// of this `Log` (one write syscall for many records). fdatasync only
+    /// when a segment rolls, on `Log::sync` and on close. A crash of the
+    /// process alone can lose the records of the last 10 ms; a crash of the
+    /// machine, those since the last fdatasync. Never a gap: the log stays
+    /// a prefix.
     Buffered,
 }
 
