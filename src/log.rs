@@ -380,7 +380,12 @@ impl Log {
             });
         };
         let head_ns = r.end.at.timestamp_ns;
+        let active = r.end.segment.path.clone();
         let mut writer = Writer::new(file, r.end, r.state);
+        if shared.options.preallocate {
+            let file = crate::storage::open_write(&*shared.options.storage, &active)?;
+            writer.write_in_place(file, &shared)?;
+        }
         if let Some(key) = load_sealing_key(&shared, r.last_tag_epoch)? {
             writer.set_sealing_key(key);
         }
@@ -877,6 +882,7 @@ impl Log {
         }
         self.inner.barrier.close();
         let mut writer = self.inner.writer()?;
+        writer.trim_preallocation(&self.inner.shared)?;
         writer.write_system(&self.inner.shared, &[SystemEvent::LogClosed])?;
         // A sealed close: the log's end is sealed, and no tags are owed
         // until it is opened again.

@@ -26,6 +26,13 @@ use std::time::{Duration, Instant};
 /// much (and by the flusher thread, and before reads, syncs and rolls).
 pub(crate) const BUFFERED_WRITE_BYTES: usize = 64 << 10;
 
+/// Under `Options::preallocate`, zeros are written this far ahead of the
+/// active segment's end (never past `segment_bytes_max`): the fdatasync
+/// after that write commits the new size once, and the commits of the next
+/// 4 MiB overwrite zeros, with no size to commit.
+const PREALLOCATE_BYTES: u64 = 4 << 20;
+static ZEROS: [u8; 1 << 20] = [0; 1 << 20];
+
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
@@ -79,6 +86,12 @@ pub(crate) struct Writer {
     last_clock: Option<(Instant, u64)>,
     /// Forward-secure sealing: the current epoch's key, where it is set up.
     fss: Option<FssKeyFile>,
+    /// `Options::preallocate`: the active segment is written in place
+    /// (positional writes), and while `preallocating`, into zeros written
+    /// ahead through `zeroed_to` (the file's length).
+    in_place: bool,
+    preallocating: bool,
+    zeroed_to: u64,
 }
 
 impl Writer {
@@ -102,7 +115,58 @@ impl Writer {
             state,
             last_clock: None,
             fss: None,
+            in_place: false,
+            preallocating: false,
+            zeroed_to: 0,
         }
+    }
+
+    /// Writes the active segment in place from now on through `file`
+    /// (opened with `Storage::open_write`), into zeros written ahead.
+    pub fn write_in_place(&mut self, file: Box<dyn WriteFile>, shared: &Shared) -> Result<()> {
+        let len = file
+            .len()
+            .map_err(|e| Error::io("stat", &self.end.segment.path, e))?;
+        debug_assert!(len >= self.end.len, "recovery cut what follows the end");
+        self.file = file;
+        self.in_place = true;
+        self.preallocating = shared.options.preallocate;
+        self.zeroed_to = len;
+        Ok(())
+    }
+
+    /// Cuts the zeros written ahead of the active segment's end: before its
+    /// seal record and before the log's close record, so that no closed
+    /// segment and no cleanly closed log keeps a zero tail. Durable with
+    /// the next fdatasync, which writing that record does.
+    pub fn trim_preallocation(&mut self, shared: &Shared) -> Result<()> {
+        self.flush(shared)?;
+        self.preallocating = false;
+        if self.in_place && self.zeroed_to > self.end.len {
+            let path = &self.end.segment.path;
+            self.file
+                .truncate(self.end.len)
+                .map_err(|e| shared.poison(Error::io("truncate", path, e)))?;
+            self.zeroed_to = self.end.len;
+        }
+        Ok(())
+    }
+
+    /// Writes zeros ahead so that `[end.len, upto)` lies in zeroed space.
+    fn zero_ahead(&mut self, shared: &Shared, upto: u64) -> std::io::Result<()> {
+        if !self.preallocating || upto <= self.zeroed_to {
+            return Ok(());
+        }
+        let target =
+            upto.max((self.zeroed_to + PREALLOCATE_BYTES).min(shared.options.segment_bytes_max));
+        let mut at = self.zeroed_to.max(upto);
+        while at < target {
+            let n = (target - at).min(ZEROS.len() as u64) as usize;
+            self.file.write_at(&ZEROS[..n], at)?;
+            at += n as u64;
+        }
+        self.zeroed_to = target;
+        Ok(())
     }
 
     /// Seals the log's epochs with `key` from now on.
@@ -348,7 +412,17 @@ impl Writer {
     /// Writes the buffer with one write (empty afterwards), fdatasyncs if
     /// `sync`, and publishes the new end to readers.
     fn write_buffer(&mut self, shared: &Shared, sync: bool) -> Result<()> {
-        if let Err(e) = self.file.append(&self.buf) {
+        let written = if self.in_place {
+            let upto = self.end.len + self.buf.len() as u64;
+            self.zero_ahead(shared, upto).and_then(|()| {
+                let at = self.end.len;
+                self.zeroed_to = self.zeroed_to.max(upto);
+                self.file.write_at(&self.buf, at)
+            })
+        } else {
+            self.file.append(&self.buf)
+        };
+        if let Err(e) = written {
             let path = &self.end.segment.path;
             return Err(shared.poison(Error::io("write", path, e)));
         }
@@ -371,7 +445,7 @@ impl Writer {
     /// next one, whose first record says so. Writes what the buffer holds
     /// first; leaves the segment-rolled record in it.
     fn roll(&mut self, shared: &Shared, ts: u64) -> Result<()> {
-        self.flush(shared)?;
+        self.trim_preallocation(shared)?;
         let seal = self.end.seal_event();
         self.encode(seal.kind(), &seal.encode(), ts);
         self.write_buffer(shared, true)?;
@@ -388,6 +462,12 @@ impl Writer {
         };
         self.file = file;
         self.end = SegmentEnd::empty(segment);
+        if self.in_place {
+            let path = &self.end.segment.path;
+            let file = crate::storage::open_write(storage, path).map_err(|e| shared.poison(e))?;
+            self.write_in_place(file, shared)
+                .map_err(|e| shared.poison(e))?;
+        }
         self.synced_len = self.end.len;
         self.index_due_at = 0;
         // A new segment says how it began, then the state in force unless

@@ -28,7 +28,12 @@ struct Outcome {
 }
 
 /// Appends a random workload until the storage "crashes".
-fn run_until_crash(storage: &MemStorage, durability: Durability, rng: &mut Rng) -> Outcome {
+fn run_until_crash(
+    storage: &MemStorage,
+    durability: Durability,
+    preallocate: bool,
+    rng: &mut Rng,
+) -> Outcome {
     let mut out = Outcome {
         attempted: Vec::new(),
         durable: 0,
@@ -37,6 +42,7 @@ fn run_until_crash(storage: &MemStorage, durability: Durability, rng: &mut Rng) 
     let opts = mem_options(storage)
         .sealing(Sealing::Inline)
         .durability(durability)
+        .preallocate(preallocate)
         .segment_bytes_max(4096);
     let Ok(log) = Log::open(mem_dir(), opts) else {
         return out;
@@ -71,9 +77,12 @@ fn run_until_crash(storage: &MemStorage, durability: Durability, rng: &mut Rng) 
 }
 
 /// Checks the recovered log; returns whether recovery cut a torn tail.
-fn check_recovered(storage: &MemStorage, out: &Outcome, context: &str) -> bool {
-    let log = Log::open(mem_dir(), mem_options(storage).sealing(Sealing::Inline))
-        .unwrap_or_else(|e| panic!("{context}: reopen failed: {e}"));
+fn check_recovered(storage: &MemStorage, out: &Outcome, preallocate: bool, context: &str) -> bool {
+    let options = mem_options(storage)
+        .sealing(Sealing::Inline)
+        .preallocate(preallocate);
+    let log =
+        Log::open(mem_dir(), options).unwrap_or_else(|e| panic!("{context}: reopen failed: {e}"));
     let got = user_payloads(&log);
     assert!(
         got.len() >= out.durable,
@@ -99,7 +108,7 @@ fn check_recovered(storage: &MemStorage, out: &Outcome, context: &str) -> bool {
         .any(|r| r.kind() == wormlog::RecordKind::TailCut)
 }
 
-fn crash_runs(test: &str, durability: Durability, default_runs: u64) {
+fn crash_runs(test: &str, durability: Durability, preallocate: bool, default_runs: u64) {
     let runs = std::env::var("WORMLOG_CRASH_RUNS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -114,7 +123,7 @@ fn crash_runs(test: &str, durability: Durability, default_runs: u64) {
         // Crash points cover creation, appends, syncs and segment rolls.
         let crash_at = r.below(160);
         storage.crash_after(crash_at);
-        let mut out = run_until_crash(&storage, durability, &mut r);
+        let mut out = run_until_crash(&storage, durability, preallocate, &mut r);
         out.sealed = storage
             .file_paths()
             .iter()
@@ -128,17 +137,20 @@ fn crash_runs(test: &str, durability: Durability, default_runs: u64) {
             image2.crash_after(image2.mutations() + r.below(12));
             drop(Log::open(
                 mem_dir(),
-                mem_options(&image2).sealing(Sealing::Inline),
+                mem_options(&image2)
+                    .sealing(Sealing::Inline)
+                    .preallocate(preallocate),
             ));
             let tear2 = TEARS[r.below(4) as usize];
             let image3 = image2.crash_image(tear2, r.next_u64());
             cuts += u64::from(check_recovered(
                 &image3,
                 &out,
+                preallocate,
                 &format!("{context}, then crashed in recovery ({tear2:?})"),
             ));
         } else {
-            cuts += u64::from(check_recovered(&image, &out, &context));
+            cuts += u64::from(check_recovered(&image, &out, preallocate, &context));
         }
         with_durable += u64::from(out.durable > 0);
         sealed += u64::from(out.sealed);
@@ -161,7 +173,7 @@ fn crash_runs(test: &str, durability: Durability, default_runs: u64) {
 
 #[test]
 fn crash_in_sync_mode_loses_no_acknowledged_record() {
-    crash_runs("sync", Durability::Sync, 3000);
+    crash_runs("sync", Durability::Sync, false, 3000);
 }
 
 #[test]
@@ -171,11 +183,25 @@ fn crash_in_batched_mode_keeps_a_verified_prefix_with_every_synced_record() {
         Durability::Batched {
             max_delay: Duration::from_secs(3600),
         },
+        false,
         1500,
     );
 }
 
 #[test]
 fn crash_in_buffered_mode_keeps_a_verified_prefix_with_every_synced_record() {
-    crash_runs("buffered", Durability::Buffered, 1500);
+    crash_runs("buffered", Durability::Buffered, false, 1500);
+}
+
+/// Written in place into zeros (`Options::preallocate`): a crash leaves a
+/// zero tail, and overwrites of zeros that were synced may come back as
+/// zeros, sector by sector.
+#[test]
+fn crash_with_preallocated_segments_loses_no_acknowledged_record() {
+    crash_runs("sync-preallocated", Durability::Sync, true, 2000);
+}
+
+#[test]
+fn crash_in_buffered_mode_with_preallocated_segments_keeps_a_verified_prefix() {
+    crash_runs("buffered-preallocated", Durability::Buffered, true, 1000);
 }

@@ -36,11 +36,22 @@ fn open_regular(options: &mut OpenOptions, path: &Path) -> io::Result<File> {
 
 struct FsWrite {
     file: File,
+    /// Opened with O_APPEND (every write goes to the end).
+    append: bool,
 }
 
 impl WriteFile for FsWrite {
     fn append(&mut self, buf: &[u8]) -> io::Result<()> {
         self.file.write_all(buf)
+    }
+    fn write_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
+        if self.append {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "pwrite on an O_APPEND descriptor appends (Linux); open it with open_write",
+            ));
+        }
+        self.file.write_all_at(buf, offset)
     }
     fn sync_data(&mut self) -> io::Result<()> {
         self.file.sync_data()
@@ -151,11 +162,18 @@ impl Storage for FsStorage {
     }
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
         let file = create_exclusive(OpenOptions::new().append(true), path, FILE_MODE)?;
-        Ok(Box::new(FsWrite { file }))
+        Ok(Box::new(FsWrite { file, append: true }))
     }
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
         let file = open_regular(OpenOptions::new().append(true), path)?;
-        Ok(Box::new(FsWrite { file }))
+        Ok(Box::new(FsWrite { file, append: true }))
+    }
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
+        let file = open_regular(OpenOptions::new().write(true), path)?;
+        Ok(Box::new(FsWrite {
+            file,
+            append: false,
+        }))
     }
     fn open_read(&self, path: &Path) -> io::Result<Arc<dyn ReadFile>> {
         Ok(Arc::new(FsRead {

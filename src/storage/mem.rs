@@ -89,6 +89,10 @@ type File = Arc<Mutex<MemFile>>;
 struct MemFile {
     data: Vec<u8>,
     synced: usize,
+    /// Ranges below `synced` that `write_at` overwrote since the last sync,
+    /// each with the bytes it replaced (oldest first): a crash may bring
+    /// those back, sector by sector.
+    overwritten: Vec<(usize, Vec<u8>)>,
     immutable: bool,
     uid: u32,
     mode: u32,
@@ -103,6 +107,7 @@ impl MemFile {
         Arc::new(Mutex::new(MemFile {
             data,
             synced,
+            overwritten: Vec::new(),
             immutable: false,
             uid,
             mode: FILE_MODE,
@@ -111,6 +116,30 @@ impl MemFile {
     }
     fn readonly(&self) -> bool {
         self.mode & 0o222 == 0
+    }
+
+    /// Writes `buf` at `offset`, remembering what it replaced of the synced bytes.
+    fn write_at(&mut self, buf: &[u8], offset: usize) {
+        let end = offset + buf.len();
+        if offset < self.synced {
+            let upto = end.min(self.synced);
+            self.overwritten
+                .push((offset, self.data[offset..upto].to_vec()));
+        }
+        if self.data.len() < end {
+            self.data.resize(end, 0);
+        }
+        self.data[offset..end].copy_from_slice(buf);
+    }
+
+    /// What a failed fdatasync leaves (the kernel drops the dirty pages):
+    /// the synced bytes, as they were.
+    fn drop_unsynced(&mut self) {
+        for (at, old) in self.overwritten.drain(..).rev() {
+            self.data[at..at + old.len()].copy_from_slice(&old);
+        }
+        let synced = self.synced;
+        self.data.truncate(synced);
     }
 }
 
@@ -350,6 +379,22 @@ impl MemStorage {
         self.fs.lock().crash_after = Some(n);
     }
 
+    fn open_writable(&self, path: &Path, append: bool) -> io::Result<Box<dyn WriteFile>> {
+        let fs = self.fs.lock();
+        let file = fs.open(path)?.clone();
+        let f = file.lock();
+        if f.readonly() || f.immutable {
+            return Err(denied("open for writing", path));
+        }
+        drop(f);
+        Ok(Box::new(MemWrite {
+            fs: self.fs.clone(),
+            file,
+            path: path.to_path_buf(),
+            append,
+        }))
+    }
+
     /// The files a power cut at this moment would leave: synced bytes intact,
     /// unsynced bytes treated as `tear` says, unsynced directory entries as
     /// [`Entries::for_tear`] says (random choices drawn from `seed`). Locks
@@ -411,6 +456,21 @@ impl MemStorage {
                             data[start..end].fill(0);
                         }
                         start = end;
+                    }
+                }
+            }
+            // Overwrites since the last sync: each sector comes back as it
+            // was, or stays as written, as the tear says.
+            for (at, old) in f.overwritten.iter().rev() {
+                for (i, sector) in old.chunks(SECTOR).enumerate() {
+                    let restore = match tear {
+                        Tear::LoseUnsynced => true,
+                        Tear::KeepUnsynced => false,
+                        Tear::KeepPrefix | Tear::Sectors => rng.below(2) == 0,
+                    };
+                    let from = at + i * SECTOR;
+                    if restore && from + sector.len() <= data.len() {
+                        data[from..from + sector.len()].copy_from_slice(sector);
                     }
                 }
             }
@@ -514,6 +574,8 @@ struct MemWrite {
     fs: Arc<Mutex<MemFs>>,
     file: File,
     path: PathBuf,
+    /// Opened for appending (`write_at` refuses, as on Linux it would append).
+    append: bool,
 }
 
 impl WriteFile for MemWrite {
@@ -531,6 +593,26 @@ impl WriteFile for MemWrite {
         Ok(())
     }
 
+    fn write_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
+        if self.append {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "pwrite on an O_APPEND descriptor appends (Linux); open it with open_write",
+            ));
+        }
+        let offset = usize::try_from(offset).map_err(io::Error::other)?;
+        let mut fs = self.fs.lock();
+        if let Err(e) = fs.check(Op::Append, &self.path) {
+            if fs.crash_after.is_none() {
+                let half = buf.len() / 2;
+                self.file.lock().write_at(&buf[..half], offset);
+            }
+            return Err(e);
+        }
+        self.file.lock().write_at(buf, offset);
+        Ok(())
+    }
+
     fn sync_data(&mut self) -> io::Result<()> {
         let mut fs = self.fs.lock();
         let mut f = self.file.lock();
@@ -538,12 +620,12 @@ impl WriteFile for MemWrite {
             if fs.crash_after.is_none() {
                 // After a failed fdatasync the kernel may drop the dirty
                 // pages: the unsynced bytes are gone.
-                let synced = f.synced;
-                f.data.truncate(synced);
+                f.drop_unsynced();
             }
             return Err(e);
         }
         f.synced = f.data.len();
+        f.overwritten.clear();
         Ok(())
     }
 
@@ -554,6 +636,10 @@ impl WriteFile for MemWrite {
         let mut f = self.file.lock();
         f.data.resize(len, 0);
         f.synced = f.synced.min(len);
+        f.overwritten.retain(|(at, _)| *at < len);
+        for (at, old) in &mut f.overwritten {
+            old.truncate(len - *at);
+        }
         Ok(())
     }
 
@@ -656,21 +742,14 @@ impl Storage for MemStorage {
             fs: self.fs.clone(),
             file,
             path: path.to_path_buf(),
+            append: true,
         }))
     }
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
-        let fs = self.fs.lock();
-        let file = fs.open(path)?.clone();
-        let f = file.lock();
-        if f.readonly() || f.immutable {
-            return Err(denied("open for writing", path));
-        }
-        drop(f);
-        Ok(Box::new(MemWrite {
-            fs: self.fs.clone(),
-            file,
-            path: path.to_path_buf(),
-        }))
+        self.open_writable(path, true)
+    }
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
+        self.open_writable(path, false)
     }
     fn open_read(&self, path: &Path) -> io::Result<Arc<dyn ReadFile>> {
         let file = self.fs.lock().open(path)?.clone();
@@ -1011,6 +1090,67 @@ mod tests {
         );
         assert!(s.delete_file(&path));
         assert_eq!(s.crash_image(Tear::LoseUnsynced, 0).read_file(&path), None);
+    }
+
+    #[test]
+    fn an_unsynced_overwrite_of_synced_bytes_may_be_lost_by_sectors() {
+        let s = storage();
+        let path = put(&s, "a", &[0u8; 2 * SECTOR]);
+        s.sync_dir(dir()).unwrap();
+        let mut f = s.open_write(&path).unwrap();
+        f.write_at(&[7u8; 2 * SECTOR], 0).unwrap();
+        let read = |image: &MemStorage| image.read_file(&path).unwrap();
+        assert_eq!(
+            read(&s.crash_image(Tear::LoseUnsynced, 0)),
+            vec![0u8; 2 * SECTOR]
+        );
+        assert_eq!(
+            read(&s.crash_image(Tear::KeepUnsynced, 0)),
+            vec![7u8; 2 * SECTOR]
+        );
+        // By sectors: each comes back whole, old or new, and over many
+        // seeds both fates are seen.
+        let mut fates = BTreeSet::new();
+        for seed in 0..64 {
+            let data = read(&s.crash_image(Tear::Sectors, seed));
+            for sector in data.chunks(SECTOR) {
+                assert!(
+                    sector.iter().all(|b| *b == sector[0]),
+                    "a sector is not torn"
+                );
+                fates.insert(sector[0]);
+            }
+        }
+        assert_eq!(fates, BTreeSet::from([0, 7]));
+        f.sync_data().unwrap();
+        assert_eq!(
+            read(&s.crash_image(Tear::LoseUnsynced, 0)),
+            vec![7u8; 2 * SECTOR],
+            "synced, the overwrite stays"
+        );
+    }
+
+    #[test]
+    fn a_failed_sync_brings_back_what_unsynced_overwrites_replaced() {
+        let s = storage();
+        let path = put(&s, "a", &[1u8; 64]);
+        let mut f = s.open_write(&path).unwrap();
+        f.write_at(&[9u8; 32], 16).unwrap();
+        f.write_at(&[9u8; 32], 64).unwrap();
+        s.fail_nth(Op::Sync, s.count(Op::Sync) + 1);
+        assert!(f.sync_data().is_err());
+        assert_eq!(s.read_file(&path).unwrap(), vec![1u8; 64]);
+    }
+
+    #[test]
+    fn an_append_handle_refuses_positional_writes() {
+        let s = storage();
+        let path = put(&s, "a", b"data");
+        let mut f = s.open_append(&path).unwrap();
+        assert_eq!(
+            f.write_at(b"x", 0).unwrap_err().kind(),
+            io::ErrorKind::Unsupported
+        );
     }
 
     #[test]

@@ -70,6 +70,17 @@ pub trait Storage: Send + Sync + Debug {
     /// a symbolic link: one fails with ELOOP, as O_NOFOLLOW makes open(2)
     /// fail.
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WriteFile>>;
+    /// Opens an existing file for positional writes ([`WriteFile::write_at`];
+    /// no O_APPEND), for a segment written in place into pre-zeroed space
+    /// (`Options::preallocate`). Changes nothing durable; never through a
+    /// symbolic link. Storage that cannot write in place keeps the default,
+    /// which refuses.
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("{}: this storage cannot write in place", path.display()),
+        ))
+    }
     /// Opens a file for positional reads. The handle keeps reading the same
     /// file after it is renamed or removed, as on Unix.
     fn open_read(&self, path: &Path) -> io::Result<Arc<dyn ReadFile>>;
@@ -137,8 +148,19 @@ pub trait WriteFile: Send + Sync {
     /// `sync_data`: a crash may keep none, a prefix or torn sectors of it.
     /// On Err, part of `buf` may have been written.
     fn append(&mut self, buf: &[u8]) -> io::Result<()>;
+    /// Writes all of `buf` at `offset` (a handle from `Storage::open_write`;
+    /// on an O_APPEND handle Linux would append instead, so those refuse).
+    /// Volatile until `sync_data`, even where it overwrites synced bytes: a
+    /// crash may leave the old bytes, the new, or a mix by sectors.
+    fn write_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let _ = (buf, offset);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "a handle opened for appending cannot write in place",
+        ))
+    }
     /// fdatasync: when this returns Ok, the file's data and size are durable
-    /// (the bytes appended before the call survive a crash). Its name is
+    /// (the bytes appended or written before the call survive a crash). Its name is
     /// not: that takes `Storage::sync_dir` of its directory. On Err, the
     /// unsynced bytes may be gone even from what later reads return, and a
     /// later Ok does not bring them back.
@@ -181,6 +203,21 @@ pub trait DirLock: Send + Sync {}
 /// to append. A sealed file is never opened for writing: only a bug in the
 /// engine could ask for it, and it must not get it.
 pub(crate) fn open_append(storage: &dyn Storage, path: &Path) -> crate::Result<Box<dyn WriteFile>> {
+    assert_not_sealed(path);
+    storage
+        .open_append(path)
+        .map_err(|e| crate::Error::io("open", path, e))
+}
+
+/// [`Storage::open_write`], with the same invariant as [`open_append`].
+pub(crate) fn open_write(storage: &dyn Storage, path: &Path) -> crate::Result<Box<dyn WriteFile>> {
+    assert_not_sealed(path);
+    storage
+        .open_write(path)
+        .map_err(|e| crate::Error::io("open for writing in place", path, e))
+}
+
+fn assert_not_sealed(path: &Path) {
     assert!(
         path.file_name()
             .and_then(|n| n.to_str())
@@ -188,9 +225,6 @@ pub(crate) fn open_append(storage: &dyn Storage, path: &Path) -> crate::Result<B
         "a sealed file is never opened for writing: {}",
         path.display()
     );
-    storage
-        .open_append(path)
-        .map_err(|e| crate::Error::io("open", path, e))
 }
 
 /// Calls `each` with bytes `from..to` of `file` (the file at `path`), a
