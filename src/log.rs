@@ -1040,6 +1040,10 @@ struct Threads {
 /// closes is finished; the rest wait for the next open.
 fn run_sealer(inner: &Inner) {
     let shared = &inner.shared;
+    // Sealing is work that may wait; appends may not. At nice +10 the
+    // scheduler gives the sealer what the writers leave (a thread's nice
+    // value is its own on Linux). Failing to lower it costs only that.
+    let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10);
     while shared.wait_for_sealing_work() {
         let sealed = seal::seal_closed_segments(shared);
         let on_roll = shared

@@ -703,6 +703,11 @@ impl BatchedDigest {
     }
 
     pub fn update(&mut self, bytes: &[u8]) {
+        if self.pending.is_empty() && bytes.len() >= Self::BATCH {
+            // Large enough already: no copy.
+            self.hasher.update(bytes);
+            return;
+        }
         self.pending.extend_from_slice(bytes);
         if self.pending.len() >= Self::BATCH {
             self.hasher.update(&self.pending);

@@ -380,6 +380,20 @@ fn event(i: u64, lines: &[&str]) -> Vec<u8> {
 /// A sealed log of realistic audit events (as `wormctl demo` writes),
 /// about `bytes` of segments, for the read-side rows.
 fn demo_log(dir: &Path, bytes: u64) {
+    demo_log_unsealed(dir, bytes);
+    let log = Log::open(
+        dir,
+        Options::default()
+            .segment_bytes_max(32 << 20)
+            .sealing(Sealing::Manual),
+    )
+    .unwrap();
+    log.seal().unwrap();
+    log.close().unwrap();
+}
+
+/// The same log with its closed segments left raw.
+fn demo_log_unsealed(dir: &Path, bytes: u64) {
     let lines: Vec<&str> = SSH.lines().chain(LINUX.lines()).collect();
     let log = Log::open(
         dir,
@@ -400,7 +414,6 @@ fn demo_log(dir: &Path, bytes: u64) {
         written += batch.iter().map(|e| e.len() as u64 + 72).sum::<u64>();
         log.append_batch(&batch).unwrap();
     }
-    log.seal().unwrap();
     log.close().unwrap();
 }
 
@@ -420,6 +433,44 @@ fn read_cases(cases: &mut Vec<Case>, dir: &'static Path) {
         }
         bytes as f64 / start.elapsed().as_secs_f64() / 1e6
     }));
+    // Sealing's level: input rate and size ratio on the same segments.
+    for level in [1, 3] {
+        cases.push(case(
+            &format!("seal level {level} (demo events)"),
+            "MB/s",
+            move |_| {
+                let dir = tempfile::tempdir().unwrap();
+                demo_log_unsealed(dir.path(), 64 << 20);
+                let options = Options::default()
+                    .sealing(Sealing::Manual)
+                    .segment_bytes_max(32 << 20)
+                    .seal_level(level);
+                let log = Log::open(dir.path(), options).unwrap();
+                let raw: u64 = log
+                    .segments()
+                    .unwrap()
+                    .iter()
+                    .filter(|s| !s.active)
+                    .map(|s| s.bytes_uncompressed)
+                    .sum();
+                let start = Instant::now();
+                log.seal().unwrap();
+                let secs = start.elapsed().as_secs_f64();
+                let sealed: u64 = log
+                    .segments()
+                    .unwrap()
+                    .iter()
+                    .filter(|s| s.sealed)
+                    .map(|s| s.bytes_on_disk)
+                    .sum();
+                eprintln!(
+                    "      level {level}: size ratio {:.2}",
+                    raw as f64 / sealed as f64
+                );
+                raw as f64 / secs / 1e6
+            },
+        ));
+    }
     cases.push(case("blake3 one thread (64 MiB buffer)", "MB/s", |_| {
         let buf = vec![7u8; 64 << 20];
         let start = Instant::now();
