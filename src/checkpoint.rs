@@ -13,6 +13,11 @@ use sha2::{Digest, Sha256};
 
 /// Origin lines are `wormlog/` and the log id in hex.
 const ORIGIN_PREFIX: &str = "wormlog/";
+/// Origins of checkpoints that carry the Merkle tree's root (format 2,
+/// C2SP tlog-checkpoint) end with this; the chain hash moves to a line of
+/// its own.
+const TREE_ORIGIN_SUFFIX: &str = "/v2";
+const CHAIN_PREFIX: &str = "wormlog-chain ";
 const TIME_PREFIX: &str = "wormlog-time ";
 const RETENTION_PREFIX: &str = "wormlog-retention ";
 /// C2SP signature type byte for Ed25519.
@@ -35,6 +40,12 @@ pub struct Checkpoint {
     /// What retention had done when the checkpoint was taken (an extension
     /// line of the note; `None` in notes written before format 2).
     pub retention: Option<RetentionPoint>,
+    /// The root of the RFC 6962 Merkle tree of records 1..=seq (tree size
+    /// `seq`), where the log has a tree: the note is then a C2SP
+    /// tlog-checkpoint whose third line is this root. `None` in notes of
+    /// the older shape (third line the chain hash) and for a log whose
+    /// first records retention dropped before it had a tree.
+    pub tree_root: Option<[u8; 32]>,
 }
 
 /// The retention state a checkpoint commits to: the first seq the log
@@ -51,13 +62,23 @@ impl Checkpoint {
     /// The signed part of the note: origin, size, root hash, and the
     /// extension lines (time; retention where known).
     pub fn body(&self) -> String {
-        let mut body = format!(
-            "{ORIGIN_PREFIX}{}\n{}\n{}\n{TIME_PREFIX}{}\n",
-            hex(&self.log_id),
-            self.seq,
-            B64.encode(self.hash),
-            self.timestamp_ns
-        );
+        let mut body = match &self.tree_root {
+            Some(root) => format!(
+                "{ORIGIN_PREFIX}{}{TREE_ORIGIN_SUFFIX}\n{}\n{}\n{CHAIN_PREFIX}{}\n{TIME_PREFIX}{}\n",
+                hex(&self.log_id),
+                self.seq,
+                B64.encode(root),
+                B64.encode(self.hash),
+                self.timestamp_ns
+            ),
+            None => format!(
+                "{ORIGIN_PREFIX}{}\n{}\n{}\n{TIME_PREFIX}{}\n",
+                hex(&self.log_id),
+                self.seq,
+                B64.encode(self.hash),
+                self.timestamp_ns
+            ),
+        };
         if let Some(r) = &self.retention {
             body.push_str(&format!(
                 "{RETENTION_PREFIX}{} {}\n",
@@ -148,17 +169,38 @@ fn parse_body(body: &str) -> Result<Checkpoint, CheckpointError> {
         .unwrap_or(body)
         .split('\n')
         .collect();
-    let (origin, size, hash, time, retention) = match lines[..] {
-        [origin, size, hash, time] => (origin, size, hash, time, None),
-        [origin, size, hash, time, retention] => (origin, size, hash, time, Some(retention)),
+    let tree = lines
+        .first()
+        .is_some_and(|o| o.ends_with(TREE_ORIGIN_SUFFIX));
+    // With a tree: origin, size, root, chain, time[, retention]; without:
+    // origin, seq, chain, time[, retention].
+    let (origin, size, root, hash, time, retention) = match (tree, &lines[..]) {
+        (true, [origin, size, root, chain, time]) => {
+            (*origin, *size, Some(*root), *chain, *time, None)
+        }
+        (true, [origin, size, root, chain, time, retention]) => {
+            (*origin, *size, Some(*root), *chain, *time, Some(*retention))
+        }
+        (false, [origin, size, hash, time]) => (*origin, *size, None, *hash, *time, None),
+        (false, [origin, size, hash, time, retention]) => {
+            (*origin, *size, None, *hash, *time, Some(*retention))
+        }
         _ => {
             return Err(bad(
-                "body is not 4 or 5 lines: origin, seq, hash, time, retention",
+                "body is not origin, size, root, chain, time[, retention] (wormlog/<id>/v2) \
+                 or origin, seq, hash, time[, retention] (wormlog/<id>)",
             ))
         }
     };
+    let hash = match root {
+        Some(_) => hash
+            .strip_prefix(CHAIN_PREFIX)
+            .ok_or_else(|| bad("fourth line is not `wormlog-chain <hash>`"))?,
+        None => hash,
+    };
     let id_hex = origin
         .strip_prefix(ORIGIN_PREFIX)
+        .map(|o| o.strip_suffix(TREE_ORIGIN_SUFFIX).unwrap_or(o))
         .ok_or_else(|| bad("origin is not wormlog/<log id>"))?;
     let log_id: [u8; 16] = unhex(id_hex)
         .and_then(|v| v.try_into().ok())
@@ -180,12 +222,21 @@ fn parse_body(body: &str) -> Result<Checkpoint, CheckpointError> {
         .and_then(|t| t.parse().ok())
         .ok_or_else(|| bad("time line is not `wormlog-time <ns>`"))?;
     let retention = retention.map(parse_retention).transpose()?;
+    let tree_root = root
+        .map(|r| {
+            B64.decode(r)
+                .ok()
+                .and_then(|v| <[u8; 32]>::try_from(v).ok())
+                .ok_or_else(|| bad("root is not 32 bytes of base64"))
+        })
+        .transpose()?;
     Ok(Checkpoint {
         log_id,
         seq,
         hash,
         timestamp_ns,
         retention,
+        tree_root,
     })
 }
 
@@ -437,7 +488,35 @@ mod tests {
                 first_seq: 9000,
                 anchor_head: [3; 32],
             }),
+            tree_root: None,
         }
+    }
+
+    #[test]
+    fn a_tree_checkpoint_is_a_c2sp_checkpoint_told_apart_by_its_origin() {
+        let key = CheckpointKey::generate("audit-key").unwrap();
+        let tree = Checkpoint {
+            tree_root: Some([0x5a; 32]),
+            ..cp()
+        };
+        let note = tree.sign(&key);
+        let lines: Vec<&str> = note.lines().collect();
+        // C2SP tlog-checkpoint: origin, tree size, root, then extensions.
+        assert_eq!(lines[0], format!("wormlog/{}/v2", hex(&[0xab; 16])));
+        assert_eq!(lines[1], "12345");
+        assert_eq!(lines[2], B64.encode([0x5a; 32]));
+        assert_eq!(lines[3], format!("wormlog-chain {}", B64.encode([7; 32])));
+        assert_eq!(Checkpoint::verify_note(&note, &key.public()).unwrap(), tree);
+        // The older shape (chain hash on line 3) still reads as itself.
+        let old = cp();
+        let back = Checkpoint::verify_note(&old.sign(&key), &key.public()).unwrap();
+        assert_eq!(back, old);
+        assert!(back.tree_root.is_none());
+        // A v2 origin without its chain line, or an old origin with one, is refused.
+        let body = tree.body().replacen("wormlog-chain ", "wormlog-chainx ", 1);
+        assert!(super::parse_body(&body).is_err());
+        let body = tree.body().replacen("/v2\n", "\n", 1);
+        assert!(super::parse_body(&body).is_err());
     }
 
     #[test]

@@ -64,6 +64,9 @@ pub enum Corruption {
     /// A drop, a hold or a policy that the chain's own records rule out.
     #[error("retention record breaks the rules in force: {detail}")]
     RetentionBreach { detail: String },
+    /// The Merkle tree's files disagree with each other or with the records.
+    #[error("Merkle tree does not match the log: {detail}")]
+    TreeState { detail: String },
 }
 
 /// The engine's error type.
@@ -116,6 +119,10 @@ pub enum Error {
     /// until it is reopened (which runs recovery).
     #[error("log refuses writes after an earlier I/O failure ({cause}); reopen it to recover")]
     Poisoned { cause: String },
+    /// The Merkle tree cannot answer: a size or seq beyond it, or a log
+    /// whose first records retention dropped before it had a tree.
+    #[error("Merkle tree unavailable: {detail}")]
+    TreeUnavailable { detail: String },
     /// A checkpoint or checkpoint key could not be read or verified.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),

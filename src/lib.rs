@@ -36,10 +36,11 @@
 //    fss        the forward-secure sealing key file
 //    permissions
 //               owners, modes and links the writer accepts in a log directory
+//    tree       the Merkle tree's tiles as stored (files and partial tiles)
 // 6. shared     what a log's writer, readers and threads share
 //    barrier    group commit's leader/follower hand-off; knows no file
 //    writer     encodes, writes, syncs, rolls and publishes a group
-// 7. read, seal, retention, recovery, verify, segment_file
+// 7. read, merkle, seal, retention, recovery, verify, segment_file
 //               the operations, each on the layers below
 // 8. log        the public handle: API and thread wiring only
 mod anchor;
@@ -49,6 +50,7 @@ mod error;
 pub mod format;
 mod fss;
 mod log;
+mod merkle;
 mod options;
 mod permissions;
 mod read;
@@ -61,6 +63,7 @@ mod segment_file;
 mod shared;
 mod state;
 pub mod storage;
+mod tree;
 mod verify;
 mod walk;
 mod writer;
@@ -72,6 +75,7 @@ pub use checkpoint::{
 pub use error::{CheckpointError, Corruption, Error, Result};
 pub use format::{ChainPos, RecordKind, SystemEvent, VerificationKey};
 pub use log::Log;
+pub use merkle::{ConsistencyProof, InclusionProof, TreeHead};
 pub use options::{Clock, Durability, Options, Retention, Sealing};
 pub use read::Iter;
 pub use retention::RetentionReport;

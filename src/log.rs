@@ -9,6 +9,7 @@ use crate::format::{
     anchor_genesis, epoch_of, hex, key_at, key_id, AnchorEntry, FssKeyFile, RecordKind,
     SystemEvent, VerificationKey, FORMAT_VERSION,
 };
+use crate::merkle::{self, ConsistencyProof, InclusionProof, TreeHead};
 use crate::options::{Durability, Options, Sealing};
 use crate::read::{self, Iter};
 use crate::recovery::{self, Follow, Recovered};
@@ -19,6 +20,7 @@ use crate::segment::SegmentEnd;
 use crate::shared::Shared;
 use crate::state::{CacheStats, Head, Receipt, Record, SegmentInfo, WriteStats};
 use crate::storage::{DirLock, FilePool};
+use crate::tree::Tree;
 use crate::verify::{self, VerifyProgress, VerifyReport};
 use crate::writer::{Request, Writer};
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -177,6 +179,14 @@ impl Inner {
             .filter_map(|s| s.sealed.as_ref().map(|m| m.compressed_len))
             .sum();
         report.first_seq = keep.header.first_seq;
+        if !dry_run {
+            // The tree must hold, durably, every record about to go: it is
+            // computed from the records, and these will be gone.
+            match merkle::catch_up(shared) {
+                Ok(_) | Err(Error::TreeUnavailable { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
         if dry_run {
             return Ok(report);
         }
@@ -353,6 +363,12 @@ impl Log {
             )),
         };
         let r = recovery::recover(&dir, &options, &reads, read_only)?;
+        let tree = Tree::open(
+            options.storage.clone(),
+            &dir,
+            r.file.is_some(),
+            r.end.at.seq,
+        )?;
         let mut shared = Shared::new(
             dir,
             options,
@@ -362,6 +378,7 @@ impl Log {
             reads,
             r.anchor,
         );
+        shared.tree = Mutex::new(tree);
         shared.read_only = read_only;
         let Some(file) = r.file else {
             let head_ns = r.end.at.timestamp_ns;
@@ -753,10 +770,39 @@ impl Log {
 
     /// The head as a checkpoint, to sign (`Checkpoint::sign`) and keep
     /// somewhere the log's writer cannot reach.
-    pub fn checkpoint(&self) -> Checkpoint {
-        // A failed write poisons the log; the checkpoint is then of what was written.
-        let _ = self.inner.write_out();
+    pub fn checkpoint(&self) -> Result<Checkpoint> {
+        self.inner.write_out()?;
         self.inner.checkpoint()
+    }
+
+    /// The head of the Merkle tree over every committed record (RFC 6962,
+    /// SHA-256; format-spec.md §14): size = the head's seq.
+    pub fn tree_head(&self) -> Result<TreeHead> {
+        self.inner.write_out()?;
+        let size = self.inner.shared.visible.read().head.seq;
+        merkle::head_at(&self.inner.shared, size)
+    }
+
+    /// The head of the tree of records 1..=`size`.
+    pub fn tree_head_at(&self, size: u64) -> Result<TreeHead> {
+        self.inner.write_out()?;
+        merkle::head_at(&self.inner.shared, size)
+    }
+
+    /// That record `seq` is in the tree of records 1..=`tree_size` (an
+    /// inclusion proof, RFC 9162 §2.1.3). Check it with
+    /// [`InclusionProof::verify`] against a checkpoint's root, with no log.
+    pub fn prove_inclusion(&self, seq: u64, tree_size: u64) -> Result<InclusionProof> {
+        self.inner.write_out()?;
+        merkle::prove_inclusion(&self.inner.shared, seq, tree_size)
+    }
+
+    /// That the tree of `new_size` records extends that of `old_size`
+    /// (a consistency proof, RFC 9162 §2.1.4): no record of the older tree
+    /// was changed, dropped from the tree or reordered.
+    pub fn prove_consistency(&self, old_size: u64, new_size: u64) -> Result<ConsistencyProof> {
+        self.inner.write_out()?;
+        merkle::prove_consistency(&self.inner.shared, old_size, new_size)
     }
 
     /// Verifies the whole log, then that it still holds, unchanged, every
@@ -794,6 +840,25 @@ impl Log {
         if let Some(rp) = &cp.retention {
             self.check_retention_point(rp, &report)?;
         }
+        let mut tree_vouches = false;
+        if let Some(root) = &cp.tree_root {
+            // The tree the checkpoint signed must be the first `seq`
+            // leaves of today's (verification checked the tree against
+            // the records it holds). Then the tree vouches for record
+            // `seq` (its leaf holds the chain hash) even where retention
+            // dropped it.
+            let now = self.tree_head_at(cp.seq)?;
+            if now.root != *root {
+                return mismatch(format!(
+                    "the Merkle tree of records 1..={} has root {}, the checkpoint says {} \
+                     (the log was rewritten: records up to it were changed, dropped or reordered)",
+                    cp.seq,
+                    hex(&now.root),
+                    hex(root)
+                ));
+            }
+            tree_vouches = true;
+        }
         let held = if cp.seq >= report.first_seq {
             let rec = self.get(cp.seq)?;
             Some((*rec.hash(), Some(rec.timestamp())))
@@ -809,6 +874,7 @@ impl Log {
                 .map(|d| (d.last_hash, None))
         };
         match held {
+            None if tree_vouches => Ok(report),
             None => mismatch(format!(
                 "seq {} was dropped by retention and the anchor does not record its hash",
                 cp.seq
@@ -888,6 +954,9 @@ impl Log {
         // until it is opened again.
         writer.seal_close(&self.inner.shared)?;
         drop(writer);
+        // The tree is derived from the records: a failure here loses nothing
+        // that the next open cannot recompute.
+        let _ = merkle::catch_up(&self.inner.shared);
         self.inner.auto_checkpoint(true);
         Ok(())
     }
@@ -927,10 +996,17 @@ fn reconcile_hold(shared: &Shared, writer: &mut Writer) -> Result<()> {
 
 impl Inner {
     /// The head as a checkpoint, with the retention state it commits to.
-    fn checkpoint(&self) -> Checkpoint {
+    fn checkpoint(&self) -> Result<Checkpoint> {
         let shared = &self.shared;
         let h = shared.visible.read().head;
-        Checkpoint {
+        // A log whose first records retention dropped before it had a tree
+        // has none: its checkpoints keep the older shape.
+        let tree_root = match merkle::head_at(shared, h.seq) {
+            Ok(t) => Some(t.root),
+            Err(Error::TreeUnavailable { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        Ok(Checkpoint {
             log_id: shared.log_id,
             seq: h.seq,
             hash: h.hash,
@@ -939,7 +1015,8 @@ impl Inner {
                 first_seq: shared.first_seq(),
                 anchor_head: shared.anchor.lock().last_hash(&shared.log_id),
             }),
-        }
+            tree_root,
+        })
     }
 
     /// Signs the head and hands the note to the sink, where automatic
@@ -951,11 +1028,18 @@ impl Inner {
             return;
         };
         let mut last = self.last_auto_checkpoint.lock();
-        let cp = self.checkpoint();
+        let seq = self.shared.visible.read().head.seq;
         let due = now || last.0.elapsed() >= auto.interval;
-        if !due || cp.seq == last.1 {
+        if !due || seq == last.1 {
             return;
         }
+        let cp = match self.checkpoint() {
+            Ok(cp) => cp,
+            Err(e) => {
+                *self.checkpoint_error.lock() = Some(e.to_string());
+                return;
+            }
+        };
         match auto.sink.put(&cp.sign(&auto.key)) {
             Ok(()) => *last = (Instant::now(), cp.seq),
             Err(e) => *self.checkpoint_error.lock() = Some(e.to_string()),
@@ -1088,6 +1172,9 @@ fn run_epochs(inner: &Inner) {
             return;
         }
         inner.auto_checkpoint(false);
+        // The tree follows the records here, off the append path. A failure
+        // is met again, and reported, by whatever next needs the tree.
+        let _ = merkle::catch_up(&inner.shared);
     }
 }
 

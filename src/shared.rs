@@ -10,6 +10,7 @@ use crate::options::Options;
 use crate::sealed::SealedReads;
 use crate::segment::Segment;
 use crate::state::{Counters, Visible};
+use crate::tree::Tree;
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,6 +38,8 @@ pub(crate) struct Shared {
     pub anchor: Mutex<Anchor>,
     /// Held by a retention run or a legal-hold change.
     pub retention_lock: Mutex<()>,
+    /// The Merkle tree over the records (fed by merkle.rs).
+    pub tree: Mutex<Tree>,
 }
 
 #[derive(Debug, Default)]
@@ -55,6 +58,8 @@ impl Shared {
         reads: SealedReads,
         anchor: Anchor,
     ) -> Self {
+        // The caller opens the tree's files once recovery has run.
+        let tree = Tree::empty(options.storage.clone(), &dir);
         Shared {
             dir,
             options,
@@ -71,6 +76,7 @@ impl Shared {
             seal_error: Mutex::new(None),
             anchor: Mutex::new(anchor),
             retention_lock: Mutex::new(()),
+            tree: Mutex::new(tree),
         }
     }
 

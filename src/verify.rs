@@ -6,7 +6,10 @@
 
 use crate::anchor::{check_log_start, read_hold, Anchor};
 use crate::error::{Corruption, Error, Result};
-use crate::format::names::{parse_sealed_file_name, parse_segment_file_name, ANCHOR_FILE};
+use crate::format::merkle::{leaf_data, leaf_hash, TreeHash, TILE_WIDTH};
+use crate::format::names::{
+    parse_sealed_file_name, parse_segment_file_name, tree_file_name, ANCHOR_FILE, TREE_STATE_FILE,
+};
 use crate::format::VerificationKey;
 use crate::format::{
     genesis_hash, hex, ChainPos, FrameHead, Hash, IndexPoint, SystemEvent, CREATED_AT,
@@ -17,6 +20,7 @@ use crate::segment::{SealedMeta, Segment};
 use crate::shared::Shared;
 use crate::state::Head;
 use crate::storage::{FsStorage, Storage};
+use crate::tree::Tree;
 use crate::walk::{BatchedDigest, Check, FrameWalker, Walked};
 
 mod rules;
@@ -80,6 +84,64 @@ pub struct VerifyProgress {
     pub bytes_total: u64,
 }
 
+/// Checks the leaves of a segment's records against level 0 of the tree,
+/// a tile's worth at a time.
+struct LeafCheck<'a> {
+    tree: &'a Mutex<Tree>,
+    first_seq: u64,
+    leaves: Vec<TreeHash>,
+}
+
+impl<'a> LeafCheck<'a> {
+    fn new(tree: &'a Mutex<Tree>) -> Self {
+        LeafCheck {
+            tree,
+            first_seq: 0,
+            leaves: Vec::with_capacity(TILE_WIDTH as usize),
+        }
+    }
+
+    fn push(&mut self, at: ChainPos, kind: u8) -> Result<()> {
+        if self.leaves.is_empty() {
+            self.first_seq = at.seq;
+        }
+        self.leaves.push(leaf_hash(&leaf_data(
+            at.seq,
+            at.timestamp_ns,
+            kind,
+            &at.hash,
+        )));
+        if self.leaves.len() as u64 == TILE_WIDTH {
+            self.compare()?;
+        }
+        Ok(())
+    }
+
+    fn compare(&mut self) -> Result<()> {
+        if self.leaves.is_empty() {
+            return Ok(());
+        }
+        let start = self.first_seq - 1;
+        let stored = self
+            .tree
+            .lock()
+            .entries(0, start, self.leaves.len() as u64)?;
+        if let Some(i) = (0..stored.len()).find(|&i| stored[i] != self.leaves[i]) {
+            let seq = self.first_seq + i as u64;
+            return Err(Error::corrupt(
+                std::path::Path::new(&tree_file_name(0)),
+                (seq - 1) * 32,
+                Some(seq),
+                Corruption::TreeState {
+                    detail: format!("the tree's leaf for record {seq} is not its hash"),
+                },
+            ));
+        }
+        self.leaves.clear();
+        Ok(())
+    }
+}
+
 /// Reports progress every this many bytes of a segment.
 const PROGRESS_STEP: u64 = 4 << 20;
 
@@ -125,7 +187,26 @@ pub(crate) fn verify_log(
         });
     };
     let storage = &*shared.options.storage;
-    let summaries = check_all(storage, &segments, &limits, &report_bytes);
+    // The tree is brought up to the snapshot's head from the records, then
+    // each record's leaf is checked against it as the record is walked.
+    let tree = match crate::merkle::catch_up(shared) {
+        Ok(size) if size >= visible.head.seq => Some(&shared.tree),
+        Ok(_) | Err(Error::TreeUnavailable { .. }) => None,
+        Err(e) => return Err(e),
+    };
+    let summaries = check_all(storage, &segments, &limits, tree, &report_bytes);
+    // Levels above 0 once every record's leaf has been found in level 0
+    // (a bad leaf is the more precise report: it names the record).
+    if let Some(t) = tree.filter(|_| summaries.iter().all(|s| s.is_ok())) {
+        crate::merkle::check_levels(&t.lock()).map_err(|detail| {
+            Error::corrupt(
+                shared.dir.join(TREE_STATE_FILE),
+                0,
+                None,
+                Corruption::TreeState { detail },
+            )
+        })?;
+    }
     let anchor = shared.anchor_on_disk()?;
     check_log_start(first, &anchor)?;
     check_newest_anchor(shared, &segments, &anchor)?;
@@ -260,6 +341,7 @@ fn check_all(
     storage: &dyn Storage,
     segments: &[Arc<Segment>],
     limits: &[Option<u64>],
+    tree: Option<&Mutex<Tree>>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Vec<Result<Summary>> {
     let workers = std::thread::available_parallelism()
@@ -274,7 +356,7 @@ fn check_all(
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(seg) = segments.get(i) else { break };
-                *results[i].lock() = Some(check_segment(storage, seg, limits[i], progress));
+                *results[i].lock() = Some(check_segment(storage, seg, limits[i], tree, progress));
             });
         }
     });
@@ -425,8 +507,10 @@ fn check_segment(
     storage: &dyn Storage,
     seg: &Segment,
     limit: Option<u64>,
+    tree: Option<&Mutex<Tree>>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Summary> {
+    let mut leaves = tree.map(LeafCheck::new);
     // A sealed file is read through a private reader: verification streams
     // every frame once and would only evict what readers keep cached.
     let private;
@@ -482,6 +566,13 @@ fn check_segment(
         let bad = |what| Error::corrupt(&seg.path, offset, Some(expected), what);
         s.note(offset, &f, before).map_err(bad)?;
         points.check(offset, &f.head()).map_err(bad)?;
+        if let Some(l) = &mut leaves {
+            let kind = f.head().kind as u8;
+            l.push(walk.at(), kind)?;
+        }
+    }
+    if let Some(l) = &mut leaves {
+        l.compare()?;
     }
     s.last = walk.at();
     debug_assert_eq!(s.records, walk.records());
@@ -709,7 +800,7 @@ pub fn verify_file_with(storage: &dyn Storage, path: &Path) -> Result<VerifyRepo
     } else {
         Segment::open(storage, path.to_path_buf(), parse_segment_file_name(name))?
     };
-    let summary = check_segment(storage, &seg, None, &|_| ())?;
+    let summary = check_segment(storage, &seg, None, None, &|_| ())?;
     Ok(VerifyReport {
         segments: 1,
         sealed_segments: u64::from(seg.sealed.is_some()),

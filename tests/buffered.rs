@@ -41,7 +41,7 @@ fn buffered_records_are_seen_by_this_log_at_once() {
     let last = log.read(r.seq..).unwrap().last().unwrap().unwrap();
     assert_eq!(last.seq(), r.seq);
     assert_eq!(log.verify().unwrap().head.seq, r.seq);
-    assert_eq!(log.checkpoint().seq, r.seq);
+    assert_eq!(log.checkpoint().unwrap().seq, r.seq);
     log.close().unwrap();
 }
 

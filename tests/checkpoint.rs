@@ -5,7 +5,7 @@
 mod common;
 use common::*;
 use std::time::Duration;
-use wormlog::storage::{MemStorage, Tear};
+use wormlog::storage::{MemStorage, Storage, Tear};
 use wormlog::{Checkpoint, CheckpointKey, Error, Log, Options, Retention, Sealing};
 
 fn log_of(storage: &MemStorage, n: usize) -> Log {
@@ -22,7 +22,7 @@ fn intact_log_verifies_against_its_signed_checkpoint_and_later_ones_too() {
     let storage = MemStorage::new();
     let log = log_of(&storage, 20);
     let key = CheckpointKey::generate("auditor").unwrap();
-    let note = log.checkpoint().sign(&key);
+    let note = log.checkpoint().unwrap().sign(&key);
     let cp = Checkpoint::verify_note(&note, &key.public()).unwrap();
     log.verify_against(&cp).unwrap();
     log.append(b"more").unwrap();
@@ -34,10 +34,22 @@ fn intact_log_verifies_against_its_signed_checkpoint_and_later_ones_too() {
 fn rewritten_log_verifies_alone_but_fails_against_the_checkpoint() {
     let storage = MemStorage::new();
     let log = log_of(&storage, 20);
-    let cp = log.checkpoint();
+    let cp = log.checkpoint().unwrap();
     drop(log);
     let path = segment_paths(&storage, &mem_dir()).pop().unwrap();
     forge_payload(&storage, &path, b"transfer 7: $100", b"transfer 7: $900");
+    // The tree's files still hold the old leaf: verify alone sees that.
+    let log = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    let err = log.verify().unwrap_err();
+    assert!(err.to_string().contains("Merkle tree"), "{err}");
+    drop(log);
+    // The tree has no key: a forger rebuilds it too.
+    for f in storage.file_paths() {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("wormlog.tiles-") || name == "wormlog.tree" {
+            storage.remove_file(&f).unwrap();
+        }
+    }
     let log = Log::open(mem_dir(), mem_options(&storage)).unwrap();
     log.verify().expect("the forgery is consistent");
     let err = log.verify_against(&cp).unwrap_err();
@@ -49,7 +61,7 @@ fn rewritten_log_verifies_alone_but_fails_against_the_checkpoint() {
 fn truncated_or_foreign_log_fails_against_the_checkpoint() {
     let storage = MemStorage::new();
     let log = log_of(&storage, 20);
-    let cp = log.checkpoint();
+    let cp = log.checkpoint().unwrap();
     drop(log);
     // Truncation at a record boundary (as an attacker would cut it).
     let image = storage.crash_image(Tear::KeepUnsynced, 0);
@@ -68,7 +80,7 @@ fn truncated_or_foreign_log_fails_against_the_checkpoint() {
 }
 
 #[test]
-fn checkpoint_older_than_retention_is_checked_through_the_anchor_or_refused() {
+fn checkpoint_older_than_retention_is_checked_through_the_tree_or_the_anchor_or_refused() {
     let storage = MemStorage::new();
     let (now, clock) = manual_clock(1_800_000_000_000_000_000);
     let log = Log::open(
@@ -85,7 +97,7 @@ fn checkpoint_older_than_retention_is_checked_through_the_anchor_or_refused() {
         now.fetch_add(1_000_000_000, std::sync::atomic::Ordering::SeqCst);
         log.append(format!("event {i:04} padded to fill segments quickly").as_bytes())
             .unwrap();
-        checkpoints.push(log.checkpoint());
+        checkpoints.push(log.checkpoint().unwrap());
     }
     let before = log.segments().unwrap();
     let r = log
@@ -93,10 +105,23 @@ fn checkpoint_older_than_retention_is_checked_through_the_anchor_or_refused() {
         .unwrap();
     assert!(!r.dropped_segments.is_empty());
     for cp in &checkpoints {
-        match log.verify_against(cp) {
+        // The tree vouches for each, dropped records included: its first
+        // cp.seq leaves still hash to the root the checkpoint signed.
+        assert!(cp.tree_root.is_some());
+        log.verify_against(cp)
+            .unwrap_or_else(|e| panic!("checkpoint at {}: {e}", cp.seq));
+        let mut forged = *cp;
+        forged.tree_root = Some([1; 32]);
+        let err = log.verify_against(&forged).unwrap_err();
+        assert!(err.to_string().contains("Merkle tree"), "{err}");
+        // Without its root (the older shape), one inside a dropped segment
+        // has only the anchor to go by, and the check fails closed.
+        let chain_only = Checkpoint {
+            tree_root: None,
+            ..*cp
+        };
+        match log.verify_against(&chain_only) {
             Ok(_) => assert!(cp.seq >= r.first_seq),
-            // A checkpoint inside a dropped segment: its record is gone, and
-            // the check fails closed rather than pass.
             Err(e) => {
                 assert!(cp.seq < r.first_seq, "a retained checkpoint failed: {e}");
                 assert!(e.to_string().contains("dropped by retention"), "{e}");
@@ -114,6 +139,7 @@ fn checkpoint_older_than_retention_is_checked_through_the_anchor_or_refused() {
             hash: seg.last_hash,
             timestamp_ns: 0,
             retention: None,
+            tree_root: None,
         };
         log.verify_against(&at_end).unwrap();
         let forged = Checkpoint {

@@ -65,7 +65,7 @@ fn write_fuzz_seed_corpora() {
     put(
         "checkpoint",
         "signed-note",
-        log.checkpoint().sign(&key).as_bytes(),
+        log.checkpoint().unwrap().sign(&key).as_bytes(),
     );
     put(
         "checkpoint",

@@ -7,9 +7,11 @@ mod durability;
 mod frame;
 mod fss;
 mod header;
+pub mod merkle;
 pub(crate) mod names;
 mod sealed;
 mod system;
+pub(crate) mod tree_state;
 
 pub use anchor::{
     anchor_genesis, decode_anchor_header, encode_anchor_header, AnchorEntry, DroppedSegment,

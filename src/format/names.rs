@@ -13,12 +13,34 @@ pub const HOLD_TMP_FILE: &str = "wormlog.hold.tmp";
 pub const FSS_KEY_FILE: &str = "wormlog.fss";
 /// The sealing key file while its next epoch's key is being written.
 pub const FSS_KEY_TMP_FILE: &str = "wormlog.fss.tmp";
+/// How many tiles of each tree file are durable (format-spec.md §14.3).
+pub const TREE_STATE_FILE: &str = "wormlog.tree";
+/// The tree state file while it is being replaced.
+pub const TREE_STATE_TMP_FILE: &str = "wormlog.tree.tmp";
+const TREE_PREFIX: &str = "wormlog.tiles-";
 const SEGMENT_PREFIX: &str = "seg-";
 const SEGMENT_SUFFIX: &str = ".wlog";
 /// A sealed segment: the same name with `.zst` added.
 const SEALED_SUFFIX: &str = ".wlog.zst";
 /// Suffix of a segment being created; such files are removed at open.
 pub const TMP_SUFFIX: &str = ".tmp";
+
+/// The file of level `level`'s full tiles: `wormlog.tiles-L`.
+pub fn tree_file_name(level: usize) -> String {
+    format!("{TREE_PREFIX}{level}")
+}
+
+/// The level a tree file's name stands for.
+pub fn parse_tree_file_name(name: &str) -> Option<usize> {
+    let digits = name.strip_prefix(TREE_PREFIX)?;
+    if digits.len() != 1 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits
+        .parse()
+        .ok()
+        .filter(|l| *l < super::merkle::LEVELS_MAX)
+}
 
 pub fn segment_file_name(number: u64) -> String {
     format!("{SEGMENT_PREFIX}{number:020}{SEGMENT_SUFFIX}")
@@ -74,7 +96,15 @@ pub fn is_engine_file_name(name: &str) -> bool {
         .unwrap_or(name);
     parse_segment_file_name(base).is_some()
         || parse_sealed_file_name(base).is_some()
-        || [ANCHOR_FILE, HOLD_FILE, LOCK_FILE, FSS_KEY_FILE].contains(&base)
+        || parse_tree_file_name(base).is_some()
+        || [
+            ANCHOR_FILE,
+            HOLD_FILE,
+            LOCK_FILE,
+            FSS_KEY_FILE,
+            TREE_STATE_FILE,
+        ]
+        .contains(&base)
 }
 
 #[cfg(test)]

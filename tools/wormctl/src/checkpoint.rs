@@ -27,7 +27,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
     let log = crate::open::read_only(&a.dir)?;
     // Signing vouches for the log: never sign one that does not verify.
     let report = log.verify()?;
-    let checkpoint = log.checkpoint();
+    let checkpoint = log.checkpoint()?;
     debug_assert_eq!(checkpoint.seq, report.head.seq);
     let note = checkpoint.sign(&key);
     match a.out {

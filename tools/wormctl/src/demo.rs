@@ -452,7 +452,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
     // A signed checkpoint, kept away from the log, catches even a log
     // rewritten with every hash recomputed.
     let key = CheckpointKey::generate("demo-auditor").map_err(|e| Fail::io("random key", e))?;
-    let note = log.checkpoint().sign(&key);
+    let note = log.checkpoint()?.sign(&key);
     let checkpoint = Checkpoint::verify_note(&note, &key.public()).map_err(wormlog::Error::from)?;
     log.verify_against(&checkpoint)?;
     say!(

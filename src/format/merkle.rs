@@ -1,0 +1,447 @@
+//! The Merkle tree over the log (format-spec.md §14): RFC 6962 hashing
+//! (SHA-256) over fixed-size leaf data, the C2SP tlog-tiles geometry, and
+//! the proofs of RFC 9162 §2.1.3–2.1.4, built from any source of stored
+//! subtree hashes and checked with no log at hand.
+
+use super::chain::Hash;
+use sha2::{Digest, Sha256};
+
+/// A SHA-256 Merkle tree hash.
+pub type TreeHash = [u8; 32];
+
+/// Bytes of a leaf's data: seq, commit time, kind and chain hash.
+pub const LEAF_DATA_LEN: usize = 49;
+/// Hashes per full tile (C2SP: tile height 8).
+pub const TILE_WIDTH: u64 = 256;
+pub const TILE_HEIGHT: u32 = 8;
+/// Bytes of a full tile.
+pub const TILE_BYTES: usize = TILE_WIDTH as usize * 32;
+/// Levels a tree of up to 2^64 leaves can need (8 bits each).
+pub const LEVELS_MAX: usize = 8;
+
+/// A leaf's data: `seq u64 LE || timestamp_ns u64 LE || kind u8 ||
+/// chain_hash [32]`. Fixed-size, so hashing a leaf costs the same whatever
+/// the payload; the chain hash binds the payload (and the whole chain
+/// before it), so a proof consumer who has the record and the chain hash
+/// before it recomputes the chain hash from the payload and compares.
+pub fn leaf_data(seq: u64, timestamp_ns: u64, kind: u8, hash: &Hash) -> [u8; LEAF_DATA_LEN] {
+    let mut d = [0u8; LEAF_DATA_LEN];
+    d[0..8].copy_from_slice(&seq.to_le_bytes());
+    d[8..16].copy_from_slice(&timestamp_ns.to_le_bytes());
+    d[16] = kind;
+    d[17..49].copy_from_slice(hash);
+    d
+}
+
+/// The fields of leaf data, where `data` is exactly `LEAF_DATA_LEN` bytes.
+pub fn parse_leaf_data(data: &[u8]) -> Option<(u64, u64, u8, Hash)> {
+    if data.len() != LEAF_DATA_LEN {
+        return None;
+    }
+    let seq = u64::from_le_bytes(data[0..8].try_into().ok()?);
+    let ts = u64::from_le_bytes(data[8..16].try_into().ok()?);
+    let mut h = [0u8; 32];
+    h.copy_from_slice(&data[17..49]);
+    Some((seq, ts, data[16], h))
+}
+
+/// RFC 6962: SHA-256(0x00 || leaf data).
+pub fn leaf_hash(data: &[u8]) -> TreeHash {
+    let mut h = Sha256::new();
+    h.update([0u8]);
+    h.update(data);
+    h.finalize().into()
+}
+
+/// RFC 6962: SHA-256(0x01 || left || right).
+pub fn node_hash(left: &TreeHash, right: &TreeHash) -> TreeHash {
+    let mut h = Sha256::new();
+    h.update([1u8]);
+    h.update(left);
+    h.update(right);
+    h.finalize().into()
+}
+
+/// The root of the empty tree: SHA-256 of nothing.
+pub fn empty_root() -> TreeHash {
+    Sha256::digest([]).into()
+}
+
+/// The largest power of two strictly below `n` (n ≥ 2).
+fn split_point(n: u64) -> u64 {
+    debug_assert!(n >= 2);
+    1 << (63 - (n - 1).leading_zeros())
+}
+
+/// RFC 6962's MTH over `hashes` taken as the hashes of consecutive
+/// subtrees of equal size (leaf hashes, or a tile's entries): the root of
+/// the tree they are the bottom of. Empty input gives the empty root.
+pub fn root_of(hashes: &[TreeHash]) -> TreeHash {
+    match hashes.len() {
+        0 => empty_root(),
+        1 => hashes[0],
+        n => {
+            let k = split_point(n as u64) as usize;
+            node_hash(&root_of(&hashes[..k]), &root_of(&hashes[k..]))
+        }
+    }
+}
+
+/// Where a tree's hashes come from: `subtree(start, size)` is the MTH of
+/// leaves `start..start + size`, for `size` a power of two and `start` a
+/// multiple of it, within the tree.
+pub trait HashSource {
+    type Error;
+    fn subtree(&self, start: u64, size: u64) -> Result<TreeHash, Self::Error>;
+}
+
+/// MTH of leaves `start..end` (end > start), by RFC 6962's recursion: the
+/// left part is the largest power of two below the range's size.
+pub fn range_hash<S: HashSource>(src: &S, start: u64, end: u64) -> Result<TreeHash, S::Error> {
+    let n = end - start;
+    if n.is_power_of_two() {
+        return src.subtree(start, n);
+    }
+    let k = split_point(n);
+    let left = src.subtree(start, k)?;
+    let right = range_hash(src, start + k, end)?;
+    Ok(node_hash(&left, &right))
+}
+
+/// The root of the tree of the first `size` leaves.
+pub fn tree_root<S: HashSource>(src: &S, size: u64) -> Result<TreeHash, S::Error> {
+    if size == 0 {
+        return Ok(empty_root());
+    }
+    range_hash(src, 0, size)
+}
+
+/// RFC 9162 §2.1.3.1: the inclusion proof of leaf `index` (0-based) in the
+/// tree of the first `size` leaves, nearest the leaf first.
+pub fn inclusion_proof<S: HashSource>(
+    src: &S,
+    index: u64,
+    size: u64,
+) -> Result<Vec<TreeHash>, S::Error> {
+    debug_assert!(index < size);
+    let mut proof = Vec::new();
+    path(src, index, 0, size, &mut proof)?;
+    Ok(proof)
+}
+
+/// PATH(m, D[start:end]), appending nearest-first.
+fn path<S: HashSource>(
+    src: &S,
+    m: u64,
+    start: u64,
+    end: u64,
+    out: &mut Vec<TreeHash>,
+) -> Result<(), S::Error> {
+    let n = end - start;
+    if n <= 1 {
+        return Ok(());
+    }
+    let k = split_point(n);
+    if m < k {
+        path(src, m, start, start + k, out)?;
+        out.push(range_hash(src, start + k, end)?);
+    } else {
+        path(src, m - k, start + k, end, out)?;
+        out.push(src.subtree(start, k)?);
+    }
+    Ok(())
+}
+
+/// RFC 9162 §2.1.4.1: the consistency proof from the tree of the first
+/// `old` leaves to that of the first `new` (0 < old ≤ new).
+pub fn consistency_proof<S: HashSource>(
+    src: &S,
+    old: u64,
+    new: u64,
+) -> Result<Vec<TreeHash>, S::Error> {
+    debug_assert!(0 < old && old <= new);
+    let mut proof = Vec::new();
+    if old < new {
+        subproof(src, old, 0, new, true, &mut proof)?;
+    }
+    Ok(proof)
+}
+
+/// SUBPROOF(m, D[start:end], b), appending in the RFC's order.
+fn subproof<S: HashSource>(
+    src: &S,
+    m: u64,
+    start: u64,
+    end: u64,
+    b: bool,
+    out: &mut Vec<TreeHash>,
+) -> Result<(), S::Error> {
+    let n = end - start;
+    if m == n {
+        if !b {
+            out.push(range_hash(src, start, end)?);
+        }
+        return Ok(());
+    }
+    let k = split_point(n);
+    if m <= k {
+        subproof(src, m, start, start + k, b, out)?;
+        out.push(range_hash(src, start + k, end)?);
+    } else {
+        subproof(src, m - k, start + k, end, false, out)?;
+        out.push(src.subtree(start, k)?);
+    }
+    Ok(())
+}
+
+/// RFC 9162 §2.1.3.2: whether `proof` shows that the leaf hashing to
+/// `leaf` is leaf `index` of the tree of `size` leaves with root `root`.
+pub fn verify_inclusion(
+    index: u64,
+    size: u64,
+    leaf: &TreeHash,
+    proof: &[TreeHash],
+    root: &TreeHash,
+) -> bool {
+    if index >= size {
+        return false;
+    }
+    let (mut fn_, mut sn) = (index, size - 1);
+    let mut r = *leaf;
+    for p in proof {
+        if sn == 0 {
+            return false;
+        }
+        if fn_ & 1 == 1 || fn_ == sn {
+            r = node_hash(p, &r);
+            while fn_ & 1 == 0 && fn_ != 0 {
+                fn_ >>= 1;
+                sn >>= 1;
+            }
+        } else {
+            r = node_hash(&r, p);
+        }
+        fn_ >>= 1;
+        sn >>= 1;
+    }
+    sn == 0 && &r == root
+}
+
+/// RFC 9162 §2.1.4.2: whether `proof` shows that the tree of `new` leaves
+/// with root `new_root` extends the tree of `old` leaves with `old_root`.
+pub fn verify_consistency(
+    old: u64,
+    new: u64,
+    old_root: &TreeHash,
+    new_root: &TreeHash,
+    proof: &[TreeHash],
+) -> bool {
+    if old > new {
+        return false;
+    }
+    if old == new {
+        return proof.is_empty() && old_root == new_root;
+    }
+    if old == 0 {
+        // Every tree extends the empty one; RFC 9162 sends no proof.
+        return proof.is_empty() && old_root == &empty_root();
+    }
+    if proof.is_empty() {
+        return false;
+    }
+    let mut path: Vec<TreeHash> = Vec::with_capacity(proof.len() + 1);
+    if old.is_power_of_two() {
+        path.push(*old_root);
+    }
+    path.extend_from_slice(proof);
+    let (mut fn_, mut sn) = (old - 1, new - 1);
+    while fn_ & 1 == 1 {
+        fn_ >>= 1;
+        sn >>= 1;
+    }
+    let (mut fr, mut sr) = (path[0], path[0]);
+    for c in &path[1..] {
+        if sn == 0 {
+            return false;
+        }
+        if fn_ & 1 == 1 || fn_ == sn {
+            fr = node_hash(c, &fr);
+            sr = node_hash(c, &sr);
+            while fn_ & 1 == 0 && fn_ != 0 {
+                fn_ >>= 1;
+                sn >>= 1;
+            }
+        } else {
+            sr = node_hash(&sr, c);
+        }
+        fn_ >>= 1;
+        sn >>= 1;
+    }
+    sn == 0 && &fr == old_root && &sr == new_root
+}
+
+/// The C2SP path of tile `index` at `level` (`tile/<L>/<N>`, with
+/// `.p/<W>` for a partial tile of `width` < 256 hashes), or of an entry
+/// bundle when `level` is `None` (`tile/entries/<N>`).
+pub fn tile_path(level: Option<u32>, index: u64, width: u64) -> String {
+    let mut n = String::new();
+    let digits = format!("{index}");
+    // Groups of three digits from the right, zero-padded, all but the
+    // last with an `x`.
+    let padded = format!("{:0>w$}", digits, w = digits.len().div_ceil(3) * 3);
+    let groups: Vec<&str> = (0..padded.len() / 3)
+        .map(|i| &padded[i * 3..i * 3 + 3])
+        .collect();
+    for (i, g) in groups.iter().enumerate() {
+        if i + 1 < groups.len() {
+            n.push('x');
+        }
+        n.push_str(g);
+        if i + 1 < groups.len() {
+            n.push('/');
+        }
+    }
+    let level = match level {
+        Some(l) => l.to_string(),
+        None => "entries".to_string(),
+    };
+    if width < TILE_WIDTH {
+        format!("tile/{level}/{n}.p/{width}")
+    } else {
+        format!("tile/{level}/{n}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Leaf hashes kept in memory: the simplest source, to check proofs
+    /// against brute force.
+    struct Leaves(Vec<TreeHash>);
+
+    impl HashSource for Leaves {
+        type Error = ();
+        fn subtree(&self, start: u64, size: u64) -> Result<TreeHash, ()> {
+            assert!(size.is_power_of_two() && start.is_multiple_of(size));
+            Ok(root_of(&self.0[start as usize..(start + size) as usize]))
+        }
+    }
+
+    fn leaves(n: u64) -> Leaves {
+        Leaves((0..n).map(|i| leaf_hash(&i.to_le_bytes())).collect())
+    }
+
+    #[test]
+    fn rfc6962_test_vector_roots() {
+        // The eight-leaf tree of RFC 6962's reference tests (certificate-
+        // transparency-go merkletree tests): leaves "", 00, 10, 2021, 3031,
+        // 40414243, 5051525354555657, 606162636465666768696a6b6c6d6e6f.
+        let data: [&[u8]; 8] = [
+            b"",
+            &[0x00],
+            &[0x10],
+            &[0x20, 0x21],
+            &[0x30, 0x31],
+            &[0x40, 0x41, 0x42, 0x43],
+            &[0x50, 0x51, 0x52, 0x53, 0x54, 0x55, 0x56, 0x57],
+            &[
+                0x60, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6a, 0x6b, 0x6c, 0x6d,
+                0x6e, 0x6f,
+            ],
+        ];
+        let hashes: Vec<TreeHash> = data.iter().map(|d| leaf_hash(d)).collect();
+        let hex = |h: TreeHash| crate::format::hex(&h);
+        assert_eq!(
+            hex(root_of(&hashes[..1])),
+            "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
+        );
+        assert_eq!(
+            hex(root_of(&hashes[..8])),
+            "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"
+        );
+        assert_eq!(
+            hex(empty_root()),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn every_inclusion_proof_verifies_and_a_changed_one_does_not() {
+        for size in 1..=70u64 {
+            let src = leaves(size);
+            let root = tree_root(&src, size).unwrap();
+            assert_eq!(root, root_of(&src.0));
+            for i in 0..size {
+                let proof = inclusion_proof(&src, i, size).unwrap();
+                assert!(verify_inclusion(i, size, &src.0[i as usize], &proof, &root));
+                if let Some(first) = proof.first() {
+                    let mut bad = proof.clone();
+                    bad[0][0] ^= 1;
+                    assert!(!verify_inclusion(i, size, &src.0[i as usize], &bad, &root));
+                    assert!(!verify_inclusion(i, size, first, &proof, &root) || proof.len() > 1);
+                }
+                if size > 1 {
+                    let other = (i + 1) % size;
+                    assert!(!verify_inclusion(
+                        other,
+                        size,
+                        &src.0[i as usize],
+                        &proof,
+                        &root
+                    ));
+                }
+                // A proof is of one tree: not of the next one's root.
+                let bigger = leaves(size + 1);
+                let next_root = root_of(&bigger.0);
+                assert!(!verify_inclusion(
+                    i,
+                    size + 1,
+                    &src.0[i as usize],
+                    &proof,
+                    &next_root
+                ));
+            }
+        }
+    }
+
+    #[test]
+    fn every_consistency_proof_verifies_and_a_rewritten_history_does_not() {
+        let src = leaves(80);
+        for new in 1..=80u64 {
+            let new_root = tree_root(&src, new).unwrap();
+            for old in 1..=new {
+                let old_root = tree_root(&src, old).unwrap();
+                let proof = consistency_proof(&src, old, new).unwrap();
+                assert!(
+                    verify_consistency(old, new, &old_root, &new_root, &proof),
+                    "{old} -> {new}"
+                );
+                let mut forged = old_root;
+                forged[5] ^= 0x80;
+                assert!(!verify_consistency(old, new, &forged, &new_root, &proof));
+                if let Some(last) = proof.len().checked_sub(1) {
+                    let mut bad = proof.clone();
+                    bad[last][0] ^= 1;
+                    assert!(!verify_consistency(old, new, &old_root, &new_root, &bad));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tile_paths_follow_c2sp() {
+        assert_eq!(tile_path(Some(0), 1234067, 256), "tile/0/x001/x234/067");
+        assert_eq!(tile_path(Some(1), 0, 256), "tile/1/000");
+        assert_eq!(tile_path(Some(2), 5, 17), "tile/2/005.p/17");
+        assert_eq!(tile_path(None, 1000, 256), "tile/entries/x001/000");
+    }
+
+    #[test]
+    fn leaf_data_round_trips_and_is_fixed_size() {
+        let d = leaf_data(7, 99, 3, &[9; 32]);
+        assert_eq!(d.len(), LEAF_DATA_LEN);
+        assert_eq!(parse_leaf_data(&d), Some((7, 99, 3, [9; 32])));
+        assert_eq!(parse_leaf_data(&d[..48]), None);
+    }
+}

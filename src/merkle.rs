@@ -1,0 +1,211 @@
+//! The Merkle tree's upkeep, proofs and check (format-spec.md §14). The
+//! tree (tree.rs) is derived from the committed records: `catch_up` feeds
+//! it every record it lacks, in seq order, and syncs the tiles it
+//! completes. It runs when a checkpoint, proof or verification needs the
+//! tree, on close, and once a second in the writer's background thread, so
+//! appends never wait for it.
+
+use crate::error::{Error, Result};
+use crate::format::merkle::{
+    consistency_proof, inclusion_proof, leaf_data, leaf_hash, root_of, tree_root, TreeHash,
+    LEAF_DATA_LEN,
+};
+use crate::read;
+use crate::shared::Shared;
+use crate::state::Record;
+use crate::tree::Tree;
+
+/// The tree head: how many records it covers (records 1..=size) and its root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeHead {
+    pub size: u64,
+    pub root: TreeHash,
+}
+
+/// That record `seq` is leaf `seq - 1` of the tree of `tree_size` leaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InclusionProof {
+    pub seq: u64,
+    pub tree_size: u64,
+    /// The leaf's data (format-spec.md §14.1): seq, time, kind, chain hash.
+    pub leaf: [u8; LEAF_DATA_LEN],
+    /// Sibling hashes, nearest the leaf first (RFC 9162 §2.1.3).
+    pub hashes: Vec<TreeHash>,
+}
+
+impl InclusionProof {
+    /// Whether the proof leads from its leaf to `root`.
+    pub fn verify(&self, root: &TreeHash) -> bool {
+        let Some(index) = self.seq.checked_sub(1) else {
+            return false;
+        };
+        crate::format::merkle::parse_leaf_data(&self.leaf).is_some_and(|(seq, ..)| seq == self.seq)
+            && crate::format::merkle::verify_inclusion(
+                index,
+                self.tree_size,
+                &leaf_hash(&self.leaf),
+                &self.hashes,
+                root,
+            )
+    }
+
+    /// Whether the proof is of `record`: its seq, time, kind and chain
+    /// hash are the leaf's, and `prev_hash` (the chain hash of the record
+    /// before it) with the record's payload gives that chain hash.
+    pub fn binds(&self, record: &Record, prev_hash: &crate::format::Hash) -> bool {
+        let chain = crate::format::chain_hash(
+            prev_hash,
+            record.seq(),
+            record.timestamp(),
+            record.kind() as u8,
+            record.payload(),
+        );
+        chain == *record.hash()
+            && self.leaf
+                == leaf_data(
+                    record.seq(),
+                    record.timestamp(),
+                    record.kind() as u8,
+                    record.hash(),
+                )
+    }
+}
+
+/// That the tree of `new_size` leaves extends the tree of `old_size`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsistencyProof {
+    pub old_size: u64,
+    pub new_size: u64,
+    /// RFC 9162 §2.1.4 order.
+    pub hashes: Vec<TreeHash>,
+}
+
+impl ConsistencyProof {
+    pub fn verify(&self, old_root: &TreeHash, new_root: &TreeHash) -> bool {
+        crate::format::merkle::verify_consistency(
+            self.old_size,
+            self.new_size,
+            old_root,
+            new_root,
+            &self.hashes,
+        )
+    }
+}
+
+fn unavailable(detail: String) -> Error {
+    Error::TreeUnavailable { detail }
+}
+
+/// Feeds the tree every committed record it lacks and syncs the tiles it
+/// completed; returns the tree's size.
+pub(crate) fn catch_up(shared: &Shared) -> Result<u64> {
+    let head = shared.visible.read().head.seq;
+    let mut tree = shared.tree.lock();
+    let size = tree.size();
+    if size < head {
+        let first = shared.first_seq();
+        if size + 1 < first {
+            return Err(unavailable(format!(
+                "the tree holds {size} records, and retention dropped records {}..{first} \
+                 before the tree held them (a log older than its tree)",
+                size + 1
+            )));
+        }
+        for r in read::iter(shared, size + 1..=head)? {
+            let r = r?;
+            debug_assert_eq!(r.seq(), tree.size() + 1, "leaves in seq order");
+            tree.push_leaf(leaf_of(&r));
+        }
+    }
+    tree.persist()?;
+    Ok(tree.size())
+}
+
+fn leaf_of(r: &Record) -> TreeHash {
+    leaf_hash(&leaf_data(r.seq(), r.timestamp(), r.kind() as u8, r.hash()))
+}
+
+/// The root of the tree of the first `size` records (caught up first).
+pub(crate) fn head_at(shared: &Shared, size: u64) -> Result<TreeHead> {
+    let have = catch_up(shared)?;
+    if size > have {
+        return Err(unavailable(format!(
+            "tree size {size} asked, the log holds {have}"
+        )));
+    }
+    let tree = shared.tree.lock();
+    Ok(TreeHead {
+        size,
+        root: tree_root(&*tree, size)?,
+    })
+}
+
+pub(crate) fn prove_inclusion(shared: &Shared, seq: u64, tree_size: u64) -> Result<InclusionProof> {
+    if seq == 0 || seq > tree_size {
+        return Err(unavailable(format!(
+            "record {seq} is not in a tree of {tree_size} records"
+        )));
+    }
+    let have = catch_up(shared)?;
+    if tree_size > have {
+        return Err(unavailable(format!(
+            "tree size {tree_size} asked, the log holds {have}"
+        )));
+    }
+    let r = read::get(shared, seq)?;
+    let tree = shared.tree.lock();
+    Ok(InclusionProof {
+        seq,
+        tree_size,
+        leaf: leaf_data(r.seq(), r.timestamp(), r.kind() as u8, r.hash()),
+        hashes: inclusion_proof(&*tree, seq - 1, tree_size)?,
+    })
+}
+
+pub(crate) fn prove_consistency(
+    shared: &Shared,
+    old_size: u64,
+    new_size: u64,
+) -> Result<ConsistencyProof> {
+    if old_size == 0 || old_size > new_size {
+        return Err(unavailable(format!(
+            "no consistency proof from size {old_size} to {new_size}"
+        )));
+    }
+    let have = catch_up(shared)?;
+    if new_size > have {
+        return Err(unavailable(format!(
+            "tree size {new_size} asked, the log holds {have}"
+        )));
+    }
+    let tree = shared.tree.lock();
+    Ok(ConsistencyProof {
+        old_size,
+        new_size,
+        hashes: consistency_proof(&*tree, old_size, new_size)?,
+    })
+}
+
+/// Every entry above level 0 is the root of its tile in the level below
+/// (verification; level 0 is checked against the records as they are
+/// walked).
+pub(crate) fn check_levels(tree: &Tree) -> std::result::Result<(), String> {
+    let mut l = 1;
+    loop {
+        let above = tree.level_entries(l);
+        if above == 0 {
+            return Ok(());
+        }
+        for i in 0..above {
+            let tile = tree.tile(l - 1, i).map_err(|e| e.to_string())?;
+            let entry = tree.entries(l, i, 1).map_err(|e| e.to_string())?[0];
+            if root_of(&tile) != entry {
+                return Err(format!(
+                    "entry {i} of level {l} is not the root of tile {i} of level {}",
+                    l - 1
+                ));
+            }
+        }
+        l += 1;
+    }
+}

@@ -1,0 +1,233 @@
+//! The Merkle tree over the log (format-spec.md §14): every record has an
+//! inclusion proof, any two tree sizes a consistency proof, both checked
+//! with no log at hand; the tree files survive reopening, are rebuilt from
+//! the records when lost or torn, and a changed tile is caught by verify.
+
+mod common;
+use common::*;
+use std::path::Path;
+use std::time::Duration;
+use wormlog::format::merkle::{leaf_hash, TILE_BYTES};
+use wormlog::{Checkpoint, CheckpointKey, Error, Log, Options, Retention, Sealing};
+
+fn log_with(dir: &Path, n: usize) -> Log {
+    let log = Log::open(
+        dir,
+        Options::default()
+            .sealing(Sealing::Inline)
+            .segment_bytes_max(32 << 10),
+    )
+    .unwrap();
+    let batch: Vec<Vec<u8>> = (0..n).map(|i| format!("event {i}").into_bytes()).collect();
+    for chunk in batch.chunks(50) {
+        log.append_batch(chunk).unwrap();
+    }
+    log
+}
+
+#[test]
+fn every_record_has_an_inclusion_proof_that_checks_against_the_tree_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = log_with(dir.path(), 700);
+    let head = log.tree_head().unwrap();
+    assert_eq!(head.size, log.head().seq);
+    let records = all_records(&log);
+    let mut prev = records[0].hash().to_owned();
+    for (i, r) in records.iter().enumerate() {
+        let proof = log.prove_inclusion(r.seq(), head.size).unwrap();
+        assert!(proof.verify(&head.root), "record {}", r.seq());
+        if i > 0 {
+            assert!(proof.binds(r, &prev), "the proof is of record {}", r.seq());
+            let other = &records[i - 1];
+            assert!(!proof.binds(other, &prev), "and of no other");
+        }
+        prev = *r.hash();
+        // Against another root, or moved to another seq, it fails.
+        let mut wrong = head.root;
+        wrong[0] ^= 1;
+        assert!(!proof.verify(&wrong));
+        let mut moved = proof.clone();
+        moved.seq = if r.seq() > 1 { r.seq() - 1 } else { 2 };
+        assert!(!moved.verify(&head.root));
+    }
+    // A smaller tree: proofs of its records check against its own root.
+    let small = log.tree_head_at(300).unwrap();
+    let p = log.prove_inclusion(123, 300).unwrap();
+    assert!(p.verify(&small.root));
+    assert!(!p.verify(&head.root));
+    assert!(matches!(
+        log.prove_inclusion(301, 300),
+        Err(Error::TreeUnavailable { .. })
+    ));
+}
+
+#[test]
+fn consistency_proofs_link_every_older_tree_to_every_newer_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = log_with(dir.path(), 600);
+    let size = log.head().seq;
+    let sizes = [1, 2, 3, 255, 256, 257, 300, 511, 512, 513, size];
+    for &old in &sizes {
+        for &new in sizes.iter().filter(|&&n| n >= old) {
+            let (a, b) = (
+                log.tree_head_at(old).unwrap(),
+                log.tree_head_at(new).unwrap(),
+            );
+            let proof = log.prove_consistency(old, new).unwrap();
+            assert!(proof.verify(&a.root, &b.root), "{old} -> {new}");
+            if old < new {
+                let mut forged = a.root;
+                forged[31] ^= 0x10;
+                assert!(!proof.verify(&forged, &b.root), "{old} -> {new} forged");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_tree_survives_reopening_and_is_rebuilt_the_same_from_the_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = log_with(dir.path(), 1000);
+    let head = log.tree_head().unwrap();
+    log.close().unwrap();
+    let tiles = dir.path().join("wormlog.tiles-0");
+    assert!(
+        std::fs::metadata(&tiles).unwrap().len() >= 3 * TILE_BYTES as u64,
+        "full tiles are on disk"
+    );
+    let log = Log::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(log.tree_head_at(head.size).unwrap(), head);
+    log.close().unwrap();
+    // Lost: rebuilt from the records, to the same root.
+    std::fs::remove_file(&tiles).unwrap();
+    std::fs::remove_file(dir.path().join("wormlog.tree")).unwrap();
+    let log = Log::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(log.tree_head_at(head.size).unwrap(), head);
+    log.verify().unwrap();
+    log.close().unwrap();
+    // Bytes a crash left after what wormlog.tree vouches for are cut; a
+    // file shorter than it says is taken as far as it goes; either way
+    // the rest is rebuilt from the records.
+    let vouched = std::fs::read(&tiles).unwrap();
+    let mut longer = vouched.clone();
+    longer.extend_from_slice(&[0xee; 5000]);
+    std::fs::write(&tiles, &longer).unwrap();
+    let log = Log::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(std::fs::read(&tiles).unwrap(), vouched, "cut back");
+    assert_eq!(log.tree_head_at(head.size).unwrap(), head);
+    log.verify().unwrap();
+    log.close().unwrap();
+    std::fs::write(&tiles, &vouched[..vouched.len() - 100]).unwrap();
+    let log = Log::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(log.tree_head_at(head.size).unwrap(), head);
+    log.verify().unwrap();
+    // A read-only open of the same files agrees.
+    let reader = Log::open_read_only(dir.path(), Options::default()).unwrap();
+    assert_eq!(reader.tree_head_at(head.size).unwrap(), head);
+}
+
+#[test]
+fn a_changed_leaf_in_a_tile_file_is_caught_by_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = log_with(dir.path(), 600);
+    log.close().unwrap();
+    let tiles = dir.path().join("wormlog.tiles-0");
+    let mut bytes = std::fs::read(&tiles).unwrap();
+    // Leaf of record 100 (index 99).
+    bytes[99 * 32] ^= 0x01;
+    std::fs::write(&tiles, &bytes).unwrap();
+    let reader = Log::open_read_only(dir.path(), Options::default()).unwrap();
+    let err = reader.verify().unwrap_err();
+    match &err {
+        Error::Corrupt { seq, what, .. } => {
+            assert_eq!(*seq, Some(100));
+            assert!(
+                matches!(what, wormlog::Corruption::TreeState { .. }),
+                "{err}"
+            );
+        }
+        other => panic!("{other}"),
+    }
+    // A leaf swapped for the hash of other data is caught the same way.
+    bytes[99 * 32] ^= 0x01;
+    bytes[99 * 32..100 * 32].copy_from_slice(&leaf_hash(b"forged"));
+    std::fs::write(&tiles, &bytes).unwrap();
+    let reader = Log::open_read_only(dir.path(), Options::default()).unwrap();
+    assert!(reader.verify().is_err());
+}
+
+#[test]
+fn a_damaged_tree_state_file_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    log_with(dir.path(), 300).close().unwrap();
+    let state = dir.path().join("wormlog.tree");
+    let mut bytes = std::fs::read(&state).unwrap();
+    bytes[17] ^= 0xff;
+    std::fs::write(&state, &bytes).unwrap();
+    let err = Log::open(dir.path(), Options::default()).unwrap_err();
+    assert!(err.to_string().contains("wormlog.tree"), "{err}");
+}
+
+#[test]
+fn a_checkpoint_from_before_retention_gets_a_consistency_proof_to_one_after() {
+    let storage = wormlog::storage::MemStorage::new();
+    let (now, clock) = manual_clock(1_800_000_000_000_000_000);
+    let log = Log::open(
+        mem_dir(),
+        mem_options(&storage)
+            .sealing(Sealing::Inline)
+            .segment_bytes_max(8 << 10)
+            .clock(clock)
+            .retention(Retention::default().max_age(Duration::from_secs(100))),
+    )
+    .unwrap();
+    let key = CheckpointKey::generate("auditor").unwrap();
+    let append = |n: u64| {
+        for i in 0..n {
+            now.fetch_add(1_000_000_000, std::sync::atomic::Ordering::SeqCst);
+            log.append(format!("event {i:04} with padding to fill segments").as_bytes())
+                .unwrap();
+        }
+    };
+    append(300);
+    let old_note = log.checkpoint().unwrap().sign(&key);
+    append(300);
+    let r = log
+        .apply_retention(now.load(std::sync::atomic::Ordering::SeqCst))
+        .unwrap();
+    assert!(r.first_seq > 100, "retention dropped the start: {r:?}");
+    let new_note = log.checkpoint().unwrap().sign(&key);
+    // An auditor with the two notes and the proof, and no log.
+    let old = Checkpoint::verify_note(&old_note, &key.public()).unwrap();
+    let new = Checkpoint::verify_note(&new_note, &key.public()).unwrap();
+    let proof = log.prove_consistency(old.seq, new.seq).unwrap();
+    assert!(proof.verify(&old.tree_root.unwrap(), &new.tree_root.unwrap()));
+    // And the log still answers for the old checkpoint.
+    log.verify_against(&old).unwrap();
+    // Records retention dropped have no inclusion proof (their data is gone).
+    assert!(log.prove_inclusion(1, new.seq).is_err());
+    let kept = r.first_seq + 1;
+    assert!(log
+        .prove_inclusion(kept, new.seq)
+        .unwrap()
+        .verify(&new.tree_root.unwrap()));
+}
+
+#[test]
+fn a_log_that_dropped_records_before_it_had_a_tree_keeps_chain_checkpoints() {
+    // The v1 fixture ran retention under format 1, before trees existed.
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1/log"),
+        dir.path(),
+    );
+    let log = Log::open(dir.path(), Options::default().sealing(Sealing::Manual)).unwrap();
+    assert!(matches!(
+        log.tree_head(),
+        Err(Error::TreeUnavailable { .. })
+    ));
+    let cp = log.checkpoint().unwrap();
+    assert!(cp.tree_root.is_none());
+    log.verify_against(&cp).unwrap();
+    log.verify().unwrap();
+}
