@@ -88,14 +88,17 @@ pub struct VerifyProgress {
 /// a tile's worth at a time.
 struct LeafCheck<'a> {
     tree: &'a Mutex<Tree>,
+    /// Level 0's file, to name in an error.
+    path: std::path::PathBuf,
     first_seq: u64,
     leaves: Vec<TreeHash>,
 }
 
 impl<'a> LeafCheck<'a> {
-    fn new(tree: &'a Mutex<Tree>) -> Self {
+    fn new(tree: &'a Mutex<Tree>, dir: &Path) -> Self {
         LeafCheck {
             tree,
+            path: dir.join(tree_file_name(0)),
             first_seq: 0,
             leaves: Vec::with_capacity(TILE_WIDTH as usize),
         }
@@ -129,7 +132,7 @@ impl<'a> LeafCheck<'a> {
         if let Some(i) = (0..stored.len()).find(|&i| stored[i] != self.leaves[i]) {
             let seq = self.first_seq + i as u64;
             return Err(Error::corrupt(
-                std::path::Path::new(&tree_file_name(0)),
+                &self.path,
                 (seq - 1) * 32,
                 Some(seq),
                 Corruption::TreeState {
@@ -510,7 +513,7 @@ fn check_segment(
     tree: Option<&Mutex<Tree>>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Summary> {
-    let mut leaves = tree.map(LeafCheck::new);
+    let mut leaves = tree.map(|t| LeafCheck::new(t, seg.path.parent().unwrap_or(Path::new(""))));
     // A sealed file is read through a private reader: verification streams
     // every frame once and would only evict what readers keep cached.
     let private;

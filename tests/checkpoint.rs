@@ -5,7 +5,7 @@
 mod common;
 use common::*;
 use std::time::Duration;
-use wormlog::storage::{MemStorage, Storage, Tear};
+use wormlog::storage::{MemStorage, Tear};
 use wormlog::{Checkpoint, CheckpointKey, Error, Log, Options, Retention, Sealing};
 
 fn log_of(storage: &MemStorage, n: usize) -> Log {
@@ -37,19 +37,8 @@ fn rewritten_log_verifies_alone_but_fails_against_the_checkpoint() {
     let cp = log.checkpoint().unwrap();
     drop(log);
     let path = segment_paths(&storage, &mem_dir()).pop().unwrap();
+    // Tree files included: the tree has no key, a forger rebuilds it too.
     forge_payload(&storage, &path, b"transfer 7: $100", b"transfer 7: $900");
-    // The tree's files still hold the old leaf: verify alone sees that.
-    let log = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
-    let err = log.verify().unwrap_err();
-    assert!(err.to_string().contains("Merkle tree"), "{err}");
-    drop(log);
-    // The tree has no key: a forger rebuilds it too.
-    for f in storage.file_paths() {
-        let name = f.file_name().unwrap().to_string_lossy().into_owned();
-        if name.starts_with("wormlog.tiles-") || name == "wormlog.tree" {
-            storage.remove_file(&f).unwrap();
-        }
-    }
     let log = Log::open(mem_dir(), mem_options(&storage)).unwrap();
     log.verify().expect("the forgery is consistent");
     let err = log.verify_against(&cp).unwrap_err();

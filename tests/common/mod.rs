@@ -86,11 +86,13 @@ pub fn manual_clock(start_ns: u64) -> (Arc<std::sync::atomic::AtomicU64>, wormlo
 }
 
 /// Rewrites the first record whose payload is `from` to `to` in the raw
-/// segment at `path`, recomputing every chain hash and CRC after it: a
-/// forgery that verifies on its own.
+/// segment at `path`, recomputing every chain hash and CRC after it, and
+/// removes the Merkle tree's files for the next open to rebuild from the
+/// rewritten records: a forgery that verifies on its own.
 pub fn forge_payload(storage: &MemStorage, path: &Path, from: &[u8], to: &[u8]) {
     let bytes = storage.read_file(path).unwrap();
     storage.write_file(path, forge_bytes(&bytes, from, to));
+    forget_tree(storage, path.parent().unwrap());
 }
 
 /// [`forge_payload`] on a segment's bytes.
@@ -157,6 +159,19 @@ pub fn fixture_payload(i: usize) -> Vec<u8> {
         (0..=255u8).map(|b| b.wrapping_mul(i as u8 | 1)).collect()
     } else {
         format!(r#"{{"actor":"user{}","action":"read","n":{i}}}"#, i % 7).into_bytes()
+    }
+}
+
+/// Removes the Merkle tree's files, as a forger who rewrote records would
+/// (the tree has no key: whoever rewrites the records can rebuild it).
+pub fn forget_tree(storage: &MemStorage, dir: &Path) {
+    use wormlog::storage::Storage;
+    for f in storage.file_paths() {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        if f.parent() == Some(dir) && (name.starts_with("wormlog.tiles-") || name == "wormlog.tree")
+        {
+            storage.remove_file(&f).unwrap();
+        }
     }
 }
 
