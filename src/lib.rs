@@ -75,7 +75,7 @@ pub use checkpoint::{
 pub use error::{CheckpointError, Corruption, Error, Result};
 pub use format::{ChainPos, RecordKind, SystemEvent, VerificationKey};
 pub use log::Log;
-pub use merkle::{ConsistencyProof, InclusionProof, TreeHead};
+pub use merkle::{ConsistencyProof, InclusionProof, TlogExport, TreeHead};
 pub use options::{Clock, Durability, Options, Retention, Sealing};
 pub use read::Iter;
 pub use retention::RetentionReport;

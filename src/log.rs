@@ -2,14 +2,14 @@
 
 use crate::anchor;
 use crate::barrier::Barrier;
-use crate::checkpoint::{Checkpoint, RetentionPoint};
+use crate::checkpoint::{Checkpoint, CheckpointKey, RetentionPoint};
 use crate::error::{Corruption, Error, Result};
 use crate::format::names::is_engine_file_name;
 use crate::format::{
     anchor_genesis, epoch_of, hex, key_at, key_id, AnchorEntry, FssKeyFile, RecordKind,
     SystemEvent, VerificationKey, FORMAT_VERSION,
 };
-use crate::merkle::{self, ConsistencyProof, InclusionProof, TreeHead};
+use crate::merkle::{self, ConsistencyProof, InclusionProof, TlogExport, TreeHead};
 use crate::options::{Durability, Options, Sealing};
 use crate::read::{self, Iter};
 use crate::recovery::{self, Follow, Recovered};
@@ -604,6 +604,7 @@ impl Log {
                 active,
                 sealed: s.sealed.is_some(),
                 first_seq: s.header.first_seq,
+                prev_hash: s.header.prev_hash,
                 last_seq,
                 created_ns: s.header.created_ns,
                 last_hash,
@@ -795,6 +796,26 @@ impl Log {
     pub fn prove_inclusion(&self, seq: u64, tree_size: u64) -> Result<InclusionProof> {
         self.inner.write_out()?;
         merkle::prove_inclusion(&self.inner.shared, seq, tree_size)
+    }
+
+    /// Writes the log as a static C2SP tlog (https://c2sp.org/tlog-tiles)
+    /// into the directory `out`: `checkpoint` (the head's checkpoint,
+    /// signed with `key` where given, else its unsigned body), hash tiles
+    /// `tile/<L>/<N>` with the partial tiles of its size, and entry bundles
+    /// `tile/entries/<N>` of 49-byte leaf data (format-spec.md §14.5).
+    /// Bundles holding records retention dropped are left out.
+    pub fn export_tlog(&self, out: &Path, key: Option<&CheckpointKey>) -> Result<TlogExport> {
+        let cp = self.checkpoint()?;
+        if cp.tree_root.is_none() {
+            return Err(Error::TreeUnavailable {
+                detail: "retention dropped this log's first records before it had a tree".into(),
+            });
+        }
+        let note = match key {
+            Some(k) => cp.sign(k),
+            None => cp.body(),
+        };
+        merkle::export_tlog(&self.inner.shared, out, &note, cp.seq)
     }
 
     /// That the tree of `new_size` records extends that of `old_size`

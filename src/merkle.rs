@@ -209,3 +209,93 @@ pub(crate) fn check_levels(tree: &Tree) -> std::result::Result<(), String> {
         l += 1;
     }
 }
+
+/// What `Log::export_tlog` wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlogExport {
+    /// The tree size of the exported checkpoint.
+    pub tree_size: u64,
+    /// Hash tiles written, partial ones included.
+    pub tiles: u64,
+    /// Entry bundles written.
+    pub bundles: u64,
+    /// The first entry index whose bundle was written: bundles holding
+    /// records that retention dropped are left out (C2SP pruning).
+    pub first_index: u64,
+}
+
+/// Writes the static C2SP tlog (format-spec.md §14.5) of the tree of the
+/// first `size` records into `out`: `checkpoint` (the `note` given), every
+/// hash tile and the partial tiles of `size`, and the entry bundles of the
+/// records the log still holds.
+pub(crate) fn export_tlog(
+    shared: &Shared,
+    out: &std::path::Path,
+    note: &str,
+    size: u64,
+) -> Result<TlogExport> {
+    use crate::format::merkle::{tile_path, TILE_WIDTH};
+    let have = catch_up(shared)?;
+    if size > have || size == 0 {
+        return Err(unavailable(format!(
+            "tree size {size} asked, the log holds {have}"
+        )));
+    }
+    let write = |rel: &str, bytes: &[u8]| -> Result<()> {
+        let path = out.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
+        }
+        std::fs::write(&path, bytes).map_err(|e| Error::io("write", &path, e))
+    };
+    write("checkpoint", note.as_bytes())?;
+    let mut report = TlogExport {
+        tree_size: size,
+        tiles: 0,
+        bundles: 0,
+        first_index: 0,
+    };
+    // Level L has size / 256^L entries at this size.
+    let mut entries = size;
+    let mut level = 0u32;
+    while entries > 0 {
+        let tree = shared.tree.lock();
+        for n in 0..entries.div_ceil(TILE_WIDTH) {
+            let w = TILE_WIDTH.min(entries - n * TILE_WIDTH);
+            let hashes = tree.entries(level as usize, n * TILE_WIDTH, w)?;
+            write_tile(&write, &tile_path(Some(level), n, w), &hashes)?;
+            report.tiles += 1;
+        }
+        drop(tree);
+        entries /= TILE_WIDTH;
+        level += 1;
+    }
+    // Entry bundles: the leaf data of every record, as u16-BE-prefixed
+    // entries, 256 to a bundle.
+    let first_held = shared.first_seq();
+    let bundles = size.div_ceil(TILE_WIDTH);
+    let first_bundle = (first_held - 1).div_ceil(TILE_WIDTH);
+    report.first_index = first_bundle * TILE_WIDTH;
+    for n in first_bundle..bundles {
+        let lo = n * TILE_WIDTH + 1;
+        let hi = ((n + 1) * TILE_WIDTH).min(size);
+        let mut bytes = Vec::with_capacity((hi - lo + 1) as usize * (LEAF_DATA_LEN + 2));
+        for r in read::iter(shared, lo..=hi)? {
+            let r = r?;
+            bytes.extend_from_slice(&(LEAF_DATA_LEN as u16).to_be_bytes());
+            bytes.extend_from_slice(&leaf_data(r.seq(), r.timestamp(), r.kind() as u8, r.hash()));
+        }
+        write(&tile_path(None, n, hi - lo + 1), &bytes)?;
+        report.bundles += 1;
+    }
+    Ok(report)
+}
+
+fn write_tile(
+    write: &dyn Fn(&str, &[u8]) -> Result<()>,
+    rel: &str,
+    hashes: &[TreeHash],
+) -> Result<()> {
+    let bytes: Vec<u8> = hashes.iter().flatten().copied().collect();
+    write(rel, &bytes)
+}

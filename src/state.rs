@@ -126,6 +126,8 @@ pub struct SegmentInfo {
     pub active: bool,
     /// Whether it is a sealed (compressed, read-only) file.
     pub sealed: bool,
+    /// The chain hash its first record continues (its header's).
+    pub prev_hash: Hash,
     pub first_seq: u64,
     /// Seq of its last committed record (`first_seq - 1` when it has none).
     pub last_seq: u64,

@@ -42,6 +42,16 @@ enum Command {
     Checkpoint(crate::checkpoint::Args),
     /// Set up forward-secure sealing: print the verification key once.
     SetupKeys(crate::setup_keys::Args),
+    /// Print a record and its Merkle inclusion proof (against the head or
+    /// a signed checkpoint); --json writes a proof file.
+    Prove(crate::proof::ProveArgs),
+    /// Check an inclusion proof file against a signed checkpoint, with no log.
+    CheckProof(crate::proof::CheckProofArgs),
+    /// Prove (from a log) or check (a proof file) that a newer signed
+    /// checkpoint's tree extends an older one's.
+    Consistency(crate::proof::ConsistencyArgs),
+    /// Write the log as a static C2SP tlog: checkpoint, tiles, entry bundles.
+    ExportTlog(crate::proof::ExportArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -59,6 +69,10 @@ pub fn main() -> ExitCode {
         Command::Keygen(a) => crate::keygen::run(a),
         Command::Checkpoint(a) => crate::checkpoint::run(a),
         Command::SetupKeys(a) => crate::setup_keys::run(a),
+        Command::Prove(a) => crate::proof::prove(a),
+        Command::CheckProof(a) => crate::proof::check_proof(a),
+        Command::Consistency(a) => crate::proof::consistency(a),
+        Command::ExportTlog(a) => crate::proof::export(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,6 +11,7 @@ mod hold;
 mod keygen;
 mod open;
 mod out;
+mod proof;
 mod retention;
 mod seal;
 mod setup_keys;

@@ -55,7 +55,7 @@ pub fn read_small(path: &Path, what: &str) -> Result<String, Fail> {
         .map_err(|_| Fail::usage(format!("{}: a {what} is text; this is not", path.display())))
 }
 
-fn load_checkpoint(cp: &Path, key: &Path) -> Result<(Checkpoint, CheckpointPublicKey), Fail> {
+pub fn load_checkpoint(cp: &Path, key: &Path) -> Result<(Checkpoint, CheckpointPublicKey), Fail> {
     let key_text = read_small(key, "public key")?;
     let key = CheckpointPublicKey::from_vkey_string(key_text.trim())
         .map_err(|e| Fail::usage(format!("{}: {e}", key.display())))?;

@@ -1667,3 +1667,137 @@ fn setup_keys_prints_the_verification_key_once_and_verify_checks_the_seal_with_i
     expect_code(&o, 1);
     assert!(stderr(&o).contains("seal"), "{}", stderr(&o));
 }
+
+#[test]
+fn proofs_hold_and_a_log_rewritten_between_checkpoints_fails_them() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("log");
+    let log = Log::open(&dir, Options::default().sealing(Sealing::Manual)).unwrap();
+    for i in 0..300 {
+        log.append(&event(i)).unwrap();
+    }
+    drop(log);
+    let key = work.path().join("auditor");
+    expect_code(
+        &wormctl(&["keygen", "--name", "auditor", "--out", p(&key)]),
+        0,
+    );
+    let (private, public) = (key.with_extension("key"), key.with_extension("pub"));
+    let old = work.path().join("old.cp");
+    let cp = |out: &Path| {
+        let o = wormctl(&["checkpoint", p(&dir), "--key", p(&private), "--out", p(out)]);
+        expect_code(&o, 0);
+    };
+    cp(&old);
+    // Text output: the record, its leaf data, the tree and the hashes.
+    let o = wormctl(&[
+        "prove",
+        p(&dir),
+        "42",
+        "--checkpoint",
+        p(&old),
+        "--pubkey",
+        p(&public),
+    ]);
+    expect_code(&o, 0);
+    let text = stdout(&o);
+    for field in [
+        "record     42 ",
+        "leaf data  ",
+        "tree size  ",
+        "root       ",
+        "proof      ",
+    ] {
+        assert!(text.contains(field), "{field}\n{text}");
+    }
+    let o = wormctl(&["prove", p(&dir), "42", "--json"]);
+    expect_code(&o, 0);
+    let proof = work.path().join("p42.json");
+    std::fs::write(&proof, stdout(&o)).unwrap();
+    // A proof against the head is not a proof against another tree size.
+    let log = Log::open(&dir, Options::default().sealing(Sealing::Manual)).unwrap();
+    log.append(b"later").unwrap();
+    drop(log);
+    let new = work.path().join("new.cp");
+    cp(&new);
+    expect_code(
+        &wormctl(&[
+            "check-proof",
+            p(&proof),
+            "--checkpoint",
+            p(&old),
+            "--pubkey",
+            p(&public),
+        ]),
+        0,
+    );
+    let o = wormctl(&[
+        "check-proof",
+        p(&proof),
+        "--checkpoint",
+        p(&new),
+        "--pubkey",
+        p(&public),
+    ]);
+    expect_code(&o, 1);
+    assert!(stderr(&o).contains("tree of"), "{}", stderr(&o));
+    expect_code(
+        &wormctl(&[
+            "consistency",
+            p(&dir),
+            p(&old),
+            p(&new),
+            "--pubkey",
+            p(&public),
+        ]),
+        0,
+    );
+    // Unusable input is 2: a proof file that is not JSON, no such file.
+    std::fs::write(work.path().join("junk.json"), "not json").unwrap();
+    let junk = work.path().join("junk.json");
+    expect_code(
+        &wormctl(&[
+            "check-proof",
+            p(&junk),
+            "--checkpoint",
+            p(&old),
+            "--pubkey",
+            p(&public),
+        ]),
+        2,
+    );
+    expect_code(&wormctl(&["prove", p(&dir), "999999"]), 2);
+
+    // Rewritten under the old checkpoint, tree rebuilt to match (it has no
+    // key): the log no longer extends the old tree.
+    let seg = files_with(&dir, ".wlog")[0].clone();
+    forge(&seg, &event(7), &event(8));
+    for f in std::fs::read_dir(&dir).unwrap() {
+        let name = f.unwrap().file_name().to_string_lossy().into_owned();
+        if name.starts_with("wormlog.tiles-") || name == "wormlog.tree" {
+            std::fs::remove_file(dir.join(name)).unwrap();
+        }
+    }
+    let rewritten = work.path().join("rewritten.cp");
+    cp(&rewritten);
+    let o = wormctl(&[
+        "consistency",
+        p(&dir),
+        p(&old),
+        p(&rewritten),
+        "--pubkey",
+        p(&public),
+    ]);
+    expect_code(&o, 1);
+    assert!(stderr(&o).contains("rewritten"), "{}", stderr(&o));
+    let o = wormctl(&[
+        "prove",
+        p(&dir),
+        "42",
+        "--checkpoint",
+        p(&old),
+        "--pubkey",
+        p(&public),
+    ]);
+    expect_code(&o, 1);
+}

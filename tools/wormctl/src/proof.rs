@@ -1,0 +1,370 @@
+//! Merkle proofs and the static tlog (format-spec.md §14):
+//! `wormctl prove DIR SEQ` prints a record and its inclusion proof,
+//! `wormctl check-proof PROOF` checks one against a signed checkpoint with
+//! no log at hand, `wormctl consistency` proves or checks that a newer
+//! checkpoint extends an older one, and `wormctl export-tlog` writes the
+//! log as a static C2SP tlog. Exit codes as verify: 0 the proof holds, 1 it
+//! does not (or the log disagrees with a checkpoint), 2 usage or I/O error.
+
+use crate::fail::Fail;
+use crate::out::{self, Out};
+use crate::verify::{load_checkpoint, read_small};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use wormlog::format::hex;
+use wormlog::format::merkle::{leaf_hash, parse_leaf_data, TreeHash, LEAF_DATA_LEN};
+use wormlog::{Checkpoint, CheckpointKey, ConsistencyProof, InclusionProof};
+
+#[derive(clap::Args)]
+pub struct ProveArgs {
+    /// The log directory.
+    dir: PathBuf,
+    /// The record's sequence number.
+    seq: u64,
+    /// Prove against this signed checkpoint's tree (else the log's head).
+    #[arg(long, value_name = "FILE", requires = "pubkey")]
+    checkpoint: Option<PathBuf>,
+    /// The public key that signed the checkpoint.
+    #[arg(long, value_name = "FILE")]
+    pubkey: Option<PathBuf>,
+    /// One JSON object: the proof file `check-proof` reads.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct CheckProofArgs {
+    /// A proof file from `wormctl prove --json`.
+    proof: PathBuf,
+    /// The signed checkpoint whose tree the proof is against.
+    #[arg(long, value_name = "FILE")]
+    checkpoint: PathBuf,
+    /// The public key that signed it.
+    #[arg(long, value_name = "FILE")]
+    pubkey: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct ConsistencyArgs {
+    /// The log directory (the proof is made from it and checked), or a
+    /// proof file from `consistency --json` (checked with no log).
+    source: PathBuf,
+    /// The older signed checkpoint.
+    old: PathBuf,
+    /// The newer signed checkpoint.
+    new: PathBuf,
+    /// The public key that signed both.
+    #[arg(long, value_name = "FILE")]
+    pubkey: PathBuf,
+    /// Print the proof as one JSON object (a proof file).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    /// The log directory.
+    dir: PathBuf,
+    /// The directory to write the tlog into (created if missing).
+    out: PathBuf,
+    /// Sign the exported checkpoint with this private key (else the
+    /// checkpoint is its unsigned body, which tlog clients refuse).
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+}
+
+fn hashes_json(h: &[TreeHash]) -> Value {
+    Value::Array(h.iter().map(|x| Value::String(hex(x))).collect())
+}
+
+fn unhex32(v: &Value, what: &str) -> Result<TreeHash, Fail> {
+    let s = v
+        .as_str()
+        .ok_or_else(|| Fail::usage(format!("proof file: `{what}` is not a string")))?;
+    let bytes = unhex(s).ok_or_else(|| Fail::usage(format!("proof file: `{what}` is not hex")))?;
+    bytes
+        .try_into()
+        .map_err(|_| Fail::usage(format!("proof file: `{what}` is not 32 bytes")))
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn u64_of(v: &Value, what: &str) -> Result<u64, Fail> {
+    v.as_u64()
+        .ok_or_else(|| Fail::usage(format!("proof file: `{what}` is not a number")))
+}
+
+fn hashes_of(v: &Value) -> Result<Vec<TreeHash>, Fail> {
+    let arr = v
+        .as_array()
+        .ok_or_else(|| Fail::usage("proof file: `hashes` is not a list"))?;
+    if arr.len() > 130 {
+        return Err(Fail::usage("proof file: more hashes than any proof has"));
+    }
+    arr.iter().map(|h| unhex32(h, "hashes")).collect()
+}
+
+/// The tree root a checkpoint signed, or an error saying it has none.
+fn root_of(cp: &Checkpoint, path: &Path) -> Result<TreeHash, Fail> {
+    cp.tree_root.ok_or_else(|| {
+        Fail::usage(format!(
+            "{}: a checkpoint without a Merkle tree root (origin without /v2)",
+            path.display()
+        ))
+    })
+}
+
+pub fn prove(a: ProveArgs) -> Result<(), Fail> {
+    let log = crate::open::read_only(&a.dir)?;
+    let (size, root) = match (&a.checkpoint, &a.pubkey) {
+        (Some(cp), Some(key)) => {
+            let (checkpoint, _) = load_checkpoint(cp, key)?;
+            let root = root_of(&checkpoint, cp)?;
+            let now = log.tree_head_at(checkpoint.seq)?;
+            if now.root != root {
+                return Err(Fail::tampered(format!(
+                    "the log's tree of {} records has root {}, the checkpoint says {}: \
+                     the log was rewritten",
+                    checkpoint.seq,
+                    hex(&now.root),
+                    hex(&root)
+                )));
+            }
+            (checkpoint.seq, root)
+        }
+        _ => {
+            let h = log.tree_head()?;
+            (h.size, h.root)
+        }
+    };
+    let proof = log.prove_inclusion(a.seq, size)?;
+    let record = log.get(a.seq)?;
+    let first = &log.segments()?[0];
+    let prev = if a.seq > first.first_seq {
+        *log.get(a.seq - 1)?.hash()
+    } else {
+        // The first record held continues its segment header's hash (the
+        // genesis hash, or where retention left the log).
+        first.prev_hash
+    };
+    debug_assert!(proof.verify(&root));
+    let mut out = Out::new();
+    if a.json {
+        out.json(&json!({
+            "type": "inclusion",
+            "log_id": hex(&log.log_id()),
+            "seq": proof.seq,
+            "tree_size": proof.tree_size,
+            "root": hex(&root),
+            "leaf_data": hex(&proof.leaf),
+            "leaf_hash": hex(&leaf_hash(&proof.leaf)),
+            "hashes": hashes_json(&proof.hashes),
+            "record": {
+                "seq": record.seq(),
+                "timestamp_ns": record.timestamp(),
+                "kind": record.kind().name(),
+                "kind_byte": record.kind() as u8,
+                "payload_base64": B64.encode(record.payload()),
+                "chain_hash": hex(record.hash()),
+                "prev_chain_hash": hex(&prev),
+            },
+        }))?;
+    } else {
+        out.line(format!(
+            "record     {} {} {} {}",
+            record.seq(),
+            out::rfc3339(record.timestamp()),
+            record.kind().name(),
+            out::terminal_text(&String::from_utf8_lossy(record.payload()))
+        ))?;
+        out.line(format!("leaf data  {}", hex(&proof.leaf)))?;
+        out.line(format!("tree size  {}", proof.tree_size))?;
+        out.line(format!("root       {}", hex(&root)))?;
+        out.line(format!(
+            "proof      {} hashes, nearest the leaf first",
+            proof.hashes.len()
+        ))?;
+        for h in &proof.hashes {
+            out.line(format!("  {}", hex(h)))?;
+        }
+    }
+    out.flush()
+}
+
+pub fn check_proof(a: CheckProofArgs) -> Result<(), Fail> {
+    let (cp, _) = load_checkpoint(&a.checkpoint, &a.pubkey)?;
+    let root = root_of(&cp, &a.checkpoint)?;
+    let text = read_small(&a.proof, "proof")?;
+    let v: Value = serde_json::from_str(&text)
+        .map_err(|e| Fail::usage(format!("{}: not a proof file: {e}", a.proof.display())))?;
+    let leaf = unhex(v["leaf_data"].as_str().unwrap_or(""))
+        .filter(|l| l.len() == LEAF_DATA_LEN)
+        .ok_or_else(|| Fail::usage("proof file: `leaf_data` is not 49 bytes of hex"))?;
+    let proof = InclusionProof {
+        seq: u64_of(&v["seq"], "seq")?,
+        tree_size: u64_of(&v["tree_size"], "tree_size")?,
+        leaf: leaf.try_into().expect("49 bytes"),
+        hashes: hashes_of(&v["hashes"])?,
+    };
+    let bad = |why: String| Err(Fail::tampered(format!("the proof does not hold: {why}")));
+    if hex(&cp.log_id) != v["log_id"].as_str().unwrap_or("") {
+        return bad("it is for another log".into());
+    }
+    if proof.tree_size != cp.seq {
+        return bad(format!(
+            "it is for a tree of {} records, the checkpoint's has {}",
+            proof.tree_size, cp.seq
+        ));
+    }
+    if !proof.verify(&root) {
+        return bad(format!(
+            "its hashes do not lead from record {}'s leaf to the checkpoint's root",
+            proof.seq
+        ));
+    }
+    // The record it carries: its chain hash, from the one before and its
+    // payload, must be the leaf's.
+    let r = &v["record"];
+    if !r.is_null() {
+        let (seq, ts, kind, chain) = parse_leaf_data(&proof.leaf).expect("49 bytes");
+        let payload = B64
+            .decode(r["payload_base64"].as_str().unwrap_or(""))
+            .map_err(|_| Fail::usage("proof file: `payload_base64` is not base64"))?;
+        let prev = unhex32(&r["prev_chain_hash"], "prev_chain_hash")?;
+        let again = wormlog::format::chain_hash(&prev, seq, ts, kind, &payload);
+        if again != chain
+            || u64_of(&r["seq"], "record.seq")? != seq
+            || u64_of(&r["timestamp_ns"], "record.timestamp_ns")? != ts
+        {
+            return bad("the record it carries is not the one its leaf commits to".into());
+        }
+    }
+    let mut out = Out::new();
+    out.line(format!(
+        "proof holds: record {} is leaf {} of the tree of {} records with root {} ({})",
+        proof.seq,
+        proof.seq - 1,
+        proof.tree_size,
+        hex(&root),
+        if r.is_null() {
+            "leaf only"
+        } else {
+            "record and payload bound by its chain hash"
+        }
+    ))?;
+    out.flush()
+}
+
+pub fn consistency(a: ConsistencyArgs) -> Result<(), Fail> {
+    let (old, _) = load_checkpoint(&a.old, &a.pubkey)?;
+    let (new, _) = load_checkpoint(&a.new, &a.pubkey)?;
+    let (old_root, new_root) = (root_of(&old, &a.old)?, root_of(&new, &a.new)?);
+    if old.log_id != new.log_id {
+        return Err(Fail::tampered("the two checkpoints are of different logs"));
+    }
+    if old.seq > new.seq {
+        return Err(Fail::usage(format!(
+            "the older checkpoint ({}) is larger than the newer ({})",
+            old.seq, new.seq
+        )));
+    }
+    let proof = if a.source.is_dir() {
+        let log = crate::open::read_only(&a.source)?;
+        log.prove_consistency(old.seq, new.seq)?
+    } else {
+        let text = read_small(&a.source, "proof")?;
+        let v: Value = serde_json::from_str(&text)
+            .map_err(|e| Fail::usage(format!("{}: not a proof file: {e}", a.source.display())))?;
+        ConsistencyProof {
+            old_size: u64_of(&v["old_size"], "old_size")?,
+            new_size: u64_of(&v["new_size"], "new_size")?,
+            hashes: hashes_of(&v["hashes"])?,
+        }
+    };
+    if (proof.old_size, proof.new_size) != (old.seq, new.seq) {
+        return Err(Fail::tampered(format!(
+            "the proof is from {} to {} records, the checkpoints are {} and {}",
+            proof.old_size, proof.new_size, old.seq, new.seq
+        )));
+    }
+    if !proof.verify(&old_root, &new_root) {
+        return Err(Fail::tampered(format!(
+            "the tree of {} records does not extend the tree of {}: the log was rewritten \
+             between the two checkpoints",
+            new.seq, old.seq
+        )));
+    }
+    let mut out = Out::new();
+    if a.json {
+        out.json(&json!({
+            "type": "consistency",
+            "log_id": hex(&old.log_id),
+            "old_size": proof.old_size,
+            "new_size": proof.new_size,
+            "old_root": hex(&old_root),
+            "new_root": hex(&new_root),
+            "hashes": hashes_json(&proof.hashes),
+        }))?;
+    } else {
+        out.line(format!(
+            "consistent: the tree of {} records (root {}) extends the tree of {} (root {})",
+            new.seq,
+            hex(&new_root),
+            old.seq,
+            hex(&old_root)
+        ))?;
+        out.line(format!("proof      {} hashes", proof.hashes.len()))?;
+        for h in &proof.hashes {
+            out.line(format!("  {}", hex(h)))?;
+        }
+    }
+    out.flush()
+}
+
+pub fn export(a: ExportArgs) -> Result<(), Fail> {
+    let key = match &a.key {
+        Some(k) => {
+            let text = read_small(k, "private key")?;
+            Some(
+                CheckpointKey::from_private_string(text.trim())
+                    .map_err(|e| Fail::usage(format!("{}: {e}", k.display())))?,
+            )
+        }
+        None => None,
+    };
+    let log = crate::open::read_only(&a.dir)?;
+    // Publishing vouches for the log: never one that does not verify.
+    log.verify()?;
+    let r = log.export_tlog(&a.out, key.as_ref())?;
+    let mut out = Out::new();
+    out.line(format!(
+        "exported the tree of {} records to {}: checkpoint ({}), {} hash tiles, {} entry bundles",
+        r.tree_size,
+        out::path_text(&a.out),
+        if key.is_some() {
+            "signed"
+        } else {
+            "unsigned: give --key for a checkpoint tlog clients accept"
+        },
+        r.tiles,
+        r.bundles
+    ))?;
+    if r.first_index > 0 {
+        out.line(format!(
+            "entries 0..{} are pruned (retention dropped their records): their bundles are not \
+             written; tiles and proofs for every tree size still are",
+            r.first_index
+        ))?;
+    }
+    out.flush()
+}
