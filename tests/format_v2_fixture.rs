@@ -70,16 +70,22 @@ fn write_v2_fixture() {
     std::fs::remove_file(dir.join("wormlog.lock")).unwrap();
     let log = Log::open_read_only(&dir, Options::default()).unwrap();
     let v = log.verify().unwrap();
+    let tree = log.tree_head().unwrap();
+    assert!(
+        dir.join("wormlog.tiles-0").exists(),
+        "the Merkle tree's tiles"
+    );
     assert!(files_with(&dir, ".wlog.zst").len() >= 2, "sealed segments");
     assert!(files_with(&dir, ".wlog").len() >= 2, "closed raw segments");
     std::fs::write(
         expected_path(),
         format!(
-            "first_seq {}\nhead_seq {}\nhead_hash {}\nsegments {}\n",
+            "first_seq {}\nhead_seq {}\nhead_hash {}\nsegments {}\ntree_root {}\n",
             v.first_seq,
             v.head.seq,
             hex(&v.head.hash),
-            v.segments
+            v.segments,
+            hex(&tree.root)
         ),
     )
     .unwrap();
@@ -99,6 +105,13 @@ fn a_v2_log_reads_and_verifies_to_the_head_it_was_written_with() {
     assert!(v.first_seq > 1, "the fixture starts at a retention anchor");
     assert_eq!(log.anchor_entries().unwrap().len(), 1);
     assert_eq!(log.legal_hold().unwrap().as_deref(), Some(HOLD));
+    // The Merkle tree (format 2, section 14) covers records retention
+    // dropped: its root over every record the log ever held.
+    let tree = log.tree_head().unwrap();
+    assert_eq!(tree.size.to_string(), want["head_seq"]);
+    assert_eq!(hex(&tree.root), want["tree_root"]);
+    let p = log.prove_consistency(1, tree.size).unwrap();
+    assert!(p.verify(&log.tree_head_at(1).unwrap().root, &tree.root));
 
     let records = all_records(&log);
     // Format 2's own records are there: the policy before the drop, the
