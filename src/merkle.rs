@@ -8,12 +8,13 @@
 use crate::error::{Error, Result};
 use crate::format::merkle::{
     consistency_proof, inclusion_proof, leaf_data, leaf_hash, root_of, tree_root, TreeHash,
-    LEAF_DATA_LEN,
+    LEAF_DATA_LEN, TILE_WIDTH,
 };
 use crate::read;
 use crate::shared::Shared;
 use crate::state::Record;
 use crate::tree::Tree;
+use parking_lot::Mutex;
 
 /// The tree head: how many records it covers (records 1..=size) and its root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,22 +190,36 @@ pub(crate) fn prove_consistency(
 /// Every entry above level 0 is the root of its tile in the level below
 /// (verification; level 0 is checked against the records as they are
 /// walked).
-pub(crate) fn check_levels(tree: &Tree) -> std::result::Result<(), String> {
+/// It runs beside the walk over the records (on another core), so it
+/// takes the tree's lock only to read, 64 tiles at a time.
+pub(crate) fn check_levels(tree: &Mutex<Tree>) -> std::result::Result<(), String> {
+    const TILES: u64 = 64;
     let mut l = 1;
     loop {
-        let above = tree.level_entries(l);
+        let above = tree.lock().level_entries(l);
         if above == 0 {
             return Ok(());
         }
-        for i in 0..above {
-            let tile = tree.tile(l - 1, i).map_err(|e| e.to_string())?;
-            let entry = tree.entries(l, i, 1).map_err(|e| e.to_string())?[0];
-            if root_of(&tile) != entry {
-                return Err(format!(
-                    "entry {i} of level {l} is not the root of tile {i} of level {}",
-                    l - 1
-                ));
+        let mut i = 0;
+        while i < above {
+            let n = TILES.min(above - i);
+            let (below, entries) = {
+                let t = tree.lock();
+                let below = t
+                    .entries(l - 1, i * TILE_WIDTH, n * TILE_WIDTH)
+                    .map_err(|e| e.to_string())?;
+                (below, t.entries(l, i, n).map_err(|e| e.to_string())?)
+            };
+            for (k, tile) in below.chunks(TILE_WIDTH as usize).enumerate() {
+                if root_of(tile) != entries[k] {
+                    let j = i + k as u64;
+                    return Err(format!(
+                        "entry {j} of level {l} is not the root of tile {j} of level {}",
+                        l - 1
+                    ));
+                }
             }
+            i += n;
         }
         l += 1;
     }
@@ -234,7 +249,7 @@ pub(crate) fn export_tlog(
     note: &str,
     size: u64,
 ) -> Result<TlogExport> {
-    use crate::format::merkle::{tile_path, TILE_WIDTH};
+    use crate::format::merkle::tile_path;
     let have = catch_up(shared)?;
     if size > have || size == 0 {
         return Err(unavailable(format!(

@@ -197,18 +197,22 @@ pub(crate) fn verify_log(
         Ok(_) | Err(Error::TreeUnavailable { .. }) => None,
         Err(e) => return Err(e),
     };
-    let summaries = check_all(storage, &segments, &limits, tree, &report_bytes);
-    // Levels above 0 once every record's leaf has been found in level 0
-    // (a bad leaf is the more precise report: it names the record).
-    if let Some(t) = tree.filter(|_| summaries.iter().all(|s| s.is_ok())) {
-        crate::merkle::check_levels(&t.lock()).map_err(|detail| {
-            Error::corrupt(
-                shared.dir.join(TREE_STATE_FILE),
-                0,
-                None,
-                Corruption::TreeState { detail },
-            )
-        })?;
+    // The levels above 0 are checked beside the walk, on another thread.
+    let (summaries, levels) = std::thread::scope(|s| {
+        let levels = tree.map(|t| s.spawn(move || crate::merkle::check_levels(t)));
+        let summaries = check_all(storage, &segments, &limits, tree, &report_bytes);
+        let levels = levels.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        (summaries, levels)
+    });
+    // Reported once every record's leaf has been found in level 0 (a bad
+    // leaf is the more precise report: it names the record).
+    if let Some(Err(detail)) = levels.filter(|_| summaries.iter().all(|s| s.is_ok())) {
+        return Err(Error::corrupt(
+            shared.dir.join(TREE_STATE_FILE),
+            0,
+            None,
+            Corruption::TreeState { detail },
+        ));
     }
     let anchor = shared.anchor_on_disk()?;
     check_log_start(first, &anchor)?;

@@ -7,6 +7,7 @@
 //!     cargo run --release -p wormlog-compare --features prealloc   # + pre-zeroed segments
 //!     COMPARE_SECS=1 COMPARE_REPEATS=1 cargo run --release -p wormlog-compare   # quick
 //!     COMPARE_ONLY=sync cargo run --release -p wormlog-compare   # rows whose name has "sync"
+//!     COMPARE_ONLY='sync/1 |verify' cargo run ...   # rows matching either
 //!
 //! The baselines, all framing records as length + CRC32C + payload:
 //! - `ceiling`: one record then one fdatasync per append, one thread, into a
@@ -524,7 +525,8 @@ fn main() {
     buffered_cases(&mut cases);
     read_cases(&mut cases, demo_path);
     if let Some(only) = &only {
-        cases.retain(|c| c.name.contains(only.as_str()));
+        // Several filters separated by `|`: rows matching any.
+        cases.retain(|c| only.split('|').any(|o| c.name.contains(o)));
     }
     if cases.iter().any(|c| c.unit == "MB/s") {
         eprintln!("building a 256 MB demo log for the read rows ...");
@@ -537,6 +539,10 @@ fn main() {
     );
     for rep in 0..repeats {
         for c in cases.iter_mut() {
+            // Each row starts with no dirty pages of the row before it being
+            // written back under it.
+            rustix::fs::sync();
+            std::thread::sleep(Duration::from_millis(200));
             let v = (c.run)(secs);
             eprintln!(
                 "  [{}/{repeats}] {:<55} {:>12.0} {}",
