@@ -74,6 +74,10 @@ impl Inner {
     /// Under `Durability::Buffered`, writes the records that wait in the
     /// writer's buffer, so that readers see every acknowledged record.
     fn write_out(&self) -> Result<()> {
+        // A poisoned log reads as far as it was written.
+        if self.shared.check_poison().is_err() {
+            return Ok(());
+        }
         if let Mode::Write(w) = &self.mode {
             if self.shared.options.durability == Durability::Buffered {
                 let mut w = w.lock();
@@ -363,12 +367,22 @@ impl Log {
             )),
         };
         let r = recovery::recover(&dir, &options, &reads, read_only)?;
-        let tree = Tree::open(
+        let first_seq = r.segments.first().map_or(1, |s| s.header.first_seq);
+        let tree = match Tree::open(
             options.storage.clone(),
             &dir,
             r.file.is_some(),
             r.end.at.seq,
-        )?;
+            first_seq,
+        ) {
+            Ok(t) => t,
+            // A reader is not kept from the records by a derived file it
+            // cannot open (a symlink or FIFO where a tile file belongs):
+            // the tree is then unavailable to it, which proofs and
+            // verification report.
+            Err(_) if r.file.is_none() => Tree::empty(options.storage.clone(), &dir),
+            Err(e) => return Err(e),
+        };
         let mut shared = Shared::new(
             dir,
             options,
@@ -895,7 +909,13 @@ impl Log {
                 .map(|d| (d.last_hash, None))
         };
         match held {
-            None if tree_vouches => Ok(report),
+            // The root vouches for every leaf; the leaf must be this record's.
+            None if tree_vouches
+                && cp.seq > 0
+                && merkle::leaf_is(&self.inner.shared, cp.seq, cp.timestamp_ns, &cp.hash)? =>
+            {
+                Ok(report)
+            }
             None => mismatch(format!(
                 "seq {} was dropped by retention and the anchor does not record its hash",
                 cp.seq

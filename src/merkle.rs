@@ -10,6 +10,7 @@ use crate::format::merkle::{
     consistency_proof, inclusion_proof, leaf_data, leaf_hash, root_of, tree_root, TreeHash,
     LEAF_DATA_LEN, TILE_WIDTH,
 };
+use crate::format::Hash;
 use crate::read;
 use crate::shared::Shared;
 use crate::state::Record;
@@ -100,11 +101,20 @@ fn unavailable(detail: String) -> Error {
 /// Feeds the tree every committed record it lacks and syncs the tiles it
 /// completed; returns the tree's size.
 pub(crate) fn catch_up(shared: &Shared) -> Result<u64> {
+    /// A writer writes what it has every this many bytes of entries, so a
+    /// first catch-up over a large log holds little in memory.
+    const PERSIST_BYTES: usize = 32 << 20;
     let head = shared.visible.read().head.seq;
     let mut tree = shared.tree.lock();
+    let first = shared.first_seq();
+    if tree.size() + 1 < first && !tree.writable() {
+        // A reader that followed the log past a retention run: the writer
+        // kept the dropped records' leaves in the files; read them again.
+        let storage = shared.options.storage.clone();
+        *tree = Tree::open(storage, &shared.dir, false, head, first)?;
+    }
     let size = tree.size();
     if size < head {
-        let first = shared.first_seq();
         if size + 1 < first {
             return Err(unavailable(format!(
                 "the tree holds {size} records, and retention dropped records {}..{first} \
@@ -116,6 +126,9 @@ pub(crate) fn catch_up(shared: &Shared) -> Result<u64> {
             let r = r?;
             debug_assert_eq!(r.seq(), tree.size() + 1, "leaves in seq order");
             tree.push_leaf(leaf_of(&r));
+            if tree.unwritten_bytes() >= PERSIST_BYTES {
+                tree.persist()?;
+            }
         }
     }
     tree.persist()?;
@@ -124,6 +137,15 @@ pub(crate) fn catch_up(shared: &Shared) -> Result<u64> {
 
 fn leaf_of(r: &Record) -> TreeHash {
     leaf_hash(&leaf_data(r.seq(), r.timestamp(), r.kind() as u8, r.hash()))
+}
+
+/// Whether leaf `seq - 1` is the leaf of a record `seq` committed at
+/// `timestamp_ns` with chain hash `hash` (of any kind): the tree vouching
+/// for a record that retention dropped.
+pub(crate) fn leaf_is(shared: &Shared, seq: u64, timestamp_ns: u64, hash: &Hash) -> Result<bool> {
+    catch_up(shared)?;
+    let stored = shared.tree.lock().entries(0, seq - 1, 1)?[0];
+    Ok((0..=u8::MAX).any(|kind| leaf_hash(&leaf_data(seq, timestamp_ns, kind, hash)) == stored))
 }
 
 /// The root of the tree of the first `size` records (caught up first).

@@ -69,29 +69,38 @@ fn tree_corrupt(path: &Path, offset: u64, detail: String) -> Error {
 
 impl Tree {
     /// Opens the tree files of the log in `dir` whose last record is
-    /// `head_seq`: the tiles `wormlog.tree` vouches for (and no more than
-    /// the records cover), with every partial tile above level 0
-    /// recomputed from the level below. Writable, it cuts the files to
-    /// that; read-only, it changes nothing. Level 0's partial tile is left
-    /// to the caller to fill from the records.
+    /// `head_seq` and whose first held record is `first_seq`: the entries
+    /// `wormlog.tree` vouches for (and no more than the records cover),
+    /// with every partial tile above level 0 recomputed from the level
+    /// below. Without a state file that reads, it vouches only for the
+    /// entries of records retention dropped (which nothing could rebuild);
+    /// the records rebuild the rest. Writable, it cuts the files to what it
+    /// takes and says so in `wormlog.tree`; read-only, it changes nothing.
+    /// Level 0's partial tile is left to the caller to fill from the records.
     pub fn open(
         storage: Arc<dyn Storage>,
         dir: &Path,
         writable: bool,
         head_seq: u64,
+        first_seq: u64,
     ) -> Result<Tree> {
         let state_path = dir.join(TREE_STATE_FILE);
-        let state = match storage.open_read(&state_path) {
-            Ok(f) => {
-                let mut buf = vec![0u8; TreeState::LEN_MAX];
-                let n = f
-                    .read_full_at(&mut buf, 0)
-                    .map_err(|e| Error::io("read", &state_path, e))?;
-                TreeState::decode(&buf[..n]).map_err(|d| tree_corrupt(&state_path, 0, d))?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => TreeState::default(),
-            Err(e) => return Err(Error::io("open", &state_path, e)),
+        let read_state = || -> Result<Option<TreeState>> {
+            let f = match storage.open_read(&state_path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(Error::io("open", &state_path, e)),
+            };
+            let mut buf = vec![0u8; TreeState::LEN_MAX];
+            let n = f
+                .read_full_at(&mut buf, 0)
+                .map_err(|e| Error::io("read", &state_path, e))?;
+            // Damaged (a crash cannot tear it: it is replaced by rename):
+            // the same as missing; verification checks what is kept.
+            Ok(TreeState::decode(&buf[..n]).ok())
         };
+        let state = read_state()?;
+        let dropped = first_seq.saturating_sub(1);
         let mut tree = Tree {
             dir: dir.to_path_buf(),
             storage,
@@ -113,7 +122,11 @@ impl Tree {
                 Some(f) => f.len().map_err(|e| Error::io("stat", &path, e))? / 32,
                 None => 0,
             };
-            let vouched = state.entries.get(l).copied().unwrap_or(0);
+            let per = TILE_WIDTH.saturating_pow(l as u32);
+            let vouched = match &state {
+                Some(s) => s.entries.get(l).copied().unwrap_or(0),
+                None => dropped / per,
+            };
             let mut level = Level::new(path);
             level.read = read;
             level.on_disk = vouched.min(in_file).min(allowed);
@@ -123,6 +136,10 @@ impl Tree {
         if writable {
             for l in 0..tree.levels.len() {
                 tree.cut_file(l)?;
+            }
+            let kept: Vec<u64> = tree.levels.iter().map(|l| l.on_disk).collect();
+            if state.as_ref().map(|s| &s.entries) != Some(&kept) {
+                tree.write_state()?;
             }
         }
         for l in 0..tree.levels.len() {
@@ -174,6 +191,16 @@ impl Tree {
     /// Leaves in the tree.
     pub fn size(&self) -> u64 {
         self.levels.first().map_or(0, Level::entries)
+    }
+
+    /// Whether this tree writes its files (a writer's) or only reads them.
+    pub fn writable(&self) -> bool {
+        self.writable
+    }
+
+    /// Bytes of entries held in memory, not yet written.
+    pub fn unwritten_bytes(&self) -> usize {
+        self.levels.iter().map(|l| l.unwritten.len()).sum()
     }
 
     /// Entries of level `l` (0 for a level the tree has not reached).
@@ -284,15 +311,23 @@ impl Tree {
                             .map_err(|e| Error::io("open", &level.path, e))?,
                     );
                 }
-                level.append = Some(crate::storage::open_append(&*storage, &level.path)?);
+                level.append = Some(crate::storage::open_write(&*storage, &level.path)?);
             }
+            // At the offset the entries belong at, not at the file's end: a
+            // write or sync that failed may have left some of them, and the
+            // retry writes the same bytes over them.
             let f = level.append.as_mut().expect("opened above");
-            f.append(&level.unwritten)
+            f.write_at(&level.unwritten, level.on_disk * 32)
                 .and_then(|()| f.sync_data())
                 .map_err(|e| Error::io("write", &level.path, e))?;
             level.on_disk += (level.unwritten.len() / 32) as u64;
             level.unwritten.clear();
         }
+        self.write_state()
+    }
+
+    /// Replaces `wormlog.tree` with the entries on disk now (all synced).
+    fn write_state(&self) -> Result<()> {
         let state = TreeState {
             entries: self.levels.iter().map(|l| l.on_disk).collect(),
         };

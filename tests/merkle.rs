@@ -157,15 +157,20 @@ fn a_changed_leaf_in_a_tile_file_is_caught_by_verify() {
 }
 
 #[test]
-fn a_damaged_tree_state_file_is_an_error_naming_it() {
+fn a_damaged_tree_state_file_vouches_for_nothing_and_the_records_rebuild_the_tree() {
     let dir = tempfile::tempdir().unwrap();
-    log_with(dir.path(), 300).close().unwrap();
+    let log = log_with(dir.path(), 300);
+    let head = log.tree_head().unwrap();
+    log.close().unwrap();
     let state = dir.path().join("wormlog.tree");
     let mut bytes = std::fs::read(&state).unwrap();
     bytes[17] ^= 0xff;
     std::fs::write(&state, &bytes).unwrap();
-    let err = Log::open(dir.path(), Options::default()).unwrap_err();
-    assert!(err.to_string().contains("wormlog.tree"), "{err}");
+    let log = Log::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(log.tree_head_at(head.size).unwrap(), head);
+    log.verify().unwrap();
+    log.close().unwrap();
+    assert_ne!(std::fs::read(&state).unwrap(), bytes, "written anew");
 }
 
 #[test]
@@ -230,4 +235,109 @@ fn a_log_that_dropped_records_before_it_had_a_tree_keeps_chain_checkpoints() {
     assert!(cp.tree_root.is_none());
     log.verify_against(&cp).unwrap();
     log.verify().unwrap();
+}
+
+#[test]
+fn a_changed_entry_of_an_upper_level_is_caught_by_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = log_with(dir.path(), 1100);
+    log.close().unwrap();
+    let level1 = dir.path().join("wormlog.tiles-1");
+    let mut bytes = std::fs::read(&level1).unwrap();
+    assert!(
+        bytes.len() >= 4 * 32,
+        "entries for the four full level-0 tiles"
+    );
+    bytes[2 * 32 + 7] ^= 0x20;
+    std::fs::write(&level1, &bytes).unwrap();
+    let reader = Log::open_read_only(dir.path(), Options::default()).unwrap();
+    let err = reader.verify().unwrap_err();
+    assert!(err.to_string().contains("entry 2 of level 1"), "{err}");
+}
+
+#[test]
+fn a_tree_write_that_failed_is_written_again_at_its_place() {
+    use wormlog::storage::{MemStorage, Op};
+    let storage = MemStorage::new();
+    let log = Log::open(mem_dir(), mem_options(&storage)).unwrap();
+    for i in 0..700 {
+        log.append(format!("event {i}").as_bytes()).unwrap();
+    }
+    // The tree's next write fails (half of it written, as a failed write
+    // may), then its next catch-up writes it again.
+    storage.fail_nth(Op::Append, storage.count(Op::Append) + 1);
+    assert!(log.tree_head().is_err());
+    let head = log.tree_head().unwrap();
+    log.verify().unwrap();
+    drop(log);
+    let log = Log::open(mem_dir(), mem_options(&storage)).unwrap();
+    assert_eq!(log.tree_head_at(head.size).unwrap(), head);
+    log.verify().unwrap();
+}
+
+#[test]
+fn a_lost_tree_state_file_keeps_the_leaves_of_dropped_records() {
+    let storage = wormlog::storage::MemStorage::new();
+    let (now, clock) = manual_clock(1_800_000_000_000_000_000);
+    let options = || {
+        mem_options(&storage)
+            .sealing(Sealing::Inline)
+            .segment_bytes_max(8 << 10)
+            .clock(clock.clone())
+            .retention(Retention::default().max_age(Duration::from_secs(100)))
+    };
+    let log = Log::open(mem_dir(), options()).unwrap();
+    for i in 0..600 {
+        now.fetch_add(1_000_000_000, std::sync::atomic::Ordering::SeqCst);
+        log.append(format!("event {i:04} with padding to fill segments").as_bytes())
+            .unwrap();
+    }
+    let before = log.checkpoint().unwrap();
+    let r = log
+        .apply_retention(now.load(std::sync::atomic::Ordering::SeqCst))
+        .unwrap();
+    assert!(r.first_seq > 300);
+    drop(log);
+    // wormlog.tree gone (or damaged): the dropped records' leaves, which
+    // nothing could rebuild, are kept; the rest is rebuilt from records.
+    for damage in [None, Some(b"garbage".to_vec())] {
+        let path = mem_dir().join("wormlog.tree");
+        match &damage {
+            None => {
+                use wormlog::storage::Storage;
+                storage.remove_file(&path).unwrap()
+            }
+            Some(bytes) => storage.write_file(&path, bytes.clone()),
+        }
+        let log = Log::open(mem_dir(), options()).unwrap();
+        assert_eq!(
+            log.tree_head_at(before.seq).unwrap().root,
+            before.tree_root.unwrap()
+        );
+        log.verify().unwrap();
+        log.verify_against(&before).unwrap();
+    }
+}
+
+#[test]
+fn a_buffered_log_whose_write_failed_still_reads_what_was_written() {
+    use wormlog::storage::{MemStorage, Op};
+    let storage = MemStorage::new();
+    let log = Log::open(
+        mem_dir(),
+        mem_options(&storage).durability(wormlog::Durability::Buffered),
+    )
+    .unwrap();
+    for i in 0..100 {
+        log.append(format!("event {i}").as_bytes()).unwrap();
+    }
+    let written = log.head().seq;
+    log.append(b"waits in the buffer").unwrap();
+    storage.fail_nth(Op::Append, storage.count(Op::Append) + 1);
+    assert!(log.sync().is_err(), "the buffer's write fails");
+    assert!(matches!(log.append(b"x"), Err(Error::Poisoned { .. })));
+    // Reads go on over what reached the file.
+    let records = all_records(&log);
+    assert_eq!(records.last().unwrap().seq(), written);
+    assert_eq!(log.head().seq, written);
 }

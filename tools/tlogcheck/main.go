@@ -244,20 +244,41 @@ func main() {
 			}
 		}
 	}
-	bundles, _ := filepath.Glob(filepath.Join(export, "tile", "entries", "*"))
 	checked := 0
-	for _, b := range bundles {
-		st, err := os.Stat(b)
-		if err != nil || st.IsDir() {
-			// x-grouped directories and .p/ hold further bundles.
-			continue
+	entriesDir := filepath.Join(export, "tile", "entries")
+	bundles := 0
+	filepath.Walk(entriesDir, func(b string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() {
+			return err
 		}
-		name := filepath.Base(b)
-		n, err := strconv.ParseInt(name, 10, 64)
-		must(err, b)
+		// tile/entries/x001/234 or .../011.p/191: the bundle's index from
+		// its path, and its width from a partial's suffix.
+		rel, _ := filepath.Rel(entriesDir, b)
+		width := int64(256)
+		if i := strings.Index(rel, ".p/"); i >= 0 {
+			w, err := strconv.ParseInt(rel[i+3:], 10, 64)
+			must(err, b)
+			width = w
+			rel = rel[:i]
+		}
+		n := int64(0)
+		for _, part := range strings.Split(rel, "/") {
+			v, err := strconv.ParseInt(strings.TrimPrefix(part, "x"), 10, 64)
+			must(err, b)
+			n = n*1000 + v
+		}
 		data, _ := os.ReadFile(b)
-		for i := int64(0); len(data) > 0; i++ {
+		i := int64(0)
+		for ; len(data) > 0; i++ {
+			if len(data) < 2 {
+				fail("bundle %s: a torn length", rel)
+				break
+			}
 			l := int(binary.BigEndian.Uint16(data))
+			if len(data) < 2+l {
+				fail("bundle %s: entry %d runs past the end", rel, i)
+				break
+			}
 			entry := data[2 : 2+l]
 			data = data[2+l:]
 			idx := n*256 + i
@@ -267,11 +288,16 @@ func main() {
 				break
 			}
 			if tlog.RecordHash(entry) != hs[0] {
-				fail("entry %d of bundle %s does not hash to its leaf", i, name)
+				fail("entry %d of bundle %s does not hash to its leaf", i, rel)
 			}
 			checked++
 		}
-	}
+		if i != width {
+			fail("bundle %s holds %d entries, its path says %d", rel, i, width)
+		}
+		bundles++
+		return nil
+	})
 	if checked == 0 {
 		fail("no entry bundle was checked")
 	}
@@ -313,8 +339,8 @@ func main() {
 		fmt.Fprintf(os.Stderr, "tlogcheck: %d disagreements\n", failures)
 		os.Exit(1)
 	}
-	fmt.Printf("tlogcheck: ok: 2 checkpoints opened, %d inclusion proofs, 1 consistency proof (%d -> %d), tiles of a tree of %d hash to its root, %d bundle entries hash to their leaves, tampered inputs rejected\n",
-		len(files), oldTree.N, newTree.N, expTree.N, checked)
+	fmt.Printf("tlogcheck: ok: 2 checkpoints opened, %d inclusion proofs, 1 consistency proof (%d -> %d), tiles of a tree of %d hash to its root, %d entries of %d bundles (partial included) hash to their leaves, tampered inputs rejected\n",
+		len(files), oldTree.N, newTree.N, expTree.N, checked, bundles)
 }
 
 func copyDir(from, to string) error {
