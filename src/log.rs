@@ -414,8 +414,14 @@ impl Log {
         let active = r.end.segment.path.clone();
         let mut writer = Writer::new(file, r.end, r.state);
         if shared.options.preallocate {
-            let file = crate::storage::open_write(&*shared.options.storage, &active)?;
-            writer.write_in_place(file, &shared)?;
+            // Where the segment cannot be written in place (storage without
+            // positional writes, an append-only attribute), the writer
+            // appends as without the option: failing here, after recovery
+            // cut a torn tail and before its tail-cut record is written,
+            // would leave the cut unrecorded in the chain.
+            if let Ok(file) = crate::storage::open_write(&*shared.options.storage, &active) {
+                writer.write_in_place(file, &shared)?;
+            }
         }
         if let Some(key) = load_sealing_key(&shared, r.last_tag_epoch)? {
             writer.set_sealing_key(key);

@@ -49,7 +49,8 @@ pub struct VerifyReport {
     /// Bytes of the active segment after its last intact record, which the
     /// check did not cover: a tail a live writer is writing, or one a crash
     /// tore (the next writer's open cuts and logs it), or bytes someone
-    /// added. Only a log opened read-only can have them; never silently
+    /// added; zeros at the very end (a preallocating writer's space written
+    /// ahead) are not counted. Only a log opened read-only can have them; never silently
     /// dropped, so tools show them.
     pub unchecked_tail_bytes: u64,
     /// Forward-secure sealing, where the log is sealed.
@@ -82,6 +83,29 @@ pub struct VerifyProgress {
     pub bytes_checked: u64,
     /// Uncompressed segment bytes the verification will check.
     pub bytes_total: u64,
+}
+
+/// Bytes of the active segment after `end` (its last intact record) up to
+/// its last non-zero byte: zeros there are a preallocating writer's space
+/// written ahead (format-spec.md 6.1), not bytes to warn about.
+fn unchecked_tail(active: &Segment, end: u64) -> Result<u64> {
+    const CHUNK: u64 = 64 << 10;
+    let len = active.file_len()?;
+    let mut upto = len;
+    let mut buf = vec![0u8; CHUNK as usize];
+    while upto > end {
+        let from = upto.saturating_sub(CHUNK).max(end);
+        let n = (upto - from) as usize;
+        let got = active
+            .file
+            .read_full_at(&mut buf[..n], from)
+            .map_err(|e| Error::io("read", &active.path, e))?;
+        if let Some(i) = buf[..got].iter().rposition(|b| *b != 0) {
+            return Ok(from + i as u64 + 1 - end);
+        }
+        upto = from;
+    }
+    Ok(0)
 }
 
 /// Checks the leaves of a segment's records against level 0 of the tree,
@@ -250,7 +274,7 @@ pub(crate) fn verify_log(
     )?;
     if shared.read_only {
         let active = &segments[segments.len() - 1];
-        report.unchecked_tail_bytes = active.file_len()?.saturating_sub(visible.active_len);
+        report.unchecked_tail_bytes = unchecked_tail(active, visible.active_len)?;
     }
     if end.seq != visible.head.seq || end.hash != visible.head.hash {
         let last = &segments[segments.len() - 1];

@@ -463,10 +463,14 @@ impl Writer {
         self.file = file;
         self.end = SegmentEnd::empty(segment);
         if self.in_place {
-            let path = &self.end.segment.path;
-            let file = crate::storage::open_write(storage, path).map_err(|e| shared.poison(e))?;
-            self.write_in_place(file, shared)
-                .map_err(|e| shared.poison(e))?;
+            // As at open: where this file cannot be written in place, the
+            // writer appends to it instead.
+            if let Ok(file) = crate::storage::open_write(storage, &self.end.segment.path) {
+                self.write_in_place(file, shared)
+                    .map_err(|e| shared.poison(e))?;
+            } else {
+                self.in_place = false;
+            }
         }
         self.synced_len = self.end.len;
         self.index_due_at = 0;

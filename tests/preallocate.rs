@@ -134,3 +134,27 @@ fn a_crash_leaves_a_zero_tail_that_recovery_cuts_keeping_every_record() {
     log.append(b"after the crash").unwrap();
     log.verify().unwrap();
 }
+
+#[test]
+fn a_reader_of_a_live_preallocated_log_does_not_count_the_zeros_ahead_as_unchecked() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), prealloc()).unwrap();
+    for i in 0..20 {
+        log.append(format!("event {i}").as_bytes()).unwrap();
+    }
+    let reader = Log::open_read_only(dir.path(), Options::default()).unwrap();
+    assert_eq!(reader.verify().unwrap().unchecked_tail_bytes, 0);
+    // Bytes someone put among the zeros are counted, up to the last of them.
+    let seg = log.segments().unwrap().pop().unwrap();
+    let end = seg.bytes_uncompressed;
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&seg.path)
+            .unwrap();
+        f.write_all_at(b"XY", end + 1000).unwrap();
+    }
+    let reader = Log::open_read_only(dir.path(), Options::default()).unwrap();
+    assert_eq!(reader.verify().unwrap().unchecked_tail_bytes, 1002);
+}
