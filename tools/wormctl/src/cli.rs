@@ -42,6 +42,9 @@ enum Command {
     Checkpoint(crate::checkpoint::Args),
     /// Set up forward-secure sealing: print the verification key once.
     SetupKeys(crate::setup_keys::Args),
+    /// Append one record per line of standard input (creating the log if
+    /// missing); print one receipt per record as a JSON line.
+    Append(crate::append::Args),
     /// Print a record and its Merkle inclusion proof (against the head or
     /// a signed checkpoint); --json writes a proof file.
     Prove(crate::proof::ProveArgs),
@@ -69,6 +72,7 @@ pub fn main() -> ExitCode {
         Command::Keygen(a) => crate::keygen::run(a),
         Command::Checkpoint(a) => crate::checkpoint::run(a),
         Command::SetupKeys(a) => crate::setup_keys::run(a),
+        Command::Append(a) => crate::append::run(a),
         Command::Prove(a) => crate::proof::prove(a),
         Command::CheckProof(a) => crate::proof::check_proof(a),
         Command::Consistency(a) => crate::proof::consistency(a),

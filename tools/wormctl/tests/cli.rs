@@ -1801,3 +1801,87 @@ fn proofs_hold_and_a_log_rewritten_between_checkpoints_fails_them() {
     ]);
     expect_code(&o, 1);
 }
+
+fn wormctl_stdin(args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wormctl"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("wormctl runs");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn append_writes_one_record_per_line_and_prints_a_receipt_for_each() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("new-log");
+    let o = wormctl_stdin(
+        &["append", p(&dir)],
+        b"first line\r\nsecond line\n\nfourth, after an empty one",
+    );
+    expect_code(&o, 0);
+    let receipts: Vec<Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(receipts.len(), 4);
+    let seqs: Vec<u64> = receipts
+        .iter()
+        .map(|r| r["seq"].as_u64().unwrap())
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    assert!(receipts[0]["time_ns"].is_string(), "time_ns is a string");
+    let log = Log::open_read_only(&dir, Options::default()).unwrap();
+    let users: Vec<Vec<u8>> = log
+        .read(..)
+        .unwrap()
+        .map(|r| r.unwrap())
+        .filter(|r| !r.is_system())
+        .map(|r| r.payload().to_vec())
+        .collect();
+    assert_eq!(
+        users,
+        vec![
+            b"first line".to_vec(),
+            b"second line".to_vec(),
+            Vec::new(),
+            b"fourth, after an empty one".to_vec()
+        ]
+    );
+    for (r, seq) in receipts.iter().zip(&seqs) {
+        assert_eq!(
+            r["hash"].as_str().unwrap(),
+            hex(log.get(*seq).unwrap().hash())
+        );
+    }
+    log.verify().unwrap();
+}
+
+#[test]
+fn append_json_stops_at_the_first_line_that_is_not_json() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("log");
+    let o = wormctl_stdin(
+        &["append", p(&dir), "--json"],
+        b"{\"actor\":\"alice\"}\n{not json}\n{\"actor\":\"bob\"}\n",
+    );
+    expect_code(&o, 2);
+    assert!(stderr(&o).contains("line 2"), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 1, "the first line's receipt");
+    let log = Log::open_read_only(&dir, Options::default()).unwrap();
+    let users = log
+        .read(..)
+        .unwrap()
+        .map(|r| r.unwrap())
+        .filter(|r| !r.is_system())
+        .count();
+    assert_eq!(users, 1);
+    expect_code(
+        &wormctl_stdin(&["append", p(&dir), "--durability", "fast"], b"x\n"),
+        2,
+    );
+}
