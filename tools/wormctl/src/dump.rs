@@ -34,15 +34,32 @@ pub struct Args {
     /// Include the engine's own records (log opened, segment rolled, sealed, ...).
     #[arg(long)]
     system: bool,
+    /// Only the last N records that pass the other filters.
+    #[arg(short = 'n', long = "lines", value_name = "N")]
+    lines: Option<usize>,
+    /// Newest first (a log directory is read one segment at a time, backwards).
+    #[arg(short = 'r', long)]
+    reverse: bool,
+    /// Only records whose payload (as text) matches this regular expression.
+    #[arg(long, value_name = "REGEX")]
+    grep: Option<String>,
+    /// Only records whose payload is a JSON object with FIELD equal to VALUE
+    /// (a string, or a number or boolean written as text); repeatable, all
+    /// must hold. FIELD may be a dotted path (`actor.name`).
+    #[arg(long = "match", value_name = "FIELD=VALUE")]
+    matches: Vec<String>,
 }
 
-/// What to print: seq and time bounds (inclusive), engine records or not.
+/// What to print: seq and time bounds (inclusive), engine records or not,
+/// and the payload filters.
 struct Filter {
     from: u64,
     to: u64,
     since: u64,
     until: u64,
     system: bool,
+    grep: Option<regex::Regex>,
+    matches: Vec<(Vec<String>, String)>,
 }
 
 enum Step {
@@ -59,12 +76,57 @@ impl Filter {
         } else if r.seq() < self.from
             || r.timestamp() < self.since
             || (r.is_system() && !self.system)
+            || !self.payload_passes(r.payload())
         {
             Step::Skip
         } else {
             Step::Print
         }
     }
+
+    fn payload_passes(&self, payload: &[u8]) -> bool {
+        if let Some(re) = &self.grep {
+            if !re.is_match(&String::from_utf8_lossy(payload)) {
+                return false;
+            }
+        }
+        if self.matches.is_empty() {
+            return true;
+        }
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else {
+            return false;
+        };
+        self.matches.iter().all(|(path, want)| {
+            let mut at = &v;
+            for key in path {
+                match at.get(key) {
+                    Some(next) => at = next,
+                    None => return false,
+                }
+            }
+            match at {
+                serde_json::Value::String(s) => s == want,
+                serde_json::Value::Number(n) => n.to_string() == *want,
+                serde_json::Value::Bool(b) => b.to_string() == *want,
+                _ => false,
+            }
+        })
+    }
+}
+
+fn parse_matches(list: &[String]) -> Result<Vec<(Vec<String>, String)>, Fail> {
+    list.iter()
+        .map(|m| {
+            let (field, value) = m
+                .split_once('=')
+                .filter(|(f, _)| !f.is_empty())
+                .ok_or_else(|| Fail::usage(format!("--match {m}: expected FIELD=VALUE")))?;
+            Ok((
+                field.split('.').map(str::to_owned).collect(),
+                value.to_owned(),
+            ))
+        })
+        .collect()
 }
 
 /// Prints records as a table (with a header before the first) or JSON lines.
@@ -90,30 +152,91 @@ impl Printer {
 
 /// Prints what `filter` lets through, stopping past its end; a read error
 /// becomes a failure through `to_fail` (the records before it are printed).
+/// With `last`, only the last that many are printed (held until the end).
 fn print_all(
     records: impl Iterator<Item = wormlog::Result<Record>>,
     filter: &Filter,
     printer: &mut Printer,
     to_fail: fn(wormlog::Error) -> Fail,
+    last: Option<usize>,
 ) -> Result<(), Fail> {
+    let mut kept = std::collections::VecDeque::new();
     for r in records {
         let r = r.map_err(to_fail)?;
         match filter.step(&r) {
             Step::Stop => break,
             Step::Skip => {}
-            Step::Print => printer.record(&r)?,
+            Step::Print => match last {
+                None => printer.record(&r)?,
+                Some(n) => {
+                    if kept.len() == n {
+                        kept.pop_front();
+                    }
+                    if n > 0 {
+                        kept.push_back(r);
+                    }
+                }
+            },
+        }
+    }
+    for r in &kept {
+        printer.record(r)?;
+    }
+    Ok(())
+}
+
+/// Newest first, from a log directory: one segment's records at a time
+/// (read forward, printed backward), newest segment first, so memory is
+/// one segment's worth, not the log's.
+fn print_reversed(
+    log: &wormlog::Log,
+    filter: &Filter,
+    printer: &mut Printer,
+    last: Option<usize>,
+) -> Result<(), Fail> {
+    let mut printed = 0usize;
+    for seg in log.segments()?.iter().rev() {
+        if seg.last_seq < seg.first_seq || seg.first_seq > filter.to || seg.last_seq < filter.from {
+            continue;
+        }
+        let mut records = Vec::new();
+        for r in log.read(seg.first_seq.max(filter.from)..=seg.last_seq.min(filter.to))? {
+            let r = r?;
+            if matches!(filter.step(&r), Step::Print) {
+                records.push(r);
+            }
+        }
+        for r in records.iter().rev() {
+            if last.is_some_and(|n| printed >= n) {
+                return Ok(());
+            }
+            printer.record(r)?;
+            printed += 1;
         }
     }
     Ok(())
 }
 
 pub fn run(a: Args) -> Result<(), Fail> {
+    if let (Some(since), Some(until)) = (a.since, a.until) {
+        if since > until {
+            return Err(Fail::usage("--since is after --until: no record can match"));
+        }
+    }
+    let grep = a
+        .grep
+        .as_deref()
+        .map(regex::Regex::new)
+        .transpose()
+        .map_err(|e| Fail::usage(format!("--grep: {e}")))?;
     let filter = Filter {
         from: a.from.unwrap_or(0),
         to: a.to.unwrap_or(u64::MAX),
         since: a.since.unwrap_or(0),
         until: a.until.unwrap_or(u64::MAX),
         system: a.system,
+        grep,
+        matches: parse_matches(&a.matches)?,
     };
     let mut printer = Printer {
         out: Out::new(),
@@ -128,15 +251,24 @@ pub fn run(a: Args) -> Result<(), Fail> {
                  (zstd -dc seg-....wlog.zst | wormctl dump -)",
             ));
         }
+        if a.reverse {
+            return Err(Fail::usage("dump -: --reverse needs a log directory"));
+        }
         let file = SegmentFile::from_reader("<stdin>", std::io::stdin()).map_err(Fail::file)?;
-        return print_all(file, &filter, &mut printer, Fail::file);
+        return print_all(file, &filter, &mut printer, Fail::file, a.lines);
     }
     let meta = std::fs::metadata(&a.path).map_err(|e| Fail::io(a.path.display(), e))?;
     if !meta.is_dir() {
+        if a.reverse {
+            return Err(Fail::usage("--reverse needs a log directory"));
+        }
         let file = SegmentFile::open(&a.path).map_err(Fail::file)?;
-        return print_all(file, &filter, &mut printer, Fail::file);
+        return print_all(file, &filter, &mut printer, Fail::file, a.lines);
     }
     let log = crate::open::read_only(&a.path)?;
+    if a.reverse {
+        return print_reversed(&log, &filter, &mut printer, a.lines);
+    }
     // Start at the first record the bounds allow, found through the index.
     let mut start = filter.from;
     if filter.since > 0 {
@@ -150,5 +282,6 @@ pub fn run(a: Args) -> Result<(), Fail> {
         &filter,
         &mut printer,
         Fail::log,
+        a.lines,
     )
 }
