@@ -82,7 +82,10 @@ impl Inner {
             if self.shared.options.durability == Durability::Buffered {
                 let mut w = w.lock();
                 if w.has_unwritten() {
-                    w.flush(&self.shared)?;
+                    // A failed write poisons the log (the records it held
+                    // were acknowledged and are lost, as after a failed
+                    // fdatasync); the read goes on over what was written.
+                    let _ = w.flush(&self.shared);
                 }
             }
         }
@@ -801,13 +804,13 @@ impl Log {
     pub fn tree_head(&self) -> Result<TreeHead> {
         self.inner.write_out()?;
         let size = self.inner.shared.visible.read().head.seq;
-        merkle::head_at(&self.inner.shared, size)
+        merkle::head_at(&self.inner.shared, size, false)
     }
 
     /// The head of the tree of records 1..=`size`.
     pub fn tree_head_at(&self, size: u64) -> Result<TreeHead> {
         self.inner.write_out()?;
-        merkle::head_at(&self.inner.shared, size)
+        merkle::head_at(&self.inner.shared, size, false)
     }
 
     /// That record `seq` is in the tree of records 1..=`tree_size` (an
@@ -1048,7 +1051,9 @@ impl Inner {
         let h = shared.visible.read().head;
         // A log whose first records retention dropped before it had a tree
         // has none: its checkpoints keep the older shape.
-        let tree_root = match merkle::head_at(shared, h.seq) {
+        // Written to disk first: a checkpoint never names a tree the disk
+        // cannot prove (for a reader, the records on disk prove it).
+        let tree_root = match merkle::head_at(shared, h.seq, true) {
             Ok(t) => Some(t.root),
             Err(Error::TreeUnavailable { .. }) => None,
             Err(e) => return Err(e),

@@ -98,9 +98,20 @@ fn unavailable(detail: String) -> Error {
     Error::TreeUnavailable { detail }
 }
 
-/// Feeds the tree every committed record it lacks and syncs the tiles it
-/// completed; returns the tree's size.
+/// Feeds the tree every committed record it lacks and writes and syncs
+/// what it added; returns the tree's size.
 pub(crate) fn catch_up(shared: &Shared) -> Result<u64> {
+    feed(shared, true)
+}
+
+/// Feeds the tree every committed record it lacks, in memory only (up to
+/// the writer's periodic writes): for reads, proofs and verification,
+/// which change nothing on disk and so cannot fail for a write.
+pub(crate) fn catch_up_in_memory(shared: &Shared) -> Result<u64> {
+    feed(shared, false)
+}
+
+fn feed(shared: &Shared, persist: bool) -> Result<u64> {
     /// A writer writes what it has every this many bytes of entries, so a
     /// first catch-up over a large log holds little in memory.
     const PERSIST_BYTES: usize = 32 << 20;
@@ -126,12 +137,14 @@ pub(crate) fn catch_up(shared: &Shared) -> Result<u64> {
             let r = r?;
             debug_assert_eq!(r.seq(), tree.size() + 1, "leaves in seq order");
             tree.push_leaf(leaf_of(&r));
-            if tree.unwritten_bytes() >= PERSIST_BYTES {
+            if persist && tree.unwritten_bytes() >= PERSIST_BYTES {
                 tree.persist()?;
             }
         }
     }
-    tree.persist()?;
+    if persist {
+        tree.persist()?;
+    }
     Ok(tree.size())
 }
 
@@ -143,14 +156,15 @@ fn leaf_of(r: &Record) -> TreeHash {
 /// `timestamp_ns` with chain hash `hash` (of any kind): the tree vouching
 /// for a record that retention dropped.
 pub(crate) fn leaf_is(shared: &Shared, seq: u64, timestamp_ns: u64, hash: &Hash) -> Result<bool> {
-    catch_up(shared)?;
+    catch_up_in_memory(shared)?;
     let stored = shared.tree.lock().entries(0, seq - 1, 1)?[0];
     Ok((0..=u8::MAX).any(|kind| leaf_hash(&leaf_data(seq, timestamp_ns, kind, hash)) == stored))
 }
 
-/// The root of the tree of the first `size` records (caught up first).
-pub(crate) fn head_at(shared: &Shared, size: u64) -> Result<TreeHead> {
-    let have = catch_up(shared)?;
+/// The root of the tree of the first `size` records (caught up first;
+/// written to disk first with `persist`, as a checkpoint needs).
+pub(crate) fn head_at(shared: &Shared, size: u64, persist: bool) -> Result<TreeHead> {
+    let have = feed(shared, persist)?;
     if size > have {
         return Err(unavailable(format!(
             "tree size {size} asked, the log holds {have}"
@@ -169,7 +183,7 @@ pub(crate) fn prove_inclusion(shared: &Shared, seq: u64, tree_size: u64) -> Resu
             "record {seq} is not in a tree of {tree_size} records"
         )));
     }
-    let have = catch_up(shared)?;
+    let have = catch_up_in_memory(shared)?;
     if tree_size > have {
         return Err(unavailable(format!(
             "tree size {tree_size} asked, the log holds {have}"
@@ -195,7 +209,7 @@ pub(crate) fn prove_consistency(
             "no consistency proof from size {old_size} to {new_size}"
         )));
     }
-    let have = catch_up(shared)?;
+    let have = catch_up_in_memory(shared)?;
     if new_size > have {
         return Err(unavailable(format!(
             "tree size {new_size} asked, the log holds {have}"
@@ -272,7 +286,7 @@ pub(crate) fn export_tlog(
     size: u64,
 ) -> Result<TlogExport> {
     use crate::format::merkle::tile_path;
-    let have = catch_up(shared)?;
+    let have = catch_up_in_memory(shared)?;
     if size > have || size == 0 {
         return Err(unavailable(format!(
             "tree size {size} asked, the log holds {have}"

@@ -216,7 +216,7 @@ pub(crate) fn verify_log(
     let storage = &*shared.options.storage;
     // The tree is brought up to the snapshot's head from the records, then
     // each record's leaf is checked against it as the record is walked.
-    let tree = match crate::merkle::catch_up(shared) {
+    let tree = match crate::merkle::catch_up_in_memory(shared) {
         Ok(size) if size >= visible.head.seq => Some(&shared.tree),
         Ok(_) | Err(Error::TreeUnavailable { .. }) => None,
         Err(e) => return Err(e),
