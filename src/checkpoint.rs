@@ -265,7 +265,7 @@ fn parse_retention(line: &str) -> Result<RetentionPoint, CheckpointError> {
     })
 }
 
-fn unhex(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
     }

@@ -119,6 +119,13 @@ pub enum Error {
     /// until it is reopened (which runs recovery).
     #[error("log refuses writes after an earlier I/O failure ({cause}); reopen it to recover")]
     Poisoned { cause: String },
+    /// An off-host store refused or failed a request (feature `s3`).
+    #[error("{op} {what}: {detail}")]
+    Remote {
+        op: &'static str,
+        what: String,
+        detail: String,
+    },
     /// The Merkle tree cannot answer: a size or seq beyond it, or a log
     /// whose first records retention dropped before it had a tree.
     #[error("Merkle tree unavailable: {detail}")]

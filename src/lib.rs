@@ -40,8 +40,8 @@
 // 6. shared     what a log's writer, readers and threads share
 //    barrier    group commit's leader/follower hand-off; knows no file
 //    writer     encodes, writes, syncs, rolls and publishes a group
-// 7. read, merkle, seal, retention, recovery, verify, segment_file
-//               the operations, each on the layers below
+// 7. read, merkle, seal, retention, recovery, verify, segment_file, ship
+//               the operations, each on the layers below (ship: feature s3)
 // 8. log        the public handle: API and thread wiring only
 mod anchor;
 mod barrier;
@@ -61,6 +61,8 @@ mod sealed;
 mod segment;
 mod segment_file;
 mod shared;
+#[cfg(feature = "s3")]
+pub mod ship;
 mod state;
 pub mod storage;
 mod tree;

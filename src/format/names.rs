@@ -13,6 +13,8 @@ pub const HOLD_TMP_FILE: &str = "wormlog.hold.tmp";
 pub const FSS_KEY_FILE: &str = "wormlog.fss";
 /// The sealing key file while its next epoch's key is being written.
 pub const FSS_KEY_TMP_FILE: &str = "wormlog.fss.tmp";
+/// The off-host copies shipped, one line each (format-spec.md §15).
+pub const SHIP_STATE_FILE: &str = "wormlog.ship";
 /// How many tiles of each tree file are durable (format-spec.md §14.3).
 pub const TREE_STATE_FILE: &str = "wormlog.tree";
 /// The tree state file while it is being replaced.
@@ -103,6 +105,7 @@ pub fn is_engine_file_name(name: &str) -> bool {
             LOCK_FILE,
             FSS_KEY_FILE,
             TREE_STATE_FILE,
+            SHIP_STATE_FILE,
         ]
         .contains(&base)
 }

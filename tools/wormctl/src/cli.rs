@@ -42,6 +42,10 @@ enum Command {
     Checkpoint(crate::checkpoint::Args),
     /// Set up forward-secure sealing: print the verification key once.
     SetupKeys(crate::setup_keys::Args),
+    /// Copy sealed segments and the anchor to an S3 bucket under Object
+    /// Lock (built with feature s3).
+    #[cfg(feature = "s3")]
+    Ship(crate::ship::Args),
     /// Append one record per line of standard input (creating the log if
     /// missing); print one receipt per record as a JSON line.
     Append(crate::append::Args),
@@ -72,6 +76,8 @@ pub fn main() -> ExitCode {
         Command::Keygen(a) => crate::keygen::run(a),
         Command::Checkpoint(a) => crate::checkpoint::run(a),
         Command::SetupKeys(a) => crate::setup_keys::run(a),
+        #[cfg(feature = "s3")]
+        Command::Ship(a) => crate::ship::run(a),
         Command::Append(a) => crate::append::run(a),
         Command::Prove(a) => crate::proof::prove(a),
         Command::CheckProof(a) => crate::proof::check_proof(a),

@@ -16,6 +16,8 @@ mod proof;
 mod retention;
 mod seal;
 mod setup_keys;
+#[cfg(feature = "s3")]
+mod ship;
 mod stat;
 mod tail;
 mod verify;

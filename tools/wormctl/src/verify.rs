@@ -30,6 +30,10 @@ pub struct Args {
     /// Print the summary as one JSON object.
     #[arg(long)]
     json: bool,
+    /// With an s3:// PATH: the log directory whose record of what it
+    /// shipped (wormlog.ship) the copy is checked against.
+    #[arg(long, value_name = "DIR")]
+    state: Option<PathBuf>,
 }
 
 /// Reads a small text file (a key or a checkpoint), refusing large ones.
@@ -95,6 +99,14 @@ pub fn run(a: Args) -> Result<(), Fail> {
 }
 
 fn check(a: &Args) -> Result<(), Fail> {
+    if let Some(url) = a.path.to_str().filter(|p| p.starts_with("s3://")) {
+        #[cfg(feature = "s3")]
+        return crate::ship::verify(url, a.state.as_deref());
+        #[cfg(not(feature = "s3"))]
+        return Err(Fail::usage(format!(
+            "{url}: this wormctl was built without the s3 feature"
+        )));
+    }
     let started = Instant::now();
     let meta = std::fs::metadata(&a.path).map_err(|e| Fail::io(a.path.display(), e))?;
     let mut out = Out::new();
