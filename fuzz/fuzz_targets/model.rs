@@ -156,8 +156,10 @@ fuzz_target!(|data: &[u8]| {
                 if durability == Durability::Sync {
                     durable = acked;
                 }
-                // A clean close syncs, unless the log failed (the close too).
-                if !failed && !fired(&storage, armed) {
+                // A clean close syncs, unless the log failed (the close
+                // too), or a failure fired where no call returned it (the
+                // Buffered flush thread's write) and poisoned it.
+                if !failed && !tripped && !fired(&storage, armed) {
                     durable = acked;
                 }
             }
