@@ -1811,7 +1811,11 @@ fn wormctl_stdin(args: &[&str], input: &[u8]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("wormctl runs");
-    child.stdin.take().unwrap().write_all(input).unwrap();
+    // A run that fails before reading (a usage error) closes its end
+    // first: the broken pipe is that, not the test's failure.
+    if let Err(e) = child.stdin.take().unwrap().write_all(input) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+    }
     child.wait_with_output().unwrap()
 }
 
