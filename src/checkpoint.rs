@@ -5,7 +5,7 @@
 //! checkpoint kept elsewhere can. Parsing and verification fail closed.
 
 use crate::error::CheckpointError;
-use crate::format::{hex, Hash};
+use crate::format::{hex, unhex, Hash};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
@@ -263,16 +263,6 @@ fn parse_retention(line: &str) -> Result<RetentionPoint, CheckpointError> {
         first_seq,
         anchor_head,
     })
-}
-
-pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// C2SP key id: the first 4 bytes of SHA-256(name || "\n" || 0x01 || public key).

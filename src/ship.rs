@@ -234,7 +234,7 @@ fn read_state(dir: &Path) -> Result<Vec<ShippedObject>> {
         let f: Vec<&str> = line.split(' ').collect();
         let parsed = (f.len() == 4)
             .then(|| {
-                let sha: Hash = crate::checkpoint::unhex(f[2])?.try_into().ok()?;
+                let sha: Hash = crate::format::unhex(f[2])?.try_into().ok()?;
                 Some(ShippedObject {
                     key: f[0].to_string(),
                     version_id: f[1].to_string(),

@@ -51,6 +51,18 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// Parses hex (either case) back into bytes; `None` for an odd length or
+/// a non-hex digit.
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 pub(crate) fn le_u16(b: &[u8], at: usize) -> u16 {
     let mut a = [0u8; 2];
     a.copy_from_slice(&b[at..at + 2]);

@@ -13,8 +13,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use wormlog::format::hex;
 use wormlog::format::merkle::{leaf_hash, parse_leaf_data, TreeHash, LEAF_DATA_LEN};
+use wormlog::format::{hex, unhex};
 use wormlog::{Checkpoint, CheckpointKey, ConsistencyProof, InclusionProof};
 
 #[derive(clap::Args)]
@@ -87,16 +87,6 @@ fn unhex32(v: &Value, what: &str) -> Result<TreeHash, Fail> {
     bytes
         .try_into()
         .map_err(|_| Fail::usage(format!("proof file: `{what}` is not 32 bytes")))
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 fn u64_of(v: &Value, what: &str) -> Result<u64, Fail> {
