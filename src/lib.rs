@@ -78,9 +78,11 @@ pub use error::{CheckpointError, Corruption, Error, Result};
 pub use format::{ChainPos, RecordKind, SystemEvent, VerificationKey};
 pub use log::Log;
 pub use merkle::{ConsistencyProof, InclusionProof, TlogExport, TreeHead};
-pub use options::{Clock, Durability, Options, Retention, Sealing};
+pub use options::{Clock, Durability, Options, Retention, Sealing, Shipper, Shipping};
 pub use read::Iter;
 pub use retention::RetentionReport;
 pub use segment_file::{SegmentFile, SegmentFileInfo};
-pub use state::{CacheStats, FrameInfo, Head, Receipt, Record, SegmentInfo, WriteStats};
+pub use state::{
+    CacheStats, FrameInfo, Head, Receipt, Record, SegmentInfo, ShipStatus, WriteStats,
+};
 pub use verify::{verify_file, verify_file_with, SealingReport, VerifyProgress, VerifyReport};

@@ -5,12 +5,13 @@ use crate::barrier::Barrier;
 use crate::checkpoint::{Checkpoint, CheckpointKey, RetentionPoint};
 use crate::error::{Corruption, Error, Result};
 use crate::format::names::is_engine_file_name;
+use crate::format::RetentionRule;
 use crate::format::{
     anchor_genesis, epoch_of, hex, key_at, key_id, AnchorEntry, FssKeyFile, RecordKind,
     SystemEvent, VerificationKey, FORMAT_VERSION,
 };
 use crate::merkle::{self, ConsistencyProof, InclusionProof, TlogExport, TreeHead};
-use crate::options::{Durability, Options, Sealing};
+use crate::options::{Durability, Options, Sealing, Shipping};
 use crate::read::{self, Iter};
 use crate::recovery::{self, Follow, Recovered};
 use crate::retention::{self, RetentionReport};
@@ -18,7 +19,7 @@ use crate::seal;
 use crate::sealed::{FrameCache, SealedReads};
 use crate::segment::SegmentEnd;
 use crate::shared::Shared;
-use crate::state::{CacheStats, Head, Receipt, Record, SegmentInfo, WriteStats};
+use crate::state::{CacheStats, Head, Receipt, Record, SegmentInfo, ShipStatus, WriteStats};
 use crate::storage::{DirLock, FilePool};
 use crate::tree::Tree;
 use crate::verify::{self, VerifyProgress, VerifyReport};
@@ -56,6 +57,15 @@ struct Inner {
     checkpoint_error: Mutex<Option<String>>,
     syncer_stop: Mutex<bool>,
     syncer_wake: Condvar,
+    /// The retention policy the records stated when a reader opened the
+    /// log (a writer asks its writer's state).
+    policy_at_open: Option<RetentionRule>,
+    /// Wakes the shipper: (work due, stop).
+    ship_signal: Mutex<(bool, bool)>,
+    ship_wake: Condvar,
+    /// One shipping run at a time (the thread's, or `Log::ship_now`).
+    ship_lock: Mutex<()>,
+    ship_status: Mutex<ShipStatus>,
     _lock: Option<Box<dyn DirLock>>,
 }
 
@@ -117,7 +127,46 @@ impl Inner {
         let shared = &self.shared;
         if shared.options.sealing == Sealing::Inline && shared.take_sealing_due() {
             shared.record_seal_outcome(seal::seal_closed_segments(shared));
+            self.ship_due();
         }
+    }
+
+    /// A segment was sealed: the shipper, if any, has work.
+    fn ship_due(&self) {
+        if self.shared.options.shipping.is_some() {
+            self.ship_signal.lock().0 = true;
+            self.ship_wake.notify_all();
+        }
+    }
+
+    /// The retention policy the log's records state now.
+    fn recorded_policy(&self) -> Option<RetentionRule> {
+        match &self.mode {
+            Mode::Write(w) => w.lock().state().policy,
+            Mode::Read(_) => self.policy_at_open,
+        }
+    }
+
+    /// One shipping run: copies what is not shipped yet, and keeps the
+    /// outcome for `Log::ship_status`.
+    fn ship_once(&self, shipping: &Shipping) -> Result<usize> {
+        let _one = self.ship_lock.lock();
+        let policy = self.recorded_policy();
+        let outcome = shipping.shipper.ship(&self.shared.dir, policy.as_ref());
+        let mut status = self.ship_status.lock();
+        match &outcome {
+            Ok(n) => {
+                status.objects_shipped += *n as u64;
+                status.runs += 1;
+                status.failures_in_a_row = 0;
+                status.last_error = None;
+            }
+            Err(e) => {
+                status.failures_in_a_row += 1;
+                status.last_error = Some(e.to_string());
+            }
+        }
+        outcome
     }
 
     /// Whether a legal hold stops retention now. The chain says whether a
@@ -174,7 +223,26 @@ impl Inner {
             report.held = true;
             return Ok(report);
         }
-        let drop = retention::plan(&segs, policy, now_ns)?;
+        let mut drop = retention::plan(&segs, policy, now_ns)?;
+        if let Some(shipping) = shared
+            .options
+            .shipping
+            .as_ref()
+            .filter(|s| s.retention_waits)
+        {
+            // Only segments with a confirmed copy off the host, oldest
+            // first: one never shipped is never dropped.
+            let shipped = shipping.shipper.shipped_files(&shared.dir)?;
+            let confirmed = drop
+                .iter()
+                .take_while(|s| {
+                    let name = crate::format::names::sealed_file_name(s.number);
+                    shipped.contains(&name)
+                })
+                .count();
+            report.awaiting_ship = drop[confirmed..].iter().map(|s| s.number).collect();
+            drop.truncate(confirmed);
+        }
         let Some(last) = drop.last() else {
             return Ok(report);
         };
@@ -253,6 +321,7 @@ pub struct Log {
     syncer: Option<JoinHandle<()>>,
     sealer: Option<JoinHandle<()>>,
     epochs: Option<JoinHandle<()>>,
+    shipper: Option<JoinHandle<()>>,
     closed: bool,
 }
 
@@ -399,17 +468,19 @@ impl Log {
         shared.read_only = read_only;
         let Some(file) = r.file else {
             let head_ns = r.end.at.timestamp_ns;
-            let inner = Inner::new(
+            let mut inner = Inner::new(
                 shared,
                 Mode::Read(Box::new(Mutex::new(r.end))),
                 None,
                 head_ns,
             );
+            inner.policy_at_open = r.state.policy;
             return Ok(Log {
                 inner: Arc::new(inner),
                 syncer: None,
                 sealer: None,
                 epochs: None,
+                shipper: None,
                 closed: true,
             });
         };
@@ -457,6 +528,7 @@ impl Log {
             syncer,
             sealer,
             epochs,
+            shipper,
         } = start_threads(&inner)?;
         // Segments closed before a crash (or by an earlier run that stopped
         // before sealing them) are sealed now.
@@ -467,6 +539,7 @@ impl Log {
             syncer,
             sealer,
             epochs,
+            shipper,
             closed: false,
         })
     }
@@ -475,7 +548,34 @@ impl Log {
     /// how many were sealed. Appends continue in a new segment.
     pub fn seal(&self) -> Result<usize> {
         self.inner.writer()?.roll_now(&self.inner.shared)?;
-        seal::seal_closed_segments(&self.inner.shared)
+        let n = seal::seal_closed_segments(&self.inner.shared)?;
+        self.inner.ship_due();
+        Ok(n)
+    }
+
+    /// With `Options::shipping`: ships what is not shipped yet now, on this
+    /// thread (the background shipper waits meanwhile), and returns how
+    /// many objects it copied.
+    pub fn ship_now(&self) -> Result<usize> {
+        let shared = &self.inner.shared;
+        let Some(shipping) = &shared.options.shipping else {
+            return Err(Error::InvalidOptions(
+                "ship_now: the log has no Options::shipping".into(),
+            ));
+        };
+        self.inner.ship_once(shipping)
+    }
+
+    /// What the shipper did (`Options::shipping`): objects copied, and the
+    /// last failure while it backs off.
+    pub fn ship_status(&self) -> ShipStatus {
+        self.inner.ship_status.lock().clone()
+    }
+
+    /// The retention policy the log's records state (format-spec.md, 4.2):
+    /// what verification judges drops by, whatever the options say.
+    pub fn retention_policy(&self) -> Option<RetentionRule> {
+        self.inner.recorded_policy()
     }
 
     /// Drops whole sealed segments, oldest first, that `Options::retention`
@@ -996,6 +1096,12 @@ impl Log {
         if let Some(t) = self.epochs.take() {
             let _ = t.join();
         }
+        // A run under way finishes (its objects are recorded); no new one.
+        self.inner.ship_signal.lock().1 = true;
+        self.inner.ship_wake.notify_all();
+        if let Some(t) = self.shipper.take() {
+            let _ = t.join();
+        }
         self.inner.barrier.close();
         let mut writer = self.inner.writer()?;
         writer.trim_preallocation(&self.inner.shared)?;
@@ -1113,6 +1219,11 @@ impl Inner {
             mode,
             syncer_stop: Mutex::new(false),
             syncer_wake: Condvar::new(),
+            policy_at_open: None,
+            ship_signal: Mutex::new((true, false)),
+            ship_wake: Condvar::new(),
+            ship_lock: Mutex::new(()),
+            ship_status: Mutex::new(ShipStatus::default()),
             _lock: lock,
         }
     }
@@ -1156,11 +1267,57 @@ fn start_threads(inner: &Arc<Inner>) -> Result<Threads> {
             Box::new(move || run_epochs(&inner)),
         )?)
     };
+    let shipper = match &inner.shared.options.shipping {
+        Some(shipping) => {
+            let (inner, shipping) = (inner.clone(), shipping.clone());
+            Some(spawn(
+                "wormlog-ship",
+                Box::new(move || run_shipper(&inner, &shipping)),
+            )?)
+        }
+        None => None,
+    };
     Ok(Threads {
         syncer,
         sealer,
         epochs,
+        shipper,
     })
+}
+
+/// With `Options::shipping`: ships at open (to catch up), after every seal
+/// and every `interval`; after a failure waits 1 s, 2 s, 4 s, … up to
+/// `backoff_max`. Appends never wait for it: it reads sealed files only.
+fn run_shipper(inner: &Inner, shipping: &Shipping) {
+    // Network and checksums are work that may wait, like sealing.
+    let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10);
+    let mut backoff = std::time::Duration::ZERO;
+    loop {
+        {
+            let mut sig = inner.ship_signal.lock();
+            let deadline = Instant::now()
+                + if backoff.is_zero() {
+                    shipping.interval
+                } else {
+                    backoff
+                };
+            // A seal wakes it, except while it backs off after a failure.
+            let woken = |s: &(bool, bool)| s.1 || (s.0 && backoff.is_zero());
+            while !woken(&sig) && Instant::now() < deadline {
+                inner.ship_wake.wait_until(&mut sig, deadline);
+            }
+            if sig.1 {
+                return;
+            }
+            sig.0 = false;
+        }
+        backoff = match inner.ship_once(shipping) {
+            Ok(_) => std::time::Duration::ZERO,
+            Err(_) => (backoff * 2)
+                .max(std::time::Duration::from_secs(1))
+                .min(shipping.backoff_max),
+        };
+    }
 }
 
 /// The background threads of a log open for writing.
@@ -1169,6 +1326,8 @@ struct Threads {
     sealer: Option<JoinHandle<()>>,
     /// Tags epochs as they end (forward-secure sealing).
     epochs: Option<JoinHandle<()>>,
+    /// Copies sealed files off the host (`Options::shipping`).
+    shipper: Option<JoinHandle<()>>,
 }
 
 /// Under `Sealing::Background`: seals closed segments whenever one is
@@ -1193,6 +1352,7 @@ fn run_sealer(inner: &Inner) {
                 .map(|_| n),
             other => other,
         };
+        inner.ship_due();
         shared.record_seal_outcome(outcome);
     }
 }

@@ -5,6 +5,7 @@ pub use crate::format::Durability;
 use crate::format::RetentionRule;
 use crate::storage::{FsStorage, Storage};
 use std::fmt;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +20,58 @@ pub enum Sealing {
     Inline,
     /// Closed segments stay uncompressed until `Log::seal` is called.
     Manual,
+}
+
+/// Copies a log's sealed files off the host (`wormlog::ship::S3Target`,
+/// feature `s3`, is one). A writer with `Options::shipping` calls it from a
+/// background thread, never from an append.
+pub trait Shipper: Send + Sync + fmt::Debug {
+    /// Copies what the log in `dir` has not shipped yet; returns how many
+    /// objects it copied. `policy` is the retention policy the log records,
+    /// from which a copy's lock period may derive.
+    fn ship(&self, dir: &Path, policy: Option<&RetentionRule>) -> crate::Result<usize>;
+    /// The names of the files in `dir` whose copy is confirmed (recorded
+    /// durably after the server stored it).
+    fn shipped_files(&self, dir: &Path) -> crate::Result<Vec<String>>;
+}
+
+/// Shipping in the writer (`Options::shipping`).
+#[derive(Debug, Clone)]
+pub struct Shipping {
+    pub(crate) shipper: Arc<dyn Shipper>,
+    pub(crate) retention_waits: bool,
+    pub(crate) interval: Duration,
+    pub(crate) backoff_max: Duration,
+}
+
+impl Shipping {
+    /// Ships with `shipper` after every seal, and every `interval` (default
+    /// one minute) to catch up.
+    pub fn new(shipper: impl Shipper + 'static) -> Self {
+        Shipping {
+            shipper: Arc::new(shipper),
+            retention_waits: true,
+            interval: Duration::from_secs(60),
+            backoff_max: Duration::from_secs(300),
+        }
+    }
+    /// Retention drops only segments whose copy is confirmed (default on):
+    /// a segment that was never shipped is never dropped.
+    pub fn retention_waits(mut self, yes: bool) -> Self {
+        self.retention_waits = yes;
+        self
+    }
+    /// How often the shipper looks for work when no seal wakes it.
+    pub fn interval(mut self, every: Duration) -> Self {
+        self.interval = every;
+        self
+    }
+    /// After failures the shipper waits 1 s, 2 s, 4 s, … up to this
+    /// (default five minutes) before it tries again.
+    pub fn backoff_max(mut self, most: Duration) -> Self {
+        self.backoff_max = most;
+        self
+    }
 }
 
 /// How sealing compresses and protects a segment (from `Options`).
@@ -123,6 +176,7 @@ pub struct Options {
     pub(crate) clock_jump_max: Duration,
     pub(crate) auto_checkpoints: Option<AutoCheckpoints>,
     pub(crate) preallocate: bool,
+    pub(crate) shipping: Option<Shipping>,
 }
 
 impl Default for Options {
@@ -146,6 +200,7 @@ impl Default for Options {
             clock_jump_max: Duration::from_secs(3600),
             auto_checkpoints: None,
             preallocate: false,
+            shipping: None,
         }
     }
 }
@@ -169,6 +224,7 @@ impl fmt::Debug for Options {
             .field("retention", &self.retention)
             .field("auto_checkpoints", &self.auto_checkpoints)
             .field("preallocate", &self.preallocate)
+            .field("shipping", &self.shipping)
             .finish_non_exhaustive()
     }
 }
@@ -299,6 +355,12 @@ impl Options {
     /// Which sealed segments `Log::apply_retention` may drop (default: none).
     pub fn retention(mut self, retention: Retention) -> Self {
         self.retention = Some(retention);
+        self
+    }
+
+    /// Copy sealed files off the host in the background (see `Shipping`).
+    pub fn shipping(mut self, shipping: Shipping) -> Self {
+        self.shipping = Some(shipping);
         self
     }
 

@@ -20,6 +20,9 @@ pub struct RetentionReport {
     pub freed_bytes: u64,
     /// The first seq the log holds afterwards.
     pub first_seq: u64,
+    /// Segments the policy lets go that stay until their copy off the host
+    /// is confirmed (`Shipping::retention_waits`).
+    pub awaiting_ship: Vec<u64>,
 }
 
 /// The oldest sealed segments the policy lets go, and the bytes they free.

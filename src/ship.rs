@@ -10,7 +10,8 @@
 //! or delete markers that hide a shipped object.
 
 use crate::error::{Error, Result};
-use crate::format::names::{parse_sealed_file_name, ANCHOR_FILE, SHIP_STATE_FILE};
+use crate::format::names::{parse_sealed_file_name, ANCHOR_FILE, SHIP_LOCK_FILE, SHIP_STATE_FILE};
+use crate::format::RetentionRule;
 use crate::format::{hex, Hash};
 use crate::verify::verify_file;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -38,6 +39,7 @@ pub struct S3Target {
     prefix: String,
     mode: LockMode,
     retain_until_ns: Option<u64>,
+    retain_for: Option<Duration>,
 }
 
 impl std::fmt::Debug for S3Target {
@@ -116,6 +118,7 @@ impl S3Target {
             prefix,
             mode: LockMode::Compliance,
             retain_until_ns: None,
+            retain_for: None,
         })
     }
 
@@ -125,10 +128,52 @@ impl S3Target {
         self
     }
 
-    /// Lock new objects until this time (ns since the Unix epoch).
+    /// Lock new objects at least until this time (ns since the Unix epoch).
     pub fn retain_until(mut self, ns: u64) -> Self {
         self.retain_until_ns = Some(ns);
         self
+    }
+
+    /// Lock each new object at least this long from its upload.
+    pub fn retain_for(mut self, period: Duration) -> Self {
+        self.retain_for = Some(period);
+        self
+    }
+
+    /// Until when objects uploaded at `now_ns` are locked: the latest of
+    /// `retain_until`, `retain_for` from now, and the period the log's
+    /// recorded retention policy implies (its `min_age`, the compliance
+    /// floor, or else its `max_age`) from now. A copy is never locked for
+    /// less than the log itself must keep its records.
+    pub fn lock_until(&self, policy: Option<&RetentionRule>, now_ns: u64) -> Result<u64> {
+        let from_now = |ns: u64| now_ns.saturating_add(ns);
+        let policy_ns = policy
+            .map(|p| {
+                if p.min_age_ns > 0 {
+                    p.min_age_ns
+                } else {
+                    p.max_age_ns
+                }
+            })
+            .filter(|ns| *ns > 0);
+        [
+            self.retain_until_ns,
+            self.retain_for
+                .map(|d| from_now(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))),
+            policy_ns.map(from_now),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .ok_or_else(|| {
+            remote(
+                "ship",
+                self.url(),
+                "no lock period: the log records no retention policy with a min_age or \
+                 max_age, so give one (S3Target::retain_until or retain_for; wormctl ship \
+                 --retain-until)",
+            )
+        })
     }
 
     fn key(&self, name: &str) -> String {
@@ -208,6 +253,8 @@ pub struct ShippedObject {
 /// What `ship` did.
 #[derive(Debug, Clone, Default)]
 pub struct ShipReport {
+    /// The objects it uploaded are locked until then (ns since the epoch).
+    pub retain_until_ns: u64,
     /// Objects uploaded by this run.
     pub uploaded: Vec<ShippedObject>,
     /// Objects found in the bucket from a run that crashed before
@@ -255,6 +302,19 @@ fn read_state(dir: &Path) -> Result<Vec<ShippedObject>> {
         }
     }
     Ok(out)
+}
+
+/// Holds `wormlog.ship.lock` locked (flock) for one shipping run.
+fn lock_state(dir: &Path) -> Result<std::fs::File> {
+    let path = dir.join(SHIP_LOCK_FILE);
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io("open", &path, e))?;
+    f.lock().map_err(|e| Error::io("lock", &path, e))?;
+    Ok(f)
 }
 
 /// A crash while a line was being appended leaves it without its newline:
@@ -322,22 +382,42 @@ fn to_ship(dir: &Path) -> Result<Vec<(String, PathBuf, Option<u64>)>> {
     Ok(out)
 }
 
+/// A step of a shipping run, as `ship_observed` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShipStep<'a> {
+    /// About to PUT this key.
+    Put(&'a str),
+    /// The server stored it; about to record it in `wormlog.ship`.
+    Record(&'a str),
+}
+
 /// Uploads what the log in `dir` has not shipped yet (see the module docs).
-pub fn ship(dir: &Path, target: &S3Target) -> Result<ShipReport> {
-    let retain_until = target.retain_until_ns.ok_or_else(|| {
-        remote(
-            "ship",
-            target.url(),
-            "no retain-until date: give S3Target::retain_until",
-        )
-    })?;
-    let until = jiff::Timestamp::from_nanosecond(i128::from(retain_until))
-        .map_err(|e| remote("ship", target.url(), e))?
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string();
+/// `policy`: the retention policy the log records (`Log::retention_policy`),
+/// from which the lock period derives (`S3Target::lock_until`).
+pub fn ship(dir: &Path, target: &S3Target, policy: Option<&RetentionRule>) -> Result<ShipReport> {
+    ship_observed(dir, target, policy, &mut |_| Ok(()))
+}
+
+/// As `ship`, calling `step` before each step; an error it returns ends the
+/// run there, as a crash would (for fault-injection tests and drills).
+pub fn ship_observed(
+    dir: &Path,
+    target: &S3Target,
+    policy: Option<&RetentionRule>,
+    step: &mut dyn FnMut(ShipStep<'_>) -> Result<()>,
+) -> Result<ShipReport> {
+    let now = u64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap_or(0);
+    let retain_until = target.lock_until(policy, now)?;
+    // One run at a time per log directory: the writer's shipper and a
+    // `wormctl ship` would otherwise race to record the same objects.
+    let _run = lock_state(dir)?;
+    let until = rfc3339(retain_until)?;
     cut_torn_record(dir)?;
     let done = read_state(dir)?;
-    let mut report = ShipReport::default();
+    let mut report = ShipReport {
+        retain_until_ns: retain_until,
+        ..ShipReport::default()
+    };
     let agent = agent();
     for (name, path, len) in to_ship(dir)? {
         let key = target.key(&name);
@@ -349,86 +429,180 @@ pub fn ship(dir: &Path, target: &S3Target) -> Result<ShipReport> {
         if let Some(len) = len {
             bytes.truncate(len as usize);
         }
-        let sha: Hash = Sha256::digest(&bytes).into();
-        let sha_b64 = B64.encode(sha);
-        let md5_b64 = B64.encode(md5(&bytes));
-        let mode = match target.mode {
-            LockMode::Compliance => "COMPLIANCE",
-            LockMode::Governance => "GOVERNANCE",
-        };
-        let mut action = target.bucket.put_object(Some(&target.credentials), &key);
-        let h = action.headers_mut();
-        h.insert("x-amz-object-lock-mode", mode);
-        h.insert("x-amz-object-lock-retain-until-date", until.clone());
-        h.insert("x-amz-checksum-sha256", sha_b64.clone());
-        h.insert("content-md5", md5_b64.clone());
-        h.insert("if-none-match", "*");
-        let url = action.sign(SIGN_FOR);
-        let resp = agent
-            .put(url.as_str())
-            .header("x-amz-object-lock-mode", mode)
-            .header("x-amz-object-lock-retain-until-date", &until)
-            .header("x-amz-checksum-sha256", &sha_b64)
-            .header("content-md5", &md5_b64)
-            .header("if-none-match", "*")
-            .send(&bytes[..])
-            .map_err(|e| remote("PUT", &key, e))?;
-        let status = resp.status().as_u16();
-        let object = match status {
-            200 => {
-                let version_id = resp
-                    .headers()
-                    .get("x-amz-version-id")
-                    .and_then(|v| v.to_str().ok())
-                    .filter(|v| !v.is_empty() && *v != "null")
-                    .ok_or_else(|| {
-                        remote(
-                            "PUT",
-                            &key,
-                            "no version id: the bucket is not versioned (enable Object Lock)",
-                        )
-                    })?
-                    .to_string();
-                ShippedObject {
-                    key: key.clone(),
-                    version_id,
-                    sha256: sha,
-                    bytes: bytes.len() as u64,
-                }
-            }
-            // There already: shipped by a run that crashed before its
-            // record, if it is these bytes; anything else is not ours.
-            412 => {
-                let found = versions(target, &key)?
-                    .into_iter()
-                    .filter(|v| !v.delete_marker)
-                    .find_map(|v| {
-                        let got = download_sha(target, &key, &v.version_id).ok()?;
-                        (got == (sha, bytes.len() as u64)).then_some(v.version_id)
-                    })
-                    .ok_or_else(|| {
-                        remote(
-                            "PUT",
-                            &key,
-                            "an object with other bytes is already at this key",
-                        )
-                    })?;
-                let o = ShippedObject {
-                    key: key.clone(),
-                    version_id: found,
-                    sha256: sha,
-                    bytes: bytes.len() as u64,
-                };
-                record(dir, &o)?;
-                report.adopted.push(o);
-                continue;
-            }
-            s => return Err(remote("PUT", &key, status_text(s, resp))),
-        };
+        step(ShipStep::Put(&key))?;
+        let (object, adopted) = put_locked(target, &agent, &key, &bytes, &until)?;
+        step(ShipStep::Record(&key))?;
         record(dir, &object)?;
+        if adopted {
+            report.adopted.push(object);
+            continue;
+        }
         report.uploaded.push(object);
     }
     Ok(report)
+}
+
+/// PUTs `bytes` at `key` locked until `until` (RFC 3339), with its
+/// checksums and `If-None-Match: *`. Returns the object stored, and whether
+/// it was already there (412) from an earlier run with these very bytes,
+/// which is adopted; other bytes at the key are an error.
+fn put_locked(
+    target: &S3Target,
+    agent: &ureq::Agent,
+    key: &str,
+    bytes: &[u8],
+    until: &str,
+) -> Result<(ShippedObject, bool)> {
+    let sha: Hash = Sha256::digest(bytes).into();
+    let sha_b64 = B64.encode(sha);
+    let md5_b64 = B64.encode(md5(bytes));
+    let mode = match target.mode {
+        LockMode::Compliance => "COMPLIANCE",
+        LockMode::Governance => "GOVERNANCE",
+    };
+    let mut action = target.bucket.put_object(Some(&target.credentials), key);
+    let h = action.headers_mut();
+    h.insert("x-amz-object-lock-mode", mode);
+    h.insert("x-amz-object-lock-retain-until-date", until.to_string());
+    h.insert("x-amz-checksum-sha256", sha_b64.clone());
+    h.insert("content-md5", md5_b64.clone());
+    h.insert("if-none-match", "*");
+    let url = action.sign(SIGN_FOR);
+    let resp = agent
+        .put(url.as_str())
+        .header("x-amz-object-lock-mode", mode)
+        .header("x-amz-object-lock-retain-until-date", until)
+        .header("x-amz-checksum-sha256", &sha_b64)
+        .header("content-md5", &md5_b64)
+        .header("if-none-match", "*")
+        .send(bytes)
+        .map_err(|e| remote("PUT", key, e))?;
+    let object = |version_id: String| ShippedObject {
+        key: key.to_string(),
+        version_id,
+        sha256: sha,
+        bytes: bytes.len() as u64,
+    };
+    match resp.status().as_u16() {
+        200 => {
+            let version_id = resp
+                .headers()
+                .get("x-amz-version-id")
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty() && *v != "null")
+                .ok_or_else(|| {
+                    remote(
+                        "PUT",
+                        key,
+                        "no version id: the bucket is not versioned (enable Object Lock)",
+                    )
+                })?
+                .to_string();
+            Ok((object(version_id), false))
+        }
+        // There already: shipped by a run that crashed before its record,
+        // if it is these bytes; anything else is not ours.
+        412 => {
+            let found = versions(target, key)?
+                .into_iter()
+                .filter(|v| !v.delete_marker)
+                .find_map(|v| {
+                    let got = download_sha(target, key, &v.version_id).ok()?;
+                    (got == (sha, bytes.len() as u64)).then_some(v.version_id)
+                })
+                .ok_or_else(|| {
+                    remote(
+                        "PUT",
+                        key,
+                        "an object with other bytes is already at this key",
+                    )
+                })?;
+            Ok((object(found), true))
+        }
+        s => Err(remote("PUT", key, status_text(s, resp))),
+    }
+}
+
+/// Automatic checkpoints straight to the bucket
+/// (`Options::auto_checkpoints(key, interval, Arc::new(target))`): each
+/// note its own object, `checkpoints/<seq>-<sha256 prefix>`, locked like
+/// the rest (the target needs `retain_until` or `retain_for`: a sink does
+/// not see the log's policy) and never overwritten.
+impl crate::checkpoint::CheckpointSink for S3Target {
+    fn put(&self, note: &str) -> std::io::Result<()> {
+        let io = |e: Error| std::io::Error::other(e.to_string());
+        let now = u64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap_or(0);
+        let until = rfc3339(self.lock_until(None, now).map_err(io)?).map_err(io)?;
+        // The note's second line is its tree size (or seq): keys sort by it.
+        let size: u64 = note
+            .lines()
+            .nth(1)
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0);
+        let name = format!(
+            "{CHECKPOINT_PREFIX}{size:020}-{}",
+            hex(&Sha256::digest(note.as_bytes())[..8])
+        );
+        put_locked(self, &agent(), &self.key(&name), note.as_bytes(), &until)
+            .map(|_| ())
+            .map_err(io)
+    }
+}
+
+/// Where checkpoint notes go under the prefix.
+const CHECKPOINT_PREFIX: &str = "checkpoints/";
+
+/// The checkpoint notes under `target` (the latest version of each, at
+/// most 64 KiB each), oldest tree first.
+pub fn checkpoints(target: &S3Target) -> Result<Vec<(String, String)>> {
+    let prefix = target.key(CHECKPOINT_PREFIX);
+    let mut out = Vec::new();
+    for v in versions(target, &prefix)?
+        .into_iter()
+        .filter(|v| v.is_latest && !v.delete_marker)
+    {
+        let mut buf = Vec::new();
+        let mut limited = LimitedWriter {
+            out: &mut buf,
+            left: 64 << 10,
+        };
+        download(target, &v.key, &v.version_id, &mut limited)?;
+        let note = String::from_utf8(buf)
+            .map_err(|_| remote("verify", &v.key, "a checkpoint note is text; this is not"))?;
+        out.push((v.key, note));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// A writer that refuses more than `left` bytes (a hostile object must not
+/// make us allocate without bound).
+struct LimitedWriter<'a> {
+    out: &'a mut Vec<u8>,
+    left: usize,
+}
+
+impl Write for LimitedWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() > self.left {
+            return Err(std::io::Error::other(
+                "larger than a checkpoint note may be",
+            ));
+        }
+        self.left -= buf.len();
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn rfc3339(ns: u64) -> Result<String> {
+    Ok(jiff::Timestamp::from_nanosecond(i128::from(ns))
+        .map_err(|e| remote("ship", ns, e))?
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string())
 }
 
 /// MD5, which Object Lock PUTs must carry (or a checksum header; some
@@ -582,6 +756,8 @@ pub struct RemoteReport {
     pub last_seq: u64,
     /// Anchor objects found.
     pub anchors: u64,
+    /// The longest of them (the anchor file at its latest length shipped).
+    pub anchor: Option<RemoteVersion>,
     /// Keys with more than one version, or a delete marker: someone with
     /// write access put a version over a shipped one or hid it.
     pub shadowed: Vec<String>,
@@ -593,6 +769,137 @@ pub struct RemoteReport {
 /// hash), and, with the log's `wormlog.ship` record (`state_dir`), that
 /// each recorded object is still the version recorded, with its bytes.
 pub fn verify_remote(target: &S3Target, state_dir: Option<&Path>) -> Result<RemoteReport> {
+    let tmp = std::env::temp_dir().join(format!(
+        "wormlog-remote-{}-{}",
+        std::process::id(),
+        hex(&Sha256::digest(target.key("").as_bytes())[..8])
+    ));
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+    let result = walk_remote(target, state_dir, &tmp, false);
+    let _ = std::fs::remove_dir_all(&tmp);
+    result.map(|(report, _)| report)
+}
+
+/// Brings the copy under `target` back into `dir`, which must be empty or
+/// absent: every sealed file, checked and linked as `verify_remote` checks
+/// them (with `state_dir`'s record, the versions recorded), the anchor file
+/// at the longest length shipped, and an empty active segment continuing
+/// the last sealed file's chain, as a writer leaves one it rolled to just
+/// before a crash. The restored log opens, verifies and takes appends.
+pub fn restore(target: &S3Target, dir: &Path, state_dir: Option<&Path>) -> Result<RemoteReport> {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(remote(
+                    "restore",
+                    dir.display(),
+                    "the directory is not empty: restore only into a new one",
+                ));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+        }
+        Err(e) => return Err(Error::io("list", dir, e)),
+    }
+    let (report, last) = walk_remote(target, state_dir, dir, true)?;
+    let Some((n, head)) = last else {
+        return Err(remote(
+            "restore",
+            target.url(),
+            "the bucket holds no sealed segment",
+        ));
+    };
+    if let Some(anchor) = report.anchor.as_ref() {
+        let path = dir.join(ANCHOR_FILE);
+        let mut f = std::fs::File::create(&path).map_err(|e| Error::io("create", &path, e))?;
+        download(target, &anchor.key, &anchor.version_id, &mut f)?;
+        f.sync_all().map_err(|e| Error::io("fsync", &path, e))?;
+    }
+    let storage = crate::storage::FsStorage;
+    let last_path = dir.join(crate::format::names::sealed_file_name(n));
+    let sealed = crate::sealed::open_sealed(&storage, &last_path, Some(n), None)?;
+    let now = u64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap_or(0);
+    let header = sealed.header.successor(head, now.max(head.timestamp_ns));
+    crate::segment::Segment::create_active(&storage, dir, header)?;
+    Ok(report)
+}
+
+/// What `compare_local` found.
+#[derive(Debug, Clone, Default)]
+pub struct Comparison {
+    /// The copy checked alone, as `verify_remote` checks it.
+    pub remote: RemoteReport,
+    /// Local files whose bytes equal their shipped copy's.
+    pub matching: u64,
+    /// Local sealed files with no copy yet.
+    pub unshipped: Vec<String>,
+}
+
+/// Compares the log in `dir` with its copy: the copy verifies with the
+/// log's record (`verify_remote`), and each local file the record names
+/// has the bytes its copy has (the anchor file, the shipped length of it).
+/// Files retention dropped here are only in the copy, which is the point.
+pub fn compare_local(dir: &Path, target: &S3Target) -> Result<Comparison> {
+    let copy = verify_remote(target, Some(dir))?;
+    let recorded = read_state(dir)?;
+    let mut out = Comparison {
+        remote: copy,
+        ..Comparison::default()
+    };
+    for (name, path, len) in to_ship(dir)? {
+        let key = target.key(&name);
+        let Some(o) = recorded.iter().find(|o| o.key == key) else {
+            if len.is_none() {
+                out.unshipped.push(name);
+            }
+            continue;
+        };
+        let mut bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+        bytes.truncate(o.bytes as usize);
+        let sha: Hash = Sha256::digest(&bytes).into();
+        if (sha, bytes.len() as u64) != (o.sha256, o.bytes) {
+            return Err(remote(
+                "verify",
+                path.display(),
+                format!("differs from its copy {} version {}", o.key, o.version_id),
+            ));
+        }
+        out.matching += 1;
+    }
+    // Anchor lengths shipped before the last are prefixes of the file too.
+    let anchor_path = dir.join(ANCHOR_FILE);
+    for o in recorded.iter().filter(|o| {
+        o.key
+            .rsplit('/')
+            .next()
+            .is_some_and(|n| n.starts_with(ANCHOR_FILE))
+            && target.key(o.key.rsplit('/').next().unwrap_or("")) == o.key
+    }) {
+        let bytes = std::fs::read(&anchor_path).map_err(|e| Error::io("read", &anchor_path, e))?;
+        let prefix = bytes.get(..o.bytes as usize).unwrap_or(&bytes);
+        let sha: Hash = Sha256::digest(prefix).into();
+        if (sha, prefix.len() as u64) != (o.sha256, o.bytes) {
+            return Err(remote(
+                "verify",
+                anchor_path.display(),
+                format!("differs from its copy {} version {}", o.key, o.version_id),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The walk `verify_remote` and `restore` share: lists the versions, checks
+/// them against the record, and downloads each sealed file into `into`
+/// (kept when `keep`) to check it and link it to the one before. Returns
+/// the report and the last file's number and chain head.
+fn walk_remote(
+    target: &S3Target,
+    state_dir: Option<&Path>,
+    into: &Path,
+    keep: bool,
+) -> Result<(RemoteReport, Option<(u64, crate::format::ChainPos)>)> {
     let prefix = target.key("");
     let all = versions(target, &prefix)?;
     let recorded = match state_dir {
@@ -624,81 +931,84 @@ pub fn verify_remote(target: &S3Target, state_dir: Option<&Path>) -> Result<Remo
             report.shadowed.push(o.key.clone());
         }
     }
-    let mut segments: Vec<(u64, &RemoteVersion)> = all
-        .iter()
-        .filter(|v| !v.delete_marker)
-        .filter_map(|v| {
-            let name = v.key.rsplit('/').next()?;
-            parse_sealed_file_name(name).map(|n| (n, v))
-        })
-        .collect();
     // The version recorded, where there is a record; else the latest.
-    segments.retain(|(_, v)| match recorded.iter().find(|o| o.key == v.key) {
+    let chosen = |v: &RemoteVersion| match recorded.iter().find(|o| o.key == v.key) {
         Some(o) => o.version_id == v.version_id,
         None => v.is_latest,
-    });
+    };
+    // Only keys the shipper writes: a sealed file's name right under the
+    // prefix (a look-alike elsewhere is not part of the copy).
+    let mut segments: Vec<(u64, &RemoteVersion)> = all
+        .iter()
+        .filter(|v| !v.delete_marker && chosen(v))
+        .filter_map(|v| {
+            let name = v.key.rsplit('/').next()?;
+            let n = parse_sealed_file_name(name)?;
+            (target.key(name) == v.key).then_some((n, v))
+        })
+        .collect();
     segments.sort_by_key(|(n, _)| *n);
     report.shadowed.sort();
     report.shadowed.dedup();
-    let tmp = std::env::temp_dir().join(format!(
-        "wormlog-remote-{}-{}",
-        std::process::id(),
-        hex(&Sha256::digest(prefix.as_bytes())[..8])
-    ));
-    std::fs::create_dir_all(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-    let result = (|| {
-        let mut prev: Option<(u64, crate::format::ChainPos)> = None;
-        for (n, v) in &segments {
-            let name = v.key.rsplit('/').next().unwrap_or(&v.key);
-            let path = tmp.join(name);
-            let mut f = std::fs::File::create(&path).map_err(|e| Error::io("create", &path, e))?;
-            let (sha, len) = download(target, &v.key, &v.version_id, &mut f)?;
-            drop(f);
-            if let Some(o) = recorded.iter().find(|o| o.key == v.key) {
-                if (o.sha256, o.bytes) != (sha, len) {
-                    return Err(remote(
-                        "verify",
-                        &v.key,
-                        "the bytes differ from those shipped (checksum)",
-                    ));
-                }
-            }
-            let r = verify_file(&path);
-            let _ = std::fs::remove_file(&path);
-            let r = r?;
-            if let Some((pn, head)) = prev {
-                if pn + 1 != *n || r.first_seq != head.seq + 1 || r.start_hash != head.hash {
-                    return Err(remote(
-                        "verify",
-                        &v.key,
-                        format!(
-                            "does not continue segment {pn} (seq {}, or its hash)",
-                            head.seq
-                        ),
-                    ));
-                }
-            } else {
-                report.first_seq = r.first_seq;
-            }
-            report.last_seq = r.head.seq;
-            report.segments += 1;
-            prev = Some((*n, r.head));
-        }
-        Ok(())
-    })();
-    let _ = std::fs::remove_dir_all(&tmp);
-    result?;
-    report.anchors = all
+    let anchors: Vec<(u64, &RemoteVersion)> = all
         .iter()
-        .filter(|v| {
-            !v.delete_marker
-                && v.key
-                    .rsplit('/')
-                    .next()
-                    .is_some_and(|n| n.starts_with(ANCHOR_FILE))
+        .filter(|v| !v.delete_marker && chosen(v))
+        .filter_map(|v| {
+            let name = v.key.rsplit('/').next()?;
+            let len = name.strip_prefix(ANCHOR_FILE)?.strip_prefix('.')?;
+            (target.key(name) == v.key).then_some(())?;
+            Some((len.parse().ok()?, v))
         })
-        .count() as u64;
-    Ok(report)
+        .collect();
+    report.anchors = anchors.len() as u64;
+    report.anchor = anchors
+        .iter()
+        .max_by_key(|(len, _)| *len)
+        .map(|(_, v)| (*v).clone());
+    let mut prev: Option<(u64, crate::format::ChainPos)> = None;
+    for (n, v) in &segments {
+        let name = v.key.rsplit('/').next().unwrap_or(&v.key);
+        let path = into.join(name);
+        let mut f = std::fs::File::create(&path).map_err(|e| Error::io("create", &path, e))?;
+        let (sha, len) = download(target, &v.key, &v.version_id, &mut f)?;
+        if keep {
+            f.sync_all().map_err(|e| Error::io("fsync", &path, e))?;
+        }
+        drop(f);
+        if let Some(o) = recorded.iter().find(|o| o.key == v.key) {
+            if (o.sha256, o.bytes) != (sha, len) {
+                let _ = std::fs::remove_file(&path);
+                return Err(remote(
+                    "verify",
+                    &v.key,
+                    "the bytes differ from those shipped (checksum)",
+                ));
+            }
+        }
+        let r = verify_file(&path);
+        if !keep || r.is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+        let r = r?;
+        if let Some((pn, head)) = prev {
+            if pn + 1 != *n || r.first_seq != head.seq + 1 || r.start_hash != head.hash {
+                return Err(remote(
+                    "verify",
+                    &v.key,
+                    format!(
+                        "does not continue segment {pn} (seq {}, or its hash)",
+                        head.seq
+                    ),
+                ));
+            }
+        } else {
+            report.first_seq = r.first_seq;
+        }
+        report.last_seq = r.head.seq;
+        report.segments += 1;
+        prev = Some((*n, r.head));
+    }
+    Ok((report, prev))
 }
 
 /// Deletes one version (what an attacker holding the shipper's credentials
@@ -732,6 +1042,25 @@ pub fn put_unconditional(target: &S3Target, key: &str, bytes: &[u8]) -> Result<u
 /// The objects `wormlog.ship` records for the log in `dir`.
 pub fn shipped(dir: &Path) -> Result<Vec<ShippedObject>> {
     read_state(dir)
+}
+
+/// In the writer (`Options::shipping(Shipping::new(target))`): ships after
+/// each seal, and retention waits for the copies.
+impl crate::options::Shipper for S3Target {
+    fn ship(&self, dir: &Path, policy: Option<&RetentionRule>) -> Result<usize> {
+        let r = ship(dir, self, policy)?;
+        Ok(r.uploaded.len() + r.adopted.len())
+    }
+
+    fn shipped_files(&self, dir: &Path) -> Result<Vec<String>> {
+        Ok(read_state(dir)?
+            .into_iter()
+            .filter_map(|o| {
+                let name = o.key.rsplit('/').next()?.to_string();
+                (o.key == self.key(&name)).then_some(name)
+            })
+            .collect())
+    }
 }
 
 #[cfg(test)]

@@ -163,6 +163,19 @@ pub(crate) struct Visible {
     pub active_len: u64,
 }
 
+/// What a log's shipper did since the log was opened (`Log::ship_status`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShipStatus {
+    /// Objects copied off the host.
+    pub objects_shipped: u64,
+    /// Shipping runs that ended well.
+    pub runs: u64,
+    /// Failed runs since the last that ended well (the shipper backs off).
+    pub failures_in_a_row: u32,
+    /// Why the last run failed, while it is the latest outcome.
+    pub last_error: Option<String>,
+}
+
 /// The legal hold and the retention policy in force at a point of the
 /// chain, as its records say (format-spec.md, 4.2: log-state). The records
 /// are the truth; the hold file is a cache of `hold`.

@@ -74,7 +74,7 @@ fn shipped_segments_verify_from_the_bucket_and_are_never_uploaded_twice() {
     let dir = tempfile::tempdir().unwrap();
     sealed_log(dir.path(), 800);
     let t = target("ship");
-    let r = ship::ship(dir.path(), &t).unwrap();
+    let r = ship::ship(dir.path(), &t, None).unwrap();
     let sealed = common::files_with(dir.path(), ".wlog.zst").len();
     assert!(sealed >= 3);
     assert_eq!(
@@ -82,7 +82,7 @@ fn shipped_segments_verify_from_the_bucket_and_are_never_uploaded_twice() {
         sealed,
         "every sealed file (no anchor yet)"
     );
-    let again = ship::ship(dir.path(), &t).unwrap();
+    let again = ship::ship(dir.path(), &t, None).unwrap();
     assert!(again.uploaded.is_empty() && again.adopted.is_empty());
     assert_eq!(again.already, sealed);
     let remote = ship::verify_remote(&t, Some(dir.path())).unwrap();
@@ -98,7 +98,7 @@ fn a_ship_that_crashed_before_its_record_adopts_what_reached_the_bucket() {
     let dir = tempfile::tempdir().unwrap();
     sealed_log(dir.path(), 600);
     let t = target("resume");
-    let first = ship::ship(dir.path(), &t).unwrap();
+    let first = ship::ship(dir.path(), &t, None).unwrap();
     // As if the process died after the PUTs of all but the first object
     // and before their records reached the disk: keep the first line only.
     let state = dir.path().join("wormlog.ship");
@@ -109,7 +109,7 @@ fn a_ship_that_crashed_before_its_record_adopts_what_reached_the_bucket() {
         format!("{first_line}\n{}", "torn line without its end"),
     )
     .unwrap();
-    let r = ship::ship(dir.path(), &t).unwrap();
+    let r = ship::ship(dir.path(), &t, None).unwrap();
     assert!(r.uploaded.is_empty(), "nothing uploaded twice");
     assert_eq!(r.adopted.len(), first.uploaded.len() - 1);
     let recorded = ship::shipped(dir.path()).unwrap();
@@ -126,7 +126,7 @@ fn the_server_refuses_to_delete_a_locked_version() {
     let dir = tempfile::tempdir().unwrap();
     sealed_log(dir.path(), 300);
     let t = target("delete");
-    let r = ship::ship(dir.path(), &t).unwrap();
+    let r = ship::ship(dir.path(), &t, None).unwrap();
     let o = &r.uploaded[0];
     let status = ship::try_delete_version(&t, &o.key, &o.version_id).unwrap();
     assert!(
@@ -141,7 +141,7 @@ fn a_version_put_over_a_shipped_object_is_reported_and_its_bytes_are_not_trusted
     let dir = tempfile::tempdir().unwrap();
     sealed_log(dir.path(), 300);
     let t = target("shadow");
-    let r = ship::ship(dir.path(), &t).unwrap();
+    let r = ship::ship(dir.path(), &t, None).unwrap();
     let o = &r.uploaded[0];
     let status = ship::put_unconditional(&t, &o.key, b"forged segment").unwrap();
     assert_eq!(status, 200, "a versioned bucket takes a new version");
@@ -151,4 +151,353 @@ fn a_version_put_over_a_shipped_object_is_reported_and_its_bytes_are_not_trusted
     // Without it, the latest version (the forgery) is what the bucket
     // serves, and it does not verify.
     assert!(ship::verify_remote(&t, None).is_err());
+}
+
+/// The seq of the last record in a sealed file.
+fn last_sealed_seq(log: &Log) -> u64 {
+    log.segments()
+        .unwrap()
+        .iter()
+        .filter(|s| s.sealed)
+        .map(|s| s.last_seq)
+        .max()
+        .expect("a sealed segment")
+}
+
+/// A target no server answers (a closed port on this host).
+fn unreachable_target() -> S3Target {
+    S3Target::new(
+        "s3://nowhere/log",
+        "http://127.0.0.1:9",
+        "us-east-1",
+        rusty_s3::Credentials::new("k", "s"),
+    )
+    .unwrap()
+    .retain_for(std::time::Duration::from_secs(3600))
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    // A bound on a wait, not a timing goal: it only keeps a broken shipper
+    // from hanging the suite.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_writer_ships_each_sealed_segment_in_the_background_while_appends_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = target("background");
+    let log = Log::open(
+        dir.path(),
+        Options::default()
+            .sealing(Sealing::Background)
+            .segment_bytes_max(16 << 10)
+            .shipping(wormlog::Shipping::new(t.clone())),
+    )
+    .unwrap();
+    std::thread::scope(|s| {
+        for w in 0..4 {
+            let log = &log;
+            s.spawn(move || {
+                for i in 0..400 {
+                    log.append(format!(r#"{{"writer":{w},"i":{i}}}"#).as_bytes())
+                        .unwrap();
+                }
+            });
+        }
+    });
+    log.seal().unwrap();
+    let sealed = log.segments().unwrap().iter().filter(|s| s.sealed).count();
+    assert!(sealed >= 4, "{sealed} sealed segments");
+    wait_until("every sealed file shipped", || {
+        ship::shipped(dir.path())
+            .unwrap()
+            .iter()
+            .filter(|o| o.key.ends_with(".wlog.zst"))
+            .count()
+            == sealed
+    });
+    let status = log.ship_status();
+    assert!(status.objects_shipped >= sealed as u64, "{status:?}");
+    assert_eq!(status.last_error, None);
+    let last_sealed = last_sealed_seq(&log);
+    log.close().unwrap();
+    let remote = ship::verify_remote(&t, Some(dir.path())).unwrap();
+    assert_eq!(remote.segments as usize, sealed);
+    assert_eq!((remote.first_seq, remote.last_seq), (1, last_sealed));
+}
+
+#[test]
+fn a_failing_shipper_backs_off_and_appends_never_wait_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let opened = std::time::Instant::now();
+    let log = Log::open(
+        dir.path(),
+        Options::default()
+            .sealing(Sealing::Inline)
+            .segment_bytes_max(4096)
+            .shipping(wormlog::Shipping::new(unreachable_target())),
+    )
+    .unwrap();
+    for i in 0..2000 {
+        log.append(format!("event {i}").as_bytes()).unwrap();
+    }
+    wait_until("a failed run", || log.ship_status().failures_in_a_row > 0);
+    let status = log.ship_status();
+    assert!(
+        status.last_error.as_deref().unwrap().contains("PUT"),
+        "{status:?}"
+    );
+    assert_eq!(status.objects_shipped, 0);
+    // Every seal asked for a run; after a failure the shipper waits 1 s,
+    // 2 s, 4 s, …: in t seconds at most about log2(t) + 2 runs failed.
+    let seals = log.segments().unwrap().iter().filter(|s| s.sealed).count();
+    let secs = opened.elapsed().as_secs_f64();
+    let bound = (secs + 1.0).log2().floor() as u32 + 2;
+    assert!(seals > 10, "{seals} seals asked for runs");
+    assert!(
+        status.failures_in_a_row <= bound,
+        "{status:?} in {secs:.1} s: no back-off"
+    );
+    assert!(log.ship_now().is_err(), "the server is still unreachable");
+    assert_eq!(log.head().seq, log.read(..).unwrap().count() as u64);
+    log.close().unwrap();
+}
+
+#[test]
+fn retention_never_drops_a_segment_whose_copy_is_not_confirmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let retention = || wormlog::Retention::default().max_age(std::time::Duration::ZERO);
+    let open = |shipping: wormlog::Shipping| {
+        Log::open(
+            dir.path(),
+            Options::default()
+                .sealing(Sealing::Inline)
+                .segment_bytes_max(8 << 10)
+                .retention(retention())
+                .shipping(shipping.interval(std::time::Duration::from_secs(3600))),
+        )
+        .unwrap()
+    };
+    let log = open(wormlog::Shipping::new(unreachable_target()));
+    for i in 0..600 {
+        log.append(format!("event {i}").as_bytes()).unwrap();
+    }
+    log.seal().unwrap();
+    let sealed: Vec<u64> = log
+        .segments()
+        .unwrap()
+        .iter()
+        .filter(|s| s.sealed)
+        .map(|s| s.number)
+        .collect();
+    let r = log.apply_retention(now_ns()).unwrap();
+    assert!(r.dropped_segments.is_empty(), "{r:?}");
+    assert_eq!(r.awaiting_ship, sealed, "all expired, none shipped");
+    log.close().unwrap();
+
+    let t = target("retention-waits");
+    let log = open(wormlog::Shipping::new(t.clone()));
+    log.ship_now().unwrap();
+    let r = log.apply_retention(now_ns()).unwrap();
+    assert_eq!(r.dropped_segments, sealed, "shipped, so dropped: {r:?}");
+    assert!(r.awaiting_ship.is_empty());
+    log.verify().unwrap();
+    log.close().unwrap();
+    // What the host dropped, the bucket still has.
+    let remote = ship::verify_remote(&t, Some(dir.path())).unwrap();
+    assert_eq!(remote.segments as usize, sealed.len());
+    assert_eq!(remote.first_seq, 1);
+}
+
+#[test]
+fn a_shipper_crashed_at_any_step_resumes_with_one_version_per_object() {
+    let dir = tempfile::tempdir().unwrap();
+    sealed_log(dir.path(), 300);
+    // Steps of an uninterrupted run: a PUT and a record per object.
+    let objects = common::files_with(dir.path(), ".wlog.zst").len();
+    let steps = 2 * objects;
+    for crash_at in 0..steps {
+        let copy = tempfile::tempdir().unwrap();
+        for f in std::fs::read_dir(dir.path()).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, copy.path().join(f.file_name().unwrap())).unwrap();
+        }
+        let t = target("crash");
+        let mut n = 0;
+        let crashed = ship::ship_observed(copy.path(), &t, None, &mut |step| {
+            n += 1;
+            if n - 1 == crash_at {
+                return Err(wormlog::Error::Remote {
+                    op: "crash",
+                    what: format!("{step:?}"),
+                    detail: "injected".into(),
+                });
+            }
+            Ok(())
+        });
+        assert!(crashed.is_err(), "step {crash_at} was reached");
+        let r = ship::ship(copy.path(), &t, None).unwrap();
+        let recorded = ship::shipped(copy.path()).unwrap();
+        assert_eq!(recorded.len(), objects, "crash at step {crash_at}");
+        let mut keys: Vec<&str> = recorded.iter().map(|o| o.key.as_str()).collect();
+        keys.dedup();
+        assert_eq!(keys.len(), objects, "each object recorded once");
+        // A crash between a PUT and its record is the one adoption.
+        assert_eq!(r.adopted.len(), crash_at % 2, "crash at step {crash_at}");
+        let remote = ship::verify_remote(&t, Some(copy.path())).unwrap();
+        assert!(
+            remote.shadowed.is_empty(),
+            "crash at step {crash_at}: a second version of {:?}",
+            remote.shadowed
+        );
+        assert_eq!(remote.segments as usize, objects);
+    }
+}
+
+#[test]
+fn the_lock_period_derives_from_the_recorded_policy_and_never_falls_short_of_it() {
+    let day = 86_400_000_000_000u64;
+    let policy = wormlog::format::RetentionRule {
+        max_age_ns: 90 * day,
+        min_age_ns: 365 * day,
+        ..Default::default()
+    };
+    let now = 1_000 * day;
+    let bare = S3Target::new(
+        "s3://b/p",
+        "http://127.0.0.1:9",
+        "us-east-1",
+        rusty_s3::Credentials::new("k", "s"),
+    )
+    .unwrap();
+    assert_eq!(
+        bare.lock_until(Some(&policy), now).unwrap(),
+        now + 365 * day
+    );
+    let no_floor = wormlog::format::RetentionRule {
+        min_age_ns: 0,
+        ..policy
+    };
+    assert_eq!(
+        bare.lock_until(Some(&no_floor), now).unwrap(),
+        now + 90 * day
+    );
+    assert!(bare.lock_until(None, now).is_err(), "no period at all");
+    // A shorter explicit date does not shorten the policy's.
+    let short = bare.clone().retain_until(now + day);
+    assert_eq!(
+        short.lock_until(Some(&policy), now).unwrap(),
+        now + 365 * day
+    );
+    let long = bare.retain_for(std::time::Duration::from_secs(3650 * 86_400));
+    assert_eq!(
+        long.lock_until(Some(&policy), now).unwrap(),
+        now + 3650 * day
+    );
+}
+
+#[test]
+fn the_copy_restores_and_verifies_after_the_local_directory_is_destroyed() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("log");
+    let t = target("restore");
+    let log = Log::open(
+        &dir,
+        Options::default()
+            .sealing(Sealing::Inline)
+            .segment_bytes_max(8 << 10)
+            .retention(wormlog::Retention::default().max_age(std::time::Duration::ZERO))
+            .shipping(
+                wormlog::Shipping::new(t.clone()).interval(std::time::Duration::from_secs(3600)),
+            ),
+    )
+    .unwrap();
+    for i in 0..500 {
+        log.append(format!(r#"{{"actor":"svc","action":"write","i":{i}}}"#).as_bytes())
+            .unwrap();
+    }
+    log.seal().unwrap();
+    let read_all = |log: &Log| -> Vec<(u64, Vec<u8>)> {
+        log.read(..)
+            .unwrap()
+            .map(|r| {
+                let r = r.unwrap();
+                (r.seq(), r.payload().to_vec())
+            })
+            .collect()
+    };
+    let mut kept = read_all(&log);
+    log.ship_now().unwrap();
+    let dropped = log.apply_retention(now_ns()).unwrap();
+    assert!(!dropped.dropped_segments.is_empty(), "{dropped:?}");
+    for i in 0..200 {
+        log.append(format!("after retention {i}").as_bytes())
+            .unwrap();
+    }
+    log.seal().unwrap();
+    // The anchor that records the drop, and the segments since.
+    log.ship_now().unwrap();
+    for r in read_all(&log) {
+        if !kept.iter().any(|(seq, _)| *seq == r.0) {
+            kept.push(r);
+        }
+    }
+    let last_sealed = last_sealed_seq(&log);
+    kept.retain(|(seq, _)| *seq <= last_sealed);
+    log.close().unwrap();
+    let c = ship::compare_local(&dir, &t).unwrap();
+    assert!(c.matching >= 2, "{c:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let back = work.path().join("restored");
+    let r = ship::restore(&t, &back, None).unwrap();
+    assert_eq!((r.first_seq, r.last_seq), (1, last_sealed));
+    let restored = Log::open_read_only(&back, Options::default()).unwrap();
+    restored.verify().unwrap();
+    // Everything, the segments retention dropped here included.
+    assert_eq!(restored.read(..).unwrap().next().unwrap().unwrap().seq(), 1);
+    for (seq, payload) in &kept {
+        assert_eq!(restored.get(*seq).unwrap().payload().as_ref(), &payload[..]);
+    }
+    drop(restored);
+    // And it takes appends.
+    let log = Log::open(&back, Options::default()).unwrap();
+    let receipt = log.append(b"after the restore").unwrap();
+    assert!(receipt.seq > last_sealed);
+    log.verify().unwrap();
+    log.close().unwrap();
+    // Not over a log.
+    assert!(ship::restore(&t, &back, None).is_err());
+}
+
+#[test]
+fn a_local_file_changed_after_shipping_differs_from_its_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    sealed_log(dir.path(), 300);
+    let t = target("compare");
+    ship::ship(dir.path(), &t, None).unwrap();
+    let c = ship::compare_local(dir.path(), &t).unwrap();
+    assert_eq!(
+        c.matching as usize,
+        common::files_with(dir.path(), ".wlog.zst").len()
+    );
+    // An insider rewrites a sealed file here (same length, one byte).
+    let victim = &common::files_with(dir.path(), ".wlog.zst")[0];
+    let mut perms = std::fs::metadata(victim).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(victim, perms).unwrap();
+    let mut bytes = std::fs::read(victim).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 1;
+    std::fs::write(victim, &bytes).unwrap();
+    let e = ship::compare_local(dir.path(), &t).unwrap_err().to_string();
+    assert!(e.contains("differs from its copy"), "{e}");
 }

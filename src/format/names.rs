@@ -15,6 +15,8 @@ pub const FSS_KEY_FILE: &str = "wormlog.fss";
 pub const FSS_KEY_TMP_FILE: &str = "wormlog.fss.tmp";
 /// The off-host copies shipped, one line each (format-spec.md §15).
 pub const SHIP_STATE_FILE: &str = "wormlog.ship";
+/// Locked (flock) by a shipping run, so that two never interleave.
+pub const SHIP_LOCK_FILE: &str = "wormlog.ship.lock";
 /// How many tiles of each tree file are durable (format-spec.md §14.3).
 pub const TREE_STATE_FILE: &str = "wormlog.tree";
 /// The tree state file while it is being replaced.
@@ -106,6 +108,7 @@ pub fn is_engine_file_name(name: &str) -> bool {
             FSS_KEY_FILE,
             TREE_STATE_FILE,
             SHIP_STATE_FILE,
+            SHIP_LOCK_FILE,
         ]
         .contains(&base)
 }

@@ -46,6 +46,10 @@ enum Command {
     /// Lock (built with feature s3).
     #[cfg(feature = "s3")]
     Ship(crate::ship::Args),
+    /// Restore a log from its copy in an S3 bucket into a new directory,
+    /// verifying it (built with feature s3).
+    #[cfg(feature = "s3")]
+    Restore(crate::ship::RestoreArgs),
     /// Append one record per line of standard input (creating the log if
     /// missing); print one receipt per record as a JSON line.
     Append(crate::append::Args),
@@ -78,6 +82,8 @@ pub fn main() -> ExitCode {
         Command::SetupKeys(a) => crate::setup_keys::run(a),
         #[cfg(feature = "s3")]
         Command::Ship(a) => crate::ship::run(a),
+        #[cfg(feature = "s3")]
+        Command::Restore(a) => crate::ship::restore(a),
         Command::Append(a) => crate::append::run(a),
         Command::Prove(a) => crate::proof::prove(a),
         Command::CheckProof(a) => crate::proof::check_proof(a),

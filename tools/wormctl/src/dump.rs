@@ -257,8 +257,12 @@ pub fn run(a: Args) -> Result<(), Fail> {
         let file = SegmentFile::from_reader("<stdin>", std::io::stdin()).map_err(Fail::file)?;
         return print_all(file, &filter, &mut printer, Fail::file, a.lines);
     }
-    let meta = std::fs::metadata(&a.path).map_err(|e| Fail::io(a.path.display(), e))?;
-    if !meta.is_dir() {
+    let remote = a.path.to_str().is_some_and(|p| p.starts_with("s3://"));
+    let meta = match remote {
+        true => None,
+        false => Some(std::fs::metadata(&a.path).map_err(|e| Fail::io(a.path.display(), e))?),
+    };
+    if meta.is_some_and(|m| !m.is_dir()) {
         if a.reverse {
             return Err(Fail::usage("--reverse needs a log directory"));
         }

@@ -1,7 +1,8 @@
 //! `wormctl ship DIR --to s3://bucket/prefix`: copies the log's sealed
-//! files and anchor to an S3 bucket under Object Lock (format-spec.md §15),
-//! and `wormctl verify s3://bucket/prefix [--state DIR]` checks the copy
-//! alone. Endpoint, region and credentials come from the standard AWS
+//! files and anchor to an S3 bucket under Object Lock (format-spec.md §15);
+//! `wormctl verify s3://bucket/prefix [--state DIR]` checks the copy alone,
+//! `wormctl verify DIR --remote s3://…` checks the log against it, and
+//! `wormctl restore s3://… DIR` brings it back. Endpoint, region and credentials come from the standard AWS
 //! environment (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID,
 //! AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN).
 
@@ -17,9 +18,11 @@ pub struct Args {
     /// Where: s3://bucket/prefix.
     #[arg(long, value_name = "URL")]
     to: String,
-    /// Lock each object until TIME (RFC 3339, or a duration from now like 400d).
+    /// Lock each object at least until TIME (RFC 3339, or a duration from
+    /// now like 400d). Without it, the lock period is the one the log's
+    /// recorded retention policy implies (its min_age, else its max_age).
     #[arg(long, value_name = "TIME", value_parser = parse_until)]
-    retain_until: u64,
+    retain_until: Option<u64>,
     /// GOVERNANCE mode (users with s3:BypassGovernanceRetention may delete);
     /// the default is COMPLIANCE (no one may).
     #[arg(long)]
@@ -46,11 +49,18 @@ pub fn run(a: Args) -> Result<(), Fail> {
     } else {
         LockMode::Compliance
     };
-    let target = S3Target::from_env(&a.to)
+    let mut target = S3Target::from_env(&a.to)
         .map_err(Fail::usage)?
-        .lock_mode(mode)
-        .retain_until(a.retain_until);
-    let r = ship::ship(&a.dir, &target).map_err(remote_fail)?;
+        .lock_mode(mode);
+    if let Some(t) = a.retain_until {
+        target = target.retain_until(t);
+    }
+    // The policy the records state, not one given here: the copy is locked
+    // at least as long as the log must keep its records.
+    let policy = wormlog::Log::open_read_only(&a.dir, wormlog::Options::default())
+        .map_err(Fail::log)?
+        .retention_policy();
+    let r = ship::ship(&a.dir, &target, policy.as_ref()).map_err(remote_fail)?;
     let mut out = Out::new();
     for o in r.uploaded.iter().chain(&r.adopted) {
         out.line(format!(
@@ -63,14 +73,15 @@ pub fn run(a: Args) -> Result<(), Fail> {
         r.uploaded.len(),
         r.adopted.len(),
         r.already,
-        out::rfc3339(a.retain_until)
+        out::rfc3339(r.retain_until_ns)
     ))?;
     out.flush()
 }
 
-/// `wormctl verify s3://…`: the remote copy alone, or against the log's
-/// record of what it shipped (`--state DIR`).
-pub fn verify(url: &str, state: Option<&Path>) -> Result<(), Fail> {
+/// `wormctl verify s3://…`: the copy alone, or against the log's
+/// record of what it shipped (`--state DIR`); with `--pubkey`, also the
+/// checkpoint notes shipped beside it.
+pub fn verify(url: &str, state: Option<&Path>, pubkey: Option<&Path>) -> Result<(), Fail> {
     let target = S3Target::from_env(url).map_err(Fail::usage)?;
     let r = ship::verify_remote(&target, state).map_err(remote_fail)?;
     let mut out = Out::new();
@@ -85,5 +96,141 @@ pub fn verify(url: &str, state: Option<&Path>) -> Result<(), Fail> {
         "OK: {} sealed segments in {} (seqs {}..={}), chain linked across them, {} anchor objects",
         r.segments, url, r.first_seq, r.last_seq, r.anchors
     ))?;
+    if let Some(key) = pubkey {
+        out.line(verify_checkpoints(&target, url, key, r.last_seq)?)?;
+    }
     out.flush()
+}
+
+/// Every checkpoint note shipped under the copy must carry a good
+/// signature by `key`; the copy, restored, must hold what the latest note
+/// it reaches commits to (its records, tree and retention state).
+fn verify_checkpoints(
+    target: &S3Target,
+    url: &str,
+    key: &Path,
+    last_seq: u64,
+) -> Result<String, Fail> {
+    let key_text = crate::verify::read_small(key, "public key")?;
+    let key = wormlog::CheckpointPublicKey::from_vkey_string(key_text.trim())
+        .map_err(|e| Fail::usage(format!("{}: {e}", key.display())))?;
+    let notes = ship::checkpoints(target).map_err(remote_fail)?;
+    let mut latest: Option<wormlog::Checkpoint> = None;
+    let mut beyond = 0;
+    for (k, note) in &notes {
+        let cp = wormlog::Checkpoint::verify_note(note, &key)
+            .map_err(|e| Fail::tampered(format!("{k}: {e}")))?;
+        if cp.seq > last_seq {
+            beyond += 1; // commits to records not sealed and shipped yet
+        } else if latest.as_ref().is_none_or(|l| cp.seq >= l.seq) {
+            latest = Some(cp);
+        }
+    }
+    let Some(cp) = latest else {
+        return Err(Fail::tampered(format!(
+            "{url}: no checkpoint note within the copy ({} notes, {beyond} beyond seq {last_seq})",
+            notes.len()
+        )));
+    };
+    let (tmp, _) = restore_to_temp(url)?;
+    let log =
+        wormlog::Log::open_read_only(tmp.path(), wormlog::Options::default()).map_err(Fail::log)?;
+    log.verify().map_err(Fail::log)?;
+    // The copy keeps what the host's retention dropped, so the note's
+    // retention point (where the host's log started) does not apply to it;
+    // its records and tree do.
+    let rec = log.get(cp.seq).map_err(Fail::log)?;
+    if *rec.hash() != cp.hash {
+        return Err(Fail::tampered(format!(
+            "{url}: record {} has chain hash {}, the checkpoint says {}",
+            cp.seq,
+            wormlog::format::hex(rec.hash()),
+            wormlog::format::hex(&cp.hash)
+        )));
+    }
+    if let Some(root) = cp.tree_root {
+        let now = log.tree_head_at(cp.seq).map_err(Fail::log)?;
+        if now.root != root {
+            return Err(Fail::tampered(format!(
+                "{url}: the Merkle tree of records 1..={} differs from the checkpoint's",
+                cp.seq
+            )));
+        }
+    }
+    Ok(format!(
+        "checkpoints: {} notes signed by the key; the copy holds what the one at seq {} commits to ({beyond} commit to records past the copy)",
+        notes.len(),
+        cp.seq
+    ))
+}
+
+/// `wormctl verify DIR --remote s3://…`: the copy verifies with DIR's
+/// record, and DIR's files have the bytes of their copies.
+pub fn compare(dir: &Path, url: &str) -> Result<(), Fail> {
+    let target = S3Target::from_env(url).map_err(Fail::usage)?;
+    let c = ship::compare_local(dir, &target).map_err(remote_fail)?;
+    if !c.remote.shadowed.is_empty() {
+        return Err(Fail::tampered(format!(
+            "{}: objects with versions or delete markers over what was shipped: {}",
+            url,
+            c.remote.shadowed.join(", ")
+        )));
+    }
+    let mut out = Out::new();
+    out.line(format!(
+        "OK: {} local files equal their copies in {url}; the copy holds {} sealed segments (seqs {}..={}), chain linked",
+        c.matching, c.remote.segments, c.remote.first_seq, c.remote.last_seq
+    ))?;
+    if !c.unshipped.is_empty() {
+        out.line(format!("not shipped yet: {}", c.unshipped.join(", ")))?;
+    }
+    out.flush()
+}
+
+#[derive(clap::Args)]
+pub struct RestoreArgs {
+    /// Where the copy is: s3://bucket/prefix.
+    from: String,
+    /// A new (absent or empty) directory to restore the log into.
+    dir: PathBuf,
+    /// The log directory whose record (wormlog.ship) names the versions to
+    /// take; without it, the latest of each object.
+    #[arg(long, value_name = "DIR")]
+    state: Option<PathBuf>,
+}
+
+/// `wormctl restore s3://bucket/prefix DIR`: the copy, verified as it comes
+/// in, then the restored log verified whole.
+pub fn restore(a: RestoreArgs) -> Result<(), Fail> {
+    let target = S3Target::from_env(&a.from).map_err(Fail::usage)?;
+    let r = ship::restore(&target, &a.dir, a.state.as_deref()).map_err(remote_fail)?;
+    let log =
+        wormlog::Log::open_read_only(&a.dir, wormlog::Options::default()).map_err(Fail::log)?;
+    let v = log.verify().map_err(Fail::log)?;
+    let mut out = Out::new();
+    out.line(format!(
+        "restored {} sealed segments (seqs {}..={}) from {} into {}; verified {} records",
+        r.segments,
+        r.first_seq,
+        r.last_seq,
+        a.from,
+        a.dir.display(),
+        v.records
+    ))?;
+    if !r.shadowed.is_empty() {
+        out.line(format!(
+            "warning: objects with versions or delete markers: {}",
+            r.shadowed.join(", ")
+        ))?;
+    }
+    out.flush()
+}
+
+/// The copy at `url`, restored (and so verified) into a temporary
+/// directory, for dump, stat and the other read-only commands.
+pub fn restore_to_temp(url: &str) -> Result<(tempfile::TempDir, ship::RemoteReport), Fail> {
+    let target = S3Target::from_env(url).map_err(Fail::usage)?;
+    let tmp = tempfile::tempdir().map_err(|e| Fail::io("temporary directory", e))?;
+    let r = ship::restore(&target, tmp.path(), None).map_err(remote_fail)?;
+    Ok((tmp, r))
 }

@@ -19,8 +19,10 @@ pub struct Args {
     /// hold, unchanged, everything up to it.
     #[arg(long, value_name = "FILE", requires = "pubkey")]
     checkpoint: Option<PathBuf>,
-    /// The public key (from `wormctl keygen`) that signed the checkpoint.
-    #[arg(long, value_name = "FILE", requires = "checkpoint")]
+    /// The public key (from `wormctl keygen`) that signed the checkpoint;
+    /// with an s3:// PATH, the checkpoints shipped there are checked with
+    /// it (each signature, and the copy against the latest it reaches).
+    #[arg(long, value_name = "FILE")]
     pubkey: Option<PathBuf>,
     /// The verification key (from `wormctl setup-keys`, a file holding its
     /// one line): check forward-secure sealing. Repeat for a log sealed
@@ -34,6 +36,11 @@ pub struct Args {
     /// shipped (wormlog.ship) the copy is checked against.
     #[arg(long, value_name = "DIR")]
     state: Option<PathBuf>,
+    /// With a log directory: also check it against its copy at
+    /// s3://bucket/prefix (the copy verifies, and each local file the log
+    /// shipped has its copy's bytes).
+    #[arg(long, value_name = "URL")]
+    remote: Option<String>,
 }
 
 /// Reads a small text file (a key or a checkpoint), refusing large ones.
@@ -85,7 +92,15 @@ fn progress_bar() -> Option<ProgressBar> {
 }
 
 pub fn run(a: Args) -> Result<(), Fail> {
-    let result = check(&a);
+    let result = check(&a).and_then(|()| match &a.remote {
+        #[cfg(feature = "s3")]
+        Some(url) => crate::ship::compare(&a.path, url),
+        #[cfg(not(feature = "s3"))]
+        Some(url) => Err(Fail::usage(format!(
+            "{url}: this wormctl was built without the s3 feature"
+        ))),
+        None => Ok(()),
+    });
     if let (true, Err(f)) = (a.json, &result) {
         // Machines get the verdict on stdout too, as one JSON object.
         Out::new().json(&serde_json::json!({
@@ -101,11 +116,16 @@ pub fn run(a: Args) -> Result<(), Fail> {
 fn check(a: &Args) -> Result<(), Fail> {
     if let Some(url) = a.path.to_str().filter(|p| p.starts_with("s3://")) {
         #[cfg(feature = "s3")]
-        return crate::ship::verify(url, a.state.as_deref());
+        return crate::ship::verify(url, a.state.as_deref(), a.pubkey.as_deref());
         #[cfg(not(feature = "s3"))]
         return Err(Fail::usage(format!(
             "{url}: this wormctl was built without the s3 feature"
         )));
+    }
+    if a.pubkey.is_some() && a.checkpoint.is_none() {
+        return Err(Fail::usage(
+            "--pubkey needs --checkpoint FILE (or an s3:// path, whose shipped checkpoints it checks)",
+        ));
     }
     let started = Instant::now();
     let meta = std::fs::metadata(&a.path).map_err(|e| Fail::io(a.path.display(), e))?;

@@ -13,31 +13,53 @@ fn wormctl(args: &[&str], endpoint: &str) -> Output {
         .expect("wormctl runs")
 }
 
-#[test]
-fn ship_then_verify_the_bucket_and_catch_a_shadowing_version() {
-    let endpoint = std::env::var("WORMLOG_TEST_S3_ENDPOINT").unwrap_or_else(|_| {
+fn endpoint() -> String {
+    std::env::var("WORMLOG_TEST_S3_ENDPOINT").unwrap_or_else(|_| {
         panic!("WORMLOG_TEST_S3_ENDPOINT is not set: run the tests with bash .ci/test, which starts the S3 server")
-    });
-    let url = format!("s3://wormctl-{}/audit", std::process::id());
-    // .ci/test sets AWS_ENDPOINT_URL to the same server.
-    let target = wormlog::ship::S3Target::from_env(&url).unwrap();
-    target
-        .create_bucket_with_object_lock()
-        .unwrap_or_else(|e| panic!("cannot reach the S3 server at {endpoint}: {e}"));
-    let work = tempfile::tempdir().unwrap();
-    let dir = work.path().join("log");
+    })
+}
+
+/// A closed log in `dir` of `n` records, all in sealed files.
+fn sealed_log(dir: &std::path::Path, n: usize, payload: impl Fn(usize) -> String) {
     let log = Log::open(
-        &dir,
+        dir,
         Options::default()
             .sealing(Sealing::Inline)
             .segment_bytes_max(16 << 10),
     )
     .unwrap();
-    for i in 0..500 {
-        log.append(format!("event {i}").as_bytes()).unwrap();
+    for i in 0..n {
+        log.append(payload(i).as_bytes()).unwrap();
     }
     log.seal().unwrap();
     log.close().unwrap();
+}
+
+/// `s3://wormctl-<pid>/<name>`: one bucket for this process's tests (each
+/// bucket takes volumes of the server's), created once.
+fn url_for(name: &str, endpoint: &str) -> String {
+    static CREATED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let bucket = format!("s3://wormctl-{}", std::process::id());
+    let created = CREATED.get_or_init(|| {
+        wormlog::ship::S3Target::from_env(&bucket)
+            .and_then(|t| t.create_bucket_with_object_lock())
+            .map_err(|e| e.to_string())
+    });
+    if let Err(e) = created {
+        panic!("cannot reach the S3 server at {endpoint}: {e}");
+    }
+    format!("{bucket}/{name}")
+}
+
+#[test]
+fn ship_then_verify_the_bucket_and_catch_a_shadowing_version() {
+    let endpoint = endpoint();
+    // .ci/test sets AWS_ENDPOINT_URL to the same server.
+    let url = url_for("audit", &endpoint);
+    let target = wormlog::ship::S3Target::from_env(&url).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("log");
+    sealed_log(&dir, 500, |i| format!("event {i}"));
     let d = dir.to_str().unwrap();
     let o = wormctl(
         &["ship", d, "--to", &url, "--retain-until", "1d"],
@@ -64,4 +86,125 @@ fn ship_then_verify_the_bucket_and_catch_a_shadowing_version() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains(&shipped[0].key));
+}
+
+#[test]
+fn restore_verify_remote_dump_and_stat_work_from_the_bucket() {
+    let endpoint = endpoint();
+    let url = url_for("restore", &endpoint);
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("log");
+    sealed_log(&dir, 400, |i| {
+        format!(r#"{{"actor":"u{}","i":{i}}}"#, i % 7)
+    });
+    let d = dir.to_str().unwrap();
+    let o = wormctl(
+        &["ship", d, "--to", &url, "--retain-until", "1d"],
+        &endpoint,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = wormctl(&["verify", d, "--remote", &url], &endpoint);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("equal their copies"));
+    // dump reads the bucket: the same records as the directory's sealed part.
+    let o = wormctl(&["dump", &url, "--json"], &endpoint);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains(r#"\"i\":399"#) || text.contains(r#""i":399"#),
+        "{text}"
+    );
+    let o = wormctl(&["stat", &url], &endpoint);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // restore into a new directory; then the restored log verifies alone.
+    let back = work.path().join("back");
+    let b = back.to_str().unwrap();
+    let o = wormctl(&["restore", &url, b], &endpoint);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("restored"));
+    let o = wormctl(&["verify", b], &endpoint);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Never over an existing log.
+    let o = wormctl(&["restore", &url, b], &endpoint);
+    assert_ne!(o.status.code(), Some(0));
+}
+
+#[test]
+fn checkpoints_shipped_to_the_bucket_vouch_for_the_copy_and_a_forged_one_is_caught() {
+    let endpoint = endpoint();
+    let url = url_for("signed", &endpoint);
+    let target = wormlog::ship::S3Target::from_env(&url)
+        .unwrap()
+        .retain_for(std::time::Duration::from_secs(86_400));
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("log");
+    let key = wormlog::CheckpointKey::generate("audit.example").unwrap();
+    let pubkey = work.path().join("audit.pub");
+    std::fs::write(&pubkey, key.public().to_vkey_string()).unwrap();
+    let log = Log::open(
+        &dir,
+        Options::default()
+            .sealing(Sealing::Inline)
+            .segment_bytes_max(16 << 10)
+            .auto_checkpoints(
+                key,
+                std::time::Duration::ZERO,
+                std::sync::Arc::new(target.clone()),
+            )
+            .shipping(wormlog::Shipping::new(target.clone())),
+    )
+    .unwrap();
+    for i in 0..300 {
+        log.append(format!("event {i}").as_bytes()).unwrap();
+    }
+    // The writer's once-a-second tick signs the head and puts the note.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while wormlog::ship::checkpoints(&target).unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint reached the bucket: {:?}",
+            log.checkpoint_error()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    log.seal().unwrap();
+    log.ship_now().unwrap();
+    log.close().unwrap();
+    let k = pubkey.to_str().unwrap();
+    let o = wormctl(&["verify", &url, "--pubkey", k], &endpoint);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("notes signed by the key"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    // A note nobody with the key signed, put beside them.
+    let notes = wormlog::ship::checkpoints(&target).unwrap();
+    let forged = notes[0].1.replacen("\n", "\n1", 1);
+    let key_name = notes[0].0.replace("checkpoints/", "checkpoints/9");
+    wormlog::ship::put_unconditional(&target, &key_name, forged.as_bytes()).unwrap();
+    let o = wormctl(&["verify", &url, "--pubkey", k], &endpoint);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&key_name), "names the forged note: {err}");
 }
