@@ -8,6 +8,8 @@
 //!     COMPARE_SECS=1 COMPARE_REPEATS=1 cargo run --release -p wormlog-compare   # quick
 //!     COMPARE_ONLY=sync cargo run --release -p wormlog-compare   # rows whose name has "sync"
 //!     COMPARE_ONLY='sync/1 |verify' cargo run ...   # rows matching either
+//!     bash .ci/test ... ; or with an S3 server's variables set:
+//!     COMPARE_ONLY=ship cargo run --release -p wormlog-compare --features s3
 //!
 //! The baselines, all framing records as length + CRC32C + payload:
 //! - `ceiling`: one record then one fdatasync per append, one thread, into a
@@ -363,6 +365,87 @@ fn buffered_cases(cases: &mut Vec<Case>) {
     }
 }
 
+/// The shipping rows (feature `s3`): appends with the writer's shipper on
+/// against off (8 MiB segments sealing in the background, so that several
+/// ship during a row), and `ship` of the sealed demo log: its upload rate
+/// and the CPU it takes per second of wall time (near 100% per core would
+/// mean CPU, not the network, bounds it).
+#[cfg(feature = "s3")]
+fn ship_cases(cases: &mut Vec<Case>, demo: &'static Path) {
+    use std::sync::atomic::AtomicU32;
+    use wormlog::ship::S3Target;
+    static N: AtomicU32 = AtomicU32::new(0);
+    fn target() -> S3Target {
+        let endpoint = std::env::var("WORMLOG_TEST_S3_ENDPOINT")
+            .expect("the ship rows need WORMLOG_TEST_S3_ENDPOINT (and AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)");
+        let creds = rusty_s3::Credentials::new(
+            std::env::var("AWS_ACCESS_KEY_ID").unwrap(),
+            std::env::var("AWS_SECRET_ACCESS_KEY").unwrap(),
+        );
+        let bucket = format!("wormlog-compare-{}", std::process::id());
+        let t = S3Target::new(
+            &format!("s3://{bucket}/run-{}", N.fetch_add(1, Ordering::SeqCst)),
+            &endpoint,
+            "us-east-1",
+            creds,
+        )
+        .unwrap()
+        .retain_for(Duration::from_secs(3600));
+        static CREATED: std::sync::Once = std::sync::Once::new();
+        CREATED.call_once(|| t.create_bucket_with_object_lock().unwrap());
+        t
+    }
+    for (name, on) in [("shipping on", true), ("shipping off", false)] {
+        for (k, durability) in [(1, Durability::Buffered), (16, Durability::Sync)] {
+            let d = if k == 1 { "buffered" } else { "sync" };
+            cases.push(case(
+                &format!("{d}/{k} wormlog 8 MiB segments, {name}"),
+                "rec/s",
+                move |secs| {
+                    let mut o = wormlog_options(durability).segment_bytes_max(8 << 20);
+                    if on {
+                        o = o.shipping(wormlog::Shipping::new(target()));
+                    }
+                    wormlog_appends(k, secs, o)
+                },
+            ));
+        }
+    }
+    fn cpu_ticks() -> u64 {
+        // utime + stime of this process, in clock ticks (fields 14 and 15).
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = rest.split(' ').collect();
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    }
+    fn ship_demo(demo: &Path) -> (f64, f64) {
+        let copy = tempfile::tempdir().unwrap();
+        let mut bytes = 0;
+        for e in std::fs::read_dir(demo).unwrap() {
+            let p = e.unwrap().path();
+            if p.to_string_lossy().ends_with(".wlog.zst") {
+                bytes += std::fs::copy(&p, copy.path().join(p.file_name().unwrap())).unwrap();
+            }
+        }
+        let (t0, c0) = (Instant::now(), cpu_ticks());
+        wormlog::ship::ship(copy.path(), &target(), None).unwrap();
+        let wall = t0.elapsed().as_secs_f64();
+        let cpu = (cpu_ticks() - c0) as f64 / 100.0;
+        (bytes as f64 / 1e6 / wall, 100.0 * cpu / wall)
+    }
+    let last = std::sync::Arc::new(Mutex::new(0.0));
+    let cpu = last.clone();
+    cases.push(case("ship upload (sealed demo log)", "MB/s", move |_| {
+        let (rate, cpu) = ship_demo(demo);
+        *last.lock() = cpu;
+        rate
+    }));
+    // The CPU share of the upload just measured (this row runs right after).
+    cases.push(case("ship upload CPU use (same run)", "%", move |_| {
+        *cpu.lock()
+    }));
+}
+
 fn event(i: u64, lines: &[&str]) -> Vec<u8> {
     let n = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     let detail = lines[(n >> 7) as usize % lines.len()].replace('"', "'");
@@ -526,11 +609,13 @@ fn main() {
     batch_cases(&mut cases);
     buffered_cases(&mut cases);
     read_cases(&mut cases, demo_path);
+    #[cfg(feature = "s3")]
+    ship_cases(&mut cases, demo_path);
     if let Some(only) = &only {
         // Several filters separated by `|`: rows matching any.
         cases.retain(|c| only.split('|').any(|o| c.name.contains(o)));
     }
-    if cases.iter().any(|c| c.unit == "MB/s") {
+    if cases.iter().any(|c| c.unit == "MB/s" || c.unit == "%") {
         eprintln!("building a 256 MB demo log for the read rows ...");
         demo_log(demo_path, 256 << 20);
     }
@@ -625,6 +710,15 @@ fn main() {
         "sync/16 wormlog 8 MiB segments, sealing off",
         ">= 0.90",
     );
+    for (k, d) in [(1, "buffered"), (16, "sync")] {
+        ratio(
+            &cases,
+            &format!("{d}/{k} shipping on / off"),
+            &format!("{d}/{k} wormlog 8 MiB segments, shipping on"),
+            &format!("{d}/{k} wormlog 8 MiB segments, shipping off"),
+            "within noise (~1.0)",
+        );
+    }
     ratio(
         &cases,
         "verify / one-thread blake3",
