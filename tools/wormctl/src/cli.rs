@@ -1,6 +1,6 @@
 //! The command line: subcommands and dispatch.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -63,6 +63,40 @@ enum Command {
     Consistency(crate::proof::ConsistencyArgs),
     /// Write the log as a static C2SP tlog: checkpoint, tiles, entry bundles.
     ExportTlog(crate::proof::ExportArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff; `wormctl man > wormctl.1`).
+    Man,
+}
+
+/// `wormctl completions SHELL`: the script on stdout.
+fn completions(shell: clap_complete::Shell) -> Result<(), crate::fail::Fail> {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "wormctl", &mut out);
+    crate::out::write_stdout(&out)
+}
+
+/// `wormctl man`: wormctl(1), with one section per subcommand.
+fn man() -> Result<(), crate::fail::Fail> {
+    let cmd = Cli::command();
+    let mut out = Vec::new();
+    let io = |e| crate::fail::Fail::io("man page", e);
+    clap_mangen::Man::new(cmd.clone())
+        .render(&mut out)
+        .map_err(io)?;
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        let name = sub.get_name();
+        out.extend_from_slice(format!(".SH \"WORMCTL {}\"\n", name.to_uppercase()).as_bytes());
+        let sub = sub.clone().bin_name(format!("wormctl {name}"));
+        let page = clap_mangen::Man::new(sub);
+        page.render_synopsis_section(&mut out).map_err(io)?;
+        page.render_description_section(&mut out).map_err(io)?;
+        page.render_options_section(&mut out).map_err(io)?;
+    }
+    crate::out::write_stdout(&out)
 }
 
 pub fn main() -> ExitCode {
@@ -89,6 +123,8 @@ pub fn main() -> ExitCode {
         Command::CheckProof(a) => crate::proof::check_proof(a),
         Command::Consistency(a) => crate::proof::consistency(a),
         Command::ExportTlog(a) => crate::proof::export(a),
+        Command::Completions { shell } => completions(shell),
+        Command::Man => man(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

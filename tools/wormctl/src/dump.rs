@@ -25,11 +25,13 @@ pub struct Args {
     /// Last seq to print.
     #[arg(long, value_name = "SEQ")]
     to: Option<u64>,
-    /// Records committed at or after TIME (RFC 3339, ns since 1970, or a duration ago like 1h).
-    #[arg(long, value_name = "TIME", value_parser = out::parse_time)]
+    /// Records committed at or after TIME (RFC 3339 with Z or an offset, a
+    /// local time or date, today, yesterday, ns since 1970, or a duration
+    /// ago like 1h or -15m).
+    #[arg(long, value_name = "TIME", value_parser = out::parse_time, allow_hyphen_values = true)]
     since: Option<u64>,
     /// Records committed at or before TIME.
-    #[arg(long, value_name = "TIME", value_parser = out::parse_time)]
+    #[arg(long, value_name = "TIME", value_parser = out::parse_time, allow_hyphen_values = true)]
     until: Option<u64>,
     /// Include the engine's own records (log opened, segment rolled, sealed, ...).
     #[arg(long)]
@@ -48,6 +50,10 @@ pub struct Args {
     /// must hold. FIELD may be a dotted path (`actor.name`).
     #[arg(long = "match", value_name = "FIELD=VALUE")]
     matches: Vec<String>,
+    /// Write to stdout even on a terminal (by default a terminal gets the
+    /// output through $WORMCTL_PAGER, $PAGER or less).
+    #[arg(long)]
+    no_pager: bool,
 }
 
 /// What to print: seq and time bounds (inclusive), engine records or not,
@@ -239,7 +245,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
         matches: parse_matches(&a.matches)?,
     };
     let mut printer = Printer {
-        out: Out::new(),
+        out: Out::paged(a.no_pager),
         json: a.json,
         raw: a.raw,
         header_done: false,

@@ -4,19 +4,57 @@
 
 use crate::fail::Fail;
 use base64::Engine as _;
-use std::io::{self, BufWriter, Stdout, Write};
+use std::io::{self, BufWriter, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use wormlog::format::hex;
 use wormlog::Record;
 
 pub struct Out {
-    w: BufWriter<Stdout>,
+    w: BufWriter<Box<dyn Write>>,
+    /// The pager the output goes through, if one was started.
+    pager: Option<std::process::Child>,
 }
 
 impl Out {
     pub fn new() -> Out {
         Out {
-            w: BufWriter::new(io::stdout()),
+            w: BufWriter::new(Box::new(io::stdout())),
+            pager: None,
+        }
+    }
+
+    /// Output through a pager when stdout is a terminal and `no_pager` is
+    /// off, as journalctl does: `$WORMCTL_PAGER`, else `$PAGER`, else
+    /// `less` (with `LESS=FRXK` unless LESS is set: quit when it fits one
+    /// screen, keep colours and the screen, let Ctrl-C quit). A pager that
+    /// cannot start leaves the output on stdout.
+    pub fn paged(no_pager: bool) -> Out {
+        use std::io::IsTerminal;
+        if no_pager || !io::stdout().is_terminal() {
+            return Out::new();
+        }
+        let pager = std::env::var("WORMCTL_PAGER")
+            .or_else(|_| std::env::var("PAGER"))
+            .unwrap_or_else(|_| "less".into());
+        if pager.trim().is_empty() || pager.trim() == "cat" {
+            return Out::new();
+        }
+        let mut cmd = std::process::Command::new("sh");
+        cmd.arg("-c")
+            .arg(&pager)
+            .stdin(std::process::Stdio::piped());
+        if std::env::var_os("LESS").is_none() {
+            cmd.env("LESS", "FRXK");
+        }
+        match cmd.spawn() {
+            Ok(mut child) => match child.stdin.take() {
+                Some(stdin) => Out {
+                    w: BufWriter::new(Box::new(stdin)),
+                    pager: Some(child),
+                },
+                None => Out::new(),
+            },
+            Err(_) => Out::new(),
         }
     }
 
@@ -53,9 +91,26 @@ impl Out {
 }
 
 impl Drop for Out {
+    /// Flushes; with a pager, also ends its input and waits until the user
+    /// quits it.
     fn drop(&mut self) {
         let _ = self.w.flush();
+        if let Some(mut child) = self.pager.take() {
+            drop(std::mem::replace(
+                &mut self.w,
+                BufWriter::new(Box::new(io::sink())),
+            ));
+            let _ = child.wait();
+        }
     }
+}
+
+/// Bytes to stdout, whole (a closed pipe is not an error: see `Fail::io`).
+pub fn write_stdout(bytes: &[u8]) -> Result<(), Fail> {
+    let mut w = io::stdout().lock();
+    w.write_all(bytes)
+        .and_then(|()| w.flush())
+        .map_err(|e| Fail::io("stdout", e))
 }
 
 /// ns since the Unix epoch as RFC 3339 UTC with nanoseconds.
@@ -81,20 +136,67 @@ pub fn now_ns() -> u64 {
 /// A point in time for --since/--until: RFC 3339 (`2026-11-22T10:00:00Z`),
 /// ns since the Unix epoch, or a duration before now (`15m`, `7d`).
 pub fn parse_time(s: &str) -> Result<u64, String> {
+    parse_time_at(s, now_ns(), &jiff::tz::TimeZone::system())
+}
+
+/// `parse_time` with the clock and time zone given (for tests). Takes, as
+/// journalctl does: ns since 1970; RFC 3339 with `Z` or an offset
+/// (`2026-11-22T10:00:00+01:00`); a civil time or date in `tz`
+/// (`2026-11-22 10:00`, `2026-11-22`); `now`, `today`, `yesterday`,
+/// `tomorrow` (midnight in `tz`); a duration ago (`15m`, `-1h`, `2h ago`)
+/// or ahead (`+30m`).
+pub fn parse_time_at(s: &str, now: u64, tz: &jiff::tz::TimeZone) -> Result<u64, String> {
+    let s = s.trim();
     if let Ok(ns) = s.parse::<u64>() {
         return Ok(ns);
     }
-    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
-        return t
-            .duration_since(UNIX_EPOCH)
-            .map(ns)
-            .map_err(|_| format!("{s} is before 1970"));
+    let to_ns = |t: jiff::Timestamp| {
+        u64::try_from(t.as_nanosecond()).map_err(|_| format!("{s} is before 1970"))
+    };
+    let midnight = |days: i64| -> Result<u64, String> {
+        let now = jiff::Timestamp::from_nanosecond(i128::from(now)).map_err(|e| e.to_string())?;
+        let day = now.to_zoned(tz.clone()).date();
+        let day = day
+            .checked_add(jiff::Span::new().days(days))
+            .map_err(|e| e.to_string())?;
+        to_ns(
+            day.to_zoned(tz.clone())
+                .map_err(|e| e.to_string())?
+                .timestamp(),
+        )
+    };
+    match s {
+        "now" => return Ok(now),
+        "today" => return midnight(0),
+        "yesterday" => return midnight(-1),
+        "tomorrow" => return midnight(1),
+        _ => {}
     }
-    match humantime::parse_duration(s) {
-        Ok(d) => Ok(now_ns().saturating_sub(ns(d))),
+    if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        return to_ns(t);
+    }
+    let civil = s.parse::<jiff::civil::DateTime>().or_else(|_| {
+        s.parse::<jiff::civil::Date>()
+            .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
+    });
+    if let Ok(dt) = civil {
+        let z = dt.to_zoned(tz.clone()).map_err(|e| format!("{s}: {e}"))?;
+        return to_ns(z.timestamp());
+    }
+    let (ahead, d) = match s.strip_prefix('+') {
+        Some(d) => (true, d),
+        None => (
+            false,
+            s.strip_prefix('-').unwrap_or(s).trim_end_matches(" ago"),
+        ),
+    };
+    match humantime::parse_duration(d.trim()) {
+        Ok(d) if ahead => Ok(now.saturating_add(ns(d))),
+        Ok(d) => Ok(now.saturating_sub(ns(d))),
         Err(_) => Err(format!(
-            "{s:?} is not a time: give RFC 3339 (2026-11-22T10:00:00Z), ns since 1970, \
-             or a duration ago (15m, 7d)"
+            "{s:?} is not a time: give RFC 3339 (2026-11-22T10:00:00Z or +01:00), a local \
+             time or date (2026-11-22 10:00, 2026-11-22), today, yesterday, ns since 1970, \
+             or a duration ago (15m, -1h, 2h ago) or ahead (+30m)"
         )),
     }
 }
@@ -315,21 +417,31 @@ impl Write for JsonEscaping<'_> {
 }
 
 /// One record as a JSON object on one line (without the newline), fields
-/// in this order: seq, time (RFC 3339), time_ns, kind, payload (text, or
-/// base64 when it is not UTF-8, as `encoding` says), encoding, chain hash;
-/// an engine record's event; with `raw`, where its frame lies (segment,
-/// offset, frame_len, padded_len, crc). Written directly, as it is
-/// formatted: a dump prints millions of these, some may be huge.
+/// in this order: seq, time (RFC 3339), time_ns (a string: jq and
+/// JavaScript round integers above 2^53), kind, payload, encoding, chain
+/// hash; an engine record's event; with `raw`, where its frame lies
+/// (segment, offset, frame_len, padded_len, crc). The payload is embedded
+/// as JSON when it is a JSON object or array (`"encoding":"json"`: keys in
+/// their order, numbers exact, whitespace dropped), else text (`utf-8`),
+/// else base64; with `raw`, never embedded, so its text is the bytes the
+/// chain hash covers. Written directly, as it is formatted: a dump prints
+/// millions of these, some may be huge.
 fn write_record_json(w: &mut dyn Write, r: &Record, raw: bool) -> io::Result<()> {
     write!(
         w,
-        r#"{{"seq":{},"time":"{}","time_ns":{},"kind":"{}","payload":"#,
+        r#"{{"seq":{},"time":"{}","time_ns":"{}","kind":"{}","payload":"#,
         r.seq(),
         rfc3339(r.timestamp()),
         r.timestamp(),
         r.kind().name()
     )?;
     match std::str::from_utf8(r.payload()) {
+        Ok(text) if !raw && embeddable_json(text).is_some() => {
+            let value = embeddable_json(text).expect("checked just above");
+            serde_json::to_writer(&mut JsonEscaping { w: &mut *w }, &value)
+                .map_err(io::Error::other)?;
+            w.write_all(br#","encoding":"json""#)?;
+        }
         Ok(text) => {
             write_json_str(w, text)?;
             w.write_all(br#","encoding":"utf-8""#)?;
@@ -360,6 +472,14 @@ fn write_record_json(w: &mut dyn Write, r: &Record, raw: bool) -> io::Result<()>
     w.write_all(b"}")
 }
 
+/// A payload that is a JSON object or array, parsed (numbers kept exact).
+fn embeddable_json(text: &str) -> Option<serde_json::Value> {
+    if !text.trim_start().starts_with(['{', '[']) {
+        return None;
+    }
+    serde_json::from_str(text).ok()
+}
+
 /// Bytes as a short human size.
 pub fn size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -373,5 +493,46 @@ pub fn size(bytes: u64) -> String {
         format!("{bytes} B")
     } else {
         format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_time_at;
+    use jiff::tz::{Offset, TimeZone};
+
+    const HOUR: u64 = 3_600_000_000_000;
+
+    fn at(rfc3339: &str) -> u64 {
+        rfc3339.parse::<jiff::Timestamp>().unwrap().as_nanosecond() as u64
+    }
+
+    #[test]
+    fn times_take_offsets_local_civil_times_dates_and_day_names() {
+        let tz = TimeZone::fixed(Offset::from_hours(1).unwrap());
+        let now = at("2026-11-22T12:00:00Z");
+        let p = |s: &str| parse_time_at(s, now, &tz).unwrap();
+        assert_eq!(p("2026-11-22T10:00:00+01:00"), at("2026-11-22T09:00:00Z"));
+        assert_eq!(p("2026-11-22T09:00:00Z"), at("2026-11-22T09:00:00Z"));
+        assert_eq!(p("2026-11-22 10:00"), at("2026-11-22T09:00:00Z"));
+        assert_eq!(p("2026-11-22"), at("2026-11-21T23:00:00Z"));
+        assert_eq!(p("today"), at("2026-11-21T23:00:00Z"));
+        assert_eq!(p("yesterday"), at("2026-11-20T23:00:00Z"));
+        assert_eq!(p("tomorrow"), at("2026-11-22T23:00:00Z"));
+        assert_eq!(p("now"), now);
+        assert_eq!(p("1795000000000000000"), 1_795_000_000_000_000_000);
+    }
+
+    #[test]
+    fn durations_count_back_from_now_unless_marked_ahead() {
+        let tz = TimeZone::UTC;
+        let now = at("2026-11-22T12:00:00Z");
+        let p = |s: &str| parse_time_at(s, now, &tz).unwrap();
+        assert_eq!(p("1h"), now - HOUR);
+        assert_eq!(p("-1h"), now - HOUR);
+        assert_eq!(p("2h ago"), now - 2 * HOUR);
+        assert_eq!(p("+30m"), now + HOUR / 2);
+        let e = parse_time_at("last tuesday", now, &tz).unwrap_err();
+        assert!(e.contains("yesterday"), "{e}");
     }
 }

@@ -1,4 +1,5 @@
-//! `wormctl tail DIR [-n N] [-f]`: the last N records; with -f, new records
+//! `wormctl tail DIR [-n N | --since TIME] [-f]`: the last N records (or
+//! every record since TIME); with -f, new records
 //! as they commit, until interrupted. Following keeps the log open
 //! read-only and refreshes it every poll, so it never holds the writer's
 //! lock and sees only what was committed. It ends (exit 2, saying which)
@@ -18,6 +19,17 @@ pub struct Args {
     /// How many records to print first.
     #[arg(short = 'n', long = "lines", default_value_t = 10)]
     lines: usize,
+    /// Print first every record committed at or after TIME instead of the
+    /// last N (RFC 3339 with Z or an offset, a local time or date, today,
+    /// yesterday, ns since 1970, or a duration ago like 1h or -15m).
+    #[arg(
+        long,
+        value_name = "TIME",
+        value_parser = out::parse_time,
+        allow_hyphen_values = true,
+        conflicts_with = "lines"
+    )]
+    since: Option<u64>,
     /// Keep printing records as they are committed, until interrupted.
     #[arg(short = 'f', long)]
     follow: bool,
@@ -227,7 +239,16 @@ pub fn run(a: Args) -> Result<(), Fail> {
         .unwrap_or(None);
     let log = crate::open::read_only(&a.dir)?;
     let mut out = Out::new();
-    print_last(&mut out, &log, &a)?;
+    match a.since {
+        Some(since) => {
+            if let Some(first) = log.first_at_or_after(since)? {
+                for r in log.read(first.seq()..=log.head().seq)? {
+                    print(&mut out, &a, &r?)?;
+                }
+            }
+        }
+        None => print_last(&mut out, &log, &a)?,
+    }
     out.flush()?;
     if !a.follow {
         return Ok(());

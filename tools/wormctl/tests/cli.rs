@@ -154,10 +154,11 @@ fn dump_json_lines_hold_exactly_the_records_in_range() {
     assert_eq!(lines.len(), users.len());
     for (v, r) in lines.iter().zip(&users) {
         assert_eq!(v["seq"], r.seq());
-        assert_eq!(v["time_ns"], r.timestamp());
+        assert_eq!(v["time_ns"], r.timestamp().to_string());
         assert_eq!(v["kind"], "user");
-        assert_eq!(v["encoding"], "utf-8");
-        assert_eq!(v["payload"].as_str().unwrap().as_bytes(), &r.payload()[..]);
+        assert_eq!(v["encoding"], "json");
+        let payload: Value = serde_json::from_slice(r.payload()).unwrap();
+        assert_eq!(v["payload"], payload);
         assert_eq!(v["hash"], hex(r.hash()));
         let t = humantime::parse_rfc3339(v["time"].as_str().unwrap()).unwrap();
         let ns = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
@@ -1915,8 +1916,7 @@ fn dump_prints_the_last_n_newest_first_and_filters_payloads_like_journalctl() {
             .lines()
             .map(|l| {
                 let v: Value = serde_json::from_str(l).unwrap();
-                let p: Value = serde_json::from_str(v["payload"].as_str().unwrap()).unwrap();
-                p["i"].as_u64().unwrap()
+                v["payload"]["i"].as_u64().unwrap()
             })
             .collect()
     };
@@ -1961,4 +1961,147 @@ fn dump_prints_the_last_n_newest_first_and_filters_payloads_like_journalctl() {
         ]),
         2,
     );
+}
+
+#[test]
+fn dump_json_embeds_json_payloads_exactly_and_gives_time_ns_as_a_string() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), options()).unwrap();
+    // Numbers a float would round, keys out of alphabetical order, a bidi
+    // control in a string, and a payload that only looks like JSON.
+    let exact = r#"{"z":1,"amount":123456789012345678901234567890,"a":0.1000000000000000055511151231257827,"note":"x\u202ey"}"#;
+    let spaced = "[1,\n 2]";
+    let r1 = log.append(exact.as_bytes()).unwrap();
+    log.append(spaced.as_bytes()).unwrap();
+    log.append(b"{not json").unwrap();
+    log.close().unwrap();
+    let o = wormctl(&["dump", "--json", p(dir.path())]);
+    expect_code(&o, 0);
+    let text = stdout(&o);
+    let line = text.lines().find(|l| l.contains("amount")).unwrap();
+    assert!(
+        line.contains(r#""payload":{"z":1,"amount":123456789012345678901234567890,"a":0.1000000000000000055511151231257827,"note":"x\u202ey"},"encoding":"json""#),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!(r#""time_ns":"{}""#, r1.timestamp_ns)),
+        "{line}"
+    );
+    assert!(
+        text.contains(r#""payload":[1,2],"encoding":"json""#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#""payload":"{not json","encoding":"utf-8""#),
+        "{text}"
+    );
+    // --raw keeps the bytes the chain hash covers.
+    let o = wormctl(&["dump", "--json", "--raw", p(dir.path())]);
+    let raw = stdout(&o);
+    assert!(!raw.contains(r#""encoding":"json""#), "{raw}");
+    assert!(raw.contains(r#""payload":"{\"z\":1,\"amount\""#), "{raw}");
+}
+
+#[test]
+fn since_takes_offsets_and_relative_times_and_tail_takes_it_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = make_log(dir.path(), 200);
+    let users: Vec<&Record> = records.iter().filter(|r| !r.is_system()).collect();
+    let mid = users[users.len() / 2];
+    // The same instant written with a +02:00 offset.
+    let t = mid.timestamp();
+    let secs = (t / 1_000_000_000) as i64 + 2 * 3600;
+    let civil = humantime::format_rfc3339_nanos(
+        std::time::UNIX_EPOCH + std::time::Duration::new(secs as u64, (t % 1_000_000_000) as u32),
+    )
+    .to_string();
+    let offset = civil.replace('Z', "+02:00");
+    let o = wormctl(&["dump", "--json", "--since", &offset, p(dir.path())]);
+    expect_code(&o, 0);
+    let lines = json_lines(&o);
+    assert_eq!(lines[0]["seq"], mid.seq(), "{offset}");
+    assert_eq!(
+        lines.len(),
+        users.iter().filter(|r| r.seq() >= mid.seq()).count()
+    );
+    // A duration ago, journalctl's way (-1h) and ours (1h): the whole log.
+    for ago in ["-1h", "1h", "1h ago"] {
+        let o = wormctl(&["dump", "--json", "--since", ago, p(dir.path())]);
+        expect_code(&o, 0);
+        assert_eq!(json_lines(&o).len(), users.len(), "{ago}");
+    }
+    // Ahead of now: nothing yet.
+    let o = wormctl(&["dump", "--json", "--since", "+1h", p(dir.path())]);
+    expect_code(&o, 0);
+    assert!(stdout(&o).is_empty());
+    let o = wormctl(&["tail", "--json", "--since", &offset, p(dir.path())]);
+    expect_code(&o, 0);
+    let tail = json_lines(&o);
+    assert_eq!(tail.len(), lines.len());
+    assert_eq!(tail[0]["seq"], mid.seq());
+    // An unknown word is a usage error naming what is taken.
+    let o = wormctl(&["dump", "--since", "last tuesday", p(dir.path())]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("yesterday"));
+}
+
+#[test]
+fn dump_on_a_terminal_goes_through_the_pager_unless_told_not_to() {
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 50);
+    let on_terminal = |extra: &str| {
+        let typescript = dir.path().join("typescript");
+        // script(1) gives wormctl a pseudo-terminal; the "pager" marks
+        // every line it is handed.
+        let o = Command::new("script")
+            .arg("-qfec")
+            .arg(format!(
+                "'{}' dump {extra} '{}'",
+                env!("CARGO_BIN_EXE_wormctl"),
+                p(dir.path())
+            ))
+            .arg(&typescript)
+            .env("WORMCTL_PAGER", "sed 's/^/PAGED: /'")
+            .stdin(Stdio::null())
+            .output()
+            .expect("script(1) (bsdutils) is installed; .ci/run installs it");
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned()
+    };
+    let paged = on_terminal("");
+    assert!(
+        paged.contains("PAGED: ") && paged.contains("patients/"),
+        "{paged}"
+    );
+    let direct = on_terminal("--no-pager");
+    assert!(
+        !direct.contains("PAGED: ") && direct.contains("patients/"),
+        "{direct}"
+    );
+    // A pipe is never paged.
+    let o = wormctl(&["dump", p(dir.path())]);
+    assert!(!stdout(&o).contains("PAGED: "));
+}
+
+#[test]
+fn completions_and_the_man_page_come_from_the_commands_themselves() {
+    let o = wormctl(&["completions", "bash"]);
+    expect_code(&o, 0);
+    let script = stdout(&o);
+    for word in ["_wormctl", "dump", "verify", "--no-pager", "--since"] {
+        assert!(script.contains(word), "bash completion lacks {word}");
+    }
+    for shell in ["zsh", "fish"] {
+        let o = wormctl(&["completions", shell]);
+        expect_code(&o, 0);
+        assert!(stdout(&o).contains("no-pager"), "{shell}");
+    }
+    let o = wormctl(&["man"]);
+    expect_code(&o, 0);
+    let page = stdout(&o);
+    assert!(page.contains(".TH wormctl 1"), "{page}");
+    for section in ["WORMCTL DUMP", "WORMCTL VERIFY", "WORMCTL APPEND"] {
+        assert!(page.contains(section), "man page lacks {section}");
+    }
+    assert!(page.contains(r"\-\-grep"), "options are listed");
 }
