@@ -5,14 +5,21 @@
 //! leads next. It knows no file and no format: what a group does is the
 //! closure the leader passes in.
 //!
+//! A request may also be queued without a thread waiting for it
+//! (`submit`): its outcome wakes a `Waker` instead (an async append), and
+//! since no thread of its own can lead, a committer thread (`lead_submitted`)
+//! leads whenever such a request is first in the queue and no one leads.
+//!
 //! A failed group fails every request still queued as well: the caller's
 //! work failed in a way later groups cannot be trusted to follow (the log
 //! is poisoned after a failed write or fdatasync), and no waiter may be left
 //! waiting for an outcome that will never come.
 
 use crate::error::{Error, Result};
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::sync::Arc;
+#[cfg(feature = "async")]
+use std::task::Waker;
 
 /// One queued request and the outcome its caller waits for.
 struct Waiter<T, R> {
@@ -23,6 +30,10 @@ struct Waiter<T, R> {
     /// request is first in the queue and no one leads: waking only the
     /// threads concerned keeps 64 writers from stampeding at every commit.
     wake: Condvar,
+    /// For a submitted request: no thread waits on `wake`; this waker (the
+    /// latest a future's poll left) is woken with the outcome instead.
+    #[cfg(feature = "async")]
+    waker: Option<Mutex<Option<Waker>>>,
 }
 
 impl<T, R> Waiter<T, R> {
@@ -30,6 +41,39 @@ impl<T, R> Waiter<T, R> {
     fn finish(&self, outcome: Result<R>) {
         *self.outcome.lock() = Some(outcome);
         self.wake.notify_one();
+        #[cfg(feature = "async")]
+        if let Some(w) = self.waker.as_ref().and_then(|w| w.lock().take()) {
+            w.wake();
+        }
+    }
+
+    /// Queued by `submit`: no thread of its own waits for it.
+    fn submitted(&self) -> bool {
+        #[cfg(feature = "async")]
+        return self.waker.is_some();
+        #[cfg(not(feature = "async"))]
+        false
+    }
+}
+
+/// A request queued by `Barrier::submit`: its outcome, once its group ran.
+#[cfg(feature = "async")]
+pub(crate) struct Submitted<T, R>(Arc<Waiter<T, R>>);
+
+#[cfg(feature = "async")]
+impl<T, R> Submitted<T, R> {
+    /// The outcome if it is there (taken: a second call gets `None`);
+    /// otherwise `waker` is woken when it is.
+    pub fn poll_outcome(&self, waker: &Waker) -> Option<Result<R>> {
+        let slot = self
+            .0
+            .waker
+            .as_ref()
+            .expect("a submitted request has a waker slot");
+        // Set the waker before looking, so that an outcome set in between
+        // still wakes it.
+        *slot.lock() = Some(waker.clone());
+        self.0.outcome.lock().take()
     }
 }
 
@@ -44,6 +88,9 @@ pub(crate) struct Barrier<T, R> {
     queue: Mutex<Queue<T, R>>,
     /// Signalled whenever a leader finishes (for `close`).
     leader_done: Condvar,
+    /// Signalled when a submitted request is first in the queue with no
+    /// leader, or at close: the committer thread leads then.
+    lead_wanted: Condvar,
 }
 
 impl<T, R> Barrier<T, R> {
@@ -55,7 +102,100 @@ impl<T, R> Barrier<T, R> {
                 closed: false,
             }),
             leader_done: Condvar::new(),
+            lead_wanted: Condvar::new(),
         }
+    }
+
+    /// Queues `item` without waiting: the committer thread
+    /// (`lead_submitted`) or a blocking caller leads its group.
+    #[cfg(feature = "async")]
+    pub fn submit(&self, item: T, weight: usize) -> Result<Submitted<T, R>> {
+        let me = Arc::new(Waiter {
+            item,
+            weight,
+            outcome: Mutex::new(None),
+            wake: Condvar::new(),
+            waker: Some(Mutex::new(None)),
+        });
+        let mut q = self.queue.lock();
+        if q.closed {
+            return Err(Error::Closed);
+        }
+        q.pending.push(me.clone());
+        if !q.leader && q.pending.len() == 1 {
+            self.lead_wanted.notify_one();
+        }
+        Ok(Submitted(me))
+    }
+
+    /// The committer thread's loop: leads a group whenever a submitted
+    /// request is first in the queue and no one leads, calling `after`
+    /// after each group (outside the queue lock); returns once the barrier
+    /// is closed and nothing is queued.
+    #[cfg(feature = "async")]
+    pub fn lead_submitted(
+        &self,
+        group_max: usize,
+        lead: &mut dyn FnMut(&[&T]) -> Result<Vec<R>>,
+        after: &mut dyn FnMut(),
+    ) {
+        let mut q = self.queue.lock();
+        loop {
+            if !q.leader && q.pending.first().is_some_and(|w| w.submitted()) {
+                q = self.lead_group(q, group_max, lead);
+                drop(q);
+                after();
+                q = self.queue.lock();
+                continue;
+            }
+            if q.closed && q.pending.is_empty() {
+                return;
+            }
+            self.lead_wanted.wait(&mut q);
+        }
+    }
+
+    /// Runs one group as its leader: takes it from the queue, runs `lead`
+    /// without the queue lock, hands out the outcomes, and passes the lead
+    /// on to the oldest request still queued.
+    fn lead_group<'a>(
+        &'a self,
+        mut q: MutexGuard<'a, Queue<T, R>>,
+        group_max: usize,
+        lead: &mut dyn FnMut(&[&T]) -> Result<Vec<R>>,
+    ) -> MutexGuard<'a, Queue<T, R>> {
+        q.leader = true;
+        let group = take_group(&mut q.pending, group_max);
+        drop(q);
+        let items: Vec<&T> = group.iter().map(|w| &w.item).collect();
+        let result = lead(&items);
+        let mut q = self.queue.lock();
+        q.leader = false;
+        match result {
+            Ok(outcomes) => {
+                assert_eq!(outcomes.len(), group.len(), "one outcome per request");
+                for (w, outcome) in group.iter().zip(outcomes) {
+                    w.finish(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                for w in group.iter().chain(q.pending.iter()) {
+                    w.finish(Err(e.for_waiter()));
+                }
+                q.pending.clear();
+            }
+        }
+        // Hand the lead to the oldest waiting request: its thread, or for
+        // a submitted one, the committer.
+        if let Some(next) = q.pending.first() {
+            if next.submitted() {
+                self.lead_wanted.notify_one();
+            } else {
+                next.wake.notify_one();
+            }
+        }
+        self.leader_done.notify_all();
+        q
     }
 
     /// Queues `item`, which weighs `weight` against a group's `group_max`,
@@ -75,6 +215,8 @@ impl<T, R> Barrier<T, R> {
             weight,
             outcome: Mutex::new(None),
             wake: Condvar::new(),
+            #[cfg(feature = "async")]
+            waker: None,
         });
         let mut q = self.queue.lock();
         if q.closed {
@@ -89,32 +231,7 @@ impl<T, R> Barrier<T, R> {
                 me.wake.wait(&mut q);
                 continue;
             }
-            q.leader = true;
-            let group = take_group(&mut q.pending, group_max);
-            drop(q);
-            let items: Vec<&T> = group.iter().map(|w| &w.item).collect();
-            let result = lead(&items);
-            q = self.queue.lock();
-            q.leader = false;
-            match result {
-                Ok(outcomes) => {
-                    assert_eq!(outcomes.len(), group.len(), "one outcome per request");
-                    for (w, outcome) in group.iter().zip(outcomes) {
-                        w.finish(Ok(outcome));
-                    }
-                }
-                Err(e) => {
-                    for w in group.iter().chain(q.pending.iter()) {
-                        w.finish(Err(e.for_waiter()));
-                    }
-                    q.pending.clear();
-                }
-            }
-            // Hand the lead to the oldest waiting request.
-            if let Some(next) = q.pending.first() {
-                next.wake.notify_one();
-            }
-            self.leader_done.notify_all();
+            q = self.lead_group(q, group_max, lead);
         }
     }
 
@@ -129,6 +246,7 @@ impl<T, R> Barrier<T, R> {
         for w in q.pending.drain(..) {
             w.finish(Err(Error::Closed));
         }
+        self.lead_wanted.notify_all();
     }
 }
 

@@ -39,6 +39,7 @@
 //    tree       the Merkle tree's tiles as stored (files and partial tiles)
 // 6. shared     what a log's writer, readers and threads share
 //    barrier    group commit's leader/follower hand-off; knows no file
+//    task       blocking work on the engine's threads for async callers
 //    writer     encodes, writes, syncs, rolls and publishes a group
 // 7. read, merkle, seal, retention, recovery, verify, segment_file, ship
 //               the operations, each on the layers below (ship: feature s3)
@@ -65,6 +66,8 @@ mod shared;
 pub mod ship;
 mod state;
 pub mod storage;
+#[cfg(feature = "async")]
+mod task;
 mod tree;
 mod verify;
 mod walk;
@@ -76,6 +79,8 @@ pub use checkpoint::{
 };
 pub use error::{CheckpointError, Corruption, Error, Result};
 pub use format::{ChainPos, RecordKind, SystemEvent, VerificationKey};
+#[cfg(feature = "async")]
+pub use log::Append;
 pub use log::Log;
 pub use merkle::{ConsistencyProof, InclusionProof, TlogExport, TreeHead};
 pub use options::{Clock, Durability, Options, Retention, Sealing, Shipper, Shipping};
@@ -85,4 +90,6 @@ pub use segment_file::{SegmentFile, SegmentFileInfo};
 pub use state::{
     CacheStats, FrameInfo, Head, Receipt, Record, SegmentInfo, ShipStatus, WriteStats,
 };
+#[cfg(feature = "async")]
+pub use task::Task;
 pub use verify::{verify_file, verify_file_with, SealingReport, VerifyProgress, VerifyReport};

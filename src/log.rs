@@ -322,6 +322,8 @@ pub struct Log {
     sealer: Option<JoinHandle<()>>,
     epochs: Option<JoinHandle<()>>,
     shipper: Option<JoinHandle<()>>,
+    /// Leads the groups of async appends (feature `async`).
+    committer: Option<JoinHandle<()>>,
     closed: bool,
 }
 
@@ -481,6 +483,7 @@ impl Log {
                 sealer: None,
                 epochs: None,
                 shipper: None,
+                committer: None,
                 closed: true,
             });
         };
@@ -529,6 +532,7 @@ impl Log {
             sealer,
             epochs,
             shipper,
+            committer,
         } = start_threads(&inner)?;
         // Segments closed before a crash (or by an earlier run that stopped
         // before sealing them) are sealed now.
@@ -540,6 +544,7 @@ impl Log {
             sealer,
             epochs,
             shipper,
+            committer,
             closed: false,
         })
     }
@@ -1103,6 +1108,9 @@ impl Log {
             let _ = t.join();
         }
         self.inner.barrier.close();
+        if let Some(t) = self.committer.take() {
+            let _ = t.join();
+        }
         let mut writer = self.inner.writer()?;
         writer.trim_preallocation(&self.inner.shared)?;
         writer.write_system(&self.inner.shared, &[SystemEvent::LogClosed])?;
@@ -1127,6 +1135,146 @@ impl Log {
 impl Drop for Log {
     fn drop(&mut self) {
         let _ = self.shutdown();
+    }
+}
+
+/// Feature `async`: appends and reads for async code, with no async
+/// runtime in the engine. An append's future completes when its group is
+/// committed as `Options::durability` says (the group-commit waiter gets a
+/// waker; a committer thread of the log's writes and syncs for async
+/// callers); reads run on the engine's small read pool. Neither blocks the
+/// executor. Each future owns what it needs, so it is `Send + 'static`.
+#[cfg(feature = "async")]
+impl Log {
+    /// Appends one record; completes with its receipt once it is durable
+    /// (as `append` returns). A poisoned log fails it with `Error::Poisoned`:
+    /// drop the log and open it again.
+    pub fn append_async(&self, payload: impl Into<Vec<u8>>) -> Append {
+        self.append_batch_async(vec![payload.into()])
+    }
+
+    /// Appends records together, in order, as `append_batch` does.
+    pub fn append_batch_async(&self, payloads: Vec<Vec<u8>>) -> Append {
+        let inner = &self.inner;
+        let max = inner.shared.options.payload_bytes_max;
+        let state = if let Some(p) = payloads.iter().find(|p| p.len() > max) {
+            AppendState::Ready(Err(Error::PayloadTooLarge { len: p.len(), max }))
+        } else if payloads.is_empty() {
+            AppendState::Ready(Ok(Vec::new()))
+        } else if let Err(e) = inner.shared.check_writable() {
+            AppendState::Ready(Err(e))
+        } else if !matches!(inner.mode, Mode::Write(_)) {
+            AppendState::Ready(Err(Error::ReadOnly {
+                path: inner.shared.dir.clone(),
+            }))
+        } else {
+            let req = Request::new(RecordKind::User, payloads);
+            let weight = req.bytes();
+            match inner.barrier.submit(req, weight) {
+                Ok(s) => AppendState::Waiting(s),
+                Err(e) => AppendState::Ready(Err(e)),
+            }
+        };
+        Append { state }
+    }
+
+    /// `get` on the read pool.
+    pub fn get_async(&self, seq: u64) -> crate::task::Task<Result<Record>> {
+        let inner = self.inner.clone();
+        crate::task::run(move || {
+            inner.write_out()?;
+            read::get(&inner.shared, seq)
+        })
+    }
+
+    /// The records of `range` (at most `limit` of them), read on the pool.
+    pub fn read_async(
+        &self,
+        range: std::ops::Range<u64>,
+        limit: usize,
+    ) -> crate::task::Task<Result<Vec<Record>>> {
+        let inner = self.inner.clone();
+        crate::task::run(move || {
+            inner.write_out()?;
+            read::iter(&inner.shared, range)?.take(limit).collect()
+        })
+    }
+
+    /// `first_at_or_after` on the read pool: where a time window starts.
+    pub fn first_at_or_after_async(
+        &self,
+        timestamp_ns: u64,
+    ) -> crate::task::Task<Result<Option<Record>>> {
+        let inner = self.inner.clone();
+        crate::task::run(move || {
+            inner.write_out()?;
+            read::first_at_or_after(&inner.shared, timestamp_ns)
+        })
+    }
+}
+
+/// The future of `Log::append_async`: the receipts of its records.
+#[cfg(feature = "async")]
+#[must_use = "an append is only acknowledged when its future completes"]
+pub struct Append {
+    state: AppendState,
+}
+
+#[cfg(feature = "async")]
+enum AppendState {
+    Ready(Result<Vec<Receipt>>),
+    Waiting(crate::barrier::Submitted<Request, Vec<Receipt>>),
+    Done,
+}
+
+#[cfg(feature = "async")]
+impl std::fmt::Debug for Append {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Append").finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "async")]
+impl Append {
+    /// The receipts of a batch (`append_batch_async`), in order.
+    pub async fn batch(mut self) -> Result<Vec<Receipt>> {
+        std::future::poll_fn(|cx| self.poll_receipts(cx)).await
+    }
+
+    fn poll_receipts(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Vec<Receipt>>> {
+        use std::task::Poll;
+        match std::mem::replace(&mut self.state, AppendState::Done) {
+            AppendState::Ready(r) => Poll::Ready(r),
+            AppendState::Waiting(s) => match s.poll_outcome(cx.waker()) {
+                Some(outcome) => Poll::Ready(outcome),
+                None => {
+                    self.state = AppendState::Waiting(s);
+                    Poll::Pending
+                }
+            },
+            AppendState::Done => panic!("an append future polled after it completed"),
+        }
+    }
+}
+
+#[cfg(feature = "async")]
+impl std::future::Future for Append {
+    type Output = Result<Receipt>;
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Receipt>> {
+        self.get_mut().poll_receipts(cx).map(|r| {
+            r.and_then(|mut v| {
+                debug_assert_eq!(v.len(), 1);
+                v.pop().ok_or_else(|| Error::Poisoned {
+                    cause: "no receipt returned".into(),
+                })
+            })
+        })
     }
 }
 
@@ -1277,12 +1425,38 @@ fn start_threads(inner: &Arc<Inner>) -> Result<Threads> {
         }
         None => None,
     };
+    #[cfg(feature = "async")]
+    let committer = {
+        let inner = inner.clone();
+        Some(spawn(
+            "wormlog-commit",
+            Box::new(move || run_committer(&inner)),
+        )?)
+    };
+    #[cfg(not(feature = "async"))]
+    let committer = None;
     Ok(Threads {
         syncer,
         sealer,
         epochs,
         shipper,
+        committer,
     })
+}
+
+/// Feature `async`: leads the group of an async append whenever one is
+/// first in the queue and no appending thread leads (an async caller has
+/// no thread of its own to spend on a write and an fdatasync).
+#[cfg(feature = "async")]
+fn run_committer(inner: &Inner) {
+    let Mode::Write(writer) = &inner.mode else {
+        return;
+    };
+    inner.barrier.lead_submitted(
+        inner.shared.options.batch_bytes_max,
+        &mut |group| writer.lock().write_group(&inner.shared, group),
+        &mut || inner.seal_inline_if_due(),
+    );
 }
 
 /// With `Options::shipping`: ships at open (to catch up), after every seal
@@ -1328,6 +1502,8 @@ struct Threads {
     epochs: Option<JoinHandle<()>>,
     /// Copies sealed files off the host (`Options::shipping`).
     shipper: Option<JoinHandle<()>>,
+    /// Leads async appends' groups (feature `async`).
+    committer: Option<JoinHandle<()>>,
 }
 
 /// Under `Sealing::Background`: seals closed segments whenever one is
