@@ -29,6 +29,7 @@ const SIGNATURE_LINES_MAX: usize = 16;
 /// The head of a log at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Checkpoint {
+    /// The log's id, 16 random bytes chosen when the log was created.
     pub log_id: [u8; 16],
     /// Seq of the last record covered (records 1..=seq, whatever retention
     /// has dropped since).
@@ -54,7 +55,9 @@ pub struct Checkpoint {
 /// can tell which drops happened after it: the anchor entries after this one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetentionPoint {
+    /// The first seq the log still held (1 before any drop).
     pub first_seq: u64,
+    /// The newest anchor entry's hash (BLAKE3, 32 bytes).
     pub anchor_head: Hash,
 }
 
@@ -297,6 +300,8 @@ fn check_key_name(name: &str) -> Result<(), CheckpointError> {
 /// signed note, as text, when it is made. A note kept on the log's own host
 /// is weak; the sink is how notes leave it.
 pub trait CheckpointSink: Send + Sync {
+    /// Stores one signed note. An error is kept for `Log::checkpoint_error`;
+    /// the log goes on, and the note is made again when next due.
     fn put(&self, note: &str) -> std::io::Result<()>;
 }
 
@@ -304,6 +309,7 @@ pub trait CheckpointSink: Send + Sync {
 /// missing). Notes follow one another; each ends with its newline.
 #[derive(Debug, Clone)]
 pub struct FileSink {
+    /// The file the notes are appended to.
     pub path: std::path::PathBuf,
 }
 
@@ -323,8 +329,11 @@ impl CheckpointSink for FileSink {
 /// it moves, and on close.
 #[derive(Clone)]
 pub struct AutoCheckpoints {
+    /// The key each note is signed with.
     pub key: std::sync::Arc<CheckpointKey>,
+    /// How often a note is made while the head moves.
     pub interval: std::time::Duration,
+    /// Where each note goes.
     pub sink: std::sync::Arc<dyn CheckpointSink>,
 }
 
@@ -382,6 +391,9 @@ impl CheckpointKey {
         )
     }
 
+    /// Parses a signer key as [`to_private_string`](Self::to_private_string)
+    /// writes it (whitespace around it ignored), checking its name and that
+    /// its key id matches the key.
     pub fn from_private_string(s: &str) -> Result<CheckpointKey, CheckpointError> {
         let bad = |m: &str| CheckpointError::BadKey(m.to_string());
         let rest = s
@@ -407,6 +419,7 @@ impl CheckpointKey {
         })
     }
 
+    /// The verifier key that checks this key's signatures.
     pub fn public(&self) -> CheckpointPublicKey {
         CheckpointPublicKey {
             name: self.name.clone(),
@@ -440,6 +453,9 @@ impl CheckpointPublicKey {
         )
     }
 
+    /// Parses a verifier key as [`to_vkey_string`](Self::to_vkey_string)
+    /// writes it (whitespace around it ignored), checking its name and that
+    /// its key id matches the key.
     pub fn from_vkey_string(s: &str) -> Result<CheckpointPublicKey, CheckpointError> {
         let bad = |m: &str| CheckpointError::BadKey(m.to_string());
         let (name, id, blob) = split3(s.trim()).ok_or_else(|| bad("expected name+id+key"))?;
@@ -459,6 +475,7 @@ impl CheckpointPublicKey {
         })
     }
 
+    /// The key's name, as its signature lines carry it.
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -9,64 +9,194 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Corruption {
+    /// The file does not start with the segment magic `\x89WORMLOG`.
     #[error("bad magic: not a wormlog segment")]
     BadMagic,
+    /// The segment header's format version is not one this build reads.
     #[error("unsupported format version {found} (this build reads version {supported})")]
-    UnsupportedVersion { found: u16, supported: u16 },
+    UnsupportedVersion {
+        /// The version in the header.
+        found: u16,
+        /// The newest version this build reads (it also reads the older ones).
+        supported: u16,
+    },
+    /// The segment header's CRC-32 does not match its bytes.
     #[error("header CRC mismatch: stored {stored:#010x}, computed {computed:#010x}")]
-    HeaderCrc { stored: u32, computed: u32 },
+    HeaderCrc {
+        /// The CRC-32 the header holds.
+        stored: u32,
+        /// The CRC-32 of the header's bytes as read.
+        computed: u32,
+    },
+    /// A header field breaks its rule: a segment header's (format-spec.md,
+    /// section 3), or the sealing key file's (section 10a).
     #[error("header field `{field}` is invalid: {detail}")]
-    HeaderField { field: &'static str, detail: String },
+    HeaderField {
+        /// The field's name, as in the spec (or `sealing key file`).
+        field: &'static str,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The file is shorter than the 96-byte segment header.
     #[error("file ends inside the segment header ({len} of {needed} bytes)")]
-    HeaderTruncated { len: u64, needed: u64 },
+    HeaderTruncated {
+        /// The file's length in bytes.
+        len: u64,
+        /// The header's length in bytes (96).
+        needed: u64,
+    },
+    /// A frame's `frame_len` is outside the range the format allows.
     #[error("frame length {len} is outside the valid range {min}..={max}")]
-    FrameLength { len: u64, min: u64, max: u64 },
+    FrameLength {
+        /// The `frame_len` read.
+        len: u64,
+        /// The smallest valid `frame_len` (72, an empty payload).
+        min: u64,
+        /// The largest valid `frame_len` (72 + 256 MiB, the format's limit).
+        max: u64,
+    },
+    /// A frame's bytes run past the end of the file.
     #[error("frame runs past the end of the file (needs {needed} bytes, {available} left)")]
-    FrameTruncated { needed: u64, available: u64 },
+    FrameTruncated {
+        /// The bytes the frame needs, padding included.
+        needed: u64,
+        /// The bytes the file holds from the frame's start.
+        available: u64,
+    },
+    /// A frame's CRC-32 does not match its bytes.
     #[error("frame CRC mismatch: stored {stored:#010x}, computed {computed:#010x}")]
-    FrameCrc { stored: u32, computed: u32 },
+    FrameCrc {
+        /// The CRC-32 the frame holds.
+        stored: u32,
+        /// The CRC-32 of the frame's bytes as read.
+        computed: u32,
+    },
+    /// A frame field breaks its rule (format-spec.md, section 4).
     #[error("frame field `{field}` is invalid: {detail}")]
-    FrameField { field: &'static str, detail: String },
+    FrameField {
+        /// The field's name, as in the spec.
+        field: &'static str,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// A record kind the segment's format version does not define.
     #[error("unknown record kind {kind:#04x}")]
-    UnknownKind { kind: u8 },
+    UnknownKind {
+        /// The kind byte read.
+        kind: u8,
+    },
+    /// A record or segment does not carry the next sequence number.
     #[error("sequence number {found} where {expected} was expected")]
-    SeqGap { expected: u64, found: u64 },
+    SeqGap {
+        /// The seq that continues the log.
+        expected: u64,
+        /// The seq read.
+        found: u64,
+    },
+    /// A commit time earlier than the one before it; commit times never go
+    /// backward.
     #[error("timestamp {found} is earlier than the previous record's {previous}")]
-    TimeWentBackward { previous: u64, found: u64 },
+    TimeWentBackward {
+        /// The previous record's commit time, ns since the Unix epoch.
+        previous: u64,
+        /// The time read, ns since the Unix epoch.
+        found: u64,
+    },
+    /// A record's stored chain hash is not the one its bytes and the record
+    /// before it give.
     #[error("chain hash mismatch: stored {stored}, computed {computed}")]
-    ChainBroken { stored: String, computed: String },
+    ChainBroken {
+        /// The hash stored, in hex.
+        stored: String,
+        /// The hash computed, in hex.
+        computed: String,
+    },
+    /// A segment whose log id is not the log's.
     #[error("segment belongs to another log (log id {found}, expected {expected})")]
-    ForeignSegment { expected: String, found: String },
+    ForeignSegment {
+        /// The log's id, in hex.
+        expected: String,
+        /// The segment's log id, in hex.
+        found: String,
+    },
+    /// Segment numbers are not contiguous.
     #[error("segment {missing} is missing between segments {before} and {after}")]
     SegmentMissing {
+        /// The number of the first missing segment.
         missing: u64,
+        /// The segment present before the gap.
         before: u64,
+        /// The segment present after the gap.
         after: u64,
     },
+    /// A segment header does not continue the segment before it (first seq,
+    /// creation time or previous hash).
     #[error("segment header does not continue the previous segment: {detail}")]
-    SegmentDiscontinuity { detail: String },
+    SegmentDiscontinuity {
+        /// What does not continue.
+        detail: String,
+    },
+    /// A sealed file's index or seek table frame is invalid (format-spec.md,
+    /// sections 7.2 and 7.3).
     #[error("sealed file trailer is invalid: {detail}")]
-    SealedTrailer { detail: String },
+    SealedTrailer {
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// A data frame of a sealed file does not decompress as its seek table
+    /// says.
     #[error("sealed file frame {frame} is damaged: {detail}")]
-    SealedFrame { frame: u64, detail: String },
+    SealedFrame {
+        /// The data frame's index in the file, from 0.
+        frame: u64,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// A sealed record's count, last seq, last hash, offset or digest is not
+    /// what the segment's bytes before it give.
     #[error("seal record does not match the segment: {detail}")]
-    SealMismatch { detail: String },
+    SealMismatch {
+        /// What does not match.
+        detail: String,
+    },
+    /// The anchor file's header or an entry is invalid, or the log does not
+    /// start where the anchor vouches for.
     #[error("anchor file is invalid: {detail}")]
-    Anchor { detail: String },
+    Anchor {
+        /// What is wrong.
+        detail: String,
+    },
+    /// A system record's payload is not laid out as its kind requires
+    /// (format-spec.md, section 4.2).
     #[error("system record payload is malformed: {detail}")]
-    SystemPayload { detail: String },
+    SystemPayload {
+        /// What is wrong with it.
+        detail: String,
+    },
     /// The hold file and the chain's hold records disagree.
     #[error("legal hold file does not match the log: {detail}")]
-    HoldMismatch { detail: String },
+    HoldMismatch {
+        /// How they disagree.
+        detail: String,
+    },
     /// Forward-secure sealing does not hold: a tag, the epochs, or the key.
     #[error("forward-secure seal broken: {detail}")]
-    SealBroken { detail: String },
+    SealBroken {
+        /// What does not hold.
+        detail: String,
+    },
     /// A drop, a hold or a policy that the chain's own records rule out.
     #[error("retention record breaks the rules in force: {detail}")]
-    RetentionBreach { detail: String },
+    RetentionBreach {
+        /// Which rule is broken, and where.
+        detail: String,
+    },
     /// The Merkle tree's files disagree with each other or with the records.
     #[error("Merkle tree does not match the log: {detail}")]
-    TreeState { detail: String },
+    TreeState {
+        /// What disagrees.
+        detail: String,
+    },
 }
 
 /// The engine's error type.
@@ -76,8 +206,11 @@ pub enum Error {
     /// An operating-system call failed.
     #[error("{op} {path}: {source}")]
     Io {
+        /// The operation that failed (`open`, `read`, `stat`, ...).
         op: &'static str,
+        /// The file or directory it was on.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: io::Error,
     },
@@ -89,70 +222,116 @@ pub enum Error {
          {copy} could not be written ({source}); nothing was cut: make room and open the log again"
     )]
     TailNotKept {
+        /// The segment with the torn tail.
         path: PathBuf,
+        /// Byte offset in the segment where the tail starts.
         offset: u64,
+        /// Length of the tail in bytes.
         bytes: u64,
+        /// The `.cut-OFFSET` copy that could not be written.
         copy: PathBuf,
+        /// Why the copy failed.
         #[source]
         source: io::Error,
     },
     /// Another `Log` (in this or another process) holds the directory's lock.
     #[error("{path} is locked by another writer (only one process may open a log for writing)")]
-    Locked { path: PathBuf },
+    Locked {
+        /// The log directory.
+        path: PathBuf,
+    },
     /// The directory does not exist and `Options::create_if_missing` is off.
     #[error("{path}: no such log directory (Options::create_if_missing is off)")]
-    NotFound { path: PathBuf },
+    NotFound {
+        /// The directory asked for.
+        path: PathBuf,
+    },
     /// Bytes that were durable do not read back as written.
     #[error("{path}: corrupt at offset {offset}{}: {what}", seq_suffix(*.seq))]
     Corrupt {
+        /// The file the damage is in.
         path: PathBuf,
+        /// Byte offset in that file where it was found.
         offset: u64,
+        /// The seq expected at that offset, where known.
         seq: Option<u64>,
+        /// What is wrong.
         what: Corruption,
     },
     /// The payload is larger than `Options::payload_bytes_max`.
     #[error(
         "payload of {len} bytes exceeds the limit of {max} bytes (Options::payload_bytes_max)"
     )]
-    PayloadTooLarge { len: usize, max: usize },
+    PayloadTooLarge {
+        /// The payload's length in bytes.
+        len: usize,
+        /// The limit in bytes.
+        max: usize,
+    },
     /// An earlier write or fdatasync failed; the log accepts no more writes
     /// until it is reopened (which runs recovery).
     #[error("log refuses writes after an earlier I/O failure ({cause}); reopen it to recover")]
-    Poisoned { cause: String },
+    Poisoned {
+        /// The failure that poisoned the log.
+        cause: String,
+    },
     /// An off-host store refused or failed a request (feature `s3`).
     #[error("{op} {what}: {detail}")]
     Remote {
+        /// The operation (`PUT`, `configure`, `verify`, ...).
         op: &'static str,
+        /// What it was on: a key, a bucket or a URL.
         what: String,
+        /// The store's answer or the failure.
         detail: String,
     },
     /// The Merkle tree cannot answer: a size or seq beyond it, or a log
     /// whose first records retention dropped before it had a tree.
     #[error("Merkle tree unavailable: {detail}")]
-    TreeUnavailable { detail: String },
+    TreeUnavailable {
+        /// Why it cannot answer.
+        detail: String,
+    },
     /// A checkpoint or checkpoint key could not be read or verified.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     /// The log does not hold, unchanged, what a checkpoint says it held.
     #[error("log does not match the checkpoint: {detail}")]
-    CheckpointMismatch { detail: String },
+    CheckpointMismatch {
+        /// What the log does not hold.
+        detail: String,
+    },
     /// The log was opened with `Log::open_read_only`.
     #[error("{path}: the log was opened read-only")]
-    ReadOnly { path: PathBuf },
+    ReadOnly {
+        /// The log directory.
+        path: PathBuf,
+    },
     /// The log was closed.
     #[error("log is closed")]
     Closed,
     /// A sequence number outside the log.
     #[error("no record with sequence number {seq} (the log holds {first}..={last})")]
-    SeqOutOfRange { seq: u64, first: u64, last: u64 },
+    SeqOutOfRange {
+        /// The seq asked for.
+        seq: u64,
+        /// The first seq the log holds (past 1 once retention dropped records).
+        first: u64,
+        /// The last seq the log holds.
+        last: u64,
+    },
     /// Retention was asked to run at a time too far ahead of the log's last
     /// record (see `Retention::clock_ahead_max`).
     #[error(
         "retention refused: the time given ({now_ns} ns) is more than {bound_ns} ns ahead of the log's last record ({last_ns} ns); check the clock, or raise Retention::clock_ahead_max (recorded in the log)"
     )]
     ClockAhead {
+        /// The time retention was asked to run at, ns since the Unix epoch.
         now_ns: u64,
+        /// The log's own time, ns since the Unix epoch: its last record's
+        /// commit time when opened, advanced by the monotonic clock since.
         last_ns: u64,
+        /// How far ahead of it a run may be, in ns (`clock_ahead_max`).
         bound_ns: u64,
     },
     /// Options that cannot work together.
@@ -162,12 +341,20 @@ pub enum Error {
     /// whoever planted it have the writer append to, or a reader print, any
     /// file the process can reach; so it is refused, never followed.
     #[error("{path} is a symbolic link; wormlog never follows links in a log directory (remove it, and find out who put it there)")]
-    Symlink { path: PathBuf },
+    Symlink {
+        /// The link.
+        path: PathBuf,
+    },
     /// The log directory or one of its files is writable by other users or
     /// owned by another user: they could change the log behind the writer.
     /// `detail` says what is wrong and what to do.
     #[error("{path}: unsafe permissions: {detail}")]
-    UnsafePermissions { path: PathBuf, detail: String },
+    UnsafePermissions {
+        /// The directory or file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        detail: String,
+    },
 }
 
 fn seq_suffix(seq: Option<u64>) -> String {
@@ -220,12 +407,20 @@ impl Error {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CheckpointError {
+    /// The note is not a checkpoint in the form format-spec.md, section 10,
+    /// gives; the string says what is wrong.
     #[error("malformed checkpoint: {0}")]
     Malformed(String),
+    /// A signer or verifier key is not in Go's `note` key form; the string
+    /// says what is wrong.
     #[error("malformed key: {0}")]
     BadKey(String),
+    /// No signature line by the verifier's key (name and key id) verifies.
     #[error("no valid signature by key {key_name} on the checkpoint")]
-    NoValidSignature { key_name: String },
+    NoValidSignature {
+        /// The verifier key's name.
+        key_name: String,
+    },
 }
 
 /// Damage found while decompressing a sealed file, carried inside an
@@ -284,4 +479,5 @@ impl Error {
     }
 }
 
+/// `std::result::Result` with the engine's [`Error`] as its default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_debug_implementations)]
+#![deny(missing_docs)]
 
 // Layers, lowest first. A module imports only modules listed before it
 // (a module of a lower layer, or an earlier one of its own); nothing imports

@@ -339,6 +339,23 @@ impl std::fmt::Debug for Log {
 impl Log {
     /// Opens the log in `dir`, creating it if it does not exist (unless
     /// `Options::create_if_missing` is off) and recovering it if it does.
+    /// Only one writer may have a log open: a second `open` of the same
+    /// directory fails with [`Error::Locked`].
+    ///
+    /// ```rust
+    /// use wormlog::{Error, Log, Options};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Log::open(dir.path().join("audit"), Options::default())?;
+    /// // A new log starts with two engine records: log-created (seq 1) and
+    /// // log-opened (seq 2).
+    /// assert_eq!(log.head().seq, 2);
+    /// assert!(matches!(
+    ///     Log::open(dir.path().join("audit"), Options::default()),
+    ///     Err(Error::Locked { .. })
+    /// ));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Log> {
         Log::open_mode(dir.as_ref(), options, false)
     }
@@ -550,7 +567,22 @@ impl Log {
     }
 
     /// Closes the active segment and seals every closed segment now; returns
-    /// how many were sealed. Appends continue in a new segment.
+    /// how many this call sealed (under `Sealing::Background` the background
+    /// sealer may have sealed some of them first). Appends continue in a new
+    /// segment. When it returns, every closed segment is a sealed file.
+    ///
+    /// ```rust
+    /// use wormlog::{Log, Options};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Log::open(dir.path(), Options::default())?;
+    /// let r = log.append(b"before the seal")?;
+    /// log.seal()?;
+    /// let segments = log.segments()?;
+    /// assert!(segments[0].sealed && segments[1].active);
+    /// assert_eq!(log.get(r.seq)?.payload().as_ref(), b"before the seal");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn seal(&self) -> Result<usize> {
         self.inner.writer()?.roll_now(&self.inner.shared)?;
         let n = seal::seal_closed_segments(&self.inner.shared)?;
@@ -587,7 +619,27 @@ impl Log {
     /// lets go at time `now_ns`: never the active segment, never one younger
     /// than `min_age`, nothing while a legal hold is set. Each run is first
     /// recorded in the anchor file and as a retention-applied record, so the
-    /// remaining log still verifies.
+    /// remaining log still verifies. `now_ns` is ns since the Unix epoch, at
+    /// most `Retention::clock_ahead_max` ahead of the log's own time.
+    ///
+    /// ```rust
+    /// use std::time::Duration;
+    /// use wormlog::{Log, Options, Retention};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let options =
+    ///     Options::default().retention(Retention::default().max_age(Duration::from_secs(60)));
+    /// let log = Log::open(dir.path(), options)?;
+    /// log.append(b"old event")?;
+    /// log.seal()?; // segment 1 is now a sealed file; segment 2 is active
+    /// // An hour later, segment 1's records are past the minute kept.
+    /// let later = log.head().timestamp_ns + 3_600_000_000_000;
+    /// let report = log.apply_retention(later)?;
+    /// assert_eq!(report.dropped_segments, vec![1]);
+    /// assert_eq!(log.segments()?[0].number, 2);
+    /// log.verify()?; // what remains still verifies, from the anchor file
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn apply_retention(&self, now_ns: u64) -> Result<RetentionReport> {
         self.inner.apply_retention(now_ns, false)
     }
@@ -652,7 +704,21 @@ impl Log {
     }
 
     /// Appends one record; returns once it is committed (durable under
-    /// `Durability::Sync`).
+    /// `Durability::Sync`). The receipt holds the record's seq, chain hash
+    /// and commit time.
+    ///
+    /// ```rust
+    /// use wormlog::{Log, Options};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Log::open(dir.path(), Options::default())?;
+    /// let a = log.append(br#"{"actor":"alice","action":"login"}"#)?;
+    /// let b = log.append(br#"{"actor":"alice","action":"logout"}"#)?;
+    /// assert_eq!(b.seq, a.seq + 1);
+    /// assert!(b.timestamp_ns >= a.timestamp_ns);
+    /// assert_eq!(log.head(), b);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn append(&self, payload: &[u8]) -> Result<Receipt> {
         let mut receipts = self.append_batch(&[payload])?;
         debug_assert_eq!(receipts.len(), 1);
@@ -661,7 +727,23 @@ impl Log {
         })
     }
 
-    /// Appends records as one unit: contiguous seqs, committed together.
+    /// Appends records as one unit: contiguous seqs, committed together
+    /// (one write, and under `Durability::Sync` one fdatasync). Every
+    /// payload is checked against `Options::payload_bytes_max` before any is
+    /// written.
+    ///
+    /// ```rust
+    /// use wormlog::{Log, Options};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Log::open(dir.path(), Options::default())?;
+    /// let receipts = log.append_batch(&[&b"one"[..], b"two", b"three"])?;
+    /// assert_eq!(receipts.len(), 3);
+    /// assert_eq!(receipts[2].seq, receipts[0].seq + 2);
+    /// // Committed together: one commit time.
+    /// assert_eq!(receipts[0].timestamp_ns, receipts[2].timestamp_ns);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn append_batch<P: AsRef<[u8]>>(&self, payloads: &[P]) -> Result<Vec<Receipt>> {
         let max = self.inner.shared.options.payload_bytes_max;
         let mut owned = Vec::with_capacity(payloads.len());
@@ -766,6 +848,7 @@ impl Log {
         self.inner.shared.log_id
     }
 
+    /// The log directory, as given to `open`.
     pub fn dir(&self) -> &Path {
         &self.inner.shared.dir
     }
@@ -773,6 +856,26 @@ impl Log {
     /// Committed records with seqs in `range` (engine records included; see
     /// [`Record::is_system`]), oldest first. Records committed after this
     /// call are not included.
+    ///
+    /// ```rust
+    /// use wormlog::{Log, Options};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Log::open(dir.path(), Options::default())?;
+    /// log.append_batch(&[&b"a"[..], b"b", b"c"])?;
+    /// let mut user = Vec::new();
+    /// for record in log.read(..)? {
+    ///     let record = record?;
+    ///     if !record.is_system() {
+    ///         user.push(record.payload().to_vec());
+    ///     }
+    /// }
+    /// assert_eq!(user, [b"a", b"b", b"c"]);
+    /// // Seq 1 is the engine's log-created record.
+    /// let first = log.read(1..=1)?.next().expect("seq 1 exists")?;
+    /// assert!(first.is_system());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn read(&self, range: impl RangeBounds<u64>) -> Result<Iter> {
         self.inner.write_out()?;
         read::iter(&self.inner.shared, range)
@@ -784,7 +887,21 @@ impl Log {
         read::get(&self.inner.shared, seq)
     }
 
-    /// The first record committed at or after `timestamp_ns`, if any.
+    /// The first record committed at or after `timestamp_ns` (ns since the
+    /// Unix epoch), if any. Engine records count.
+    ///
+    /// ```rust
+    /// use wormlog::{Log, Options};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Log::open(dir.path(), Options::default())?;
+    /// let r = log.append(b"event")?;
+    /// let found = log.first_at_or_after(r.timestamp_ns)?.expect("the event is at that time");
+    /// // Records committed at the same nanosecond come first, oldest first.
+    /// assert!(found.seq() <= r.seq && found.timestamp() >= r.timestamp_ns);
+    /// assert!(log.first_at_or_after(r.timestamp_ns + 1)?.is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn first_at_or_after(&self, timestamp_ns: u64) -> Result<Option<Record>> {
         self.inner.write_out()?;
         read::first_at_or_after(&self.inner.shared, timestamp_ns)
@@ -882,7 +999,23 @@ impl Log {
     }
 
     /// Checks every committed record: frames, CRCs, seqs, timestamps and the
-    /// hash chain from the genesis hash through the head.
+    /// hash chain from the genesis hash (or, once retention dropped
+    /// segments, from where the anchor file vouches for) through the head.
+    /// A chain alone does not catch a log rewritten whole: see
+    /// [`Log::verify_against`] with a checkpoint kept elsewhere.
+    ///
+    /// ```rust
+    /// use wormlog::{Log, Options};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Log::open(dir.path(), Options::default())?;
+    /// log.append(b"event")?;
+    /// let report = log.verify()?;
+    /// assert_eq!(report.first_seq, 1);
+    /// assert_eq!(report.head, log.head());
+    /// assert_eq!(report.records, 3); // log-created, log-opened, the event
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn verify(&self) -> Result<VerifyReport> {
         self.verify_with_progress(|_| ())
     }
@@ -899,6 +1032,23 @@ impl Log {
 
     /// The head as a checkpoint, to sign (`Checkpoint::sign`) and keep
     /// somewhere the log's writer cannot reach.
+    ///
+    /// ```rust
+    /// use wormlog::{Checkpoint, CheckpointKey, Log, Options};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Log::open(dir.path(), Options::default())?;
+    /// log.append(b"event")?;
+    /// let key = CheckpointKey::generate("audit.example")?;
+    /// let checkpoint = log.checkpoint()?;
+    /// let note = checkpoint.sign(&key);
+    /// // Later, elsewhere, with only the public key and the note:
+    /// let checked = Checkpoint::verify_note(&note, &key.public())?;
+    /// assert_eq!(checked, checkpoint);
+    /// assert_eq!(checked.seq, log.head().seq);
+    /// log.verify_against(&checked)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn checkpoint(&self) -> Result<Checkpoint> {
         self.inner.write_out()?;
         self.inner.checkpoint()
@@ -921,12 +1071,29 @@ impl Log {
     /// That record `seq` is in the tree of records 1..=`tree_size` (an
     /// inclusion proof, RFC 9162 §2.1.3). Check it with
     /// [`InclusionProof::verify`] against a checkpoint's root, with no log.
+    ///
+    /// ```rust
+    /// use wormlog::{Log, Options};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Log::open(dir.path(), Options::default())?;
+    /// let r = log.append(b"event")?;
+    /// log.append(b"a later event")?;
+    /// let head = log.tree_head()?;
+    /// let proof = log.prove_inclusion(r.seq, head.size)?;
+    /// assert!(proof.verify(&head.root));
+    /// // The proof is of this record: its leaf binds seq, time, kind and hash.
+    /// let record = log.get(r.seq)?;
+    /// let before = log.get(r.seq - 1)?;
+    /// assert!(proof.binds(&record, before.hash()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn prove_inclusion(&self, seq: u64, tree_size: u64) -> Result<InclusionProof> {
         self.inner.write_out()?;
         merkle::prove_inclusion(&self.inner.shared, seq, tree_size)
     }
 
-    /// Writes the log as a static C2SP tlog (https://c2sp.org/tlog-tiles)
+    /// Writes the log as a static C2SP tlog (<https://c2sp.org/tlog-tiles>)
     /// into the directory `out`: `checkpoint` (the head's checkpoint,
     /// signed with `key` where given, else its unsigned body), hash tiles
     /// `tile/<L>/<N>` with the partial tiles of its size, and entry bundles

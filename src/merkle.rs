@@ -20,14 +20,18 @@ use parking_lot::Mutex;
 /// The tree head: how many records it covers (records 1..=size) and its root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TreeHead {
+    /// Records covered: the seq of the last one.
     pub size: u64,
+    /// RFC 6962 root (SHA-256) of the tree of `size` leaves.
     pub root: TreeHash,
 }
 
 /// That record `seq` is leaf `seq - 1` of the tree of `tree_size` leaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InclusionProof {
+    /// The record proved (leaf `seq - 1`).
     pub seq: u64,
+    /// The size of the tree the proof leads to the root of.
     pub tree_size: u64,
     /// The leaf's data (format-spec.md §14.1): seq, time, kind, chain hash.
     pub leaf: [u8; LEAF_DATA_LEN],
@@ -76,13 +80,17 @@ impl InclusionProof {
 /// That the tree of `new_size` leaves extends the tree of `old_size`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsistencyProof {
+    /// The earlier tree's size.
     pub old_size: u64,
+    /// The later tree's size (`>= old_size`).
     pub new_size: u64,
     /// RFC 9162 §2.1.4 order.
     pub hashes: Vec<TreeHash>,
 }
 
 impl ConsistencyProof {
+    /// Whether the proof shows that the tree with root `new_root` extends
+    /// the one with root `old_root` (RFC 9162 §2.1.4.2).
     pub fn verify(&self, old_root: &TreeHash, new_root: &TreeHash) -> bool {
         crate::format::merkle::verify_consistency(
             self.old_size,

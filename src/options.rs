@@ -84,8 +84,9 @@ pub(crate) struct SealSettings {
 
 /// Which sealed segments may be dropped. A segment's age is the time since
 /// its newest record. The policy is recorded in the log (a
-/// retention-policy-set record whenever a writer opens it with another
-/// one), so verification judges every drop against the policy in force.
+/// retention-policy-set record before the first drop under a policy other
+/// than the one in force), so verification judges every drop against the
+/// policy in force.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Retention {
     pub(crate) max_age: Option<Duration>,
@@ -230,6 +231,7 @@ impl fmt::Debug for Options {
 }
 
 impl Options {
+    /// When an append is acknowledged (default [`Durability::Sync`]).
     pub fn durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
         self

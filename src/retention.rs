@@ -15,8 +15,11 @@ use std::time::Duration;
 pub struct RetentionReport {
     /// A legal hold stopped the run: nothing was dropped.
     pub held: bool,
+    /// Numbers of the segments dropped, oldest first.
     pub dropped_segments: Vec<u64>,
+    /// How many records those segments held.
     pub dropped_records: u64,
+    /// The bytes their sealed files took on disk.
     pub freed_bytes: u64,
     /// The first seq the log holds afterwards.
     pub first_seq: u64,

@@ -24,9 +24,14 @@ use std::sync::Arc;
 /// What a segment file's header says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentFileInfo {
+    /// The id of the log the file says it belongs to.
     pub log_id: [u8; 16],
+    /// The segment's number.
     pub segment: u64,
+    /// Seq of the file's first record.
     pub first_seq: u64,
+    /// When the segment was created, ns since the Unix epoch; no record in
+    /// it is earlier.
     pub created_ns: u64,
     /// The chain hash the file's first record continues.
     pub prev_hash: Hash,
@@ -158,10 +163,12 @@ impl SegmentFile {
         })
     }
 
+    /// What the file's header says.
     pub fn info(&self) -> SegmentFileInfo {
         self.info
     }
 
+    /// The file as given to `open` (or the name given for a reader).
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -244,9 +244,13 @@ fn between<'a>(s: &'a str, open: &str, close: &str) -> Option<&'a str> {
 /// SHA-256 and length.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShippedObject {
+    /// The object's key in the bucket, prefix included.
     pub key: String,
+    /// The version id the bucket returned for the PUT.
     pub version_id: String,
+    /// SHA-256 of the object's bytes.
     pub sha256: Hash,
+    /// The object's length in bytes.
     pub bytes: u64,
 }
 
@@ -615,9 +619,13 @@ fn md5(data: &[u8]) -> [u8; 16] {
 /// One version of an object, or a delete marker, as the bucket lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteVersion {
+    /// The object's key, prefix included.
     pub key: String,
+    /// The bucket's id of this version.
     pub version_id: String,
+    /// Whether this is the key's current version.
     pub is_latest: bool,
+    /// Whether this version is a delete marker (which hides the object).
     pub delete_marker: bool,
 }
 
@@ -752,7 +760,9 @@ fn download_sha(target: &S3Target, key: &str, version_id: &str) -> Result<(Hash,
 pub struct RemoteReport {
     /// Sealed segment files checked, and the seqs they hold.
     pub segments: u64,
+    /// Seq of the first record of the first sealed file.
     pub first_seq: u64,
+    /// Seq of the last record of the last sealed file.
     pub last_seq: u64,
     /// Anchor objects found.
     pub anchors: u64,

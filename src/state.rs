@@ -66,6 +66,7 @@ impl Record {
         }
     }
 
+    /// The record's sequence number (the log's first record is 1).
     pub fn seq(&self) -> u64 {
         self.seq
     }
@@ -73,12 +74,17 @@ impl Record {
     pub fn timestamp(&self) -> u64 {
         self.timestamp_ns
     }
+    /// The record's kind: [`RecordKind::User`] for appended records.
     pub fn kind(&self) -> RecordKind {
         self.kind
     }
+    /// The record's bytes: what was appended, or an engine record's encoded
+    /// payload (see [`Record::system_event`]).
     pub fn payload(&self) -> &Bytes {
         &self.payload
     }
+    /// The record's chain hash as stored (BLAKE3, 32 bytes). A read checks
+    /// the frame's CRC; `Log::verify` checks the chain.
     pub fn hash(&self) -> &Hash {
         &self.hash
     }
@@ -117,10 +123,12 @@ pub(crate) struct Counters {
     pub bytes: AtomicU64,
 }
 
-/// One segment of a log, as [`Log::segments`] describes it.
+/// One segment of a log, as [`Log::segments`](crate::Log::segments) describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentInfo {
+    /// The segment's number; a log's numbers are contiguous.
     pub number: u64,
+    /// Its file: the raw `.wlog` or the sealed `.wlog.zst`.
     pub path: PathBuf,
     /// Whether this is the segment appends go to.
     pub active: bool,
@@ -128,6 +136,7 @@ pub struct SegmentInfo {
     pub sealed: bool,
     /// The chain hash its first record continues (its header's).
     pub prev_hash: Hash,
+    /// Seq of its first record (or of the one it will hold first).
     pub first_seq: u64,
     /// Seq of its last committed record (`first_seq - 1` when it has none).
     pub last_seq: u64,
@@ -135,11 +144,15 @@ pub struct SegmentInfo {
     pub created_ns: u64,
     /// Chain hash of its last record.
     pub last_hash: Hash,
+    /// Bytes its file takes: the compressed length of a sealed file.
     pub bytes_on_disk: u64,
+    /// Length of the segment's raw bytes (for the active segment, as far as
+    /// readers may see).
     pub bytes_uncompressed: u64,
 }
 
 impl SegmentInfo {
+    /// How many committed records it holds (engine records included).
     pub fn records(&self) -> u64 {
         self.last_seq + 1 - self.first_seq
     }
@@ -148,9 +161,13 @@ impl SegmentInfo {
 /// How the cache of decompressed sealed frames is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheStats {
+    /// Bytes of decompressed frames held now.
     pub bytes: usize,
+    /// The most it holds (`Options::sealed_cache_bytes`).
     pub capacity: usize,
+    /// Lookups that found their frame, since the log was opened.
     pub hits: u64,
+    /// Lookups that had to decompress, since the log was opened.
     pub misses: u64,
 }
 

@@ -35,14 +35,17 @@ use std::sync::Arc;
 /// What a successful verification covered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyReport {
+    /// Segments checked.
     pub segments: u64,
     /// Of `segments`, how many are sealed files.
     pub sealed_segments: u64,
+    /// Records checked, engine records included.
     pub records: u64,
     /// Uncompressed bytes of segments checked (headers and frames).
     pub bytes: u64,
     /// The first record checked, and the chain hash it continues from.
     pub first_seq: u64,
+    /// Chain hash of record `first_seq - 1` (the genesis hash for seq 1).
     pub start_hash: Hash,
     /// The last record checked; for a log, its head when the check began.
     pub head: Head,

@@ -6,13 +6,16 @@ use super::chain::{Hash, HASH_LEN};
 use super::{le_u16, le_u32, le_u64};
 use crate::error::Corruption;
 
+/// The anchor file's first 8 bytes (format-spec.md, section 8.1).
 pub const ANCHOR_MAGIC: [u8; 8] = *b"WLANCHOR";
 pub const ANCHOR_VERSION: u16 = 1;
 // Anchor header fields, each offset derived from the one before.
 const ANCHOR_VERSION_AT: usize = ANCHOR_MAGIC.len();
 const ANCHOR_RESERVED_AT: usize = ANCHOR_VERSION_AT + 2;
+/// Offset of the log id in the anchor file header.
 pub const ANCHOR_LOG_ID_AT: usize = ANCHOR_RESERVED_AT + 2;
 const ANCHOR_CRC_AT: usize = ANCHOR_LOG_ID_AT + 16;
+/// Length of the anchor file header in bytes (32); entries follow it.
 pub const ANCHOR_HEADER_LEN: usize = ANCHOR_CRC_AT + 4;
 const _: () = assert!(ANCHOR_HEADER_LEN == 32);
 const ENTRY_FIXED_LEN: usize = 96;
@@ -28,8 +31,11 @@ const ENTRY_CONTEXT: &[u8; 18] = b"wormlog v1 anchor\0";
 /// One dropped segment, as an anchor entry records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DroppedSegment {
+    /// The segment's number.
     pub segment: u64,
+    /// Seq of its first record.
     pub first_seq: u64,
+    /// Seq of its last record.
     pub last_seq: u64,
     /// Chain hash of its last record.
     pub last_hash: Hash,
@@ -38,6 +44,7 @@ pub struct DroppedSegment {
 /// One retention event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnchorEntry {
+    /// When retention ran, ns since the Unix epoch.
     pub time_ns: u64,
     /// The first seq the log keeps after this event.
     pub first_seq: u64,
@@ -45,6 +52,7 @@ pub struct AnchorEntry {
     pub prev_hash: Hash,
     /// Hash of the entry before (or the anchor genesis hash).
     pub prev_entry_hash: Hash,
+    /// The segments this event dropped, oldest first.
     pub dropped: Vec<DroppedSegment>,
 }
 
@@ -53,6 +61,7 @@ pub fn anchor_genesis(log_id: &[u8; 16]) -> Hash {
     blake3::derive_key(ANCHOR_GENESIS_CONTEXT, log_id)
 }
 
+/// The 32-byte anchor file header for `log_id`, CRC included.
 pub fn encode_anchor_header(log_id: &[u8; 16]) -> [u8; ANCHOR_HEADER_LEN] {
     let mut b = [0u8; ANCHOR_HEADER_LEN];
     b[..ANCHOR_VERSION_AT].copy_from_slice(&ANCHOR_MAGIC);
@@ -83,6 +92,8 @@ pub fn decode_anchor_header(b: &[u8]) -> Result<[u8; 16], Corruption> {
 }
 
 impl AnchorEntry {
+    /// The entry's bytes (96 + 56 per dropped segment), length and CRC-32
+    /// filled in.
     pub fn encode(&self) -> Vec<u8> {
         let len = ENTRY_FIXED_LEN + self.dropped.len() * DROPPED_LEN;
         let mut b = Vec::with_capacity(len);

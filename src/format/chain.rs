@@ -2,6 +2,7 @@
 
 /// A 32-byte BLAKE3 chain hash.
 pub type Hash = [u8; HASH_LEN];
+/// Length of a chain hash in bytes.
 pub const HASH_LEN: usize = 32;
 
 /// Domain separation for record hashes: fed first, before the record fields.
@@ -43,6 +44,7 @@ pub fn genesis_hash(log_id: &[u8; 16]) -> Hash {
 /// before a log's first record it is seq 0 and the genesis hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChainPos {
+    /// The record's seq (0 before a log's first record).
     pub seq: u64,
     /// Chain hash of record `seq`.
     pub hash: Hash,

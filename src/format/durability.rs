@@ -16,7 +16,10 @@ pub enum Durability {
     /// any group write that fdatasync waited for): a record is durable only
     /// when the fdatasync after it returns. It never leaves a gap: the log
     /// stays a prefix.
-    Batched { max_delay: Duration },
+    Batched {
+        /// How long after an fdatasync ends the next one starts.
+        max_delay: Duration,
+    },
     /// `append` returns once the record is in the log's write buffer,
     /// which is written to the OS when it holds 64 KiB, 10 ms after the
     /// last write at the latest, and before any read, sync, roll or close

@@ -4,6 +4,8 @@ use super::chain::{chain_hasher, Hash, HASH_LEN};
 use super::{le_u32, le_u64};
 use crate::error::Corruption;
 
+/// Bytes of a frame before its payload: length, CRC, seq, time,
+/// `synced_through`, kind, flags, reserved and payload length.
 pub const FRAME_HEADER_LEN: usize = 40;
 /// Bytes of a frame besides its payload: the 40-byte header and the 32-byte hash.
 pub const FRAME_OVERHEAD: usize = FRAME_HEADER_LEN + HASH_LEN;
@@ -42,6 +44,7 @@ pub enum RecordKind {
     RetentionApplied = 0x08,
     /// A legal hold was set: retention drops nothing until it is cleared.
     LegalHoldSet = 0x09,
+    /// The legal hold was cleared.
     LegalHoldCleared = 0x0A,
     /// Format 2: the hold and retention policy in force, second record of
     /// every segment.
@@ -57,6 +60,9 @@ pub enum RecordKind {
 }
 
 impl RecordKind {
+    /// The kind with this byte value; `None` for a value no format version
+    /// defines. Whether the segment's version allows it is
+    /// [`since_version`](Self::since_version)'s question.
     pub fn from_u8(v: u8) -> Option<Self> {
         Some(match v {
             0x00 => RecordKind::User,
@@ -91,10 +97,14 @@ impl RecordKind {
         }
     }
 
+    /// Whether this is one of the engine's own records (any kind but
+    /// [`User`](Self::User)).
     pub fn is_system(self) -> bool {
         self != RecordKind::User
     }
 
+    /// The kind's name as format-spec.md, section 4.1, writes it
+    /// (`log-opened`, `epoch-tag`, ...).
     pub fn name(self) -> &'static str {
         match self {
             RecordKind::User => "user",
@@ -153,12 +163,20 @@ pub fn encode_frame(
 /// A decoded frame borrowing its payload from the buffer.
 #[derive(Debug, Clone, Copy)]
 pub struct FrameRef<'a> {
+    /// The record's sequence number.
     pub seq: u64,
+    /// Commit time, ns since the Unix epoch.
     pub timestamp_ns: u64,
+    /// The segment length an fdatasync had covered when the frame was
+    /// written; used only by recovery, not hashed.
     pub synced_through: u64,
+    /// The record's kind.
     pub kind: RecordKind,
+    /// The record's payload.
     pub payload: &'a [u8],
+    /// The stored chain hash (not yet checked against the record before).
     pub hash: Hash,
+    /// The stored frame CRC-32, which matched the bytes.
     pub crc: u32,
     /// Unpadded frame length as stored.
     pub frame_len: u32,
@@ -184,10 +202,12 @@ pub fn frame_extent(buf: &[u8]) -> Option<usize> {
 /// Outcome of decoding a frame at the start of a buffer.
 #[derive(Debug)]
 pub enum Decoded<'a> {
+    /// An intact frame.
     Frame(FrameRef<'a>),
     /// The buffer is shorter than the frame: this many bytes (from the frame's
     /// start) are needed. Never more than `frame_padded_len(PAYLOAD_LEN_MAX)`.
     NeedMore(usize),
+    /// The bytes are not an intact frame: a bad length, CRC or field.
     Invalid(Corruption),
 }
 

@@ -19,6 +19,7 @@ const KEY_ID_CONTEXT: &str = "wormlog v2 fss key id";
 /// Domain separator of epoch tags: fed first.
 const TAG_CONTEXT: &[u8; 21] = b"wormlog v2 epoch tag\0";
 
+/// The key file's first 8 bytes (format-spec.md, section 10a).
 pub const FSS_KEY_MAGIC: [u8; 8] = *b"WLFSSKEY";
 pub const FSS_KEY_VERSION: u16 = 1;
 // Key file fields, each offset derived from the one before.
@@ -31,6 +32,7 @@ const EPOCH_AT: usize = INTERVAL_AT + 8;
 const KEY_AT: usize = EPOCH_AT + 8;
 const KEY_ID_AT: usize = KEY_AT + 32;
 const CRC_AT: usize = KEY_ID_AT + 8;
+/// Length of the key file `wormlog.fss` in bytes (84).
 pub const FSS_KEY_FILE_LEN: usize = CRC_AT + 4;
 const _: () = assert!(FSS_KEY_FILE_LEN == 84);
 
@@ -81,9 +83,11 @@ pub fn epoch_of(start_ns: u64, interval_ns: u64, t_ns: u64) -> u64 {
 pub struct FssKeyFile {
     /// When epoch 1 began, ns since the Unix epoch.
     pub start_ns: u64,
+    /// Length of an epoch in ns (>= 1).
     pub interval_ns: u64,
     /// The epoch whose key this is (>= 1).
     pub epoch: u64,
+    /// `K(epoch)`, the key that tags the records of this epoch.
     pub key: Hash,
     /// The verification key's id.
     pub key_id: [u8; 8],
@@ -94,6 +98,7 @@ pub struct FssKeyFile {
 }
 
 impl FssKeyFile {
+    /// The file's 84 bytes, CRC included.
     pub fn encode(&self) -> [u8; FSS_KEY_FILE_LEN] {
         let mut b = [0u8; FSS_KEY_FILE_LEN];
         b[..VERSION_AT].copy_from_slice(&FSS_KEY_MAGIC);
@@ -109,6 +114,8 @@ impl FssKeyFile {
         b
     }
 
+    /// Reads a key file's bytes, checking its length, magic, CRC, version,
+    /// flags, and that interval and epoch are at least 1.
     pub fn decode(b: &[u8]) -> Result<FssKeyFile, Corruption> {
         let bad = |detail: &str| Corruption::HeaderField {
             field: "sealing key file",
@@ -202,9 +209,12 @@ mod tests {
 /// symmetric, make) every tag, so it is as secret as a private key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct VerificationKey {
+    /// `K0`, the key of epoch 0 (32 random bytes); every later key follows
+    /// from it.
     pub key: Hash,
     /// When epoch 1 began, ns since the Unix epoch.
     pub start_ns: u64,
+    /// Length of an epoch in ns (>= 1).
     pub interval_ns: u64,
 }
 

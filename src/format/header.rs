@@ -20,13 +20,19 @@ const MAGIC_AT: usize = 0;
 const VERSION_AT: usize = MAGIC_AT + SEGMENT_MAGIC.len();
 const HEADER_LEN_AT: usize = VERSION_AT + 2;
 const FLAGS_AT: usize = HEADER_LEN_AT + 2;
+/// Offset of `log_id` in the segment header.
 pub const LOG_ID_AT: usize = FLAGS_AT + 4;
+/// Offset of the segment number in the segment header.
 pub const SEGMENT_AT: usize = LOG_ID_AT + 16;
+/// Offset of `first_seq` in the segment header.
 pub const FIRST_SEQ_AT: usize = SEGMENT_AT + 8;
+/// Offset of `created_ns` in the segment header.
 pub const CREATED_AT: usize = FIRST_SEQ_AT + 8;
+/// Offset of `prev_hash` in the segment header.
 pub const PREV_HASH_AT: usize = CREATED_AT + 8;
 const RESERVED_AT: usize = PREV_HASH_AT + HASH_LEN;
 const CRC_AT: usize = RESERVED_AT + 4;
+/// Length of the segment header in bytes (96); the first frame follows it.
 pub const SEGMENT_HEADER_LEN: usize = CRC_AT + 4;
 const _: () = assert!(SEGMENT_HEADER_LEN == 96);
 
@@ -36,7 +42,9 @@ pub struct SegmentHeader {
     /// The format version the segment was written in: which record kinds
     /// it may hold (format-spec.md, 4.1).
     pub version: u16,
+    /// The log's random id, the same in every segment of the log.
     pub log_id: [u8; 16],
+    /// This segment's number (from 1); equals the number in the file name.
     pub segment: u64,
     /// Seq of the first record this segment holds (or will hold).
     pub first_seq: u64,
@@ -82,6 +90,7 @@ impl SegmentHeader {
         }
     }
 
+    /// The header's 96 bytes, CRC included.
     pub fn encode(&self) -> [u8; SEGMENT_HEADER_LEN] {
         let mut b = [0u8; SEGMENT_HEADER_LEN];
         b[MAGIC_AT..VERSION_AT].copy_from_slice(&SEGMENT_MAGIC);

@@ -13,6 +13,7 @@ pub type TreeHash = [u8; 32];
 pub const LEAF_DATA_LEN: usize = 49;
 /// Hashes per full tile (C2SP: tile height 8).
 pub const TILE_WIDTH: u64 = 256;
+/// Levels of the tree one tile spans (C2SP tile height): 2^8 = 256 hashes.
 pub const TILE_HEIGHT: u32 = 8;
 /// Bytes of a full tile.
 pub const TILE_BYTES: usize = TILE_WIDTH as usize * 32;
@@ -91,7 +92,9 @@ pub fn root_of(hashes: &[TreeHash]) -> TreeHash {
 /// leaves `start..start + size`, for `size` a power of two and `start` a
 /// multiple of it, within the tree.
 pub trait HashSource {
+    /// Why a hash could not be had.
     type Error;
+    /// The MTH of leaves `start..start + size`.
     fn subtree(&self, start: u64, size: u64) -> Result<TreeHash, Self::Error>;
 }
 

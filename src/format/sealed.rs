@@ -25,11 +25,11 @@ pub const INDEX_VERSION: u16 = 1;
 pub const SEEK_FOOTER_LEN: usize = 9;
 /// The seekable format's limit on frames, which we enforce before allocating.
 pub const SEEKABLE_FRAMES_MAX: u32 = 0x0800_0000;
-/// The largest decompressed frame a reader accepts: one maximal record plus
-/// the segment header, rounded up.
 /// A sealed file's index has a point at the first record at or after each
 /// this many bytes past the previous point (format-spec.md, 7.2).
 pub const INDEX_POINT_INTERVAL: u64 = 64 << 10;
+/// The largest decompressed frame a reader accepts: one maximal record plus
+/// the segment header, rounded up (256 MiB + 1 MiB).
 pub const SEALED_FRAME_BYTES_MAX: u32 = (super::PAYLOAD_LEN_MAX + (1 << 20)) as u32;
 const INDEX_FIXED_LEN: usize = 208;
 const INDEX_ENTRY_LEN: usize = 24;
@@ -38,7 +38,9 @@ const _: () = assert!(INDEX_FIXED_LEN == 8 + SEGMENT_HEADER_LEN + 8 * 4 + 2 * HA
 /// One zstd frame of a sealed file, from the seek table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SeekEntry {
+    /// The frame's length in the file, in bytes (never 0).
     pub compressed_size: u32,
+    /// The length of its content, in bytes.
     pub decompressed_size: u32,
 }
 
@@ -47,7 +49,9 @@ pub struct SeekEntry {
 /// every 64 KiB, so a lookup decompresses one frame and scans a few KiB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexPoint {
+    /// The record's seq.
     pub seq: u64,
+    /// Its commit time, ns since the Unix epoch.
     pub timestamp_ns: u64,
     /// Offset in the uncompressed segment.
     pub offset: u64,
@@ -62,8 +66,11 @@ pub struct SealedIndex {
     pub uncompressed_len: u64,
     /// Records in the segment, the seal record included.
     pub record_count: u64,
+    /// Seq of the segment's last record.
     pub last_seq: u64,
+    /// Chain hash of the segment's last record.
     pub last_hash: Hash,
+    /// Commit time of the segment's last record, ns since the Unix epoch.
     pub last_timestamp_ns: u64,
     /// BLAKE3 of the file's bytes before this frame (the zstd data frames),
     /// so that verification notices any changed byte, even one that would

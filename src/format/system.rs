@@ -11,105 +11,154 @@ use crate::error::Corruption;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SystemEvent {
+    /// A new log's first record (seq 1).
     LogCreated {
+        /// The format version of the writer that created the log.
         format_version: u16,
+        /// The log's id, as in every segment header.
         log_id: [u8; 16],
+        /// Free text naming the software, e.g. `wormlog 0.1.0`.
         engine: String,
     },
     /// A writer opened the log, with the durability it acknowledges appends
     /// under (so an auditor can tell what "acknowledged" meant).
     LogOpened {
+        /// The writer's format version (at least its segment's).
         format_version: u16,
+        /// Process id of the writer.
         pid: u32,
+        /// Free text naming the software.
         engine: String,
+        /// The durability appends are acknowledged under.
         durability: Durability,
     },
     /// Recovery cut `bytes` bytes from `offset` of `segment`; the next record
     /// expected there was `expected_seq`. Cut bytes that were not all zero are
     /// kept in the file named by `saved_as` (empty when nothing was kept).
     TailCut {
+        /// The segment that was cut.
         segment: u64,
+        /// Byte offset where the cut began.
         offset: u64,
+        /// How many bytes were cut.
         bytes: u64,
+        /// The seq the cut position would have held.
         expected_seq: u64,
+        /// The `.cut-OFFSET` file holding the cut bytes; empty if all zero.
         saved_as: String,
     },
     /// The writer closed `from_segment` at `from_bytes` and continues in
     /// `to_segment` under `durability`, so every segment says what its
     /// records' acknowledgements meant without looking back.
     SegmentRolled {
+        /// The segment closed.
         from_segment: u64,
+        /// The segment started (this record's own).
         to_segment: u64,
+        /// The closed segment's length in bytes.
         from_bytes: u64,
+        /// The durability appends are acknowledged under.
         durability: Durability,
     },
     /// Recovery found damage at `offset` (record `seq`) of `segment`, moved
     /// the file aside as `moved_to` and kept the intact prefix.
     Repaired {
+        /// The damaged segment.
         segment: u64,
+        /// Byte offset of the first damaged frame.
         offset: u64,
+        /// The seq expected there.
         seq: u64,
+        /// Name of the `.damaged-TIME` copy of the whole file.
         moved_to: String,
+        /// The damage, described for people.
         what: String,
     },
+    /// The writer closed the log cleanly.
     LogClosed,
     /// The segment is complete: `records` records (the last `last_seq`, with
     /// chain hash `last_hash`) in its first `bytes` bytes, whose BLAKE3
     /// digest is `digest`. Always the segment's last record.
     Sealed {
+        /// The segment's number.
         segment: u64,
+        /// How many records precede this one in the segment.
         records: u64,
+        /// Seq of the last of them (`first_seq - 1` when there are none).
         last_seq: u64,
+        /// Its chain hash (the header's `prev_hash` when there are none).
         last_hash: [u8; 32],
+        /// This record's own offset: the segment's bytes before it.
         bytes: u64,
+        /// BLAKE3 (plain) of those bytes, header included.
         digest: [u8; 32],
     },
     /// Retention dropped segments `from_segment..=to_segment` (records
     /// `first_seq..=last_seq`), recorded first in the anchor file as the
     /// entry whose hash is `anchor_entry_hash`.
     RetentionApplied {
+        /// The first segment dropped.
         from_segment: u64,
+        /// The last segment dropped.
         to_segment: u64,
+        /// Seq of the first record dropped.
         first_seq: u64,
+        /// Seq of the last record dropped.
         last_seq: u64,
+        /// Hash of the anchor entry that records the drop.
         anchor_entry_hash: [u8; 32],
     },
+    /// A legal hold was set: retention drops nothing until it is cleared.
     LegalHoldSet {
+        /// Why, as the caller gave it.
         reason: String,
     },
+    /// The legal hold was cleared.
     LegalHoldCleared,
     /// Format 2: the legal hold and retention policy in force when the
     /// segment began; every format-2 segment's second record. With it, any
     /// segment (the active one above all) tells the log's state without
     /// reading the segments before it.
     LogState {
+        /// The reason of the legal hold in force; `None` without one.
         hold: Option<String>,
+        /// The retention policy in force; `None` without one.
         policy: Option<RetentionRule>,
     },
-    /// Format 2: the writer opened the log with a retention policy other
-    /// than the one in force (`None`: retention off).
+    /// Format 2: the retention policy in force changed; written in the same
+    /// group as, and just before, the first drop under the new policy.
     RetentionPolicySet {
+        /// The policy now in force (`None`: retention off).
         policy: Option<RetentionRule>,
     },
     /// Format 2: the wall clock read `clock_ns`, more than the writer's
     /// bound after `last_ns`, the time of the record before.
     ClockJumped {
+        /// Commit time of the record before, ns since the Unix epoch.
         last_ns: u64,
+        /// What the wall clock read, ns since the Unix epoch.
         clock_ns: u64,
     },
     /// Format 2: forward-secure sealing begins: epoch 1 starts at
     /// `start_ns`, each lasts `interval_ns`, under the verification key
     /// whose id is `key_id`.
     SealingStarted {
+        /// When epoch 1 begins, ns since the Unix epoch.
         start_ns: u64,
+        /// Length of an epoch in ns.
         interval_ns: u64,
+        /// The verification key's public id.
         key_id: [u8; 8],
     },
     /// Format 2: `tag` seals every record before this one, for epochs
     /// `first_epoch..=epoch` (format-spec.md, "Forward-secure sealing").
     EpochTag {
+        /// The first epoch sealed (`>= 1`); its key made the tag.
         first_epoch: u64,
+        /// The last epoch sealed (`>= first_epoch`).
         epoch: u64,
+        /// Keyed BLAKE3 over the epochs and the seq and chain hash of the
+        /// record before this one.
         tag: [u8; 32],
     },
 }
@@ -118,8 +167,14 @@ pub enum SystemEvent {
 /// means "not set" for `max_age_ns` and `max_total_bytes`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RetentionRule {
+    /// Segments whose newest record is at least this old, in ns, may go;
+    /// 0: no age limit.
     pub max_age_ns: u64,
+    /// The oldest segments go while the log is larger than this, in bytes;
+    /// 0: no size limit.
     pub max_total_bytes: u64,
+    /// The compliance floor: no segment whose newest record is younger than
+    /// this, in ns, is dropped, whatever the other limits say.
     pub min_age_ns: u64,
     /// Retention refuses to run while the wall clock is more than this
     /// ahead of the log's last committed record.
@@ -281,6 +336,7 @@ impl std::fmt::Display for PolicyText<'_> {
 }
 
 impl SystemEvent {
+    /// The record kind this event is written as.
     pub fn kind(&self) -> RecordKind {
         match self {
             SystemEvent::LogCreated { .. } => RecordKind::LogCreated,
@@ -303,6 +359,7 @@ impl SystemEvent {
 
     // Long by nature: one arm per record kind, each the row of its payload
     // table in format-spec.md; split up, the table would be scattered.
+    /// The record's payload, laid out as format-spec.md, section 4.2, says.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
         match self {

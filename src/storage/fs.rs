@@ -9,6 +9,8 @@ use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
+/// [`Storage`] on the real file system: what a log uses unless
+/// `Options::storage` says otherwise.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FsStorage;
 

@@ -24,12 +24,19 @@ use std::sync::Arc;
 /// A mutating operation, for fault injection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Op {
+    /// A write to a file: an append or a positional write.
     Append,
+    /// An fdatasync of a file.
     Sync,
+    /// A file's creation.
     Create,
+    /// A rename.
     Rename,
+    /// A file's removal.
     Remove,
+    /// A file cut to a length.
     Truncate,
+    /// An fsync of a directory.
     SyncDir,
     /// Permission and attribute changes.
     Chmod,
@@ -866,6 +873,7 @@ impl Storage for MemStorage {
 pub struct SplitMix(pub u64);
 
 impl SplitMix {
+    /// The next number of the sequence; the state advances.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;

@@ -135,9 +135,11 @@ pub const SEALED_MODE: u32 = 0o444;
 /// Owner and type of a file, and its permission bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileMeta {
+    /// The owner's user id.
     pub uid: u32,
     /// Permission bits (`st_mode & 0o7777`).
     pub mode: u32,
+    /// Whether it is a symbolic link (lstat: the link itself, not its target).
     pub symlink: bool,
 }
 
@@ -179,6 +181,8 @@ pub trait ReadFile: Send + Sync {
     /// Reads up to `buf.len()` bytes at `offset`; returns how many were read
     /// (0 at end of file).
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    /// The file's length in bytes (for a sealed file, the uncompressed
+    /// segment's).
     fn len(&self) -> io::Result<u64>;
 
     /// Fills `buf` from `offset`, or returns how many bytes were available.

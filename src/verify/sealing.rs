@@ -26,6 +26,7 @@ pub struct SealingReport {
     /// The last epoch sealed, and the seq of its tag record (every record
     /// before it is sealed); `None` before the first tag.
     pub sealed_through_epoch: Option<u64>,
+    /// The seq of that last tag record; `None` before the first tag.
     pub sealed_through_seq: Option<u64>,
     /// The commit time of the last sealed record (the one before the last
     /// tag), ns since the Unix epoch: everything committed by then is sealed.
