@@ -371,7 +371,8 @@ impl CheckpointKey {
     pub fn generate(name: &str) -> std::io::Result<CheckpointKey> {
         check_key_name(name).map_err(std::io::Error::other)?;
         let mut seed = [0u8; 32];
-        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut seed)?;
+        // The OS's generator, as every other secret of the engine is made.
+        getrandom::getrandom(&mut seed).map_err(|e| std::io::Error::other(e.to_string()))?;
         Ok(CheckpointKey {
             name: name.to_string(),
             signing: SigningKey::from_bytes(&seed),

@@ -21,7 +21,7 @@ const _: () = assert!(ANCHOR_HEADER_LEN == 32);
 const ENTRY_FIXED_LEN: usize = 96;
 const DROPPED_LEN: usize = 24 + HASH_LEN;
 /// No entry is larger (a retention run drops at most this many segments'
-/// worth: about 290,000); a reader never allocates more for one entry.
+/// worth: about 299,000); a reader never allocates more for one entry.
 pub const ANCHOR_ENTRY_LEN_MAX: usize = 16 << 20;
 /// BLAKE3 `derive_key` context of the hash the first entry chains to.
 const ANCHOR_GENESIS_CONTEXT: &str = "wormlog v1 anchor genesis";

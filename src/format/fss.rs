@@ -79,7 +79,7 @@ pub fn epoch_of(start_ns: u64, interval_ns: u64, t_ns: u64) -> u64 {
 }
 
 /// The sealing key file: the current epoch's key and the schedule.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct FssKeyFile {
     /// When epoch 1 began, ns since the Unix epoch.
     pub start_ns: u64,
@@ -95,6 +95,20 @@ pub struct FssKeyFile {
     /// file without it is from a setup that did not finish: its
     /// verification key was never handed out, and an open discards it.
     pub announced: bool,
+}
+
+/// Everything but the key: a secret does not belong in logs and panics.
+impl std::fmt::Debug for FssKeyFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FssKeyFile")
+            .field("start_ns", &self.start_ns)
+            .field("interval_ns", &self.interval_ns)
+            .field("epoch", &self.epoch)
+            .field("key", &"<secret>")
+            .field("key_id", &self.key_id)
+            .field("announced", &self.announced)
+            .finish()
+    }
 }
 
 impl FssKeyFile {
@@ -165,6 +179,27 @@ impl FssKeyFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_file_debugs_without_its_secret() {
+        let f = FssKeyFile {
+            start_ns: 1,
+            interval_ns: 2,
+            epoch: 3,
+            key: [0xab; 32],
+            key_id: [7; 8],
+            announced: true,
+        };
+        let shown = format!("{f:?}");
+        assert!(
+            !shown.contains("171") && !shown.to_lowercase().contains("abab"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("<secret>") && shown.contains("epoch: 3"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn a_later_key_follows_from_an_earlier_one_and_tags_bind_every_field() {
