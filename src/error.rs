@@ -337,6 +337,15 @@ pub enum Error {
     /// Options that cannot work together.
     #[error("invalid options: {0}")]
     InvalidOptions(String),
+    /// An event could not be encoded as JSON, or a record's payload is not
+    /// the JSON the caller asked for (feature `serde`).
+    #[error("{}JSON: {detail}", seq.map(|s| format!("record {s}: ")).unwrap_or_default())]
+    Json {
+        /// The record whose payload did not decode; `None` when encoding.
+        seq: Option<u64>,
+        /// What serde_json said.
+        detail: String,
+    },
     /// A symbolic link where a log's file belongs. Followed, it would let
     /// whoever planted it have the writer append to, or a reader print, any
     /// file the process can reach; so it is refused, never followed.

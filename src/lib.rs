@@ -42,8 +42,9 @@
 //    barrier    group commit's leader/follower hand-off; knows no file
 //    task       blocking work on the engine's threads for async callers
 //    writer     encodes, writes, syncs, rolls and publishes a group
-// 7. read, merkle, seal, retention, recovery, verify, segment_file, ship
-//               the operations, each on the layers below (ship: feature s3)
+// 7. read, merkle, seal, retention, recovery, verify, segment_file, ship, json
+//               the operations, each on the layers below (ship: feature s3;
+//               json: typed events and the JSON-lines schema, feature serde)
 // 8. log        the public handle: API and thread wiring only
 mod anchor;
 mod barrier;
@@ -51,6 +52,8 @@ mod checkpoint;
 mod error;
 pub mod format;
 mod fss;
+#[cfg(feature = "serde")]
+pub mod json;
 mod log;
 mod merkle;
 mod options;

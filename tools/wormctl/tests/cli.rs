@@ -2105,3 +2105,35 @@ fn completions_and_the_man_page_come_from_the_commands_themselves() {
     }
     assert!(page.contains(r"\-\-grep"), "options are listed");
 }
+
+#[test]
+fn dump_json_lines_follow_the_library_schema_record_for_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), options()).unwrap();
+    log.append(br#"{"actor":"alice","n":18446744073709551617}"#)
+        .unwrap();
+    log.append(b"plain text").unwrap();
+    log.append(&[0xff, 0x00, 0x10]).unwrap();
+    log.append(b"[1,2,3]").unwrap();
+    log.close().unwrap();
+    let o = wormctl(&["dump", "--json", "--system", p(dir.path())]);
+    expect_code(&o, 0);
+    let log = Log::open_read_only(dir.path(), Options::default()).unwrap();
+    let records: Vec<Record> = log.read(..).unwrap().map(|r| r.unwrap()).collect();
+    let text = stdout(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), records.len());
+    for (line, r) in lines.iter().zip(&records) {
+        let parsed: wormlog::json::RecordLine = serde_json::from_str(line).unwrap();
+        let expected = wormlog::json::RecordLine::new(r, |ns| {
+            humantime::format_rfc3339_nanos(
+                std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns),
+            )
+            .to_string()
+        });
+        assert_eq!(parsed, expected, "{line}");
+        if !r.is_system() && parsed.encoding != "json" {
+            assert_eq!(parsed.payload_bytes().unwrap(), r.payload().to_vec());
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! Feature `serde`: typed events, and the one JSON-lines schema for
+//! records that `wormctl dump --json` writes and this module reads and
+//! writes (`RecordLine`): `seq`, `time` (RFC 3339), `time_ns` (a decimal
+//! string: jq and JavaScript round integers above 2^53), `kind`, `payload`,
+//! `encoding`, `hash`, and for an engine record `event`. A payload that is
+//! a JSON object or array is embedded as JSON (`"encoding":"json"`), other
+//! UTF-8 as a string (`utf-8`), anything else as base64 (`base64`).
+
+use crate::error::{Error, Result};
+use crate::format::hex;
+use crate::read::Iter;
+use crate::state::Record;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// One user event, decoded from its record's JSON payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event<T> {
+    /// The record's seq.
+    pub seq: u64,
+    /// Commit time, ns since the Unix epoch.
+    pub timestamp_ns: u64,
+    /// The record's chain hash.
+    pub hash: crate::format::Hash,
+    /// The payload, decoded.
+    pub data: T,
+}
+
+/// The user events of a range, decoded (`Log::events`): engine records are
+/// skipped; a user record that is not a `T` is an `Error::Json` naming its
+/// seq (the iteration goes on after it).
+#[derive(Debug)]
+pub struct Events<T> {
+    pub(crate) records: Iter,
+    pub(crate) _t: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned> Iterator for Events<T> {
+    type Item = Result<Event<T>>;
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let r = match self.records.next()? {
+                Ok(r) => r,
+                Err(e) => return Some(Err(e)),
+            };
+            if r.is_system() {
+                continue;
+            }
+            return Some(decode(&r));
+        }
+    }
+}
+
+/// `r`'s payload as a `T`.
+pub fn decode<T: DeserializeOwned>(r: &Record) -> Result<Event<T>> {
+    let data = serde_json::from_slice(r.payload()).map_err(|e| Error::Json {
+        seq: Some(r.seq()),
+        detail: e.to_string(),
+    })?;
+    Ok(Event {
+        seq: r.seq(),
+        timestamp_ns: r.timestamp(),
+        hash: *r.hash(),
+        data,
+    })
+}
+
+/// `event` as the bytes `Log::append_json` appends: compact JSON.
+pub fn encode<T: Serialize + ?Sized>(event: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(event).map_err(|e| Error::Json {
+        seq: None,
+        detail: e.to_string(),
+    })
+}
+
+/// One record as a line of `wormctl dump --json` (see the module docs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordLine {
+    /// The record's seq.
+    pub seq: u64,
+    /// Commit time, RFC 3339 UTC with nanoseconds.
+    pub time: String,
+    /// Commit time, ns since the Unix epoch, as a decimal string.
+    #[serde(with = "u64_string")]
+    pub time_ns: u64,
+    /// The record kind's name (`user`, `log-opened`, ...).
+    pub kind: String,
+    /// The payload: embedded JSON, a string, or base64 (see `encoding`).
+    pub payload: serde_json::Value,
+    /// `json`, `utf-8` or `base64`.
+    pub encoding: String,
+    /// The chain hash, 64 lowercase hex digits.
+    pub hash: String,
+    /// For an engine record, what it says, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+}
+
+impl RecordLine {
+    /// The line for `r`. `time` is filled by `rfc3339`, which the caller
+    /// gives (the engine has no calendar code).
+    pub fn new(r: &Record, rfc3339: impl Fn(u64) -> String) -> RecordLine {
+        let (payload, encoding) = match std::str::from_utf8(r.payload()) {
+            Ok(text) => match embeddable(text) {
+                Some(v) => (v, "json"),
+                None => (serde_json::Value::String(text.to_string()), "utf-8"),
+            },
+            Err(_) => (serde_json::Value::String(B64.encode(r.payload())), "base64"),
+        };
+        RecordLine {
+            seq: r.seq(),
+            time: rfc3339(r.timestamp()),
+            time_ns: r.timestamp(),
+            kind: r.kind().name().to_string(),
+            payload,
+            encoding: encoding.to_string(),
+            hash: hex(r.hash()),
+            event: r.system_event().map(|e| match e {
+                Ok(e) => e.to_string(),
+                Err(e) => format!("malformed: {e}"),
+            }),
+        }
+    }
+
+    /// The payload bytes the record holds, back from the line (for
+    /// `utf-8` and `base64`; embedded JSON comes back as compact JSON,
+    /// which may differ from the bytes in whitespace).
+    pub fn payload_bytes(&self) -> Result<Vec<u8>> {
+        let bad = |detail: String| Error::Json {
+            seq: Some(self.seq),
+            detail,
+        };
+        match (self.encoding.as_str(), &self.payload) {
+            ("utf-8", serde_json::Value::String(s)) => Ok(s.clone().into_bytes()),
+            ("base64", serde_json::Value::String(s)) => {
+                B64.decode(s).map_err(|e| bad(e.to_string()))
+            }
+            ("json", v) => serde_json::to_vec(v).map_err(|e| bad(e.to_string())),
+            (enc, _) => Err(bad(format!(
+                "encoding {enc:?} with a payload of another shape"
+            ))),
+        }
+    }
+}
+
+/// A payload that is a JSON object or array.
+fn embeddable(text: &str) -> Option<serde_json::Value> {
+    if !text.trim_start().starts_with(['{', '[']) {
+        return None;
+    }
+    serde_json::from_str(text).ok()
+}
+
+/// `time_ns` as a decimal string.
+mod u64_string {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
