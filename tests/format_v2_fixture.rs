@@ -59,6 +59,9 @@ fn write_v2_fixture() {
         "retention dropped something"
     );
     log.set_legal_hold(HOLD).unwrap();
+    // Someone looked at the log and said so (an accessed record).
+    log.record_access("auditor", "dump seqs 1..=40", "fixture")
+        .unwrap();
     // A clock leap forward, which the writer records.
     now.fetch_add(2 * 3600 * 1_000_000_000, Ordering::SeqCst);
     for i in BEFORE..BEFORE + AFTER {
@@ -120,6 +123,7 @@ fn a_v2_log_reads_and_verifies_to_the_head_it_was_written_with() {
         RecordKind::RetentionPolicySet,
         RecordKind::LogState,
         RecordKind::ClockJumped,
+        RecordKind::Accessed,
     ] {
         assert!(
             records.iter().any(|r| r.kind() == kind),

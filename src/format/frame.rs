@@ -57,6 +57,8 @@ pub enum RecordKind {
     SealingStarted = 0x0E,
     /// Format 2: a forward-secure tag seals every record before it.
     EpochTag = 0x0F,
+    /// Format 2: someone read or exported the log (who, what, why).
+    Accessed = 0x10,
 }
 
 impl RecordKind {
@@ -81,6 +83,7 @@ impl RecordKind {
             0x0D => RecordKind::ClockJumped,
             0x0E => RecordKind::SealingStarted,
             0x0F => RecordKind::EpochTag,
+            0x10 => RecordKind::Accessed,
             _ => return None,
         })
     }
@@ -92,7 +95,8 @@ impl RecordKind {
             | RecordKind::RetentionPolicySet
             | RecordKind::ClockJumped
             | RecordKind::SealingStarted
-            | RecordKind::EpochTag => 2,
+            | RecordKind::EpochTag
+            | RecordKind::Accessed => 2,
             _ => 1,
         }
     }
@@ -123,6 +127,7 @@ impl RecordKind {
             RecordKind::ClockJumped => "clock-jumped",
             RecordKind::SealingStarted => "sealing-started",
             RecordKind::EpochTag => "epoch-tag",
+            RecordKind::Accessed => "accessed",
         }
     }
 }

@@ -161,6 +161,16 @@ pub enum SystemEvent {
         /// record before this one.
         tag: [u8; 32],
     },
+    /// Format 2: someone read or exported the log, and said so: audit
+    /// guidance asks that access to the audit trail be logged too.
+    Accessed {
+        /// Who: a user, service or auditor name, as they gave it.
+        who: String,
+        /// What: the range or query, in words (`dump seqs 1..=500`).
+        what: String,
+        /// Why, as they gave it (a ticket, a case); may be empty.
+        why: String,
+    },
 }
 
 /// A retention policy as the log records it (format-spec.md, 4.2). Zero
@@ -275,6 +285,13 @@ impl std::fmt::Display for SystemEvent {
                 hex(anchor_entry_hash)
             ),
             SystemEvent::LegalHoldSet { reason } => write!(f, "legal hold set: {reason:?}"),
+            SystemEvent::Accessed { who, what, why } => {
+                write!(f, "accessed by {who:?}: {what:?}")?;
+                if !why.is_empty() {
+                    write!(f, ", because {why:?}")?;
+                }
+                Ok(())
+            }
             SystemEvent::LegalHoldCleared => write!(f, "legal hold cleared"),
             SystemEvent::LogState { hold, policy } => {
                 match hold {
@@ -354,6 +371,7 @@ impl SystemEvent {
             SystemEvent::ClockJumped { .. } => RecordKind::ClockJumped,
             SystemEvent::SealingStarted { .. } => RecordKind::SealingStarted,
             SystemEvent::EpochTag { .. } => RecordKind::EpochTag,
+            SystemEvent::Accessed { .. } => RecordKind::Accessed,
         }
     }
 
@@ -447,6 +465,11 @@ impl SystemEvent {
                 out.extend_from_slice(anchor_entry_hash);
             }
             SystemEvent::LegalHoldSet { reason } => put_str(&mut out, reason),
+            SystemEvent::Accessed { who, what, why } => {
+                put_str(&mut out, who);
+                put_str(&mut out, what);
+                put_str(&mut out, why);
+            }
             SystemEvent::LogClosed | SystemEvent::LegalHoldCleared => {}
             SystemEvent::LogState { hold, policy } => {
                 out.push(u8::from(hold.is_some()));
@@ -571,6 +594,11 @@ impl SystemEvent {
                         tag: r.array32()?,
                     }
                 }
+                RecordKind::Accessed => SystemEvent::Accessed {
+                    who: r.string()?,
+                    what: r.string()?,
+                    why: r.string()?,
+                },
                 RecordKind::User => unreachable!("handled above"),
             };
             if r.at != r.buf.len() {
@@ -784,6 +812,16 @@ mod tests {
             SystemEvent::LogState {
                 hold: None,
                 policy: None,
+            },
+            SystemEvent::Accessed {
+                who: "auditor@example".into(),
+                what: "dump seqs 1..=500 --grep login".into(),
+                why: "SOC 2 sample, ticket 44".into(),
+            },
+            SystemEvent::Accessed {
+                who: "ops".into(),
+                what: String::new(),
+                why: String::new(),
             },
             SystemEvent::RetentionPolicySet { policy: None },
             SystemEvent::RetentionPolicySet {

@@ -54,6 +54,8 @@ pub struct Args {
     /// output through $WORMCTL_PAGER, $PAGER or less).
     #[arg(long)]
     no_pager: bool,
+    #[command(flatten)]
+    access: crate::access::AccessArgs,
 }
 
 /// What to print: seq and time bounds (inclusive), engine records or not,
@@ -275,6 +277,11 @@ pub fn run(a: Args) -> Result<(), Fail> {
         let file = SegmentFile::open(&a.path).map_err(Fail::file)?;
         return print_all(file, &filter, &mut printer, Fail::file, a.lines);
     }
+    if !remote {
+        crate::access::record(&a.path, &a.access, &what(&a))?;
+    } else if a.access.who.is_some() {
+        eprintln!("wormctl: access NOT recorded: a bucket's copy takes no records");
+    }
     let log = crate::open::read_only(&a.path)?;
     if a.reverse {
         return print_reversed(&log, &filter, &mut printer, a.lines);
@@ -294,4 +301,37 @@ pub fn run(a: Args) -> Result<(), Fail> {
         Fail::log,
         a.lines,
     )
+}
+
+/// What a dump reads, in words, for its access record.
+fn what(a: &Args) -> String {
+    let mut w = String::from("dump");
+    let mut add = |k: &str, v: String| {
+        w.push_str(&format!(" {k} {v}"));
+    };
+    if let Some(v) = a.from {
+        add("--from", v.to_string());
+    }
+    if let Some(v) = a.to {
+        add("--to", v.to_string());
+    }
+    if let Some(v) = a.since {
+        add("--since", crate::out::rfc3339(v));
+    }
+    if let Some(v) = a.until {
+        add("--until", crate::out::rfc3339(v));
+    }
+    if let Some(v) = &a.grep {
+        add("--grep", format!("{v:?}"));
+    }
+    for m in &a.matches {
+        add("--match", format!("{m:?}"));
+    }
+    if let Some(n) = a.lines {
+        add("-n", n.to_string());
+    }
+    if a.system {
+        w.push_str(" --system");
+    }
+    w
 }

@@ -2,6 +2,7 @@
 //! One module per subcommand; `cli` parses and dispatches, `fail` maps
 //! errors to exit codes (0 intact, 1 tampered or corrupt, 2 usage or I/O).
 
+mod access;
 mod append;
 mod checkpoint;
 mod cli;

@@ -73,6 +73,8 @@ pub struct ExportArgs {
     /// checkpoint is its unsigned body, which tlog clients refuse).
     #[arg(long, value_name = "FILE")]
     key: Option<PathBuf>,
+    #[command(flatten)]
+    access: crate::access::AccessArgs,
 }
 
 fn hashes_json(h: &[TreeHash]) -> Value {
@@ -322,6 +324,11 @@ pub fn consistency(a: ConsistencyArgs) -> Result<(), Fail> {
 }
 
 pub fn export(a: ExportArgs) -> Result<(), Fail> {
+    crate::access::record(
+        &a.dir,
+        &a.access,
+        &format!("export-tlog to {}", a.out.display()),
+    )?;
     let key = match &a.key {
         Some(k) => {
             let text = read_small(k, "private key")?;

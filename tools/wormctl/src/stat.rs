@@ -147,6 +147,24 @@ fn durability_json(found: &Option<DurabilityRecord>) -> serde_json::Value {
     v
 }
 
+/// The last access record: seq, time, who, what, why.
+type Access = (u64, u64, String, String, String);
+
+/// How many access records the log holds, and the last (a scan of its
+/// engine records).
+fn accesses(log: &Log) -> Result<(u64, Option<Access>), Fail> {
+    let mut count = 0;
+    let mut last = None;
+    for r in log.read(..)?.system_only() {
+        let r = r?;
+        if let Some(Ok(SystemEvent::Accessed { who, what, why })) = r.system_event() {
+            count += 1;
+            last = Some((r.seq(), r.timestamp(), who, what, why));
+        }
+    }
+    Ok((count, last))
+}
+
 fn ratio(s: &SegmentInfo) -> f64 {
     s.bytes_uncompressed as f64 / s.bytes_on_disk.max(1) as f64
 }
@@ -167,6 +185,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
     });
     let dropped_segments: usize = anchor.iter().map(|e| e.dropped.len()).sum();
     let found = durability_record(&log, &rows)?;
+    let accesses = accesses(&log)?;
     let durability = durability_text(&found);
     let mut out = Out::new();
     if a.json {
@@ -211,6 +230,12 @@ pub fn run(a: Args) -> Result<(), Fail> {
             "legal_hold": hold,
             "durability": durability_json(&found),
             "foreign_files": out::paths_json(&foreign),
+            "accesses": {
+                "count": accesses.0,
+                "last": accesses.1.as_ref().map(|(seq, ns, who, what, why)| json!({
+                    "seq": seq, "time": out::rfc3339(*ns), "who": who, "what": what, "why": why,
+                })),
+            },
         }));
     }
     out.line(format!(
@@ -284,6 +309,21 @@ pub fn run(a: Args) -> Result<(), Fail> {
         None => out.line("legal hold: none")?,
     }
     out.line(format!("durability: {durability}"))?;
+    match &accesses.1 {
+        None => out.line("accesses recorded: none (dump --as NAME records one)")?,
+        Some((seq, ns, who, what, why)) => out.line(format!(
+            "accesses recorded: {}; the last by {} at {} (seq {seq}): {}{}",
+            accesses.0,
+            out::terminal_text(&format!("{who:?}")),
+            out::rfc3339_seconds(*ns),
+            out::terminal_text(what),
+            if why.is_empty() {
+                String::new()
+            } else {
+                format!(", because {}", out::terminal_text(why))
+            }
+        ))?,
+    }
     if !foreign.is_empty() {
         out.line(format!(
             "not wormlog's: {} file(s) the log ignores: {}",

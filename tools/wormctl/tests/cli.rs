@@ -2137,3 +2137,65 @@ fn dump_json_lines_follow_the_library_schema_record_for_record() {
         }
     }
 }
+
+#[test]
+fn dump_as_a_name_records_the_access_in_the_log_and_stat_shows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 30);
+    let o = wormctl(&[
+        "dump",
+        "--as",
+        "auditor",
+        "--why",
+        "ticket 7",
+        "--grep",
+        "user3",
+        p(dir.path()),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("access recorded as seq"),
+        "{}",
+        stderr(&o)
+    );
+    let o = wormctl(&["dump", "--system", "--json", p(dir.path())]);
+    let lines = json_lines(&o);
+    let access: Vec<&Value> = lines.iter().filter(|l| l["kind"] == "accessed").collect();
+    assert_eq!(access.len(), 1);
+    let event = access[0]["event"].as_str().unwrap();
+    assert!(
+        event.contains("auditor") && event.contains("--grep") && event.contains("ticket 7"),
+        "{event}"
+    );
+    let o = wormctl(&["stat", p(dir.path())]);
+    assert!(
+        stdout(&o).contains("accesses recorded: 1; the last by \"auditor\""),
+        "{}",
+        stdout(&o)
+    );
+    let o = wormctl(&["stat", "--json", p(dir.path())]);
+    assert_eq!(json_lines(&o)[0]["accesses"]["count"], 1);
+    // The access is in the chain: the log still verifies.
+    expect_code(&wormctl(&["verify", p(dir.path())]), 0);
+    // export-tlog records one too.
+    let out = tempfile::tempdir().unwrap();
+    let o = wormctl(&["export-tlog", p(dir.path()), p(out.path()), "--as", "ci"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = wormctl(&["stat", "--json", p(dir.path())]);
+    assert_eq!(json_lines(&o)[0]["accesses"]["count"], 2);
+    assert_eq!(json_lines(&o)[0]["accesses"]["last"]["who"], "ci");
+}
+
+#[test]
+fn an_access_while_a_writer_holds_the_log_is_said_to_go_unrecorded() {
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 10);
+    let writer = Log::open(dir.path(), Options::default()).unwrap();
+    let o = wormctl(&["dump", "--as", "auditor", p(dir.path())]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("access NOT recorded"), "{}", stderr(&o));
+    assert!(stdout(&o).contains("patients/"), "the dump still printed");
+    drop(writer);
+    let o = wormctl(&["stat", "--json", p(dir.path())]);
+    assert_eq!(json_lines(&o)[0]["accesses"]["count"], 0);
+}
