@@ -8,7 +8,9 @@ use crate::error::CheckpointError;
 use crate::format::{hex, unhex, Hash};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+#[cfg(feature = "signing")]
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+#[cfg(feature = "signing")]
 use sha2::{Digest, Sha256};
 
 /// Origin lines are `wormlog/` and the log id in hex.
@@ -21,9 +23,11 @@ const CHAIN_PREFIX: &str = "wormlog-chain ";
 const TIME_PREFIX: &str = "wormlog-time ";
 const RETENTION_PREFIX: &str = "wormlog-retention ";
 /// C2SP signature type byte for Ed25519.
+#[cfg(feature = "signing")]
 const ED25519_TYPE: u8 = 0x01;
 /// No note we accept is longer (a checkpoint is about 200 bytes).
 pub const NOTE_BYTES_MAX: usize = 64 << 10;
+#[cfg(feature = "signing")]
 const SIGNATURE_LINES_MAX: usize = 16;
 
 /// The head of a log at one moment.
@@ -93,6 +97,7 @@ impl Checkpoint {
     }
 
     /// The signed note: body, blank line, one signature line.
+    #[cfg(feature = "signing")]
     pub fn sign(&self, key: &CheckpointKey) -> String {
         let body = self.body();
         let sig = key.signing.sign(body.as_bytes());
@@ -104,6 +109,7 @@ impl Checkpoint {
     /// Parses a signed note and checks that `key` signed it. Every other
     /// signature line is ignored, as C2SP notes allow; a note without a
     /// valid signature by `key` is an error.
+    #[cfg(feature = "signing")]
     pub fn verify_note(
         note: &str,
         key: &CheckpointPublicKey,
@@ -165,6 +171,7 @@ impl Checkpoint {
     }
 }
 
+#[cfg(feature = "signing")]
 fn parse_body(body: &str) -> Result<Checkpoint, CheckpointError> {
     let bad = |m: &str| CheckpointError::Malformed(m.to_string());
     let lines: Vec<&str> = body
@@ -244,6 +251,7 @@ fn parse_body(body: &str) -> Result<Checkpoint, CheckpointError> {
 }
 
 /// `wormlog-retention <first seq> <anchor head, base64>`.
+#[cfg(feature = "signing")]
 fn parse_retention(line: &str) -> Result<RetentionPoint, CheckpointError> {
     let bad = || {
         CheckpointError::Malformed("retention line is not `wormlog-retention <seq> <hash>`".into())
@@ -269,6 +277,7 @@ fn parse_retention(line: &str) -> Result<RetentionPoint, CheckpointError> {
 }
 
 /// C2SP key id: the first 4 bytes of SHA-256(name || "\n" || 0x01 || public key).
+#[cfg(feature = "signing")]
 fn key_id(name: &str, key: &VerifyingKey) -> [u8; 4] {
     let mut h = Sha256::new();
     h.update(name.as_bytes());
@@ -280,11 +289,13 @@ fn key_id(name: &str, key: &VerifyingKey) -> [u8; 4] {
 }
 
 /// Longest key name accepted.
+#[cfg(feature = "signing")]
 const KEY_NAME_MAX: usize = 200;
 
 /// format-spec.md §10: 1-200 printable ASCII characters other than `+`.
 /// `+` separates a key's fields; a space would split a signature line; a
 /// control character in a name would reach the terminal of whoever verifies.
+#[cfg(feature = "signing")]
 fn check_key_name(name: &str) -> Result<(), CheckpointError> {
     let printable = |b: u8| (0x21..=0x7e).contains(&b) && b != b'+';
     if name.is_empty() || name.len() > KEY_NAME_MAX || !name.bytes().all(printable) {
@@ -325,6 +336,21 @@ impl CheckpointSink for FileSink {
     }
 }
 
+/// Built without the `signing` feature: no key can exist, so nothing is
+/// signed (`Options::auto_checkpoints` and `Log::export_tlog` with a key
+/// cannot be called with one). Turn the feature on to sign.
+#[cfg(not(feature = "signing"))]
+#[derive(Debug)]
+pub enum CheckpointKey {}
+
+#[cfg(not(feature = "signing"))]
+impl Checkpoint {
+    /// Unreachable without the `signing` feature (there is no key).
+    pub fn sign(&self, key: &CheckpointKey) -> String {
+        match *key {}
+    }
+}
+
 /// Checkpoints a writer signs by itself: the head, every `interval` while
 /// it moves, and on close.
 #[derive(Clone)]
@@ -347,11 +373,13 @@ impl std::fmt::Debug for AutoCheckpoints {
 }
 
 /// An Ed25519 signing key with its name.
+#[cfg(feature = "signing")]
 pub struct CheckpointKey {
     name: String,
     signing: SigningKey,
 }
 
+#[cfg(feature = "signing")]
 impl std::fmt::Debug for CheckpointKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CheckpointKey")
@@ -360,6 +388,7 @@ impl std::fmt::Debug for CheckpointKey {
     }
 }
 
+#[cfg(feature = "signing")]
 impl CheckpointKey {
     /// Whether `name` may name a key (format-spec.md §10), so that a tool
     /// can refuse it before making anything.
@@ -429,18 +458,21 @@ impl CheckpointKey {
     }
 }
 
+#[cfg(feature = "signing")]
 fn split3(s: &str) -> Option<(&str, &str, &str)> {
     let mut parts = s.splitn(3, '+');
     Some((parts.next()?, parts.next()?, parts.next()?))
 }
 
 /// An Ed25519 verifier key with its name.
+#[cfg(feature = "signing")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckpointPublicKey {
     name: String,
     key: VerifyingKey,
 }
 
+#[cfg(feature = "signing")]
 impl CheckpointPublicKey {
     /// `<name>+<key id hex>+<base64(0x01 || public key)>` (a C2SP vkey).
     pub fn to_vkey_string(&self) -> String {
@@ -482,7 +514,7 @@ impl CheckpointPublicKey {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "signing"))]
 mod tests {
     use super::*;
 

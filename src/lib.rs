@@ -80,9 +80,10 @@ mod verify;
 mod walk;
 mod writer;
 
+#[cfg(feature = "signing")]
+pub use checkpoint::CheckpointPublicKey;
 pub use checkpoint::{
-    AutoCheckpoints, Checkpoint, CheckpointKey, CheckpointPublicKey, CheckpointSink, FileSink,
-    RetentionPoint,
+    AutoCheckpoints, Checkpoint, CheckpointKey, CheckpointSink, FileSink, RetentionPoint,
 };
 pub use error::{CheckpointError, Corruption, Error, Result};
 pub use format::{ChainPos, RecordKind, SystemEvent, VerificationKey};
