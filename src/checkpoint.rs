@@ -4,8 +4,11 @@
 //! A chain alone cannot catch a log rewritten with every hash recomputed; a
 //! checkpoint kept elsewhere can. Parsing and verification fail closed.
 
+#[cfg(feature = "signing")]
 use crate::error::CheckpointError;
-use crate::format::{hex, unhex, Hash};
+#[cfg(feature = "signing")]
+use crate::format::unhex;
+use crate::format::{hex, Hash};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 #[cfg(feature = "signing")]
@@ -26,6 +29,7 @@ const RETENTION_PREFIX: &str = "wormlog-retention ";
 #[cfg(feature = "signing")]
 const ED25519_TYPE: u8 = 0x01;
 /// No note we accept is longer (a checkpoint is about 200 bytes).
+#[cfg(feature = "signing")]
 pub const NOTE_BYTES_MAX: usize = 64 << 10;
 #[cfg(feature = "signing")]
 const SIGNATURE_LINES_MAX: usize = 16;

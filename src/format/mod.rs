@@ -1,5 +1,11 @@
 //! Pure encodings of the on-disk structures: bytes to structs and back, no I/O.
 //! format-spec.md is the source of truth; each constant names its section there.
+//!
+//! **Unstable.** Public for tools that read the files themselves (wormctl,
+//! the fuzz targets, third-party readers checking their work against ours)
+//! and for tests; it follows the format, not semver. The stable API is the
+//! crate root: `Log`, `Options`, the record, report and proof types, and
+//! `hex`/`unhex` here, which stay.
 
 mod anchor;
 mod chain;

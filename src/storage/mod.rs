@@ -1,6 +1,10 @@
 //! All file I/O goes through [`Storage`], so that tests can swap the real
 //! file system ([`FsStorage`]) for one that loses unsynced bytes, tears
 //! writes and fails any call on demand ([`MemStorage`]).
+//!
+//! **Unstable** beyond `Options::storage(Arc::new(MemStorage::new()))`,
+//! `MemStorage`'s crash images and fault injection, and `Tear`: the trait's
+//! methods follow what the engine needs.
 
 mod fs;
 mod mem;
