@@ -151,8 +151,20 @@ impl Inner {
     /// outcome for `Log::ship_status`.
     fn ship_once(&self, shipping: &Shipping) -> Result<usize> {
         let _one = self.ship_lock.lock();
-        let policy = self.recorded_policy();
-        let outcome = shipping.shipper.ship(&self.shared.dir, policy.as_ref());
+        // The longer of the policy the records state and the one this
+        // writer was opened with: the records state a policy only from the
+        // first drop under it, and a copy must not be locked for less than
+        // either says the log keeps its records.
+        let policy = longer_policy(
+            self.recorded_policy(),
+            self.shared.options.retention.as_ref().map(|r| r.rule()),
+        );
+        // A close does not wait for a whole backlog: the run stops between
+        // objects (what it shipped is recorded; the next open goes on).
+        let stop = || self.ship_signal.lock().1;
+        let outcome = shipping
+            .shipper
+            .ship(&self.shared.dir, policy.as_ref(), &stop);
         let mut status = self.ship_status.lock();
         match &outcome {
             Ok(n) => {
@@ -224,15 +236,17 @@ impl Inner {
             return Ok(report);
         }
         let mut drop = retention::plan(&segs, policy, now_ns)?;
-        if let Some(shipping) = shared
-            .options
-            .shipping
-            .as_ref()
-            .filter(|s| s.retention_waits)
-        {
-            // Only segments with a confirmed copy off the host, oldest
-            // first: one never shipped is never dropped.
-            let shipped = shipping.shipper.shipped_files(&shared.dir)?;
+        // Only segments with a confirmed copy off the host, oldest first:
+        // one never shipped is never dropped. With shipping set up, its
+        // shipper says which; without (a `wormctl retention`, a writer
+        // opened without it), a log that has shipped before still waits
+        // for the copies its wormlog.ship records, to any bucket.
+        let shipped = match &shared.options.shipping {
+            Some(s) if s.retention_waits => Some(s.shipper.shipped_files(&shared.dir)?),
+            Some(_) => None,
+            None => recorded_shipped_files(shared)?,
+        };
+        if let Some(shipped) = shipped {
             let confirmed = drop
                 .iter()
                 .take_while(|s| {
@@ -688,8 +702,11 @@ impl Log {
                 why: why.into(),
             }],
         )?;
+        // Read under the writer's lock: an append right after would move
+        // the head.
+        let seq = shared.visible.read().head.seq;
         drop(writer);
-        Ok(self.head().seq)
+        Ok(seq)
     }
 
     /// Clears the legal hold (recorded in the chain first).
@@ -1515,6 +1532,60 @@ impl std::future::Future for Append {
                 })
             })
         })
+    }
+}
+
+/// The sealed files a `wormlog.ship` in the log's directory records as
+/// shipped (to any bucket), or `None` when the log never shipped. Lines
+/// are `key version sha256 bytes target` (format-spec.md §15); the file
+/// name is the key's last part. A torn last line is left out.
+fn recorded_shipped_files(shared: &Shared) -> Result<Option<Vec<String>>> {
+    let path = shared.dir.join(crate::format::names::SHIP_STATE_FILE);
+    let file = match shared.options.storage.open_read(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("open", &path, e)),
+    };
+    let len = file.len().map_err(|e| Error::io("read", &path, e))?;
+    // A line per object of a few hundred bytes: 64 MiB is millions of
+    // segments, and bounds what a hostile file makes us allocate.
+    if len > 64 << 20 {
+        return Err(Error::io(
+            "read",
+            &path,
+            std::io::Error::other("larger than any ship record (64 MiB)"),
+        ));
+    }
+    let mut buf = vec![0u8; len as usize];
+    let n = file
+        .read_full_at(&mut buf, 0)
+        .map_err(|e| Error::io("read", &path, e))?;
+    buf.truncate(n);
+    let text = String::from_utf8_lossy(&buf);
+    Ok(Some(
+        text.split_inclusive('\n')
+            .filter_map(|line| line.strip_suffix('\n'))
+            .filter_map(|line| line.split(' ').next())
+            .filter_map(|key| key.rsplit('/').next())
+            .filter(|name| crate::format::names::parse_sealed_file_name(name).is_some())
+            .map(str::to_string)
+            .collect(),
+    ))
+}
+
+/// Of two retention policies, the one that keeps records longer (by its
+/// `min_age`, else its `max_age`: the period a copy's lock derives from).
+fn longer_policy(a: Option<RetentionRule>, b: Option<RetentionRule>) -> Option<RetentionRule> {
+    let period = |p: &RetentionRule| {
+        if p.min_age_ns > 0 {
+            p.min_age_ns
+        } else {
+            p.max_age_ns
+        }
+    };
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if period(&b) > period(&a) { b } else { a }),
+        (a, b) => a.or(b),
     }
 }
 

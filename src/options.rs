@@ -27,9 +27,15 @@ pub enum Sealing {
 /// background thread, never from an append.
 pub trait Shipper: Send + Sync + fmt::Debug {
     /// Copies what the log in `dir` has not shipped yet; returns how many
-    /// objects it copied. `policy` is the retention policy the log records,
-    /// from which a copy's lock period may derive.
-    fn ship(&self, dir: &Path, policy: Option<&RetentionRule>) -> crate::Result<usize>;
+    /// objects it copied. `policy` is the retention policy in force, from
+    /// which a copy's lock period may derive. `stop` turns true when the
+    /// log closes: the run should end at the next object boundary.
+    fn ship(
+        &self,
+        dir: &Path,
+        policy: Option<&RetentionRule>,
+        stop: &dyn Fn() -> bool,
+    ) -> crate::Result<usize>;
     /// The names of the files in `dir` whose copy is confirmed (recorded
     /// durably after the server stored it).
     fn shipped_files(&self, dir: &Path) -> crate::Result<Vec<String>>;

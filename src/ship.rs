@@ -112,6 +112,14 @@ impl S3Target {
         )
         .map_err(|e| remote("configure", url, e))?;
         let prefix = prefix.trim_matches('/').to_string();
+        // wormlog.ship's lines are space-separated.
+        if prefix.chars().any(char::is_whitespace) {
+            return Err(remote(
+                "configure",
+                url,
+                "the prefix has whitespace; wormlog.ship records keys without it",
+            ));
+        }
         Ok(S3Target {
             bucket,
             credentials,
@@ -174,6 +182,16 @@ impl S3Target {
                  --retain-until)",
             )
         })
+    }
+
+    /// The bucket's path-style URL (endpoint and bucket, no prefix): what
+    /// `wormlog.ship` records each object's destination as.
+    pub fn id(&self) -> String {
+        self.bucket
+            .base_url()
+            .as_str()
+            .trim_end_matches('/')
+            .to_string()
     }
 
     fn key(&self, name: &str) -> String {
@@ -252,6 +270,10 @@ pub struct ShippedObject {
     pub sha256: Hash,
     /// The object's length in bytes.
     pub bytes: u64,
+    /// Where: the bucket's path-style URL (`S3Target::id`). A log shipped
+    /// to another bucket or endpoint under the same prefix is not shipped
+    /// there until it is recorded with that one.
+    pub target: String,
 }
 
 /// What `ship` did.
@@ -283,7 +305,7 @@ fn read_state(dir: &Path) -> Result<Vec<ShippedObject>> {
             break; // a line a crash tore: that object is found again by its checksum
         };
         let f: Vec<&str> = line.split(' ').collect();
-        let parsed = (f.len() == 4)
+        let parsed = (f.len() == 5)
             .then(|| {
                 let sha: Hash = crate::format::unhex(f[2])?.try_into().ok()?;
                 Some(ShippedObject {
@@ -291,6 +313,7 @@ fn read_state(dir: &Path) -> Result<Vec<ShippedObject>> {
                     version_id: f[1].to_string(),
                     sha256: sha,
                     bytes: f[3].parse().ok()?,
+                    target: f[4].to_string(),
                 })
             })
             .flatten();
@@ -300,12 +323,22 @@ fn read_state(dir: &Path) -> Result<Vec<ShippedObject>> {
                 return Err(remote(
                     "read ship record",
                     path.display(),
-                    format!("line {} is not `key version sha256 bytes`", n + 1),
+                    format!("line {} is not `key version sha256 bytes target`", n + 1),
                 ))
             }
         }
     }
     Ok(out)
+}
+
+/// What `wormlog.ship` records as shipped to `target` (its bucket at its
+/// endpoint).
+fn recorded_for(dir: &Path, target: &S3Target) -> Result<Vec<ShippedObject>> {
+    let id = target.id();
+    Ok(read_state(dir)?
+        .into_iter()
+        .filter(|o| o.target == id)
+        .collect())
 }
 
 /// Holds `wormlog.ship.lock` locked (flock) for one shipping run.
@@ -317,8 +350,17 @@ fn lock_state(dir: &Path) -> Result<std::fs::File> {
         .write(true)
         .open(&path)
         .map_err(|e| Error::io("open", &path, e))?;
-    f.lock().map_err(|e| Error::io("lock", &path, e))?;
-    Ok(f)
+    // Not waiting: a writer's shipper must not hang behind a `wormctl
+    // ship` (nor its close behind it); it backs off and tries again.
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(remote(
+            "ship",
+            path.display(),
+            "another shipping run holds this log's ship lock; try again when it ends",
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", &path, e)),
+    }
 }
 
 /// A crash while a line was being appended leaves it without its newline:
@@ -352,11 +394,12 @@ fn record(dir: &Path, o: &ShippedObject) -> Result<()> {
         .map_err(|e| Error::io("open", &path, e))?;
     writeln!(
         f,
-        "{} {} {} {}",
+        "{} {} {} {} {}",
         o.key,
         o.version_id,
         hex(&o.sha256),
-        o.bytes
+        o.bytes,
+        o.target
     )
     .and_then(|()| f.sync_data())
     .map_err(|e| Error::io("write", &path, e))
@@ -417,7 +460,7 @@ pub fn ship_observed(
     let _run = lock_state(dir)?;
     let until = rfc3339(retain_until)?;
     cut_torn_record(dir)?;
-    let done = read_state(dir)?;
+    let done = recorded_for(dir, target)?;
     let mut report = ShipReport {
         retain_until_ns: retain_until,
         ..ShipReport::default()
@@ -482,6 +525,7 @@ fn put_locked(
         .send(bytes)
         .map_err(|e| remote("PUT", key, e))?;
     let object = |version_id: String| ShippedObject {
+        target: target.id(),
         key: key.to_string(),
         version_id,
         sha256: sha,
@@ -771,6 +815,9 @@ pub struct RemoteReport {
     /// Keys with more than one version, or a delete marker: someone with
     /// write access put a version over a shipped one or hid it.
     pub shadowed: Vec<String>,
+    /// With the log's record: segment or anchor objects it does not name,
+    /// left out of the walk (anyone with write access could have put them).
+    pub unrecorded: Vec<String>,
 }
 
 /// Verifies the copy under `target` alone: every sealed segment file it
@@ -779,15 +826,13 @@ pub struct RemoteReport {
 /// hash), and, with the log's `wormlog.ship` record (`state_dir`), that
 /// each recorded object is still the version recorded, with its bytes.
 pub fn verify_remote(target: &S3Target, state_dir: Option<&Path>) -> Result<RemoteReport> {
-    let tmp = std::env::temp_dir().join(format!(
-        "wormlog-remote-{}-{}",
-        std::process::id(),
-        hex(&Sha256::digest(target.key("").as_bytes())[..8])
-    ));
-    std::fs::create_dir_all(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-    let result = walk_remote(target, state_dir, &tmp, false);
-    let _ = std::fs::remove_dir_all(&tmp);
-    result.map(|(report, _)| report)
+    // A fresh private directory (0700, a random name): a predictable one
+    // in a shared /tmp would let another user plant links in it.
+    let tmp = tempfile::Builder::new()
+        .prefix("wormlog-remote-")
+        .tempdir()
+        .map_err(|e| Error::io("create", std::env::temp_dir(), e))?;
+    walk_remote(target, state_dir, tmp.path(), false).map(|(report, _)| report)
 }
 
 /// Brings the copy under `target` back into `dir`, which must be empty or
@@ -813,6 +858,19 @@ pub fn restore(target: &S3Target, dir: &Path, state_dir: Option<&Path>) -> Resul
         Err(e) => return Err(Error::io("list", dir, e)),
     }
     let (report, last) = walk_remote(target, state_dir, dir, true)?;
+    // A version over a shipped object, or a delete marker hiding one,
+    // could make the restored log silently shorter or another: refuse.
+    if !report.shadowed.is_empty() {
+        return Err(remote(
+            "verify",
+            target.url(),
+            format!(
+                "objects with versions or delete markers over what was shipped, so the copy is \
+                 not restored: {}",
+                report.shadowed.join(", ")
+            ),
+        ));
+    }
     let Some((n, head)) = last else {
         return Err(remote(
             "restore",
@@ -823,7 +881,22 @@ pub fn restore(target: &S3Target, dir: &Path, state_dir: Option<&Path>) -> Resul
     if let Some(anchor) = report.anchor.as_ref() {
         let path = dir.join(ANCHOR_FILE);
         let mut f = std::fs::File::create(&path).map_err(|e| Error::io("create", &path, e))?;
-        download(target, &anchor.key, &anchor.version_id, &mut f)?;
+        let (sha, len) = download(target, &anchor.key, &anchor.version_id, &mut f)?;
+        // Its name says its length; the record, where given, its bytes.
+        let named: Option<u64> = anchor.key.rsplit('.').next().and_then(|l| l.parse().ok());
+        let recorded = match state_dir {
+            Some(d) => recorded_for(d, target)?
+                .into_iter()
+                .find(|o| o.key == anchor.key),
+            None => None,
+        };
+        if named != Some(len) || recorded.is_some_and(|o| (o.sha256, o.bytes) != (sha, len)) {
+            return Err(remote(
+                "verify",
+                &anchor.key,
+                "the anchor object's bytes are not those its name or the record say",
+            ));
+        }
         f.sync_all().map_err(|e| Error::io("fsync", &path, e))?;
     }
     let storage = crate::storage::FsStorage;
@@ -852,7 +925,7 @@ pub struct Comparison {
 /// Files retention dropped here are only in the copy, which is the point.
 pub fn compare_local(dir: &Path, target: &S3Target) -> Result<Comparison> {
     let copy = verify_remote(target, Some(dir))?;
-    let recorded = read_state(dir)?;
+    let recorded = recorded_for(dir, target)?;
     let mut out = Comparison {
         remote: copy,
         ..Comparison::default()
@@ -913,23 +986,31 @@ fn walk_remote(
     let prefix = target.key("");
     let all = versions(target, &prefix)?;
     let recorded = match state_dir {
-        Some(d) => read_state(d)?,
+        Some(d) => recorded_for(d, target)?,
         None => Vec::new(),
     };
     let mut report = RemoteReport::default();
-    let mut keys: Vec<&str> = all.iter().map(|v| v.key.as_str()).collect();
-    keys.sort();
-    keys.dedup();
-    for k in &keys {
-        let vs: Vec<&RemoteVersion> = all.iter().filter(|v| v.key == *k).collect();
+    // Grouped once: a prefix may hold hundreds of thousands of objects
+    // (checkpoints every minute for a year), and the checks below must stay
+    // linear in them.
+    let mut by_key: std::collections::HashMap<&str, Vec<&RemoteVersion>> =
+        std::collections::HashMap::new();
+    for v in &all {
+        by_key.entry(v.key.as_str()).or_default().push(v);
+    }
+    for (k, vs) in &by_key {
         if vs.len() > 1 || vs.iter().any(|v| v.delete_marker) {
             report.shadowed.push((*k).to_string());
         }
     }
+    let recorded_by_key: std::collections::HashMap<&str, &ShippedObject> =
+        recorded.iter().map(|o| (o.key.as_str(), o)).collect();
     for o in &recorded {
-        let v = all
-            .iter()
-            .find(|v| v.key == o.key && v.version_id == o.version_id && !v.delete_marker)
+        let v = by_key
+            .get(o.key.as_str())
+            .into_iter()
+            .flatten()
+            .find(|v| v.version_id == o.version_id && !v.delete_marker)
             .ok_or_else(|| {
                 remote(
                     "verify",
@@ -941,11 +1022,28 @@ fn walk_remote(
             report.shadowed.push(o.key.clone());
         }
     }
-    // The version recorded, where there is a record; else the latest.
-    let chosen = |v: &RemoteVersion| match recorded.iter().find(|o| o.key == v.key) {
+    // With a record, exactly the versions it names: an object it does not
+    // name (a segment "after" the last one shipped, say) may be anyone's,
+    // since the chain has no key, and is only reported. Without a record,
+    // the latest of each: what the bucket says, unauthenticated beyond the
+    // chain (a checkpoint kept elsewhere vouches for it).
+    let chosen = |v: &RemoteVersion| match recorded_by_key.get(v.key.as_str()) {
         Some(o) => o.version_id == v.version_id,
-        None => v.is_latest,
+        None => state_dir.is_none() && v.is_latest,
     };
+    report.unrecorded = by_key
+        .iter()
+        .filter(|(k, vs)| {
+            state_dir.is_some()
+                && !recorded_by_key.contains_key(*k)
+                && vs.iter().any(|v| !v.delete_marker)
+                && k.rsplit('/').next().is_some_and(|n| {
+                    parse_sealed_file_name(n).is_some() || n.starts_with(ANCHOR_FILE)
+                })
+        })
+        .map(|(k, _)| (*k).to_string())
+        .collect();
+    report.unrecorded.sort();
     // Only keys the shipper writes: a sealed file's name right under the
     // prefix (a look-alike elsewhere is not part of the copy).
     let mut segments: Vec<(u64, &RemoteVersion)> = all
@@ -985,7 +1083,7 @@ fn walk_remote(
             f.sync_all().map_err(|e| Error::io("fsync", &path, e))?;
         }
         drop(f);
-        if let Some(o) = recorded.iter().find(|o| o.key == v.key) {
+        if let Some(o) = recorded_by_key.get(v.key.as_str()) {
             if (o.sha256, o.bytes) != (sha, len) {
                 let _ = std::fs::remove_file(&path);
                 return Err(remote(
@@ -1057,13 +1155,23 @@ pub fn shipped(dir: &Path) -> Result<Vec<ShippedObject>> {
 /// In the writer (`Options::shipping(Shipping::new(target))`): ships after
 /// each seal, and retention waits for the copies.
 impl crate::options::Shipper for S3Target {
-    fn ship(&self, dir: &Path, policy: Option<&RetentionRule>) -> Result<usize> {
-        let r = ship(dir, self, policy)?;
+    fn ship(
+        &self,
+        dir: &Path,
+        policy: Option<&RetentionRule>,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<usize> {
+        let r = ship_observed(dir, self, policy, &mut |_| {
+            if stop() {
+                return Err(Error::Closed);
+            }
+            Ok(())
+        })?;
         Ok(r.uploaded.len() + r.adopted.len())
     }
 
     fn shipped_files(&self, dir: &Path) -> Result<Vec<String>> {
-        Ok(read_state(dir)?
+        Ok(recorded_for(dir, self)?
             .into_iter()
             .filter_map(|o| {
                 let name = o.key.rsplit('/').next()?.to_string();

@@ -42,7 +42,8 @@ fn pool() -> &'static Mutex<Sender<Job>> {
 }
 
 struct Slot<R> {
-    outcome: Option<R>,
+    /// The work's outcome, or its panic (resumed in the awaiting task).
+    outcome: Option<std::thread::Result<R>>,
     waker: Option<Waker>,
 }
 
@@ -68,7 +69,9 @@ pub(crate) fn run<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static) 
     }));
     let done = slot.clone();
     let job: Job = Box::new(move || {
-        let outcome = work();
+        // A panic is handed to the awaiting task, not left to kill a pool
+        // thread and leave the task pending for ever.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
         let waker = {
             let mut s = done.lock();
             s.outcome = Some(outcome);
@@ -89,7 +92,11 @@ impl<R> Future for Task<R> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<R> {
         let mut s = self.slot.lock();
         match s.outcome.take() {
-            Some(r) => Poll::Ready(r),
+            Some(Ok(r)) => Poll::Ready(r),
+            Some(Err(panic)) => {
+                drop(s);
+                std::panic::resume_unwind(panic)
+            }
             None => {
                 s.waker = Some(cx.waker().clone());
                 Poll::Pending

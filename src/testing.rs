@@ -478,18 +478,19 @@ pub mod tamper {
         Ok(path)
     }
 
-    /// Replaces record `seq`'s payload with `payload` in a raw segment and
-    /// recomputes every CRC and chain hash after it, in this segment and
-    /// in the raw segments after it (their headers too), and removes the
-    /// Merkle tree's files: a forgery that `verify` alone cannot see. Only
-    /// a checkpoint kept elsewhere or forward-secure sealing catches it.
-    /// Sealed files after it are left as they are (their chain no longer
-    /// links): rewrite the log's end.
+    /// Replaces record `seq`'s payload with `payload` in the active (last)
+    /// segment and recomputes every CRC and chain hash after it, and
+    /// removes the Merkle tree's files: a forgery that `verify` alone
+    /// cannot see. Only a checkpoint kept elsewhere or forward-secure
+    /// sealing catches it. A closed segment ends in a sealed record whose
+    /// digest covers its bytes, and the next segment's first record names
+    /// its length: a record there is refused, not half-forged.
     pub fn rewrite_record(dir: &Path, seq: u64, payload: &[u8]) -> Result<PathBuf> {
         let (path, sealed, _, _) = find(dir, seq)?;
-        if sealed {
+        let last = segments(dir)?.last().map(|s| s.1.clone());
+        if sealed || last.as_ref() != Some(&path) {
             return Err(Error::InvalidOptions(format!(
-                "record {seq} is in a sealed file; rewrite_record rewrites raw segments"
+                "record {seq} is in a closed segment; rewrite_record rewrites the active one"
             )));
         }
         let mut carry: Option<crate::format::Hash> = None;

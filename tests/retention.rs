@@ -275,3 +275,36 @@ fn entry_len(anchor: &[u8], i: usize) -> usize {
     }
     u32::from_le_bytes(anchor[at..at + 4].try_into().unwrap()) as usize
 }
+
+#[test]
+fn a_log_that_shipped_before_waits_for_its_recorded_copies_even_without_a_shipper() {
+    // What `wormctl retention` does after a bucket outage: open the log
+    // with no shipping set up. Its wormlog.ship says which sealed files
+    // have a copy; the others must stay.
+    let policy = Retention::default().max_age(Duration::from_secs(10));
+    let (storage, now, log) = aged_log(policy);
+    let now_ns = now.load(Ordering::SeqCst) + 1000 * SEC;
+    let sealed: Vec<u64> = log
+        .segments()
+        .unwrap()
+        .iter()
+        .filter(|s| s.sealed)
+        .map(|s| s.number)
+        .collect();
+    assert!(sealed.len() >= 4);
+    let shipped = &sealed[..2];
+    let mut record = String::new();
+    for n in shipped {
+        record.push_str(&format!(
+            "audit/seg-{n:020}.wlog.zst v{n} {} 100 http://s3.example/bucket\n",
+            "ab".repeat(32)
+        ));
+    }
+    // A torn last line names nothing.
+    record.push_str(&format!("audit/seg-{:020}.wlog.zst v", sealed[2]));
+    storage.write_file(&mem_dir().join("wormlog.ship"), record.into_bytes());
+    let r = log.apply_retention(now_ns).unwrap();
+    assert_eq!(r.dropped_segments, shipped, "{r:?}");
+    assert_eq!(r.awaiting_ship, sealed[2..].to_vec(), "{r:?}");
+    log.verify().unwrap();
+}

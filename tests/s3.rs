@@ -11,6 +11,12 @@ use wormlog::ship::{self, S3Target};
 use wormlog::{Log, Options, Sealing};
 
 fn target(test: &str) -> S3Target {
+    bare_target(test, "").retain_until(now_ns() + 3600 * 1_000_000_000)
+}
+
+/// A target in this run's bucket (`bucket_suffix` names a second one)
+/// with no lock period of its own.
+fn bare_target(test: &str, bucket_suffix: &str) -> S3Target {
     static N: AtomicU32 = AtomicU32::new(0);
     let endpoint = std::env::var("WORMLOG_TEST_S3_ENDPOINT").unwrap_or_else(|_| {
         panic!(
@@ -22,7 +28,7 @@ fn target(test: &str) -> S3Target {
     let secret = std::env::var("AWS_SECRET_ACCESS_KEY").expect("AWS_SECRET_ACCESS_KEY");
     // One bucket per run (each bucket takes volumes of the server's),
     // one prefix per test.
-    let bucket = format!("wormlog-test-{}", std::process::id());
+    let bucket = format!("wormlog-test-{}{bucket_suffix}", std::process::id());
     let t = S3Target::new(
         &format!(
             "s3://{bucket}/{test}-{}/host-1",
@@ -32,17 +38,31 @@ fn target(test: &str) -> S3Target {
         "us-east-1",
         rusty_s3::Credentials::new(key, secret),
     )
-    .unwrap()
-    .retain_until(now_ns() + 3600 * 1_000_000_000);
-    static CREATED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
-    let created = CREATED.get_or_init(|| {
-        t.create_bucket_with_object_lock()
-            .map_err(|e| e.to_string())
-    });
-    if let Err(e) = created {
-        panic!("{test}: cannot reach the S3 server at {endpoint}: {e}");
+    .unwrap();
+    static CREATED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut created = CREATED.lock().unwrap_or_else(|e| e.into_inner());
+    if !created.contains(&bucket) {
+        if let Err(e) = create_bucket(&t) {
+            panic!("{test}: cannot reach the S3 server at {endpoint}: {e}");
+        }
+        created.push(bucket);
     }
     t
+}
+
+/// Creates the target's bucket, retrying for up to a minute: a SeaweedFS
+/// that just started answers 500 until its filer is ready.
+fn create_bucket(t: &S3Target) -> wormlog::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match t.create_bucket_with_object_lock() {
+            Err(e) if std::time::Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+            other => return other,
+        }
+    }
 }
 
 fn now_ns() -> u64 {
@@ -500,4 +520,125 @@ fn a_local_file_changed_after_shipping_differs_from_its_copy() {
     std::fs::write(victim, &bytes).unwrap();
     let e = ship::compare_local(dir.path(), &t).unwrap_err().to_string();
     assert!(e.contains("differs from its copy"), "{e}");
+}
+
+#[test]
+fn before_the_log_records_a_policy_the_lock_period_comes_from_the_options() {
+    // A new log: its records state a policy only from the first drop, so
+    // the writer's own (30 days) must give the copies their lock.
+    let dir = tempfile::tempdir().unwrap();
+    let t = bare_target("policy-from-options", "");
+    let log = Log::open(
+        dir.path(),
+        Options::default()
+            .sealing(Sealing::Inline)
+            .segment_bytes_max(8 << 10)
+            .retention(
+                wormlog::Retention::default().max_age(std::time::Duration::from_secs(30 * 86_400)),
+            )
+            .shipping(
+                wormlog::Shipping::new(t.clone()).interval(std::time::Duration::from_secs(3600)),
+            ),
+    )
+    .unwrap();
+    for i in 0..300 {
+        log.append(format!("event {i}").as_bytes()).unwrap();
+    }
+    log.seal().unwrap();
+    assert_eq!(
+        log.retention_policy(),
+        None,
+        "no drop yet, so no recorded policy"
+    );
+    // Before the fix, every run failed with "no lock period".
+    log.ship_now().unwrap_or_else(|e| panic!("{e}"));
+    let sealed = log.segments().unwrap().iter().filter(|s| s.sealed).count();
+    use wormlog::Shipper;
+    assert_eq!(t.shipped_files(dir.path()).unwrap().len(), sealed);
+    assert_eq!(log.ship_status().last_error, None);
+    log.close().unwrap();
+}
+
+#[test]
+fn a_copy_in_one_bucket_does_not_count_for_another_under_the_same_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    sealed_log(dir.path(), 300);
+    let first = target("two-buckets");
+    let r = ship::ship(dir.path(), &first, None).unwrap();
+    let sealed = r.uploaded.len();
+    // Same prefix, another bucket: nothing there yet.
+    let url = first.url();
+    let prefix = url
+        .strip_prefix("s3://")
+        .unwrap()
+        .split_once('/')
+        .unwrap()
+        .1;
+    let endpoint = std::env::var("WORMLOG_TEST_S3_ENDPOINT").unwrap();
+    // Creates the second bucket (its target is not used).
+    bare_target("second-bucket", "-b");
+    let second = S3Target::new(
+        &format!("s3://wormlog-test-{}-b/{prefix}", std::process::id()),
+        &endpoint,
+        "us-east-1",
+        rusty_s3::Credentials::new(
+            std::env::var("AWS_ACCESS_KEY_ID").unwrap(),
+            std::env::var("AWS_SECRET_ACCESS_KEY").unwrap(),
+        ),
+    )
+    .unwrap()
+    .retain_until(now_ns() + 3600 * 1_000_000_000);
+    let r = ship::ship(dir.path(), &second, None).unwrap();
+    assert_eq!(
+        r.uploaded.len(),
+        sealed,
+        "uploaded again to the second bucket"
+    );
+    assert_eq!(r.already, 0);
+    use wormlog::Shipper;
+    assert_eq!(second.shipped_files(dir.path()).unwrap().len(), sealed);
+    assert_eq!(first.shipped_files(dir.path()).unwrap().len(), sealed);
+    ship::verify_remote(&second, Some(dir.path())).unwrap();
+}
+
+#[test]
+fn with_the_record_an_object_the_log_never_shipped_is_reported_and_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    sealed_log(dir.path(), 300);
+    let t = target("unrecorded");
+    let r = ship::ship(dir.path(), &t, None).unwrap();
+    let last = r.uploaded.last().unwrap().key.clone();
+    // A "next" segment put by someone holding write access: a new key has
+    // one version, so it shadows nothing.
+    let n: u64 = last
+        .rsplit('-')
+        .next()
+        .unwrap()
+        .trim_end_matches(".wlog.zst")
+        .parse()
+        .unwrap();
+    let forged = last.replace(&format!("{n:020}"), &format!("{:020}", n + 1));
+    assert_eq!(
+        ship::put_unconditional(&t, &forged, b"forged segment").unwrap(),
+        200
+    );
+    let remote = ship::verify_remote(&t, Some(dir.path())).unwrap();
+    assert_eq!(remote.unrecorded, vec![forged.clone()]);
+    assert_eq!(
+        remote.segments as usize,
+        r.uploaded.len(),
+        "left out of the walk"
+    );
+    // Restored with the record: the forgery is not brought in.
+    let back = tempfile::tempdir().unwrap();
+    let into = back.path().join("log");
+    ship::restore(&t, &into, Some(dir.path())).unwrap();
+    assert!(!into.join(forged.rsplit('/').next().unwrap()).exists());
+    Log::open_read_only(&into, Options::default())
+        .unwrap()
+        .verify()
+        .unwrap();
+    // Without it, the bucket's latest objects are taken, and the forgery
+    // does not verify.
+    assert!(ship::verify_remote(&t, None).is_err());
 }

@@ -252,6 +252,13 @@ pub fn run(a: Args) -> Result<(), Fail> {
         raw: a.raw,
         header_done: false,
     };
+    let bucket = a.path.to_str().is_some_and(|p| p.starts_with("s3://"));
+    if a.access.who.is_some() && !bucket && (a.path.as_os_str() == "-" || !a.path.is_dir()) {
+        eprintln!(
+            "wormctl: access NOT recorded: only a log directory's writer records one, \
+             not a single file or standard input"
+        );
+    }
     if a.path.as_os_str() == "-" {
         if std::io::stdin().is_terminal() {
             return Err(Fail::usage(

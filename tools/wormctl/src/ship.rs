@@ -92,10 +92,23 @@ pub fn verify(url: &str, state: Option<&Path>, pubkey: Option<&Path>) -> Result<
             r.shadowed.join(", ")
         )));
     }
+    if !r.unrecorded.is_empty() {
+        return Err(Fail::tampered(format!(
+            "{}: objects the log's record does not name (it never shipped them): {}",
+            url,
+            r.unrecorded.join(", ")
+        )));
+    }
     out.line(format!(
         "OK: {} sealed segments in {} (seqs {}..={}), chain linked across them, {} anchor objects",
         r.segments, url, r.first_seq, r.last_seq, r.anchors
     ))?;
+    if state.is_none() && pubkey.is_none() {
+        out.line(
+            "   without --state DIR or --pubkey FILE this cannot rule out segments added at the \
+             end by someone with write access to the bucket (the chain has no key)",
+        )?;
+    }
     if let Some(key) = pubkey {
         out.line(verify_checkpoints(&target, url, key, r.last_seq)?)?;
     }

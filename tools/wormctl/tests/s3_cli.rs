@@ -41,9 +41,18 @@ fn url_for(name: &str, endpoint: &str) -> String {
     static CREATED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     let bucket = format!("s3://wormctl-{}", std::process::id());
     let created = CREATED.get_or_init(|| {
-        wormlog::ship::S3Target::from_env(&bucket)
-            .and_then(|t| t.create_bucket_with_object_lock())
-            .map_err(|e| e.to_string())
+        // A SeaweedFS that just started answers 500 until its filer is
+        // ready: retry for up to a minute.
+        let t = wormlog::ship::S3Target::from_env(&bucket).map_err(|e| e.to_string())?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            match t.create_bucket_with_object_lock() {
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                }
+                other => return other.map_err(|e| e.to_string()),
+            }
+        }
     });
     if let Err(e) = created {
         panic!("cannot reach the S3 server at {endpoint}: {e}");
