@@ -1134,6 +1134,20 @@ pub fn try_delete_version(target: &S3Target, key: &str, version_id: &str) -> Res
     Ok(resp.status().as_u16())
 }
 
+/// Deletes `key` without a version id: in a versioned bucket that only
+/// puts a delete marker over it (hiding it from plain GETs and listings of
+/// latest objects); returns the HTTP status. What hiding looks like, for
+/// tests and drills.
+pub fn hide(target: &S3Target, key: &str) -> Result<u16> {
+    let action = target.bucket.delete_object(Some(&target.credentials), key);
+    let url = action.sign(SIGN_FOR);
+    let resp = agent()
+        .delete(url.as_str())
+        .call()
+        .map_err(|e| remote("DELETE", key, e))?;
+    Ok(resp.status().as_u16())
+}
+
 /// Puts `bytes` at `key` with no condition (a new version over whatever is
 /// there): what shadowing looks like, for tests and drills.
 pub fn put_unconditional(target: &S3Target, key: &str, bytes: &[u8]) -> Result<u16> {

@@ -642,3 +642,28 @@ fn with_the_record_an_object_the_log_never_shipped_is_reported_and_left_out() {
     // does not verify.
     assert!(ship::verify_remote(&t, None).is_err());
 }
+
+#[test]
+fn a_delete_marker_hiding_a_shipped_object_is_reported_and_restore_refuses_the_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    sealed_log(dir.path(), 300);
+    let t = target("hidden");
+    let r = ship::ship(dir.path(), &t, None).unwrap();
+    let last = &r.uploaded.last().unwrap().key;
+    let status = ship::hide(&t, last).unwrap();
+    assert!(
+        (200..300).contains(&status),
+        "DELETE without a version id gave {status}"
+    );
+    // The locked version is still there; the marker over it is reported.
+    let remote = ship::verify_remote(&t, Some(dir.path())).unwrap();
+    assert_eq!(remote.shadowed, vec![last.clone()]);
+    assert_eq!(
+        remote.segments as usize,
+        r.uploaded.len(),
+        "the recorded version is read"
+    );
+    let back = tempfile::tempdir().unwrap();
+    let e = ship::restore(&t, &back.path().join("log"), Some(dir.path())).unwrap_err();
+    assert!(e.to_string().contains("not restored"), "{e}");
+}
