@@ -565,9 +565,111 @@ fn put_locked(
                         "an object with other bytes is already at this key",
                     )
                 })?;
+            // Ours if an earlier run put it; but anyone who read the file
+            // could have put these bytes first, unlocked or locked briefly:
+            // make sure it is locked at least as ours would be.
+            ensure_locked(target, agent, key, &found, until)?;
             Ok((object(found), true))
         }
         s => Err(remote("PUT", key, status_text(s, resp))),
+    }
+}
+
+/// Signs a request on `key` with `query` (sorted), as the API actions do.
+fn sign_key(
+    target: &S3Target,
+    method: rusty_s3::Method,
+    key: &str,
+    query: &mut [(&str, String)],
+) -> url::Url {
+    query.sort();
+    let url = target
+        .bucket
+        .object_url(key)
+        .unwrap_or_else(|_| target.bucket.base_url().clone());
+    rusty_s3::signing::sign(
+        &jiff::Timestamp::now(),
+        method,
+        url,
+        target.credentials.key(),
+        target.credentials.secret(),
+        target.credentials.token(),
+        target.bucket.region(),
+        SIGN_FOR.as_secs(),
+        query.iter().map(|(k, v)| (*k, v.as_str())),
+        std::iter::empty(),
+    )
+}
+
+/// Reads a version's Object Lock retention and, where it is missing or
+/// ends before `until` (RFC 3339, as PUTs send it), sets it to the
+/// target's mode until `until` (a lock can always be lengthened).
+fn ensure_locked(
+    target: &S3Target,
+    agent: &ureq::Agent,
+    key: &str,
+    version_id: &str,
+    until: &str,
+) -> Result<()> {
+    let mut q = vec![
+        ("retention", String::new()),
+        ("versionId", version_id.to_string()),
+    ];
+    let url = sign_key(target, rusty_s3::Method::Get, key, &mut q);
+    let mut resp = agent
+        .get(url.as_str())
+        .call()
+        .map_err(|e| remote("GET retention", key, e))?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(64 << 10)
+        .read_to_string()
+        .unwrap_or_default();
+    let current = (status == 200)
+        .then(|| between(&body, "<RetainUntilDate>", "</RetainUntilDate>"))
+        .flatten()
+        .and_then(|d| d.parse::<jiff::Timestamp>().ok());
+    let wanted: jiff::Timestamp = until
+        .parse()
+        .map_err(|e| remote("ship", key, format!("retain-until {until}: {e}")))?;
+    let mode_ok = match target.mode {
+        LockMode::Compliance => between(&body, "<Mode>", "</Mode>") == Some("COMPLIANCE"),
+        LockMode::Governance => between(&body, "<Mode>", "</Mode>").is_some(),
+    };
+    if mode_ok && current.is_some_and(|c| c >= wanted) {
+        return Ok(());
+    }
+    let mode = match target.mode {
+        LockMode::Compliance => "COMPLIANCE",
+        LockMode::Governance => "GOVERNANCE",
+    };
+    let xml = format!(
+        "<Retention xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Mode>{mode}</Mode>\
+         <RetainUntilDate>{until}</RetainUntilDate></Retention>"
+    );
+    let mut q = vec![
+        ("retention", String::new()),
+        ("versionId", version_id.to_string()),
+    ];
+    let url = sign_key(target, rusty_s3::Method::Put, key, &mut q);
+    let resp = agent
+        .put(url.as_str())
+        .header("content-md5", B64.encode(md5(xml.as_bytes())))
+        .send(xml.as_bytes())
+        .map_err(|e| remote("PUT retention", key, e))?;
+    match resp.status().as_u16() {
+        200 | 204 => Ok(()),
+        s => Err(remote(
+            "PUT retention",
+            key,
+            format!(
+                "the object already there is not locked as shipped objects are, and could not \
+                 be locked: {}",
+                status_text(s, resp)
+            ),
+        )),
     }
 }
 

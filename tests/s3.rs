@@ -667,3 +667,33 @@ fn a_delete_marker_hiding_a_shipped_object_is_reported_and_restore_refuses_the_c
     let e = ship::restore(&t, &back.path().join("log"), Some(dir.path())).unwrap_err();
     assert!(e.to_string().contains("not restored"), "{e}");
 }
+
+#[test]
+fn an_unlocked_copy_planted_before_the_shipper_is_locked_when_adopted() {
+    let dir = tempfile::tempdir().unwrap();
+    sealed_log(dir.path(), 300);
+    let t = target("planted");
+    // Someone who read a sealed file puts its bytes first, with no lock.
+    let file = &common::files_with(dir.path(), ".wlog.zst")[0];
+    let name = file.file_name().unwrap().to_str().unwrap();
+    let url = t.url();
+    let prefix = url
+        .strip_prefix("s3://")
+        .unwrap()
+        .split_once('/')
+        .unwrap()
+        .1;
+    let key = format!("{prefix}/{name}");
+    let bytes = std::fs::read(file).unwrap();
+    assert_eq!(ship::put_unconditional(&t, &key, &bytes).unwrap(), 200);
+    let r = ship::ship(dir.path(), &t, None).unwrap();
+    let adopted = r
+        .adopted
+        .iter()
+        .find(|o| o.key == key)
+        .expect("adopted, not uploaded again");
+    // The adopted version now carries the lock ours would: no delete.
+    let status = ship::try_delete_version(&t, &key, &adopted.version_id).unwrap();
+    assert_eq!(status, 403, "the planted copy was locked when adopted");
+    ship::verify_remote(&t, Some(dir.path())).unwrap();
+}
