@@ -21,7 +21,8 @@
 
 // Layers, lowest first. A module imports only modules listed before it
 // (a module of a lower layer, or an earlier one of its own); nothing imports
-// `log` but `testing`. `.ci/layers` checks this list against the `use crate::` lines.
+// `log` (test helpers for users are the crate wormlog-testing, above this
+// one). `.ci/layers` checks this list against the `use crate::` lines.
 //
 // 1. error      the error types
 // 2. format     pure encodings of every on-disk structure and file name; no I/O
@@ -46,7 +47,6 @@
 //               the operations, each on the layers below (ship: feature s3;
 //               json: typed events and the JSON-lines schema, feature serde)
 // 8. log        the public handle: API and thread wiring only
-// 9. testing    helpers for users' test suites (feature testing)
 mod anchor;
 mod barrier;
 mod checkpoint;
@@ -73,8 +73,6 @@ mod state;
 pub mod storage;
 #[cfg(feature = "async")]
 mod task;
-#[cfg(feature = "testing")]
-pub mod testing;
 mod tree;
 mod verify;
 mod walk;

@@ -14,7 +14,7 @@ mod frame;
 mod fss;
 mod header;
 pub mod merkle;
-pub(crate) mod names;
+pub mod names;
 mod sealed;
 mod system;
 pub(crate) mod tree_state;

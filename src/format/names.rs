@@ -46,10 +46,12 @@ pub fn parse_tree_file_name(name: &str) -> Option<usize> {
         .filter(|l| *l < super::merkle::LEVELS_MAX)
 }
 
+/// A raw segment's file name: `seg-` and 20 digits, `.wlog`.
 pub fn segment_file_name(number: u64) -> String {
     format!("{SEGMENT_PREFIX}{number:020}{SEGMENT_SUFFIX}")
 }
 
+/// A sealed segment's file name: the raw one with `.zst` added.
 pub fn sealed_file_name(number: u64) -> String {
     format!("{SEGMENT_PREFIX}{number:020}{SEALED_SUFFIX}")
 }
@@ -77,6 +79,7 @@ fn parse_digits(digits: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
+/// Whether `name` is a segment being created (removed at open).
 pub fn is_tmp_segment_name(name: &str) -> bool {
     name.starts_with(SEGMENT_PREFIX) && name.ends_with(TMP_SUFFIX)
 }

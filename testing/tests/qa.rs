@@ -1,17 +1,16 @@
-//! A QA suite written only with `wormlog::testing` and the public API, the
+//! A QA suite written only with `wormlog_testing` and the public API, the
 //! way a team checking its audit trail would: events are captured and
 //! retrievable, carry the whole schema, survive restarts and crashes, keep
 //! their order under load; a gap against the known events is found; every
 //! tampering is detected; retention keeps the rest verifiable.
-#![cfg(all(feature = "testing", feature = "serde"))]
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 use wormlog::storage::Tear;
-use wormlog::testing::{
+use wormlog::{Log, Options, Retention};
+use wormlog_testing::{
     assert_chronological, assert_gap_free, assert_in_order, assert_recorded_once, tamper, TestLog,
 };
-use wormlog::{Log, Options, Retention};
 
 fn event(i: usize) -> String {
     format!(

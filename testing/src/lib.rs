@@ -1,4 +1,4 @@
-//! Feature `testing`: what a QA suite needs to check that audit events are
+//! `wormlog-testing`: what a QA suite needs to check that audit events are
 //! captured, complete, ordered and tamper-evident, on real directories.
 //!
 //! - [`TestLog`]: a log in a temporary directory (or in memory, for crash
@@ -12,7 +12,7 @@
 //!   segment, cut at a record, rewrite a record with every hash recomputed.
 //!
 //! ```
-//! use wormlog::testing::{assert_recorded_once, tamper, TestLog};
+//! use wormlog_testing::{assert_recorded_once, tamper, TestLog};
 //! let mut t = TestLog::new();
 //! t.log().append(b"login alice")?;
 //! t.clock().advance(std::time::Duration::from_secs(1));
@@ -28,13 +28,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::log::Log;
-use crate::options::{Options, Sealing};
-use crate::storage::{MemStorage, Tear};
+// A crate of its own, above the engine: it uses the public API only, as a
+// user's test suite does, so nothing in wormlog depends on it.
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use wormlog::storage::{MemStorage, Tear};
+use wormlog::{Log, Options, Sealing};
 
 /// A clock the test moves: appends are stamped with its time (the engine
 /// still never lets a timestamp go backward).
@@ -62,7 +63,7 @@ impl FakeClock {
         );
     }
     /// As the engine's `Clock`.
-    pub fn as_clock(&self) -> crate::options::Clock {
+    pub fn as_clock(&self) -> wormlog::Clock {
         let c = self.0.clone();
         Arc::new(move || c.load(Ordering::SeqCst))
     }
@@ -323,17 +324,30 @@ pub fn assert_chronological(log: &Log) {
 /// Changes to a closed log directory that an attacker with file access
 /// would make. Each returns the file it changed.
 pub mod tamper {
-    use crate::error::{Error, Result};
-    use crate::format::names::{parse_sealed_file_name, parse_segment_file_name};
-    use crate::format::{
+    use std::path::{Path, PathBuf};
+    use wormlog::format::names::{parse_sealed_file_name, parse_segment_file_name};
+    use wormlog::format::{
         chain_hash, decode_frame, decode_seek_table, encode_frame, encode_seek_table,
         seek_table_len, Decoded, SegmentHeader, FRAME_HEADER_LEN, SEEK_FOOTER_LEN,
         SEGMENT_HEADER_LEN,
     };
-    use std::path::{Path, PathBuf};
+    use wormlog::{Error, Result};
 
     fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
-        move |e| Error::io(op, path, e)
+        move |source| Error::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    fn corrupt(path: &Path, what: wormlog::Corruption) -> Error {
+        Error::Corrupt {
+            path: path.to_path_buf(),
+            offset: 0,
+            seq: None,
+            what,
+        }
     }
 
     /// The log's segment files, oldest first: (number, path, sealed).
@@ -408,7 +422,7 @@ pub mod tamper {
     /// `at` is compressed anew, and the seek table is rewritten to match.
     fn write_sealed(path: &Path, raw: &[u8], at: usize) -> Result<()> {
         let file = std::fs::read(path).map_err(io("read", path))?;
-        let bad = |e: crate::Corruption| Error::corrupt(path, 0, None, e);
+        let bad = |e: wormlog::Corruption| corrupt(path, e);
         let footer = &file[file.len().saturating_sub(SEEK_FOOTER_LEN)..];
         let table_len = seek_table_len(footer, file.len() as u64).map_err(bad)? as usize;
         let table_at = file.len() - table_len;
@@ -493,14 +507,13 @@ pub mod tamper {
                 "record {seq} is in a closed segment; rewrite_record rewrites the active one"
             )));
         }
-        let mut carry: Option<crate::format::Hash> = None;
+        let mut carry: Option<wormlog::format::Hash> = None;
         for (_, p, sealed) in segments(dir)? {
             if sealed || (p != path && carry.is_none()) {
                 continue;
             }
             let raw = raw_bytes(&p, false)?;
-            let mut header =
-                SegmentHeader::decode(&raw).map_err(|e| Error::corrupt(&p, 0, None, e))?;
+            let mut header = SegmentHeader::decode(&raw).map_err(|e| corrupt(&p, e))?;
             if let Some(h) = carry {
                 header.prev_hash = h;
             }
