@@ -575,18 +575,29 @@ fn put_locked(
     }
 }
 
-/// Signs a request on `key` with `query` (sorted), as the API actions do.
+/// Signs a request on `key` with `query`, as the API actions do.
 fn sign_key(
     target: &S3Target,
     method: rusty_s3::Method,
     key: &str,
     query: &mut [(&str, String)],
 ) -> url::Url {
-    query.sort();
     let url = target
         .bucket
         .object_url(key)
         .unwrap_or_else(|_| target.bucket.base_url().clone());
+    sign_url(target, method, url, query)
+}
+
+/// Presigns `url` with `query` (sorted: rusty-s3 merges it into the
+/// signed query as a sorted list).
+fn sign_url(
+    target: &S3Target,
+    method: rusty_s3::Method,
+    url: url::Url,
+    query: &mut [(&str, String)],
+) -> url::Url {
+    query.sort();
     rusty_s3::signing::sign(
         &jiff::Timestamp::now(),
         method,
@@ -788,23 +799,10 @@ fn versions(target: &S3Target, prefix: &str) -> Result<Vec<RemoteVersion>> {
         }
         // The bucket's own path, without the trailing slash the base URL
         // has (servers canonicalize `/bucket/` as `/bucket`).
-        // rusty-s3 merges these into the signed query as a sorted list.
-        query.sort();
         let mut base = target.bucket.base_url().clone();
         let path = base.path().trim_end_matches('/').to_string();
         base.set_path(&path);
-        let url = rusty_s3::signing::sign(
-            &jiff::Timestamp::now(),
-            rusty_s3::Method::Get,
-            base,
-            target.credentials.key(),
-            target.credentials.secret(),
-            target.credentials.token(),
-            target.bucket.region(),
-            SIGN_FOR.as_secs(),
-            query.iter().map(|(k, v)| (*k, v.as_str())),
-            std::iter::empty(),
-        );
+        let url = sign_url(target, rusty_s3::Method::Get, base, &mut query);
         if std::env::var_os("WORMLOG_S3_DEBUG").is_some() {
             eprintln!("list versions: {url}");
         }
