@@ -39,7 +39,7 @@ fn proofs(c: &mut Criterion) {
         head.size,
         wrote.as_secs_f64(),
         start.elapsed().as_secs_f64(),
-        wormlog::format::hex(&head.root)
+        wormlog::format::hex(head.root)
     );
     let size = head.size;
     let mut x = 0x9E37_79B9_7F4A_7C15u64;

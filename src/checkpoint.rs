@@ -54,7 +54,7 @@ pub struct Checkpoint {
     /// tlog-checkpoint whose third line is this root. `None` in notes of
     /// the older shape (third line the chain hash) and for a log whose
     /// first records retention dropped before it had a tree.
-    pub tree_root: Option<[u8; 32]>,
+    pub tree_root: Option<Hash>,
 }
 
 /// The retention state a checkpoint commits to: the first seq the log
@@ -76,7 +76,7 @@ impl Checkpoint {
         let mut body = match &self.tree_root {
             Some(root) => format!(
                 "{ORIGIN_PREFIX}{}{TREE_ORIGIN_SUFFIX}\n{}\n{}\n{CHAIN_PREFIX}{}\n{TIME_PREFIX}{}\n",
-                hex(&self.log_id),
+                hex(self.log_id),
                 self.seq,
                 B64.encode(root),
                 B64.encode(self.hash),
@@ -84,7 +84,7 @@ impl Checkpoint {
             ),
             None => format!(
                 "{ORIGIN_PREFIX}{}\n{}\n{}\n{TIME_PREFIX}{}\n",
-                hex(&self.log_id),
+                hex(self.log_id),
                 self.seq,
                 B64.encode(self.hash),
                 self.timestamp_ns
@@ -240,7 +240,7 @@ fn parse_body(body: &str) -> Result<Checkpoint, CheckpointError> {
         .map(|r| {
             B64.decode(r)
                 .ok()
-                .and_then(|v| <[u8; 32]>::try_from(v).ok())
+                .and_then(|v| Hash::try_from(v).ok())
                 .ok_or_else(|| bad("root is not 32 bytes of base64"))
         })
         .transpose()?;
@@ -420,7 +420,7 @@ impl CheckpointKey {
         format!(
             "PRIVATE+KEY+{}+{}+{}",
             self.name,
-            hex(&key_id(&self.name, &self.signing.verifying_key())),
+            hex(key_id(&self.name, &self.signing.verifying_key())),
             B64.encode(blob)
         )
     }
@@ -444,7 +444,7 @@ impl CheckpointKey {
             _ => return Err(bad("not an Ed25519 key")),
         };
         let signing = SigningKey::from_bytes(&seed);
-        if hex(&key_id(name, &signing.verifying_key())) != id {
+        if hex(key_id(name, &signing.verifying_key())) != id {
             return Err(bad("key id does not match the key"));
         }
         Ok(CheckpointKey {
@@ -485,7 +485,7 @@ impl CheckpointPublicKey {
         format!(
             "{}+{}+{}",
             self.name,
-            hex(&key_id(&self.name, &self.key)),
+            hex(key_id(&self.name, &self.key)),
             B64.encode(blob)
         )
     }
@@ -503,7 +503,7 @@ impl CheckpointPublicKey {
             _ => return Err(bad("not an Ed25519 key")),
         };
         let key = VerifyingKey::from_bytes(&bytes).map_err(|_| bad("not a valid Ed25519 point"))?;
-        if hex(&key_id(name, &key)) != id {
+        if hex(key_id(name, &key)) != id {
             return Err(bad("key id does not match the key"));
         }
         Ok(CheckpointPublicKey {
@@ -526,11 +526,11 @@ mod tests {
         Checkpoint {
             log_id: [0xab; 16],
             seq: 12345,
-            hash: [7; 32],
+            hash: Hash::from_bytes([7; 32]),
             timestamp_ns: 1_795_000_000_000_000_000,
             retention: Some(RetentionPoint {
                 first_seq: 9000,
-                anchor_head: [3; 32],
+                anchor_head: Hash::from_bytes([3; 32]),
             }),
             tree_root: None,
         }
@@ -540,13 +540,13 @@ mod tests {
     fn a_tree_checkpoint_is_a_c2sp_checkpoint_told_apart_by_its_origin() {
         let key = CheckpointKey::generate("audit-key").unwrap();
         let tree = Checkpoint {
-            tree_root: Some([0x5a; 32]),
+            tree_root: Some(Hash::from_bytes([0x5a; 32])),
             ..cp()
         };
         let note = tree.sign(&key);
         let lines: Vec<&str> = note.lines().collect();
         // C2SP tlog-checkpoint: origin, tree size, root, then extensions.
-        assert_eq!(lines[0], format!("wormlog/{}/v2", hex(&[0xab; 16])));
+        assert_eq!(lines[0], format!("wormlog/{}/v2", hex([0xab; 16])));
         assert_eq!(lines[1], "12345");
         assert_eq!(lines[2], B64.encode([0x5a; 32]));
         assert_eq!(lines[3], format!("wormlog-chain {}", B64.encode([7; 32])));

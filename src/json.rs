@@ -7,7 +7,7 @@
 //! UTF-8 as a string (`utf-8`), anything else as base64 (`base64`).
 
 use crate::error::{Error, Result};
-use crate::format::hex;
+use crate::format::Hash;
 use crate::read::Iter;
 use crate::state::Record;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -23,7 +23,7 @@ pub struct Event<T> {
     /// Commit time, ns since the Unix epoch.
     pub timestamp_ns: u64,
     /// The record's chain hash.
-    pub hash: crate::format::Hash,
+    pub hash: Hash,
     /// The payload, decoded.
     pub data: T,
 }
@@ -91,8 +91,8 @@ pub struct RecordLine {
     pub payload: serde_json::Value,
     /// `json`, `utf-8` or `base64`.
     pub encoding: String,
-    /// The chain hash, 64 lowercase hex digits.
-    pub hash: String,
+    /// The chain hash, as 64 lowercase hex digits.
+    pub hash: Hash,
     /// For an engine record, what it says, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<String>,
@@ -116,7 +116,7 @@ impl RecordLine {
             kind: r.kind().name().to_string(),
             payload,
             encoding: encoding.to_string(),
-            hash: hex(r.hash()),
+            hash: *r.hash(),
             event: r.system_event().map(|e| match e {
                 Ok(e) => e.to_string(),
                 Err(e) => format!("malformed: {e}"),

@@ -7,7 +7,7 @@
 //! ```no_run
 //! let log = wormlog::Log::open("audit", wormlog::Options::default())?;
 //! let r = log.append(br#"{"actor":"alice","action":"login"}"#)?;
-//! assert_eq!(log.get(r.seq)?.payload().as_ref(), br#"{"actor":"alice","action":"login"}"#);
+//! assert_eq!(log.get(r.seq)?.payload(), br#"{"actor":"alice","action":"login"}"#);
 //! log.verify()?;
 //! # Ok::<(), wormlog::Error>(())
 //! ```
@@ -84,7 +84,7 @@ pub use checkpoint::{
     AutoCheckpoints, Checkpoint, CheckpointKey, CheckpointSink, FileSink, RetentionPoint,
 };
 pub use error::{CheckpointError, Corruption, Error, Result};
-pub use format::{ChainPos, RecordKind, SystemEvent, VerificationKey};
+pub use format::{ChainPos, Hash, ParseHashError, RecordKind, SystemEvent, VerificationKey};
 #[cfg(feature = "async")]
 pub use log::Append;
 pub use log::Log;

@@ -427,8 +427,8 @@ impl Log {
         if r.log_id != shared.log_id {
             return moved(format!(
                 "the directory now holds log {}, not log {}",
-                hex(&r.log_id),
-                hex(&shared.log_id)
+                hex(r.log_id),
+                hex(shared.log_id)
             ));
         }
         if r.end.at.seq < before.seq {
@@ -453,7 +453,7 @@ impl Log {
                 return moved(format!(
                     "seq {} had chain hash {} and now has {}",
                     before.seq,
-                    hex(&before.hash),
+                    hex(before.hash),
                     hex(then.hash())
                 ));
             }
@@ -594,7 +594,7 @@ impl Log {
     /// log.seal()?;
     /// let segments = log.segments()?;
     /// assert!(segments[0].sealed && segments[1].active);
-    /// assert_eq!(log.get(r.seq)?.payload().as_ref(), b"before the seal");
+    /// assert_eq!(log.get(r.seq)?.payload(), b"before the seal");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn seal(&self) -> Result<usize> {
@@ -1189,8 +1189,8 @@ impl Log {
         if cp.log_id != self.log_id() {
             return mismatch(format!(
                 "the checkpoint is for log {}, this is log {}",
-                hex(&cp.log_id),
-                hex(&self.log_id())
+                hex(cp.log_id),
+                hex(self.log_id())
             ));
         }
         if cp.seq > report.head.seq {
@@ -1215,7 +1215,7 @@ impl Log {
                     "the Merkle tree of records 1..={} has root {}, the checkpoint says {} \
                      (the log was rewritten: records up to it were changed, dropped or reordered)",
                     cp.seq,
-                    hex(&now.root),
+                    hex(now.root),
                     hex(root)
                 ));
             }
@@ -1250,8 +1250,8 @@ impl Log {
             Some((hash, _)) if hash != cp.hash => mismatch(format!(
                 "record {} has chain hash {}, the checkpoint says {} (the log was rewritten)",
                 cp.seq,
-                hex(&hash),
-                hex(&cp.hash)
+                hex(hash),
+                hex(cp.hash)
             )),
             Some((_, Some(ts))) if ts != cp.timestamp_ns => mismatch(format!(
                 "record {} was committed at {ts}, the checkpoint says {}",
@@ -1275,7 +1275,7 @@ impl Log {
                 detail: format!(
                     "the anchor file no longer holds entry {}, the newest when the checkpoint was \
                      taken (the anchor was rewritten)",
-                    hex(&rp.anchor_head)
+                    hex(rp.anchor_head)
                 ),
             });
         }

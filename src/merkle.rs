@@ -7,8 +7,8 @@
 
 use crate::error::{Error, Result};
 use crate::format::merkle::{
-    consistency_proof, inclusion_proof, leaf_data, leaf_hash, root_of, tree_root, TreeHash,
-    LEAF_DATA_LEN, TILE_WIDTH,
+    consistency_proof, inclusion_proof, leaf_data, leaf_hash, root_of, tree_root, LEAF_DATA_LEN,
+    TILE_WIDTH,
 };
 use crate::format::Hash;
 use crate::read;
@@ -23,7 +23,7 @@ pub struct TreeHead {
     /// Records covered: the seq of the last one.
     pub size: u64,
     /// RFC 6962 root (SHA-256) of the tree of `size` leaves.
-    pub root: TreeHash,
+    pub root: Hash,
 }
 
 /// That record `seq` is leaf `seq - 1` of the tree of `tree_size` leaves.
@@ -36,12 +36,12 @@ pub struct InclusionProof {
     /// The leaf's data (format-spec.md §14.1): seq, time, kind, chain hash.
     pub leaf: [u8; LEAF_DATA_LEN],
     /// Sibling hashes, nearest the leaf first (RFC 9162 §2.1.3).
-    pub hashes: Vec<TreeHash>,
+    pub hashes: Vec<Hash>,
 }
 
 impl InclusionProof {
     /// Whether the proof leads from its leaf to `root`.
-    pub fn verify(&self, root: &TreeHash) -> bool {
+    pub fn verify(&self, root: &Hash) -> bool {
         let Some(index) = self.seq.checked_sub(1) else {
             return false;
         };
@@ -85,13 +85,13 @@ pub struct ConsistencyProof {
     /// The later tree's size (`>= old_size`).
     pub new_size: u64,
     /// RFC 9162 §2.1.4 order.
-    pub hashes: Vec<TreeHash>,
+    pub hashes: Vec<Hash>,
 }
 
 impl ConsistencyProof {
     /// Whether the proof shows that the tree with root `new_root` extends
     /// the one with root `old_root` (RFC 9162 §2.1.4.2).
-    pub fn verify(&self, old_root: &TreeHash, new_root: &TreeHash) -> bool {
+    pub fn verify(&self, old_root: &Hash, new_root: &Hash) -> bool {
         crate::format::merkle::verify_consistency(
             self.old_size,
             self.new_size,
@@ -156,7 +156,7 @@ fn feed(shared: &Shared, persist: bool) -> Result<u64> {
     Ok(tree.size())
 }
 
-fn leaf_of(r: &Record) -> TreeHash {
+fn leaf_of(r: &Record) -> Hash {
     leaf_hash(&leaf_data(r.seq(), r.timestamp(), r.kind() as u8, r.hash()))
 }
 
@@ -350,11 +350,7 @@ pub(crate) fn export_tlog(
     Ok(report)
 }
 
-fn write_tile(
-    write: &dyn Fn(&str, &[u8]) -> Result<()>,
-    rel: &str,
-    hashes: &[TreeHash],
-) -> Result<()> {
-    let bytes: Vec<u8> = hashes.iter().flatten().copied().collect();
+fn write_tile(write: &dyn Fn(&str, &[u8]) -> Result<()>, rel: &str, hashes: &[Hash]) -> Result<()> {
+    let bytes: Vec<u8> = hashes.iter().flat_map(|h| *h.as_bytes()).collect();
     write(rel, &bytes)
 }

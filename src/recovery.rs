@@ -429,8 +429,8 @@ fn check_follows(prev: &Segment, seg: &Segment) -> Result<()> {
             LOG_ID_AT as u64,
             None,
             Corruption::ForeignSegment {
-                expected: hex(&prev.header.log_id),
-                found: hex(&seg.header.log_id),
+                expected: hex(prev.header.log_id),
+                found: hex(seg.header.log_id),
             },
         ));
     }

@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::format::names::{sealed_file_name, TMP_SUFFIX};
 use crate::format::{
-    encode_seek_table, FrameRef, IndexPoint, SealedIndex, SeekEntry, INDEX_POINT_INTERVAL,
+    encode_seek_table, FrameRef, Hash, IndexPoint, SealedIndex, SeekEntry, INDEX_POINT_INTERVAL,
     SEALED_FRAME_BYTES_MAX,
 };
 use crate::options::SealSettings;
@@ -54,7 +54,7 @@ pub(crate) fn seal_segment(
         compressed_digest.update(bytes);
         out.append(bytes).map_err(|e| Error::io("write", &tmp, e))
     })?;
-    built.index.compressed_digest = *compressed_digest.finalize().as_bytes();
+    built.index.compressed_digest = compressed_digest.finalize().into();
     out.append(&built.index.encode())
         .map_err(|e| Error::io("write", &tmp, e))?;
     out.append(&encode_seek_table(&built.seek))
@@ -213,7 +213,7 @@ fn compress_frames(
             last_seq: last.seq,
             last_hash: last.hash,
             last_timestamp_ns: last.timestamp_ns,
-            compressed_digest: [0; 32],
+            compressed_digest: Hash::ZERO,
             points: out.points,
         },
         seek: out.seek,

@@ -5,7 +5,7 @@
 
 use crate::error::{Corruption, Error, Result, SealedDamage};
 use crate::format::{
-    decode_seek_table, seek_table_len, SealedIndex, SEEK_FOOTER_LEN, SEGMENT_HEADER_LEN,
+    decode_seek_table, seek_table_len, Hash, SealedIndex, SEEK_FOOTER_LEN, SEGMENT_HEADER_LEN,
 };
 use crate::segment::{IndexEntry, SealedMeta, Segment, SparseIndex};
 use crate::storage::{read_chunks, FilePool, PooledFile, ReadFile, Storage};
@@ -570,7 +570,7 @@ pub(crate) fn compressed_digest(
     storage: &dyn Storage,
     seg: &Segment,
     data_len: u64,
-) -> Result<[u8; 32]> {
+) -> Result<Hash> {
     let file = storage
         .open_read(&seg.path)
         .map_err(|e| Error::io("open", &seg.path, e))?;
@@ -579,5 +579,5 @@ pub(crate) fn compressed_digest(
         h.update(chunk);
         Ok(true)
     })?;
-    Ok(*h.finalize().as_bytes())
+    Ok(h.finalize().into())
 }

@@ -76,7 +76,7 @@ impl SegmentEnd {
             last_seq: self.at.seq,
             last_hash: self.at.hash,
             bytes: self.len,
-            digest: *self.digest.finalize().as_bytes(),
+            digest: self.digest.finalize().into(),
         }
     }
 }

@@ -307,7 +307,7 @@ fn read_state(dir: &Path) -> Result<Vec<ShippedObject>> {
         let f: Vec<&str> = line.split(' ').collect();
         let parsed = (f.len() == 5)
             .then(|| {
-                let sha: Hash = crate::format::unhex(f[2])?.try_into().ok()?;
+                let sha: Hash = f[2].parse().ok()?;
                 Some(ShippedObject {
                     key: f[0].to_string(),
                     version_id: f[1].to_string(),
@@ -397,7 +397,7 @@ fn record(dir: &Path, o: &ShippedObject) -> Result<()> {
         "{} {} {} {} {}",
         o.key,
         o.version_id,
-        hex(&o.sha256),
+        hex(o.sha256),
         o.bytes,
         o.target
     )
@@ -500,7 +500,7 @@ fn put_locked(
     bytes: &[u8],
     until: &str,
 ) -> Result<(ShippedObject, bool)> {
-    let sha: Hash = Sha256::digest(bytes).into();
+    let sha = Hash::from_bytes(Sha256::digest(bytes).into());
     let sha_b64 = B64.encode(sha);
     let md5_b64 = B64.encode(md5(bytes));
     let mode = match target.mode {
@@ -892,7 +892,7 @@ fn download(
             .map_err(|e| remote("GET", key, e))?;
         total += n as u64;
     }
-    Ok((sha.finalize().into(), total))
+    Ok((Hash::from_bytes(sha.finalize().into()), total))
 }
 
 fn download_sha(target: &S3Target, key: &str, version_id: &str) -> Result<(Hash, u64)> {
@@ -1040,7 +1040,7 @@ pub fn compare_local(dir: &Path, target: &S3Target) -> Result<Comparison> {
         };
         let mut bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
         bytes.truncate(o.bytes as usize);
-        let sha: Hash = Sha256::digest(&bytes).into();
+        let sha = Hash::from_bytes(Sha256::digest(&bytes).into());
         if (sha, bytes.len() as u64) != (o.sha256, o.bytes) {
             return Err(remote(
                 "verify",
@@ -1061,7 +1061,7 @@ pub fn compare_local(dir: &Path, target: &S3Target) -> Result<Comparison> {
     }) {
         let bytes = std::fs::read(&anchor_path).map_err(|e| Error::io("read", &anchor_path, e))?;
         let prefix = bytes.get(..o.bytes as usize).unwrap_or(&bytes);
-        let sha: Hash = Sha256::digest(prefix).into();
+        let sha = Hash::from_bytes(Sha256::digest(prefix).into());
         if (sha, prefix.len() as u64) != (o.sha256, o.bytes) {
             return Err(remote(
                 "verify",
@@ -1299,7 +1299,7 @@ impl crate::options::Shipper for S3Target {
 mod tests {
     #[test]
     fn md5_matches_rfc_1321_vectors() {
-        let hex = |b: [u8; 16]| crate::format::hex(&b);
+        let hex = |b: [u8; 16]| crate::format::hex(b);
         assert_eq!(hex(super::md5(b"")), "d41d8cd98f00b204e9800998ecf8427e");
         assert_eq!(hex(super::md5(b"abc")), "900150983cd24fb0d6963f7d28e17f72");
         assert_eq!(

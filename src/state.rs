@@ -80,8 +80,14 @@ impl Record {
     }
     /// The record's bytes: what was appended, or an engine record's encoded
     /// payload (see [`Record::system_event`]).
-    pub fn payload(&self) -> &Bytes {
+    pub fn payload(&self) -> &[u8] {
         &self.payload
+    }
+    /// The record's bytes, owned: no copy when this record holds the only
+    /// reference to them (a read decodes each record into its own buffer
+    /// unless it came from the shared cache of a sealed file).
+    pub fn into_payload(self) -> Vec<u8> {
+        Vec::from(self.payload)
     }
     /// The record's chain hash as stored (BLAKE3, 32 bytes). A read checks
     /// the frame's CRC; `Log::verify` checks the chain.

@@ -9,9 +9,10 @@
 //! every entry its files lack.
 
 use crate::error::{Corruption, Error, Result};
-use crate::format::merkle::{root_of, HashSource, TreeHash, LEVELS_MAX, TILE_WIDTH};
+use crate::format::merkle::{root_of, HashSource, LEVELS_MAX, TILE_WIDTH};
 use crate::format::names::{tree_file_name, TREE_STATE_FILE, TREE_STATE_TMP_FILE};
 use crate::format::tree_state::TreeState;
+use crate::format::Hash;
 use crate::storage::{write_atomically, ReadFile, Storage, WriteFile};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,7 +28,7 @@ struct Level {
     unwritten: Vec<u8>,
     /// The entries of the level's incomplete tile (fewer than 256; also
     /// counted in `on_disk` or `unwritten`).
-    partial: Vec<TreeHash>,
+    partial: Vec<Hash>,
 }
 
 impl Level {
@@ -209,7 +210,7 @@ impl Tree {
     }
 
     /// Adds the next leaf's hash.
-    pub fn push_leaf(&mut self, leaf: TreeHash) {
+    pub fn push_leaf(&mut self, leaf: Hash) {
         let mut l = 0;
         let mut h = leaf;
         while let Some(root) = self.add_entry(l, h) {
@@ -220,14 +221,14 @@ impl Tree {
 
     /// Adds an entry to level `l`; returns the root of the tile it
     /// completes, which is the next entry of the level above.
-    fn add_entry(&mut self, l: usize, h: TreeHash) -> Option<TreeHash> {
+    fn add_entry(&mut self, l: usize, h: Hash) -> Option<Hash> {
         while self.levels.len() <= l {
             let n = self.levels.len();
             self.levels
                 .push(Level::new(self.dir.join(tree_file_name(n))));
         }
         let level = &mut self.levels[l];
-        level.unwritten.extend_from_slice(&h);
+        level.unwritten.extend_from_slice(h.as_bytes());
         level.partial.push(h);
         if level.partial.len() as u64 == TILE_WIDTH {
             let root = root_of(&level.partial);
@@ -238,12 +239,12 @@ impl Tree {
     }
 
     /// Full tile `t` of level `l`.
-    pub fn tile(&self, l: usize, t: u64) -> Result<Vec<TreeHash>> {
+    pub fn tile(&self, l: usize, t: u64) -> Result<Vec<Hash>> {
         self.entries(l, t * TILE_WIDTH, TILE_WIDTH)
     }
 
     /// Entries `start..start + count` of level `l`, which must exist.
-    pub fn entries(&self, l: usize, start: u64, count: u64) -> Result<Vec<TreeHash>> {
+    pub fn entries(&self, l: usize, start: u64, count: u64) -> Result<Vec<Hash>> {
         let level = self.levels.get(l).ok_or_else(|| self.missing(l, start))?;
         if start + count > level.entries() {
             return Err(self.missing(l, start + count - 1));
@@ -341,10 +342,10 @@ impl Tree {
     }
 }
 
-fn to_hash(c: &[u8]) -> TreeHash {
+fn to_hash(c: &[u8]) -> Hash {
     let mut h = [0u8; 32];
     h.copy_from_slice(c);
-    h
+    Hash::from_bytes(h)
 }
 
 impl HashSource for Tree {
@@ -352,7 +353,7 @@ impl HashSource for Tree {
 
     /// A complete subtree of `size` = 2^k leaves: the root of 2^(k mod 8)
     /// consecutive entries of level k / 8 (a tile's worth at most).
-    fn subtree(&self, start: u64, size: u64) -> Result<TreeHash> {
+    fn subtree(&self, start: u64, size: u64) -> Result<Hash> {
         debug_assert!(size.is_power_of_two() && start.is_multiple_of(size));
         let k = size.trailing_zeros();
         let l = (k / 8) as usize;

@@ -6,7 +6,7 @@
 
 use crate::anchor::{check_log_start, read_hold, Anchor};
 use crate::error::{Corruption, Error, Result};
-use crate::format::merkle::{leaf_data, leaf_hash, TreeHash, TILE_WIDTH};
+use crate::format::merkle::{leaf_data, leaf_hash, TILE_WIDTH};
 use crate::format::names::{
     parse_sealed_file_name, parse_segment_file_name, tree_file_name, ANCHOR_FILE, TREE_STATE_FILE,
 };
@@ -118,7 +118,7 @@ struct LeafCheck<'a> {
     /// Level 0's file, to name in an error.
     path: std::path::PathBuf,
     first_seq: u64,
-    leaves: Vec<TreeHash>,
+    leaves: Vec<Hash>,
 }
 
 impl<'a> LeafCheck<'a> {
@@ -286,8 +286,8 @@ pub(crate) fn verify_log(
             visible.active_len,
             Some(visible.head.seq),
             Corruption::ChainBroken {
-                stored: hex(&visible.head.hash),
-                computed: hex(&end.hash),
+                stored: hex(visible.head.hash),
+                computed: hex(end.hash),
             },
         ));
     }
@@ -363,7 +363,7 @@ fn check_newest_anchor(shared: &Shared, segments: &[Arc<Segment>], anchor: &Anch
                 detail: format!(
                     "the newest entry says the log continues at seq {} from {}, and no segment does",
                     newest.first_seq,
-                    hex(&newest.prev_hash)
+                    hex(newest.prev_hash)
                 ),
             },
         )),
@@ -417,8 +417,8 @@ fn check_link(shared: &Shared, seg: &Segment, prev: &ChainPos) -> Result<()> {
         return bad(
             LOG_ID_AT,
             Corruption::ForeignSegment {
-                expected: hex(&shared.log_id),
-                found: hex(&h.log_id),
+                expected: hex(shared.log_id),
+                found: hex(h.log_id),
             },
         );
     }
@@ -446,8 +446,8 @@ fn check_link(shared: &Shared, seg: &Segment, prev: &ChainPos) -> Result<()> {
             Corruption::SegmentDiscontinuity {
                 detail: format!(
                     "header continues chain hash {}, previous record's is {}",
-                    hex(&h.prev_hash),
-                    hex(&prev.hash)
+                    hex(h.prev_hash),
+                    hex(prev.hash)
                 ),
             },
         );
@@ -645,7 +645,7 @@ impl Summary {
                          record of a format-{} segment of log {}",
                         hex(log_id),
                         self.version,
-                        hex(&self.log_id)
+                        hex(self.log_id)
                     ),
                 })
             }
@@ -772,8 +772,8 @@ fn check_trailer(
     let detail = if digest != i.compressed_digest {
         format!(
             "compressed frames hash to {}, index says {}",
-            hex(&digest),
-            hex(&i.compressed_digest)
+            hex(digest),
+            hex(i.compressed_digest)
         )
     } else if points.next_frame != points.frame_starts.len() {
         format!(

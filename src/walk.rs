@@ -185,7 +185,7 @@ impl FrameWalker {
             version: FORMAT_VERSION,
             at: ChainPos {
                 seq: 0,
-                hash: [0; 32],
+                hash: Hash::ZERO,
                 timestamp_ns: 0,
             },
             records: 0,
@@ -590,8 +590,8 @@ fn check_frame(
     let computed = computed();
     if computed != f.hash {
         return Err(Corruption::ChainBroken {
-            stored: hex(&f.hash),
-            computed: hex(&computed),
+            stored: hex(f.hash),
+            computed: hex(computed),
         });
     }
     Ok(())
@@ -666,8 +666,8 @@ fn check_seal_record(
     } else if d != computed {
         format!(
             "segment digest {} but the bytes hash to {}",
-            hex(&d),
-            hex(&computed)
+            hex(d),
+            hex(computed)
         )
     } else {
         return Ok(());
@@ -801,7 +801,7 @@ mod tests {
     /// returns the bytes and where the big frame starts.
     fn segment() -> (Vec<u8>, usize) {
         let mut out = vec![0u8; SEGMENT_HEADER_LEN];
-        let mut prev = [1u8; 32];
+        let mut prev = Hash::from_bytes([1u8; 32]);
         let mut big_at = 0;
         for (seq, len) in [(1u64, 10usize), (2, BIG), (3, 20)] {
             let payload: Vec<u8> = (0..len).map(|i| (i * 7 + seq as usize) as u8).collect();
@@ -834,7 +834,7 @@ mod tests {
     fn walk(bytes: &[u8], keep: Keep) -> Vec<String> {
         let start = ChainPos {
             seq: 0,
-            hash: [1; 32],
+            hash: Hash::from_bytes([1; 32]),
             timestamp_ns: 0,
         };
         let mut w = FrameWalker::new(Arc::new(Bytes(bytes.to_vec())), START, bytes.len() as u64)

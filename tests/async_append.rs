@@ -72,7 +72,7 @@ fn many_async_appends_from_one_thread_commit_together_in_order() {
     for (i, r) in receipts.iter().enumerate() {
         let r = r.as_ref().unwrap();
         assert_eq!(
-            log.get(r.seq).unwrap().payload().as_ref(),
+            log.get(r.seq).unwrap().payload(),
             format!("event {i}").as_bytes()
         );
     }
@@ -157,7 +157,7 @@ fn async_reads_and_refusals_behave_as_the_blocking_calls() {
     let (r, _) = join_all(vec![log.append_async(b"hello".to_vec())]);
     let seq = r[0].as_ref().unwrap().seq;
     let (got, _) = join_all(vec![log.get_async(seq)]);
-    assert_eq!(got[0].as_ref().unwrap().payload().as_ref(), b"hello");
+    assert_eq!(got[0].as_ref().unwrap().payload(), b"hello");
     let (range, _) = join_all(vec![log.read_async(1..seq + 1, 100)]);
     assert_eq!(range[0].as_ref().unwrap().len() as u64, seq);
     let (first, _) = join_all(vec![log.first_at_or_after_async(0)]);

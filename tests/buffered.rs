@@ -34,10 +34,7 @@ fn buffered_records_are_seen_by_this_log_at_once() {
     let log = Log::open(dir.path(), buffered()).unwrap();
     let r = log.append(b"just acknowledged").unwrap();
     assert_eq!(log.head().seq, r.seq, "the head includes it");
-    assert_eq!(
-        log.get(r.seq).unwrap().payload().as_ref(),
-        b"just acknowledged"
-    );
+    assert_eq!(log.get(r.seq).unwrap().payload(), b"just acknowledged");
     let last = log.read(r.seq..).unwrap().last().unwrap().unwrap();
     assert_eq!(last.seq(), r.seq);
     assert_eq!(log.verify().unwrap().head.seq, r.seq);
@@ -57,7 +54,7 @@ fn buffered_records_reach_the_os_without_a_read_or_sync() {
         let reader = Log::open_read_only(dir.path(), Options::default()).unwrap();
         if reader.head().seq >= r.seq {
             let got = reader.get(r.seq).unwrap();
-            assert_eq!(got.payload().as_ref(), b"written by the flush timer");
+            assert_eq!(got.payload(), b"written by the flush timer");
             break;
         }
         assert!(

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use std::time::Duration;
 use wormlog::storage::{MemStorage, Tear};
-use wormlog::{Checkpoint, CheckpointKey, Error, Log, Options, Retention, Sealing};
+use wormlog::{Checkpoint, CheckpointKey, Error, Hash, Log, Options, Retention, Sealing};
 
 fn log_of(storage: &MemStorage, n: usize) -> Log {
     let log = Log::open(mem_dir(), mem_options(storage)).unwrap();
@@ -100,7 +100,7 @@ fn checkpoint_older_than_retention_is_checked_through_the_tree_or_the_anchor_or_
         log.verify_against(cp)
             .unwrap_or_else(|e| panic!("checkpoint at {}: {e}", cp.seq));
         let mut forged = *cp;
-        forged.tree_root = Some([1; 32]);
+        forged.tree_root = Some(Hash::from_bytes([1; 32]));
         let err = log.verify_against(&forged).unwrap_err();
         assert!(err.to_string().contains("Merkle tree"), "{err}");
         // Without its root (the older shape), one inside a dropped segment
@@ -132,7 +132,7 @@ fn checkpoint_older_than_retention_is_checked_through_the_tree_or_the_anchor_or_
         };
         log.verify_against(&at_end).unwrap();
         let forged = Checkpoint {
-            hash: [0; 32],
+            hash: Hash::from_bytes([0; 32]),
             ..at_end
         };
         assert!(matches!(

@@ -58,10 +58,7 @@ fn hammer(durability: Durability, threads: usize, per_thread: usize) {
     let by_seq: HashMap<u64, &wormlog::Record> = records.iter().map(|r| (r.seq(), r)).collect();
     for (t, mine) in receipts.iter().enumerate() {
         for (i, (seq, _)) in mine.iter().enumerate() {
-            assert_eq!(
-                by_seq[seq].payload().as_ref(),
-                format!("t{t} i{i}").as_bytes()
-            );
+            assert_eq!(by_seq[seq].payload(), format!("t{t} i{i}").as_bytes());
         }
     }
     let users = records.iter().filter(|r| !r.is_system()).count();

@@ -86,9 +86,9 @@ fn write_v2_fixture() {
             "first_seq {}\nhead_seq {}\nhead_hash {}\nsegments {}\ntree_root {}\n",
             v.first_seq,
             v.head.seq,
-            hex(&v.head.hash),
+            hex(v.head.hash),
             v.segments,
-            hex(&tree.root)
+            hex(tree.root)
         ),
     )
     .unwrap();
@@ -103,7 +103,7 @@ fn a_v2_log_reads_and_verifies_to_the_head_it_was_written_with() {
     let v = log.verify().unwrap();
     assert_eq!(v.first_seq.to_string(), want["first_seq"]);
     assert_eq!(v.head.seq.to_string(), want["head_seq"]);
-    assert_eq!(hex(&v.head.hash), want["head_hash"]);
+    assert_eq!(hex(v.head.hash), want["head_hash"]);
     assert_eq!(v.segments.to_string(), want["segments"]);
     assert!(v.first_seq > 1, "the fixture starts at a retention anchor");
     assert_eq!(log.anchor_entries().unwrap().len(), 1);
@@ -112,7 +112,7 @@ fn a_v2_log_reads_and_verifies_to_the_head_it_was_written_with() {
     // dropped: its root over every record the log ever held.
     let tree = log.tree_head().unwrap();
     assert_eq!(tree.size.to_string(), want["head_seq"]);
-    assert_eq!(hex(&tree.root), want["tree_root"]);
+    assert_eq!(hex(tree.root), want["tree_root"]);
     let p = log.prove_consistency(1, tree.size).unwrap();
     assert!(p.verify(&log.tree_head_at(1).unwrap().root, &tree.root));
 
@@ -145,7 +145,7 @@ fn a_v2_log_reads_and_verifies_to_the_head_it_was_written_with() {
     let users: Vec<&[u8]> = records
         .iter()
         .filter(|r| !r.is_system())
-        .map(|r| r.payload().as_ref())
+        .map(|r| r.payload())
         .collect();
     let total = BEFORE + AFTER;
     assert!(users.len() > AFTER && users.len() < total);
@@ -176,7 +176,7 @@ fn a_v2_log_takes_appends_and_seals_under_todays_writer() {
     assert!(v.head.seq > r.seq);
     assert_eq!(v.first_seq.to_string(), want["first_seq"]);
     assert_eq!(
-        &log.get(r.seq).unwrap().payload()[..],
+        log.get(r.seq).unwrap().payload(),
         b"written by today's engine"
     );
     // The old head is still there, with the hash it was written with.

@@ -7,7 +7,7 @@ use common::*;
 use std::path::Path;
 use wormlog::format::{anchor_genesis, encode_anchor_header, AnchorEntry, DroppedSegment};
 use wormlog::storage::MemStorage;
-use wormlog::Log;
+use wormlog::{Hash, Log};
 
 fn put(target: &str, name: &str, bytes: &[u8]) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -45,13 +45,13 @@ fn write_fuzz_seed_corpora() {
     let entry = AnchorEntry {
         time_ns: 1,
         first_seq: 10,
-        prev_hash: [9; 32],
+        prev_hash: Hash::from_bytes([9; 32]),
         prev_entry_hash: anchor_genesis(&log_id),
         dropped: vec![DroppedSegment {
             segment: 1,
             first_seq: 1,
             last_seq: 9,
-            last_hash: [9; 32],
+            last_hash: Hash::from_bytes([9; 32]),
         }],
     };
     put(

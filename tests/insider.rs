@@ -14,7 +14,7 @@ use wormlog::format::{
     anchor_genesis, encode_anchor_header, AnchorEntry, DroppedSegment, RecordKind, SystemEvent,
 };
 use wormlog::storage::MemStorage;
-use wormlog::{Corruption, Error, Log, Options, Retention, Sealing, SegmentInfo};
+use wormlog::{Corruption, Error, Hash, Log, Options, Retention, Sealing, SegmentInfo};
 
 const SEC: u64 = 1_000_000_000;
 const DAY: u64 = 86_400 * SEC;
@@ -49,11 +49,7 @@ fn hold_path() -> PathBuf {
 
 /// The anchor entry a forger would write for dropping `segs` (the oldest
 /// segments), computed from what the segments themselves say.
-fn forged_entry(
-    segs: &[SegmentInfo],
-    keep: &SegmentInfo,
-    prev_entry_hash: [u8; 32],
-) -> AnchorEntry {
+fn forged_entry(segs: &[SegmentInfo], keep: &SegmentInfo, prev_entry_hash: Hash) -> AnchorEntry {
     AnchorEntry {
         time_ns: T0 + DAY,
         first_seq: keep.first_seq,
@@ -332,7 +328,7 @@ fn a_checkpoint_commits_to_the_retention_state_and_catches_an_anchor_rolled_back
     // a mismatch even though the log verifies alone.
     let rewritten = wormlog::Checkpoint {
         retention: Some(wormlog::RetentionPoint {
-            anchor_head: [0x5a; 32],
+            anchor_head: Hash::from_bytes([0x5a; 32]),
             ..ra
         }),
         ..after

@@ -26,7 +26,7 @@ fn child_writer() {
             s.spawn(move || {
                 for i in 0u64.. {
                     let r = log.append(format!("child t{t} i{i}").as_bytes()).unwrap();
-                    println!("RECEIPT {} {}", r.seq, hex(&r.hash));
+                    println!("RECEIPT {} {}", r.seq, hex(r.hash));
                 }
             });
         }

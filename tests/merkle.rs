@@ -8,7 +8,7 @@ use common::*;
 use std::path::Path;
 use std::time::Duration;
 use wormlog::format::merkle::{leaf_hash, TILE_BYTES};
-use wormlog::{Checkpoint, CheckpointKey, Error, Log, Options, Retention, Sealing};
+use wormlog::{Checkpoint, CheckpointKey, Error, Hash, Log, Options, Retention, Sealing};
 
 fn log_with(dir: &Path, n: usize) -> Log {
     let log = Log::open(
@@ -43,8 +43,9 @@ fn every_record_has_an_inclusion_proof_that_checks_against_the_tree_head() {
         }
         prev = *r.hash();
         // Against another root, or moved to another seq, it fails.
-        let mut wrong = head.root;
+        let mut wrong = head.root.to_bytes();
         wrong[0] ^= 1;
+        let wrong = Hash::from_bytes(wrong);
         assert!(!proof.verify(&wrong));
         let mut moved = proof.clone();
         moved.seq = if r.seq() > 1 { r.seq() - 1 } else { 2 };
@@ -76,8 +77,9 @@ fn consistency_proofs_link_every_older_tree_to_every_newer_one() {
             let proof = log.prove_consistency(old, new).unwrap();
             assert!(proof.verify(&a.root, &b.root), "{old} -> {new}");
             if old < new {
-                let mut forged = a.root;
+                let mut forged = a.root.to_bytes();
                 forged[31] ^= 0x10;
+                let forged = Hash::from_bytes(forged);
                 assert!(!proof.verify(&forged, &b.root), "{old} -> {new} forged");
             }
         }
@@ -150,7 +152,7 @@ fn a_changed_leaf_in_a_tile_file_is_caught_by_verify() {
     }
     // A leaf swapped for the hash of other data is caught the same way.
     bytes[99 * 32] ^= 0x01;
-    bytes[99 * 32..100 * 32].copy_from_slice(&leaf_hash(b"forged"));
+    bytes[99 * 32..100 * 32].copy_from_slice(leaf_hash(b"forged").as_bytes());
     std::fs::write(&tiles, &bytes).unwrap();
     let reader = Log::open_read_only(dir.path(), Options::default()).unwrap();
     assert!(reader.verify().is_err());

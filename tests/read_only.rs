@@ -140,7 +140,7 @@ fn refresh_takes_in_new_records_reading_only_the_new_bytes() {
         );
     }
     assert_eq!(
-        reader.get(writer.head().seq).unwrap().payload().as_ref(),
+        reader.get(writer.head().seq).unwrap().payload(),
         b"one more"
     );
     reader.verify().unwrap();

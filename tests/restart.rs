@@ -22,7 +22,7 @@ fn restart_round_trip(dir: &std::path::Path, opts: Options) {
         assert_eq!(rec.hash(), &r.hash);
         assert_eq!(rec.timestamp(), r.timestamp_ns);
         if i < 100 {
-            assert_eq!(rec.payload().as_ref(), format!("event {i}").as_bytes());
+            assert_eq!(rec.payload(), format!("event {i}").as_bytes());
         }
     }
     let report = log.verify().unwrap();

@@ -484,7 +484,7 @@ fn the_copy_restores_and_verifies_after_the_local_directory_is_destroyed() {
     // Everything, the segments retention dropped here included.
     assert_eq!(restored.read(..).unwrap().next().unwrap().unwrap().seq(), 1);
     for (seq, payload) in &kept {
-        assert_eq!(restored.get(*seq).unwrap().payload().as_ref(), &payload[..]);
+        assert_eq!(restored.get(*seq).unwrap().payload(), &payload[..]);
     }
     drop(restored);
     // And it takes appends.

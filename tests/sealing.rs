@@ -158,7 +158,7 @@ fn the_verification_key_reads_back_from_its_text_and_never_sits_in_the_log_direc
         VerificationKey::from_text(&format!(" {text}\n")).unwrap(),
         key
     );
-    let secret = wormlog::format::hex(&key.key);
+    let secret = wormlog::format::hex(key.key);
     for p in storage.file_paths() {
         let bytes = storage.read_file(&p).unwrap();
         assert!(

@@ -95,7 +95,7 @@ fn spec_worked_example_opens_and_verifies_as_a_log() {
     storage.create_dir_all(&mem_dir()).unwrap();
     storage.write_file(&mem_dir().join("seg-00000000000000000001.wlog"), spec_hex());
     let log = Log::open(mem_dir(), mem_options(&storage)).unwrap();
-    assert_eq!(log.get(2).unwrap().payload().as_ref(), b"hi");
+    assert_eq!(log.get(2).unwrap().payload(), b"hi");
     assert_eq!(log.get(2).unwrap().timestamp(), T0 + 1000);
     log.verify().unwrap();
 }
@@ -108,8 +108,8 @@ fn the_spec_tree_example_is_what_the_tree_code_computes() {
     use wormlog::format::hex;
     use wormlog::format::merkle::{
         inclusion_proof, leaf_data, leaf_hash, node_hash, root_of, verify_inclusion, HashSource,
-        TreeHash,
     };
+    use wormlog::Hash as TreeHash;
     let log_id: [u8; 16] = core::array::from_fn(|i| i as u8);
     let genesis = genesis_hash(&log_id);
     let created = SystemEvent::LogCreated {
@@ -143,15 +143,15 @@ fn the_spec_tree_example_is_what_the_tree_code_computes() {
     assert_eq!(proof, vec![leaves[0], leaves[2]]);
     assert!(verify_inclusion(1, 3, &leaves[1], &proof, &root));
     let mut text = String::new();
-    text.push_str(&format!("leaf data 2: {}\n", hex(&data[1])));
+    text.push_str(&format!("leaf data 2: {}\n", hex(data[1])));
     for (i, l) in leaves.iter().enumerate() {
         text.push_str(&format!("leaf {}: {}\n", i + 1, hex(l)));
     }
     text.push_str(&format!(
         "node 1-2: {}\n",
-        hex(&node_hash(&leaves[0], &leaves[1]))
+        hex(node_hash(&leaves[0], &leaves[1]))
     ));
-    text.push_str(&format!("root: {}\n", hex(&root)));
+    text.push_str(&format!("root: {}\n", hex(root)));
     eprintln!("{text}");
     let spec = include_str!("../format-spec.md");
     let start = spec.find("<!-- tree-example:start -->").expect("marker");

@@ -271,7 +271,7 @@ fn rewritten_chain_verifies_alone_but_not_against_a_trusted_head() {
         .expect("a consistent forgery verifies on its own");
     assert!(all_records(&log)
         .iter()
-        .any(|r| r.payload().as_ref() == b"transfer 7: $900"));
+        .any(|r| r.payload() == b"transfer 7: $900"));
     let at_trusted = log.get(trusted.seq).unwrap();
     assert_ne!(
         at_trusted.hash(),

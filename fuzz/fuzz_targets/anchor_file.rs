@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
         segment: 2,
         first_seq: 10,
         created_ns: 1,
-        prev_hash: [9; 32],
+        prev_hash: wormlog::Hash::from_bytes([9; 32]),
     };
     storage.write_file(
         &dir.join("seg-00000000000000000002.wlog"),

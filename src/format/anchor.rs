@@ -2,7 +2,7 @@
 //! retention events, each saying where the retained chain now begins and
 //! which segments were dropped, each CRC'd and hash-chained to the one before.
 
-use super::chain::{Hash, HASH_LEN};
+use super::hash::{Hash, HASH_LEN};
 use super::{le_u16, le_u32, le_u64};
 use crate::error::Corruption;
 
@@ -58,7 +58,7 @@ pub struct AnchorEntry {
 
 /// The hash the first anchor entry chains to.
 pub fn anchor_genesis(log_id: &[u8; 16]) -> Hash {
-    blake3::derive_key(ANCHOR_GENESIS_CONTEXT, log_id)
+    Hash::from_bytes(blake3::derive_key(ANCHOR_GENESIS_CONTEXT, log_id))
 }
 
 /// The 32-byte anchor file header for `log_id`, CRC included.
@@ -101,15 +101,15 @@ impl AnchorEntry {
         b.extend_from_slice(&[0; 4]);
         b.extend_from_slice(&self.time_ns.to_le_bytes());
         b.extend_from_slice(&self.first_seq.to_le_bytes());
-        b.extend_from_slice(&self.prev_hash);
-        b.extend_from_slice(&self.prev_entry_hash);
+        b.extend_from_slice(self.prev_hash.as_bytes());
+        b.extend_from_slice(self.prev_entry_hash.as_bytes());
         b.extend_from_slice(&(self.dropped.len() as u32).to_le_bytes());
         b.extend_from_slice(&[0; 4]);
         for d in &self.dropped {
             b.extend_from_slice(&d.segment.to_le_bytes());
             b.extend_from_slice(&d.first_seq.to_le_bytes());
             b.extend_from_slice(&d.last_seq.to_le_bytes());
-            b.extend_from_slice(&d.last_hash);
+            b.extend_from_slice(d.last_hash.as_bytes());
         }
         let crc = crc32fast::hash(&b[8..]);
         b[4..8].copy_from_slice(&crc.to_le_bytes());
@@ -120,10 +120,10 @@ impl AnchorEntry {
     /// BLAKE3-keyed(key = prev_entry_hash, ENTRY_CONTEXT || bytes 8.. of the entry).
     pub fn hash(&self) -> Hash {
         let bytes = self.encode();
-        let mut h = blake3::Hasher::new_keyed(&self.prev_entry_hash);
+        let mut h = blake3::Hasher::new_keyed(self.prev_entry_hash.as_bytes());
         h.update(ENTRY_CONTEXT);
         h.update(&bytes[8..]);
-        *h.finalize().as_bytes()
+        h.finalize().into()
     }
 
     /// Decodes the entry at the start of `buf`; returns it and its length.
@@ -157,7 +157,7 @@ impl AnchorEntry {
         let hash_at = |at: usize| {
             let mut h = [0u8; HASH_LEN];
             h.copy_from_slice(&e[at..at + HASH_LEN]);
-            h
+            Hash::from_bytes(h)
         };
         let dropped = e[ENTRY_FIXED_LEN..]
             .chunks_exact(DROPPED_LEN)
@@ -168,7 +168,7 @@ impl AnchorEntry {
                 last_hash: {
                     let mut h = [0u8; HASH_LEN];
                     h.copy_from_slice(&d[24..24 + HASH_LEN]);
-                    h
+                    Hash::from_bytes(h)
                 },
             })
             .collect();
@@ -193,13 +193,13 @@ mod tests {
         AnchorEntry {
             time_ns: 7,
             first_seq: 100,
-            prev_hash: [1; 32],
-            prev_entry_hash: [2; 32],
+            prev_hash: Hash::from_bytes([1; 32]),
+            prev_entry_hash: Hash::from_bytes([2; 32]),
             dropped: vec![DroppedSegment {
                 segment: 1,
                 first_seq: 1,
                 last_seq: 99,
-                last_hash: [1; 32],
+                last_hash: Hash::from_bytes([1; 32]),
             }],
         }
     }

@@ -1,9 +1,6 @@
 //! The BLAKE3 hash chain (format-spec.md, "Chain hash").
 
-/// A 32-byte BLAKE3 chain hash.
-pub type Hash = [u8; HASH_LEN];
-/// Length of a chain hash in bytes.
-pub const HASH_LEN: usize = 32;
+use super::hash::Hash;
 
 /// Domain separation for record hashes: fed first, before the record fields.
 const RECORD_CONTEXT: &[u8; 18] = b"wormlog v1 record\0";
@@ -17,13 +14,13 @@ const GENESIS_CONTEXT: &str = "wormlog v1 genesis";
 pub fn chain_hash(prev: &Hash, seq: u64, timestamp_ns: u64, kind: u8, payload: &[u8]) -> Hash {
     let mut h = chain_hasher(prev, seq, timestamp_ns, kind);
     h.update(payload);
-    *h.finalize().as_bytes()
+    h.finalize().into()
 }
 
 /// The hasher of [`chain_hash`] given everything but the payload, which
 /// follows last: a payload too large to hold is fed to it in pieces.
 pub(crate) fn chain_hasher(prev: &Hash, seq: u64, timestamp_ns: u64, kind: u8) -> blake3::Hasher {
-    let mut h = blake3::Hasher::new_keyed(prev);
+    let mut h = blake3::Hasher::new_keyed(prev.as_bytes());
     h.update(RECORD_CONTEXT);
     h.update(&seq.to_le_bytes());
     h.update(&timestamp_ns.to_le_bytes());
@@ -34,7 +31,7 @@ pub(crate) fn chain_hasher(prev: &Hash, seq: u64, timestamp_ns: u64, kind: u8) -
 /// The hash that the first record of a log chains to: bound to the log id,
 /// so a segment from another log cannot continue this one.
 pub fn genesis_hash(log_id: &[u8; 16]) -> Hash {
-    blake3::derive_key(GENESIS_CONTEXT, log_id)
+    Hash::from_bytes(blake3::derive_key(GENESIS_CONTEXT, log_id))
 }
 
 /// A position in the chain: a record's seq, its chain hash and its commit
@@ -65,9 +62,12 @@ mod tests {
 
     #[test]
     fn every_field_changes_the_hash() {
-        let prev = [7u8; 32];
+        let prev = Hash::from_bytes([7u8; 32]);
         let base = chain_hash(&prev, 5, 100, 0, b"abc");
-        assert_ne!(base, chain_hash(&[8u8; 32], 5, 100, 0, b"abc"));
+        assert_ne!(
+            base,
+            chain_hash(&Hash::from_bytes([8u8; 32]), 5, 100, 0, b"abc")
+        );
         assert_ne!(base, chain_hash(&prev, 6, 100, 0, b"abc"));
         assert_ne!(base, chain_hash(&prev, 5, 101, 0, b"abc"));
         assert_ne!(base, chain_hash(&prev, 5, 100, 1, b"abc"));

@@ -1,6 +1,7 @@
 //! The record frame (format-spec.md, "Record frame").
 
-use super::chain::{chain_hasher, Hash, HASH_LEN};
+use super::chain::chain_hasher;
+use super::hash::{Hash, HASH_LEN};
 use super::{le_u32, le_u64};
 use crate::error::Corruption;
 
@@ -159,7 +160,7 @@ pub fn encode_frame(
     out.extend_from_slice(&[kind as u8, 0, 0, 0]);
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(payload);
-    out.extend_from_slice(hash);
+    out.extend_from_slice(hash.as_bytes());
     out.resize(start + padded, 0);
     let crc = crc32fast::hash(&out[start + 8..]);
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
@@ -255,7 +256,7 @@ pub fn decode_frame(buf: &[u8]) -> Decoded<'_> {
         synced_through: le_u64(buf, 24),
         kind,
         payload: &buf[FRAME_HEADER_LEN..hash_at],
-        hash,
+        hash: Hash::from_bytes(hash),
         crc: stored,
         frame_len,
         padded_len: padded,
@@ -333,7 +334,8 @@ pub(crate) struct FrameDecoder {
     at: usize,
     crc: crc32fast::Hasher,
     chain: Option<blake3::Hasher>,
-    hash: Hash,
+    /// The stored hash as its bytes arrive.
+    hash: [u8; HASH_LEN],
     padding_zero: bool,
 }
 
@@ -420,12 +422,12 @@ impl FrameDecoder {
             timestamp_ns: le_u64(h, 16),
             synced_through: le_u64(h, 24),
             kind,
-            hash: self.hash,
+            hash: Hash::from_bytes(self.hash),
             crc: stored,
             frame_len: le_u32(h, 0),
             padded_len: self.padded,
         };
-        Ok((head, self.chain.map(|c| *c.finalize().as_bytes())))
+        Ok((head, self.chain.map(|c| c.finalize().into())))
     }
 }
 
@@ -436,7 +438,15 @@ mod tests {
 
     fn one(payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        encode_frame(&mut out, 42, 1000, 96, RecordKind::User, payload, &[9; 32]);
+        encode_frame(
+            &mut out,
+            42,
+            1000,
+            96,
+            RecordKind::User,
+            payload,
+            &Hash::from_bytes([9; 32]),
+        );
         out
     }
 
@@ -501,7 +511,7 @@ mod tests {
 
     #[test]
     fn the_incremental_decoder_agrees_with_decode_frame() {
-        let prev = [3u8; 32];
+        let prev = Hash::from_bytes([3u8; 32]);
         for n in [0usize, 1, 7, 8, 100, 3000] {
             let payload: Vec<u8> = (0..n).map(|i| i as u8).collect();
             let mut bytes = Vec::new();

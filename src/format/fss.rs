@@ -8,7 +8,10 @@
 //! ever holds `K(e)` for the current epoch `e >= 1`, from which no earlier
 //! key can be computed, so tags of past epochs cannot be forged.
 
-use super::chain::Hash;
+use super::hash::{Hash, HASH_LEN};
+
+/// A sealing or verification key: 32 secret bytes, not a digest.
+pub type FssKey = [u8; HASH_LEN];
 use super::{le_u16, le_u32, le_u64};
 use crate::error::Corruption;
 
@@ -22,7 +25,7 @@ const TAG_CONTEXT: &[u8; 21] = b"wormlog v2 epoch tag\0";
 /// The key file's first 8 bytes (format-spec.md, section 10a).
 pub const FSS_KEY_MAGIC: [u8; 8] = *b"WLFSSKEY";
 pub const FSS_KEY_VERSION: u16 = 1;
-// Key file fields, each offset derived from the one before.
+// FssKey file fields, each offset derived from the one before.
 const VERSION_AT: usize = FSS_KEY_MAGIC.len();
 const FLAGS_AT: usize = VERSION_AT + 2;
 const RESERVED_AT: usize = FLAGS_AT + 1;
@@ -37,13 +40,13 @@ pub const FSS_KEY_FILE_LEN: usize = CRC_AT + 4;
 const _: () = assert!(FSS_KEY_FILE_LEN == 84);
 
 /// The key after `key`, one epoch later.
-pub fn evolve_key(key: &Hash) -> Hash {
+pub fn evolve_key(key: &FssKey) -> FssKey {
     blake3::derive_key(EVOLVE_CONTEXT, key)
 }
 
 /// The key of epoch `epoch` from the verification key (epoch 0): `epoch`
 /// evolutions.
-pub fn key_at(verification: &Hash, epoch: u64) -> Hash {
+pub fn key_at(verification: &FssKey, epoch: u64) -> FssKey {
     let mut k = *verification;
     for _ in 0..epoch {
         k = evolve_key(&k);
@@ -53,7 +56,7 @@ pub fn key_at(verification: &Hash, epoch: u64) -> Hash {
 
 /// The public id of a verification key: names it in the log and the key
 /// file without revealing it.
-pub fn key_id(verification: &Hash) -> [u8; 8] {
+pub fn key_id(verification: &FssKey) -> [u8; 8] {
     let mut id = [0u8; 8];
     id.copy_from_slice(&blake3::derive_key(KEY_ID_CONTEXT, verification)[..8]);
     id
@@ -63,13 +66,13 @@ pub fn key_id(verification: &Hash) -> [u8; 8] {
 /// `first_epoch`, over the chain position `(seq, hash)` of the record just
 /// before the tag record: since the chain hash commits to every record
 /// before it, the tag seals all of them.
-pub fn epoch_tag(key: &Hash, first_epoch: u64, epoch: u64, seq: u64, hash: &Hash) -> Hash {
+pub fn epoch_tag(key: &FssKey, first_epoch: u64, epoch: u64, seq: u64, hash: &Hash) -> [u8; 32] {
     let mut h = blake3::Hasher::new_keyed(key);
     h.update(TAG_CONTEXT);
     h.update(&first_epoch.to_le_bytes());
     h.update(&epoch.to_le_bytes());
     h.update(&seq.to_le_bytes());
-    h.update(hash);
+    h.update(hash.as_bytes());
     *h.finalize().as_bytes()
 }
 
@@ -88,7 +91,7 @@ pub struct FssKeyFile {
     /// The epoch whose key this is (>= 1).
     pub epoch: u64,
     /// `K(epoch)`, the key that tags the records of this epoch.
-    pub key: Hash,
+    pub key: FssKey,
     /// The verification key's id.
     pub key_id: [u8; 8],
     /// The log's sealing-started record for this key is durable. A key
@@ -206,12 +209,27 @@ mod tests {
         let k0 = [9u8; 32];
         assert_eq!(key_at(&k0, 3), evolve_key(&evolve_key(&evolve_key(&k0))));
         assert_ne!(key_at(&k0, 1), k0);
-        let t = epoch_tag(&key_at(&k0, 2), 2, 4, 77, &[1; 32]);
-        assert_ne!(t, epoch_tag(&key_at(&k0, 3), 2, 4, 77, &[1; 32]));
-        assert_ne!(t, epoch_tag(&key_at(&k0, 2), 3, 4, 77, &[1; 32]));
-        assert_ne!(t, epoch_tag(&key_at(&k0, 2), 2, 5, 77, &[1; 32]));
-        assert_ne!(t, epoch_tag(&key_at(&k0, 2), 2, 4, 78, &[1; 32]));
-        assert_ne!(t, epoch_tag(&key_at(&k0, 2), 2, 4, 77, &[2; 32]));
+        let t = epoch_tag(&key_at(&k0, 2), 2, 4, 77, &Hash::from_bytes([1; 32]));
+        assert_ne!(
+            t,
+            epoch_tag(&key_at(&k0, 3), 2, 4, 77, &Hash::from_bytes([1; 32]))
+        );
+        assert_ne!(
+            t,
+            epoch_tag(&key_at(&k0, 2), 3, 4, 77, &Hash::from_bytes([1; 32]))
+        );
+        assert_ne!(
+            t,
+            epoch_tag(&key_at(&k0, 2), 2, 5, 77, &Hash::from_bytes([1; 32]))
+        );
+        assert_ne!(
+            t,
+            epoch_tag(&key_at(&k0, 2), 2, 4, 78, &Hash::from_bytes([1; 32]))
+        );
+        assert_ne!(
+            t,
+            epoch_tag(&key_at(&k0, 2), 2, 4, 77, &Hash::from_bytes([2; 32]))
+        );
     }
 
     #[test]
@@ -246,7 +264,7 @@ mod tests {
 pub struct VerificationKey {
     /// `K0`, the key of epoch 0 (32 random bytes); every later key follows
     /// from it.
-    pub key: Hash,
+    pub key: FssKey,
     /// When epoch 1 began, ns since the Unix epoch.
     pub start_ns: u64,
     /// Length of an epoch in ns (>= 1).
@@ -256,7 +274,7 @@ pub struct VerificationKey {
 impl std::fmt::Debug for VerificationKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VerificationKey")
-            .field("id", &super::hex(&self.id()))
+            .field("id", &super::hex(self.id()))
             .field("start_ns", &self.start_ns)
             .field("interval_ns", &self.interval_ns)
             .finish_non_exhaustive()
@@ -279,7 +297,7 @@ impl VerificationKey {
             "{VERIFY_KEY_PREFIX} {} {} {}",
             self.start_ns,
             self.interval_ns,
-            super::hex(&self.key)
+            super::hex(self.key)
         )
     }
 
@@ -321,16 +339,16 @@ mod spec_example {
     /// format-spec.md's forward-secure sealing example, value for value.
     #[test]
     fn the_spec_example_of_keys_and_a_tag_holds() {
-        let k0: Hash = core::array::from_fn(|i| i as u8);
+        let k0: FssKey = core::array::from_fn(|i| i as u8);
         let k1 = evolve_key(&k0);
         let k2 = evolve_key(&k1);
-        let tag = epoch_tag(&k2, 2, 3, 41, &[0xab; 32]);
+        let tag = epoch_tag(&k2, 2, 3, 41, &Hash::from_bytes([0xab; 32]));
         let got = format!(
             "id {}\nK1 {}\nK2 {}\ntag {}",
-            hex(&key_id(&k0)),
-            hex(&k1),
-            hex(&k2),
-            hex(&tag)
+            hex(key_id(&k0)),
+            hex(k1),
+            hex(k2),
+            hex(tag)
         );
         let spec = include_str!("../../format-spec.md");
         let start = spec.find("<!-- fss-example:start -->").expect("marker");

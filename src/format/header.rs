@@ -1,6 +1,7 @@
 //! The segment header (format-spec.md, "Segment header").
 
-use super::chain::{genesis_hash, ChainPos, Hash, HASH_LEN};
+use super::chain::{genesis_hash, ChainPos};
+use super::hash::{Hash, HASH_LEN};
 use super::{le_u16, le_u32, le_u64};
 use crate::error::Corruption;
 
@@ -101,7 +102,7 @@ impl SegmentHeader {
         b[SEGMENT_AT..FIRST_SEQ_AT].copy_from_slice(&self.segment.to_le_bytes());
         b[FIRST_SEQ_AT..CREATED_AT].copy_from_slice(&self.first_seq.to_le_bytes());
         b[CREATED_AT..PREV_HASH_AT].copy_from_slice(&self.created_ns.to_le_bytes());
-        b[PREV_HASH_AT..RESERVED_AT].copy_from_slice(&self.prev_hash);
+        b[PREV_HASH_AT..RESERVED_AT].copy_from_slice(self.prev_hash.as_bytes());
         // Reserved: zero.
         let crc = crc32fast::hash(&b[..CRC_AT]);
         b[CRC_AT..].copy_from_slice(&crc.to_le_bytes());
@@ -160,7 +161,7 @@ impl SegmentHeader {
             segment: le_u64(buf, SEGMENT_AT),
             first_seq,
             created_ns: le_u64(buf, CREATED_AT),
-            prev_hash,
+            prev_hash: Hash::from_bytes(prev_hash),
         })
     }
 }
@@ -180,7 +181,7 @@ mod tests {
             segment: 9,
             first_seq: 77,
             created_ns: 1_700_000_000_000_000_000,
-            prev_hash: [0xab; 32],
+            prev_hash: Hash::from_bytes([0xab; 32]),
         }
     }
 

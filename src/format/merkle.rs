@@ -3,11 +3,8 @@
 //! the proofs of RFC 9162 §2.1.3–2.1.4, built from any source of stored
 //! subtree hashes and checked with no log at hand.
 
-use super::chain::Hash;
+use super::hash::Hash;
 use sha2::{Digest, Sha256};
-
-/// A SHA-256 Merkle tree hash.
-pub type TreeHash = [u8; 32];
 
 /// Bytes of a leaf's data: seq, commit time, kind and chain hash.
 pub const LEAF_DATA_LEN: usize = 49;
@@ -30,7 +27,7 @@ pub fn leaf_data(seq: u64, timestamp_ns: u64, kind: u8, hash: &Hash) -> [u8; LEA
     d[0..8].copy_from_slice(&seq.to_le_bytes());
     d[8..16].copy_from_slice(&timestamp_ns.to_le_bytes());
     d[16] = kind;
-    d[17..49].copy_from_slice(hash);
+    d[17..49].copy_from_slice(hash.as_bytes());
     d
 }
 
@@ -41,31 +38,30 @@ pub fn parse_leaf_data(data: &[u8]) -> Option<(u64, u64, u8, Hash)> {
     }
     let seq = u64::from_le_bytes(data[0..8].try_into().ok()?);
     let ts = u64::from_le_bytes(data[8..16].try_into().ok()?);
-    let mut h = [0u8; 32];
-    h.copy_from_slice(&data[17..49]);
+    let h = Hash::from_slice(&data[17..49])?;
     Some((seq, ts, data[16], h))
 }
 
 /// RFC 6962: SHA-256(0x00 || leaf data).
-pub fn leaf_hash(data: &[u8]) -> TreeHash {
+pub fn leaf_hash(data: &[u8]) -> Hash {
     let mut h = Sha256::new();
     h.update([0u8]);
     h.update(data);
-    h.finalize().into()
+    Hash::from_bytes(h.finalize().into())
 }
 
 /// RFC 6962: SHA-256(0x01 || left || right).
-pub fn node_hash(left: &TreeHash, right: &TreeHash) -> TreeHash {
+pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     let mut h = Sha256::new();
     h.update([1u8]);
     h.update(left);
     h.update(right);
-    h.finalize().into()
+    Hash::from_bytes(h.finalize().into())
 }
 
 /// The root of the empty tree: SHA-256 of nothing.
-pub fn empty_root() -> TreeHash {
-    Sha256::digest([]).into()
+pub fn empty_root() -> Hash {
+    Hash::from_bytes(Sha256::digest([]).into())
 }
 
 /// The largest power of two strictly below `n` (n ≥ 2).
@@ -77,7 +73,7 @@ fn split_point(n: u64) -> u64 {
 /// RFC 6962's MTH over `hashes` taken as the hashes of consecutive
 /// subtrees of equal size (leaf hashes, or a tile's entries): the root of
 /// the tree they are the bottom of. Empty input gives the empty root.
-pub fn root_of(hashes: &[TreeHash]) -> TreeHash {
+pub fn root_of(hashes: &[Hash]) -> Hash {
     match hashes.len() {
         0 => empty_root(),
         1 => hashes[0],
@@ -95,12 +91,12 @@ pub trait HashSource {
     /// Why a hash could not be had.
     type Error;
     /// The MTH of leaves `start..start + size`.
-    fn subtree(&self, start: u64, size: u64) -> Result<TreeHash, Self::Error>;
+    fn subtree(&self, start: u64, size: u64) -> Result<Hash, Self::Error>;
 }
 
 /// MTH of leaves `start..end` (end > start), by RFC 6962's recursion: the
 /// left part is the largest power of two below the range's size.
-pub fn range_hash<S: HashSource>(src: &S, start: u64, end: u64) -> Result<TreeHash, S::Error> {
+pub fn range_hash<S: HashSource>(src: &S, start: u64, end: u64) -> Result<Hash, S::Error> {
     let n = end - start;
     if n.is_power_of_two() {
         return src.subtree(start, n);
@@ -112,7 +108,7 @@ pub fn range_hash<S: HashSource>(src: &S, start: u64, end: u64) -> Result<TreeHa
 }
 
 /// The root of the tree of the first `size` leaves.
-pub fn tree_root<S: HashSource>(src: &S, size: u64) -> Result<TreeHash, S::Error> {
+pub fn tree_root<S: HashSource>(src: &S, size: u64) -> Result<Hash, S::Error> {
     if size == 0 {
         return Ok(empty_root());
     }
@@ -125,7 +121,7 @@ pub fn inclusion_proof<S: HashSource>(
     src: &S,
     index: u64,
     size: u64,
-) -> Result<Vec<TreeHash>, S::Error> {
+) -> Result<Vec<Hash>, S::Error> {
     debug_assert!(index < size);
     let mut proof = Vec::new();
     path(src, index, 0, size, &mut proof)?;
@@ -138,7 +134,7 @@ fn path<S: HashSource>(
     m: u64,
     start: u64,
     end: u64,
-    out: &mut Vec<TreeHash>,
+    out: &mut Vec<Hash>,
 ) -> Result<(), S::Error> {
     let n = end - start;
     if n <= 1 {
@@ -161,7 +157,7 @@ pub fn consistency_proof<S: HashSource>(
     src: &S,
     old: u64,
     new: u64,
-) -> Result<Vec<TreeHash>, S::Error> {
+) -> Result<Vec<Hash>, S::Error> {
     debug_assert!(0 < old && old <= new);
     let mut proof = Vec::new();
     if old < new {
@@ -177,7 +173,7 @@ fn subproof<S: HashSource>(
     start: u64,
     end: u64,
     b: bool,
-    out: &mut Vec<TreeHash>,
+    out: &mut Vec<Hash>,
 ) -> Result<(), S::Error> {
     let n = end - start;
     if m == n {
@@ -199,13 +195,7 @@ fn subproof<S: HashSource>(
 
 /// RFC 9162 §2.1.3.2: whether `proof` shows that the leaf hashing to
 /// `leaf` is leaf `index` of the tree of `size` leaves with root `root`.
-pub fn verify_inclusion(
-    index: u64,
-    size: u64,
-    leaf: &TreeHash,
-    proof: &[TreeHash],
-    root: &TreeHash,
-) -> bool {
+pub fn verify_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash], root: &Hash) -> bool {
     if index >= size {
         return false;
     }
@@ -235,9 +225,9 @@ pub fn verify_inclusion(
 pub fn verify_consistency(
     old: u64,
     new: u64,
-    old_root: &TreeHash,
-    new_root: &TreeHash,
-    proof: &[TreeHash],
+    old_root: &Hash,
+    new_root: &Hash,
+    proof: &[Hash],
 ) -> bool {
     if old > new {
         return false;
@@ -252,7 +242,7 @@ pub fn verify_consistency(
     if proof.is_empty() {
         return false;
     }
-    let mut path: Vec<TreeHash> = Vec::with_capacity(proof.len() + 1);
+    let mut path: Vec<Hash> = Vec::with_capacity(proof.len() + 1);
     if old.is_power_of_two() {
         path.push(*old_root);
     }
@@ -319,13 +309,20 @@ pub fn tile_path(level: Option<u32>, index: u64, width: u64) -> String {
 mod tests {
     use super::*;
 
+    /// `h` with byte `at` changed.
+    fn flip(h: Hash, at: usize) -> Hash {
+        let mut b = h.to_bytes();
+        b[at] ^= 0x80;
+        Hash::from_bytes(b)
+    }
+
     /// Leaf hashes kept in memory: the simplest source, to check proofs
     /// against brute force.
-    struct Leaves(Vec<TreeHash>);
+    struct Leaves(Vec<Hash>);
 
     impl HashSource for Leaves {
         type Error = ();
-        fn subtree(&self, start: u64, size: u64) -> Result<TreeHash, ()> {
+        fn subtree(&self, start: u64, size: u64) -> Result<Hash, ()> {
             assert!(size.is_power_of_two() && start.is_multiple_of(size));
             Ok(root_of(&self.0[start as usize..(start + size) as usize]))
         }
@@ -353,8 +350,8 @@ mod tests {
                 0x6e, 0x6f,
             ],
         ];
-        let hashes: Vec<TreeHash> = data.iter().map(|d| leaf_hash(d)).collect();
-        let hex = |h: TreeHash| crate::format::hex(&h);
+        let hashes: Vec<Hash> = data.iter().map(|d| leaf_hash(d)).collect();
+        let hex = |h: Hash| crate::format::hex(h);
         assert_eq!(
             hex(root_of(&hashes[..1])),
             "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
@@ -380,7 +377,7 @@ mod tests {
                 assert!(verify_inclusion(i, size, &src.0[i as usize], &proof, &root));
                 if let Some(first) = proof.first() {
                     let mut bad = proof.clone();
-                    bad[0][0] ^= 1;
+                    bad[0] = flip(bad[0], 0);
                     assert!(!verify_inclusion(i, size, &src.0[i as usize], &bad, &root));
                     assert!(!verify_inclusion(i, size, first, &proof, &root) || proof.len() > 1);
                 }
@@ -420,12 +417,11 @@ mod tests {
                     verify_consistency(old, new, &old_root, &new_root, &proof),
                     "{old} -> {new}"
                 );
-                let mut forged = old_root;
-                forged[5] ^= 0x80;
+                let forged = flip(old_root, 5);
                 assert!(!verify_consistency(old, new, &forged, &new_root, &proof));
                 if let Some(last) = proof.len().checked_sub(1) {
                     let mut bad = proof.clone();
-                    bad[last][0] ^= 1;
+                    bad[last] = flip(bad[last], 0);
                     assert!(!verify_consistency(old, new, &old_root, &new_root, &bad));
                 }
             }
@@ -442,9 +438,12 @@ mod tests {
 
     #[test]
     fn leaf_data_round_trips_and_is_fixed_size() {
-        let d = leaf_data(7, 99, 3, &[9; 32]);
+        let d = leaf_data(7, 99, 3, &Hash::from_bytes([9; 32]));
         assert_eq!(d.len(), LEAF_DATA_LEN);
-        assert_eq!(parse_leaf_data(&d), Some((7, 99, 3, [9; 32])));
+        assert_eq!(
+            parse_leaf_data(&d),
+            Some((7, 99, 3, Hash::from_bytes([9; 32])))
+        );
         assert_eq!(parse_leaf_data(&d[..48]), None);
     }
 }

@@ -12,6 +12,7 @@ mod chain;
 mod durability;
 mod frame;
 mod fss;
+mod hash;
 mod header;
 pub mod merkle;
 pub mod names;
@@ -23,7 +24,7 @@ pub use anchor::{
     anchor_genesis, decode_anchor_header, encode_anchor_header, AnchorEntry, DroppedSegment,
     ANCHOR_HEADER_LEN, ANCHOR_LOG_ID_AT, ANCHOR_MAGIC,
 };
-pub use chain::{chain_hash, genesis_hash, ChainPos, Hash, HASH_LEN};
+pub use chain::{chain_hash, genesis_hash, ChainPos};
 pub use durability::Durability;
 pub use frame::{
     decode_frame, encode_frame, frame_extent, frame_padded_len, Decoded, FrameRef, RecordKind,
@@ -31,9 +32,10 @@ pub use frame::{
 };
 pub(crate) use frame::{FrameDecoder, FrameHead};
 pub use fss::{
-    epoch_of, epoch_tag, evolve_key, key_at, key_id, FssKeyFile, VerificationKey, FSS_KEY_FILE_LEN,
-    FSS_KEY_MAGIC,
+    epoch_of, epoch_tag, evolve_key, key_at, key_id, FssKey, FssKeyFile, VerificationKey,
+    FSS_KEY_FILE_LEN, FSS_KEY_MAGIC,
 };
+pub use hash::{Hash, ParseHashError, HASH_LEN};
 pub use header::{
     SegmentHeader, CREATED_AT, FIRST_SEQ_AT, FORMAT_VERSION, FORMAT_VERSION_MIN, LOG_ID_AT,
     PREV_HASH_AT, SEGMENT_AT, SEGMENT_HEADER_LEN, SEGMENT_MAGIC,
@@ -46,7 +48,8 @@ pub use sealed::{
 pub use system::{RetentionRule, SystemEvent};
 
 /// Formats a hash (or any bytes) as lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: impl AsRef<[u8]>) -> String {
+    let bytes = bytes.as_ref();
     // By table, not `write!("{:02x}")`: dumps print one hash per record.
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
@@ -91,7 +94,7 @@ pub(crate) fn le_u64(b: &[u8], at: usize) -> u64 {
 mod tests {
     #[test]
     fn hex_is_lowercase_two_digits_per_byte() {
-        assert_eq!(super::hex(&[0x00, 0x0f, 0xa5, 0xff, 0x10]), "000fa5ff10");
-        assert_eq!(super::hex(&[]), "");
+        assert_eq!(super::hex([0x00, 0x0f, 0xa5, 0xff, 0x10]), "000fa5ff10");
+        assert_eq!(super::hex([]), "");
     }
 }

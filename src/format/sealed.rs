@@ -5,7 +5,7 @@
 //! Everything here parses untrusted bytes: every count and size is checked
 //! against the bytes actually present before anything is allocated.
 
-use super::chain::{Hash, HASH_LEN};
+use super::hash::{Hash, HASH_LEN};
 use super::header::{SegmentHeader, SEGMENT_HEADER_LEN};
 use super::{le_u16, le_u32, le_u64};
 use crate::error::Corruption;
@@ -92,8 +92,8 @@ impl SealedIndex {
         c.extend_from_slice(&self.record_count.to_le_bytes());
         c.extend_from_slice(&self.last_seq.to_le_bytes());
         c.extend_from_slice(&self.last_timestamp_ns.to_le_bytes());
-        c.extend_from_slice(&self.last_hash);
-        c.extend_from_slice(&self.compressed_digest);
+        c.extend_from_slice(self.last_hash.as_bytes());
+        c.extend_from_slice(self.compressed_digest.as_bytes());
         c.extend_from_slice(&(self.points.len() as u32).to_le_bytes());
         c.extend_from_slice(&[0; 4]);
         debug_assert_eq!(c.len(), INDEX_FIXED_LEN);
@@ -179,13 +179,13 @@ impl SealedIndex {
         let mut compressed_digest = [0u8; HASH_LEN];
         compressed_digest.copy_from_slice(&c[at + 64..at + 96]);
         Ok(SealedIndex {
-            compressed_digest,
+            compressed_digest: Hash::from_bytes(compressed_digest),
             header,
             uncompressed_len: le_u64(c, at),
             record_count: le_u64(c, at + 8),
             last_seq: le_u64(c, at + 16),
             last_timestamp_ns: le_u64(c, at + 24),
-            last_hash,
+            last_hash: Hash::from_bytes(last_hash),
             points,
         })
     }
@@ -285,14 +285,14 @@ mod tests {
                 segment: 3,
                 first_seq: 10,
                 created_ns: 5,
-                prev_hash: [2; 32],
+                prev_hash: Hash::from_bytes([2; 32]),
             },
             uncompressed_len: 5000,
             record_count: 20,
             last_seq: 29,
-            last_hash: [3; 32],
+            last_hash: Hash::from_bytes([3; 32]),
             last_timestamp_ns: 99,
-            compressed_digest: [4; 32],
+            compressed_digest: Hash::from_bytes([4; 32]),
             points: vec![
                 IndexPoint {
                     seq: 10,

@@ -3,6 +3,7 @@
 
 use super::durability::{put_durability, DurabilityText};
 use super::frame::RecordKind;
+use super::hash::Hash;
 use super::Durability;
 use super::{le_u16, le_u32, le_u64};
 use crate::error::Corruption;
@@ -87,11 +88,11 @@ pub enum SystemEvent {
         /// Seq of the last of them (`first_seq - 1` when there are none).
         last_seq: u64,
         /// Its chain hash (the header's `prev_hash` when there are none).
-        last_hash: [u8; 32],
+        last_hash: Hash,
         /// This record's own offset: the segment's bytes before it.
         bytes: u64,
         /// BLAKE3 (plain) of those bytes, header included.
-        digest: [u8; 32],
+        digest: Hash,
     },
     /// Retention dropped segments `from_segment..=to_segment` (records
     /// `first_seq..=last_seq`), recorded first in the anchor file as the
@@ -106,7 +107,7 @@ pub enum SystemEvent {
         /// Seq of the last record dropped.
         last_seq: u64,
         /// Hash of the anchor entry that records the drop.
-        anchor_entry_hash: [u8; 32],
+        anchor_entry_hash: Hash,
     },
     /// A legal hold was set: retention drops nothing until it is cleared.
     LegalHoldSet {
@@ -448,9 +449,9 @@ impl SystemEvent {
                 for v in [segment, records, last_seq] {
                     out.extend_from_slice(&v.to_le_bytes());
                 }
-                out.extend_from_slice(last_hash);
+                out.extend_from_slice(last_hash.as_bytes());
                 out.extend_from_slice(&bytes.to_le_bytes());
-                out.extend_from_slice(digest);
+                out.extend_from_slice(digest.as_bytes());
             }
             SystemEvent::RetentionApplied {
                 from_segment,
@@ -462,7 +463,7 @@ impl SystemEvent {
                 for v in [from_segment, to_segment, first_seq, last_seq] {
                     out.extend_from_slice(&v.to_le_bytes());
                 }
-                out.extend_from_slice(anchor_entry_hash);
+                out.extend_from_slice(anchor_entry_hash.as_bytes());
             }
             SystemEvent::LegalHoldSet { reason } => put_str(&mut out, reason),
             SystemEvent::Accessed { who, what, why } => {
@@ -550,16 +551,16 @@ impl SystemEvent {
                     segment: r.u64()?,
                     records: r.u64()?,
                     last_seq: r.u64()?,
-                    last_hash: r.array32()?,
+                    last_hash: Hash::from_bytes(r.array32()?),
                     bytes: r.u64()?,
-                    digest: r.array32()?,
+                    digest: Hash::from_bytes(r.array32()?),
                 },
                 RecordKind::RetentionApplied => SystemEvent::RetentionApplied {
                     from_segment: r.u64()?,
                     to_segment: r.u64()?,
                     first_seq: r.u64()?,
                     last_seq: r.u64()?,
-                    anchor_entry_hash: r.array32()?,
+                    anchor_entry_hash: Hash::from_bytes(r.array32()?),
                 },
                 RecordKind::LegalHoldSet => SystemEvent::LegalHoldSet {
                     reason: r.string()?,
@@ -785,16 +786,16 @@ mod tests {
                 segment: 4,
                 records: 100,
                 last_seq: 400,
-                last_hash: [7; 32],
+                last_hash: Hash::from_bytes([7; 32]),
                 bytes: 65536,
-                digest: [8; 32],
+                digest: Hash::from_bytes([8; 32]),
             },
             SystemEvent::RetentionApplied {
                 from_segment: 1,
                 to_segment: 3,
                 first_seq: 1,
                 last_seq: 300,
-                anchor_entry_hash: [9; 32],
+                anchor_entry_hash: Hash::from_bytes([9; 32]),
             },
             SystemEvent::LegalHoldSet {
                 reason: "case 2026-17".into(),

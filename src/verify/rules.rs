@@ -222,7 +222,7 @@ impl<'a> ChainRules<'a> {
                     Corruption::Anchor {
                         detail: format!(
                             "retention record names anchor entry {}, which the anchor file lacks",
-                            hex(&d.entry_hash)
+                            hex(d.entry_hash)
                         ),
                     },
                 ));

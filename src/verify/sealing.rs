@@ -9,7 +9,7 @@ use super::rules::Noted;
 use crate::error::{Corruption, Error, Result};
 use crate::format::names::FSS_KEY_FILE;
 use crate::format::VerificationKey;
-use crate::format::{epoch_of, epoch_tag, evolve_key, hex, FssKeyFile, Hash, SystemEvent};
+use crate::format::{epoch_of, epoch_tag, evolve_key, hex, FssKey, FssKeyFile, SystemEvent};
 use std::path::Path;
 
 /// No real epoch is this late (2^32 quarter-hours is 122,000 years): a
@@ -45,7 +45,7 @@ pub(super) struct SealCheck<'a> {
     key: Option<&'a VerificationKey>,
     key_id: Option<[u8; 8]>,
     /// The key of `cached.0`, evolved forward as tags come (never back).
-    cached: Option<(u64, Hash)>,
+    cached: Option<(u64, FssKey)>,
     /// The first epoch the next tag must cover.
     next_epoch: Option<u64>,
     last_tag: Option<(u64, u64)>,
@@ -136,7 +136,7 @@ impl<'a> SealCheck<'a> {
         n: &Noted,
         first: u64,
         last: u64,
-        tag: &Hash,
+        tag: &[u8; 32],
     ) -> Result<()> {
         if self.next_epoch.is_none() && !self.after_retention && !self.keys.is_empty() {
             return Err(broken(
@@ -187,7 +187,7 @@ impl<'a> SealCheck<'a> {
 
     /// The key of `epoch`, evolved from the last one computed (or from the
     /// verification key).
-    fn key_of(&mut self, key: &VerificationKey, epoch: u64) -> Hash {
+    fn key_of(&mut self, key: &VerificationKey, epoch: u64) -> FssKey {
         let (mut e, mut k) = match self.cached {
             Some((e, k)) if e <= epoch => (e, k),
             _ => (0, key.key),

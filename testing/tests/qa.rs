@@ -35,10 +35,7 @@ fn events_are_captured_once_and_retrievable_by_seq_and_time() {
     let expected: Vec<String> = (0..50).map(event).collect();
     assert_recorded_once(t.log(), &expected);
     let r = &receipts[20];
-    assert_eq!(
-        t.log().get(r.seq).unwrap().payload().as_ref(),
-        event(20).as_bytes()
-    );
+    assert_eq!(t.log().get(r.seq).unwrap().payload(), event(20).as_bytes());
     let at = t.log().first_at_or_after(r.timestamp_ns).unwrap().unwrap();
     assert_eq!(at.seq(), r.seq);
 }

@@ -84,7 +84,7 @@ async fn append(
                 return Ok(Json(Receipt {
                     seq: r.seq,
                     time_ns: r.timestamp_ns.to_string(),
-                    hash: wormlog::format::hex(&r.hash),
+                    hash: wormlog::format::hex(r.hash),
                 }))
             }
             Err(Error::Poisoned { .. }) if attempt == 0 => app.reopen(&log).await.map_err(fail)?,

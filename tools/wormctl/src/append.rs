@@ -106,7 +106,7 @@ fn commit(log: &Log, batch: &[Vec<u8>], out: &mut Out) -> Result<(), Fail> {
             serde_json::json!({
                 "seq": r.seq,
                 "time_ns": r.timestamp_ns.to_string(),
-                "hash": hex(&r.hash),
+                "hash": hex(r.hash),
             })
             .to_string(),
         )?;

@@ -421,7 +421,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
         );
     }
     let head = log.head();
-    say!(out, "  head: seq {} hash {}", head.seq, hex(&head.hash));
+    say!(out, "  head: seq {} hash {}", head.seq, hex(head.hash));
     let start = Instant::now();
     let mid = log.get(head.seq / 2)?;
     let get_us = start.elapsed().as_secs_f64() * 1e6;

@@ -13,8 +13,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use wormlog::format::merkle::{leaf_hash, parse_leaf_data, TreeHash, LEAF_DATA_LEN};
+use wormlog::format::merkle::{leaf_hash, parse_leaf_data, LEAF_DATA_LEN};
 use wormlog::format::{hex, unhex};
+use wormlog::Hash;
 use wormlog::{Checkpoint, CheckpointKey, ConsistencyProof, InclusionProof};
 
 #[derive(clap::Args)]
@@ -77,18 +78,16 @@ pub struct ExportArgs {
     access: crate::access::AccessArgs,
 }
 
-fn hashes_json(h: &[TreeHash]) -> Value {
+fn hashes_json(h: &[Hash]) -> Value {
     Value::Array(h.iter().map(|x| Value::String(hex(x))).collect())
 }
 
-fn unhex32(v: &Value, what: &str) -> Result<TreeHash, Fail> {
+fn unhex32(v: &Value, what: &str) -> Result<Hash, Fail> {
     let s = v
         .as_str()
         .ok_or_else(|| Fail::usage(format!("proof file: `{what}` is not a string")))?;
-    let bytes = unhex(s).ok_or_else(|| Fail::usage(format!("proof file: `{what}` is not hex")))?;
-    bytes
-        .try_into()
-        .map_err(|_| Fail::usage(format!("proof file: `{what}` is not 32 bytes")))
+    s.parse()
+        .map_err(|e| Fail::usage(format!("proof file: `{what}`: {e}")))
 }
 
 fn u64_of(v: &Value, what: &str) -> Result<u64, Fail> {
@@ -96,7 +95,7 @@ fn u64_of(v: &Value, what: &str) -> Result<u64, Fail> {
         .ok_or_else(|| Fail::usage(format!("proof file: `{what}` is not a number")))
 }
 
-fn hashes_of(v: &Value) -> Result<Vec<TreeHash>, Fail> {
+fn hashes_of(v: &Value) -> Result<Vec<Hash>, Fail> {
     let arr = v
         .as_array()
         .ok_or_else(|| Fail::usage("proof file: `hashes` is not a list"))?;
@@ -107,7 +106,7 @@ fn hashes_of(v: &Value) -> Result<Vec<TreeHash>, Fail> {
 }
 
 /// The tree root a checkpoint signed, or an error saying it has none.
-fn root_of(cp: &Checkpoint, path: &Path) -> Result<TreeHash, Fail> {
+fn root_of(cp: &Checkpoint, path: &Path) -> Result<Hash, Fail> {
     cp.tree_root.ok_or_else(|| {
         Fail::usage(format!(
             "{}: a checkpoint without a Merkle tree root (origin without /v2)",
@@ -128,8 +127,8 @@ pub fn prove(a: ProveArgs) -> Result<(), Fail> {
                     "the log's tree of {} records has root {}, the checkpoint says {}: \
                      the log was rewritten",
                     checkpoint.seq,
-                    hex(&now.root),
-                    hex(&root)
+                    hex(now.root),
+                    hex(root)
                 )));
             }
             (checkpoint.seq, root)
@@ -154,12 +153,12 @@ pub fn prove(a: ProveArgs) -> Result<(), Fail> {
     if a.json {
         out.json(&json!({
             "type": "inclusion",
-            "log_id": hex(&log.log_id()),
+            "log_id": hex(log.log_id()),
             "seq": proof.seq,
             "tree_size": proof.tree_size,
-            "root": hex(&root),
-            "leaf_data": hex(&proof.leaf),
-            "leaf_hash": hex(&leaf_hash(&proof.leaf)),
+            "root": hex(root),
+            "leaf_data": hex(proof.leaf),
+            "leaf_hash": hex(leaf_hash(&proof.leaf)),
             "hashes": hashes_json(&proof.hashes),
             "record": {
                 "seq": record.seq(),
@@ -168,7 +167,7 @@ pub fn prove(a: ProveArgs) -> Result<(), Fail> {
                 "kind_byte": record.kind() as u8,
                 "payload_base64": B64.encode(record.payload()),
                 "chain_hash": hex(record.hash()),
-                "prev_chain_hash": hex(&prev),
+                "prev_chain_hash": hex(prev),
             },
         }))?;
     } else {
@@ -179,9 +178,9 @@ pub fn prove(a: ProveArgs) -> Result<(), Fail> {
             record.kind().name(),
             out::terminal_text(&String::from_utf8_lossy(record.payload()))
         ))?;
-        out.line(format!("leaf data  {}", hex(&proof.leaf)))?;
+        out.line(format!("leaf data  {}", hex(proof.leaf)))?;
         out.line(format!("tree size  {}", proof.tree_size))?;
-        out.line(format!("root       {}", hex(&root)))?;
+        out.line(format!("root       {}", hex(root)))?;
         out.line(format!(
             "proof      {} hashes, nearest the leaf first",
             proof.hashes.len()
@@ -209,7 +208,7 @@ pub fn check_proof(a: CheckProofArgs) -> Result<(), Fail> {
         hashes: hashes_of(&v["hashes"])?,
     };
     let bad = |why: String| Err(Fail::tampered(format!("the proof does not hold: {why}")));
-    if hex(&cp.log_id) != v["log_id"].as_str().unwrap_or("") {
+    if hex(cp.log_id) != v["log_id"].as_str().unwrap_or("") {
         return bad("it is for another log".into());
     }
     if proof.tree_size != cp.seq {
@@ -247,7 +246,7 @@ pub fn check_proof(a: CheckProofArgs) -> Result<(), Fail> {
         proof.seq,
         proof.seq - 1,
         proof.tree_size,
-        hex(&root),
+        hex(root),
         if r.is_null() {
             "leaf only"
         } else {
@@ -300,20 +299,20 @@ pub fn consistency(a: ConsistencyArgs) -> Result<(), Fail> {
     if a.json {
         out.json(&json!({
             "type": "consistency",
-            "log_id": hex(&old.log_id),
+            "log_id": hex(old.log_id),
             "old_size": proof.old_size,
             "new_size": proof.new_size,
-            "old_root": hex(&old_root),
-            "new_root": hex(&new_root),
+            "old_root": hex(old_root),
+            "new_root": hex(new_root),
             "hashes": hashes_json(&proof.hashes),
         }))?;
     } else {
         out.line(format!(
             "consistent: the tree of {} records (root {}) extends the tree of {} (root {})",
             new.seq,
-            hex(&new_root),
+            hex(new_root),
             old.seq,
-            hex(&old_root)
+            hex(old_root)
         ))?;
         out.line(format!("proof      {} hashes", proof.hashes.len()))?;
         for h in &proof.hashes {

@@ -158,7 +158,7 @@ fn verify_checkpoints(
             "{url}: record {} has chain hash {}, the checkpoint says {}",
             cp.seq,
             wormlog::format::hex(rec.hash()),
-            wormlog::format::hex(&cp.hash)
+            wormlog::format::hex(cp.hash)
         )));
     }
     if let Some(root) = cp.tree_root {

@@ -205,7 +205,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
                     "bytes_on_disk": s.bytes_on_disk,
                     "bytes_uncompressed": s.bytes_uncompressed,
                     "ratio": ratio(s),
-                    "last_hash": hex(&s.last_hash),
+                    "last_hash": hex(s.last_hash),
                 })
             })
             .collect();
@@ -215,15 +215,15 @@ pub fn run(a: Args) -> Result<(), Fail> {
                 json!({
                     "time": out::rfc3339(e.time_ns),
                     "first_seq": e.first_seq,
-                    "prev_hash": hex(&e.prev_hash),
+                    "prev_hash": hex(e.prev_hash),
                     "dropped_segments": e.dropped.iter().map(|d| d.segment).collect::<Vec<_>>(),
                 })
             })
             .collect();
         return out.json(&json!({
             "dir": a.dir.display().to_string(),
-            "log_id": hex(&log.log_id()),
-            "head": {"seq": head.seq, "hash": hex(&head.hash), "time": out::rfc3339(head.timestamp_ns)},
+            "log_id": hex(log.log_id()),
+            "head": {"seq": head.seq, "hash": hex(head.hash), "time": out::rfc3339(head.timestamp_ns)},
             "segments": segments,
             "totals": {"segments": rows.len(), "records": records, "bytes_on_disk": on_disk, "bytes_uncompressed": raw},
             "anchor": anchor_json,
@@ -240,7 +240,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
     }
     out.line(format!(
         "log {}  in {}",
-        hex(&log.log_id()),
+        hex(log.log_id()),
         out::path_text(&a.dir)
     ))?;
     out.line(format!(
@@ -275,7 +275,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
             out::size(s.bytes_on_disk),
             out::size(s.bytes_uncompressed),
             ratio(s),
-            &hex(&s.last_hash)[..16],
+            &hex(s.last_hash)[..16],
         ))?;
     }
     out.line(format!(
@@ -290,7 +290,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
         "head: seq {} at {}, chain hash {}",
         head.seq,
         out::rfc3339(head.timestamp_ns),
-        hex(&head.hash)
+        hex(head.hash)
     ))?;
     match anchor.last() {
         None => out.line("anchor: none (retention has dropped nothing; the chain starts at the genesis hash)")?,
@@ -298,7 +298,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
             "anchor: {} retention run(s) dropped {dropped_segments} segment(s); the log continues at seq {} from {}",
             anchor.len(),
             e.first_seq,
-            hex(&e.prev_hash)
+            hex(e.prev_hash)
         ))?,
     }
     match hold {

@@ -184,7 +184,7 @@ fn newest_log_id(dir: &Path) -> Result<Found, Fail> {
 /// holds another log than the one followed; counts a directory without
 /// segment files in `empty`, ending when that persists.
 fn check_followed(dir: &Path, f: &Followed, empty: &mut u32) -> Result<(), Fail> {
-    let was = hex(&f.log_id);
+    let was = hex(f.log_id);
     let shown = out::path_text(dir);
     let removed = || {
         Err(Fail::usage(format!(
@@ -207,7 +207,7 @@ fn check_followed(dir: &Path, f: &Followed, empty: &mut u32) -> Result<(), Fail>
         Found::Gone => removed(),
         Found::Log(id) if id != f.log_id => Err(Fail::usage(format!(
             "{shown}: {how} now holds another log, {}, not log {was} that was being followed",
-            hex(&id)
+            hex(id)
         ))),
         Found::Log(_) if replaced => Err(Fail::usage(format!(
             "{shown}: {how}, holding log {was} again (a copy?); run tail again to follow it there"

@@ -198,9 +198,9 @@ fn summary(
             "records": r.records,
             "bytes": r.bytes,
             "first_seq": r.first_seq,
-            "start_hash": hex(&r.start_hash),
+            "start_hash": hex(r.start_hash),
             "head_seq": r.head.seq,
-            "head_hash": hex(&r.head.hash),
+            "head_hash": hex(r.head.hash),
             "head_time": out::rfc3339(r.head.timestamp_ns),
             "seconds": secs,
             "foreign_files": out::paths_json(foreign),
@@ -209,7 +209,7 @@ fn summary(
         });
         if let Some(s) = &r.sealing {
             v["sealing"] = serde_json::json!({
-                "key_id": hex(&s.key_id),
+                "key_id": hex(s.key_id),
                 "checked": s.checked,
                 "sealed_through_epoch": s.sealed_through_epoch,
                 "sealed_through_seq": s.sealed_through_seq,
@@ -220,7 +220,7 @@ fn summary(
         }
         if let Some((cp, key)) = checkpoint {
             v["checkpoint"] = serde_json::json!({
-                "seq": cp.seq, "hash": hex(&cp.hash), "signed_by": key.name(), "held": true,
+                "seq": cp.seq, "hash": hex(cp.hash), "signed_by": key.name(), "held": true,
             });
         }
         return out.json(&v);
@@ -237,9 +237,9 @@ fn summary(
     ))?;
     out.line(format!(
         "   chain from {} at seq {} to head {} ({})",
-        hex(&r.start_hash),
+        hex(r.start_hash),
         r.first_seq.saturating_sub(1),
-        hex(&r.head.hash),
+        hex(r.head.hash),
         out::rfc3339(r.head.timestamp_ns)
     ))?;
     if !foreign.is_empty() {
@@ -264,7 +264,7 @@ fn summary(
         Some((cp, key)) => out.line(format!(
             "   holds checkpoint seq {} hash {} signed by {} unchanged",
             cp.seq,
-            hex(&cp.hash),
+            hex(cp.hash),
             key.name()
         ))?,
         None if r.sealing.as_ref().is_some_and(|s| s.checked) => out.line(
@@ -285,7 +285,7 @@ fn sealing_line(s: &wormlog::SealingReport) -> String {
     if !s.checked {
         return format!(
             "   forward-secure sealing under key {}: not checked (give --verify-key)",
-            hex(&s.key_id)
+            hex(s.key_id)
         );
     }
     match (

@@ -128,7 +128,7 @@ fn stat_shows_every_segment_and_its_json_matches_the_log() {
     let o = wormctl(&["stat", "--json", p(dir.path())]);
     expect_code(&o, 0);
     let v = &json_lines(&o)[0];
-    assert_eq!(v["log_id"], hex(&log.log_id()));
+    assert_eq!(v["log_id"], hex(log.log_id()));
     assert_eq!(v["segments"].as_array().unwrap().len(), segs.len());
     assert_eq!(v["durability"]["mode"], "sync");
     assert_eq!(v["totals"]["records"], records.len() as u64);
@@ -138,7 +138,7 @@ fn stat_shows_every_segment_and_its_json_matches_the_log() {
         assert_eq!(j["first_seq"], s.first_seq);
         assert_eq!(j["last_seq"], s.last_seq);
         assert_eq!(j["bytes_on_disk"], s.bytes_on_disk);
-        assert_eq!(j["last_hash"], hex(&s.last_hash));
+        assert_eq!(j["last_hash"], hex(s.last_hash));
     }
 }
 
@@ -865,7 +865,7 @@ fn tail_follow_exits_2_when_the_log_directory_is_removed() {
         err.starts_with("wormctl: ") && err.contains("was removed"),
         "{err}"
     );
-    assert!(err.contains(&hex(&id)), "{err}");
+    assert!(err.contains(&hex(id)), "{err}");
 }
 
 #[test]
@@ -885,7 +885,7 @@ fn tail_follow_exits_2_when_the_directory_holds_another_log() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("removed and made anew"), "{err}");
     assert!(
-        err.contains(&hex(&second)) && err.contains(&hex(&first)),
+        err.contains(&hex(second)) && err.contains(&hex(first)),
         "{err}"
     );
     // The same directory emptied and given a new log.
@@ -899,10 +899,10 @@ fn tail_follow_exits_2_when_the_directory_holds_another_log() {
     });
     assert_eq!(code, Some(2), "{err}");
     assert!(
-        err.contains(&format!("now holds another log, {}", hex(&third))),
+        err.contains(&format!("now holds another log, {}", hex(third))),
         "{err}"
     );
-    assert!(err.contains(&hex(&second)), "{err}");
+    assert!(err.contains(&hex(second)), "{err}");
 }
 
 #[test]
