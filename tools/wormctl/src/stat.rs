@@ -5,6 +5,7 @@
 use crate::fail::Fail;
 use crate::out::{self, Out};
 use serde_json::json;
+use std::ops::RangeBounds;
 use std::path::PathBuf;
 use wormlog::format::hex;
 use wormlog::{Durability, Log, RecordKind, SegmentInfo, SystemEvent};
@@ -16,6 +17,11 @@ pub struct Args {
     /// One JSON object instead of the table.
     #[arg(long)]
     json: bool,
+    /// Count the access records too. This reads every engine record of
+    /// the log (all segments); without it stat looks only as far back as
+    /// the newest access record.
+    #[arg(long)]
+    accesses: bool,
 }
 
 struct Row {
@@ -150,19 +156,42 @@ fn durability_json(found: &Option<DurabilityRecord>) -> serde_json::Value {
 /// The last access record: seq, time, who, what, why.
 type Access = (u64, u64, String, String, String);
 
-/// How many access records the log holds, and the last (a scan of its
-/// engine records).
-fn accesses(log: &Log) -> Result<(u64, Option<Access>), Fail> {
-    let mut count = 0;
-    let mut last = None;
-    for r in log.read(..)?.system_only() {
+/// The access records of seqs `range`, in order.
+fn accesses_in(log: &Log, range: impl RangeBounds<u64>) -> Result<Vec<Access>, Fail> {
+    let mut found = Vec::new();
+    // Engine records only: user records may be large and are not read.
+    for r in log.read(range)?.system_only() {
         let r = r?;
+        if r.kind() != RecordKind::Accessed {
+            continue;
+        }
         if let Some(Ok(SystemEvent::Accessed { who, what, why })) = r.system_event() {
-            count += 1;
-            last = Some((r.seq(), r.timestamp(), who, what, why));
+            found.push((r.seq(), r.timestamp(), who, what, why));
         }
     }
-    Ok((count, last))
+    Ok(found)
+}
+
+/// How many access records the log holds (`None` unless `count`), and the
+/// last. The last is searched newest segment first and the search stops
+/// at the first segment that has one, so on a log that is read now and
+/// then stat reads one or two segments, not the log; only counting reads
+/// every segment (and so does a log that was never read under `--as`).
+fn accesses(log: &Log, rows: &[Row], count: bool) -> Result<(Option<u64>, Option<Access>), Fail> {
+    if count {
+        let all = accesses_in(log, ..)?;
+        return Ok((Some(all.len() as u64), all.into_iter().last()));
+    }
+    for row in rows.iter().rev() {
+        let s = &row.info;
+        if s.records() == 0 {
+            continue;
+        }
+        if let Some(last) = accesses_in(log, s.first_seq..=s.last_seq)?.pop() {
+            return Ok((None, Some(last)));
+        }
+    }
+    Ok((None, None))
 }
 
 fn ratio(s: &SegmentInfo) -> f64 {
@@ -185,7 +214,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
     });
     let dropped_segments: usize = anchor.iter().map(|e| e.dropped.len()).sum();
     let found = durability_record(&log, &rows)?;
-    let accesses = accesses(&log)?;
+    let accesses = accesses(&log, &rows, a.accesses)?;
     let durability = durability_text(&found);
     let mut out = Out::new();
     if a.json {
@@ -232,6 +261,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
             "foreign_files": out::paths_json(&foreign),
             "accesses": {
                 "count": accesses.0,
+                "counted": accesses.0.is_some(),
                 "last": accesses.1.as_ref().map(|(seq, ns, who, what, why)| json!({
                     "seq": seq, "time": out::rfc3339(*ns), "who": who, "what": what, "why": why,
                 })),
@@ -309,11 +339,14 @@ pub fn run(a: Args) -> Result<(), Fail> {
         None => out.line("legal hold: none")?,
     }
     out.line(format!("durability: {durability}"))?;
+    let counted = match accesses.0 {
+        Some(n) => format!("{n}; "),
+        None => String::new(),
+    };
     match &accesses.1 {
         None => out.line("accesses recorded: none (dump --as NAME records one)")?,
         Some((seq, ns, who, what, why)) => out.line(format!(
-            "accesses recorded: {}; the last by {} at {} (seq {seq}): {}{}",
-            accesses.0,
+            "accesses recorded: {counted}the last by {} at {} (seq {seq}): {}{}{}",
             out::terminal_text(&format!("{who:?}")),
             out::rfc3339_seconds(*ns),
             out::terminal_text(what),
@@ -321,6 +354,11 @@ pub fn run(a: Args) -> Result<(), Fail> {
                 String::new()
             } else {
                 format!(", because {}", out::terminal_text(why))
+            },
+            if accesses.0.is_none() {
+                " (stat --accesses counts them)"
+            } else {
+                ""
             }
         ))?,
     }

@@ -2167,13 +2167,13 @@ fn dump_as_a_name_records_the_access_in_the_log_and_stat_shows_it() {
         event.contains("auditor") && event.contains("--grep") && event.contains("ticket 7"),
         "{event}"
     );
-    let o = wormctl(&["stat", p(dir.path())]);
+    let o = wormctl(&["stat", "--accesses", p(dir.path())]);
     assert!(
         stdout(&o).contains("accesses recorded: 1; the last by \"auditor\""),
         "{}",
         stdout(&o)
     );
-    let o = wormctl(&["stat", "--json", p(dir.path())]);
+    let o = wormctl(&["stat", "--json", "--accesses", p(dir.path())]);
     assert_eq!(json_lines(&o)[0]["accesses"]["count"], 1);
     // The access is in the chain: the log still verifies.
     expect_code(&wormctl(&["verify", p(dir.path())]), 0);
@@ -2181,9 +2181,44 @@ fn dump_as_a_name_records_the_access_in_the_log_and_stat_shows_it() {
     let out = tempfile::tempdir().unwrap();
     let o = wormctl(&["export-tlog", p(dir.path()), p(out.path()), "--as", "ci"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let o = wormctl(&["stat", "--json", p(dir.path())]);
+    let o = wormctl(&["stat", "--json", "--accesses", p(dir.path())]);
     assert_eq!(json_lines(&o)[0]["accesses"]["count"], 2);
     assert_eq!(json_lines(&o)[0]["accesses"]["last"]["who"], "ci");
+}
+
+#[test]
+fn stat_finds_the_last_access_in_an_older_segment_and_counts_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 10);
+    let o = wormctl(&["dump", "--as", "early-auditor", p(dir.path())]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // Later segments with no access record: the newest-first search must
+    // go back past them to find it.
+    for _ in 0..3 {
+        let log = Log::open(dir.path(), Options::default()).unwrap();
+        log.append(b"later").unwrap();
+        log.seal().unwrap();
+        log.close().unwrap();
+    }
+    let segments = Log::open_read_only(dir.path(), Options::default())
+        .unwrap()
+        .segments()
+        .unwrap();
+    assert!(segments.len() >= 4, "{} segments", segments.len());
+    let o = wormctl(&["stat", "--json", p(dir.path())]);
+    let v = &json_lines(&o)[0]["accesses"];
+    assert_eq!(v["last"]["who"], "early-auditor", "{v}");
+    assert_eq!(v["count"], Value::Null, "not counted unless asked: {v}");
+    assert_eq!(v["counted"], false);
+    let o = wormctl(&["stat", p(dir.path())]);
+    assert!(
+        stdout(&o).contains("the last by \"early-auditor\"")
+            && stdout(&o).contains("stat --accesses counts them"),
+        "{}",
+        stdout(&o)
+    );
+    let o = wormctl(&["stat", "--json", "--accesses", p(dir.path())]);
+    assert_eq!(json_lines(&o)[0]["accesses"]["count"], 1);
 }
 
 #[test]
@@ -2196,6 +2231,6 @@ fn an_access_while_a_writer_holds_the_log_is_said_to_go_unrecorded() {
     assert!(stderr(&o).contains("access NOT recorded"), "{}", stderr(&o));
     assert!(stdout(&o).contains("patients/"), "the dump still printed");
     drop(writer);
-    let o = wormctl(&["stat", "--json", p(dir.path())]);
+    let o = wormctl(&["stat", "--json", "--accesses", p(dir.path())]);
     assert_eq!(json_lines(&o)[0]["accesses"]["count"], 0);
 }
