@@ -407,7 +407,8 @@ fn record(dir: &Path, o: &ShippedObject) -> Result<()> {
 
 /// What the log directory has to ship: its sealed files, oldest first,
 /// and the anchor file at its current length (each length a new object,
-/// `wormlog.anchor.<bytes>`: the file only grows).
+/// `wormlog.anchor.<bytes>`: the file only grows) up to its last whole
+/// entry.
 fn to_ship(dir: &Path) -> Result<Vec<(String, PathBuf, Option<u64>)>> {
     let mut sealed = Vec::new();
     for e in std::fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))? {
@@ -423,10 +424,33 @@ fn to_ship(dir: &Path) -> Result<Vec<(String, PathBuf, Option<u64>)>> {
         .map(|(_, name, p)| (name, p, None))
         .collect();
     let anchor = dir.join(ANCHOR_FILE);
-    if let Ok(m) = std::fs::metadata(&anchor) {
-        out.push((format!("{ANCHOR_FILE}.{}", m.len()), anchor, Some(m.len())));
+    match std::fs::read(&anchor) {
+        Ok(bytes) => {
+            if let Some(len) = whole_entries_len(&bytes) {
+                let len = len as u64;
+                out.push((format!("{ANCHOR_FILE}.{len}"), anchor, Some(len)));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("read", &anchor, e)),
     }
     Ok(out)
+}
+
+/// How many leading bytes of an anchor file are its header and whole,
+/// checked entries; `None` while the header itself is incomplete or not
+/// an anchor's. The shipper reads the file while the writer's retention
+/// may be appending an entry (written, then synced): a torn entry must
+/// not become an object, since a lock would keep it for years and restore
+/// would refuse it. The writer's own open cuts such a tail; the shipper
+/// only leaves it out, and ships the longer file on a later run.
+fn whole_entries_len(bytes: &[u8]) -> Option<usize> {
+    crate::format::decode_anchor_header(bytes).ok()?;
+    let mut at = crate::format::ANCHOR_HEADER_LEN;
+    while let Ok(Some((_, len))) = crate::format::AnchorEntry::decode(&bytes[at..]) {
+        at += len;
+    }
+    Some(at)
 }
 
 /// A step of a shipping run, as `ship_observed` reports it.
@@ -474,6 +498,17 @@ pub fn ship_observed(
         }
         let mut bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
         if let Some(len) = len {
+            // The anchor only grows, and only by whole entries past `len`.
+            if (bytes.len() as u64) < len {
+                return Err(Error::corrupt(
+                    &path,
+                    bytes.len() as u64,
+                    None,
+                    crate::error::Corruption::Anchor {
+                        detail: format!("the file shrank while being shipped (it had {len} bytes)"),
+                    },
+                ));
+            }
             bytes.truncate(len as usize);
         }
         step(ShipStep::Put(&key))?;
@@ -1297,6 +1332,45 @@ impl crate::options::Shipper for S3Target {
 
 #[cfg(test)]
 mod tests {
+    use crate::format::{
+        anchor_genesis, encode_anchor_header, AnchorEntry, DroppedSegment, Hash, ANCHOR_HEADER_LEN,
+    };
+
+    #[test]
+    fn an_anchor_entry_being_appended_is_left_out_of_the_shipped_length() {
+        let id = [5u8; 16];
+        let entry = |n: u64, prev: Hash| AnchorEntry {
+            time_ns: 1_000 + n,
+            first_seq: 10 * n,
+            prev_hash: Hash::from_bytes([n as u8; 32]),
+            prev_entry_hash: prev,
+            dropped: vec![DroppedSegment {
+                segment: n,
+                first_seq: 10 * n - 9,
+                last_seq: 10 * n - 1,
+                last_hash: Hash::from_bytes([n as u8; 32]),
+            }],
+        };
+        let first = entry(1, anchor_genesis(&id));
+        let second = entry(2, first.hash()).encode();
+        let mut file = encode_anchor_header(&id).to_vec();
+        assert_eq!(super::whole_entries_len(&file), Some(ANCHOR_HEADER_LEN));
+        file.extend_from_slice(&first.encode());
+        let whole = file.len();
+        // Every cut of the next entry, as a reader racing the writer sees.
+        for cut in 0..second.len() {
+            let mut torn = file.clone();
+            torn.extend_from_slice(&second[..cut]);
+            assert_eq!(super::whole_entries_len(&torn), Some(whole), "cut at {cut}");
+        }
+        file.extend_from_slice(&second);
+        assert_eq!(super::whole_entries_len(&file), Some(file.len()));
+        // A header still being written is nothing to ship.
+        for cut in 0..ANCHOR_HEADER_LEN {
+            assert_eq!(super::whole_entries_len(&file[..cut]), None, "cut at {cut}");
+        }
+    }
+
     #[test]
     fn md5_matches_rfc_1321_vectors() {
         let hex = |b: [u8; 16]| crate::format::hex(b);

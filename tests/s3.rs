@@ -472,6 +472,25 @@ fn the_copy_restores_and_verifies_after_the_local_directory_is_destroyed() {
     let last_sealed = last_sealed_seq(&log);
     kept.retain(|(seq, _)| *seq <= last_sealed);
     log.close().unwrap();
+    // A retention run caught halfway through appending its anchor entry:
+    // the shipper leaves the torn entry out rather than lock it in a copy.
+    let anchor = dir.join("wormlog.anchor");
+    let whole = std::fs::metadata(&anchor).unwrap().len();
+    let mut torn = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&anchor)
+        .unwrap();
+    std::io::Write::write_all(&mut torn, &[0x98, 0, 0, 0, 1, 2, 3]).unwrap();
+    drop(torn);
+    let again = ship::ship(&dir, &t, None).unwrap();
+    assert!(again.uploaded.is_empty(), "{again:?}");
+    assert!(again.adopted.is_empty(), "{again:?}");
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&anchor)
+        .unwrap();
+    f.set_len(whole).unwrap();
+    drop(f);
     let c = ship::compare_local(&dir, &t).unwrap();
     assert!(c.matching >= 2, "{c:?}");
     std::fs::remove_dir_all(&dir).unwrap();
