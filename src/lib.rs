@@ -43,9 +43,10 @@
 //    barrier    group commit's leader/follower hand-off; knows no file
 //    task       blocking work on the engine's threads for async callers
 //    writer     encodes, writes, syncs, rolls and publishes a group
-// 7. read, merkle, seal, retention, recovery, verify, segment_file, ship, json
-//               the operations, each on the layers below (ship: feature s3;
-//               json: typed events and the JSON-lines schema, feature serde)
+// 7. read, merkle, seal, retention, recovery, verify, segment_file, s3_config, ship, json
+//               the operations, each on the layers below (s3_config: the AWS
+//               environment and profiles; ship: feature s3; json: typed
+//               events and the JSON-lines schema, feature serde)
 // 8. log        the public handle: API and thread wiring only
 mod anchor;
 mod barrier;
@@ -62,6 +63,8 @@ mod permissions;
 mod read;
 mod recovery;
 mod retention;
+#[cfg(feature = "s3")]
+mod s3_config;
 mod seal;
 mod sealed;
 mod segment;

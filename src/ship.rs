@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::format::names::{parse_sealed_file_name, ANCHOR_FILE, SHIP_LOCK_FILE, SHIP_STATE_FILE};
 use crate::format::RetentionRule;
 use crate::format::{hex, Hash};
+pub use crate::s3_config::S3Overrides;
 use crate::verify::verify_file;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -61,30 +62,30 @@ fn remote(op: &'static str, what: impl std::fmt::Display, detail: impl std::fmt:
 }
 
 impl S3Target {
-    /// `s3://bucket/prefix`, with the endpoint, region and credentials from
-    /// the standard AWS environment: `AWS_ENDPOINT_URL` (default
-    /// `https://s3.amazonaws.com`; path-style addressing, which AWS and
-    /// S3-compatible servers all take), `AWS_REGION` (default `us-east-1`),
-    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`.
+    /// `s3://bucket/prefix`, with the endpoint, region and credentials
+    /// found as the AWS CLI finds them: the environment (`AWS_ENDPOINT_URL_S3`
+    /// or `AWS_ENDPOINT_URL`, `AWS_REGION` or `AWS_DEFAULT_REGION`,
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`),
+    /// then the profile `AWS_PROFILE` (else `default`) in `~/.aws/config`
+    /// and `~/.aws/credentials` (or `AWS_CONFIG_FILE`,
+    /// `AWS_SHARED_CREDENTIALS_FILE`): its `region`, `endpoint_url` and
+    /// static keys. The region defaults to `us-east-1` and the endpoint to
+    /// AWS's for the region. Addressing is path-style, which AWS and
+    /// S3-compatible servers all take.
     pub fn from_env(url: &str) -> Result<S3Target> {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let endpoint = var("AWS_ENDPOINT_URL").unwrap_or_else(|| "https://s3.amazonaws.com".into());
-        let region = var("AWS_REGION").unwrap_or_else(|| "us-east-1".into());
-        let (key, secret) = match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
-            (Some(k), Some(s)) => (k, s),
-            _ => {
-                return Err(remote(
-                    "configure",
-                    url,
-                    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set",
-                ))
-            }
+        S3Target::from_env_with(url, &S3Overrides::default())
+    }
+
+    /// As `from_env`, with what `over` sets taking precedence (the AWS
+    /// CLI's `--profile`, `--endpoint-url` and `--region`; a profile named
+    /// here also wins over keys in the environment).
+    pub fn from_env_with(url: &str, over: &S3Overrides) -> Result<S3Target> {
+        let r = crate::s3_config::from_process(url, over)?;
+        let credentials = match r.token {
+            Some(t) => Credentials::new_with_token(r.key, r.secret, t),
+            None => Credentials::new(r.key, r.secret),
         };
-        let credentials = match var("AWS_SESSION_TOKEN") {
-            Some(t) => Credentials::new_with_token(key, secret, t),
-            None => Credentials::new(key, secret),
-        };
-        S3Target::new(url, &endpoint, &region, credentials)
+        S3Target::new(url, &r.endpoint, &r.region, credentials)
     }
 
     /// As `from_env`, with everything given.

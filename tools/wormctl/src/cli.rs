@@ -14,6 +14,22 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// For s3:// URLs: the AWS profile to read from ~/.aws/config and
+    /// ~/.aws/credentials (else AWS_PROFILE, else default); its keys win
+    /// over those in the environment.
+    #[cfg(feature = "s3")]
+    #[arg(long, global = true, value_name = "NAME", help_heading = "S3")]
+    profile: Option<String>,
+    /// For s3:// URLs: the endpoint (else AWS_ENDPOINT_URL_S3,
+    /// AWS_ENDPOINT_URL, the profile's endpoint_url, else AWS's).
+    #[cfg(feature = "s3")]
+    #[arg(long, global = true, value_name = "URL", help_heading = "S3")]
+    endpoint_url: Option<String>,
+    /// For s3:// URLs: the region (else AWS_REGION, AWS_DEFAULT_REGION, the
+    /// profile's region, else us-east-1).
+    #[cfg(feature = "s3")]
+    #[arg(long, global = true, value_name = "REGION", help_heading = "S3")]
+    region: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -102,6 +118,12 @@ fn man() -> Result<(), crate::fail::Fail> {
 pub fn main() -> ExitCode {
     // clap prints help and version (exit 0) and usage errors (exit 2) itself.
     let cli = Cli::parse();
+    #[cfg(feature = "s3")]
+    crate::ship::set_overrides(wormlog::ship::S3Overrides {
+        profile: cli.profile,
+        endpoint: cli.endpoint_url,
+        region: cli.region,
+    });
     let result = match cli.command {
         Command::Stat(a) => crate::stat::run(a),
         Command::Dump(a) => crate::dump::run(a),

@@ -2,14 +2,28 @@
 //! files and anchor to an S3 bucket under Object Lock (format-spec.md §15);
 //! `wormctl verify s3://bucket/prefix [--state DIR]` checks the copy alone,
 //! `wormctl verify DIR --remote s3://…` checks the log against it, and
-//! `wormctl restore s3://… DIR` brings it back. Endpoint, region and credentials come from the standard AWS
-//! environment (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID,
-//! AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN).
+//! `wormctl restore s3://… DIR` brings it back. Endpoint, region and
+//! credentials come from `--endpoint-url`, `--region` and `--profile`, then
+//! the standard AWS environment and profiles (`S3Target::from_env_with`).
 
 use crate::fail::Fail;
 use crate::out::{self, Out};
 use std::path::{Path, PathBuf};
-use wormlog::ship::{self, LockMode, S3Target};
+use std::sync::OnceLock;
+use wormlog::ship::{self, LockMode, S3Overrides, S3Target};
+
+/// The global `--profile`, `--endpoint-url` and `--region`.
+static OVERRIDES: OnceLock<S3Overrides> = OnceLock::new();
+
+pub fn set_overrides(o: S3Overrides) {
+    // Set once, before any command runs.
+    let _ = OVERRIDES.set(o);
+}
+
+/// The bucket at `url` as the flags, the environment and the profile say.
+fn target(url: &str) -> Result<S3Target, wormlog::Error> {
+    S3Target::from_env_with(url, OVERRIDES.get_or_init(S3Overrides::default))
+}
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -49,9 +63,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
     } else {
         LockMode::Compliance
     };
-    let mut target = S3Target::from_env(&a.to)
-        .map_err(Fail::usage)?
-        .lock_mode(mode);
+    let mut target = target(&a.to).map_err(Fail::usage)?.lock_mode(mode);
     if let Some(t) = a.retain_until {
         target = target.retain_until(t);
     }
@@ -82,7 +94,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
 /// record of what it shipped (`--state DIR`); with `--pubkey`, also the
 /// checkpoint notes shipped beside it.
 pub fn verify(url: &str, state: Option<&Path>, pubkey: Option<&Path>) -> Result<(), Fail> {
-    let target = S3Target::from_env(url).map_err(Fail::usage)?;
+    let target = target(url).map_err(Fail::usage)?;
     let r = ship::verify_remote(&target, state).map_err(remote_fail)?;
     let mut out = Out::new();
     if !r.shadowed.is_empty() {
@@ -180,7 +192,7 @@ fn verify_checkpoints(
 /// `wormctl verify DIR --remote s3://…`: the copy verifies with DIR's
 /// record, and DIR's files have the bytes of their copies.
 pub fn compare(dir: &Path, url: &str) -> Result<(), Fail> {
-    let target = S3Target::from_env(url).map_err(Fail::usage)?;
+    let target = target(url).map_err(Fail::usage)?;
     let c = ship::compare_local(dir, &target).map_err(remote_fail)?;
     if !c.remote.shadowed.is_empty() {
         return Err(Fail::tampered(format!(
@@ -215,7 +227,7 @@ pub struct RestoreArgs {
 /// `wormctl restore s3://bucket/prefix DIR`: the copy, verified as it comes
 /// in, then the restored log verified whole.
 pub fn restore(a: RestoreArgs) -> Result<(), Fail> {
-    let target = S3Target::from_env(&a.from).map_err(Fail::usage)?;
+    let target = target(&a.from).map_err(Fail::usage)?;
     let r = ship::restore(&target, &a.dir, a.state.as_deref()).map_err(remote_fail)?;
     let log =
         wormlog::Log::open_read_only(&a.dir, wormlog::Options::default()).map_err(Fail::log)?;
@@ -242,7 +254,7 @@ pub fn restore(a: RestoreArgs) -> Result<(), Fail> {
 /// The copy at `url`, restored (and so verified) into a temporary
 /// directory, for dump, stat and the other read-only commands.
 pub fn restore_to_temp(url: &str) -> Result<(tempfile::TempDir, ship::RemoteReport), Fail> {
-    let target = S3Target::from_env(url).map_err(Fail::usage)?;
+    let target = target(url).map_err(Fail::usage)?;
     let tmp = tempfile::tempdir().map_err(|e| Fail::io("temporary directory", e))?;
     let r = ship::restore(&target, tmp.path(), None).map_err(remote_fail)?;
     Ok((tmp, r))

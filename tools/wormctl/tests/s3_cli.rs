@@ -217,3 +217,82 @@ fn checkpoints_shipped_to_the_bucket_vouch_for_the_copy_and_a_forged_one_is_caug
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(&key_name), "names the forged note: {err}");
 }
+
+/// `wormctl` with no AWS variable at all but the config and credentials
+/// files given: what a machine set up with `aws configure` has.
+fn wormctl_with_profiles(args: &[&str], aws_dir: &std::path::Path) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_wormctl"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AWS_") {
+            c.env_remove(k);
+        }
+    }
+    c.args(args)
+        .env("AWS_CONFIG_FILE", aws_dir.join("config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", aws_dir.join("credentials"))
+        .env("HOME", aws_dir)
+        .output()
+        .expect("wormctl runs")
+}
+
+#[test]
+fn a_named_profile_from_the_aws_files_reaches_the_bucket_and_a_wrong_one_is_refused() {
+    let endpoint = endpoint();
+    let url = url_for("profiles", &endpoint);
+    let key = std::env::var("AWS_ACCESS_KEY_ID").expect(".ci/test sets the test keys");
+    let secret = std::env::var("AWS_SECRET_ACCESS_KEY").expect(".ci/test sets the test keys");
+    let aws = tempfile::tempdir().unwrap();
+    std::fs::write(
+        aws.path().join("config"),
+        format!("[profile archive]\nregion = us-east-1\nendpoint_url = {endpoint}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        aws.path().join("credentials"),
+        format!(
+            "[default]\naws_access_key_id = WRONG\naws_secret_access_key = wrong\n\n\
+             [archive]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n"
+        ),
+    )
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("log");
+    sealed_log(&dir, 200, |i| format!("event {i}"));
+    let d = dir.to_str().unwrap();
+    let o = wormctl_with_profiles(
+        &[
+            "ship",
+            d,
+            "--to",
+            &url,
+            "--retain-until",
+            "1d",
+            "--profile",
+            "archive",
+        ],
+        aws.path(),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = wormctl_with_profiles(
+        &["verify", &url, "--state", d, "--profile", "archive"],
+        aws.path(),
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // The default profile's keys are wrong: the server refuses them (the
+    // profile, not some leftover environment, is what was used above).
+    let o = wormctl_with_profiles(&["verify", &url, "--endpoint-url", &endpoint], aws.path());
+    assert_ne!(o.status.code(), Some(0), "wrong keys were accepted");
+    // A profile that is not there is a usage error naming it.
+    let o = wormctl_with_profiles(&["verify", &url, "--profile", "nope"], aws.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("\"nope\" is in neither"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

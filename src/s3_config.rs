@@ -1,0 +1,375 @@
+//! Where the S3 endpoint, region and credentials come from, read the way
+//! the AWS CLI and SDKs read them, so a machine already set up for `aws s3`
+//! needs nothing more: explicit overrides, then the environment, then the
+//! profile in the shared config and credentials files.
+//!
+//! Only static keys are read. A profile that gets its keys by running
+//! something (`credential_process`, SSO, an assumed role, web identity) is
+//! refused with the command that turns it into environment variables: the
+//! engine runs no programs and speaks to no STS.
+
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// Settings that take precedence over the environment and the profile, as
+/// the AWS CLI's `--profile`, `--endpoint-url` and `--region` do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct S3Overrides {
+    /// The profile to read (else `AWS_PROFILE`, else `default`).
+    pub profile: Option<String>,
+    /// The endpoint URL (else `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`, the
+    /// profile's `endpoint_url`, else AWS's endpoint for the region).
+    pub endpoint: Option<String>,
+    /// The region (else `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's
+    /// `region`, else `us-east-1`).
+    pub region: Option<String>,
+}
+
+/// What the sources resolved to.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Resolved {
+    pub endpoint: String,
+    pub region: String,
+    pub key: String,
+    pub secret: String,
+    pub token: Option<String>,
+    /// Where the keys came from, for messages (never the keys).
+    pub source: String,
+}
+
+impl std::fmt::Debug for Resolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolved")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+fn configure(what: impl std::fmt::Display, detail: impl std::fmt::Display) -> Error {
+    Error::Remote {
+        op: "configure",
+        what: what.to_string(),
+        detail: detail.to_string(),
+    }
+}
+
+/// The keys of section `[name]` of an INI file as the AWS CLI writes them
+/// (`key = value` lines, `#` and `;` comments); `None` if there is no
+/// such section. Nested `s3 =` blocks (indented lines) are skipped.
+fn section(text: &str, name: &str) -> Option<Vec<(String, String)>> {
+    let mut found = None;
+    let mut in_section = false;
+    for line in text.lines() {
+        let indented = line.starts_with([' ', '\t']);
+        let line = line.trim();
+        if line.is_empty() || line.starts_with(['#', ';']) {
+            continue;
+        }
+        if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            in_section = header.trim() == name;
+            if in_section {
+                found.get_or_insert_with(Vec::new);
+            }
+            continue;
+        }
+        if !in_section || indented {
+            continue;
+        }
+        if let Some((k, v)) = line.split_once('=') {
+            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_string());
+            if let Some(keys) = found.as_mut() {
+                keys.push((k, v));
+            }
+        }
+    }
+    found
+}
+
+fn get<'a>(keys: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    // A later line wins, as in the AWS CLI.
+    keys.iter()
+        .rev()
+        .find(|(k, v)| k == name && !v.is_empty())
+        .map(|(_, v)| v.as_str())
+}
+
+/// Settings that make a profile's keys come from somewhere wormlog does
+/// not go.
+const UNSUPPORTED: &[&str] = &[
+    "credential_process",
+    "sso_session",
+    "sso_start_url",
+    "role_arn",
+    "web_identity_token_file",
+];
+
+/// Resolves from `env` (a variable's value, if set and not empty) and
+/// `read` (a file's text, if it exists). Pure, so that the precedence is
+/// tested without touching the process's environment or home.
+pub(crate) fn resolve(
+    url: &str,
+    over: &S3Overrides,
+    env: &dyn Fn(&str) -> Option<String>,
+    read: &dyn Fn(&Path) -> Result<Option<String>>,
+) -> Result<Resolved> {
+    let home = env("HOME").map(PathBuf::from);
+    let file = |var: &str, default: &str| -> Option<PathBuf> {
+        env(var)
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".aws").join(default)))
+    };
+    let explicit_profile = over.profile.clone().or_else(|| env("AWS_PROFILE"));
+    let profile = explicit_profile.clone().unwrap_or_else(|| "default".into());
+    let config_path = file("AWS_CONFIG_FILE", "config");
+    let creds_path = file("AWS_SHARED_CREDENTIALS_FILE", "credentials");
+    let config_text = match &config_path {
+        Some(p) => read(p)?,
+        None => None,
+    };
+    let creds_text = match &creds_path {
+        Some(p) => read(p)?,
+        None => None,
+    };
+    // In the config file a profile's section is `[profile NAME]`, except
+    // the default's, which may be either; in the credentials file it is
+    // `[NAME]`.
+    let config = config_text.as_deref().and_then(|t| {
+        section(t, &format!("profile {profile}")).or_else(|| {
+            (profile == "default")
+                .then(|| section(t, "default"))
+                .flatten()
+        })
+    });
+    let creds = creds_text.as_deref().and_then(|t| section(t, &profile));
+    if explicit_profile.is_some() && config.is_none() && creds.is_none() {
+        return Err(configure(
+            url,
+            format!(
+                "profile {profile:?} is in neither {} nor {}",
+                shown(&config_path),
+                shown(&creds_path)
+            ),
+        ));
+    }
+    let from_profile = |name: &str| {
+        creds
+            .as_deref()
+            .and_then(|k| get(k, name))
+            .or_else(|| config.as_deref().and_then(|k| get(k, name)))
+            .map(str::to_string)
+    };
+    let region = over
+        .region
+        .clone()
+        .or_else(|| env("AWS_REGION"))
+        .or_else(|| env("AWS_DEFAULT_REGION"))
+        .or_else(|| {
+            config
+                .as_deref()
+                .and_then(|k| get(k, "region"))
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "us-east-1".into());
+    let endpoint = over
+        .endpoint
+        .clone()
+        .or_else(|| env("AWS_ENDPOINT_URL_S3"))
+        .or_else(|| env("AWS_ENDPOINT_URL"))
+        .or_else(|| {
+            config
+                .as_deref()
+                .and_then(|k| get(k, "endpoint_url"))
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+    // The environment's keys win over the profile's, as in the AWS CLI,
+    // unless a profile was named here (an explicit --profile).
+    let env_keys = match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+        (Some(k), Some(s)) if over.profile.is_none() => Some((k, s, env("AWS_SESSION_TOKEN"))),
+        _ => None,
+    };
+    if let Some((key, secret, token)) = env_keys {
+        return Ok(Resolved {
+            endpoint,
+            region,
+            key,
+            secret,
+            token,
+            source: "the environment (AWS_ACCESS_KEY_ID)".into(),
+        });
+    }
+    match (
+        from_profile("aws_access_key_id"),
+        from_profile("aws_secret_access_key"),
+    ) {
+        (Some(key), Some(secret)) => Ok(Resolved {
+            endpoint,
+            region,
+            key,
+            secret,
+            token: from_profile("aws_session_token"),
+            source: format!("profile {profile:?}"),
+        }),
+        _ => {
+            if let Some(setting) = UNSUPPORTED.iter().find(|s| from_profile(s).is_some()) {
+                return Err(configure(
+                    url,
+                    format!(
+                        "profile {profile:?} gets its keys through {setting}, which wormlog does \
+                         not run; export them first: eval \"$(aws configure export-credentials \
+                         --profile {profile} --format env)\""
+                    ),
+                ));
+            }
+            Err(configure(
+                url,
+                format!(
+                    "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give \
+                     profile {profile:?} aws_access_key_id and aws_secret_access_key in {}",
+                    shown(&creds_path)
+                ),
+            ))
+        }
+    }
+}
+
+fn shown(p: &Option<PathBuf>) -> String {
+    match p {
+        Some(p) => p.display().to_string(),
+        None => "~/.aws (HOME is not set)".into(),
+    }
+}
+
+/// [`resolve`] from this process's environment and files.
+pub(crate) fn from_process(url: &str, over: &S3Overrides) -> Result<Resolved> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let read = |p: &Path| match std::fs::read_to_string(p) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("read", p, e)),
+    };
+    resolve(url, over, &env, &read)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const CONFIG: &str = "\
+[default]
+region = eu-west-1
+
+[profile archive]
+region = eu-central-1
+endpoint_url = http://127.0.0.1:9000
+s3 =
+  addressing_style = path
+
+[profile sso]
+sso_session = corp
+";
+    const CREDS: &str = "\
+# comment
+[default]
+aws_access_key_id = DEFAULTKEY
+aws_secret_access_key = defaultsecret
+
+[archive]
+aws_access_key_id=ARCHIVEKEY
+aws_secret_access_key=archivesecret
+aws_session_token = archivetoken
+";
+
+    fn run(vars: &[(&str, &str)], over: S3Overrides) -> Result<Resolved> {
+        let env: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let files: HashMap<PathBuf, &str> = [
+            (PathBuf::from("/home/u/.aws/config"), CONFIG),
+            (PathBuf::from("/home/u/.aws/credentials"), CREDS),
+        ]
+        .into_iter()
+        .collect();
+        resolve("s3://b/p", &over, &|k| env.get(k).cloned(), &|p| {
+            Ok(files.get(p).map(|t| t.to_string()))
+        })
+    }
+
+    const HOME: (&str, &str) = ("HOME", "/home/u");
+
+    #[test]
+    fn the_default_profile_gives_keys_region_and_the_regional_endpoint() {
+        let r = run(&[HOME], S3Overrides::default()).unwrap();
+        assert_eq!(
+            (r.key.as_str(), r.secret.as_str()),
+            ("DEFAULTKEY", "defaultsecret")
+        );
+        assert_eq!(r.region, "eu-west-1");
+        assert_eq!(r.endpoint, "https://s3.eu-west-1.amazonaws.com");
+        assert_eq!(r.token, None);
+    }
+
+    #[test]
+    fn a_named_profile_reads_its_config_section_and_its_credentials_section() {
+        let r = run(&[HOME, ("AWS_PROFILE", "archive")], S3Overrides::default()).unwrap();
+        assert_eq!(r.key, "ARCHIVEKEY");
+        assert_eq!(r.token.as_deref(), Some("archivetoken"));
+        assert_eq!(r.region, "eu-central-1");
+        assert_eq!(r.endpoint, "http://127.0.0.1:9000");
+    }
+
+    #[test]
+    fn environment_keys_win_over_the_profile_but_not_over_an_explicit_one() {
+        let vars = [
+            HOME,
+            ("AWS_ACCESS_KEY_ID", "ENVKEY"),
+            ("AWS_SECRET_ACCESS_KEY", "envsecret"),
+            ("AWS_REGION", "ap-south-1"),
+            ("AWS_ENDPOINT_URL", "http://env:1"),
+        ];
+        let r = run(&vars, S3Overrides::default()).unwrap();
+        assert_eq!(
+            (r.key.as_str(), r.region.as_str()),
+            ("ENVKEY", "ap-south-1")
+        );
+        assert_eq!(r.endpoint, "http://env:1");
+        let explicit = S3Overrides {
+            profile: Some("archive".into()),
+            endpoint: Some("http://flag:2".into()),
+            region: Some("us-west-2".into()),
+        };
+        let r = run(&vars, explicit).unwrap();
+        assert_eq!(r.key, "ARCHIVEKEY");
+        assert_eq!(
+            (r.endpoint.as_str(), r.region.as_str()),
+            ("http://flag:2", "us-west-2")
+        );
+    }
+
+    #[test]
+    fn a_missing_profile_and_a_profile_that_runs_programs_are_refused_by_name() {
+        let e = run(&[HOME, ("AWS_PROFILE", "nope")], S3Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("\"nope\" is in neither"), "{e}");
+        let e = run(&[HOME, ("AWS_PROFILE", "sso")], S3Overrides::default()).unwrap_err();
+        assert!(
+            e.to_string().contains("sso_session") && e.to_string().contains("export-credentials"),
+            "{e}"
+        );
+        let e = run(&[], S3Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("no credentials"), "{e}");
+    }
+
+    #[test]
+    fn the_debug_form_never_shows_the_keys() {
+        let r = run(&[HOME], S3Overrides::default()).unwrap();
+        let shown = format!("{r:?}");
+        assert!(
+            !shown.contains("DEFAULTKEY") && !shown.contains("defaultsecret"),
+            "{shown}"
+        );
+    }
+}
