@@ -1139,6 +1139,28 @@ impl Log {
         merkle::prove_inclusion(&self.inner.shared, seq, tree_size)
     }
 
+    /// Hash tile `index` of tree level `level` holding its first `width`
+    /// hashes (1..=256): what C2SP tlog-tiles serves at `tile/<L>/<N>`
+    /// (`tile/<L>/<N>.p/<W>` when `width` < 256), 32 bytes a hash when
+    /// concatenated. For serving the tree to proof clients over HTTP, and
+    /// for checking tiles kept elsewhere against the records. An error if
+    /// the tree does not reach that far.
+    ///
+    /// ```rust
+    /// let dir = tempfile::tempdir()?;
+    /// let log = wormlog::Log::open(dir.path(), wormlog::Options::default())?;
+    /// log.append(b"one")?;
+    /// let head = log.tree_head_at(log.head().seq)?;
+    /// let tile = log.tile(0, 0, head.size)?; // every leaf hash so far
+    /// assert_eq!(tile.len() as u64, head.size);
+    /// assert!(log.tile(0, 0, head.size + 1).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn tile(&self, level: u32, index: u64, width: u64) -> Result<Vec<crate::format::Hash>> {
+        self.inner.write_out()?;
+        merkle::tile(&self.inner.shared, level, index, width)
+    }
+
     /// Writes the log as a static C2SP tlog (<https://c2sp.org/tlog-tiles>)
     /// into the directory `out`: `checkpoint` (the head's checkpoint,
     /// signed with `key` where given, else its unsigned body), hash tiles

@@ -8,7 +8,7 @@
 use crate::error::{Error, Result};
 use crate::format::merkle::{
     consistency_proof, inclusion_proof, leaf_data, leaf_hash, root_of, tree_root, LEAF_DATA_LEN,
-    TILE_WIDTH,
+    LEVELS_MAX, TILE_WIDTH,
 };
 use crate::format::Hash;
 use crate::read;
@@ -287,6 +287,28 @@ pub struct TlogExport {
 /// first `size` records into `out`: `checkpoint` (the `note` given), every
 /// hash tile and the partial tiles of `size`, and the entry bundles of the
 /// records the log still holds.
+/// Hash tile `index` of `level` with its first `width` hashes (C2SP
+/// `tile/<L>/<N>`, or `.p/<W>` for a partial one).
+pub(crate) fn tile(shared: &Shared, level: u32, index: u64, width: u64) -> Result<Vec<Hash>> {
+    if level as usize >= LEVELS_MAX || width == 0 || width > TILE_WIDTH {
+        return Err(unavailable(format!(
+            "no tile {level}/{index} of width {width}: levels are 0..{LEVELS_MAX}, widths 1..=256"
+        )));
+    }
+    catch_up_in_memory(shared)?;
+    let tree = shared.tree.lock();
+    let have = tree.level_entries(level as usize);
+    let end = index
+        .checked_mul(TILE_WIDTH)
+        .and_then(|start| start.checked_add(width));
+    match end {
+        Some(end) if end <= have => tree.entries(level as usize, index * TILE_WIDTH, width),
+        _ => Err(unavailable(format!(
+            "tile {level}/{index} of width {width} is beyond the tree's {have} entries at level {level}"
+        ))),
+    }
+}
+
 pub(crate) fn export_tlog(
     shared: &Shared,
     out: &std::path::Path,

@@ -8,9 +8,21 @@
 //! checksum and recorded, never uploaded twice. `verify_remote` checks the
 //! bucket alone, one segment at a time, and reports versions that shadow
 //! or delete markers that hide a shipped object.
+//!
+//! The Merkle tree goes too, as C2SP tlog-tiles (`tile/<L>/<N>` under the
+//! prefix): every full tile the tree's state file vouches for, and the
+//! partial tiles of each checkpoint note in the bucket, so that a third
+//! party holding a note can prove any record it covers from the bucket
+//! alone. Tiles are immutable once full, and a partial tile's path names
+//! its width, so these are locked and never overwritten like the rest.
 
 use crate::error::{Error, Result};
-use crate::format::names::{parse_sealed_file_name, ANCHOR_FILE, SHIP_LOCK_FILE, SHIP_STATE_FILE};
+use crate::format::merkle::{tile_path, tiles_of_size, TILE_WIDTH};
+use crate::format::names::{
+    parse_sealed_file_name, tree_file_name, ANCHOR_FILE, SHIP_LOCK_FILE, SHIP_STATE_FILE,
+    TREE_STATE_FILE,
+};
+use crate::format::tree_state::TreeState;
 use crate::format::RetentionRule;
 use crate::format::{hex, Hash};
 pub use crate::s3_config::S3Overrides;
@@ -410,7 +422,7 @@ fn record(dir: &Path, o: &ShippedObject) -> Result<()> {
 /// and the anchor file at its current length (each length a new object,
 /// `wormlog.anchor.<bytes>`: the file only grows) up to its last whole
 /// entry.
-fn to_ship(dir: &Path) -> Result<Vec<(String, PathBuf, Option<u64>)>> {
+fn to_ship(dir: &Path) -> Result<Vec<(String, PathBuf, Part)>> {
     let mut sealed = Vec::new();
     for e in std::fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))? {
         let e = e.map_err(|e| Error::io("list", dir, e))?;
@@ -420,22 +432,135 @@ fn to_ship(dir: &Path) -> Result<Vec<(String, PathBuf, Option<u64>)>> {
         }
     }
     sealed.sort();
-    let mut out: Vec<(String, PathBuf, Option<u64>)> = sealed
+    let mut out: Vec<(String, PathBuf, Part)> = sealed
         .into_iter()
-        .map(|(_, name, p)| (name, p, None))
+        .map(|(_, name, p)| (name, p, Part::Whole))
         .collect();
     let anchor = dir.join(ANCHOR_FILE);
     match std::fs::read(&anchor) {
         Ok(bytes) => {
             if let Some(len) = whole_entries_len(&bytes) {
                 let len = len as u64;
-                out.push((format!("{ANCHOR_FILE}.{len}"), anchor, Some(len)));
+                out.push((format!("{ANCHOR_FILE}.{len}"), anchor, Part::Prefix(len)));
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io("read", &anchor, e)),
     }
     Ok(out)
+}
+
+/// Which bytes of a file an object holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// All of them (a sealed file: it never changes).
+    Whole,
+    /// The first this many (the anchor file: it grows).
+    Prefix(u64),
+    /// `len` bytes from `at` (a tile: a stretch of a level's file, which
+    /// grows past it).
+    Range { at: u64, len: u64 },
+}
+
+/// The tiles of the tree in `dir` to ship: every full tile of each level
+/// that `wormlog.tree` vouches for, and for each size in `sizes` (the
+/// checkpoints in the bucket) the partial tiles a proof at that size
+/// needs, where the vouched entries reach that far. Nothing without a
+/// readable state file: entries it does not vouch for may still change.
+fn tiles_to_ship(dir: &Path, sizes: &[u64]) -> Result<Vec<(String, PathBuf, Part)>> {
+    let state_path = dir.join(TREE_STATE_FILE);
+    let vouched = match std::fs::read(&state_path) {
+        Ok(bytes) => match TreeState::decode(&bytes) {
+            Ok(s) => s.entries,
+            // The writer replaces it atomically, so this is damage, which
+            // the writer's open and verify report; ship no tile meanwhile.
+            Err(_) => return Ok(Vec::new()),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("read", &state_path, e)),
+    };
+    let mut tiles = std::collections::BTreeSet::new();
+    for (level, &have) in vouched.iter().enumerate() {
+        for n in 0..have / TILE_WIDTH {
+            tiles.insert((level, n, TILE_WIDTH));
+        }
+    }
+    for &size in sizes {
+        // A key in the bucket names the size: one past the tree (a note
+        // for records not yet here, or a planted key) is left alone, and
+        // the list below stays as long as the tree's, not the key's claim.
+        if size > vouched.first().copied().unwrap_or(0) {
+            continue;
+        }
+        for (level, n, width) in tiles_of_size(size) {
+            let within = vouched
+                .get(level as usize)
+                .is_some_and(|&have| n * TILE_WIDTH + width <= have);
+            if width < TILE_WIDTH && within {
+                tiles.insert((level as usize, n, width));
+            }
+        }
+    }
+    Ok(tiles
+        .into_iter()
+        .map(|(level, n, width)| {
+            let name = tile_path(Some(level as u32), n, width);
+            let part = Part::Range {
+                at: n * TILE_WIDTH * 32,
+                len: width * 32,
+            };
+            (name, dir.join(tree_file_name(level)), part)
+        })
+        .collect())
+}
+
+/// The tree sizes of the checkpoint notes under `target`, from their keys
+/// (`checkpoints/<size>-<sha>`).
+fn checkpoint_sizes(target: &S3Target) -> Result<Vec<u64>> {
+    let mut sizes: Vec<u64> = versions(target, &target.key(CHECKPOINT_PREFIX))?
+        .iter()
+        .filter(|v| !v.delete_marker)
+        .filter_map(|v| {
+            let name = v.key.rsplit_once(CHECKPOINT_PREFIX)?.1;
+            name.split_once('-')?.0.parse().ok()
+        })
+        .collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    Ok(sizes)
+}
+
+/// The bytes of `path` that `part` names.
+fn read_part(path: &Path, part: Part) -> Result<Vec<u8>> {
+    let io = |e| Error::io("read", path, e);
+    match part {
+        Part::Whole => std::fs::read(path).map_err(io),
+        Part::Prefix(len) => {
+            let mut bytes = std::fs::read(path).map_err(io)?;
+            // The anchor only grows, and only by whole entries past `len`.
+            if (bytes.len() as u64) < len {
+                return Err(Error::corrupt(
+                    path,
+                    bytes.len() as u64,
+                    None,
+                    crate::error::Corruption::Anchor {
+                        detail: format!("the file shrank while being shipped (it had {len} bytes)"),
+                    },
+                ));
+            }
+            bytes.truncate(len as usize);
+            Ok(bytes)
+        }
+        Part::Range { at, len } => {
+            use std::io::{Seek, SeekFrom};
+            let mut f = std::fs::File::open(path).map_err(io)?;
+            f.seek(SeekFrom::Start(at)).map_err(io)?;
+            // At most a tile: 8 KiB.
+            let mut bytes = vec![0u8; len as usize];
+            f.read_exact(&mut bytes).map_err(io)?;
+            Ok(bytes)
+        }
+    }
 }
 
 /// How many leading bytes of an anchor file are its header and whole,
@@ -485,33 +610,27 @@ pub fn ship_observed(
     let _run = lock_state(dir)?;
     let until = rfc3339(retain_until)?;
     cut_torn_record(dir)?;
-    let done = recorded_for(dir, target)?;
+    // A set: a log ships a tile per 256 records, so the record grows long.
+    let done: std::collections::HashSet<String> = recorded_for(dir, target)?
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
     let mut report = ShipReport {
         retain_until_ns: retain_until,
         ..ShipReport::default()
     };
     let agent = agent();
-    for (name, path, len) in to_ship(dir)? {
+    // Segments and the anchor first: they are the evidence; the tiles
+    // only serve proofs of it.
+    let mut objects = to_ship(dir)?;
+    objects.extend(tiles_to_ship(dir, &checkpoint_sizes(target)?)?);
+    for (name, path, part) in objects {
         let key = target.key(&name);
-        if done.iter().any(|o| o.key == key) {
+        if done.contains(&key) {
             report.already += 1;
             continue;
         }
-        let mut bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
-        if let Some(len) = len {
-            // The anchor only grows, and only by whole entries past `len`.
-            if (bytes.len() as u64) < len {
-                return Err(Error::corrupt(
-                    &path,
-                    bytes.len() as u64,
-                    None,
-                    crate::error::Corruption::Anchor {
-                        detail: format!("the file shrank while being shipped (it had {len} bytes)"),
-                    },
-                ));
-            }
-            bytes.truncate(len as usize);
-        }
+        let bytes = read_part(&path, part)?;
         step(ShipStep::Put(&key))?;
         let (object, adopted) = put_locked(target, &agent, &key, &bytes, &until)?;
         step(ShipStep::Record(&key))?;
@@ -772,6 +891,74 @@ pub fn checkpoints(target: &S3Target) -> Result<Vec<(String, String)>> {
     Ok(out)
 }
 
+/// A hash tile found in the bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteTile {
+    /// The object's key, prefix included.
+    pub key: String,
+    /// Its latest version's id.
+    pub version_id: String,
+    /// The tree level, index and width its path names.
+    pub level: u32,
+    /// The tile's index at its level.
+    pub index: u64,
+    /// How many hashes it holds (256 for a full tile).
+    pub width: u64,
+    /// Its hashes.
+    pub hashes: Vec<Hash>,
+}
+
+/// The hash tiles under `target` (the latest version of each, exactly as
+/// many bytes as its path says or an error), by level and index. Keys
+/// under `tile/` that are not a tile's one spelling are left out.
+pub fn tiles(target: &S3Target) -> Result<Vec<RemoteTile>> {
+    let under = target.key("");
+    let mut out = Vec::new();
+    for v in versions(target, &target.key("tile/"))?
+        .into_iter()
+        .filter(|v| v.is_latest && !v.delete_marker)
+    {
+        let Some((level, index, width)) = v
+            .key
+            .strip_prefix(&under)
+            .and_then(crate::format::merkle::parse_tile_path)
+        else {
+            continue;
+        };
+        let len = width as usize * 32;
+        let mut buf = Vec::with_capacity(len);
+        let mut limited = LimitedWriter {
+            out: &mut buf,
+            left: len,
+        };
+        download(target, &v.key, &v.version_id, &mut limited).map_err(|e| {
+            remote(
+                "verify",
+                &v.key,
+                format!("not a tile of {width} hashes: {e}"),
+            )
+        })?;
+        if buf.len() != len {
+            return Err(remote(
+                "verify",
+                &v.key,
+                format!("{} bytes; a tile of {width} hashes has {len}", buf.len()),
+            ));
+        }
+        let hashes = buf.chunks_exact(32).filter_map(Hash::from_slice).collect();
+        out.push(RemoteTile {
+            key: v.key,
+            version_id: v.version_id,
+            level,
+            index,
+            width,
+            hashes,
+        });
+    }
+    out.sort_by_key(|t| (t.level, t.index, t.width));
+    Ok(out)
+}
+
 /// A writer that refuses more than `left` bytes (a hostile object must not
 /// make us allocate without bound).
 struct LimitedWriter<'a> {
@@ -782,9 +969,7 @@ struct LimitedWriter<'a> {
 impl Write for LimitedWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         if buf.len() > self.left {
-            return Err(std::io::Error::other(
-                "larger than a checkpoint note may be",
-            ));
+            return Err(std::io::Error::other("larger than the object may be"));
         }
         self.left -= buf.len();
         self.out.extend_from_slice(buf);
@@ -1066,15 +1251,26 @@ pub fn compare_local(dir: &Path, target: &S3Target) -> Result<Comparison> {
         remote: copy,
         ..Comparison::default()
     };
-    for (name, path, len) in to_ship(dir)? {
+    let by_key: std::collections::HashMap<&str, &ShippedObject> =
+        recorded.iter().map(|o| (o.key.as_str(), o)).collect();
+    // The tiles too: a tile changed here after it was shipped is as much a
+    // difference as a segment.
+    let mut objects = to_ship(dir)?;
+    objects.extend(tiles_to_ship(dir, &checkpoint_sizes(target)?)?);
+    for (name, path, part) in objects {
         let key = target.key(&name);
-        let Some(o) = recorded.iter().find(|o| o.key == key) else {
-            if len.is_none() {
+        let Some(o) = by_key.get(key.as_str()) else {
+            if part == Part::Whole {
                 out.unshipped.push(name);
             }
             continue;
         };
-        let mut bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+        let mut bytes = match part {
+            Part::Whole | Part::Prefix(_) => {
+                std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?
+            }
+            Part::Range { .. } => read_part(&path, part)?,
+        };
         bytes.truncate(o.bytes as usize);
         let sha = Hash::from_bytes(Sha256::digest(&bytes).into());
         if (sha, bytes.len() as u64) != (o.sha256, o.bytes) {
@@ -1167,15 +1363,16 @@ fn walk_remote(
         Some(o) => o.version_id == v.version_id,
         None => state_dir.is_none() && v.is_latest,
     };
+    let tile_prefix = target.key("tile/");
     report.unrecorded = by_key
         .iter()
         .filter(|(k, vs)| {
             state_dir.is_some()
                 && !recorded_by_key.contains_key(*k)
                 && vs.iter().any(|v| !v.delete_marker)
-                && k.rsplit('/').next().is_some_and(|n| {
+                && (k.rsplit('/').next().is_some_and(|n| {
                     parse_sealed_file_name(n).is_some() || n.starts_with(ANCHOR_FILE)
-                })
+                }) || k.starts_with(&tile_prefix))
         })
         .map(|(k, _)| (*k).to_string())
         .collect();

@@ -716,3 +716,113 @@ fn an_unlocked_copy_planted_before_the_shipper_is_locked_when_adopted() {
     assert_eq!(status, 403, "the planted copy was locked when adopted");
     ship::verify_remote(&t, Some(dir.path())).unwrap();
 }
+
+/// Tiles fetched from the bucket, as a proof client holds them.
+struct BucketTiles(std::collections::HashMap<(u32, u64, u64), Vec<wormlog::Hash>>);
+
+impl wormlog::format::merkle::HashSource for BucketTiles {
+    type Error = String;
+
+    /// As a tlog-tiles client computes it: 2^k leaves are 2^(k mod 8)
+    /// entries of level k / 8, read from the full tile or else from the
+    /// widest partial one that holds them.
+    fn subtree(&self, start: u64, size: u64) -> Result<wormlog::Hash, String> {
+        let level = size.trailing_zeros() / 8;
+        let per = 1u64 << (8 * level);
+        let (first, count) = (start / per, size / per);
+        let n = first / 256;
+        let within = (first % 256) as usize..(first % 256 + count) as usize;
+        let tile = (1..=256u64)
+            .rev()
+            .filter(|&w| w as usize >= within.end)
+            .find_map(|w| self.0.get(&(level, n, w)))
+            .ok_or_else(|| format!("no tile {level}/{n} holding entries {within:?}"))?;
+        Ok(wormlog::format::merkle::root_of(&tile[within]))
+    }
+}
+
+#[test]
+fn shipped_tiles_let_a_third_party_prove_a_record_from_the_bucket_alone() {
+    use wormlog::format::merkle::{inclusion_proof, leaf_data, leaf_hash, verify_inclusion};
+    use wormlog::CheckpointSink;
+    let t = target("tiles").retain_for(std::time::Duration::from_secs(86_400));
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("log");
+    sealed_log(&dir, 1000);
+    let key = wormlog::CheckpointKey::generate("tiles.example").unwrap();
+    let log = Log::open(&dir, Options::default()).unwrap();
+    // A checkpoint whose size is not a multiple of 256: its proofs need
+    // the partial tile at the edge.
+    let cp = log.checkpoint().unwrap();
+    assert_ne!(cp.seq % 256, 0, "pick another record count");
+    t.put(&cp.sign(&key)).unwrap();
+    let record = log.get(700).unwrap();
+    log.close().unwrap();
+    // A key claiming a tree of 10^20 - 1 leaves: the shipper must not try
+    // to list that tree's tiles (it ships only within its own tree).
+    let prefix = t
+        .url()
+        .split_once("//")
+        .unwrap()
+        .1
+        .split_once('/')
+        .unwrap()
+        .1
+        .to_string();
+    let huge = format!("{prefix}/checkpoints/99999999999999999999-0123456789abcdef");
+    ship::put_unconditional(&t, &huge, b"not a note").unwrap();
+    let report = ship::ship(&dir, &t, None).unwrap();
+    let shipped_tiles = report
+        .uploaded
+        .iter()
+        .filter(|o| o.key.contains("/tile/"))
+        .count();
+    assert!(shipped_tiles >= 4, "{report:?}");
+    // Nothing twice: a second run finds them all recorded.
+    let again = ship::ship(&dir, &t, None).unwrap();
+    assert!(again.uploaded.is_empty(), "{again:?}");
+
+    // The third party: the note and the record, and the bucket's tiles.
+    let tiles = BucketTiles(
+        ship::tiles(&t)
+            .unwrap()
+            .into_iter()
+            .map(|x| ((x.level, x.index, x.width), x.hashes))
+            .collect(),
+    );
+    assert!(tiles.0.contains_key(&(0, cp.seq / 256, cp.seq % 256)));
+    let root = cp.tree_root.expect("a format 2 log has a tree");
+    let leaf = leaf_hash(&leaf_data(
+        record.seq(),
+        record.timestamp(),
+        record.kind() as u8,
+        record.hash(),
+    ));
+    let proof = inclusion_proof(&tiles, record.seq() - 1, cp.seq).unwrap();
+    assert!(verify_inclusion(
+        record.seq() - 1,
+        cp.seq,
+        &leaf,
+        &proof,
+        &root
+    ));
+    assert_eq!(
+        wormlog::format::merkle::tree_root(&tiles, cp.seq).unwrap(),
+        root,
+        "the bucket's tiles make the signed root"
+    );
+    // And a record that is not the 700th does not prove as it.
+    let other = leaf_hash(&leaf_data(
+        record.seq(),
+        record.timestamp() + 1,
+        record.kind() as u8,
+        record.hash(),
+    ));
+    assert!(!verify_inclusion(
+        record.seq() - 1,
+        cp.seq,
+        &other,
+        &proof,
+        &root
+    ));
+}

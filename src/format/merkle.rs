@@ -305,9 +305,92 @@ pub fn tile_path(level: Option<u32>, index: u64, width: u64) -> String {
     }
 }
 
+/// Every hash tile (level, index, width) a tree of `size` leaves has: the
+/// full tiles of each level and the partial tile at its right edge, which
+/// is what a tlog-tiles client fetches to prove anything at that size.
+pub fn tiles_of_size(size: u64) -> Vec<(u32, u64, u64)> {
+    let mut out = Vec::new();
+    // Level L has size / 256^L entries.
+    let mut entries = size;
+    let mut level = 0u32;
+    while entries > 0 {
+        out.extend((0..entries / TILE_WIDTH).map(|n| (level, n, TILE_WIDTH)));
+        if !entries.is_multiple_of(TILE_WIDTH) {
+            out.push((level, entries / TILE_WIDTH, entries % TILE_WIDTH));
+        }
+        entries /= TILE_WIDTH;
+        level += 1;
+    }
+    out
+}
+
+/// The level, index and width of the hash tile at C2SP path `path` (as
+/// [`tile_path`] writes them, exactly: one spelling per tile); `None` for
+/// anything else, entry bundles included.
+pub fn parse_tile_path(path: &str) -> Option<(u32, u64, u64)> {
+    let rest = path.strip_prefix("tile/")?;
+    let (level, rest) = rest.split_once('/')?;
+    let level: u32 = level.parse().ok()?;
+    if level as usize >= LEVELS_MAX {
+        return None;
+    }
+    let (index_part, width) = match rest.split_once(".p/") {
+        Some((i, w)) => (i, w.parse::<u64>().ok()?),
+        None => (rest, TILE_WIDTH),
+    };
+    let mut index: u64 = 0;
+    for group in index_part.split('/') {
+        let digits = group.strip_prefix('x').unwrap_or(group);
+        if digits.len() != 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        index = index.checked_mul(1000)?.checked_add(digits.parse().ok()?)?;
+    }
+    if width == 0 || width > TILE_WIDTH {
+        return None;
+    }
+    // Only the canonical spelling: `tile/0/0001` or `tile/0/x000/001`
+    // would otherwise name the same tile as a second object.
+    (tile_path(Some(level), index, width) == path).then_some((level, index, width))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tree_has_full_tiles_and_one_partial_tile_per_level_at_its_edge() {
+        assert!(tiles_of_size(0).is_empty());
+        assert_eq!(tiles_of_size(5), vec![(0, 0, 5)]);
+        assert_eq!(tiles_of_size(256), vec![(0, 0, 256), (1, 0, 1)]);
+        let t = tiles_of_size(256 * 256 + 3);
+        assert_eq!(t.iter().filter(|x| x.0 == 0 && x.2 == 256).count(), 256);
+        assert!(t.contains(&(0, 256, 3)) && t.contains(&(1, 0, 256)) && t.contains(&(2, 0, 1)));
+        assert_eq!(t.len(), 256 + 1 + 1 + 1);
+    }
+
+    #[test]
+    fn tile_paths_parse_back_and_only_in_their_one_spelling() {
+        for (l, n, w) in [(0, 0, 256), (0, 1234067, 256), (3, 999, 1), (7, 1000, 255)] {
+            assert_eq!(parse_tile_path(&tile_path(Some(l), n, w)), Some((l, n, w)));
+        }
+        for bad in [
+            "tile/0/0001",
+            "tile/0/x000/001",
+            "tile/0/001.p/0",
+            "tile/0/001.p/256",
+            "tile/0/001.p/300",
+            "tile/8/001",
+            "tile/00/001",
+            "tile/entries/001",
+            "tile/0/001/",
+            "tile/0/abc",
+            "tiles/0/001",
+            "tile/0/x001",
+        ] {
+            assert_eq!(parse_tile_path(bad), None, "{bad}");
+        }
+    }
 
     /// `h` with byte `at` changed.
     fn flip(h: Hash, at: usize) -> Hash {

@@ -182,10 +182,52 @@ fn verify_checkpoints(
             )));
         }
     }
+    let tiles = check_tiles(target, url, &log, cp.seq)?;
     Ok(format!(
-        "checkpoints: {} notes signed by the key; the copy holds what the one at seq {} commits to ({beyond} commit to records past the copy)",
+        "checkpoints: {} notes signed by the key; the copy holds what the one at seq {} commits to ({beyond} commit to records past the copy)\n{tiles}",
         notes.len(),
         cp.seq
+    ))
+}
+
+/// Every hash tile in the bucket must be the tile of the tree the copy's
+/// records make (`log`, restored from the copy); tiles past the copy's
+/// records cannot be checked yet and are counted. Says whether the bucket
+/// holds every tile a proof at `size` (the checkpoint's) needs.
+fn check_tiles(
+    target: &S3Target,
+    url: &str,
+    log: &wormlog::Log,
+    size: u64,
+) -> Result<String, Fail> {
+    let tiles = ship::tiles(target).map_err(remote_fail)?;
+    let (mut matching, mut beyond) = (0u64, 0u64);
+    for t in &tiles {
+        match log.tile(t.level, t.index, t.width) {
+            Ok(hashes) if hashes == t.hashes => matching += 1,
+            Ok(_) => {
+                return Err(Fail::tampered(format!(
+                    "{url}: tile {} differs from the tree of the copy's records",
+                    t.key
+                )))
+            }
+            Err(wormlog::Error::TreeUnavailable { .. }) => beyond += 1,
+            Err(e) => return Err(Fail::log(e)),
+        }
+    }
+    let have: std::collections::HashSet<(u32, u64, u64)> =
+        tiles.iter().map(|t| (t.level, t.index, t.width)).collect();
+    let missing = wormlog::format::merkle::tiles_of_size(size)
+        .into_iter()
+        .filter(|t| !have.contains(t))
+        .count();
+    let serves = if missing == 0 {
+        format!("every tile a proof at tree size {size} needs is there")
+    } else {
+        format!("{missing} tiles a proof at tree size {size} needs are not shipped yet")
+    };
+    Ok(format!(
+        "tiles: {matching} in the bucket are the tree of the copy's records ({beyond} past them); {serves}"
     ))
 }
 

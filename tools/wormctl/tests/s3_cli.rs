@@ -189,6 +189,9 @@ fn checkpoints_shipped_to_the_bucket_vouch_for_the_copy_and_a_forged_one_is_caug
     log.seal().unwrap();
     log.ship_now().unwrap();
     log.close().unwrap();
+    // Once more from the directory: the notes put while the writer's run
+    // went on get their edge tiles too.
+    wormlog::ship::ship(&dir, &target, None).unwrap();
     let k = pubkey.to_str().unwrap();
     let o = wormctl(&["verify", &url, "--pubkey", k], &endpoint);
     assert_eq!(
@@ -197,11 +200,33 @@ fn checkpoints_shipped_to_the_bucket_vouch_for_the_copy_and_a_forged_one_is_caug
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(text.contains("notes signed by the key"), "{text}");
     assert!(
-        String::from_utf8_lossy(&o.stdout).contains("notes signed by the key"),
+        text.contains("are the tree of the copy's records")
+            && text.contains("every tile a proof at tree size"),
+        "{text}"
+    );
+    // A tile the shipper never wrote, with hashes the records do not make,
+    // planted where a proof client would fetch it.
+    let have: Vec<u64> = wormlog::ship::tiles(&target)
+        .unwrap()
+        .iter()
+        .filter(|t| (t.level, t.index) == (0, 0))
+        .map(|t| t.width)
+        .collect();
+    let width = (2..200u64).find(|w| !have.contains(w)).unwrap();
+    let planted = format!("signed/tile/0/000.p/{width}"); // the key under url's prefix
+    wormlog::ship::put_unconditional(&target, &planted, &vec![7u8; width as usize * 32]).unwrap();
+    let o = wormctl(&["verify", &url, "--pubkey", k], &endpoint);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
         "{}",
         String::from_utf8_lossy(&o.stdout)
     );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&planted) && err.contains("differs"), "{err}");
     // A note nobody with the key signed, put beside them.
     let notes = wormlog::ship::checkpoints(&target).unwrap();
     let forged = notes[0].1.replacen("\n", "\n1", 1);
