@@ -1144,7 +1144,11 @@ impl Log {
     /// (`tile/<L>/<N>.p/<W>` when `width` < 256), 32 bytes a hash when
     /// concatenated. For serving the tree to proof clients over HTTP, and
     /// for checking tiles kept elsewhere against the records. An error if
-    /// the tree does not reach that far.
+    /// the tree does not reach that far. The tree covers every committed
+    /// record; under `Batched` or `Buffered` durability a crash may still
+    /// cut the newest, so serve as immutable (as C2SP clients cache tiles)
+    /// only tiles over records that are durable, such as those of sealed
+    /// segments (`Log::segments`), as the shipper does.
     ///
     /// ```rust
     /// let dir = tempfile::tempdir()?;

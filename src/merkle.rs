@@ -283,10 +283,6 @@ pub struct TlogExport {
     pub first_index: u64,
 }
 
-/// Writes the static C2SP tlog (format-spec.md §14.5) of the tree of the
-/// first `size` records into `out`: `checkpoint` (the `note` given), every
-/// hash tile and the partial tiles of `size`, and the entry bundles of the
-/// records the log still holds.
 /// Hash tile `index` of `level` with its first `width` hashes (C2SP
 /// `tile/<L>/<N>`, or `.p/<W>` for a partial one).
 pub(crate) fn tile(shared: &Shared, level: u32, index: u64, width: u64) -> Result<Vec<Hash>> {
@@ -309,6 +305,10 @@ pub(crate) fn tile(shared: &Shared, level: u32, index: u64, width: u64) -> Resul
     }
 }
 
+/// Writes the static C2SP tlog (format-spec.md §14.5) of the tree of the
+/// first `size` records into `out`: `checkpoint` (the `note` given), every
+/// hash tile and the partial tiles of `size`, and the entry bundles of the
+/// records the log still holds.
 pub(crate) fn export_tlog(
     shared: &Shared,
     out: &std::path::Path,

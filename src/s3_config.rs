@@ -67,8 +67,16 @@ fn section(text: &str, name: &str) -> Option<Vec<(String, String)>> {
         if line.is_empty() || line.starts_with(['#', ';']) {
             continue;
         }
-        if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            in_section = header.trim() == name;
+        // A header may carry a comment after it: `[prod] ; production`.
+        let header = line.strip_prefix('[').and_then(|l| {
+            let (h, after) = l.split_once(']')?;
+            let after = after.trim();
+            (after.is_empty() || after.starts_with(['#', ';'])).then_some(h)
+        });
+        if line.starts_with('[') {
+            // A line that opens a section but is not a header ends the one
+            // before, so its keys never land in another profile.
+            in_section = header.is_some_and(|h| h.trim() == name);
             if in_section {
                 found.get_or_insert_with(Vec::new);
             }
@@ -124,14 +132,20 @@ pub(crate) fn resolve(
     let profile = explicit_profile.clone().unwrap_or_else(|| "default".into());
     let config_path = file("AWS_CONFIG_FILE", "config");
     let creds_path = file("AWS_SHARED_CREDENTIALS_FILE", "credentials");
-    let config_text = match &config_path {
-        Some(p) => read(p)?,
+    // A file that cannot be read counts as missing (as in the AWS CLI: a
+    // service whose HOME is off limits still runs on its environment),
+    // and is named if the keys are then not found.
+    let mut unreadable = Vec::new();
+    let mut load = |p: &Option<PathBuf>| match p.as_deref().map(read) {
+        Some(Ok(text)) => text,
+        Some(Err(e)) => {
+            unreadable.push(e.to_string());
+            None
+        }
         None => None,
     };
-    let creds_text = match &creds_path {
-        Some(p) => read(p)?,
-        None => None,
-    };
+    let config_text = load(&config_path);
+    let creds_text = load(&creds_path);
     // In the config file a profile's section is `[profile NAME]`, except
     // the default's, which may be either; in the credentials file it is
     // `[NAME]`.
@@ -171,7 +185,25 @@ pub(crate) fn resolve(
                 .and_then(|k| get(k, "region"))
                 .map(str::to_string)
         })
+        .or_else(|| {
+            creds
+                .as_deref()
+                .and_then(|k| get(k, "region"))
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| "us-east-1".into());
+    // It goes into the endpoint's host name and the signature: a value
+    // like `evil.example#` must not send the log elsewhere.
+    if region.is_empty()
+        || !region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(configure(
+            url,
+            format!("region {region:?} is not a region name (a-z, 0-9 and -)"),
+        ));
+    }
     let endpoint = over
         .endpoint
         .clone()
@@ -200,6 +232,19 @@ pub(crate) fn resolve(
             source: "the environment (AWS_ACCESS_KEY_ID)".into(),
         });
     }
+    // A profile that says to assume a role or run something means other
+    // keys than its static ones, if it has any: the AWS CLI would use
+    // those, so using these instead would act as someone else.
+    if let Some(setting) = UNSUPPORTED.iter().find(|s| from_profile(s).is_some()) {
+        return Err(configure(
+            url,
+            format!(
+                "profile {profile:?} gets its keys through {setting}, which wormlog does \
+                 not run; export them first: eval \"$(aws configure export-credentials \
+                 --profile {profile} --format env)\""
+            ),
+        ));
+    }
     match (
         from_profile("aws_access_key_id"),
         from_profile("aws_secret_access_key"),
@@ -212,26 +257,19 @@ pub(crate) fn resolve(
             token: from_profile("aws_session_token"),
             source: format!("profile {profile:?}"),
         }),
-        _ => {
-            if let Some(setting) = UNSUPPORTED.iter().find(|s| from_profile(s).is_some()) {
-                return Err(configure(
-                    url,
-                    format!(
-                        "profile {profile:?} gets its keys through {setting}, which wormlog does \
-                         not run; export them first: eval \"$(aws configure export-credentials \
-                         --profile {profile} --format env)\""
-                    ),
-                ));
-            }
-            Err(configure(
-                url,
-                format!(
-                    "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give \
-                     profile {profile:?} aws_access_key_id and aws_secret_access_key in {}",
-                    shown(&creds_path)
-                ),
-            ))
-        }
+        _ => Err(configure(
+            url,
+            format!(
+                "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give \
+                 profile {profile:?} aws_access_key_id and aws_secret_access_key in {}{}",
+                shown(&creds_path),
+                if unreadable.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (unreadable: {})", unreadable.join("; "))
+                }
+            ),
+        )),
     }
 }
 
@@ -270,6 +308,17 @@ s3 =
 
 [profile sso]
 sso_session = corp
+
+[profile role]
+role_arn = arn:aws:iam::1:role/x
+aws_access_key_id = ROLEKEY
+aws_secret_access_key = rolesecret
+
+[profile prod] ; production
+region = eu-north-1
+
+[profile bad-region]
+region = evil.example#
 ";
     const CREDS: &str = "\
 # comment
@@ -281,6 +330,14 @@ aws_secret_access_key = defaultsecret
 aws_access_key_id=ARCHIVEKEY
 aws_secret_access_key=archivesecret
 aws_session_token = archivetoken
+
+[prod] # production keys
+aws_access_key_id = PRODKEY
+aws_secret_access_key = prodsecret
+
+[bad-region]
+aws_access_key_id = K
+aws_secret_access_key = S
 ";
 
     fn run(vars: &[(&str, &str)], over: S3Overrides) -> Result<Resolved> {
@@ -361,6 +418,71 @@ aws_session_token = archivetoken
         );
         let e = run(&[], S3Overrides::default()).unwrap_err();
         assert!(e.to_string().contains("no credentials"), "{e}");
+    }
+
+    #[test]
+    fn a_header_with_a_comment_is_a_header_and_its_keys_stay_in_it() {
+        let r = run(&[HOME, ("AWS_PROFILE", "prod")], S3Overrides::default()).unwrap();
+        assert_eq!(
+            (r.key.as_str(), r.region.as_str()),
+            ("PRODKEY", "eu-north-1")
+        );
+        // ...and the default profile is not given prod's keys.
+        let r = run(&[HOME], S3Overrides::default()).unwrap();
+        assert_eq!(r.key, "DEFAULTKEY");
+    }
+
+    #[test]
+    fn a_role_profile_is_refused_even_with_static_keys_and_a_bad_region_too() {
+        let e = run(&[HOME, ("AWS_PROFILE", "role")], S3Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("role_arn"), "{e}");
+        let e = run(
+            &[HOME, ("AWS_PROFILE", "bad-region")],
+            S3Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("not a region name"), "{e}");
+    }
+
+    #[test]
+    fn an_unreadable_config_file_does_not_stop_environment_keys() {
+        let env = [
+            ("HOME", "/home/u"),
+            ("AWS_ACCESS_KEY_ID", "ENVKEY"),
+            ("AWS_SECRET_ACCESS_KEY", "envsecret"),
+        ];
+        let r = resolve(
+            "s3://b/p",
+            &S3Overrides::default(),
+            &|k| {
+                env.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            },
+            &|p| {
+                Err(Error::io(
+                    "read",
+                    p,
+                    std::io::ErrorKind::PermissionDenied.into(),
+                ))
+            },
+        )
+        .unwrap();
+        assert_eq!(r.key, "ENVKEY");
+        let e = resolve(
+            "s3://b/p",
+            &S3Overrides::default(),
+            &|k| (k == "HOME").then(|| "/home/u".to_string()),
+            &|p| {
+                Err(Error::io(
+                    "read",
+                    p,
+                    std::io::ErrorKind::PermissionDenied.into(),
+                ))
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("unreadable"), "{e}");
     }
 
     #[test]

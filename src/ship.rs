@@ -17,7 +17,7 @@
 //! its width, so these are locked and never overwritten like the rest.
 
 use crate::error::{Error, Result};
-use crate::format::merkle::{tile_path, tiles_of_size, TILE_WIDTH};
+use crate::format::merkle::{edge_tiles, tile_path, TILE_WIDTH};
 use crate::format::names::{
     parse_sealed_file_name, tree_file_name, ANCHOR_FILE, SHIP_LOCK_FILE, SHIP_STATE_FILE,
     TREE_STATE_FILE,
@@ -462,12 +462,32 @@ enum Part {
     Range { at: u64, len: u64 },
 }
 
-/// The tiles of the tree in `dir` to ship: every full tile of each level
-/// that `wormlog.tree` vouches for, and for each size in `sizes` (the
-/// checkpoints in the bucket) the partial tiles a proof at that size
-/// needs, where the vouched entries reach that far. Nothing without a
-/// readable state file: entries it does not vouch for may still change.
-fn tiles_to_ship(dir: &Path, sizes: &[u64]) -> Result<Vec<(String, PathBuf, Part)>> {
+/// The last seq of the newest sealed file in `dir`, 0 if there is none.
+/// Every record up to it is durable (a sealed file is synced before it is
+/// renamed into place) and shipped before any tile: the bound of the tiles
+/// a run may lock. The tree's own state vouches for entries the writer has
+/// synced, which under batched or buffered durability may cover records a
+/// crash would still cut and whose seqs new records would then take.
+fn sealed_through(dir: &Path) -> Result<u64> {
+    let mut newest = None;
+    for e in std::fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))? {
+        let e = e.map_err(|e| Error::io("list", dir, e))?;
+        if let Some(n) = parse_sealed_file_name(&e.file_name().to_string_lossy()) {
+            newest = newest.max(Some(n));
+        }
+    }
+    let Some(n) = newest else { return Ok(0) };
+    let path = dir.join(crate::format::names::sealed_file_name(n));
+    let sealed = crate::sealed::open_sealed(&crate::storage::FsStorage, &path, Some(n), None)?;
+    Ok(sealed.sealed.map_or(0, |m| m.index.last_seq))
+}
+
+/// How many entries of each level of the tree in `dir` a run may ship: no
+/// more than `wormlog.tree` vouches for, than the level's file holds, or
+/// than records `1..=through` make (level L: through / 256^L). Empty
+/// without a readable state file: entries it does not vouch for may
+/// still change.
+fn shippable_entries(dir: &Path, through: u64) -> Result<Vec<u64>> {
     let state_path = dir.join(TREE_STATE_FILE);
     let vouched = match std::fs::read(&state_path) {
         Ok(bytes) => match TreeState::decode(&bytes) {
@@ -479,44 +499,76 @@ fn tiles_to_ship(dir: &Path, sizes: &[u64]) -> Result<Vec<(String, PathBuf, Part
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(Error::io("read", &state_path, e)),
     };
+    let mut out = Vec::with_capacity(vouched.len());
+    let mut made = through;
+    for (level, &said) in vouched.iter().enumerate() {
+        let path = dir.join(tree_file_name(level));
+        let held = match std::fs::metadata(&path) {
+            Ok(m) => m.len() / 32,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(Error::io("stat", &path, e)),
+        };
+        out.push(said.min(held).min(made));
+        made /= TILE_WIDTH;
+    }
+    Ok(out)
+}
+
+/// How far the recorded level-0 partial tiles reach: the largest
+/// checkpoint size whose edge tiles a run shipped (0 if none).
+fn edge_watermark(done: &std::collections::HashSet<String>, target: &S3Target) -> u64 {
+    let under = target.key("");
+    done.iter()
+        .filter_map(|k| crate::format::merkle::parse_tile_path(k.strip_prefix(&under)?))
+        .filter(|&(level, _, width)| level == 0 && width < TILE_WIDTH)
+        .map(|(_, n, width)| n * TILE_WIDTH + width)
+        .max()
+        .unwrap_or(0)
+}
+
+/// Checkpoint sizes one run handles at most: the newest of them. Notes
+/// are not authenticated here (the shipper holds no public key), so a
+/// flood of planted keys costs a bounded number of genuine tiles a run.
+const EDGE_SIZES_PER_RUN: usize = 1024;
+
+/// The tiles of the tree in `dir` to ship, `entries` per level at most
+/// (`shippable_entries`): every full tile, and for each size in `sizes`
+/// (checkpoints in the bucket) the partial tiles at its edge, which a
+/// proof at that size needs.
+fn tiles_to_ship(dir: &Path, entries: &[u64], sizes: &[u64]) -> Vec<(String, PathBuf, Part)> {
     let mut tiles = std::collections::BTreeSet::new();
-    for (level, &have) in vouched.iter().enumerate() {
+    for (level, &have) in entries.iter().enumerate() {
         for n in 0..have / TILE_WIDTH {
-            tiles.insert((level, n, TILE_WIDTH));
+            tiles.insert((level as u32, n, TILE_WIDTH));
         }
     }
     for &size in sizes {
-        // A key in the bucket names the size: one past the tree (a note
-        // for records not yet here, or a planted key) is left alone, and
-        // the list below stays as long as the tree's, not the key's claim.
-        if size > vouched.first().copied().unwrap_or(0) {
-            continue;
-        }
-        for (level, n, width) in tiles_of_size(size) {
-            let within = vouched
+        for (level, n, width) in edge_tiles(size) {
+            let within = entries
                 .get(level as usize)
                 .is_some_and(|&have| n * TILE_WIDTH + width <= have);
-            if width < TILE_WIDTH && within {
-                tiles.insert((level as usize, n, width));
+            if within {
+                tiles.insert((level, n, width));
             }
         }
     }
-    Ok(tiles
+    tiles
         .into_iter()
         .map(|(level, n, width)| {
-            let name = tile_path(Some(level as u32), n, width);
+            let name = tile_path(Some(level), n, width);
             let part = Part::Range {
                 at: n * TILE_WIDTH * 32,
                 len: width * 32,
             };
-            (name, dir.join(tree_file_name(level)), part)
+            (name, dir.join(tree_file_name(level as usize)), part)
         })
-        .collect())
+        .collect()
 }
 
-/// The tree sizes of the checkpoint notes under `target`, from their keys
-/// (`checkpoints/<size>-<sha>`).
-fn checkpoint_sizes(target: &S3Target) -> Result<Vec<u64>> {
+/// The tree sizes of the checkpoint notes under `target` within
+/// `(after, through]`, from their keys (`checkpoints/<size>-<sha>`), the
+/// newest `EDGE_SIZES_PER_RUN` of them.
+fn checkpoint_sizes(target: &S3Target, after: u64, through: u64) -> Result<Vec<u64>> {
     let mut sizes: Vec<u64> = versions(target, &target.key(CHECKPOINT_PREFIX))?
         .iter()
         .filter(|v| !v.delete_marker)
@@ -524,10 +576,12 @@ fn checkpoint_sizes(target: &S3Target) -> Result<Vec<u64>> {
             let name = v.key.rsplit_once(CHECKPOINT_PREFIX)?.1;
             name.split_once('-')?.0.parse().ok()
         })
+        .filter(|&size| size > after && size <= through)
         .collect();
     sizes.sort_unstable();
     sizes.dedup();
-    Ok(sizes)
+    let skip = sizes.len().saturating_sub(EDGE_SIZES_PER_RUN);
+    Ok(sizes.split_off(skip))
 }
 
 /// The bytes of `path` that `part` names.
@@ -620,26 +674,35 @@ pub fn ship_observed(
         ..ShipReport::default()
     };
     let agent = agent();
-    // Segments and the anchor first: they are the evidence; the tiles
-    // only serve proofs of it.
-    let mut objects = to_ship(dir)?;
-    objects.extend(tiles_to_ship(dir, &checkpoint_sizes(target)?)?);
-    for (name, path, part) in objects {
-        let key = target.key(&name);
-        if done.contains(&key) {
-            report.already += 1;
-            continue;
+    let mut send = |objects: Vec<(String, PathBuf, Part)>| -> Result<()> {
+        for (name, path, part) in objects {
+            let key = target.key(&name);
+            if done.contains(&key) {
+                report.already += 1;
+                continue;
+            }
+            let bytes = read_part(&path, part)?;
+            step(ShipStep::Put(&key))?;
+            let (object, adopted) = put_locked(target, &agent, &key, &bytes, &until)?;
+            step(ShipStep::Record(&key))?;
+            record(dir, &object)?;
+            if adopted {
+                report.adopted.push(object);
+            } else {
+                report.uploaded.push(object);
+            }
         }
-        let bytes = read_part(&path, part)?;
-        step(ShipStep::Put(&key))?;
-        let (object, adopted) = put_locked(target, &agent, &key, &bytes, &until)?;
-        step(ShipStep::Record(&key))?;
-        record(dir, &object)?;
-        if adopted {
-            report.adopted.push(object);
-            continue;
-        }
-        report.uploaded.push(object);
+        Ok(())
+    };
+    // Segments and the anchor first: they are the evidence, and a failure
+    // to list the notes below must not hold them back.
+    send(to_ship(dir)?)?;
+    // Then the tiles over records that are sealed, so durable and shipped.
+    let through = sealed_through(dir)?;
+    let entries = shippable_entries(dir, through)?;
+    if entries.first().is_some_and(|&e| e > 0) {
+        let sizes = checkpoint_sizes(target, edge_watermark(&done, target), through)?;
+        send(tiles_to_ship(dir, &entries, &sizes))?;
     }
     Ok(report)
 }
@@ -910,10 +973,21 @@ pub struct RemoteTile {
 
 /// The hash tiles under `target` (the latest version of each, exactly as
 /// many bytes as its path says or an error), by level and index. Keys
-/// under `tile/` that are not a tile's one spelling are left out.
+/// under `tile/` that are not a tile's one spelling are left out. All of
+/// them in memory: for a large copy, `for_each_tile`.
 pub fn tiles(target: &S3Target) -> Result<Vec<RemoteTile>> {
-    let under = target.key("");
     let mut out = Vec::new();
+    for_each_tile(target, &mut |t| {
+        out.push(t);
+        Ok(())
+    })?;
+    out.sort_by_key(|t| (t.level, t.index, t.width));
+    Ok(out)
+}
+
+/// As `tiles`, one at a time (in key order), so memory holds one tile.
+pub fn for_each_tile(target: &S3Target, f: &mut dyn FnMut(RemoteTile) -> Result<()>) -> Result<()> {
+    let under = target.key("");
     for v in versions(target, &target.key("tile/"))?
         .into_iter()
         .filter(|v| v.is_latest && !v.delete_marker)
@@ -946,17 +1020,16 @@ pub fn tiles(target: &S3Target) -> Result<Vec<RemoteTile>> {
             ));
         }
         let hashes = buf.chunks_exact(32).filter_map(Hash::from_slice).collect();
-        out.push(RemoteTile {
+        f(RemoteTile {
             key: v.key,
             version_id: v.version_id,
             level,
             index,
             width,
             hashes,
-        });
+        })?;
     }
-    out.sort_by_key(|t| (t.level, t.index, t.width));
-    Ok(out)
+    Ok(())
 }
 
 /// A writer that refuses more than `left` bytes (a hostile object must not
@@ -1256,7 +1329,8 @@ pub fn compare_local(dir: &Path, target: &S3Target) -> Result<Comparison> {
     // The tiles too: a tile changed here after it was shipped is as much a
     // difference as a segment.
     let mut objects = to_ship(dir)?;
-    objects.extend(tiles_to_ship(dir, &checkpoint_sizes(target)?)?);
+    let through = sealed_through(dir)?;
+    objects.extend(tiles_to_ship(dir, &shippable_entries(dir, through)?, &[]));
     for (name, path, part) in objects {
         let key = target.key(&name);
         let Some(o) = by_key.get(key.as_str()) else {
@@ -1363,7 +1437,7 @@ fn walk_remote(
         Some(o) => o.version_id == v.version_id,
         None => state_dir.is_none() && v.is_latest,
     };
-    let tile_prefix = target.key("tile/");
+    let under = target.key("");
     report.unrecorded = by_key
         .iter()
         .filter(|(k, vs)| {
@@ -1372,7 +1446,10 @@ fn walk_remote(
                 && vs.iter().any(|v| !v.delete_marker)
                 && (k.rsplit('/').next().is_some_and(|n| {
                     parse_sealed_file_name(n).is_some() || n.starts_with(ANCHOR_FILE)
-                }) || k.starts_with(&tile_prefix))
+                }) || k
+                    .strip_prefix(&under)
+                    .and_then(crate::format::merkle::parse_tile_path)
+                    .is_some())
         })
         .map(|(k, _)| (*k).to_string())
         .collect();

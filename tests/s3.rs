@@ -65,6 +65,11 @@ fn create_bucket(t: &S3Target) -> wormlog::Result<()> {
     }
 }
 
+/// A Merkle tile's key (the tests' prefixes never hold `/tile/`).
+fn is_tile(key: &str) -> bool {
+    key.contains("/tile/")
+}
+
 fn now_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -98,13 +103,17 @@ fn shipped_segments_verify_from_the_bucket_and_are_never_uploaded_twice() {
     let sealed = common::files_with(dir.path(), ".wlog.zst").len();
     assert!(sealed >= 3);
     assert_eq!(
-        r.uploaded.len(),
+        r.uploaded.iter().filter(|o| !is_tile(&o.key)).count(),
         sealed,
         "every sealed file (no anchor yet)"
     );
+    assert!(
+        r.uploaded.iter().any(|o| is_tile(&o.key)),
+        "800 records make full tiles: {r:?}"
+    );
     let again = ship::ship(dir.path(), &t, None).unwrap();
     assert!(again.uploaded.is_empty() && again.adopted.is_empty());
-    assert_eq!(again.already, sealed);
+    assert_eq!(again.already, r.uploaded.len());
     let remote = ship::verify_remote(&t, Some(dir.path())).unwrap();
     assert_eq!(remote.segments as usize, sealed);
     assert_eq!(remote.first_seq, 1);
@@ -340,8 +349,20 @@ fn retention_never_drops_a_segment_whose_copy_is_not_confirmed() {
 fn a_shipper_crashed_at_any_step_resumes_with_one_version_per_object() {
     let dir = tempfile::tempdir().unwrap();
     sealed_log(dir.path(), 300);
-    // Steps of an uninterrupted run: a PUT and a record per object.
-    let objects = common::files_with(dir.path(), ".wlog.zst").len();
+    // Steps of an uninterrupted run: a PUT and a record per object (the
+    // sealed files and the tree's tiles), counted by one such run.
+    let objects = {
+        let copy = tempfile::tempdir().unwrap();
+        for f in std::fs::read_dir(dir.path()).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, copy.path().join(f.file_name().unwrap())).unwrap();
+        }
+        ship::ship(copy.path(), &target("crash-count"), None)
+            .unwrap()
+            .uploaded
+            .len()
+    };
+    assert!(objects > common::files_with(dir.path(), ".wlog.zst").len());
     let steps = 2 * objects;
     for crash_at in 0..steps {
         let copy = tempfile::tempdir().unwrap();
@@ -377,7 +398,10 @@ fn a_shipper_crashed_at_any_step_resumes_with_one_version_per_object() {
             "crash at step {crash_at}: a second version of {:?}",
             remote.shadowed
         );
-        assert_eq!(remote.segments as usize, objects);
+        assert_eq!(
+            remote.segments as usize,
+            common::files_with(dir.path(), ".wlog.zst").len()
+        );
     }
 }
 
@@ -523,10 +547,12 @@ fn a_local_file_changed_after_shipping_differs_from_its_copy() {
     let t = target("compare");
     ship::ship(dir.path(), &t, None).unwrap();
     let c = ship::compare_local(dir.path(), &t).unwrap();
+    // Every sealed file and every tile the record names.
     assert_eq!(
         c.matching as usize,
-        common::files_with(dir.path(), ".wlog.zst").len()
+        ship::shipped(dir.path()).unwrap().len()
     );
+    assert!(c.matching as usize > common::files_with(dir.path(), ".wlog.zst").len());
     // An insider rewrites a sealed file here (same length, one byte).
     let victim = &common::files_with(dir.path(), ".wlog.zst")[0];
     let mut perms = std::fs::metadata(victim).unwrap().permissions();
@@ -584,7 +610,7 @@ fn a_copy_in_one_bucket_does_not_count_for_another_under_the_same_prefix() {
     sealed_log(dir.path(), 300);
     let first = target("two-buckets");
     let r = ship::ship(dir.path(), &first, None).unwrap();
-    let sealed = r.uploaded.len();
+    let sealed = r.uploaded.iter().filter(|o| !is_tile(&o.key)).count();
     // Same prefix, another bucket: nothing there yet.
     let url = first.url();
     let prefix = url
@@ -609,7 +635,7 @@ fn a_copy_in_one_bucket_does_not_count_for_another_under_the_same_prefix() {
     .retain_until(now_ns() + 3600 * 1_000_000_000);
     let r = ship::ship(dir.path(), &second, None).unwrap();
     assert_eq!(
-        r.uploaded.len(),
+        r.uploaded.iter().filter(|o| !is_tile(&o.key)).count(),
         sealed,
         "uploaded again to the second bucket"
     );
@@ -626,7 +652,13 @@ fn with_the_record_an_object_the_log_never_shipped_is_reported_and_left_out() {
     sealed_log(dir.path(), 300);
     let t = target("unrecorded");
     let r = ship::ship(dir.path(), &t, None).unwrap();
-    let last = r.uploaded.last().unwrap().key.clone();
+    let last = r
+        .uploaded
+        .iter()
+        .rfind(|o| !is_tile(&o.key))
+        .unwrap()
+        .key
+        .clone();
     // A "next" segment put by someone holding write access: a new key has
     // one version, so it shadows nothing.
     let n: u64 = last
@@ -645,7 +677,7 @@ fn with_the_record_an_object_the_log_never_shipped_is_reported_and_left_out() {
     assert_eq!(remote.unrecorded, vec![forged.clone()]);
     assert_eq!(
         remote.segments as usize,
-        r.uploaded.len(),
+        r.uploaded.iter().filter(|o| !is_tile(&o.key)).count(),
         "left out of the walk"
     );
     // Restored with the record: the forgery is not brought in.
@@ -668,7 +700,8 @@ fn a_delete_marker_hiding_a_shipped_object_is_reported_and_restore_refuses_the_c
     sealed_log(dir.path(), 300);
     let t = target("hidden");
     let r = ship::ship(dir.path(), &t, None).unwrap();
-    let last = &r.uploaded.last().unwrap().key;
+    let segments: Vec<_> = r.uploaded.iter().filter(|o| !is_tile(&o.key)).collect();
+    let last = &segments.last().unwrap().key;
     let status = ship::hide(&t, last).unwrap();
     assert!(
         (200..300).contains(&status),
@@ -679,7 +712,7 @@ fn a_delete_marker_hiding_a_shipped_object_is_reported_and_restore_refuses_the_c
     assert_eq!(remote.shadowed, vec![last.clone()]);
     assert_eq!(
         remote.segments as usize,
-        r.uploaded.len(),
+        segments.len(),
         "the recorded version is read"
     );
     let back = tempfile::tempdir().unwrap();
@@ -757,9 +790,31 @@ fn shipped_tiles_let_a_third_party_prove_a_record_from_the_bucket_alone() {
     assert_ne!(cp.seq % 256, 0, "pick another record count");
     t.put(&cp.sign(&key)).unwrap();
     let record = log.get(700).unwrap();
+    // Sealed past the note, so its edge tiles are over durable records.
+    for i in 0..20 {
+        log.append(format!("after the note {i}").as_bytes())
+            .unwrap();
+    }
+    log.seal().unwrap();
+    let sealed_through = log
+        .segments()
+        .unwrap()
+        .iter()
+        .filter(|s| s.sealed)
+        .map(|s| s.last_seq)
+        .max()
+        .unwrap();
+    assert!(sealed_through > cp.seq);
+    // Records past the sealed files: their leaves are in the tree on
+    // disk (close writes it), but a crash before they are sealed could
+    // still cut them (under batched durability): none of their tiles may
+    // be locked in the bucket.
+    for i in 0..600 {
+        log.append(format!("not sealed {i}").as_bytes()).unwrap();
+    }
     log.close().unwrap();
-    // A key claiming a tree of 10^20 - 1 leaves: the shipper must not try
-    // to list that tree's tiles (it ships only within its own tree).
+    // A key claiming the largest tree a u64 counts: the shipper must not
+    // list that tree's tiles (it ships only within its own sealed records).
     let prefix = t
         .url()
         .split_once("//")
@@ -769,7 +824,7 @@ fn shipped_tiles_let_a_third_party_prove_a_record_from_the_bucket_alone() {
         .unwrap()
         .1
         .to_string();
-    let huge = format!("{prefix}/checkpoints/99999999999999999999-0123456789abcdef");
+    let huge = format!("{prefix}/checkpoints/18446744073709551615-0123456789abcdef");
     ship::put_unconditional(&t, &huge, b"not a note").unwrap();
     let report = ship::ship(&dir, &t, None).unwrap();
     let shipped_tiles = report
@@ -791,6 +846,13 @@ fn shipped_tiles_let_a_third_party_prove_a_record_from_the_bucket_alone() {
             .collect(),
     );
     assert!(tiles.0.contains_key(&(0, cp.seq / 256, cp.seq % 256)));
+    for &(level, n, width) in tiles.0.keys() {
+        let reach = (n * 256 + width) << (8 * level);
+        assert!(
+            reach <= sealed_through,
+            "tile {level}/{n}.p/{width} reaches leaf {reach}, past the sealed {sealed_through}"
+        );
+    }
     let root = cp.tree_root.expect("a format 2 log has a tree");
     let leaf = leaf_hash(&leaf_data(
         record.seq(),

@@ -25,7 +25,7 @@ const TAG_CONTEXT: &[u8; 21] = b"wormlog v2 epoch tag\0";
 /// The key file's first 8 bytes (format-spec.md, section 10a).
 pub const FSS_KEY_MAGIC: [u8; 8] = *b"WLFSSKEY";
 pub const FSS_KEY_VERSION: u16 = 1;
-// FssKey file fields, each offset derived from the one before.
+// Key file fields, each offset derived from the one before.
 const VERSION_AT: usize = FSS_KEY_MAGIC.len();
 const FLAGS_AT: usize = VERSION_AT + 2;
 const RESERVED_AT: usize = FLAGS_AT + 1;

@@ -106,13 +106,14 @@ impl PartialEq<[u8; HASH_LEN]> for Hash {
 
 impl fmt::Display for Hash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
+        // `pad`: width, fill and precision apply (`{:.16}` for a short form).
+        f.pad(&self.to_hex())
     }
 }
 
 impl fmt::LowerHex for Hash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
+        f.pad(&self.to_hex())
     }
 }
 
@@ -218,6 +219,13 @@ mod tests {
         // A multi-byte character is refused, not sliced through.
         let s = format!("{}é", "0".repeat(62));
         assert!(s.parse::<Hash>().is_err());
+    }
+
+    #[test]
+    fn display_takes_width_and_precision() {
+        let h = Hash::from_bytes([0xab; 32]);
+        assert_eq!(format!("{h:.8}"), "abababab");
+        assert_eq!(format!("{h:>70}").len(), 70);
     }
 
     #[test]

@@ -324,6 +324,34 @@ pub fn tiles_of_size(size: u64) -> Vec<(u32, u64, u64)> {
     out
 }
 
+/// How many tiles `tiles_of_size(size)` lists, without listing them.
+pub fn tiles_of_size_count(size: u64) -> u64 {
+    let mut count = 0;
+    let mut entries = size;
+    while entries > 0 {
+        count += entries / TILE_WIDTH + u64::from(!entries.is_multiple_of(TILE_WIDTH));
+        entries /= TILE_WIDTH;
+    }
+    count
+}
+
+/// The partial tiles (level, index, width) at the right edge of a tree of
+/// `size` leaves: one per level whose entry count is not a multiple of
+/// 256, so at most `LEVELS_MAX`.
+pub fn edge_tiles(size: u64) -> Vec<(u32, u64, u64)> {
+    let mut out = Vec::new();
+    let mut entries = size;
+    let mut level = 0u32;
+    while entries > 0 {
+        if !entries.is_multiple_of(TILE_WIDTH) {
+            out.push((level, entries / TILE_WIDTH, entries % TILE_WIDTH));
+        }
+        entries /= TILE_WIDTH;
+        level += 1;
+    }
+    out
+}
+
 /// The level, index and width of the hash tile at C2SP path `path` (as
 /// [`tile_path`] writes them, exactly: one spelling per tile); `None` for
 /// anything else, entry bundles included.
@@ -367,6 +395,19 @@ mod tests {
         assert_eq!(t.iter().filter(|x| x.0 == 0 && x.2 == 256).count(), 256);
         assert!(t.contains(&(0, 256, 3)) && t.contains(&(1, 0, 256)) && t.contains(&(2, 0, 1)));
         assert_eq!(t.len(), 256 + 1 + 1 + 1);
+        for size in [0, 1, 255, 256, 257, 65_536, 65_539, u64::MAX] {
+            let edge: Vec<_> = tiles_of_size(size.min(70_000))
+                .into_iter()
+                .filter(|t| t.2 < TILE_WIDTH)
+                .collect();
+            if size <= 70_000 {
+                assert_eq!(edge_tiles(size), edge, "{size}");
+            }
+            assert!(edge_tiles(size).len() <= LEVELS_MAX);
+            if size <= 70_000 {
+                assert_eq!(tiles_of_size_count(size), tiles_of_size(size).len() as u64);
+            }
+        }
     }
 
     #[test]

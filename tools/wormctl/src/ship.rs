@@ -74,11 +74,26 @@ pub fn run(a: Args) -> Result<(), Fail> {
         .retention_policy();
     let r = ship::ship(&a.dir, &target, policy.as_ref()).map_err(remote_fail)?;
     let mut out = Out::new();
+    // A tile per 256 records: counted, not listed.
+    let is_tile = |o: &&ship::ShippedObject| {
+        o.key.match_indices("tile/").any(|(i, _)| {
+            (i == 0 || o.key[..i].ends_with('/'))
+                && wormlog::format::merkle::parse_tile_path(&o.key[i..]).is_some()
+        })
+    };
+    let mut tiles = 0;
     for o in r.uploaded.iter().chain(&r.adopted) {
+        if is_tile(&o) {
+            tiles += 1;
+            continue;
+        }
         out.line(format!(
             "shipped {} version {} ({} bytes)",
             o.key, o.version_id, o.bytes
         ))?;
+    }
+    if tiles > 0 {
+        out.line(format!("shipped {tiles} Merkle tiles"))?;
     }
     out.line(format!(
         "{} uploaded, {} found from an interrupted run, {} already shipped, locked until {}",
@@ -193,38 +208,51 @@ fn verify_checkpoints(
 /// Every hash tile in the bucket must be the tile of the tree the copy's
 /// records make (`log`, restored from the copy); tiles past the copy's
 /// records cannot be checked yet and are counted. Says whether the bucket
-/// holds every tile a proof at `size` (the checkpoint's) needs.
+/// holds every tile a proof at `size` (the checkpoint's) needs. One tile
+/// in memory at a time.
 fn check_tiles(
     target: &S3Target,
     url: &str,
     log: &wormlog::Log,
     size: u64,
 ) -> Result<String, Fail> {
-    let tiles = ship::tiles(target).map_err(remote_fail)?;
-    let (mut matching, mut beyond) = (0u64, 0u64);
-    for t in &tiles {
+    // Level L of a tree of `size` leaves has size / 256^L entries: tiles
+    // below entries / 256 full, and one partial tile at the edge.
+    let entries_at = |level: u32| size.checked_shr(8 * level).unwrap_or(0);
+    let needed = |level: u32, index: u64, width: u64| {
+        let e = entries_at(level);
+        (width == 256 && index < e / 256) || (width < 256 && (index, width) == (e / 256, e % 256))
+    };
+    let expected = wormlog::format::merkle::tiles_of_size_count(size);
+    let (mut matching, mut beyond, mut present) = (0u64, 0u64, 0u64);
+    let mut bad = None;
+    ship::for_each_tile(target, &mut |t| {
+        if needed(t.level, t.index, t.width) {
+            present += 1;
+        }
         match log.tile(t.level, t.index, t.width) {
             Ok(hashes) if hashes == t.hashes => matching += 1,
             Ok(_) => {
-                return Err(Fail::tampered(format!(
-                    "{url}: tile {} differs from the tree of the copy's records",
-                    t.key
-                )))
+                bad.get_or_insert(t.key);
             }
             Err(wormlog::Error::TreeUnavailable { .. }) => beyond += 1,
-            Err(e) => return Err(Fail::log(e)),
+            Err(e) => return Err(e),
         }
+        Ok(())
+    })
+    .map_err(remote_fail)?;
+    if let Some(key) = bad {
+        return Err(Fail::tampered(format!(
+            "{url}: tile {key} differs from the tree of the copy's records"
+        )));
     }
-    let have: std::collections::HashSet<(u32, u64, u64)> =
-        tiles.iter().map(|t| (t.level, t.index, t.width)).collect();
-    let missing = wormlog::format::merkle::tiles_of_size(size)
-        .into_iter()
-        .filter(|t| !have.contains(t))
-        .count();
-    let serves = if missing == 0 {
+    let serves = if present == expected {
         format!("every tile a proof at tree size {size} needs is there")
     } else {
-        format!("{missing} tiles a proof at tree size {size} needs are not shipped yet")
+        format!(
+            "{} tiles a proof at tree size {size} needs are not shipped yet",
+            expected - present.min(expected)
+        )
     };
     Ok(format!(
         "tiles: {matching} in the bucket are the tree of the copy's records ({beyond} past them); {serves}"

@@ -77,6 +77,12 @@ fn ship_then_verify_the_bucket_and_catch_a_shadowing_version() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("uploaded"), "{text}");
+    // 500 records: a full tile of the tree at least, counted on one line.
+    assert!(text.contains("Merkle tiles"), "{text}");
+    assert!(
+        !text.contains("/tile/"),
+        "tiles are counted, not listed: {text}"
+    );
     let o = wormctl(&["verify", &url, "--state", d], &endpoint);
     assert_eq!(
         o.status.code(),
