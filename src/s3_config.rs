@@ -135,17 +135,20 @@ pub(crate) fn resolve(
     // A file that cannot be read counts as missing (as in the AWS CLI: a
     // service whose HOME is off limits still runs on its environment),
     // and is named if the keys are then not found.
+    // A file named by its variable must be read, though: its settings
+    // (an endpoint above all) were asked for.
     let mut unreadable = Vec::new();
-    let mut load = |p: &Option<PathBuf>| match p.as_deref().map(read) {
-        Some(Ok(text)) => text,
+    let mut load = |p: &Option<PathBuf>, var: &str| match p.as_deref().map(read) {
+        Some(Ok(text)) => Ok(text),
+        Some(Err(e)) if env(var).is_some() => Err(configure(url, format!("{var}: {e}"))),
         Some(Err(e)) => {
             unreadable.push(e.to_string());
-            None
+            Ok(None)
         }
-        None => None,
+        None => Ok(None),
     };
-    let config_text = load(&config_path);
-    let creds_text = load(&creds_path);
+    let config_text = load(&config_path, "AWS_CONFIG_FILE")?;
+    let creds_text = load(&creds_path, "AWS_SHARED_CREDENTIALS_FILE")?;
     // In the config file a profile's section is `[profile NAME]`, except
     // the default's, which may be either; in the credentials file it is
     // `[NAME]`.
@@ -161,9 +164,14 @@ pub(crate) fn resolve(
         return Err(configure(
             url,
             format!(
-                "profile {profile:?} is in neither {} nor {}",
+                "profile {profile:?} is in neither {} nor {}{}",
                 shown(&config_path),
-                shown(&creds_path)
+                shown(&creds_path),
+                if unreadable.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (unreadable: {})", unreadable.join("; "))
+                }
             ),
         ));
     }
@@ -197,11 +205,11 @@ pub(crate) fn resolve(
     if region.is_empty()
         || !region
             .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
         return Err(configure(
             url,
-            format!("region {region:?} is not a region name (a-z, 0-9 and -)"),
+            format!("region {region:?} is not a region name (letters, digits, - and _)"),
         ));
     }
     let endpoint = over
@@ -483,6 +491,32 @@ aws_secret_access_key = S
         )
         .unwrap_err();
         assert!(e.to_string().contains("unreadable"), "{e}");
+        // A file its variable names is required, keys or not.
+        let named = [
+            ("HOME", "/home/u"),
+            ("AWS_CONFIG_FILE", "/etc/aws.conf"),
+            ("AWS_ACCESS_KEY_ID", "ENVKEY"),
+            ("AWS_SECRET_ACCESS_KEY", "envsecret"),
+        ];
+        let e = resolve(
+            "s3://b/p",
+            &S3Overrides::default(),
+            &|k| {
+                named
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            },
+            &|p| {
+                Err(Error::io(
+                    "read",
+                    p,
+                    std::io::ErrorKind::PermissionDenied.into(),
+                ))
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("AWS_CONFIG_FILE"), "{e}");
     }
 
     #[test]

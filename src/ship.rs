@@ -462,20 +462,22 @@ enum Part {
     Range { at: u64, len: u64 },
 }
 
-/// The last seq of the newest sealed file in `dir`, 0 if there is none.
+/// The newest sealed file among `objects` (`to_ship`'s list).
+fn newest_sealed(objects: &[(String, PathBuf, Part)]) -> Option<u64> {
+    objects
+        .iter()
+        .filter_map(|(name, _, _)| parse_sealed_file_name(name))
+        .max()
+}
+
+/// The last seq of sealed file `newest` in `dir` (the newest this run
+/// ships), 0 if there is none.
 /// Every record up to it is durable (a sealed file is synced before it is
 /// renamed into place) and shipped before any tile: the bound of the tiles
 /// a run may lock. The tree's own state vouches for entries the writer has
 /// synced, which under batched or buffered durability may cover records a
 /// crash would still cut and whose seqs new records would then take.
-fn sealed_through(dir: &Path) -> Result<u64> {
-    let mut newest = None;
-    for e in std::fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))? {
-        let e = e.map_err(|e| Error::io("list", dir, e))?;
-        if let Some(n) = parse_sealed_file_name(&e.file_name().to_string_lossy()) {
-            newest = newest.max(Some(n));
-        }
-    }
+fn sealed_through(dir: &Path, newest: Option<u64>) -> Result<u64> {
     let Some(n) = newest else { return Ok(0) };
     let path = dir.join(crate::format::names::sealed_file_name(n));
     let sealed = crate::sealed::open_sealed(&crate::storage::FsStorage, &path, Some(n), None)?;
@@ -521,34 +523,46 @@ fn edge_watermark(done: &std::collections::HashSet<String>, target: &S3Target) -
     done.iter()
         .filter_map(|k| crate::format::merkle::parse_tile_path(k.strip_prefix(&under)?))
         .filter(|&(level, _, width)| level == 0 && width < TILE_WIDTH)
-        .map(|(_, n, width)| n * TILE_WIDTH + width)
+        .filter_map(|(_, n, width)| n.checked_mul(TILE_WIDTH)?.checked_add(width))
         .max()
         .unwrap_or(0)
 }
 
-/// Checkpoint sizes one run handles at most: the newest of them. Notes
-/// are not authenticated here (the shipper holds no public key), so a
-/// flood of planted keys costs a bounded number of genuine tiles a run.
+/// Checkpoint sizes one run handles at most: the oldest of those above the
+/// watermark, so that each run moves it on and none is skipped. Notes are
+/// not authenticated here (the shipper holds no public key), so a flood of
+/// planted keys costs a bounded number of genuine tiles a run.
 const EDGE_SIZES_PER_RUN: usize = 1024;
 
 /// The tiles of the tree in `dir` to ship, `entries` per level at most
-/// (`shippable_entries`): every full tile, and for each size in `sizes`
-/// (checkpoints in the bucket) the partial tiles at its edge, which a
-/// proof at that size needs.
+/// (`shippable_entries`): every full tile, then for each size in `sizes`
+/// (checkpoints in the bucket, ascending) the partial tiles at its edge,
+/// which a proof at that size needs, the highest level first. Level 0's
+/// goes last because `edge_watermark` reads how far the runs got from it:
+/// a run stopped between objects leaves no size half done below it.
+/// Sizes stop at the first whose edge the tree does not hold yet.
 fn tiles_to_ship(dir: &Path, entries: &[u64], sizes: &[u64]) -> Vec<(String, PathBuf, Part)> {
-    let mut tiles = std::collections::BTreeSet::new();
+    let mut tiles: Vec<(u32, u64, u64)> = Vec::new();
     for (level, &have) in entries.iter().enumerate() {
-        for n in 0..have / TILE_WIDTH {
-            tiles.insert((level as u32, n, TILE_WIDTH));
-        }
+        tiles.extend((0..have / TILE_WIDTH).map(|n| (level as u32, n, TILE_WIDTH)));
     }
+    let mut edges = std::collections::HashSet::new();
     for &size in sizes {
-        for (level, n, width) in edge_tiles(size) {
-            let within = entries
-                .get(level as usize)
-                .is_some_and(|&have| n * TILE_WIDTH + width <= have);
-            if within {
-                tiles.insert((level, n, width));
+        let edge = edge_tiles(size);
+        let held = edge.iter().all(|&(level, n, width)| {
+            entries.get(level as usize).is_some_and(|&have| {
+                n.checked_mul(TILE_WIDTH)
+                    .and_then(|at| at.checked_add(width))
+                    .is_some_and(|end| end <= have)
+            })
+        });
+        if !held {
+            break;
+        }
+        // edge_tiles lists level 0 first.
+        for t in edge.into_iter().rev() {
+            if edges.insert(t) {
+                tiles.push(t);
             }
         }
     }
@@ -566,10 +580,14 @@ fn tiles_to_ship(dir: &Path, entries: &[u64], sizes: &[u64]) -> Vec<(String, Pat
 }
 
 /// The tree sizes of the checkpoint notes under `target` within
-/// `(after, through]`, from their keys (`checkpoints/<size>-<sha>`), the
-/// newest `EDGE_SIZES_PER_RUN` of them.
+/// `(after, through]`, from their keys (`checkpoints/<size>-<sha>`, the
+/// size in 20 digits, so keys sort by it and the listing starts past
+/// `after`), the oldest `EDGE_SIZES_PER_RUN` of them.
 fn checkpoint_sizes(target: &S3Target, after: u64, through: u64) -> Result<Vec<u64>> {
-    let mut sizes: Vec<u64> = versions(target, &target.key(CHECKPOINT_PREFIX))?
+    let prefix = target.key(CHECKPOINT_PREFIX);
+    // `~` sorts after the hex digits of every key of size `after`.
+    let start = (after > 0).then(|| format!("{prefix}{after:020}-~"));
+    let mut sizes: Vec<u64> = versions_after(target, &prefix, start)?
         .iter()
         .filter(|v| !v.delete_marker)
         .filter_map(|v| {
@@ -580,8 +598,8 @@ fn checkpoint_sizes(target: &S3Target, after: u64, through: u64) -> Result<Vec<u
         .collect();
     sizes.sort_unstable();
     sizes.dedup();
-    let skip = sizes.len().saturating_sub(EDGE_SIZES_PER_RUN);
-    Ok(sizes.split_off(skip))
+    sizes.truncate(EDGE_SIZES_PER_RUN);
+    Ok(sizes)
 }
 
 /// The bytes of `path` that `part` names.
@@ -696,9 +714,11 @@ pub fn ship_observed(
     };
     // Segments and the anchor first: they are the evidence, and a failure
     // to list the notes below must not hold them back.
-    send(to_ship(dir)?)?;
+    let objects = to_ship(dir)?;
+    let newest = newest_sealed(&objects);
+    send(objects)?;
     // Then the tiles over records that are sealed, so durable and shipped.
-    let through = sealed_through(dir)?;
+    let through = sealed_through(dir, newest)?;
     let entries = shippable_entries(dir, through)?;
     if entries.first().is_some_and(|&e| e > 0) {
         let sizes = checkpoint_sizes(target, edge_watermark(&done, target), through)?;
@@ -1082,14 +1102,26 @@ pub struct RemoteVersion {
 
 /// Every version and delete marker under `prefix` (ListObjectVersions).
 fn versions(target: &S3Target, prefix: &str) -> Result<Vec<RemoteVersion>> {
+    versions_after(target, prefix, None)
+}
+
+/// As `versions`, of the keys after `start` only (S3's `key-marker`; a
+/// server that ignores it lists more, which callers filter anyway).
+fn versions_after(
+    target: &S3Target,
+    prefix: &str,
+    start: Option<String>,
+) -> Result<Vec<RemoteVersion>> {
     let mut out = Vec::new();
-    let mut marker: Option<(String, String)> = None;
+    let mut marker: Option<(String, String)> = start.map(|k| (k, String::new()));
     loop {
         let mut query: Vec<(&str, String)> =
             vec![("versions", String::new()), ("prefix", prefix.to_string())];
         if let Some((k, v)) = &marker {
             query.push(("key-marker", k.clone()));
-            query.push(("version-id-marker", v.clone()));
+            if !v.is_empty() {
+                query.push(("version-id-marker", v.clone()));
+            }
         }
         // The bucket's own path, without the trailing slash the base URL
         // has (servers canonicalize `/bucket/` as `/bucket`).
@@ -1137,7 +1169,17 @@ fn versions(target: &S3Target, prefix: &str) -> Result<Vec<RemoteVersion>> {
         if between(&body, "<IsTruncated>", "</IsTruncated>") == Some("true") {
             let k = between(&body, "<NextKeyMarker>", "</NextKeyMarker>").unwrap_or("");
             let v = between(&body, "<NextVersionIdMarker>", "</NextVersionIdMarker>").unwrap_or("");
-            marker = Some((xml_unescape(k), v.to_string()));
+            let next = Some((xml_unescape(k), v.to_string()));
+            // A server that says "more" without moving on would keep us
+            // here for ever.
+            if next == marker || k.is_empty() {
+                return Err(remote(
+                    "list versions",
+                    prefix,
+                    "the listing says it is truncated but does not move on",
+                ));
+            }
+            marker = next;
         } else {
             return Ok(out);
         }
@@ -1329,8 +1371,25 @@ pub fn compare_local(dir: &Path, target: &S3Target) -> Result<Comparison> {
     // The tiles too: a tile changed here after it was shipped is as much a
     // difference as a segment.
     let mut objects = to_ship(dir)?;
-    let through = sealed_through(dir)?;
-    objects.extend(tiles_to_ship(dir, &shippable_entries(dir, through)?, &[]));
+    // Every tile the record names, partial ones included, against the
+    // bytes of the level file where it came from.
+    let under = target.key("");
+    for o in &recorded {
+        let Some(name) = o.key.strip_prefix(&under) else {
+            continue;
+        };
+        if let Some((level, n, width)) = crate::format::merkle::parse_tile_path(name) {
+            let part = Part::Range {
+                at: n * TILE_WIDTH * 32,
+                len: width * 32,
+            };
+            objects.push((
+                name.to_string(),
+                dir.join(tree_file_name(level as usize)),
+                part,
+            ));
+        }
+    }
     for (name, path, part) in objects {
         let key = target.key(&name);
         let Some(o) = by_key.get(key.as_str()) else {

@@ -888,3 +888,71 @@ fn shipped_tiles_let_a_third_party_prove_a_record_from_the_bucket_alone() {
         &root
     ));
 }
+
+/// A copy of the files of `dir` in a new temporary directory.
+fn copy_of(dir: &Path) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(dir).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, copy.path().join(f.file_name().unwrap())).unwrap();
+    }
+    copy
+}
+
+#[test]
+fn a_run_stopped_before_its_last_object_still_ships_every_edge_tile_of_a_note() {
+    use wormlog::CheckpointSink;
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("log");
+    sealed_log(&dir, 1000);
+    let key = wormlog::CheckpointKey::generate("edge.example").unwrap();
+    let log = Log::open(&dir, Options::default()).unwrap();
+    let cp = log.checkpoint().unwrap();
+    // Two levels with a partial tile at this size.
+    let edge = wormlog::format::merkle::edge_tiles(cp.seq);
+    assert_eq!(edge.len(), 2, "{} leaves", cp.seq);
+    for _ in 0..20 {
+        log.append(b"after the note").unwrap();
+    }
+    log.seal().unwrap();
+    log.close().unwrap();
+    let note = cp.sign(&key);
+    // The steps of a whole run, counted on a copy shipped elsewhere.
+    let counted = target("edge-count").retain_for(std::time::Duration::from_secs(86_400));
+    counted.put(&note).unwrap();
+    let puts = ship::ship(copy_of(&dir).path(), &counted, None)
+        .unwrap()
+        .uploaded
+        .len();
+    // Stopped (a close, a lost connection) just before its last PUT.
+    let t = target("edge").retain_for(std::time::Duration::from_secs(86_400));
+    t.put(&note).unwrap();
+    let mut n = 0;
+    let stopped = ship::ship_observed(&dir, &t, None, &mut |step| {
+        if matches!(step, ship::ShipStep::Put(_)) {
+            n += 1;
+            if n == puts {
+                return Err(wormlog::Error::Remote {
+                    op: "stop",
+                    what: format!("{step:?}"),
+                    detail: "injected".into(),
+                });
+            }
+        }
+        Ok(())
+    });
+    assert!(stopped.is_err(), "the last PUT was reached");
+    ship::ship(&dir, &t, None).unwrap();
+    let have: Vec<(u32, u64, u64)> = ship::tiles(&t)
+        .unwrap()
+        .iter()
+        .map(|x| (x.level, x.index, x.width))
+        .collect();
+    for e in edge {
+        assert!(
+            have.contains(&e),
+            "edge tile {e:?} of size {} never shipped: {have:?}",
+            cp.seq
+        );
+    }
+}

@@ -377,6 +377,12 @@ pub fn parse_tile_path(path: &str) -> Option<(u32, u64, u64)> {
     if width == 0 || width > TILE_WIDTH {
         return None;
     }
+    // Its last entry, and the byte after it in the level's file, must be
+    // countable: an index near 2^64 names no tile.
+    index
+        .checked_mul(TILE_WIDTH)?
+        .checked_add(width)?
+        .checked_mul(32)?;
     // Only the canonical spelling: `tile/0/0001` or `tile/0/x000/001`
     // would otherwise name the same tile as a second object.
     (tile_path(Some(level), index, width) == path).then_some((level, index, width))
@@ -428,6 +434,7 @@ mod tests {
             "tile/0/abc",
             "tiles/0/001",
             "tile/0/x001",
+            "tile/0/x018/x446/x744/x073/x709/x551/615",
         ] {
             assert_eq!(parse_tile_path(bad), None, "{bad}");
         }

@@ -226,7 +226,14 @@ fn check_tiles(
     let expected = wormlog::format::merkle::tiles_of_size_count(size);
     let (mut matching, mut beyond, mut present) = (0u64, 0u64, 0u64);
     let mut bad = None;
+    let mut last_key = String::new();
     ship::for_each_tile(target, &mut |t| {
+        // One latest version per key; a listing that repeats one must not
+        // count a tile twice (and so cover for a missing one).
+        if t.key == last_key {
+            return Ok(());
+        }
+        last_key.clone_from(&t.key);
         if needed(t.level, t.index, t.width) {
             present += 1;
         }
