@@ -452,18 +452,13 @@ aws_secret_access_key = S
         assert!(e.to_string().contains("not a region name"), "{e}");
     }
 
-    #[test]
-    fn an_unreadable_config_file_does_not_stop_environment_keys() {
-        let env = [
-            ("HOME", "/home/u"),
-            ("AWS_ACCESS_KEY_ID", "ENVKEY"),
-            ("AWS_SECRET_ACCESS_KEY", "envsecret"),
-        ];
-        let r = resolve(
+    /// `resolve` with these variables and every file unreadable.
+    fn unreadable_files(vars: &[(&str, &str)]) -> Result<Resolved> {
+        resolve(
             "s3://b/p",
             &S3Overrides::default(),
             &|k| {
-                env.iter()
+                vars.iter()
                     .find(|(n, _)| *n == k)
                     .map(|(_, v)| v.to_string())
             },
@@ -475,47 +470,26 @@ aws_secret_access_key = S
                 ))
             },
         )
-        .unwrap();
-        assert_eq!(r.key, "ENVKEY");
-        let e = resolve(
-            "s3://b/p",
-            &S3Overrides::default(),
-            &|k| (k == "HOME").then(|| "/home/u".to_string()),
-            &|p| {
-                Err(Error::io(
-                    "read",
-                    p,
-                    std::io::ErrorKind::PermissionDenied.into(),
-                ))
-            },
-        )
-        .unwrap_err();
+    }
+
+    #[test]
+    fn an_unreadable_config_file_does_not_stop_environment_keys() {
+        let keys = [
+            HOME,
+            ("AWS_ACCESS_KEY_ID", "ENVKEY"),
+            ("AWS_SECRET_ACCESS_KEY", "envsecret"),
+        ];
+        assert_eq!(unreadable_files(&keys).unwrap().key, "ENVKEY");
+        let e = unreadable_files(&[HOME]).unwrap_err();
         assert!(e.to_string().contains("unreadable"), "{e}");
         // A file its variable names is required, keys or not.
         let named = [
-            ("HOME", "/home/u"),
+            keys[0],
+            keys[1],
+            keys[2],
             ("AWS_CONFIG_FILE", "/etc/aws.conf"),
-            ("AWS_ACCESS_KEY_ID", "ENVKEY"),
-            ("AWS_SECRET_ACCESS_KEY", "envsecret"),
         ];
-        let e = resolve(
-            "s3://b/p",
-            &S3Overrides::default(),
-            &|k| {
-                named
-                    .iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| v.to_string())
-            },
-            &|p| {
-                Err(Error::io(
-                    "read",
-                    p,
-                    std::io::ErrorKind::PermissionDenied.into(),
-                ))
-            },
-        )
-        .unwrap_err();
+        let e = unreadable_files(&named).unwrap_err();
         assert!(e.to_string().contains("AWS_CONFIG_FILE"), "{e}");
     }
 

@@ -352,11 +352,7 @@ fn a_shipper_crashed_at_any_step_resumes_with_one_version_per_object() {
     // Steps of an uninterrupted run: a PUT and a record per object (the
     // sealed files and the tree's tiles), counted by one such run.
     let objects = {
-        let copy = tempfile::tempdir().unwrap();
-        for f in std::fs::read_dir(dir.path()).unwrap() {
-            let f = f.unwrap().path();
-            std::fs::copy(&f, copy.path().join(f.file_name().unwrap())).unwrap();
-        }
+        let copy = copy_of(dir.path());
         ship::ship(copy.path(), &target("crash-count"), None)
             .unwrap()
             .uploaded
@@ -365,11 +361,7 @@ fn a_shipper_crashed_at_any_step_resumes_with_one_version_per_object() {
     assert!(objects > common::files_with(dir.path(), ".wlog.zst").len());
     let steps = 2 * objects;
     for crash_at in 0..steps {
-        let copy = tempfile::tempdir().unwrap();
-        for f in std::fs::read_dir(dir.path()).unwrap() {
-            let f = f.unwrap().path();
-            std::fs::copy(&f, copy.path().join(f.file_name().unwrap())).unwrap();
-        }
+        let copy = copy_of(dir.path());
         let t = target("crash");
         let mut n = 0;
         let crashed = ship::ship_observed(copy.path(), &t, None, &mut |step| {
