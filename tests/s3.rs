@@ -98,7 +98,7 @@ fn sealed_log(dir: &Path, records: usize) {
 fn shipped_segments_verify_from_the_bucket_and_are_never_uploaded_twice() {
     let dir = tempfile::tempdir().unwrap();
     sealed_log(dir.path(), 800);
-    let t = target("ship");
+    let t = target("ship").with_tiles(true);
     let r = ship::ship(dir.path(), &t, None).unwrap();
     let sealed = common::files_with(dir.path(), ".wlog.zst").len();
     assert!(sealed >= 3);
@@ -353,7 +353,7 @@ fn a_shipper_crashed_at_any_step_resumes_with_one_version_per_object() {
     // sealed files and the tree's tiles), counted by one such run.
     let objects = {
         let copy = copy_of(dir.path());
-        ship::ship(copy.path(), &target("crash-count"), None)
+        ship::ship(copy.path(), &target("crash-count").with_tiles(true), None)
             .unwrap()
             .uploaded
             .len()
@@ -362,7 +362,7 @@ fn a_shipper_crashed_at_any_step_resumes_with_one_version_per_object() {
     let steps = 2 * objects;
     for crash_at in 0..steps {
         let copy = copy_of(dir.path());
-        let t = target("crash");
+        let t = target("crash").with_tiles(true);
         let mut n = 0;
         let crashed = ship::ship_observed(copy.path(), &t, None, &mut |step| {
             n += 1;
@@ -536,7 +536,7 @@ fn the_copy_restores_and_verifies_after_the_local_directory_is_destroyed() {
 fn a_local_file_changed_after_shipping_differs_from_its_copy() {
     let dir = tempfile::tempdir().unwrap();
     sealed_log(dir.path(), 300);
-    let t = target("compare");
+    let t = target("compare").with_tiles(true);
     ship::ship(dir.path(), &t, None).unwrap();
     let c = ship::compare_local(dir.path(), &t).unwrap();
     // Every sealed file and every tile the record names.
@@ -603,6 +603,8 @@ fn a_copy_in_one_bucket_does_not_count_for_another_under_the_same_prefix() {
     let first = target("two-buckets");
     let r = ship::ship(dir.path(), &first, None).unwrap();
     let sealed = r.uploaded.iter().filter(|o| !is_tile(&o.key)).count();
+    // Tiles are shipped only when asked for (a PUT per 256 records).
+    assert!(r.uploaded.iter().all(|o| !is_tile(&o.key)), "{r:?}");
     // Same prefix, another bucket: nothing there yet.
     let url = first.url();
     let prefix = url
@@ -770,7 +772,9 @@ impl wormlog::format::merkle::HashSource for BucketTiles {
 fn shipped_tiles_let_a_third_party_prove_a_record_from_the_bucket_alone() {
     use wormlog::format::merkle::{inclusion_proof, leaf_data, leaf_hash, verify_inclusion};
     use wormlog::CheckpointSink;
-    let t = target("tiles").retain_for(std::time::Duration::from_secs(86_400));
+    let t = target("tiles")
+        .retain_for(std::time::Duration::from_secs(86_400))
+        .with_tiles(true);
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().join("log");
     sealed_log(&dir, 1000);
@@ -910,14 +914,18 @@ fn a_run_stopped_before_its_last_object_still_ships_every_edge_tile_of_a_note() 
     log.close().unwrap();
     let note = cp.sign(&key);
     // The steps of a whole run, counted on a copy shipped elsewhere.
-    let counted = target("edge-count").retain_for(std::time::Duration::from_secs(86_400));
+    let counted = target("edge-count")
+        .retain_for(std::time::Duration::from_secs(86_400))
+        .with_tiles(true);
     counted.put(&note).unwrap();
     let puts = ship::ship(copy_of(&dir).path(), &counted, None)
         .unwrap()
         .uploaded
         .len();
     // Stopped (a close, a lost connection) just before its last PUT.
-    let t = target("edge").retain_for(std::time::Duration::from_secs(86_400));
+    let t = target("edge")
+        .retain_for(std::time::Duration::from_secs(86_400))
+        .with_tiles(true);
     t.put(&note).unwrap();
     let mut n = 0;
     let stopped = ship::ship_observed(&dir, &t, None, &mut |step| {

@@ -419,8 +419,9 @@ fn ship_cases(cases: &mut Vec<Case>, demo: &'static Path) {
         f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
     }
     /// The sealed files and the Merkle tree (whose full tiles over them go
-    /// too, 8 KiB an object): the rate is of every byte uploaded.
-    fn ship_demo(demo: &Path) -> (f64, f64) {
+    /// too with `tiles`, 8 KiB an object): the rate is of every byte
+    /// uploaded.
+    fn ship_demo(demo: &Path, tiles: bool) -> (f64, f64) {
         let copy = tempfile::tempdir().unwrap();
         for e in std::fs::read_dir(demo).unwrap() {
             let p = e.unwrap().path();
@@ -433,7 +434,7 @@ fn ship_cases(cases: &mut Vec<Case>, demo: &'static Path) {
             }
         }
         let (t0, c0) = (Instant::now(), cpu_ticks());
-        let r = wormlog::ship::ship(copy.path(), &target(), None).unwrap();
+        let r = wormlog::ship::ship(copy.path(), &target().with_tiles(tiles), None).unwrap();
         let wall = t0.elapsed().as_secs_f64();
         let cpu = (cpu_ticks() - c0) as f64 / 100.0;
         let bytes: u64 = r.uploaded.iter().map(|o| o.bytes).sum();
@@ -442,7 +443,7 @@ fn ship_cases(cases: &mut Vec<Case>, demo: &'static Path) {
     let last = std::sync::Arc::new(Mutex::new(0.0));
     let cpu = last.clone();
     cases.push(case("ship upload (sealed demo log)", "MB/s", move |_| {
-        let (rate, cpu) = ship_demo(demo);
+        let (rate, cpu) = ship_demo(demo, false);
         *last.lock() = cpu;
         rate
     }));
@@ -450,6 +451,11 @@ fn ship_cases(cases: &mut Vec<Case>, demo: &'static Path) {
     cases.push(case("ship upload CPU use (same run)", "%", move |_| {
         *cpu.lock()
     }));
+    cases.push(case(
+        "ship upload with tiles (sealed demo log)",
+        "MB/s",
+        move |_| ship_demo(demo, true).0,
+    ));
 }
 
 fn event(i: u64, lines: &[&str]) -> Vec<u8> {
@@ -725,6 +731,13 @@ fn main() {
             "within noise (~1.0)",
         );
     }
+    ratio(
+        &cases,
+        "ship upload with tiles / without",
+        "ship upload with tiles (sealed demo log)",
+        "ship upload (sealed demo log)",
+        "the cost of a PUT per 256 records",
+    );
     ratio(
         &cases,
         "verify / one-thread blake3",

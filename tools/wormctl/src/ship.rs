@@ -41,6 +41,11 @@ pub struct Args {
     /// the default is COMPLIANCE (no one may).
     #[arg(long)]
     governance: bool,
+    /// Ship the Merkle tree's tiles too (tile/<L>/<N>, C2SP tlog-tiles), so
+    /// that a third party with a checkpoint note proves records from the
+    /// bucket alone. A PUT per 256 records.
+    #[arg(long)]
+    tiles: bool,
 }
 
 fn parse_until(s: &str) -> Result<u64, String> {
@@ -63,7 +68,10 @@ pub fn run(a: Args) -> Result<(), Fail> {
     } else {
         LockMode::Compliance
     };
-    let mut target = target(&a.to).map_err(Fail::usage)?.lock_mode(mode);
+    let mut target = target(&a.to)
+        .map_err(Fail::usage)?
+        .lock_mode(mode)
+        .with_tiles(a.tiles);
     if let Some(t) = a.retain_until {
         target = target.retain_until(t);
     }

@@ -71,7 +71,7 @@ fn ship_then_verify_the_bucket_and_catch_a_shadowing_version() {
     sealed_log(&dir, 500, |i| format!("event {i}"));
     let d = dir.to_str().unwrap();
     let o = wormctl(
-        &["ship", d, "--to", &url, "--retain-until", "1d"],
+        &["ship", d, "--to", &url, "--retain-until", "1d", "--tiles"],
         &endpoint,
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -160,7 +160,8 @@ fn checkpoints_shipped_to_the_bucket_vouch_for_the_copy_and_a_forged_one_is_caug
     let url = url_for("signed", &endpoint);
     let target = wormlog::ship::S3Target::from_env(&url)
         .unwrap()
-        .retain_for(std::time::Duration::from_secs(86_400));
+        .retain_for(std::time::Duration::from_secs(86_400))
+        .with_tiles(true);
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().join("log");
     let key = wormlog::CheckpointKey::generate("audit.example").unwrap();
