@@ -175,30 +175,19 @@ pub(crate) fn resolve(
             ),
         ));
     }
-    let from_profile = |name: &str| {
-        creds
-            .as_deref()
+    let setting = |keys: &Option<Vec<(String, String)>>, name: &str| {
+        keys.as_deref()
             .and_then(|k| get(k, name))
-            .or_else(|| config.as_deref().and_then(|k| get(k, name)))
             .map(str::to_string)
     };
+    let from_profile = |name: &str| setting(&creds, name).or_else(|| setting(&config, name));
     let region = over
         .region
         .clone()
         .or_else(|| env("AWS_REGION"))
         .or_else(|| env("AWS_DEFAULT_REGION"))
-        .or_else(|| {
-            config
-                .as_deref()
-                .and_then(|k| get(k, "region"))
-                .map(str::to_string)
-        })
-        .or_else(|| {
-            creds
-                .as_deref()
-                .and_then(|k| get(k, "region"))
-                .map(str::to_string)
-        })
+        .or_else(|| setting(&config, "region"))
+        .or_else(|| setting(&creds, "region"))
         .unwrap_or_else(|| "us-east-1".into());
     // It goes into the endpoint's host name and the signature: a value
     // like `evil.example#` must not send the log elsewhere.
@@ -217,12 +206,7 @@ pub(crate) fn resolve(
         .clone()
         .or_else(|| env("AWS_ENDPOINT_URL_S3"))
         .or_else(|| env("AWS_ENDPOINT_URL"))
-        .or_else(|| {
-            config
-                .as_deref()
-                .and_then(|k| get(k, "endpoint_url"))
-                .map(str::to_string)
-        })
+        .or_else(|| setting(&config, "endpoint_url"))
         .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
     // The environment's keys win over the profile's, as in the AWS CLI,
     // unless a profile was named here (an explicit --profile).

@@ -46,6 +46,16 @@ pub enum LockMode {
     Governance,
 }
 
+impl LockMode {
+    /// The name S3 uses (`x-amz-object-lock-mode`, retention documents).
+    fn as_str(self) -> &'static str {
+        match self {
+            LockMode::Compliance => "COMPLIANCE",
+            LockMode::Governance => "GOVERNANCE",
+        }
+    }
+}
+
 /// Where copies go: `s3://bucket/prefix`, an endpoint and credentials.
 #[derive(Clone)]
 pub struct S3Target {
@@ -269,13 +279,18 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-fn status_text(status: u16, mut resp: ureq::http::Response<ureq::Body>) -> String {
-    let body = resp
-        .body_mut()
+/// A response's body as text, up to 64 KiB (an error or retention
+/// document; a longer or unreadable one reads as empty).
+fn small_body(resp: &mut ureq::http::Response<ureq::Body>) -> String {
+    resp.body_mut()
         .with_config()
         .limit(64 << 10)
         .read_to_string()
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn status_text(status: u16, mut resp: ureq::http::Response<ureq::Body>) -> String {
+    let body = small_body(&mut resp);
     let code = between(&body, "<Code>", "</Code>").unwrap_or("");
     format!("HTTP {status} {code}")
 }
@@ -639,12 +654,11 @@ fn read_part(path: &Path, part: Part) -> Result<Vec<u8>> {
             Ok(bytes)
         }
         Part::Range { at, len } => {
-            use std::io::{Seek, SeekFrom};
-            let mut f = std::fs::File::open(path).map_err(io)?;
-            f.seek(SeekFrom::Start(at)).map_err(io)?;
+            use std::os::unix::fs::FileExt;
+            let f = std::fs::File::open(path).map_err(io)?;
             // At most a tile: 8 KiB.
             let mut bytes = vec![0u8; len as usize];
-            f.read_exact(&mut bytes).map_err(io)?;
+            f.read_exact_at(&mut bytes, at).map_err(io)?;
             Ok(bytes)
         }
     }
@@ -756,10 +770,7 @@ fn put_locked(
     let sha = Hash::from_bytes(Sha256::digest(bytes).into());
     let sha_b64 = B64.encode(sha);
     let md5_b64 = B64.encode(md5(bytes));
-    let mode = match target.mode {
-        LockMode::Compliance => "COMPLIANCE",
-        LockMode::Governance => "GOVERNANCE",
-    };
+    let mode = target.mode.as_str();
     let mut action = target.bucket.put_object(Some(&target.credentials), key);
     let h = action.headers_mut();
     h.insert("x-amz-object-lock-mode", mode);
@@ -885,12 +896,7 @@ fn ensure_locked(
         .call()
         .map_err(|e| remote("GET retention", key, e))?;
     let status = resp.status().as_u16();
-    let body = resp
-        .body_mut()
-        .with_config()
-        .limit(64 << 10)
-        .read_to_string()
-        .unwrap_or_default();
+    let body = small_body(&mut resp);
     let current = (status == 200)
         .then(|| between(&body, "<RetainUntilDate>", "</RetainUntilDate>"))
         .flatten()
@@ -899,16 +905,13 @@ fn ensure_locked(
         .parse()
         .map_err(|e| remote("ship", key, format!("retain-until {until}: {e}")))?;
     let mode_ok = match target.mode {
-        LockMode::Compliance => between(&body, "<Mode>", "</Mode>") == Some("COMPLIANCE"),
+        LockMode::Compliance => between(&body, "<Mode>", "</Mode>") == Some(target.mode.as_str()),
         LockMode::Governance => between(&body, "<Mode>", "</Mode>").is_some(),
     };
     if mode_ok && current.is_some_and(|c| c >= wanted) {
         return Ok(());
     }
-    let mode = match target.mode {
-        LockMode::Compliance => "COMPLIANCE",
-        LockMode::Governance => "GOVERNANCE",
-    };
+    let mode = target.mode.as_str();
     let xml = format!(
         "<Retention xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Mode>{mode}</Mode>\
          <RetainUntilDate>{until}</RetainUntilDate></Retention>"

@@ -367,11 +367,7 @@ fn a_shipper_crashed_at_any_step_resumes_with_one_version_per_object() {
         let crashed = ship::ship_observed(copy.path(), &t, None, &mut |step| {
             n += 1;
             if n - 1 == crash_at {
-                return Err(wormlog::Error::Remote {
-                    op: "crash",
-                    what: format!("{step:?}"),
-                    detail: "injected".into(),
-                });
+                return Err(injected(step));
             }
             Ok(())
         });
@@ -792,14 +788,7 @@ fn shipped_tiles_let_a_third_party_prove_a_record_from_the_bucket_alone() {
             .unwrap();
     }
     log.seal().unwrap();
-    let sealed_through = log
-        .segments()
-        .unwrap()
-        .iter()
-        .filter(|s| s.sealed)
-        .map(|s| s.last_seq)
-        .max()
-        .unwrap();
+    let sealed_through = last_sealed_seq(&log);
     assert!(sealed_through > cp.seq);
     // Records past the sealed files: their leaves are in the tree on
     // disk (close writes it), but a crash before they are sealed could
@@ -885,6 +874,16 @@ fn shipped_tiles_let_a_third_party_prove_a_record_from_the_bucket_alone() {
     ));
 }
 
+/// The error a test's `ship_observed` hook returns to stop a run at
+/// `step`, as a crash or a lost connection would.
+fn injected(step: ship::ShipStep<'_>) -> wormlog::Error {
+    wormlog::Error::Remote {
+        op: "injected stop",
+        what: format!("{step:?}"),
+        detail: "injected".into(),
+    }
+}
+
 /// A copy of the files of `dir` in a new temporary directory.
 fn copy_of(dir: &Path) -> tempfile::TempDir {
     let copy = tempfile::tempdir().unwrap();
@@ -932,11 +931,7 @@ fn a_run_stopped_before_its_last_object_still_ships_every_edge_tile_of_a_note() 
         if matches!(step, ship::ShipStep::Put(_)) {
             n += 1;
             if n == puts {
-                return Err(wormlog::Error::Remote {
-                    op: "stop",
-                    what: format!("{step:?}"),
-                    detail: "injected".into(),
-                });
+                return Err(injected(step));
             }
         }
         Ok(())
@@ -954,5 +949,47 @@ fn a_run_stopped_before_its_last_object_still_ships_every_edge_tile_of_a_note() 
             "edge tile {e:?} of size {} never shipped: {have:?}",
             cp.seq
         );
+    }
+}
+
+#[test]
+fn more_notes_than_a_run_takes_are_all_given_their_edge_tiles_oldest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    sealed_log(dir.path(), 1200);
+    let t = target("many-notes")
+        .retain_for(std::time::Duration::from_secs(86_400))
+        .with_tiles(true);
+    let prefix = t
+        .url()
+        .split_once("//")
+        .unwrap()
+        .1
+        .split_once('/')
+        .unwrap()
+        .1
+        .to_string();
+    // A note key for every size 1..=1100: more than the 1024 a run takes.
+    // The shipper reads only the sizes from the keys.
+    for size in 1..=1100u64 {
+        let key = format!("{prefix}/checkpoints/{size:020}-00000000");
+        assert_eq!(ship::put_unconditional(&t, &key, b"note").unwrap(), 200);
+    }
+    let edge = |size: u64| (0u32, size / 256, size % 256);
+    let level0 = |t: &S3Target| -> Vec<(u32, u64, u64)> {
+        ship::tiles(t)
+            .unwrap()
+            .iter()
+            .map(|x| (x.level, x.index, x.width))
+            .collect()
+    };
+    ship::ship(dir.path(), &t, None).unwrap();
+    let first = level0(&t);
+    // The oldest first: size 1's edge went, size 1100's waits for a run.
+    assert!(first.contains(&edge(1)), "the oldest note's edge");
+    assert!(!first.contains(&edge(1100)), "more than a run takes");
+    ship::ship(dir.path(), &t, None).unwrap();
+    let second = level0(&t);
+    for size in (1..=1100u64).filter(|s| s % 256 != 0) {
+        assert!(second.contains(&edge(size)), "size {size} was skipped");
     }
 }
