@@ -1573,34 +1573,49 @@ fn recorded_shipped_files(shared: &Shared) -> Result<Option<Vec<String>>> {
         Err(e) => return Err(Error::io("open", &path, e)),
     };
     let len = file.len().map_err(|e| Error::io("read", &path, e))?;
-    // A line per object of a few hundred bytes: 64 MiB is millions of
-    // segments, and bounds what a hostile file makes us allocate.
-    if len > 64 << 20 {
-        return Err(Error::io(
-            "read",
-            &path,
-            std::io::Error::other("larger than any ship record (64 MiB)"),
-        ));
+    // Read a piece at a time: with Merkle tiles shipped the record has a
+    // line per 256 records, and a hostile file must not make us hold it
+    // whole. A line is a few hundred bytes; one longer than a piece is
+    // not a record's.
+    const PIECE: usize = 1 << 20;
+    let mut names = Vec::new();
+    let mut buf = Vec::with_capacity(PIECE);
+    let mut at = 0u64;
+    while at < len {
+        let kept = buf.len();
+        let want = PIECE.min(usize::try_from(len - at).unwrap_or(PIECE));
+        buf.resize(kept + want, 0);
+        let n = file
+            .read_full_at(&mut buf[kept..], at)
+            .map_err(|e| Error::io("read", &path, e))?;
+        buf.truncate(kept + n);
+        if n == 0 {
+            break;
+        }
+        at += n as u64;
+        // Whole lines only; a torn last line waits (and at the end is
+        // left out).
+        let whole = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        for line in buf[..whole].split(|&b| b == b'\n') {
+            let key = line.split(|&b| b == b' ').next().unwrap_or(&[]);
+            let name = key.rsplit(|&b| b == b'/').next().unwrap_or(&[]);
+            let name = String::from_utf8_lossy(name);
+            if crate::format::names::parse_sealed_file_name(&name).is_some() {
+                names.push(name.into_owned());
+            }
+        }
+        buf.drain(..whole);
+        if buf.len() >= PIECE {
+            return Err(Error::io(
+                "read",
+                &path,
+                std::io::Error::other(format!("a line of over {PIECE} bytes at byte {at}")),
+            ));
+        }
     }
-    let mut buf = vec![0u8; len as usize];
-    let n = file
-        .read_full_at(&mut buf, 0)
-        .map_err(|e| Error::io("read", &path, e))?;
-    buf.truncate(n);
-    let text = String::from_utf8_lossy(&buf);
-    Ok(Some(
-        text.split_inclusive('\n')
-            .filter_map(|line| line.strip_suffix('\n'))
-            .filter_map(|line| line.split(' ').next())
-            .filter_map(|key| key.rsplit('/').next())
-            .filter(|name| crate::format::names::parse_sealed_file_name(name).is_some())
-            .map(str::to_string)
-            .collect(),
-    ))
+    Ok(Some(names))
 }
 
-/// Of two retention policies, the one that keeps records longer (by its
-/// `min_age`, else its `max_age`: the period a copy's lock derives from).
 fn longer_policy(a: Option<RetentionRule>, b: Option<RetentionRule>) -> Option<RetentionRule> {
     let period = |p: &RetentionRule| {
         if p.min_age_ns > 0 {

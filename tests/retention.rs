@@ -276,6 +276,24 @@ fn entry_len(anchor: &[u8], i: usize) -> usize {
     u32::from_le_bytes(anchor[at..at + 4].try_into().unwrap()) as usize
 }
 
+/// The numbers of the log's sealed segments, oldest first.
+fn sealed_numbers(log: &Log) -> Vec<u64> {
+    log.segments()
+        .unwrap()
+        .iter()
+        .filter(|s| s.sealed)
+        .map(|s| s.number)
+        .collect()
+}
+
+/// A `wormlog.ship` line recording `key` as shipped (format-spec.md §15).
+fn ship_line(key: &str) -> String {
+    format!(
+        "{key} v1 {} 100 http://s3.example/bucket\n",
+        "ab".repeat(32)
+    )
+}
+
 #[test]
 fn a_log_that_shipped_before_waits_for_its_recorded_copies_even_without_a_shipper() {
     // What `wormctl retention` does after a bucket outage: open the log
@@ -284,21 +302,12 @@ fn a_log_that_shipped_before_waits_for_its_recorded_copies_even_without_a_shippe
     let policy = Retention::default().max_age(Duration::from_secs(10));
     let (storage, now, log) = aged_log(policy);
     let now_ns = now.load(Ordering::SeqCst) + 1000 * SEC;
-    let sealed: Vec<u64> = log
-        .segments()
-        .unwrap()
-        .iter()
-        .filter(|s| s.sealed)
-        .map(|s| s.number)
-        .collect();
+    let sealed = sealed_numbers(&log);
     assert!(sealed.len() >= 4);
     let shipped = &sealed[..2];
     let mut record = String::new();
     for n in shipped {
-        record.push_str(&format!(
-            "audit/seg-{n:020}.wlog.zst v{n} {} 100 http://s3.example/bucket\n",
-            "ab".repeat(32)
-        ));
+        record.push_str(&ship_line(&format!("audit/seg-{n:020}.wlog.zst")));
     }
     // A torn last line names nothing.
     record.push_str(&format!("audit/seg-{:020}.wlog.zst v", sealed[2]));
@@ -307,4 +316,32 @@ fn a_log_that_shipped_before_waits_for_its_recorded_copies_even_without_a_shippe
     assert_eq!(r.dropped_segments, shipped, "{r:?}");
     assert_eq!(r.awaiting_ship, sealed[2..].to_vec(), "{r:?}");
     log.verify().unwrap();
+}
+
+#[test]
+fn a_ship_record_of_tens_of_megabytes_is_read_whole_for_the_sealed_files_it_names() {
+    // With Merkle tiles shipped the record has a line per 256 records:
+    // millions of lines on a large log. The sealed files it names, first
+    // and last, must all be seen, and the read is done in pieces.
+    let policy = Retention::default().max_age(Duration::from_secs(10));
+    let (storage, now, log) = aged_log(policy);
+    let now_ns = now.load(Ordering::SeqCst) + 1000 * SEC;
+    let sealed = sealed_numbers(&log);
+    assert!(sealed.len() >= 4);
+    let mut record = ship_line(&format!("audit/seg-{:020}.wlog.zst", sealed[0]));
+    // 600,000 tiles (150 million records): past the 64 MiB the record
+    // was once capped at.
+    for n in 0..600_000u64 {
+        record.push_str(&ship_line(&format!(
+            "audit/tile/0/x{:03}/{:03}",
+            n / 1000,
+            n % 1000
+        )));
+    }
+    record.push_str(&ship_line(&format!("audit/seg-{:020}.wlog.zst", sealed[1])));
+    assert!(record.len() > 64 << 20, "{} bytes", record.len());
+    storage.write_file(&mem_dir().join("wormlog.ship"), record.into_bytes());
+    let r = log.apply_retention(now_ns).unwrap();
+    assert_eq!(r.dropped_segments, sealed[..2].to_vec(), "{r:?}");
+    assert_eq!(r.awaiting_ship, sealed[2..].to_vec(), "{r:?}");
 }
