@@ -984,7 +984,10 @@ impl Log {
                 std::io::Error::other(e.to_string()),
             )
         })?;
-        let start_ns = (shared.options.clock)().max(self.head().timestamp_ns);
+        // The head under the guard already held: `Log::head` would take the
+        // writer's lock again to flush a Buffered log (not re-entrant).
+        let head_ns = writer.head_flushed(shared).timestamp_ns;
+        let start_ns = (shared.options.clock)().max(head_ns);
         let verification = VerificationKey {
             key: seed,
             start_ns,

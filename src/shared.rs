@@ -16,6 +16,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// State shared by writers and readers.
+///
+/// Lock order (a thread holding one may take only those after it):
+/// `Log`'s ship lock, then `retention_lock`, then `anchor`, then the
+/// writer (`Log`'s `Mode::Write` mutex), then `seal_lock`, then `tree`, then
+/// `poison`, `seal_signal`, `seal_error`, and last the leaf locks
+/// `segments` and `visible` (held for a copy or a swap, never across a
+/// call). None is re-entrant: code that holds the writer's guard calls the
+/// `Writer` methods that take it (`Writer::head_flushed`, not `Log::head`).
 pub(crate) struct Shared {
     pub dir: PathBuf,
     pub options: Options,

@@ -310,6 +310,17 @@ impl Writer {
         self.write_buffer(shared, false)
     }
 
+    /// The head after writing out the buffer, for a caller that already
+    /// holds the writer's guard (`Log::head` would lock it again: the
+    /// mutex is not re-entrant). A failed write poisons the log; the head
+    /// is then what was written.
+    pub fn head_flushed(&mut self, shared: &Shared) -> crate::state::Head {
+        if self.has_unwritten() {
+            let _ = self.flush(shared);
+        }
+        shared.visible.read().head
+    }
+
     /// Whether acknowledged records wait in the buffer, unwritten.
     pub fn has_unwritten(&self) -> bool {
         !self.buf.is_empty()
