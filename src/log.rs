@@ -534,6 +534,16 @@ impl Log {
         if let Some(key) = load_sealing_key(&shared, r.last_tag_epoch)? {
             writer.set_sealing_key(key);
         }
+        // Whatever names an earlier run left in the directory (a roll or a
+        // seal whose directory fsync failed: fsyncgate holds for
+        // directories too) are made durable before any record is written
+        // into them: an append acknowledged into a file whose name a power
+        // cut can take would be lost. An open that cannot fails.
+        shared
+            .options
+            .storage
+            .sync_dir(&shared.dir)
+            .map_err(|e| Error::io("fsync directory", &shared.dir, e))?;
         let mut events = r.events;
         events.push(SystemEvent::LogOpened {
             format_version: FORMAT_VERSION,
