@@ -992,15 +992,21 @@ fn finish_roll(dir: &Path, options: &Options, tail: &mut Tail) -> Result<()> {
     let ts = (options.clock)().max(tail.end.at.timestamp_ns);
     let header = from.header.successor(tail.end.at, ts);
     let (active, file) = Segment::create_active(&*options.storage, dir, header)?;
-    tail.events.push(SystemEvent::SegmentRolled {
+    // The new segment begins with its segment-rolled record, whatever
+    // recovery queued before (a tail-cut of the old segment's preallocated
+    // zeros, say): verify requires it first, and an intact log that a power
+    // cut left this way must not read as tampered.
+    let mut opening = vec![SystemEvent::SegmentRolled {
         from_segment: from.number,
         to_segment: active.number,
         from_bytes: tail.end.len,
         durability: options.durability,
-    });
-    if tail.state != LogState::default() {
-        tail.events.push(tail.state.event());
+    }];
+    let state_event = tail.state.event();
+    if tail.state != LogState::default() && !tail.events.contains(&state_event) {
+        opening.push(state_event);
     }
+    tail.events.splice(0..0, opening);
     tail.segments.push(active.clone());
     tail.end = SegmentEnd::empty(active);
     tail.file = Some(file);

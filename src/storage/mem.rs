@@ -9,9 +9,12 @@
 //! fdatasync that drops the unsynced pages (as Linux does); and directory
 //! entries that are volatile until their directory is synced, each unsynced
 //! create, rename or unlink lost or kept on its own in a crash image (see
-//! [`Entries`]). What it does not: directories themselves are durable as soon
-//! as `create_dir_all` returns, and truncations and permission changes are
-//! durable at once (the engine truncates only in recovery, and syncs after).
+//! [`Entries`]); and a truncation that is not durable until the file's next
+//! fdatasync (a power cut may bring back the synced bytes it cut, while a
+//! later in-place write survives: ext4 can commit a data block before the
+//! size change). What it does not: directories themselves are durable as
+//! soon as `create_dir_all` returns, and permission changes are durable at
+//! once.
 
 use super::{DirLock, FileMeta, ReadFile, Storage, WriteFile, DIR_MODE, FILE_MODE, SEALED_MODE};
 use parking_lot::Mutex;
@@ -58,7 +61,8 @@ pub enum Tear {
 }
 
 /// What happens in a crash image to the directory entries created, renamed
-/// or removed since their directory was last synced.
+/// or removed since their directory was last synced, and to truncations
+/// made since their file was last synced (metadata both).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Entries {
     /// Every unsynced create, rename and unlink is lost: the directories hold
@@ -100,6 +104,10 @@ struct MemFile {
     /// each with the bytes it replaced (oldest first): a crash may bring
     /// those back, sector by sector.
     overwritten: Vec<(usize, Vec<u8>)>,
+    /// A truncation since the last sync that cut synced bytes: where the
+    /// lowest such cut was made, and the synced bytes from there to the
+    /// file's synced end before it. A crash may bring them back.
+    uncut: Option<(usize, Vec<u8>)>,
     immutable: bool,
     uid: u32,
     mode: u32,
@@ -115,6 +123,7 @@ impl MemFile {
             data,
             synced,
             overwritten: Vec::new(),
+            uncut: None,
             immutable: false,
             uid,
             mode: FILE_MODE,
@@ -137,6 +146,41 @@ impl MemFile {
             self.data.resize(end, 0);
         }
         self.data[offset..end].copy_from_slice(buf);
+    }
+
+    /// The synced bytes of `[from, to)` as they were before the overwrites
+    /// made since the last sync.
+    fn synced_bytes(&self, from: usize, to: usize) -> Vec<u8> {
+        let mut v = self.data[from..to].to_vec();
+        for (at, old) in self.overwritten.iter().rev() {
+            let (s, e) = ((*at).max(from), (at + old.len()).min(to));
+            if s < e {
+                v[s - from..e - from].copy_from_slice(&old[s - at..e - at]);
+            }
+        }
+        v
+    }
+
+    /// Cuts the file to `len`; the synced bytes cut stay recoverable by a
+    /// crash until the next sync.
+    fn truncate(&mut self, len: usize) {
+        if len < self.synced {
+            let mut cut = self.synced_bytes(len, self.synced);
+            self.uncut = Some(match self.uncut.take() {
+                Some((at, older)) if at <= len => (at, older),
+                Some((at, older)) if at <= self.synced => {
+                    cut.extend_from_slice(&older[self.synced - at..]);
+                    (len, cut)
+                }
+                _ => (len, cut),
+            });
+        }
+        self.data.resize(len, 0);
+        self.synced = self.synced.min(len);
+        self.overwritten.retain(|(at, _)| *at < len);
+        for (at, old) in &mut self.overwritten {
+            old.truncate(len - *at);
+        }
     }
 
     /// What a failed fdatasync leaves (the kernel drops the dirty pages):
@@ -481,6 +525,22 @@ impl MemStorage {
                     }
                 }
             }
+            // A truncation not yet synced: lost, the file is as long as
+            // before it, its cut bytes back past whatever was written since.
+            if let Some((at, old)) = &f.uncut {
+                // A size change is metadata: its fate goes with the
+                // directory entries', apart from the data's.
+                let lose = match entries {
+                    Entries::LoseUnsynced => true,
+                    Entries::KeepUnsynced => false,
+                    Entries::Random => rng.below(2) == 0,
+                };
+                let old_end = at + old.len();
+                if lose && data.len() >= *at && data.len() < old_end {
+                    let from = data.len() - at;
+                    data.extend_from_slice(&old[from..]);
+                }
+            }
             let file = MemFile::with(data, f.uid);
             {
                 let mut g = file.lock();
@@ -633,6 +693,7 @@ impl WriteFile for MemWrite {
         }
         f.synced = f.data.len();
         f.overwritten.clear();
+        f.uncut = None;
         Ok(())
     }
 
@@ -640,13 +701,7 @@ impl WriteFile for MemWrite {
         let mut fs = self.fs.lock();
         fs.check(Op::Truncate, &self.path)?;
         let len = usize::try_from(len).map_err(io::Error::other)?;
-        let mut f = self.file.lock();
-        f.data.resize(len, 0);
-        f.synced = f.synced.min(len);
-        f.overwritten.retain(|(at, _)| *at < len);
-        for (at, old) in &mut f.overwritten {
-            old.truncate(len - *at);
-        }
+        self.file.lock().truncate(len);
         Ok(())
     }
 
