@@ -231,6 +231,7 @@ impl Inner {
         let Some(policy) = &shared.options.retention else {
             return Ok(report);
         };
+        retention::check_not_weaker(self.recorded_policy(), policy.rule())?;
         if self.held(now_ns, policy)? {
             report.held = true;
             return Ok(report);
@@ -280,10 +281,13 @@ impl Inner {
             return Ok(report);
         }
         // Record first, in the anchor file and then in the chain; delete last.
+        let key_hint = crate::fss::load(storage, &shared.dir)?.map(|k| k.key_id);
         let hash = {
             let mut anchor = shared.anchor.lock();
-            let entry =
-                retention::entry_for(&drop, keep, now_ns, anchor.last_hash(&shared.log_id))?;
+            let prev = anchor.entries.last().and_then(|(e, _)| e.ext?.sealing);
+            let ext = retention::ext_for(shared, &drop, keep, prev, key_hint)?;
+            let prev_hash = anchor.last_hash(&shared.log_id);
+            let entry = retention::entry_for(&drop, keep, now_ns, prev_hash, Some(ext))?;
             anchor::append_anchor(storage, &shared.dir, &shared.log_id, &mut anchor, entry)?
         };
         let event = SystemEvent::RetentionApplied {
@@ -562,6 +566,7 @@ impl Log {
             writer.roll_now(&shared)?;
         }
         reconcile_hold(&shared, &mut writer)?;
+        record_policy_and_clock(&shared, &mut writer, head_ns)?;
         let inner = Arc::new(Inner::new(
             shared,
             Mode::Write(Box::new(Mutex::new(writer))),
@@ -1932,6 +1937,35 @@ fn run_epochs(inner: &Inner) {
 }
 
 /// The sealing key file, if sealing is set up, moved past the epochs the
+/// Format 3, at a writer's open: a policy the writer was opened with is
+/// recorded now, before any drop needs it, so that the tags after it seal
+/// it (one weaker than the chain's is refused: the open fails); and a wall
+/// clock more than `clock_jump_max` past the log's last record `head_ns`
+/// is recorded as a clock jump (across a restart an idle log and a leap
+/// look alike; both are said, and the verifier judges with its own clock).
+fn record_policy_and_clock(shared: &Shared, writer: &mut Writer, head_ns: u64) -> Result<()> {
+    let mut events = Vec::new();
+    if let Some(p) = &shared.options.retention {
+        let rule = p.rule();
+        retention::check_not_weaker(writer.state().policy, rule)?;
+        if writer.state().policy != Some(rule) {
+            events.push(SystemEvent::RetentionPolicySet { policy: Some(rule) });
+        }
+    }
+    let clock = (shared.options.clock)();
+    let bound = u64::try_from(shared.options.clock_jump_max.as_nanos()).unwrap_or(u64::MAX);
+    if head_ns > 0 && clock.saturating_sub(head_ns) > bound {
+        events.push(SystemEvent::ClockJumped {
+            last_ns: head_ns,
+            clock_ns: clock,
+        });
+    }
+    if events.is_empty() || writer.segment_version() < 3 {
+        return Ok(());
+    }
+    writer.write_system(shared, &events)
+}
+
 /// log's last tag sealed: a crash between a tag and the key's evolution
 /// leaves the old key, which must not tag those epochs again.
 fn load_sealing_key(shared: &Shared, last_tag: Option<u64>) -> Result<Option<FssKeyFile>> {

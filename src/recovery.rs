@@ -634,6 +634,15 @@ fn read_only_tail(
     }
     let len = scan.end;
     let last_tag_epoch = scan.last_tag_epoch;
+    // What the records say of the hold and policy in force (a reader's
+    // retention plan is held to the recorded policy too).
+    let state = resolve_state(
+        options,
+        seg.path.parent().unwrap_or(Path::new("")),
+        &segments,
+        &seg,
+        scan.state.clone(),
+    )?;
     let (end, index) = scan.into_end(seg.clone(), len);
     *seg.index.write() = index;
     Ok(Tail {
@@ -642,8 +651,7 @@ fn read_only_tail(
         file: None,
         events: Vec::new(),
         truncate_after_open: Vec::new(),
-        // A reader does not write: verification works the state out itself.
-        state: LogState::default(),
+        state,
         last_tag_epoch,
     })
 }

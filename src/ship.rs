@@ -1702,6 +1702,7 @@ mod tests {
                 last_seq: 10 * n - 1,
                 last_hash: Hash::from_bytes([n as u8; 32]),
             }],
+            ext: None,
         };
         let first = entry(1, anchor_genesis(&id));
         let second = entry(2, first.hash()).encode();

@@ -223,6 +223,15 @@ impl LogState {
         }
     }
 
+    /// What a version-3 tag over a record committed at `time_ns` seals
+    /// besides its chain position: that time and this state's policy floor.
+    pub fn tag_facts(&self, time_ns: u64) -> crate::format::TagFacts {
+        crate::format::TagFacts {
+            time_ns,
+            floor: self.policy.map(|p| (p.min_age_ns, p.clock_ahead_max_ns)),
+        }
+    }
+
     /// The log-state record that states this state.
     pub fn event(&self) -> SystemEvent {
         SystemEvent::LogState {

@@ -242,6 +242,7 @@ pub(crate) fn verify_log(
         ));
     }
     let anchor = shared.anchor_on_disk()?;
+    check_anchored_roots(shared, &anchor, tree.is_some())?;
     check_log_start(first, &anchor)?;
     check_newest_anchor(shared, &segments, &anchor)?;
     let start = first.header.start();
@@ -308,7 +309,7 @@ fn link_segments(
     report: &mut VerifyReport,
 ) -> Result<ChainPos> {
     let key_file = crate::fss::load(&*shared.options.storage, &shared.dir)?;
-    let mut rules = ChainRules::new(anchor, keys, key_file.as_ref(), start.seq > 0);
+    let mut rules = ChainRules::new(anchor, keys, key_file.as_ref(), start, &shared.dir)?;
     let mut prev: Option<(&Segment, Summary)> = None;
     let mut expect = ChainPos {
         timestamp_ns: 0,
@@ -342,6 +343,45 @@ fn link_segments(
         (expect.seq, key_file.as_ref(), now_ns),
     )?;
     Ok(expect)
+}
+
+/// Every format-3 anchor entry records the tree's root over the records
+/// before the start it kept, computed from those records before they went:
+/// the tree files must still give that root (format-spec.md, 16.4 (c)). A
+/// tree that cannot be read where an entry records a root is a mismatch,
+/// not a tree the check may skip.
+fn check_anchored_roots(shared: &Shared, anchor: &Anchor, have_tree: bool) -> Result<()> {
+    for (i, (e, _)) in anchor.entries.iter().enumerate() {
+        let Some((size, root)) = e.ext.and_then(|x| x.tree) else {
+            continue;
+        };
+        let found = if have_tree {
+            crate::merkle::head_at(shared, size, false).map(|h| h.root)
+        } else {
+            Err(Error::TreeUnavailable {
+                detail: "the tree files cannot be read".into(),
+            })
+        };
+        let detail = match found {
+            Ok(r) if r == root => continue,
+            Ok(r) => format!(
+                "anchor entry {i} records the tree of records 1..={size} with root {root}; the \
+                 tree files give {r}: a leaf of a dropped record was changed"
+            ),
+            Err(Error::TreeUnavailable { detail }) => format!(
+                "anchor entry {i} records the tree of records 1..={size} with root {root}, but \
+                 the tree cannot give it ({detail}): the tree files were damaged or removed"
+            ),
+            Err(e) => return Err(e),
+        };
+        return Err(Error::corrupt(
+            shared.dir.join(ANCHOR_FILE),
+            0,
+            Some(size),
+            Corruption::Anchor { detail },
+        ));
+    }
+    Ok(())
 }
 
 /// The newest anchor entry says where the retained log begins; a segment

@@ -10,7 +10,7 @@
 
 use crate::error::{Error, Result};
 use crate::format::{
-    chain_hash, encode_frame, epoch_of, epoch_tag, frame_padded_len, ChainPos, FssKeyFile,
+    chain_hash, encode_frame, epoch_of, epoch_tag_for, frame_padded_len, ChainPos, FssKeyFile,
     RecordKind, SystemEvent, SEGMENT_HEADER_LEN,
 };
 use crate::fss;
@@ -220,7 +220,15 @@ impl Writer {
             return Ok(());
         };
         debug_assert!(last >= k.epoch);
-        let tag = epoch_tag(&k.key, k.epoch, last, self.end.at.seq, &self.end.at.hash);
+        let tag = epoch_tag_for(
+            self.segment_version(),
+            &k.key,
+            k.epoch,
+            last,
+            self.end.at.seq,
+            &self.end.at.hash,
+            &self.state.tag_facts(self.end.at.timestamp_ns),
+        );
         let event = SystemEvent::EpochTag {
             first_epoch: k.epoch,
             epoch: last,

@@ -53,6 +53,7 @@ fn write_fuzz_seed_corpora() {
             last_seq: 9,
             last_hash: Hash::from_bytes([9; 32]),
         }],
+        ext: None,
     };
     put(
         "anchor_file",

@@ -24,7 +24,7 @@ const CHILD: &str = "WORMLOG_PERMISSIONS_CHILD";
 const CHILD_DIR: &str = "WORMLOG_PERMISSIONS_DIR";
 const CHILD_UMASK: &str = "WORMLOG_PERMISSIONS_UMASK";
 const SEC: u64 = 1_000_000_000;
-const T0: u64 = 1_800_000_000 * SEC;
+const T0: u64 = 1_700_000_000 * SEC;
 
 /// Options that roll often, and retention that drops what is a minute old.
 fn options() -> (std::sync::Arc<std::sync::atomic::AtomicU64>, Options) {

@@ -21,6 +21,8 @@ const EVOLVE_CONTEXT: &str = "wormlog v2 fss evolve";
 const KEY_ID_CONTEXT: &str = "wormlog v2 fss key id";
 /// Domain separator of epoch tags: fed first.
 const TAG_CONTEXT: &[u8; 21] = b"wormlog v2 epoch tag\0";
+/// Domain separator of version-3 epoch tags (segments of format 3).
+const TAG3_CONTEXT: &[u8; 21] = b"wormlog v3 epoch tag\0";
 
 /// The key file's first 8 bytes (format-spec.md, section 10a).
 pub const FSS_KEY_MAGIC: [u8; 8] = *b"WLFSSKEY";
@@ -74,6 +76,67 @@ pub fn epoch_tag(key: &FssKey, first_epoch: u64, epoch: u64, seq: u64, hash: &Ha
     h.update(&seq.to_le_bytes());
     h.update(hash.as_bytes());
     *h.finalize().as_bytes()
+}
+
+/// What a version-3 tag seals besides the chain position (format-spec.md,
+/// 10a): the commit time of the record just before the tag, and the floor
+/// of the retention policy in force there, `(min_age_ns,
+/// clock_ahead_max_ns)`, if a policy is. Facts that must outlive
+/// retention: an anchor entry carries them with the tag (8.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TagFacts {
+    /// Commit time of the record the tag seals, ns since the Unix epoch.
+    pub time_ns: u64,
+    /// The retention policy's minimum age and clock bound, when one is in
+    /// force.
+    pub floor: Option<(u64, u64)>,
+}
+
+/// A version-3 tag: as [`epoch_tag`], under its own domain separator, and
+/// over `facts` too: `BLAKE3-keyed_hash(K(first_epoch), "wormlog v3 epoch
+/// tag" || 0x00 || first_epoch || epoch || seq || hash || time_ns ||
+/// policy u8 || min_age_ns || clock_ahead_max_ns)`.
+pub fn epoch_tag_v3(
+    key: &FssKey,
+    first_epoch: u64,
+    epoch: u64,
+    seq: u64,
+    hash: &Hash,
+    facts: &TagFacts,
+) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_keyed(key);
+    h.update(TAG3_CONTEXT);
+    h.update(&first_epoch.to_le_bytes());
+    h.update(&epoch.to_le_bytes());
+    h.update(&seq.to_le_bytes());
+    h.update(hash.as_bytes());
+    h.update(&facts.time_ns.to_le_bytes());
+    let (flag, (min_age, ahead)) = match facts.floor {
+        Some(f) => (1u8, f),
+        None => (0u8, (0, 0)),
+    };
+    h.update(&[flag]);
+    h.update(&min_age.to_le_bytes());
+    h.update(&ahead.to_le_bytes());
+    *h.finalize().as_bytes()
+}
+
+/// The tag a segment of format `version` carries (2: [`epoch_tag`]; 3 and
+/// later: [`epoch_tag_v3`]).
+pub fn epoch_tag_for(
+    version: u16,
+    key: &FssKey,
+    first_epoch: u64,
+    epoch: u64,
+    seq: u64,
+    hash: &Hash,
+    facts: &TagFacts,
+) -> [u8; 32] {
+    if version >= 3 {
+        epoch_tag_v3(key, first_epoch, epoch, seq, hash, facts)
+    } else {
+        epoch_tag(key, first_epoch, epoch, seq, hash)
+    }
 }
 
 /// The epoch a time falls in: epoch 1 begins at `start_ns`.

@@ -10,7 +10,7 @@ pub const SEGMENT_MAGIC: [u8; 8] = *b"\x89WORMLOG";
 /// Bumped whenever old files would read differently (format-spec.md, "Version
 /// history"). A writer starts every new segment at this version; a reader
 /// reads every version from 1 up to it.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 /// The oldest version a reader still reads.
 pub const FORMAT_VERSION_MIN: u16 = 1;
 

@@ -21,8 +21,8 @@ mod system;
 pub(crate) mod tree_state;
 
 pub use anchor::{
-    anchor_genesis, decode_anchor_header, encode_anchor_header, AnchorEntry, DroppedSegment,
-    ANCHOR_HEADER_LEN, ANCHOR_LOG_ID_AT, ANCHOR_MAGIC,
+    anchor_genesis, decode_anchor_header, encode_anchor_header, AnchorEntry, AnchorExt,
+    DroppedSegment, RecordedTag, SealingState, ANCHOR_HEADER_LEN, ANCHOR_LOG_ID_AT, ANCHOR_MAGIC,
 };
 pub use chain::{chain_hash, genesis_hash, ChainPos};
 pub use durability::Durability;
@@ -32,8 +32,8 @@ pub use frame::{
 };
 pub(crate) use frame::{FrameDecoder, FrameHead};
 pub use fss::{
-    epoch_of, epoch_tag, evolve_key, key_at, key_id, FssKey, FssKeyFile, VerificationKey,
-    FSS_KEY_FILE_LEN, FSS_KEY_MAGIC,
+    epoch_of, epoch_tag, epoch_tag_for, epoch_tag_v3, evolve_key, key_at, key_id, FssKey,
+    FssKeyFile, TagFacts, VerificationKey, FSS_KEY_FILE_LEN, FSS_KEY_MAGIC,
 };
 pub use hash::{Hash, ParseHashError, HASH_LEN};
 pub use header::{

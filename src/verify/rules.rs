@@ -11,7 +11,8 @@ use crate::anchor::{hold_mismatch, Anchor};
 use crate::error::{Corruption, Error, Result};
 use crate::format::names::ANCHOR_FILE;
 use crate::format::{
-    hex, AnchorEntry, ChainPos, FssKeyFile, Hash, RetentionRule, SystemEvent, VerificationKey,
+    hex, AnchorEntry, ChainPos, FssKeyFile, Hash, RecordedTag, RetentionRule, SystemEvent,
+    VerificationKey,
 };
 use crate::segment::Segment;
 use crate::state::LogState;
@@ -54,23 +55,52 @@ pub(super) struct ChainRules<'a> {
     hold_seen: bool,
     drops: Vec<DropRecord>,
     seal: SealCheck<'a>,
+    /// The strictest policy recorded so far: the largest minimum age and
+    /// the smallest clock bound any policy record stated.
+    strictest: Option<RetentionRule>,
+    /// The tag the anchor entry vouching for the log's start recorded, and
+    /// that entry's index: its commit time and policy judge that drop.
+    anchored_tag: Option<(usize, RecordedTag)>,
 }
 
 impl<'a> ChainRules<'a> {
+    /// The pass over a log that begins after `start` (the first segment's
+    /// header: seq 0 for a log that starts at seq 1).
     pub fn new(
         anchor: &'a Anchor,
         keys: &'a [VerificationKey],
         key_file: Option<&FssKeyFile>,
-        after_retention: bool,
-    ) -> Self {
-        ChainRules {
+        start: ChainPos,
+        dir: &Path,
+    ) -> Result<Self> {
+        let after_retention = start.seq > 0;
+        // The anchor entry that vouches for the log's start, if any, and
+        // what it records of the sealing state (format 3 only).
+        let vouching = after_retention
+            .then(|| {
+                anchor
+                    .entries
+                    .iter()
+                    .rposition(|(e, _)| vouches(e, start.seq + 1, &start.hash))
+            })
+            .flatten();
+        let anchored = vouching.and_then(|v| anchor.entries[v].0.ext.map(|x| x.sealing));
+        let anchored_tag = vouching.and_then(|v| {
+            let tag = anchored.flatten()?.last_tag?;
+            Some((v, tag))
+        });
+        let mut seal = SealCheck::new(keys, key_file, after_retention, anchored);
+        seal.check_anchored(&dir.join(ANCHOR_FILE))?;
+        Ok(ChainRules {
             anchor,
             state: LogState::default(),
             known: false,
             hold_seen: false,
             drops: Vec::new(),
-            seal: SealCheck::new(keys, key_file, after_retention),
-        }
+            seal,
+            strictest: None,
+            anchored_tag,
+        })
     }
 
     /// Takes in the noted records of the next segment, which holds
@@ -118,10 +148,14 @@ impl<'a> ChainRules<'a> {
             self.state = begin;
             self.known = true;
         }
-        for n in noted {
-            self.seal.note(&seg.path, n)?;
-        }
-        for n in rest {
+        let stated_first = noted.len() - rest.len();
+        for (i, n) in noted.iter().enumerate() {
+            let facts = self.state.tag_facts(n.before.timestamp_ns);
+            self.seal.note(&seg.path, n, seg.header.version, &facts)?;
+            if i < stated_first {
+                self.take_policy(seg, n)?;
+                continue;
+            }
             match &n.event {
                 SystemEvent::RetentionApplied {
                     from_segment,
@@ -141,10 +175,11 @@ impl<'a> ChainRules<'a> {
                         first_seq: *first_seq,
                         last_seq: *last_seq,
                         entry_hash: *anchor_entry_hash,
-                        policy: self.state.policy,
+                        policy: self.state.policy.map(|p| strictest(p, self.strictest)),
                     });
                 }
                 e => {
+                    self.take_policy(seg, n)?;
                     if matches!(
                         e,
                         SystemEvent::LegalHoldSet { .. } | SystemEvent::LegalHoldCleared
@@ -154,6 +189,44 @@ impl<'a> ChainRules<'a> {
                     self.state.apply(e);
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Takes in a record that states a retention policy: in a format-3
+    /// segment it may raise the minimum age or lower the clock bound,
+    /// never the other way, nor remove the policy (a WORM policy is
+    /// COMPLIANCE-mode: no one lowers it).
+    fn take_policy(&mut self, seg: &Segment, n: &Noted) -> Result<()> {
+        let stated = match &n.event {
+            SystemEvent::RetentionPolicySet { policy } => policy,
+            SystemEvent::LogState { policy, .. } => policy,
+            _ => return Ok(()),
+        };
+        let Some(before) = self.strictest else {
+            self.strictest = *stated;
+            return Ok(());
+        };
+        let weaker = match stated {
+            None => true,
+            Some(p) => {
+                p.min_age_ns < before.min_age_ns || p.clock_ahead_max_ns > before.clock_ahead_max_ns
+            }
+        };
+        if weaker && seg.header.version >= 3 {
+            return Err(breach(
+                &seg.path,
+                n.offset,
+                Some(n.seq),
+                format!(
+                    "the retention policy was weakened: {} after a minimum age of {} ns and a \
+                     clock bound of {} ns were recorded",
+                    n.event, before.min_age_ns, before.clock_ahead_max_ns
+                ),
+            ));
+        }
+        if let Some(p) = stated {
+            self.strictest = Some(strictest(*p, Some(before)));
         }
         Ok(())
     }
@@ -193,15 +266,15 @@ impl<'a> ChainRules<'a> {
         hold_file: &Option<String>,
         sealing: (u64, Option<&FssKeyFile>, u64),
     ) -> Result<Option<SealingReport>> {
-        self.check_anchor(dir, segments)?;
         let (head_seq, key_file, now_ns) = sealing;
+        self.check_anchor(dir, segments, now_ns)?;
         if (self.known || self.hold_seen) && self.state.hold != *hold_file {
             return Err(hold_mismatch(dir, &self.state.hold, hold_file));
         }
         self.seal.finish(dir, head_seq, key_file, now_ns)
     }
 
-    fn check_anchor(&self, dir: &Path, segments: &[Arc<Segment>]) -> Result<()> {
+    fn check_anchor(&self, dir: &Path, segments: &[Arc<Segment>], now_ns: u64) -> Result<()> {
         let entries = &self.anchor.entries;
         let anchor_error = |detail: String| {
             Error::corrupt(
@@ -244,7 +317,10 @@ impl<'a> ChainRules<'a> {
             }
             named[i] = true;
             last_named = Some(i);
-            check_min_age(d, e, segments)?;
+            check_min_age(d, e, segments, now_ns)?;
+            if let Some((_, t)) = self.anchored_tag.filter(|(v, _)| *v == i) {
+                check_sealed_floor(d, &t, now_ns)?;
+            }
         }
         let Some(first) = segments.first() else {
             return Ok(());
@@ -314,7 +390,15 @@ fn fields_disagree(d: &DropRecord, e: &AnchorEntry) -> Option<String> {
 /// policy's minimum age after it. The engine measures age against a time no
 /// more than `clock_ahead_max` past its last record, and the retention
 /// record is committed no earlier than that record.
-fn check_min_age(d: &DropRecord, e: &AnchorEntry, segments: &[Arc<Segment>]) -> Result<()> {
+/// A drop is judged no later than the verifier's own clock says it is now:
+/// a retention record committed with the clock set ahead does not age what
+/// it drops.
+fn check_min_age(
+    d: &DropRecord,
+    e: &AnchorEntry,
+    segments: &[Arc<Segment>],
+    now_ns: u64,
+) -> Result<()> {
     let Some(policy) = d.policy else {
         return Ok(());
     };
@@ -322,7 +406,10 @@ fn check_min_age(d: &DropRecord, e: &AnchorEntry, segments: &[Arc<Segment>]) -> 
         return Ok(());
     };
     let newest_dropped = keep.header.created_ns;
-    let latest_judged = d.timestamp_ns.saturating_add(policy.clock_ahead_max_ns);
+    let latest_judged = d
+        .timestamp_ns
+        .min(now_ns)
+        .saturating_add(policy.clock_ahead_max_ns);
     if latest_judged < newest_dropped.saturating_add(policy.min_age_ns) {
         return Err(breach(
             &d.path,
@@ -336,6 +423,42 @@ fn check_min_age(d: &DropRecord, e: &AnchorEntry, segments: &[Arc<Segment>]) -> 
         ));
     }
     Ok(())
+}
+
+/// The drop that made the log start where it does removed the record the
+/// anchor's recorded tag seals: that record's commit time and the policy in
+/// force then (under a version-3 tag's MAC) judge it, against the
+/// verifier's clock too. This stops a pretended drop of sealed records the
+/// policy sealed before it did not yet let go.
+fn check_sealed_floor(d: &DropRecord, t: &RecordedTag, now_ns: u64) -> Result<()> {
+    let Some((min_age, ahead)) = t.facts.floor else {
+        return Ok(());
+    };
+    let latest_judged = d.timestamp_ns.min(now_ns).saturating_add(ahead);
+    if latest_judged < t.facts.time_ns.saturating_add(min_age) {
+        return Err(breach(
+            &d.path,
+            d.offset,
+            Some(d.seq),
+            format!(
+                "retention dropped record {} (sealed at {} under a minimum age of {min_age} \
+                 ns) at {}: too young to go",
+                t.seq, t.facts.time_ns, d.timestamp_ns
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `p` with the minimum age no lower and the clock bound no higher than
+/// `before`'s.
+fn strictest(p: RetentionRule, before: Option<RetentionRule>) -> RetentionRule {
+    let Some(b) = before else { return p };
+    RetentionRule {
+        min_age_ns: p.min_age_ns.max(b.min_age_ns),
+        clock_ahead_max_ns: p.clock_ahead_max_ns.min(b.clock_ahead_max_ns),
+        ..p
+    }
 }
 
 fn breach(path: &Path, offset: u64, seq: Option<u64>, detail: String) -> Error {

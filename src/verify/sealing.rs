@@ -8,8 +8,10 @@
 use super::rules::Noted;
 use crate::error::{Corruption, Error, Result};
 use crate::format::names::FSS_KEY_FILE;
-use crate::format::VerificationKey;
-use crate::format::{epoch_of, epoch_tag, evolve_key, hex, FssKey, FssKeyFile, SystemEvent};
+use crate::format::{
+    epoch_of, epoch_tag_for, evolve_key, hex, FssKey, FssKeyFile, RecordedTag, SealingState,
+    SystemEvent, TagFacts, VerificationKey,
+};
 use std::path::Path;
 
 /// No real epoch is this late (2^32 quarter-hours is 122,000 years): a
@@ -57,6 +59,14 @@ pub(super) struct SealCheck<'a> {
     closed_sealed: bool,
     last_was_close: bool,
     after_retention: bool,
+    /// What the anchor entry vouching for the log's start records of the
+    /// sealing state: `None` when no entry vouches or it predates format 3
+    /// (it records none), `Some(None)` when it says sealing was never set
+    /// up before the drop.
+    anchored: Option<Option<SealingState>>,
+    /// The epoch schedule `(start_ns, interval_ns)`, from the key or the
+    /// sealing-started record.
+    schedule: Option<(u64, u64)>,
 }
 
 impl<'a> SealCheck<'a> {
@@ -67,39 +77,95 @@ impl<'a> SealCheck<'a> {
         keys: &'a [VerificationKey],
         key_file: Option<&FssKeyFile>,
         after_retention: bool,
+        anchored: Option<Option<SealingState>>,
     ) -> Self {
-        // A log whose sealing-started record retention dropped is checked
-        // from its first tag on, with the key the key file names (or the
-        // one key given); a log that starts at seq 1 must say it started
-        // sealing before its first tag.
-        let key = key_file
-            .and_then(|f| keys.iter().find(|k| k.id() == f.key_id))
-            .or((keys.len() == 1).then(|| &keys[0]))
-            .filter(|_| after_retention);
+        // A log whose sealing-started record retention dropped continues
+        // the sealing state its anchor entry records (format 3), with the
+        // key that state names; an older entry records none, and the key
+        // file's key (or the one key given) checks the tags kept. A log
+        // that starts at seq 1 must say it started sealing before its
+        // first tag.
+        let anchored_id = anchored.flatten().map(|s| s.key_id);
+        let key = match anchored_id {
+            Some(id) => keys.iter().find(|k| k.id() == id),
+            None => key_file
+                .and_then(|f| keys.iter().find(|k| k.id() == f.key_id))
+                .or((keys.len() == 1).then(|| &keys[0])),
+        }
+        .filter(|_| after_retention);
+        let continued = anchored.flatten().filter(|_| after_retention);
         SealCheck {
             keys,
             key,
             after_retention,
-            key_id: None,
+            key_id: continued.map(|s| s.key_id),
             cached: None,
-            next_epoch: None,
-            last_tag: None,
-            last_tag_first: None,
-            last_sealed_ns: None,
+            next_epoch: continued.map(|s| s.next_epoch()),
+            last_tag: continued.and_then(|s| s.last_tag.map(|t| (t.epoch, 0))),
+            last_tag_first: continued.and_then(|s| s.last_tag.map(|t| t.first_epoch)),
+            last_sealed_ns: continued.and_then(|s| s.last_tag.map(|t| t.facts.time_ns)),
             closed_sealed: false,
             last_was_close: false,
+            anchored: anchored.filter(|_| after_retention),
+            schedule: key.map(|k| (k.start_ns, k.interval_ns)),
         }
     }
 
-    /// Takes in one noted record of segment file `path`.
-    pub fn note(&mut self, path: &Path, n: &Noted) -> Result<()> {
+    /// Checks, with the key, the tag the anchor recorded for the dropped
+    /// records (its MAC), and that a key was given for the state it names.
+    pub fn check_anchored(&mut self, anchor_path: &Path) -> Result<()> {
+        let Some(Some(state)) = self.anchored else {
+            return Ok(());
+        };
+        if self.key.is_none() && !self.keys.is_empty() {
+            return Err(Error::corrupt(
+                anchor_path,
+                0,
+                None,
+                Corruption::SealBroken {
+                    detail: format!(
+                        "the anchor says the dropped records were sealed under verification key \
+                         {}, none of the keys given",
+                        hex(state.key_id)
+                    ),
+                },
+            ));
+        }
+        let (Some(key), Some(t)) = (self.key, state.last_tag) else {
+            return Ok(());
+        };
+        if t.epoch > EPOCH_MAX {
+            return Err(anchored_broken(anchor_path, &t, "is beyond any real epoch"));
+        }
+        let k = self.key_of(key, t.first_epoch);
+        if recorded_mac(&k, &t) != t.tag {
+            return Err(anchored_broken(
+                anchor_path,
+                &t,
+                "does not match the verification key: the anchor's sealing state was forged",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Takes in one noted record of segment file `path`, a segment of
+    /// format `version`; `facts` is what a version-3 tag at this point
+    /// seals besides its chain position.
+    pub fn note(&mut self, path: &Path, n: &Noted, version: u16, facts: &TagFacts) -> Result<()> {
         let close = self.last_was_close;
         self.last_was_close = matches!(n.event, SystemEvent::LogClosed);
         self.closed_sealed = false;
         match &n.event {
-            SystemEvent::SealingStarted { key_id, .. } => {
+            SystemEvent::SealingStarted {
+                key_id,
+                start_ns,
+                interval_ns,
+            } => {
                 self.key_id = Some(*key_id);
                 self.key = self.keys.iter().find(|k| k.id() == *key_id);
+                self.schedule = Some((*start_ns, *interval_ns));
+                self.last_tag = None;
+                self.last_tag_first = None;
                 if self.key.is_none() && !self.keys.is_empty() {
                     return Err(broken(
                         path,
@@ -118,7 +184,7 @@ impl<'a> SealCheck<'a> {
                 epoch,
                 tag,
             } => {
-                self.check_tag(path, n, *first_epoch, *epoch, tag)?;
+                self.check_tag(path, n, (*first_epoch, *epoch), tag, version, facts)?;
                 self.next_epoch = Some(epoch + 1);
                 self.last_tag = Some((*epoch, n.seq));
                 self.last_tag_first = Some(*first_epoch);
@@ -130,26 +196,21 @@ impl<'a> SealCheck<'a> {
         Ok(())
     }
 
+    /// One tag: where its epochs may begin (always checked: it needs no
+    /// key), that the record it seals lies in its epochs (format 3), and,
+    /// with the key, its MAC.
     fn check_tag(
         &mut self,
         path: &Path,
         n: &Noted,
-        first: u64,
-        last: u64,
+        (first, last): (u64, u64),
         tag: &[u8; 32],
+        version: u16,
+        facts: &TagFacts,
     ) -> Result<()> {
-        if self.next_epoch.is_none() && !self.after_retention && !self.keys.is_empty() {
-            return Err(broken(
-                path,
-                n,
-                "an epoch tag with no sealing-started record before it: the log was cut \
-                 before its sealing began and written anew"
-                    .into(),
-            ));
+        if self.next_epoch.is_none() {
+            self.tag_without_start(path, n)?;
         }
-        let Some(key) = self.key else {
-            return Ok(());
-        };
         if last > EPOCH_MAX {
             return Err(broken(
                 path,
@@ -169,8 +230,34 @@ impl<'a> SealCheck<'a> {
                 ),
             ));
         }
+        if let Some((start, interval)) = self.schedule.filter(|_| version >= 3) {
+            let committed = epoch_of(start, interval, n.before.timestamp_ns);
+            if committed > last {
+                return Err(broken(
+                    path,
+                    n,
+                    format!(
+                        "the tag of epochs {first}..={last} seals record {}, committed in epoch \
+                         {committed}: records were sealed with a later key than their own",
+                        n.before.seq
+                    ),
+                ));
+            }
+        }
+        let Some(key) = self.key else {
+            return Ok(());
+        };
         let k = self.key_of(key, first);
-        if epoch_tag(&k, first, last, n.before.seq, &n.before.hash) != *tag {
+        let mac = epoch_tag_for(
+            version,
+            &k,
+            first,
+            last,
+            n.before.seq,
+            &n.before.hash,
+            facts,
+        );
+        if mac != *tag {
             let from = self.last_tag.map_or(1, |(_, seq)| seq + 1);
             return Err(broken(
                 path,
@@ -183,6 +270,34 @@ impl<'a> SealCheck<'a> {
             ));
         }
         Ok(())
+    }
+
+    /// A tag with no sealing-started record before it: a log cut before
+    /// its sealing began and written anew, unless retention dropped the
+    /// start under an anchor entry older than format 3 (which records no
+    /// sealing state): then, without a key, the kept tags are checked from
+    /// the first on; with one, continuity cannot be shown, and the seal is
+    /// broken.
+    fn tag_without_start(&self, path: &Path, n: &Noted) -> Result<()> {
+        let detail = match self.anchored {
+            _ if !self.after_retention => {
+                "an epoch tag with no sealing-started record before it: the log was cut \
+                 before its sealing began and written anew"
+            }
+            Some(_) => {
+                "an epoch tag with no sealing-started record before it, and the anchor entry \
+                 for the log's start records no sealing state: the log was cut before its \
+                 sealing began and written anew"
+            }
+            None if self.keys.is_empty() => return Ok(()),
+            None => {
+                "an epoch tag with no sealing-started record before it, and the anchor entry \
+                 for the log's start is older than format 3 and records no sealing state: \
+                 nothing shows that the kept tags continue the dropped ones (a log cut and \
+                 re-sealed with a newer key looks the same)"
+            }
+        };
+        Err(broken(path, n, detail.into()))
     }
 
     /// The key of `epoch`, evolved from the last one computed (or from the
@@ -209,7 +324,11 @@ impl<'a> SealCheck<'a> {
         key_file: Option<&FssKeyFile>,
         now_ns: u64,
     ) -> Result<Option<SealingReport>> {
-        let Some(key_id) = self.key_id.or(key_file.map(|k| k.key_id)) else {
+        let Some(key_id) = self
+            .key_id
+            .or(self.anchored.flatten().map(|s| s.key_id))
+            .or(key_file.map(|k| k.key_id))
+        else {
             if !self.keys.is_empty() {
                 return Err(Error::corrupt(
                     dir,
@@ -234,10 +353,6 @@ impl<'a> SealCheck<'a> {
             unsealed_records: head_seq - self.last_tag.map_or(0, |(_, s)| s),
             key_file_epoch: key_file.map(|k| k.epoch),
         };
-        let Some(key) = self.key else {
-            return Ok(Some(report));
-        };
-        report.sealed_through_ns = self.last_sealed_ns;
         let next = self.next_epoch.unwrap_or(1);
         let fail = |detail: String| {
             Err(Error::corrupt(
@@ -247,6 +362,18 @@ impl<'a> SealCheck<'a> {
                 Corruption::SealBroken { detail },
             ))
         };
+        // The key file against the tags: no key needed, but only where the
+        // tags are known from their start (or the key file is another key's).
+        let known_start = self.next_epoch.is_some();
+        if let Some(k) = key_file.filter(|k| known_start && k.key_id == key_id) {
+            if let Some(detail) = self.key_file_behind_or_ahead(k, next, &report) {
+                return fail(detail);
+            }
+        }
+        let Some(key) = self.key else {
+            return Ok(Some(report));
+        };
+        report.sealed_through_ns = self.last_sealed_ns;
         match key_file {
             Some(k) if k.epoch > EPOCH_MAX => {
                 return fail(format!(
@@ -256,27 +383,6 @@ impl<'a> SealCheck<'a> {
             }
             Some(k) if k.key != crate::format::key_at(&key.key, k.epoch) => {
                 return fail("the sealing key file's key is not this verification key's".into())
-            }
-            Some(k) if k.epoch > next => {
-                return fail(format!(
-                    "the sealing key reached epoch {}, but the log's tags stop at epoch {}: \
-                     the records after seq {} were removed",
-                    k.epoch,
-                    next - 1,
-                    report.sealed_through_seq.unwrap_or(0)
-                ))
-            }
-            // A crash between the last tag and the key's evolution leaves
-            // the key of the tag's first epoch; the next writer's open
-            // moves it on.
-            Some(k) if self.last_tag_first == Some(k.epoch) => {}
-            Some(k) if k.epoch < next => {
-                return fail(format!(
-                    "the sealing key file is at epoch {}, older than the log's tags (through \
-                     epoch {}): an old copy was put back",
-                    k.epoch,
-                    next - 1
-                ))
             }
             Some(_) => {}
             None => {
@@ -300,6 +406,65 @@ impl<'a> SealCheck<'a> {
         }
         Ok(Some(report))
     }
+}
+
+impl SealCheck<'_> {
+    /// Where the key file's epoch shows records removed after the last tag
+    /// (it is further on) or an old copy put back (it is behind).
+    fn key_file_behind_or_ahead(
+        &self,
+        k: &FssKeyFile,
+        next: u64,
+        report: &SealingReport,
+    ) -> Option<String> {
+        if k.epoch > next {
+            return Some(format!(
+                "the sealing key reached epoch {}, but the log's tags stop at epoch {}: the \
+                 records after seq {} were removed",
+                k.epoch,
+                next - 1,
+                report.sealed_through_seq.unwrap_or(0)
+            ));
+        }
+        // A crash between the last tag and the key's evolution leaves the
+        // key of the tag's first epoch; the next writer's open moves it on.
+        if k.epoch < next && self.last_tag_first != Some(k.epoch) {
+            return Some(format!(
+                "the sealing key file is at epoch {}, older than the log's tags (through epoch \
+                 {}): an old copy was put back",
+                k.epoch,
+                next - 1
+            ));
+        }
+        None
+    }
+}
+
+/// The MAC of a tag an anchor entry recorded, by its format.
+fn recorded_mac(k: &FssKey, t: &RecordedTag) -> [u8; 32] {
+    epoch_tag_for(
+        t.version,
+        k,
+        t.first_epoch,
+        t.epoch,
+        t.seq,
+        &t.hash,
+        &t.facts,
+    )
+}
+
+fn anchored_broken(anchor_path: &Path, t: &RecordedTag, what: &str) -> Error {
+    Error::corrupt(
+        anchor_path,
+        0,
+        Some(t.seq),
+        Corruption::SealBroken {
+            detail: format!(
+                "the tag of epochs {}..={} the anchor recorded for the dropped records {what}",
+                t.first_epoch, t.epoch
+            ),
+        },
+    )
 }
 
 fn broken(path: &Path, n: &Noted, detail: String) -> Error {

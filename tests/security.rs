@@ -1,0 +1,542 @@
+//! The security argument (format-spec.md, 16) by attack: each test is one
+//! way of breaking a claim that an earlier version let through (issue 22),
+//! made as an attacker holding the host would make it, from the spec: every
+//! file, the current sealing key, the clock. Each asserts that verify (with
+//! the verification key where the claim needs it) catches it.
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use wormlog::format::{
+    chain_hash, decode_frame, encode_frame, epoch_tag_for, Decoded, FssKeyFile, RecordKind,
+    SegmentHeader, SystemEvent, TagFacts, SEGMENT_HEADER_LEN,
+};
+use wormlog::storage::MemStorage;
+use wormlog::{Corruption, Error, Log, Options, Retention, Sealing, VerificationKey};
+
+const SEC: u64 = 1_000_000_000;
+const DAY: u64 = 86_400 * SEC;
+/// In the past, so that the verifier's own clock (now) is later than the
+/// log's: a verifier judges drops no later than its now.
+const T0: u64 = 1_700_000_000 * SEC;
+const EPOCH: Duration = Duration::from_secs(60);
+
+/// One record of a segment as an attacker edits it: kind, time, payload.
+#[derive(Clone)]
+struct Rec {
+    kind: RecordKind,
+    ts: u64,
+    payload: Vec<u8>,
+    synced_through: u64,
+}
+
+/// The records of a raw segment.
+fn records_of(bytes: &[u8]) -> Vec<Rec> {
+    frame_map(bytes)
+        .into_iter()
+        .map(|(o, _, _)| {
+            let Decoded::Frame(f) = decode_frame(&bytes[o..]) else {
+                panic!("intact")
+            };
+            Rec {
+                kind: f.kind,
+                ts: f.timestamp_ns,
+                payload: f.payload.to_vec(),
+                synced_through: f.synced_through,
+            }
+        })
+        .collect()
+}
+
+/// A raw segment with `recs` in place of its records: seqs, chain hashes and
+/// CRCs recomputed from its header on (what anyone can do without a key).
+/// `tag_with` makes an epoch-tag record's payload over the chain position
+/// before it, as the attacker's key allows.
+fn rewritten(
+    bytes: &[u8],
+    recs: &[Rec],
+    tag_with: &dyn Fn(u64, &wormlog::Hash, u64) -> Vec<u8>,
+) -> Vec<u8> {
+    let header = SegmentHeader::decode(bytes).unwrap();
+    let mut out = bytes[..SEGMENT_HEADER_LEN].to_vec();
+    let (mut seq, mut prev, mut prev_ts) = (header.first_seq, header.prev_hash, 0);
+    for r in recs {
+        let payload = if r.kind == RecordKind::EpochTag && r.payload.is_empty() {
+            tag_with(seq - 1, &prev, prev_ts)
+        } else {
+            r.payload.clone()
+        };
+        let h = chain_hash(&prev, seq, r.ts, r.kind as u8, &payload);
+        let at = out.len() as u64;
+        encode_frame(
+            &mut out,
+            seq,
+            r.ts,
+            r.synced_through.min(at),
+            r.kind,
+            &payload,
+            &h,
+        );
+        (seq, prev, prev_ts) = (seq + 1, h, r.ts);
+    }
+    out
+}
+
+/// An epoch-tag payload (section 4.2): first_epoch, epoch, tag.
+fn tag_payload(first: u64, last: u64, tag: [u8; 32]) -> Vec<u8> {
+    SystemEvent::EpochTag {
+        first_epoch: first,
+        epoch: last,
+        tag,
+    }
+    .encode()
+}
+
+/// The host's current sealing key, as the attacker reads it.
+fn host_key(storage: &MemStorage) -> FssKeyFile {
+    FssKeyFile::decode(&storage.read_file(&mem_dir().join("wormlog.fss")).unwrap()).unwrap()
+}
+
+fn active_segment(storage: &MemStorage) -> PathBuf {
+    segment_paths(storage, &mem_dir())
+        .into_iter()
+        .rfind(|p| p.to_string_lossy().ends_with(".wlog"))
+        .unwrap()
+}
+
+/// Keeps the tree's level-0 entries of the first `entries` records and
+/// nothing above (fewer than 256: no level 1), so the next open recomputes
+/// the rest from the records: the attacker rebuilds the tree of what it
+/// rewrote and leaves the dropped records' leaves alone.
+fn keep_tree_prefix(storage: &MemStorage, dir: &Path, entries: u64) {
+    assert!(entries < 256);
+    let t0 = dir.join("wormlog.tiles-0");
+    let mut leaves = storage.read_file(&t0).unwrap();
+    leaves.truncate(entries as usize * 32);
+    storage.write_file(&t0, leaves);
+    let mut state = b"wlogtree".to_vec();
+    state.extend_from_slice(&1u32.to_le_bytes());
+    state.extend_from_slice(&1u32.to_le_bytes());
+    state.extend_from_slice(&entries.to_le_bytes());
+    let crc = crc32fast::hash(&state);
+    state.extend_from_slice(&crc.to_le_bytes());
+    storage.write_file(&dir.join("wormlog.tree"), state);
+    let t1 = dir.join("wormlog.tiles-1");
+    if storage.read_file(&t1).is_some() {
+        storage.write_file(&t1, Vec::new());
+    }
+}
+
+fn assert_caught(r: wormlog::Result<wormlog::VerifyReport>, attack: &str) -> String {
+    match r {
+        Err(Error::Corrupt { what, .. }) => {
+            let detail = what.to_string();
+            eprintln!("{attack}: caught: {detail}");
+            detail
+        }
+        other => panic!("{attack}: expected tampering to be caught, got {other:?}"),
+    }
+}
+
+/// A sealed log from T0 (one-minute epochs, a record every 6 s) whose old
+/// segments retention dropped, sealing-started record included: what is
+/// left is the active segment alone, written over several more epochs.
+fn sealed_log_after_retention(storage: &MemStorage) -> (Arc<AtomicU64>, VerificationKey) {
+    let (now, clock) = manual_clock(T0);
+    let options = mem_options(storage)
+        .clock(clock)
+        .sealing(Sealing::Inline)
+        .segment_bytes_max(8 << 10)
+        .retention(Retention::default().max_age(Duration::from_secs(1)));
+    let log = Log::open(mem_dir(), options).unwrap();
+    let key = log.setup_sealing(EPOCH).unwrap();
+    let mut t = T0;
+    for i in 0..120 {
+        t += 6 * SEC;
+        now.store(t, Ordering::SeqCst);
+        log.append(format!("event {i:04} before the drop").as_bytes())
+            .unwrap();
+    }
+    log.seal().unwrap();
+    t += 10 * SEC;
+    now.store(t, Ordering::SeqCst);
+    let report = log.apply_retention(t).unwrap();
+    assert!(
+        !report.dropped_segments.is_empty(),
+        "retention dropped the start"
+    );
+    for i in 0..30 {
+        t += 6 * SEC;
+        now.store(t, Ordering::SeqCst);
+        log.append(format!("event {i:04} after the drop").as_bytes())
+            .unwrap();
+    }
+    assert_eq!(
+        log.segments().unwrap().len(),
+        1,
+        "the active segment alone is kept"
+    );
+    assert!(log.head().seq > report.first_seq);
+    log.verify_sealed(std::slice::from_ref(&key)).unwrap();
+    drop(log);
+    (now, key)
+}
+
+/// Issue 22, hole 1: after retention, the attacker rewrites every kept
+/// record (edits one sealed epochs ago, deletes another, removes every old
+/// tag) and appends one tag for epochs m..=m made with the host's key
+/// K(m). The earlier engine checked the kept tags from the first one on
+/// and said "sealed through epoch m". The anchor entry now records the
+/// tag the dropped records ended with: the kept tags must continue it.
+#[test]
+fn after_retention_the_kept_tags_must_continue_the_dropped_ones() {
+    let storage = MemStorage::new();
+    let (_, key) = sealed_log_after_retention(&storage);
+    let first_kept = Log::open_read_only(mem_dir(), mem_options(&storage))
+        .unwrap()
+        .segments()
+        .unwrap()[0]
+        .first_seq;
+    let k = host_key(&storage);
+    let path = active_segment(&storage);
+    let bytes = storage.read_file(&path).unwrap();
+    let version = SegmentHeader::decode(&bytes).unwrap().version;
+    let mut recs: Vec<Rec> = records_of(&bytes)
+        .into_iter()
+        .filter(|r| r.kind != RecordKind::EpochTag)
+        .filter(|r| r.payload != b"event 0003 after the drop")
+        .collect();
+    for r in &mut recs {
+        if r.payload == b"event 0001 after the drop" {
+            r.payload = b"event 0001 REWRITTEN".to_vec();
+        }
+    }
+    let last_ts = recs.last().unwrap().ts;
+    recs.push(Rec {
+        kind: RecordKind::EpochTag,
+        ts: last_ts,
+        payload: Vec::new(),
+        synced_through: u64::MAX,
+    });
+    let facts = |ts| TagFacts {
+        time_ns: ts,
+        floor: Some((0, DAY)),
+    };
+    let forged = rewritten(&bytes, &recs, &|seq, hash, ts| {
+        let tag = epoch_tag_for(version, &k.key, k.epoch, k.epoch, seq, hash, &facts(ts));
+        tag_payload(k.epoch, k.epoch, tag)
+    });
+    storage.write_file(&path, forged);
+    keep_tree_prefix(&storage, &mem_dir(), first_kept - 1);
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    let detail = assert_caught(reader.verify_sealed(&[key]), "rewrite after retention");
+    assert!(detail.contains("epoch"), "{detail}");
+    // Without the key too: the anchor says where the tags must go on.
+    assert_caught(reader.verify(), "rewrite after retention, no key");
+}
+
+/// Hole 2: a leaf of a dropped record, below the first complete tile, is
+/// replaced in `wormlog.tiles-0` by the leaf of a record that never
+/// existed. The earlier engine checked those leaves against nothing, so an
+/// honest checkpoint signed the forged root and a proof of the invented
+/// record held. The anchor entry now records the root over the dropped
+/// records.
+#[test]
+fn a_dropped_records_leaf_cannot_be_replaced() {
+    let storage = MemStorage::new();
+    let (_, key) = sealed_log_after_retention(&storage);
+    let t0 = mem_dir().join("wormlog.tiles-0");
+    let mut leaves = storage.read_file(&t0).unwrap();
+    leaves[5 * 32..6 * 32].copy_from_slice(&[0x5a; 32]);
+    storage.write_file(&t0, leaves);
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    let detail = assert_caught(reader.verify(), "dropped leaf replaced");
+    assert!(detail.contains("root"), "{detail}");
+    assert_caught(
+        reader.verify_sealed(&[key]),
+        "dropped leaf replaced, with the key",
+    );
+    // A tree file turned into something unreadable does not turn the
+    // check off: the anchor says there was a tree.
+    storage.write_file(&t0, vec![1, 2, 3]);
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    assert_caught(reader.verify(), "tiles truncated");
+}
+
+/// A record appended at the end of the raw active segment (a chain an
+/// attacker extends without the engine).
+fn append_raw(storage: &MemStorage, path: &Path, kind: RecordKind, ts: u64, payload: Vec<u8>) {
+    let bytes = storage.read_file(path).unwrap();
+    let mut recs = records_of(&bytes);
+    recs.push(Rec {
+        kind,
+        ts,
+        payload,
+        synced_through: u64::MAX,
+    });
+    storage.write_file(path, rewritten(&bytes, &recs, &|_, _, _| unreachable!()));
+}
+
+/// Hole 3: a recorded minimum age of 365 days can be raised, never
+/// lowered: the engine refuses a retention run with a lower one (the
+/// earlier engine dropped the segments), and a retention-policy-set record
+/// that lowers it, appended without the engine, is a breach.
+#[test]
+fn a_recorded_minimum_age_cannot_be_lowered() {
+    let storage = MemStorage::new();
+    let (now, clock) = manual_clock(T0);
+    let strict = Retention::default()
+        .max_age(Duration::from_secs(400 * 86_400))
+        .min_age(Duration::from_secs(365 * 86_400));
+    let options = |r: Retention| {
+        mem_options(&storage)
+            .clock(clock.clone())
+            .sealing(Sealing::Inline)
+            .segment_bytes_max(8 << 10)
+            .retention(r)
+    };
+    let log = Log::open(mem_dir(), options(strict)).unwrap();
+    for i in 0..200 {
+        now.store(T0 + i * SEC, Ordering::SeqCst);
+        log.append(format!("event {i:04} with padding for segments").as_bytes())
+            .unwrap();
+    }
+    log.close().unwrap();
+    let lax = Retention::default()
+        .max_age(Duration::from_secs(1))
+        .min_age(Duration::ZERO);
+    match Log::open(mem_dir(), options(lax.clone())) {
+        Err(Error::InvalidOptions(m)) => assert!(m.contains("minimum age"), "{m}"),
+        other => panic!(
+            "a writer with a lower minimum age opened: {:?}",
+            other.map(drop)
+        ),
+    }
+    // A reader's plan is refused too.
+    let reader = Log::open_read_only(mem_dir(), options(lax)).unwrap();
+    assert!(matches!(
+        reader.retention_plan(T0 + 300 * SEC),
+        Err(Error::InvalidOptions(_))
+    ));
+    drop(reader);
+    // Without the engine: a retention-policy-set of min_age 0.
+    let weaker = SystemEvent::RetentionPolicySet {
+        policy: Some(wormlog::format::RetentionRule {
+            max_age_ns: 1,
+            max_total_bytes: 0,
+            min_age_ns: 0,
+            clock_ahead_max_ns: DAY,
+        }),
+    };
+    let path = active_segment(&storage);
+    append_raw(
+        &storage,
+        &path,
+        RecordKind::RetentionPolicySet,
+        T0 + 300 * SEC,
+        weaker.encode(),
+    );
+    forget_tree(&storage, &mem_dir());
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    let detail = assert_caught(reader.verify(), "policy lowered");
+    assert!(detail.contains("weakened"), "{detail}");
+}
+
+/// Hole 4, the clock in two steps: a writer opened with the clock 730 days
+/// ahead sets and clears a hold (no clock-jumped record was written across
+/// a restart before), then retention with the same clock drops minutes-old
+/// segments under a 365-day minimum age. The open now records the leap, and
+/// a verifier judges the drop against its own clock: caught.
+#[test]
+fn a_clock_set_ahead_across_a_restart_does_not_age_segments() {
+    let storage = MemStorage::new();
+    // Now, by the machine's clock: the verifier's now is the same.
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        - 3600 * SEC;
+    let (now, clock) = manual_clock(start);
+    let policy = Retention::default()
+        .max_age(Duration::from_secs(400 * 86_400))
+        .min_age(Duration::from_secs(365 * 86_400));
+    let options = || {
+        mem_options(&storage)
+            .clock(clock.clone())
+            .sealing(Sealing::Inline)
+            .segment_bytes_max(8 << 10)
+            .retention(policy.clone())
+    };
+    let log = Log::open(mem_dir(), options()).unwrap();
+    for i in 0..200 {
+        now.store(start + i * SEC, Ordering::SeqCst);
+        log.append(format!("event {i:04} with padding for segments").as_bytes())
+            .unwrap();
+    }
+    log.close().unwrap();
+    let ahead = start + 730 * DAY;
+    now.store(ahead, Ordering::SeqCst);
+    let log = Log::open(mem_dir(), options()).unwrap();
+    log.set_legal_hold("step one").unwrap();
+    log.clear_legal_hold().unwrap();
+    assert!(
+        all_records(&log)
+            .iter()
+            .any(|r| r.kind() == RecordKind::ClockJumped),
+        "the open recorded the leap"
+    );
+    log.close().unwrap();
+    let log = Log::open(mem_dir(), options()).unwrap();
+    // The host's own clock says 730 days have passed, and the engine,
+    // which has only that clock, drops (format-spec.md 16.4 (b)): the
+    // claim is the verifier's, whose clock is its own.
+    let report = log.apply_retention(ahead).unwrap();
+    drop(log);
+    assert!(!report.dropped_segments.is_empty());
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    let detail = assert_caught(reader.verify(), "two-step clock");
+    assert!(detail.contains("minimum age"), "{detail}");
+}
+
+/// journald's CVE-2023-31438, as a class: the log cut back to an earlier
+/// tag and continued with the host's key through epochs nobody tagged.
+/// Caught by the tags' contiguity, with the key and without it.
+#[test]
+fn a_log_cut_back_and_continued_through_untagged_epochs_is_caught() {
+    let storage = MemStorage::new();
+    let (now, clock) = manual_clock(T0);
+    let log = Log::open(
+        mem_dir(),
+        mem_options(&storage)
+            .clock(clock)
+            .segment_bytes_max(64 << 20),
+    )
+    .unwrap();
+    let key = log.setup_sealing(EPOCH).unwrap();
+    for i in 0..60u64 {
+        now.store(T0 + (i + 1) * 6 * SEC, Ordering::SeqCst);
+        log.append(format!("event {i:04}").as_bytes()).unwrap();
+    }
+    drop(log);
+    let k = host_key(&storage);
+    let path = active_segment(&storage);
+    let bytes = storage.read_file(&path).unwrap();
+    let version = SegmentHeader::decode(&bytes).unwrap().version;
+    let recs = records_of(&bytes);
+    // Cut after the second tag, then go on as if in epoch m.
+    let second = recs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.kind == RecordKind::EpochTag)
+        .nth(1)
+        .unwrap()
+        .0;
+    let mut kept: Vec<Rec> = recs[..=second].to_vec();
+    let ts = recs.last().unwrap().ts;
+    kept.push(Rec {
+        kind: RecordKind::User,
+        ts,
+        payload: b"written after the cut".to_vec(),
+        synced_through: u64::MAX,
+    });
+    kept.push(Rec {
+        kind: RecordKind::EpochTag,
+        ts,
+        payload: Vec::new(),
+        synced_through: u64::MAX,
+    });
+    let forged = rewritten(&bytes, &kept, &|seq, hash, ts| {
+        let facts = TagFacts {
+            time_ns: ts,
+            floor: None,
+        };
+        let tag = epoch_tag_for(version, &k.key, k.epoch, k.epoch, seq, hash, &facts);
+        tag_payload(k.epoch, k.epoch, tag)
+    });
+    storage.write_file(&path, forged);
+    forget_tree(&storage, &mem_dir());
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    let detail = assert_caught(reader.verify_sealed(&[key]), "cut and continued");
+    assert!(detail.contains("skip"), "{detail}");
+    assert_caught(reader.verify(), "cut and continued, no key");
+}
+
+/// journald's CVE-2023-31439, as a class: old records re-sealed with a
+/// newer key (every tag from the second on removed, one tag of epoch m
+/// over everything, an old record edited). Caught with the key and
+/// without it.
+#[test]
+fn old_records_resealed_with_a_newer_key_are_caught() {
+    let storage = MemStorage::new();
+    let (now, clock) = manual_clock(T0);
+    let log = Log::open(
+        mem_dir(),
+        mem_options(&storage)
+            .clock(clock)
+            .segment_bytes_max(64 << 20),
+    )
+    .unwrap();
+    let key = log.setup_sealing(EPOCH).unwrap();
+    for i in 0..60u64 {
+        now.store(T0 + (i + 1) * 6 * SEC, Ordering::SeqCst);
+        log.append(format!("event {i:04}").as_bytes()).unwrap();
+    }
+    drop(log);
+    let k = host_key(&storage);
+    let path = active_segment(&storage);
+    let bytes = storage.read_file(&path).unwrap();
+    let version = SegmentHeader::decode(&bytes).unwrap().version;
+    let mut tags_seen = 0;
+    let mut recs: Vec<Rec> = records_of(&bytes)
+        .into_iter()
+        .filter(|r| {
+            tags_seen += usize::from(r.kind == RecordKind::EpochTag);
+            !(r.kind == RecordKind::EpochTag && tags_seen >= 2)
+        })
+        .collect();
+    for r in &mut recs {
+        if r.payload == b"event 0015" {
+            r.payload = b"event 0015 EDITED".to_vec();
+        }
+    }
+    let ts = recs.last().unwrap().ts;
+    recs.push(Rec {
+        kind: RecordKind::EpochTag,
+        ts,
+        payload: Vec::new(),
+        synced_through: u64::MAX,
+    });
+    let forged = rewritten(&bytes, &recs, &|seq, hash, ts| {
+        let facts = TagFacts {
+            time_ns: ts,
+            floor: None,
+        };
+        let tag = epoch_tag_for(version, &k.key, k.epoch, k.epoch, seq, hash, &facts);
+        tag_payload(k.epoch, k.epoch, tag)
+    });
+    storage.write_file(&path, forged);
+    forget_tree(&storage, &mem_dir());
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    assert_caught(reader.verify_sealed(&[key]), "re-sealed with a newer key");
+    assert_caught(reader.verify(), "re-sealed with a newer key, no key");
+}
+
+/// A faithful log passes every one of these checks: the honest run of the
+/// retention scenario verifies with its key and without, and a writer
+/// reopening it goes on.
+#[test]
+fn an_honest_log_after_retention_verifies_with_and_without_the_key() {
+    let storage = MemStorage::new();
+    let (_, key) = sealed_log_after_retention(&storage);
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    reader.verify().unwrap();
+    let r = reader.verify_sealed(&[key]).unwrap();
+    assert!(r.sealing.unwrap().checked);
+    let _ = Corruption::SealBroken {
+        detail: String::new(),
+    };
+    let _: Options = Options::default();
+}
