@@ -74,6 +74,8 @@ struct Summary {
     sealed_record: bool,
     /// The first record's event, if it is an engine record.
     first_event: Option<SystemEvent>,
+    /// The first record's commit time (chained, unlike `created_ns`).
+    first_time: Option<u64>,
     /// Records that make or state the log's state (holds, policy, drops),
     /// in order, for the pass over the whole chain (rules.rs).
     noted: Vec<Noted>,
@@ -185,6 +187,7 @@ pub(crate) fn verify_log(
     // mistaken for damage.
     crate::permissions::refuse_symlinks(&*shared.options.storage, &shared.dir)?;
     let visible = *shared.visible.read();
+    check_tree_files(shared)?;
     let segments: Vec<Arc<Segment>> = shared
         .segments
         .read()
@@ -325,7 +328,13 @@ fn link_segments(
             check_opening(p, ps, seg, &summary)?;
         }
         let last = seg.number == segments[segments.len() - 1].number;
-        rules.segment(seg, &summary.noted, summary.records, last)?;
+        rules.segment(
+            seg,
+            &summary.noted,
+            summary.records,
+            last,
+            summary.first_time,
+        )?;
         report.segments += 1;
         report.sealed_segments += u64::from(seg.sealed.is_some());
         report.records += summary.records;
@@ -345,6 +354,52 @@ fn link_segments(
     Ok(expect)
 }
 
+/// The tree's files as a writer leaves them (format-spec.md, 14.3):
+/// `wormlog.tree`, where present, decodes (it is replaced by rename, so no
+/// crash tears it), and each level's file holds at least the entries it
+/// vouches for (they were synced before it). It may vouch for leaves of
+/// records a crash cut (Batched durability syncs the tree apart from the
+/// records), so not more than the log has is allowed. Anything else is
+/// damage or an edit, which the tree's recomputation from the records
+/// would otherwise hide.
+fn check_tree_files(shared: &Shared) -> Result<()> {
+    use crate::format::tree_state::TreeState;
+    let storage = &*shared.options.storage;
+    let path = shared.dir.join(TREE_STATE_FILE);
+    let damaged = |path: &Path, detail: String| {
+        Error::corrupt(path, 0, None, Corruption::TreeState { detail })
+    };
+    let f = match storage.open_read(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(damaged(&path, format!("cannot be read as a file: {e}"))),
+    };
+    let mut buf = vec![0u8; TreeState::LEN_MAX + 1];
+    let n = f
+        .read_full_at(&mut buf, 0)
+        .map_err(|e| Error::io("read", &path, e))?;
+    let state = TreeState::decode(&buf[..n]).map_err(|d| damaged(&path, d))?;
+    for (l, &vouched) in state.entries.iter().enumerate().filter(|(_, v)| **v > 0) {
+        let tiles = shared.dir.join(tree_file_name(l));
+        let held = match storage.open_read(&tiles) {
+            Ok(f) => f.len().map_err(|e| Error::io("stat", &tiles, e))? / 32,
+            Err(e) => {
+                return Err(damaged(
+                    &tiles,
+                    format!("wormlog.tree vouches for {vouched} entries of level {l}, and the file cannot be read: {e}"),
+                ))
+            }
+        };
+        if held < vouched {
+            return Err(damaged(
+                &tiles,
+                format!("holds {held} entries of level {l}; wormlog.tree vouches for {vouched}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Every format-3 anchor entry records the tree's root over the records
 /// before the start it kept, computed from those records before they went:
 /// the tree files must still give that root (format-spec.md, 16.4 (c)). A
@@ -352,7 +407,25 @@ fn link_segments(
 /// not a tree the check may skip.
 fn check_anchored_roots(shared: &Shared, anchor: &Anchor, have_tree: bool) -> Result<()> {
     for (i, (e, _)) in anchor.entries.iter().enumerate() {
-        let Some((size, root)) = e.ext.and_then(|x| x.tree) else {
+        let Some(ext) = e.ext else { continue };
+        let Some((size, root)) = ext.tree else {
+            // No tree over the dropped records is possible only where the
+            // tree cannot cover them (a format-1 start dropped before it
+            // began): a log whose tree does is not that log.
+            if have_tree && e.first_seq > 1 {
+                return Err(Error::corrupt(
+                    shared.dir.join(ANCHOR_FILE),
+                    0,
+                    Some(e.first_seq - 1),
+                    Corruption::Anchor {
+                        detail: format!(
+                            "anchor entry {i} records no tree over records 1..={}, but the \
+                             log's tree covers them: the entry was rewritten",
+                            e.first_seq - 1
+                        ),
+                    },
+                ));
+            }
             continue;
         };
         let found = if have_tree {
@@ -607,6 +680,7 @@ fn check_segment(
         last: seg.header.start(),
         sealed_record: false,
         first_event: None,
+        first_time: None,
         noted: Vec::new(),
     };
     let mut points = PointCheck {
@@ -723,6 +797,7 @@ impl Summary {
             _ => {}
         }
         if self.records == 0 {
+            self.first_time = Some(f.timestamp_ns);
             self.first_event = event;
         }
         self.records += 1;

@@ -540,3 +540,259 @@ fn an_honest_log_after_retention_verifies_with_and_without_the_key() {
     };
     let _: Options = Options::default();
 }
+
+/// The machine's clock now, less an hour: logs written from here are in
+/// the verifier's past.
+fn an_hour_ago() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        - 3600 * SEC
+}
+
+/// A log under a recorded 30-day minimum age (60-day maximum), of three
+/// segments, the first two sealed and seconds old; then, with the clock
+/// 60 days ahead, one record and a retention run that drops them (the host
+/// owner's clock: the engine cannot tell).
+fn young_segments_dropped_with_the_clock_ahead(storage: &MemStorage) -> u64 {
+    let start = an_hour_ago();
+    let (now, clock) = manual_clock(start);
+    let policy = Retention::default()
+        .max_age(Duration::from_secs(60 * 86_400))
+        .min_age(Duration::from_secs(30 * 86_400));
+    let options = || {
+        mem_options(storage)
+            .clock(clock.clone())
+            .sealing(Sealing::Manual)
+            .retention(policy.clone())
+    };
+    let log = Log::open(mem_dir(), options()).unwrap();
+    for round in 0..3u64 {
+        for i in 0..10 {
+            now.store(start + (round * 10 + i) * SEC, Ordering::SeqCst);
+            log.append(format!("event {round}.{i}").as_bytes()).unwrap();
+        }
+        if round < 2 {
+            log.seal().unwrap();
+        }
+    }
+    log.close().unwrap();
+    now.store(start + 61 * DAY, Ordering::SeqCst);
+    let log = Log::open(mem_dir(), options()).unwrap();
+    log.append(b"written sixty days ahead").unwrap();
+    log.close().unwrap();
+    // A separate run (`wormctl retention`): the log's own time is now the
+    // record written ahead.
+    let log = Log::open(mem_dir(), options()).unwrap();
+    let report = log.apply_retention(start + 61 * DAY).unwrap();
+    assert_eq!(report.dropped_segments.len(), 2, "{report:?}");
+    log.close().unwrap();
+    start
+}
+
+/// Red team, round 1: the drop above, then the kept segment's header
+/// `created_ns` lowered to 2020 (only its header CRC covers it). Section 9
+/// took `created_ns` as the newest dropped record's time, so the drop
+/// looked 30 days old and verify passed. The kept segment's first record,
+/// chained and sealed, now bounds it.
+#[test]
+fn a_lowered_segment_creation_time_does_not_age_a_drop() {
+    use wormlog::format::CREATED_AT;
+    let storage = MemStorage::new();
+    young_segments_dropped_with_the_clock_ahead(&storage);
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    assert_caught(reader.verify(), "young segments dropped");
+    drop(reader);
+    let first = segment_paths(&storage, &mem_dir())[0].clone();
+    let mut bytes = storage.read_file(&first).unwrap();
+    let mut header = SegmentHeader::decode(&bytes).unwrap();
+    header.created_ns = 1_577_836_800 * SEC;
+    bytes[..SEGMENT_HEADER_LEN].copy_from_slice(&header.encode());
+    assert_eq!(
+        u64::from_le_bytes(bytes[CREATED_AT..CREATED_AT + 8].try_into().unwrap()),
+        header.created_ns
+    );
+    storage.write_file(&first, bytes);
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    let detail = assert_caught(reader.verify(), "created_ns lowered");
+    assert!(detail.contains("minimum age"), "{detail}");
+}
+
+/// The anchor file with each entry passed through `edit`, re-chained and
+/// re-encoded; returns the old and new hash of each entry.
+fn edit_anchor(
+    storage: &MemStorage,
+    edit: &dyn Fn(&mut wormlog::format::AnchorEntry),
+) -> Vec<(wormlog::Hash, wormlog::Hash)> {
+    use wormlog::format::{AnchorEntry, ANCHOR_HEADER_LEN};
+    let path = mem_dir().join("wormlog.anchor");
+    let bytes = storage.read_file(&path).unwrap();
+    let mut out = bytes[..ANCHOR_HEADER_LEN].to_vec();
+    let mut at = ANCHOR_HEADER_LEN;
+    let mut prev = None;
+    let mut hashes = Vec::new();
+    while let Some((mut e, len)) = AnchorEntry::decode(&bytes[at..]).unwrap() {
+        let old = e.hash();
+        if let Some(p) = prev {
+            e.prev_entry_hash = p;
+        }
+        edit(&mut e);
+        out.extend_from_slice(&e.encode());
+        prev = Some(e.hash());
+        hashes.push((old, e.hash()));
+        at += len;
+    }
+    storage.write_file(&path, out);
+    hashes
+}
+
+/// The retention-applied records of the raw active segment re-pointed at
+/// the anchor's new entry hashes, and the chain after them recomputed.
+fn repoint_retention_records(storage: &MemStorage, hashes: &[(wormlog::Hash, wormlog::Hash)]) {
+    let path = active_segment(storage);
+    let bytes = storage.read_file(&path).unwrap();
+    let mut recs = records_of(&bytes);
+    for r in &mut recs {
+        if let Some(Ok(SystemEvent::RetentionApplied {
+            from_segment,
+            to_segment,
+            first_seq,
+            last_seq,
+            anchor_entry_hash,
+        })) = SystemEvent::decode(r.kind, &r.payload)
+        {
+            let new = hashes
+                .iter()
+                .find(|(o, _)| *o == anchor_entry_hash)
+                .map_or(anchor_entry_hash, |(_, n)| *n);
+            r.payload = SystemEvent::RetentionApplied {
+                from_segment,
+                to_segment,
+                first_seq,
+                last_seq,
+                anchor_entry_hash: new,
+            }
+            .encode();
+        }
+    }
+    storage.write_file(&path, rewritten(&bytes, &recs, &|_, _, _| unreachable!()));
+}
+
+/// A log of sealed segments whose retention run dropped the first ones,
+/// the retention record in the raw active segment (no sealing: the
+/// attacker's rewrite needs no key), and the leaf of a dropped record then
+/// replaced.
+fn dropped_then_leaf_replaced(storage: &MemStorage) {
+    let (now, clock) = manual_clock(T0);
+    let log = Log::open(
+        mem_dir(),
+        mem_options(storage)
+            .clock(clock)
+            .sealing(Sealing::Inline)
+            .segment_bytes_max(8 << 10)
+            .retention(Retention::default().max_age(Duration::from_secs(1))),
+    )
+    .unwrap();
+    for i in 0..150u64 {
+        now.store(T0 + i * SEC, Ordering::SeqCst);
+        log.append(format!("event {i:04} with padding for the segments").as_bytes())
+            .unwrap();
+    }
+    log.seal().unwrap();
+    now.store(T0 + 200 * SEC, Ordering::SeqCst);
+    assert!(!log
+        .apply_retention(T0 + 200 * SEC)
+        .unwrap()
+        .dropped_segments
+        .is_empty());
+    log.close().unwrap();
+    let t0 = mem_dir().join("wormlog.tiles-0");
+    let mut leaves = storage.read_file(&t0).unwrap();
+    leaves[4 * 32..5 * 32].copy_from_slice(&[0x66; 32]);
+    storage.write_file(&t0, leaves);
+}
+
+/// Red team, round 1: the anchor entry downgraded to format 1's shape
+/// (flags 0, no extension) or its tree root zeroed, the retention record
+/// re-pointed, a dropped leaf replaced: verify accepted it and a checkpoint
+/// signed the forged root. A format-3 retention record must name an entry
+/// with the extension, and a log whose tree covers the dropped records
+/// must have their root recorded.
+#[test]
+fn an_anchor_entry_cannot_shed_its_tree_root() {
+    for variant in ["flags 0", "tree size 0"] {
+        let storage = MemStorage::new();
+        dropped_then_leaf_replaced(&storage);
+        let hashes = edit_anchor(&storage, &|e| match variant {
+            "flags 0" => e.ext = None,
+            _ => {
+                if let Some(x) = &mut e.ext {
+                    x.tree = None;
+                }
+            }
+        });
+        repoint_retention_records(&storage, &hashes);
+        // The tree of the rewritten records is rebuilt by the next open;
+        // the dropped leaves (one of them forged) stay.
+        let first_kept = Log::open_read_only(mem_dir(), mem_options(&storage))
+            .unwrap()
+            .segments()
+            .unwrap()[0]
+            .first_seq;
+        keep_tree_prefix(&storage, &mem_dir(), first_kept - 1);
+        let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+        assert_caught(reader.verify(), variant);
+    }
+}
+
+/// Red team, round 1 (a faithful log called tampered): a retention run cut
+/// short while deleting its segments, oldest first, leaves the newer
+/// dropped segments in place; the spec (8.3) vouches for that state. On a
+/// sealed log verify said the tags skipped epochs (the anchor's sealing
+/// state is that of the range's end). Now the kept tags must reach it.
+#[test]
+fn a_retention_run_cut_short_between_deletions_still_verifies() {
+    let storage = MemStorage::new();
+    let (now, clock) = manual_clock(T0);
+    let log = Log::open(
+        mem_dir(),
+        mem_options(&storage)
+            .clock(clock)
+            .sealing(Sealing::Inline)
+            .segment_bytes_max(8 << 10)
+            .retention(Retention::default().max_age(Duration::from_secs(1))),
+    )
+    .unwrap();
+    let key = log.setup_sealing(EPOCH).unwrap();
+    for i in 0..200u64 {
+        now.store(T0 + i * 6 * SEC, Ordering::SeqCst);
+        log.append(format!("event {i:04} with padding for the segments").as_bytes())
+            .unwrap();
+    }
+    log.seal().unwrap();
+    let before: Vec<(PathBuf, Vec<u8>)> = storage
+        .file_paths()
+        .into_iter()
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("seg-"))
+        .map(|p| (p.clone(), storage.read_file(&p).unwrap()))
+        .collect();
+    now.store(T0 + 1300 * SEC, Ordering::SeqCst);
+    let report = log.apply_retention(T0 + 1300 * SEC).unwrap();
+    assert!(report.dropped_segments.len() >= 3, "{report:?}");
+    drop(log);
+    // As if the run stopped after deleting the first dropped segment.
+    for (p, bytes) in before.iter().filter(|(p, _)| {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        report.dropped_segments[1..]
+            .iter()
+            .any(|n| name.contains(&format!("{n:020}")))
+    }) {
+        storage.write_file(p, bytes.clone());
+    }
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    reader.verify().expect("a run cut short verifies");
+    reader
+        .verify_sealed(std::slice::from_ref(&key))
+        .expect("and with its key");
+}

@@ -42,6 +42,8 @@ struct DropRecord {
     last_seq: u64,
     entry_hash: Hash,
     policy: Option<RetentionRule>,
+    /// The format of the segment the record is in.
+    version: u16,
 }
 
 /// The pass over the chain; feed it the segments in order.
@@ -61,6 +63,10 @@ pub(super) struct ChainRules<'a> {
     /// The tag the anchor entry vouching for the log's start recorded, and
     /// that entry's index: its commit time and policy judge that drop.
     anchored_tag: Option<(usize, RecordedTag)>,
+    /// The commit time of each segment's first record (a system record in
+    /// format 2 and later), by segment number: chained and sealed, unlike
+    /// a header's `created_ns`.
+    first_times: Vec<(u64, u64)>,
 }
 
 impl<'a> ChainRules<'a> {
@@ -89,7 +95,12 @@ impl<'a> ChainRules<'a> {
             let tag = anchored.flatten()?.last_tag?;
             Some((v, tag))
         });
-        let mut seal = SealCheck::new(keys, key_file, after_retention, anchored);
+        // A run cut short between deletions (8.3) leaves the log starting
+        // inside the entry's dropped range.
+        let inside = vouching
+            .filter(|v| anchor.entries[*v].0.first_seq != start.seq + 1)
+            .map(|_| start.seq + 1);
+        let mut seal = SealCheck::new(keys, key_file, after_retention, anchored, inside);
         seal.check_anchored(&dir.join(ANCHOR_FILE))?;
         Ok(ChainRules {
             anchor,
@@ -100,6 +111,7 @@ impl<'a> ChainRules<'a> {
             seal,
             strictest: None,
             anchored_tag,
+            first_times: Vec::new(),
         })
     }
 
@@ -111,6 +123,7 @@ impl<'a> ChainRules<'a> {
         noted: &[Noted],
         records: u64,
         last: bool,
+        first_time: Option<u64>,
     ) -> Result<()> {
         let mut rest = noted;
         // The active segment of a log that crashed in its first group may
@@ -148,6 +161,9 @@ impl<'a> ChainRules<'a> {
             self.state = begin;
             self.known = true;
         }
+        if let Some(t) = first_time {
+            self.first_times.push((seg.number, t));
+        }
         let stated_first = noted.len() - rest.len();
         for (i, n) in noted.iter().enumerate() {
             let facts = self.state.tag_facts(n.before.timestamp_ns);
@@ -176,6 +192,7 @@ impl<'a> ChainRules<'a> {
                         last_seq: *last_seq,
                         entry_hash: *anchor_entry_hash,
                         policy: self.state.policy.map(|p| strictest(p, self.strictest)),
+                        version: seg.header.version,
                     });
                 }
                 e => {
@@ -317,7 +334,20 @@ impl<'a> ChainRules<'a> {
             }
             named[i] = true;
             last_named = Some(i);
-            check_min_age(d, e, segments, now_ns)?;
+            if d.version >= 3 && e.ext.is_none() {
+                return Err(Error::corrupt(
+                    &d.path,
+                    d.offset,
+                    Some(d.seq),
+                    Corruption::Anchor {
+                        detail: "a retention record of format 3 names an anchor entry without \
+                                 format 3's extension (tree root and sealing state): the entry \
+                                 was rewritten"
+                            .into(),
+                    },
+                ));
+            }
+            check_min_age(d, e, segments, now_ns, &self.first_times)?;
             if let Some((_, t)) = self.anchored_tag.filter(|(v, _)| *v == i) {
                 check_sealed_floor(d, &t, now_ns)?;
             }
@@ -398,6 +428,7 @@ fn check_min_age(
     e: &AnchorEntry,
     segments: &[Arc<Segment>],
     now_ns: u64,
+    first_times: &[(u64, u64)],
 ) -> Result<()> {
     let Some(policy) = d.policy else {
         return Ok(());
@@ -405,7 +436,15 @@ fn check_min_age(
     let Some(keep) = segments.iter().find(|s| s.header.first_seq == e.first_seq) else {
         return Ok(());
     };
-    let newest_dropped = keep.header.created_ns;
+    // The kept segment's first record was committed no earlier than the
+    // newest dropped one (a roll writes the seal and the next segment's
+    // first record in one group), and unlike the header's `created_ns` its
+    // time is chained: lowering it breaks the tags and checkpoints after.
+    let first_time = first_times
+        .iter()
+        .find(|(n, _)| *n == keep.number)
+        .map_or(0, |(_, t)| *t);
+    let newest_dropped = keep.header.created_ns.max(first_time);
     let latest_judged = d
         .timestamp_ns
         .min(now_ns)

@@ -67,6 +67,11 @@ pub(super) struct SealCheck<'a> {
     /// The epoch schedule `(start_ns, interval_ns)`, from the key or the
     /// sealing-started record.
     schedule: Option<(u64, u64)>,
+    /// A retention run cut short between deleting its segments (8.3) left
+    /// the log starting inside the dropped range: the recorded state is
+    /// that of the range's end, which the kept tags must then reach (the
+    /// recorded tag is among them, as it is), not continue.
+    must_meet: Option<(RecordedTag, bool)>,
 }
 
 impl<'a> SealCheck<'a> {
@@ -78,6 +83,7 @@ impl<'a> SealCheck<'a> {
         key_file: Option<&FssKeyFile>,
         after_retention: bool,
         anchored: Option<Option<SealingState>>,
+        kept_from: Option<u64>,
     ) -> Self {
         // A log whose sealing-started record retention dropped continues
         // the sealing state its anchor entry records (format 3), with the
@@ -93,14 +99,28 @@ impl<'a> SealCheck<'a> {
                 .or((keys.len() == 1).then(|| &keys[0])),
         }
         .filter(|_| after_retention);
-        let continued = anchored.flatten().filter(|_| after_retention);
+        let mut continued = anchored.flatten().filter(|_| after_retention);
+        // Cut short inside the range: a recorded tag the log still holds
+        // is to be met where it is.
+        let must_meet = continued
+            .and_then(|s| s.last_tag)
+            .filter(|t| kept_from.is_some_and(|k| t.seq >= k))
+            .map(|t| (t, false));
+        if must_meet.is_some() {
+            continued = continued.map(|s| SealingState {
+                last_tag: None,
+                ..s
+            });
+        }
         SealCheck {
             keys,
             key,
             after_retention,
             key_id: continued.map(|s| s.key_id),
             cached: None,
-            next_epoch: continued.map(|s| s.next_epoch()),
+            next_epoch: continued
+                .filter(|_| must_meet.is_none())
+                .map(|s| s.next_epoch()),
             last_tag: continued.and_then(|s| s.last_tag.map(|t| (t.epoch, 0))),
             last_tag_first: continued.and_then(|s| s.last_tag.map(|t| t.first_epoch)),
             last_sealed_ns: continued.and_then(|s| s.last_tag.map(|t| t.facts.time_ns)),
@@ -108,6 +128,7 @@ impl<'a> SealCheck<'a> {
             last_was_close: false,
             anchored: anchored.filter(|_| after_retention),
             schedule: key.map(|k| (k.start_ns, k.interval_ns)),
+            must_meet,
         }
     }
 
@@ -185,6 +206,18 @@ impl<'a> SealCheck<'a> {
                 tag,
             } => {
                 self.check_tag(path, n, (*first_epoch, *epoch), tag, version, facts)?;
+                if let Some((t, met)) = &mut self.must_meet {
+                    if t.seq == n.before.seq {
+                        if (t.first_epoch, t.epoch, t.tag) != (*first_epoch, *epoch, *tag) {
+                            return Err(broken(
+                                path,
+                                n,
+                                "the anchor records another tag here than the log holds".into(),
+                            ));
+                        }
+                        *met = true;
+                    }
+                }
                 self.next_epoch = Some(epoch + 1);
                 self.last_tag = Some((*epoch, n.seq));
                 self.last_tag_first = Some(*first_epoch);
@@ -279,6 +312,9 @@ impl<'a> SealCheck<'a> {
     /// the first on; with one, continuity cannot be shown, and the seal is
     /// broken.
     fn tag_without_start(&self, path: &Path, n: &Noted) -> Result<()> {
+        if self.must_meet.is_some() {
+            return Ok(());
+        }
         let detail = match self.anchored {
             _ if !self.after_retention => {
                 "an epoch tag with no sealing-started record before it: the log was cut \
@@ -353,6 +389,20 @@ impl<'a> SealCheck<'a> {
             unsealed_records: head_seq - self.last_tag.map_or(0, |(_, s)| s),
             key_file_epoch: key_file.map(|k| k.epoch),
         };
+        if let Some((t, false)) = self.must_meet {
+            return Err(Error::corrupt(
+                dir,
+                0,
+                Some(t.seq),
+                Corruption::SealBroken {
+                    detail: format!(
+                        "the anchor records the tag of epochs {}..={} after seq {}, which the \
+                         log does not hold",
+                        t.first_epoch, t.epoch, t.seq
+                    ),
+                },
+            ));
+        }
         let next = self.next_epoch.unwrap_or(1);
         let fail = |detail: String| {
             Err(Error::corrupt(
