@@ -188,10 +188,9 @@ fn parse_body(body: &str) -> Result<Checkpoint, CheckpointError> {
         .is_some_and(|o| o.ends_with(TREE_ORIGIN_SUFFIX));
     // With a tree: origin, size, root, chain, time[, retention]; without:
     // origin, seq, chain, time[, retention].
+    // A /v2 note always has its retention line (format-2 writers write
+    // it): without it nothing commits the note to what retention had done.
     let (origin, size, root, hash, time, retention) = match (tree, &lines[..]) {
-        (true, [origin, size, root, chain, time]) => {
-            (*origin, *size, Some(*root), *chain, *time, None)
-        }
         (true, [origin, size, root, chain, time, retention]) => {
             (*origin, *size, Some(*root), *chain, *time, Some(*retention))
         }
@@ -201,7 +200,7 @@ fn parse_body(body: &str) -> Result<Checkpoint, CheckpointError> {
         }
         _ => {
             return Err(bad(
-                "body is not origin, size, root, chain, time[, retention] (wormlog/<id>/v2) \
+                "body is not origin, size, root, chain, time, retention (wormlog/<id>/v2) \
                  or origin, seq, hash, time[, retention] (wormlog/<id>)",
             ))
         }
@@ -216,9 +215,16 @@ fn parse_body(body: &str) -> Result<Checkpoint, CheckpointError> {
         .strip_prefix(ORIGIN_PREFIX)
         .map(|o| o.strip_suffix(TREE_ORIGIN_SUFFIX).unwrap_or(o))
         .ok_or_else(|| bad("origin is not wormlog/<log id>"))?;
+    // One spelling: lowercase, as the writer writes it (a note's bytes are
+    // what is signed, and two spellings of one origin are two origins).
     let log_id: [u8; 16] = unhex(id_hex)
+        .filter(|_| {
+            id_hex
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        })
         .and_then(|v| v.try_into().ok())
-        .ok_or_else(|| bad("log id is not 32 hex digits"))?;
+        .ok_or_else(|| bad("log id is not 32 lowercase hex digits"))?;
     if size.is_empty()
         || !size.bytes().all(|b| b.is_ascii_digit())
         || (size.len() > 1 && size.starts_with('0'))

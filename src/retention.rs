@@ -137,6 +137,23 @@ pub(crate) fn ext_for(
     // Memory: one record at a time, whatever the dropped segments hold.
     for r in crate::read::iter(shared, drop[0].header.first_seq..keep.header.first_seq)? {
         let r = r?;
+        // The root recorded is the tree's; its leaves of the records about
+        // to go are checked against them first, or a leaf changed in the
+        // files would be recorded as the truth (a red team's finding).
+        if tree.is_some() && !crate::merkle::leaf_is(shared, r.seq(), r.timestamp(), r.hash())? {
+            return Err(Error::corrupt(
+                shared.dir.join(crate::format::names::tree_file_name(0)),
+                (r.seq() - 1) * 32,
+                Some(r.seq()),
+                Corruption::TreeState {
+                    detail: format!(
+                        "the tree's leaf for record {} is not its hash: retention will not \
+                         record a root over it",
+                        r.seq()
+                    ),
+                },
+            ));
+        }
         let event = match SystemEvent::decode(r.kind(), r.payload()) {
             Some(Ok(e)) => Some(e),
             Some(Err(_)) | None => None,

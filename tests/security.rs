@@ -556,11 +556,17 @@ fn an_hour_ago() -> u64 {
 /// 60 days ahead, one record and a retention run that drops them (the host
 /// owner's clock: the engine cannot tell).
 fn young_segments_dropped_with_the_clock_ahead(storage: &MemStorage) -> u64 {
+    young_segments_dropped(storage, 30 * DAY, 61 * DAY)
+}
+
+/// As above, with the minimum age `min_age` (maximum twice that) and the
+/// clock `ahead` past the log's records for the drop.
+fn young_segments_dropped(storage: &MemStorage, min_age: u64, ahead: u64) -> u64 {
     let start = an_hour_ago();
     let (now, clock) = manual_clock(start);
     let policy = Retention::default()
-        .max_age(Duration::from_secs(60 * 86_400))
-        .min_age(Duration::from_secs(30 * 86_400));
+        .max_age(Duration::from_nanos(min_age))
+        .min_age(Duration::from_nanos(min_age));
     let options = || {
         mem_options(storage)
             .clock(clock.clone())
@@ -578,14 +584,14 @@ fn young_segments_dropped_with_the_clock_ahead(storage: &MemStorage) -> u64 {
         }
     }
     log.close().unwrap();
-    now.store(start + 61 * DAY, Ordering::SeqCst);
+    now.store(start + ahead, Ordering::SeqCst);
     let log = Log::open(mem_dir(), options()).unwrap();
     log.append(b"written sixty days ahead").unwrap();
     log.close().unwrap();
     // A separate run (`wormctl retention`): the log's own time is now the
     // record written ahead.
     let log = Log::open(mem_dir(), options()).unwrap();
-    let report = log.apply_retention(start + 61 * DAY).unwrap();
+    let report = log.apply_retention(start + ahead).unwrap();
     assert_eq!(report.dropped_segments.len(), 2, "{report:?}");
     log.close().unwrap();
     start
@@ -795,4 +801,100 @@ fn a_retention_run_cut_short_between_deletions_still_verifies() {
     reader
         .verify_sealed(std::slice::from_ref(&key))
         .expect("and with its key");
+}
+
+/// Red team, round 2: a drop judged against the verifier's clock plus the
+/// policy's clock bound let segments go up to that bound (1 day) younger
+/// than the minimum age: a 1-day minimum protected nothing. The verifier's
+/// clock now takes no slack.
+#[test]
+fn the_clock_bound_gives_no_slack_against_the_verifiers_clock() {
+    let storage = MemStorage::new();
+    young_segments_dropped(&storage, DAY, DAY + 60 * SEC);
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    let detail = assert_caught(reader.verify(), "dropped a day early");
+    assert!(detail.contains("minimum age"), "{detail}");
+}
+
+/// Red team, round 2: every tag gone with the dropped records and the
+/// anchor entry saying sealing never began, while the key file says it
+/// did: verify said "no epoch sealed yet". A sealed log whose start was
+/// dropped must have its sealing state in the anchor.
+#[test]
+fn a_wiped_sealed_log_cannot_pass_for_one_never_sealed() {
+    let storage = MemStorage::new();
+    let (_, key) = sealed_log_after_retention(&storage);
+    let hashes = edit_anchor(&storage, &|e| {
+        if let Some(x) = &mut e.ext {
+            x.sealing = None;
+        }
+    });
+    repoint_retention_records(&storage, &hashes);
+    let path = active_segment(&storage);
+    let bytes = storage.read_file(&path).unwrap();
+    let recs: Vec<Rec> = records_of(&bytes)
+        .into_iter()
+        .filter(|r| r.kind != RecordKind::EpochTag)
+        .collect();
+    storage.write_file(&path, rewritten(&bytes, &recs, &|_, _, _| unreachable!()));
+    let first_kept = Log::open_read_only(mem_dir(), mem_options(&storage))
+        .unwrap()
+        .segments()
+        .unwrap()[0]
+        .first_seq;
+    keep_tree_prefix(&storage, &mem_dir(), first_kept - 1);
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    assert_caught(reader.verify_sealed(&[key]), "wiped, with the key");
+    assert_caught(reader.verify(), "wiped, no key");
+}
+
+/// Red team, round 2: a dropped record's leaf changed in the tree's files
+/// before an honest retention run was recorded by it as the truth, and a
+/// proof of an invented record then held. Retention now checks the leaves
+/// of what it drops against the records first, and refuses.
+#[test]
+fn retention_does_not_record_a_root_over_a_changed_leaf() {
+    let storage = MemStorage::new();
+    let (now, clock) = manual_clock(T0);
+    let log = Log::open(
+        mem_dir(),
+        mem_options(&storage)
+            .clock(clock)
+            .sealing(Sealing::Inline)
+            .segment_bytes_max(8 << 10)
+            .retention(Retention::default().max_age(Duration::from_secs(1))),
+    )
+    .unwrap();
+    for i in 0..150u64 {
+        now.store(T0 + i * SEC, Ordering::SeqCst);
+        log.append(format!("event {i:04} with padding for the segments").as_bytes())
+            .unwrap();
+    }
+    log.seal().unwrap();
+    log.close().unwrap();
+    let t0 = mem_dir().join("wormlog.tiles-0");
+    let mut leaves = storage.read_file(&t0).unwrap();
+    leaves[4 * 32..5 * 32].copy_from_slice(&[0x66; 32]);
+    storage.write_file(&t0, leaves);
+    now.store(T0 + 200 * SEC, Ordering::SeqCst);
+    let log = Log::open(
+        mem_dir(),
+        mem_options(&storage)
+            .clock(clock_at(T0 + 200 * SEC))
+            .sealing(Sealing::Inline)
+            .segment_bytes_max(8 << 10)
+            .retention(Retention::default().max_age(Duration::from_secs(1))),
+    )
+    .unwrap();
+    match log.apply_retention(T0 + 200 * SEC) {
+        Err(Error::Corrupt {
+            what: Corruption::TreeState { .. },
+            ..
+        }) => {}
+        other => panic!("retention over a changed leaf: {other:?}"),
+    }
+}
+
+fn clock_at(t: u64) -> wormlog::Clock {
+    Arc::new(move || t)
 }

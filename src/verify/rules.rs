@@ -445,10 +445,7 @@ fn check_min_age(
         .find(|(n, _)| *n == keep.number)
         .map_or(0, |(_, t)| *t);
     let newest_dropped = keep.header.created_ns.max(first_time);
-    let latest_judged = d
-        .timestamp_ns
-        .min(now_ns)
-        .saturating_add(policy.clock_ahead_max_ns);
+    let latest_judged = judged_at(d.timestamp_ns, policy.clock_ahead_max_ns, now_ns);
     if latest_judged < newest_dropped.saturating_add(policy.min_age_ns) {
         return Err(breach(
             &d.path,
@@ -473,7 +470,7 @@ fn check_sealed_floor(d: &DropRecord, t: &RecordedTag, now_ns: u64) -> Result<()
     let Some((min_age, ahead)) = t.facts.floor else {
         return Ok(());
     };
-    let latest_judged = d.timestamp_ns.min(now_ns).saturating_add(ahead);
+    let latest_judged = judged_at(d.timestamp_ns, ahead, now_ns);
     if latest_judged < t.facts.time_ns.saturating_add(min_age) {
         return Err(breach(
             &d.path,
@@ -487,6 +484,15 @@ fn check_sealed_floor(d: &DropRecord, t: &RecordedTag, now_ns: u64) -> Result<()
         ));
     }
     Ok(())
+}
+
+/// The latest time a drop committed at `committed_ns` may have measured
+/// ages against: the engine allows a run's time up to the clock bound past
+/// the log's own time, but no later than the verifier's own clock, which
+/// takes no slack (else a minimum age would protect only what is older
+/// than the bound).
+fn judged_at(committed_ns: u64, ahead_ns: u64, now_ns: u64) -> u64 {
+    committed_ns.saturating_add(ahead_ns).min(now_ns)
 }
 
 /// `p` with the minimum age no lower and the clock bound no higher than

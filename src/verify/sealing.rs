@@ -360,6 +360,7 @@ impl<'a> SealCheck<'a> {
         key_file: Option<&FssKeyFile>,
         now_ns: u64,
     ) -> Result<Option<SealingReport>> {
+        self.check_sealing_dropped(dir, head_seq, key_file)?;
         let Some(key_id) = self
             .key_id
             .or(self.anchored.flatten().map(|s| s.key_id))
@@ -487,6 +488,47 @@ impl SealCheck<'_> {
             ));
         }
         None
+    }
+}
+
+impl SealCheck<'_> {
+    /// A log that does not start at seq 1 and holds no sealing-started
+    /// record, where a key file (past epoch 1: tags were made) or a given
+    /// key says it was sealed: its sealing began before the kept records,
+    /// so the anchor entry vouching for the start must record the sealing
+    /// state (format 3). One that says sealing never began, or (with a key)
+    /// records nothing, lets a wiped and rewritten log pass for a fresh one.
+    fn check_sealing_dropped(
+        &self,
+        dir: &Path,
+        head_seq: u64,
+        key_file: Option<&FssKeyFile>,
+    ) -> Result<()> {
+        if !self.after_retention || self.key_id.is_some() {
+            return Ok(());
+        }
+        let sealed_before = key_file.is_some_and(|k| k.epoch > 1 || !self.keys.is_empty());
+        let recorded = self.anchored.flatten().is_some();
+        let fails = match self.anchored {
+            Some(None) => sealed_before || !self.keys.is_empty(),
+            None => !self.keys.is_empty() && sealed_before,
+            Some(Some(_)) => false,
+        };
+        if !fails || recorded {
+            return Ok(());
+        }
+        Err(Error::corrupt(
+            dir.join(crate::format::names::ANCHOR_FILE),
+            0,
+            Some(head_seq),
+            Corruption::SealBroken {
+                detail: "the log was sealed (its sealing key file or the key given says so), its \
+                         sealing-started record is gone with the dropped records, and the \
+                         anchor entry for its start records no sealing state: the sealed \
+                         history was removed and the rest written anew"
+                    .into(),
+            },
+        ))
     }
 }
 
