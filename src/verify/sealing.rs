@@ -9,8 +9,8 @@ use super::rules::Noted;
 use crate::error::{Corruption, Error, Result};
 use crate::format::names::FSS_KEY_FILE;
 use crate::format::{
-    epoch_of, epoch_tag_for, evolve_key, hex, FssKey, FssKeyFile, RecordedTag, SealingState,
-    SystemEvent, TagFacts, VerificationKey,
+    epoch_of, epoch_tag_for, evolve_key, hex, key_at, FssKey, FssKeyFile, RecordedTag,
+    SealingState, SystemEvent, TagFacts, VerificationKey,
 };
 use std::path::Path;
 
@@ -275,6 +275,35 @@ impl<'a> SealCheck<'a> {
                         n.before.seq
                     ),
                 ));
+            }
+        }
+        // (Bounded: a forged epoch must not make each key evolve for ever.)
+        if self.must_meet.is_some()
+            && self.key_id.is_none()
+            && self.keys.len() > 1
+            && first < 1 << 20
+        {
+            // A run cut short left tags whose sealing-started record is
+            // gone and whose key the anchor (which names the range's end)
+            // may not name (sealing set up again later): the key whose MAC
+            // holds is theirs.
+            let found = self.keys.iter().find(|k| {
+                let key = key_at(&k.key, first);
+                epoch_tag_for(
+                    version,
+                    &key,
+                    first,
+                    last,
+                    n.before.seq,
+                    &n.before.hash,
+                    facts,
+                ) == *tag
+            });
+            if let Some(k) = found {
+                if self.key.map(|c| c.id()) != Some(k.id()) {
+                    self.cached = None;
+                }
+                self.key = Some(k);
             }
         }
         let Some(key) = self.key else {
