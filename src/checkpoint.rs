@@ -569,6 +569,29 @@ mod tests {
         assert!(super::parse_body(&body).is_err());
     }
 
+    /// Issue 22, 6: a /v2 note without its retention line, and a log id
+    /// spelt in capitals, were accepted; a writer never makes either.
+    #[test]
+    fn a_v2_note_needs_its_retention_line_and_a_lowercase_log_id() {
+        let tree = Checkpoint {
+            tree_root: Some(Hash::from_bytes([0x5a; 32])),
+            ..cp()
+        };
+        let body = tree.body();
+        assert!(super::parse_body(&body).is_ok());
+        let cut = body[..body.rfind("wormlog-retention").unwrap()].to_string();
+        assert!(matches!(
+            super::parse_body(&cut),
+            Err(CheckpointError::Malformed(_))
+        ));
+        let upper = body.replacen(&hex(tree.log_id), &hex(tree.log_id).to_uppercase(), 1);
+        assert_ne!(upper, body);
+        assert!(matches!(
+            super::parse_body(&upper),
+            Err(CheckpointError::Malformed(_))
+        ));
+    }
+
     #[test]
     fn a_checkpoint_without_its_retention_line_still_reads_and_one_with_it_round_trips() {
         let key = CheckpointKey::generate("audit-key").unwrap();

@@ -36,11 +36,13 @@ pub fn run(a: Args) -> Result<(), Fail> {
             out.line(note.trim_end())
         }
         Some(path) => {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .map_err(|e| Fail::io(path.display(), e))?;
+            let mut o = std::fs::OpenOptions::new();
+            o.write(true).create_new(true);
+            // 0644 at most, whatever the umask: a note anyone could rewrite
+            // is not evidence.
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o644);
+            let mut f = o.open(&path).map_err(|e| Fail::io(path.display(), e))?;
             f.write_all(note.as_bytes())
                 .and_then(|()| f.sync_all())
                 .map_err(|e| Fail::io(path.display(), e))?;

@@ -21,10 +21,12 @@ pub struct Args {
 fn create_new(path: &PathBuf, text: &str, private: bool) -> Result<(), Fail> {
     let mut o = std::fs::OpenOptions::new();
     o.write(true).create_new(true);
+    // Never the umask's say alone: under umask 000 a public key written
+    // 0666 could be swapped by anyone (a verifier would then trust theirs).
     #[cfg(unix)]
-    if private {
+    {
         use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
+        o.mode(if private { 0o600 } else { 0o644 });
     }
     #[cfg(not(unix))]
     let _ = private;

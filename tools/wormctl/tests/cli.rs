@@ -2234,3 +2234,38 @@ fn an_access_while_a_writer_holds_the_log_is_said_to_go_unrecorded() {
     let o = wormctl(&["stat", "--json", "--accesses", p(dir.path())]);
     assert_eq!(json_lines(&o)[0]["accesses"]["count"], 0);
 }
+
+/// Issue 22, 6: keygen's `.pub` and `checkpoint --out` followed the umask
+/// (0666 under umask 000, so anyone could swap the public key or the
+/// note). They are 0644 at most now, the private key 0600.
+#[test]
+fn keys_and_notes_are_not_world_writable_under_umask_000() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let out = wormctl(&["demo", log.to_str().unwrap(), "--records", "50"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let keys = dir.path().join("k");
+    let note = dir.path().join("cp.txt");
+    let script = format!(
+        "umask 000 && '{bin}' keygen --name umask-test --out '{k}' && '{bin}' checkpoint '{log}' --key '{k}.key' --out '{n}'",
+        bin = env!("CARGO_BIN_EXE_wormctl"),
+        k = keys.display(),
+        log = log.display(),
+        n = note.display()
+    );
+    let run = Command::new("sh").arg("-c").arg(&script).output().unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir.path().join("k.key")), 0o600);
+    assert_eq!(mode(&dir.path().join("k.pub")), 0o644);
+    assert_eq!(mode(&note), 0o644);
+}
