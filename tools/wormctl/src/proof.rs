@@ -33,7 +33,17 @@ pub struct ProveArgs {
     /// One JSON object: the proof file `check-proof` reads.
     #[arg(long)]
     json: bool,
+    /// With --json, carry the record's payload too (base64; at most 32 KiB,
+    /// so that check-proof can read the file): the proof then binds the
+    /// payload itself. Without it the proof binds the record's chain hash,
+    /// which its holder checks the payload against.
+    #[arg(long, requires = "json")]
+    with_payload: bool,
 }
+
+/// The largest payload `prove --json --with-payload` carries (check-proof
+/// reads files of at most 64 KiB; base64 takes 4/3).
+const PROOF_PAYLOAD_MAX: usize = 32 << 10;
 
 #[derive(clap::Args)]
 pub struct CheckProofArgs {
@@ -139,18 +149,42 @@ pub fn prove(a: ProveArgs) -> Result<(), Fail> {
         }
     };
     let proof = log.prove_inclusion(a.seq, size)?;
-    let record = log.get(a.seq)?;
+    let (seq, ts, kind_byte, chain) = parse_leaf_data(&proof.leaf).expect("49 bytes");
     let first = &log.segments()?[0];
+    // The chain hash before, from the tree's leaf data of the record
+    // before: no payload is read for it (memory: at most one payload).
     let prev = if a.seq > first.first_seq {
-        *log.get(a.seq - 1)?.hash()
+        let before = log.prove_inclusion(a.seq - 1, size)?;
+        parse_leaf_data(&before.leaf).expect("49 bytes").3
     } else {
         // The first record held continues its segment header's hash (the
         // genesis hash, or where retention left the log).
         first.prev_hash
     };
     debug_assert!(proof.verify(&root));
+    let kind = wormlog::RecordKind::from_u8(kind_byte).map_or("unknown", |k| k.name());
     let mut out = Out::new();
     if a.json {
+        let mut record = json!({
+            "seq": seq,
+            "timestamp_ns": ts,
+            "kind": kind,
+            "kind_byte": kind_byte,
+            "chain_hash": hex(chain),
+            "prev_chain_hash": hex(prev),
+        });
+        if a.with_payload {
+            let r = log.get(a.seq)?;
+            if r.payload().len() > PROOF_PAYLOAD_MAX {
+                return Err(Fail::usage(format!(
+                    "record {} holds {} bytes, more than a proof file carries ({PROOF_PAYLOAD_MAX}); \
+                     leave out --with-payload: the proof binds its chain hash",
+                    a.seq,
+                    r.payload().len()
+                )));
+            }
+            record["payload_base64"] = Value::String(B64.encode(r.payload()));
+        }
         out.json(&json!({
             "type": "inclusion",
             "log_id": hex(log.log_id()),
@@ -160,17 +194,10 @@ pub fn prove(a: ProveArgs) -> Result<(), Fail> {
             "leaf_data": hex(proof.leaf),
             "leaf_hash": hex(leaf_hash(&proof.leaf)),
             "hashes": hashes_json(&proof.hashes),
-            "record": {
-                "seq": record.seq(),
-                "timestamp_ns": record.timestamp(),
-                "kind": record.kind().name(),
-                "kind_byte": record.kind() as u8,
-                "payload_base64": B64.encode(record.payload()),
-                "chain_hash": hex(record.hash()),
-                "prev_chain_hash": hex(prev),
-            },
+            "record": record,
         }))?;
     } else {
+        let record = log.get(a.seq)?;
         out.line(format!(
             "record     {} {} {} {}",
             record.seq(),
@@ -208,6 +235,12 @@ pub fn check_proof(a: CheckProofArgs) -> Result<(), Fail> {
         hashes: hashes_of(&v["hashes"])?,
     };
     let bad = |why: String| Err(Fail::tampered(format!("the proof does not hold: {why}")));
+    if v["type"].as_str() != Some("inclusion") {
+        return Err(Fail::usage(format!(
+            "{}: not an inclusion proof file (`type` is not \"inclusion\")",
+            a.proof.display()
+        )));
+    }
     if hex(cp.log_id) != v["log_id"].as_str().unwrap_or("") {
         return bad("it is for another log".into());
     }
@@ -223,21 +256,38 @@ pub fn check_proof(a: CheckProofArgs) -> Result<(), Fail> {
             proof.seq
         ));
     }
-    // The record it carries: its chain hash, from the one before and its
-    // payload, must be the leaf's.
+    // Every field it states must be what was checked: a root or leaf hash
+    // that differs is a file someone edited.
+    if !v["root"].is_null() && unhex32(&v["root"], "root")? != root {
+        return bad("its `root` is not the checkpoint's".into());
+    }
+    if !v["leaf_hash"].is_null() && unhex32(&v["leaf_hash"], "leaf_hash")? != leaf_hash(&proof.leaf)
+    {
+        return bad("its `leaf_hash` is not its leaf data's".into());
+    }
+    // The record it carries: its fields must be the leaf's, and, with its
+    // payload, its chain hash from the one before must be the leaf's.
     let r = &v["record"];
+    let payload_bound = !r.is_null() && !r["payload_base64"].is_null();
     if !r.is_null() {
         let (seq, ts, kind, chain) = parse_leaf_data(&proof.leaf).expect("49 bytes");
-        let payload = B64
-            .decode(r["payload_base64"].as_str().unwrap_or(""))
-            .map_err(|_| Fail::usage("proof file: `payload_base64` is not base64"))?;
-        let prev = unhex32(&r["prev_chain_hash"], "prev_chain_hash")?;
-        let again = wormlog::format::chain_hash(&prev, seq, ts, kind, &payload);
-        if again != chain
-            || u64_of(&r["seq"], "record.seq")? != seq
+        let named = wormlog::RecordKind::from_u8(kind).map_or("unknown", |k| k.name());
+        if u64_of(&r["seq"], "record.seq")? != seq
             || u64_of(&r["timestamp_ns"], "record.timestamp_ns")? != ts
+            || u64_of(&r["kind_byte"], "record.kind_byte")? != u64::from(kind)
+            || r["kind"].as_str() != Some(named)
+            || unhex32(&r["chain_hash"], "record.chain_hash")? != chain
         {
             return bad("the record it carries is not the one its leaf commits to".into());
+        }
+        if payload_bound {
+            let payload = B64
+                .decode(r["payload_base64"].as_str().unwrap_or(""))
+                .map_err(|_| Fail::usage("proof file: `payload_base64` is not base64"))?;
+            let prev = unhex32(&r["prev_chain_hash"], "prev_chain_hash")?;
+            if wormlog::format::chain_hash(&prev, seq, ts, kind, &payload) != chain {
+                return bad("the payload it carries is not the one its leaf commits to".into());
+            }
         }
     }
     let mut out = Out::new();
@@ -247,10 +297,12 @@ pub fn check_proof(a: CheckProofArgs) -> Result<(), Fail> {
         proof.seq - 1,
         proof.tree_size,
         hex(root),
-        if r.is_null() {
+        if payload_bound {
+            "record and payload bound by its chain hash"
+        } else if r.is_null() {
             "leaf only"
         } else {
-            "record and payload bound by its chain hash"
+            "record bound by its chain hash; check the payload against it"
         }
     ))?;
     out.flush()

@@ -2269,3 +2269,86 @@ fn keys_and_notes_are_not_world_writable_under_umask_000() {
     assert_eq!(mode(&dir.path().join("k.pub")), 0o644);
     assert_eq!(mode(&note), 0o644);
 }
+
+/// Issue 22, 5: a proof carried its record's payload, so a record over
+/// about 48 KB had a proof file check-proof refused (over 64 KiB), and
+/// `prove` read the payload of the record before as well. A proof file now
+/// binds the record by its chain hash (the payload only with
+/// --with-payload, up to 32 KiB); and every field it states is checked
+/// (the second red team changed `kind`, `root` and `type` unnoticed).
+#[test]
+fn a_proof_of_a_large_record_checks_and_its_fields_cannot_be_edited() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("log");
+    let log = Log::open(&dir, Options::default().sealing(Sealing::Manual)).unwrap();
+    log.append(b"small").unwrap();
+    let big = log.append(&vec![b'x'; 200_000]).unwrap();
+    log.append(b"after").unwrap();
+    drop(log);
+    let key = work.path().join("auditor");
+    expect_code(
+        &wormctl(&["keygen", "--name", "auditor", "--out", p(&key)]),
+        0,
+    );
+    let (private, public) = (key.with_extension("key"), key.with_extension("pub"));
+    let cp = work.path().join("cp");
+    expect_code(
+        &wormctl(&["checkpoint", p(&dir), "--key", p(&private), "--out", p(&cp)]),
+        0,
+    );
+    let seq = big.seq.to_string();
+    let o = wormctl(&["prove", p(&dir), &seq, "--json"]);
+    expect_code(&o, 0);
+    let text = stdout(&o);
+    assert!(text.len() < 8 << 10, "a proof file of {} bytes", text.len());
+    let file = work.path().join("big.json");
+    std::fs::write(&file, &text).unwrap();
+    let check = |f: &Path| {
+        wormctl(&[
+            "check-proof",
+            p(f),
+            "--checkpoint",
+            p(&cp),
+            "--pubkey",
+            p(&public),
+        ])
+    };
+    expect_code(&check(&file), 0);
+    // --with-payload refuses what a proof file cannot carry.
+    expect_code(
+        &wormctl(&["prove", p(&dir), &seq, "--json", "--with-payload"]),
+        2,
+    );
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let edited = |change: &dyn Fn(&mut serde_json::Value), code: i32, what: &str| {
+        let mut w = v.clone();
+        change(&mut w);
+        let f = work.path().join(format!("{what}.json"));
+        std::fs::write(&f, w.to_string()).unwrap();
+        let o = check(&f);
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "{what}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    edited(&|w| w["record"]["kind"] = "accessed".into(), 1, "kind");
+    edited(&|w| w["record"]["kind_byte"] = 16.into(), 1, "kind_byte");
+    edited(
+        &|w| w["record"]["chain_hash"] = "00".repeat(32).into(),
+        1,
+        "chain_hash",
+    );
+    edited(&|w| w["root"] = "11".repeat(32).into(), 1, "root");
+    edited(&|w| w["leaf_hash"] = "22".repeat(32).into(), 1, "leaf_hash");
+    edited(&|w| w["type"] = "consistency".into(), 2, "type");
+    // A small record's payload rides along and is checked.
+    let o = wormctl(&["prove", p(&dir), "1", "--json", "--with-payload"]);
+    expect_code(&o, 0);
+    let small = work.path().join("small.json");
+    std::fs::write(&small, stdout(&o)).unwrap();
+    let o = check(&small);
+    expect_code(&o, 0);
+    assert!(stdout(&o).contains("payload bound"), "{}", stdout(&o));
+}
