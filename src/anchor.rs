@@ -104,7 +104,9 @@ pub(crate) fn load_anchor(
             // for it. A writer cuts it aside like a short one. (If it was in
             // fact a durable entry someone damaged, the record naming it
             // finds it gone and verification fails.)
-            Err(_) if cut_torn => Ok(None),
+            // A reader leaves it as it is (spec 8.2), and reads the entries
+            // before it.
+            Err(_) => Ok(None),
             other => other,
         };
         match decoded.map_err(|w| bad(at as u64, w))? {

@@ -184,6 +184,7 @@ pub struct Options {
     pub(crate) auto_checkpoints: Option<AutoCheckpoints>,
     pub(crate) preallocate: bool,
     pub(crate) shipping: Option<Shipping>,
+    pub(crate) verify_min_age: Option<Duration>,
 }
 
 impl Default for Options {
@@ -208,6 +209,7 @@ impl Default for Options {
             auto_checkpoints: None,
             preallocate: false,
             shipping: None,
+            verify_min_age: None,
         }
     }
 }
@@ -232,6 +234,7 @@ impl fmt::Debug for Options {
             .field("auto_checkpoints", &self.auto_checkpoints)
             .field("preallocate", &self.preallocate)
             .field("shipping", &self.shipping)
+            .field("verify_min_age", &self.verify_min_age)
             .finish_non_exhaustive()
     }
 }
@@ -363,6 +366,17 @@ impl Options {
     /// Which sealed segments `Log::apply_retention` may drop (default: none).
     pub fn retention(mut self, retention: Retention) -> Self {
         self.retention = Some(retention);
+        self
+    }
+
+    /// The compliance floor the verifier holds (`wormctl verify
+    /// --min-age`): verification judges every drop by at least this
+    /// minimum age, whatever the log's records say. Once retention has
+    /// dropped everything sealed, the policy the log states is only what
+    /// whoever holds the host wrote (format-spec.md 16.4 (b)); a floor kept
+    /// off the host is not.
+    pub fn verify_min_age(mut self, floor: Duration) -> Self {
+        self.verify_min_age = Some(floor);
         self
     }
 

@@ -193,7 +193,15 @@ pub(crate) fn ext_for(
             timestamp_ns: r.timestamp(),
         };
     }
-    Ok(AnchorExt { tree, sealing })
+    let newest_ns = drop
+        .last()
+        .and_then(|s| s.sealed.as_ref())
+        .map_or(before.timestamp_ns, |m| m.index.last_timestamp_ns);
+    Ok(AnchorExt {
+        tree,
+        sealing,
+        newest_ns,
+    })
 }
 
 /// The anchor entry for dropping `drop`, the segments before `keep`.

@@ -74,8 +74,6 @@ struct Summary {
     sealed_record: bool,
     /// The first record's event, if it is an engine record.
     first_event: Option<SystemEvent>,
-    /// The first record's commit time (chained, unlike `created_ns`).
-    first_time: Option<u64>,
     /// Records that make or state the log's state (holds, policy, drops),
     /// in order, for the pass over the whole chain (rules.rs).
     noted: Vec<Noted>,
@@ -328,13 +326,7 @@ fn link_segments(
             check_opening(p, ps, seg, &summary)?;
         }
         let last = seg.number == segments[segments.len() - 1].number;
-        rules.segment(
-            seg,
-            &summary.noted,
-            summary.records,
-            last,
-            summary.first_time,
-        )?;
+        rules.segment(seg, &summary.noted, summary.records, last)?;
         report.segments += 1;
         report.sealed_segments += u64::from(seg.sealed.is_some());
         report.records += summary.records;
@@ -345,11 +337,16 @@ fn link_segments(
     let storage = &*shared.options.storage;
     let hold_file = read_hold(storage, &shared.dir)?;
     let now_ns = (shared.options.clock)();
+    let floor_ns = shared
+        .options
+        .verify_min_age
+        .map_or(0, |f| u64::try_from(f.as_nanos()).unwrap_or(u64::MAX));
     report.sealing = rules.finish(
         &shared.dir,
         segments,
         &hold_file,
         (expect.seq, key_file.as_ref(), now_ns),
+        floor_ns,
     )?;
     Ok(expect)
 }
@@ -372,6 +369,11 @@ fn check_tree_files(shared: &Shared) -> Result<()> {
     let f = match storage.open_read(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        // The verifier's own limits (permissions) are its operator's to
+        // mend: exit 2, not tampering.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err(Error::io("open", &path, e))
+        }
         Err(e) => return Err(damaged(&path, format!("cannot be read as a file: {e}"))),
     };
     let mut buf = vec![0u8; TreeState::LEN_MAX + 1];
@@ -383,6 +385,9 @@ fn check_tree_files(shared: &Shared) -> Result<()> {
         let tiles = shared.dir.join(tree_file_name(l));
         let held = match storage.open_read(&tiles) {
             Ok(f) => f.len().map_err(|e| Error::io("stat", &tiles, e))? / 32,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(Error::io("open", &tiles, e))
+            }
             Err(e) => {
                 return Err(damaged(
                     &tiles,
@@ -680,7 +685,6 @@ fn check_segment(
         last: seg.header.start(),
         sealed_record: false,
         first_event: None,
-        first_time: None,
         noted: Vec::new(),
     };
     let mut points = PointCheck {
@@ -797,7 +801,6 @@ impl Summary {
             _ => {}
         }
         if self.records == 0 {
-            self.first_time = Some(f.timestamp_ns);
             self.first_event = event;
         }
         self.records += 1;

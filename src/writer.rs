@@ -194,8 +194,16 @@ impl Writer {
             return Ok(());
         };
         let ts = (shared.options.clock)().max(self.end.at.timestamp_ns);
-        let last = k.epoch.max(epoch_of(k.start_ns, k.interval_ns, ts));
-        self.tag_through(shared, last, ts)
+        let now = epoch_of(k.start_ns, k.interval_ns, ts);
+        if k.epoch > now + 1 {
+            // Two closes earlier in this epoch moved the key two epochs
+            // ahead: a tag from it would seal records committed two epochs
+            // before its first, which a verifier refuses (a later key than
+            // theirs; one epoch's lag is a sealed close's own). The records
+            // since stay unsealed until the next epoch's tag.
+            return Ok(());
+        }
+        self.tag_through(shared, k.epoch.max(now), ts)
     }
 
     /// Where epochs have ended since the key's epoch, tags them (one tag

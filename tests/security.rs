@@ -555,13 +555,13 @@ fn an_hour_ago() -> u64 {
 /// segments, the first two sealed and seconds old; then, with the clock
 /// 60 days ahead, one record and a retention run that drops them (the host
 /// owner's clock: the engine cannot tell).
-fn young_segments_dropped_with_the_clock_ahead(storage: &MemStorage) -> u64 {
+fn young_segments_dropped_with_the_clock_ahead(storage: &MemStorage) -> VerificationKey {
     young_segments_dropped(storage, 30 * DAY, 61 * DAY)
 }
 
 /// As above, with the minimum age `min_age` (maximum twice that) and the
 /// clock `ahead` past the log's records for the drop.
-fn young_segments_dropped(storage: &MemStorage, min_age: u64, ahead: u64) -> u64 {
+fn young_segments_dropped(storage: &MemStorage, min_age: u64, ahead: u64) -> VerificationKey {
     let start = an_hour_ago();
     let (now, clock) = manual_clock(start);
     let policy = Retention::default()
@@ -574,6 +574,7 @@ fn young_segments_dropped(storage: &MemStorage, min_age: u64, ahead: u64) -> u64
             .retention(policy.clone())
     };
     let log = Log::open(mem_dir(), options()).unwrap();
+    let key = log.setup_sealing(Duration::from_secs(5)).unwrap();
     for round in 0..3u64 {
         for i in 0..10 {
             now.store(start + (round * 10 + i) * SEC, Ordering::SeqCst);
@@ -594,19 +595,20 @@ fn young_segments_dropped(storage: &MemStorage, min_age: u64, ahead: u64) -> u64
     let report = log.apply_retention(start + ahead).unwrap();
     assert_eq!(report.dropped_segments.len(), 2, "{report:?}");
     log.close().unwrap();
-    start
+    key
 }
 
 /// Red team, round 1: the drop above, then the kept segment's header
 /// `created_ns` lowered to 2020 (only its header CRC covers it). Section 9
 /// took `created_ns` as the newest dropped record's time, so the drop
-/// looked 30 days old and verify passed. The kept segment's first record,
-/// chained and sealed, now bounds it.
+/// looked 30 days old and verify passed, with the key too. A format-3
+/// entry records the newest dropped record's time, and its recorded tag
+/// seals one (a thief who rewrites the entry too is caught with the key).
 #[test]
 fn a_lowered_segment_creation_time_does_not_age_a_drop() {
     use wormlog::format::CREATED_AT;
     let storage = MemStorage::new();
-    young_segments_dropped_with_the_clock_ahead(&storage);
+    let key = young_segments_dropped_with_the_clock_ahead(&storage);
     let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
     assert_caught(reader.verify(), "young segments dropped");
     drop(reader);
@@ -621,8 +623,58 @@ fn a_lowered_segment_creation_time_does_not_age_a_drop() {
     );
     storage.write_file(&first, bytes);
     let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    // The entry records the newest dropped record's time (format 3), and
+    // the recorded tag seals one: caught without the key and with it.
     let detail = assert_caught(reader.verify(), "created_ns lowered");
     assert!(detail.contains("minimum age"), "{detail}");
+    assert_caught(
+        reader.verify_sealed(&[key]),
+        "created_ns lowered, with the key",
+    );
+}
+
+/// The fourth red team's false positive: a crash between a segment's seal
+/// record and the next segment's creation, the host back three days later
+/// (recovery finishes the roll, the new segment created then), and an
+/// honest retention run under a 2-day minimum age. Judging the drop by the
+/// kept segment's first record (written at recovery) failed it for ever.
+#[test]
+fn an_honest_drop_after_a_crash_mid_roll_and_downtime_verifies() {
+    let storage = MemStorage::new();
+    let start = an_hour_ago() - 10 * DAY;
+    let (now, clock) = manual_clock(start);
+    let policy = Retention::default()
+        .max_age(Duration::from_secs(2 * 86_400))
+        .min_age(Duration::from_secs(2 * 86_400));
+    let options = || {
+        mem_options(&storage)
+            .clock(clock.clone())
+            .sealing(Sealing::Manual)
+            .segment_bytes_max(4096)
+            .retention(policy.clone())
+    };
+    let log = Log::open(mem_dir(), options()).unwrap();
+    let mut i = 0u64;
+    while log.segments().unwrap().len() < 2 {
+        i += 1;
+        now.store(start + i * SEC, Ordering::SeqCst);
+        log.append(format!("event {i:04} with padding for the segment").as_bytes())
+            .unwrap();
+    }
+    drop(log);
+    // The crash: the next segment's creation (and what went into it) lost.
+    let second = segment_paths(&storage, &mem_dir()).pop().unwrap();
+    assert!(storage.delete_file(&second));
+    now.store(start + 3 * DAY, Ordering::SeqCst);
+    let log = Log::open(mem_dir(), options()).unwrap();
+    log.seal().unwrap();
+    let report = log.apply_retention(start + 3 * DAY).unwrap();
+    assert_eq!(report.dropped_segments, vec![1], "{report:?}");
+    log.close().unwrap();
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    reader
+        .verify()
+        .expect("an honest drop after a crash and downtime");
 }
 
 /// The anchor file with each entry passed through `edit`, re-chained and
@@ -897,4 +949,239 @@ fn retention_does_not_record_a_root_over_a_changed_leaf() {
 
 fn clock_at(t: u64) -> wormlog::Clock {
     Arc::new(move || t)
+}
+
+/// The third red team's attack: every sealed segment deleted, and an
+/// anchor entry written whose recorded tag the thief makes with the key it
+/// holds (epochs m..=m, so its MAC checks), its policy none, the kept
+/// segment's stated policy lowered to none, a kept record edited and the
+/// kept tags re-made from K(m+1). `recorded_ns` is the time the forged tag
+/// says it seals.
+fn wipe_with_a_tag_of_the_stolen_key(
+    storage: &MemStorage,
+    recorded_ns: Option<u64>,
+) -> (VerificationKey, u64) {
+    use wormlog::format::{
+        anchor_genesis, encode_anchor_header, epoch_of, AnchorEntry, AnchorExt, DroppedSegment,
+        RecordedTag, SealingState,
+    };
+    let start = an_hour_ago();
+    let (now, clock) = manual_clock(start);
+    let policy = Retention::default()
+        .max_age(Duration::from_secs(400 * 86_400))
+        .min_age(Duration::from_secs(30 * 86_400));
+    let log = Log::open(
+        mem_dir(),
+        mem_options(storage)
+            .clock(clock)
+            .sealing(Sealing::Inline)
+            .segment_bytes_max(8 << 10)
+            .retention(policy),
+    )
+    .unwrap();
+    let key = log.setup_sealing(EPOCH).unwrap();
+    let mut t = start;
+    for i in 0..120 {
+        t += 6 * SEC;
+        now.store(t, Ordering::SeqCst);
+        log.append(format!("event {i:04} sealed before the theft").as_bytes())
+            .unwrap();
+    }
+    let segs = log.segments().unwrap();
+    let active = segs.last().unwrap().clone();
+    let first = active.first_seq;
+    let root = log.tree_head_at(first - 1).unwrap().root;
+    assert!(first - 1 < 256);
+    drop(log);
+    // The thief: K(m) from the key file; every segment before the active
+    // one deleted.
+    let k = host_key(storage);
+    for s in &segs[..segs.len() - 1] {
+        for p in storage.file_paths() {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            if name.starts_with(&format!("seg-{:020}", s.number)) {
+                storage.delete_file(&p);
+            }
+        }
+    }
+    let epoch_start = |e: u64| k.start_ns + (e - 1) * k.interval_ns;
+    let facts = TagFacts {
+        time_ns: recorded_ns.unwrap_or(epoch_start(k.epoch)),
+        floor: None,
+    };
+    let prev = SegmentHeader::decode(&storage.read_file(&active.path).unwrap())
+        .unwrap()
+        .prev_hash;
+    let tag = epoch_tag_for(3, &k.key, k.epoch, k.epoch, first - 1, &prev, &facts);
+    let entry = AnchorEntry {
+        time_ns: t,
+        first_seq: first,
+        prev_hash: prev,
+        prev_entry_hash: anchor_genesis(&active_log_id(storage)),
+        dropped: segs[..segs.len() - 1]
+            .iter()
+            .map(|s| DroppedSegment {
+                segment: s.number,
+                first_seq: s.first_seq,
+                last_seq: s.last_seq,
+                last_hash: s.last_hash,
+            })
+            .collect(),
+        ext: Some(AnchorExt {
+            tree: Some((first - 1, root)),
+            sealing: Some(SealingState {
+                key_id: k.key_id,
+                last_tag: Some(RecordedTag {
+                    version: 3,
+                    first_epoch: k.epoch,
+                    epoch: k.epoch,
+                    seq: first - 1,
+                    hash: prev,
+                    facts,
+                    tag,
+                }),
+            }),
+            newest_ns: facts.time_ns,
+        }),
+    };
+    let log_id = active_log_id(storage);
+    storage.write_file(
+        &mem_dir().join("wormlog.anchor"),
+        [&encode_anchor_header(&log_id)[..], &entry.encode()].concat(),
+    );
+    // The kept segment: its policy gone, a record edited, the drop
+    // recorded, the tags re-made from K(m+1).
+    let bytes = storage.read_file(&active.path).unwrap();
+    let mut recs: Vec<Rec> = Vec::new();
+    for r in records_of(&bytes) {
+        match r.kind {
+            RecordKind::EpochTag => continue,
+            RecordKind::LogState => recs.push(Rec {
+                payload: SystemEvent::LogState {
+                    hold: None,
+                    policy: Some(wormlog::format::RetentionRule {
+                        max_age_ns: 1,
+                        max_total_bytes: 0,
+                        min_age_ns: 0,
+                        clock_ahead_max_ns: DAY,
+                    }),
+                }
+                .encode(),
+                ..r
+            }),
+            _ if r.payload == b"event 0119 sealed before the theft" => recs.push(Rec {
+                payload: b"EVIL".to_vec(),
+                ..r
+            }),
+            _ => recs.push(r),
+        }
+    }
+    // Dated to the epochs the thief's keys can seal (the records it keeps
+    // are its own to write: they were not sealed when it took the host).
+    let next = k.evolved();
+    for r in &mut recs {
+        r.ts = r.ts.max(epoch_start(next.epoch));
+    }
+    let last_ts = recs.last().unwrap().ts;
+    let drop_record = SystemEvent::RetentionApplied {
+        from_segment: segs[0].number,
+        to_segment: segs[segs.len() - 2].number,
+        first_seq: 1,
+        last_seq: first - 1,
+        anchor_entry_hash: entry.hash(),
+    };
+    recs.push(Rec {
+        kind: RecordKind::RetentionApplied,
+        ts: last_ts,
+        payload: drop_record.encode(),
+        synced_through: u64::MAX,
+    });
+    let epoch = epoch_of(k.start_ns, k.interval_ns, last_ts).max(next.epoch);
+    recs.push(Rec {
+        kind: RecordKind::EpochTag,
+        ts: last_ts,
+        payload: Vec::new(),
+        synced_through: u64::MAX,
+    });
+    let forged = rewritten(&bytes, &recs, &|seq, hash, ts| {
+        // The policy the rewritten log-state states.
+        let facts = TagFacts {
+            time_ns: ts,
+            floor: Some((0, DAY)),
+        };
+        let tag = epoch_tag_for(3, &next.key, next.epoch, epoch, seq, hash, &facts);
+        tag_payload(next.epoch, epoch, tag)
+    });
+    storage.write_file(&active.path, forged);
+    let mut after = next.clone();
+    while after.epoch <= epoch {
+        after = after.evolved();
+    }
+    storage.write_file(&mem_dir().join("wormlog.fss"), after.encode().to_vec());
+    keep_tree_prefix(storage, &mem_dir(), first - 1);
+    (key, k.epoch)
+}
+
+fn active_log_id(storage: &MemStorage) -> [u8; 16] {
+    SegmentHeader::decode(&storage.read_file(&active_segment(storage)).unwrap())
+        .unwrap()
+        .log_id
+}
+
+/// The wipe, with the forged tag dating what it seals to before its own
+/// epoch (to make the drop look old): a version-3 tag seals the time of
+/// what it seals, which must lie in its epochs.
+#[test]
+fn a_recorded_tag_of_the_stolen_key_cannot_date_the_drop_back() {
+    let storage = MemStorage::new();
+    let (key, _) = wipe_with_a_tag_of_the_stolen_key(&storage, Some(an_hour_ago() - 400 * DAY));
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    let detail = assert_caught(reader.verify_sealed(&[key]), "wipe, tag dated back");
+    assert!(detail.contains("outside its epochs"), "{detail}");
+}
+
+/// The wipe, with the forged tag honest about its time (epoch m): only a
+/// compliance floor kept off the host can show the drop was early, since
+/// the log's own statement of its policy is the thief's. With the
+/// auditor's floor (`verify --min-age`), caught.
+#[test]
+fn the_auditors_compliance_floor_catches_a_wipe_with_a_stolen_key() {
+    let storage = MemStorage::new();
+    let (key, _) = wipe_with_a_tag_of_the_stolen_key(&storage, None);
+    // Without the floor the thief's statement stands (spec 16.4 (b), what
+    // cannot be stopped): the test's forgery is otherwise complete.
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    reader
+        .verify_sealed(std::slice::from_ref(&key))
+        .expect("without a floor kept off the host, the wipe verifies");
+    let floor = Duration::from_secs(30 * 86_400);
+    let reader =
+        Log::open_read_only(mem_dir(), mem_options(&storage).verify_min_age(floor)).unwrap();
+    let detail = assert_caught(reader.verify_sealed(&[key]), "wipe, floor given");
+    assert!(detail.contains("minimum age"), "{detail}");
+}
+
+/// The third red team's false positives: a crash state is not tampering.
+/// An anchor entry torn to zeros (sectors lost) and a hold set whose
+/// record the crash kept from being written (the file is written first)
+/// read as tampered to a reader; a writer's open finishes both.
+#[test]
+fn a_torn_anchor_entry_and_an_unfinished_hold_are_crash_states_not_tampering() {
+    let storage = MemStorage::new();
+    dropped_then_leaf_replaced(&storage);
+    // Undo the forged leaf: this log is honest.
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    drop(reader);
+    let storage = MemStorage::new();
+    let (_, _key) = sealed_log_after_retention(&storage);
+    let anchor = mem_dir().join("wormlog.anchor");
+    let mut bytes = storage.read_file(&anchor).unwrap();
+    bytes.extend_from_slice(&[0u8; 100]);
+    storage.write_file(&anchor, bytes);
+    storage.write_file(&mem_dir().join("wormlog.hold"), b"case being set".to_vec());
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    reader.verify().expect("crash states verify");
+    drop(reader);
+    let log = Log::open(mem_dir(), mem_options(&storage)).unwrap();
+    log.verify().expect("and after a writer finished them");
 }

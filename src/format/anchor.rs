@@ -22,7 +22,7 @@ const _: () = assert!(ANCHOR_HEADER_LEN == 32);
 const ENTRY_FIXED_LEN: usize = 96;
 const DROPPED_LEN: usize = 24 + HASH_LEN;
 /// Length of a format-3 entry's extension (after the dropped items).
-const EXT_LEN: usize = 176;
+const EXT_LEN: usize = 184;
 /// No entry is larger (a retention run drops at most this many segments'
 /// worth: about 299,000); a reader never allocates more for one entry.
 pub const ANCHOR_ENTRY_LEN_MAX: usize = 16 << 20;
@@ -93,6 +93,11 @@ pub struct AnchorExt {
     /// The sealing state; `None` where sealing was never set up before the
     /// drop.
     pub sealing: Option<SealingState>,
+    /// The commit time of the newest record the drop removed (the last
+    /// dropped segment's last record): what its age is measured from. The
+    /// kept segment's creation time is no bound (recovery that finishes a
+    /// roll after downtime creates it later).
+    pub newest_ns: u64,
 }
 
 /// One retention event.
@@ -261,7 +266,7 @@ impl AnchorEntry {
     }
 }
 
-/// Format 3's extension, 176 bytes (format-spec.md, 8.2).
+/// Format 3's extension, 184 bytes (format-spec.md, 8.2).
 fn encode_ext(b: &mut Vec<u8>, ext: &AnchorExt) {
     let (size, root) = ext.tree.unwrap_or((0, Hash::from_bytes([0; HASH_LEN])));
     b.extend_from_slice(&size.to_le_bytes());
@@ -295,6 +300,7 @@ fn encode_ext(b: &mut Vec<u8>, ext: &AnchorExt) {
         b.extend_from_slice(&v.to_le_bytes());
     }
     b.extend_from_slice(&t.tag);
+    b.extend_from_slice(&ext.newest_ns.to_le_bytes());
 }
 
 /// Reads format 3's extension; every field that has no value must be zero,
@@ -343,6 +349,7 @@ fn decode_ext(x: &[u8]) -> Result<AnchorExt, String> {
             Ok(AnchorExt {
                 tree,
                 sealing: None,
+                newest_ns: le_u64(x, 176),
             })
         } else {
             Err("the extension records a tag but no sealing key".into())
@@ -372,6 +379,7 @@ fn decode_ext(x: &[u8]) -> Result<AnchorExt, String> {
     Ok(AnchorExt {
         tree,
         sealing: Some(sealing),
+        newest_ns: le_u64(x, 176),
     })
 }
 

@@ -63,10 +63,6 @@ pub(super) struct ChainRules<'a> {
     /// The tag the anchor entry vouching for the log's start recorded, and
     /// that entry's index: its commit time and policy judge that drop.
     anchored_tag: Option<(usize, RecordedTag)>,
-    /// The commit time of each segment's first record (a system record in
-    /// format 2 and later), by segment number: chained and sealed, unlike
-    /// a header's `created_ns`.
-    first_times: Vec<(u64, u64)>,
 }
 
 impl<'a> ChainRules<'a> {
@@ -111,7 +107,6 @@ impl<'a> ChainRules<'a> {
             seal,
             strictest: None,
             anchored_tag,
-            first_times: Vec::new(),
         })
     }
 
@@ -123,7 +118,6 @@ impl<'a> ChainRules<'a> {
         noted: &[Noted],
         records: u64,
         last: bool,
-        first_time: Option<u64>,
     ) -> Result<()> {
         let mut rest = noted;
         // The active segment of a log that crashed in its first group may
@@ -160,9 +154,6 @@ impl<'a> ChainRules<'a> {
             }
             self.state = begin;
             self.known = true;
-        }
-        if let Some(t) = first_time {
-            self.first_times.push((seg.number, t));
         }
         let stated_first = noted.len() - rest.len();
         for (i, n) in noted.iter().enumerate() {
@@ -282,16 +273,29 @@ impl<'a> ChainRules<'a> {
         segments: &[Arc<Segment>],
         hold_file: &Option<String>,
         sealing: (u64, Option<&FssKeyFile>, u64),
+        floor_ns: u64,
     ) -> Result<Option<SealingReport>> {
         let (head_seq, key_file, now_ns) = sealing;
-        self.check_anchor(dir, segments, now_ns)?;
-        if (self.known || self.hold_seen) && self.state.hold != *hold_file {
+        self.check_anchor(dir, segments, now_ns, floor_ns)?;
+        // A hold change is two steps (8.4): setting writes the file first,
+        // clearing writes the record first; a crash between leaves a hold
+        // file where the chain states none (a writer's open finishes the
+        // change). A hold the chain states with no file, or another, is no
+        // crash's doing.
+        let crash_state = self.state.hold.is_none() && hold_file.is_some();
+        if (self.known || self.hold_seen) && self.state.hold != *hold_file && !crash_state {
             return Err(hold_mismatch(dir, &self.state.hold, hold_file));
         }
         self.seal.finish(dir, head_seq, key_file, now_ns)
     }
 
-    fn check_anchor(&self, dir: &Path, segments: &[Arc<Segment>], now_ns: u64) -> Result<()> {
+    fn check_anchor(
+        &self,
+        dir: &Path,
+        segments: &[Arc<Segment>],
+        now_ns: u64,
+        floor_ns: u64,
+    ) -> Result<()> {
         let entries = &self.anchor.entries;
         let anchor_error = |detail: String| {
             Error::corrupt(
@@ -347,8 +351,14 @@ impl<'a> ChainRules<'a> {
                     },
                 ));
             }
-            check_min_age(d, e, segments, now_ns, &self.first_times)?;
-            if let Some((_, t)) = self.anchored_tag.filter(|(v, _)| *v == i) {
+            let recorded = self.anchored_tag.filter(|(v, _)| *v == i).map(|(_, t)| t);
+            let dated = Dated {
+                recorded_ns: recorded.map_or(0, |t| t.facts.time_ns),
+                now_ns,
+                floor_ns,
+            };
+            check_min_age(d, e, segments, &dated)?;
+            if let Some(t) = recorded {
                 check_sealed_floor(d, &t, now_ns)?;
             }
         }
@@ -423,28 +433,53 @@ fn fields_disagree(d: &DropRecord, e: &AnchorEntry) -> Option<String> {
 /// A drop is judged no later than the verifier's own clock says it is now:
 /// a retention record committed with the clock set ahead does not age what
 /// it drops.
+/// What dates a drop besides its own records, and the verifier's inputs.
+struct Dated {
+    /// The commit time the anchor's recorded tag seals (a dropped record's),
+    /// for the drop that made the log start where it does; else 0.
+    recorded_ns: u64,
+    /// The verifier's clock.
+    now_ns: u64,
+    /// The verifier's own compliance floor (`Options::verify_min_age`).
+    floor_ns: u64,
+}
+
 fn check_min_age(
     d: &DropRecord,
     e: &AnchorEntry,
     segments: &[Arc<Segment>],
-    now_ns: u64,
-    first_times: &[(u64, u64)],
+    dated: &Dated,
 ) -> Result<()> {
-    let Some(policy) = d.policy else {
-        return Ok(());
+    let policy = match d.policy {
+        Some(p) => RetentionRule {
+            min_age_ns: p.min_age_ns.max(dated.floor_ns),
+            ..p
+        },
+        None if dated.floor_ns > 0 => RetentionRule {
+            min_age_ns: dated.floor_ns,
+            clock_ahead_max_ns: 0,
+            ..RetentionRule::default()
+        },
+        None => return Ok(()),
     };
-    let Some(keep) = segments.iter().find(|s| s.header.first_seq == e.first_seq) else {
-        return Ok(());
+    let now_ns = dated.now_ns;
+    // Format 3 records the newest dropped record's time in the entry; an
+    // older entry has only the kept segment's creation time, no earlier
+    // than it (and later where recovery finished a roll after downtime).
+    let keep_time = match e.ext {
+        Some(x) => Some(x.newest_ns),
+        None => segments
+            .iter()
+            .find(|s| s.header.first_seq == e.first_seq)
+            .map(|keep| keep.header.created_ns),
     };
-    // The kept segment's first record was committed no earlier than the
-    // newest dropped one (a roll writes the seal and the next segment's
-    // first record in one group), and unlike the header's `created_ns` its
-    // time is chained: lowering it breaks the tags and checkpoints after.
-    let first_time = first_times
-        .iter()
-        .find(|(n, _)| *n == keep.number)
-        .map_or(0, |(_, t)| *t);
-    let newest_dropped = keep.header.created_ns.max(first_time);
+    if keep_time.is_none() && dated.recorded_ns == 0 {
+        return Ok(());
+    }
+    // Either is the host's word for a drop made after it was taken; the
+    // anchor's recorded tag seals the time of a dropped record (with the
+    // key), and the newest is no earlier.
+    let newest_dropped = keep_time.unwrap_or(0).max(dated.recorded_ns);
     let latest_judged = judged_at(d.timestamp_ns, policy.clock_ahead_max_ns, now_ns);
     if latest_judged < newest_dropped.saturating_add(policy.min_age_ns) {
         return Err(breach(

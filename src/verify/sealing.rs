@@ -158,6 +158,18 @@ impl<'a> SealCheck<'a> {
         if t.epoch > EPOCH_MAX {
             return Err(anchored_broken(anchor_path, &t, "is beyond any real epoch"));
         }
+        // A version-3 tag seals the time of the record it seals: it lies in
+        // the tag's epochs. A tag made with the stolen key of epoch m (the
+        // only kind a thief can make) therefore dates what the drop removed
+        // to epoch m or later, and the drop is judged by that date.
+        let committed = epoch_of(key.start_ns, key.interval_ns, t.facts.time_ns);
+        if t.version >= 3 && !(t.first_epoch - 1..=t.epoch).contains(&committed) {
+            return Err(anchored_broken(
+                anchor_path,
+                &t,
+                "seals a record committed outside its epochs: it was not made when it says",
+            ));
+        }
         let k = self.key_of(key, t.first_epoch);
         if recorded_mac(&k, &t) != t.tag {
             return Err(anchored_broken(
@@ -265,6 +277,19 @@ impl<'a> SealCheck<'a> {
         }
         if let Some((start, interval)) = self.schedule.filter(|_| version >= 3) {
             let committed = epoch_of(start, interval, n.before.timestamp_ns);
+            // A sealed close tags its own epoch and moves the key on: the
+            // next tag seals records of the epoch before its first.
+            if committed + 1 < first {
+                return Err(broken(
+                    path,
+                    n,
+                    format!(
+                        "the tag of epochs {first}..={last} seals record {}, committed in epoch \
+                         {committed}, before its first: old records re-sealed with a newer key",
+                        n.before.seq
+                    ),
+                ));
+            }
             if committed > last {
                 return Err(broken(
                     path,

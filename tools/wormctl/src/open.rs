@@ -41,11 +41,16 @@ impl std::ops::Deref for ReadLog {
 /// runs and changes no byte. An s3://bucket/prefix is restored (verified,
 /// one segment at a time) into a temporary directory first.
 pub fn read_only(dir: &Path) -> Result<ReadLog, Fail> {
+    read_only_with(dir, Options::default())
+}
+
+/// [`read_only`] with `options` (verify's compliance floor, say).
+pub fn read_only_with(dir: &Path, options: Options) -> Result<ReadLog, Fail> {
     if let Some(url) = dir.to_str().filter(|d| d.starts_with("s3://")) {
         #[cfg(feature = "s3")]
         {
             let (tmp, _) = crate::ship::restore_to_temp(url)?;
-            let log = Log::open_read_only(tmp.path(), Options::default()).map_err(Fail::log)?;
+            let log = Log::open_read_only(tmp.path(), options).map_err(Fail::log)?;
             return Ok(ReadLog {
                 log,
                 _restored: Some(tmp),
@@ -57,7 +62,7 @@ pub fn read_only(dir: &Path) -> Result<ReadLog, Fail> {
         )));
     }
     check_dir(dir)?;
-    let log = Log::open_read_only(dir, Options::default()).map_err(Fail::log)?;
+    let log = Log::open_read_only(dir, options).map_err(Fail::log)?;
     Ok(ReadLog {
         log,
         _restored: None,

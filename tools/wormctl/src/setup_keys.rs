@@ -34,8 +34,8 @@ pub fn inside(file: &Path, dir: &Path) -> bool {
     resolve(parent).starts_with(resolve(dir))
 }
 
-/// Writes `text` to a new file only its owner can read.
-pub fn write_secret(path: &Path, text: &str) -> Result<(), Fail> {
+/// A new file only its owner can read.
+fn create_secret(path: &Path) -> Result<std::fs::File, Fail> {
     let mut o = std::fs::OpenOptions::new();
     o.write(true).create_new(true);
     #[cfg(unix)]
@@ -43,7 +43,12 @@ pub fn write_secret(path: &Path, text: &str) -> Result<(), Fail> {
         use std::os::unix::fs::OpenOptionsExt;
         o.mode(0o600);
     }
-    let mut f = o.open(path).map_err(|e| Fail::io(path.display(), e))?;
+    o.open(path).map_err(|e| Fail::io(path.display(), e))
+}
+
+/// Writes `text` to a new file only its owner can read.
+pub fn write_secret(path: &Path, text: &str) -> Result<(), Fail> {
+    let mut f = create_secret(path)?;
     f.write_all(text.as_bytes())
         .and_then(|()| f.sync_all())
         .map_err(|e| Fail::io(path.display(), e))
@@ -58,21 +63,45 @@ pub fn run(a: Args) -> Result<(), Fail> {
             )));
         }
     }
-    let log = crate::open::writer(&a.dir, Options::default())?;
-    let key = log.setup_sealing(a.interval).map_err(Fail::log)?;
-    log.close().map_err(Fail::log)?;
+    // The key file is created (empty, 0600) before sealing is set up: an
+    // --out that exists or cannot be written must fail before the log has
+    // a key nobody was shown (a red team lost it that way).
+    let mut out_file = match &a.out {
+        Some(out) => Some(create_secret(out)?),
+        None => None,
+    };
+    let log = crate::open::writer(&a.dir, Options::default());
+    let set_up = log.and_then(|log| {
+        let key = log.setup_sealing(a.interval).map_err(Fail::log)?;
+        log.close().map_err(Fail::log)?;
+        Ok(key)
+    });
+    let key = match set_up {
+        Ok(key) => key,
+        Err(e) => {
+            if let Some(out) = &a.out {
+                drop(out_file.take());
+                let _ = std::fs::remove_file(out);
+            }
+            return Err(e);
+        }
+    };
     let text = format!("{}\n", key.to_text());
-    if let Some(out) = &a.out {
-        write_secret(out, &text)?;
-    }
     let mut o = Out::new();
+    // Printed first: should the file's write fail, the key is still seen.
+    o.line("verification key (shown once; keep it off this host, as secret as a private key):")?;
+    o.line(key.to_text())?;
+    o.flush()?;
+    if let (Some(out), Some(f)) = (&a.out, out_file.as_mut()) {
+        f.write_all(text.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(|e| Fail::io(out.display(), e))?;
+    }
     o.line(format!(
         "forward-secure sealing set up for {}: epochs of {}, sealing key in wormlog.fss",
         out::path_text(&a.dir),
         humantime::format_duration(a.interval)
     ))?;
-    o.line("verification key (shown once; keep it off this host, as secret as a private key):")?;
-    o.line(key.to_text())?;
     if let Some(out) = &a.out {
         o.line(format!("also written to {}", out::path_text(out)))?;
     }

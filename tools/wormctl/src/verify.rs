@@ -29,6 +29,11 @@ pub struct Args {
     /// under several keys over time.
     #[arg(long = "verify-key", value_name = "FILE")]
     verify_key: Vec<PathBuf>,
+    /// The compliance floor the auditor holds (e.g. 365d): every drop the
+    /// log records is judged by at least this minimum age, whatever policy
+    /// the log states (what the host wrote once everything sealed is gone).
+    #[arg(long = "min-age", value_name = "DURATION", value_parser = crate::out::parse_duration)]
+    min_age: Option<std::time::Duration>,
     /// Print the summary as one JSON object.
     #[arg(long)]
     json: bool,
@@ -143,7 +148,11 @@ fn check(a: &Args) -> Result<(), Fail> {
         (Some(cp), Some(key)) => Some(load_checkpoint(cp, key)?),
         _ => None,
     };
-    let log = crate::open::read_only(&a.path)?;
+    let mut options = wormlog::Options::default();
+    if let Some(floor) = a.min_age {
+        options = options.verify_min_age(floor);
+    }
+    let log = crate::open::read_only_with(&a.path, options)?;
     let bar = progress_bar();
     let progress = |p: VerifyProgress| {
         if let Some(b) = &bar {

@@ -2352,3 +2352,24 @@ fn a_proof_of_a_large_record_checks_and_its_fields_cannot_be_edited() {
     expect_code(&o, 0);
     assert!(stdout(&o).contains("payload bound"), "{}", stdout(&o));
 }
+
+/// The fourth red team: `setup-keys --out` naming a file that exists set
+/// sealing up, then failed to write the key and never showed it: the log
+/// was sealed under a key nobody holds. The file is now created first.
+#[test]
+fn setup_keys_with_an_unwritable_out_sets_nothing_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let l = Log::open(&log, Options::default()).unwrap();
+    l.append(b"a record").unwrap();
+    l.close().unwrap();
+    let fss = log.join("wormlog.fss");
+    let had_key = fss.exists();
+    assert!(!had_key);
+    let taken = dir.path().join("taken.key");
+    std::fs::write(&taken, "someone else's\n").unwrap();
+    let o = wormctl(&["setup-keys", p(&log), "--out", p(&taken)]);
+    expect_code(&o, 2);
+    assert_eq!(fss.exists(), had_key, "no sealing key was made");
+    assert_eq!(std::fs::read_to_string(&taken).unwrap(), "someone else's\n");
+}
