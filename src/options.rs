@@ -256,6 +256,12 @@ impl Options {
         self.payload_bytes_max = bytes;
         self
     }
+
+    /// The largest payload a record may hold under these options (see
+    /// [`payload_bytes_max`](Self::payload_bytes_max)).
+    pub fn payload_bytes_max_value(&self) -> usize {
+        self.payload_bytes_max
+    }
     /// A group commit takes queued appends up to this many bytes (default 4 MiB;
     /// one oversized `append_batch` still commits whole, alone).
     pub fn batch_bytes_max(mut self, bytes: usize) -> Self {

@@ -65,8 +65,11 @@ pub fn run(a: Args) -> Result<(), Fail> {
                 break;
             }
             let mut line = Vec::new();
+            // A record holds at most the log's payload limit; a longer line
+            // is refused whole (read no further than the limit: memory).
+            let limit = Options::default().payload_bytes_max_value();
             let n = (&mut input)
-                .take(64 << 20)
+                .take(limit as u64 + 2)
                 .read_until(b'\n', &mut line)
                 .map_err(|e| Fail::io("standard input", e))?;
             if n == 0 {
@@ -78,6 +81,15 @@ pub fn run(a: Args) -> Result<(), Fail> {
                 if line.last() == Some(&b'\r') {
                     line.pop();
                 }
+            }
+            if line.len() > limit {
+                commit(&log, &batch, &mut out)?;
+                return Err(Fail::usage(format!(
+                    "standard input, line {line_no}: longer than the {} bytes ({} MiB) a record \
+                     may hold; the lines before it were appended, it and the rest were not",
+                    limit,
+                    limit >> 20
+                )));
             }
             if a.json && serde_json::from_slice::<serde_json::Value>(&line).is_err() {
                 commit(&log, &batch, &mut out)?;

@@ -2373,3 +2373,46 @@ fn setup_keys_with_an_unwritable_out_sets_nothing_up() {
     assert_eq!(fss.exists(), had_key, "no sealing key was made");
     assert_eq!(std::fs::read_to_string(&taken).unwrap(), "someone else's\n");
 }
+
+/// Issue 22, 6: `append` misstated its line limit (it read 64 MiB pieces
+/// while a record holds 16 MiB). A longer line is refused whole, named by
+/// its number and the real limit; the lines before it are appended.
+#[test]
+fn append_refuses_a_line_longer_than_a_record_naming_the_limit() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wormctl"))
+        .args(["append", p(&log)])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"first\nsecond\n").unwrap();
+        let long = vec![b'x'; (16 << 20) + 1];
+        let _ = stdin.write_all(&long);
+        let _ = stdin.write_all(b"\nafter\n");
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("line 3") && err.contains("16 MiB"), "{err}");
+    let reader = Log::open_read_only(&log, Options::default()).unwrap();
+    let users: Vec<Vec<u8>> = reader
+        .read(..)
+        .unwrap()
+        .map(|r| r.unwrap())
+        .filter(|r| !r.is_system())
+        .map(|r| r.payload().to_vec())
+        .collect();
+    assert_eq!(users, vec![b"first".to_vec(), b"second".to_vec()]);
+}
