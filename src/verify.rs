@@ -320,6 +320,7 @@ fn link_segments(
         check_link(shared, seg, &expect)?;
         if let Some((p, ps)) = &prev {
             check_closed_end(p, ps, seg, &summary)?;
+            check_version_order(p, seg)?;
         }
         let summary = summary?;
         if let Some((p, ps)) = &prev {
@@ -619,6 +620,28 @@ fn check_opening(
                 .map_or("a user record".to_string(), |e| e.kind().name().to_string())
         )),
     }
+}
+
+/// Segment versions never go down: a writer rolls an older active segment
+/// into its own version and never writes an older one. (The version is not
+/// in the chain; a segment relabelled older would pick rules without
+/// format 3's checks: a downgrade.)
+fn check_version_order(prev: &Segment, seg: &Segment) -> Result<()> {
+    if seg.header.version >= prev.header.version {
+        return Ok(());
+    }
+    Err(Error::corrupt(
+        &seg.path,
+        8,
+        Some(seg.header.first_seq),
+        Corruption::SegmentDiscontinuity {
+            detail: format!(
+                "segment {} is format {} after segment {} of format {}: no writer goes back a \
+                 version",
+                seg.number, seg.header.version, prev.number, prev.header.version
+            ),
+        },
+    ))
 }
 
 /// A closed segment ends with its seal record, unless recovery repaired it

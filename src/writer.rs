@@ -195,15 +195,16 @@ impl Writer {
         };
         let ts = (shared.options.clock)().max(self.end.at.timestamp_ns);
         let now = epoch_of(k.start_ns, k.interval_ns, ts);
-        if k.epoch > now + 1 {
-            // Two closes earlier in this epoch moved the key two epochs
-            // ahead: a tag from it would seal records committed two epochs
-            // before its first, which a verifier refuses (a later key than
-            // theirs; one epoch's lag is a sealed close's own). The records
-            // since stay unsealed until the next epoch's tag.
+        if k.epoch > now {
+            // A close earlier in this epoch sealed it and moved the key on:
+            // a tag from it now, or a later one over these records, would
+            // seal records committed two epochs before its first, which a
+            // verifier refuses (a later key than theirs; one epoch's lag is
+            // a sealed close's own). These records stay unsealed until the
+            // next epoch's tag seals them.
             return Ok(());
         }
-        self.tag_through(shared, k.epoch.max(now), ts)
+        self.tag_through(shared, now, ts)
     }
 
     /// Where epochs have ended since the key's epoch, tags them (one tag

@@ -1185,3 +1185,103 @@ fn a_torn_anchor_entry_and_an_unfinished_hold_are_crash_states_not_tampering() {
     let log = Log::open(mem_dir(), mem_options(&storage)).unwrap();
     log.verify().expect("and after a writer finished them");
 }
+
+/// The fifth red team's false positive: two sealed closes within one epoch
+/// (the second moved the key two epochs ahead), then a reopen epochs later
+/// whose catch-up tag sealed records two epochs before its first, which
+/// verify refuses. The writer now makes no close tag while its key is
+/// ahead of its clock.
+#[test]
+fn closes_within_one_epoch_then_a_late_reopen_verify() {
+    let storage = MemStorage::new();
+    let (now, clock) = manual_clock(T0);
+    let options = || mem_options(&storage).clock(clock.clone());
+    let log = Log::open(mem_dir(), options()).unwrap();
+    let key = log.setup_sealing(EPOCH).unwrap();
+    log.append(b"one").unwrap();
+    log.close().unwrap();
+    now.store(T0 + 10 * SEC, Ordering::SeqCst);
+    let log = Log::open(mem_dir(), options()).unwrap();
+    log.append(b"two").unwrap();
+    log.close().unwrap();
+    now.store(T0 + 20 * SEC, Ordering::SeqCst);
+    let log = Log::open(mem_dir(), options()).unwrap();
+    log.append(b"three").unwrap();
+    log.close().unwrap();
+    now.store(T0 + 250 * SEC, Ordering::SeqCst);
+    let log = Log::open(mem_dir(), options()).unwrap();
+    log.append(b"four").unwrap();
+    log.verify_sealed(std::slice::from_ref(&key))
+        .expect("closes within an epoch, then a late reopen");
+    log.close().unwrap();
+}
+
+/// The fifth red team: a segment relabelled format 2 after format-3 ones
+/// picks rules without format 3's checks (an anchor entry without the
+/// extension, no tree root). No writer goes back a version.
+#[test]
+fn a_segment_cannot_be_relabelled_an_older_format() {
+    let storage = MemStorage::new();
+    let log = Log::open(mem_dir(), mem_options(&storage).segment_bytes_max(4096)).unwrap();
+    for i in 0..100 {
+        log.append(format!("event {i:04} with padding for the segments").as_bytes())
+            .unwrap();
+    }
+    drop(log);
+    let last = segment_paths(&storage, &mem_dir()).pop().unwrap();
+    let mut bytes = storage.read_file(&last).unwrap();
+    let mut header = SegmentHeader::decode(&bytes).unwrap();
+    assert_eq!(header.version, 3);
+    header.version = 2;
+    bytes[..SEGMENT_HEADER_LEN].copy_from_slice(&header.encode());
+    storage.write_file(&last, bytes);
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    let detail = assert_caught(reader.verify(), "relabelled format 2");
+    assert!(detail.contains("goes back a version"), "{detail}");
+}
+
+/// Sealing set up again (the key file deleted, a second key) and then
+/// retention dropping the first key's era: the anchor records the state
+/// the dropped records ended in, and the log verifies with both keys.
+/// (The fifth red team's forgery records none there: caught by the rule
+/// that every key given whose start is gone needs a recorded state.)
+#[test]
+fn a_rekeyed_log_whose_first_era_retention_dropped_verifies_with_both_keys() {
+    let storage = MemStorage::new();
+    let (now, clock) = manual_clock(T0);
+    let options = || {
+        mem_options(&storage)
+            .clock(clock.clone())
+            .sealing(Sealing::Inline)
+            .segment_bytes_max(8 << 10)
+            .retention(Retention::default().max_age(Duration::from_secs(1)))
+    };
+    let log = Log::open(mem_dir(), options()).unwrap();
+    let a = log.setup_sealing(EPOCH).unwrap();
+    let mut t = T0;
+    for i in 0..80 {
+        t += 6 * SEC;
+        now.store(t, Ordering::SeqCst);
+        log.append(format!("era A {i:04} with padding for the segments").as_bytes())
+            .unwrap();
+    }
+    log.close().unwrap();
+    assert!(storage.delete_file(&mem_dir().join("wormlog.fss")));
+    t += 60 * SEC;
+    now.store(t, Ordering::SeqCst);
+    let log = Log::open(mem_dir(), options()).unwrap();
+    let b = log.setup_sealing(EPOCH).unwrap();
+    for i in 0..80 {
+        t += 6 * SEC;
+        now.store(t, Ordering::SeqCst);
+        log.append(format!("era B {i:04} with padding for the segments").as_bytes())
+            .unwrap();
+    }
+    log.seal().unwrap();
+    let report = log.apply_retention(t).unwrap();
+    assert!(!report.dropped_segments.is_empty());
+    log.verify_sealed(&[a.clone(), b.clone()]).unwrap();
+    log.close().unwrap();
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    reader.verify_sealed(&[a, b]).expect("both keys");
+}

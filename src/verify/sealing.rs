@@ -72,6 +72,8 @@ pub(super) struct SealCheck<'a> {
     /// that of the range's end, which the kept tags must then reach (the
     /// recorded tag is among them, as it is), not continue.
     must_meet: Option<(RecordedTag, bool)>,
+    /// The ids of the sealing-started records the log holds.
+    started: Vec<[u8; 8]>,
 }
 
 impl<'a> SealCheck<'a> {
@@ -129,6 +131,7 @@ impl<'a> SealCheck<'a> {
             anchored: anchored.filter(|_| after_retention),
             schedule: key.map(|k| (k.start_ns, k.interval_ns)),
             must_meet,
+            started: Vec::new(),
         }
     }
 
@@ -195,6 +198,7 @@ impl<'a> SealCheck<'a> {
                 interval_ns,
             } => {
                 self.key_id = Some(*key_id);
+                self.started.push(*key_id);
                 self.key = self.keys.iter().find(|k| k.id() == *key_id);
                 self.schedule = Some((*start_ns, *interval_ns));
                 self.last_tag = None;
@@ -558,7 +562,34 @@ impl SealCheck<'_> {
         head_seq: u64,
         key_file: Option<&FssKeyFile>,
     ) -> Result<()> {
-        if !self.after_retention || self.key_id.is_some() {
+        if !self.after_retention {
+            return Ok(());
+        }
+        // Every key given whose sealing-started record the log lost with
+        // the dropped records needs the anchor to record a sealing state:
+        // one that records none, or an entry older than format 3, shows
+        // nothing of that key's sealed history (re-keyed logs too).
+        let recorded_any = matches!(self.anchored, Some(Some(_)));
+        if let Some(k) = self
+            .keys
+            .iter()
+            .find(|k| !self.started.contains(&k.id()) && !recorded_any)
+        {
+            return Err(Error::corrupt(
+                dir.join(crate::format::names::ANCHOR_FILE),
+                0,
+                Some(head_seq),
+                Corruption::SealBroken {
+                    detail: format!(
+                        "verification key {} sealed records the log no longer holds, and the \
+                         anchor entry for its start records no sealing state: the sealed \
+                         history was removed and the rest written anew",
+                        hex(k.id())
+                    ),
+                },
+            ));
+        }
+        if self.key_id.is_some() {
             return Ok(());
         }
         let sealed_before = key_file.is_some_and(|k| k.epoch > 1 || !self.keys.is_empty());
