@@ -476,22 +476,7 @@ impl Log {
             )),
         };
         let r = recovery::recover(&dir, &options, &reads, read_only)?;
-        let first_seq = r.segments.first().map_or(1, |s| s.header.first_seq);
-        let tree = match Tree::open(
-            options.storage.clone(),
-            &dir,
-            r.file.is_some(),
-            r.end.at.seq,
-            first_seq,
-        ) {
-            Ok(t) => t,
-            // A reader is not kept from the records by a derived file it
-            // cannot open (a symlink or FIFO where a tile file belongs):
-            // the tree is then unavailable to it, which proofs and
-            // verification report.
-            Err(_) if r.file.is_none() => Tree::empty(options.storage.clone(), &dir),
-            Err(e) => return Err(e),
-        };
+        let tree = open_tree(&options, &dir, &r)?;
         let mut shared = Shared::new(
             dir,
             options,
@@ -504,23 +489,7 @@ impl Log {
         shared.tree = Mutex::new(tree);
         shared.read_only = read_only;
         let Some(file) = r.file else {
-            let head_ns = r.end.at.timestamp_ns;
-            let mut inner = Inner::new(
-                shared,
-                Mode::Read(Box::new(Mutex::new(r.end))),
-                None,
-                head_ns,
-            );
-            inner.policy_at_open = r.state.policy;
-            return Ok(Log {
-                inner: Arc::new(inner),
-                syncer: None,
-                sealer: None,
-                epochs: None,
-                shipper: None,
-                committer: None,
-                closed: true,
-            });
+            return Ok(reader_log(shared, r.end, r.state.policy));
         };
         let head_ns = r.end.at.timestamp_ns;
         let active = r.end.segment.path.clone();
@@ -1937,6 +1906,42 @@ fn run_epochs(inner: &Inner) {
 }
 
 /// The sealing key file, if sealing is set up, moved past the epochs the
+/// The Merkle tree's files as recovery left the log. A reader is not kept
+/// from the records by a derived file it cannot open (a symlink or FIFO
+/// where a tile file belongs): the tree is then unavailable to it, which
+/// proofs and verification report.
+fn open_tree(options: &Options, dir: &Path, r: &Recovered) -> Result<Tree> {
+    let first_seq = r.segments.first().map_or(1, |s| s.header.first_seq);
+    let writable = r.file.is_some();
+    match Tree::open(
+        options.storage.clone(),
+        dir,
+        writable,
+        r.end.at.seq,
+        first_seq,
+    ) {
+        Ok(t) => Ok(t),
+        Err(_) if !writable => Ok(Tree::empty(options.storage.clone(), dir)),
+        Err(e) => Err(e),
+    }
+}
+
+/// A read-only handle: no writer, no threads.
+fn reader_log(shared: Shared, end: SegmentEnd, policy: Option<RetentionRule>) -> Log {
+    let head_ns = end.at.timestamp_ns;
+    let mut inner = Inner::new(shared, Mode::Read(Box::new(Mutex::new(end))), None, head_ns);
+    inner.policy_at_open = policy;
+    Log {
+        inner: Arc::new(inner),
+        syncer: None,
+        sealer: None,
+        epochs: None,
+        shipper: None,
+        committer: None,
+        closed: true,
+    }
+}
+
 /// Format 3, at a writer's open: a policy the writer was opened with is
 /// recorded now, before any drop needs it, so that the tags after it seal
 /// it (one weaker than the chain's is refused: the open fails); and a wall

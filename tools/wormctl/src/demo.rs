@@ -221,6 +221,11 @@ fn mb_per_s(bytes: u64, secs: f64) -> String {
     format!("{:.1} MB/s", bytes as f64 / 1e6 / secs.max(1e-9))
 }
 
+// Long by nature: the demo is a script a user watches, step after step in
+// the order the README tells (baseline, write, read, seal, verify, sign,
+// seal the end), each printing its line as it finishes; split, the story
+// would be spread over helpers called once each. (Issue 23 asks for it
+// split: not yet.)
 pub fn run(a: Args) -> Result<(), Fail> {
     let durability = match a.durability {
         Mode::Sync => Durability::Sync,
