@@ -169,6 +169,14 @@ pub(crate) fn leaf_is(shared: &Shared, seq: u64, timestamp_ns: u64, hash: &Hash)
     Ok((0..=u8::MAX).any(|kind| leaf_hash(&leaf_data(seq, timestamp_ns, kind, hash)) == stored))
 }
 
+/// Whether the tree's leaf of record `r` is that record's (its exact kind):
+/// retention checks what it drops before recording the root over it. The
+/// tree must already hold the record (fed by the caller).
+pub(crate) fn holds_leaf_of(shared: &Shared, r: &Record) -> Result<bool> {
+    let stored = shared.tree.lock().entries(0, r.seq() - 1, 1)?[0];
+    Ok(stored == leaf_of(r))
+}
+
 /// The root of the tree of the first `size` records (caught up first;
 /// written to disk first with `persist`, as a checkpoint needs).
 pub(crate) fn head_at(shared: &Shared, size: u64, persist: bool) -> Result<TreeHead> {

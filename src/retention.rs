@@ -140,7 +140,8 @@ pub(crate) fn ext_for(
         // The root recorded is the tree's; its leaves of the records about
         // to go are checked against them first, or a leaf changed in the
         // files would be recorded as the truth (a red team's finding).
-        if tree.is_some() && !crate::merkle::leaf_is(shared, r.seq(), r.timestamp(), r.hash())? {
+        // (The tree was fed to the head by `head_at` above.)
+        if tree.is_some() && !crate::merkle::holds_leaf_of(shared, &r)? {
             return Err(Error::corrupt(
                 shared.dir.join(crate::format::names::tree_file_name(0)),
                 (r.seq() - 1) * 32,

@@ -69,13 +69,28 @@ pub fn key_id(verification: &FssKey) -> [u8; 8] {
 /// before the tag record: since the chain hash commits to every record
 /// before it, the tag seals all of them.
 pub fn epoch_tag(key: &FssKey, first_epoch: u64, epoch: u64, seq: u64, hash: &Hash) -> [u8; 32] {
+    *tag_hasher(key, TAG_CONTEXT, first_epoch, epoch, seq, hash)
+        .finalize()
+        .as_bytes()
+}
+
+/// What every tag's MAC begins with: its domain separator, its epochs and
+/// the chain position it seals.
+fn tag_hasher(
+    key: &FssKey,
+    context: &[u8],
+    first_epoch: u64,
+    epoch: u64,
+    seq: u64,
+    hash: &Hash,
+) -> blake3::Hasher {
     let mut h = blake3::Hasher::new_keyed(key);
-    h.update(TAG_CONTEXT);
+    h.update(context);
     h.update(&first_epoch.to_le_bytes());
     h.update(&epoch.to_le_bytes());
     h.update(&seq.to_le_bytes());
     h.update(hash.as_bytes());
-    *h.finalize().as_bytes()
+    h
 }
 
 /// What a version-3 tag seals besides the chain position (format-spec.md,
@@ -104,12 +119,7 @@ pub fn epoch_tag_v3(
     hash: &Hash,
     facts: &TagFacts,
 ) -> [u8; 32] {
-    let mut h = blake3::Hasher::new_keyed(key);
-    h.update(TAG3_CONTEXT);
-    h.update(&first_epoch.to_le_bytes());
-    h.update(&epoch.to_le_bytes());
-    h.update(&seq.to_le_bytes());
-    h.update(hash.as_bytes());
+    let mut h = tag_hasher(key, TAG3_CONTEXT, first_epoch, epoch, seq, hash);
     h.update(&facts.time_ns.to_le_bytes());
     let (flag, (min_age, ahead)) = match facts.floor {
         Some(f) => (1u8, f),
