@@ -354,6 +354,14 @@ pub enum Error {
         /// The link.
         path: PathBuf,
     },
+    /// A FIFO, directory, device or socket where a log's file belongs. The
+    /// engine never makes one there, so, like a symbolic link, it was put
+    /// there: a reader reports it as tampering with the directory.
+    #[error("{path} is not a regular file (a FIFO, directory, device or socket where the log keeps a file); wormlog never makes one there (find out who put it there)")]
+    NotRegular {
+        /// The entry that is not a regular file.
+        path: PathBuf,
+    },
     /// The log directory or one of its files is writable by other users or
     /// owned by another user: they could change the log behind the writer.
     /// `detail` says what is wrong and what to do.
@@ -380,6 +388,13 @@ impl Error {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         if source.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
             return Error::Symlink { path: path.into() };
+        }
+        if source.raw_os_error() == Some(rustix::io::Errno::ISDIR.raw_os_error())
+            || source
+                .get_ref()
+                .is_some_and(|e| e.is::<crate::storage::NotRegularFile>())
+        {
+            return Error::NotRegular { path: path.into() };
         }
         Error::Io {
             op,

@@ -299,11 +299,14 @@ fn a_fifo_named_like_a_segment_is_an_error_not_a_hang() {
             }
         });
         match result {
-            Err(Error::Io { path, .. }) => assert_eq!(path, fifo),
+            Err(Error::NotRegular { path }) => assert_eq!(path, fifo),
             other => panic!("read_only {read_only}: {other:?}"),
         }
     }
     let f = fifo.clone();
     let one_file = within_a_minute(move || wormlog::verify_file(&f).map(drop));
-    assert!(matches!(one_file, Err(Error::Io { .. })), "{one_file:?}");
+    assert!(
+        matches!(one_file, Err(Error::NotRegular { .. })),
+        "{one_file:?}"
+    );
 }

@@ -1,6 +1,9 @@
 //! The real file system.
 
-use super::{DirLock, FileMeta, ReadFile, Storage, WriteFile, DIR_MODE, FILE_MODE, SEALED_MODE};
+use super::{
+    DirLock, FileMeta, NotRegularFile, ReadFile, Storage, WriteFile, DIR_MODE, FILE_MODE,
+    SEALED_MODE,
+};
 use crate::format::names::LOCK_FILE;
 use rustix::fs::{fchmod, Mode, OFlags};
 use std::fs::{self, File, OpenOptions, TryLockError};
@@ -27,10 +30,7 @@ fn open_regular(options: &mut OpenOptions, path: &Path) -> io::Result<File> {
         .custom_flags((OFlags::NONBLOCK | OFlags::NOFOLLOW).bits() as i32)
         .open(path)?;
     if !file.metadata()?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file (a FIFO, device or socket where a file belongs)",
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, NotRegularFile));
     }
     fcntl_setfl(&file, fcntl_getfl(&file)? - OFlags::NONBLOCK)?;
     Ok(file)

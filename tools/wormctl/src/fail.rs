@@ -50,6 +50,7 @@ impl Fail {
             // tampering, like a changed byte.
             Error::Corrupt { .. }
             | Error::Symlink { .. }
+            | Error::NotRegular { .. }
             | Error::CheckpointMismatch { .. }
             | Error::Checkpoint(CheckpointError::NoValidSignature { .. }) => Fail::tampered(e),
             Error::Locked { .. } => Fail::usage(format!(
@@ -67,6 +68,10 @@ impl Fail {
     /// a wormlog header is not ours (2), not a damaged log file.
     pub fn file(e: Error) -> Fail {
         match &e {
+            // The path the operator named is a FIFO or directory: a wrong
+            // argument, not a damaged log (inside a log directory, the same
+            // entry is tampering: `Fail::log`).
+            Error::NotRegular { .. } => Fail::usage(e),
             Error::Corrupt {
                 offset: 0,
                 seq: None,

@@ -1234,8 +1234,9 @@ fn verify_and_stat_name_the_files_that_are_not_wormlogs() {
 #[test]
 fn fifos_and_devices_are_refused_not_waited_on() {
     // Opening a FIFO blocks until someone writes to it: wormctl must say
-    // "not a regular file" (exit 2) rather than hang, for a path given to it
-    // and for a FIFO named like a segment inside a log directory.
+    // "not a regular file" rather than hang, for a path given to it (exit 2,
+    // a wrong argument) and for a FIFO named like a segment inside a log
+    // directory (exit 1: the engine never puts one there).
     let work = tempfile::tempdir().unwrap();
     let fifo = work.path().join("seg.wlog");
     let in_dir = work.path().join("log");
@@ -1268,8 +1269,70 @@ fn fifos_and_devices_are_refused_not_waited_on() {
             std::thread::sleep(Duration::from_millis(20));
         }
         let o = child.wait_with_output().unwrap();
-        expect_code(&o, 2);
+        expect_code(&o, if args[1] == p(&in_dir) { 1 } else { 2 });
         assert!(stderr(&o).contains("not a regular file"), "{}", stderr(&o));
+    }
+}
+
+/// Issue 22, hole 6: a FIFO or directory put where a log directory keeps a
+/// segment, its anchor, its hold or its sealing key file is tampering with
+/// the directory (exit 1, naming it), like a symbolic link there; before,
+/// each was an I/O error (exit 2), blaming the operator.
+#[test]
+fn a_fifo_or_directory_where_a_log_keeps_a_file_is_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), options().sealing(Sealing::Manual)).unwrap();
+    for i in 0..1500 {
+        log.append(&event(i)).unwrap();
+    }
+    log.seal().unwrap();
+    drop(log);
+    let drop_all = ["retention", "--max-total-bytes", "1", "--min-age", "0s"];
+    expect_code(&wormctl(&[&drop_all[..], &[p(dir.path())]].concat()), 0);
+    let log = Log::open(dir.path(), options().sealing(Sealing::Manual)).unwrap();
+    for i in 0..1500 {
+        log.append(&event(i)).unwrap();
+    }
+    log.seal().unwrap();
+    drop(log);
+    let key = keys.path().join("k.verify-key");
+    expect_code(
+        &wormctl(&["setup-keys", p(dir.path()), "--out", p(&key)]),
+        0,
+    );
+    expect_code(&wormctl(&["hold", "set", "case 7", p(dir.path())]), 0);
+    expect_code(&wormctl(&["verify", p(dir.path())]), 0);
+    let mut targets = vec![files_with(dir.path(), ".zst")[0].clone()];
+    targets.push(files_with(dir.path(), ".wlog").pop().unwrap());
+    for name in ["wormlog.anchor", "wormlog.hold", "wormlog.fss"] {
+        targets.push(dir.path().join(name));
+    }
+    let aside = keys.path().join("aside");
+    for target in &targets {
+        assert!(target.exists(), "{}", target.display());
+        std::fs::rename(target, &aside).unwrap();
+        for make in ["mkfifo", "mkdir"] {
+            assert!(Command::new(make).arg(target).status().unwrap().success());
+            let o = Command::new("timeout")
+                .args(["60", env!("CARGO_BIN_EXE_wormctl"), "verify", p(dir.path())])
+                .output()
+                .unwrap();
+            expect_code(&o, 1);
+            let name = target.file_name().unwrap().to_str().unwrap();
+            assert!(
+                stderr(&o).contains("not a regular file") && stderr(&o).contains(name),
+                "{make} at {name}: {}",
+                stderr(&o)
+            );
+            if make == "mkdir" {
+                std::fs::remove_dir(target).unwrap();
+            } else {
+                std::fs::remove_file(target).unwrap();
+            }
+        }
+        std::fs::rename(&aside, target).unwrap();
+        expect_code(&wormctl(&["verify", p(dir.path())]), 0);
     }
 }
 
