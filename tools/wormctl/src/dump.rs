@@ -160,42 +160,94 @@ impl Printer {
 
 /// Prints what `filter` lets through, stopping past its end; a read error
 /// becomes a failure through `to_fail` (the records before it are printed).
-/// With `last`, only the last that many are printed (held until the end).
 fn print_all(
     records: impl Iterator<Item = wormlog::Result<Record>>,
     filter: &Filter,
     printer: &mut Printer,
     to_fail: fn(wormlog::Error) -> Fail,
-    last: Option<usize>,
 ) -> Result<(), Fail> {
+    for r in records {
+        let r = r.map_err(to_fail)?;
+        match filter.step(&r) {
+            Step::Stop => break,
+            Step::Skip => {}
+            Step::Print => printer.record(&r)?,
+        }
+    }
+    Ok(())
+}
+
+/// The seqs of the last `n` records `filter` lets through: a first pass
+/// that keeps seqs, not records, so that `-n N` holds one payload at a time
+/// whatever N and the records' sizes (issue 22, hole 5: holding the last N
+/// records held N payloads, and the one being read besides).
+fn last_seqs(
+    records: impl Iterator<Item = wormlog::Result<Record>>,
+    filter: &Filter,
+    to_fail: fn(wormlog::Error) -> Fail,
+    n: usize,
+) -> Result<std::collections::VecDeque<u64>, Fail> {
     let mut kept = std::collections::VecDeque::new();
     for r in records {
         let r = r.map_err(to_fail)?;
         match filter.step(&r) {
             Step::Stop => break,
             Step::Skip => {}
-            Step::Print => match last {
-                None => printer.record(&r)?,
-                Some(n) => {
-                    if kept.len() == n {
-                        kept.pop_front();
-                    }
-                    if n > 0 {
-                        kept.push_back(r);
-                    }
+            Step::Print => {
+                if kept.len() == n {
+                    kept.pop_front();
                 }
-            },
+                if n > 0 {
+                    kept.push_back(r.seq());
+                }
+            }
         }
     }
-    for r in &kept {
-        printer.record(r)?;
+    Ok(kept)
+}
+
+/// Prints the records of `records` whose seqs are `seqs` (ascending): the
+/// second pass of `-n N`.
+fn print_seqs(
+    records: impl Iterator<Item = wormlog::Result<Record>>,
+    mut seqs: std::collections::VecDeque<u64>,
+    printer: &mut Printer,
+    to_fail: fn(wormlog::Error) -> Fail,
+) -> Result<(), Fail> {
+    for r in records {
+        let Some(&next) = seqs.front() else { break };
+        let r = r.map_err(to_fail)?;
+        if r.seq() == next {
+            seqs.pop_front();
+            printer.record(&r)?;
+        }
     }
     Ok(())
 }
 
-/// Newest first, from a log directory: one segment's records at a time
-/// (read forward, printed backward), newest segment first, so memory is
-/// one segment's worth, not the log's.
+/// Prints what `filter` lets through of the records `open` gives, or with
+/// `last` only the last that many, in two passes of `open` (see
+/// `last_seqs`).
+fn print_from<I: Iterator<Item = wormlog::Result<Record>>>(
+    open: impl Fn() -> Result<I, Fail>,
+    filter: &Filter,
+    printer: &mut Printer,
+    to_fail: fn(wormlog::Error) -> Fail,
+    last: Option<usize>,
+) -> Result<(), Fail> {
+    match last {
+        None => print_all(open()?, filter, printer, to_fail),
+        Some(n) => {
+            let seqs = last_seqs(open()?, filter, to_fail, n)?;
+            print_seqs(open()?, seqs, printer, to_fail)
+        }
+    }
+}
+
+/// Newest first, from a log directory: newest segment first, each read
+/// forward for the seqs that pass, whose records are then read again one at
+/// a time and printed backward, so memory is one payload and one segment's
+/// seqs, not the segment's records.
 fn print_reversed(
     log: &wormlog::Log,
     filter: &Filter,
@@ -207,18 +259,20 @@ fn print_reversed(
         if seg.last_seq < seg.first_seq || seg.first_seq > filter.to || seg.last_seq < filter.from {
             continue;
         }
-        let mut records = Vec::new();
+        let mut seqs = Vec::new();
         for r in log.read(seg.first_seq.max(filter.from)..=seg.last_seq.min(filter.to))? {
             let r = r?;
             if matches!(filter.step(&r), Step::Print) {
-                records.push(r);
+                seqs.push(r.seq());
             }
         }
-        for r in records.iter().rev() {
+        for &seq in seqs.iter().rev() {
             if last.is_some_and(|n| printed >= n) {
                 return Ok(());
             }
-            printer.record(r)?;
+            if let Some(r) = log.read(seq..=seq)?.next() {
+                printer.record(&r?)?;
+            }
             printed += 1;
         }
     }
@@ -269,8 +323,14 @@ pub fn run(a: Args) -> Result<(), Fail> {
         if a.reverse {
             return Err(Fail::usage("dump -: --reverse needs a log directory"));
         }
+        if a.lines.is_some() {
+            return Err(Fail::usage(
+                "dump -: -n reads the records twice, which standard input cannot give; \
+                 decompress to a file and dump that (zstd -d seg-....wlog.zst -o seg.wlog)",
+            ));
+        }
         let file = SegmentFile::from_reader("<stdin>", std::io::stdin()).map_err(Fail::file)?;
-        return print_all(file, &filter, &mut printer, Fail::file, a.lines);
+        return print_all(file, &filter, &mut printer, Fail::file);
     }
     let remote = a.path.to_str().is_some_and(|p| p.starts_with("s3://"));
     let meta = match remote {
@@ -281,8 +341,8 @@ pub fn run(a: Args) -> Result<(), Fail> {
         if a.reverse {
             return Err(Fail::usage("--reverse needs a log directory"));
         }
-        let file = SegmentFile::open(&a.path).map_err(Fail::file)?;
-        return print_all(file, &filter, &mut printer, Fail::file, a.lines);
+        let open = || SegmentFile::open(&a.path).map_err(Fail::file);
+        return print_from(open, &filter, &mut printer, Fail::file, a.lines);
     }
     if !remote {
         crate::access::record(&a.path, &a.access, &what(&a))?;
@@ -301,13 +361,8 @@ pub fn run(a: Args) -> Result<(), Fail> {
             None => return Ok(()),
         }
     }
-    print_all(
-        log.read(start..=filter.to)?,
-        &filter,
-        &mut printer,
-        Fail::log,
-        a.lines,
-    )
+    let open = || Ok(log.read(start..=filter.to)?);
+    print_from(open, &filter, &mut printer, Fail::log, a.lines)
 }
 
 /// What a dump reads, in words, for its access record.

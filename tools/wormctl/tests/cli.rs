@@ -1336,6 +1336,51 @@ fn a_fifo_or_directory_where_a_log_keeps_a_file_is_tampering() {
     }
 }
 
+/// Maximum resident set of `wormctl ARGS` in bytes, by GNU time
+/// (installed by .ci/install), its output thrown away.
+fn max_rss(args: &[&str]) -> u64 {
+    let o = Command::new("/usr/bin/time")
+        .args(["-f", "%M", env!("CARGO_BIN_EXE_wormctl")])
+        .args(args)
+        .stdout(Stdio::null())
+        .output()
+        .expect("GNU time at /usr/bin/time (.ci/install)");
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    let kb: u64 = stderr(&o).lines().last().unwrap().trim().parse().unwrap();
+    kb << 10
+}
+
+/// Issue 22, hole 5: `dump -n N` (and `-r`) held the last N records it had
+/// passed, plus the one being read: N + 1 payloads (409 MB to print one small
+/// record after 200 MiB ones). Now each holds one payload at a time, whatever
+/// N: a few records of 24 MiB stay well under two of them.
+#[test]
+fn dump_last_n_and_reversed_hold_one_payload_at_a_time() {
+    const RECORD: usize = 24 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), options().payload_bytes_max(RECORD)).unwrap();
+    for c in [b'a', b'b', b'c'] {
+        log.append(&vec![c; RECORD]).unwrap();
+    }
+    log.append(b"small, last").unwrap();
+    drop(log);
+    for args in [
+        &["dump", "-n", "1"][..],
+        &["dump", "-n", "4"],
+        &["dump", "-r", "-n", "4"],
+        &["dump", "--json", "-n", "3"],
+    ] {
+        let rss = max_rss(&[args, &[p(dir.path())]].concat());
+        println!("{args:?}: {} MiB", rss >> 20);
+        assert!(
+            rss < 2 * RECORD as u64,
+            "{args:?} held {} MiB for records of {} MiB",
+            rss >> 20,
+            RECORD >> 20
+        );
+    }
+}
+
 #[test]
 fn a_closed_stderr_pipe_keeps_the_exit_code() {
     // The error line goes to a pipe nobody reads: the exit code must still
