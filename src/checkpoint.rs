@@ -67,6 +67,11 @@ pub struct RetentionPoint {
     pub first_seq: u64,
     /// The newest anchor entry's hash (BLAKE3, 32 bytes).
     pub anchor_head: Hash,
+    /// The minimum age of the retention policy the log's records stated,
+    /// in ns (0: none stated). A verifier judges every drop made after the
+    /// checkpoint by at least this age (format 3; `None` in notes written
+    /// before it, whose retention line has two fields).
+    pub min_age_ns: Option<u64>,
 }
 
 impl Checkpoint {
@@ -92,10 +97,14 @@ impl Checkpoint {
         };
         if let Some(r) = &self.retention {
             body.push_str(&format!(
-                "{RETENTION_PREFIX}{} {}\n",
+                "{RETENTION_PREFIX}{} {}",
                 r.first_seq,
                 B64.encode(r.anchor_head)
             ));
+            if let Some(min_age) = r.min_age_ns {
+                body.push_str(&format!(" {min_age}"));
+            }
+            body.push('\n');
         }
         body
     }
@@ -260,21 +269,31 @@ fn parse_body(body: &str) -> Result<Checkpoint, CheckpointError> {
     })
 }
 
-/// `wormlog-retention <first seq> <anchor head, base64>`.
+/// `wormlog-retention <first seq> <anchor head, base64>[ <min age ns>]`.
 #[cfg(feature = "signing")]
 fn parse_retention(line: &str) -> Result<RetentionPoint, CheckpointError> {
     let bad = || {
-        CheckpointError::Malformed("retention line is not `wormlog-retention <seq> <hash>`".into())
+        CheckpointError::Malformed(
+            "retention line is not `wormlog-retention <seq> <hash>[ <min age ns>]`".into(),
+        )
+    };
+    let decimal = |s: &str| -> Result<u64, CheckpointError> {
+        if s.is_empty()
+            || !s.bytes().all(|b| b.is_ascii_digit())
+            || (s.len() > 1 && s.starts_with('0'))
+        {
+            return Err(bad());
+        }
+        s.parse().map_err(|_| bad())
     };
     let rest = line.strip_prefix(RETENTION_PREFIX).ok_or_else(bad)?;
-    let (seq, head) = rest.split_once(' ').ok_or_else(bad)?;
-    if seq.is_empty()
-        || !seq.bytes().all(|b| b.is_ascii_digit())
-        || (seq.len() > 1 && seq.starts_with('0'))
-    {
-        return Err(bad());
-    }
-    let first_seq = seq.parse().map_err(|_| bad())?;
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let (seq, head, min_age) = match fields[..] {
+        [seq, head] => (seq, head, None),
+        [seq, head, min_age] => (seq, head, Some(decimal(min_age)?)),
+        _ => return Err(bad()),
+    };
+    let first_seq = decimal(seq)?;
     let anchor_head: Hash = B64
         .decode(head)
         .ok()
@@ -283,6 +302,7 @@ fn parse_retention(line: &str) -> Result<RetentionPoint, CheckpointError> {
     Ok(RetentionPoint {
         first_seq,
         anchor_head,
+        min_age_ns: min_age,
     })
 }
 
@@ -537,6 +557,7 @@ mod tests {
             retention: Some(RetentionPoint {
                 first_seq: 9000,
                 anchor_head: Hash::from_bytes([3; 32]),
+                min_age_ns: Some(86_400_000_000_000),
             }),
             tree_root: None,
         }
@@ -598,7 +619,22 @@ mod tests {
         let with = cp();
         let note = with.sign(&key);
         assert!(note.contains("\nwormlog-retention 9000 "));
+        assert!(note.contains(" 86400000000000\n"), "{note}");
         assert_eq!(Checkpoint::verify_note(&note, &key.public()).unwrap(), with);
+        // A format-2 retention line (two fields) still reads, its minimum
+        // age unknown.
+        let two_fields = Checkpoint {
+            retention: Some(RetentionPoint {
+                min_age_ns: None,
+                ..with.retention.unwrap()
+            }),
+            ..with
+        };
+        let note = two_fields.sign(&key);
+        assert_eq!(
+            Checkpoint::verify_note(&note, &key.public()).unwrap(),
+            two_fields
+        );
         let without = Checkpoint {
             retention: None,
             ..cp()
@@ -611,6 +647,9 @@ mod tests {
         for bad in [
             "wormlog-retention 01 AAAA",
             "wormlog-retention 5",
+            "wormlog-retention 5 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= 01",
+            "wormlog-retention 5 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= 1 2",
+            "wormlog-retention 5 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= ",
             "wormlog-other 5 x",
         ] {
             let body = format!("{}{bad}\n", without.body());

@@ -1212,9 +1212,10 @@ impl Log {
                 report.head.seq, cp.seq
             ));
         }
-        if let Some(rp) = &cp.retention {
-            self.check_retention_point(rp, &report)?;
-        }
+        let since = match &cp.retention {
+            Some(rp) => Some(self.check_retention_point(rp, &report)?),
+            None => None,
+        };
         let mut tree_vouches = false;
         if let Some(root) = &cp.tree_root {
             // The tree the checkpoint signed must be the first `seq`
@@ -1233,6 +1234,9 @@ impl Log {
                 ));
             }
             tree_vouches = true;
+        }
+        if let Some(since) = since {
+            verify::check_drops_since(&self.inner.shared, cp, since, tree_vouches)?;
         }
         let held = if cp.seq >= report.first_seq {
             let rec = self.get(cp.seq)?;
@@ -1278,12 +1282,20 @@ impl Log {
     /// its newest anchor entry is still in the anchor file (entries after it
     /// are the drops since, each checked by verification against the hold
     /// and policy in force), and the log starts no earlier than it did.
-    fn check_retention_point(&self, rp: &RetentionPoint, report: &VerifyReport) -> Result<()> {
+    /// Gives how many anchor entries the checkpoint knew.
+    fn check_retention_point(&self, rp: &RetentionPoint, report: &VerifyReport) -> Result<usize> {
         let shared = &self.inner.shared;
         let anchor = shared.anchor_on_disk()?;
-        let known = rp.anchor_head == anchor_genesis(&shared.log_id)
-            || anchor.entries.iter().any(|(_, h)| *h == rp.anchor_head);
-        if !known {
+        let known = if rp.anchor_head == anchor_genesis(&shared.log_id) {
+            Some(0)
+        } else {
+            anchor
+                .entries
+                .iter()
+                .position(|(_, h)| *h == rp.anchor_head)
+                .map(|i| i + 1)
+        };
+        let Some(known) = known else {
             return Err(Error::CheckpointMismatch {
                 detail: format!(
                     "the anchor file no longer holds entry {}, the newest when the checkpoint was \
@@ -1291,7 +1303,7 @@ impl Log {
                     hex(rp.anchor_head)
                 ),
             });
-        }
+        };
         if report.first_seq < rp.first_seq {
             return Err(Error::CheckpointMismatch {
                 detail: format!(
@@ -1301,7 +1313,7 @@ impl Log {
                 ),
             });
         }
-        Ok(())
+        Ok(known)
     }
 
     /// Closes the log: writes a log-closed record and syncs. Dropping the log
@@ -1659,6 +1671,7 @@ impl Inner {
             retention: Some(RetentionPoint {
                 first_seq: shared.first_seq(),
                 anchor_head: shared.anchor.lock().last_hash(&shared.log_id),
+                min_age_ns: Some(self.recorded_policy().map_or(0, |p| p.min_age_ns)),
             }),
             tree_root,
         })

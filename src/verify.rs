@@ -352,6 +352,73 @@ fn link_segments(
     Ok(expect)
 }
 
+/// The drops made after a checkpoint was signed (the anchor entries after
+/// the one it names, `since`), judged by what the checkpoint commits to
+/// (format-spec.md, 10): each by at least the minimum age the log's records
+/// stated then (a policy recorded later may only be stricter), and each
+/// dated no earlier than the checkpoint lets it be. The newest record a drop
+/// removed is the checkpoint's or later when the drop reaches past the
+/// checkpoint's seq (its time is then no earlier than the checkpoint's), and
+/// otherwise has the time the checkpoint's tree commits to, which `tree`
+/// (the checkpoint's root, already found equal to today's tree of its
+/// size) lets the entry's stated time be checked against. Without this,
+/// whoever holds the host states both the policy and the times of a drop
+/// made after the checkpoint: a wipe of everything then verified against a
+/// checkpoint from before it.
+pub(crate) fn check_drops_since(
+    shared: &Shared,
+    cp: &crate::checkpoint::Checkpoint,
+    since: usize,
+    tree: bool,
+) -> Result<()> {
+    let anchor = shared.anchor_on_disk()?;
+    let now_ns = (shared.options.clock)();
+    let floor_ns = shared
+        .options
+        .verify_min_age
+        .map_or(0, |f| u64::try_from(f.as_nanos()).unwrap_or(u64::MAX));
+    let min_age = cp
+        .retention
+        .and_then(|r| r.min_age_ns)
+        .unwrap_or(0)
+        .max(floor_ns);
+    let mismatch = |detail: String| Err(Error::CheckpointMismatch { detail });
+    for (e, _) in anchor.entries.iter().skip(since) {
+        let last = e.first_seq - 1;
+        let stated = e.ext.map(|x| x.newest_ns);
+        let newest = if last >= cp.seq {
+            if stated.is_some_and(|n| n < cp.timestamp_ns) {
+                return mismatch(format!(
+                    "a drop since the checkpoint removed records through seq {last}, its anchor \
+                     entry says the newest from {}, before the checkpoint's record {} ({})",
+                    stated.unwrap_or(0),
+                    cp.seq,
+                    cp.timestamp_ns
+                ));
+            }
+            stated.unwrap_or(0).max(cp.timestamp_ns)
+        } else {
+            match (stated, tree) {
+                (Some(n), true) if !crate::merkle::leaf_is(shared, last, n, &e.prev_hash)? => {
+                    return mismatch(format!(
+                        "a drop since the checkpoint says its newest record {last} is from {n}, \
+                         which the checkpoint's tree does not hold"
+                    ))
+                }
+                (n, _) => n.unwrap_or(0),
+            }
+        };
+        if min_age > 0 && now_ns < newest.saturating_add(min_age) {
+            return mismatch(format!(
+                "a drop since the checkpoint removed records through seq {last}, from {newest}, \
+                 younger than the minimum age of {min_age} ns the log stated at the checkpoint \
+                 (or the verifier's floor)"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The tree's files as a writer leaves them (format-spec.md, 14.3):
 /// `wormlog.tree`, where present, decodes (it is replaced by rename, so no
 /// crash tears it), and each level's file holds at least the entries it

@@ -934,7 +934,7 @@ fn clock_at(t: u64) -> wormlog::Clock {
 fn wipe_with_a_tag_of_the_stolen_key(
     storage: &MemStorage,
     recorded_ns: Option<u64>,
-) -> (VerificationKey, u64) {
+) -> (VerificationKey, u64, wormlog::Checkpoint) {
     use wormlog::format::{
         anchor_genesis, encode_anchor_header, epoch_of, AnchorEntry, AnchorExt, DroppedSegment,
         RecordedTag, SealingState,
@@ -955,11 +955,16 @@ fn wipe_with_a_tag_of_the_stolen_key(
     .unwrap();
     let key = log.setup_sealing(EPOCH).unwrap();
     let mut t = start;
+    let mut checkpoint = None;
     for i in 0..120 {
         t += 6 * SEC;
         now.store(t, Ordering::SeqCst);
         log.append(format!("event {i:04} sealed before the theft").as_bytes())
             .unwrap();
+        if i == 30 {
+            // An auditor's checkpoint, kept off the host.
+            checkpoint = Some(log.checkpoint().unwrap());
+        }
     }
     let segs = log.segments().unwrap();
     let active = segs.last().unwrap().clone();
@@ -1093,7 +1098,7 @@ fn wipe_with_a_tag_of_the_stolen_key(
     }
     storage.write_file(&mem_dir().join("wormlog.fss"), after.encode().to_vec());
     keep_tree_prefix(storage, &mem_dir(), first - 1);
-    (key, k.epoch)
+    (key, k.epoch, checkpoint.unwrap())
 }
 
 fn active_log_id(storage: &MemStorage) -> [u8; 16] {
@@ -1108,7 +1113,7 @@ fn active_log_id(storage: &MemStorage) -> [u8; 16] {
 #[test]
 fn a_recorded_tag_of_the_stolen_key_cannot_date_the_drop_back() {
     let storage = MemStorage::new();
-    let (key, _) = wipe_with_a_tag_of_the_stolen_key(&storage, Some(an_hour_ago() - 400 * DAY));
+    let (key, _, _) = wipe_with_a_tag_of_the_stolen_key(&storage, Some(an_hour_ago() - 400 * DAY));
     let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
     let detail = assert_caught(reader.verify_sealed(&[key]), "wipe, tag dated back");
     assert!(detail.contains("outside its epochs"), "{detail}");
@@ -1121,7 +1126,7 @@ fn a_recorded_tag_of_the_stolen_key_cannot_date_the_drop_back() {
 #[test]
 fn the_auditors_compliance_floor_catches_a_wipe_with_a_stolen_key() {
     let storage = MemStorage::new();
-    let (key, _) = wipe_with_a_tag_of_the_stolen_key(&storage, None);
+    let (key, _, _) = wipe_with_a_tag_of_the_stolen_key(&storage, None);
     // Without the floor the thief's statement stands (spec 16.4 (b), what
     // cannot be stopped): the test's forgery is otherwise complete.
     let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
@@ -1133,6 +1138,84 @@ fn the_auditors_compliance_floor_catches_a_wipe_with_a_stolen_key() {
         Log::open_read_only(mem_dir(), mem_options(&storage).verify_min_age(floor)).unwrap();
     let detail = assert_caught(reader.verify_sealed(&[key]), "wipe, floor given");
     assert!(detail.contains("minimum age"), "{detail}");
+}
+
+/// The fourth red team's attack, without the key: the wipe above verified
+/// against a checkpoint signed before it, as the drop's policy and dates
+/// were the thief's word. The checkpoint now commits to the minimum age the
+/// log stated (its retention line), and a drop since it is dated no earlier
+/// than the checkpoint's record: caught, with or without the key. Failed
+/// before (the wipe held the checkpoint).
+#[test]
+fn a_wipe_after_a_checkpoint_is_judged_by_the_checkpoints_policy() {
+    let storage = MemStorage::new();
+    let (key, _, cp) = wipe_with_a_tag_of_the_stolen_key(&storage, None);
+    assert_eq!(cp.retention.unwrap().min_age_ns, Some(30 * DAY));
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    for (with_key, r) in [
+        (false, reader.verify_against(&cp)),
+        (
+            true,
+            reader
+                .verify_sealed(std::slice::from_ref(&key))
+                .and_then(|_| reader.verify_against(&cp)),
+        ),
+    ] {
+        match r {
+            Err(wormlog::Error::CheckpointMismatch { detail }) => {
+                assert!(detail.contains("minimum age"), "{detail}")
+            }
+            other => panic!("with key {with_key}: the wipe held the checkpoint: {other:?}"),
+        }
+    }
+}
+
+/// An honest drop after a checkpoint, once its records are old enough,
+/// holds the checkpoint.
+#[test]
+fn an_honest_drop_after_a_checkpoint_holds_it() {
+    let storage = MemStorage::new();
+    let start = an_hour_ago() - 40 * DAY;
+    let (now, clock) = manual_clock(start);
+    let policy = Retention::default()
+        .max_age(Duration::from_secs(35 * 86_400))
+        .min_age(Duration::from_secs(30 * 86_400));
+    let options = || {
+        mem_options(&storage)
+            .clock(clock.clone())
+            .sealing(Sealing::Inline)
+            .segment_bytes_max(8 << 10)
+            .retention(policy.clone())
+    };
+    let log = Log::open(mem_dir(), options()).unwrap();
+    for i in 0..120 {
+        log.append(format!("event {i:04}").as_bytes()).unwrap();
+    }
+    let cp = log.checkpoint().unwrap();
+    log.seal().unwrap();
+    drop(log);
+    // Forty days on, a record a day (a writer's own time moves with the
+    // monotonic clock, which the test's clock does not: each open must be
+    // within the clock bound of the last record).
+    let mut later = start;
+    for day in 1..=40 {
+        later = start + day * (DAY - SEC);
+        now.store(later, Ordering::SeqCst);
+        let log = Log::open(mem_dir(), options()).unwrap();
+        log.append(format!("day {day}").as_bytes()).unwrap();
+    }
+    let log = Log::open(mem_dir(), options()).unwrap();
+    log.seal().unwrap();
+    let report = log.apply_retention(later).unwrap();
+    assert!(
+        report.first_seq > cp.seq,
+        "the drop reached past the checkpoint: {report:?}"
+    );
+    drop(log);
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    reader
+        .verify_against(&cp)
+        .expect("an honest drop holds the checkpoint");
 }
 
 /// The third red team's false positives: a crash state is not tampering.
