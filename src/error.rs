@@ -392,7 +392,7 @@ impl Error {
         if source.raw_os_error() == Some(rustix::io::Errno::ISDIR.raw_os_error())
             || source
                 .get_ref()
-                .is_some_and(|e| e.is::<crate::storage::NotRegularFile>())
+                .is_some_and(|e| e.is::<NotRegularFile>())
         {
             return Error::NotRegular { path: path.into() };
         }
@@ -505,3 +505,18 @@ impl Error {
 
 /// `std::result::Result` with the engine's [`Error`] as its default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The error a `Storage` wraps in an [`std::io::Error`] when a name the
+/// log keeps a file under holds something else (a FIFO, directory, device
+/// or socket): the engine reports it as [`Error::NotRegular`], which
+/// a reader treats as tampering, not as a failing disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotRegularFile;
+
+impl std::fmt::Display for NotRegularFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("not a regular file (a FIFO, directory, device or socket where a file belongs)")
+    }
+}
+
+impl std::error::Error for NotRegularFile {}

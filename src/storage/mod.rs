@@ -207,20 +207,7 @@ pub trait ReadFile: Send + Sync {
 /// Held while a log is open for writing; dropping it releases the lock.
 pub trait DirLock: Send + Sync {}
 
-/// The error a [`Storage`] wraps in an [`std::io::Error`] when a name the
-/// log keeps a file under holds something else (a FIFO, directory, device
-/// or socket): the engine reports it as [`crate::Error::NotRegular`], which
-/// a reader treats as tampering, not as a failing disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NotRegularFile;
-
-impl std::fmt::Display for NotRegularFile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("not a regular file (a FIFO, directory, device or socket where a file belongs)")
-    }
-}
-
-impl std::error::Error for NotRegularFile {}
+pub use crate::error::NotRegularFile;
 
 /// Opens one of the engine's writable files (a raw segment, the anchor file)
 /// to append. A sealed file is never opened for writing: only a bug in the
