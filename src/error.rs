@@ -275,7 +275,7 @@ pub enum Error {
         /// The failure that poisoned the log.
         cause: String,
     },
-    /// An off-host store refused or failed a request (feature `s3`).
+    /// An off-host store refused or failed a request (crate `wormlog-s3`).
     #[error("{op} {what}: {detail}")]
     Remote {
         /// The operation (`PUT`, `configure`, `verify`, ...).
@@ -385,14 +385,12 @@ impl Error {
     /// An I/O error on `path`. ELOOP is what an open with O_NOFOLLOW (every
     /// open of a file in a log directory) gives for a symbolic link: it
     /// says a link is where a file belongs, not that the disk failed.
-    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         if source.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
             return Error::Symlink { path: path.into() };
         }
         if source.raw_os_error() == Some(rustix::io::Errno::ISDIR.raw_os_error())
-            || source
-                .get_ref()
-                .is_some_and(|e| e.is::<NotRegularFile>())
+            || source.get_ref().is_some_and(|e| e.is::<NotRegularFile>())
         {
             return Error::NotRegular { path: path.into() };
         }
@@ -403,7 +401,9 @@ impl Error {
         }
     }
 
-    pub(crate) fn corrupt(
+    /// Damage in `path` at `offset` (the record expected there, where
+    /// known): what an extension reports for a log file it reads.
+    pub fn corrupt(
         path: impl Into<PathBuf>,
         offset: u64,
         seq: Option<u64>,

@@ -43,15 +43,16 @@
 //    barrier    group commit's leader/follower hand-off; knows no file
 //    task       blocking work on the engine's threads for async callers
 //    writer     encodes, writes, syncs, rolls and publishes a group
-// 7. read, merkle, seal, retention, recovery, verify, segment_file, s3_config, ship, json
-//               the operations, each on the layers below (s3_config: the AWS
-//               environment and profiles; ship: feature s3; json: typed
-//               events and the JSON-lines schema, feature serde)
+// 7. read, merkle, seal, retention, recovery, verify, segment_file, ext, json
+//               the operations, each on the layers below (ext: what an
+//               extension crate such as wormlog-s3 needs of the files; json:
+//               typed events and the JSON-lines schema, feature serde)
 // 8. log        the public handle: API and thread wiring only
 mod anchor;
 mod barrier;
 mod checkpoint;
 mod error;
+pub mod ext;
 pub mod format;
 mod fss;
 #[cfg(feature = "serde")]
@@ -63,15 +64,11 @@ mod permissions;
 mod read;
 mod recovery;
 mod retention;
-#[cfg(feature = "s3")]
-mod s3_config;
 mod seal;
 mod sealed;
 mod segment;
 mod segment_file;
 mod shared;
-#[cfg(feature = "s3")]
-pub mod ship;
 mod state;
 pub mod storage;
 #[cfg(feature = "async")]

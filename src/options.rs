@@ -22,8 +22,8 @@ pub enum Sealing {
     Manual,
 }
 
-/// Copies a log's sealed files off the host (`wormlog::ship::S3Target`,
-/// feature `s3`, is one). A writer with `Options::shipping` calls it from a
+/// Copies a log's sealed files off the host (`wormlog_s3::S3Target`, of
+/// the crate `wormlog-s3`, is one). A writer with `Options::shipping` calls it from a
 /// background thread, never from an append.
 pub trait Shipper: Send + Sync + fmt::Debug {
     /// Copies what the log in `dir` has not shipped yet; returns how many

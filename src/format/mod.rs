@@ -18,7 +18,7 @@ pub mod merkle;
 pub mod names;
 mod sealed;
 mod system;
-pub(crate) mod tree_state;
+pub mod tree_state;
 
 pub use anchor::{
     anchor_genesis, decode_anchor_header, encode_anchor_header, AnchorEntry, AnchorExt,

@@ -16,6 +16,7 @@ impl TreeState {
     /// No state file is longer (eight levels).
     pub const LEN_MAX: usize = 16 + 8 * super::merkle::LEVELS_MAX + 4;
 
+    /// The file's bytes.
     pub fn encode(&self) -> Vec<u8> {
         debug_assert!(self.entries.len() <= super::merkle::LEVELS_MAX);
         let mut out = Vec::with_capacity(Self::LEN_MAX);

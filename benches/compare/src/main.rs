@@ -373,7 +373,7 @@ fn buffered_cases(cases: &mut Vec<Case>) {
 #[cfg(feature = "s3")]
 fn ship_cases(cases: &mut Vec<Case>, demo: &'static Path) {
     use std::sync::atomic::AtomicU32;
-    use wormlog::ship::S3Target;
+    use wormlog_s3::S3Target;
     static N: AtomicU32 = AtomicU32::new(0);
     fn target() -> S3Target {
         let endpoint = std::env::var("WORMLOG_TEST_S3_ENDPOINT")
@@ -434,7 +434,7 @@ fn ship_cases(cases: &mut Vec<Case>, demo: &'static Path) {
             }
         }
         let (t0, c0) = (Instant::now(), cpu_ticks());
-        let r = wormlog::ship::ship(copy.path(), &target().with_tiles(tiles), None).unwrap();
+        let r = wormlog_s3::ship(copy.path(), &target().with_tiles(tiles), None).unwrap();
         let wall = t0.elapsed().as_secs_f64();
         let cpu = (cpu_ticks() - c0) as f64 / 100.0;
         let bytes: u64 = r.uploaded.iter().map(|o| o.bytes).sum();

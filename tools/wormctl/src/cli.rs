@@ -59,11 +59,11 @@ enum Command {
     /// Set up forward-secure sealing: print the verification key once.
     SetupKeys(crate::setup_keys::Args),
     /// Copy sealed segments and the anchor to an S3 bucket under Object
-    /// Lock (built with feature s3).
+    /// Lock (feature s3, on by default).
     #[cfg(feature = "s3")]
     Ship(crate::ship::Args),
     /// Restore a log from its copy in an S3 bucket into a new directory,
-    /// verifying it (built with feature s3).
+    /// verifying it (feature s3, on by default).
     #[cfg(feature = "s3")]
     Restore(crate::ship::RestoreArgs),
     /// Append one record per line of standard input (creating the log if
@@ -119,7 +119,7 @@ pub fn main() -> ExitCode {
     // clap prints help and version (exit 0) and usage errors (exit 2) itself.
     let cli = Cli::parse();
     #[cfg(feature = "s3")]
-    crate::ship::set_overrides(wormlog::ship::S3Overrides {
+    crate::ship::set_overrides(wormlog_s3::S3Overrides {
         profile: cli.profile,
         endpoint: cli.endpoint_url,
         region: cli.region,

@@ -10,7 +10,7 @@ use crate::fail::Fail;
 use crate::out::{self, Out};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use wormlog::ship::{self, LockMode, S3Overrides, S3Target};
+use wormlog_s3::{self as ship, LockMode, S3Overrides, S3Target};
 
 /// The global `--profile`, `--endpoint-url` and `--region`.
 static OVERRIDES: OnceLock<S3Overrides> = OnceLock::new();

@@ -1,6 +1,7 @@
 //! `wormctl ship` and `wormctl verify s3://…` against the real S3 server
 //! .ci/test starts (WORMLOG_TEST_S3_ENDPOINT and the AWS variables).
-#![cfg(feature = "s3")]
+// They need the server: feature `server-tests` (on in .ci/test).
+#![cfg(all(feature = "s3", feature = "server-tests"))]
 
 use std::process::{Command, Output};
 use wormlog::{Log, Options, Sealing};
@@ -43,7 +44,7 @@ fn url_for(name: &str, endpoint: &str) -> String {
     let created = CREATED.get_or_init(|| {
         // A SeaweedFS that just started answers 500 until its filer is
         // ready: retry for up to a minute.
-        let t = wormlog::ship::S3Target::from_env(&bucket).map_err(|e| e.to_string())?;
+        let t = wormlog_s3::S3Target::from_env(&bucket).map_err(|e| e.to_string())?;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             match t.create_bucket_with_object_lock() {
@@ -65,7 +66,7 @@ fn ship_then_verify_the_bucket_and_catch_a_shadowing_version() {
     let endpoint = endpoint();
     // .ci/test sets AWS_ENDPOINT_URL to the same server.
     let url = url_for("audit", &endpoint);
-    let target = wormlog::ship::S3Target::from_env(&url).unwrap();
+    let target = wormlog_s3::S3Target::from_env(&url).unwrap();
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().join("log");
     sealed_log(&dir, 500, |i| format!("event {i}"));
@@ -91,8 +92,8 @@ fn ship_then_verify_the_bucket_and_catch_a_shadowing_version() {
         String::from_utf8_lossy(&o.stderr)
     );
     // A version put over a shipped segment: exit 1, naming it.
-    let shipped = wormlog::ship::shipped(&dir).unwrap();
-    wormlog::ship::put_unconditional(&target, &shipped[0].key, b"forged").unwrap();
+    let shipped = wormlog_s3::shipped(&dir).unwrap();
+    wormlog_s3::put_unconditional(&target, &shipped[0].key, b"forged").unwrap();
     let o = wormctl(&["verify", &url, "--state", d], &endpoint);
     assert_eq!(
         o.status.code(),
@@ -158,7 +159,7 @@ fn restore_verify_remote_dump_and_stat_work_from_the_bucket() {
 fn checkpoints_shipped_to_the_bucket_vouch_for_the_copy_and_a_forged_one_is_caught() {
     let endpoint = endpoint();
     let url = url_for("signed", &endpoint);
-    let target = wormlog::ship::S3Target::from_env(&url)
+    let target = wormlog_s3::S3Target::from_env(&url)
         .unwrap()
         .retain_for(std::time::Duration::from_secs(86_400))
         .with_tiles(true);
@@ -185,7 +186,7 @@ fn checkpoints_shipped_to_the_bucket_vouch_for_the_copy_and_a_forged_one_is_caug
     }
     // The writer's once-a-second tick signs the head and puts the note.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while wormlog::ship::checkpoints(&target).unwrap().is_empty() {
+    while wormlog_s3::checkpoints(&target).unwrap().is_empty() {
         assert!(
             std::time::Instant::now() < deadline,
             "no checkpoint reached the bucket: {:?}",
@@ -198,7 +199,7 @@ fn checkpoints_shipped_to_the_bucket_vouch_for_the_copy_and_a_forged_one_is_caug
     log.close().unwrap();
     // Once more from the directory: the notes put while the writer's run
     // went on get their edge tiles too.
-    wormlog::ship::ship(&dir, &target, None).unwrap();
+    wormlog_s3::ship(&dir, &target, None).unwrap();
     let k = pubkey.to_str().unwrap();
     let o = wormctl(&["verify", &url, "--pubkey", k], &endpoint);
     assert_eq!(
@@ -216,7 +217,7 @@ fn checkpoints_shipped_to_the_bucket_vouch_for_the_copy_and_a_forged_one_is_caug
     );
     // A tile the shipper never wrote, with hashes the records do not make,
     // planted where a proof client would fetch it.
-    let have: Vec<u64> = wormlog::ship::tiles(&target)
+    let have: Vec<u64> = wormlog_s3::tiles(&target)
         .unwrap()
         .iter()
         .filter(|t| (t.level, t.index) == (0, 0))
@@ -224,7 +225,7 @@ fn checkpoints_shipped_to_the_bucket_vouch_for_the_copy_and_a_forged_one_is_caug
         .collect();
     let width = (2..200u64).find(|w| !have.contains(w)).unwrap();
     let planted = format!("signed/tile/0/000.p/{width}"); // the key under url's prefix
-    wormlog::ship::put_unconditional(&target, &planted, &vec![7u8; width as usize * 32]).unwrap();
+    wormlog_s3::put_unconditional(&target, &planted, &vec![7u8; width as usize * 32]).unwrap();
     let o = wormctl(&["verify", &url, "--pubkey", k], &endpoint);
     assert_eq!(
         o.status.code(),
@@ -235,10 +236,10 @@ fn checkpoints_shipped_to_the_bucket_vouch_for_the_copy_and_a_forged_one_is_caug
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(&planted) && err.contains("differs"), "{err}");
     // A note nobody with the key signed, put beside them.
-    let notes = wormlog::ship::checkpoints(&target).unwrap();
+    let notes = wormlog_s3::checkpoints(&target).unwrap();
     let forged = notes[0].1.replacen("\n", "\n1", 1);
     let key_name = notes[0].0.replace("checkpoints/", "checkpoints/9");
-    wormlog::ship::put_unconditional(&target, &key_name, forged.as_bytes()).unwrap();
+    wormlog_s3::put_unconditional(&target, &key_name, forged.as_bytes()).unwrap();
     let o = wormctl(&["verify", &url, "--pubkey", k], &endpoint);
     assert_eq!(
         o.status.code(),

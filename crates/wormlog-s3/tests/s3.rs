@@ -2,13 +2,17 @@
 //! .ci/test; its endpoint and credentials in WORMLOG_TEST_S3_ENDPOINT,
 //! AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY). Without a server these
 //! tests fail saying so: they never pass by skipping.
-#![cfg(feature = "s3")]
+// They need the server: feature `server-tests`, which the README's test
+// command (.ci/test, --all-features) turns on after starting it.
+#![cfg(feature = "server-tests")]
 
+// The engine's test helpers (files_with), shared rather than copied.
+#[path = "../../../tests/common/mod.rs"]
 mod common;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
-use wormlog::ship::{self, S3Target};
 use wormlog::{Log, Options, Sealing};
+use wormlog_s3::{self as ship, S3Target};
 
 fn target(test: &str) -> S3Target {
     bare_target(test, "").retain_until(now_ns() + 3600 * 1_000_000_000)

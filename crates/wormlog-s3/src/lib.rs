@@ -1,4 +1,4 @@
-//! Off-host copies (feature `s3`; format-spec.md §15): every sealed
+//! Off-host copies of a wormlog log (format-spec.md §15): every sealed
 //! segment file and every length the anchor file reached, uploaded
 //! unchanged to an S3 bucket under Object Lock, each PUT with its SHA-256
 //! (`x-amz-checksum-sha256`) and `If-None-Match: *` (nothing overwritten),
@@ -17,18 +17,27 @@
 //! once full, and a partial tile's path names its width, so these are
 //! locked and never overwritten like the rest. Off by default: a PUT per
 //! 256 records.
+//!
+//! This crate is the engine's S3 side, kept out of `wormlog` so that the
+//! storage engine carries no HTTP or S3 client: it uses the engine's
+//! public API, its format module and its extension surface
+//! (`wormlog::Shipper`, which a writer calls to ship in the background and
+//! retention waits on; `wormlog::CheckpointSink`; `wormlog::ext`).
 
-use crate::error::{Error, Result};
-use crate::format::merkle::{edge_tiles, tile_path, TILE_WIDTH};
-use crate::format::names::{
+#![deny(missing_docs)]
+
+pub use config::S3Overrides;
+use wormlog::format::merkle::{edge_tiles, tile_path, TILE_WIDTH};
+use wormlog::format::names::{
     parse_sealed_file_name, tree_file_name, ANCHOR_FILE, SHIP_LOCK_FILE, SHIP_STATE_FILE,
     TREE_STATE_FILE,
 };
-use crate::format::tree_state::TreeState;
-use crate::format::RetentionRule;
-use crate::format::{hex, Hash};
-pub use crate::s3_config::S3Overrides;
-use crate::verify::verify_file;
+use wormlog::format::tree_state::TreeState;
+use wormlog::format::RetentionRule;
+use wormlog::format::{hex, Hash};
+use wormlog::{Error, Result};
+
+mod config;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
@@ -36,6 +45,7 @@ use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use wormlog::verify_file;
 
 /// The Object Lock retention mode of shipped objects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,7 +115,7 @@ impl S3Target {
     /// CLI's `--profile`, `--endpoint-url` and `--region`; a profile named
     /// here also wins over keys in the environment).
     pub fn from_env_with(url: &str, over: &S3Overrides) -> Result<S3Target> {
-        let r = crate::s3_config::from_process(url, over)?;
+        let r = config::from_process(url, over)?;
         let credentials = match r.token {
             Some(t) => Credentials::new_with_token(r.key, r.secret, t),
             None => Credentials::new(r.key, r.secret),
@@ -509,9 +519,7 @@ fn newest_sealed(objects: &[(String, PathBuf, Part)]) -> Option<u64> {
 /// crash would still cut and whose seqs new records would then take.
 fn sealed_through(dir: &Path, newest: Option<u64>) -> Result<u64> {
     let Some(n) = newest else { return Ok(0) };
-    let path = dir.join(crate::format::names::sealed_file_name(n));
-    let sealed = crate::sealed::open_sealed(&crate::storage::FsStorage, &path, Some(n), None)?;
-    Ok(sealed.sealed.map_or(0, |m| m.index.last_seq))
+    wormlog::ext::sealed_last_seq(dir, n)
 }
 
 /// How many entries of each level of the tree in `dir` a run may ship: no
@@ -551,7 +559,7 @@ fn shippable_entries(dir: &Path, through: u64) -> Result<Vec<u64>> {
 fn edge_watermark(done: &std::collections::HashSet<String>, target: &S3Target) -> u64 {
     let under = target.key("");
     done.iter()
-        .filter_map(|k| crate::format::merkle::parse_tile_path(k.strip_prefix(&under)?))
+        .filter_map(|k| wormlog::format::merkle::parse_tile_path(k.strip_prefix(&under)?))
         .filter(|&(level, _, width)| level == 0 && width < TILE_WIDTH)
         .filter_map(|(_, n, width)| n.checked_mul(TILE_WIDTH)?.checked_add(width))
         .max()
@@ -645,7 +653,7 @@ fn read_part(path: &Path, part: Part) -> Result<Vec<u8>> {
                     path,
                     bytes.len() as u64,
                     None,
-                    crate::error::Corruption::Anchor {
+                    wormlog::Corruption::Anchor {
                         detail: format!("the file shrank while being shipped (it had {len} bytes)"),
                     },
                 ));
@@ -672,9 +680,9 @@ fn read_part(path: &Path, part: Part) -> Result<Vec<u8>> {
 /// would refuse it. The writer's own open cuts such a tail; the shipper
 /// only leaves it out, and ships the longer file on a later run.
 fn whole_entries_len(bytes: &[u8]) -> Option<usize> {
-    crate::format::decode_anchor_header(bytes).ok()?;
-    let mut at = crate::format::ANCHOR_HEADER_LEN;
-    while let Ok(Some((_, len))) = crate::format::AnchorEntry::decode(&bytes[at..]) {
+    wormlog::format::decode_anchor_header(bytes).ok()?;
+    let mut at = wormlog::format::ANCHOR_HEADER_LEN;
+    while let Ok(Some((_, len))) = wormlog::format::AnchorEntry::decode(&bytes[at..]) {
         at += len;
     }
     Some(at)
@@ -945,7 +953,7 @@ fn ensure_locked(
 /// note its own object, `checkpoints/<seq>-<sha256 prefix>`, locked like
 /// the rest (the target needs `retain_until` or `retain_for`: a sink does
 /// not see the log's policy) and never overwritten.
-impl crate::checkpoint::CheckpointSink for S3Target {
+impl wormlog::CheckpointSink for S3Target {
     fn put(&self, note: &str) -> std::io::Result<()> {
         let io = |e: Error| std::io::Error::other(e.to_string());
         let now = u64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap_or(0);
@@ -1033,7 +1041,7 @@ pub fn for_each_tile(target: &S3Target, f: &mut dyn FnMut(RemoteTile) -> Result<
         let Some((level, index, width)) = v
             .key
             .strip_prefix(&under)
-            .and_then(crate::format::merkle::parse_tile_path)
+            .and_then(wormlog::format::merkle::parse_tile_path)
         else {
             continue;
         };
@@ -1353,12 +1361,8 @@ pub fn restore(target: &S3Target, dir: &Path, state_dir: Option<&Path>) -> Resul
         }
         f.sync_all().map_err(|e| Error::io("fsync", &path, e))?;
     }
-    let storage = crate::storage::FsStorage;
-    let last_path = dir.join(crate::format::names::sealed_file_name(n));
-    let sealed = crate::sealed::open_sealed(&storage, &last_path, Some(n), None)?;
     let now = u64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap_or(0);
-    let header = sealed.header.successor(head, now.max(head.timestamp_ns));
-    crate::segment::Segment::create_active(&storage, dir, header)?;
+    wormlog::ext::create_active_after(dir, n, head, now)?;
     Ok(report)
 }
 
@@ -1396,7 +1400,7 @@ pub fn compare_local(dir: &Path, target: &S3Target) -> Result<Comparison> {
         let Some(name) = o.key.strip_prefix(&under) else {
             continue;
         };
-        if let Some((level, n, width)) = crate::format::merkle::parse_tile_path(name) {
+        if let Some((level, n, width)) = wormlog::format::merkle::parse_tile_path(name) {
             let part = Part::Range {
                 at: n * TILE_WIDTH * 32,
                 len: width * 32,
@@ -1470,7 +1474,7 @@ fn walk_remote(
     state_dir: Option<&Path>,
     into: &Path,
     keep: bool,
-) -> Result<(RemoteReport, Option<(u64, crate::format::ChainPos)>)> {
+) -> Result<(RemoteReport, Option<(u64, wormlog::format::ChainPos)>)> {
     let prefix = target.key("");
     let all = versions(target, &prefix)?;
     let recorded = match state_dir {
@@ -1530,7 +1534,7 @@ fn walk_remote(
                     parse_sealed_file_name(n).is_some() || n.starts_with(ANCHOR_FILE)
                 }) || k
                     .strip_prefix(&under)
-                    .and_then(crate::format::merkle::parse_tile_path)
+                    .and_then(wormlog::format::merkle::parse_tile_path)
                     .is_some())
         })
         .map(|(k, _)| (*k).to_string())
@@ -1565,7 +1569,7 @@ fn walk_remote(
         .iter()
         .max_by_key(|(len, _)| *len)
         .map(|(_, v)| (*v).clone());
-    let mut prev: Option<(u64, crate::format::ChainPos)> = None;
+    let mut prev: Option<(u64, wormlog::format::ChainPos)> = None;
     for (n, v) in &segments {
         let name = v.key.rsplit('/').next().unwrap_or(&v.key);
         let path = into.join(name);
@@ -1660,7 +1664,7 @@ pub fn shipped(dir: &Path) -> Result<Vec<ShippedObject>> {
 
 /// In the writer (`Options::shipping(Shipping::new(target))`): ships after
 /// each seal, and retention waits for the copies.
-impl crate::options::Shipper for S3Target {
+impl wormlog::Shipper for S3Target {
     fn ship(
         &self,
         dir: &Path,
@@ -1689,7 +1693,7 @@ impl crate::options::Shipper for S3Target {
 
 #[cfg(test)]
 mod tests {
-    use crate::format::{
+    use wormlog::format::{
         anchor_genesis, encode_anchor_header, AnchorEntry, DroppedSegment, Hash, ANCHOR_HEADER_LEN,
     };
 
@@ -1731,7 +1735,7 @@ mod tests {
 
     #[test]
     fn md5_matches_rfc_1321_vectors() {
-        let hex = |b: [u8; 16]| crate::format::hex(b);
+        let hex = |b: [u8; 16]| wormlog::format::hex(b);
         assert_eq!(hex(super::md5(b"")), "d41d8cd98f00b204e9800998ecf8427e");
         assert_eq!(hex(super::md5(b"abc")), "900150983cd24fb0d6963f7d28e17f72");
         assert_eq!(

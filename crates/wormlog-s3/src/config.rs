@@ -8,8 +8,8 @@
 //! refused with the command that turns it into environment variables: the
 //! engine runs no programs and speaks to no STS.
 
-use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
+use wormlog::{Error, Result};
 
 /// Settings that take precedence over the environment and the profile, as
 /// the AWS CLI's `--profile`, `--endpoint-url` and `--region` do.
