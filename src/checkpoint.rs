@@ -161,6 +161,7 @@ impl Checkpoint {
             lines.push(name_blob);
         }
         let want_id = key_id(&key.name, &key.key);
+        let mut by_key = false;
         for (name, blob) in lines {
             if name != key.name {
                 continue;
@@ -171,12 +172,21 @@ impl Checkpoint {
             if blob.len() != 4 + 64 || blob[..4] != want_id {
                 continue;
             }
+            by_key = true;
             let Ok(sig) = Signature::from_slice(&blob[4..]) else {
                 continue;
             };
             if key.key.verify(body.as_bytes(), &sig).is_ok() {
                 return Ok(checkpoint);
             }
+        }
+        // No line names this key (name and key id): the operator gave
+        // another key than the note's. A line that names it and does not
+        // verify is a changed note.
+        if !by_key {
+            return Err(CheckpointError::NotSignedByKey {
+                key_name: key.name.clone(),
+            });
         }
         Err(CheckpointError::NoValidSignature {
             key_name: key.name.clone(),
@@ -689,9 +699,19 @@ mod tests {
                 "byte {i}"
             );
         }
+        // Another key of the same name: the operator's wrong key (its id
+        // differs), not a changed note.
         let other = CheckpointKey::generate("a").unwrap().public();
         assert!(matches!(
             Checkpoint::verify_note(&note, &other),
+            Err(CheckpointError::NotSignedByKey { .. })
+        ));
+        // The key's own line with its signature changed: a changed note.
+        let sig_at = note.rfind(' ').unwrap() + 10;
+        let mut b = note.clone().into_bytes();
+        b[sig_at] = if b[sig_at] == b'A' { b'B' } else { b'A' };
+        assert!(matches!(
+            Checkpoint::verify_note(&String::from_utf8(b).unwrap(), &public),
             Err(CheckpointError::NoValidSignature { .. })
         ));
         let body_only = cp().body();

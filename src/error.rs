@@ -439,9 +439,18 @@ pub enum CheckpointError {
     /// says what is wrong.
     #[error("malformed key: {0}")]
     BadKey(String),
-    /// No signature line by the verifier's key (name and key id) verifies.
-    #[error("no valid signature by key {key_name} on the checkpoint")]
+    /// A signature line by the verifier's key (its name and key id) does
+    /// not verify: the note was changed after it was signed.
+    #[error("no valid signature by key {key_name} on the checkpoint: its line by that key does not verify (the note was changed)")]
     NoValidSignature {
+        /// The verifier key's name.
+        key_name: String,
+    },
+    /// No signature line names the verifier's key (its name and key id):
+    /// the note was signed by another key than the one given, most often
+    /// the wrong public key file.
+    #[error("the checkpoint has no signature by key {key_name} (name and key id): was it signed with another key? check --pubkey")]
+    NotSignedByKey {
         /// The verifier key's name.
         key_name: String,
     },

@@ -1381,6 +1381,53 @@ fn dump_last_n_and_reversed_hold_one_payload_at_a_time() {
     }
 }
 
+/// The fifth red team: an intact log, its genuine checkpoint and the public
+/// key of another keygen pair of the same name gave exit 1 ("TAMPERED"): the
+/// operator's wrong key blamed the log. A note with no line by the key given
+/// is now exit 2 with a hint; a line by that key that does not verify (the
+/// note changed) stays exit 1.
+#[test]
+fn a_wrong_checkpoint_public_key_is_the_operators_mistake_not_tampering() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("log");
+    make_log(&dir, 20);
+    for name in ["right", "wrong"] {
+        let out = work.path().join(name);
+        expect_code(
+            &wormctl(&["keygen", "--name", "auditor", "--out", p(&out)]),
+            0,
+        );
+    }
+    let cp = work.path().join("cp.txt");
+    let key = work.path().join("right.key");
+    expect_code(
+        &wormctl(&["checkpoint", p(&dir), "--key", p(&key), "--out", p(&cp)]),
+        0,
+    );
+    let verify = |cp: &Path, public: &str| {
+        let public = work.path().join(public);
+        wormctl(&[
+            "verify",
+            p(&dir),
+            "--checkpoint",
+            p(cp),
+            "--pubkey",
+            p(&public),
+        ])
+    };
+    expect_code(&verify(&cp, "right.pub"), 0);
+    let o = verify(&cp, "wrong.pub");
+    expect_code(&o, 2);
+    assert!(stderr(&o).contains("--pubkey"), "{}", stderr(&o));
+    let note = std::fs::read_to_string(&cp).unwrap();
+    let at = note.rfind(' ').unwrap() + 10;
+    let mut bytes = note.into_bytes();
+    bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+    let changed = work.path().join("changed.txt");
+    std::fs::write(&changed, bytes).unwrap();
+    expect_code(&verify(&changed, "right.pub"), 1);
+}
+
 #[test]
 fn a_closed_stderr_pipe_keeps_the_exit_code() {
     // The error line goes to a pipe nobody reads: the exit code must still
