@@ -935,6 +935,15 @@ fn wipe_with_a_tag_of_the_stolen_key(
     storage: &MemStorage,
     recorded_ns: Option<u64>,
 ) -> (VerificationKey, u64, wormlog::Checkpoint) {
+    wipe_with_a_tag_of_version(storage, recorded_ns, 3)
+}
+
+/// The wipe above, its recorded tag made and labelled as format `version`.
+fn wipe_with_a_tag_of_version(
+    storage: &MemStorage,
+    recorded_ns: Option<u64>,
+    version: u16,
+) -> (VerificationKey, u64, wormlog::Checkpoint) {
     use wormlog::format::{
         anchor_genesis, encode_anchor_header, epoch_of, AnchorEntry, AnchorExt, DroppedSegment,
         RecordedTag, SealingState,
@@ -991,7 +1000,7 @@ fn wipe_with_a_tag_of_the_stolen_key(
     let prev = SegmentHeader::decode(&storage.read_file(&active.path).unwrap())
         .unwrap()
         .prev_hash;
-    let tag = epoch_tag_for(3, &k.key, k.epoch, k.epoch, first - 1, &prev, &facts);
+    let tag = epoch_tag_for(version, &k.key, k.epoch, k.epoch, first - 1, &prev, &facts);
     let entry = AnchorEntry {
         time_ns: t,
         first_seq: first,
@@ -1011,7 +1020,7 @@ fn wipe_with_a_tag_of_the_stolen_key(
             sealing: Some(SealingState {
                 key_id: k.key_id,
                 last_tag: Some(RecordedTag {
-                    version: 3,
+                    version,
                     first_epoch: k.epoch,
                     epoch: k.epoch,
                     seq: first - 1,
@@ -1137,6 +1146,25 @@ fn the_auditors_compliance_floor_catches_a_wipe_with_a_stolen_key() {
     let reader =
         Log::open_read_only(mem_dir(), mem_options(&storage).verify_min_age(floor)).unwrap();
     let detail = assert_caught(reader.verify_sealed(&[key]), "wipe, floor given");
+    assert!(detail.contains("minimum age"), "{detail}");
+}
+
+/// The fifth red team: the wipe, its recorded tag labelled format 2 (whose
+/// MAC seals no time) and stating a time two years back. The time a format-2
+/// tag states is the host's word, so it dates the drop no earlier than two
+/// epochs before the tag's first: the auditor's floor catches the wipe.
+/// Passed before (exit 0 with --verify-key --min-age 365d).
+#[test]
+fn a_recorded_format_2_tag_of_the_stolen_key_cannot_date_the_drop_back() {
+    let storage = MemStorage::new();
+    let (key, _, _) = wipe_with_a_tag_of_version(&storage, Some(an_hour_ago() - 730 * DAY), 2);
+    let floor = Duration::from_secs(365 * 86_400);
+    let reader =
+        Log::open_read_only(mem_dir(), mem_options(&storage).verify_min_age(floor)).unwrap();
+    let detail = assert_caught(
+        reader.verify_sealed(&[key]),
+        "wipe, format-2 tag dated back",
+    );
     assert!(detail.contains("minimum age"), "{detail}");
 }
 

@@ -98,6 +98,10 @@ impl<'a> ChainRules<'a> {
             .map(|_| start.seq + 1);
         let mut seal = SealCheck::new(keys, key_file, after_retention, anchored, inside);
         seal.check_anchored(&dir.join(ANCHOR_FILE))?;
+        let anchored_tag = anchored_tag.map(|(v, mut t)| {
+            t.facts.time_ns = seal.tag_date(&t);
+            (v, t)
+        });
         Ok(ChainRules {
             anchor,
             state: LogState::default(),

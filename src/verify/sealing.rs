@@ -135,6 +135,30 @@ impl<'a> SealCheck<'a> {
         }
     }
 
+    /// The time a drop is dated by through the anchor's recorded tag `t`,
+    /// once `check_anchored` has checked its MAC. A version-3 tag seals its
+    /// record's time. A version-2 tag seals none: the time it states is the
+    /// host's word, so it dates the drop no earlier than the start of the
+    /// epoch two before its first, which the record it seals can be no
+    /// older than (each tag seals the record before it, a previous tag where
+    /// no record came since, committed in its own epochs, or one epoch
+    /// before them after a sealed close, two after two closes in one epoch
+    /// by a format-2 writer). Without this a tag a thief makes with the key
+    /// it holds, labelled version 2, dated a drop of everything two years
+    /// back past the auditor's floor (the fifth red team).
+    pub fn tag_date(&self, t: &RecordedTag) -> u64 {
+        match self.key {
+            Some(key) if t.version < 3 => {
+                let epoch = t.first_epoch.saturating_sub(2).max(1);
+                let start = key
+                    .start_ns
+                    .saturating_add((epoch - 1).saturating_mul(key.interval_ns));
+                t.facts.time_ns.max(start)
+            }
+            _ => t.facts.time_ns,
+        }
+    }
+
     /// Checks, with the key, the tag the anchor recorded for the dropped
     /// records (its MAC), and that a key was given for the state it names.
     pub fn check_anchored(&mut self, anchor_path: &Path) -> Result<()> {
