@@ -1671,7 +1671,12 @@ impl Inner {
             retention: Some(RetentionPoint {
                 first_seq: shared.first_seq(),
                 anchor_head: shared.anchor.lock().last_hash(&shared.log_id),
-                min_age_ns: Some(self.recorded_policy().map_or(0, |p| p.min_age_ns)),
+                // Stated for a format-3 log only (its active segment is of
+                // format 3): the field also says every later drop carries
+                // the anchor extension, which only format-3 writers make.
+                min_age_ns: (shared.segments.read().last())
+                    .filter(|s| s.header.version >= 3)
+                    .map(|_| self.recorded_policy().map_or(0, |p| p.min_age_ns)),
             }),
             tree_root,
         })

@@ -383,8 +383,19 @@ pub(crate) fn check_drops_since(
         .unwrap_or(0)
         .max(floor_ns);
     let mismatch = |detail: String| Err(Error::CheckpointMismatch { detail });
+    // A note that states a minimum age is of a format-3 log (10), which
+    // only format-3 writers go on with: each drop since carries the
+    // extension, whose newest_ns dates it.
+    let format_3 = cp.retention.is_some_and(|r| r.min_age_ns.is_some());
     for (e, _) in anchor.entries.iter().skip(since) {
         let last = e.first_seq - 1;
+        if format_3 && e.ext.is_none() {
+            return mismatch(format!(
+                "a drop since the checkpoint (records through seq {last}) has an anchor entry \
+                 without format 3's extension, which every writer of a format-3 log records: \
+                 the entry was rewritten"
+            ));
+        }
         let stated = e.ext.map(|x| x.newest_ns);
         let newest = if last >= cp.seq {
             if stated.is_some_and(|n| n < cp.timestamp_ns) {

@@ -1246,6 +1246,55 @@ fn an_honest_drop_after_a_checkpoint_holds_it() {
         .expect("an honest drop holds the checkpoint");
 }
 
+/// The fifth red team (both teams, independently): after a checkpoint of a
+/// format-3 log, its drop's anchor entry stripped of the extension and the
+/// kept segment relabelled format 2, so that no rule asked for the
+/// extension and the drop was dated by the kept segment's creation time,
+/// which nothing seals. A checkpoint whose retention line states a minimum
+/// age is of a format-3 log, which only format-3 writers can go on with:
+/// every later entry must carry the extension. Held the checkpoint before.
+#[test]
+fn a_drop_after_a_format_3_checkpoint_must_carry_the_extension() {
+    let storage = MemStorage::new();
+    let (now, clock) = manual_clock(T0);
+    let log = Log::open(mem_dir(), dropping_options(&storage, clock)).unwrap();
+    for i in 0..150u64 {
+        now.store(T0 + i * SEC, Ordering::SeqCst);
+        log.append(format!("event {i:04} with padding for the segments").as_bytes())
+            .unwrap();
+    }
+    let cp = log.checkpoint().unwrap();
+    assert!(cp.retention.unwrap().min_age_ns.is_some());
+    log.seal().unwrap();
+    now.store(T0 + 200 * SEC, Ordering::SeqCst);
+    let report = log.apply_retention(T0 + 200 * SEC).unwrap();
+    assert!(report.first_seq > cp.seq, "{report:?}");
+    log.close().unwrap();
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    reader
+        .verify_against(&cp)
+        .expect("the honest drop holds the checkpoint");
+    drop(reader);
+    let hashes = edit_anchor(&storage, &|e| e.ext = None);
+    repoint_retention_records(&storage, &hashes);
+    let kept = segment_paths(&storage, &mem_dir());
+    assert_eq!(kept.len(), 1, "only the raw active segment is kept");
+    let mut bytes = storage.read_file(&kept[0]).unwrap();
+    let mut header = SegmentHeader::decode(&bytes).unwrap();
+    header.version = 2;
+    bytes[..SEGMENT_HEADER_LEN].copy_from_slice(&header.encode());
+    storage.write_file(&kept[0], bytes);
+    // The kept records' leaves rebuilt from the rewritten chain.
+    keep_tree_prefix(&storage, &mem_dir(), report.first_seq - 1);
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    match reader.verify_against(&cp) {
+        Err(wormlog::Error::CheckpointMismatch { detail }) => {
+            assert!(detail.contains("extension"), "{detail}")
+        }
+        other => panic!("the relabelled drop held the checkpoint: {other:?}"),
+    }
+}
+
 /// The third red team's false positives: a crash state is not tampering.
 /// An anchor entry torn to zeros (sectors lost) and a hold set whose
 /// record the crash kept from being written (the file is written first)
