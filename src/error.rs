@@ -354,6 +354,15 @@ pub enum Error {
         /// The link.
         path: PathBuf,
     },
+    /// A verification key was given, but the log holds no sealing-started
+    /// record and its sealing key file was never announced: a setup cut
+    /// short (run `setup-keys` again), or records removed from the setup
+    /// on. Either way the log cannot show it was sealed under the key.
+    #[error("{path}: sealing was never announced and the log holds no sealing-started record: setup-keys did not finish (run it again and keep its new key), or the log's records from its setup on were removed; the log cannot be verified with this key")]
+    SealingUnfinished {
+        /// The sealing key file.
+        path: PathBuf,
+    },
     /// A FIFO, directory, device or socket where a log's file belongs. The
     /// engine never makes one there, so, like a symbolic link, it was put
     /// there: a reader reports it as tampering with the directory.

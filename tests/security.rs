@@ -1295,6 +1295,65 @@ fn a_drop_after_a_format_3_checkpoint_must_carry_the_extension() {
     }
 }
 
+/// The fifth red team: a sealed log cut back to the record before its
+/// sealing-started record, the key file kept, new records written after the
+/// cut. Verify with the key said sealing was "not checked" (Ok). An
+/// announced key file with no sealing-started record is now tampering, key
+/// or no key; an unannounced one (a setup cut short, or the flag reset) is
+/// an error with the key given: the log cannot show it was sealed under it.
+#[test]
+fn a_log_cut_back_before_its_sealing_started_record_is_caught() {
+    let storage = MemStorage::new();
+    let (now, clock) = manual_clock(T0);
+    let log = Log::open(mem_dir(), mem_options(&storage).clock(clock)).unwrap();
+    for i in 0..5 {
+        log.append(format!("before sealing {i}").as_bytes())
+            .unwrap();
+    }
+    let key = log.setup_sealing(EPOCH).unwrap();
+    for i in 0..20u64 {
+        now.store(T0 + (i + 1) * 20 * SEC, Ordering::SeqCst);
+        log.append(format!("sealed {i}").as_bytes()).unwrap();
+    }
+    log.close().unwrap();
+    let path = active_segment(&storage);
+    let bytes = storage.read_file(&path).unwrap();
+    let mut recs: Vec<Rec> = records_of(&bytes)
+        .into_iter()
+        .take_while(|r| r.kind != RecordKind::SealingStarted)
+        .collect();
+    assert!(recs.len() < records_of(&bytes).len(), "the log was sealed");
+    let last_ts = recs.last().unwrap().ts;
+    recs.push(Rec {
+        kind: RecordKind::User,
+        ts: last_ts,
+        payload: b"written after the cut".to_vec(),
+        synced_through: u64::MAX,
+    });
+    storage.write_file(&path, rewritten(&bytes, &recs, &|_, _, _| unreachable!()));
+    keep_tree_prefix(&storage, &mem_dir(), 0);
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    let detail = assert_caught(reader.verify(), "cut before sealing-started, no key");
+    assert!(detail.contains("no sealing-started"), "{detail}");
+    let detail = assert_caught(
+        reader.verify_sealed(std::slice::from_ref(&key)),
+        "cut before sealing-started, with the key",
+    );
+    assert!(detail.contains("no sealing-started"), "{detail}");
+    drop(reader);
+    // The thief resets the announced flag: an error, never Ok.
+    let mut k = host_key(&storage);
+    k.announced = false;
+    storage.write_file(&mem_dir().join("wormlog.fss"), k.encode().to_vec());
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    match reader.verify_sealed(std::slice::from_ref(&key)) {
+        Err(wormlog::Error::SealingUnfinished { .. }) => {}
+        other => panic!("unannounced key file and no start, with the key: {other:?}"),
+    }
+    // Without the key, an unannounced key file is a setup cut short.
+    reader.verify().expect("a setup cut short is a crash state");
+}
+
 /// The third red team's false positives: a crash state is not tampering.
 /// An anchor entry torn to zeros (sectors lost) and a hold set whose
 /// record the crash kept from being written (the file is written first)

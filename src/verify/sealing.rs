@@ -443,6 +443,7 @@ impl<'a> SealCheck<'a> {
         now_ns: u64,
     ) -> Result<Option<SealingReport>> {
         self.check_sealing_dropped(dir, head_seq, key_file)?;
+        self.check_key_file_has_its_start(dir, head_seq, key_file)?;
         let Some(key_id) = self
             .key_id
             .or(self.anchored.flatten().map(|s| s.key_id))
@@ -542,6 +543,49 @@ impl<'a> SealCheck<'a> {
 }
 
 impl SealCheck<'_> {
+    /// A log that starts at seq 1 with a sealing key file but no
+    /// sealing-started record. Setup writes that record, makes it durable,
+    /// and only then marks the key file announced: an announced key file
+    /// without it shows the records from the setup on were removed (and
+    /// others written after them), which needs no key to see. An
+    /// unannounced one is what a setup cut short leaves, or a thief's reset
+    /// of the flag: with a verification key given, the log cannot show it
+    /// was sealed under it (the fifth red team cut a sealed log back to
+    /// before its sealing-started record, kept the key file, and verify
+    /// with the key reported sealing "not checked", exit 0).
+    fn check_key_file_has_its_start(
+        &self,
+        dir: &Path,
+        head_seq: u64,
+        key_file: Option<&FssKeyFile>,
+    ) -> Result<()> {
+        let Some(k) = key_file else { return Ok(()) };
+        if self.after_retention || self.key_id.is_some() {
+            return Ok(());
+        }
+        if k.announced {
+            return Err(Error::corrupt(
+                dir.join(FSS_KEY_FILE),
+                0,
+                Some(head_seq),
+                Corruption::SealBroken {
+                    detail: format!(
+                        "the sealing key file (epoch {}) says sealing was set up, but the log \
+                         holds no sealing-started record: the records from the setup on were \
+                         removed",
+                        k.epoch
+                    ),
+                },
+            ));
+        }
+        if !self.keys.is_empty() {
+            return Err(Error::SealingUnfinished {
+                path: dir.join(FSS_KEY_FILE),
+            });
+        }
+        Ok(())
+    }
+
     /// Where the key file's epoch shows records removed after the last tag
     /// (it is further on) or an old copy put back (it is behind).
     fn key_file_behind_or_ahead(

@@ -1078,8 +1078,9 @@ fn checkpoints_sign_and_verify_and_catch_a_rewritten_log() {
         ]),
         0,
     );
+    // Another key: the operator's mistake (exit 2), not the log's.
     let o = verify(&dir, &cp, &work.path().join("m.pub"));
-    expect_code(&o, 1);
+    expect_code(&o, 2);
     let edited = work.path().join("cp-edited.txt");
     std::fs::write(&edited, note.replacen("\n2", "\n3", 1)).unwrap();
     expect_code(&verify(&dir, &edited, &public), 1);
