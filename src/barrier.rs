@@ -7,8 +7,10 @@
 //!
 //! A request may also be queued without a thread waiting for it
 //! (`submit`): its outcome wakes a `Waker` instead (an async append), and
-//! since no thread of its own can lead, a committer thread (`lead_submitted`)
-//! leads whenever such a request is first in the queue and no one leads.
+//! since no thread of its own can lead, the barrier calls its `lead_wanted`
+//! hook whenever such a request is first in the queue and no one leads; the
+//! hook has a worker call `lead_submitted`, which leads until no submitted
+//! request is first.
 //!
 //! A failed group fails every request still queued as well: the caller's
 //! work failed in a way later groups cannot be trusted to follow (the log
@@ -88,9 +90,10 @@ pub(crate) struct Barrier<T, R> {
     queue: Mutex<Queue<T, R>>,
     /// Signalled whenever a leader finishes (for `close`).
     leader_done: Condvar,
-    /// Signalled when a submitted request is first in the queue with no
-    /// leader, or at close: the committer thread leads then.
-    lead_wanted: Condvar,
+    /// Called (under the queue lock: it must only wake someone) when a
+    /// submitted request is first in the queue with no leader.
+    #[cfg(feature = "async")]
+    lead_wanted: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl<T, R> Barrier<T, R> {
@@ -102,7 +105,21 @@ impl<T, R> Barrier<T, R> {
                 closed: false,
             }),
             leader_done: Condvar::new(),
-            lead_wanted: Condvar::new(),
+            #[cfg(feature = "async")]
+            lead_wanted: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Sets what wakes a leader for submitted requests (once).
+    #[cfg(feature = "async")]
+    pub fn on_lead_wanted(&self, hook: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.lead_wanted.set(hook);
+    }
+
+    #[cfg(feature = "async")]
+    fn want_lead(&self) {
+        if let Some(hook) = self.lead_wanted.get() {
+            hook();
         }
     }
 
@@ -123,15 +140,14 @@ impl<T, R> Barrier<T, R> {
         }
         q.pending.push(me.clone());
         if !q.leader && q.pending.len() == 1 {
-            self.lead_wanted.notify_one();
+            self.want_lead();
         }
         Ok(Submitted(me))
     }
 
-    /// The committer thread's loop: leads a group whenever a submitted
-    /// request is first in the queue and no one leads, calling `after`
-    /// after each group (outside the queue lock); returns once the barrier
-    /// is closed and nothing is queued.
+    /// Leads groups while a submitted request is first in the queue and
+    /// no one leads, calling `after` after each group (outside the queue
+    /// lock); returns when neither holds (the hook calls for it again).
     #[cfg(feature = "async")]
     pub fn lead_submitted(
         &self,
@@ -140,18 +156,11 @@ impl<T, R> Barrier<T, R> {
         after: &mut dyn FnMut(),
     ) {
         let mut q = self.queue.lock();
-        loop {
-            if !q.leader && q.pending.first().is_some_and(|w| w.submitted()) {
-                q = self.lead_group(q, group_max, lead);
-                drop(q);
-                after();
-                q = self.queue.lock();
-                continue;
-            }
-            if q.closed && q.pending.is_empty() {
-                return;
-            }
-            self.lead_wanted.wait(&mut q);
+        while !q.leader && q.pending.first().is_some_and(|w| w.submitted()) {
+            q = self.lead_group(q, group_max, lead);
+            drop(q);
+            after();
+            q = self.queue.lock();
         }
     }
 
@@ -189,7 +198,8 @@ impl<T, R> Barrier<T, R> {
         // a submitted one, the committer.
         if let Some(next) = q.pending.first() {
             if next.submitted() {
-                self.lead_wanted.notify_one();
+                #[cfg(feature = "async")]
+                self.want_lead();
             } else {
                 next.wake.notify_one();
             }
@@ -246,7 +256,6 @@ impl<T, R> Barrier<T, R> {
         for w in q.pending.drain(..) {
             w.finish(Err(Error::Closed));
         }
-        self.lead_wanted.notify_all();
     }
 }
 

@@ -28,9 +28,10 @@
 // 2. format     pure encodings of every on-disk structure and file name; no I/O
 // 3. storage    the I/O trait, the real and the crash-simulating file systems,
 //               the handle pool; knows no segment
-// 4. checkpoint, options, state
-//               signed notes of a log's head; how a log is opened; plain
-//               record, position and report types
+// 4. background, checkpoint, options, state
+//               the engine's shared worker threads and timer (knows no
+//               log); signed notes of a log's head; how a log is opened;
+//               plain record, position and report types
 // 5. walk       the one frame walker (decode, seq and chain checks, digest, seal)
 //    segment    segment files, their in-memory view and sparse index
 //    sealed     reading sealed files through the shared frame cache
@@ -49,6 +50,7 @@
 //               typed events and the JSON-lines schema, feature serde)
 // 8. log        the public handle: API and thread wiring only
 mod anchor;
+mod background;
 mod barrier;
 mod checkpoint;
 mod error;

@@ -1,6 +1,7 @@
 //! The public handle: open, append, read, sync, close.
 
 use crate::anchor;
+use crate::background::{self, Class, Job};
 use crate::barrier::Barrier;
 use crate::checkpoint::{Checkpoint, CheckpointKey, RetentionPoint};
 use crate::error::{Corruption, Error, Result};
@@ -24,12 +25,11 @@ use crate::storage::{DirLock, FilePool};
 use crate::tree::Tree;
 use crate::verify::{self, VerifyProgress, VerifyReport};
 use crate::writer::{Request, Writer};
-use parking_lot::{Condvar, Mutex, MutexGuard};
+use parking_lot::{Mutex, MutexGuard};
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Instant;
 
 /// How the log was opened.
@@ -55,14 +55,14 @@ struct Inner {
     last_auto_checkpoint: Mutex<(Instant, u64)>,
     /// Why the last automatic checkpoint could not be made or put, if so.
     checkpoint_error: Mutex<Option<String>>,
-    syncer_stop: Mutex<bool>,
-    syncer_wake: Condvar,
+    /// This log's work on the shared background pool (a writer's only).
+    jobs: std::sync::OnceLock<Jobs>,
     /// The retention policy the records stated when a reader opened the
     /// log (a writer asks its writer's state).
     policy_at_open: Option<RetentionRule>,
-    /// Wakes the shipper: (work due, stop).
-    ship_signal: Mutex<(bool, bool)>,
-    ship_wake: Condvar,
+    /// The shipper's state: (work due, stop, the next run's earliest time
+    /// while it backs off after a failure, the backoff).
+    ship_signal: Mutex<ShipSignal>,
     /// One shipping run at a time (the thread's, or `Log::ship_now`).
     ship_lock: Mutex<()>,
     ship_status: Mutex<ShipStatus>,
@@ -117,8 +117,18 @@ impl Inner {
             self.shared.options.batch_bytes_max,
             &mut |group| writer.lock().write_group(&self.shared, group),
         )?;
-        self.seal_inline_if_due();
+        self.written();
         Ok(receipts)
+    }
+
+    /// After a group: what it leaves to background work is scheduled (the
+    /// Batched fdatasync or Buffered write `max_delay` on), and under
+    /// `Sealing::Inline` what it closed is sealed now.
+    fn written(&self) {
+        if let Some((job, delay)) = self.jobs.get().and_then(|j| j.flush.as_ref()) {
+            job.wake_after(*delay);
+        }
+        self.seal_inline_if_due();
     }
 
     /// Under `Sealing::Inline`, seals what rolling closed. A failure is kept
@@ -134,8 +144,10 @@ impl Inner {
     /// A segment was sealed: the shipper, if any, has work.
     fn ship_due(&self) {
         if self.shared.options.shipping.is_some() {
-            self.ship_signal.lock().0 = true;
-            self.ship_wake.notify_all();
+            self.ship_signal.lock().due = true;
+            if let Some(job) = self.jobs.get().and_then(|j| j.ship.as_ref()) {
+                job.wake();
+            }
         }
     }
 
@@ -161,7 +173,7 @@ impl Inner {
         );
         // A close does not wait for a whole backlog: the run stops between
         // objects (what it shipped is recorded; the next open goes on).
-        let stop = || self.ship_signal.lock().1;
+        let stop = || self.ship_signal.lock().stop;
         let outcome = shipping
             .shipper
             .ship(&self.shared.dir, policy.as_ref(), &stop);
@@ -336,12 +348,6 @@ impl Inner {
 /// in an `Arc`); appends from many threads commit together.
 pub struct Log {
     inner: Arc<Inner>,
-    syncer: Option<JoinHandle<()>>,
-    sealer: Option<JoinHandle<()>>,
-    epochs: Option<JoinHandle<()>>,
-    shipper: Option<JoinHandle<()>>,
-    /// Leads the groups of async appends (feature `async`).
-    committer: Option<JoinHandle<()>>,
     closed: bool,
 }
 
@@ -542,24 +548,13 @@ impl Log {
             r.lock,
             head_ns,
         ));
-        let Threads {
-            syncer,
-            sealer,
-            epochs,
-            shipper,
-            committer,
-        } = start_threads(&inner)?;
+        start_jobs(&inner)?;
         // Segments closed before a crash (or by an earlier run that stopped
         // before sealing them) are sealed now.
         inner.shared.segment_closed();
         inner.seal_inline_if_due();
         Ok(Log {
             inner,
-            syncer,
-            sealer,
-            epochs,
-            shipper,
-            committer,
             closed: false,
         })
     }
@@ -1327,27 +1322,15 @@ impl Log {
             return Ok(());
         }
         self.closed = true;
-        *self.inner.syncer_stop.lock() = true;
-        self.inner.syncer_wake.notify_all();
-        if let Some(t) = self.syncer.take() {
-            let _ = t.join();
-        }
-        self.inner.shared.stop_sealer();
-        if let Some(t) = self.sealer.take() {
-            let _ = t.join();
-        }
-        if let Some(t) = self.epochs.take() {
-            let _ = t.join();
-        }
-        // A run under way finishes (its objects are recorded); no new one.
-        self.inner.ship_signal.lock().1 = true;
-        self.inner.ship_wake.notify_all();
-        if let Some(t) = self.shipper.take() {
-            let _ = t.join();
+        // A shipping run under way stops between objects (what it shipped
+        // is recorded); a seal under way finishes; nothing starts again.
+        self.inner.ship_signal.lock().stop = true;
+        if let Some(jobs) = self.inner.jobs.get() {
+            jobs.stop_all_but_commit();
         }
         self.inner.barrier.close();
-        if let Some(t) = self.committer.take() {
-            let _ = t.join();
+        if let Some(commit) = self.inner.jobs.get().and_then(|j| j.commit.as_ref()) {
+            commit.stop();
         }
         let mut writer = self.inner.writer()?;
         writer.trim_preallocation(&self.inner.shared)?;
@@ -1658,6 +1641,13 @@ impl Inner {
         // has none: its checkpoints keep the older shape.
         // Written to disk first: a checkpoint never names a tree the disk
         // cannot prove (for a reader, the records on disk prove it).
+        // The segments' lock is let go before the writer's is taken (the
+        // writer takes them in the other order: Shared's lock order).
+        let format_3 = shared
+            .segments
+            .read()
+            .last()
+            .is_some_and(|s| s.header.version >= 3);
         let tree_root = match merkle::head_at(shared, h.seq, true) {
             Ok(t) => Some(t.root),
             Err(Error::TreeUnavailable { .. }) => None,
@@ -1674,9 +1664,7 @@ impl Inner {
                 // Stated for a format-3 log only (its active segment is of
                 // format 3): the field also says every later drop carries
                 // the anchor extension, which only format-3 writers make.
-                min_age_ns: (shared.segments.read().last())
-                    .filter(|s| s.header.version >= 3)
-                    .map(|_| self.recorded_policy().map_or(0, |p| p.min_age_ns)),
+                min_age_ns: format_3.then(|| self.recorded_policy().map_or(0, |p| p.min_age_ns)),
             }),
             tree_root,
         })
@@ -1722,11 +1710,12 @@ impl Inner {
             shared,
             barrier: Barrier::new(),
             mode,
-            syncer_stop: Mutex::new(false),
-            syncer_wake: Condvar::new(),
+            jobs: std::sync::OnceLock::new(),
             policy_at_open: None,
-            ship_signal: Mutex::new((true, false)),
-            ship_wake: Condvar::new(),
+            ship_signal: Mutex::new(ShipSignal {
+                due: true,
+                ..ShipSignal::default()
+            }),
             ship_lock: Mutex::new(()),
             ship_status: Mutex::new(ShipStatus::default()),
             _lock: lock,
@@ -1734,193 +1723,218 @@ impl Inner {
     }
 }
 
-/// Starts the sync thread (under `Durability::Batched`) and the seal thread
-/// (under `Sealing::Background`) a log's options ask for.
-fn start_threads(inner: &Arc<Inner>) -> Result<Threads> {
-    let spawn = |name: &str, run: Box<dyn FnOnce() + Send>| {
-        std::thread::Builder::new()
-            .name(name.into())
-            .spawn(run)
-            .map_err(|e| Error::io("spawn thread", name, e))
-    };
-    let syncer = match inner.shared.options.durability {
-        Durability::Batched { max_delay } => {
-            let inner = inner.clone();
-            let run = Box::new(move || run_syncer(&inner, max_delay, |w, shared| w.sync(shared)));
-            Some(spawn("wormlog-sync", run)?)
+/// A log's work on the shared background pool (`background`): each job
+/// holds the log weakly, so a log dropped without a close is not kept
+/// alive by its jobs, and the pool's timer drops the jobs of a log gone.
+struct Jobs {
+    /// Under Batched, the fdatasync; under Buffered, the write of the
+    /// buffer: woken `delay` after a group leaves work for it.
+    flush: Option<(Arc<Job>, std::time::Duration)>,
+    /// Under `Sealing::Background`: seals what rolling closed (woken by
+    /// `Shared::segment_closed`).
+    seal: Option<Arc<Job>>,
+    /// Every second: tags the epochs that ended, makes the automatic
+    /// checkpoints that are due, and has the tree follow the records.
+    epochs: Arc<Job>,
+    /// With `Options::shipping`: a shipping run when one is due.
+    ship: Option<Arc<Job>>,
+    /// Feature `async`: leads the groups of async appends.
+    commit: Option<Arc<Job>>,
+}
+
+impl Jobs {
+    /// Stops every job but the committer (which the barrier's close ends).
+    fn stop_all_but_commit(&self) {
+        let jobs = [self.flush.as_ref().map(|(j, _)| j), self.seal.as_ref()];
+        for job in jobs.into_iter().flatten() {
+            job.stop();
         }
-        Durability::Buffered => {
-            let inner = inner.clone();
-            let run = Box::new(move || {
-                run_syncer(&inner, BUFFERED_WRITE_DELAY, |w, shared| w.flush(shared))
-            });
-            Some(spawn("wormlog-flush", run)?)
+        self.epochs.stop();
+        if let Some(ship) = &self.ship {
+            ship.stop();
         }
-        Durability::Sync => None,
-    };
-    let sealer = match inner.shared.options.sealing {
-        Sealing::Background => {
-            let inner = inner.clone();
-            Some(spawn("wormlog-seal", Box::new(move || run_sealer(&inner)))?)
+    }
+}
+
+/// A job of `class` that runs `tick` on the log while it exists.
+fn log_job(inner: &Arc<Inner>, class: Class, tick: fn(&Inner)) -> Arc<Job> {
+    let weak = Arc::downgrade(inner);
+    Job::new(class, move || {
+        if let Some(inner) = weak.upgrade() {
+            tick(&inner);
         }
-        _ => None,
-    };
-    let epochs = {
-        let inner = inner.clone();
-        Some(spawn(
-            "wormlog-epochs",
-            Box::new(move || run_epochs(&inner)),
-        )?)
-    };
-    let shipper = match &inner.shared.options.shipping {
-        Some(shipping) => {
-            let (inner, shipping) = (inner.clone(), shipping.clone());
-            Some(spawn(
-                "wormlog-ship",
-                Box::new(move || run_shipper(&inner, &shipping)),
-            )?)
-        }
-        None => None,
-    };
-    #[cfg(feature = "async")]
-    let committer = {
-        let inner = inner.clone();
-        Some(spawn(
-            "wormlog-commit",
-            Box::new(move || run_committer(&inner)),
-        )?)
-    };
-    #[cfg(not(feature = "async"))]
-    let committer = None;
-    Ok(Threads {
-        syncer,
-        sealer,
-        epochs,
-        shipper,
-        committer,
     })
 }
 
-/// Feature `async`: leads the group of an async append whenever one is
-/// first in the queue and no appending thread leads (an async caller has
-/// no thread of its own to spend on a write and an fdatasync).
+/// Hands the log's background work to the shared pool (starting its
+/// workers, as many as the options ask, if fewer run).
+fn start_jobs(inner: &Arc<Inner>) -> Result<()> {
+    let options = &inner.shared.options;
+    background::pool()
+        .ensure_workers(options.background_threads)
+        .map_err(|e| Error::io("spawn thread", "wormlog background pool", e))?;
+    let flush = match options.durability {
+        Durability::Batched { max_delay } => {
+            Some((log_job(inner, Class::Timely, sync_tick), max_delay))
+        }
+        Durability::Buffered => Some((
+            log_job(inner, Class::Timely, flush_tick),
+            BUFFERED_WRITE_DELAY,
+        )),
+        Durability::Sync => None,
+    };
+    let seal =
+        (options.sealing == Sealing::Background).then(|| log_job(inner, Class::Slow, seal_tick));
+    let epochs = log_job(inner, Class::Timely, epoch_tick);
+    epochs.every(std::time::Duration::from_secs(1));
+    let ship = options.shipping.as_ref().map(|_| {
+        let job = log_job(inner, Class::Slow, ship_tick);
+        job.every(std::time::Duration::from_secs(1));
+        job.wake();
+        job
+    });
+    #[cfg(feature = "async")]
+    let commit = {
+        let job = log_job(inner, Class::Timely, commit_tick);
+        let wake = Arc::downgrade(&job);
+        inner.barrier.on_lead_wanted(Box::new(move || {
+            if let Some(job) = wake.upgrade() {
+                job.wake();
+            }
+        }));
+        Some(job)
+    };
+    #[cfg(not(feature = "async"))]
+    let commit = None;
+    if let Some(job) = &seal {
+        let _ = inner.shared.seal_job.set(job.clone());
+    }
+    let _ = inner.jobs.set(Jobs {
+        flush,
+        seal,
+        epochs,
+        ship,
+        commit,
+    });
+    Ok(())
+}
+
+/// Feature `async`: leads the groups of async appends while one is first
+/// in the queue and no appending thread leads (an async caller has no
+/// thread of its own to spend on a write and an fdatasync).
 #[cfg(feature = "async")]
-fn run_committer(inner: &Inner) {
+fn commit_tick(inner: &Inner) {
     let Mode::Write(writer) = &inner.mode else {
         return;
     };
     inner.barrier.lead_submitted(
         inner.shared.options.batch_bytes_max,
         &mut |group| writer.lock().write_group(&inner.shared, group),
-        &mut || inner.seal_inline_if_due(),
+        &mut || inner.written(),
     );
 }
 
 /// With `Options::shipping`: ships at open (to catch up), after every seal
 /// and every `interval`; after a failure waits 1 s, 2 s, 4 s, … up to
-/// `backoff_max`. Appends never wait for it: it reads sealed files only.
-fn run_shipper(inner: &Inner, shipping: &Shipping) {
-    // Network and checksums are work that may wait, like sealing.
-    let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10);
-    let mut backoff = std::time::Duration::ZERO;
-    loop {
-        {
-            let mut sig = inner.ship_signal.lock();
-            let deadline = Instant::now()
-                + if backoff.is_zero() {
-                    shipping.interval
-                } else {
-                    backoff
-                };
-            // A seal wakes it, except while it backs off after a failure.
-            let woken = |s: &(bool, bool)| s.1 || (s.0 && backoff.is_zero());
-            while !woken(&sig) && Instant::now() < deadline {
-                inner.ship_wake.wait_until(&mut sig, deadline);
-            }
-            if sig.1 {
-                return;
-            }
-            sig.0 = false;
-        }
-        backoff = match inner.ship_once(shipping) {
-            Ok(_) => std::time::Duration::ZERO,
-            Err(_) => (backoff * 2)
-                .max(std::time::Duration::from_secs(1))
-                .min(shipping.backoff_max),
+/// `backoff_max`, during which a seal does not make it try again. Appends
+/// never wait for it: it reads sealed files only. Checked every second.
+fn ship_tick(inner: &Inner) {
+    let Some(shipping) = &inner.shared.options.shipping else {
+        return;
+    };
+    {
+        let mut sig = inner.ship_signal.lock();
+        let now = Instant::now();
+        let backing_off = !sig.backoff.is_zero();
+        let wait = if backing_off {
+            sig.backoff
+        } else {
+            shipping.interval
         };
-    }
-}
-
-/// The background threads of a log open for writing.
-struct Threads {
-    syncer: Option<JoinHandle<()>>,
-    sealer: Option<JoinHandle<()>>,
-    /// Tags epochs as they end (forward-secure sealing).
-    epochs: Option<JoinHandle<()>>,
-    /// Copies sealed files off the host (`Options::shipping`).
-    shipper: Option<JoinHandle<()>>,
-    /// Leads async appends' groups (feature `async`).
-    committer: Option<JoinHandle<()>>,
-}
-
-/// Under `Sealing::Background`: seals closed segments whenever one is
-/// closed, until the log is closed. A segment being sealed when the log
-/// closes is finished; the rest wait for the next open.
-fn run_sealer(inner: &Inner) {
-    let shared = &inner.shared;
-    // Sealing is work that may wait; appends may not. At nice +10 the
-    // scheduler gives the sealer what the writers leave (a thread's nice
-    // value is its own on Linux). Failing to lower it costs only that.
-    let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10);
-    while shared.wait_for_sealing_work() {
-        let sealed = seal::seal_closed_segments(shared);
-        let on_roll = shared
-            .options
-            .retention
-            .as_ref()
-            .is_some_and(|r| r.apply_on_roll);
-        let outcome = match sealed {
-            Ok(n) if on_roll => inner
-                .apply_retention((shared.options.clock)(), false)
-                .map(|_| n),
-            other => other,
-        };
-        inner.ship_due();
-        shared.record_seal_outcome(outcome);
-    }
-}
-
-/// Tags each epoch as it ends, also while no one appends, so that "the log
-/// ended at T" is itself sealed, and makes the automatic checkpoints that
-/// are due. Wakes every second (or at the stop); work per epoch and per
-/// checkpoint interval, nothing when neither is set up.
-fn run_epochs(inner: &Inner) {
-    loop {
-        {
-            let mut stop = inner.syncer_stop.lock();
-            if *stop {
-                return;
-            }
-            inner
-                .syncer_wake
-                .wait_for(&mut stop, std::time::Duration::from_secs(1));
-            if *stop {
-                return;
-            }
-        }
-        if inner.sealing_on.load(Ordering::Relaxed)
-            && inner
-                .writer()
-                .and_then(|mut w| w.tag_ended_epochs_now(&inner.shared))
-                .is_err()
-        {
+        let due = (sig.due && !backing_off) || sig.last.is_none_or(|l| now >= l + wait);
+        if sig.stop || !due {
             return;
         }
-        inner.auto_checkpoint(false);
-        // The tree follows the records here, off the append path. A failure
-        // is met again, and reported, by whatever next needs the tree.
-        let _ = merkle::catch_up(&inner.shared);
+        sig.due = false;
     }
+    // Network and checksums are work that may wait, like sealing.
+    let outcome = inner.ship_once(shipping);
+    let mut sig = inner.ship_signal.lock();
+    sig.last = Some(Instant::now());
+    sig.backoff = match outcome {
+        Ok(_) => std::time::Duration::ZERO,
+        Err(_) => (sig.backoff * 2)
+            .max(std::time::Duration::from_secs(1))
+            .min(shipping.backoff_max),
+    };
+}
+
+/// The shipper's state between its runs.
+#[derive(Debug, Default)]
+struct ShipSignal {
+    /// A seal (or the open) made work for it.
+    due: bool,
+    /// The log is closing: no new run, and a run under way stops between
+    /// objects.
+    stop: bool,
+    /// When the last run ended.
+    last: Option<Instant>,
+    /// Zero, or how long to wait after the last run failed.
+    backoff: std::time::Duration,
+}
+
+/// Under `Sealing::Background`: seals the closed segments, once woken by a
+/// roll. A segment being sealed when the log closes is finished; the rest
+/// wait for the next open.
+fn seal_tick(inner: &Inner) {
+    let shared = &inner.shared;
+    if !shared.take_sealing_due() {
+        return;
+    }
+    let sealed = seal::seal_closed_segments(shared);
+    let on_roll = shared
+        .options
+        .retention
+        .as_ref()
+        .is_some_and(|r| r.apply_on_roll);
+    let outcome = match sealed {
+        Ok(n) if on_roll => inner
+            .apply_retention((shared.options.clock)(), false)
+            .map(|_| n),
+        other => other,
+    };
+    inner.ship_due();
+    shared.record_seal_outcome(outcome);
+}
+
+/// Every second: tags each epoch as it ends, also while no one appends, so
+/// that "the log ended at T" is itself sealed; makes the automatic
+/// checkpoints that are due; has the tree follow the records. Work per
+/// epoch and per checkpoint interval, nothing when neither is set up.
+fn epoch_tick(inner: &Inner) {
+    if inner.sealing_on.load(Ordering::Relaxed)
+        && inner
+            .writer()
+            .and_then(|mut w| w.tag_ended_epochs_now(&inner.shared))
+            .is_err()
+    {
+        return;
+    }
+    inner.auto_checkpoint(false);
+    // The tree follows the records here, off the append path. A failure
+    // is met again, and reported, by whatever next needs the tree.
+    let _ = merkle::catch_up(&inner.shared);
+}
+
+/// Under `Durability::Batched`: the fdatasync of what the last groups
+/// wrote. A failure poisons the log (inside the writer).
+fn sync_tick(inner: &Inner) {
+    let _ = inner.writer().and_then(|mut w| w.sync(&inner.shared));
+}
+
+/// Under `Durability::Buffered`: the write of the buffer.
+fn flush_tick(inner: &Inner) {
+    let _ = inner.writer().and_then(|mut w| w.flush(&inner.shared));
 }
 
 /// The sealing key file, if sealing is set up, moved past the epochs the
@@ -1951,11 +1965,6 @@ fn reader_log(shared: Shared, end: SegmentEnd, policy: Option<RetentionRule>) ->
     inner.policy_at_open = policy;
     Log {
         inner: Arc::new(inner),
-        syncer: None,
-        sealer: None,
-        epochs: None,
-        shipper: None,
-        committer: None,
         closed: true,
     }
 }
@@ -2035,33 +2044,3 @@ fn load_sealing_key(shared: &Shared, last_tag: Option<u64>) -> Result<Option<Fss
 /// roll or a full buffer writes them sooner): what a crash of the process
 /// alone can lose.
 const BUFFERED_WRITE_DELAY: std::time::Duration = std::time::Duration::from_millis(10);
-
-/// Runs `work` `max_delay` after the last run ended: under
-/// `Durability::Batched` an fdatasync (so a record waits up to `max_delay`
-/// plus one sync), under `Durability::Buffered` a write of the buffer. A
-/// failure poisons the log (inside the writer) and ends the thread.
-fn run_syncer(
-    inner: &Inner,
-    max_delay: std::time::Duration,
-    work: impl Fn(&mut Writer, &Shared) -> Result<()>,
-) {
-    loop {
-        {
-            let mut stop = inner.syncer_stop.lock();
-            if *stop {
-                return;
-            }
-            inner.syncer_wake.wait_for(&mut stop, max_delay);
-            if *stop {
-                return;
-            }
-        }
-        if inner
-            .writer()
-            .and_then(|mut w| work(&mut w, &inner.shared))
-            .is_err()
-        {
-            return;
-        }
-    }
-}

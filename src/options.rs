@@ -185,6 +185,7 @@ pub struct Options {
     pub(crate) preallocate: bool,
     pub(crate) shipping: Option<Shipping>,
     pub(crate) verify_min_age: Option<Duration>,
+    pub(crate) background_threads: usize,
 }
 
 impl Default for Options {
@@ -210,6 +211,7 @@ impl Default for Options {
             preallocate: false,
             shipping: None,
             verify_min_age: None,
+            background_threads: crate::background::THREADS_DEFAULT,
         }
     }
 }
@@ -235,6 +237,7 @@ impl fmt::Debug for Options {
             .field("preallocate", &self.preallocate)
             .field("shipping", &self.shipping)
             .field("verify_min_age", &self.verify_min_age)
+            .field("background_threads", &self.background_threads)
             .finish_non_exhaustive()
     }
 }
@@ -261,6 +264,16 @@ impl Options {
     /// [`payload_bytes_max`](Self::payload_bytes_max)).
     pub fn payload_bytes_max_value(&self) -> usize {
         self.payload_bytes_max
+    }
+    /// The engine's background workers, shared by every log of the process
+    /// (default 8, at most 31; with the timer thread, at most 32 threads
+    /// however many logs are open): half run timely work (Batched syncs,
+    /// Buffered writes, epoch tags, async appends' groups), half slow work
+    /// (sealing, shipping, retention on roll). The pool keeps the largest
+    /// number any log of the process was opened with.
+    pub fn background_threads(mut self, threads: usize) -> Self {
+        self.background_threads = threads;
+        self
     }
     /// A group commit takes queued appends up to this many bytes (default 4 MiB;
     /// one oversized `append_batch` still commits whole, alone).

@@ -11,7 +11,7 @@ use crate::sealed::SealedReads;
 use crate::segment::Segment;
 use crate::state::{Counters, Visible};
 use crate::tree::Tree;
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Mutex, RwLock};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -39,7 +39,9 @@ pub(crate) struct Shared {
     /// Held while a segment is being sealed: one sealer at a time.
     pub seal_lock: Mutex<()>,
     seal_signal: Mutex<SealSignal>,
-    seal_wake: Condvar,
+    /// Under `Sealing::Background`: the pool's job that seals, woken when
+    /// a segment closes.
+    pub seal_job: std::sync::OnceLock<Arc<crate::background::Job>>,
     /// The last background sealing failure, if any.
     pub seal_error: Mutex<Option<String>>,
     /// The anchor file's entries (retention's record).
@@ -53,7 +55,6 @@ pub(crate) struct Shared {
 #[derive(Debug, Default)]
 struct SealSignal {
     requested: bool,
-    stop: bool,
 }
 
 impl Shared {
@@ -80,7 +81,7 @@ impl Shared {
             reads,
             seal_lock: Mutex::new(()),
             seal_signal: Mutex::new(SealSignal::default()),
-            seal_wake: Condvar::new(),
+            seal_job: std::sync::OnceLock::new(),
             seal_error: Mutex::new(None),
             anchor: Mutex::new(anchor),
             retention_lock: Mutex::new(()),
@@ -105,31 +106,14 @@ impl Shared {
     /// A segment was closed: it is due for sealing.
     pub fn segment_closed(&self) {
         self.seal_signal.lock().requested = true;
-        self.seal_wake.notify_all();
+        if let Some(job) = self.seal_job.get() {
+            job.wake();
+        }
     }
 
     /// Whether a segment was closed since the last call (and clears it).
     pub fn take_sealing_due(&self) -> bool {
         std::mem::take(&mut self.seal_signal.lock().requested)
-    }
-
-    /// Blocks until a segment is due for sealing (true) or the log closes (false).
-    pub fn wait_for_sealing_work(&self) -> bool {
-        let mut sig = self.seal_signal.lock();
-        loop {
-            if sig.stop {
-                return false;
-            }
-            if std::mem::take(&mut sig.requested) {
-                return true;
-            }
-            self.seal_wake.wait(&mut sig);
-        }
-    }
-
-    pub fn stop_sealer(&self) {
-        self.seal_signal.lock().stop = true;
-        self.seal_wake.notify_all();
     }
 
     /// Keeps a sealing failure for `Log::seal_error` (the appends that
