@@ -997,7 +997,12 @@ fn cut_torn_tail(
 /// and go on there, logging the roll.
 fn finish_roll(dir: &Path, options: &Options, tail: &mut Tail) -> Result<()> {
     let from = tail.end.segment.clone();
-    let ts = (options.clock)().max(tail.end.at.timestamp_ns);
+    // Created at the time of the roll the crash cut short (its last
+    // record's), not at this open's: epoch tags the open owes for the
+    // epochs that ended meanwhile come before the new segment's opening
+    // records (each tag precedes any record of a later epoch), and they
+    // seal the segment's start, which must lie within their epochs.
+    let ts = tail.end.at.timestamp_ns;
     let header = from.header.successor(tail.end.at, ts);
     let (active, file) = Segment::create_active(&*options.storage, dir, header)?;
     // The new segment begins with its segment-rolled record, whatever

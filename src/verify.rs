@@ -72,8 +72,14 @@ struct Summary {
     last: ChainPos,
     /// The segment ends with a seal record.
     sealed_record: bool,
-    /// The first record's event, if it is an engine record.
+    /// The first record's event after any epoch tags, if it is an engine
+    /// record (its opening record).
     first_event: Option<SystemEvent>,
+    /// Epoch tags before the opening record: a writer whose open finishes a
+    /// roll a crash cut short tags the epochs that ended meanwhile before
+    /// the new segment's first record (each tag must precede any record of
+    /// a later epoch, and the opening records are of the epoch of the open).
+    leading_tags: u64,
     /// Records that make or state the log's state (holds, policy, drops),
     /// in order, for the pass over the whole chain (rules.rs).
     noted: Vec<Noted>,
@@ -786,6 +792,7 @@ fn check_segment(
         last: seg.header.start(),
         sealed_record: false,
         first_event: None,
+        leading_tags: 0,
         noted: Vec::new(),
     };
     let mut points = PointCheck {
@@ -878,7 +885,7 @@ impl Summary {
                     ),
                 })
             }
-            Some(SystemEvent::LogState { .. }) if self.records != 1 => {
+            Some(SystemEvent::LogState { .. }) if self.records != self.leading_tags + 1 => {
                 return Err(Corruption::RetentionBreach {
                     detail: "a log-state record that is not its segment's second record".into(),
                 })
@@ -901,8 +908,12 @@ impl Summary {
             }),
             _ => {}
         }
-        if self.records == 0 {
-            self.first_event = event;
+        if self.records == self.leading_tags {
+            if matches!(event, Some(SystemEvent::EpochTag { .. })) && self.version >= 3 {
+                self.leading_tags += 1;
+            } else {
+                self.first_event = event;
+            }
         }
         self.records += 1;
         Ok(())

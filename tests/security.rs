@@ -14,7 +14,7 @@ use wormlog::format::{
     chain_hash, decode_frame, encode_frame, epoch_tag_for, Decoded, FssKeyFile, RecordKind,
     SegmentHeader, SystemEvent, TagFacts, SEGMENT_HEADER_LEN,
 };
-use wormlog::storage::MemStorage;
+use wormlog::storage::{MemStorage, Tear};
 use wormlog::{Corruption, Error, Log, Options, Retention, Sealing, VerificationKey};
 
 const SEC: u64 = 1_000_000_000;
@@ -647,7 +647,11 @@ fn an_honest_drop_after_a_crash_mid_roll_and_downtime_verifies() {
     let (now, clock) = manual_clock(start);
     let policy = Retention::default()
         .max_age(Duration::from_secs(2 * 86_400))
-        .min_age(Duration::from_secs(2 * 86_400));
+        .min_age(Duration::from_secs(2 * 86_400))
+        // The run after the downtime measures ages against the clock, three
+        // days past the log's last record (a writer's open after downtime
+        // is otherwise refused by the default one-day bound).
+        .clock_ahead_max(Duration::from_secs(7 * 86_400));
     let options = || {
         mem_options(&storage)
             .clock(clock.clone())
@@ -1352,6 +1356,56 @@ fn a_log_cut_back_before_its_sealing_started_record_is_caught() {
     }
     // Without the key, an unannounced key file is a setup cut short.
     reader.verify().expect("a setup cut short is a crash state");
+}
+
+/// The sixth red team's false positive: a crash between a roll's sealed
+/// record and the next segment's creation, then a writer's open epochs
+/// later. The open finishes the roll and owes tags for the epochs that
+/// ended meanwhile, which must come before any record of the open's epoch:
+/// the new segment begins with the tag, then segment-rolled and log-state.
+/// Verify called that tampering for ever ("a log-state record that is not
+/// its segment's second record"); now epoch tags may precede a version-3
+/// segment's opening record.
+#[test]
+fn a_roll_finished_at_an_open_epochs_after_a_crash_verifies() {
+    let storage = MemStorage::new();
+    let (now, clock) = manual_clock(T0);
+    let options = || {
+        mem_options(&storage)
+            .clock(clock.clone())
+            .sealing(Sealing::Manual)
+            .segment_bytes_max(4096)
+            .retention(Retention::default().min_age(Duration::from_secs(30 * 86_400)))
+    };
+    let log = Log::open(mem_dir(), options()).unwrap();
+    let key = log.setup_sealing(EPOCH).unwrap();
+    let mut i = 0u64;
+    while log.segments().unwrap().len() < 2 {
+        i += 1;
+        now.store(T0 + i * SEC, Ordering::SeqCst);
+        log.append(format!("event {i:04} with padding for the segment").as_bytes())
+            .unwrap();
+    }
+    // The crash: the disk as it was, less the new segment's creation.
+    let image = storage.crash_image(Tear::KeepUnsynced, 0);
+    drop(log);
+    let second = segment_paths(&image, &mem_dir()).pop().unwrap();
+    assert!(image.delete_file(&second));
+    now.store(T0 + 10 * EPOCH.as_nanos() as u64, Ordering::SeqCst);
+    let opts = || {
+        mem_options(&image)
+            .clock(clock.clone())
+            .sealing(Sealing::Manual)
+            .segment_bytes_max(4096)
+    };
+    let log = Log::open(mem_dir(), opts()).unwrap();
+    log.append(b"after the crash").unwrap();
+    log.close().unwrap();
+    let reader = Log::open_read_only(mem_dir(), opts()).unwrap();
+    reader.verify().expect("a finished roll verifies");
+    reader
+        .verify_sealed(std::slice::from_ref(&key))
+        .expect("and with the key");
 }
 
 /// The third red team's false positives: a crash state is not tampering.

@@ -123,20 +123,27 @@ impl<'a> ChainRules<'a> {
         records: u64,
         last: bool,
     ) -> Result<()> {
-        let mut rest = noted;
+        // The log-state record, where the segment has one: its record
+        // after the opening one (and after the epoch tags a writer's open
+        // may write first; verify.rs checks where it stands).
+        let mut stated = None;
         // The active segment of a log that crashed in its first group may
         // hold its opening record alone: it does not yet tell the state
         // (the next writer's open writes the log-state record).
         let tells_state = !(last && records <= 1);
         if seg.header.version >= 2 && tells_state {
             // A format-2 segment begins in the default state unless its
-            // second record, a log-state record, says otherwise.
-            let begin = match noted.first() {
+            // log-state record says otherwise.
+            let lead = noted
+                .iter()
+                .take_while(|n| matches!(n.event, SystemEvent::EpochTag { .. }))
+                .count();
+            let begin = match noted.get(lead) {
                 Some(Noted {
                     event: e @ SystemEvent::LogState { .. },
                     ..
                 }) => {
-                    rest = &noted[1..];
+                    stated = Some(lead);
                     let mut s = LogState::default();
                     s.apply(e);
                     s
@@ -159,11 +166,10 @@ impl<'a> ChainRules<'a> {
             self.state = begin;
             self.known = true;
         }
-        let stated_first = noted.len() - rest.len();
         for (i, n) in noted.iter().enumerate() {
             let facts = self.state.tag_facts(n.before.timestamp_ns);
             self.seal.note(&seg.path, n, seg.header.version, &facts)?;
-            if i < stated_first {
+            if stated == Some(i) {
                 self.take_policy(seg, n)?;
                 continue;
             }
