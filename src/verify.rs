@@ -388,11 +388,11 @@ pub(crate) fn check_drops_since(
         .and_then(|r| r.min_age_ns)
         .unwrap_or(0)
         .max(floor_ns);
-    let mismatch = |detail: String| Err(Error::CheckpointMismatch { detail });
     // A note that states a minimum age is of a format-3 log (10), which
     // only format-3 writers go on with: each drop since carries the
     // extension, whose newest_ns dates it.
     let format_3 = cp.retention.is_some_and(|r| r.min_age_ns.is_some());
+    let log_start = shared.first_seq();
     for (e, _) in anchor.entries.iter().skip(since) {
         let last = e.first_seq - 1;
         if format_3 && e.ext.is_none() {
@@ -402,38 +402,77 @@ pub(crate) fn check_drops_since(
                  the entry was rewritten"
             ));
         }
-        let stated = e.ext.map(|x| x.newest_ns);
-        let newest = if last >= cp.seq {
-            if stated.is_some_and(|n| n < cp.timestamp_ns) {
-                return mismatch(format!(
-                    "a drop since the checkpoint removed records through seq {last}, its anchor \
-                     entry says the newest from {}, before the checkpoint's record {} ({})",
-                    stated.unwrap_or(0),
-                    cp.seq,
-                    cp.timestamp_ns
-                ));
-            }
-            stated.unwrap_or(0).max(cp.timestamp_ns)
-        } else {
-            match (stated, tree) {
-                (Some(n), true) if !crate::merkle::leaf_is(shared, last, n, &e.prev_hash)? => {
-                    return mismatch(format!(
-                        "a drop since the checkpoint says its newest record {last} is from {n}, \
-                         which the checkpoint's tree does not hold"
-                    ))
-                }
-                (n, _) => n.unwrap_or(0),
-            }
+        // What the run removed: up to the log's start where a crash cut it
+        // short (nothing at all where it stopped before its first deletion:
+        // a crash state, not a drop; format-spec.md 8.3).
+        let from = e.dropped.first().map_or(e.first_seq, |d| d.first_seq);
+        let gone = last.min(log_start - 1);
+        if gone < from {
+            continue;
+        }
+        let Some(newest) = drop_date(shared, cp, e, gone, tree)? else {
+            continue;
         };
         if min_age > 0 && now_ns < newest.saturating_add(min_age) {
             return mismatch(format!(
-                "a drop since the checkpoint removed records through seq {last}, from {newest}, \
+                "a drop since the checkpoint removed records through seq {gone}, from {newest}, \
                  younger than the minimum age of {min_age} ns the log stated at the checkpoint \
                  (or the verifier's floor)"
             ));
         }
     }
     Ok(())
+}
+
+fn mismatch(detail: String) -> Result<()> {
+    Err(Error::CheckpointMismatch { detail })
+}
+
+/// The time a drop since checkpoint `cp` is dated by: no earlier than its
+/// newest removed record (seq `gone`) can have been. Past the checkpoint's
+/// record, no earlier than that record; before it, the time the note's
+/// tree fixes for that record (checked against the entry's `newest_ns`),
+/// or, for a note without a tree, the time of the record after it, which
+/// the note's chain hash fixes (no older record is younger). `None` where
+/// the record after it went in a later drop, which is dated no earlier and
+/// judged in its turn.
+fn drop_date(
+    shared: &Shared,
+    cp: &crate::checkpoint::Checkpoint,
+    e: &crate::format::AnchorEntry,
+    gone: u64,
+    tree: bool,
+) -> Result<Option<u64>> {
+    let stated = e.ext.map(|x| x.newest_ns);
+    let complete = gone == e.first_seq - 1;
+    if gone >= cp.seq {
+        if complete && stated.is_some_and(|n| n < cp.timestamp_ns) {
+            mismatch(format!(
+                "a drop since the checkpoint removed records through seq {gone}, its anchor \
+                 entry says the newest from {}, before the checkpoint's record {} ({})",
+                stated.unwrap_or(0),
+                cp.seq,
+                cp.timestamp_ns
+            ))?;
+        }
+        return Ok(Some(stated.unwrap_or(0).max(cp.timestamp_ns)));
+    }
+    if tree && complete {
+        if let Some(n) = stated {
+            if !crate::merkle::leaf_is(shared, gone, n, &e.prev_hash)? {
+                mismatch(format!(
+                    "a drop since the checkpoint says its newest record {gone} is from {n}, \
+                     which the checkpoint's tree does not hold"
+                ))?;
+            }
+            return Ok(Some(n));
+        }
+    }
+    if gone + 1 < shared.first_seq() {
+        return Ok(None);
+    }
+    let next = crate::read::get(shared, gone + 1)?;
+    Ok(Some(stated.unwrap_or(0).max(next.timestamp())))
 }
 
 /// The tree's files as a writer leaves them (format-spec.md, 14.3):

@@ -1408,6 +1408,121 @@ fn a_roll_finished_at_an_open_epochs_after_a_crash_verifies() {
         .expect("and with the key");
 }
 
+/// A log of sealed segments at T0, a checkpoint taken after the seal (so
+/// the drop ends before its seq), then a drop 31 days on (the policy's
+/// clock bound allows the run's time that far past the log's). Returns the
+/// checkpoint.
+fn dropped_after_a_checkpoint(
+    storage: &MemStorage,
+    now: &AtomicU64,
+    clock: wormlog::Clock,
+) -> wormlog::Checkpoint {
+    let policy = Retention::default()
+        .max_age(Duration::from_secs(1))
+        .clock_ahead_max(Duration::from_secs(60 * 86_400));
+    let options = dropping_options(storage, clock).retention(policy);
+    let log = Log::open(mem_dir(), options).unwrap();
+    for i in 0..150u64 {
+        now.store(T0 + i * SEC, Ordering::SeqCst);
+        log.append(format!("event {i:04} with padding for the segments").as_bytes())
+            .unwrap();
+    }
+    log.seal().unwrap();
+    let cp = log.checkpoint().unwrap();
+    now.store(T0 + 31 * DAY, Ordering::SeqCst);
+    let report = log.apply_retention(T0 + 31 * DAY).unwrap();
+    assert!(!report.dropped_segments.is_empty() && report.first_seq <= cp.seq);
+    log.close().unwrap();
+    cp
+}
+
+/// The sixth red team: a checkpoint of the older shape (no tree root, a
+/// two-field retention line) leaves a drop before its seq dated by the
+/// entry's newest_ns, the host's word: set 400 days back, a drop of
+/// days-old records held it with a 30-day floor. Such a drop is now dated
+/// no earlier than the record after it, which the note's chain hash fixes.
+/// The honest drop, 31 days on, holds it; the same drop judged 20 days
+/// after the records (as the forged date would allow) does not.
+#[test]
+fn an_old_shape_checkpoint_dates_a_drop_by_the_chain_it_fixes() {
+    let storage = MemStorage::new();
+    let (now, clock) = manual_clock(T0);
+    let cp = dropped_after_a_checkpoint(&storage, &now, clock.clone());
+    let old_shape = wormlog::Checkpoint {
+        tree_root: None,
+        retention: cp.retention.map(|r| wormlog::RetentionPoint {
+            min_age_ns: None,
+            ..r
+        }),
+        ..cp
+    };
+    let floor = Duration::from_secs(30 * 86_400);
+    let reader = |at: u64| {
+        let options = mem_options(&storage)
+            .clock(clock_at(at))
+            .verify_min_age(floor);
+        Log::open_read_only(mem_dir(), options).unwrap()
+    };
+    reader(T0 + 32 * DAY)
+        .verify_against(&old_shape)
+        .expect("an honest drop a month on holds the old-shape checkpoint");
+    let hashes = edit_anchor(&storage, &|e| {
+        if let Some(x) = &mut e.ext {
+            x.newest_ns = T0 - 400 * DAY;
+        }
+    });
+    repoint_retention_records(&storage, &hashes);
+    let first = reader(T0 + 32 * DAY).segments().unwrap()[0].first_seq;
+    // The kept records' leaves rebuilt from the rewritten chain.
+    keep_tree_prefix(&storage, &mem_dir(), first - 1);
+    match reader(T0 + 20 * DAY).verify_against(&old_shape) {
+        Err(wormlog::Error::CheckpointMismatch { detail }) => {
+            assert!(detail.contains("minimum age"), "{detail}")
+        }
+        other => panic!("a drop dated back held the old-shape checkpoint: {other:?}"),
+    }
+}
+
+/// The sixth red team's false positive: a retention run cut short after its
+/// anchor entry became durable and before it deleted anything (or wrote
+/// its record) is a crash state that dropped nothing; checked against a
+/// checkpoint it was judged a drop, too young for the floor.
+#[test]
+fn a_retention_run_cut_short_before_deleting_holds_a_checkpoint() {
+    let storage = MemStorage::new();
+    let (now, clock) = manual_clock(T0);
+    let log = Log::open(mem_dir(), dropping_options(&storage, clock.clone())).unwrap();
+    for i in 0..150u64 {
+        now.store(T0 + i * SEC, Ordering::SeqCst);
+        log.append(format!("event {i:04} with padding for the segments").as_bytes())
+            .unwrap();
+    }
+    log.seal().unwrap();
+    let cp = log.checkpoint().unwrap();
+    // The run on a copy of the disk; only its anchor file comes back: the
+    // entry durable, no segment deleted, no retention record.
+    let copy = storage.crash_image(Tear::KeepUnsynced, 0);
+    drop(log);
+    let anchor = mem_dir().join("wormlog.anchor");
+    {
+        let log = Log::open(mem_dir(), dropping_options(&copy, clock.clone())).unwrap();
+        now.store(T0 + 200 * SEC, Ordering::SeqCst);
+        assert!(!log
+            .apply_retention(T0 + 200 * SEC)
+            .unwrap()
+            .dropped_segments
+            .is_empty());
+    }
+    storage.write_file(&anchor, copy.read_file(&anchor).unwrap());
+    let options = mem_options(&storage)
+        .clock(clock_at(T0 + 300 * SEC))
+        .verify_min_age(Duration::from_secs(30 * 86_400));
+    let reader = Log::open_read_only(mem_dir(), options).unwrap();
+    reader
+        .verify_against(&cp)
+        .expect("a run that dropped nothing is no drop");
+}
+
 /// The third red team's false positives: a crash state is not tampering.
 /// An anchor entry torn to zeros (sectors lost) and a hold set whose
 /// record the crash kept from being written (the file is written first)
