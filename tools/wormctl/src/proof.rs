@@ -241,11 +241,20 @@ pub fn check_proof(a: CheckProofArgs) -> Result<(), Fail> {
             a.proof.display()
         )));
     }
+    // A proof and a checkpoint that do not go together (another log's, or
+    // another size's) are the operator's pairing, not a forged proof: it
+    // holds against nothing given, exit 2 with what to do instead.
+    let unpaired = |why: String| {
+        Err(Fail::usage(format!(
+            "the proof does not go with this checkpoint: {why}; make a proof against it \
+             (wormctl prove DIR SEQ --checkpoint FILE --pubkey FILE --json)"
+        )))
+    };
     if hex(cp.log_id) != v["log_id"].as_str().unwrap_or("") {
-        return bad("it is for another log".into());
+        return unpaired("it is for another log".into());
     }
     if proof.tree_size != cp.seq {
-        return bad(format!(
+        return unpaired(format!(
             "it is for a tree of {} records, the checkpoint's has {}",
             proof.tree_size, cp.seq
         ));
@@ -313,7 +322,9 @@ pub fn consistency(a: ConsistencyArgs) -> Result<(), Fail> {
     let (new, _) = load_checkpoint(&a.new, &a.pubkey)?;
     let (old_root, new_root) = (root_of(&old, &a.old)?, root_of(&new, &a.new)?);
     if old.log_id != new.log_id {
-        return Err(Fail::tampered("the two checkpoints are of different logs"));
+        return Err(Fail::usage(
+            "the two checkpoints are of different logs: give two checkpoints of one log",
+        ));
     }
     if old.seq > new.seq {
         return Err(Fail::usage(format!(
@@ -335,8 +346,9 @@ pub fn consistency(a: ConsistencyArgs) -> Result<(), Fail> {
         }
     };
     if (proof.old_size, proof.new_size) != (old.seq, new.seq) {
-        return Err(Fail::tampered(format!(
-            "the proof is from {} to {} records, the checkpoints are {} and {}",
+        return Err(Fail::usage(format!(
+            "the proof is from {} to {} records, the checkpoints are {} and {}: make the proof \
+             between these two (wormctl consistency DIR OLD NEW --pubkey FILE --json)",
             proof.old_size, proof.new_size, old.seq, new.seq
         )));
     }
