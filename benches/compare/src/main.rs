@@ -27,6 +27,8 @@
 //! - `blake3`: one thread hashing a 64 MiB buffer (what verify's hashing
 //!   alone costs per byte on one core).
 
+mod cost;
+
 use parking_lot::{Condvar, Mutex};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -621,6 +623,7 @@ fn main() {
     batch_cases(&mut cases);
     buffered_cases(&mut cases);
     read_cases(&mut cases, demo_path);
+    cost::cost_cases(&mut cases);
     #[cfg(feature = "s3")]
     ship_cases(&mut cases, demo_path);
     if let Some(only) = &only {
@@ -738,6 +741,7 @@ fn main() {
         "ship upload (sealed demo log)",
         "the cost of a PUT per 256 records",
     );
+    cost::cost_ratios(&cases);
     ratio(
         &cases,
         "verify / one-thread blake3",
