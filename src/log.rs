@@ -1891,6 +1891,10 @@ fn seal_tick(inner: &Inner) {
     if !shared.take_sealing_due() {
         return;
     }
+    // The tree follows the records before they are compressed: fed from
+    // the raw segment, it need not decompress the sealed file (a failure
+    // is met again by whatever next needs the tree).
+    let _ = merkle::catch_up(shared);
     let sealed = seal::seal_closed_segments(shared);
     let on_roll = shared
         .options
