@@ -1894,7 +1894,14 @@ fn seal_tick(inner: &Inner) {
     // The tree follows the records before they are compressed: fed from
     // the raw segment, it need not decompress the sealed file (a failure
     // is met again by whatever next needs the tree).
-    let _ = merkle::catch_up(shared);
+    let unsealed_closed = {
+        let segs = shared.segments.read();
+        let closed = segs.len().saturating_sub(1);
+        segs[..closed].iter().any(|s| s.sealed.is_none())
+    };
+    if unsealed_closed {
+        let _ = merkle::catch_up(shared);
+    }
     let sealed = seal::seal_closed_segments(shared);
     let on_roll = shared
         .options
