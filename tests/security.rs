@@ -1523,6 +1523,64 @@ fn a_retention_run_cut_short_before_deleting_holds_a_checkpoint() {
         .expect("a run that dropped nothing is no drop");
 }
 
+/// The seventh red team: a re-keyed log whose first era retention dropped,
+/// its anchor entry's sealing state replaced by the new key's fresh state
+/// (no tag yet), so that no recorded tag dated the drop. The state the
+/// dropped records ended in is of a key whose sealing began before them: a
+/// state naming a key whose sealing-started record is kept is forged.
+#[test]
+fn an_anchor_cannot_record_a_later_keys_state_for_a_dropped_era() {
+    let storage = MemStorage::new();
+    let (now, clock) = manual_clock(T0);
+    let options = || dropping_options(&storage, clock.clone());
+    let log = Log::open(mem_dir(), options()).unwrap();
+    let a = log.setup_sealing(EPOCH).unwrap();
+    let mut t = T0;
+    for i in 0..80 {
+        t += 6 * SEC;
+        now.store(t, Ordering::SeqCst);
+        log.append(format!("era A {i:04} with padding for the segments").as_bytes())
+            .unwrap();
+    }
+    log.close().unwrap();
+    assert!(storage.delete_file(&mem_dir().join("wormlog.fss")));
+    t += 60 * SEC;
+    now.store(t, Ordering::SeqCst);
+    let log = Log::open(mem_dir(), options()).unwrap();
+    log.seal().unwrap();
+    let b = log.setup_sealing(EPOCH).unwrap();
+    log.append(b"era B, one record").unwrap();
+    // Ten seconds on, every sealed segment (all of era A) may go.
+    now.store(t + 10 * SEC, Ordering::SeqCst);
+    let report = log.apply_retention(t + 10 * SEC).unwrap();
+    assert!(!report.dropped_segments.is_empty());
+    // The thief takes the host now: no tag of key B after the drop yet.
+    let storage = storage.crash_image(Tear::KeepUnsynced, 0);
+    drop(log);
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    reader
+        .verify_sealed(&[a.clone(), b.clone()])
+        .expect("the honest drop of era A verifies with both keys");
+    drop(reader);
+    let b_id = b.id();
+    let hashes = edit_anchor(&storage, &|e| {
+        if let Some(x) = &mut e.ext {
+            x.sealing = Some(wormlog::format::SealingState {
+                key_id: b_id,
+                last_tag: None,
+            });
+        }
+    });
+    repoint_retention_records(&storage, &hashes);
+    keep_tree_prefix(&storage, &mem_dir(), report.first_seq - 1);
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    let detail = assert_caught(
+        reader.verify_sealed(&[a, b]),
+        "a later key's state recorded",
+    );
+    assert!(detail.contains("sealing began after them"), "{detail}");
+}
+
 /// The third red team's false positives: a crash state is not tampering.
 /// An anchor entry torn to zeros (sectors lost) and a hold set whose
 /// record the crash kept from being written (the file is written first)

@@ -443,6 +443,7 @@ impl<'a> SealCheck<'a> {
         now_ns: u64,
     ) -> Result<Option<SealingReport>> {
         self.check_sealing_dropped(dir, head_seq, key_file)?;
+        self.check_anchored_key_began_before(dir, head_seq)?;
         self.check_key_file_has_its_start(dir, head_seq, key_file)?;
         let Some(key_id) = self
             .key_id
@@ -543,6 +544,34 @@ impl<'a> SealCheck<'a> {
 }
 
 impl SealCheck<'_> {
+    /// The anchor's sealing state is the one the dropped records ended in:
+    /// of a key whose sealing began before the kept start. A state naming a
+    /// key whose sealing-started record the kept log holds is another era's
+    /// (the seventh red team recorded the new key's fresh state over a
+    /// re-keyed log's dropped first era, so that no recorded tag dated the
+    /// drop, and the host's newest_ns passed the auditor's floor).
+    fn check_anchored_key_began_before(&self, dir: &Path, head_seq: u64) -> Result<()> {
+        let Some(Some(state)) = self.anchored else {
+            return Ok(());
+        };
+        if !self.started.contains(&state.key_id) {
+            return Ok(());
+        }
+        Err(Error::corrupt(
+            dir.join(crate::format::names::ANCHOR_FILE),
+            0,
+            Some(head_seq),
+            Corruption::SealBroken {
+                detail: format!(
+                    "the anchor says the dropped records were sealed under key {}, whose \
+                     sealing began after them (the kept log holds its sealing-started record): \
+                     the anchor's sealing state is forged",
+                    hex(state.key_id)
+                ),
+            },
+        ))
+    }
+
     /// A log that starts at seq 1 with a sealing key file but no
     /// sealing-started record. Setup writes that record, makes it durable,
     /// and only then marks the key file announced: an announced key file
