@@ -1948,7 +1948,6 @@ fn flush_tick(inner: &Inner) {
     let _ = inner.writer().and_then(|mut w| w.flush(&inner.shared));
 }
 
-/// The sealing key file, if sealing is set up, moved past the epochs the
 /// The Merkle tree's files as recovery left the log. A reader is not kept
 /// from the records by a derived file it cannot open (a symlink or FIFO
 /// where a tile file belongs): the tree is then unavailable to it, which
@@ -2009,6 +2008,7 @@ fn record_policy_and_clock(shared: &Shared, writer: &mut Writer, head_ns: u64) -
     writer.write_system(shared, &events)
 }
 
+/// The sealing key file, if sealing is set up, moved past the epochs the
 /// log's last tag sealed: a crash between a tag and the key's evolution
 /// leaves the old key, which must not tag those epochs again.
 fn load_sealing_key(shared: &Shared, last_tag: Option<u64>) -> Result<Option<FssKeyFile>> {

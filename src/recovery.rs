@@ -582,6 +582,9 @@ fn scan_from(
                 segment, offset, ..
             })) => repaired.push(RepairDone { segment, offset }),
             Some(Ok(SystemEvent::EpochTag { epoch, .. })) => last_tag_epoch = Some(epoch),
+            // Tags before a sealing-started record are an earlier key's
+            // (a re-keyed log): the key file is not to evolve past them.
+            Some(Ok(SystemEvent::SealingStarted { .. })) => last_tag_epoch = None,
             Some(Ok(e @ SystemEvent::LogState { .. })) => {
                 state.get_or_insert_with(LogState::default).apply(&e)
             }

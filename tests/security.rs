@@ -1581,6 +1581,43 @@ fn an_anchor_cannot_record_a_later_keys_state_for_a_dropped_era() {
     assert!(detail.contains("sealing began after them"), "{detail}");
 }
 
+/// The seventh red team's false positive: a re-key (the key file deleted,
+/// sealing set up again) that a crash cut short after its sealing-started
+/// record and announced key file, then a writer's open epochs later. The
+/// open took the old key's last tag for the new key's and moved the new key
+/// past it: no tags were written, and verify, even without a key, failed
+/// for ever ("the sealing key reached epoch 13, but the log's tags stop at
+/// epoch 0"). Tags before a sealing-started record are an earlier key's.
+#[test]
+fn a_rekey_cut_short_then_a_writer_epochs_later_verifies() {
+    let storage = MemStorage::new();
+    let (now, clock) = manual_clock(T0);
+    let options = |s: &MemStorage| mem_options(s).clock(clock.clone());
+    let log = Log::open(mem_dir(), options(&storage)).unwrap();
+    let a = log.setup_sealing(EPOCH).unwrap();
+    let mut t = T0;
+    for i in 0..12 {
+        t += EPOCH.as_nanos() as u64;
+        now.store(t, Ordering::SeqCst);
+        log.append(format!("era A {i}").as_bytes()).unwrap();
+    }
+    log.close().unwrap();
+    assert!(storage.delete_file(&mem_dir().join("wormlog.fss")));
+    let log = Log::open(mem_dir(), options(&storage)).unwrap();
+    let b = log.setup_sealing(EPOCH).unwrap();
+    // The crash: setup done (its record durable, its key announced), no
+    // close and no tag of the new key yet.
+    let image = storage.crash_image(Tear::KeepUnsynced, 0);
+    drop(log);
+    now.store(t + 10 * EPOCH.as_nanos() as u64, Ordering::SeqCst);
+    let log = Log::open(mem_dir(), options(&image)).unwrap();
+    log.append(b"after the crash").unwrap();
+    log.close().unwrap();
+    let reader = Log::open_read_only(mem_dir(), options(&image)).unwrap();
+    reader.verify().expect("without a key");
+    reader.verify_sealed(&[a, b]).expect("with both keys");
+}
+
 /// The third red team's false positives: a crash state is not tampering.
 /// An anchor entry torn to zeros (sectors lost) and a hold set whose
 /// record the crash kept from being written (the file is written first)
