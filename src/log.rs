@@ -942,6 +942,20 @@ impl Log {
     /// re-key: the log records the new start, and verification takes both
     /// keys).
     pub fn setup_sealing(&self, interval: std::time::Duration) -> Result<VerificationKey> {
+        self.setup_sealing_with(interval, |_| Ok(()))
+    }
+
+    /// [`Log::setup_sealing`], handing the verification key to `keep` (to
+    /// print it, write it off the host) before anything of the setup is
+    /// written: should `keep` fail, nothing is set up, and once the log's
+    /// key file is announced, its verification key has been kept. Without
+    /// this, a crash between the announcement and the caller's own write
+    /// of the returned key lost the key of a log sealed under it.
+    pub fn setup_sealing_with(
+        &self,
+        interval: std::time::Duration,
+        keep: impl FnOnce(&VerificationKey) -> std::io::Result<()>,
+    ) -> Result<VerificationKey> {
         let shared = &self.inner.shared;
         let interval_ns = u64::try_from(interval.as_nanos())
             .ok()
@@ -984,6 +998,7 @@ impl Log {
             announced: false,
         };
         debug_assert_eq!(epoch_of(start_ns, interval_ns, start_ns), 1);
+        keep(&verification).map_err(|e| Error::io("keep the verification key", "", e))?;
         let storage = &*shared.options.storage;
         crate::fss::store(storage, &shared.dir, &key)?;
         writer.write_system(

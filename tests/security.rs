@@ -1618,6 +1618,43 @@ fn a_rekey_cut_short_then_a_writer_epochs_later_verifies() {
     reader.verify_sealed(&[a, b]).expect("with both keys");
 }
 
+/// The seventh red team: `wormctl setup-keys` killed after the log
+/// announced its key and before it showed the key left a log sealed under a
+/// key nobody holds, which no later setup could mend. The key is now handed
+/// to the caller (shown, written, synced) before any of the setup is
+/// written: when `keep` runs there is no key file yet; if it fails, nothing
+/// is set up; a crash right after the setup leaves a log its kept key
+/// verifies.
+#[test]
+fn setup_keeps_the_verification_key_before_announcing_it() {
+    let storage = MemStorage::new();
+    let log = Log::open(mem_dir(), mem_options(&storage)).unwrap();
+    log.append(b"before sealing").unwrap();
+    let fss = mem_dir().join("wormlog.fss");
+    let failed = log.setup_sealing_with(EPOCH, |_| Err(std::io::Error::other("disk full")));
+    assert!(failed.is_err());
+    assert!(storage.read_file(&fss).is_none(), "nothing set up");
+    let kept = std::sync::Mutex::new(None);
+    let key = log
+        .setup_sealing_with(EPOCH, |k| {
+            assert!(
+                storage.read_file(&fss).is_none(),
+                "kept before any key file"
+            );
+            *kept.lock().unwrap() = Some(k.clone());
+            Ok(())
+        })
+        .unwrap();
+    let kept = kept.into_inner().unwrap().expect("the key was kept");
+    assert_eq!(kept.to_text(), key.to_text());
+    let image = storage.crash_image(Tear::LoseUnsynced, 0);
+    drop(log);
+    let reader = Log::open_read_only(mem_dir(), mem_options(&image)).unwrap();
+    reader
+        .verify_sealed(&[kept])
+        .expect("the kept key verifies the log a crash left");
+}
+
 /// The third red team's false positives: a crash state is not tampering.
 /// An anchor entry torn to zeros (sectors lost) and a hold set whose
 /// record the crash kept from being written (the file is written first)

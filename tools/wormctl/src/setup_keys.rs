@@ -70,33 +70,39 @@ pub fn run(a: Args) -> Result<(), Fail> {
         Some(out) => Some(create_secret(out)?),
         None => None,
     };
+    // The key is shown and written to --out (synced) before the log
+    // announces it: a crash after the announcement cannot lose it.
+    let mut o = Out::new();
+    let keep = |key: &wormlog::VerificationKey| -> std::io::Result<()> {
+        let fail = |e: Fail| std::io::Error::other(e.message().to_string());
+        o.line("verification key (shown once; keep it off this host, as secret as a private key):")
+            .map_err(fail)?;
+        o.line(key.to_text()).map_err(fail)?;
+        o.flush().map_err(fail)?;
+        if let Some(f) = out_file.as_mut() {
+            f.write_all(format!("{}\n", key.to_text()).as_bytes())?;
+            f.sync_all()?;
+        }
+        Ok(())
+    };
     let log = crate::open::writer(&a.dir, Options::default());
     let set_up = log.and_then(|log| {
-        let key = log.setup_sealing(a.interval).map_err(Fail::log)?;
-        log.close().map_err(Fail::log)?;
-        Ok(key)
+        log.setup_sealing_with(a.interval, keep)
+            .map_err(Fail::log)?;
+        Ok(log)
     });
-    let key = match set_up {
-        Ok(key) => key,
+    let log = match set_up {
+        Ok(log) => log,
         Err(e) => {
+            // Nothing was set up: the key written to --out seals nothing.
             if let Some(out) = &a.out {
-                drop(out_file.take());
                 let _ = std::fs::remove_file(out);
             }
             return Err(e);
         }
     };
-    let text = format!("{}\n", key.to_text());
-    let mut o = Out::new();
-    // Printed first: should the file's write fail, the key is still seen.
-    o.line("verification key (shown once; keep it off this host, as secret as a private key):")?;
-    o.line(key.to_text())?;
-    o.flush()?;
-    if let (Some(out), Some(f)) = (&a.out, out_file.as_mut()) {
-        f.write_all(text.as_bytes())
-            .and_then(|()| f.sync_all())
-            .map_err(|e| Fail::io(out.display(), e))?;
-    }
+    // Set up and announced: the key is kept, whatever the close does.
+    log.close().map_err(Fail::log)?;
     o.line(format!(
         "forward-secure sealing set up for {}: epochs of {}, sealing key in wormlog.fss",
         out::path_text(&a.dir),
