@@ -1655,6 +1655,71 @@ fn setup_keeps_the_verification_key_before_announcing_it() {
         .expect("the kept key verifies the log a crash left");
 }
 
+/// The seventh red team's false positive: a power cut during a sealed
+/// close's tag kept the tag frame's first sector and lost the next, which
+/// held its kind byte (zeros read as a user record): the log would not
+/// open, and verify called it tampered. A frame head whose kind lies in a
+/// lost (zero) sector is a torn tail: cut, and the log opens and verifies.
+#[test]
+fn a_close_tag_torn_across_a_sector_boundary_is_a_torn_tail() {
+    let mut tried = 0;
+    for pad in (0..600usize).step_by(8) {
+        let storage = MemStorage::new();
+        let log = Log::open(mem_dir(), mem_options(&storage)).unwrap();
+        let key = log.setup_sealing(EPOCH).unwrap();
+        log.append(&vec![b'p'; pad]).unwrap();
+        // The crash comes before the tag is durable: the key file is still
+        // the one before the close evolved it.
+        let fss = mem_dir().join("wormlog.fss");
+        let key_before = storage.read_file(&fss).unwrap();
+        log.close().unwrap();
+        storage.write_file(&fss, key_before);
+        let path = active_segment(&storage);
+        let mut bytes = storage.read_file(&path).unwrap();
+        let recs = records_of(&bytes);
+        let tag = recs.last().unwrap();
+        assert_eq!(
+            tag.kind,
+            RecordKind::EpochTag,
+            "a sealed close ends with its tag"
+        );
+        let mut one = Vec::new();
+        encode_frame(
+            &mut one,
+            1,
+            0,
+            0,
+            tag.kind,
+            &tag.payload,
+            &wormlog::Hash::from_bytes([0; 32]),
+        );
+        let offset = bytes.len() - one.len();
+        let boundary = (offset + 32) / 512 * 512;
+        if boundary <= offset {
+            continue;
+        }
+        tried += 1;
+        for b in &mut bytes[boundary..] {
+            *b = 0;
+        }
+        storage.write_file(&path, bytes);
+        let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+        reader.verify().unwrap_or_else(|e| panic!("pad {pad}: {e}"));
+        drop(reader);
+        let log = Log::open(mem_dir(), mem_options(&storage)).unwrap();
+        log.append(b"after the power cut").unwrap();
+        log.close().unwrap();
+        let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+        reader
+            .verify_sealed(&[key])
+            .unwrap_or_else(|e| panic!("pad {pad}: {e}"));
+    }
+    assert!(
+        tried > 0,
+        "no padding put the tag's kind in the next sector"
+    );
+}
+
 /// The third red team's false positives: a crash state is not tampering.
 /// An anchor entry torn to zeros (sectors lost) and a hold set whose
 /// record the crash kept from being written (the file is written first)
