@@ -198,83 +198,110 @@ fn ratio(s: &SegmentInfo) -> f64 {
     s.bytes_uncompressed as f64 / s.bytes_on_disk.max(1) as f64
 }
 
-// Long by nature: one report, its sections (segments, totals, head,
-// anchor, legal hold, foreign files, accesses) in the order printed, each
-// in text and in JSON from the same values. (Issue 23 asks for it split:
-// not yet.)
+/// What `stat` shows, gathered once for the table and the JSON.
+struct Gathered {
+    log: crate::open::ReadLog,
+    rows: Vec<Row>,
+    anchor: Vec<wormlog::format::AnchorEntry>,
+    hold: Option<String>,
+    foreign: Vec<std::path::PathBuf>,
+    /// Records, bytes on disk and bytes uncompressed, over the segments.
+    totals: (u64, u64, u64),
+    found: Option<DurabilityRecord>,
+    accesses: (Option<u64>, Option<Access>),
+}
+
 pub fn run(a: Args) -> Result<(), Fail> {
     let log = crate::open::read_only(&a.dir)?;
     let rows = rows(&log)?;
-    let head = log.head();
-    let anchor = log.anchor_entries()?;
-    let hold = log.legal_hold()?;
-    let foreign = log.foreign_files()?;
-    let (records, on_disk, raw) = rows.iter().fold((0, 0, 0), |(r, d, u), row| {
+    let totals = rows.iter().fold((0, 0, 0), |(r, d, u), row| {
         (
             r + row.info.records(),
             d + row.info.bytes_on_disk,
             u + row.info.bytes_uncompressed,
         )
     });
-    let dropped_segments: usize = anchor.iter().map(|e| e.dropped.len()).sum();
-    let found = durability_record(&log, &rows)?;
-    let accesses = accesses(&log, &rows, a.accesses)?;
-    let durability = durability_text(&found);
+    let g = Gathered {
+        anchor: log.anchor_entries()?,
+        hold: log.legal_hold()?,
+        foreign: log.foreign_files()?,
+        found: durability_record(&log, &rows)?,
+        accesses: accesses(&log, &rows, a.accesses)?,
+        totals,
+        rows,
+        log,
+    };
     let mut out = Out::new();
     if a.json {
-        let segments: Vec<_> = rows
-            .iter()
-            .map(|r| {
-                let s = &r.info;
-                json!({
-                    "file": s.path.file_name().map(|n| n.to_string_lossy().into_owned()),
-                    "number": s.number,
-                    "state": state(s),
-                    "first_seq": s.first_seq,
-                    "last_seq": s.last_seq,
-                    "records": s.records(),
-                    "first_time": r.times.map(|t| out::rfc3339(t.0)),
-                    "last_time": r.times.map(|t| out::rfc3339(t.1)),
-                    "bytes_on_disk": s.bytes_on_disk,
-                    "bytes_uncompressed": s.bytes_uncompressed,
-                    "ratio": ratio(s),
-                    "last_hash": hex(s.last_hash),
-                })
-            })
-            .collect();
-        let anchor_json: Vec<_> = anchor
-            .iter()
-            .map(|e| {
-                json!({
-                    "time": out::rfc3339(e.time_ns),
-                    "first_seq": e.first_seq,
-                    "prev_hash": hex(e.prev_hash),
-                    "dropped_segments": e.dropped.iter().map(|d| d.segment).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        return out.json(&json!({
-            "dir": a.dir.display().to_string(),
-            "log_id": hex(log.log_id()),
-            "head": {"seq": head.seq, "hash": hex(head.hash), "time": out::rfc3339(head.timestamp_ns)},
-            "segments": segments,
-            "totals": {"segments": rows.len(), "records": records, "bytes_on_disk": on_disk, "bytes_uncompressed": raw},
-            "anchor": anchor_json,
-            "legal_hold": hold,
-            "durability": durability_json(&found),
-            "foreign_files": out::paths_json(&foreign),
-            "accesses": {
-                "count": accesses.0,
-                "counted": accesses.0.is_some(),
-                "last": accesses.1.as_ref().map(|(seq, ns, who, what, why)| json!({
-                    "seq": seq, "time": out::rfc3339(*ns), "who": who, "what": what, "why": why,
-                })),
-            },
-        }));
+        return print_json(&a, &g, &mut out);
     }
+    print_table(&a, &g, &mut out)?;
+    print_summary(&g, &mut out)
+}
+
+/// `stat --json`: one object.
+fn print_json(a: &Args, g: &Gathered, out: &mut Out) -> Result<(), Fail> {
+    let (records, on_disk, raw) = g.totals;
+    let head = g.log.head();
+    let segments: Vec<_> = g
+        .rows
+        .iter()
+        .map(|r| {
+            let s = &r.info;
+            json!({
+                "file": s.path.file_name().map(|n| n.to_string_lossy().into_owned()),
+                "number": s.number,
+                "state": state(s),
+                "first_seq": s.first_seq,
+                "last_seq": s.last_seq,
+                "records": s.records(),
+                "first_time": r.times.map(|t| out::rfc3339(t.0)),
+                "last_time": r.times.map(|t| out::rfc3339(t.1)),
+                "bytes_on_disk": s.bytes_on_disk,
+                "bytes_uncompressed": s.bytes_uncompressed,
+                "ratio": ratio(s),
+                "last_hash": hex(s.last_hash),
+            })
+        })
+        .collect();
+    let anchor_json: Vec<_> = g
+        .anchor
+        .iter()
+        .map(|e| {
+            json!({
+                "time": out::rfc3339(e.time_ns),
+                "first_seq": e.first_seq,
+                "prev_hash": hex(e.prev_hash),
+                "dropped_segments": e.dropped.iter().map(|d| d.segment).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let accesses = &g.accesses;
+    out.json(&json!({
+        "dir": a.dir.display().to_string(),
+        "log_id": hex(g.log.log_id()),
+        "head": {"seq": head.seq, "hash": hex(head.hash), "time": out::rfc3339(head.timestamp_ns)},
+        "segments": segments,
+        "totals": {"segments": g.rows.len(), "records": records, "bytes_on_disk": on_disk, "bytes_uncompressed": raw},
+        "anchor": anchor_json,
+        "legal_hold": g.hold,
+        "durability": durability_json(&g.found),
+        "foreign_files": out::paths_json(&g.foreign),
+        "accesses": {
+            "count": accesses.0,
+            "counted": accesses.0.is_some(),
+            "last": accesses.1.as_ref().map(|(seq, ns, who, what, why)| json!({
+                "seq": seq, "time": out::rfc3339(*ns), "who": who, "what": what, "why": why,
+            })),
+        },
+    }))
+}
+
+/// The table of segments, one line each.
+fn print_table(a: &Args, g: &Gathered, out: &mut Out) -> Result<(), Fail> {
     out.line(format!(
         "log {}  in {}",
-        hex(log.log_id()),
+        hex(g.log.log_id()),
         out::path_text(&a.dir)
     ))?;
     out.line(format!(
@@ -289,7 +316,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
         "raw",
         "ratio"
     ))?;
-    for r in &rows {
+    for r in &g.rows {
         let s = &r.info;
         let (first, last) = match r.times {
             Some((f, l)) => (out::rfc3339_seconds(f), out::rfc3339_seconds(l)),
@@ -312,10 +339,18 @@ pub fn run(a: Args) -> Result<(), Fail> {
             &hex(s.last_hash)[..16],
         ))?;
     }
+    Ok(())
+}
+
+/// The lines after the table: totals, head, anchor, hold, durability,
+/// accesses and files that are not the log's.
+fn print_summary(g: &Gathered, out: &mut Out) -> Result<(), Fail> {
+    let (records, on_disk, raw) = g.totals;
+    let head = g.log.head();
     out.line(format!(
         "total: {} segments ({} sealed), {records} records, {} on disk, {} uncompressed, ratio {:.2}",
-        rows.len(),
-        rows.iter().filter(|r| r.info.sealed).count(),
+        g.rows.len(),
+        g.rows.iter().filter(|r| r.info.sealed).count(),
         out::size(on_disk),
         out::size(raw),
         raw as f64 / on_disk.max(1) as f64
@@ -326,29 +361,42 @@ pub fn run(a: Args) -> Result<(), Fail> {
         out::rfc3339(head.timestamp_ns),
         hex(head.hash)
     ))?;
-    match anchor.last() {
+    let dropped_segments: usize = g.anchor.iter().map(|e| e.dropped.len()).sum();
+    match g.anchor.last() {
         None => out.line("anchor: none (retention has dropped nothing; the chain starts at the genesis hash)")?,
         Some(e) => out.line(format!(
             "anchor: {} retention run(s) dropped {dropped_segments} segment(s); the log continues at seq {} from {}",
-            anchor.len(),
+            g.anchor.len(),
             e.first_seq,
             hex(e.prev_hash)
         ))?,
     }
-    match hold {
+    match &g.hold {
         Some(reason) => out.line(format!(
             "legal hold: SET ({}); retention drops nothing",
-            out::terminal_text(&reason)
+            out::terminal_text(reason)
         ))?,
         None => out.line("legal hold: none")?,
     }
-    out.line(format!("durability: {durability}"))?;
+    out.line(format!("durability: {}", durability_text(&g.found)))?;
+    print_accesses(&g.accesses, out)?;
+    if !g.foreign.is_empty() {
+        out.line(format!(
+            "not wormlog's: {} file(s) the log ignores: {}",
+            g.foreign.len(),
+            out::file_list(&g.foreign)
+        ))?;
+    }
+    Ok(())
+}
+
+fn print_accesses(accesses: &(Option<u64>, Option<Access>), out: &mut Out) -> Result<(), Fail> {
     let counted = match accesses.0 {
         Some(n) => format!("{n}; "),
         None => String::new(),
     };
     match &accesses.1 {
-        None => out.line("accesses recorded: none (dump --as NAME records one)")?,
+        None => out.line("accesses recorded: none (dump --as NAME records one)"),
         Some((seq, ns, who, what, why)) => out.line(format!(
             "accesses recorded: {counted}the last by {} at {} (seq {seq}): {}{}{}",
             out::terminal_text(&format!("{who:?}")),
@@ -364,14 +412,6 @@ pub fn run(a: Args) -> Result<(), Fail> {
             } else {
                 ""
             }
-        ))?,
+        )),
     }
-    if !foreign.is_empty() {
-        out.line(format!(
-            "not wormlog's: {} file(s) the log ignores: {}",
-            foreign.len(),
-            out::file_list(&foreign)
-        ))?;
-    }
-    Ok(())
 }
