@@ -116,25 +116,110 @@ const UNSUPPORTED: &[&str] = &[
 /// Resolves from `env` (a variable's value, if set and not empty) and
 /// `read` (a file's text, if it exists). Pure, so that the precedence is
 /// tested without touching the process's environment or home.
-// Long by nature: it is the AWS CLI's precedence, flag then environment
-// then profile, for each of the files, region, endpoint and keys, in the
-// order the CLI applies them; read top to bottom it is that order, and the
-// refusals (unreadable named files, role or process profiles) sit where
-// the CLI would have gone elsewhere. (Issue 23 asks for it split: not yet.)
+/// The AWS CLI's precedence, flag then environment then profile, for the
+/// files, region, endpoint and keys, in the order the CLI applies them:
+/// the profile's sections first (`profile_of`), then region and endpoint,
+/// then the keys (`keys_of`).
 pub(crate) fn resolve(
     url: &str,
     over: &S3Overrides,
     env: &dyn Fn(&str) -> Option<String>,
     read: &dyn Fn(&Path) -> Result<Option<String>>,
 ) -> Result<Resolved> {
+    let p = profile_of(url, over, env, read)?;
+    let region = over
+        .region
+        .clone()
+        .or_else(|| env("AWS_REGION"))
+        .or_else(|| env("AWS_DEFAULT_REGION"))
+        .or_else(|| p.config_setting("region"))
+        .or_else(|| p.creds_setting("region"))
+        .unwrap_or_else(|| "us-east-1".into());
+    // It goes into the endpoint's host name and the signature: a value
+    // like `evil.example#` must not send the log elsewhere.
+    if region.is_empty()
+        || !region
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(configure(
+            url,
+            format!("region {region:?} is not a region name (letters, digits, - and _)"),
+        ));
+    }
+    let endpoint = over
+        .endpoint
+        .clone()
+        .or_else(|| env("AWS_ENDPOINT_URL_S3"))
+        .or_else(|| env("AWS_ENDPOINT_URL"))
+        .or_else(|| p.config_setting("endpoint_url"))
+        .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+    let (key, secret, token, source) = keys_of(url, over, env, &p)?;
+    Ok(Resolved {
+        endpoint,
+        region,
+        key,
+        secret,
+        token,
+        source,
+    })
+}
+
+/// A profile's sections of the config and credentials files, and what
+/// `resolve` says about them when they fall short.
+struct Profile {
+    name: String,
+    config_path: Option<PathBuf>,
+    creds_path: Option<PathBuf>,
+    config: Option<Vec<(String, String)>>,
+    creds: Option<Vec<(String, String)>>,
+    /// Files that could not be read (named if the keys are then missing).
+    unreadable: Vec<String>,
+}
+
+impl Profile {
+    fn config_setting(&self, name: &str) -> Option<String> {
+        self.config
+            .as_deref()
+            .and_then(|k| get(k, name))
+            .map(str::to_string)
+    }
+    fn creds_setting(&self, name: &str) -> Option<String> {
+        self.creds
+            .as_deref()
+            .and_then(|k| get(k, name))
+            .map(str::to_string)
+    }
+    /// A setting of the profile: the credentials file's, then the config's.
+    fn setting(&self, name: &str) -> Option<String> {
+        self.creds_setting(name)
+            .or_else(|| self.config_setting(name))
+    }
+    fn unreadable_note(&self) -> String {
+        if self.unreadable.is_empty() {
+            String::new()
+        } else {
+            format!(" (unreadable: {})", self.unreadable.join("; "))
+        }
+    }
+}
+
+/// The profile asked for (`--profile`, `AWS_PROFILE`, else `default`) in
+/// the shared config and credentials files.
+fn profile_of(
+    url: &str,
+    over: &S3Overrides,
+    env: &dyn Fn(&str) -> Option<String>,
+    read: &dyn Fn(&Path) -> Result<Option<String>>,
+) -> Result<Profile> {
     let home = env("HOME").map(PathBuf::from);
     let file = |var: &str, default: &str| -> Option<PathBuf> {
         env(var)
             .map(PathBuf::from)
             .or_else(|| home.as_ref().map(|h| h.join(".aws").join(default)))
     };
-    let explicit_profile = over.profile.clone().or_else(|| env("AWS_PROFILE"));
-    let profile = explicit_profile.clone().unwrap_or_else(|| "default".into());
+    let explicit = over.profile.clone().or_else(|| env("AWS_PROFILE"));
+    let name = explicit.clone().unwrap_or_else(|| "default".into());
     let config_path = file("AWS_CONFIG_FILE", "config");
     let creds_path = file("AWS_SHARED_CREDENTIALS_FILE", "credentials");
     // A file that cannot be read counts as missing (as in the AWS CLI: a
@@ -158,81 +243,53 @@ pub(crate) fn resolve(
     // the default's, which may be either; in the credentials file it is
     // `[NAME]`.
     let config = config_text.as_deref().and_then(|t| {
-        section(t, &format!("profile {profile}")).or_else(|| {
-            (profile == "default")
-                .then(|| section(t, "default"))
-                .flatten()
-        })
+        section(t, &format!("profile {name}"))
+            .or_else(|| (name == "default").then(|| section(t, "default")).flatten())
     });
-    let creds = creds_text.as_deref().and_then(|t| section(t, &profile));
-    if explicit_profile.is_some() && config.is_none() && creds.is_none() {
+    let creds = creds_text.as_deref().and_then(|t| section(t, &name));
+    let p = Profile {
+        name,
+        config_path,
+        creds_path,
+        config,
+        creds,
+        unreadable,
+    };
+    if explicit.is_some() && p.config.is_none() && p.creds.is_none() {
         return Err(configure(
             url,
             format!(
-                "profile {profile:?} is in neither {} nor {}{}",
-                shown(&config_path),
-                shown(&creds_path),
-                if unreadable.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (unreadable: {})", unreadable.join("; "))
-                }
+                "profile {:?} is in neither {} nor {}{}",
+                p.name,
+                shown(&p.config_path),
+                shown(&p.creds_path),
+                p.unreadable_note()
             ),
         ));
     }
-    let setting = |keys: &Option<Vec<(String, String)>>, name: &str| {
-        keys.as_deref()
-            .and_then(|k| get(k, name))
-            .map(str::to_string)
-    };
-    let from_profile = |name: &str| setting(&creds, name).or_else(|| setting(&config, name));
-    let region = over
-        .region
-        .clone()
-        .or_else(|| env("AWS_REGION"))
-        .or_else(|| env("AWS_DEFAULT_REGION"))
-        .or_else(|| setting(&config, "region"))
-        .or_else(|| setting(&creds, "region"))
-        .unwrap_or_else(|| "us-east-1".into());
-    // It goes into the endpoint's host name and the signature: a value
-    // like `evil.example#` must not send the log elsewhere.
-    if region.is_empty()
-        || !region
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return Err(configure(
-            url,
-            format!("region {region:?} is not a region name (letters, digits, - and _)"),
-        ));
+    Ok(p)
+}
+
+/// Key, secret, session token and where they came from: the
+/// environment's, unless a profile was named here (an explicit
+/// --profile), as in the AWS CLI; else the profile's static keys.
+fn keys_of(
+    url: &str,
+    over: &S3Overrides,
+    env: &dyn Fn(&str) -> Option<String>,
+    p: &Profile,
+) -> Result<(String, String, Option<String>, String)> {
+    if over.profile.is_none() {
+        if let (Some(k), Some(s)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+            let source = "the environment (AWS_ACCESS_KEY_ID)".to_string();
+            return Ok((k, s, env("AWS_SESSION_TOKEN"), source));
+        }
     }
-    let endpoint = over
-        .endpoint
-        .clone()
-        .or_else(|| env("AWS_ENDPOINT_URL_S3"))
-        .or_else(|| env("AWS_ENDPOINT_URL"))
-        .or_else(|| setting(&config, "endpoint_url"))
-        .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
-    // The environment's keys win over the profile's, as in the AWS CLI,
-    // unless a profile was named here (an explicit --profile).
-    let env_keys = match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
-        (Some(k), Some(s)) if over.profile.is_none() => Some((k, s, env("AWS_SESSION_TOKEN"))),
-        _ => None,
-    };
-    if let Some((key, secret, token)) = env_keys {
-        return Ok(Resolved {
-            endpoint,
-            region,
-            key,
-            secret,
-            token,
-            source: "the environment (AWS_ACCESS_KEY_ID)".into(),
-        });
-    }
+    let profile = &p.name;
     // A profile that says to assume a role or run something means other
     // keys than its static ones, if it has any: the AWS CLI would use
     // those, so using these instead would act as someone else.
-    if let Some(setting) = UNSUPPORTED.iter().find(|s| from_profile(s).is_some()) {
+    if let Some(setting) = UNSUPPORTED.iter().find(|s| p.setting(s).is_some()) {
         return Err(configure(
             url,
             format!(
@@ -243,28 +300,22 @@ pub(crate) fn resolve(
         ));
     }
     match (
-        from_profile("aws_access_key_id"),
-        from_profile("aws_secret_access_key"),
+        p.setting("aws_access_key_id"),
+        p.setting("aws_secret_access_key"),
     ) {
-        (Some(key), Some(secret)) => Ok(Resolved {
-            endpoint,
-            region,
+        (Some(key), Some(secret)) => Ok((
             key,
             secret,
-            token: from_profile("aws_session_token"),
-            source: format!("profile {profile:?}"),
-        }),
+            p.setting("aws_session_token"),
+            format!("profile {profile:?}"),
+        )),
         _ => Err(configure(
             url,
             format!(
                 "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give \
                  profile {profile:?} aws_access_key_id and aws_secret_access_key in {}{}",
-                shown(&creds_path),
-                if unreadable.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (unreadable: {})", unreadable.join("; "))
-                }
+                shown(&p.creds_path),
+                p.unreadable_note()
             ),
         )),
     }
