@@ -1463,12 +1463,9 @@ pub fn compare_local(dir: &Path, target: &S3Target) -> Result<Comparison> {
 /// The walk `verify_remote` and `restore` share: lists the versions, checks
 /// them against the record, and downloads each sealed file into `into`
 /// (kept when `keep`) to check it and link it to the one before. Returns
-/// the report and the last file's number and chain head.
-// Long by nature: one linear pass over a bucket's listing, grouped once by
-// key, whose checks (recorded versions, shadowed or unrecorded objects,
-// each sealed file downloaded, checked and linked to the one before) share
-// the grouping and the running chain head. (Issue 23 asks for it split:
-// not yet.)
+/// the report and the last file's number and chain head. One linear pass
+/// over the listing, grouped once by key (a prefix may hold hundreds of
+/// thousands of objects: checkpoints every minute for a year).
 fn walk_remote(
     target: &S3Target,
     state_dir: Option<&Path>,
@@ -1482,11 +1479,7 @@ fn walk_remote(
         None => Vec::new(),
     };
     let mut report = RemoteReport::default();
-    // Grouped once: a prefix may hold hundreds of thousands of objects
-    // (checkpoints every minute for a year), and the checks below must stay
-    // linear in them.
-    let mut by_key: std::collections::HashMap<&str, Vec<&RemoteVersion>> =
-        std::collections::HashMap::new();
+    let mut by_key: ByKey = std::collections::HashMap::new();
     for v in &all {
         by_key.entry(v.key.as_str()).or_default().push(v);
     }
@@ -1495,25 +1488,9 @@ fn walk_remote(
             report.shadowed.push((*k).to_string());
         }
     }
+    check_recorded(&recorded, &by_key, &mut report)?;
     let recorded_by_key: std::collections::HashMap<&str, &ShippedObject> =
         recorded.iter().map(|o| (o.key.as_str(), o)).collect();
-    for o in &recorded {
-        let v = by_key
-            .get(o.key.as_str())
-            .into_iter()
-            .flatten()
-            .find(|v| v.version_id == o.version_id && !v.delete_marker)
-            .ok_or_else(|| {
-                remote(
-                    "verify",
-                    &o.key,
-                    format!("shipped version {} is gone", o.version_id),
-                )
-            })?;
-        if !v.is_latest {
-            report.shadowed.push(o.key.clone());
-        }
-    }
     // With a record, exactly the versions it names: an object it does not
     // name (a segment "after" the last one shipped, say) may be anyone's,
     // since the chain has no key, and is only reported. Without a record,
@@ -1523,23 +1500,9 @@ fn walk_remote(
         Some(o) => o.version_id == v.version_id,
         None => state_dir.is_none() && v.is_latest,
     };
-    let under = target.key("");
-    report.unrecorded = by_key
-        .iter()
-        .filter(|(k, vs)| {
-            state_dir.is_some()
-                && !recorded_by_key.contains_key(*k)
-                && vs.iter().any(|v| !v.delete_marker)
-                && (k.rsplit('/').next().is_some_and(|n| {
-                    parse_sealed_file_name(n).is_some() || n.starts_with(ANCHOR_FILE)
-                }) || k
-                    .strip_prefix(&under)
-                    .and_then(wormlog::format::merkle::parse_tile_path)
-                    .is_some())
-        })
-        .map(|(k, _)| (*k).to_string())
-        .collect();
-    report.unrecorded.sort();
+    if state_dir.is_some() {
+        report.unrecorded = unrecorded_keys(target, &by_key, &recorded_by_key);
+    }
     // Only keys the shipper writes: a sealed file's name right under the
     // prefix (a look-alike elsewhere is not part of the copy).
     let mut segments: Vec<(u64, &RemoteVersion)> = all
@@ -1569,8 +1532,79 @@ fn walk_remote(
         .iter()
         .max_by_key(|(len, _)| *len)
         .map(|(_, v)| (*v).clone());
+    let prev = fetch_segments(target, into, keep, &segments, &recorded_by_key, &mut report)?;
+    Ok((report, prev))
+}
+
+/// A bucket's versions grouped by key.
+type ByKey<'a> = std::collections::HashMap<&'a str, Vec<&'a RemoteVersion>>;
+
+/// Every version the record names is still there (a later version over
+/// it is reported as shadowing it).
+fn check_recorded(
+    recorded: &[ShippedObject],
+    by_key: &ByKey<'_>,
+    report: &mut RemoteReport,
+) -> Result<()> {
+    for o in recorded {
+        let v = by_key
+            .get(o.key.as_str())
+            .into_iter()
+            .flatten()
+            .find(|v| v.version_id == o.version_id && !v.delete_marker)
+            .ok_or_else(|| {
+                remote(
+                    "verify",
+                    &o.key,
+                    format!("shipped version {} is gone", o.version_id),
+                )
+            })?;
+        if !v.is_latest {
+            report.shadowed.push(o.key.clone());
+        }
+    }
+    Ok(())
+}
+
+/// Objects the shipper would have written (sealed files, anchor lengths,
+/// tiles) that the record does not name: anyone's, reported.
+fn unrecorded_keys(
+    target: &S3Target,
+    by_key: &ByKey<'_>,
+    recorded_by_key: &std::collections::HashMap<&str, &ShippedObject>,
+) -> Vec<String> {
+    let under = target.key("");
+    let mut keys: Vec<String> = by_key
+        .iter()
+        .filter(|(k, vs)| {
+            !recorded_by_key.contains_key(*k)
+                && vs.iter().any(|v| !v.delete_marker)
+                && (k.rsplit('/').next().is_some_and(|n| {
+                    parse_sealed_file_name(n).is_some() || n.starts_with(ANCHOR_FILE)
+                }) || k
+                    .strip_prefix(&under)
+                    .and_then(wormlog::format::merkle::parse_tile_path)
+                    .is_some())
+        })
+        .map(|(k, _)| (*k).to_string())
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// Downloads each chosen sealed file into `into`, checks it against the
+/// record's checksum and alone, and links it to the one before; returns
+/// the last file's number and chain head.
+fn fetch_segments(
+    target: &S3Target,
+    into: &Path,
+    keep: bool,
+    segments: &[(u64, &RemoteVersion)],
+    recorded_by_key: &std::collections::HashMap<&str, &ShippedObject>,
+    report: &mut RemoteReport,
+) -> Result<Option<(u64, wormlog::format::ChainPos)>> {
     let mut prev: Option<(u64, wormlog::format::ChainPos)> = None;
-    for (n, v) in &segments {
+    for (n, v) in segments {
         let name = v.key.rsplit('/').next().unwrap_or(&v.key);
         let path = into.join(name);
         let mut f = std::fs::File::create(&path).map_err(|e| Error::io("create", &path, e))?;
@@ -1612,7 +1646,7 @@ fn walk_remote(
         report.segments += 1;
         prev = Some((*n, r.head));
     }
-    Ok((report, prev))
+    Ok(prev)
 }
 
 /// Deletes one version (what an attacker holding the shipper's credentials
