@@ -80,6 +80,8 @@ struct Summary {
     /// the new segment's first record (each tag must precede any record of
     /// a later epoch, and the opening records are of the epoch of the open).
     leading_tags: u64,
+    /// The commit time of its first record.
+    first_ns: Option<u64>,
     /// Records that make or state the log's state (holds, policy, drops),
     /// in order, for the pass over the whole chain (rules.rs).
     noted: Vec<Noted>,
@@ -333,6 +335,7 @@ fn link_segments(
             check_opening(p, ps, seg, &summary)?;
         }
         let last = seg.number == segments[segments.len() - 1].number;
+        rules.first_record(summary.first_ns);
         rules.segment(seg, &summary.noted, summary.records, last)?;
         report.segments += 1;
         report.sealed_segments += u64::from(seg.sealed.is_some());
@@ -832,6 +835,7 @@ fn check_segment(
         sealed_record: false,
         first_event: None,
         leading_tags: 0,
+        first_ns: None,
         noted: Vec::new(),
     };
     let mut points = PointCheck {
@@ -946,6 +950,9 @@ impl Summary {
                 event: e.clone(),
             }),
             _ => {}
+        }
+        if self.records == 0 {
+            self.first_ns = Some(f.timestamp_ns);
         }
         if self.records == self.leading_tags {
             if matches!(event, Some(SystemEvent::EpochTag { .. })) && self.version >= 3 {

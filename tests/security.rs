@@ -1720,6 +1720,121 @@ fn a_close_tag_torn_across_a_sector_boundary_is_a_torn_tail() {
     );
 }
 
+/// The eighth red team: a re-keyed log (key A's era, the key file
+/// deleted, key B set up in a new segment), A's whole era dropped days
+/// after it was written, under a 30-day policy, and the anchor entry
+/// recording A's state with `state` (no tag, or A's first tag) and a
+/// newest_ns of 1970. No kept tag of A bounds how young the dropped records
+/// were, so the drop is dated by the first kept record: caught with both
+/// keys and the floor. Passed before (exit 0).
+#[test]
+fn a_dropped_era_no_kept_tag_continues_is_dated_by_the_kept_start() {
+    use wormlog::format::{
+        encode_anchor_header, AnchorEntry, AnchorExt, DroppedSegment, SealingState,
+    };
+    let storage = MemStorage::new();
+    let start = an_hour_ago() - 6 * DAY;
+    let (now, clock) = manual_clock(start);
+    let policy = Retention::default()
+        .max_age(Duration::from_secs(400 * 86_400))
+        .min_age(Duration::from_secs(30 * 86_400));
+    let options = || {
+        mem_options(&storage)
+            .clock(clock.clone())
+            .sealing(Sealing::Inline)
+            .segment_bytes_max(8 << 10)
+            .retention(policy.clone())
+    };
+    let log = Log::open(mem_dir(), options()).unwrap();
+    let a = log.setup_sealing(EPOCH).unwrap();
+    let mut t = start;
+    for i in 0..100 {
+        t += 6 * SEC;
+        now.store(t, Ordering::SeqCst);
+        log.append(format!("era A {i:04} with padding for the segments").as_bytes())
+            .unwrap();
+    }
+    log.close().unwrap();
+    assert!(storage.delete_file(&mem_dir().join("wormlog.fss")));
+    t += DAY;
+    now.store(t, Ordering::SeqCst);
+    let log = Log::open(mem_dir(), options()).unwrap();
+    log.seal().unwrap();
+    let b = log.setup_sealing(EPOCH).unwrap();
+    for i in 0..10 {
+        t += 6 * SEC;
+        now.store(t, Ordering::SeqCst);
+        log.append(format!("era B {i}").as_bytes()).unwrap();
+    }
+    let segs = log.segments().unwrap();
+    let kept = segs.last().unwrap().clone();
+    let first = kept.first_seq;
+    let root = log.tree_head_at(first - 1).unwrap().root;
+    log.close().unwrap();
+    // The thief, hours later: A's era gone, the anchor states A's fresh
+    // state and a newest record of 1970, the drop recorded at the tail.
+    let dropped: Vec<_> = segs.iter().filter(|s| s.number < kept.number).collect();
+    for s in &dropped {
+        assert!(storage.delete_file(&s.path), "{}", s.path.display());
+    }
+    let entry = AnchorEntry {
+        time_ns: t,
+        first_seq: first,
+        prev_hash: kept.prev_hash,
+        prev_entry_hash: wormlog::format::anchor_genesis(&active_log_id(&storage)),
+        dropped: dropped
+            .iter()
+            .map(|s| DroppedSegment {
+                segment: s.number,
+                first_seq: s.first_seq,
+                last_seq: s.last_seq,
+                last_hash: s.last_hash,
+            })
+            .collect(),
+        ext: Some(AnchorExt {
+            tree: Some((first - 1, root)),
+            sealing: Some(SealingState {
+                key_id: a.id(),
+                last_tag: None,
+            }),
+            newest_ns: 1_000_000_000,
+        }),
+    };
+    storage.write_file(
+        &mem_dir().join("wormlog.anchor"),
+        [
+            &encode_anchor_header(&active_log_id(&storage))[..],
+            &entry.encode(),
+        ]
+        .concat(),
+    );
+    let drop_record = SystemEvent::RetentionApplied {
+        from_segment: dropped[0].number,
+        to_segment: dropped[dropped.len() - 1].number,
+        first_seq: 1,
+        last_seq: first - 1,
+        anchor_entry_hash: entry.hash(),
+    };
+    append_raw(
+        &storage,
+        &kept.path,
+        RecordKind::RetentionApplied,
+        t,
+        drop_record.encode(),
+    );
+    keep_tree_prefix(&storage, &mem_dir(), first - 1);
+    let floor = Duration::from_secs(30 * 86_400);
+    let options = mem_options(&storage)
+        .clock(clock_at(t + 3600 * SEC))
+        .verify_min_age(floor);
+    let reader = Log::open_read_only(mem_dir(), options).unwrap();
+    let detail = assert_caught(
+        reader.verify_sealed(&[a, b]),
+        "a re-keyed era dropped young",
+    );
+    assert!(detail.contains("minimum age"), "{detail}");
+}
+
 /// The third red team's false positives: a crash state is not tampering.
 /// An anchor entry torn to zeros (sectors lost) and a hold set whose
 /// record the crash kept from being written (the file is written first)

@@ -63,6 +63,10 @@ pub(super) struct ChainRules<'a> {
     /// The tag the anchor entry vouching for the log's start recorded, and
     /// that entry's index: its commit time and policy judge that drop.
     anchored_tag: Option<(usize, RecordedTag)>,
+    /// The anchor entry that vouches for the log's start, if any.
+    vouching: Option<usize>,
+    /// The commit time of the log's first record.
+    first_ns: Option<u64>,
 }
 
 impl<'a> ChainRules<'a> {
@@ -111,6 +115,8 @@ impl<'a> ChainRules<'a> {
             seal,
             strictest: None,
             anchored_tag,
+            vouching,
+            first_ns: None,
         })
     }
 
@@ -275,6 +281,13 @@ impl<'a> ChainRules<'a> {
         Ok(())
     }
 
+    /// The commit time of the log's first record (of its first segment).
+    pub fn first_record(&mut self, ns: Option<u64>) {
+        if self.first_ns.is_none() {
+            self.first_ns = ns;
+        }
+    }
+
     /// After the last segment: the anchor both ways, the hold file, and
     /// sealing (against the key file, or the time now).
     pub fn finish(
@@ -362,8 +375,14 @@ impl<'a> ChainRules<'a> {
                 ));
             }
             let recorded = self.anchored_tag.filter(|(v, _)| *v == i).map(|(_, t)| t);
+            // No kept tag of the dropped era's key: dated by the first kept
+            // record, which no dropped record is younger than.
+            let kept_ns = (self.vouching == Some(i) && self.seal.anchored_era_uncontinued())
+                .then_some(self.first_ns)
+                .flatten()
+                .unwrap_or(0);
             let dated = Dated {
-                recorded_ns: recorded.map_or(0, |t| t.facts.time_ns),
+                recorded_ns: recorded.map_or(0, |t| t.facts.time_ns).max(kept_ns),
                 now_ns,
                 floor_ns,
             };

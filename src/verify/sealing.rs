@@ -74,6 +74,9 @@ pub(super) struct SealCheck<'a> {
     must_meet: Option<(RecordedTag, bool)>,
     /// The ids of the sealing-started records the log holds.
     started: Vec<[u8; 8]>,
+    /// A kept tag of the anchor's recorded key continues its state (no
+    /// sealing-started record before it in the kept log).
+    anchored_continued: bool,
 }
 
 impl<'a> SealCheck<'a> {
@@ -132,7 +135,19 @@ impl<'a> SealCheck<'a> {
             schedule: key.map(|k| (k.start_ns, k.interval_ns)),
             must_meet,
             started: Vec::new(),
+            anchored_continued: false,
         }
+    }
+
+    /// Whether the anchor records a sealing state that no kept tag of its
+    /// key continues: a re-keyed log whose dropped era's key has no tag
+    /// kept. The records the drop removed after that key's last tag (or
+    /// all of them, where it records none) were then sealed by no tag of
+    /// theirs the verifier sees, so nothing bounds how much younger than
+    /// the recorded tag they were (with a continuing tag, about two
+    /// epochs): the drop is dated by the first kept record instead.
+    pub fn anchored_era_uncontinued(&self) -> bool {
+        matches!(self.anchored, Some(Some(_))) && !self.anchored_continued
     }
 
     /// The time a drop is dated by through the anchor's recorded tag `t`,
@@ -246,6 +261,11 @@ impl<'a> SealCheck<'a> {
                 tag,
             } => {
                 self.check_tag(path, n, (*first_epoch, *epoch), tag, version, facts)?;
+                let anchored_key = self.anchored.flatten().map(|s| s.key_id);
+                if self.started.is_empty() && anchored_key.is_some() && anchored_key == self.key_id
+                {
+                    self.anchored_continued = true;
+                }
                 if let Some((t, met)) = &mut self.must_meet {
                     if t.seq == n.before.seq {
                         if (t.first_epoch, t.epoch, t.tag) != (*first_epoch, *epoch, *tag) {

@@ -130,6 +130,16 @@ pub fn prove(a: ProveArgs) -> Result<(), Fail> {
     let (size, root) = match (&a.checkpoint, &a.pubkey) {
         (Some(cp), Some(key)) => {
             let (checkpoint, _) = load_checkpoint(cp, key)?;
+            // Another log's checkpoint is the operator's wrong file, not a
+            // rewritten log (the eighth red team: exit 1, "rewritten").
+            if checkpoint.log_id != log.log_id() {
+                return Err(Fail::usage(format!(
+                    "{}: the checkpoint is of log {}, this is log {}: give a checkpoint of this log",
+                    out::path_text(cp),
+                    hex(checkpoint.log_id),
+                    hex(log.log_id())
+                )));
+            }
             let root = root_of(&checkpoint, cp)?;
             let now = log.tree_head_at(checkpoint.seq)?;
             if now.root != root {

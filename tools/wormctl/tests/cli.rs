@@ -1427,6 +1427,38 @@ fn a_wrong_checkpoint_public_key_is_the_operators_mistake_not_tampering() {
     let changed = work.path().join("changed.txt");
     std::fs::write(&changed, bytes).unwrap();
     expect_code(&verify(&changed, "right.pub"), 1);
+    // The eighth red team: `prove` with another log's checkpoint said the
+    // log was rewritten (exit 1); it is the wrong file (exit 2).
+    let other = work.path().join("other");
+    make_log(&other, 40);
+    let other_cp = work.path().join("other-cp.txt");
+    expect_code(
+        &wormctl(&[
+            "checkpoint",
+            p(&other),
+            "--key",
+            p(&key),
+            "--out",
+            p(&other_cp),
+        ]),
+        0,
+    );
+    let public = work.path().join("right.pub");
+    let o = wormctl(&[
+        "prove",
+        p(&dir),
+        "3",
+        "--checkpoint",
+        p(&other_cp),
+        "--pubkey",
+        p(&public),
+    ]);
+    expect_code(&o, 2);
+    assert!(
+        stderr(&o).contains("checkpoint of this log"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
