@@ -354,6 +354,19 @@ pub enum Error {
         /// The link.
         path: PathBuf,
     },
+    /// None of the verification keys given is the one the log was first
+    /// sealed under: the operator's key is most often another log's or
+    /// another era's. (A log re-sealed under a thief's key reads so too; it
+    /// does not verify either way.)
+    #[error("{path}: the log is sealed under verification key {sealed_under}, and the key(s) given ({}) are not it: give the key setup-keys printed for this log (a re-keyed log needs every era's key); if that is the key you gave, the log was re-sealed under another key", given.join(", "))]
+    NotThisLogsKey {
+        /// Where the log names its key (a segment or the anchor file).
+        path: PathBuf,
+        /// The id of the key the log names, hex.
+        sealed_under: String,
+        /// The ids of the keys given, hex.
+        given: Vec<String>,
+    },
     /// A verification key was given, but the log holds no sealing-started
     /// record and its sealing key file was never announced: a setup cut
     /// short (run `setup-keys` again), or records removed from the setup

@@ -77,6 +77,8 @@ pub(super) struct SealCheck<'a> {
     /// A kept tag of the anchor's recorded key continues its state (no
     /// sealing-started record before it in the kept log).
     anchored_continued: bool,
+    /// A key given has matched a key the log was sealed under.
+    matched: bool,
 }
 
 impl<'a> SealCheck<'a> {
@@ -136,6 +138,18 @@ impl<'a> SealCheck<'a> {
             must_meet,
             started: Vec::new(),
             anchored_continued: false,
+            matched: key.is_some(),
+        }
+    }
+
+    /// No key given is the first key the log was sealed under: the
+    /// operator's key is another log's or another era's (exit 2). A log
+    /// re-sealed under a thief's key reads so too; it fails either way.
+    fn not_this_logs_key(&self, path: &Path, key_id: [u8; 8]) -> Error {
+        Error::NotThisLogsKey {
+            path: path.to_path_buf(),
+            sealed_under: hex(key_id),
+            given: self.keys.iter().map(|k| hex(k.id())).collect(),
         }
     }
 
@@ -181,18 +195,9 @@ impl<'a> SealCheck<'a> {
             return Ok(());
         };
         if self.key.is_none() && !self.keys.is_empty() {
-            return Err(Error::corrupt(
-                anchor_path,
-                0,
-                None,
-                Corruption::SealBroken {
-                    detail: format!(
-                        "the anchor says the dropped records were sealed under verification key \
-                         {}, none of the keys given",
-                        hex(state.key_id)
-                    ),
-                },
-            ));
+            // The first key the log was sealed under, and none given is it:
+            // the operator's key is another log's (or era's), exit 2.
+            return Err(self.not_this_logs_key(anchor_path, state.key_id));
         }
         let (Some(key), Some(t)) = (self.key, state.last_tag) else {
             return Ok(());
@@ -242,6 +247,10 @@ impl<'a> SealCheck<'a> {
                 self.schedule = Some((*start_ns, *interval_ns));
                 self.last_tag = None;
                 self.last_tag_first = None;
+                if self.key.is_none() && !self.keys.is_empty() && !self.matched {
+                    return Err(self.not_this_logs_key(path, *key_id));
+                }
+                self.matched |= self.key.is_some();
                 if self.key.is_none() && !self.keys.is_empty() {
                     return Err(broken(
                         path,

@@ -1461,6 +1461,28 @@ fn a_wrong_checkpoint_public_key_is_the_operators_mistake_not_tampering() {
     );
 }
 
+/// Issue 27: a wrong --verify-key (another log's) exited 1, "TAMPERED OR
+/// CORRUPT: ... none of the keys given". It is the operator's mistake:
+/// exit 2, naming the key the log is sealed under.
+#[test]
+fn another_logs_verification_key_is_the_operators_mistake() {
+    let work = tempfile::tempdir().unwrap();
+    let (one, two) = (work.path().join("one"), work.path().join("two"));
+    for (dir, name) in [(&one, "one.key"), (&two, "two.key")] {
+        make_log(dir, 5);
+        let key = work.path().join(name);
+        expect_code(&wormctl(&["setup-keys", p(dir), "--out", p(&key)]), 0);
+    }
+    let key = |name: &str| work.path().join(name);
+    expect_code(
+        &wormctl(&["verify", p(&one), "--verify-key", p(&key("one.key"))]),
+        0,
+    );
+    let o = wormctl(&["verify", p(&one), "--verify-key", p(&key("two.key"))]);
+    expect_code(&o, 2);
+    assert!(stderr(&o).contains("setup-keys printed"), "{}", stderr(&o));
+}
+
 #[test]
 fn a_closed_stderr_pipe_keeps_the_exit_code() {
     // The error line goes to a pipe nobody reads: the exit code must still
