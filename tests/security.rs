@@ -1835,6 +1835,68 @@ fn a_dropped_era_no_kept_tag_continues_is_dated_by_the_kept_start() {
     assert!(detail.contains("minimum age"), "{detail}");
 }
 
+/// The ninth red team: after 40 days closed, a writer's first tag covers
+/// the gap's epochs and seals the record from before it; records written
+/// after that tag, in the same epoch, went into segments a drop then
+/// removed, with that gap tag recorded as the last dropped tag and a
+/// newest_ns stated from before the gap. The records after a tag were
+/// committed no earlier than its last epoch's start: the drop is dated so.
+/// Passed before (Ok with the key and a 30-day floor).
+#[test]
+fn a_gap_tag_does_not_date_the_records_after_it_back() {
+    let storage = MemStorage::new();
+    let (now, clock) = manual_clock(T0);
+    let policy = Retention::default()
+        .max_age(Duration::from_secs(1))
+        .clock_ahead_max(Duration::from_secs(60 * 86_400));
+    let options = || dropping_options(&storage, clock.clone()).retention(policy.clone());
+    let log = Log::open(mem_dir(), options()).unwrap();
+    let key = log.setup_sealing(EPOCH).unwrap();
+    for i in 0..3 {
+        log.append(format!("before the gap {i}").as_bytes())
+            .unwrap();
+    }
+    log.close().unwrap();
+    let t = T0 + 40 * DAY;
+    now.store(t, Ordering::SeqCst);
+    let log = Log::open(mem_dir(), options()).unwrap();
+    for i in 0..150 {
+        log.append(format!("event {i:04} after the gap, with padding").as_bytes())
+            .unwrap();
+    }
+    log.seal().unwrap();
+    now.store(t + 10 * SEC, Ordering::SeqCst);
+    let report = log.apply_retention(t + 10 * SEC).unwrap();
+    assert!(!report.dropped_segments.is_empty());
+    // The thief takes the host now (no tag after the drop yet).
+    let storage = storage.crash_image(Tear::KeepUnsynced, 0);
+    drop(log);
+    let floor = Duration::from_secs(30 * 86_400);
+    let reader_at = |at: u64| {
+        let options = mem_options(&storage)
+            .clock(clock_at(at))
+            .verify_min_age(floor);
+        Log::open_read_only(mem_dir(), options).unwrap()
+    };
+    // Honest: the drop was of minutes-old records, which the floor refuses.
+    assert_caught(
+        reader_at(t + 3600 * SEC).verify_sealed(std::slice::from_ref(&key)),
+        "honest",
+    );
+    let hashes = edit_anchor(&storage, &|e| {
+        if let Some(x) = &mut e.ext {
+            x.newest_ns = T0;
+        }
+    });
+    repoint_retention_records(&storage, &hashes);
+    keep_tree_prefix(&storage, &mem_dir(), report.first_seq - 1);
+    let detail = assert_caught(
+        reader_at(t + 3600 * SEC).verify_sealed(&[key]),
+        "newest_ns dated back to before the gap",
+    );
+    assert!(detail.contains("minimum age"), "{detail}");
+}
+
 /// The third red team's false positives: a crash state is not tampering.
 /// An anchor entry torn to zeros (sectors lost) and a hold set whose
 /// record the crash kept from being written (the file is written first)

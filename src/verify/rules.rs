@@ -103,7 +103,7 @@ impl<'a> ChainRules<'a> {
         let mut seal = SealCheck::new(keys, key_file, after_retention, anchored, inside);
         seal.check_anchored(&dir.join(ANCHOR_FILE))?;
         let anchored_tag = anchored_tag.map(|(v, mut t)| {
-            t.facts.time_ns = seal.tag_date(&t);
+            t.facts.time_ns = seal.tag_date(&t, anchor.entries[v].0.first_seq - 1);
             (v, t)
         });
         Ok(ChainRules {

@@ -175,17 +175,34 @@ impl<'a> SealCheck<'a> {
     /// by a format-2 writer). Without this a tag a thief makes with the key
     /// it holds, labelled version 2, dated a drop of everything two years
     /// back past the auditor's floor (the fifth red team).
-    pub fn tag_date(&self, t: &RecordedTag) -> u64 {
-        match self.key {
-            Some(key) if t.version < 3 => {
-                let epoch = t.first_epoch.saturating_sub(2).max(1);
-                let start = key
-                    .start_ns
-                    .saturating_add((epoch - 1).saturating_mul(key.interval_ns));
-                t.facts.time_ns.max(start)
-            }
-            _ => t.facts.time_ns,
+    ///
+    /// And where the drop removed records after the tag (its last dropped
+    /// seq `last` is past the record the tag seals), they were committed
+    /// after the tag was written, no earlier than the start of its last
+    /// epoch: a tag that sealed an old record after a long idle or closed
+    /// time (it covers the gap's epochs) would otherwise date a drop of the
+    /// records written after it back to before the gap (the ninth red
+    /// team: 40 days).
+    pub fn tag_date(&self, t: &RecordedTag, last: u64) -> u64 {
+        let Some(key) = self.key else {
+            return t.facts.time_ns;
+        };
+        let start = |epoch: u64| {
+            key.start_ns.saturating_add(
+                epoch
+                    .max(1)
+                    .saturating_sub(1)
+                    .saturating_mul(key.interval_ns),
+            )
+        };
+        let mut date = t.facts.time_ns;
+        if t.version < 3 {
+            date = date.max(start(t.first_epoch.saturating_sub(2)));
         }
+        if last > t.seq {
+            date = date.max(start(t.epoch));
+        }
+        date
     }
 
     /// Checks, with the key, the tag the anchor recorded for the dropped
