@@ -1897,6 +1897,67 @@ fn a_gap_tag_does_not_date_the_records_after_it_back() {
     assert!(detail.contains("minimum age"), "{detail}");
 }
 
+/// The ninth red team's false positive: a retention run cut short between
+/// its deletions, whose range spans a re-key (the new key's sealing-started
+/// record in a segment it had still to delete). The anchor's state is of
+/// the range's end, which the log still holds: the kept records before it
+/// continue no recorded state. Verify called it tampered (the anchored key
+/// "began after" the drop, and the old key's tags checked on the new key's
+/// schedule) until a later run finished the drop.
+#[test]
+fn a_retention_run_cut_short_across_a_rekey_verifies() {
+    let storage = MemStorage::new();
+    let (now, clock) = manual_clock(T0);
+    let options = || dropping_options(&storage, clock.clone());
+    let log = Log::open(mem_dir(), options()).unwrap();
+    let a = log.setup_sealing(EPOCH).unwrap();
+    let mut t = T0;
+    for i in 0..80 {
+        t += 6 * SEC;
+        now.store(t, Ordering::SeqCst);
+        log.append(format!("era A {i:04} with padding for the segments").as_bytes())
+            .unwrap();
+    }
+    log.close().unwrap();
+    assert!(storage.delete_file(&mem_dir().join("wormlog.fss")));
+    t += 60 * SEC;
+    now.store(t, Ordering::SeqCst);
+    let log = Log::open(mem_dir(), options()).unwrap();
+    let b = log.setup_sealing(EPOCH).unwrap();
+    for i in 0..80 {
+        t += 6 * SEC;
+        now.store(t, Ordering::SeqCst);
+        log.append(format!("era B {i:04} with padding for the segments").as_bytes())
+            .unwrap();
+    }
+    log.seal().unwrap();
+    let before = storage.crash_image(Tear::KeepUnsynced, 0);
+    now.store(t + 10 * SEC, Ordering::SeqCst);
+    let report = log.apply_retention(t + 10 * SEC).unwrap();
+    assert!(report.dropped_segments.len() >= 3, "{report:?}");
+    log.close().unwrap();
+    // The crash: only the first segment was deleted; the rest come back.
+    let restored: Vec<_> = before
+        .file_paths()
+        .into_iter()
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            report.dropped_segments[1..]
+                .iter()
+                .any(|n| name.starts_with(&format!("seg-{n:020}")))
+        })
+        .collect();
+    assert!(!restored.is_empty());
+    for p in &restored {
+        storage.write_file(p, before.read_file(p).unwrap());
+    }
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    reader.verify().expect("a run cut short, no key");
+    reader
+        .verify_sealed(&[a, b])
+        .expect("a run cut short, with both keys");
+}
+
 /// The third red team's false positives: a crash state is not tampering.
 /// An anchor entry torn to zeros (sectors lost) and a hold set whose
 /// record the crash kept from being written (the file is written first)

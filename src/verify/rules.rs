@@ -102,6 +102,9 @@ impl<'a> ChainRules<'a> {
             .map(|_| start.seq + 1);
         let mut seal = SealCheck::new(keys, key_file, after_retention, anchored, inside);
         seal.check_anchored(&dir.join(ANCHOR_FILE))?;
+        if inside.is_some() {
+            seal.begin_inside();
+        }
         let anchored_tag = anchored_tag.map(|(v, mut t)| {
             t.facts.time_ns = seal.tag_date(&t, anchor.entries[v].0.first_seq - 1);
             (v, t)

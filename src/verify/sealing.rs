@@ -79,6 +79,10 @@ pub(super) struct SealCheck<'a> {
     anchored_continued: bool,
     /// A key given has matched a key the log was sealed under.
     matched: bool,
+    /// The log starts inside its vouching entry's range (a retention run
+    /// cut short between deletions): the recorded state is of the range's
+    /// end, which the log still holds, not of its start.
+    inside: bool,
 }
 
 impl<'a> SealCheck<'a> {
@@ -139,6 +143,7 @@ impl<'a> SealCheck<'a> {
             started: Vec::new(),
             anchored_continued: false,
             matched: key.is_some(),
+            inside: false,
         }
     }
 
@@ -203,6 +208,29 @@ impl<'a> SealCheck<'a> {
             date = date.max(start(t.epoch));
         }
         date
+    }
+
+    /// After `check_anchored`, for a log that starts inside its vouching
+    /// entry's range (a run cut short): the state the anchor records is of
+    /// the range's end, which the log still holds, so the kept records
+    /// before it continue no recorded state. Their tags are checked with
+    /// whichever key's MAC holds, until a sealing-started record names the
+    /// key; a recorded tag the log holds must still be met where it is, and
+    /// its MAC (and every later tag's) covers what came before it. Without
+    /// this, a crash between a run's deletions across a re-key read as
+    /// tampering (the ninth red team).
+    pub fn begin_inside(&mut self) {
+        if !matches!(self.anchored, Some(Some(_))) {
+            return;
+        }
+        self.inside = true;
+        self.key = None;
+        self.key_id = None;
+        self.schedule = None;
+        self.next_epoch = None;
+        self.last_tag = None;
+        self.last_tag_first = None;
+        self.cached = None;
     }
 
     /// Checks, with the key, the tag the anchor recorded for the dropped
@@ -377,9 +405,9 @@ impl<'a> SealCheck<'a> {
             }
         }
         // (Bounded: a forged epoch must not make each key evolve for ever.)
-        if self.must_meet.is_some()
+        if (self.must_meet.is_some() || self.inside)
             && self.key_id.is_none()
-            && self.keys.len() > 1
+            && (self.keys.len() > 1 || self.inside)
             && first < 1 << 20
         {
             // A run cut short left tags whose sealing-started record is
@@ -403,6 +431,15 @@ impl<'a> SealCheck<'a> {
                     self.cached = None;
                 }
                 self.key = Some(k);
+            } else if self.inside && self.key.is_none() && !self.keys.is_empty() {
+                return Err(broken(
+                    path,
+                    n,
+                    format!(
+                        "the tag of epochs {first}..={last} matches none of the verification \
+                         keys given"
+                    ),
+                ));
             }
         }
         let Some(key) = self.key else {
@@ -440,7 +477,7 @@ impl<'a> SealCheck<'a> {
     /// the first on; with one, continuity cannot be shown, and the seal is
     /// broken.
     fn tag_without_start(&self, path: &Path, n: &Noted) -> Result<()> {
-        if self.must_meet.is_some() {
+        if self.must_meet.is_some() || self.inside {
             return Ok(());
         }
         let detail = match self.anchored {
@@ -600,7 +637,7 @@ impl SealCheck<'_> {
         let Some(Some(state)) = self.anchored else {
             return Ok(());
         };
-        if !self.started.contains(&state.key_id) {
+        if self.inside || !self.started.contains(&state.key_id) {
             return Ok(());
         }
         Err(Error::corrupt(
