@@ -323,7 +323,7 @@ pub enum Error {
     /// Retention was asked to run at a time too far ahead of the log's last
     /// record (see `Retention::clock_ahead_max`).
     #[error(
-        "retention refused: the time given ({now_ns} ns) is more than {bound_ns} ns ahead of the log's last record ({last_ns} ns); check the clock, or raise Retention::clock_ahead_max (recorded in the log)"
+        "retention refused: the time given ({now_ns} ns) is more than {bound_ns} ns ahead of the log's last record ({last_ns} ns). If the log has only been idle that long, append a record (or run retention from the log's own writer, whose time moves on while it runs) and run it again: ages are measured from the log's own time, so that a clock set forward cannot age segments; otherwise check the clock"
     )]
     ClockAhead {
         /// The time retention was asked to run at, ns since the Unix epoch.
