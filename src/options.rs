@@ -185,6 +185,7 @@ pub struct Options {
     pub(crate) preallocate: bool,
     pub(crate) shipping: Option<Shipping>,
     pub(crate) verify_min_age: Option<Duration>,
+    pub(crate) verify_as_copy: bool,
     pub(crate) background_threads: usize,
 }
 
@@ -211,6 +212,7 @@ impl Default for Options {
             preallocate: false,
             shipping: None,
             verify_min_age: None,
+            verify_as_copy: false,
             background_threads: crate::background::THREADS_DEFAULT,
         }
     }
@@ -237,6 +239,7 @@ impl fmt::Debug for Options {
             .field("preallocate", &self.preallocate)
             .field("shipping", &self.shipping)
             .field("verify_min_age", &self.verify_min_age)
+            .field("verify_as_copy", &self.verify_as_copy)
             .field("background_threads", &self.background_threads)
             .finish_non_exhaustive()
     }
@@ -396,6 +399,18 @@ impl Options {
     /// off the host is not.
     pub fn verify_min_age(mut self, floor: Duration) -> Self {
         self.verify_min_age = Some(floor);
+        self
+    }
+
+    /// Verify the directory as a copy of a log (a restore from its bucket,
+    /// a backup): a copy has no sealing key file (it never leaves the
+    /// host), which on the host itself would show records removed after
+    /// the last tag. A copy is checked through its last tag, and the report
+    /// says how many records after it are unsealed; what the host wrote
+    /// after the copy was made, a copy cannot show. The verifier says so;
+    /// nothing on disk can (a flag there would be the thief's).
+    pub fn verify_as_copy(mut self, yes: bool) -> Self {
+        self.verify_as_copy = yes;
         self
     }
 

@@ -319,6 +319,7 @@ fn link_segments(
 ) -> Result<ChainPos> {
     let key_file = crate::fss::load(&*shared.options.storage, &shared.dir)?;
     let mut rules = ChainRules::new(anchor, keys, key_file.as_ref(), start, &shared.dir)?;
+    rules.as_copy(shared.options.verify_as_copy);
     let mut prev: Option<(&Segment, Summary)> = None;
     let mut expect = ChainPos {
         timestamp_ns: 0,

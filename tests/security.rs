@@ -1958,6 +1958,55 @@ fn a_retention_run_cut_short_across_a_rekey_verifies() {
         .expect("a run cut short, with both keys");
 }
 
+/// Issue 27: a faithful copy of a sealed log (a restore from its bucket, a
+/// backup) has no sealing key file, and verify with the key called it cut
+/// back ("the sealing key file is missing"). Verified as a copy (the
+/// verifier's word, `Options::verify_as_copy`, `wormctl verify --copy`),
+/// it verifies through its last tag; a record edited in it still fails.
+#[test]
+fn a_copy_without_the_key_file_verifies_as_a_copy() {
+    let storage = MemStorage::new();
+    let (now, clock) = manual_clock(T0);
+    let log = Log::open(mem_dir(), mem_options(&storage).clock(clock.clone())).unwrap();
+    let key = log.setup_sealing(EPOCH).unwrap();
+    for i in 0..20u64 {
+        now.store(T0 + i * 10 * SEC, Ordering::SeqCst);
+        log.append(format!("event {i}").as_bytes()).unwrap();
+    }
+    log.close().unwrap();
+    let copy = storage.crash_image(Tear::KeepUnsynced, 0);
+    assert!(copy.delete_file(&mem_dir().join("wormlog.fss")));
+    let later = clock_at(T0 + 30 * DAY);
+    let reader = Log::open_read_only(mem_dir(), mem_options(&copy).clock(later.clone())).unwrap();
+    assert_caught(
+        reader.verify_sealed(std::slice::from_ref(&key)),
+        "no key file, not said a copy",
+    );
+    let as_copy = mem_options(&copy).clock(later).verify_as_copy(true);
+    let reader = Log::open_read_only(mem_dir(), as_copy.clone()).unwrap();
+    let report = reader
+        .verify_sealed(std::slice::from_ref(&key))
+        .expect("a faithful copy");
+    let sealing = report.sealing.unwrap();
+    assert!(sealing.checked && sealing.sealed_through_seq.is_some());
+    drop(reader);
+    let path = active_segment(&copy);
+    let bytes = copy.read_file(&path).unwrap();
+    let recs: Vec<Rec> = records_of(&bytes)
+        .into_iter()
+        .map(|r| match r.payload.as_slice() {
+            b"event 3" => Rec {
+                payload: b"EVIL 3".to_vec(),
+                ..r
+            },
+            _ => r,
+        })
+        .collect();
+    copy.write_file(&path, rewritten(&bytes, &recs, &|_, _, _| unreachable!()));
+    let reader = Log::open_read_only(mem_dir(), as_copy).unwrap();
+    assert_caught(reader.verify_sealed(&[key]), "an edited copy");
+}
+
 /// The third red team's false positives: a crash state is not tampering.
 /// An anchor entry torn to zeros (sectors lost) and a hold set whose
 /// record the crash kept from being written (the file is written first)

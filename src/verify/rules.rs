@@ -284,6 +284,11 @@ impl<'a> ChainRules<'a> {
         Ok(())
     }
 
+    /// The log is checked as a copy (`Options::verify_as_copy`).
+    pub fn as_copy(&mut self, yes: bool) {
+        self.seal.as_copy = yes;
+    }
+
     /// The commit time of the log's first record (of its first segment).
     pub fn first_record(&mut self, ns: Option<u64>) {
         if self.first_ns.is_none() {

@@ -34,6 +34,11 @@ pub struct Args {
     /// the log states (what the host wrote once everything sealed is gone).
     #[arg(long = "min-age", value_name = "DURATION", value_parser = crate::out::parse_duration)]
     min_age: Option<std::time::Duration>,
+    /// The directory is a copy of a log (a restore from its bucket, a
+    /// backup), which has no sealing key file: check it through its last
+    /// tag (what the host wrote after the copy, a copy cannot show).
+    #[arg(long)]
+    copy: bool,
     /// Print the summary as one JSON object.
     #[arg(long)]
     json: bool,
@@ -152,6 +157,7 @@ fn check(a: &Args) -> Result<(), Fail> {
     if let Some(floor) = a.min_age {
         options = options.verify_min_age(floor);
     }
+    options = options.verify_as_copy(a.copy);
     let log = crate::open::read_only_with(&a.path, options)?;
     let bar = progress_bar();
     let progress = |p: VerifyProgress| {
