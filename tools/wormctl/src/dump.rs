@@ -361,8 +361,72 @@ pub fn run(a: Args) -> Result<(), Fail> {
             None => return Ok(()),
         }
     }
+    if a.lines.is_none() {
+        return print_around_damage(&log, start, &filter, &mut printer);
+    }
     let open = || Ok(log.read(start..=filter.to)?);
     print_from(open, &filter, &mut printer, Fail::log, a.lines)
+}
+
+/// Every readable record of a log directory from `start`, in order: where
+/// a record cannot be read (damage, a changed byte), the damage is said on
+/// standard error where it lies and the dump goes on at the next record it
+/// can read, so that forensics gets everything readable (issue 27: the
+/// dump stopped at the first damage). Exit 1 after, if any was found.
+fn print_around_damage(
+    log: &wormlog::Log,
+    start: u64,
+    filter: &Filter,
+    printer: &mut Printer,
+) -> Result<(), Fail> {
+    let mut from = start;
+    let mut damage: Option<Fail> = None;
+    // The run of unreadable records being passed: first, last, where, why.
+    let mut run: Option<(u64, u64, String)> = None;
+    let say = |run: &mut Option<(u64, u64, String)>| {
+        if let Some((first, last, why)) = run.take() {
+            let which = match first == last {
+                true => format!("record {first}"),
+                false => format!("records {first}..={last}"),
+            };
+            eprintln!("wormctl: -- {which} cannot be read: {why} --");
+        }
+    };
+    'reading: while from <= filter.to {
+        for r in log.read(from..=filter.to)? {
+            let r = match r {
+                Ok(r) => r,
+                Err(e) => {
+                    let at = match &e {
+                        wormlog::Error::Corrupt { seq: Some(s), .. } => (*s).max(from),
+                        _ => from,
+                    };
+                    match &mut run {
+                        Some((_, last, _)) if *last + 1 == at => *last = at,
+                        _ => {
+                            say(&mut run);
+                            run = Some((at, at, e.to_string()));
+                        }
+                    }
+                    damage.get_or_insert(Fail::log(e));
+                    // On with the next record (the first of the next
+                    // readable frame, when a whole frame is damaged).
+                    from = at + 1;
+                    continue 'reading;
+                }
+            };
+            say(&mut run);
+            from = r.seq() + 1;
+            match filter.step(&r) {
+                Step::Stop => break 'reading,
+                Step::Skip => {}
+                Step::Print => printer.record(&r)?,
+            }
+        }
+        break;
+    }
+    say(&mut run);
+    damage.map_or(Ok(()), Err)
 }
 
 /// What a dump reads, in words, for its access record.

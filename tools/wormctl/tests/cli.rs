@@ -1483,6 +1483,38 @@ fn another_logs_verification_key_is_the_operators_mistake() {
     assert!(stderr(&o).contains("setup-keys printed"), "{}", stderr(&o));
 }
 
+/// Issue 27: dump of a log with one damaged record printed the records up
+/// to it and stopped. Forensics needs everything readable: the records
+/// after the damage are printed too, the unreadable ones said on stderr
+/// where they lie, and the exit code still says damage (1).
+#[test]
+fn dump_prints_every_readable_record_around_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = make_log(dir.path(), 300);
+    let users: Vec<_> = records.iter().filter(|r| !r.is_system()).collect();
+    // A byte in the middle of the first sealed file: a frame of it cannot
+    // be read, the frames after it can.
+    let sealed = files_with(dir.path(), ".wlog.zst")[0].clone();
+    let size = std::fs::metadata(&sealed).unwrap().len();
+    let mut perms = std::fs::metadata(&sealed).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&sealed, perms).unwrap();
+    flip_payload_byte(&sealed, size / 2);
+    let o = wormctl(&["dump", "--json", "--no-pager", p(dir.path())]);
+    // A line per unreadable run, then the usual one-line verdict.
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot be read"), "{}", stderr(&o));
+    let printed = json_lines(&o);
+    assert!(printed.len() < users.len(), "a record is unreadable");
+    let last_printed = printed.last().unwrap()["seq"].as_u64().unwrap();
+    assert_eq!(
+        last_printed,
+        users.last().unwrap().seq(),
+        "records after the damage are printed"
+    );
+}
+
 #[test]
 fn a_closed_stderr_pipe_keeps_the_exit_code() {
     // The error line goes to a pipe nobody reads: the exit code must still
