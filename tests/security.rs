@@ -2007,6 +2007,105 @@ fn a_copy_without_the_key_file_verifies_as_a_copy() {
     assert_caught(reader.verify_sealed(&[key]), "an edited copy");
 }
 
+/// The tenth red team: segments from before sealing was set up, dropped
+/// seconds after they were written, under an anchor entry that truthfully
+/// records no sealing state and states a newest record of 400 days ago.
+/// No recorded tag dates such a drop: with a key given it is dated by the
+/// first kept record (sealed by the kept tags). Passed before (Ok with the
+/// key and a 365-day floor).
+#[test]
+fn a_drop_from_before_sealing_is_dated_by_the_kept_start() {
+    use wormlog::format::{encode_anchor_header, AnchorEntry, AnchorExt, DroppedSegment};
+    let storage = MemStorage::new();
+    let start = an_hour_ago();
+    let (now, clock) = manual_clock(start);
+    let options = || {
+        mem_options(&storage)
+            .clock(clock.clone())
+            .sealing(Sealing::Manual)
+    };
+    let log = Log::open(mem_dir(), options()).unwrap();
+    for i in 0..10 {
+        log.append(format!("before sealing {i}").as_bytes())
+            .unwrap();
+    }
+    log.seal().unwrap();
+    let key = log.setup_sealing(EPOCH).unwrap();
+    let mut t = start;
+    for i in 0..5 {
+        t += EPOCH.as_nanos() as u64;
+        now.store(t, Ordering::SeqCst);
+        log.append(format!("sealed {i}").as_bytes()).unwrap();
+    }
+    let segs = log.segments().unwrap();
+    let (dropped, kept) = (segs[0].clone(), segs[1].clone());
+    let root = log.tree_head_at(kept.first_seq - 1).unwrap().root;
+    log.close().unwrap();
+    // The thief: segment 1 gone, an entry recording no sealing state and a
+    // newest record of 400 days ago, the drop recorded at the tail.
+    assert!(storage.delete_file(&dropped.path));
+    let log_id = active_log_id(&storage);
+    let entry = AnchorEntry {
+        time_ns: t,
+        first_seq: kept.first_seq,
+        prev_hash: kept.prev_hash,
+        prev_entry_hash: wormlog::format::anchor_genesis(&log_id),
+        dropped: vec![DroppedSegment {
+            segment: dropped.number,
+            first_seq: dropped.first_seq,
+            last_seq: dropped.last_seq,
+            last_hash: dropped.last_hash,
+        }],
+        ext: Some(AnchorExt {
+            tree: Some((kept.first_seq - 1, root)),
+            sealing: None,
+            newest_ns: start - 400 * DAY,
+        }),
+    };
+    storage.write_file(
+        &mem_dir().join("wormlog.anchor"),
+        [&encode_anchor_header(&log_id)[..], &entry.encode()].concat(),
+    );
+    let drop_record = SystemEvent::RetentionApplied {
+        from_segment: dropped.number,
+        to_segment: dropped.number,
+        first_seq: 1,
+        last_seq: kept.first_seq - 1,
+        anchor_entry_hash: entry.hash(),
+    };
+    let policy = SystemEvent::RetentionPolicySet {
+        policy: Some(wormlog::format::RetentionRule {
+            max_age_ns: 1,
+            max_total_bytes: 0,
+            min_age_ns: 365 * DAY,
+            clock_ahead_max_ns: DAY,
+        }),
+    };
+    let active = active_segment(&storage);
+    append_raw(
+        &storage,
+        &active,
+        RecordKind::RetentionPolicySet,
+        t,
+        policy.encode(),
+    );
+    append_raw(
+        &storage,
+        &active,
+        RecordKind::RetentionApplied,
+        t,
+        drop_record.encode(),
+    );
+    keep_tree_prefix(&storage, &mem_dir(), kept.first_seq - 1);
+    let floor = Duration::from_secs(365 * 86_400);
+    let options = mem_options(&storage)
+        .clock(clock_at(t + 60 * SEC))
+        .verify_min_age(floor);
+    let reader = Log::open_read_only(mem_dir(), options).unwrap();
+    let detail = assert_caught(reader.verify_sealed(&[key]), "a drop from before sealing");
+    assert!(detail.contains("minimum age"), "{detail}");
+}
+
 /// The third red team's false positives: a crash state is not tampering.
 /// An anchor entry torn to zeros (sectors lost) and a hold set whose
 /// record the crash kept from being written (the file is written first)

@@ -383,9 +383,13 @@ impl<'a> ChainRules<'a> {
                 ));
             }
             let recorded = self.anchored_tag.filter(|(v, _)| *v == i).map(|(_, t)| t);
-            // No kept tag of the dropped era's key: dated by the first kept
-            // record, which no dropped record is younger than.
-            let kept_ns = (self.vouching == Some(i) && self.seal.anchored_era_uncontinued())
+            // No recorded tag dates the drop (none recorded: the dropped
+            // records came before sealing was set up, say), or no kept tag
+            // of the dropped era's key continues it: with a key given, the
+            // drop is dated by the first kept record, which no dropped
+            // record is younger than and which the kept tags seal.
+            let undated = recorded.is_none() || self.seal.anchored_era_uncontinued();
+            let kept_ns = (self.vouching == Some(i) && undated && self.seal.has_keys())
                 .then_some(self.first_ns)
                 .flatten()
                 .unwrap_or(0);

@@ -161,6 +161,11 @@ impl<'a> SealCheck<'a> {
         }
     }
 
+    /// Whether verification keys were given.
+    pub fn has_keys(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
     /// Whether the anchor records a sealing state that no kept tag of its
     /// key continues: a re-keyed log whose dropped era's key has no tag
     /// kept. The records the drop removed after that key's last tag (or
