@@ -82,6 +82,9 @@ struct Summary {
     leading_tags: u64,
     /// The commit time of its first record.
     first_ns: Option<u64>,
+    /// The commit time of the first record (not a tag) since its last tag,
+    /// or since its start: what the next tag covers from.
+    since_tag_ns: Option<u64>,
     /// Records that make or state the log's state (holds, policy, drops),
     /// in order, for the pass over the whole chain (rules.rs).
     noted: Vec<Noted>,
@@ -338,6 +341,7 @@ fn link_segments(
         let last = seg.number == segments[segments.len() - 1].number;
         rules.first_record(summary.first_ns);
         rules.segment(seg, &summary.noted, summary.records, last)?;
+        rules.segment_end(summary.since_tag_ns);
         report.segments += 1;
         report.sealed_segments += u64::from(seg.sealed.is_some());
         report.records += summary.records;
@@ -837,6 +841,7 @@ fn check_segment(
         first_event: None,
         leading_tags: 0,
         first_ns: None,
+        since_tag_ns: None,
         noted: Vec::new(),
     };
     let mut points = PointCheck {
@@ -949,8 +954,15 @@ impl Summary {
                 timestamp_ns: f.timestamp_ns,
                 before,
                 event: e.clone(),
+                covered_from_ns: self.since_tag_ns,
             }),
             _ => {}
+        }
+        match &event {
+            Some(SystemEvent::EpochTag { .. }) => self.since_tag_ns = None,
+            _ => {
+                self.since_tag_ns.get_or_insert(f.timestamp_ns);
+            }
         }
         if self.records == 0 {
             self.first_ns = Some(f.timestamp_ns);

@@ -28,6 +28,10 @@ pub(super) struct Noted {
     /// The chain position just before the record (what a tag seals).
     pub before: ChainPos,
     pub event: SystemEvent,
+    /// For an epoch tag: the commit time of the first record (not a tag)
+    /// after the tag before it in the same segment, or after the
+    /// segment's start: the oldest record it covers there.
+    pub covered_from_ns: Option<u64>,
 }
 
 /// A retention-applied record and the policy in force when it was written.
@@ -282,6 +286,12 @@ impl<'a> ChainRules<'a> {
             ));
         }
         Ok(())
+    }
+
+    /// After a segment: the first record since its last tag (or its
+    /// start), which the next tag, in a later segment, covers from.
+    pub fn segment_end(&mut self, since_tag_ns: Option<u64>) {
+        self.seal.segment_end(since_tag_ns);
     }
 
     /// The log is checked as a copy (`Options::verify_as_copy`).

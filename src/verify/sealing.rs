@@ -85,6 +85,12 @@ pub(super) struct SealCheck<'a> {
     inside: bool,
     /// The verifier checks a copy (`Options::verify_as_copy`): no key file.
     pub as_copy: bool,
+    /// The first record (not a tag) since the last tag, in an earlier
+    /// segment: what the next tag covers from.
+    carry_ns: Option<u64>,
+    /// The commit time of the last sealing-started record: no tag of its
+    /// key covers a record before it.
+    started_ns: u64,
 }
 
 impl<'a> SealCheck<'a> {
@@ -147,6 +153,8 @@ impl<'a> SealCheck<'a> {
             matched: key.is_some(),
             inside: false,
             as_copy: false,
+            carry_ns: None,
+            started_ns: 0,
         }
     }
 
@@ -159,6 +167,11 @@ impl<'a> SealCheck<'a> {
             sealed_under: hex(key_id),
             given: self.keys.iter().map(|k| hex(k.id())).collect(),
         }
+    }
+
+    /// After a segment (see `ChainRules::segment_end`).
+    pub fn segment_end(&mut self, since_tag_ns: Option<u64>) {
+        self.carry_ns = self.carry_ns.or(since_tag_ns);
     }
 
     /// Whether verification keys were given.
@@ -296,6 +309,7 @@ impl<'a> SealCheck<'a> {
             } => {
                 self.key_id = Some(*key_id);
                 self.started.push(*key_id);
+                self.started_ns = n.timestamp_ns;
                 self.key = self.keys.iter().find(|k| k.id() == *key_id);
                 self.schedule = Some((*start_ns, *interval_ns));
                 self.last_tag = None;
@@ -323,6 +337,7 @@ impl<'a> SealCheck<'a> {
                 tag,
             } => {
                 self.check_tag(path, n, (*first_epoch, *epoch), tag, version, facts)?;
+                self.carry_ns = None;
                 let anchored_key = self.anchored.flatten().map(|s| s.key_id);
                 if self.started.is_empty() && anchored_key.is_some() && anchored_key == self.key_id
                 {
@@ -439,6 +454,7 @@ impl<'a> SealCheck<'a> {
                     self.cached = None;
                 }
                 self.key = Some(k);
+                self.schedule = self.schedule.or(Some((k.start_ns, k.interval_ns)));
             } else if self.inside && self.key.is_none() && !self.keys.is_empty() {
                 return Err(broken(
                     path,
@@ -472,6 +488,44 @@ impl<'a> SealCheck<'a> {
                     "the tag of epochs {first}..={last} does not match the verification key: \
                      records {from}..={} were changed, inserted, deleted or reordered",
                     n.before.seq
+                ),
+            ));
+        }
+        self.check_covered(path, n, (first, last), version)
+    }
+
+    /// The oldest record a version-3 tag covers (the first, not a tag,
+    /// since the tag before it, or since its key's sealing-started record)
+    /// was committed no more than one epoch before its first epoch: every
+    /// tag is written once its epochs have ended, before any later record
+    /// (a sealed close's tag, within its own epoch: the next tag then
+    /// covers records of the epoch before its first). Without this, one tag
+    /// made with the key of the theft's epoch covered records many epochs
+    /// older whose own tags the thief had removed (the tenth red team, in a
+    /// log made to look like a retention run cut short).
+    fn check_covered(
+        &self,
+        path: &Path,
+        n: &Noted,
+        (first, last): (u64, u64),
+        version: u16,
+    ) -> Result<()> {
+        let (Some((start, interval)), true) = (self.schedule, version >= 3) else {
+            return Ok(());
+        };
+        let Some(oldest) = self.carry_ns.or(n.covered_from_ns) else {
+            return Ok(());
+        };
+        let oldest = oldest.max(self.started_ns);
+        let committed = epoch_of(start, interval, oldest);
+        if committed + 1 < first {
+            return Err(broken(
+                path,
+                n,
+                format!(
+                    "the tag of epochs {first}..={last} covers records from epoch {committed}, \
+                     more than one before its first: their own tags were removed, and they \
+                     were sealed with a later key"
                 ),
             ));
         }
