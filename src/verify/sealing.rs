@@ -896,3 +896,65 @@ fn broken(path: &Path, n: &Noted, detail: String) -> Error {
         Corruption::SealBroken { detail },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{ChainPos, Hash};
+
+    /// A tag (with a valid MAC) in a log that starts inside its entry's
+    /// range, over `before`, covering records from `covered_from_ns`.
+    fn tag_covering(covered_from_ns: u64) -> Result<()> {
+        let vk = VerificationKey {
+            key: [3; 32],
+            start_ns: 0,
+            interval_ns: 60,
+        };
+        let keys = [vk.clone()];
+        let state = SealingState {
+            key_id: vk.id(),
+            last_tag: None,
+        };
+        let mut seal = SealCheck::new(&keys, None, true, Some(Some(state)), Some(10));
+        seal.begin_inside();
+        // The record the tag seals, in epoch 10; the tag, of epoch 10.
+        let before = ChainPos {
+            seq: 11,
+            hash: Hash::from_bytes([5; 32]),
+            timestamp_ns: 9 * 60 + 1,
+        };
+        let facts = TagFacts {
+            time_ns: before.timestamp_ns,
+            floor: None,
+        };
+        let tag = epoch_tag_for(3, &key_at(&vk.key, 10), 10, 10, 11, &before.hash, &facts);
+        let n = Noted {
+            offset: 0,
+            seq: 12,
+            timestamp_ns: 10 * 60,
+            before,
+            event: SystemEvent::EpochTag {
+                first_epoch: 10,
+                epoch: 10,
+                tag,
+            },
+            covered_from_ns: Some(covered_from_ns),
+        };
+        seal.note(Path::new("seg"), &n, 3, &facts)
+    }
+
+    /// The tenth red team's forgery, reduced to the rule that stops it: a
+    /// tag made with the key of epoch 10 may not cover records of epoch 2
+    /// (their own tags removed); records of epoch 9 it may (a writer tags
+    /// each ended epoch before any later record).
+    #[test]
+    fn a_tag_may_not_cover_records_more_than_an_epoch_before_its_first() {
+        let err = tag_covering(60 + 1).unwrap_err();
+        assert!(
+            err.to_string().contains("covers records from epoch 2"),
+            "{err}"
+        );
+        tag_covering(8 * 60 + 1).expect("records of the epoch before its first");
+        tag_covering(9 * 60 + 1).expect("records of its own epoch");
+    }
+}
