@@ -320,6 +320,7 @@ fn link_segments(
     start: ChainPos,
     report: &mut VerifyReport,
 ) -> Result<ChainPos> {
+    check_format_3_after_extension(anchor, segments)?;
     let key_file = crate::fss::load(&*shared.options.storage, &shared.dir)?;
     let mut rules = ChainRules::new(anchor, keys, key_file.as_ref(), start, &shared.dir)?;
     rules.as_copy(shared.options.verify_as_copy);
@@ -770,6 +771,33 @@ fn check_version_order(prev: &Segment, seg: &Segment) -> Result<()> {
                 "segment {} is format {} after segment {} of format {}: no writer goes back a \
                  version",
                 seg.number, seg.header.version, prev.number, prev.header.version
+            ),
+        },
+    ))
+}
+
+/// An anchor entry with format 3's extension is made only by a format-3
+/// writer, whose active segment is of format 3 (a writer rolls an older
+/// one into it at open) and, versions never going down, every segment
+/// after: the log's last segment is of format 3. The eleventh red team
+/// relabelled every kept segment format 2 after a forged drop, where
+/// format 3's checks of a tag's epochs did not apply.
+fn check_format_3_after_extension(anchor: &Anchor, segments: &[Arc<Segment>]) -> Result<()> {
+    let Some(last) = segments.last() else {
+        return Ok(());
+    };
+    if last.header.version >= 3 || !anchor.entries.iter().any(|(e, _)| e.ext.is_some()) {
+        return Ok(());
+    }
+    Err(Error::corrupt(
+        &last.path,
+        8,
+        Some(last.header.first_seq),
+        Corruption::SegmentDiscontinuity {
+            detail: format!(
+                "the anchor holds an entry only a format-3 writer makes, and the log's last \
+                 segment is of format {}: no writer goes back a version",
+                last.header.version
             ),
         },
     ))

@@ -2106,6 +2106,40 @@ fn a_drop_from_before_sealing_is_dated_by_the_kept_start() {
     assert!(detail.contains("minimum age"), "{detail}");
 }
 
+/// The eleventh red team: after a drop recorded by a format-3 writer (an
+/// anchor entry with the extension), every kept segment relabelled format
+/// 2, where format 3's checks of a tag's epochs did not apply. A format-3
+/// writer's last segment is of format 3, and versions never go down.
+#[test]
+fn kept_segments_cannot_be_relabelled_format_2_after_a_format_3_drop() {
+    let storage = MemStorage::new();
+    let (now, clock) = manual_clock(T0);
+    let log = Log::open(mem_dir(), dropping_options(&storage, clock)).unwrap();
+    for i in 0..150u64 {
+        now.store(T0 + i * SEC, Ordering::SeqCst);
+        log.append(format!("event {i:04} with padding for the segments").as_bytes())
+            .unwrap();
+    }
+    log.seal().unwrap();
+    now.store(T0 + 200 * SEC, Ordering::SeqCst);
+    assert!(!log
+        .apply_retention(T0 + 200 * SEC)
+        .unwrap()
+        .dropped_segments
+        .is_empty());
+    log.close().unwrap();
+    let kept = segment_paths(&storage, &mem_dir());
+    assert_eq!(kept.len(), 1, "only the active segment is kept");
+    let mut bytes = storage.read_file(&kept[0]).unwrap();
+    let mut header = SegmentHeader::decode(&bytes).unwrap();
+    header.version = 2;
+    bytes[..SEGMENT_HEADER_LEN].copy_from_slice(&header.encode());
+    storage.write_file(&kept[0], bytes);
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    let detail = assert_caught(reader.verify(), "kept segments relabelled format 2");
+    assert!(detail.contains("only a format-3 writer makes"), "{detail}");
+}
+
 /// The third red team's false positives: a crash state is not tampering.
 /// An anchor entry torn to zeros (sectors lost) and a hold set whose
 /// record the crash kept from being written (the file is written first)

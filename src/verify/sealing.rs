@@ -510,7 +510,7 @@ impl<'a> SealCheck<'a> {
         (first, last): (u64, u64),
         version: u16,
     ) -> Result<()> {
-        let (Some((start, interval)), true) = (self.schedule, version >= 3) else {
+        let (Some((start, interval)), true) = (self.schedule, version >= 2) else {
             return Ok(());
         };
         let Some(oldest) = self.carry_ns.or(n.covered_from_ns) else {
@@ -518,7 +518,10 @@ impl<'a> SealCheck<'a> {
         };
         let oldest = oldest.max(self.started_ns);
         let committed = epoch_of(start, interval, oldest);
-        if committed + 1 < first {
+        // A format-2 writer's two sealed closes within one epoch left its
+        // next tag two epochs past the records it covered.
+        let slack = if version >= 3 { 1 } else { 2 };
+        if committed + slack < first {
             return Err(broken(
                 path,
                 n,
@@ -905,6 +908,10 @@ mod tests {
     /// A tag (with a valid MAC) in a log that starts inside its entry's
     /// range, over `before`, covering records from `covered_from_ns`.
     fn tag_covering(covered_from_ns: u64) -> Result<()> {
+        tag_of_version_covering(3, covered_from_ns)
+    }
+
+    fn tag_of_version_covering(version: u16, covered_from_ns: u64) -> Result<()> {
         let vk = VerificationKey {
             key: [3; 32],
             start_ns: 0,
@@ -927,7 +934,15 @@ mod tests {
             time_ns: before.timestamp_ns,
             floor: None,
         };
-        let tag = epoch_tag_for(3, &key_at(&vk.key, 10), 10, 10, 11, &before.hash, &facts);
+        let tag = epoch_tag_for(
+            version,
+            &key_at(&vk.key, 10),
+            10,
+            10,
+            11,
+            &before.hash,
+            &facts,
+        );
         let n = Noted {
             offset: 0,
             seq: 12,
@@ -940,7 +955,7 @@ mod tests {
             },
             covered_from_ns: Some(covered_from_ns),
         };
-        seal.note(Path::new("seg"), &n, 3, &facts)
+        seal.note(Path::new("seg"), &n, version, &facts)
     }
 
     /// The tenth red team's forgery, reduced to the rule that stops it: a
@@ -956,5 +971,19 @@ mod tests {
         );
         tag_covering(8 * 60 + 1).expect("records of the epoch before its first");
         tag_covering(9 * 60 + 1).expect("records of its own epoch");
+    }
+
+    /// The eleventh red team: format-2 tags (their MAC seals no time) made
+    /// with a later key over old records, in segments relabelled format 2.
+    /// The rule holds for them too, with the two epochs a format-2 writer's
+    /// two sealed closes within one epoch could leave.
+    #[test]
+    fn a_format_2_tag_may_not_cover_records_more_than_two_epochs_before_its_first() {
+        let err = tag_of_version_covering(2, 60 + 1).unwrap_err();
+        assert!(
+            err.to_string().contains("covers records from epoch 2"),
+            "{err}"
+        );
+        tag_of_version_covering(2, 7 * 60 + 1).expect("two epochs before its first");
     }
 }
