@@ -2026,11 +2026,21 @@ fn record_policy_and_clock(shared: &Shared, writer: &mut Writer, head_ns: u64) -
 /// The sealing key file, if sealing is set up, moved past the epochs the
 /// log's last tag sealed: a crash between a tag and the key's evolution
 /// leaves the old key, which must not tag those epochs again.
-fn load_sealing_key(shared: &Shared, last_tag: Option<u64>) -> Result<Option<FssKeyFile>> {
+fn load_sealing_key(shared: &Shared, scan: crate::recovery::TagScan) -> Result<Option<FssKeyFile>> {
+    let last_tag = scan.epoch;
     let storage = &*shared.options.storage;
     let Some(mut key) = crate::fss::load(storage, &shared.dir)? else {
         return Ok(None);
     };
+    if !key.announced && scan.started == Some(key.key_id) {
+        // A setup a crash cut short after its sealing-started record was
+        // durable: the caller kept the verification key before anything
+        // was written (`setup_sealing_with`), so the setup is finished
+        // here, not undone (the eleventh red team: undoing it left a log
+        // sealed under a key that verify then found no key file for).
+        key.announced = true;
+        crate::fss::store(storage, &shared.dir, &key)?;
+    }
     if !key.announced {
         // A setup that did not finish: nobody holds its verification key.
         let path = shared.dir.join(crate::format::names::FSS_KEY_FILE);

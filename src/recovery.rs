@@ -26,6 +26,17 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// What the active segment says of forward-secure sealing, for the
+/// writer's open: the epoch of its last tag, and the key of its last
+/// sealing-started record (tags before it are an earlier key's).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TagScan {
+    /// The last tag's last epoch, after the last sealing-started record.
+    pub epoch: Option<u64>,
+    /// The key id of the last sealing-started record.
+    pub started: Option<[u8; 8]>,
+}
+
 pub(crate) struct Recovered {
     /// `None` for a read-only open, which takes no lock.
     pub lock: Option<Box<dyn DirLock>>,
@@ -42,7 +53,7 @@ pub(crate) struct Recovered {
     pub anchor: Anchor,
     /// The epoch the active segment's last tag sealed through, if it has
     /// one: a crash between a tag and its key's evolution leaves the old key.
-    pub last_tag_epoch: Option<u64>,
+    pub last_tag_epoch: TagScan,
     /// The hold and retention policy in force at the end of the log, as the
     /// records say (for a log whose active segment is format 1, which has
     /// no log-state record: the hold file, and no policy).
@@ -215,7 +226,7 @@ fn create_log(dir: &Path, options: &Options, lock: Box<dyn DirLock>) -> Result<R
         truncate_after_open: Vec::new(),
         anchor: Anchor::default(),
         state: LogState::default(),
-        last_tag_epoch: None,
+        last_tag_epoch: TagScan::default(),
     })
 }
 
@@ -464,7 +475,7 @@ struct Tail {
     events: Vec<SystemEvent>,
     truncate_after_open: Vec<Truncation>,
     state: LogState,
-    last_tag_epoch: Option<u64>,
+    last_tag_epoch: TagScan,
 }
 
 /// Where a scan of the active segment stopped early, and why.
@@ -503,7 +514,7 @@ struct Scan {
     /// read (format 2 segments); `None` before.
     state: Option<LogState>,
     /// The epoch the prefix's last epoch-tag record sealed through.
-    last_tag_epoch: Option<u64>,
+    last_tag_epoch: TagScan,
     /// The prefix ends with a clean close: no writer was writing after it.
     ends_closed: bool,
 }
@@ -552,7 +563,7 @@ fn scan_from(
     let mut last_kind = None;
     let mut ends_closed = false;
     let mut state: Option<LogState> = None;
-    let mut last_tag_epoch = None;
+    let mut last_tag_epoch = TagScan::default();
     let damage = loop {
         let (offset, f) = match walk.next_checked() {
             Ok(Some(x)) => x,
@@ -581,10 +592,15 @@ fn scan_from(
             Some(Ok(SystemEvent::Repaired {
                 segment, offset, ..
             })) => repaired.push(RepairDone { segment, offset }),
-            Some(Ok(SystemEvent::EpochTag { epoch, .. })) => last_tag_epoch = Some(epoch),
+            Some(Ok(SystemEvent::EpochTag { epoch, .. })) => last_tag_epoch.epoch = Some(epoch),
             // Tags before a sealing-started record are an earlier key's
             // (a re-keyed log): the key file is not to evolve past them.
-            Some(Ok(SystemEvent::SealingStarted { .. })) => last_tag_epoch = None,
+            Some(Ok(SystemEvent::SealingStarted { key_id, .. })) => {
+                last_tag_epoch = TagScan {
+                    epoch: None,
+                    started: Some(key_id),
+                }
+            }
             Some(Ok(e @ SystemEvent::LogState { .. })) => {
                 state.get_or_insert_with(LogState::default).apply(&e)
             }

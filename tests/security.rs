@@ -2140,6 +2140,39 @@ fn kept_segments_cannot_be_relabelled_format_2_after_a_format_3_drop() {
     assert!(detail.contains("only a format-3 writer makes"), "{detail}");
 }
 
+/// The eleventh red team's false positive: a setup a crash cut short after
+/// its sealing-started record was durable and before its key file was
+/// marked announced. The key was kept first (`setup_sealing_with`), yet the
+/// next writer's open deleted the key file as a setup nobody held the key
+/// of, and verify with every key then failed for ever. The open now
+/// finishes such a setup: the log's sealing-started record names the key.
+#[test]
+fn a_setup_cut_short_after_its_record_is_finished_by_the_next_open() {
+    let storage = MemStorage::new();
+    let (now, clock) = manual_clock(T0);
+    let options = || mem_options(&storage).clock(clock.clone());
+    let log = Log::open(mem_dir(), options()).unwrap();
+    log.append(b"before sealing").unwrap();
+    let key = log.setup_sealing(EPOCH).unwrap();
+    let image = storage.crash_image(Tear::KeepUnsynced, 0);
+    drop(log);
+    // The crash: the record durable, the key file not yet announced.
+    let fss = mem_dir().join("wormlog.fss");
+    let mut k = FssKeyFile::decode(&image.read_file(&fss).unwrap()).unwrap();
+    k.announced = false;
+    image.write_file(&fss, k.encode().to_vec());
+    now.store(T0 + 5 * EPOCH.as_nanos() as u64, Ordering::SeqCst);
+    let options = || mem_options(&image).clock(clock.clone());
+    let log = Log::open(mem_dir(), options()).unwrap();
+    log.append(b"after the crash").unwrap();
+    log.close().unwrap();
+    let reader = Log::open_read_only(mem_dir(), options()).unwrap();
+    let report = reader
+        .verify_sealed(&[key])
+        .expect("the setup was finished");
+    assert_eq!(report.sealing.unwrap().unsealed_records, 0);
+}
+
 /// The third red team's false positives: a crash state is not tampering.
 /// An anchor entry torn to zeros (sectors lost) and a hold set whose
 /// record the crash kept from being written (the file is written first)
