@@ -42,17 +42,25 @@ pub fn run(a: Args) -> Result<(), Fail> {
     if let Some(d) = a.min_age {
         policy = policy.min_age(d);
     }
-    let log = crate::open::writer(&a.dir, Options::default().retention(policy))?;
+    let options = Options::default().retention(policy);
     let now = out::now_ns();
-    let report = if a.dry_run {
-        log.retention_plan(now)?
+    // A dry run reads: a writer's open would record the policy given (a
+    // dry run raised the recorded minimum age for good, the eleventh red
+    // team found), and a policy is never lowered after.
+    let (report, hold) = if a.dry_run {
+        let log = crate::open::read_only_with(&a.dir, options)?;
+        (log.retention_plan(now)?, log.legal_hold()?)
     } else {
-        log.apply_retention(now)?
+        let log = crate::open::writer(&a.dir, options)?;
+        let report = log.apply_retention(now)?;
+        let hold = log.legal_hold()?;
+        log.close()?;
+        (report, hold)
     };
     let mut out = Out::new();
     let verb = if a.dry_run { "would drop" } else { "dropped" };
     if report.held {
-        let reason = log.legal_hold()?.unwrap_or_default();
+        let reason = hold.unwrap_or_default();
         out.line(format!(
             "legal hold set ({}): nothing {}",
             out::terminal_text(&reason),
@@ -73,6 +81,5 @@ pub fn run(a: Args) -> Result<(), Fail> {
             report.first_seq
         ))?;
     }
-    log.close()?;
     Ok(())
 }

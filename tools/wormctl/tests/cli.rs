@@ -1515,6 +1515,30 @@ fn dump_prints_every_readable_record_around_damage() {
     );
 }
 
+/// The eleventh red team: `retention --dry-run` opened a writer with the
+/// policy given, which recorded it; as a policy is never lowered, a dry run
+/// with a 30-day minimum age refused every later run with less. A dry run
+/// only reads now.
+#[test]
+fn a_retention_dry_run_records_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 50);
+    let head = |dir: &Path| Log::open_read_only(dir, Options::default()).unwrap().head();
+    let before = head(dir.path());
+    let dry = [
+        "retention",
+        "--dry-run",
+        "--max-age",
+        "1s",
+        "--min-age",
+        "30d",
+    ];
+    expect_code(&wormctl(&[&dry[..], &[p(dir.path())]].concat()), 0);
+    assert_eq!(head(dir.path()), before, "the dry run wrote nothing");
+    let run = ["retention", "--max-age", "1s", "--min-age", "0s"];
+    expect_code(&wormctl(&[&run[..], &[p(dir.path())]].concat()), 0);
+}
+
 #[test]
 fn a_closed_stderr_pipe_keeps_the_exit_code() {
     // The error line goes to a pipe nobody reads: the exit code must still
