@@ -400,72 +400,8 @@ impl<'a> SealCheck<'a> {
                 ),
             ));
         }
-        if let Some((start, interval)) = self.schedule.filter(|_| version >= 3) {
-            let committed = epoch_of(start, interval, n.before.timestamp_ns);
-            // A sealed close tags its own epoch and moves the key on: the
-            // next tag seals records of the epoch before its first.
-            if committed + 1 < first {
-                return Err(broken(
-                    path,
-                    n,
-                    format!(
-                        "the tag of epochs {first}..={last} seals record {}, committed in epoch \
-                         {committed}, before its first: old records re-sealed with a newer key",
-                        n.before.seq
-                    ),
-                ));
-            }
-            if committed > last {
-                return Err(broken(
-                    path,
-                    n,
-                    format!(
-                        "the tag of epochs {first}..={last} seals record {}, committed in epoch \
-                         {committed}: records were sealed with a later key than their own",
-                        n.before.seq
-                    ),
-                ));
-            }
-        }
-        // (Bounded: a forged epoch must not make each key evolve for ever.)
-        if (self.must_meet.is_some() || self.inside)
-            && self.key_id.is_none()
-            && (self.keys.len() > 1 || self.inside)
-            && first < 1 << 20
-        {
-            // A run cut short left tags whose sealing-started record is
-            // gone and whose key the anchor (which names the range's end)
-            // may not name (sealing set up again later): the key whose MAC
-            // holds is theirs.
-            let found = self.keys.iter().find(|k| {
-                let key = key_at(&k.key, first);
-                epoch_tag_for(
-                    version,
-                    &key,
-                    first,
-                    last,
-                    n.before.seq,
-                    &n.before.hash,
-                    facts,
-                ) == *tag
-            });
-            if let Some(k) = found {
-                if self.key.map(|c| c.id()) != Some(k.id()) {
-                    self.cached = None;
-                }
-                self.key = Some(k);
-                self.schedule = self.schedule.or(Some((k.start_ns, k.interval_ns)));
-            } else if self.inside && self.key.is_none() && !self.keys.is_empty() {
-                return Err(broken(
-                    path,
-                    n,
-                    format!(
-                        "the tag of epochs {first}..={last} matches none of the verification \
-                         keys given"
-                    ),
-                ));
-            }
-        }
+        self.check_sealed_epoch(path, n, (first, last), version)?;
+        self.find_key_by_mac(path, n, (first, last), tag, (version, facts))?;
         let Some(key) = self.key else {
             return Ok(());
         };
@@ -492,6 +428,100 @@ impl<'a> SealCheck<'a> {
             ));
         }
         self.check_covered(path, n, (first, last), version)
+    }
+
+    /// A version-3 tag seals the commit time of the record before it,
+    /// which lies in its epochs (or the one before its first, after a
+    /// sealed close, which tags its own epoch and moves the key on).
+    fn check_sealed_epoch(
+        &self,
+        path: &Path,
+        n: &Noted,
+        (first, last): (u64, u64),
+        version: u16,
+    ) -> Result<()> {
+        let Some((start, interval)) = self.schedule.filter(|_| version >= 3) else {
+            return Ok(());
+        };
+        let committed = epoch_of(start, interval, n.before.timestamp_ns);
+        // A sealed close tags its own epoch and moves the key on: the
+        // next tag seals records of the epoch before its first.
+        if committed + 1 < first {
+            return Err(broken(
+                path,
+                n,
+                format!(
+                    "the tag of epochs {first}..={last} seals record {}, committed in epoch \
+                     {committed}, before its first: old records re-sealed with a newer key",
+                    n.before.seq
+                ),
+            ));
+        }
+        if committed > last {
+            return Err(broken(
+                path,
+                n,
+                format!(
+                    "the tag of epochs {first}..={last} seals record {}, committed in epoch \
+                     {committed}: records were sealed with a later key than their own",
+                    n.before.seq
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Where the log's state names no key for the tags kept (a run cut
+    /// short, whose anchor names the range's end), the key is the one whose
+    /// MAC holds: a run cut short left tags whose sealing-started record is
+    /// gone and whose key the anchor may not name (sealing set up again
+    /// later). In a log that starts inside its entry's range, a tag no key
+    /// given matches is a broken seal.
+    fn find_key_by_mac(
+        &mut self,
+        path: &Path,
+        n: &Noted,
+        (first, last): (u64, u64),
+        tag: &[u8; 32],
+        (version, facts): (u16, &TagFacts),
+    ) -> Result<()> {
+        // (Bounded: a forged epoch must not make each key evolve for ever.)
+        if !((self.must_meet.is_some() || self.inside)
+            && self.key_id.is_none()
+            && (self.keys.len() > 1 || self.inside)
+            && first < 1 << 20)
+        {
+            return Ok(());
+        }
+        let found = self.keys.iter().find(|k| {
+            let key = key_at(&k.key, first);
+            epoch_tag_for(
+                version,
+                &key,
+                first,
+                last,
+                n.before.seq,
+                &n.before.hash,
+                facts,
+            ) == *tag
+        });
+        if let Some(k) = found {
+            if self.key.map(|c| c.id()) != Some(k.id()) {
+                self.cached = None;
+            }
+            self.key = Some(k);
+            self.schedule = self.schedule.or(Some((k.start_ns, k.interval_ns)));
+        } else if self.inside && self.key.is_none() && !self.keys.is_empty() {
+            return Err(broken(
+                path,
+                n,
+                format!(
+                    "the tag of epochs {first}..={last} matches none of the verification keys \
+                     given"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The oldest record a version-3 tag covers (the first, not a tag,
