@@ -34,6 +34,27 @@ fn dropping_options(storage: &MemStorage, clock: wormlog::Clock) -> Options {
         .retention(Retention::default().max_age(Duration::from_secs(1)))
 }
 
+/// Appends `n` records `"{label} {i:04} with padding for the segments"`,
+/// the first at `first_ns` and each `step_ns` after the one before (the
+/// clock moved to each); returns the last one's time.
+fn append_events(
+    log: &Log,
+    now: &AtomicU64,
+    first_ns: u64,
+    step_ns: u64,
+    n: u64,
+    label: &str,
+) -> u64 {
+    let mut t = first_ns;
+    for i in 0..n {
+        t = first_ns + i * step_ns;
+        now.store(t, Ordering::SeqCst);
+        log.append(format!("{label} {i:04} with padding for the segments").as_bytes())
+            .unwrap();
+    }
+    t
+}
+
 /// One record of a segment as an attacker edits it: kind, time, payload.
 #[derive(Clone)]
 struct Rec {
@@ -750,11 +771,7 @@ fn repoint_retention_records(storage: &MemStorage, hashes: &[(wormlog::Hash, wor
 fn dropped_then_leaf_replaced(storage: &MemStorage) {
     let (now, clock) = manual_clock(T0);
     let log = Log::open(mem_dir(), dropping_options(storage, clock)).unwrap();
-    for i in 0..150u64 {
-        now.store(T0 + i * SEC, Ordering::SeqCst);
-        log.append(format!("event {i:04} with padding for the segments").as_bytes())
-            .unwrap();
-    }
+    append_events(&log, &now, T0, SEC, 150, "event");
     log.seal().unwrap();
     now.store(T0 + 200 * SEC, Ordering::SeqCst);
     assert!(!log
@@ -899,11 +916,7 @@ fn retention_does_not_record_a_root_over_a_changed_leaf() {
     let storage = MemStorage::new();
     let (now, clock) = manual_clock(T0);
     let log = Log::open(mem_dir(), dropping_options(&storage, clock)).unwrap();
-    for i in 0..150u64 {
-        now.store(T0 + i * SEC, Ordering::SeqCst);
-        log.append(format!("event {i:04} with padding for the segments").as_bytes())
-            .unwrap();
-    }
+    append_events(&log, &now, T0, SEC, 150, "event");
     log.seal().unwrap();
     log.close().unwrap();
     let t0 = mem_dir().join("wormlog.tiles-0");
@@ -1262,11 +1275,7 @@ fn a_drop_after_a_format_3_checkpoint_must_carry_the_extension() {
     let storage = MemStorage::new();
     let (now, clock) = manual_clock(T0);
     let log = Log::open(mem_dir(), dropping_options(&storage, clock)).unwrap();
-    for i in 0..150u64 {
-        now.store(T0 + i * SEC, Ordering::SeqCst);
-        log.append(format!("event {i:04} with padding for the segments").as_bytes())
-            .unwrap();
-    }
+    append_events(&log, &now, T0, SEC, 150, "event");
     let cp = log.checkpoint().unwrap();
     assert!(cp.retention.unwrap().min_age_ns.is_some());
     log.seal().unwrap();
@@ -1422,11 +1431,7 @@ fn dropped_after_a_checkpoint(
         .clock_ahead_max(Duration::from_secs(60 * 86_400));
     let options = dropping_options(storage, clock).retention(policy);
     let log = Log::open(mem_dir(), options).unwrap();
-    for i in 0..150u64 {
-        now.store(T0 + i * SEC, Ordering::SeqCst);
-        log.append(format!("event {i:04} with padding for the segments").as_bytes())
-            .unwrap();
-    }
+    append_events(&log, now, T0, SEC, 150, "event");
     log.seal().unwrap();
     let cp = log.checkpoint().unwrap();
     now.store(T0 + 31 * DAY, Ordering::SeqCst);
@@ -1492,11 +1497,7 @@ fn a_retention_run_cut_short_before_deleting_holds_a_checkpoint() {
     let storage = MemStorage::new();
     let (now, clock) = manual_clock(T0);
     let log = Log::open(mem_dir(), dropping_options(&storage, clock.clone())).unwrap();
-    for i in 0..150u64 {
-        now.store(T0 + i * SEC, Ordering::SeqCst);
-        log.append(format!("event {i:04} with padding for the segments").as_bytes())
-            .unwrap();
-    }
+    append_events(&log, &now, T0, SEC, 150, "event");
     log.seal().unwrap();
     let cp = log.checkpoint().unwrap();
     // The run on a copy of the disk; only its anchor file comes back: the
@@ -1536,12 +1537,7 @@ fn an_anchor_cannot_record_a_later_keys_state_for_a_dropped_era() {
     let log = Log::open(mem_dir(), options()).unwrap();
     let a = log.setup_sealing(EPOCH).unwrap();
     let mut t = T0;
-    for i in 0..80 {
-        t += 6 * SEC;
-        now.store(t, Ordering::SeqCst);
-        log.append(format!("era A {i:04} with padding for the segments").as_bytes())
-            .unwrap();
-    }
+    t = append_events(&log, &now, t + 6 * SEC, 6 * SEC, 80, "era A");
     log.close().unwrap();
     assert!(storage.delete_file(&mem_dir().join("wormlog.fss")));
     t += 60 * SEC;
@@ -1748,12 +1744,7 @@ fn a_dropped_era_no_kept_tag_continues_is_dated_by_the_kept_start() {
     let log = Log::open(mem_dir(), options()).unwrap();
     let a = log.setup_sealing(EPOCH).unwrap();
     let mut t = start;
-    for i in 0..100 {
-        t += 6 * SEC;
-        now.store(t, Ordering::SeqCst);
-        log.append(format!("era A {i:04} with padding for the segments").as_bytes())
-            .unwrap();
-    }
+    t = append_events(&log, &now, t + 6 * SEC, 6 * SEC, 100, "era A");
     log.close().unwrap();
     assert!(storage.delete_file(&mem_dir().join("wormlog.fss")));
     t += DAY;
@@ -1912,24 +1903,14 @@ fn a_retention_run_cut_short_across_a_rekey_verifies() {
     let log = Log::open(mem_dir(), options()).unwrap();
     let a = log.setup_sealing(EPOCH).unwrap();
     let mut t = T0;
-    for i in 0..80 {
-        t += 6 * SEC;
-        now.store(t, Ordering::SeqCst);
-        log.append(format!("era A {i:04} with padding for the segments").as_bytes())
-            .unwrap();
-    }
+    t = append_events(&log, &now, t + 6 * SEC, 6 * SEC, 80, "era A");
     log.close().unwrap();
     assert!(storage.delete_file(&mem_dir().join("wormlog.fss")));
     t += 60 * SEC;
     now.store(t, Ordering::SeqCst);
     let log = Log::open(mem_dir(), options()).unwrap();
     let b = log.setup_sealing(EPOCH).unwrap();
-    for i in 0..80 {
-        t += 6 * SEC;
-        now.store(t, Ordering::SeqCst);
-        log.append(format!("era B {i:04} with padding for the segments").as_bytes())
-            .unwrap();
-    }
+    t = append_events(&log, &now, t + 6 * SEC, 6 * SEC, 80, "era B");
     log.seal().unwrap();
     let before = storage.crash_image(Tear::KeepUnsynced, 0);
     now.store(t + 10 * SEC, Ordering::SeqCst);
@@ -2115,11 +2096,7 @@ fn kept_segments_cannot_be_relabelled_format_2_after_a_format_3_drop() {
     let storage = MemStorage::new();
     let (now, clock) = manual_clock(T0);
     let log = Log::open(mem_dir(), dropping_options(&storage, clock)).unwrap();
-    for i in 0..150u64 {
-        now.store(T0 + i * SEC, Ordering::SeqCst);
-        log.append(format!("event {i:04} with padding for the segments").as_bytes())
-            .unwrap();
-    }
+    append_events(&log, &now, T0, SEC, 150, "event");
     log.seal().unwrap();
     now.store(T0 + 200 * SEC, Ordering::SeqCst);
     assert!(!log
@@ -2260,24 +2237,14 @@ fn a_rekeyed_log_whose_first_era_retention_dropped_verifies_with_both_keys() {
     let log = Log::open(mem_dir(), options()).unwrap();
     let a = log.setup_sealing(EPOCH).unwrap();
     let mut t = T0;
-    for i in 0..80 {
-        t += 6 * SEC;
-        now.store(t, Ordering::SeqCst);
-        log.append(format!("era A {i:04} with padding for the segments").as_bytes())
-            .unwrap();
-    }
+    t = append_events(&log, &now, t + 6 * SEC, 6 * SEC, 80, "era A");
     log.close().unwrap();
     assert!(storage.delete_file(&mem_dir().join("wormlog.fss")));
     t += 60 * SEC;
     now.store(t, Ordering::SeqCst);
     let log = Log::open(mem_dir(), options()).unwrap();
     let b = log.setup_sealing(EPOCH).unwrap();
-    for i in 0..80 {
-        t += 6 * SEC;
-        now.store(t, Ordering::SeqCst);
-        log.append(format!("era B {i:04} with padding for the segments").as_bytes())
-            .unwrap();
-    }
+    t = append_events(&log, &now, t + 6 * SEC, 6 * SEC, 80, "era B");
     log.seal().unwrap();
     let report = log.apply_retention(t).unwrap();
     assert!(!report.dropped_segments.is_empty());
