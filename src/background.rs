@@ -164,9 +164,8 @@ pub struct Pool {
     ready: [Condvar; 2],
     timer: Mutex<(BinaryHeap<Reverse<Timed>>, u64)>,
     timer_wake: Condvar,
-    /// Workers started per class, and the most any option asked for.
+    /// Workers started per class.
     started: [AtomicUsize; 2],
-    wanted: AtomicUsize,
     spawn_lock: Mutex<()>,
 }
 
@@ -187,7 +186,6 @@ pub fn pool() -> &'static Pool {
         timer: Mutex::new((BinaryHeap::new(), 0)),
         timer_wake: Condvar::new(),
         started: [AtomicUsize::new(0), AtomicUsize::new(0)],
-        wanted: AtomicUsize::new(0),
         spawn_lock: Mutex::new(()),
     });
     static TIMER: OnceLock<()> = OnceLock::new();
@@ -206,7 +204,6 @@ impl Pool {
     pub fn ensure_workers(&'static self, threads: usize) -> std::io::Result<()> {
         let threads = threads.clamp(2, THREADS_MAX);
         let _one = self.spawn_lock.lock();
-        self.wanted.fetch_max(threads, Ordering::AcqRel);
         let timely = threads / 2;
         for (class, want) in [(Class::Timely, timely), (Class::Slow, threads - timely)] {
             let i = index(class);

@@ -510,7 +510,7 @@ impl Log {
                 writer.write_in_place(file, &shared)?;
             }
         }
-        if let Some(key) = load_sealing_key(&shared, r.last_tag_epoch)? {
+        if let Some(key) = load_sealing_key(&shared, r.tag_scan)? {
             writer.set_sealing_key(key);
         }
         // Whatever names an earlier run left in the directory (a roll or a

@@ -51,9 +51,10 @@ pub(crate) struct Recovered {
     /// Repairs to finish once `events` are durable: cut these files here.
     pub truncate_after_open: Vec<Truncation>,
     pub anchor: Anchor,
-    /// The epoch the active segment's last tag sealed through, if it has
-    /// one: a crash between a tag and its key's evolution leaves the old key.
-    pub last_tag_epoch: TagScan,
+    /// The active segment's last tag and sealing-started record: a crash
+    /// between a tag and its key's evolution leaves the old key, and one
+    /// between a setup's record and its announcement an unannounced key.
+    pub tag_scan: TagScan,
     /// The hold and retention policy in force at the end of the log, as the
     /// records say (for a log whose active segment is format 1, which has
     /// no log-state record: the hold file, and no policy).
@@ -171,7 +172,7 @@ fn recover_once(
         truncate_after_open: tail.truncate_after_open,
         anchor,
         state: tail.state,
-        last_tag_epoch: tail.last_tag_epoch,
+        tag_scan: tail.tag_scan,
     })
 }
 
@@ -226,7 +227,7 @@ fn create_log(dir: &Path, options: &Options, lock: Box<dyn DirLock>) -> Result<R
         truncate_after_open: Vec::new(),
         anchor: Anchor::default(),
         state: LogState::default(),
-        last_tag_epoch: TagScan::default(),
+        tag_scan: TagScan::default(),
     })
 }
 
@@ -475,7 +476,7 @@ struct Tail {
     events: Vec<SystemEvent>,
     truncate_after_open: Vec<Truncation>,
     state: LogState,
-    last_tag_epoch: TagScan,
+    tag_scan: TagScan,
 }
 
 /// Where a scan of the active segment stopped early, and why.
@@ -514,7 +515,7 @@ struct Scan {
     /// read (format 2 segments); `None` before.
     state: Option<LogState>,
     /// The epoch the prefix's last epoch-tag record sealed through.
-    last_tag_epoch: TagScan,
+    tag_scan: TagScan,
     /// The prefix ends with a clean close: no writer was writing after it.
     ends_closed: bool,
 }
@@ -563,7 +564,7 @@ fn scan_from(
     let mut last_kind = None;
     let mut ends_closed = false;
     let mut state: Option<LogState> = None;
-    let mut last_tag_epoch = TagScan::default();
+    let mut tag_scan = TagScan::default();
     let damage = loop {
         let (offset, f) = match walk.next_checked() {
             Ok(Some(x)) => x,
@@ -592,11 +593,11 @@ fn scan_from(
             Some(Ok(SystemEvent::Repaired {
                 segment, offset, ..
             })) => repaired.push(RepairDone { segment, offset }),
-            Some(Ok(SystemEvent::EpochTag { epoch, .. })) => last_tag_epoch.epoch = Some(epoch),
+            Some(Ok(SystemEvent::EpochTag { epoch, .. })) => tag_scan.epoch = Some(epoch),
             // Tags before a sealing-started record are an earlier key's
             // (a re-keyed log): the key file is not to evolve past them.
             Some(Ok(SystemEvent::SealingStarted { key_id, .. })) => {
-                last_tag_epoch = TagScan {
+                tag_scan = TagScan {
                     epoch: None,
                     started: Some(key_id),
                 }
@@ -628,7 +629,7 @@ fn scan_from(
         last_kind,
         damage,
         state,
-        last_tag_epoch,
+        tag_scan,
         digest: walk.into_digest().expect("the walk digests"),
     })
 }
@@ -652,7 +653,7 @@ fn read_only_tail(
         ));
     }
     let len = scan.end;
-    let last_tag_epoch = scan.last_tag_epoch;
+    let tag_scan = scan.tag_scan;
     // What the records say of the hold and policy in force (a reader's
     // retention plan is held to the recorded policy too).
     let state = resolve_state(
@@ -671,7 +672,7 @@ fn read_only_tail(
         events: Vec::new(),
         truncate_after_open: Vec::new(),
         state,
-        last_tag_epoch,
+        tag_scan,
     })
 }
 
@@ -919,7 +920,7 @@ fn recover_active(
     file.sync_data()
         .map_err(|e| Error::io("fdatasync", &seg.path, e))?;
     let sealed_last = scan.last_kind == Some(RecordKind::Sealed);
-    let last_tag_epoch = scan.last_tag_epoch;
+    let tag_scan = scan.tag_scan;
     let (end, index) = scan.into_end(seg.clone(), len);
     *seg.index.write() = index;
     let mut tail = Tail {
@@ -929,7 +930,7 @@ fn recover_active(
         events,
         truncate_after_open,
         state,
-        last_tag_epoch,
+        tag_scan,
     };
     if sealed_last {
         // A crash came between the seal record and the next segment's
@@ -1129,7 +1130,7 @@ fn repair(
     };
     let state = resolve_state(options, dir, &segments, &seg, scan.state.clone())?;
     let len = scan.end;
-    let last_tag_epoch = scan.last_tag_epoch;
+    let tag_scan = scan.tag_scan;
     let (end, index) = scan.into_end(seg.clone(), len);
     *seg.index.write() = index;
     let mut tail = Tail {
@@ -1137,7 +1138,7 @@ fn repair(
         end,
         file: None,
         state,
-        last_tag_epoch,
+        tag_scan,
         events: Vec::new(),
         truncate_after_open: vec![Truncation {
             path: seg.path.clone(),

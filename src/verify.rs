@@ -353,10 +353,7 @@ fn link_segments(
     let storage = &*shared.options.storage;
     let hold_file = read_hold(storage, &shared.dir)?;
     let now_ns = (shared.options.clock)();
-    let floor_ns = shared
-        .options
-        .verify_min_age
-        .map_or(0, |f| u64::try_from(f.as_nanos()).unwrap_or(u64::MAX));
+    let floor_ns = floor_ns(&shared.options);
     report.sealing = rules.finish(
         &shared.dir,
         segments,
@@ -365,6 +362,14 @@ fn link_segments(
         floor_ns,
     )?;
     Ok(expect)
+}
+
+/// The auditor's compliance floor (`Options::verify_min_age`), in ns; 0
+/// when none was given.
+fn floor_ns(options: &crate::options::Options) -> u64 {
+    options
+        .verify_min_age
+        .map_or(0, |f| u64::try_from(f.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// The drops made after a checkpoint was signed (the anchor entries after
@@ -388,10 +393,7 @@ pub(crate) fn check_drops_since(
 ) -> Result<()> {
     let anchor = shared.anchor_on_disk()?;
     let now_ns = (shared.options.clock)();
-    let floor_ns = shared
-        .options
-        .verify_min_age
-        .map_or(0, |f| u64::try_from(f.as_nanos()).unwrap_or(u64::MAX));
+    let floor_ns = floor_ns(&shared.options);
     let min_age = cp
         .retention
         .and_then(|r| r.min_age_ns)
