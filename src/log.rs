@@ -60,8 +60,7 @@ struct Inner {
     /// The retention policy the records stated when a reader opened the
     /// log (a writer asks its writer's state).
     policy_at_open: Option<RetentionRule>,
-    /// The shipper's state: (work due, stop, the next run's earliest time
-    /// while it backs off after a failure, the backoff).
+    /// The shipper's state between its runs (see `ShipSignal`).
     ship_signal: Mutex<ShipSignal>,
     /// One shipping run at a time (the thread's, or `Log::ship_now`).
     ship_lock: Mutex<()>,
