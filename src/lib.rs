@@ -48,11 +48,16 @@
 //               the operations, each on the layers below (ext: what an
 //               extension crate such as wormlog-s3 needs of the files; json:
 //               typed events and the JSON-lines schema, feature serde)
-// 8. log        the public handle: API and thread wiring only
+// 8. engine     what a log's handle and its jobs share: group commit into
+//               the writer, retention, automatic checkpoints, shipping runs
+//    upkeep     the log's background jobs on the shared pool (flushes,
+//               sealing, epoch tags, tree catch-up, shipping, async commits)
+// 9. log        the public handle: the API, its open and close
 mod anchor;
 mod background;
 mod barrier;
 mod checkpoint;
+mod engine;
 mod error;
 pub mod ext;
 pub mod format;
@@ -76,6 +81,7 @@ pub mod storage;
 #[cfg(feature = "async")]
 mod task;
 mod tree;
+mod upkeep;
 mod verify;
 mod walk;
 mod writer;
