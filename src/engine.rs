@@ -17,6 +17,7 @@ use crate::segment::SegmentEnd;
 use crate::shared::Shared;
 use crate::state::{Receipt, ShipStatus};
 use crate::storage::DirLock;
+use crate::verify::VerifyReport;
 use crate::writer::{Request, Writer};
 use parking_lot::{Mutex, MutexGuard};
 use std::sync::atomic::AtomicBool;
@@ -407,10 +408,20 @@ pub(crate) fn longer_policy(
 }
 
 impl Engine {
-    /// The head as a checkpoint, with the retention state it commits to.
-    pub(crate) fn checkpoint(&self) -> Result<Checkpoint> {
+    /// The head as a checkpoint, with the retention state it commits to;
+    /// with `verified`, the head that verification checked and the tree
+    /// root it computed from the records (never the tree's files read
+    /// again after the check: format-spec.md 16.4 (c)). What it names is
+    /// made durable first, so that no crash can leave a log shorter than a
+    /// checkpoint its host signed: a writer syncs, a reader fdatasyncs the
+    /// active segment it read.
+    pub(crate) fn checkpoint(&self, verified: Option<&VerifyReport>) -> Result<Checkpoint> {
         let shared = &self.shared;
-        let h = shared.visible.read().head;
+        self.make_durable()?;
+        let h = match verified {
+            Some(r) => r.head,
+            None => shared.visible.read().head,
+        };
         // A log whose first records retention dropped before it had a tree
         // has none: its checkpoints keep the older shape.
         // Written to disk first: a checkpoint never names a tree the disk
@@ -422,10 +433,13 @@ impl Engine {
             .read()
             .last()
             .is_some_and(|s| s.header.version >= 3);
-        let tree_root = match merkle::head_at(shared, h.seq, true) {
-            Ok(t) => Some(t.root),
-            Err(Error::TreeUnavailable { .. }) => None,
-            Err(e) => return Err(e),
+        let tree_root = match verified {
+            Some(r) => r.tree_root,
+            None => match merkle::head_at(shared, h.seq, true) {
+                Ok(t) => Some(t.root),
+                Err(Error::TreeUnavailable { .. }) => None,
+                Err(e) => return Err(e),
+            },
         };
         Ok(Checkpoint {
             log_id: shared.log_id,
@@ -444,6 +458,27 @@ impl Engine {
         })
     }
 
+    /// Makes every record the log shows durable: a writer's sync; for a
+    /// reader (beside a live writer, or of a log a writer left), an
+    /// fdatasync of the active segment.
+    fn make_durable(&self) -> Result<()> {
+        let shared = &self.shared;
+        match &self.mode {
+            Mode::Write(_) => self.writer()?.sync(shared),
+            Mode::Read(_) => {
+                let active = shared.segments.read().last().cloned();
+                match active {
+                    Some(seg) if seg.sealed.is_none() => shared
+                        .options
+                        .storage
+                        .sync_file(&seg.path)
+                        .map_err(|e| Error::io("fdatasync", &seg.path, e)),
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+
     /// Signs the head and hands the note to the sink, where automatic
     /// checkpoints are set up and one is due (or `now`, on close) and the
     /// head moved since the last one. A failure is kept for
@@ -458,7 +493,7 @@ impl Engine {
         if !due || seq == last.1 {
             return;
         }
-        let cp = match self.checkpoint() {
+        let cp = match self.checkpoint(None) {
             Ok(cp) => cp,
             Err(e) => {
                 *self.checkpoint_error.lock() = Some(e.to_string());

@@ -779,9 +779,37 @@ impl Log {
     /// log.verify_against(&checked)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    /// What it names is made durable first (a writer syncs; a read-only
+    /// handle fdatasyncs the active segment it read), so no crash leaves
+    /// the log shorter than a checkpoint of it. Its tree root is read from
+    /// the tree's files: to sign a checkpoint of a log that verified, use
+    /// [`Log::checkpoint_verified`].
     pub fn checkpoint(&self) -> Result<Checkpoint> {
         self.inner.write_out()?;
-        self.inner.checkpoint()
+        self.inner.checkpoint(None)
+    }
+
+    /// The checkpoint of what `report` (this log's verification) checked:
+    /// its head, and the tree root it computed from the records walked
+    /// (`VerifyReport::tree_root`), not the tree's files read again after
+    /// the check, which whoever holds the host could change meanwhile.
+    /// What `wormctl checkpoint` signs. Made durable first, as `checkpoint`.
+    ///
+    /// ```rust
+    /// use wormlog::{Log, Options};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Log::open(dir.path(), Options::default())?;
+    /// log.append(b"event")?;
+    /// let report = log.verify()?;
+    /// let checkpoint = log.checkpoint_verified(&report)?;
+    /// assert_eq!(checkpoint.seq, report.head.seq);
+    /// assert_eq!(checkpoint.tree_root, report.tree_root);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn checkpoint_verified(&self, report: &VerifyReport) -> Result<Checkpoint> {
+        self.inner.write_out()?;
+        self.inner.checkpoint(Some(report))
     }
 
     /// The head of the Merkle tree over every committed record (RFC 6962,
@@ -913,27 +941,52 @@ impl Log {
             Some(rp) => Some(self.check_retention_point(rp, &report)?),
             None => None,
         };
+        // The tree the checkpoint signed must be the first `seq` leaves of
+        // the tree this verification computed from the records (its root
+        // at the head; a smaller size through a consistency proof to it).
+        // Then the tree vouches for record `seq` (its leaf holds the chain
+        // hash) even where retention dropped it.
+        let verified = match (&cp.tree_root, report.tree_root) {
+            (Some(_), None) => {
+                // No tree here to compute: the error says why.
+                self.tree_head_at(cp.seq)?;
+                return Err(Error::TreeUnavailable {
+                    detail: "the tree could not be checked".into(),
+                });
+            }
+            (_, root) => root.map(|r| (report.head.seq, r)),
+        };
         let mut tree_vouches = false;
-        if let Some(root) = &cp.tree_root {
-            // The tree the checkpoint signed must be the first `seq`
-            // leaves of today's (verification checked the tree against
-            // the records it holds). Then the tree vouches for record
-            // `seq` (its leaf holds the chain hash) even where retention
-            // dropped it.
-            let now = self.tree_head_at(cp.seq)?;
-            if now.root != *root {
+        if let (Some(root), Some(verified)) = (&cp.tree_root, verified) {
+            let now = merkle::root_under(&self.inner.shared, cp.seq, verified)?;
+            let Some(now) = now else {
+                return Err(Error::corrupt(
+                    self.dir().join(crate::format::names::tree_file_name(0)),
+                    0,
+                    None,
+                    Corruption::TreeState {
+                        detail: format!(
+                            "the tree files give no root for records 1..={} consistent with the \
+                             tree verification computed from the records: they changed during the check",
+                            cp.seq
+                        ),
+                    },
+                ));
+            };
+            if now != *root {
                 return mismatch(format!(
                     "the Merkle tree of records 1..={} has root {}, the checkpoint says {} \
                      (the log was rewritten: records up to it were changed, dropped or reordered)",
                     cp.seq,
-                    hex(now.root),
+                    hex(now),
                     hex(root)
                 ));
             }
             tree_vouches = true;
         }
         if let Some(since) = since {
-            verify::check_drops_since(&self.inner.shared, cp, since, tree_vouches)?;
+            let tree = verified.filter(|_| tree_vouches);
+            verify::check_drops_since(&self.inner.shared, cp, since, tree)?;
         }
         let held = if cp.seq >= report.first_seq {
             let rec = self.get(cp.seq)?;
@@ -949,14 +1002,13 @@ impl Log {
                 .find(|d| d.last_seq == cp.seq)
                 .map(|d| (d.last_hash, None))
         };
+        // The root vouches for every leaf; the leaf must be this record's.
+        let leaf_vouched = match verified.filter(|_| tree_vouches && held.is_none()) {
+            Some(v) => merkle::leaf_is(&self.inner.shared, cp.seq, cp.timestamp_ns, &cp.hash, v)?,
+            None => false,
+        };
         match held {
-            // The root vouches for every leaf; the leaf must be this record's.
-            None if tree_vouches
-                && cp.seq > 0
-                && merkle::leaf_is(&self.inner.shared, cp.seq, cp.timestamp_ns, &cp.hash)? =>
-            {
-                Ok(report)
-            }
+            None if leaf_vouched => Ok(report),
             None => mismatch(format!(
                 "seq {} was dropped by retention and the anchor does not record its hash",
                 cp.seq

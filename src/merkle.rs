@@ -7,8 +7,8 @@
 
 use crate::error::{Error, Result};
 use crate::format::merkle::{
-    consistency_proof, inclusion_proof, leaf_data, leaf_hash, root_of, tree_root, LEAF_DATA_LEN,
-    LEVELS_MAX, TILE_WIDTH,
+    consistency_proof, inclusion_proof, leaf_data, leaf_hash, root_of, tree_root,
+    verify_consistency, verify_inclusion, LEAF_DATA_LEN, LEVELS_MAX, TILE_WIDTH,
 };
 use crate::format::Hash;
 use crate::read;
@@ -161,12 +161,57 @@ fn leaf_of(r: &Record) -> Hash {
 }
 
 /// Whether leaf `seq - 1` is the leaf of a record `seq` committed at
-/// `timestamp_ns` with chain hash `hash` (of any kind): the tree vouching
-/// for a record that retention dropped.
-pub(crate) fn leaf_is(shared: &Shared, seq: u64, timestamp_ns: u64, hash: &Hash) -> Result<bool> {
+/// `timestamp_ns` with chain hash `hash` (of any kind), in the tree whose
+/// root over `verified.0` leaves a verification computed (`verified.1`):
+/// the tree vouching for a record that retention dropped. The leaf is read
+/// from the tree's files with its inclusion proof, and counts only where
+/// the proof leads to that root, so files changed since the check cannot
+/// vouch for anything.
+pub(crate) fn leaf_is(
+    shared: &Shared,
+    seq: u64,
+    timestamp_ns: u64,
+    hash: &Hash,
+    verified: (u64, Hash),
+) -> Result<bool> {
+    let (size, root) = verified;
+    if seq == 0 || seq > size {
+        return Ok(false);
+    }
     catch_up_in_memory(shared)?;
-    let stored = shared.tree.lock().entries(0, seq - 1, 1)?[0];
+    let tree = shared.tree.lock();
+    let stored = tree.entries(0, seq - 1, 1)?[0];
+    let proof = inclusion_proof(&*tree, seq - 1, size)?;
+    if !verify_inclusion(seq - 1, size, &stored, &proof, &root) {
+        return Ok(false);
+    }
     Ok((0..=u8::MAX).any(|kind| leaf_hash(&leaf_data(seq, timestamp_ns, kind, hash)) == stored))
+}
+
+/// The root of the tree of the first `size` leaves, read from the tree's
+/// files and accepted only with a consistency proof (also read from them)
+/// to the root over `verified.0` leaves that a verification computed
+/// (`verified.1`); `None` where the files do not lead to it.
+pub(crate) fn root_under(
+    shared: &Shared,
+    size: u64,
+    verified: (u64, Hash),
+) -> Result<Option<Hash>> {
+    let (head, head_root) = verified;
+    if size == head {
+        return Ok(Some(head_root));
+    }
+    if size == 0 {
+        return Ok(Some(crate::format::merkle::empty_root()));
+    }
+    if size > head {
+        return Ok(None);
+    }
+    catch_up_in_memory(shared)?;
+    let tree = shared.tree.lock();
+    let root = tree_root(&*tree, size)?;
+    let proof = consistency_proof(&*tree, size, head)?;
+    Ok(verify_consistency(size, head, &root, &head_root, &proof).then_some(root))
 }
 
 /// Whether the tree's leaf of record `r` is that record's (its exact kind):

@@ -6,7 +6,7 @@
 
 use crate::anchor::{check_log_start, read_hold, Anchor};
 use crate::error::{Corruption, Error, Result};
-use crate::format::merkle::{leaf_data, leaf_hash, TILE_WIDTH};
+use crate::format::merkle::{empty_root, leaf_data, leaf_hash, CompactRange, TILE_WIDTH};
 use crate::format::names::{
     parse_sealed_file_name, parse_segment_file_name, tree_file_name, ANCHOR_FILE, TREE_STATE_FILE,
 };
@@ -58,6 +58,13 @@ pub struct VerifyReport {
     pub unchecked_tail_bytes: u64,
     /// Forward-secure sealing, where the log is sealed.
     pub sealing: Option<SealingReport>,
+    /// Where the log has a Merkle tree: its root over records
+    /// `1..=head.seq`, made of the leaves this check computed from the
+    /// records it walked and, for records retention dropped, the hashes
+    /// that stand for them read once from the tree's files and checked
+    /// against the root the newest anchor entry recorded. Not the tree's
+    /// files read again after the check: a checkpoint signs this root.
+    pub tree_root: Option<Hash>,
 }
 
 /// What one segment holds, as found by checking it alone.
@@ -88,6 +95,8 @@ struct Summary {
     /// Records that make or state the log's state (holds, policy, drops),
     /// in order, for the pass over the whole chain (rules.rs).
     noted: Vec<Noted>,
+    /// Where the log has a tree: the leaves of the segment's records.
+    leaves: Option<CompactRange>,
 }
 
 /// How far a verification has got, for a progress display.
@@ -130,15 +139,19 @@ struct LeafCheck<'a> {
     path: std::path::PathBuf,
     first_seq: u64,
     leaves: Vec<Hash>,
+    /// The segment's leaves as computed from its records: the verified
+    /// root is made of these, not of level 0 read again.
+    range: CompactRange,
 }
 
 impl<'a> LeafCheck<'a> {
-    fn new(tree: &'a Mutex<Tree>, dir: &Path) -> Self {
+    fn new(tree: &'a Mutex<Tree>, dir: &Path, first_seq: u64) -> Self {
         LeafCheck {
             tree,
             path: dir.join(tree_file_name(0)),
             first_seq: 0,
             leaves: Vec::with_capacity(TILE_WIDTH as usize),
+            range: CompactRange::new(first_seq - 1),
         }
     }
 
@@ -146,12 +159,9 @@ impl<'a> LeafCheck<'a> {
         if self.leaves.is_empty() {
             self.first_seq = at.seq;
         }
-        self.leaves.push(leaf_hash(&leaf_data(
-            at.seq,
-            at.timestamp_ns,
-            kind,
-            &at.hash,
-        )));
+        let leaf = leaf_hash(&leaf_data(at.seq, at.timestamp_ns, kind, &at.hash));
+        self.range.push_leaf(leaf);
+        self.leaves.push(leaf);
         if self.leaves.len() as u64 == TILE_WIDTH {
             self.compare()?;
         }
@@ -237,7 +247,7 @@ pub(crate) fn verify_log(
         Err(e) => return Err(e),
     };
     // The levels above 0 are checked beside the walk, on another thread.
-    let (summaries, levels) = std::thread::scope(|s| {
+    let (mut summaries, levels) = std::thread::scope(|s| {
         let levels = tree.map(|t| s.spawn(move || crate::merkle::check_levels(t)));
         let summaries = check_all(storage, &segments, &limits, tree, &report_bytes);
         let levels = levels.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
@@ -278,7 +288,12 @@ pub(crate) fn verify_log(
         head: visible.head,
         unchecked_tail_bytes: 0,
         sealing: None,
+        tree_root: None,
     };
+    let mut ranges: Vec<Option<CompactRange>> = summaries
+        .iter_mut()
+        .map(|s| s.as_mut().ok().and_then(|s| s.leaves.take()))
+        .collect();
     let end = link_segments(
         shared,
         &segments,
@@ -304,7 +319,55 @@ pub(crate) fn verify_log(
             },
         ));
     }
+    if let Some(tree) = tree {
+        report.tree_root = verified_root(shared, tree, &anchor, start.seq, &mut ranges)?;
+    }
     Ok(report)
+}
+
+/// The tree's root over the records `verify_log` checked (see
+/// `VerifyReport::tree_root`): the compact range of the `dropped` records
+/// before the first kept one, read once from the tree's files and, where
+/// the newest anchor entry records the root of exactly those records,
+/// checked against it; then the leaves each segment's walk computed, in
+/// order (the segments are linked by then). `None` where a segment's
+/// leaves are missing.
+fn verified_root(
+    shared: &Shared,
+    tree: &Mutex<Tree>,
+    anchor: &Anchor,
+    dropped: u64,
+    ranges: &mut [Option<CompactRange>],
+) -> Result<Option<Hash>> {
+    let mut range = CompactRange::of_prefix(&*tree.lock(), dropped)?;
+    let recorded = anchor
+        .entries
+        .last()
+        .and_then(|(e, _)| e.ext?.tree)
+        .filter(|(size, _)| *size == dropped);
+    if let Some((size, root)) = recorded {
+        let found = range.root().unwrap_or_else(empty_root);
+        if found != root {
+            return Err(Error::corrupt(
+                shared.dir.join(tree_file_name(0)),
+                0,
+                None,
+                Corruption::TreeState {
+                    detail: format!(
+                        "the newest anchor entry records the tree of records 1..={size} with \
+                         root {root}; the tree files now give {found}: they changed during the check"
+                    ),
+                },
+            ));
+        }
+    }
+    for next in ranges.iter_mut() {
+        match next.take() {
+            Some(next) if next.begin() == range.end() => range.append(&next),
+            _ => return Ok(None),
+        }
+    }
+    Ok(range.root())
 }
 
 /// Links the segments, each checked alone, in order from `start`: every
@@ -380,8 +443,9 @@ fn floor_ns(options: &crate::options::Options) -> u64 {
 /// removed is the checkpoint's or later when the drop reaches past the
 /// checkpoint's seq (its time is then no earlier than the checkpoint's), and
 /// otherwise has the time the checkpoint's tree commits to, which `tree`
-/// (the checkpoint's root, already found equal to today's tree of its
-/// size) lets the entry's stated time be checked against. Without this,
+/// (the root verification computed over the records, and its size, where
+/// the checkpoint's root was found to be of that tree) lets the entry's
+/// stated time be checked against. Without this,
 /// whoever holds the host states both the policy and the times of a drop
 /// made after the checkpoint: a wipe of everything then verified against a
 /// checkpoint from before it.
@@ -389,7 +453,7 @@ pub(crate) fn check_drops_since(
     shared: &Shared,
     cp: &crate::checkpoint::Checkpoint,
     since: usize,
-    tree: bool,
+    tree: Option<(u64, Hash)>,
 ) -> Result<()> {
     let anchor = shared.anchor_on_disk()?;
     let now_ns = (shared.options.clock)();
@@ -452,7 +516,7 @@ fn drop_date(
     cp: &crate::checkpoint::Checkpoint,
     e: &crate::format::AnchorEntry,
     gone: u64,
-    tree: bool,
+    tree: Option<(u64, Hash)>,
 ) -> Result<Option<u64>> {
     let stated = e.ext.map(|x| x.newest_ns);
     let complete = gone == e.first_seq - 1;
@@ -468,9 +532,9 @@ fn drop_date(
         }
         return Ok(Some(stated.unwrap_or(0).max(cp.timestamp_ns)));
     }
-    if tree && complete {
+    if let (Some(verified), true) = (tree, complete) {
         if let Some(n) = stated {
-            if !crate::merkle::leaf_is(shared, gone, n, &e.prev_hash)? {
+            if !crate::merkle::leaf_is(shared, gone, n, &e.prev_hash, verified)? {
                 mismatch(format!(
                     "a drop since the checkpoint says its newest record {gone} is from {n}, \
                      which the checkpoint's tree does not hold"
@@ -846,7 +910,9 @@ fn check_segment(
     tree: Option<&Mutex<Tree>>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Summary> {
-    let mut leaves = tree.map(|t| LeafCheck::new(t, seg.path.parent().unwrap_or(Path::new(""))));
+    let dir = seg.path.parent().unwrap_or(Path::new(""));
+    let first_seq = seg.header.start().next_seq();
+    let mut leaves = tree.map(|t| LeafCheck::new(t, dir, first_seq));
     // A sealed file is read through a private reader: verification streams
     // every frame once and would only evict what readers keep cached.
     let private;
@@ -873,6 +939,7 @@ fn check_segment(
         first_ns: None,
         since_tag_ns: None,
         noted: Vec::new(),
+        leaves: None,
     };
     let mut points = PointCheck {
         points: seg.sealed.as_ref().map_or(&[], |m| &m.index.points[..]),
@@ -913,6 +980,7 @@ fn check_segment(
     if let Some(l) = &mut leaves {
         l.compare()?;
     }
+    s.leaves = leaves.map(|l| l.range);
     s.last = walk.at();
     debug_assert_eq!(s.records, walk.records());
     if let Some(meta) = &seg.sealed {
@@ -1164,5 +1232,6 @@ pub fn verify_file_with(storage: &dyn Storage, path: &Path) -> Result<VerifyRepo
         head: summary.last,
         unchecked_tail_bytes: 0,
         sealing: None,
+        tree_root: None,
     })
 }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use wormlog::format::{
-    chain_hash, decode_frame, encode_frame, epoch_tag_for, Decoded, FssKeyFile, RecordKind,
+    chain_hash, decode_frame, encode_frame, epoch_tag_for, Decoded, FssKeyFile, Hash, RecordKind,
     SegmentHeader, SystemEvent, TagFacts, SEGMENT_HEADER_LEN,
 };
 use wormlog::storage::{MemStorage, Tear};
@@ -2252,4 +2252,95 @@ fn a_rekeyed_log_whose_first_era_retention_dropped_verifies_with_both_keys() {
     log.close().unwrap();
     let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
     reader.verify_sealed(&[a, b]).expect("both keys");
+}
+
+/// Twelfth red team: `wormctl checkpoint` verified the tree's files
+/// against the records, then read them again to compute the root it
+/// signed; swapping a leaf (and its level-1 entry) in between got an
+/// honest checkpoint over a forged tree, and a proof of a record that
+/// never existed then held. The checkpoint of a verification now signs
+/// the root the verification computed from the records it walked. Here
+/// the swap is made after `verify` returns (the moment the race hit).
+#[test]
+fn a_checkpoint_signs_the_tree_its_verification_computed_not_the_files_after() {
+    use wormlog::format::merkle::root_of;
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), Options::default()).unwrap();
+    for i in 0..300 {
+        log.append(format!("event {i}").as_bytes()).unwrap();
+    }
+    log.close().unwrap();
+    let reader = Log::open_read_only(dir.path(), Options::default()).unwrap();
+    let report = reader.verify().unwrap();
+    let honest = reader.tree_head().unwrap();
+    assert_eq!(report.tree_root, Some(honest.root));
+    // The forged tree: leaf 5 of tile 0 replaced, its level-1 entry made
+    // the forged tile's root, both written in place.
+    let t0 = dir.path().join("wormlog.tiles-0");
+    let mut level0 = std::fs::read(&t0).unwrap();
+    level0[5 * 32..6 * 32].copy_from_slice(&[0x5a; 32]);
+    let tile: Vec<Hash> = level0[..256 * 32]
+        .chunks(32)
+        .map(|c| Hash::from_bytes(c.try_into().unwrap()))
+        .collect();
+    let write_at = |path: &Path, at: u64, bytes: &[u8]| {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        f.write_all_at(bytes, at).unwrap();
+    };
+    write_at(&t0, 5 * 32, &[0x5a; 32]);
+    write_at(
+        &dir.path().join("wormlog.tiles-1"),
+        0,
+        root_of(&tile).as_bytes(),
+    );
+    let forged = reader.tree_head().unwrap();
+    assert_ne!(forged.root, honest.root, "the files now give a forged root");
+    let cp = reader.checkpoint_verified(&report).unwrap();
+    assert_eq!(cp.seq, report.head.seq);
+    assert_eq!(
+        cp.tree_root,
+        Some(honest.root),
+        "the checkpoint signs the verified root, not the files' forged one"
+    );
+}
+
+/// Twelfth red team: a read-only `wormctl checkpoint` beside a live
+/// writer signed records the writer had written but not yet synced; a
+/// power cut then left the log shorter than the checkpoint, and verify
+/// with it called an honest crash state tampered. What a checkpoint names
+/// is now made durable before it is made, by a reader (an fdatasync of
+/// the active segment it read) and by a writer (a sync).
+#[test]
+fn a_checkpoint_never_names_records_a_crash_can_take_back() {
+    let storage = MemStorage::new();
+    let batched = wormlog::Durability::Batched {
+        max_delay: Duration::from_secs(3600),
+    };
+    let writer = Log::open(mem_dir(), mem_options(&storage).durability(batched)).unwrap();
+    for i in 0..20 {
+        writer.append(format!("event {i}").as_bytes()).unwrap();
+    }
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    let report = reader.verify().unwrap();
+    assert_eq!(
+        report.head,
+        writer.head(),
+        "the reader sees the unsynced records"
+    );
+    let by_reader = reader.checkpoint_verified(&report).unwrap();
+    for i in 20..30 {
+        writer.append(format!("event {i}").as_bytes()).unwrap();
+    }
+    let by_writer = writer.checkpoint().unwrap();
+    for seed in 0..8 {
+        let image = storage.crash_image(Tear::LoseUnsynced, seed);
+        let after = Log::open_read_only(mem_dir(), mem_options(&image)).unwrap();
+        for cp in [&by_reader, &by_writer] {
+            after
+                .verify_against(cp)
+                .unwrap_or_else(|e| panic!("seed {seed}, checkpoint at {}: {e}", cp.seq));
+        }
+    }
+    writer.close().unwrap();
 }

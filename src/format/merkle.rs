@@ -388,6 +388,99 @@ pub fn parse_tile_path(path: &str) -> Option<(u32, u64, u64)> {
     (tile_path(Some(level), index, width) == path).then_some((level, index, width))
 }
 
+/// The hashes that stand for leaves `begin..end` of a tree (a compact
+/// range): the largest aligned perfect subtrees that cover it, left to
+/// right, each as its height and MTH. O(log n) hashes for any range; two
+/// adjacent ranges join into one, and the range `0..n` gives the root of
+/// the tree of `n` leaves. Verification builds one over the leaves it
+/// computes from the records, so that the root it reports comes from what
+/// it checked, not from the tree's files read again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactRange {
+    begin: u64,
+    end: u64,
+    nodes: Vec<(u32, Hash)>,
+}
+
+impl CompactRange {
+    /// The empty range at leaf index `at`.
+    pub fn new(at: u64) -> CompactRange {
+        CompactRange {
+            begin: at,
+            end: at,
+            nodes: Vec::new(),
+        }
+    }
+
+    /// The first leaf index past the range.
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// The first leaf index of the range.
+    pub fn begin(&self) -> u64 {
+        self.begin
+    }
+
+    /// Extends the range by one leaf.
+    pub fn push_leaf(&mut self, leaf: Hash) {
+        self.push_subtree(0, leaf);
+    }
+
+    /// Extends the range by the perfect subtree of height `height` that
+    /// starts at its end (which must be a multiple of `2^height`).
+    fn push_subtree(&mut self, height: u32, hash: Hash) {
+        debug_assert!(self.end.is_multiple_of(1u64 << height));
+        self.nodes.push((height, hash));
+        self.end += 1 << height;
+        // Two last nodes of one height join where the left one starts at a
+        // multiple of their joint size (and within the range).
+        while let [.., (hl, left), (hr, right)] = self.nodes[..] {
+            let size = 1u64 << hl;
+            let left_start = self.end - (1u64 << hr) - size;
+            if hl != hr || !left_start.is_multiple_of(2 * size) || left_start < self.begin {
+                break;
+            }
+            self.nodes.truncate(self.nodes.len() - 2);
+            self.nodes.push((hl + 1, node_hash(&left, &right)));
+        }
+    }
+
+    /// Extends the range by `next`, which must start where this one ends.
+    pub fn append(&mut self, next: &CompactRange) {
+        assert_eq!(self.end, next.begin, "compact ranges must be adjacent");
+        for (h, hash) in &next.nodes {
+            self.push_subtree(*h, *hash);
+        }
+    }
+
+    /// The range `0..size` from a tree's hashes: one subtree per set bit of
+    /// `size`, highest first.
+    pub fn of_prefix<S: HashSource>(src: &S, size: u64) -> Result<CompactRange, S::Error> {
+        let mut range = CompactRange::new(0);
+        for h in (0..64u32).rev() {
+            if size & (1u64 << h) != 0 {
+                let hash = src.subtree(range.end, 1u64 << h)?;
+                range.push_subtree(h, hash);
+            }
+        }
+        Ok(range)
+    }
+
+    /// The root of the tree of leaves `0..end`; `None` for a range that
+    /// does not start at leaf 0.
+    pub fn root(&self) -> Option<Hash> {
+        if self.begin != 0 {
+            return None;
+        }
+        let mut nodes = self.nodes.iter().rev();
+        let Some((_, last)) = nodes.next() else {
+            return Some(empty_root());
+        };
+        Some(nodes.fold(*last, |acc, (_, left)| node_hash(left, &acc)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -576,5 +669,53 @@ mod tests {
             Some((7, 99, 3, Hash::from_bytes([9; 32])))
         );
         assert_eq!(parse_leaf_data(&d[..48]), None);
+    }
+
+    #[test]
+    fn a_compact_range_joined_from_any_pieces_gives_the_trees_root() {
+        let leaves: Vec<Hash> = (0..300u64).map(|i| leaf_hash(&i.to_le_bytes())).collect();
+        for n in [0usize, 1, 2, 3, 5, 8, 13, 255, 256, 257, 300] {
+            let mut whole = CompactRange::new(0);
+            for l in &leaves[..n] {
+                whole.push_leaf(*l);
+            }
+            assert_eq!(whole.root(), Some(root_of(&leaves[..n])), "n = {n}");
+            // Split at every point (and a second split), joined back.
+            for a in (0..=n).step_by(7) {
+                for b in (a..=n).step_by(11) {
+                    let piece = |from: usize, to: usize| {
+                        let mut r = CompactRange::new(from as u64);
+                        for l in &leaves[from..to] {
+                            r.push_leaf(*l);
+                        }
+                        r
+                    };
+                    let mut joined = piece(0, a);
+                    joined.append(&piece(a, b));
+                    joined.append(&piece(b, n));
+                    assert_eq!(joined.root(), whole.root(), "n = {n}, split {a}, {b}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_compact_range_of_a_prefix_read_from_a_tree_gives_its_root() {
+        struct Leaves(Vec<Hash>);
+        impl HashSource for Leaves {
+            type Error = ();
+            fn subtree(&self, start: u64, size: u64) -> Result<Hash, ()> {
+                Ok(root_of(&self.0[start as usize..(start + size) as usize]))
+            }
+        }
+        let leaves = Leaves((0..600u64).map(|i| leaf_hash(&i.to_be_bytes())).collect());
+        for n in [0u64, 1, 6, 256, 511, 600] {
+            let mut range = CompactRange::of_prefix(&leaves, n).unwrap();
+            assert_eq!(range.root(), Some(root_of(&leaves.0[..n as usize])));
+            range.push_leaf(leaves.0[0]);
+            let mut more = leaves.0[..n as usize].to_vec();
+            more.push(leaves.0[0]);
+            assert_eq!(range.root(), Some(root_of(&more)));
+        }
     }
 }

@@ -191,6 +191,11 @@ impl Storage for FsStorage {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
     }
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        // fdatasync(2) works on a descriptor opened read-only: it writes
+        // the file's dirty pages whoever dirtied them.
+        File::open(path)?.sync_data()
+    }
     fn set_readonly(&self, path: &Path) -> io::Result<()> {
         self.set_mode(path, SEALED_MODE)
     }

@@ -866,6 +866,16 @@ impl Storage for MemStorage {
         fs.sync_entries(dir);
         Ok(())
     }
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        let mut fs = self.fs.lock();
+        fs.check(Op::Sync, path)?;
+        let file = fs.open(path)?.clone();
+        let mut f = file.lock();
+        f.synced = f.data.len();
+        f.overwritten.clear();
+        f.uncut = None;
+        Ok(())
+    }
     fn set_readonly(&self, path: &Path) -> io::Result<()> {
         self.set_mode(path, SEALED_MODE)
     }

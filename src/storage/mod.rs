@@ -103,6 +103,14 @@ pub trait Storage: Send + Sync + Debug {
     /// of other directories, `dir`'s own entry in its parent included. On
     /// Err, the entries made since the last successful call stay volatile.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// fdatasync of a file another handle (or process) wrote, opened here
+    /// for reading only: when it returns Ok, the bytes the file held when
+    /// it was called survive a crash. A reader that vouches for what it
+    /// read (a checkpoint) makes it durable first. The default opens the
+    /// file for writing, which a reader may not be allowed to.
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        self.open_write(path)?.sync_data()
+    }
     /// Takes write permission away from everyone (mode 0444). Durable with
     /// the file's metadata; the engine makes no promise rest on it alone.
     fn set_readonly(&self, path: &Path) -> io::Result<()>;

@@ -25,10 +25,11 @@ pub fn run(a: Args) -> Result<(), Fail> {
     let key = CheckpointKey::from_private_string(text.trim())
         .map_err(|e| Fail::usage(format!("{}: {e}", a.key.display())))?;
     let log = crate::open::read_only(&a.dir)?;
-    // Signing vouches for the log: never sign one that does not verify.
+    // Signing vouches for the log: never sign one that does not verify,
+    // and sign the head and tree root the verification computed from the
+    // records (the tree's files, read again after it, could have changed).
     let report = log.verify()?;
-    let checkpoint = log.checkpoint()?;
-    debug_assert_eq!(checkpoint.seq, report.head.seq);
+    let checkpoint = log.checkpoint_verified(&report)?;
     let note = checkpoint.sign(&key);
     match a.out {
         None => {
