@@ -367,6 +367,34 @@ pub enum Error {
         /// The ids of the keys given, hex.
         given: Vec<String>,
     },
+    /// A checkpoint given to hold a log against is of another log (its
+    /// log id): most often the operator's pairing of files, or the
+    /// directory's log was replaced wholesale; either way nothing of this
+    /// log was checked against it.
+    #[error("{path}: the checkpoint is of log {checkpoint_log}, and this directory holds log {log}: give this log's checkpoint (if it is, the directory's log was replaced)")]
+    CheckpointOfAnotherLog {
+        /// The log directory.
+        path: PathBuf,
+        /// The log id the checkpoint names, hex.
+        checkpoint_log: String,
+        /// This log's id, hex.
+        log: String,
+    },
+    /// A verification key given is not one this log was sealed under, and
+    /// nothing says it is this log's: it names another log (the operator's
+    /// mistake: a key of another log), or, a key of the older text form
+    /// that names no log, the log holds no record of it (another log's
+    /// key, or the records of its era were removed). A key that names this
+    /// log and is missing from it is tampering (`Corrupt`), not this.
+    #[error("{path}: verification key {key} {reason}")]
+    KeyNotUsed {
+        /// The log directory.
+        path: PathBuf,
+        /// The key's id, hex.
+        key: String,
+        /// Why it is not this log's, and what to do.
+        reason: String,
+    },
     /// A verification key was given, but the log holds no sealing-started
     /// record and its sealing key file was never announced: a setup cut
     /// short (run `setup-keys` again), or records removed from the setup

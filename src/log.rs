@@ -672,6 +672,7 @@ impl Log {
             key: seed,
             start_ns,
             interval_ns,
+            log_id: Some(shared.log_id),
         };
         // The host gets epoch 1's key, never epoch 0's (the verification
         // key); the key file first, so a crash before the record leaves a
@@ -925,11 +926,11 @@ impl Log {
         let mismatch = |detail: String| Err(Error::CheckpointMismatch { detail });
         let cp = checkpoint;
         if cp.log_id != self.log_id() {
-            return mismatch(format!(
-                "the checkpoint is for log {}, this is log {}",
-                hex(cp.log_id),
-                hex(self.log_id())
-            ));
+            return Err(Error::CheckpointOfAnotherLog {
+                path: self.dir().to_path_buf(),
+                checkpoint_log: hex(cp.log_id),
+                log: hex(self.log_id()),
+            });
         }
         if cp.seq > report.head.seq {
             return mismatch(format!(

@@ -205,6 +205,21 @@ pub(crate) fn verify_log(
     // written past `active_len` are not looked at, so they are never
     // mistaken for damage.
     crate::permissions::refuse_symlinks(&*shared.options.storage, &shared.dir)?;
+    if let Some(k) = keys
+        .iter()
+        .find(|k| k.log_id.is_some_and(|id| id != shared.log_id))
+    {
+        return Err(Error::KeyNotUsed {
+            path: shared.dir.clone(),
+            key: hex(k.id()),
+            reason: format!(
+                "was set up for log {}, and this is log {}: give this log's key (or the \
+                 directory holds another log than the key's)",
+                hex(k.log_id.unwrap_or_default()),
+                hex(shared.log_id)
+            ),
+        });
+    }
     let visible = *shared.visible.read();
     check_tree_files(shared)?;
     let segments: Vec<Arc<Segment>> = shared

@@ -148,6 +148,7 @@ fn the_wrong_verification_key_is_refused() {
         key: [7; 32],
         start_ns: T0,
         interval_ns: 60 * SEC,
+        log_id: None,
     };
     // Issue 27: another log's key is the operator's mistake (wormctl exit
     // 2, naming the key the log is sealed under), not a broken seal.

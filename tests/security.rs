@@ -1354,16 +1354,31 @@ fn a_log_cut_back_before_its_sealing_started_record_is_caught() {
     );
     assert!(detail.contains("no sealing-started"), "{detail}");
     drop(reader);
-    // The thief resets the announced flag: an error, never Ok.
+    // The thief resets the announced flag of the key it holds (epoch 7):
+    // only an announced key evolves, so this is tampering, with or
+    // without the key (the twelfth red team: it was exit 0 without it).
     let mut k = host_key(&storage);
+    assert!(k.epoch > 1);
     k.announced = false;
+    storage.write_file(&mem_dir().join("wormlog.fss"), k.encode().to_vec());
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    let detail = assert_caught(
+        reader.verify_sealed(std::slice::from_ref(&key)),
+        "unannounced key file past epoch 1, with the key",
+    );
+    assert!(detail.contains("evolved"), "{detail}");
+    assert_caught(reader.verify(), "unannounced key file past epoch 1");
+    drop(reader);
+    // An unannounced key file at epoch 1 is what a setup cut short leaves:
+    // with a key given, the log cannot show it was sealed (exit 2, run
+    // setup-keys again); without, a crash state.
+    k.epoch = 1;
     storage.write_file(&mem_dir().join("wormlog.fss"), k.encode().to_vec());
     let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
     match reader.verify_sealed(std::slice::from_ref(&key)) {
         Err(wormlog::Error::SealingUnfinished { .. }) => {}
         other => panic!("unannounced key file and no start, with the key: {other:?}"),
     }
-    // Without the key, an unannounced key file is a setup cut short.
     reader.verify().expect("a setup cut short is a crash state");
 }
 
@@ -2343,4 +2358,65 @@ fn a_checkpoint_never_names_records_a_crash_can_take_back() {
         }
     }
     writer.close().unwrap();
+}
+
+/// Twelfth red team: a log cut back to before its sealing-started record
+/// (key A's whole sealed era deleted), written on and re-keyed (key B, as
+/// the README's rotation does); verify with both keys passed, A silently
+/// unused, and with A alone said "a re-keyed log needs every era's key"
+/// (exit 2), which led the auditor to the thief's B. A key names its log
+/// now: one of this log, set up after its first kept record, whose
+/// sealing-started record the log does not hold is a removed era.
+#[test]
+fn a_removed_era_is_caught_when_its_key_is_given() {
+    let storage = MemStorage::new();
+    let (now, clock) = manual_clock(T0);
+    let options = |s: &MemStorage| mem_options(s).clock(clock.clone());
+    let log = Log::open(mem_dir(), options(&storage)).unwrap();
+    let mut t = T0;
+    let mut tick = |log: &Log, what: &str| {
+        t += EPOCH.as_nanos() as u64;
+        now.store(t, Ordering::SeqCst);
+        log.append(what.as_bytes()).unwrap();
+    };
+    tick(&log, "before sealing");
+    log.close().unwrap();
+    // The thief's starting point: the log as it was before A's setup (the
+    // records from the setup on cut away; the same files, the same log).
+    let cut = storage.crash_image(Tear::KeepUnsynced, 0);
+    let log = Log::open(mem_dir(), options(&storage)).unwrap();
+    let a = log.setup_sealing(EPOCH).unwrap();
+    assert_eq!(a.log_id, Some(log.log_id()), "a key names its log");
+    for i in 0..5 {
+        tick(&log, &format!("era A {i}"));
+    }
+    log.close().unwrap();
+    Log::open_read_only(mem_dir(), options(&storage))
+        .unwrap()
+        .verify_sealed(std::slice::from_ref(&a))
+        .expect("the honest log verifies with its key");
+    // The forgery: go on from the cut, and re-key.
+    let log = Log::open(mem_dir(), options(&cut)).unwrap();
+    tick(&log, "the thief's record");
+    let b = log.setup_sealing(EPOCH).unwrap();
+    for i in 0..3 {
+        tick(&log, &format!("era B {i}"));
+    }
+    log.close().unwrap();
+    let reader = Log::open_read_only(mem_dir(), options(&cut)).unwrap();
+    for keys in [vec![a.clone(), b.clone()], vec![a.clone()]] {
+        let detail = assert_caught(reader.verify_sealed(&keys), "era A removed");
+        assert!(detail.contains("era"), "{detail}");
+    }
+    // B alone is this log's, and sealed all it holds: that is what the
+    // thief's log can show without A, and why A must be given.
+    reader.verify_sealed(&[b]).expect("the thief's own era");
+    // Another log's key is the operator's mistake, not tampering.
+    let other = MemStorage::new();
+    let elsewhere = Log::open(mem_dir(), mem_options(&other)).unwrap();
+    let foreign = elsewhere.setup_sealing(EPOCH).unwrap();
+    match reader.verify_sealed(&[foreign]) {
+        Err(Error::KeyNotUsed { reason, .. }) => assert!(reason.contains("this log's key")),
+        other => panic!("another log's key: {other:?}"),
+    }
 }

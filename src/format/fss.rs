@@ -342,6 +342,11 @@ pub struct VerificationKey {
     pub start_ns: u64,
     /// Length of an epoch in ns (>= 1).
     pub interval_ns: u64,
+    /// The log the key was set up for: keys made since format 3's
+    /// extension of it name their log (`log=` in the text form), so that
+    /// verify tells a key of this log whose era is missing (tampering) from
+    /// another log's key (a mistake). `None` for the older text form.
+    pub log_id: Option<[u8; 16]>,
 }
 
 impl std::fmt::Debug for VerificationKey {
@@ -364,10 +369,15 @@ impl VerificationKey {
     }
 
     /// The text form: `wormlog-verify-key <start_ns> <interval_ns> <key, 64
-    /// hex digits>`, one line.
+    /// hex digits>`, then ` log=<log id, 32 hex digits>` where the key
+    /// names its log; one line.
     pub fn to_text(&self) -> String {
+        let log = self
+            .log_id
+            .map(|id| format!(" log={}", super::hex(id)))
+            .unwrap_or_default();
         format!(
-            "{VERIFY_KEY_PREFIX} {} {} {}",
+            "{VERIFY_KEY_PREFIX} {} {} {}{log}",
             self.start_ns,
             self.interval_ns,
             super::hex(self.key)
@@ -376,10 +386,31 @@ impl VerificationKey {
 
     /// Parses the text form (surrounding whitespace ignored).
     pub fn from_text(s: &str) -> Result<VerificationKey, String> {
-        let bad = || format!("not `{VERIFY_KEY_PREFIX} <start_ns> <interval_ns> <64 hex digits>`");
+        let bad = || {
+            format!(
+                "not `{VERIFY_KEY_PREFIX} <start_ns> <interval_ns> <64 hex digits> \
+                 [log=<32 hex digits>]`"
+            )
+        };
         let words: Vec<&str> = s.split_ascii_whitespace().collect();
-        let [VERIFY_KEY_PREFIX, start, interval, key] = words[..] else {
-            return Err(bad());
+        let (start, interval, key, log) = match words[..] {
+            [VERIFY_KEY_PREFIX, start, interval, key] => (start, interval, key, None),
+            [VERIFY_KEY_PREFIX, start, interval, key, log] => (start, interval, key, Some(log)),
+            _ => return Err(bad()),
+        };
+        let log_id = match log {
+            None => None,
+            Some(w) => {
+                let hex = w
+                    .strip_prefix("log=")
+                    .filter(|h| h.len() == 32)
+                    .ok_or_else(bad)?;
+                let mut id = [0u8; 16];
+                for (i, b) in id.iter_mut().enumerate() {
+                    *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+                }
+                Some(id)
+            }
         };
         let num = |w: &str| {
             (!w.is_empty() && w.bytes().all(|b| b.is_ascii_digit()))
@@ -400,6 +431,7 @@ impl VerificationKey {
             key: k,
             start_ns,
             interval_ns,
+            log_id,
         })
     }
 }

@@ -303,6 +303,7 @@ impl<'a> ChainRules<'a> {
     pub fn first_record(&mut self, ns: Option<u64>) {
         if self.first_ns.is_none() {
             self.first_ns = ns;
+            self.seal.first_kept_ns = ns;
         }
     }
 

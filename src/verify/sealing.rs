@@ -91,6 +91,8 @@ pub(super) struct SealCheck<'a> {
     /// The commit time of the last sealing-started record: no tag of its
     /// key covers a record before it.
     started_ns: u64,
+    /// The commit time of the log's first kept record.
+    pub first_kept_ns: Option<u64>,
 }
 
 impl<'a> SealCheck<'a> {
@@ -155,6 +157,75 @@ impl<'a> SealCheck<'a> {
             as_copy: false,
             carry_ns: None,
             started_ns: 0,
+            first_kept_ns: None,
+        }
+    }
+
+    /// A key given that names this log (verify refused one naming another)
+    /// and whose sealing began after the first kept record and by
+    /// `by_ns`, but whose sealing-started record the log has not shown
+    /// (nor its anchor recorded its state): the records of its era were
+    /// removed. Setup makes that record durable right after the caller
+    /// keeps the key, so an honest log holds the record of every key it
+    /// handed out (but for a crash in between, format-spec.md 16.5). The
+    /// twelfth red team cut a log back to before its sealing-started
+    /// record, re-keyed it, and verify with both keys passed, the first
+    /// one silently unused.
+    fn era_missing(&self, by_ns: u64) -> Option<&'a VerificationKey> {
+        let first = self.first_kept_ns?;
+        let anchored = self.anchored.flatten().map(|s| s.key_id);
+        self.keys.iter().find(|k| {
+            k.log_id.is_some()
+                && !self.started.contains(&k.id())
+                && anchored != Some(k.id())
+                && k.start_ns > first
+                && k.start_ns <= by_ns
+        })
+    }
+
+    fn era_removed(&self, path: &Path, seq: u64, k: &VerificationKey) -> Error {
+        Error::corrupt(
+            path,
+            0,
+            Some(seq),
+            Corruption::SealBroken {
+                detail: format!(
+                    "verification key {} was set up for this log at {} ns, after its first kept \
+                     record, but the log holds no sealing-started record of it: the records of \
+                     its era were removed",
+                    hex(k.id()),
+                    k.start_ns
+                ),
+            },
+        )
+    }
+
+    /// A key given that names no log (the older text form), that this log
+    /// never used, and whose sealing began after the first kept record (so
+    /// retention cannot have dropped its era): another log's key, or the
+    /// records of its era were removed; the verifier cannot tell which.
+    fn unused_unnamed_key(&self, dir: &Path) -> Result<()> {
+        let Some(first) = self.first_kept_ns else {
+            return Ok(());
+        };
+        let anchored = self.anchored.flatten().map(|s| s.key_id);
+        let unused = self.keys.iter().find(|k| {
+            k.log_id.is_none()
+                && !self.started.contains(&k.id())
+                && anchored != Some(k.id())
+                && k.start_ns > first
+        });
+        match unused {
+            Some(k) if self.key_id.is_some() => Err(Error::KeyNotUsed {
+                path: dir.to_path_buf(),
+                key: hex(k.id()),
+                reason: "names no log (a key file from before keys named theirs) and this log \
+                         never used it: it is another log's key (verify without it), or the \
+                         records of its era were removed (a checkpoint or the key's own log \
+                         tells which)"
+                    .into(),
+            }),
+            _ => Ok(()),
         }
     }
 
@@ -315,6 +386,9 @@ impl<'a> SealCheck<'a> {
                 self.last_tag = None;
                 self.last_tag_first = None;
                 if self.key.is_none() && !self.keys.is_empty() && !self.matched {
+                    if let Some(k) = self.era_missing(n.timestamp_ns) {
+                        return Err(self.era_removed(path, n.seq, k));
+                    }
                     return Err(self.not_this_logs_key(path, *key_id));
                 }
                 self.matched |= self.key.is_some();
@@ -620,6 +694,10 @@ impl<'a> SealCheck<'a> {
         key_file: Option<&FssKeyFile>,
         now_ns: u64,
     ) -> Result<Option<SealingReport>> {
+        if let Some(k) = self.era_missing(u64::MAX) {
+            return Err(self.era_removed(dir, head_seq, k));
+        }
+        self.unused_unnamed_key(dir)?;
         self.check_sealing_dropped(dir, head_seq, key_file)?;
         self.check_anchored_key_began_before(dir, head_seq)?;
         self.check_key_file_has_its_start(dir, head_seq, key_file)?;
@@ -787,6 +865,24 @@ impl SealCheck<'_> {
                 },
             ));
         }
+        // A setup leaves its key file unannounced at epoch 1, and only an
+        // announced key evolves: an unannounced one further on is a
+        // stolen key put back with its flag cleared (the twelfth red team).
+        if k.epoch > 1 {
+            return Err(Error::corrupt(
+                dir.join(FSS_KEY_FILE),
+                0,
+                Some(head_seq),
+                Corruption::SealBroken {
+                    detail: format!(
+                        "the sealing key file says sealing was never announced, yet its key \
+                         evolved to epoch {}: only an announced key evolves (the log was sealed, \
+                         and the records from its setup on were removed)",
+                        k.epoch
+                    ),
+                },
+            ));
+        }
         if !self.keys.is_empty() {
             return Err(Error::SealingUnfinished {
                 path: dir.join(FSS_KEY_FILE),
@@ -946,6 +1042,7 @@ mod tests {
             key: [3; 32],
             start_ns: 0,
             interval_ns: 60,
+            log_id: None,
         };
         let keys = [vk.clone()];
         let state = SealingState {

@@ -1096,9 +1096,15 @@ fn checkpoints_sign_and_verify_and_catch_a_rewritten_log() {
         log.append(&event(i)).unwrap();
     }
     drop(log);
+    // Which file is not the one meant is the operator's to say (exit 2),
+    // as check-proof says of the same pairing.
     let o = verify(&other, &cp, &public);
-    expect_code(&o, 1);
-    assert!(stderr(&o).contains("checkpoint"), "{}", stderr(&o));
+    expect_code(&o, 2);
+    assert!(
+        stderr(&o).contains("this log's checkpoint"),
+        "{}",
+        stderr(&o)
+    );
 
     // The rewritten log: verifies alone, fails against the checkpoint.
     let seg = files_with(&dir, ".wlog")[0].clone();
@@ -1478,9 +1484,10 @@ fn another_logs_verification_key_is_the_operators_mistake() {
         &wormctl(&["verify", p(&one), "--verify-key", p(&key("one.key"))]),
         0,
     );
+    // Keys name their log: another log's is named as such.
     let o = wormctl(&["verify", p(&one), "--verify-key", p(&key("two.key"))]);
     expect_code(&o, 2);
-    assert!(stderr(&o).contains("setup-keys printed"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("give this log's key"), "{}", stderr(&o));
 }
 
 /// Issue 27: dump of a log with one damaged record printed the records up
