@@ -14,7 +14,7 @@ use wormlog::{Durability, Log, Options, Sealing};
 /// CPU time of the whole process so far (every thread, user + system), in
 /// ns. /proc/self/stat counts clock ticks (100 a second): a run of seconds
 /// measures it to well under 1%.
-fn process_cpu_ns() -> u64 {
+pub fn process_cpu_ns() -> u64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
     // The command name (field 2) may hold spaces: fields after its ')'.
     let rest = &stat[stat.rfind(')').unwrap() + 2..];

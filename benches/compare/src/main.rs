@@ -28,6 +28,8 @@
 //!   alone costs per byte on one core).
 
 mod cost;
+#[cfg(feature = "peers")]
+mod peers;
 
 use parking_lot::{Condvar, Mutex};
 use std::fs::{File, OpenOptions};
@@ -517,13 +519,38 @@ fn demo_log_unsealed(dir: &Path, bytes: u64) {
     log.close().unwrap();
 }
 
+/// Runs `f` with this thread (and the threads it starts) held to the
+/// first `n` cores it may use, then lets it use all of them again.
+fn on_cores(n: usize, f: impl FnOnce() -> f64) -> f64 {
+    use rustix::thread::{sched_getaffinity, sched_setaffinity, CpuSet};
+    let all = sched_getaffinity(None).unwrap();
+    let mut some = CpuSet::new();
+    let cores = (0..CpuSet::MAX_CPU).filter(|c| all.is_set(*c));
+    for c in cores.take(n) {
+        some.set(c);
+    }
+    sched_setaffinity(None, &some).unwrap();
+    let v = f();
+    sched_setaffinity(None, &all).unwrap();
+    v
+}
+
 fn read_cases(cases: &mut Vec<Case>, dir: &'static Path) {
-    cases.push(case("verify (demo log, sealed)", "MB/s", move |_| {
+    let verify = move || {
         let log = Log::open_read_only(dir, Options::default()).unwrap();
         let start = Instant::now();
         let report = log.verify().unwrap();
         report.bytes as f64 / start.elapsed().as_secs_f64() / 1e6
-    }));
+    };
+    cases.push(case("verify (demo log, sealed)", "MB/s", move |_| verify()));
+    // Verify checks segments on as many threads as it may use cores.
+    for n in [1, 2] {
+        cases.push(case(
+            &format!("verify (demo log, sealed) on {n} core(s)"),
+            "MB/s",
+            move |_| on_cores(n, verify),
+        ));
+    }
     cases.push(case("full scan (demo log, sealed)", "MB/s", move |_| {
         let log = Log::open_read_only(dir, Options::default()).unwrap();
         let start = Instant::now();
@@ -624,6 +651,8 @@ fn main() {
     buffered_cases(&mut cases);
     read_cases(&mut cases, demo_path);
     cost::cost_cases(&mut cases);
+    #[cfg(feature = "peers")]
+    peers::peer_cases(&mut cases);
     #[cfg(feature = "s3")]
     ship_cases(&mut cases, demo_path);
     if let Some(only) = &only {
@@ -742,6 +771,15 @@ fn main() {
         "the cost of a PUT per 256 records",
     );
     cost::cost_ratios(&cases);
+    #[cfg(feature = "peers")]
+    peers::peer_ratios(&cases);
+    ratio(
+        &cases,
+        "verify on 2 cores / on 1 core",
+        "verify (demo log, sealed) on 2 core(s)",
+        "verify (demo log, sealed) on 1 core(s)",
+        ">= 1.8",
+    );
     ratio(
         &cases,
         "verify / one-thread blake3",
