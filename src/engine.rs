@@ -447,8 +447,11 @@ impl Engine {
             hash: h.hash,
             timestamp_ns: h.timestamp_ns,
             retention: Some(RetentionPoint {
-                first_seq: shared.first_seq(),
-                anchor_head: shared.anchor.lock().last_hash(&shared.log_id),
+                first_seq: verified.map_or_else(|| shared.first_seq(), |r| r.first_seq),
+                anchor_head: match verified {
+                    Some(r) => r.anchor_head,
+                    None => shared.anchor.lock().last_hash(&shared.log_id),
+                },
                 // Stated for a format-3 log only (its active segment is of
                 // format 3): the field also says every later drop carries
                 // the anchor extension, which only format-3 writers make.
@@ -458,25 +461,34 @@ impl Engine {
         })
     }
 
-    /// Makes every record the log shows durable: a writer's sync; for a
-    /// reader (beside a live writer, or of a log a writer left), an
-    /// fdatasync of the active segment.
+    /// Makes everything a checkpoint names durable: the records (a
+    /// writer's sync; for a reader beside a live writer, or of a log a
+    /// writer left, an fdatasync of the active segment), and the anchor
+    /// file and the directory's entries (a retention run may have written
+    /// an entry not yet synced: the thirteenth red team cut it away after
+    /// a checkpoint named it).
     fn make_durable(&self) -> Result<()> {
         let shared = &self.shared;
+        let storage = &*shared.options.storage;
         match &self.mode {
-            Mode::Write(_) => self.writer()?.sync(shared),
+            Mode::Write(_) => self.writer()?.sync(shared)?,
             Mode::Read(_) => {
                 let active = shared.segments.read().last().cloned();
-                match active {
-                    Some(seg) if seg.sealed.is_none() => shared
-                        .options
-                        .storage
+                if let Some(seg) = active.filter(|s| s.sealed.is_none()) {
+                    storage
                         .sync_file(&seg.path)
-                        .map_err(|e| Error::io("fdatasync", &seg.path, e)),
-                    _ => Ok(()),
+                        .map_err(|e| Error::io("fdatasync", &seg.path, e))?;
                 }
             }
         }
+        let anchor = shared.dir.join(crate::format::names::ANCHOR_FILE);
+        match storage.sync_file(&anchor) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => other.map_err(|e| Error::io("fdatasync", &anchor, e))?,
+        }
+        storage
+            .sync_dir(&shared.dir)
+            .map_err(|e| Error::io("fsync directory", &shared.dir, e))
     }
 
     /// Signs the head and hands the note to the sink, where automatic

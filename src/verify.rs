@@ -6,7 +6,7 @@
 
 use crate::anchor::{check_log_start, read_hold, Anchor};
 use crate::error::{Corruption, Error, Result};
-use crate::format::merkle::{empty_root, leaf_data, leaf_hash, CompactRange, TILE_WIDTH};
+use crate::format::merkle::{leaf_data, leaf_hash, CompactRange, TILE_WIDTH};
 use crate::format::names::{
     parse_sealed_file_name, parse_segment_file_name, tree_file_name, ANCHOR_FILE, TREE_STATE_FILE,
 };
@@ -65,6 +65,10 @@ pub struct VerifyReport {
     /// against the root the newest anchor entry recorded. Not the tree's
     /// files read again after the check: a checkpoint signs this root.
     pub tree_root: Option<Hash>,
+    /// The hash of the newest anchor entry this check read (the anchor's
+    /// genesis value where it has none): the retention line a checkpoint
+    /// of this verification states.
+    pub anchor_head: Hash,
 }
 
 /// What one segment holds, as found by checking it alone.
@@ -304,6 +308,7 @@ pub(crate) fn verify_log(
         unchecked_tail_bytes: 0,
         sealing: None,
         tree_root: None,
+        anchor_head: anchor.last_hash(&shared.log_id),
     };
     let mut ranges: Vec<Option<CompactRange>> = summaries
         .iter_mut()
@@ -342,11 +347,15 @@ pub(crate) fn verify_log(
 
 /// The tree's root over the records `verify_log` checked (see
 /// `VerifyReport::tree_root`): the compact range of the `dropped` records
-/// before the first kept one, read once from the tree's files and, where
-/// the newest anchor entry records the root of exactly those records,
-/// checked against it; then the leaves each segment's walk computed, in
-/// order (the segments are linked by then). `None` where a segment's
-/// leaves are missing.
+/// before the first kept one, read once from the tree's files, then the
+/// leaves each segment's walk computed, in order (the segments are linked
+/// by then). The newest anchor entry's recorded root over records
+/// `1..=S` must then be the first `S` leaves of that root (a consistency
+/// proof from the files to it): that vouches for the prefix read, whether
+/// `S` is the kept start (a finished drop) or past it (a run cut short
+/// between deletions, 8.3; the thirteenth red team swapped a dropped leaf
+/// there, after the check of the entry's root and before the prefix was
+/// read). `None` where a segment's leaves are missing.
 fn verified_root(
     shared: &Shared,
     tree: &Mutex<Tree>,
@@ -355,14 +364,19 @@ fn verified_root(
     ranges: &mut [Option<CompactRange>],
 ) -> Result<Option<Hash>> {
     let mut range = CompactRange::of_prefix(&*tree.lock(), dropped)?;
-    let recorded = anchor
-        .entries
-        .last()
-        .and_then(|(e, _)| e.ext?.tree)
-        .filter(|(size, _)| *size == dropped);
-    if let Some((size, root)) = recorded {
-        let found = range.root().unwrap_or_else(empty_root);
-        if found != root {
+    for next in ranges.iter_mut() {
+        match next.take() {
+            Some(next) if next.begin() == range.end() => range.append(&next),
+            _ => return Ok(None),
+        }
+    }
+    let Some(root) = range.root() else {
+        return Ok(None);
+    };
+    let head = range.end();
+    if let Some((size, recorded)) = anchor.entries.last().and_then(|(e, _)| e.ext?.tree) {
+        let found = crate::merkle::root_under(shared, size, (head, root))?;
+        if found != Some(recorded) {
             return Err(Error::corrupt(
                 shared.dir.join(tree_file_name(0)),
                 0,
@@ -370,19 +384,14 @@ fn verified_root(
                 Corruption::TreeState {
                     detail: format!(
                         "the newest anchor entry records the tree of records 1..={size} with \
-                         root {root}; the tree files now give {found}: they changed during the check"
+                         root {recorded}, which is not the start of the tree verification \
+                         computed: the tree files changed during the check"
                     ),
                 },
             ));
         }
     }
-    for next in ranges.iter_mut() {
-        match next.take() {
-            Some(next) if next.begin() == range.end() => range.append(&next),
-            _ => return Ok(None),
-        }
-    }
-    Ok(range.root())
+    Ok(Some(root))
 }
 
 /// Links the segments, each checked alone, in order from `start`: every
@@ -1248,5 +1257,6 @@ pub fn verify_file_with(storage: &dyn Storage, path: &Path) -> Result<VerifyRepo
         unchecked_tail_bytes: 0,
         sealing: None,
         tree_root: None,
+        anchor_head: Hash::ZERO,
     })
 }

@@ -2420,3 +2420,60 @@ fn a_removed_era_is_caught_when_its_key_is_given() {
         other => panic!("another log's key: {other:?}"),
     }
 }
+
+/// Thirteenth red team: a checkpoint taken while a retention run had
+/// written its anchor entry but not yet synced it named that entry as the
+/// anchor's head; a power cut then lost the entry, and verify with the
+/// checkpoint called the honest crash state a rewritten anchor (exit 1).
+/// A checkpoint now syncs the anchor file (and the directory) first.
+#[test]
+fn a_checkpoint_never_names_an_anchor_entry_a_crash_can_take_back() {
+    use wormlog::storage::Storage;
+    let storage = MemStorage::new();
+    let (now, clock) = manual_clock(T0);
+    let log = Log::open(mem_dir(), dropping_options(&storage, clock.clone())).unwrap();
+    append_events(&log, &now, T0, SEC, 150, "event");
+    log.seal().unwrap();
+    now.store(T0 + 200 * SEC, Ordering::SeqCst);
+    assert!(!log
+        .apply_retention(T0 + 200 * SEC)
+        .unwrap()
+        .dropped_segments
+        .is_empty());
+    append_events(&log, &now, T0 + 210 * SEC, SEC, 150, "later");
+    log.seal().unwrap();
+    drop(log);
+    // A second run on a copy; only its anchor entry comes back, written
+    // and not yet synced (no segment deleted, no retention record: the
+    // state of a run between its anchor write and its fdatasync).
+    let copy = storage.crash_image(Tear::KeepUnsynced, 0);
+    let anchor = mem_dir().join("wormlog.anchor");
+    {
+        let log = Log::open(mem_dir(), dropping_options(&copy, clock.clone())).unwrap();
+        now.store(T0 + 500 * SEC, Ordering::SeqCst);
+        let report = log.apply_retention(T0 + 500 * SEC).unwrap();
+        assert!(!report.dropped_segments.is_empty());
+    }
+    let before = storage.read_file(&anchor).unwrap();
+    let after = copy.read_file(&anchor).unwrap();
+    let mut file = storage.open_append(&anchor).unwrap();
+    file.append(&after[before.len()..]).unwrap();
+    drop(file);
+    let options = || mem_options(&storage).clock(clock_at(T0 + 600 * SEC));
+    let reader = Log::open_read_only(mem_dir(), options()).unwrap();
+    let report = reader.verify().unwrap();
+    let cp = reader.checkpoint_verified(&report).unwrap();
+    for seed in 0..4 {
+        let image = storage.crash_image(Tear::LoseUnsynced, seed);
+        let opts = mem_options(&image).clock(clock_at(T0 + 600 * SEC));
+        let after_crash = Log::open_read_only(mem_dir(), opts).unwrap();
+        after_crash
+            .verify_against(&cp)
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    }
+    // And the checkpoint states the anchor head its verification read.
+    let mut other = report.clone();
+    other.anchor_head = Hash::from_bytes([9; 32]);
+    let cp = reader.checkpoint_verified(&other).unwrap();
+    assert_eq!(cp.retention.unwrap().anchor_head, other.anchor_head);
+}
