@@ -92,7 +92,9 @@ pub use checkpoint::{
     AutoCheckpoints, Checkpoint, CheckpointKey, CheckpointSink, FileSink, RetentionPoint,
 };
 pub use error::{CheckpointError, Corruption, Error, Result};
-pub use format::{ChainPos, Hash, ParseHashError, RecordKind, SystemEvent, VerificationKey};
+pub use format::{
+    ChainPos, Hash, ParseHashError, PreviousEra, RecordKind, SystemEvent, VerificationKey,
+};
 #[cfg(feature = "async")]
 pub use log::Append;
 pub use log::Log;

@@ -7,8 +7,8 @@ use crate::error::{Corruption, Error, Result};
 use crate::format::names::is_engine_file_name;
 use crate::format::RetentionRule;
 use crate::format::{
-    anchor_genesis, epoch_of, hex, key_at, key_id, AnchorEntry, FssKeyFile, RecordKind,
-    SystemEvent, VerificationKey, FORMAT_VERSION,
+    anchor_genesis, epoch_of, hex, key_at, key_id, AnchorEntry, FssKeyFile, PreviousEra,
+    RecordKind, SystemEvent, VerificationKey, FORMAT_VERSION,
 };
 use crate::merkle::{self, ConsistencyProof, InclusionProof, TlogExport, TreeHead};
 use crate::options::Options;
@@ -649,13 +649,22 @@ impl Log {
             .filter(|n| *n > 0)
             .ok_or_else(|| Error::InvalidOptions("the sealing interval must be > 0".into()))?;
         let mut writer = self.inner.writer()?;
-        if writer.sealing_key().is_some()
-            || crate::fss::load(&*shared.options.storage, &shared.dir)?.is_some()
-        {
-            return Err(Error::InvalidOptions(
-                "forward-secure sealing is already set up for this log".into(),
-            ));
-        }
+        // A rotation: the key in use tags every epoch through the current
+        // one first, so that its era's tags reach the new start (a
+        // verifier requires it: format-spec.md 10a, "Re-keying").
+        let previous = match writer.sealing_key().map(|k| k.key_id) {
+            Some(old) => {
+                writer.tag_ended_epochs_now(shared)?;
+                writer.seal_close(shared)?;
+                PreviousEra::Rotated(old)
+            }
+            None if crate::fss::load(&*shared.options.storage, &shared.dir)?.is_some() => {
+                return Err(Error::InvalidOptions(
+                    "a sealing key file the writer did not take up is in the way".into(),
+                ));
+            }
+            None => PreviousEra::NoKeyFile,
+        };
         let mut seed = [0u8; 32];
         getrandom::getrandom(&mut seed).map_err(|e| {
             Error::io(
@@ -695,6 +704,7 @@ impl Log {
                 start_ns,
                 interval_ns,
                 key_id: verification.id(),
+                previous: Some(previous),
             }],
         )?;
         // Only now, the record durable, is the key file the log's: a crash

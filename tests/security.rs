@@ -2477,3 +2477,97 @@ fn a_checkpoint_never_names_an_anchor_entry_a_crash_can_take_back() {
     let cp = reader.checkpoint_verified(&other).unwrap();
     assert_eq!(cp.retention.unwrap().anchor_head, other.anchor_head);
 }
+
+/// Thirteenth red team: tags had to be contiguous within one key only, so
+/// the last tags of an era (and the records they sealed) could be cut
+/// just before a re-key's sealing-started record, before the new key's
+/// first tag existed (a crash during the re-key, or a thief holding the
+/// new key's epoch-1 key), and verify with both keys passed. A rotation
+/// now tags the old key through its current epoch first and says so in
+/// the new sealing-started record; the old era's tags must reach the new
+/// start. A re-key that found no key file is reported as an era whose end
+/// is not proven, never passed in silence.
+#[test]
+fn an_old_eras_tail_cut_before_a_rotation_is_caught() {
+    let storage = MemStorage::new();
+    let (now, clock) = manual_clock(T0);
+    let options = |s: &MemStorage| mem_options(s).clock(clock.clone());
+    let log = Log::open(mem_dir(), options(&storage)).unwrap();
+    let a = log.setup_sealing(EPOCH).unwrap();
+    let mut t = T0;
+    for i in 0..6 {
+        t += EPOCH.as_nanos() as u64;
+        now.store(t, Ordering::SeqCst);
+        log.append(format!("era A {i}").as_bytes()).unwrap();
+    }
+    let b = log.setup_sealing(EPOCH).unwrap();
+    now.store(t + SEC, Ordering::SeqCst);
+    log.append(b"era B 0").unwrap();
+    // A crash before the new key's first tag.
+    let image = storage.crash_image(Tear::KeepUnsynced, 0);
+    drop(log);
+    let keys = [a.clone(), b.clone()];
+    let honest = Log::open_read_only(mem_dir(), options(&image))
+        .unwrap()
+        .verify_sealed(&keys)
+        .expect("an honest rotation cut short by a crash");
+    assert!(honest.sealing.unwrap().unproven_era_ends.is_empty());
+    // The cut: era A's records and tags after its second tag, up to the
+    // re-key's record, the chain recomputed.
+    let path = active_segment(&image);
+    let bytes = image.read_file(&path).unwrap();
+    let recs = records_of(&bytes);
+    let at = |kind| -> Vec<usize> { (0..recs.len()).filter(|&i| recs[i].kind == kind).collect() };
+    let (tags, started) = (at(RecordKind::EpochTag), at(RecordKind::SealingStarted));
+    assert!(tags.len() >= 4 && started.len() == 2);
+    let cut = |recs: &[Rec]| -> Vec<Rec> {
+        recs[..=tags[1]]
+            .iter()
+            .chain(&recs[started[1]..])
+            .cloned()
+            .collect()
+    };
+    image.write_file(
+        &path,
+        rewritten(&bytes, &cut(&recs), &|_, _, _| unreachable!()),
+    );
+    if image
+        .read_file(&mem_dir().join("wormlog.tiles-0"))
+        .is_some()
+    {
+        keep_tree_prefix(&image, &mem_dir(), 0);
+    }
+    let reader = Log::open_read_only(mem_dir(), options(&image)).unwrap();
+    let detail = assert_caught(
+        reader.verify_sealed(&keys),
+        "era A's tail cut before the rotation",
+    );
+    assert!(detail.contains("rotated"), "{detail}");
+    drop(reader);
+    // The re-key's record rewritten to say it found no key file: the log
+    // then shows an era whose end is not proven, and says so.
+    let mut recs = cut(&records_of(&bytes));
+    let rekey = tags[1] + 1;
+    let Ok(SystemEvent::SealingStarted {
+        start_ns,
+        interval_ns,
+        key_id,
+        ..
+    }) = SystemEvent::decode(RecordKind::SealingStarted, &recs[rekey].payload).unwrap()
+    else {
+        panic!("the re-key's record")
+    };
+    recs[rekey].payload = SystemEvent::SealingStarted {
+        start_ns,
+        interval_ns,
+        key_id,
+        previous: Some(wormlog::PreviousEra::NoKeyFile),
+    }
+    .encode();
+    image.write_file(&path, rewritten(&bytes, &recs, &|_, _, _| unreachable!()));
+    let reader = Log::open_read_only(mem_dir(), options(&image)).unwrap();
+    let report = reader.verify_sealed(&keys).unwrap();
+    let ends = report.sealing.unwrap().unproven_era_ends;
+    assert_eq!(ends.len(), 1, "the era's end is reported");
+    assert_eq!(ends[0].0, a.id());
+}

@@ -45,7 +45,7 @@ pub use sealed::{
     INDEX_FRAME_MAGIC, INDEX_POINT_INTERVAL, SEALED_FRAME_BYTES_MAX, SEEKABLE_MAGIC,
     SEEK_FOOTER_LEN, SEEK_TABLE_MAGIC, ZSTD_FRAME_MAGIC,
 };
-pub use system::{RetentionRule, SystemEvent};
+pub use system::{PreviousEra, RetentionRule, SystemEvent};
 
 /// Formats a hash (or any bytes) as lowercase hex.
 pub fn hex(bytes: impl AsRef<[u8]>) -> String {

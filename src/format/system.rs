@@ -150,6 +150,9 @@ pub enum SystemEvent {
         interval_ns: u64,
         /// The verification key's public id.
         key_id: [u8; 8],
+        /// Format 3: what the setup found of the era before it (a
+        /// version-3 writer always states it; `None` in an older record).
+        previous: Option<PreviousEra>,
     },
     /// Format 2: `tag` seals every record before this one, for epochs
     /// `first_epoch..=epoch` (format-spec.md, "Forward-secure sealing").
@@ -193,6 +196,20 @@ pub struct RetentionRule {
 }
 
 /// One line for people: hashes in hex, strings quoted.
+/// Format 3: what a sealing-started record says of the sealing before it
+/// (format-spec.md 10a, "Re-keying").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreviousEra {
+    /// The setup found no sealing key file: a first setup, or the key file
+    /// of the era before was gone (lost, or removed with records after its
+    /// last tag: the verifier reports such an era's end as unproven).
+    NoKeyFile,
+    /// The setup rotated the key whose id this is: it tagged every epoch
+    /// through the current one with it first, so that era's tags reach
+    /// the new start.
+    Rotated([u8; 8]),
+}
+
 impl std::fmt::Display for SystemEvent {
     // Long by nature: one sentence per record kind, in the order of the kinds.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -308,12 +325,20 @@ impl std::fmt::Display for SystemEvent {
                 start_ns,
                 interval_ns,
                 key_id,
-            } => write!(
-                f,
-                "forward-secure sealing started: epoch 1 at {start_ns}, every {interval_ns} ns, \
-                 verification key {}",
-                hex(key_id)
-            ),
+                previous,
+            } => {
+                write!(
+                    f,
+                    "forward-secure sealing started: epoch 1 at {start_ns}, every {interval_ns} \
+                     ns, verification key {}",
+                    hex(key_id)
+                )?;
+                match previous {
+                    Some(PreviousEra::Rotated(k)) => write!(f, ", rotated from key {}", hex(k)),
+                    Some(PreviousEra::NoKeyFile) => write!(f, ", no key file before it"),
+                    None => Ok(()),
+                }
+            }
             SystemEvent::EpochTag {
                 first_epoch,
                 epoch,
@@ -486,10 +511,19 @@ impl SystemEvent {
                 start_ns,
                 interval_ns,
                 key_id,
+                previous,
             } => {
                 out.extend_from_slice(&start_ns.to_le_bytes());
                 out.extend_from_slice(&interval_ns.to_le_bytes());
                 out.extend_from_slice(key_id);
+                match previous {
+                    None => {}
+                    Some(PreviousEra::NoKeyFile) => out.extend_from_slice(&[0u8; 9]),
+                    Some(PreviousEra::Rotated(k)) => {
+                        out.push(1);
+                        out.extend_from_slice(k);
+                    }
+                }
             }
             SystemEvent::EpochTag {
                 first_epoch,
@@ -581,6 +615,18 @@ impl SystemEvent {
                     start_ns: r.u64()?,
                     interval_ns: r.u64()?,
                     key_id: r.array8()?,
+                    previous: match r.buf.len() - r.at {
+                        0 => None,
+                        _ => match (r.u8()?, r.array8()?) {
+                            (0, k) if k == [0; 8] => Some(PreviousEra::NoKeyFile),
+                            (1, k) => Some(PreviousEra::Rotated(k)),
+                            (f, _) => {
+                                return Err(format!(
+                                    "previous-era flag {f} is not 0 (with a zero key id) or 1"
+                                ))
+                            }
+                        },
+                    },
                 },
                 RecordKind::EpochTag => {
                     let (first_epoch, epoch) = (r.u64()?, r.u64()?);
@@ -836,6 +882,19 @@ mod tests {
                 start_ns: 5,
                 interval_ns: 900_000_000_000,
                 key_id: [3; 8],
+                previous: None,
+            },
+            SystemEvent::SealingStarted {
+                start_ns: 5,
+                interval_ns: 900_000_000_000,
+                key_id: [3; 8],
+                previous: Some(PreviousEra::NoKeyFile),
+            },
+            SystemEvent::SealingStarted {
+                start_ns: 5,
+                interval_ns: 900_000_000_000,
+                key_id: [3; 8],
+                previous: Some(PreviousEra::Rotated([4; 8])),
             },
             SystemEvent::EpochTag {
                 first_epoch: 4,
@@ -897,10 +956,25 @@ mod tests {
     fn truncated_or_padded_system_payloads_are_errors() {
         for e in all() {
             let bytes = e.encode();
+            // A format-3 sealing-started record cut to the older form's 24
+            // bytes is that form (it says nothing of the era before).
+            let older_form = matches!(
+                e,
+                SystemEvent::SealingStarted {
+                    previous: Some(_),
+                    ..
+                }
+            );
             for len in 0..bytes.len() {
-                assert!(SystemEvent::decode(e.kind(), &bytes[..len])
-                    .unwrap()
-                    .is_err());
+                let decoded = SystemEvent::decode(e.kind(), &bytes[..len]).unwrap();
+                if older_form && len == 24 {
+                    assert!(matches!(
+                        decoded,
+                        Ok(SystemEvent::SealingStarted { previous: None, .. })
+                    ));
+                    continue;
+                }
+                assert!(decoded.is_err());
             }
             let mut longer = bytes.clone();
             longer.push(0);

@@ -9,7 +9,7 @@ use super::rules::Noted;
 use crate::error::{Corruption, Error, Result};
 use crate::format::names::FSS_KEY_FILE;
 use crate::format::{
-    epoch_of, epoch_tag_for, evolve_key, hex, key_at, FssKey, FssKeyFile, RecordedTag,
+    epoch_of, epoch_tag_for, evolve_key, hex, key_at, FssKey, FssKeyFile, PreviousEra, RecordedTag,
     SealingState, SystemEvent, TagFacts, VerificationKey,
 };
 use std::path::Path;
@@ -38,6 +38,13 @@ pub struct SealingReport {
     pub unsealed_records: u64,
     /// The epoch of the sealing key file beside the log, if there is one.
     pub key_file_epoch: Option<u64>,
+    /// Eras whose end is not proven: a re-key that found no key file of
+    /// the era before it, whose tags stop short of the new start (the key
+    /// file was lost, or removed with the records after its last tag).
+    /// Each is the earlier key's id and the seq of the re-key's
+    /// sealing-started record; records of that era after its last tag
+    /// cannot be shown complete.
+    pub unproven_era_ends: Vec<([u8; 8], u64)>,
 }
 
 /// Sealing's part of the pass; fed the noted records in chain order.
@@ -93,6 +100,8 @@ pub(super) struct SealCheck<'a> {
     started_ns: u64,
     /// The commit time of the log's first kept record.
     pub first_kept_ns: Option<u64>,
+    /// See `SealingReport::unproven_era_ends`.
+    unproven_era_ends: Vec<([u8; 8], u64)>,
 }
 
 impl<'a> SealCheck<'a> {
@@ -158,6 +167,90 @@ impl<'a> SealCheck<'a> {
             carry_ns: None,
             started_ns: 0,
             first_kept_ns: None,
+            unproven_era_ends: Vec::new(),
+        }
+    }
+
+    /// A sealing-started record `n` (of a segment of format `version`)
+    /// after an earlier era: the era before must end where the new one
+    /// starts (format-spec.md 10a, "Re-keying"). A rotation tags every
+    /// epoch of the old key through the current one first, so the old
+    /// key's tags reach the epoch (of its own schedule) that holds the new
+    /// `start_ns`, one epoch of slack allowed. Where they do not, a record
+    /// that says it rotated that key shows the old era's last tags and the
+    /// records they sealed were removed (the thirteenth red team cut them
+    /// and re-keyed); one that says it found no key file is an era whose
+    /// end is not proven, which the report names. An older writer's
+    /// record says nothing and proves nothing of the handoff.
+    fn check_handoff(
+        &mut self,
+        path: &Path,
+        n: &Noted,
+        start_ns: u64,
+        previous: Option<PreviousEra>,
+        version: u16,
+    ) -> Result<()> {
+        let earlier = self.key_id.filter(|_| !self.inside);
+        if version >= 3 && previous.is_none() {
+            return Err(broken(
+                path,
+                n,
+                "a version-3 sealing-started record that does not say what it found of the \
+                 sealing before it"
+                    .into(),
+            ));
+        }
+        let Some(prev_id) = earlier else {
+            if let (Some(PreviousEra::Rotated(k)), false) = (previous, self.after_retention) {
+                return Err(broken(
+                    path,
+                    n,
+                    format!(
+                        "a re-key from key {}, but the log holds no sealing before it: that \
+                         era's records were removed",
+                        hex(k)
+                    ),
+                ));
+            }
+            return Ok(());
+        };
+        if let Some(PreviousEra::Rotated(k)) =
+            previous.filter(|p| *p != PreviousEra::Rotated(prev_id))
+        {
+            return Err(broken(
+                path,
+                n,
+                format!(
+                    "a re-key from key {}, but the era before it is key {}",
+                    hex(k),
+                    hex(prev_id)
+                ),
+            ));
+        }
+        let Some((a_start, a_interval)) = self.schedule else {
+            return Ok(());
+        };
+        let reached = self.last_tag.map_or(0, |(e, _)| e);
+        let due = epoch_of(a_start, a_interval, start_ns);
+        if reached + 1 >= due {
+            return Ok(());
+        }
+        match previous {
+            Some(PreviousEra::Rotated(_)) => Err(broken(
+                path,
+                n,
+                format!(
+                    "key {} was rotated here, in its epoch {due}, and a rotation tags through \
+                     its current epoch first, but its tags stop at epoch {reached}: the records \
+                     after its last tag were removed",
+                    hex(prev_id)
+                ),
+            )),
+            Some(PreviousEra::NoKeyFile) => {
+                self.unproven_era_ends.push((prev_id, n.seq));
+                Ok(())
+            }
+            None => Ok(()),
         }
     }
 
@@ -377,7 +470,9 @@ impl<'a> SealCheck<'a> {
                 key_id,
                 start_ns,
                 interval_ns,
+                previous,
             } => {
+                self.check_handoff(path, n, *start_ns, *previous, version)?;
                 self.key_id = Some(*key_id);
                 self.started.push(*key_id);
                 self.started_ns = n.timestamp_ns;
@@ -729,6 +824,7 @@ impl<'a> SealCheck<'a> {
             sealed_through_ns: None,
             unsealed_records: head_seq - self.last_tag.map_or(0, |(_, s)| s),
             key_file_epoch: key_file.map(|k| k.epoch),
+            unproven_era_ends: self.unproven_era_ends.clone(),
         };
         if let Some((t, false)) = self.must_meet {
             return Err(Error::corrupt(

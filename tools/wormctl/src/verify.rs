@@ -231,6 +231,9 @@ fn summary(
                 "sealed_through_time": s.sealed_through_ns.map(out::rfc3339),
                 "unsealed_records": s.unsealed_records,
                 "key_file_epoch": s.key_file_epoch,
+                "unproven_era_ends": s.unproven_era_ends.iter()
+                    .map(|(k, seq)| serde_json::json!({"key_id": hex(*k), "rekey_seq": seq}))
+                    .collect::<Vec<_>>(),
             });
         }
         if let Some((cp, key)) = checkpoint {
@@ -266,6 +269,15 @@ fn summary(
     }
     if let Some(s) = &r.sealing {
         out.line(sealing_line(s))?;
+        for (key, seq) in &s.unproven_era_ends {
+            out.line(format!(
+                "   warning: the sealing era of key {} ends unproven: the re-key at seq {seq} \
+                 found no key file of it, and its tags stop short of the re-key (the key file \
+                 was lost, or removed with the records after its last tag; a checkpoint from \
+                 before the re-key tells which)",
+                hex(*key)
+            ))?;
+        }
     }
     if r.unchecked_tail_bytes > 0 {
         out.line(format!(

@@ -2701,3 +2701,23 @@ fn append_refuses_a_line_longer_than_a_record_naming_the_limit() {
         .collect();
     assert_eq!(users, vec![b"first".to_vec(), b"second".to_vec()]);
 }
+
+/// Thirteenth red team: rotating the verification key is running
+/// setup-keys again (the key file is not deleted): the old key tags its
+/// era through the current epoch first, and verify with both keys holds,
+/// saying nothing of an unproven era.
+#[test]
+fn setup_keys_again_rotates_the_key_and_both_keys_verify() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("log");
+    make_log(&dir, 5);
+    let (k1, k2) = (work.path().join("k1"), work.path().join("k2"));
+    expect_code(&wormctl(&["setup-keys", p(&dir), "--out", p(&k1)]), 0);
+    let log = Log::open(&dir, Options::default()).unwrap();
+    log.append(b"era one").unwrap();
+    log.close().unwrap();
+    expect_code(&wormctl(&["setup-keys", p(&dir), "--out", p(&k2)]), 0);
+    let o = wormctl(&["verify", p(&dir), "--verify-key", p(&k1), "--verify-key", p(&k2)]);
+    expect_code(&o, 0);
+    assert!(!stdout(&o).contains("unproven"), "{}", stdout(&o));
+}
