@@ -180,7 +180,8 @@ impl<'a> SealCheck<'a> {
     /// that says it rotated that key shows the old era's last tags and the
     /// records they sealed were removed (the thirteenth red team cut them
     /// and re-keyed); one that says it found no key file is an era whose
-    /// end is not proven, which the report names. An older writer's
+    /// end is not proven, which the report names, as is a version-3 record
+    /// without the field (this round's earlier writers). A version-2
     /// record says nothing and proves nothing of the handoff.
     fn check_handoff(
         &mut self,
@@ -191,15 +192,6 @@ impl<'a> SealCheck<'a> {
         version: u16,
     ) -> Result<()> {
         let earlier = self.key_id.filter(|_| !self.inside);
-        if version >= 3 && previous.is_none() {
-            return Err(broken(
-                path,
-                n,
-                "a version-3 sealing-started record that does not say what it found of the \
-                 sealing before it"
-                    .into(),
-            ));
-        }
         let Some(prev_id) = earlier else {
             if let (Some(PreviousEra::Rotated(k)), false) = (previous, self.after_retention) {
                 return Err(broken(
@@ -246,11 +238,13 @@ impl<'a> SealCheck<'a> {
                     hex(prev_id)
                 ),
             )),
-            Some(PreviousEra::NoKeyFile) => {
+            // A version-3 record of this round's earlier writers has no
+            // field: its handoff is as unproven as a lost key file's.
+            Some(PreviousEra::NoKeyFile) | None if version >= 3 => {
                 self.unproven_era_ends.push((prev_id, n.seq));
                 Ok(())
             }
-            None => Ok(()),
+            _ => Ok(()),
         }
     }
 
