@@ -209,21 +209,7 @@ pub(crate) fn verify_log(
     // written past `active_len` are not looked at, so they are never
     // mistaken for damage.
     crate::permissions::refuse_symlinks(&*shared.options.storage, &shared.dir)?;
-    if let Some(k) = keys
-        .iter()
-        .find(|k| k.log_id.is_some_and(|id| id != shared.log_id))
-    {
-        return Err(Error::KeyNotUsed {
-            path: shared.dir.clone(),
-            key: hex(k.id()),
-            reason: format!(
-                "was set up for log {}, and this is log {}: give this log's key (or the \
-                 directory holds another log than the key's)",
-                hex(k.log_id.unwrap_or_default()),
-                hex(shared.log_id)
-            ),
-        });
-    }
+    refuse_other_logs_keys(shared, keys)?;
     let visible = *shared.visible.read();
     check_tree_files(shared)?;
     let segments: Vec<Arc<Segment>> = shared
@@ -238,26 +224,6 @@ pub(crate) fn verify_log(
             path: shared.dir.clone(),
         });
     };
-    let limits: Vec<Option<u64>> = segments
-        .iter()
-        .map(|s| (s.number == visible.active_segment).then_some(visible.active_len))
-        .collect();
-    let mut bytes_total = 0;
-    for (s, l) in segments.iter().zip(&limits) {
-        bytes_total += match l {
-            Some(l) => *l,
-            None => s.file_len()?,
-        };
-    }
-    let checked = AtomicU64::new(0);
-    let report_bytes = |n: u64| {
-        let done = checked.fetch_add(n, Ordering::Relaxed) + n;
-        progress(VerifyProgress {
-            bytes_checked: done.min(bytes_total),
-            bytes_total,
-        });
-    };
-    let storage = &*shared.options.storage;
     // The tree is brought up to the snapshot's head from the records, then
     // each record's leaf is checked against it as the record is walked.
     let tree = match crate::merkle::catch_up_in_memory(shared) {
@@ -265,23 +231,7 @@ pub(crate) fn verify_log(
         Ok(_) | Err(Error::TreeUnavailable { .. }) => None,
         Err(e) => return Err(e),
     };
-    // The levels above 0 are checked beside the walk, on another thread.
-    let (mut summaries, levels) = std::thread::scope(|s| {
-        let levels = tree.map(|t| s.spawn(move || crate::merkle::check_levels(t)));
-        let summaries = check_all(storage, &segments, &limits, tree, &report_bytes);
-        let levels = levels.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-        (summaries, levels)
-    });
-    // Reported once every record's leaf has been found in level 0 (a bad
-    // leaf is the more precise report: it names the record).
-    if let Some(Err(detail)) = levels.filter(|_| summaries.iter().all(|s| s.is_ok())) {
-        return Err(Error::corrupt(
-            shared.dir.join(TREE_STATE_FILE),
-            0,
-            None,
-            Corruption::TreeState { detail },
-        ));
-    }
+    let mut summaries = walk_segments(shared, &segments, &visible, tree, progress)?;
     let anchor = shared.anchor_on_disk()?;
     check_anchored_roots(shared, &anchor, tree.is_some())?;
     check_log_start(first, &anchor)?;
@@ -343,6 +293,75 @@ pub(crate) fn verify_log(
         report.tree_root = verified_root(shared, tree, &anchor, start.seq, &mut ranges)?;
     }
     Ok(report)
+}
+
+/// A key that names another log is the operator's mistake, said before
+/// anything is checked.
+fn refuse_other_logs_keys(shared: &Shared, keys: &[VerificationKey]) -> Result<()> {
+    let Some(k) = keys
+        .iter()
+        .find(|k| k.log_id.is_some_and(|id| id != shared.log_id))
+    else {
+        return Ok(());
+    };
+    Err(Error::KeyNotUsed {
+        path: shared.dir.clone(),
+        key: hex(k.id()),
+        reason: format!(
+            "was set up for log {}, and this is log {}: give this log's key (or the \
+             directory holds another log than the key's)",
+            hex(k.log_id.unwrap_or_default()),
+            hex(shared.log_id)
+        ),
+    })
+}
+
+/// Checks every segment of the snapshot alone (in parallel, with progress),
+/// and beside them the tree's levels above 0 on another thread. A bad
+/// level is reported once every record's leaf has been found in level 0
+/// (a bad leaf is the more precise report: it names the record).
+fn walk_segments(
+    shared: &Shared,
+    segments: &[Arc<Segment>],
+    visible: &crate::state::Visible,
+    tree: Option<&Mutex<Tree>>,
+    progress: &(dyn Fn(VerifyProgress) + Sync),
+) -> Result<Vec<Result<Summary>>> {
+    let limits: Vec<Option<u64>> = segments
+        .iter()
+        .map(|s| (s.number == visible.active_segment).then_some(visible.active_len))
+        .collect();
+    let mut bytes_total = 0;
+    for (s, l) in segments.iter().zip(&limits) {
+        bytes_total += match l {
+            Some(l) => *l,
+            None => s.file_len()?,
+        };
+    }
+    let checked = AtomicU64::new(0);
+    let report_bytes = |n: u64| {
+        let done = checked.fetch_add(n, Ordering::Relaxed) + n;
+        progress(VerifyProgress {
+            bytes_checked: done.min(bytes_total),
+            bytes_total,
+        });
+    };
+    let storage = &*shared.options.storage;
+    let (summaries, levels) = std::thread::scope(|s| {
+        let levels = tree.map(|t| s.spawn(move || crate::merkle::check_levels(t)));
+        let summaries = check_all(storage, segments, &limits, tree, &report_bytes);
+        let levels = levels.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        (summaries, levels)
+    });
+    if let Some(Err(detail)) = levels.filter(|_| summaries.iter().all(|s| s.is_ok())) {
+        return Err(Error::corrupt(
+            shared.dir.join(TREE_STATE_FILE),
+            0,
+            None,
+            Corruption::TreeState { detail },
+        ));
+    }
+    Ok(summaries)
 }
 
 /// The tree's root over the records `verify_log` checked (see

@@ -778,6 +778,8 @@ impl Reader<'_> {
 mod tests {
     use super::*;
 
+    // Long by nature: one value of every record kind (and every form of
+    // those with several), as the round-trip tests need them.
     fn all() -> Vec<SystemEvent> {
         vec![
             SystemEvent::LogCreated {

@@ -698,10 +698,16 @@ fn main() {
             c.unit
         );
     }
+    print_ratios(&cases);
+}
+
+/// The ratios of the medians of rows measured in the same run, each with
+/// its target.
+fn print_ratios(cases: &[Case]) {
     println!("\n| ratio (medians, same run) | value | target |\n|---|---|---|");
     for p in ["", " preallocate"] {
         ratio(
-            &cases,
+            cases,
             &format!("sync/1{p} / ceiling"),
             &format!("sync/1 wormlog{p}"),
             "sync/1 ceiling (record+fdatasync, pre-zeroed)",
@@ -709,7 +715,7 @@ fn main() {
         );
         for k in [16, 64] {
             ratio(
-                &cases,
+                cases,
                 &format!("sync/{k}{p} / group-commit"),
                 &format!("sync/{k} wormlog{p}"),
                 &format!("sync/{k} group-commit (pre-zeroed)"),
@@ -726,7 +732,7 @@ fn main() {
             "pre-zeroed"
         };
         ratio(
-            &cases,
+            cases,
             &format!("batch512{p} / batch ceiling ({ceiling})"),
             &format!("batch512/1 wormlog sync{p}"),
             &format!("batch512/1 ceiling ({ceiling})"),
@@ -734,21 +740,21 @@ fn main() {
         );
     }
     ratio(
-        &cases,
+        cases,
         "buffered/1 / plain write loop",
         "buffered/1 wormlog",
         "buffered/1 plain write loop",
         ">= 1.2 stretch (and >= 1M rec/s)",
     );
     ratio(
-        &cases,
+        cases,
         "buffered/1 sealing on / off",
         "buffered/1 wormlog 8 MiB segments, sealing on",
         "buffered/1 wormlog 8 MiB segments, sealing off",
         ">= 0.90",
     );
     ratio(
-        &cases,
+        cases,
         "sync/16 sealing on / off",
         "sync/16 wormlog 8 MiB segments, sealing on",
         "sync/16 wormlog 8 MiB segments, sealing off",
@@ -756,7 +762,7 @@ fn main() {
     );
     for (k, d) in [(1, "buffered"), (16, "sync")] {
         ratio(
-            &cases,
+            cases,
             &format!("{d}/{k} shipping on / off"),
             &format!("{d}/{k} wormlog 8 MiB segments, shipping on"),
             &format!("{d}/{k} wormlog 8 MiB segments, shipping off"),
@@ -764,24 +770,24 @@ fn main() {
         );
     }
     ratio(
-        &cases,
+        cases,
         "ship upload with tiles / without",
         "ship upload with tiles (sealed demo log)",
         "ship upload (sealed demo log)",
         "the cost of a PUT per 256 records",
     );
-    cost::cost_ratios(&cases);
+    cost::cost_ratios(cases);
     #[cfg(feature = "peers")]
-    peers::peer_ratios(&cases);
+    peers::peer_ratios(cases);
     ratio(
-        &cases,
+        cases,
         "verify on 2 cores / on 1 core",
         "verify (demo log, sealed) on 2 core(s)",
         "verify (demo log, sealed) on 1 core(s)",
         ">= 1.8",
     );
     ratio(
-        &cases,
+        cases,
         "verify / one-thread blake3",
         "verify (demo log, sealed)",
         "blake3 one thread (64 MiB buffer)",

@@ -1947,6 +1947,8 @@ fn setup_keys_prints_the_verification_key_once_and_verify_checks_the_seal_with_i
     assert!(stderr(&o).contains("seal"), "{}", stderr(&o));
 }
 
+// Long by nature: one auditor's session (checkpoints, proofs, a rewrite,
+// the proofs failing) on one log; each step depends on the one before.
 #[test]
 fn proofs_hold_and_a_log_rewritten_between_checkpoints_fails_them() {
     let work = tempfile::tempdir().unwrap();
@@ -2717,7 +2719,14 @@ fn setup_keys_again_rotates_the_key_and_both_keys_verify() {
     log.append(b"era one").unwrap();
     log.close().unwrap();
     expect_code(&wormctl(&["setup-keys", p(&dir), "--out", p(&k2)]), 0);
-    let o = wormctl(&["verify", p(&dir), "--verify-key", p(&k1), "--verify-key", p(&k2)]);
+    let o = wormctl(&[
+        "verify",
+        p(&dir),
+        "--verify-key",
+        p(&k1),
+        "--verify-key",
+        p(&k2),
+    ]);
     expect_code(&o, 0);
     assert!(!stdout(&o).contains("unproven"), "{}", stdout(&o));
 }

@@ -67,6 +67,9 @@ fn event(i: u64) -> Vec<u8> {
     .into_bytes()
 }
 
+// Long by nature: one end-to-end scenario against Go's tlog (checkpoint,
+// proofs, tiles, each checked by the Go program), whose steps share one
+// log and one key; split, each part would rebuild them.
 #[test]
 fn go_tlog_checks_wormctls_checkpoints_proofs_and_tiles() {
     assert!(
