@@ -3,7 +3,9 @@
 //! readable by its owner alone, each time the key evolves.
 
 use crate::error::{Error, Result};
-use crate::format::names::{FSS_KEY_FILE, FSS_KEY_TMP_FILE};
+use crate::format::names::{
+    FSS_KEY_FILE, FSS_KEY_TMP_FILE, FSS_NEXT_KEY_FILE, FSS_NEXT_KEY_TMP_FILE,
+};
 use crate::format::FssKeyFile;
 use crate::storage::Storage;
 use std::io;
@@ -14,7 +16,47 @@ const KEY_FILE_MODE: u32 = 0o600;
 
 /// The sealing key file, if forward-secure sealing is set up.
 pub(crate) fn load(storage: &dyn Storage, dir: &Path) -> Result<Option<FssKeyFile>> {
-    let path = dir.join(FSS_KEY_FILE);
+    load_named(storage, dir, FSS_KEY_FILE)
+}
+
+/// A rotation's new key, while the rotation is unfinished (`store_next`).
+pub(crate) fn load_next(storage: &dyn Storage, dir: &Path) -> Result<Option<FssKeyFile>> {
+    load_named(storage, dir, FSS_NEXT_KEY_FILE)
+}
+
+/// Keeps a rotation's new key beside the old one until the old key's final
+/// tag is durable (format-spec.md 10a, "Re-keying"): the old key must
+/// still be there to make it after a crash.
+pub(crate) fn store_next(storage: &dyn Storage, dir: &Path, key: &FssKeyFile) -> Result<()> {
+    store_named(
+        storage,
+        dir,
+        (FSS_NEXT_KEY_TMP_FILE, FSS_NEXT_KEY_FILE),
+        key,
+    )
+}
+
+/// Ends a rotation: the new key replaces the old one, then its interim
+/// file goes.
+pub(crate) fn install_next(storage: &dyn Storage, dir: &Path, key: &FssKeyFile) -> Result<()> {
+    store(storage, dir, key)?;
+    remove_next(storage, dir)
+}
+
+/// Removes a rotation's interim key file (and syncs the directory).
+pub(crate) fn remove_next(storage: &dyn Storage, dir: &Path) -> Result<()> {
+    let path = dir.join(FSS_NEXT_KEY_FILE);
+    match storage.remove_file(&path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        other => other.map_err(|e| Error::io("remove", &path, e))?,
+    }
+    storage
+        .sync_dir(dir)
+        .map_err(|e| Error::io("fsync directory", dir, e))
+}
+
+fn load_named(storage: &dyn Storage, dir: &Path, name: &str) -> Result<Option<FssKeyFile>> {
+    let path = dir.join(name);
     let file = match storage.open_read(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -37,8 +79,17 @@ pub(crate) fn load(storage: &dyn Storage, dir: &Path) -> Result<Option<FssKeyFil
 /// namespace (the blocks that held them may survive on the device until
 /// reused: full-disk encryption covers that).
 pub(crate) fn store(storage: &dyn Storage, dir: &Path, key: &FssKeyFile) -> Result<()> {
-    let tmp = dir.join(FSS_KEY_TMP_FILE);
-    let path = dir.join(FSS_KEY_FILE);
+    store_named(storage, dir, (FSS_KEY_TMP_FILE, FSS_KEY_FILE), key)
+}
+
+fn store_named(
+    storage: &dyn Storage,
+    dir: &Path,
+    (tmp, path): (&str, &str),
+    key: &FssKeyFile,
+) -> Result<()> {
+    let tmp = dir.join(tmp);
+    let path = dir.join(path);
     match storage.remove_file(&tmp) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(Error::io("remove", &tmp, e)),
         _ => {}

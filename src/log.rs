@@ -197,7 +197,8 @@ impl Log {
                 writer.write_in_place(file, &shared)?;
             }
         }
-        if let Some(key) = load_sealing_key(&shared, r.tag_scan)? {
+        let tag_scan = r.tag_scan;
+        if let Some(key) = load_sealing_key(&shared, tag_scan)? {
             writer.set_sealing_key(key);
         }
         // Whatever names an earlier run left in the directory (a roll or a
@@ -210,6 +211,7 @@ impl Log {
             .storage
             .sync_dir(&shared.dir)
             .map_err(|e| Error::io("fsync directory", &shared.dir, e))?;
+        finish_rotation(&shared, &mut writer, tag_scan)?;
         let mut events = r.events;
         events.push(SystemEvent::LogOpened {
             format_version: FORMAT_VERSION,
@@ -655,7 +657,6 @@ impl Log {
         let previous = match writer.sealing_key().map(|k| k.key_id) {
             Some(old) => {
                 writer.tag_ended_epochs_now(shared)?;
-                writer.seal_close(shared)?;
                 PreviousEra::Rotated(old)
             }
             None if crate::fss::load(&*shared.options.storage, &shared.dir)?.is_some() => {
@@ -697,7 +698,14 @@ impl Log {
         debug_assert_eq!(epoch_of(start_ns, interval_ns, start_ns), 1);
         keep(&verification).map_err(|e| Error::io("keep the verification key", "", e))?;
         let storage = &*shared.options.storage;
-        crate::fss::store(storage, &shared.dir, &key)?;
+        let rotation = matches!(previous, PreviousEra::Rotated(_));
+        // A rotation keeps the old key until its final tag is durable (the
+        // next open finishes one a crash cut short: `finish_rotation`).
+        if rotation {
+            crate::fss::store_next(storage, &shared.dir, &key)?;
+        } else {
+            crate::fss::store(storage, &shared.dir, &key)?;
+        }
         writer.write_system(
             shared,
             &[SystemEvent::SealingStarted {
@@ -714,7 +722,14 @@ impl Log {
             announced: true,
             ..key
         };
-        crate::fss::store(storage, &shared.dir, &key)?;
+        if rotation {
+            // The old key seals the rotation's record: only the holder of
+            // its key of this epoch can end its era here.
+            writer.seal_for_rotation(shared)?;
+            crate::fss::install_next(storage, &shared.dir, &key)?;
+        } else {
+            crate::fss::store(storage, &shared.dir, &key)?;
+        }
         writer.set_sealing_key(key);
         self.inner.sealing_on.store(true, Ordering::Relaxed);
         Ok(verification)
@@ -1386,6 +1401,38 @@ fn record_policy_and_clock(shared: &Shared, writer: &mut Writer, head_ns: u64) -
         return Ok(());
     }
     writer.write_system(shared, &events)
+}
+
+/// A rotation a crash cut short (format-spec.md 10a, "Re-keying"): its new
+/// key waits in `wormlog.fss.next`. Where its sealing-started record is
+/// durable, the old key (still the key file's) makes its final tag if it
+/// had not, and the new key is installed; where it is not, the rotation
+/// never happened and the interim file goes; where the new key is already
+/// installed, only the interim file is left to remove.
+fn finish_rotation(
+    shared: &Shared,
+    writer: &mut Writer,
+    scan: crate::recovery::TagScan,
+) -> Result<()> {
+    let storage = &*shared.options.storage;
+    let Some(next) = crate::fss::load_next(storage, &shared.dir)? else {
+        return Ok(());
+    };
+    let current = crate::fss::load(storage, &shared.dir)?;
+    let installed = current.is_some_and(|c| c.key_id == next.key_id);
+    if installed || scan.started != Some(next.key_id) || writer.sealing_key().is_none() {
+        return crate::fss::remove_next(storage, &shared.dir);
+    }
+    if scan.old_key_final == Some(None) {
+        writer.seal_for_rotation(shared)?;
+    }
+    let key = FssKeyFile {
+        announced: true,
+        ..next
+    };
+    crate::fss::install_next(storage, &shared.dir, &key)?;
+    writer.set_sealing_key(key);
+    Ok(())
 }
 
 /// The sealing key file, if sealing is set up, moved past the epochs the

@@ -35,6 +35,10 @@ pub(crate) struct TagScan {
     pub epoch: Option<u64>,
     /// The key id of the last sealing-started record.
     pub started: Option<[u8; 8]>,
+    /// Where that record is a rotation's: `Some(None)` until the old
+    /// key's final tag, then `Some(Some(its last epoch))`. That tag is the
+    /// old key's, not counted in `epoch` (format-spec.md 10a).
+    pub old_key_final: Option<Option<u64>>,
 }
 
 pub(crate) struct Recovered {
@@ -593,13 +597,21 @@ fn scan_from(
             Some(Ok(SystemEvent::Repaired {
                 segment, offset, ..
             })) => repaired.push(RepairDone { segment, offset }),
-            Some(Ok(SystemEvent::EpochTag { epoch, .. })) => tag_scan.epoch = Some(epoch),
+            Some(Ok(SystemEvent::EpochTag { epoch, .. })) => match tag_scan.old_key_final {
+                Some(None) => tag_scan.old_key_final = Some(Some(epoch)),
+                _ => tag_scan.epoch = Some(epoch),
+            },
             // Tags before a sealing-started record are an earlier key's
-            // (a re-keyed log): the key file is not to evolve past them.
-            Some(Ok(SystemEvent::SealingStarted { key_id, .. })) => {
+            // (a re-keyed log), and so is a rotation's first tag after it:
+            // the key file is not to evolve past them.
+            Some(Ok(SystemEvent::SealingStarted {
+                key_id, previous, ..
+            })) => {
+                let rotation = matches!(previous, Some(crate::format::PreviousEra::Rotated(_)));
                 tag_scan = TagScan {
                     epoch: None,
                     started: Some(key_id),
+                    old_key_final: rotation.then_some(None),
                 }
             }
             Some(Ok(e @ SystemEvent::LogState { .. })) => {

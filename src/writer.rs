@@ -207,6 +207,22 @@ impl Writer {
         self.tag_through(shared, now, ts)
     }
 
+    /// A rotation's final tag of the old key: one tag over everything so
+    /// far (the new key's sealing-started record included), through the
+    /// current epoch, or through the key's own epoch where a sealed close
+    /// earlier in this epoch already moved it on (one epoch's lag, which a
+    /// verifier allows). Always written: the verifier requires it.
+    pub fn seal_for_rotation(&mut self, shared: &Shared) -> Result<()> {
+        shared.check_poison()?;
+        let Some(k) = &self.fss else {
+            return Ok(());
+        };
+        let ts = (shared.options.clock)().max(self.end.at.timestamp_ns);
+        let now = epoch_of(k.start_ns, k.interval_ns, ts);
+        let last = now.max(k.epoch);
+        self.tag_through(shared, last, ts)
+    }
+
     /// Where epochs have ended since the key's epoch, tags them (one tag
     /// record, its own group, synced) and evolves the key past them. Work
     /// per epoch, not per record: one comparison per group otherwise.

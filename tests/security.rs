@@ -2500,6 +2500,7 @@ fn an_old_eras_tail_cut_before_a_rotation_is_caught() {
         now.store(t, Ordering::SeqCst);
         log.append(format!("era A {i}").as_bytes()).unwrap();
     }
+    let before_rotation = storage.crash_image(Tear::KeepUnsynced, 0);
     let b = log.setup_sealing(EPOCH).unwrap();
     now.store(t + SEC, Ordering::SeqCst);
     log.append(b"era B 0").unwrap();
@@ -2513,23 +2514,25 @@ fn an_old_eras_tail_cut_before_a_rotation_is_caught() {
         .expect("an honest rotation cut short by a crash");
     assert!(honest.sealing.unwrap().unproven_era_ends.is_empty());
     // The cut: era A's records and tags after its second tag, up to the
-    // re-key's record, the chain recomputed.
+    // re-key's record, the chain recomputed (the old key's final tag,
+    // after the re-key's record, no longer holds, nor can the thief's key
+    // make one that continues the tags kept).
     let path = active_segment(&image);
-    let bytes = image.read_file(&path).unwrap();
-    let recs = records_of(&bytes);
+    let orig = image.read_file(&path).unwrap();
+    let recs = records_of(&orig);
     let at = |kind| -> Vec<usize> { (0..recs.len()).filter(|&i| recs[i].kind == kind).collect() };
     let (tags, started) = (at(RecordKind::EpochTag), at(RecordKind::SealingStarted));
     assert!(tags.len() >= 4 && started.len() == 2);
-    let cut = |recs: &[Rec]| -> Vec<Rec> {
+    let cut = |recs: &[Rec], from: usize| -> Vec<Rec> {
         recs[..=tags[1]]
             .iter()
-            .chain(&recs[started[1]..])
+            .chain(&recs[from..])
             .cloned()
             .collect()
     };
     image.write_file(
         &path,
-        rewritten(&bytes, &cut(&recs), &|_, _, _| unreachable!()),
+        rewritten(&orig, &cut(&recs, started[1]), &|_, _, _| unreachable!()),
     );
     if image
         .read_file(&mem_dir().join("wormlog.tiles-0"))
@@ -2538,15 +2541,46 @@ fn an_old_eras_tail_cut_before_a_rotation_is_caught() {
         keep_tree_prefix(&image, &mem_dir(), 0);
     }
     let reader = Log::open_read_only(mem_dir(), options(&image)).unwrap();
-    let detail = assert_caught(
+    assert_caught(
         reader.verify_sealed(&keys),
         "era A's tail cut before the rotation",
     );
-    assert!(detail.contains("rotated"), "{detail}");
     drop(reader);
-    // The re-key's record rewritten to say it found no key file: the log
-    // then shows an era whose end is not proven, and says so.
-    let mut recs = cut(&records_of(&bytes));
+    // The fourteenth red team's form: cut the tail, then rotate for real
+    // with the clock set back to where the kept tags stop (the thief holds
+    // the key file, at a later epoch). The old key's final tag must
+    // continue its kept tags, which the thief's key cannot.
+    let stolen = before_rotation.crash_image(Tear::KeepUnsynced, 0);
+    let path = active_segment(&stolen);
+    let bytes = stolen.read_file(&path).unwrap();
+    let recs = records_of(&bytes);
+    let tags: Vec<usize> = (0..recs.len())
+        .filter(|&i| recs[i].kind == RecordKind::EpochTag)
+        .collect();
+    let kept: Vec<Rec> = recs[..=tags[1]].to_vec();
+    stolen.write_file(&path, rewritten(&bytes, &kept, &|_, _, _| unreachable!()));
+    if stolen
+        .read_file(&mem_dir().join("wormlog.tiles-0"))
+        .is_some()
+    {
+        keep_tree_prefix(&stolen, &mem_dir(), 0);
+    }
+    let back = kept.last().unwrap().ts + SEC;
+    let (_, back_clock) = manual_clock(back);
+    let thief = Log::open(mem_dir(), mem_options(&stolen).clock(back_clock.clone())).unwrap();
+    let c = thief.setup_sealing(EPOCH).unwrap();
+    thief.append(b"the thief's record").unwrap();
+    thief.close().unwrap();
+    let reader = Log::open_read_only(mem_dir(), mem_options(&stolen).clock(back_clock)).unwrap();
+    assert_caught(
+        reader.verify_sealed(&[a.clone(), c]),
+        "a backdated rotation after the tail was cut",
+    );
+    drop(reader);
+    // The re-key's record rewritten to say it found no key file, the old
+    // key's final tag dropped with it: an era whose end is not proven,
+    // which verify says.
+    let mut recs = cut(&records_of(&orig), started[1]);
     let rekey = tags[1] + 1;
     let Ok(SystemEvent::SealingStarted {
         start_ns,
@@ -2564,10 +2598,59 @@ fn an_old_eras_tail_cut_before_a_rotation_is_caught() {
         previous: Some(wormlog::PreviousEra::NoKeyFile),
     }
     .encode();
-    image.write_file(&path, rewritten(&bytes, &recs, &|_, _, _| unreachable!()));
+    recs.retain(|r| r.kind != RecordKind::EpochTag || r.ts < start_ns);
+    image.write_file(&path, rewritten(&orig, &recs, &|_, _, _| unreachable!()));
     let reader = Log::open_read_only(mem_dir(), options(&image)).unwrap();
     let report = reader.verify_sealed(&keys).unwrap();
     let ends = report.sealing.unwrap().unproven_era_ends;
     assert_eq!(ends.len(), 1, "the era's end is reported");
     assert_eq!(ends[0].0, a.id());
+}
+
+/// A rotation a crash cuts short at any step leaves a log that verifies:
+/// with the old key alone where the new key's record did not become
+/// durable (its key was handed out but seals nothing: not to be given),
+/// and with both where it did (the next open makes the old key's final tag
+/// if it was missing, and installs the new key). Power cuts at every
+/// mutation of the rotation, unsynced bytes and entries lost.
+#[test]
+fn a_rotation_cut_short_at_any_step_verifies_after_the_next_open() {
+    for step in 1.. {
+        let storage = MemStorage::new();
+        let (now, clock) = manual_clock(T0);
+        let options = |s: &MemStorage| mem_options(s).clock(clock.clone());
+        let log = Log::open(mem_dir(), options(&storage)).unwrap();
+        let a = log.setup_sealing(EPOCH).unwrap();
+        for i in 0..3 {
+            now.store(T0 + (i + 1) * EPOCH.as_nanos() as u64, Ordering::SeqCst);
+            log.append(format!("era A {i}").as_bytes()).unwrap();
+        }
+        let kept = std::sync::Mutex::new(None);
+        storage.crash_after(storage.mutations() + step);
+        let done = log.setup_sealing_with(EPOCH, |k| {
+            *kept.lock().unwrap() = Some(k.clone());
+            Ok(())
+        });
+        let image = storage.crash_image(Tear::LoseUnsynced, step);
+        drop(log);
+        let reopened = Log::open(mem_dir(), options(&image)).unwrap();
+        reopened.append(b"after the crash").unwrap();
+        reopened.close().unwrap();
+        let reader = Log::open_read_only(mem_dir(), options(&image)).unwrap();
+        let b = kept.lock().unwrap().clone();
+        let with_both = b.map(|b| reader.verify_sealed(&[a.clone(), b]));
+        match with_both {
+            Some(Ok(r)) => assert!(r.sealing.unwrap().unproven_era_ends.is_empty()),
+            other => {
+                reader
+                    .verify_sealed(std::slice::from_ref(&a))
+                    .unwrap_or_else(|e| {
+                        panic!("step {step}: with the old key: {e}; with both: {other:?}")
+                    });
+            }
+        }
+        if done.is_ok() {
+            break;
+        }
+    }
 }

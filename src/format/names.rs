@@ -13,6 +13,11 @@ pub const HOLD_TMP_FILE: &str = "wormlog.hold.tmp";
 pub const FSS_KEY_FILE: &str = "wormlog.fss";
 /// The sealing key file while its next epoch's key is being written.
 pub const FSS_KEY_TMP_FILE: &str = "wormlog.fss.tmp";
+/// A rotation's new key, until the old key's final tag is durable
+/// (format-spec.md 10a, "Re-keying").
+pub const FSS_NEXT_KEY_FILE: &str = "wormlog.fss.next";
+/// The next key's file while it is being written.
+pub const FSS_NEXT_KEY_TMP_FILE: &str = "wormlog.fss.next.tmp";
 /// The off-host copies shipped, one line each (format-spec.md §15).
 pub const SHIP_STATE_FILE: &str = "wormlog.ship";
 /// Locked (flock) by a shipping run, so that two never interleave.
@@ -109,6 +114,7 @@ pub fn is_engine_file_name(name: &str) -> bool {
             HOLD_FILE,
             LOCK_FILE,
             FSS_KEY_FILE,
+            FSS_NEXT_KEY_FILE,
             TREE_STATE_FILE,
             SHIP_STATE_FILE,
             SHIP_LOCK_FILE,

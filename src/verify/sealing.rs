@@ -102,6 +102,21 @@ pub(super) struct SealCheck<'a> {
     pub first_kept_ns: Option<u64>,
     /// See `SealingReport::unproven_era_ends`.
     unproven_era_ends: Vec<([u8; 8], u64)>,
+    /// A rotation's record seen, its old key's final tag not yet: the era
+    /// the record begins.
+    pending: Option<NextEra<'a>>,
+    /// The key the current era's rotation ended (its final tag written).
+    rotated_from: Option<[u8; 8]>,
+}
+
+/// The era a sealing-started record begins.
+struct NextEra<'a> {
+    key_id: [u8; 8],
+    key: Option<&'a VerificationKey>,
+    start_ns: u64,
+    interval_ns: u64,
+    /// The record's commit time: no tag of its key covers a record before.
+    record_ns: u64,
 }
 
 impl<'a> SealCheck<'a> {
@@ -168,26 +183,26 @@ impl<'a> SealCheck<'a> {
             started_ns: 0,
             first_kept_ns: None,
             unproven_era_ends: Vec::new(),
+            pending: None,
+            rotated_from: None,
         }
     }
 
     /// A sealing-started record `n` (of a segment of format `version`)
-    /// after an earlier era: the era before must end where the new one
-    /// starts (format-spec.md 10a, "Re-keying"). A rotation tags every
-    /// epoch of the old key through the current one first, so the old
-    /// key's tags reach the epoch (of its own schedule) that holds the new
-    /// `start_ns`, one epoch of slack allowed. Where they do not, a record
-    /// that says it rotated that key shows the old era's last tags and the
-    /// records they sealed were removed (the thirteenth red team cut them
-    /// and re-keyed); one that says it found no key file is an era whose
-    /// end is not proven, which the report names, as is a version-3 record
-    /// without the field (this round's earlier writers). A version-2
-    /// record says nothing and proves nothing of the handoff.
+    /// after an earlier era (format-spec.md 10a, "Re-keying"). A rotation
+    /// names the key it rotates, which must be the earlier era's; its
+    /// record is then sealed by that key's final tag (checked when it
+    /// comes, `switch_after_final_tag`), which only the earlier key's
+    /// holder of that epoch can make: a thief who cut the old era's last
+    /// tags and backdated a rotation to where they stop (the fourteenth
+    /// red team) cannot. A record that found no key file, or a version-3
+    /// record without the field (this round's earlier writers), after an
+    /// earlier era is an era whose end is not proven, which the report
+    /// names. A version-2 record says nothing of the handoff.
     fn check_handoff(
         &mut self,
         path: &Path,
         n: &Noted,
-        start_ns: u64,
         previous: Option<PreviousEra>,
         version: u16,
     ) -> Result<()> {
@@ -206,10 +221,8 @@ impl<'a> SealCheck<'a> {
             }
             return Ok(());
         };
-        if let Some(PreviousEra::Rotated(k)) =
-            previous.filter(|p| *p != PreviousEra::Rotated(prev_id))
-        {
-            return Err(broken(
+        match previous {
+            Some(PreviousEra::Rotated(k)) if k != prev_id => Err(broken(
                 path,
                 n,
                 format!(
@@ -217,35 +230,52 @@ impl<'a> SealCheck<'a> {
                     hex(k),
                     hex(prev_id)
                 ),
-            ));
-        }
-        let Some((a_start, a_interval)) = self.schedule else {
-            return Ok(());
-        };
-        let reached = self.last_tag.map_or(0, |(e, _)| e);
-        let due = epoch_of(a_start, a_interval, start_ns);
-        if reached + 1 >= due {
-            return Ok(());
-        }
-        match previous {
-            Some(PreviousEra::Rotated(_)) => Err(broken(
-                path,
-                n,
-                format!(
-                    "key {} was rotated here, in its epoch {due}, and a rotation tags through \
-                     its current epoch first, but its tags stop at epoch {reached}: the records \
-                     after its last tag were removed",
-                    hex(prev_id)
-                ),
             )),
-            // A version-3 record of this round's earlier writers has no
-            // field: its handoff is as unproven as a lost key file's.
+            Some(PreviousEra::Rotated(_)) => Ok(()),
             Some(PreviousEra::NoKeyFile) | None if version >= 3 => {
                 self.unproven_era_ends.push((prev_id, n.seq));
                 Ok(())
             }
             _ => Ok(()),
         }
+    }
+
+    /// After the first tag following a rotation's record (the old key's
+    /// final tag, already checked as the old key's): it must reach the
+    /// epoch, of the old key's schedule, that holds the new key's start,
+    /// less one; then the new key's era begins.
+    fn switch_after_final_tag(&mut self, path: &Path, n: &Noted, epoch: u64) -> Result<()> {
+        let Some(next) = self.pending.take() else {
+            return Ok(());
+        };
+        if let Some((start, interval)) = self.schedule {
+            let due = epoch_of(start, interval, next.start_ns);
+            if epoch + 1 < due {
+                return Err(broken(
+                    path,
+                    n,
+                    format!(
+                        "the rotated key's final tag stops at its epoch {epoch}, and the new \
+                         key starts in its epoch {due}: the records between were removed"
+                    ),
+                ));
+            }
+        }
+        self.rotated_from = self.key_id;
+        self.begin_era(next);
+        Ok(())
+    }
+
+    /// The era a sealing-started record begins, from the next record on.
+    fn begin_era(&mut self, e: NextEra<'a>) {
+        self.key_id = Some(e.key_id);
+        self.started_ns = e.record_ns;
+        self.key = e.key;
+        self.schedule = Some((e.start_ns, e.interval_ns));
+        self.last_tag = None;
+        self.last_tag_first = None;
+        self.cached = None;
+        self.next_epoch = Some(1);
     }
 
     /// A key given that names this log (verify refused one naming another)
@@ -466,22 +496,17 @@ impl<'a> SealCheck<'a> {
                 interval_ns,
                 previous,
             } => {
-                self.check_handoff(path, n, *start_ns, *previous, version)?;
-                self.key_id = Some(*key_id);
+                self.check_handoff(path, n, *previous, version)?;
                 self.started.push(*key_id);
-                self.started_ns = n.timestamp_ns;
-                self.key = self.keys.iter().find(|k| k.id() == *key_id);
-                self.schedule = Some((*start_ns, *interval_ns));
-                self.last_tag = None;
-                self.last_tag_first = None;
-                if self.key.is_none() && !self.keys.is_empty() && !self.matched {
+                let key = self.keys.iter().find(|k| k.id() == *key_id);
+                if key.is_none() && !self.keys.is_empty() && !self.matched {
                     if let Some(k) = self.era_missing(n.timestamp_ns) {
                         return Err(self.era_removed(path, n.seq, k));
                     }
                     return Err(self.not_this_logs_key(path, *key_id));
                 }
-                self.matched |= self.key.is_some();
-                if self.key.is_none() && !self.keys.is_empty() {
+                self.matched |= key.is_some();
+                if key.is_none() && !self.keys.is_empty() {
                     return Err(broken(
                         path,
                         n,
@@ -491,8 +516,22 @@ impl<'a> SealCheck<'a> {
                         ),
                     ));
                 }
-                self.cached = None;
-                self.next_epoch = Some(1);
+                let next = NextEra {
+                    key_id: *key_id,
+                    key,
+                    start_ns: *start_ns,
+                    interval_ns: *interval_ns,
+                    record_ns: n.timestamp_ns,
+                };
+                // A rotation's era begins after the old key's final tag.
+                let rotation = matches!(previous, Some(PreviousEra::Rotated(_)));
+                if rotation && self.key_id.is_some() && !self.inside {
+                    self.pending = Some(next);
+                } else {
+                    self.pending = None;
+                    self.rotated_from = None;
+                    self.begin_era(next);
+                }
             }
             SystemEvent::EpochTag {
                 first_epoch,
@@ -523,6 +562,7 @@ impl<'a> SealCheck<'a> {
                 self.last_tag_first = Some(*first_epoch);
                 self.last_sealed_ns = Some(n.before.timestamp_ns);
                 self.closed_sealed = close;
+                self.switch_after_final_tag(path, n, *epoch)?;
             }
             _ => {}
         }
@@ -862,6 +902,9 @@ impl<'a> SealCheck<'a> {
                     k.epoch
                 ))
             }
+            // A rotation a crash cut short after the old key's final tag:
+            // its key file stays until the next open installs the new key.
+            Some(k) if Some(k.key_id) == self.rotated_from && k.key_id != key.id() => {}
             Some(k) if k.key != crate::format::key_at(&key.key, k.epoch) => {
                 return fail("the sealing key file's key is not this verification key's".into())
             }
