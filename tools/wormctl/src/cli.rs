@@ -56,7 +56,8 @@ enum Command {
     Keygen(crate::keygen::Args),
     /// Write a signed checkpoint of a log's head (after verifying the log).
     Checkpoint(crate::checkpoint::Args),
-    /// Set up forward-secure sealing: print the verification key once.
+    /// Set up forward-secure sealing: print the verification key once. Run
+    /// again on a sealed log, rotates the key (verify then takes both).
     SetupKeys(crate::setup_keys::Args),
     /// Copy sealed segments and the anchor to an S3 bucket under Object
     /// Lock (feature s3, on by default).

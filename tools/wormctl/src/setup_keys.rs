@@ -2,7 +2,9 @@
 //! sealing key of epoch 1 goes into the log directory (`wormlog.fss`, mode
 //! 0600, evolved every epoch); the verification key is printed once, and
 //! written to a file only where the operator names one outside the log
-//! directory. Nothing left on the host can derive it.
+//! directory. Nothing left on the host can derive it. On a sealed log it
+//! rotates the key: the old key seals everything through now, over the new
+//! key's sealing-started record (format-spec.md 10a, "Re-keying").
 
 use crate::fail::Fail;
 use crate::out::{self, Out};
