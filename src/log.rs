@@ -909,8 +909,14 @@ impl Log {
     /// `tile/<L>/<N>` with the partial tiles of its size, and entry bundles
     /// `tile/entries/<N>` of 49-byte leaf data (format-spec.md §14.5).
     /// Bundles holding records retention dropped are left out.
+    ///
+    /// The log is verified first, and the checkpoint is of that
+    /// verification (`checkpoint_verified`): its root is the one computed
+    /// from the records, never the tree files read again after the check
+    /// (the fifteenth red team raced an export that read them again).
     pub fn export_tlog(&self, out: &Path, key: Option<&CheckpointKey>) -> Result<TlogExport> {
-        let cp = self.checkpoint()?;
+        let report = self.verify()?;
+        let cp = self.checkpoint_verified(&report)?;
         if cp.tree_root.is_none() {
             return Err(Error::TreeUnavailable {
                 detail: "retention dropped this log's first records before it had a tree".into(),

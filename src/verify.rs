@@ -427,7 +427,15 @@ fn link_segments(
     report: &mut VerifyReport,
 ) -> Result<ChainPos> {
     check_format_3_after_extension(anchor, segments)?;
-    let key_file = crate::fss::load(&*shared.options.storage, &shared.dir)?;
+    // A copy is checked through its last tag, never against a key file:
+    // a backup of a live log may hold one copied before or after the
+    // segments (the fifteenth red team's cp of a running log read as a
+    // cut tail, exit 1); the key file is the host's, not the copy's.
+    let key_file = if shared.options.verify_as_copy {
+        None
+    } else {
+        crate::fss::load(&*shared.options.storage, &shared.dir)?
+    };
     let mut rules = ChainRules::new(anchor, keys, key_file.as_ref(), start, &shared.dir)?;
     rules.as_copy(shared.options.verify_as_copy);
     let mut prev: Option<(&Segment, Summary)> = None;

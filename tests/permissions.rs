@@ -473,3 +473,19 @@ fn a_log_directory_reached_through_a_symlinked_path_opens() {
     log.close().unwrap();
     assert_eq!(mode(&dir), 0o750);
 }
+
+/// Fifteenth red team: a checkpoint's fdatasync of the active segment
+/// reopened it following links. It opens as every read does now: a
+/// symbolic link where the file belongs is refused, never followed.
+#[test]
+fn a_checkpoints_sync_does_not_follow_a_symlink() {
+    use wormlog::storage::{FsStorage, Storage};
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("elsewhere");
+    std::fs::write(&target, b"not a segment").unwrap();
+    let link = dir.path().join("seg-00000000000000000001.wlog");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let err = FsStorage.sync_file(&link).unwrap_err();
+    // ELOOP: O_NOFOLLOW refused the link.
+    assert_eq!(err.raw_os_error(), Some(40), "{err}");
+}

@@ -2654,3 +2654,70 @@ fn a_rotation_cut_short_at_any_step_verifies_after_the_next_open() {
         }
     }
 }
+
+/// Fifteenth red team: `export_tlog` signed the root it read from the tree
+/// files after `wormctl export-tlog`'s own verification, so a leaf swapped
+/// in between was published under an honest signature (a false proof then
+/// held). The export now verifies and signs the root its verification
+/// computed: a tree that does not match the records is never published.
+#[test]
+fn an_export_never_signs_a_tree_that_does_not_match_the_records() {
+    use wormlog::format::merkle::root_of;
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), Options::default()).unwrap();
+    for i in 0..300 {
+        log.append(format!("event {i}").as_bytes()).unwrap();
+    }
+    log.close().unwrap();
+    let t0 = dir.path().join("wormlog.tiles-0");
+    let mut level0 = std::fs::read(&t0).unwrap();
+    level0[5 * 32..6 * 32].copy_from_slice(&[0x5a; 32]);
+    let tile: Vec<Hash> = level0[..256 * 32]
+        .chunks(32)
+        .map(|c| Hash::from_bytes(c.try_into().unwrap()))
+        .collect();
+    std::fs::write(&t0, &level0).unwrap();
+    std::fs::write(
+        dir.path().join("wormlog.tiles-1"),
+        root_of(&tile).as_bytes(),
+    )
+    .unwrap();
+    let reader = Log::open_read_only(dir.path(), Options::default()).unwrap();
+    let key = wormlog::CheckpointKey::generate("auditor").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    match reader.export_tlog(&out.path().join("tlog"), Some(&key)) {
+        Err(Error::Corrupt { .. }) => {}
+        other => panic!("a forged tree was published: {other:?}"),
+    }
+}
+
+/// Fifteenth red team: a backup of a running log (cp, rsync or tar copy
+/// one file after another) held a sealing key file copied after the
+/// segments, epochs ahead of the copy's last tag, and `verify --copy` with
+/// the key read it as records cut after that tag (exit 1). A copy is now
+/// checked through its last tag whatever key file it holds.
+#[test]
+fn a_live_backup_with_a_later_key_file_verifies_as_a_copy() {
+    let storage = MemStorage::new();
+    let (now, clock) = manual_clock(T0);
+    let log = Log::open(mem_dir(), mem_options(&storage).clock(clock.clone())).unwrap();
+    let key = log.setup_sealing(EPOCH).unwrap();
+    append_events(&log, &now, T0 + SEC, 20 * SEC, 10, "before the backup");
+    // The segments are copied now; the key file a few epochs later.
+    let copy = storage.crash_image(Tear::KeepUnsynced, 0);
+    append_events(&log, &now, T0 + 300 * SEC, 20 * SEC, 10, "after the backup");
+    let fss = mem_dir().join("wormlog.fss");
+    copy.write_file(&fss, storage.read_file(&fss).unwrap());
+    log.close().unwrap();
+    let later = clock_at(T0 + DAY);
+    let reader = Log::open_read_only(mem_dir(), mem_options(&copy).clock(later.clone())).unwrap();
+    assert_caught(
+        reader.verify_sealed(std::slice::from_ref(&key)),
+        "a key file ahead of the tags, not said a copy",
+    );
+    let as_copy = mem_options(&copy).clock(later).verify_as_copy(true);
+    let reader = Log::open_read_only(mem_dir(), as_copy).unwrap();
+    reader
+        .verify_sealed(std::slice::from_ref(&key))
+        .expect("a faithful copy of a live log");
+}

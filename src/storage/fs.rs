@@ -193,8 +193,10 @@ impl Storage for FsStorage {
     }
     fn sync_file(&self, path: &Path) -> io::Result<()> {
         // fdatasync(2) works on a descriptor opened read-only: it writes
-        // the file's dirty pages whoever dirtied them.
-        File::open(path)?.sync_data()
+        // the file's dirty pages whoever dirtied them. Opened as every read
+        // is (no link followed, a regular file only: the fifteenth red team
+        // swapped a symlink in here).
+        open_regular(OpenOptions::new().read(true), path)?.sync_data()
     }
     fn set_readonly(&self, path: &Path) -> io::Result<()> {
         self.set_mode(path, SEALED_MODE)
