@@ -252,11 +252,31 @@ pub(crate) fn prove_inclusion(shared: &Shared, seq: u64, tree_size: u64) -> Resu
     }
     let r = read::get(shared, seq)?;
     let tree = shared.tree.lock();
+    let leaf = leaf_data(r.seq(), r.timestamp(), r.kind() as u8, r.hash());
+    let hashes = inclusion_proof(&*tree, seq - 1, tree_size)?;
+    // A proof is handed out only where it holds: the record's own leaf,
+    // through the path, to the tree's root. A record changed in place
+    // (its chain recomputed, the tree not) would otherwise be shown beside
+    // a signed root it is not under (the sixteenth red team).
+    let root = tree_root(&*tree, tree_size)?;
+    if !verify_inclusion(seq - 1, tree_size, &leaf_hash(&leaf), &hashes, &root) {
+        return Err(Error::corrupt(
+            shared.dir.join(crate::format::names::tree_file_name(0)),
+            (seq - 1) * 32,
+            Some(seq),
+            crate::error::Corruption::TreeState {
+                detail: format!(
+                    "record {seq} is not the leaf the tree holds for it: the record or the \
+                     tree was changed"
+                ),
+            },
+        ));
+    }
     Ok(InclusionProof {
         seq,
         tree_size,
-        leaf: leaf_data(r.seq(), r.timestamp(), r.kind() as u8, r.hash()),
-        hashes: inclusion_proof(&*tree, seq - 1, tree_size)?,
+        leaf,
+        hashes,
     })
 }
 

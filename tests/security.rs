@@ -2721,3 +2721,90 @@ fn a_live_backup_with_a_later_key_file_verifies_as_a_copy() {
         .verify_sealed(std::slice::from_ref(&key))
         .expect("a faithful copy of a live log");
 }
+
+/// Sixteenth red team: the same crash state across a rotation (setup run
+/// again, the key file in place, the old key's final tag after the new
+/// key's record) read as tampering, with and without the keys ("epoch tags
+/// skip from epoch 0 to epoch N"): in a log that starts inside its entry's
+/// range the final tag was checked as the new key's.
+#[test]
+fn a_retention_run_cut_short_across_a_rotation_verifies() {
+    let storage = MemStorage::new();
+    let (now, clock) = manual_clock(T0);
+    let options = || dropping_options(&storage, clock.clone());
+    let log = Log::open(mem_dir(), options()).unwrap();
+    let a = log.setup_sealing(EPOCH).unwrap();
+    let mut t = T0;
+    t = append_events(&log, &now, t + 6 * SEC, 6 * SEC, 80, "era A");
+    t += 60 * SEC;
+    now.store(t, Ordering::SeqCst);
+    let b = log.setup_sealing(EPOCH).unwrap();
+    t = append_events(&log, &now, t + 6 * SEC, 6 * SEC, 80, "era B");
+    log.seal().unwrap();
+    let before = storage.crash_image(Tear::KeepUnsynced, 0);
+    now.store(t + 10 * SEC, Ordering::SeqCst);
+    let report = log.apply_retention(t + 10 * SEC).unwrap();
+    assert!(report.dropped_segments.len() >= 3, "{report:?}");
+    log.close().unwrap();
+    for p in before.file_paths() {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        let dropped_later = report.dropped_segments[1..]
+            .iter()
+            .any(|n| name.starts_with(&format!("seg-{n:020}")));
+        if dropped_later {
+            storage.write_file(&p, before.read_file(&p).unwrap());
+        }
+    }
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    reader
+        .verify()
+        .expect("a run cut short across a rotation, no key");
+    let r = reader
+        .verify_sealed(&[a, b])
+        .expect("a run cut short across a rotation, with both keys");
+    assert!(r.sealing.unwrap().unproven_era_ends.is_empty());
+}
+
+/// Sixteenth red team: `wormctl prove --checkpoint` printed a record whose
+/// payload was rewritten in place (its chain recomputed, the tree left)
+/// beside the signed root and a path, exit 0; only check-proof found the
+/// path led elsewhere. A proof is now handed out only where the record's
+/// own leaf leads through it to the tree's root.
+#[test]
+fn a_proof_of_a_changed_record_is_refused() {
+    let storage = MemStorage::new();
+    let log = Log::open(mem_dir(), mem_options(&storage)).unwrap();
+    for i in 0..300 {
+        log.append(format!("event {i:04}").as_bytes()).unwrap();
+    }
+    log.close().unwrap();
+    let path = active_segment(&storage);
+    let bytes = storage.read_file(&path).unwrap();
+    let recs: Vec<Rec> = records_of(&bytes)
+        .into_iter()
+        .map(|r| match r.payload.as_slice() {
+            b"event 0250" => Rec {
+                payload: b"event 9999".to_vec(),
+                ..r
+            },
+            _ => r,
+        })
+        .collect();
+    storage.write_file(&path, rewritten(&bytes, &recs, &|_, _, _| unreachable!()));
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    let seq = reader
+        .read(..)
+        .unwrap()
+        .map(|r| r.unwrap())
+        .find(|r| r.payload() == b"event 9999")
+        .unwrap()
+        .seq();
+    let size = reader.head().seq;
+    match reader.prove_inclusion(seq, size) {
+        Err(Error::Corrupt { .. }) => {}
+        other => panic!("a proof of a changed record: {other:?}"),
+    }
+    reader
+        .prove_inclusion(seq - 1, size)
+        .expect("an unchanged record's proof");
+}
