@@ -46,8 +46,11 @@ fn durability(mode: &str) -> Result<Durability, Fail> {
 pub fn run(a: Args) -> Result<(), Fail> {
     let d = durability(&a.durability)?;
     let log = Log::open(&a.dir, Options::default().durability(d)).map_err(Fail::log)?;
-    let stdin = std::io::stdin();
-    let mut input = stdin.lock();
+    // Our own buffer, so that what is already read in can be looked at
+    // without reading more: `fill_buf` on an empty buffer waits for input,
+    // which held a line read from a slow pipe (`tail -F`) uncommitted until
+    // the next one came (the seventeenth red team).
+    let mut input = std::io::BufReader::with_capacity(64 << 10, std::io::stdin().lock());
     let mut out = Out::new();
     let mut line_no = 0u64;
     let mut batch: Vec<Vec<u8>> = Vec::new();
@@ -56,12 +59,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
         // One line, waiting for it; then the lines already read in, without
         // waiting, up to the batch size.
         while batch.len() < a.batch.max(1) {
-            if !batch.is_empty()
-                && !input
-                    .fill_buf()
-                    .map(|b| b.contains(&b'\n'))
-                    .unwrap_or(false)
-            {
+            if !batch.is_empty() && !input.buffer().contains(&b'\n') {
                 break;
             }
             let mut line = Vec::new();

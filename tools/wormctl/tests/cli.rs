@@ -2730,3 +2730,42 @@ fn setup_keys_again_rotates_the_key_and_both_keys_verify() {
     expect_code(&o, 0);
     assert!(!stdout(&o).contains("unproven"), "{}", stdout(&o));
 }
+
+/// Seventeenth red team: `append` read ahead for more lines before
+/// committing the ones it had, so a line from a slow pipe (`tail -F
+/// app.log | wormctl append audit`) stayed uncommitted, no receipt, until
+/// the next line or the end of input. Each line read is committed without
+/// waiting for more: its receipt comes while standard input stays open.
+#[test]
+fn append_commits_a_line_from_a_slow_pipe_without_waiting_for_more() {
+    use std::io::{BufRead, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wormctl"))
+        .args(["append", p(&log)])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"{\"first\":1}\n").unwrap();
+    stdin.flush().unwrap();
+    // The receipt is read while stdin is still open: a reader that waits
+    // for more input never sends it, and this read would block until the
+    // test harness's timeout (the failure).
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        let _ = tx.send(line);
+    });
+    let receipt = rx.recv_timeout(std::time::Duration::from_secs(30));
+    drop(stdin);
+    let status = child.wait().unwrap();
+    let receipt = receipt.expect("a receipt while the pipe stayed open");
+    assert!(receipt.contains("\"seq\""), "{receipt}");
+    assert!(status.success());
+}
