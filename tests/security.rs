@@ -2760,9 +2760,15 @@ fn a_retention_run_cut_short_across_a_rotation_verifies() {
         .verify()
         .expect("a run cut short across a rotation, no key");
     let r = reader
-        .verify_sealed(&[a, b])
+        .verify_sealed(&[a, b.clone()])
         .expect("a run cut short across a rotation, with both keys");
     assert!(r.sealing.unwrap().unproven_era_ends.is_empty());
+    // The earlier era's key left out: the operator's to give (exit 2), as
+    // where a sealing-started record names it (seventeenth red team).
+    match reader.verify_sealed(&[b]) {
+        Err(Error::NotThisLogsKey { .. }) => {}
+        other => panic!("the earlier era's key left out: {other:?}"),
+    }
 }
 
 /// Sixteenth red team: `wormctl prove --checkpoint` printed a record whose

@@ -107,6 +107,9 @@ pub(super) struct SealCheck<'a> {
     pending: Option<NextEra<'a>>,
     /// The key the current era's rotation ended (its final tag written).
     rotated_from: Option<[u8; 8]>,
+    /// In a log starting inside its entry's range: a kept tag's MAC has
+    /// matched a key given.
+    tag_matched: bool,
 }
 
 /// The era a sealing-started record begins.
@@ -185,6 +188,7 @@ impl<'a> SealCheck<'a> {
             unproven_era_ends: Vec::new(),
             pending: None,
             rotated_from: None,
+            tag_matched: false,
         }
     }
 
@@ -718,7 +722,21 @@ impl<'a> SealCheck<'a> {
                 self.cached = None;
             }
             self.key = Some(k);
+            self.tag_matched = true;
             self.schedule = self.schedule.or(Some((k.start_ns, k.interval_ns)));
+        } else if self.inside && self.key.is_none() && !self.keys.is_empty() && !self.tag_matched {
+            // No key given has matched any tag yet: most often the era's key
+            // was left out (the operator's to give, exit 2), as where a
+            // sealing-started record names it (the seventeenth red team).
+            return Err(Error::NotThisLogsKey {
+                path: path.to_path_buf(),
+                sealed_under: format!(
+                    "of an earlier era (the tag of epochs {first}..={last} before seq {}; its \
+                     sealing-started record went with a retention run cut short)",
+                    n.seq
+                ),
+                given: self.keys.iter().map(|k| hex(k.id())).collect(),
+            });
         } else if self.inside && self.key.is_none() && !self.keys.is_empty() {
             return Err(broken(
                 path,
