@@ -1438,7 +1438,12 @@ fn finish_rotation(
     };
     crate::fss::install_next(storage, &shared.dir, &key)?;
     writer.set_sealing_key(key);
-    Ok(())
+    // The new key's epochs that ended since its start are sealed at once,
+    // through the current one: the old key's final tag above is a record
+    // of this epoch, which a tag of ended epochs only would not cover (the
+    // eighteenth red team: a reopen epochs after such a crash read as
+    // tampering for ever).
+    writer.seal_close(shared)
 }
 
 /// The sealing key file, if sealing is set up, moved past the epochs the
