@@ -2818,3 +2818,50 @@ fn a_proof_of_a_changed_record_is_refused() {
         .prove_inclusion(seq - 1, size)
         .expect("an unchanged record's proof");
 }
+
+/// Nineteenth red team: records cut after a tag, and the key file's key id
+/// changed to one nobody holds (its key bytes and epoch kept, its CRC
+/// fixed): the key file's epoch, which shows the cut, was checked only
+/// against a key file naming the log's key, and verify passed. An
+/// announced key file naming another key is tampering.
+#[test]
+fn a_key_file_renamed_to_another_key_does_not_hide_a_cut() {
+    let storage = MemStorage::new();
+    let (now, clock) = manual_clock(T0);
+    let log = Log::open(mem_dir(), mem_options(&storage).clock(clock.clone())).unwrap();
+    let key = log.setup_sealing(EPOCH).unwrap();
+    for i in 0..6u64 {
+        now.store(T0 + (i + 1) * EPOCH.as_nanos() as u64, Ordering::SeqCst);
+        log.append(format!("sealed {i}").as_bytes()).unwrap();
+    }
+    log.close().unwrap();
+    let path = active_segment(&storage);
+    let bytes = storage.read_file(&path).unwrap();
+    let recs = records_of(&bytes);
+    let first_tag = recs
+        .iter()
+        .position(|r| r.kind == RecordKind::EpochTag)
+        .unwrap();
+    storage.write_file(&path, bytes[..frame_map(&bytes)[first_tag + 1].0].to_vec());
+    if storage
+        .read_file(&mem_dir().join("wormlog.tiles-0"))
+        .is_some()
+    {
+        keep_tree_prefix(&storage, &mem_dir(), 0);
+    }
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    assert_caught(
+        reader.verify_sealed(std::slice::from_ref(&key)),
+        "the cut, key file as it was",
+    );
+    drop(reader);
+    let mut k = host_key(&storage);
+    k.key_id = [0x11; 8];
+    storage.write_file(&mem_dir().join("wormlog.fss"), k.encode().to_vec());
+    let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
+    assert_caught(
+        reader.verify_sealed(std::slice::from_ref(&key)),
+        "the cut, key file renamed",
+    );
+    assert_caught(reader.verify(), "the cut, key file renamed, no key");
+}

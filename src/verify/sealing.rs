@@ -906,8 +906,23 @@ impl<'a> SealCheck<'a> {
                 Corruption::SealBroken { detail },
             ))
         };
+        // An announced key file is the key of the log's last era, or, in a
+        // rotation a crash cut short after the old key's final tag, the
+        // old key's: naming any other key, it would escape the checks
+        // against the tags below (the nineteenth red team changed only its
+        // key id, and a log cut after its first tag verified).
+        if let Some(k) = key_file
+            .filter(|k| k.announced && k.key_id != key_id && Some(k.key_id) != self.rotated_from)
+        {
+            return fail(format!(
+                "the sealing key file names key {}, but the log is sealed under key {}: the key \
+                 file was altered",
+                hex(k.key_id),
+                hex(key_id)
+            ));
+        }
         // The key file against the tags: no key needed, but only where the
-        // tags are known from their start (or the key file is another key's).
+        // tags are known from their start.
         let known_start = self.next_epoch.is_some();
         if let Some(k) = key_file.filter(|k| known_start && k.key_id == key_id) {
             if let Some(detail) = self.key_file_behind_or_ahead(k, next, &report) {
