@@ -897,6 +897,27 @@ impl<'a> SealCheck<'a> {
                 },
             ));
         }
+        self.check_key_file(dir, head_seq, key_id, key_file, now_ns, &report)?;
+        if self.key.is_some() {
+            report.sealed_through_ns = self.last_sealed_ns;
+        }
+        Ok(Some(report))
+    }
+
+    /// The sealing key file against the log's sealing (`key_id`, its last
+    /// era's key): it names that key (or, a rotation cut short, the old
+    /// one), stands at the epoch after the last tag, and, with the key,
+    /// holds its key of that epoch; without a key file, the time now says
+    /// how far an open log's tags would reach (but for a copy).
+    fn check_key_file(
+        &self,
+        dir: &Path,
+        head_seq: u64,
+        key_id: [u8; 8],
+        key_file: Option<&FssKeyFile>,
+        now_ns: u64,
+        report: &SealingReport,
+    ) -> Result<()> {
         let next = self.next_epoch.unwrap_or(1);
         let fail = |detail: String| {
             Err(Error::corrupt(
@@ -925,14 +946,13 @@ impl<'a> SealCheck<'a> {
         // tags are known from their start.
         let known_start = self.next_epoch.is_some();
         if let Some(k) = key_file.filter(|k| known_start && k.key_id == key_id) {
-            if let Some(detail) = self.key_file_behind_or_ahead(k, next, &report) {
+            if let Some(detail) = self.key_file_behind_or_ahead(k, next, report) {
                 return fail(detail);
             }
         }
         let Some(key) = self.key else {
-            return Ok(Some(report));
+            return Ok(());
         };
-        report.sealed_through_ns = self.last_sealed_ns;
         match key_file {
             Some(k) if k.epoch > EPOCH_MAX => {
                 return fail(format!(
@@ -968,7 +988,7 @@ impl<'a> SealCheck<'a> {
                 ));
             }
         }
-        Ok(Some(report))
+        Ok(())
     }
 }
 
