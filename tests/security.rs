@@ -55,6 +55,47 @@ fn append_events(
     t
 }
 
+/// The anchor file a retention run at `at_ns` writes, run on a copy of the
+/// disk (a crash image of `storage` as it is): what a run cut short leaves
+/// of itself when only its anchor entry came back. It must drop something.
+fn anchor_of_a_run_on_a_copy(
+    storage: &MemStorage,
+    now: &AtomicU64,
+    clock: &wormlog::Clock,
+    at_ns: u64,
+) -> Vec<u8> {
+    let copy = storage.crash_image(Tear::KeepUnsynced, 0);
+    let log = Log::open(mem_dir(), dropping_options(&copy, clock.clone())).unwrap();
+    now.store(at_ns, Ordering::SeqCst);
+    let report = log.apply_retention(at_ns).unwrap();
+    assert!(
+        !report.dropped_segments.is_empty(),
+        "the run drops something"
+    );
+    drop(log);
+    copy.read_file(&mem_dir().join("wormlog.anchor")).unwrap()
+}
+
+/// A retention run cut short after deleting only the first of the
+/// segments `dropped`: the others come back from `before` (the disk as it
+/// was before the run).
+fn restore_all_but_the_first_dropped(storage: &MemStorage, before: &MemStorage, dropped: &[u64]) {
+    let restored: Vec<_> = before
+        .file_paths()
+        .into_iter()
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            dropped[1..]
+                .iter()
+                .any(|n| name.starts_with(&format!("seg-{n:020}")))
+        })
+        .collect();
+    assert!(!restored.is_empty());
+    for p in &restored {
+        storage.write_file(p, before.read_file(p).unwrap());
+    }
+}
+
 /// One record of a segment as an attacker edits it: kind, time, payload.
 #[derive(Clone)]
 struct Rec {
@@ -1517,19 +1558,10 @@ fn a_retention_run_cut_short_before_deleting_holds_a_checkpoint() {
     let cp = log.checkpoint().unwrap();
     // The run on a copy of the disk; only its anchor file comes back: the
     // entry durable, no segment deleted, no retention record.
-    let copy = storage.crash_image(Tear::KeepUnsynced, 0);
     drop(log);
     let anchor = mem_dir().join("wormlog.anchor");
-    {
-        let log = Log::open(mem_dir(), dropping_options(&copy, clock.clone())).unwrap();
-        now.store(T0 + 200 * SEC, Ordering::SeqCst);
-        assert!(!log
-            .apply_retention(T0 + 200 * SEC)
-            .unwrap()
-            .dropped_segments
-            .is_empty());
-    }
-    storage.write_file(&anchor, copy.read_file(&anchor).unwrap());
+    let run = anchor_of_a_run_on_a_copy(&storage, &now, &clock, T0 + 200 * SEC);
+    storage.write_file(&anchor, run);
     let options = mem_options(&storage)
         .clock(clock_at(T0 + 300 * SEC))
         .verify_min_age(Duration::from_secs(30 * 86_400));
@@ -1933,20 +1965,7 @@ fn a_retention_run_cut_short_across_a_rekey_verifies() {
     assert!(report.dropped_segments.len() >= 3, "{report:?}");
     log.close().unwrap();
     // The crash: only the first segment was deleted; the rest come back.
-    let restored: Vec<_> = before
-        .file_paths()
-        .into_iter()
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            report.dropped_segments[1..]
-                .iter()
-                .any(|n| name.starts_with(&format!("seg-{n:020}")))
-        })
-        .collect();
-    assert!(!restored.is_empty());
-    for p in &restored {
-        storage.write_file(p, before.read_file(p).unwrap());
-    }
+    restore_all_but_the_first_dropped(&storage, &before, &report.dropped_segments);
     let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
     reader.verify().expect("a run cut short, no key");
     reader
@@ -2446,16 +2465,9 @@ fn a_checkpoint_never_names_an_anchor_entry_a_crash_can_take_back() {
     // A second run on a copy; only its anchor entry comes back, written
     // and not yet synced (no segment deleted, no retention record: the
     // state of a run between its anchor write and its fdatasync).
-    let copy = storage.crash_image(Tear::KeepUnsynced, 0);
     let anchor = mem_dir().join("wormlog.anchor");
-    {
-        let log = Log::open(mem_dir(), dropping_options(&copy, clock.clone())).unwrap();
-        now.store(T0 + 500 * SEC, Ordering::SeqCst);
-        let report = log.apply_retention(T0 + 500 * SEC).unwrap();
-        assert!(!report.dropped_segments.is_empty());
-    }
+    let after = anchor_of_a_run_on_a_copy(&storage, &now, &clock, T0 + 500 * SEC);
     let before = storage.read_file(&anchor).unwrap();
-    let after = copy.read_file(&anchor).unwrap();
     let mut file = storage.open_append(&anchor).unwrap();
     file.append(&after[before.len()..]).unwrap();
     drop(file);
@@ -2750,15 +2762,7 @@ fn a_retention_run_cut_short_across_a_rotation_verifies() {
     let report = log.apply_retention(t + 10 * SEC).unwrap();
     assert!(report.dropped_segments.len() >= 3, "{report:?}");
     log.close().unwrap();
-    for p in before.file_paths() {
-        let name = p.file_name().unwrap().to_string_lossy().into_owned();
-        let dropped_later = report.dropped_segments[1..]
-            .iter()
-            .any(|n| name.starts_with(&format!("seg-{n:020}")));
-        if dropped_later {
-            storage.write_file(&p, before.read_file(&p).unwrap());
-        }
-    }
+    restore_all_but_the_first_dropped(&storage, &before, &report.dropped_segments);
     let reader = Log::open_read_only(mem_dir(), mem_options(&storage)).unwrap();
     reader
         .verify()
