@@ -189,22 +189,13 @@ impl Writer {
     /// A sealed close: tags every epoch through the current one, so that
     /// the log's end is sealed and no tags are owed while it is closed.
     pub fn seal_close(&mut self, shared: &Shared) -> Result<()> {
-        shared.check_poison()?;
-        let Some(k) = &self.fss else {
-            return Ok(());
-        };
-        let ts = (shared.options.clock)().max(self.end.at.timestamp_ns);
-        let now = epoch_of(k.start_ns, k.interval_ns, ts);
-        if k.epoch > now {
-            // A close earlier in this epoch sealed it and moved the key on:
-            // a tag from it now, or a later one over these records, would
-            // seal records committed two epochs before its first, which a
-            // verifier refuses (a later key than theirs; one epoch's lag is
-            // a sealed close's own). These records stay unsealed until the
-            // next epoch's tag seals them.
-            return Ok(());
-        }
-        self.tag_through(shared, now, ts)
+        // A close earlier in this epoch sealed it and moved the key on: a
+        // tag from it now, or a later one over these records, would seal
+        // records committed two epochs before its first, which a verifier
+        // refuses (a later key than theirs; one epoch's lag is a sealed
+        // close's own). These records stay unsealed until the next epoch's
+        // tag seals them.
+        self.seal_through_now(shared, false)
     }
 
     /// A rotation's final tag of the old key: one tag over everything so
@@ -213,12 +204,21 @@ impl Writer {
     /// earlier in this epoch already moved it on (one epoch's lag, which a
     /// verifier allows). Always written: the verifier requires it.
     pub fn seal_for_rotation(&mut self, shared: &Shared) -> Result<()> {
+        self.seal_through_now(shared, true)
+    }
+
+    /// Tags through the current epoch; where the key is already past it,
+    /// through the key's own epoch if `always`, else not at all.
+    fn seal_through_now(&mut self, shared: &Shared, always: bool) -> Result<()> {
         shared.check_poison()?;
         let Some(k) = &self.fss else {
             return Ok(());
         };
         let ts = (shared.options.clock)().max(self.end.at.timestamp_ns);
         let now = epoch_of(k.start_ns, k.interval_ns, ts);
+        if k.epoch > now && !always {
+            return Ok(());
+        }
         let last = now.max(k.epoch);
         self.tag_through(shared, last, ts)
     }
