@@ -559,6 +559,9 @@ pub(crate) struct Jobs {
     /// Under `Sealing::Background`: seals what rolling closed (woken by
     /// `Shared::segment_closed`).
     pub(crate) seal: Option<Arc<Job>>,
+    /// Feeds the tree from memory when many records wait for it (woken by
+    /// `Shared::pending_leaves`).
+    pub(crate) tree: Arc<Job>,
     /// Every second: tags the epochs that ended, makes the automatic
     /// checkpoints that are due, and has the tree follow the records.
     pub(crate) epochs: Arc<Job>,
@@ -576,6 +579,7 @@ impl Jobs {
             job.stop();
         }
         self.epochs.stop();
+        self.tree.stop();
         if let Some(ship) = &self.ship {
             ship.stop();
         }

@@ -1,8 +1,12 @@
 //! The Merkle tree's upkeep, proofs and check (format-spec.md §14). The
 //! tree (tree.rs) is derived from the committed records: `catch_up` feeds
 //! it every record it lacks, in seq order, and syncs the tiles it
-//! completes. It runs when a checkpoint, proof or verification needs the
-//! tree, on close, and once a second in the writer's background thread, so
+//! completes. It takes the records' leaf inputs from the queue the writer
+//! fills as it publishes (`Shared::pending_leaves`), and reads back from
+//! the segments only what that bounded queue does not hold (after a reopen,
+//! a batch larger than the queue, or for a read-only log). It runs when a
+//! checkpoint, proof or verification needs the tree, on close, once a
+//! second on the shared pool, and (in memory) whenever many leaves wait, so
 //! appends never wait for it.
 
 use crate::error::{Error, Result};
@@ -141,10 +145,35 @@ fn feed(shared: &Shared, persist: bool) -> Result<u64> {
                 size + 1
             )));
         }
-        for r in read::iter(shared, size + 1..=head)? {
-            let r = r?;
-            debug_assert_eq!(r.seq(), tree.size() + 1, "leaves in seq order");
-            tree.push_leaf(leaf_of(&r));
+        let mut taken = Vec::new();
+        while tree.size() < head {
+            let next = tree.size() + 1;
+            let held_from = shared.pending_leaves.lock().take(next, head, &mut taken);
+            for l in taken.drain(..) {
+                debug_assert_eq!(l.seq, tree.size() + 1, "leaves in seq order");
+                tree.push_leaf(leaf_hash(&leaf_data(
+                    l.seq,
+                    l.timestamp_ns,
+                    l.kind,
+                    &l.hash,
+                )));
+            }
+            // What the queue no longer (or never) held: read back.
+            let next = tree.size() + 1;
+            let gap_end = match held_from {
+                Some(f) if f > next => head.min(f - 1),
+                _ => head,
+            };
+            if next <= gap_end {
+                for r in read::iter(shared, next..=gap_end)? {
+                    let r = r?;
+                    debug_assert_eq!(r.seq(), tree.size() + 1, "leaves in seq order");
+                    tree.push_leaf(leaf_of(&r));
+                    if persist && tree.unwritten_bytes() >= PERSIST_BYTES {
+                        tree.persist()?;
+                    }
+                }
+            }
             if persist && tree.unwritten_bytes() >= PERSIST_BYTES {
                 tree.persist()?;
             }

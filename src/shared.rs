@@ -10,7 +10,7 @@ use crate::options::Options;
 use crate::sealed::SealedReads;
 use crate::segment::Segment;
 use crate::state::{Counters, Visible};
-use crate::tree::Tree;
+use crate::tree::{LeafInput, PendingLeaves, Tree};
 use parking_lot::{Mutex, RwLock};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use std::sync::Arc;
 /// `Log`'s ship lock, then `retention_lock`, then `anchor`, then the
 /// writer (`Log`'s `Mode::Write` mutex), then `seal_lock`, then `tree`, then
 /// `poison`, `seal_signal`, `seal_error`, and last the leaf locks
-/// `segments` and `visible` (held for a copy or a swap, never across a
+/// `segments`, `visible` and `pending_leaves` (held for a copy or a swap, never across a
 /// call). None is re-entrant: code that holds the writer's guard calls the
 /// `Writer` methods that take it (`Writer::head_flushed`, not `Log::head`).
 pub(crate) struct Shared {
@@ -50,6 +50,10 @@ pub(crate) struct Shared {
     pub retention_lock: Mutex<()>,
     /// The Merkle tree over the records (fed by merkle.rs).
     pub tree: Mutex<Tree>,
+    /// Leaf inputs the writer published, waiting for the tree.
+    pub pending_leaves: Mutex<PendingLeaves>,
+    /// The job that feeds them to the tree (in memory) when many wait.
+    pub tree_job: std::sync::OnceLock<Arc<crate::background::Job>>,
 }
 
 #[derive(Debug, Default)]
@@ -86,6 +90,8 @@ impl Shared {
             anchor: Mutex::new(anchor),
             retention_lock: Mutex::new(()),
             tree: Mutex::new(tree),
+            pending_leaves: Mutex::new(PendingLeaves::default()),
+            tree_job: std::sync::OnceLock::new(),
         }
     }
 
@@ -151,6 +157,19 @@ impl Shared {
             *p = Some(error.to_string());
         }
         error
+    }
+
+    /// Hands the tree the leaf inputs of records about to be published
+    /// (`publish` next), waking its job when many wait.
+    pub fn pending_leaves(&self, new: &mut Vec<LeafInput>) {
+        if new.is_empty() {
+            return;
+        }
+        if self.pending_leaves.lock().extend(new) {
+            if let Some(job) = self.tree_job.get() {
+                job.wake();
+            }
+        }
     }
 
     /// Readers may now see everything through `head`, which ends `len`

@@ -342,6 +342,68 @@ impl Tree {
     }
 }
 
+/// What the tree needs of one record (its leaf's input, §14.1), as the
+/// writer encoded it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct LeafInput {
+    pub seq: u64,
+    pub timestamp_ns: u64,
+    pub kind: u8,
+    pub hash: crate::format::Hash,
+}
+
+/// The leaf inputs of records the writer published and the tree has not
+/// taken yet, in seq order: the tree is fed from memory rather than by
+/// reading the records back (and, once sealed, decompressing them). Only a
+/// shortcut: bounded, it forgets its oldest entries when full, and the tree
+/// reads whatever the queue no longer holds from the segments.
+#[derive(Debug, Default)]
+pub(crate) struct PendingLeaves {
+    queue: std::collections::VecDeque<LeafInput>,
+}
+
+impl PendingLeaves {
+    /// At most this many entries (56 bytes each) are held.
+    pub const CAP: usize = 16_384;
+    /// The tree is asked to take them once this many wait.
+    pub const WAKE: usize = 4_096;
+
+    /// Adds `new` (the next seqs after those held, in order), dropping the
+    /// oldest past `CAP`; returns whether the tree should take them now.
+    pub fn extend(&mut self, new: &mut Vec<LeafInput>) -> bool {
+        debug_assert!(match (self.queue.back(), new.first()) {
+            (Some(b), Some(f)) => f.seq == b.seq + 1,
+            _ => true,
+        });
+        self.queue.extend(new.drain(..));
+        // The writer's buffer for them, kept small after a large batch.
+        new.shrink_to(Self::WAKE);
+        let over = self.queue.len().saturating_sub(Self::CAP);
+        self.queue.drain(..over);
+        self.queue.len() >= Self::WAKE
+    }
+
+    /// Forgets the entries before `next`, then moves those from `next`
+    /// through `upto` into `out`; returns the seq of the first entry left
+    /// held, if any (where a gap the caller must read from disk ends).
+    pub fn take(&mut self, next: u64, upto: u64, out: &mut Vec<LeafInput>) -> Option<u64> {
+        while self.queue.front().is_some_and(|l| l.seq < next) {
+            self.queue.pop_front();
+        }
+        if self.queue.front().is_some_and(|l| l.seq == next) {
+            while self.queue.front().is_some_and(|l| l.seq <= upto) {
+                out.extend(self.queue.pop_front());
+            }
+        }
+        if self.queue.is_empty() {
+            // An idle log holds little memory for this (many logs may be
+            // open in one process).
+            self.queue.shrink_to(256);
+        }
+        self.queue.front().map(|l| l.seq)
+    }
+}
+
 fn to_hash(c: &[u8]) -> Hash {
     let mut h = [0u8; 32];
     h.copy_from_slice(c);
@@ -360,5 +422,43 @@ impl HashSource for Tree {
         let per = 1u64 << (8 * l as u32);
         let entries = self.entries(l, start / per, size / per)?;
         Ok(root_of(&entries))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaves(seqs: std::ops::RangeInclusive<u64>) -> Vec<LeafInput> {
+        seqs.map(|seq| LeafInput {
+            seq,
+            timestamp_ns: seq * 10,
+            kind: 0,
+            hash: Hash::from_bytes([seq as u8; 32]),
+        })
+        .collect()
+    }
+
+    #[test]
+    fn pending_leaves_hand_out_only_a_run_from_the_seq_asked_and_forget_the_oldest_when_full() {
+        let mut p = PendingLeaves::default();
+        assert!(!p.extend(&mut leaves(1..=10)), "few: no wake");
+        let mut out = Vec::new();
+        // Seqs before `next` are gone; only through `upto` is taken.
+        assert_eq!(p.take(4, 7, &mut out), Some(8));
+        assert_eq!(out, leaves(4..=7));
+        // A seq the queue starts after is a gap: nothing taken, and the
+        // caller learns where the held run begins.
+        out.clear();
+        assert_eq!(p.take(2, 10, &mut out), Some(8));
+        assert!(out.is_empty());
+        assert_eq!(p.take(8, 10, &mut out), None);
+        assert_eq!(out, leaves(8..=10));
+        // Past CAP, the oldest go, and a wake is asked for.
+        let cap = PendingLeaves::CAP as u64;
+        assert!(p.extend(&mut leaves(11..=10 + cap + 5)));
+        out.clear();
+        assert_eq!(p.take(11, 11, &mut out), Some(16), "11..=15 forgotten");
+        assert!(out.is_empty());
     }
 }

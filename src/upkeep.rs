@@ -67,9 +67,12 @@ pub(crate) fn start_jobs(inner: &Arc<Engine>) -> Result<()> {
     if let Some(job) = &seal {
         let _ = inner.shared.seal_job.set(job.clone());
     }
+    let tree = log_job(inner, Class::Slow, tree_tick);
+    let _ = inner.shared.tree_job.set(tree.clone());
     let _ = inner.jobs.set(Jobs {
         flush,
         seal,
+        tree,
         epochs,
         ship,
         commit,
@@ -179,6 +182,13 @@ fn epoch_tick(inner: &Engine) {
     // The tree follows the records here, off the append path. A failure
     // is met again, and reported, by whatever next needs the tree.
     let _ = merkle::catch_up(&inner.shared);
+}
+
+/// When many records' leaf inputs wait (`Shared::pending_leaves`): feeds
+/// them to the tree in memory, so that the queue stays short and the tree
+/// need not read them back. The epoch tick writes the tiles.
+fn tree_tick(inner: &Engine) {
+    let _ = merkle::catch_up_in_memory(&inner.shared);
 }
 
 /// Under `Durability::Batched`: the fdatasync of what the last groups

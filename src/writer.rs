@@ -19,6 +19,7 @@ use crate::segment::{Segment, SegmentEnd, INDEX_INTERVAL};
 use crate::shared::Shared;
 use crate::state::{LogState, Receipt};
 use crate::storage::WriteFile;
+use crate::tree::LeafInput;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -92,6 +93,9 @@ pub(crate) struct Writer {
     in_place: bool,
     preallocating: bool,
     zeroed_to: u64,
+    /// The leaf inputs of the records encoded since the last publish, for
+    /// the tree (`Shared::pending_leaves`).
+    leaves: Vec<LeafInput>,
 }
 
 impl Writer {
@@ -118,6 +122,7 @@ impl Writer {
             in_place: false,
             preallocating: false,
             zeroed_to: 0,
+            leaves: Vec::new(),
         }
     }
 
@@ -450,6 +455,12 @@ impl Writer {
         };
         self.end.records += 1;
         self.buf_records += 1;
+        self.leaves.push(LeafInput {
+            seq,
+            timestamp_ns: ts,
+            kind: kind as u8,
+            hash,
+        });
         self.end.at
     }
 
@@ -481,6 +492,7 @@ impl Writer {
         if sync {
             self.sync(shared)?;
         }
+        shared.pending_leaves(&mut self.leaves);
         shared.publish(self.end.at, self.end.segment.number, self.end.len);
         Ok(())
     }
