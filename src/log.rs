@@ -750,8 +750,7 @@ impl Log {
         keys: &[VerificationKey],
         progress: impl Fn(VerifyProgress) + Sync,
     ) -> Result<VerifyReport> {
-        self.inner.write_out()?;
-        verify::verify_log(&self.inner.shared, keys, &progress)
+        self.verify_now(keys, &progress)
     }
 
     /// Checks every committed record: frames, CRCs, seqs, timestamps and the
@@ -782,8 +781,21 @@ impl Log {
         &self,
         progress: impl Fn(VerifyProgress) + Sync,
     ) -> Result<VerifyReport> {
+        self.verify_now(&[], &progress)
+    }
+
+    /// Verifies the log's end as of now: the key file read first, then
+    /// (read-only) the writer's newest records taken in, so that no epoch
+    /// tag the key file's epoch follows is outside the check.
+    fn verify_now(
+        &self,
+        keys: &[VerificationKey],
+        progress: &(dyn Fn(VerifyProgress) + Sync),
+    ) -> Result<VerifyReport> {
+        let key_file = verify::key_file_for_verify(&self.inner.shared)?;
         self.inner.write_out()?;
-        verify::verify_log(&self.inner.shared, &[], &progress)
+        self.refresh()?;
+        verify::verify_log(&self.inner.shared, keys, key_file.as_ref(), progress)
     }
 
     /// The head as a checkpoint, to sign (`Checkpoint::sign`) and keep

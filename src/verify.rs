@@ -10,11 +10,11 @@ use crate::format::merkle::{leaf_data, leaf_hash, CompactRange, TILE_WIDTH};
 use crate::format::names::{
     parse_sealed_file_name, parse_segment_file_name, tree_file_name, ANCHOR_FILE, TREE_STATE_FILE,
 };
-use crate::format::VerificationKey;
 use crate::format::{
     genesis_hash, hex, ChainPos, FrameHead, Hash, IndexPoint, SystemEvent, CREATED_AT,
     FIRST_SEQ_AT, INDEX_POINT_INTERVAL, LOG_ID_AT, PREV_HASH_AT, ZSTD_FRAME_MAGIC,
 };
+use crate::format::{FssKeyFile, VerificationKey};
 use crate::sealed::{compressed_digest, open_sealed};
 use crate::segment::{SealedMeta, Segment};
 use crate::shared::Shared;
@@ -200,9 +200,31 @@ impl<'a> LeafCheck<'a> {
 /// Reports progress every this many bytes of a segment.
 const PROGRESS_STEP: u64 = 4 << 20;
 
+/// The sealing key file a verification checks the tags against (none for
+/// a copy: see `link_segments`). Read before the log's end is taken
+/// (`verify_log`'s snapshot, and for a read-only log a `refresh` after
+/// this): a writer stores an evolved key only once the tag it wrote before
+/// is published, so a key file read first is never ahead of the tags the
+/// snapshot holds. Read after, a tag and a key written in between (the
+/// epoch tick of a live log during its verification) made an intact log
+/// read as cut back after its tags.
+pub(crate) fn key_file_for_verify(shared: &Shared) -> Result<Option<FssKeyFile>> {
+    // A copy is checked through its last tag, never against a key file:
+    // a backup of a live log may hold one copied before or after the
+    // segments (the fifteenth red team's cp of a running log read as a
+    // cut tail, exit 1); the key file is the host's, not the copy's.
+    if shared.options.verify_as_copy {
+        return Ok(None);
+    }
+    crate::fss::load(&*shared.options.storage, &shared.dir)
+}
+
+/// Verifies the log as it is now, the key file `key_file` read before (see
+/// `key_file_for_verify`).
 pub(crate) fn verify_log(
     shared: &Shared,
     keys: &[VerificationKey],
+    key_file: Option<&FssKeyFile>,
     progress: &(dyn Fn(VerifyProgress) + Sync),
 ) -> Result<VerifyReport> {
     // A snapshot: the segments and the visible end as of now. Frames being
@@ -269,7 +291,10 @@ pub(crate) fn verify_log(
         &segments,
         summaries,
         &anchor,
-        keys,
+        Keys {
+            given: keys,
+            file: key_file,
+        },
         start,
         &mut report,
     )?;
@@ -413,6 +438,13 @@ fn verified_root(
     Ok(Some(root))
 }
 
+/// The verification keys given, and the log's key file read before the
+/// snapshot.
+struct Keys<'a> {
+    given: &'a [VerificationKey],
+    file: Option<&'a FssKeyFile>,
+}
+
 /// Links the segments, each checked alone, in order from `start`: every
 /// header continues where the segment before ended, every closed segment
 /// ends with its seal record (or was repaired), and every retention record
@@ -422,21 +454,12 @@ fn link_segments(
     segments: &[Arc<Segment>],
     summaries: Vec<Result<Summary>>,
     anchor: &Anchor,
-    keys: &[VerificationKey],
+    keys: Keys<'_>,
     start: ChainPos,
     report: &mut VerifyReport,
 ) -> Result<ChainPos> {
     check_format_3_after_extension(anchor, segments)?;
-    // A copy is checked through its last tag, never against a key file:
-    // a backup of a live log may hold one copied before or after the
-    // segments (the fifteenth red team's cp of a running log read as a
-    // cut tail, exit 1); the key file is the host's, not the copy's.
-    let key_file = if shared.options.verify_as_copy {
-        None
-    } else {
-        crate::fss::load(&*shared.options.storage, &shared.dir)?
-    };
-    let mut rules = ChainRules::new(anchor, keys, key_file.as_ref(), start, &shared.dir)?;
+    let mut rules = ChainRules::new(anchor, keys.given, keys.file, start, &shared.dir)?;
     rules.as_copy(shared.options.verify_as_copy);
     let mut prev: Option<(&Segment, Summary)> = None;
     let mut expect = ChainPos {
@@ -472,7 +495,7 @@ fn link_segments(
         &shared.dir,
         segments,
         &hold_file,
-        (expect.seq, key_file.as_ref(), now_ns),
+        (expect.seq, keys.file, now_ns),
         floor_ns,
     )?;
     Ok(expect)

@@ -337,3 +337,28 @@ fn an_idle_writer_tags_each_epoch_as_it_ends() {
         "the idle tag seals everything before it"
     );
 }
+
+/// A verifier that took the log's end before the writer tagged an epoch
+/// and evolved its key (the epoch tick of a live log, between a reader's
+/// open and its verify; `wormctl demo`'s own verify met it in-process)
+/// read the key file ahead of the tags it held and called an intact log
+/// cut back. The key file is read first, the end after.
+#[test]
+fn a_tag_and_key_evolution_during_a_verification_is_not_a_cut_tail() {
+    let storage = MemStorage::new();
+    let (now, log, key) = sealed_log(&storage, 3);
+    let (_, clock) = manual_clock(now.load(Ordering::SeqCst));
+    let reader = Log::open_read_only(mem_dir(), opts(&storage, clock)).unwrap();
+    // Two epochs later, the writer tags the ended ones and evolves its key
+    // past them, after the reader took the log's end.
+    let before = tags(&log).len();
+    now.fetch_add(2 * 60 * SEC, Ordering::SeqCst);
+    log.append(b"later").unwrap();
+    assert!(
+        tags(&log).len() > before,
+        "the append tagged the ended epochs"
+    );
+    let report = reader.verify_sealed(std::slice::from_ref(&key)).unwrap();
+    assert!(report.sealing.unwrap().checked);
+    log.close().unwrap();
+}
