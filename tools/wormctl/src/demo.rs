@@ -55,7 +55,7 @@ fn clear_dir(dir: &Path) -> Result<(), Fail> {
     };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if !(name.starts_with("seg-") || name == "wormlog.lock") {
+        if !wormlog::format::names::is_engine_file_name(&name) {
             return Err(Fail::usage(format!(
                 "{} holds {name}, which is not a wormlog file; choose another directory",
                 dir.display()
@@ -217,9 +217,12 @@ fn rate(n: f64, secs: f64) -> String {
     format!("{:.0}/s", n / secs.max(1e-9))
 }
 
+/// MiB/s, in the binary units `stat` and `verify` print sizes in.
 fn mb_per_s(bytes: u64, secs: f64) -> String {
-    format!("{:.1} MB/s", bytes as f64 / 1e6 / secs.max(1e-9))
+    format!("{:.1} MiB/s", bytes as f64 / MIB / secs.max(1e-9))
 }
+
+const MIB: f64 = (1u64 << 20) as f64;
 
 /// The demo: a script a user watches, step after step in the order the
 /// README tells (baseline, write, read, seal, verify, inspect, sign, seal
@@ -250,16 +253,17 @@ pub fn run(a: Args) -> Result<(), Fail> {
     let (read_secs, read_to, mut engine) = read_back(&a, &log, &mut out)?;
     let segs = seal_and_verify(&log, read_secs, &mut out)?;
     let head = inspect(&log, &segs, read_to, &mut engine, &mut out)?;
-    checkpoint(&log, &mut out)?;
+    checkpoint(&a, &log, &mut out)?;
     log.close()?;
     sealed_summary(&a, &verify_key, &mut out)?;
     say!(
         out,
-        "done: the log is in {0}; try `wormctl stat {0}`, `wormctl dump {0} --from {1} --to {2}`, `wormctl verify {0} --verify-key {3}`",
+        "done: the log is in {0}; try `wormctl stat {0}`, `wormctl dump {0} --from {1} --to {2}`, `wormctl verify {0} --verify-key {3} --checkpoint {4} --pubkey {4}.pub`",
         crate::out::path_text(&a.dir),
         head.seq.saturating_sub(2),
         head.seq,
-        crate::out::path_text(&key_path)
+        crate::out::path_text(&key_path),
+        crate::out::path_text(&beside(&a.dir, ".checkpoint"))
     );
     Ok(())
 }
@@ -349,10 +353,10 @@ fn write(
     let stats = log.stats();
     say!(
         out,
-        "write:  {} records, {:.1} MB of payload in {write_secs:.2} s: {}, {} \
+        "write:  {} records, {:.1} MiB of payload in {write_secs:.2} s: {}, {} \
          ({} group commits, {} fdatasyncs, {:.1} records per commit)",
         a.records,
-        payload_bytes as f64 / 1e6,
+        payload_bytes as f64 / MIB,
         rate(a.records as f64, write_secs),
         mb_per_s(payload_bytes, write_secs),
         stats.writes,
@@ -429,11 +433,11 @@ fn seal_and_verify(
     });
     say!(
         out,
-        "seal:   {} segments sealed ({} just now, in {seal_secs:.2} s): {:.1} MB -> {:.1} MB on disk, ratio {:.2}",
+        "seal:   {} segments sealed ({} just now, in {seal_secs:.2} s): {:.1} MiB -> {:.1} MiB on disk, ratio {:.2}",
         segs.iter().filter(|s| s.sealed).count(),
         sealed_now,
-        raw as f64 / 1e6,
-        disk as f64 / 1e6,
+        raw as f64 / MIB,
+        disk as f64 / MIB,
         raw as f64 / disk.max(1) as f64
     );
 
@@ -442,14 +446,14 @@ fn seal_and_verify(
     let verify_secs = start.elapsed().as_secs_f64();
     say!(
         out,
-        "verify: chain intact from seq {} to {}: {} records in {} segments ({} sealed), {:.1} MB in {verify_secs:.2} s: {}, \
+        "verify: chain intact from seq {} to {}: {} records in {} segments ({} sealed), {:.1} MiB in {verify_secs:.2} s: {}, \
          {:.2}x the time of the plain read above",
         report.first_seq,
         report.head.seq,
         report.records,
         report.segments,
         report.sealed_segments,
-        report.bytes as f64 / 1e6,
+        report.bytes as f64 / MIB,
         mb_per_s(report.bytes, verify_secs),
         verify_secs / read_secs.max(1e-9)
     );
@@ -533,16 +537,28 @@ fn inspect(
 
 /// A signed checkpoint, kept away from the log, catches even a log
 /// rewritten with every hash recomputed.
-fn checkpoint(log: &Log, out: &mut crate::out::Out) -> Result<(), Fail> {
+/// Its note and public key are kept beside the log (`DIR.checkpoint`,
+/// `DIR.checkpoint.pub`), so that it can be checked again afterwards; the
+/// private key is dropped, as an auditor's would never be on the host.
+fn checkpoint(a: &Args, log: &Log, out: &mut crate::out::Out) -> Result<(), Fail> {
     let key = CheckpointKey::generate("demo-auditor").map_err(|e| Fail::io("random key", e))?;
     let note = log.checkpoint()?.sign(&key);
     let checkpoint = Checkpoint::verify_note(&note, &key.public()).map_err(wormlog::Error::from)?;
     log.verify_against(&checkpoint)?;
+    let note_path = beside(&a.dir, ".checkpoint");
+    let pub_path = beside(&a.dir, ".checkpoint.pub");
+    let public = format!("{}\n", key.public().to_vkey_string());
+    for (path, text) in [(&note_path, note.as_str()), (&pub_path, public.as_str())] {
+        std::fs::write(path, text)
+            .map_err(|e| Fail::io(format!("writing {}", path.display()), e))?;
+    }
     say!(
         out,
-        "checkpoint: signed by {} at seq {}; the log holds it unchanged:\n    {}",
+        "checkpoint: signed by {} at seq {}; the log holds it unchanged (kept in {}, its key in {}):\n    {}",
         key.public().name(),
         checkpoint.seq,
+        crate::out::path_text(&note_path),
+        crate::out::path_text(&pub_path),
         note.trim_end().replace('\n', "\n    ")
     );
     Ok(())
@@ -576,9 +592,14 @@ const SEAL_EPOCH: Duration = Duration::from_secs(10);
 
 /// `DIR.verify-key`, beside the log directory.
 fn verify_key_path(dir: &std::path::Path) -> std::path::PathBuf {
-    // Without a trailing `/`, which would put the key inside the directory.
+    beside(dir, ".verify-key")
+}
+
+/// `DIR` + `suffix`: a file beside the log directory, not in it.
+fn beside(dir: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    // Without a trailing `/`, which would put the file inside the directory.
     let mut name = dir.components().as_path().as_os_str().to_os_string();
-    name.push(".verify-key");
+    name.push(suffix);
     std::path::PathBuf::from(name)
 }
 

@@ -24,6 +24,11 @@ pub struct Args {
     /// Say what would be dropped, and drop nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Drop without asking. Without it, the plan is shown first and a
+    /// terminal is asked to confirm; with no terminal to ask, nothing is
+    /// dropped (exit 2).
+    #[arg(long, short = 'y')]
+    yes: bool,
 }
 
 pub fn run(a: Args) -> Result<(), Fail> {
@@ -47,24 +52,71 @@ pub fn run(a: Args) -> Result<(), Fail> {
     // A dry run reads: a writer's open would record the policy given (a
     // dry run raised the recorded minimum age for good, the eleventh red
     // team found), and a policy is never lowered after.
-    let (report, hold) = if a.dry_run {
+    let plan = |options: Options| -> Result<_, Fail> {
         let log = crate::open::read_only_with(&a.dir, options)?;
-        (log.retention_plan(now)?, log.legal_hold()?)
+        Ok((log.retention_plan(now)?, log.legal_hold()?))
+    };
+    let (report, hold) = if a.dry_run {
+        plan(options)?
     } else {
+        if !a.yes {
+            let (report, hold) = plan(options.clone())?;
+            if !report.dropped_segments.is_empty() && !report.held {
+                say_report(&report, hold, true)?;
+                confirm(&report)?;
+            }
+        }
         let log = crate::open::writer(&a.dir, options)?;
         let report = log.apply_retention(now)?;
         let hold = log.legal_hold()?;
         log.close()?;
         (report, hold)
     };
+    say_report(&report, hold, a.dry_run)
+}
+
+/// Asks the terminal whether to drop what `report` plans; refuses where
+/// there is no terminal to ask (a script says `--yes`).
+fn confirm(report: &wormlog::RetentionReport) -> Result<(), Fail> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Err(Fail::usage(
+            "nothing dropped: retention deletes records for good; run it with --yes to drop \
+             what the plan above says (or on a terminal, to be asked)",
+        ));
+    }
+    eprint!(
+        "drop {} segment(s), {} records, for good? [y/N] ",
+        report.dropped_segments.len(),
+        report.dropped_records
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Fail::io("reading the answer", e))?;
+    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+        Ok(())
+    } else {
+        Err(Fail::usage("nothing dropped: not confirmed"))
+    }
+}
+
+/// What was dropped, or (`planned`) what would be.
+fn say_report(
+    report: &wormlog::RetentionReport,
+    hold: Option<String>,
+    planned: bool,
+) -> Result<(), Fail> {
     let mut out = Out::new();
-    let verb = if a.dry_run { "would drop" } else { "dropped" };
+    let verb = if planned { "would drop" } else { "dropped" };
     if report.held {
         let reason = hold.unwrap_or_default();
         out.line(format!(
             "legal hold set ({}): nothing {}",
             out::terminal_text(&reason),
-            if a.dry_run {
+            if planned {
                 "would be dropped"
             } else {
                 "dropped"
@@ -77,7 +129,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
             report.dropped_segments,
             report.dropped_records,
             out::size(report.freed_bytes),
-            if a.dry_run { "would begin" } else { "begins" },
+            if planned { "would begin" } else { "begins" },
             report.first_seq
         ))?;
     }

@@ -17,11 +17,13 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<(), Fail> {
     let log = crate::open::writer(&a.dir, Options::default().seal_level(a.level))?;
+    let before = log.segments()?.iter().filter(|s| s.sealed).count();
     let sealed = log.seal()?;
     let mut out = Out::new();
     out.line(format!(
-        "sealed {sealed} segment(s) in {}",
-        out::path_text(&a.dir)
+        "sealed {sealed} segment(s) now in {} ({} were sealed before); every sealed segment:",
+        out::path_text(&a.dir),
+        before
     ))?;
     for s in log.segments()?.iter().filter(|s| s.sealed) {
         out.line(format!(

@@ -927,6 +927,20 @@ fn seal_hold_and_retention_change_the_log_as_they_say() {
         1,
         "only the new active segment is raw"
     );
+    // Run again: only the segment active until now is sealed, and it says
+    // the rest were before (it said "sealed 1" and listed them all).
+    let o = wormctl(&["seal", p(dir.path())]);
+    expect_code(&o, 0);
+    assert!(
+        stdout(&o).contains("sealed 1 segment(s) now"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o).contains(&format!("({} were sealed before)", raw_closed + 1)),
+        "{}",
+        stdout(&o)
+    );
 
     // Hold: set, shown, blocks retention, recorded, cleared.
     expect_code(&wormctl(&["hold", "set", "case 2026-17", p(dir.path())]), 0);
@@ -957,12 +971,31 @@ fn seal_hold_and_retention_change_the_log_as_they_say() {
         stdout(&o)
     );
     assert_eq!(files_with(dir.path(), ".zst").len(), before);
+    // Without --yes and with no terminal to ask, the plan is shown and
+    // nothing is dropped (exit 2, saying how to go on).
     let o = wormctl(&[
         "retention",
         "--max-total-bytes",
         "1",
         "--min-age",
         "0s",
+        p(dir.path()),
+    ]);
+    expect_code(&o, 2);
+    assert!(
+        stdout(&o).contains(&format!("would drop {before} segment(s)")),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stderr(&o).contains("--yes"), "{}", stderr(&o));
+    assert_eq!(files_with(dir.path(), ".zst").len(), before);
+    let o = wormctl(&[
+        "retention",
+        "--max-total-bytes",
+        "1",
+        "--min-age",
+        "0s",
+        "--yes",
         p(dir.path()),
     ]);
     expect_code(&o, 0);
@@ -1295,7 +1328,14 @@ fn a_fifo_or_directory_where_a_log_keeps_a_file_is_tampering() {
     }
     log.seal().unwrap();
     drop(log);
-    let drop_all = ["retention", "--max-total-bytes", "1", "--min-age", "0s"];
+    let drop_all = [
+        "retention",
+        "--yes",
+        "--max-total-bytes",
+        "1",
+        "--min-age",
+        "0s",
+    ];
     expect_code(&wormctl(&[&drop_all[..], &[p(dir.path())]].concat()), 0);
     let log = Log::open(dir.path(), options().sealing(Sealing::Manual)).unwrap();
     for i in 0..1500 {
@@ -1542,7 +1582,7 @@ fn a_retention_dry_run_records_nothing() {
     ];
     expect_code(&wormctl(&[&dry[..], &[p(dir.path())]].concat()), 0);
     assert_eq!(head(dir.path()), before, "the dry run wrote nothing");
-    let run = ["retention", "--max-age", "1s", "--min-age", "0s"];
+    let run = ["retention", "--yes", "--max-age", "1s", "--min-age", "0s"];
     expect_code(&wormctl(&[&run[..], &[p(dir.path())]].concat()), 0);
 }
 
@@ -1608,6 +1648,41 @@ fn demo_writes_seals_verifies_and_inspects_a_log() {
         .filter(|r| !r.as_ref().unwrap().is_system())
         .count();
     assert_eq!(users, 3000);
+    drop(log);
+    // Sizes in the binary units stat and verify print.
+    assert!(text.contains(" MiB") && !text.contains(" MB"), "{text}");
+    // Its checkpoint is kept beside the log, with its public key, and
+    // checks afterwards, with the log's verification key, as the last line
+    // says to.
+    let note = format!("{}.checkpoint", p(&log_dir));
+    let pubkey = format!("{note}.pub");
+    let vkey = format!("{}.verify-key", p(&log_dir));
+    assert!(
+        text.contains(&format!("--checkpoint {note} --pubkey {pubkey}")),
+        "{text}"
+    );
+    let o = wormctl(&[
+        "verify",
+        p(&log_dir),
+        "--verify-key",
+        &vkey,
+        "--checkpoint",
+        &note,
+        "--pubkey",
+        &pubkey,
+    ]);
+    expect_code(&o, 0);
+    // Run again into the same directory: it replaces its own earlier log
+    // (tree, key and ship files included).
+    let o = wormctl(&[
+        "demo",
+        p(&log_dir),
+        "--records",
+        "200",
+        "--baseline-secs",
+        "0",
+    ]);
+    expect_code(&o, 0);
     // It refuses to clear a directory that holds anything else.
     let other = dir.path().join("precious");
     std::fs::create_dir(&other).unwrap();
@@ -2768,4 +2843,65 @@ fn append_commits_a_line_from_a_slow_pipe_without_waiting_for_more() {
     let receipt = receipt.expect("a receipt while the pipe stayed open");
     assert!(receipt.contains("\"seq\""), "{receipt}");
     assert!(status.success());
+}
+
+/// On a terminal, retention shows its plan and asks; anything but yes
+/// drops nothing, yes drops what the plan said.
+#[test]
+fn retention_on_a_terminal_asks_before_it_drops() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), options().sealing(Sealing::Manual)).unwrap();
+    for i in 0..1500 {
+        log.append(&event(i)).unwrap();
+    }
+    log.seal().unwrap();
+    drop(log);
+    let before = files_with(dir.path(), ".zst").len();
+    assert!(before > 0);
+    let run = |answer: &str| {
+        let typescript = dir.path().join("typescript");
+        // script(1) gives wormctl a pseudo-terminal, fed `answer`.
+        let mut child = Command::new("script")
+            .arg("-qfec")
+            .arg(format!(
+                "'{}' retention --max-total-bytes 1 --min-age 0s '{}'",
+                env!("CARGO_BIN_EXE_wormctl"),
+                p(dir.path())
+            ))
+            .arg(&typescript)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("script(1) (bsdutils) is installed; .ci/run installs it");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(answer.as_bytes())
+            .unwrap();
+        let o = child.wait_with_output().unwrap();
+        let seen = String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned();
+        (o.status.code(), seen)
+    };
+    let (code, seen) = run("n\n");
+    assert_eq!(code, Some(2), "{seen}");
+    assert!(
+        seen.contains(&format!("would drop {before} segment(s)")),
+        "{seen}"
+    );
+    assert!(seen.contains("for good? [y/N]"), "{seen}");
+    assert_eq!(
+        files_with(dir.path(), ".zst").len(),
+        before,
+        "not confirmed"
+    );
+    let (code, seen) = run("y\n");
+    assert_eq!(code, Some(0), "{seen}");
+    assert!(
+        seen.contains(&format!("dropped {before} segment(s)")),
+        "{seen}"
+    );
+    assert!(files_with(dir.path(), ".zst").is_empty());
 }
