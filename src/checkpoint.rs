@@ -162,6 +162,7 @@ impl Checkpoint {
         }
         let want_id = key_id(&key.name, &key.key);
         let mut by_key = false;
+        let signers = signers_of(&lines);
         for (name, blob) in lines {
             if name != key.name {
                 continue;
@@ -186,11 +187,31 @@ impl Checkpoint {
         if !by_key {
             return Err(CheckpointError::NotSignedByKey {
                 key_name: key.name.clone(),
+                key_id: hex(&want_id),
+                signers,
             });
         }
         Err(CheckpointError::NoValidSignature {
             key_name: key.name.clone(),
         })
+    }
+}
+
+/// Who signed a note, as its signature lines say: `name (key id)` each,
+/// for the operator who gave another key (unverified: names only).
+#[cfg(feature = "signing")]
+fn signers_of(lines: &[(&str, &str)]) -> String {
+    let named: Vec<String> = lines
+        .iter()
+        .map(|(name, blob)| match B64.decode(blob) {
+            Ok(b) if b.len() >= 4 => format!("{} (key id {})", name, hex(&b[..4])),
+            _ => (*name).to_string(),
+        })
+        .collect();
+    if named.is_empty() {
+        "no key".into()
+    } else {
+        named.join(", ")
     }
 }
 

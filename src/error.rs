@@ -499,10 +499,15 @@ pub enum CheckpointError {
     /// No signature line names the verifier's key (its name and key id):
     /// the note was signed by another key than the one given, most often
     /// the wrong public key file.
-    #[error("the checkpoint has no signature by key {key_name} (name and key id): was it signed with another key? check --pubkey")]
+    #[error("the checkpoint is signed by {signers}, not by the key given ({key_name}, key id {key_id}): check --pubkey")]
     NotSignedByKey {
         /// The verifier key's name.
         key_name: String,
+        /// The verifier key's id (C2SP signed-note), in hex.
+        key_id: String,
+        /// Who signed the note, as its signature lines name them (name
+        /// and key id each; not verified).
+        signers: String,
     },
 }
 

@@ -277,6 +277,61 @@ impl S3Target {
             )),
         }
     }
+
+    /// Whether the bucket has Object Lock enabled (its object lock
+    /// configuration says `Enabled`): without it, a locked PUT is refused
+    /// and nothing shipped could be kept from deletion.
+    pub fn object_lock_enabled(&self) -> Result<bool> {
+        let url = sign_url(
+            self,
+            rusty_s3::Method::Get,
+            self.bucket.base_url().clone(),
+            &mut [("object-lock", String::new())],
+        );
+        let mut resp = agent()
+            .get(url.as_str())
+            .call()
+            .map_err(|e| remote("GET object-lock", self.bucket.name(), e))?;
+        let status = resp.status().as_u16();
+        let body = small_body(&mut resp);
+        match status {
+            200 => Ok(
+                between(&body, "<ObjectLockEnabled>", "</ObjectLockEnabled>") == Some("Enabled"),
+            ),
+            // No configuration (ObjectLockConfigurationNotFoundError).
+            404 => Ok(false),
+            400 if between(&body, "<Code>", "</Code>")
+                .is_some_and(|c| c.starts_with("ObjectLockConfigurationNotFound")) =>
+            {
+                Ok(false)
+            }
+            s => Err(remote(
+                "GET object-lock",
+                self.bucket.name(),
+                format!(
+                    "HTTP {s} {}",
+                    between(&body, "<Code>", "</Code>").unwrap_or("")
+                ),
+            )),
+        }
+    }
+}
+
+/// A refused locked PUT, said so that the operator can act: a bucket
+/// without Object Lock answers 400 InvalidRequest.
+fn put_status_text(status: u16, mut resp: ureq::http::Response<ureq::Body>) -> String {
+    let body = small_body(&mut resp);
+    let code = between(&body, "<Code>", "</Code>").unwrap_or("");
+    let message = between(&body, "<Message>", "</Message>").unwrap_or("");
+    if status == 400 && code == "InvalidRequest" {
+        return format!(
+            "HTTP 400 InvalidRequest ({message}): the bucket refused an object under Object \
+             Lock; a bucket is created with Object Lock on (`wormctl bucket create \
+             s3://BUCKET`, or `aws s3api create-bucket --object-lock-enabled-for-bucket`) \
+             and cannot be given it after"
+        );
+    }
+    format!("HTTP {status} {code}")
 }
 
 const SIGN_FOR: Duration = Duration::from_secs(600);
@@ -724,6 +779,18 @@ pub fn ship_observed(
         .into_iter()
         .map(|o| o.key)
         .collect();
+    if done.is_empty() && !target.object_lock_enabled()? {
+        // The first run to a bucket checks it can lock at all: some
+        // servers take the lock headers of a bucket that cannot lock.
+        return Err(remote(
+            "ship",
+            target.url(),
+            "the bucket has no Object Lock, so nothing copied there could be kept from \
+             deletion; S3 gives a bucket Object Lock only when it is created: create one with \
+             `wormctl bucket create s3://BUCKET` (or `aws s3api create-bucket \
+             --object-lock-enabled-for-bucket`)",
+        ));
+    }
     let mut report = ShipReport {
         retain_until_ns: retain_until,
         ..ShipReport::default()
@@ -843,7 +910,7 @@ fn put_locked(
             ensure_locked(target, agent, key, &found, until)?;
             Ok((object(found), true))
         }
-        s => Err(remote("PUT", key, status_text(s, resp))),
+        s => Err(remote("PUT", key, put_status_text(s, resp))),
     }
 }
 

@@ -67,6 +67,10 @@ enum Command {
     /// verifying it (feature s3, on by default).
     #[cfg(feature = "s3")]
     Restore(crate::ship::RestoreArgs),
+    /// Create an S3 bucket with Object Lock on, or check that one has it
+    /// (feature s3, on by default).
+    #[cfg(feature = "s3")]
+    Bucket(crate::ship::BucketArgs),
     /// Append one record per line of standard input (creating the log if
     /// missing); print one receipt per record as a JSON line.
     Append(crate::append::Args),
@@ -141,6 +145,8 @@ pub fn main() -> ExitCode {
         Command::Ship(a) => crate::ship::run(a),
         #[cfg(feature = "s3")]
         Command::Restore(a) => crate::ship::restore(a),
+        #[cfg(feature = "s3")]
+        Command::Bucket(a) => crate::ship::bucket(a),
         Command::Append(a) => crate::append::run(a),
         Command::Prove(a) => crate::proof::prove(a),
         Command::CheckProof(a) => crate::proof::check_proof(a),

@@ -166,19 +166,36 @@ fn verify_checkpoints(
     let mut latest: Option<wormlog::Checkpoint> = None;
     let mut beyond = 0;
     for (k, note) in &notes {
-        let cp = wormlog::Checkpoint::verify_note(note, &key)
-            .map_err(|e| Fail::tampered(format!("{k}: {e}")))?;
+        // A note no line of which names the key given was signed by
+        // another key: the operator's choice of key, not the bucket's
+        // fault (a line by that key that fails is a changed note).
+        let cp = wormlog::Checkpoint::verify_note(note, &key).map_err(|e| match e {
+            wormlog::CheckpointError::NotSignedByKey { .. } => Fail::usage(format!("{k}: {e}")),
+            e => Fail::tampered(format!("{k}: {e}")),
+        })?;
         if cp.seq > last_seq {
             beyond += 1; // commits to records not sealed and shipped yet
         } else if latest.as_ref().is_none_or(|l| cp.seq >= l.seq) {
             latest = Some(cp);
         }
     }
+    // No note to check the copy against is nothing found wrong, and
+    // nothing checked: the operator's to fix (exit 2), with how.
     let Some(cp) = latest else {
-        return Err(Fail::tampered(format!(
-            "{url}: no checkpoint note within the copy ({} notes, {beyond} beyond seq {last_seq})",
-            notes.len()
-        )));
+        return Err(Fail::usage(if notes.is_empty() {
+            format!(
+                "{url}: the copy holds no checkpoint notes to check with --pubkey: ship one \
+                 (`wormctl ship DIR --to {url} --checkpoint-key KEY`, or automatic checkpoints \
+                 to the bucket), or verify without --pubkey"
+            )
+        } else {
+            format!(
+                "{url}: none of the {} checkpoint notes is within the copy: each commits to \
+                 records after seq {last_seq}, the last the copy holds ({beyond} beyond it); \
+                 seal and ship further, then verify again",
+                notes.len()
+            )
+        }));
     };
     let (tmp, _) = restore_to_temp(url)?;
     let log =
@@ -343,4 +360,58 @@ pub fn restore_to_temp(url: &str) -> Result<(tempfile::TempDir, ship::RemoteRepo
     let tmp = tempfile::tempdir().map_err(|e| Fail::io("temporary directory", e))?;
     let r = ship::restore(&target, tmp.path(), None).map_err(remote_fail)?;
     Ok((tmp, r))
+}
+
+#[derive(clap::Args)]
+pub struct BucketArgs {
+    #[command(subcommand)]
+    action: BucketAction,
+}
+
+#[derive(clap::Subcommand)]
+enum BucketAction {
+    /// Create a bucket with Object Lock on (and so versioning), as `ship`
+    /// needs; a bucket that exists is checked instead: with Object Lock it
+    /// will do, without it it cannot (S3 gives a bucket Object Lock only at
+    /// creation).
+    Create {
+        /// s3://BUCKET (a prefix, if given, is ignored).
+        url: String,
+    },
+    /// Say whether the bucket has Object Lock on.
+    Check {
+        /// s3://BUCKET.
+        url: String,
+    },
+}
+
+/// `wormctl bucket create|check s3://BUCKET`.
+pub fn bucket(a: BucketArgs) -> Result<(), Fail> {
+    let (url, create) = match a.action {
+        BucketAction::Create { url } => (url, true),
+        BucketAction::Check { url } => (url, false),
+    };
+    let t = target(&url).map_err(Fail::usage)?;
+    if create {
+        t.create_bucket_with_object_lock().map_err(Fail::log)?;
+    }
+    let bucket = t.url();
+    let bucket = bucket.trim_end_matches('/');
+    if !t.object_lock_enabled().map_err(Fail::log)? {
+        return Err(Fail::usage(format!(
+            "{bucket} has no Object Lock: ship refuses to copy into it (nothing there could \
+             be kept from deletion), and S3 gives a bucket Object Lock only when it is created; \
+             create another with `wormctl bucket create s3://NEW-BUCKET`"
+        )));
+    }
+    let mut out = Out::new();
+    out.line(format!(
+        "{bucket}: Object Lock on{}; ship to it with `wormctl ship DIR --to {bucket}/PREFIX`",
+        if create {
+            " (created, or already there)"
+        } else {
+            ""
+        }
+    ))?;
+    out.flush()
 }

@@ -1466,6 +1466,21 @@ fn a_wrong_checkpoint_public_key_is_the_operators_mistake_not_tampering() {
     let o = verify(&cp, "wrong.pub");
     expect_code(&o, 2);
     assert!(stderr(&o).contains("--pubkey"), "{}", stderr(&o));
+    // The hint names who did sign it: the same name, another key id.
+    // name+id+key: a name has no '+', the base64 key may.
+    let id_of = |public: &str| {
+        let text = std::fs::read_to_string(work.path().join(public)).unwrap();
+        text.split('+').nth(1).unwrap().to_string()
+    };
+    assert!(
+        stderr(&o).contains(&format!(
+            "signed by auditor (key id {})",
+            id_of("right.pub")
+        )),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains(&id_of("wrong.pub")), "{}", stderr(&o));
     let note = std::fs::read_to_string(&cp).unwrap();
     let at = note.rfind(' ').unwrap() + 10;
     let mut bytes = note.into_bytes();

@@ -329,3 +329,97 @@ fn a_named_profile_from_the_aws_files_reaches_the_bucket_and_a_wrong_one_is_refu
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// A bucket made the plain way, without Object Lock (as an operator may
+/// have one): a signed CreateBucket with no lock header.
+fn plain_bucket(name: &str, endpoint: &str) -> String {
+    let bucket = rusty_s3::Bucket::new(
+        endpoint.parse().unwrap(),
+        rusty_s3::UrlStyle::Path,
+        name.to_string(),
+        "us-east-1",
+    )
+    .unwrap();
+    let credentials = rusty_s3::Credentials::new(
+        std::env::var("AWS_ACCESS_KEY_ID").unwrap(),
+        std::env::var("AWS_SECRET_ACCESS_KEY").unwrap(),
+    );
+    use rusty_s3::S3Action;
+    let url = bucket
+        .create_bucket(&credentials)
+        .sign(std::time::Duration::from_secs(600));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let resp = agent.put(url.as_str()).send_empty().unwrap();
+    assert!(
+        matches!(resp.status().as_u16(), 200 | 409),
+        "create {name}: {}",
+        resp.status()
+    );
+    format!("s3://{name}")
+}
+
+/// The operator's bucket: `bucket create` makes one with Object Lock and
+/// `check` says so; a bucket without Object Lock is named as such, and
+/// `ship` refuses it before copying anything, exit 2 with the way out (it
+/// was a bare "HTTP 400 InvalidRequest", or nothing at all where the
+/// server took the lock headers of an unlockable bucket).
+#[test]
+fn bucket_create_makes_a_locked_bucket_and_ship_refuses_one_without_object_lock() {
+    let endpoint = endpoint();
+    url_for("wait-for-server", &endpoint);
+    let locked = format!("s3://wormctl-locked-{}", std::process::id());
+    let o = wormctl(&["bucket", "create", &locked], &endpoint);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Object Lock on"));
+    let o = wormctl(&["bucket", "check", &locked], &endpoint);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let plain = plain_bucket(&format!("wormctl-plain-{}", std::process::id()), &endpoint);
+    let o = wormctl(&["bucket", "check", &plain], &endpoint);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("has no Object Lock"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = wormctl(&["bucket", "create", &plain], &endpoint);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "an existing plain bucket stays one"
+    );
+
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("log");
+    sealed_log(&dir, 100, |i| format!("event {i}"));
+    let to = format!("{plain}/audit");
+    let o = wormctl(
+        &[
+            "ship",
+            dir.to_str().unwrap(),
+            "--to",
+            &to,
+            "--retain-until",
+            "1d",
+        ],
+        &endpoint,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("Object Lock") && err.contains("bucket create"),
+        "{err}"
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout).is_empty(),
+        "nothing shipped"
+    );
+}
