@@ -187,7 +187,7 @@ impl Checkpoint {
         if !by_key {
             return Err(CheckpointError::NotSignedByKey {
                 key_name: key.name.clone(),
-                key_id: hex(&want_id),
+                key_id: hex(want_id),
                 signers,
             });
         }
