@@ -258,6 +258,20 @@ pub enum Error {
         /// What is wrong.
         what: Corruption,
     },
+    /// A writer's open found durable records of the active segment damaged
+    /// (`damage`, an [`Error::Corrupt`]): nothing was changed. Opened with
+    /// `Options::repair(true)` (`wormctl repair DIR`), the whole file is
+    /// copied aside, the segment is cut before the damage, and the log goes
+    /// on in a new segment whose `repaired` record says what was lost.
+    #[error(
+        "{damage}; nothing was changed. To open the log anyway, Options::repair(true) \
+         (`wormctl repair DIR`, with --dry-run to see first) copies the damaged file aside \
+         and goes on after the last intact record"
+    )]
+    NeedsRepair {
+        /// The damage found.
+        damage: Box<Error>,
+    },
     /// The payload is larger than `Options::payload_bytes_max`.
     #[error(
         "payload of {len} bytes exceeds the limit of {max} bytes (Options::payload_bytes_max)"
@@ -471,6 +485,7 @@ impl Error {
     pub fn seq(&self) -> Option<u64> {
         match self {
             Error::Corrupt { seq, .. } => *seq,
+            Error::NeedsRepair { damage } => damage.seq(),
             Error::SeqOutOfRange { seq, .. } => Some(*seq),
             _ => None,
         }

@@ -104,7 +104,8 @@ pub use read::Iter;
 pub use retention::RetentionReport;
 pub use segment_file::{SegmentFile, SegmentFileInfo};
 pub use state::{
-    CacheStats, FrameInfo, Head, Receipt, Record, SegmentInfo, ShipStatus, WriteStats,
+    CacheStats, FrameInfo, Head, Receipt, Record, RecoveryReport, Repair, SegmentInfo, ShipStatus,
+    TailCut, WriteStats,
 };
 #[cfg(feature = "async")]
 pub use task::Task;

@@ -19,7 +19,9 @@ use crate::seal;
 use crate::sealed::{FrameCache, SealedReads};
 use crate::segment::SegmentEnd;
 use crate::shared::Shared;
-use crate::state::{CacheStats, Head, Receipt, Record, SegmentInfo, ShipStatus, WriteStats};
+use crate::state::{
+    CacheStats, Head, Receipt, Record, RecoveryReport, SegmentInfo, ShipStatus, WriteStats,
+};
 use crate::storage::FilePool;
 use crate::tree::Tree;
 use crate::upkeep;
@@ -36,6 +38,7 @@ use std::sync::Arc;
 pub struct Log {
     inner: Arc<Engine>,
     closed: bool,
+    recovery: RecoveryReport,
 }
 
 impl std::fmt::Debug for Log {
@@ -168,7 +171,9 @@ impl Log {
                 options.sealed_files_open,
             )),
         };
+        let started = std::time::Instant::now();
         let r = recovery::recover(&dir, &options, &reads, read_only)?;
+        let mut report = RecoveryReport::from_events(&dir, &r.events, r.ends_closed);
         let tree = open_tree(&options, &dir, &r)?;
         let mut shared = Shared::new(
             dir,
@@ -182,7 +187,10 @@ impl Log {
         shared.tree = Mutex::new(tree);
         shared.read_only = read_only;
         let Some(file) = r.file else {
-            return Ok(reader_log(shared, r.end, r.state.policy));
+            let mut log = reader_log(shared, r.end, r.state.policy);
+            report.took = started.elapsed();
+            log.recovery = report;
+            return Ok(log);
         };
         let head_ns = r.end.at.timestamp_ns;
         let active = r.end.segment.path.clone();
@@ -242,10 +250,32 @@ impl Log {
         // before sealing them) are sealed now.
         inner.shared.segment_closed();
         inner.seal_inline_if_due();
+        report.took = started.elapsed();
         Ok(Log {
             inner,
             closed: false,
+            recovery: report,
         })
+    }
+
+    /// What this open found and did: a clean start, or a crash's torn tail
+    /// cut, or damage moved aside (`Options::repair`), and the time it
+    /// took. One line to log at startup:
+    ///
+    /// ```rust
+    /// use wormlog::{Log, Options};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Log::open(dir.path(), Options::default())?;
+    /// assert!(log.recovery().created);
+    /// log.close()?;
+    /// let log = Log::open(dir.path(), Options::default())?;
+    /// assert!(log.recovery().is_clean());
+    /// println!("audit log: {}", log.recovery()); // "clean start: ..."
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
     }
 
     /// Closes the active segment and seals every closed segment now; returns
@@ -1388,6 +1418,7 @@ fn reader_log(shared: Shared, end: SegmentEnd, policy: Option<RetentionRule>) ->
     Log {
         inner: Arc::new(inner),
         closed: true,
+        recovery: RecoveryReport::default(),
     }
 }
 

@@ -63,6 +63,8 @@ pub(crate) struct Recovered {
     /// records say (for a log whose active segment is format 1, which has
     /// no log-state record: the hold file, and no policy).
     pub state: LogState,
+    /// The log ended with a clean close (or was just created).
+    pub ends_closed: bool,
 }
 
 /// A file to cut back to `len` bytes.
@@ -177,6 +179,7 @@ fn recover_once(
         anchor,
         state: tail.state,
         tag_scan: tail.tag_scan,
+        ends_closed: tail.ends_closed,
     })
 }
 
@@ -232,6 +235,7 @@ fn create_log(dir: &Path, options: &Options, lock: Box<dyn DirLock>) -> Result<R
         anchor: Anchor::default(),
         state: LogState::default(),
         tag_scan: TagScan::default(),
+        ends_closed: true,
     })
 }
 
@@ -481,6 +485,8 @@ struct Tail {
     truncate_after_open: Vec<Truncation>,
     state: LogState,
     tag_scan: TagScan,
+    /// The active segment ended with a clean close.
+    ends_closed: bool,
 }
 
 /// Where a scan of the active segment stopped early, and why.
@@ -675,6 +681,7 @@ fn read_only_tail(
         &seg,
         scan.state.clone(),
     )?;
+    let ends_closed = scan.ends_closed;
     let (end, index) = scan.into_end(seg.clone(), len);
     *seg.index.write() = index;
     Ok(Tail {
@@ -685,6 +692,7 @@ fn read_only_tail(
         truncate_after_open: Vec::new(),
         state,
         tag_scan,
+        ends_closed,
     })
 }
 
@@ -877,12 +885,14 @@ fn recover_active(
     let scan = scan_active(&seg, file_len)?;
     if let Some(d) = durable_damage(&seg, &scan, file_len, options)? {
         if !options.repair {
-            return Err(Error::corrupt(
-                &seg.path,
-                d.offset,
-                Some(scan.at.next_seq()),
-                d.what,
-            ));
+            return Err(Error::NeedsRepair {
+                damage: Box::new(Error::corrupt(
+                    &seg.path,
+                    d.offset,
+                    Some(scan.at.next_seq()),
+                    d.what,
+                )),
+            });
         }
         return repair(dir, options, segments, seg, scan, d);
     }
@@ -933,6 +943,7 @@ fn recover_active(
         .map_err(|e| Error::io("fdatasync", &seg.path, e))?;
     let sealed_last = scan.last_kind == Some(RecordKind::Sealed);
     let tag_scan = scan.tag_scan;
+    let ends_closed = scan.ends_closed;
     let (end, index) = scan.into_end(seg.clone(), len);
     *seg.index.write() = index;
     let mut tail = Tail {
@@ -943,6 +954,7 @@ fn recover_active(
         truncate_after_open,
         state,
         tag_scan,
+        ends_closed,
     };
     if sealed_last {
         // A crash came between the seal record and the next segment's
@@ -1151,6 +1163,7 @@ fn repair(
         file: None,
         state,
         tag_scan,
+        ends_closed: false,
         events: Vec::new(),
         truncate_after_open: vec![Truncation {
             path: seg.path.clone(),

@@ -240,3 +240,156 @@ impl LogState {
         }
     }
 }
+
+/// What `Log::open` found and did to the log before it took appends
+/// (`Log::recovery`): whether the last run closed it, what recovery cut
+/// or moved aside, and how long it took. Its `Display` is one line to log
+/// at startup.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// The log was created by this open.
+    pub created: bool,
+    /// The last run closed the log (`Log::close`, or a drop): no writer
+    /// stopped mid-write. False after a crash, a kill or a power cut, and
+    /// for a log opened read-only while a writer has it.
+    pub closed_cleanly: bool,
+    /// Torn tails cut: one per cut, in the order made.
+    pub cuts: Vec<TailCut>,
+    /// Damaged segments moved aside (`Options::repair`).
+    pub repairs: Vec<Repair>,
+    /// How long the open took, recovery included.
+    pub took: std::time::Duration,
+}
+
+/// A torn tail recovery cut: bytes no record of which was acknowledged
+/// (a write that a crash interrupted), recorded in the log as a
+/// `tail-cut` record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TailCut {
+    /// The segment cut.
+    pub segment: u64,
+    /// Where the cut began.
+    pub offset: u64,
+    /// How many bytes were cut.
+    pub bytes: u64,
+    /// The seq the next record takes (the first the cut bytes would have
+    /// held).
+    pub next_seq: u64,
+    /// Where the cut bytes were kept (`.cut-OFFSET`), unless all zero.
+    pub saved_as: Option<PathBuf>,
+}
+
+/// A damaged segment `Options::repair` moved aside: durable records from
+/// `seq` on could not be read, and the whole file was copied aside first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repair {
+    /// The damaged segment.
+    pub segment: u64,
+    /// Where the damage begins.
+    pub offset: u64,
+    /// The first seq not readable there.
+    pub seq: u64,
+    /// The copy of the whole damaged file (`.damaged-TIME`).
+    pub moved_to: PathBuf,
+    /// The damage, for people.
+    pub what: String,
+}
+
+impl RecoveryReport {
+    /// Nothing to report: the log was closed cleanly (or just created) and
+    /// nothing was cut or moved aside.
+    pub fn is_clean(&self) -> bool {
+        self.closed_cleanly && self.cuts.is_empty() && self.repairs.is_empty()
+    }
+
+    /// From the engine records recovery queued and whether the log ended
+    /// with a clean close.
+    pub(crate) fn from_events(
+        dir: &std::path::Path,
+        events: &[SystemEvent],
+        closed_cleanly: bool,
+    ) -> RecoveryReport {
+        let mut report = RecoveryReport {
+            closed_cleanly,
+            ..RecoveryReport::default()
+        };
+        for e in events {
+            match e {
+                SystemEvent::LogCreated { .. } => report.created = true,
+                SystemEvent::TailCut {
+                    segment,
+                    offset,
+                    bytes,
+                    expected_seq,
+                    saved_as,
+                } => report.cuts.push(TailCut {
+                    segment: *segment,
+                    offset: *offset,
+                    bytes: *bytes,
+                    next_seq: *expected_seq,
+                    saved_as: (!saved_as.is_empty()).then(|| dir.join(saved_as)),
+                }),
+                SystemEvent::Repaired {
+                    segment,
+                    offset,
+                    seq,
+                    moved_to,
+                    what,
+                } => report.repairs.push(Repair {
+                    segment: *segment,
+                    offset: *offset,
+                    seq: *seq,
+                    moved_to: dir.join(moved_to),
+                    what: what.clone(),
+                }),
+                _ => {}
+            }
+        }
+        report
+    }
+}
+
+impl std::fmt::Display for RecoveryReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.took.as_secs_f64() * 1e3;
+        if self.created {
+            return write!(f, "log created in {ms:.1} ms");
+        }
+        if self.is_clean() {
+            return write!(
+                f,
+                "clean start: the last run closed the log; opened in {ms:.1} ms"
+            );
+        }
+        if !self.closed_cleanly {
+            write!(f, "the last run did not close the log (a crash or kill)")?;
+        }
+        for c in &self.cuts {
+            write!(
+                f,
+                "; cut a torn tail of {} bytes at offset {} of segment {} (no acknowledged \
+                 record; the next is seq {})",
+                c.bytes, c.offset, c.segment, c.next_seq
+            )?;
+            if let Some(p) = &c.saved_as {
+                write!(f, ", kept in {}", p.display())?;
+            }
+        }
+        if self.cuts.is_empty() && !self.closed_cleanly {
+            write!(f, "; nothing torn to cut")?;
+        }
+        for r in &self.repairs {
+            write!(
+                f,
+                "; REPAIRED segment {}: damage at offset {} (seq {}: {}), the whole file kept \
+                 in {}",
+                r.segment,
+                r.offset,
+                r.seq,
+                r.what,
+                r.moved_to.display()
+            )?;
+        }
+        write!(f, "; opened in {ms:.1} ms")
+    }
+}

@@ -77,6 +77,9 @@ fn every_bit_flip_in_a_synced_segment_is_reported_with_its_seq() {
                 }
                 Some((offset, _, seq)) => {
                     let err = match opened {
+                        // Damage in the active segment: the open says to
+                        // repair, carrying the damage found.
+                        Err(Error::NeedsRepair { damage }) if is_active => *damage,
                         Err(e) => e,
                         // A closed segment is read in full by verify, not by open.
                         Ok(log) => log.verify().expect_err(&ctx),
@@ -309,4 +312,59 @@ fn a_fifo_named_like_a_segment_is_an_error_not_a_hang() {
         matches!(one_file, Err(Error::NotRegular { .. })),
         "{one_file:?}"
     );
+}
+
+/// `Log::recovery` tells the application what the open found: a created
+/// log, a clean start, a crash whose torn tail was cut (bytes, where, the
+/// next seq), a repair; and a writer's open that meets damage says, in its
+/// error, how to open anyway. (Issue 27: the open returned nothing, and the
+/// damage error did not say what to do.)
+#[test]
+fn the_recovery_report_tells_a_clean_start_from_a_cut_tail_and_a_repair() {
+    let storage = MemStorage::new();
+    let log = Log::open(mem_dir(), mem_options(&storage)).unwrap();
+    assert!(log.recovery().created);
+    log.append(b"one").unwrap();
+    log.close().unwrap();
+    let log = Log::open(mem_dir(), mem_options(&storage)).unwrap();
+    let r = log.recovery().clone();
+    assert!(r.is_clean() && !r.created, "{r:?}");
+    assert!(r.to_string().starts_with("clean start"), "{r}");
+    // A crash with a torn group at the end.
+    log.append(b"two").unwrap();
+    let image = storage.crash_image(Tear::KeepUnsynced, 0);
+    drop(log);
+    let active = segment_paths(&image, &mem_dir()).pop().unwrap();
+    let mut bytes = image.read_file(&active).unwrap();
+    let torn_at = bytes.len() as u64;
+    bytes.extend_from_slice(&[0x17; 50]);
+    image.write_file(&active, bytes);
+    let log = Log::open(mem_dir(), mem_options(&image)).unwrap();
+    let r = log.recovery().clone();
+    assert!(!r.closed_cleanly && !r.is_clean(), "{r:?}");
+    assert_eq!(r.cuts.len(), 1, "{r:?}");
+    assert_eq!((r.cuts[0].offset, r.cuts[0].bytes), (torn_at, 50));
+    assert_eq!(
+        r.cuts[0].next_seq,
+        log.get(r.cuts[0].next_seq).unwrap().seq()
+    );
+    assert!(r.to_string().contains("cut a torn tail of 50 bytes"), "{r}");
+    log.close().unwrap();
+    // Damage to a durable record: the open refuses, saying how to repair;
+    // with repair, the report says what was moved aside.
+    let mut bytes = image.read_file(&active).unwrap();
+    let frames = frame_map(&bytes);
+    bytes[frames[1].0 + 40] ^= 1;
+    image.write_file(&active, bytes);
+    let err = Log::open(mem_dir(), mem_options(&image)).unwrap_err();
+    assert!(matches!(err, Error::NeedsRepair { .. }), "{err}");
+    assert_eq!(err.seq(), Some(frames[1].2));
+    assert!(err.to_string().contains("Options::repair(true)"), "{err}");
+    let log = Log::open(mem_dir(), mem_options(&image).repair(true)).unwrap();
+    let r = log.recovery().clone();
+    assert_eq!(r.repairs.len(), 1, "{r:?}");
+    assert_eq!(r.repairs[0].seq, frames[1].2);
+    assert!(image.read_file(&r.repairs[0].moved_to).is_some());
+    assert!(r.to_string().contains("REPAIRED"), "{r}");
+    log.verify().unwrap();
 }

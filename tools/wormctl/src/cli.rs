@@ -52,6 +52,10 @@ enum Command {
     /// Write a realistic audit trail from several threads, seal, verify and
     /// inspect it, with timings.
     Demo(crate::demo::Args),
+    /// Open a log whose active segment holds damaged records: copy the
+    /// damaged file aside and go on after the last intact record, recorded
+    /// in the log (--dry-run: say what it would do).
+    Repair(crate::repair::Args),
     /// Make an Ed25519 key pair for signing checkpoints.
     Keygen(crate::keygen::Args),
     /// Write a signed checkpoint of a log's head (after verifying the log).
@@ -137,6 +141,7 @@ pub fn main() -> ExitCode {
         Command::Seal(a) => crate::seal::run(a),
         Command::Retention(a) => crate::retention::run(a),
         Command::Hold(a) => crate::hold::run(a),
+        Command::Repair(a) => crate::repair::run(a),
         Command::Demo(a) => crate::demo::run(a),
         Command::Keygen(a) => crate::keygen::run(a),
         Command::Checkpoint(a) => crate::checkpoint::run(a),

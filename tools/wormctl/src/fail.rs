@@ -49,6 +49,7 @@ impl Fail {
             // A symbolic link where a log's file belongs was put there:
             // tampering, like a changed byte.
             Error::Corrupt { .. }
+            | Error::NeedsRepair { .. }
             | Error::Symlink { .. }
             | Error::NotRegular { .. }
             | Error::CheckpointMismatch { .. }

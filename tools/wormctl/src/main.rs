@@ -14,6 +14,7 @@ mod keygen;
 mod open;
 mod out;
 mod proof;
+mod repair;
 mod retention;
 mod seal;
 mod setup_keys;

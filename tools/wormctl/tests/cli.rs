@@ -2920,3 +2920,49 @@ fn retention_on_a_terminal_asks_before_it_drops() {
     );
     assert!(files_with(dir.path(), ".zst").is_empty());
 }
+
+/// A damaged record in the active segment: every command says so (exit 1)
+/// and names `wormctl repair`; `repair --dry-run` says what it would do and
+/// changes nothing; `repair` copies the file aside, goes on, and says what
+/// it did; the log then verifies. A log with nothing to repair is told so.
+#[test]
+fn repair_moves_a_damaged_active_segment_aside_after_a_dry_run_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 40);
+    let o = wormctl(&["repair", "--dry-run", p(dir.path())]);
+    expect_code(&o, 0);
+    assert!(stdout(&o).contains("nothing to repair"), "{}", stdout(&o));
+    let active = files_with(dir.path(), ".wlog").pop().unwrap();
+    let mut bytes = std::fs::read(&active).unwrap();
+    // A byte of the active segment's first records (its opening group),
+    // not of the last group, which a crash could have torn.
+    let at = wormlog::format::SEGMENT_HEADER_LEN + 40;
+    bytes[at] ^= 0x10;
+    std::fs::write(&active, &bytes).unwrap();
+    let o = wormctl(&["hold", "set", "case 9", p(dir.path())]);
+    expect_code(&o, 1);
+    assert!(stderr(&o).contains("wormctl repair"), "{}", stderr(&o));
+    let before = std::fs::read_dir(dir.path()).unwrap().count();
+    let o = wormctl(&["repair", "--dry-run", p(dir.path())]);
+    expect_code(&o, 0);
+    assert!(stdout(&o).contains("would copy"), "{}", stdout(&o));
+    assert_eq!(
+        std::fs::read(&active).unwrap(),
+        bytes,
+        "the dry run changed nothing"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), before);
+    let o = wormctl(&["repair", p(dir.path())]);
+    expect_code(&o, 0);
+    assert!(stdout(&o).contains("REPAIRED segment"), "{}", stdout(&o));
+    let aside = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().contains(".damaged-")
+        })
+        .count();
+    assert_eq!(aside, 1, "the damaged file is kept aside");
+    expect_code(&wormctl(&["verify", p(dir.path())]), 0);
+    expect_code(&wormctl(&["hold", "set", "case 9", p(dir.path())]), 0);
+}
