@@ -8,7 +8,7 @@ use crate::background::Job;
 use crate::barrier::Barrier;
 use crate::checkpoint::{Checkpoint, RetentionPoint};
 use crate::error::{Error, Result};
-use crate::format::{RetentionRule, SystemEvent};
+use crate::format::{RecordKind, RetentionRule, SystemEvent};
 use crate::merkle;
 use crate::options::{Durability, Sealing, Shipping};
 use crate::retention::{self, RetentionReport};
@@ -91,6 +91,66 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// `Log::append_batch`, on owned payloads (also the control channel's).
+    pub(crate) fn append_batch(&self, payloads: Vec<Vec<u8>>) -> Result<Vec<Receipt>> {
+        let max = self.shared.options.payload_bytes_max;
+        if let Some(p) = payloads.iter().find(|p| p.len() > max) {
+            return Err(Error::PayloadTooLarge { len: p.len(), max });
+        }
+        if payloads.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.commit(Request::new(RecordKind::User, payloads))
+    }
+
+    /// `Log::seal`: rolls, seals every closed segment, ships if set up.
+    pub(crate) fn seal_now(&self) -> Result<usize> {
+        self.writer()?.roll_now(&self.shared)?;
+        let n = seal::seal_closed_segments(&self.shared)?;
+        self.ship_due();
+        Ok(n)
+    }
+
+    /// `Log::set_legal_hold`: the hold file, then the record.
+    pub(crate) fn set_legal_hold(&self, reason: &str) -> Result<()> {
+        let shared = &self.shared;
+        shared.check_writable()?;
+        let _g = shared.retention_lock.lock();
+        anchor::write_hold(&*shared.options.storage, &shared.dir, reason)?;
+        let event = SystemEvent::LegalHoldSet {
+            reason: reason.to_string(),
+        };
+        self.writer()?.write_system(shared, &[event])
+    }
+
+    /// `Log::clear_legal_hold`: the record, then the hold file.
+    pub(crate) fn clear_legal_hold(&self) -> Result<()> {
+        let shared = &self.shared;
+        let _g = shared.retention_lock.lock();
+        self.writer()?
+            .write_system(shared, &[SystemEvent::LegalHoldCleared])?;
+        anchor::remove_hold(&*shared.options.storage, &shared.dir)
+    }
+
+    /// `Log::record_access`: an accessed record; returns its seq.
+    pub(crate) fn record_access(&self, who: &str, what: &str, why: &str) -> Result<u64> {
+        let shared = &self.shared;
+        let mut writer = self.writer()?;
+        writer.write_system(
+            shared,
+            &[SystemEvent::Accessed {
+                who: who.into(),
+                what: what.into(),
+                why: why.into(),
+            }],
+        )?;
+        // Read under the writer's lock: an append right after would move
+        // the head.
+        let seq = shared.visible.read().head.seq;
+        drop(writer);
+        Ok(seq)
     }
 
     /// Commits `req` with whatever else is queued (group commit).
@@ -562,6 +622,8 @@ pub(crate) struct Jobs {
     /// Feeds the tree from memory when many records wait for it (woken by
     /// `Shared::pending_leaves`).
     pub(crate) tree: Arc<Job>,
+    /// The control socket's poll (control.rs), where it is served.
+    pub(crate) control: Option<Arc<Job>>,
     /// Every second: tags the epochs that ended, makes the automatic
     /// checkpoints that are due, and has the tree follow the records.
     pub(crate) epochs: Arc<Job>,
@@ -580,6 +642,9 @@ impl Jobs {
         }
         self.epochs.stop();
         self.tree.stop();
+        if let Some(control) = &self.control {
+            control.stop();
+        }
         if let Some(ship) = &self.ship {
             ship.stop();
         }

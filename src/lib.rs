@@ -50,6 +50,7 @@
 //               typed events and the JSON-lines schema, feature serde)
 // 8. engine     what a log's handle and its jobs share: group commit into
 //               the writer, retention, automatic checkpoints, shipping runs
+//    control    the live writer's control socket (wormctl reaches a running log)
 //    upkeep     the log's background jobs on the shared pool (flushes,
 //               sealing, epoch tags, tree catch-up, shipping, async commits)
 // 9. log        the public handle: the API, its open and close
@@ -57,6 +58,7 @@ mod anchor;
 mod background;
 mod barrier;
 mod checkpoint;
+mod control;
 mod engine;
 mod error;
 pub mod ext;

@@ -8,14 +8,13 @@ use crate::format::names::is_engine_file_name;
 use crate::format::RetentionRule;
 use crate::format::{
     anchor_genesis, epoch_of, hex, key_at, key_id, AnchorEntry, FssKeyFile, PreviousEra,
-    RecordKind, SystemEvent, VerificationKey, FORMAT_VERSION,
+    SystemEvent, VerificationKey, FORMAT_VERSION,
 };
 use crate::merkle::{self, ConsistencyProof, InclusionProof, TlogExport, TreeHead};
 use crate::options::Options;
 use crate::read::{self, Iter};
 use crate::recovery::{self, Follow, Recovered};
 use crate::retention::{self, RetentionReport};
-use crate::seal;
 use crate::sealed::{FrameCache, SealedReads};
 use crate::segment::SegmentEnd;
 use crate::shared::Shared;
@@ -26,7 +25,7 @@ use crate::storage::FilePool;
 use crate::tree::Tree;
 use crate::upkeep;
 use crate::verify::{self, VerifyProgress, VerifyReport};
-use crate::writer::{Request, Writer};
+use crate::writer::Writer;
 use parking_lot::Mutex;
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
@@ -296,10 +295,7 @@ impl Log {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn seal(&self) -> Result<usize> {
-        self.inner.writer()?.roll_now(&self.inner.shared)?;
-        let n = seal::seal_closed_segments(&self.inner.shared)?;
-        self.inner.ship_due();
-        Ok(n)
+        self.inner.seal_now()
     }
 
     /// With `Options::shipping`: ships what is not shipped yet now, on this
@@ -365,14 +361,7 @@ impl Log {
     /// hold is kept in a file (so it survives restarts) and recorded in the
     /// chain.
     pub fn set_legal_hold(&self, reason: &str) -> Result<()> {
-        let shared = &self.inner.shared;
-        shared.check_writable()?;
-        let _g = shared.retention_lock.lock();
-        anchor::write_hold(&*shared.options.storage, &shared.dir, reason)?;
-        let event = SystemEvent::LegalHoldSet {
-            reason: reason.to_string(),
-        };
-        self.inner.writer()?.write_system(shared, &[event])
+        self.inner.set_legal_hold(reason)
     }
 
     /// Records that `who` read or exported the log: `what` says the range
@@ -390,31 +379,12 @@ impl Log {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn record_access(&self, who: &str, what: &str, why: &str) -> Result<u64> {
-        let shared = &self.inner.shared;
-        let mut writer = self.inner.writer()?;
-        writer.write_system(
-            shared,
-            &[SystemEvent::Accessed {
-                who: who.into(),
-                what: what.into(),
-                why: why.into(),
-            }],
-        )?;
-        // Read under the writer's lock: an append right after would move
-        // the head.
-        let seq = shared.visible.read().head.seq;
-        drop(writer);
-        Ok(seq)
+        self.inner.record_access(who, what, why)
     }
 
     /// Clears the legal hold (recorded in the chain first).
     pub fn clear_legal_hold(&self) -> Result<()> {
-        let shared = &self.inner.shared;
-        let _g = shared.retention_lock.lock();
-        self.inner
-            .writer()?
-            .write_system(shared, &[SystemEvent::LegalHoldCleared])?;
-        anchor::remove_hold(&*shared.options.storage, &shared.dir)
+        self.inner.clear_legal_hold()
     }
 
     /// Files in the log directory that wormlog does not write (anything not
@@ -489,19 +459,8 @@ impl Log {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn append_batch<P: AsRef<[u8]>>(&self, payloads: &[P]) -> Result<Vec<Receipt>> {
-        let max = self.inner.shared.options.payload_bytes_max;
-        let mut owned = Vec::with_capacity(payloads.len());
-        for p in payloads {
-            let p = p.as_ref();
-            if p.len() > max {
-                return Err(Error::PayloadTooLarge { len: p.len(), max });
-            }
-            owned.push(p.to_vec());
-        }
-        if owned.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.inner.commit(Request::new(RecordKind::User, owned))
+        let owned = payloads.iter().map(|p| p.as_ref().to_vec()).collect();
+        self.inner.append_batch(owned)
     }
 
     /// Makes every committed record durable (an fdatasync, if anything is unsynced).
@@ -1154,6 +1113,9 @@ impl Log {
         self.inner.ship_signal.lock().stop = true;
         if let Some(jobs) = self.inner.jobs.get() {
             jobs.stop_all_but_commit();
+            if jobs.control.is_some() {
+                crate::control::stop(&self.inner);
+            }
         }
         self.inner.barrier.close();
         if let Some(commit) = self.inner.jobs.get().and_then(|j| j.commit.as_ref()) {
@@ -1260,7 +1222,7 @@ impl Log {
                 path: inner.shared.dir.clone(),
             }))
         } else {
-            let req = Request::new(RecordKind::User, payloads);
+            let req = crate::writer::Request::new(crate::format::RecordKind::User, payloads);
             let weight = req.bytes();
             match inner.barrier.submit(req, weight) {
                 Ok(s) => AppendState::Waiting(s),
@@ -1315,7 +1277,7 @@ pub struct Append {
 #[cfg(feature = "async")]
 enum AppendState {
     Ready(Result<Vec<Receipt>>),
-    Waiting(crate::barrier::Submitted<Request, Vec<Receipt>>),
+    Waiting(crate::barrier::Submitted<crate::writer::Request, Vec<Receipt>>),
     Done,
 }
 

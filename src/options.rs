@@ -171,6 +171,7 @@ pub struct Options {
     pub(crate) batch_bytes_max: usize,
     pub(crate) create_if_missing: bool,
     pub(crate) repair: bool,
+    pub(crate) control: bool,
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) clock: Clock,
     pub(crate) sealing: Sealing,
@@ -198,6 +199,7 @@ impl Default for Options {
             batch_bytes_max: 4 << 20,
             create_if_missing: true,
             repair: false,
+            control: true,
             storage: Arc::new(FsStorage),
             clock: Arc::new(system_clock_ns),
             sealing: Sealing::Background,
@@ -227,6 +229,7 @@ impl fmt::Debug for Options {
             .field("batch_bytes_max", &self.batch_bytes_max)
             .field("create_if_missing", &self.create_if_missing)
             .field("repair", &self.repair)
+            .field("control", &self.control)
             .field("storage", &self.storage)
             .field("sealing", &self.sealing)
             .field("seal_level", &self.seal_level)
@@ -295,6 +298,17 @@ impl Options {
     /// damage then fails the open.
     pub fn repair(mut self, yes: bool) -> Self {
         self.repair = yes;
+        self
+    }
+    /// Serve the control channel (default on): a writer listens on the Unix
+    /// socket `wormlog.ctl` in the log directory (mode 0600; each peer's
+    /// uid must be the writer's), through which `wormctl` sets and clears
+    /// a legal hold, seals, records an access and appends while this
+    /// process holds the log (format-spec.md §17). Off, those commands
+    /// find the log locked. Polled every quarter second on the shared
+    /// pool: no thread of its own.
+    pub fn control(mut self, yes: bool) -> Self {
+        self.control = yes;
         self
     }
     /// Where the files live (default: the real file system).

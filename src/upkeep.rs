@@ -69,10 +69,12 @@ pub(crate) fn start_jobs(inner: &Arc<Engine>) -> Result<()> {
     }
     let tree = log_job(inner, Class::Slow, tree_tick);
     let _ = inner.shared.tree_job.set(tree.clone());
+    let control = crate::control::start(inner);
     let _ = inner.jobs.set(Jobs {
         flush,
         seal,
         tree,
+        control,
         epochs,
         ship,
         commit,

@@ -9,6 +9,7 @@
 
 mod anchor;
 mod chain;
+pub mod control;
 mod durability;
 mod frame;
 mod fss;

@@ -22,6 +22,9 @@ pub const FSS_NEXT_KEY_TMP_FILE: &str = "wormlog.fss.next.tmp";
 pub const SHIP_STATE_FILE: &str = "wormlog.ship";
 /// Locked (flock) by a shipping run, so that two never interleave.
 pub const SHIP_LOCK_FILE: &str = "wormlog.ship.lock";
+/// The live writer's control socket (a Unix socket, mode 0600), there
+/// while a writer serves it; never evidence (§1).
+pub const CONTROL_SOCKET: &str = "wormlog.ctl";
 /// How many tiles of each tree file are durable (format-spec.md §14.3).
 pub const TREE_STATE_FILE: &str = "wormlog.tree";
 /// The tree state file while it is being replaced.
@@ -118,6 +121,7 @@ pub fn is_engine_file_name(name: &str) -> bool {
             TREE_STATE_FILE,
             SHIP_STATE_FILE,
             SHIP_LOCK_FILE,
+            CONTROL_SOCKET,
         ]
         .contains(&base)
 }

@@ -9,6 +9,7 @@ use rustix::fs::{fchmod, Mode, OFlags};
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -217,6 +218,28 @@ impl Storage for FsStorage {
     }
     fn effective_uid(&self) -> u32 {
         rustix::process::geteuid().as_raw()
+    }
+    fn listen_control(&self, path: &Path) -> io::Result<Option<UnixListener>> {
+        use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+        match fs::symlink_metadata(path) {
+            // Only the writer (which holds the log's lock now) makes one:
+            // this is a dead writer's.
+            Ok(m) if m.file_type().is_socket() => fs::remove_file(path)?,
+            Ok(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "something other than a socket is at the control socket's name",
+                ))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let listener = UnixListener::bind(path)?;
+        // Owner only, whatever the umask gave it; the writer also checks
+        // each peer's uid.
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
+        listener.set_nonblocking(true)?;
+        Ok(Some(listener))
     }
     fn set_immutable(&self, path: &Path, on: bool) -> io::Result<()> {
         use rustix::fs::{ioctl_getflags, ioctl_setflags, IFlags};

@@ -17,6 +17,7 @@ pub(crate) use pool::{FilePool, PooledFile};
 use crate::format::names::parse_sealed_file_name;
 use std::fmt::Debug;
 use std::io;
+use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -134,6 +135,13 @@ pub trait Storage: Send + Sync + Debug {
     /// `ErrorKind::WouldBlock` while another holder has it. A lock does not
     /// outlive the process (or, in [`MemStorage`], a crash image).
     fn lock_dir(&self, dir: &Path) -> io::Result<Box<dyn DirLock>>;
+    /// Listens at `path` for the live writer's control channel
+    /// (`wormlog.ctl`): a Unix socket of mode 0600, non-blocking, in place
+    /// of a stale one a writer that died left (never of anything else).
+    /// `None` where the storage has no such sockets (the in-memory one).
+    fn listen_control(&self, _path: &Path) -> io::Result<Option<UnixListener>> {
+        Ok(None)
+    }
 }
 
 /// Mode of a log directory the engine creates.

@@ -286,7 +286,11 @@ fn a_failing_shipper_backs_off_and_appends_never_wait_for_it() {
     // The first request of a run to a new bucket asks whether it has
     // Object Lock; it, or a PUT, is what fails here.
     assert!(
-        status.last_error.as_deref().unwrap().contains("Connection refused"),
+        status
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("Connection refused"),
         "{status:?}"
     );
     assert_eq!(status.objects_shipped, 0);

@@ -1,8 +1,9 @@
 //! `--as NAME [--why TEXT]` on the commands that read a log out (dump,
 //! export-tlog): the access is recorded in the log itself as an accessed
 //! record (format-spec.md 4.1, kind 0x10) before anything is read. Only a
-//! writer appends; if another process holds the log, the access goes
-//! unrecorded and the command says so on stderr, then reads on.
+//! writer appends: if another process holds the log, that writer records it
+//! through its control socket (format-spec.md §17); if it cannot be reached,
+//! nothing is read.
 
 use crate::fail::Fail;
 use std::path::Path;
@@ -11,9 +12,9 @@ use wormlog::{Error, Log, Options, Sealing};
 /// The `--as` and `--why` options.
 #[derive(clap::Args, Debug, Clone)]
 pub struct AccessArgs {
-    /// Record this access in the log, as NAME (needs the writer's lock:
-    /// while another process writes, the access goes unrecorded, and this
-    /// says so).
+    /// Record this access in the log, as NAME, before reading (while
+    /// another process writes the log, that writer records it through its
+    /// control socket; if it cannot be reached, nothing is read).
     #[arg(long = "as", value_name = "NAME")]
     pub who: Option<String>,
     /// Why (a ticket, a case), recorded with --as.
@@ -36,10 +37,20 @@ pub fn record(dir: &Path, a: &AccessArgs, what: &str) -> Result<(), Fail> {
             eprintln!("wormctl: access recorded as seq {seq}");
             Ok(())
         }
+        // The running writer records it, through its control socket; one
+        // that cannot be reached stops the read: an access that was to be
+        // recorded is not read unrecorded.
         Err(Error::Locked { .. }) => {
+            let live = crate::control::live(dir)?;
+            let args = [who.as_str(), what, a.why.as_str()].map(|s| s.as_bytes().to_vec());
+            let r = live.call("access", args.to_vec())?;
+            let seq = r
+                .first()
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .unwrap_or_default();
             eprintln!(
-                "wormctl: access NOT recorded: another process writes this log (only its \
-                 writer can append the record); reading on"
+                "wormctl: access recorded as seq {seq} by the running writer (pid {})",
+                live.pid()?
             );
             Ok(())
         }

@@ -10,7 +10,7 @@ use std::io::{BufRead, Read};
 use std::path::PathBuf;
 use std::time::Duration;
 use wormlog::format::hex;
-use wormlog::{Durability, Log, Options};
+use wormlog::{Durability, Error, Log, Options};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -45,7 +45,13 @@ fn durability(mode: &str) -> Result<Durability, Fail> {
 
 pub fn run(a: Args) -> Result<(), Fail> {
     let d = durability(&a.durability)?;
-    let log = Log::open(&a.dir, Options::default().durability(d)).map_err(Fail::log)?;
+    let log = match Log::open(&a.dir, Options::default().durability(d)) {
+        Ok(log) => Sink::Here(log),
+        // Another process writes the log: it appends these, through its
+        // control socket, under its own durability mode.
+        Err(Error::Locked { .. }) => Sink::Live(crate::control::live(&a.dir)?),
+        Err(e) => return Err(Fail::log(e)),
+    };
     // Our own buffer, so that what is already read in can be looked at
     // without reading more: `fill_buf` on an empty buffer waits for input,
     // which held a line read from a slow pipe (`tail -F`) uncommitted until
@@ -104,22 +110,55 @@ pub fn run(a: Args) -> Result<(), Fail> {
         commit(&log, &batch, &mut out)?;
     }
     out.flush()?;
-    log.close().map_err(Fail::log)
+    match log {
+        Sink::Here(log) => log.close().map_err(Fail::log),
+        Sink::Live(_) => Ok(()),
+    }
 }
 
-fn commit(log: &Log, batch: &[Vec<u8>], out: &mut Out) -> Result<(), Fail> {
+/// Where the lines go: a writer opened here, or the running one.
+enum Sink {
+    Here(Log),
+    Live(crate::control::Live),
+}
+
+fn commit(log: &Sink, batch: &[Vec<u8>], out: &mut Out) -> Result<(), Fail> {
     if batch.is_empty() {
         return Ok(());
     }
-    for r in log.append_batch(batch).map_err(Fail::log)? {
+    let receipts: Vec<(u64, u64, String)> = match log {
+        Sink::Here(log) => log
+            .append_batch(batch)
+            .map_err(Fail::log)?
+            .into_iter()
+            .map(|r| (r.seq, r.timestamp_ns, hex(r.hash)))
+            .collect(),
+        Sink::Live(live) => live
+            .call("append", batch.to_vec())?
+            .iter()
+            .map(|r| parse_receipt(r))
+            .collect::<Result<_, _>>()?,
+    };
+    for (seq, time_ns, hash) in receipts {
         out.line(
             serde_json::json!({
-                "seq": r.seq,
-                "time_ns": r.timestamp_ns.to_string(),
-                "hash": hex(r.hash),
+                "seq": seq,
+                "time_ns": time_ns.to_string(),
+                "hash": hash,
             })
             .to_string(),
         )?;
     }
     out.flush()
+}
+
+/// A receipt as the control channel gives it: `SEQ TIME_NS HASH`.
+fn parse_receipt(r: &[u8]) -> Result<(u64, u64, String), Fail> {
+    let bad = || Fail::usage("the running writer sent a receipt that does not parse");
+    let text = std::str::from_utf8(r).map_err(|_| bad())?;
+    let mut f = text.split(' ');
+    let seq = f.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+    let time = f.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+    let hash = f.next().filter(|h| h.len() == 64).ok_or_else(bad)?;
+    Ok((seq, time, hash.to_string()))
 }

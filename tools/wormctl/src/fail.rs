@@ -54,8 +54,12 @@ impl Fail {
             | Error::NotRegular { .. }
             | Error::CheckpointMismatch { .. }
             | Error::Checkpoint(CheckpointError::NoValidSignature { .. }) => Fail::tampered(e),
-            Error::Locked { .. } => Fail::usage(format!(
-                "{e}; stat, dump, verify, tail and checkpoint read beside a running writer"
+            Error::Locked { path } => Fail::usage(format!(
+                "{e}{}; stat, dump, verify, tail and checkpoint read beside a running writer",
+                crate::control::holder(path).map_or_else(String::new, |pid| format!(
+                    " (pid {pid}; hold, seal, append and dump --as reach it through its \
+                     control socket, this command needs it stopped)"
+                ))
             )),
             Error::NotFound { path } => Fail::usage(format!(
                 "{}: not a wormlog log directory (it holds no segment files)",

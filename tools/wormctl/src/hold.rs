@@ -2,6 +2,7 @@
 //! which stops retention from dropping anything while it is set. Setting
 //! and clearing are recorded in the log; they need the writer's lock.
 
+use crate::control::Writer;
 use crate::fail::Fail;
 use crate::out::{self, Out};
 use clap::Subcommand;
@@ -31,20 +32,39 @@ pub fn run(a: Args) -> Result<(), Fail> {
             if reason.trim().is_empty() {
                 return Err(Fail::usage("a legal hold needs a reason"));
             }
-            let log = crate::open::writer(&dir, Options::default())?;
-            log.set_legal_hold(&reason)?;
-            log.close()?;
+            let by = match crate::control::writer(&dir, Options::default())? {
+                Writer::Here(log) => {
+                    log.set_legal_hold(&reason)?;
+                    log.close()?;
+                    String::new()
+                }
+                Writer::Live(live) => {
+                    live.call("hold-set", vec![reason.clone().into_bytes()])?;
+                    format!(" (by the running writer, pid {})", live.pid()?)
+                }
+            };
             out.line(format!(
-                "legal hold set on {}: {}",
+                "legal hold set on {}{by}: {}",
                 out::path_text(&dir),
                 out::terminal_text(&reason)
             ))
         }
         Action::Clear { dir } => {
-            let log = crate::open::writer(&dir, Options::default())?;
-            log.clear_legal_hold()?;
-            log.close()?;
-            out.line(format!("legal hold cleared on {}", out::path_text(&dir)))
+            let by = match crate::control::writer(&dir, Options::default())? {
+                Writer::Here(log) => {
+                    log.clear_legal_hold()?;
+                    log.close()?;
+                    String::new()
+                }
+                Writer::Live(live) => {
+                    live.call("hold-clear", Vec::new())?;
+                    format!(" (by the running writer, pid {})", live.pid()?)
+                }
+            };
+            out.line(format!(
+                "legal hold cleared on {}{by}",
+                out::path_text(&dir)
+            ))
         }
         Action::Show { dir } => {
             let log = crate::open::read_only(&dir)?;

@@ -6,6 +6,7 @@ mod access;
 mod append;
 mod checkpoint;
 mod cli;
+mod control;
 mod demo;
 mod dump;
 mod fail;
