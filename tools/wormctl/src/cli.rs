@@ -121,8 +121,41 @@ fn man() -> Result<(), crate::fail::Fail> {
         page.render_description_section(&mut out).map_err(io)?;
         page.render_options_section(&mut out).map_err(io)?;
     }
+    out.extend_from_slice(MAN_TAIL.as_bytes());
     crate::out::write_stdout(&out)
 }
+
+/// The man page's EXAMPLES and EXIT STATUS sections (roff).
+const MAN_TAIL: &str = r#".SH EXAMPLES
+.TP
+Check a log, its sealing and two checkpoints kept elsewhere:
+wormctl verify /var/log/audit \-\-verify\-key audit.verify\-key \-\-checkpoint cp\-2026\-11.txt \-\-checkpoint cp\-2026\-12.txt \-\-pubkey auditor.pub
+.TP
+Today's failed logins since 06:40, as JSON:
+wormctl dump /var/log/audit \-\-since 06:40 \-\-match outcome=failure \-o json
+.TP
+Follow the log, payloads only:
+wormctl tail \-f \-o cat /var/log/audit
+.TP
+Place a legal hold on a log a running service writes (through its control socket):
+wormctl hold set "case 2026\-17" /var/log/audit
+.TP
+Append from any program, one record per line, one receipt per record:
+printf '{"actor":"alice","action":"login"}\\n' | wormctl append /var/log/audit \-\-json
+.TP
+Ship sealed segments to a bucket with Object Lock:
+wormctl bucket create s3://audit\-copies && wormctl ship /var/log/audit \-\-to s3://audit\-copies/host1
+.SH "EXIT STATUS"
+.TP
+.B 0
+Success; for verify, the log is intact (and holds every checkpoint given).
+.TP
+.B 1
+Tampered or corrupt data found: a changed, removed, reordered or added record, a broken seal, a checkpoint the log no longer holds, a copy that differs from what was shipped.
+.TP
+.B 2
+The operator's mistake or an I/O error: a wrong key or checkpoint of another log, a missing file, a bad flag, a locked log, a refused request; the message says what to do. A faithful copy is never exit 1.
+"#;
 
 pub fn main() -> ExitCode {
     // clap prints help and version (exit 0) and usage errors (exit 2) itself.

@@ -13,9 +13,19 @@ pub struct Args {
     /// A log directory, a segment file (.wlog or .wlog.zst), or `-` for a
     /// raw segment on standard input (e.g. `zstd -dc seg.wlog.zst | wormctl dump -`).
     path: PathBuf,
-    /// One JSON object per record.
+    /// One JSON object per record (as `-o json`).
     #[arg(long)]
     json: bool,
+    /// Output mode, as journalctl's: short (the table, default), json (one
+    /// object per line), json-pretty, cat (payloads only).
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "MODE",
+        value_enum,
+        conflicts_with = "json"
+    )]
+    output: Option<OutputMode>,
     /// Add frame locations (segment, offset, length, CRC) and chain hashes.
     #[arg(long)]
     raw: bool,
@@ -26,7 +36,8 @@ pub struct Args {
     #[arg(long, value_name = "SEQ")]
     to: Option<u64>,
     /// Records committed at or after TIME (RFC 3339 with Z or an offset, a
-    /// local time or date, today, yesterday, ns since 1970, or a duration
+    /// local time or date, a time of day (06:40), today, yesterday, @SECONDS or
+    /// NSns since 1970, or a duration
     /// ago like 1h or -15m).
     #[arg(long, value_name = "TIME", value_parser = out::parse_time, allow_hyphen_values = true)]
     since: Option<u64>,
@@ -138,17 +149,35 @@ fn parse_matches(list: &[String]) -> Result<Vec<(Vec<String>, String)>, Fail> {
 }
 
 /// Prints records as a table (with a header before the first) or JSON lines.
+/// `-o MODE`, journalctl's names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputMode {
+    /// The table.
+    Short,
+    /// One JSON object per line.
+    Json,
+    /// One indented JSON object per record.
+    JsonPretty,
+    /// Payloads only, one per line.
+    Cat,
+}
+
 struct Printer {
     out: Out,
-    json: bool,
+    mode: OutputMode,
     raw: bool,
     header_done: bool,
+    printed: u64,
 }
 
 impl Printer {
     fn record(&mut self, r: &Record) -> Result<(), Fail> {
-        if self.json {
-            return self.out.record_json(r, self.raw);
+        self.printed += 1;
+        match self.mode {
+            OutputMode::Json => return self.out.record_json(r, self.raw),
+            OutputMode::JsonPretty => return self.out.record_json_pretty(r, self.raw),
+            OutputMode::Cat => return self.out.payload_line(r),
+            OutputMode::Short => {}
         }
         if !self.header_done {
             self.header_done = true;
@@ -300,12 +329,28 @@ pub fn run(a: Args) -> Result<(), Fail> {
         grep,
         matches: parse_matches(&a.matches)?,
     };
+    let mode = match (a.output, a.json) {
+        (Some(m), _) => m,
+        (None, true) => OutputMode::Json,
+        (None, false) => OutputMode::Short,
+    };
     let mut printer = Printer {
         out: Out::paged(a.no_pager),
-        json: a.json,
+        mode,
         raw: a.raw,
         header_done: false,
+        printed: 0,
     };
+    let done = dump(&a, filter, &mut printer);
+    // As journalctl: an empty result says so, where a person reads it.
+    if done.is_ok() && printer.printed == 0 && matches!(mode, OutputMode::Short | OutputMode::Cat) {
+        printer.out.line("-- No entries --")?;
+    }
+    done
+}
+
+/// The records `filter` lets through, from whatever `a.path` names.
+fn dump(a: &Args, filter: Filter, printer: &mut Printer) -> Result<(), Fail> {
     let bucket = a.path.to_str().is_some_and(|p| p.starts_with("s3://"));
     if a.access.who.is_some() && !bucket && (a.path.as_os_str() == "-" || !a.path.is_dir()) {
         eprintln!(
@@ -330,7 +375,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
             ));
         }
         let file = SegmentFile::from_reader("<stdin>", std::io::stdin()).map_err(Fail::file)?;
-        return print_all(file, &filter, &mut printer, Fail::file);
+        return print_all(file, &filter, printer, Fail::file);
     }
     let remote = a.path.to_str().is_some_and(|p| p.starts_with("s3://"));
     let meta = match remote {
@@ -342,16 +387,16 @@ pub fn run(a: Args) -> Result<(), Fail> {
             return Err(Fail::usage("--reverse needs a log directory"));
         }
         let open = || SegmentFile::open(&a.path).map_err(Fail::file);
-        return print_from(open, &filter, &mut printer, Fail::file, a.lines);
+        return print_from(open, &filter, printer, Fail::file, a.lines);
     }
     if !remote {
-        crate::access::record(&a.path, &a.access, &what(&a))?;
+        crate::access::record(&a.path, &a.access, &what(a))?;
     } else if a.access.who.is_some() {
         eprintln!("wormctl: access NOT recorded: a bucket's copy takes no records");
     }
     let log = crate::open::read_only(&a.path)?;
     if a.reverse {
-        return print_reversed(&log, &filter, &mut printer, a.lines);
+        return print_reversed(&log, &filter, printer, a.lines);
     }
     // Start at the first record the bounds allow, found through the index.
     let mut start = filter.from;
@@ -362,10 +407,10 @@ pub fn run(a: Args) -> Result<(), Fail> {
         }
     }
     if a.lines.is_none() {
-        return print_around_damage(&log, start, &filter, &mut printer);
+        return print_around_damage(&log, start, &filter, printer);
     }
     let open = || Ok(log.read(start..=filter.to)?);
-    print_from(open, &filter, &mut printer, Fail::log, a.lines)
+    print_from(open, &filter, printer, Fail::log, a.lines)
 }
 
 /// Every readable record of a log directory from `start`, in order: where

@@ -81,6 +81,30 @@ impl Out {
             .map_err(|e| Fail::io("stdout", e))
     }
 
+    /// One record as one pretty-printed JSON object (journalctl's
+    /// `-o json-pretty`).
+    pub fn record_json_pretty(&mut self, r: &Record, raw: bool) -> Result<(), Fail> {
+        let mut line = Vec::new();
+        write_record_json(&mut line, r, raw).map_err(|e| Fail::io("stdout", e))?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&line).map_err(|e| Fail::io("stdout", io::Error::other(e)))?;
+        let text = serde_json::to_string_pretty(&v).map_err(|e| Fail::io("stdout", e.into()))?;
+        // Its own newlines are the layout; what is inside strings is
+        // escaped line by line, as for one-line JSON.
+        for line in text.lines() {
+            self.line(json_text(line))?;
+        }
+        Ok(())
+    }
+
+    /// The payload alone, as the table shows it (journalctl's `-o cat`).
+    pub fn payload_line(&mut self, r: &Record) -> Result<(), Fail> {
+        let w = &mut self.w;
+        write_payload_text(w, r.payload())
+            .and_then(|()| w.write_all(b"\n"))
+            .map_err(|e| Fail::io("stdout", e))
+    }
+
     pub fn json(&mut self, v: &serde_json::Value) -> Result<(), Fail> {
         self.line(json_text(&v.to_string()))
     }
@@ -140,15 +164,48 @@ pub fn parse_time(s: &str) -> Result<u64, String> {
 }
 
 /// `parse_time` with the clock and time zone given (for tests). Takes, as
-/// journalctl does: ns since 1970; RFC 3339 with `Z` or an offset
+/// journalctl does: `@SECONDS` since 1970 (or `NSns`; a bare number is
+/// refused, as it could be either); a time of day (`06:40`, today); RFC 3339 with `Z` or an offset
 /// (`2026-11-22T10:00:00+01:00`); a civil time or date in `tz`
 /// (`2026-11-22 10:00`, `2026-11-22`); `now`, `today`, `yesterday`,
 /// `tomorrow` (midnight in `tz`); a duration ago (`15m`, `-1h`, `2h ago`)
 /// or ahead (`+30m`).
 pub fn parse_time_at(s: &str, now: u64, tz: &jiff::tz::TimeZone) -> Result<u64, String> {
     let s = s.trim();
-    if let Ok(ns) = s.parse::<u64>() {
-        return Ok(ns);
+    // A bare number could be seconds (journalctl's @EPOCH without its @)
+    // or ns (dump --json's time_ns): it must say which.
+    if let Some(ns) = s.strip_suffix("ns") {
+        if let Ok(ns) = ns.trim().parse::<u64>() {
+            return Ok(ns);
+        }
+    }
+    if let Some(secs) = s.strip_prefix('@') {
+        return secs
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v >= 0.0 && *v < 1.8e10)
+            .map(|v| (v * 1e9).round() as u64)
+            .ok_or_else(|| format!("{s:?}: @ takes seconds since 1970 (@1700000000)"));
+    }
+    if s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty() {
+        return Err(format!(
+            "{s:?}: a bare number could be seconds or ns since 1970: write @{s} for seconds \
+             (as journalctl), or {s}ns for ns (as dump --json's time_ns)"
+        ));
+    }
+    // A time of day alone (06:40, 06:40:30): today at that time.
+    if let Ok(t) = s.parse::<jiff::civil::Time>() {
+        if s.contains(':') && s.len() <= 15 {
+            let now_ts =
+                jiff::Timestamp::from_nanosecond(i128::from(now)).map_err(|e| e.to_string())?;
+            let day = now_ts.to_zoned(tz.clone()).date();
+            let z = day
+                .to_datetime(t)
+                .to_zoned(tz.clone())
+                .map_err(|e| format!("{s}: {e}"))?;
+            return u64::try_from(z.timestamp().as_nanosecond())
+                .map_err(|_| format!("{s} is before 1970"));
+        }
     }
     let to_ns = |t: jiff::Timestamp| {
         u64::try_from(t.as_nanosecond()).map_err(|_| format!("{s} is before 1970"))
@@ -195,8 +252,9 @@ pub fn parse_time_at(s: &str, now: u64, tz: &jiff::tz::TimeZone) -> Result<u64, 
         Ok(d) => Ok(now.saturating_sub(ns(d))),
         Err(_) => Err(format!(
             "{s:?} is not a time: give RFC 3339 (2026-11-22T10:00:00Z or +01:00), a local \
-             time or date (2026-11-22 10:00, 2026-11-22), today, yesterday, ns since 1970, \
-             or a duration ago (15m, -1h, 2h ago) or ahead (+30m)"
+             time or date (2026-11-22 10:00, 2026-11-22), today, yesterday, a time of day \
+             (06:40), @SECONDS or NSns since 1970, or a duration ago (15m, -1h, 2h ago) or ahead \
+             (+30m)"
         )),
     }
 }
@@ -520,7 +578,18 @@ mod tests {
         assert_eq!(p("yesterday"), at("2026-11-20T23:00:00Z"));
         assert_eq!(p("tomorrow"), at("2026-11-22T23:00:00Z"));
         assert_eq!(p("now"), now);
-        assert_eq!(p("1795000000000000000"), 1_795_000_000_000_000_000);
+        assert_eq!(p("1795000000000000000ns"), 1_795_000_000_000_000_000);
+        // journalctl's habits: @EPOCH seconds, a time of day (today, in tz).
+        assert_eq!(p("@1795000000"), 1_795_000_000_000_000_000);
+        assert_eq!(p("@1795000000.5"), 1_795_000_000_500_000_000);
+        assert_eq!(p("06:40"), at("2026-11-22T05:40:00Z"));
+        assert_eq!(p("06:40:30"), at("2026-11-22T05:40:30Z"));
+        // A bare number is neither: it must say which (issue 27).
+        let e = parse_time_at("1795000000", now, &tz).unwrap_err();
+        assert!(
+            e.contains("@1795000000") && e.contains("1795000000ns"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -21,7 +21,8 @@ pub struct Args {
     lines: usize,
     /// Print first every record committed at or after TIME instead of the
     /// last N (RFC 3339 with Z or an offset, a local time or date, today,
-    /// yesterday, ns since 1970, or a duration ago like 1h or -15m).
+    /// yesterday, a time of day (06:40), @SECONDS or NSns since 1970, or a
+    /// duration ago like 1h or -15m).
     #[arg(
         long,
         value_name = "TIME",
@@ -36,9 +37,19 @@ pub struct Args {
     /// How often to look for new records while following, e.g. 200ms or 2s.
     #[arg(long, default_value = "250ms", value_parser = out::parse_duration)]
     interval: Duration,
-    /// One JSON object per record.
+    /// One JSON object per record (as `-o json`).
     #[arg(long)]
     json: bool,
+    /// Output mode, as journalctl's: short (the table, default), json,
+    /// json-pretty, cat (payloads only).
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "MODE",
+        value_enum,
+        conflicts_with = "json"
+    )]
+    output: Option<crate::dump::OutputMode>,
     /// Include the engine's own records.
     #[arg(long)]
     system: bool,
@@ -84,10 +95,12 @@ fn print(out: &mut Out, a: &Args, r: &Record) -> Result<(), Fail> {
     if !a.system && r.is_system() {
         return Ok(());
     }
-    if a.json {
-        out.record_json(r, false)
-    } else {
-        out.table_row(r, false)
+    use crate::dump::OutputMode;
+    match (a.json, a.output) {
+        (true, _) | (_, Some(OutputMode::Json)) => out.record_json(r, false),
+        (_, Some(OutputMode::JsonPretty)) => out.record_json_pretty(r, false),
+        (_, Some(OutputMode::Cat)) => out.payload_line(r),
+        _ => out.table_row(r, false),
     }
 }
 

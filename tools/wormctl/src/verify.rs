@@ -16,9 +16,10 @@ pub struct Args {
     /// A log directory, or one segment file (.wlog or .wlog.zst).
     path: PathBuf,
     /// A signed checkpoint (from `wormctl checkpoint`): the log must still
-    /// hold, unchanged, everything up to it.
+    /// hold, unchanged, everything up to it. Repeat to check several (each
+    /// signed by --pubkey's key).
     #[arg(long, value_name = "FILE", requires = "pubkey")]
-    checkpoint: Option<PathBuf>,
+    checkpoint: Vec<PathBuf>,
     /// The public key (from `wormctl keygen`) that signed the checkpoint;
     /// with an s3:// PATH, the checkpoints shipped there are checked with
     /// it (each signature, and the copy against the latest it reaches).
@@ -132,7 +133,7 @@ fn check(a: &Args) -> Result<(), Fail> {
             "{url}: this wormctl was built without the s3 feature"
         )));
     }
-    if a.pubkey.is_some() && a.checkpoint.is_none() {
+    if a.pubkey.is_some() && a.checkpoint.is_empty() {
         return Err(Fail::usage(
             "--pubkey needs --checkpoint FILE (or an s3:// path, whose shipped checkpoints it checks)",
         ));
@@ -141,18 +142,20 @@ fn check(a: &Args) -> Result<(), Fail> {
     let meta = std::fs::metadata(&a.path).map_err(|e| Fail::io(a.path.display(), e))?;
     let mut out = Out::new();
     if !meta.is_dir() {
-        if a.checkpoint.is_some() {
+        if !a.checkpoint.is_empty() {
             return Err(Fail::usage(
                 "--checkpoint needs a log directory: a checkpoint covers the whole log",
             ));
         }
         let report = wormlog::verify_file(&a.path).map_err(Fail::file)?;
-        return summary(&mut out, a, &report, None, &[], started);
+        return summary(&mut out, a, &report, &[], &[], started);
     }
-    let checkpoint = match (&a.checkpoint, &a.pubkey) {
-        (Some(cp), Some(key)) => Some(load_checkpoint(cp, key)?),
-        _ => None,
-    };
+    let mut checkpoints = Vec::with_capacity(a.checkpoint.len());
+    if let Some(key) = &a.pubkey {
+        for cp in &a.checkpoint {
+            checkpoints.push(load_checkpoint(cp, key)?);
+        }
+    }
     let mut options = wormlog::Options::default();
     if let Some(floor) = a.min_age {
         options = options.verify_min_age(floor);
@@ -177,14 +180,19 @@ fn check(a: &Args) -> Result<(), Fail> {
                 .map_err(|e| Fail::usage(format!("{}: {e}", out::path_text(path))))?,
         );
     }
-    let result = match &checkpoint {
+    let result = match checkpoints.first() {
         Some((cp, _)) => log.verify_against_with_progress(cp, progress),
         None if !keys.is_empty() => log.verify_sealed_with_progress(&keys, progress),
         None => log.verify_with_progress(progress),
     };
-    // With a checkpoint and keys, sealing is checked too (a second pass).
-    let result = match (&checkpoint, result) {
-        (Some(_), Ok(_)) if !keys.is_empty() => log.verify_sealed(&keys),
+    // Each further checkpoint, and with keys the sealing, is a pass of its
+    // own.
+    let result = checkpoints
+        .iter()
+        .skip(1)
+        .fold(result, |r, (cp, _)| r.and_then(|_| log.verify_against(cp)));
+    let result = match (checkpoints.is_empty(), result) {
+        (false, Ok(_)) if !keys.is_empty() => log.verify_sealed(&keys),
         (_, r) => r,
     };
     if let Some(b) = &bar {
@@ -192,14 +200,14 @@ fn check(a: &Args) -> Result<(), Fail> {
     }
     let report = result?;
     let foreign = log.foreign_files()?;
-    summary(&mut out, a, &report, checkpoint.as_ref(), &foreign, started)
+    summary(&mut out, a, &report, &checkpoints, &foreign, started)
 }
 
 fn summary(
     out: &mut Out,
     a: &Args,
     r: &VerifyReport,
-    checkpoint: Option<&(Checkpoint, CheckpointPublicKey)>,
+    checkpoints: &[(Checkpoint, CheckpointPublicKey)],
     foreign: &[PathBuf],
     started: Instant,
 ) -> Result<(), Fail> {
@@ -220,7 +228,7 @@ fn summary(
             "seconds": secs,
             "foreign_files": out::paths_json(foreign),
             "unchecked_tail_bytes": r.unchecked_tail_bytes,
-            "checkpoint_checked": checkpoint.is_some(),
+            "checkpoint_checked": !checkpoints.is_empty(),
         });
         if let Some(s) = &r.sealing {
             v["sealing"] = serde_json::json!({
@@ -236,10 +244,17 @@ fn summary(
                     .collect::<Vec<_>>(),
             });
         }
-        if let Some((cp, key)) = checkpoint {
-            v["checkpoint"] = serde_json::json!({
-                "seq": cp.seq, "hash": hex(cp.hash), "signed_by": key.name(), "held": true,
-            });
+        let held: Vec<_> = checkpoints
+            .iter()
+            .map(|(cp, key)| {
+                serde_json::json!({
+                    "seq": cp.seq, "hash": hex(cp.hash), "signed_by": key.name(), "held": true,
+                })
+            })
+            .collect();
+        if let Some(first) = held.first() {
+            v["checkpoint"] = first.clone();
+            v["checkpoints"] = serde_json::Value::Array(held);
         }
         return out.json(&v);
     }
@@ -287,13 +302,16 @@ fn summary(
             out::size(r.unchecked_tail_bytes)
         ))?;
     }
-    match checkpoint {
-        Some((cp, key)) => out.line(format!(
+    for (cp, key) in checkpoints {
+        out.line(format!(
             "   holds checkpoint seq {} hash {} signed by {} unchanged",
             cp.seq,
             hex(cp.hash),
             key.name()
-        ))?,
+        ))?;
+    }
+    match checkpoints.first() {
+        Some(_) => {}
         None if r.sealing.as_ref().is_some_and(|s| s.checked) => out.line(
             "   sealed records cannot be changed, removed or reordered unseen, even by whoever \
              holds this host now; the unsealed ones after them can",

@@ -197,7 +197,7 @@ fn dump_json_lines_hold_exactly_the_records_in_range() {
         "--since",
         &since_text,
         "--until",
-        &until.to_string(),
+        &format!("{until}ns"),
         p(dir.path()),
     ]);
     expect_code(&o, 0);
@@ -3103,4 +3103,100 @@ fn repair_moves_a_damaged_active_segment_aside_after_a_dry_run_says_so() {
     assert_eq!(aside, 1, "the damaged file is kept aside");
     expect_code(&wormctl(&["verify", p(dir.path())]), 0);
     expect_code(&wormctl(&["hold", "set", "case 9", p(dir.path())]), 0);
+}
+
+/// journalctl's habits (issue 27): `-o json|json-pretty|cat`, `--since
+/// @EPOCH` and a time of day, a bare number refused with what to write,
+/// "-- No entries --" on an empty result, several `--checkpoint`s in one
+/// verify, and EXAMPLES and EXIT STATUS in the man page.
+#[test]
+fn dump_tail_and_verify_take_journalctl_habits() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = make_log(dir.path(), 50);
+    let users: Vec<&Record> = records.iter().filter(|r| !r.is_system()).collect();
+    let d = p(dir.path());
+    // -o json is --json.
+    let a = wormctl(&["dump", "-o", "json", d]);
+    let b = wormctl(&["dump", "--json", d]);
+    expect_code(&a, 0);
+    assert_eq!(stdout(&a), stdout(&b));
+    // -o cat: the payloads alone.
+    let o = wormctl(&["tail", "-n", "2", "-o", "cat", d]);
+    expect_code(&o, 0);
+    let want: Vec<String> = users[users.len() - 2..]
+        .iter()
+        .map(|r| String::from_utf8(r.payload().to_vec()).unwrap())
+        .collect();
+    assert_eq!(stdout(&o).lines().collect::<Vec<_>>(), want);
+    // -o json-pretty: indented objects, each parsing whole.
+    let o = wormctl(&["dump", "-o", "json-pretty", "--from", "5", "--to", "6", d]);
+    expect_code(&o, 0);
+    let text = stdout(&o);
+    let objects: Vec<Value> = serde_json::Deserializer::from_str(&text)
+        .into_iter::<Value>()
+        .map(|v| v.unwrap())
+        .collect();
+    assert_eq!(objects.len(), 2);
+    assert!(text.lines().count() > 2 * 3, "indented: {text}");
+    // @EPOCH seconds and a time of day; a bare number is refused, saying
+    // what to write.
+    let first = users[0].timestamp();
+    let o = wormctl(&[
+        "dump",
+        "--json",
+        "--since",
+        &format!("@{}", first / 1_000_000_000),
+        d,
+    ]);
+    expect_code(&o, 0);
+    assert!(!json_lines(&o).is_empty());
+    let o = wormctl(&["dump", "--since", "1700000000", d]);
+    assert_eq!(o.status.code(), Some(2), "a usage error (clap's)");
+    assert!(stderr(&o).contains("@1700000000"), "{}", stderr(&o));
+    expect_code(&wormctl(&["dump", "--since", "00:00", d]), 0);
+    // Nothing matches: said as journalctl says it, in the table and cat.
+    let o = wormctl(&["dump", "--grep", "no such thing anywhere", d]);
+    expect_code(&o, 0);
+    assert_eq!(stdout(&o).trim(), "-- No entries --");
+    let o = wormctl(&["dump", "--json", "--grep", "no such thing anywhere", d]);
+    assert_eq!(stdout(&o), "", "JSON output stays empty");
+    // Two checkpoints in one verify; one of them changed fails it.
+    let work = tempfile::tempdir().unwrap();
+    let key = work.path().join("k");
+    expect_code(&wormctl(&["keygen", "--out", p(&key)]), 0);
+    let key_file = format!("{}.key", p(&key));
+    let pub_file = format!("{}.pub", p(&key));
+    let cp1 = work.path().join("cp1");
+    expect_code(
+        &wormctl(&["checkpoint", d, "--key", &key_file, "--out", p(&cp1)]),
+        0,
+    );
+    let log = Log::open(dir.path(), options()).unwrap();
+    log.append(b"more").unwrap();
+    drop(log);
+    let cp2 = work.path().join("cp2");
+    expect_code(
+        &wormctl(&["checkpoint", d, "--key", &key_file, "--out", p(&cp2)]),
+        0,
+    );
+    let o = wormctl(&[
+        "verify",
+        d,
+        "--checkpoint",
+        p(&cp1),
+        "--checkpoint",
+        p(&cp2),
+        "--pubkey",
+        &pub_file,
+    ]);
+    expect_code(&o, 0);
+    assert_eq!(
+        stdout(&o).matches("holds checkpoint").count(),
+        2,
+        "{}",
+        stdout(&o)
+    );
+    // The man page has its EXAMPLES and EXIT STATUS.
+    let man = stdout(&wormctl(&["man"]));
+    assert!(man.contains(".SH EXAMPLES") && man.contains(".SH \"EXIT STATUS\""));
 }
