@@ -101,8 +101,17 @@ fn unhex32(v: &Value, what: &str) -> Result<Hash, Fail> {
 }
 
 fn u64_of(v: &Value, what: &str) -> Result<u64, Fail> {
+    // A string of digits too: a JSON number above 2^53 is rounded by many
+    // readers (jq), so times are written as strings.
     v.as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
         .ok_or_else(|| Fail::usage(format!("proof file: `{what}` is not a number")))
+}
+
+/// A root as hex and as the base64 a checkpoint note carries on its third
+/// line.
+fn root_text(root: &Hash) -> String {
+    format!("{} (base64 {})", hex(root), B64.encode(root.as_bytes()))
 }
 
 fn hashes_of(v: &Value) -> Result<Vec<Hash>, Fail> {
@@ -158,6 +167,19 @@ pub fn prove(a: ProveArgs) -> Result<(), Fail> {
             (h.size, h.root)
         }
     };
+    if a.seq > size {
+        let later = match &a.checkpoint {
+            Some(_) => format!(
+                "the checkpoint covers records up to {size}: make a later one (wormctl \
+                 checkpoint DIR --key KEY) and prove against it"
+            ),
+            None => format!("the log's head is record {size}"),
+        };
+        return Err(Fail::usage(format!(
+            "record {} is not in the tree yet: {later}",
+            a.seq
+        )));
+    }
     let proof = log.prove_inclusion(a.seq, size)?;
     let (seq, ts, kind_byte, chain) = parse_leaf_data(&proof.leaf).expect("49 bytes");
     let first = &log.segments()?[0];
@@ -177,7 +199,7 @@ pub fn prove(a: ProveArgs) -> Result<(), Fail> {
     if a.json {
         let mut record = json!({
             "seq": seq,
-            "timestamp_ns": ts,
+            "timestamp_ns": ts.to_string(),
             "kind": kind,
             "kind_byte": kind_byte,
             "chain_hash": hex(chain),
@@ -217,7 +239,7 @@ pub fn prove(a: ProveArgs) -> Result<(), Fail> {
         ))?;
         out.line(format!("leaf data  {}", hex(proof.leaf)))?;
         out.line(format!("tree size  {}", proof.tree_size))?;
-        out.line(format!("root       {}", hex(root)))?;
+        out.line(format!("root       {}", root_text(&root)))?;
         out.line(format!(
             "proof      {} hashes, nearest the leaf first",
             proof.hashes.len()
@@ -230,7 +252,7 @@ pub fn prove(a: ProveArgs) -> Result<(), Fail> {
 }
 
 pub fn check_proof(a: CheckProofArgs) -> Result<(), Fail> {
-    let (cp, _) = load_checkpoint(&a.checkpoint, &a.pubkey)?;
+    let (cp, key) = load_checkpoint(&a.checkpoint, &a.pubkey)?;
     let root = root_of(&cp, &a.checkpoint)?;
     let text = read_small(&a.proof, "proof")?;
     let v: Value = serde_json::from_str(&text)
@@ -311,11 +333,14 @@ pub fn check_proof(a: CheckProofArgs) -> Result<(), Fail> {
     }
     let mut out = Out::new();
     out.line(format!(
-        "proof holds: record {} is leaf {} of the tree of {} records with root {} ({})",
+        "proof holds: record {} is leaf {} of the tree of {} records with root {}, in the \
+         checkpoint of log {} signed by {} ({})",
         proof.seq,
         proof.seq - 1,
         proof.tree_size,
-        hex(root),
+        root_text(&root),
+        hex(cp.log_id),
+        key.name(),
         if payload_bound {
             "record and payload bound by its chain hash"
         } else if r.is_null() {
@@ -324,6 +349,21 @@ pub fn check_proof(a: CheckProofArgs) -> Result<(), Fail> {
             "record bound by its chain hash; check the payload against it"
         }
     ))?;
+    if !r.is_null() {
+        let (seq, ts, kind, _) = parse_leaf_data(&proof.leaf).expect("49 bytes");
+        let kind = wormlog::RecordKind::from_u8(kind).map_or("unknown", |k| k.name());
+        let payload = r["payload_base64"]
+            .as_str()
+            .and_then(|p| B64.decode(p).ok())
+            .map_or_else(
+                || "(payload not in the proof file)".to_string(),
+                |p| out::terminal_text(&String::from_utf8_lossy(&p)).into_owned(),
+            );
+        out.line(format!(
+            "record     {seq} {} {kind} {payload}",
+            out::rfc3339(ts)
+        ))?;
+    }
     out.flush()
 }
 

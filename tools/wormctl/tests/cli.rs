@@ -2227,17 +2227,43 @@ fn proofs_hold_and_a_log_rewritten_between_checkpoints_fails_them() {
     drop(log);
     let new = work.path().join("new.cp");
     cp(&new);
-    expect_code(
-        &wormctl(&[
-            "check-proof",
-            p(&proof),
-            "--checkpoint",
-            p(&old),
-            "--pubkey",
-            p(&public),
-        ]),
-        0,
+    let o = wormctl(&[
+        "check-proof",
+        p(&proof),
+        "--checkpoint",
+        p(&old),
+        "--pubkey",
+        p(&public),
+    ]);
+    expect_code(&o, 0);
+    // It says whose checkpoint it checked, the root as the note carries it
+    // (base64) and as hex, and the record (issue 27).
+    let text = stdout(&o);
+    let note = std::fs::read_to_string(&old).unwrap();
+    let note_root = note.lines().nth(2).unwrap();
+    assert!(text.contains("signed by auditor"), "{text}");
+    assert!(
+        text.contains(&format!("base64 {note_root}")),
+        "{text}\n{note}"
     );
+    assert!(text.contains("record     42 "), "{text}");
+    // The proof file's time is a string: jq and JavaScript round numbers
+    // above 2^53.
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&proof).unwrap()).unwrap();
+    assert!(v["record"]["timestamp_ns"].is_string(), "{v}");
+    // A record past the checkpoint: the way on is a later checkpoint.
+    let past: u64 = note.lines().nth(1).unwrap().parse::<u64>().unwrap() + 1;
+    let o = wormctl(&[
+        "prove",
+        p(&dir),
+        &past.to_string(),
+        "--checkpoint",
+        p(&old),
+        "--pubkey",
+        p(&public),
+    ]);
+    expect_code(&o, 2);
+    assert!(stderr(&o).contains("make a later one"), "{}", stderr(&o));
     let o = wormctl(&[
         "check-proof",
         p(&proof),
