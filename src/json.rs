@@ -53,8 +53,23 @@ impl<T: DeserializeOwned> Iterator for Events<T> {
     }
 }
 
+/// A page of decoded events (`Log::events_async`), and the seq the next
+/// page starts at (`None` once the range is done).
+pub type EventPage<T> = (Vec<Event<T>>, Option<u64>);
+
 /// `r`'s payload as a `T`.
 pub fn decode<T: DeserializeOwned>(r: &Record) -> Result<Event<T>> {
+    if r.is_system() {
+        // Not a parse error of the application's event: the engine's own.
+        return Err(Error::Json {
+            seq: Some(r.seq()),
+            detail: format!(
+                "an engine record ({}), not an event of the application; skip records \
+                 where is_system() (Log::events does)",
+                r.kind().name()
+            ),
+        });
+    }
     let data = serde_json::from_slice(r.payload()).map_err(|e| Error::Json {
         seq: Some(r.seq()),
         detail: e.to_string(),

@@ -1267,6 +1267,62 @@ impl Log {
     }
 }
 
+/// Features `async` and `serde` together: typed events from async code.
+#[cfg(all(feature = "async", feature = "serde"))]
+impl Log {
+    /// Appends one event as JSON (as `append_json`), completing once it is
+    /// durable (as `append_async`). An event that does not serialize
+    /// completes at once with `Error::Json`.
+    pub fn append_json_async<T: serde::Serialize + ?Sized>(&self, event: &T) -> Append {
+        match crate::json::encode(event) {
+            Ok(payload) => self.append_async(payload),
+            Err(e) => Append {
+                state: AppendState::Ready(Err(e)),
+            },
+        }
+    }
+
+    /// Appends events together (as `append_json_batch`), asynchronously.
+    pub fn append_json_batch_async<T: serde::Serialize>(&self, events: &[T]) -> Append {
+        match events.iter().map(crate::json::encode).collect() {
+            Ok(payloads) => self.append_batch_async(payloads),
+            Err(e) => Append {
+                state: AppendState::Ready(Err(e)),
+            },
+        }
+    }
+
+    /// The user events of `range` decoded as `T` (engine records skipped),
+    /// at most `limit` records looked at, read on the read pool: a page of
+    /// `Log::events`. The next page starts after the last record looked
+    /// at, which the second value says (`None` once the range is done).
+    pub fn events_async<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        range: std::ops::Range<u64>,
+        limit: usize,
+    ) -> crate::task::Task<Result<crate::json::EventPage<T>>> {
+        let inner = self.inner.clone();
+        crate::task::run(move || {
+            inner.write_out()?;
+            let end = range.end;
+            let limit = limit.max(1);
+            let mut events = Vec::new();
+            let mut next = None;
+            for (i, r) in read::iter(&inner.shared, range)?.enumerate() {
+                let r = r?;
+                if i == limit {
+                    next = Some(r.seq()).filter(|s| *s < end);
+                    break;
+                }
+                if !r.is_system() {
+                    events.push(crate::json::decode(&r)?);
+                }
+            }
+            Ok((events, next))
+        })
+    }
+}
+
 /// The future of `Log::append_async`: the receipts of its records.
 #[cfg(feature = "async")]
 #[must_use = "an append is only acknowledged when its future completes"]

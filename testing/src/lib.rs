@@ -30,6 +30,13 @@
 
 // A crate of its own, above the engine: it uses the public API only, as a
 // user's test suite does, so nothing in wormlog depends on it.
+
+// README's Rust snippets, compiled and run as doc tests here, where the
+// engine (with its serde and async features) and these helpers are both at
+// hand: a snippet that no longer builds or holds fails `cargo test`.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeSnippets;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -221,40 +228,106 @@ fn show(p: &[u8]) -> String {
 }
 
 /// Every expected event is in the log exactly once (as a user record with
-/// exactly these bytes). Panics listing each missing event, each one
-/// recorded more than once (with its seqs), and how many others there are.
+/// exactly these bytes); an event expected `k` times (listed `k` times)
+/// must be recorded exactly `k` times. Panics listing each missing event,
+/// each one recorded more often than expected (with its seqs), and how many
+/// others there are.
 pub fn assert_recorded_once<P: AsRef<[u8]>>(log: &Log, expected: &[P]) {
     let records = user_records(log);
-    let mut problems = Vec::new();
-    for (i, e) in expected.iter().enumerate() {
-        let seqs: Vec<u64> = records
-            .iter()
-            .filter(|(_, _, p)| p == e.as_ref())
-            .map(|(s, _, _)| *s)
-            .collect();
-        match seqs.len() {
-            1 => {}
-            0 => problems.push(format!("  missing: expected[{i}] {}", show(e.as_ref()))),
-            _ => problems.push(format!(
-                "  recorded {} times (seqs {seqs:?}): expected[{i}] {}",
-                seqs.len(),
-                show(e.as_ref())
-            )),
-        }
-    }
+    let expected: Vec<&[u8]> = expected.iter().map(|e| e.as_ref()).collect();
+    let problems = count_problems(
+        &expected,
+        |e| {
+            records
+                .iter()
+                .filter(|(_, _, p)| p == e)
+                .map(|(s, _, _)| *s)
+                .collect()
+        },
+        |e| show(e),
+    );
     if !problems.is_empty() {
         let others = records
             .iter()
-            .filter(|(_, _, p)| !expected.iter().any(|e| e.as_ref() == &p[..]))
+            .filter(|(_, _, p)| !expected.contains(&&p[..]))
             .count();
-        panic!(
-            "{} of {} expected events are not recorded exactly once ({} user records in the log, {others} not expected):\n{}",
-            problems.len(),
-            expected.len(),
-            records.len(),
-            problems.join("\n")
-        );
+        report_problems(&problems, expected.len(), records.len(), others);
     }
+}
+
+/// Feature `serde`: as [`assert_recorded_once`], for typed events: each
+/// expected event, as JSON, must equal exactly one user record's payload
+/// parsed as JSON, so that key order and spacing do not matter (a service
+/// that serializes a map, or another struct with the same fields, still
+/// matches). Records that are not JSON count as others.
+#[cfg(feature = "serde")]
+pub fn assert_events_recorded_once<T: serde::Serialize>(log: &Log, expected: &[T]) {
+    let records = user_records(log);
+    let parsed: Vec<(u64, Option<serde_json::Value>)> = records
+        .iter()
+        .map(|(s, _, p)| (*s, serde_json::from_slice(p).ok()))
+        .collect();
+    let expected: Vec<serde_json::Value> = expected
+        .iter()
+        .map(|e| serde_json::to_value(e).expect("the expected event serializes"))
+        .collect();
+    let problems = count_problems(
+        &expected,
+        |e| {
+            parsed
+                .iter()
+                .filter(|(_, v)| v.as_ref() == Some(e))
+                .map(|(s, _)| *s)
+                .collect()
+        },
+        |e| {
+            let s = e.to_string();
+            show(s.as_bytes())
+        },
+    );
+    if !problems.is_empty() {
+        let others = parsed
+            .iter()
+            .filter(|(_, v)| !v.as_ref().is_some_and(|v| expected.contains(v)))
+            .count();
+        report_problems(&problems, expected.len(), records.len(), others);
+    }
+}
+
+/// For each distinct expected event (listed `k` times: wanted `k` times),
+/// a line where the log holds it another number of times.
+fn count_problems<E: PartialEq>(
+    expected: &[E],
+    seqs_of: impl Fn(&E) -> Vec<u64>,
+    show: impl Fn(&E) -> String,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (i, e) in expected.iter().enumerate() {
+        if expected[..i].contains(e) {
+            continue; // counted at its first listing
+        }
+        let wanted = expected.iter().filter(|x| *x == e).count();
+        let seqs = seqs_of(e);
+        match (seqs.len(), wanted) {
+            (n, w) if n == w => {}
+            (0, _) => problems.push(format!("  missing: expected[{i}] {}", show(e))),
+            (n, w) => problems.push(format!(
+                "  recorded {n} times (seqs {seqs:?}), expected {w}: expected[{i}] {}",
+                show(e)
+            )),
+        }
+    }
+    problems
+}
+
+fn report_problems(problems: &[String], expected: usize, records: usize, others: usize) {
+    panic!(
+        "{} of {} expected events are not recorded as often as expected ({} user records in the log, {others} not expected):\n{}",
+        problems.len(),
+        expected,
+        records,
+        problems.join("\n")
+    );
 }
 
 /// The expected events appear in the log in this order (others may come

@@ -240,10 +240,32 @@ fn assertion_messages_name_what_is_wrong() {
     let msg = panic_text(|| assert_recorded_once(t.log(), &["a", "b", "c"]));
     assert!(msg.contains("missing: expected[2] \"c\""), "{msg}");
     assert!(msg.contains("recorded 2 times"), "{msg}");
+    // An event expected twice (listed twice) and recorded twice holds; it
+    // failed as "recorded 2 times" for each listing (issue 27).
+    assert_recorded_once(t.log(), &["a", "b", "b"]);
+    let msg = panic_text(|| assert_recorded_once(t.log(), &["a", "a", "b", "b"]));
+    assert!(msg.contains("recorded 1 times (seqs"), "{msg}");
     let msg = panic_text(|| assert_in_order(t.log(), &["b", "a"]));
     assert!(msg.contains("out of order"), "{msg}");
     // A clock set back: the engine keeps time monotonic, so the check holds.
     t.clock().set(0);
     t.log().append(b"after the clock went back").unwrap();
     assert_chronological(t.log());
+}
+
+/// Typed events match whatever the order of their keys (issue 27: only
+/// byte-equal payloads matched, so a service serializing a map failed).
+#[test]
+fn typed_events_match_whatever_their_key_order() {
+    use wormlog_testing::assert_events_recorded_once;
+    let t = TestLog::new();
+    t.log()
+        .append(br#"{"action":"login","actor":"alice"}"#)
+        .unwrap();
+    t.log().append(b"not json").unwrap();
+    let want = serde_json::json!({"actor": "alice", "action": "login"});
+    assert_events_recorded_once(t.log(), std::slice::from_ref(&want));
+    let other = serde_json::json!({"actor": "bob", "action": "login"});
+    let msg = panic_text(|| assert_events_recorded_once(t.log(), &[want.clone(), other.clone()]));
+    assert!(msg.contains("missing: expected[1]"), "{msg}");
 }
