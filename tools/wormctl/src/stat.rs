@@ -40,9 +40,26 @@ pub fn state(s: &SegmentInfo) -> &'static str {
     }
 }
 
+/// The head, with the commit time of its record. An active segment that
+/// holds no record yet (a copy restored from a bucket, before a writer
+/// opens it) has only its header's creation time, which is when it was
+/// made, not when the head was committed: stat showed the restore's time
+/// as the last record's (issue 27).
+fn head_of(log: &Log) -> Result<wormlog::Head, Fail> {
+    let mut head = log.head();
+    let segments = log.segments()?;
+    let empty_active = segments
+        .last()
+        .is_some_and(|s| s.active && s.records() == 0);
+    if empty_active && head.seq > 0 {
+        head.timestamp_ns = log.get(head.seq)?.timestamp();
+    }
+    Ok(head)
+}
+
 fn rows(log: &Log) -> Result<Vec<Row>, Fail> {
     let mut rows = Vec::new();
-    let head = log.head();
+    let head = head_of(log)?;
     for info in log.segments()? {
         let times = if info.records() > 0 {
             // A segment begins with an engine record and a closed one ends
@@ -242,7 +259,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
 /// `stat --json`: one object.
 fn print_json(a: &Args, g: &Gathered, out: &mut Out) -> Result<(), Fail> {
     let (records, on_disk, raw) = g.totals;
-    let head = g.log.head();
+    let head = head_of(&g.log)?;
     let segments: Vec<_> = g
         .rows
         .iter()
@@ -329,7 +346,12 @@ fn print_table(a: &Args, g: &Gathered, out: &mut Out) -> Result<(), Fail> {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
             state(s),
-            format!("{}..={}", s.first_seq, s.last_seq),
+            // An empty segment (a restored copy's, before a writer opens
+            // it) holds no seqs: say which comes next, not an empty range.
+            match s.records() {
+                0 => format!("next {}", s.first_seq),
+                _ => format!("{}..={}", s.first_seq, s.last_seq),
+            },
             s.records(),
             first,
             last,
@@ -346,7 +368,7 @@ fn print_table(a: &Args, g: &Gathered, out: &mut Out) -> Result<(), Fail> {
 /// accesses and files that are not the log's.
 fn print_summary(g: &Gathered, out: &mut Out) -> Result<(), Fail> {
     let (records, on_disk, raw) = g.totals;
-    let head = g.log.head();
+    let head = head_of(&g.log)?;
     out.line(format!(
         "total: {} segments ({} sealed), {records} records, {} on disk, {} uncompressed, ratio {:.2}",
         g.rows.len(),

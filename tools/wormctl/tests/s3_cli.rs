@@ -150,6 +150,33 @@ fn restore_verify_remote_dump_and_stat_work_from_the_bucket() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    // stat of the restored copy: the head's time is its last record's,
+    // not the restore's, and the empty active segment says which seq comes
+    // next rather than an empty range (issue 27: "active 200010..=200009").
+    let last_ns = Log::open_read_only(&dir, Options::default())
+        .unwrap()
+        .segments()
+        .unwrap()
+        .iter()
+        .filter(|s| s.sealed)
+        .map(|s| s.last_seq)
+        .max()
+        .unwrap();
+    let log = Log::open_read_only(&back, Options::default()).unwrap();
+    let want = log.get(last_ns).unwrap().timestamp();
+    drop(log);
+    let o = wormctl(&["stat", "--json", b], &endpoint);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let shown = v["head"]["time"]
+        .as_str()
+        .unwrap()
+        .parse::<jiff::Timestamp>()
+        .unwrap();
+    assert_eq!(shown.as_nanosecond() as u64, want, "{v}");
+    let o = wormctl(&["stat", b], &endpoint);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains(&format!("next {}", last_ns + 1)), "{text}");
     // Never over an existing log.
     let o = wormctl(&["restore", &url, b], &endpoint);
     assert_ne!(o.status.code(), Some(0));
