@@ -5,11 +5,13 @@
 //! does, so an extension never re-implements a format rule.
 
 use crate::error::{Error, Result};
-use crate::format::names::sealed_file_name;
-use crate::format::ChainPos;
+use crate::format::names::{sealed_file_name, segment_file_name};
+use crate::format::{ChainPos, SegmentHeader, SEGMENT_HEADER_LEN};
 use crate::sealed::open_sealed;
 use crate::segment::Segment;
 use crate::storage::FsStorage;
+use crate::storage::Storage;
+use crate::walk::FrameWalker;
 use std::path::Path;
 
 /// The last seq sealed file `number` in `dir` holds, from its index (the
@@ -39,4 +41,38 @@ pub fn create_active_after(dir: &Path, number: u64, head: ChainPos, now_ns: u64)
     let header = sealed.header.successor(head, now_ns.max(head.timestamp_ns));
     Segment::create_active(&FsStorage, dir, header)?;
     Ok(())
+}
+
+/// How far raw segment `number` in `dir` holds whole frames from `from`
+/// (0, or the end of a frame): the end of the last frame that passes its
+/// own checks (length, CRC, fields), its header included, made durable
+/// (an fdatasync after the scan) before it is returned. What a shipper may
+/// copy of an active segment while it is written: a frame being written, a
+/// torn one, or zeros written ahead are not whole; and a byte shipped that
+/// a power cut could still take from this host would let the copy hold
+/// records the log then writes anew (format-spec.md §6, §15.6).
+pub fn whole_frames_end(dir: &Path, number: u64, from: u64) -> Result<u64> {
+    let path = dir.join(segment_file_name(number));
+    let file = FsStorage
+        .open_read(&path)
+        .map_err(|e| Error::io("open", &path, e))?;
+    let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+    let mut head = [0u8; SEGMENT_HEADER_LEN];
+    if len < SEGMENT_HEADER_LEN as u64 {
+        return Ok(0);
+    }
+    file.read_full_at(&mut head, 0)
+        .map_err(|e| Error::io("read", &path, e))?;
+    let header =
+        SegmentHeader::decode(&head).map_err(|what| Error::corrupt(&path, 0, None, what))?;
+    let start = from.max(SEGMENT_HEADER_LEN as u64);
+    let mut walk = FrameWalker::new(file, start, len).of_version(header.version);
+    while let Ok(Some(_)) = walk.next() {}
+    let end = walk.offset();
+    if end > start {
+        std::fs::File::open(&path)
+            .and_then(|f| f.sync_data())
+            .map_err(|e| Error::io("fdatasync", &path, e))?;
+    }
+    Ok(end)
 }

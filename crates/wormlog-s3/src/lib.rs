@@ -38,6 +38,7 @@ use wormlog::format::{hex, Hash};
 use wormlog::{Error, Result};
 
 mod config;
+mod tail;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
@@ -76,6 +77,7 @@ pub struct S3Target {
     retain_until_ns: Option<u64>,
     retain_for: Option<Duration>,
     tiles: bool,
+    tail: bool,
 }
 
 impl std::fmt::Debug for S3Target {
@@ -164,6 +166,7 @@ impl S3Target {
             retain_until_ns: None,
             retain_for: None,
             tiles: false,
+            tail: false,
         })
     }
 
@@ -175,6 +178,17 @@ impl S3Target {
     /// restored log rebuilds its tree from the records.
     pub fn with_tiles(mut self, on: bool) -> Self {
         self.tiles = on;
+        self
+    }
+
+    /// Ship the active segment's tail too (default off): each run uploads
+    /// what was appended since the last one, whole frames only, as a tail
+    /// object (`tail/<segment>/<from>`, format-spec.md §15.6), so that
+    /// losing the host loses at most one shipping interval of records, not
+    /// everything since the last seal. A PUT per run that found new
+    /// records: at a 5 s interval, at most 17,280 a day per log.
+    pub fn with_tail(mut self, on: bool) -> Self {
+        self.tail = on;
         self
     }
 
@@ -828,6 +842,12 @@ pub fn ship_observed(
         let sizes = checkpoint_sizes(target, edge_watermark(&done, target), through)?;
         send(tiles_to_ship(dir, &entries, &sizes))?;
     }
+    // Last, what the active segment gained since its last tail object.
+    if target.tail {
+        if let Some(object) = tail::ship_tail(dir, target, &until, step)? {
+            report.uploaded.push(object);
+        }
+    }
     Ok(report)
 }
 
@@ -1347,6 +1367,16 @@ pub struct RemoteReport {
     /// With the log's record: segment or anchor objects it does not name,
     /// left out of the walk (anyone with write access could have put them).
     pub unrecorded: Vec<String>,
+    /// The segment after the last sealed file that tail objects rebuild
+    /// (the active segment when it was shipped), if any.
+    pub tail_segment: Option<u64>,
+    /// How many tail objects rebuild it.
+    pub tail_objects: u64,
+    /// The last record the tail objects hold: the newest record the copy
+    /// holds, and its commit time.
+    pub tail_last_seq: Option<u64>,
+    /// That record's commit time (ns since 1970).
+    pub tail_last_ns: Option<u64>,
 }
 
 /// Verifies the copy under `target` alone: every sealed segment file it
@@ -1367,9 +1397,11 @@ pub fn verify_remote(target: &S3Target, state_dir: Option<&Path>) -> Result<Remo
 /// Brings the copy under `target` back into `dir`, which must be empty or
 /// absent: every sealed file, checked and linked as `verify_remote` checks
 /// them (with `state_dir`'s record, the versions recorded), the anchor file
-/// at the longest length shipped, and an empty active segment continuing
-/// the last sealed file's chain, as a writer leaves one it rolled to just
-/// before a crash. The restored log opens, verifies and takes appends.
+/// at the longest length shipped, and the active segment: rebuilt from its
+/// tail objects where they were shipped (format-spec.md §15.6), else an
+/// empty one continuing the last sealed file's chain, as a writer leaves
+/// one it rolled to just before a crash. The restored log opens, verifies
+/// and takes appends.
 pub fn restore(target: &S3Target, dir: &Path, state_dir: Option<&Path>) -> Result<RemoteReport> {
     match std::fs::read_dir(dir) {
         Ok(mut entries) => {
@@ -1400,13 +1432,13 @@ pub fn restore(target: &S3Target, dir: &Path, state_dir: Option<&Path>) -> Resul
             ),
         ));
     }
-    let Some((n, head)) = last else {
+    if last.is_none() && report.tail_segment.is_none() {
         return Err(remote(
             "restore",
             target.url(),
-            "the bucket holds no sealed segment",
+            "the bucket holds no sealed segment and no tail object",
         ));
-    };
+    }
     if let Some(anchor) = report.anchor.as_ref() {
         let path = dir.join(ANCHOR_FILE);
         let mut f = std::fs::File::create(&path).map_err(|e| Error::io("create", &path, e))?;
@@ -1428,8 +1460,12 @@ pub fn restore(target: &S3Target, dir: &Path, state_dir: Option<&Path>) -> Resul
         }
         f.sync_all().map_err(|e| Error::io("fsync", &path, e))?;
     }
-    let now = u64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap_or(0);
-    wormlog::ext::create_active_after(dir, n, head, now)?;
+    // The active segment: rebuilt from its tail objects by the walk, or
+    // an empty one continuing the last sealed file.
+    if let (None, Some((n, head))) = (report.tail_segment, last) {
+        let now = u64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap_or(0);
+        wormlog::ext::create_active_after(dir, n, head, now)?;
+    }
     Ok(report)
 }
 
@@ -1600,6 +1636,23 @@ fn walk_remote(
         .max_by_key(|(len, _)| *len)
         .map(|(_, v)| (*v).clone());
     let prev = fetch_segments(target, into, keep, &segments, &recorded_by_key, &mut report)?;
+    // The tail objects of the segment after the last sealed file (of the
+    // first segment, where none is sealed); those of sealed segments are
+    // superseded by their sealed files.
+    let tails =
+        tail::tails_by_segment(target, all.iter().filter(|v| !v.delete_marker && chosen(v)));
+    let after = prev.map_or(0, |(n, _)| n);
+    let mut later = tails.range(after + 1..);
+    if let Some((&segment, objects)) = later.next() {
+        tail::fetch_tail(target, into, keep, segment, objects, prev, &mut report)?;
+    }
+    if let Some((&segment, objects)) = later.next() {
+        return Err(remote(
+            "verify",
+            &objects[0].1.key,
+            format!("tail objects of segment {segment} follow another active segment's"),
+        ));
+    }
     Ok((report, prev))
 }
 
@@ -1651,7 +1704,10 @@ fn unrecorded_keys(
                 }) || k
                     .strip_prefix(&under)
                     .and_then(wormlog::format::merkle::parse_tile_path)
-                    .is_some())
+                    .is_some()
+                    || k.strip_prefix(&under)
+                        .and_then(tail::parse_tail_name)
+                        .is_some())
         })
         .map(|(k, _)| (*k).to_string())
         .collect();

@@ -28,6 +28,39 @@ pub struct Args {
     /// fdatasync for them); fewer when input is slow, never waiting for more.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     batch: usize,
+    /// Ship while appending (feature s3): sealed segments and the active
+    /// segment's tail go to s3://BUCKET/PREFIX every --ship-every, and once
+    /// more at the end of input, so that losing this host loses at most
+    /// that interval of records.
+    #[cfg(feature = "s3")]
+    #[arg(long, value_name = "URL")]
+    ship_to: Option<String>,
+    /// How often the writer ships its tail with --ship-to.
+    #[cfg(feature = "s3")]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::out::parse_duration)]
+    ship_every: Duration,
+    /// With --ship-to: lock each object at least until TIME (RFC 3339, or a
+    /// duration from now like 400d); else the log's recorded policy says.
+    #[cfg(feature = "s3")]
+    #[arg(long, value_name = "TIME", value_parser = crate::ship::parse_until)]
+    retain_until: Option<u64>,
+}
+
+/// The options the writer opens with: durability, and shipping where asked.
+fn writer_options(a: &Args, d: Durability) -> Result<Options, Fail> {
+    let options = Options::default().durability(d);
+    #[cfg(feature = "s3")]
+    if let Some(url) = &a.ship_to {
+        let mut target = crate::ship::target_for(url)?.with_tail(true);
+        if let Some(t) = a.retain_until {
+            target = target.retain_until(t);
+        }
+        let shipping = wormlog::Shipping::new(target).interval(a.ship_every);
+        return Ok(options.shipping(shipping));
+    }
+    #[cfg(not(feature = "s3"))]
+    let _ = a;
+    Ok(options)
 }
 
 fn durability(mode: &str) -> Result<Durability, Fail> {
@@ -45,7 +78,7 @@ fn durability(mode: &str) -> Result<Durability, Fail> {
 
 pub fn run(a: Args) -> Result<(), Fail> {
     let d = durability(&a.durability)?;
-    let log = match Log::open(&a.dir, Options::default().durability(d)) {
+    let log = match Log::open(&a.dir, writer_options(&a, d)?) {
         Ok(log) => Sink::Here(log),
         // Another process writes the log: it appends these, through its
         // control socket, under its own durability mode.
@@ -111,7 +144,14 @@ pub fn run(a: Args) -> Result<(), Fail> {
     }
     out.flush()?;
     match log {
-        Sink::Here(log) => log.close().map_err(Fail::log),
+        Sink::Here(log) => {
+            // What came last goes off the host now, not an interval later.
+            #[cfg(feature = "s3")]
+            if a.ship_to.is_some() {
+                log.ship_now().map_err(Fail::log)?;
+            }
+            log.close().map_err(Fail::log)
+        }
         Sink::Live(_) => Ok(()),
     }
 }

@@ -25,6 +25,11 @@ fn target(url: &str) -> Result<S3Target, wormlog::Error> {
     S3Target::from_env_with(url, OVERRIDES.get_or_init(S3Overrides::default))
 }
 
+/// `target`, a bad URL or missing credentials being the operator's.
+pub fn target_for(url: &str) -> Result<S3Target, Fail> {
+    target(url).map_err(Fail::usage)
+}
+
 #[derive(clap::Args)]
 pub struct Args {
     /// The log directory.
@@ -46,9 +51,14 @@ pub struct Args {
     /// bucket alone. A PUT per 256 records.
     #[arg(long)]
     tiles: bool,
+    /// Ship the active segment's tail too: what was appended since the last
+    /// tail object, whole frames only, made durable first (format-spec.md
+    /// §15.6). Without it, records not yet sealed stay on this host.
+    #[arg(long)]
+    tail: bool,
 }
 
-fn parse_until(s: &str) -> Result<u64, String> {
+pub fn parse_until(s: &str) -> Result<u64, String> {
     if let Ok(d) = out::parse_duration(s) {
         return Ok(out::now_ns().saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)));
     }
@@ -71,7 +81,8 @@ pub fn run(a: Args) -> Result<(), Fail> {
     let mut target = target(&a.to)
         .map_err(Fail::usage)?
         .lock_mode(mode)
-        .with_tiles(a.tiles);
+        .with_tiles(a.tiles)
+        .with_tail(a.tail);
     if let Some(t) = a.retain_until {
         target = target.retain_until(t);
     }
@@ -110,6 +121,28 @@ pub fn run(a: Args) -> Result<(), Fail> {
         r.already,
         out::rfc3339(r.retain_until_ns)
     ))?;
+    if !a.tail {
+        // What stayed here: the records after the last sealed one.
+        let log =
+            wormlog::Log::open_read_only(&a.dir, wormlog::Options::default()).map_err(Fail::log)?;
+        let head = log.head().seq;
+        let sealed_through = log
+            .segments()
+            .map_err(Fail::log)?
+            .iter()
+            .filter(|s| s.sealed)
+            .map(|s| s.last_seq)
+            .max()
+            .unwrap_or(0);
+        if head > sealed_through {
+            out.line(format!(
+                "records {}..={} are not sealed and stayed on this host: `--tail` ships them \
+                 (or `wormctl seal` first)",
+                sealed_through + 1,
+                head
+            ))?;
+        }
+    }
     out.flush()
 }
 
@@ -138,6 +171,7 @@ pub fn verify(url: &str, state: Option<&Path>, pubkey: Option<&Path>) -> Result<
         "OK: {} sealed segments in {} (seqs {}..={}), chain linked across them, {} anchor objects",
         r.segments, url, r.first_seq, r.last_seq, r.anchors
     ))?;
+    out.line(tail_line(&r))?;
     if state.is_none() && pubkey.is_none() {
         out.line(
             "   without --state DIR or --pubkey FILE this cannot rule out segments added at the \
@@ -344,6 +378,7 @@ pub fn restore(a: RestoreArgs) -> Result<(), Fail> {
         a.dir.display(),
         v.records
     ))?;
+    out.line(tail_line(&r))?;
     if !r.shadowed.is_empty() {
         out.line(format!(
             "warning: objects with versions or delete markers: {}",
@@ -414,4 +449,21 @@ pub fn bucket(a: BucketArgs) -> Result<(), Fail> {
         }
     ))?;
     out.flush()
+}
+
+/// What the copy's tail objects hold, or that it has none.
+pub fn tail_line(r: &ship::RemoteReport) -> String {
+    match (r.tail_segment, r.tail_last_seq, r.tail_last_ns) {
+        (Some(seg), Some(seq), Some(ns)) => format!(
+            "   tail: segment {seg} rebuilt from {} tail object(s), chained to the sealed files, \
+             through seq {seq} committed at {}: the newest record the copy holds",
+            r.tail_objects,
+            out::rfc3339(ns)
+        ),
+        _ => format!(
+            "   tail: none shipped; the copy ends at seq {}, the last sealed record (ship --tail, \
+             or a writer shipping with its tail, copies what comes after)",
+            r.last_seq
+        ),
+    }
 }

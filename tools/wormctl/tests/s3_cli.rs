@@ -450,3 +450,95 @@ fn bucket_create_makes_a_locked_bucket_and_ship_refuses_one_without_object_lock(
         "nothing shipped"
     );
 }
+
+/// Issue 28, host loss: a writer appends steadily, shipping its tail every
+/// 2 s; it is killed (-9) and its directory deleted; the copy restored
+/// from the bucket holds every record acknowledged more than two intervals
+/// before the kill, and verifies. Prints the age of the oldest record lost
+/// (the recovery point), which README reports.
+#[test]
+fn after_host_loss_the_bucket_holds_every_record_acknowledged_two_intervals_before() {
+    use std::io::{BufRead, Write};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let endpoint = endpoint();
+    let url = url_for(&format!("hostloss-{}", std::process::id()), &endpoint);
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wormctl"))
+        .args(["append", dir.to_str().unwrap(), "--ship-to", &url])
+        .args(["--ship-every", "2s", "--retain-until", "1d"])
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    // Receipts as they come, with when each was acknowledged.
+    let acks = std::thread::spawn(move || {
+        let mut acks = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            acks.push((
+                Instant::now(),
+                v["seq"].as_u64().unwrap(),
+                v["hash"].as_str().unwrap().to_string(),
+            ));
+        }
+        acks
+    });
+    let start = Instant::now();
+    let mut i = 0u64;
+    while start.elapsed() < Duration::from_secs(9) {
+        writeln!(stdin, r#"{{"event":{i},"actor":"svc"}}"#).unwrap();
+        stdin.flush().unwrap();
+        i += 1;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL: no close, no last shipping run
+    let killed = Instant::now();
+    let _ = child.wait();
+    drop(stdin);
+    let acks = acks.join().unwrap();
+    assert!(acks.len() > 300, "{} acknowledged", acks.len());
+    std::fs::remove_dir_all(&dir).unwrap();
+    let back = work.path().join("back");
+    let o = wormctl(&["restore", &url, back.to_str().unwrap()], &endpoint);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("tail: segment"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let o = wormctl(&["verify", back.to_str().unwrap()], &endpoint);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let log = Log::open_read_only(&back, Options::default()).unwrap();
+    let head = log.head().seq;
+    let mut oldest_lost: Option<Duration> = None;
+    for (at, seq, hash) in &acks {
+        let held = *seq <= head && wormlog::format::hex(log.get(*seq).unwrap().hash()) == *hash;
+        if !held && oldest_lost.is_none() {
+            oldest_lost = Some(killed - *at);
+        }
+        if killed - *at > Duration::from_secs(4) {
+            assert!(
+                held,
+                "record {seq}, acknowledged {:?} before the kill, is not in the copy",
+                killed - *at
+            );
+        }
+    }
+    println!(
+        "host loss: {} acknowledged, copy through seq {head}; oldest record lost was acknowledged {:?} before the kill",
+        acks.len(),
+        oldest_lost.unwrap_or_default()
+    );
+}
