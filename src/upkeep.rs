@@ -45,9 +45,17 @@ pub(crate) fn start_jobs(inner: &Arc<Engine>) -> Result<()> {
         (options.sealing == Sealing::Background).then(|| log_job(inner, Class::Slow, seal_tick));
     let epochs = log_job(inner, Class::Timely, epoch_tick);
     epochs.every(std::time::Duration::from_secs(1));
-    let ship = options.shipping.as_ref().map(|_| {
+    let ship = options.shipping.as_ref().map(|shipping| {
         let job = log_job(inner, Class::Slow, ship_tick);
-        job.every(std::time::Duration::from_secs(1));
+        // Looked at four times an interval (at most once a second): a run
+        // is due `interval` after the last ended, and a coarser look made a
+        // 2 s interval a 3 s one, which is the recovery point of tail
+        // shipping.
+        let look = (shipping.interval / 4).clamp(
+            std::time::Duration::from_millis(100),
+            std::time::Duration::from_secs(1),
+        );
+        job.every(look);
         job.wake();
         job
     });
@@ -100,7 +108,8 @@ fn commit_tick(inner: &Engine) {
 /// With `Options::shipping`: ships at open (to catch up), after every seal
 /// and every `interval`; after a failure waits 1 s, 2 s, 4 s, … up to
 /// `backoff_max`, during which a seal does not make it try again. Appends
-/// never wait for it: it reads sealed files only. Checked every second.
+/// never wait for it: it reads sealed files (and, with tail shipping, whole
+/// durable frames of the active segment). Looked at four times an interval.
 fn ship_tick(inner: &Engine) {
     let Some(shipping) = &inner.shared.options.shipping else {
         return;

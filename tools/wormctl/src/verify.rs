@@ -213,50 +213,7 @@ fn summary(
 ) -> Result<(), Fail> {
     let secs = started.elapsed().as_secs_f64();
     if a.json {
-        let mut v = serde_json::json!({
-            "path": a.path.display().to_string(),
-            "intact": true,
-            "segments": r.segments,
-            "sealed_segments": r.sealed_segments,
-            "records": r.records,
-            "bytes": r.bytes,
-            "first_seq": r.first_seq,
-            "start_hash": hex(r.start_hash),
-            "head_seq": r.head.seq,
-            "head_hash": hex(r.head.hash),
-            "head_time": out::rfc3339(r.head.timestamp_ns),
-            "seconds": secs,
-            "foreign_files": out::paths_json(foreign),
-            "unchecked_tail_bytes": r.unchecked_tail_bytes,
-            "checkpoint_checked": !checkpoints.is_empty(),
-        });
-        if let Some(s) = &r.sealing {
-            v["sealing"] = serde_json::json!({
-                "key_id": hex(s.key_id),
-                "checked": s.checked,
-                "sealed_through_epoch": s.sealed_through_epoch,
-                "sealed_through_seq": s.sealed_through_seq,
-                "sealed_through_time": s.sealed_through_ns.map(out::rfc3339),
-                "unsealed_records": s.unsealed_records,
-                "key_file_epoch": s.key_file_epoch,
-                "unproven_era_ends": s.unproven_era_ends.iter()
-                    .map(|(k, seq)| serde_json::json!({"key_id": hex(*k), "rekey_seq": seq}))
-                    .collect::<Vec<_>>(),
-            });
-        }
-        let held: Vec<_> = checkpoints
-            .iter()
-            .map(|(cp, key)| {
-                serde_json::json!({
-                    "seq": cp.seq, "hash": hex(cp.hash), "signed_by": key.name(), "held": true,
-                })
-            })
-            .collect();
-        if let Some(first) = held.first() {
-            v["checkpoint"] = first.clone();
-            v["checkpoints"] = serde_json::Value::Array(held);
-        }
-        return out.json(&v);
+        return out.json(&summary_json(a, r, checkpoints, foreign, secs));
     }
     out.line(format!(
         "OK {}: {} records, seq {}..={}, in {} segment(s) ({} sealed), {} checked in {secs:.2} s",
@@ -323,6 +280,60 @@ fn summary(
         )?,
     }
     Ok(())
+}
+
+/// `verify --json`'s verdict: one object.
+fn summary_json(
+    a: &Args,
+    r: &VerifyReport,
+    checkpoints: &[(Checkpoint, CheckpointPublicKey)],
+    foreign: &[PathBuf],
+    secs: f64,
+) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "path": a.path.display().to_string(),
+        "intact": true,
+        "segments": r.segments,
+        "sealed_segments": r.sealed_segments,
+        "records": r.records,
+        "bytes": r.bytes,
+        "first_seq": r.first_seq,
+        "start_hash": hex(r.start_hash),
+        "head_seq": r.head.seq,
+        "head_hash": hex(r.head.hash),
+        "head_time": out::rfc3339(r.head.timestamp_ns),
+        "seconds": secs,
+        "foreign_files": out::paths_json(foreign),
+        "unchecked_tail_bytes": r.unchecked_tail_bytes,
+        "checkpoint_checked": !checkpoints.is_empty(),
+    });
+    if let Some(s) = &r.sealing {
+        v["sealing"] = serde_json::json!({
+            "key_id": hex(s.key_id),
+            "checked": s.checked,
+            "sealed_through_epoch": s.sealed_through_epoch,
+            "sealed_through_seq": s.sealed_through_seq,
+            "sealed_through_time": s.sealed_through_ns.map(out::rfc3339),
+            "unsealed_records": s.unsealed_records,
+            "key_file_epoch": s.key_file_epoch,
+            "unproven_era_ends": s.unproven_era_ends.iter()
+                .map(|(k, seq)| serde_json::json!({"key_id": hex(*k), "rekey_seq": seq}))
+                .collect::<Vec<_>>(),
+        });
+    }
+    let held: Vec<_> = checkpoints
+        .iter()
+        .map(|(cp, key)| {
+            serde_json::json!({
+                "seq": cp.seq, "hash": hex(cp.hash), "signed_by": key.name(), "held": true,
+            })
+        })
+        .collect();
+    if let Some(first) = held.first() {
+        v["checkpoint"] = first.clone();
+        v["checkpoints"] = serde_json::Value::Array(held);
+    }
+    v
 }
 
 /// The forward-secure sealing line of the summary.

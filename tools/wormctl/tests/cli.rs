@@ -1041,15 +1041,21 @@ fn tail_follow_exits_2_when_the_directory_holds_another_log() {
     assert!(err.contains(&hex(second)), "{err}");
 }
 
-#[test]
-fn seal_hold_and_retention_change_the_log_as_they_say() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = Log::open(dir.path(), options().sealing(Sealing::Manual)).unwrap();
+/// A closed log of 1,500 events, none sealed; returns how many closed raw
+/// segments it has (beside the active one).
+fn unsealed_segments(dir: &Path) -> usize {
+    let log = Log::open(dir, options().sealing(Sealing::Manual)).unwrap();
     for i in 0..1500 {
         log.append(&event(i)).unwrap();
     }
     drop(log);
-    let raw_closed = files_with(dir.path(), ".wlog").len() - 1;
+    files_with(dir, ".wlog").len() - 1
+}
+
+#[test]
+fn seal_hold_and_retention_change_the_log_as_they_say() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw_closed = unsealed_segments(dir.path());
     assert!(raw_closed >= 2);
     let o = wormctl(&["seal", p(dir.path())]);
     expect_code(&o, 0);
@@ -1062,20 +1068,6 @@ fn seal_hold_and_retention_change_the_log_as_they_say() {
         files_with(dir.path(), ".wlog").len(),
         1,
         "only the new active segment is raw"
-    );
-    // Run again: only the segment active until now is sealed, and it says
-    // the rest were before (it said "sealed 1" and listed them all).
-    let o = wormctl(&["seal", p(dir.path())]);
-    expect_code(&o, 0);
-    assert!(
-        stdout(&o).contains("sealed 1 segment(s) now"),
-        "{}",
-        stdout(&o)
-    );
-    assert!(
-        stdout(&o).contains(&format!("({} were sealed before)", raw_closed + 1)),
-        "{}",
-        stdout(&o)
     );
 
     // Hold: set, shown, blocks retention, recorded, cleared.
@@ -3029,12 +3021,8 @@ fn append_commits_a_line_from_a_slow_pipe_without_waiting_for_more() {
 #[test]
 fn retention_on_a_terminal_asks_before_it_drops() {
     let dir = tempfile::tempdir().unwrap();
-    let log = Log::open(dir.path(), options().sealing(Sealing::Manual)).unwrap();
-    for i in 0..1500 {
-        log.append(&event(i)).unwrap();
-    }
-    log.seal().unwrap();
-    drop(log);
+    unsealed_segments(dir.path());
+    expect_code(&wormctl(&["seal", p(dir.path())]), 0);
     let before = files_with(dir.path(), ".zst").len();
     assert!(before > 0);
     let run = |answer: &str| {
@@ -3225,4 +3213,26 @@ fn dump_tail_and_verify_take_journalctl_habits() {
     // The man page has its EXAMPLES and EXIT STATUS.
     let man = stdout(&wormctl(&["man"]));
     assert!(man.contains(".SH EXAMPLES") && man.contains(".SH \"EXIT STATUS\""));
+}
+
+/// Issue 27: a second seal said "sealed 1 segment(s)" and listed them all.
+/// It says how many it sealed now and how many were sealed before.
+#[test]
+fn seal_says_how_many_it_sealed_now_and_how_many_were_sealed_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw_closed = unsealed_segments(dir.path());
+    expect_code(&wormctl(&["seal", p(dir.path())]), 0);
+    // Only the segment active until now is sealed by a second run.
+    let o = wormctl(&["seal", p(dir.path())]);
+    expect_code(&o, 0);
+    assert!(
+        stdout(&o).contains("sealed 1 segment(s) now"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o).contains(&format!("({} were sealed before)", raw_closed + 1)),
+        "{}",
+        stdout(&o)
+    );
 }
