@@ -228,9 +228,18 @@ impl Engine {
         let outcome = shipping
             .shipper
             .ship(&self.shared.dir, policy.as_ref(), &stop);
+        let through = match &outcome {
+            Ok(_) => shipping
+                .shipper
+                .shipped_through(&self.shared.dir)
+                .ok()
+                .flatten(),
+            Err(_) => None,
+        };
         let mut status = self.ship_status.lock();
         match &outcome {
             Ok(n) => {
+                status.shipped_through = through.or(status.shipped_through);
                 status.objects_shipped += *n as u64;
                 status.runs += 1;
                 status.failures_in_a_row = 0;

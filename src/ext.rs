@@ -18,9 +18,17 @@ use std::path::Path;
 /// file's records are not read). Every record up to it is durable: a
 /// sealed file is synced before it is renamed into place.
 pub fn sealed_last_seq(dir: &Path, number: u64) -> Result<u64> {
+    Ok(sealed_last(dir, number)?.0)
+}
+
+/// The last seq sealed file `number` in `dir` holds and its commit time,
+/// from its index.
+pub fn sealed_last(dir: &Path, number: u64) -> Result<(u64, u64)> {
     let path = dir.join(sealed_file_name(number));
     let sealed = open_sealed(&FsStorage, &path, Some(number), None)?;
-    Ok(sealed.sealed.map_or(0, |m| m.index.last_seq))
+    Ok(sealed
+        .sealed
+        .map_or((0, 0), |m| (m.index.last_seq, m.index.last_timestamp_ns)))
 }
 
 /// Makes `dir`, holding sealed files restored from a copy whose newest is
@@ -52,19 +60,15 @@ pub fn create_active_after(dir: &Path, number: u64, head: ChainPos, now_ns: u64)
 /// a power cut could still take from this host would let the copy hold
 /// records the log then writes anew (format-spec.md §6, §15.6).
 pub fn whole_frames_end(dir: &Path, number: u64, from: u64) -> Result<u64> {
-    let path = dir.join(segment_file_name(number));
-    let file = FsStorage
-        .open_read(&path)
-        .map_err(|e| Error::io("open", &path, e))?;
-    let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
-    let mut head = [0u8; SEGMENT_HEADER_LEN];
-    if len < SEGMENT_HEADER_LEN as u64 {
+    let Some(Raw {
+        path,
+        file,
+        len,
+        header,
+    }) = open_raw(dir, number)?
+    else {
         return Ok(0);
-    }
-    file.read_full_at(&mut head, 0)
-        .map_err(|e| Error::io("read", &path, e))?;
-    let header =
-        SegmentHeader::decode(&head).map_err(|what| Error::corrupt(&path, 0, None, what))?;
+    };
     let start = from.max(SEGMENT_HEADER_LEN as u64);
     let mut walk = FrameWalker::new(file, start, len).of_version(header.version);
     while let Ok(Some(_)) = walk.next() {}
@@ -75,4 +79,55 @@ pub fn whole_frames_end(dir: &Path, number: u64, from: u64) -> Result<u64> {
             .map_err(|e| Error::io("fdatasync", &path, e))?;
     }
     Ok(end)
+}
+
+/// The last whole record of raw segment `number` in `dir` that ends at or
+/// before byte `end`: its seq and commit time (`None` if none does). What a
+/// shipper's tail objects reach.
+pub fn last_record_within(dir: &Path, number: u64, end: u64) -> Result<Option<(u64, u64)>> {
+    let Some(Raw {
+        file, len, header, ..
+    }) = open_raw(dir, number)?
+    else {
+        return Ok(None);
+    };
+    let mut walk =
+        FrameWalker::new(file, SEGMENT_HEADER_LEN as u64, len.min(end)).of_version(header.version);
+    let mut last = None;
+    while let Ok(Some((_, f))) = walk.next() {
+        let h = f.head();
+        last = Some((h.seq, h.timestamp_ns));
+    }
+    Ok(last)
+}
+
+/// A raw segment file opened to read, with its length and header.
+struct Raw {
+    path: std::path::PathBuf,
+    file: std::sync::Arc<dyn crate::storage::ReadFile>,
+    len: u64,
+    header: SegmentHeader,
+}
+
+/// Raw segment `number` of `dir`; `None` if it is shorter than a header.
+fn open_raw(dir: &Path, number: u64) -> Result<Option<Raw>> {
+    let path = dir.join(segment_file_name(number));
+    let file = FsStorage
+        .open_read(&path)
+        .map_err(|e| Error::io("open", &path, e))?;
+    let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+    if len < SEGMENT_HEADER_LEN as u64 {
+        return Ok(None);
+    }
+    let mut head = [0u8; SEGMENT_HEADER_LEN];
+    file.read_full_at(&mut head, 0)
+        .map_err(|e| Error::io("read", &path, e))?;
+    let header =
+        SegmentHeader::decode(&head).map_err(|what| Error::corrupt(&path, 0, None, what))?;
+    Ok(Some(Raw {
+        path,
+        file,
+        len,
+        header,
+    }))
 }

@@ -39,6 +39,12 @@ pub trait Shipper: Send + Sync + fmt::Debug {
     /// The names of the files in `dir` whose copy is confirmed (recorded
     /// durably after the server stored it).
     fn shipped_files(&self, dir: &Path) -> crate::Result<Vec<String>>;
+    /// The last record whose copy is confirmed, its seq and commit time
+    /// (`None` if nothing is): how far the copy reaches, for
+    /// `ShipStatus::shipped_through`. By default, not known.
+    fn shipped_through(&self, _dir: &Path) -> crate::Result<Option<(u64, u64)>> {
+        Ok(None)
+    }
 }
 
 /// Shipping in the writer (`Options::shipping`).

@@ -197,6 +197,10 @@ pub struct ShipStatus {
     pub failures_in_a_row: u32,
     /// Why the last run failed, while it is the latest outcome.
     pub last_error: Option<String>,
+    /// The last record whose copy is confirmed after the last run that
+    /// ended well: its seq and commit time (ns since 1970), where the
+    /// shipper knows it. With the head, how far behind the copy is.
+    pub shipped_through: Option<(u64, u64)>,
 }
 
 /// The legal hold and the retention policy in force at a point of the

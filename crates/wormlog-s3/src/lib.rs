@@ -46,6 +46,7 @@ use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+pub use tail::shipped_through_any;
 use wormlog::verify_file;
 
 /// The Object Lock retention mode of shipped objects.
@@ -1835,6 +1836,10 @@ impl wormlog::Shipper for S3Target {
             Ok(())
         })?;
         Ok(r.uploaded.len() + r.adopted.len())
+    }
+
+    fn shipped_through(&self, dir: &Path) -> Result<Option<(u64, u64)>> {
+        tail::shipped_through(dir, self)
     }
 
     fn shipped_files(&self, dir: &Path) -> Result<Vec<String>> {

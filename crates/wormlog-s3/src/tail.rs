@@ -218,3 +218,58 @@ pub(crate) fn fetch_tail(
     report.tail_last_ns = Some(r.head.timestamp_ns);
     Ok(r.head)
 }
+
+/// The last record whose copy under `target` the record in `dir` confirms:
+/// the newest of the sealed files' last records and of what the tail
+/// objects of the active segment reach. Its seq and commit time.
+pub(crate) fn shipped_through(dir: &Path, target: &S3Target) -> Result<Option<(u64, u64)>> {
+    let under = target.key("");
+    let names = recorded_for(dir, target)?
+        .into_iter()
+        .filter_map(|o| Some((o.key.strip_prefix(&under)?.to_string(), o.bytes)))
+        .collect::<Vec<_>>();
+    reach(dir, &names)
+}
+
+/// As `shipped_through`, over every target the record names (what
+/// `wormctl stat` says of a log whatever bucket it ships to).
+pub fn shipped_through_any(dir: &Path) -> Result<Option<(u64, u64)>> {
+    let names = super::shipped(dir)?
+        .into_iter()
+        .filter_map(|o| {
+            // The name under the prefix: a tail's from its `tail/`, a
+            // sealed file's its last component.
+            let name = match o.key.rfind("tail/") {
+                Some(i) => o.key[i..].to_string(),
+                None => o.key.rsplit('/').next()?.to_string(),
+            };
+            Some((name, o.bytes))
+        })
+        .collect::<Vec<_>>();
+    reach(dir, &names)
+}
+
+/// The newest record the shipped objects `names` (name under the prefix,
+/// length) hold, as the local files say.
+fn reach(dir: &Path, names: &[(String, u64)]) -> Result<Option<(u64, u64)>> {
+    let mut best: Option<(u64, u64)> = None;
+    let mut tail_end: std::collections::BTreeMap<u64, u64> = Default::default();
+    for (name, bytes) in names {
+        if let Some(n) = parse_sealed_file_name(name) {
+            // A sealed file retention since dropped here is older than the
+            // rest: its records are not the newest.
+            if let Ok(last) = wormlog::ext::sealed_last(dir, n) {
+                best = best.max(Some(last));
+            }
+        } else if let Some((seg, from)) = parse_tail_name(name) {
+            let end = tail_end.entry(seg).or_default();
+            *end = (*end).max(from + bytes);
+        }
+    }
+    if let Some((&seg, &end)) = tail_end.iter().next_back() {
+        if let Ok(Some(last)) = wormlog::ext::last_record_within(dir, seg, end) {
+            best = best.max(Some(last));
+        }
+    }
+    Ok(best)
+}

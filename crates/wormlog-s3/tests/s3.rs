@@ -1128,3 +1128,39 @@ fn a_forged_or_misplaced_tail_object_is_named_by_verify() {
     let e = ship::verify_remote(&t2, None).unwrap_err().to_string();
     assert!(e.contains("does not verify"), "{e}");
 }
+
+/// Issue 28: a writer shipping its tail says how far the copy reaches
+/// (`ShipStatus::shipped_through`): within an interval of an append, the
+/// head itself, with no seal; appends never wait for it.
+#[test]
+fn a_writer_shipping_its_tail_reports_the_head_shipped_without_a_seal() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = target("tail-status").with_tail(true);
+    let shipping =
+        wormlog::Shipping::new(t.clone()).interval(std::time::Duration::from_millis(200));
+    let log = Log::open(
+        dir.path(),
+        Options::default()
+            .sealing(Sealing::Manual)
+            .shipping(shipping),
+    )
+    .unwrap();
+    for i in 0..100 {
+        log.append(format!("e {i}").as_bytes()).unwrap();
+    }
+    let head = log.head();
+    wait_until("the head shipped", || {
+        log.ship_status()
+            .shipped_through
+            .is_some_and(|(seq, _)| seq >= head.seq)
+    });
+    assert!(
+        log.segments().unwrap().iter().all(|s| !s.sealed),
+        "no seal was needed"
+    );
+    let (seq, ns) = log.ship_status().shipped_through.unwrap();
+    assert_eq!(log.get(seq).unwrap().timestamp(), ns);
+    drop(log);
+    let remote = ship::verify_remote(&t, Some(dir.path())).unwrap();
+    assert!(remote.tail_last_seq.unwrap() >= head.seq);
+}

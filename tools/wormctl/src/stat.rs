@@ -217,6 +217,8 @@ fn ratio(s: &SegmentInfo) -> f64 {
 
 /// What `stat` shows, gathered once for the table and the JSON.
 struct Gathered {
+    /// The log directory (for an s3:// URL, the copy restored from it).
+    dir: std::path::PathBuf,
     log: crate::open::ReadLog,
     rows: Vec<Row>,
     anchor: Vec<wormlog::format::AnchorEntry>,
@@ -239,6 +241,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
         )
     });
     let g = Gathered {
+        dir: log.dir().to_path_buf(),
         anchor: log.anchor_entries()?,
         hold: log.legal_hold()?,
         foreign: log.foreign_files()?,
@@ -364,6 +367,31 @@ fn print_table(a: &Args, g: &Gathered, out: &mut Out) -> Result<(), Fail> {
     Ok(())
 }
 
+/// How far the off-host copy reaches, where the log ships (its
+/// `wormlog.ship` names confirmed objects): the newest record the copy
+/// holds, and how many records and seconds the head is ahead of it.
+#[cfg(feature = "s3")]
+fn shipped_line(dir: &std::path::Path, head: &wormlog::Head) -> Option<String> {
+    if !dir.join(wormlog::format::names::SHIP_STATE_FILE).exists() {
+        return None;
+    }
+    Some(match wormlog_s3::shipped_through_any(dir) {
+        Ok(Some((seq, ns))) => format!(
+            "shipped: the copy reaches seq {seq} ({}): the head is {} record(s) and {:.1} s ahead",
+            out::rfc3339(ns),
+            head.seq.saturating_sub(seq),
+            head.timestamp_ns.saturating_sub(ns) as f64 / 1e9
+        ),
+        Ok(None) => "shipped: nothing confirmed yet".to_string(),
+        Err(e) => format!("shipped: cannot tell ({e})"),
+    })
+}
+
+#[cfg(not(feature = "s3"))]
+fn shipped_line(_: &std::path::Path, _: &wormlog::Head) -> Option<String> {
+    None
+}
+
 /// The lines after the table: totals, head, anchor, hold, durability,
 /// accesses and files that are not the log's.
 fn print_summary(g: &Gathered, out: &mut Out) -> Result<(), Fail> {
@@ -383,6 +411,9 @@ fn print_summary(g: &Gathered, out: &mut Out) -> Result<(), Fail> {
         out::rfc3339(head.timestamp_ns),
         hex(head.hash)
     ))?;
+    if let Some(line) = shipped_line(&g.dir, &head) {
+        out.line(line)?;
+    }
     let dropped_segments: usize = g.anchor.iter().map(|e| e.dropped.len()).sum();
     match g.anchor.last() {
         None => out.line("anchor: none (retention has dropped nothing; the chain starts at the genesis hash)")?,

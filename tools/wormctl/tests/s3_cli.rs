@@ -102,6 +102,40 @@ fn ship_then_verify_the_bucket_and_catch_a_shadowing_version() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains(&shipped[0].key));
+    // stat says how far the copy reaches, and ship that the unsealed
+    // records stayed here until --tail ships them (issues 27, 28).
+    let log = Log::open(&dir, Options::default().sealing(Sealing::Manual)).unwrap();
+    log.append(b"after the seal").unwrap();
+    let head = log.head().seq;
+    drop(log);
+    let o = wormctl(
+        &["ship", d, "--to", &url, "--retain-until", "1d"],
+        &endpoint,
+    );
+    let said = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(said.contains("stayed on this host"), "{said}");
+    let o = wormctl(&["stat", d], &endpoint);
+    let said = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        said.contains("shipped: the copy reaches seq")
+            && !said.contains(&format!("reaches seq {head} (")),
+        "{said}"
+    );
+    let o = wormctl(
+        &["ship", d, "--to", &url, "--retain-until", "1d", "--tail"],
+        &endpoint,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let head = Log::open_read_only(&dir, Options::default())
+        .unwrap()
+        .head()
+        .seq;
+    let o = wormctl(&["stat", d], &endpoint);
+    let said = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        said.contains(&format!("reaches seq {head} (")) && said.contains("0 record(s)"),
+        "{said}"
+    );
 }
 
 #[test]
