@@ -14,6 +14,11 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Times given without a zone (2026-11-22 10:00, 06:40, today) are UTC,
+    /// not the system's zone (TZ). Times printed are always UTC (RFC 3339
+    /// with Z), so that logs of hosts in several zones compare as printed.
+    #[arg(long, global = true)]
+    utc: bool,
     /// For s3:// URLs: the AWS profile to read from ~/.aws/config and
     /// ~/.aws/credentials (else AWS_PROFILE, else default); its keys win
     /// over those in the environment.
@@ -158,8 +163,12 @@ The operator's mistake or an I/O error: a wrong key or checkpoint of another log
 "#;
 
 pub fn main() -> ExitCode {
+    // --since/--until are parsed with the arguments, so the zone they are
+    // read in is chosen before (the flag is declared below, for help).
+    crate::out::set_input_utc(std::env::args_os().any(|a| a == "--utc"));
     // clap prints help and version (exit 0) and usage errors (exit 2) itself.
     let cli = Cli::parse();
+    let _ = cli.utc;
     #[cfg(feature = "s3")]
     crate::ship::set_overrides(wormlog_s3::S3Overrides {
         profile: cli.profile,

@@ -160,7 +160,21 @@ pub fn now_ns() -> u64 {
 /// A point in time for --since/--until: RFC 3339 (`2026-11-22T10:00:00Z`),
 /// ns since the Unix epoch, or a duration before now (`15m`, `7d`).
 pub fn parse_time(s: &str) -> Result<u64, String> {
-    parse_time_at(s, now_ns(), &jiff::tz::TimeZone::system())
+    let tz = if INPUT_UTC.get().copied().unwrap_or(false) {
+        jiff::tz::TimeZone::UTC
+    } else {
+        jiff::tz::TimeZone::system()
+    };
+    parse_time_at(s, now_ns(), &tz)
+}
+
+/// `--utc`: times given without a zone are UTC.
+static INPUT_UTC: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Reads times given without a zone as UTC (`--utc`) or in the system's
+/// zone; set once, before the arguments are parsed.
+pub fn set_input_utc(yes: bool) {
+    let _ = INPUT_UTC.set(yes);
 }
 
 /// `parse_time` with the clock and time zone given (for tests). Takes, as

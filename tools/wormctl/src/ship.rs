@@ -56,6 +56,13 @@ pub struct Args {
     /// §15.6). Without it, records not yet sealed stay on this host.
     #[arg(long)]
     tail: bool,
+    /// After shipping, sign a checkpoint of the verified log with this
+    /// private key (from `wormctl keygen`) and ship it too
+    /// (`checkpoints/…`, locked like the rest): what `verify s3://…
+    /// --pubkey` checks the copy against. With --tail it covers the head;
+    /// without, the copy reaches it once the head is sealed and shipped.
+    #[arg(long, value_name = "FILE")]
+    checkpoint_key: Option<PathBuf>,
 }
 
 pub fn parse_until(s: &str) -> Result<u64, String> {
@@ -63,6 +70,31 @@ pub fn parse_until(s: &str) -> Result<u64, String> {
         return Ok(out::now_ns().saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)));
     }
     out::parse_time(s)
+}
+
+/// Signs a checkpoint of the log in `dir` (verified first, as `wormctl
+/// checkpoint` does) and puts it under the copy, locked until `until_ns`.
+fn ship_checkpoint(
+    dir: &Path,
+    key: &Path,
+    target: &S3Target,
+    until_ns: u64,
+) -> Result<String, Fail> {
+    let text = crate::verify::read_small(key, "private key")?;
+    let key = wormlog::CheckpointKey::from_private_string(text.trim())
+        .map_err(|e| Fail::usage(format!("{}: {e}", key.display())))?;
+    let log = crate::open::read_only(dir)?;
+    let report = log.verify()?;
+    let checkpoint = log.checkpoint_verified(&report)?;
+    let note = checkpoint.sign(&key);
+    let sink = target.clone().retain_until(until_ns);
+    wormlog::CheckpointSink::put(&sink, &note)
+        .map_err(|e| Fail::io(format!("shipping the checkpoint to {}", target.url()), e))?;
+    Ok(format!(
+        "shipped a checkpoint at seq {} signed by {}",
+        checkpoint.seq,
+        key.public().name()
+    ))
 }
 
 fn remote_fail(e: wormlog::Error) -> Fail {
@@ -121,6 +153,9 @@ pub fn run(a: Args) -> Result<(), Fail> {
         r.already,
         out::rfc3339(r.retain_until_ns)
     ))?;
+    if let Some(key) = &a.checkpoint_key {
+        out.line(ship_checkpoint(&a.dir, key, &target, r.retain_until_ns)?)?;
+    }
     if !a.tail {
         // What stayed here: the records after the last sealed one.
         let log =
@@ -179,7 +214,9 @@ pub fn verify(url: &str, state: Option<&Path>, pubkey: Option<&Path>) -> Result<
         )?;
     }
     if let Some(key) = pubkey {
-        out.line(verify_checkpoints(&target, url, key, r.last_seq)?)?;
+        // The copy reaches its tail's last record where tails were shipped.
+        let reach = r.tail_last_seq.map_or(r.last_seq, |t| t.max(r.last_seq));
+        out.line(verify_checkpoints(&target, url, key, reach)?)?;
     }
     out.flush()
 }

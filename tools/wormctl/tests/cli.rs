@@ -3168,6 +3168,31 @@ fn dump_tail_and_verify_take_journalctl_habits() {
     assert_eq!(o.status.code(), Some(2), "a usage error (clap's)");
     assert!(stderr(&o).contains("@1700000000"), "{}", stderr(&o));
     expect_code(&wormctl(&["dump", "--since", "00:00", d]), 0);
+    // --utc: a time without a zone is UTC, not the system's (here a zone
+    // nine hours ahead, as a POSIX TZ string): --until one second past the
+    // last record, written without a zone, holds every record with --utc
+    // and none read as that zone's time (nine hours earlier).
+    let last = users.last().unwrap().timestamp() / 1_000_000_000 + 1;
+    let civil = jiff::Timestamp::from_second(last as i64)
+        .unwrap()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .datetime()
+        .to_string();
+    let in_zone = |utc: bool| {
+        let mut args = vec!["dump", "--json", "--until", civil.as_str(), d];
+        if utc {
+            args.insert(0, "--utc");
+        }
+        let o = Command::new(env!("CARGO_BIN_EXE_wormctl"))
+            .args(&args)
+            .env("TZ", "JST-9")
+            .output()
+            .unwrap();
+        expect_code(&o, 0);
+        json_lines(&o).len()
+    };
+    assert_eq!(in_zone(true), 50 + 5, "{civil} as UTC");
+    assert_eq!(in_zone(false), 0, "{civil} as UTC+9");
     // Nothing matches: said as journalctl says it, in the table and cat.
     let o = wormctl(&["dump", "--grep", "no such thing anywhere", d]);
     expect_code(&o, 0);

@@ -603,3 +603,65 @@ fn host_loss_run(endpoint: &str, run: u32) -> std::time::Duration {
     );
     oldest_lost.unwrap_or_default()
 }
+
+/// Issue 27: `ship` never shipped checkpoint notes, and `verify s3://…
+/// --pubkey` on a bucket without one was exit 1. With no note it is the
+/// operator's to ship one (exit 2, saying how); `ship --checkpoint-key`
+/// ships one, and with the tail the copy holds it.
+#[test]
+fn a_checkpoint_shipped_with_the_tail_vouches_for_the_copy() {
+    let endpoint = endpoint();
+    let url = url_for("notes-tail", &endpoint);
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("log");
+    sealed_log(&dir, 300, |i| format!("event {i}"));
+    let log = Log::open(&dir, Options::default().sealing(Sealing::Manual)).unwrap();
+    log.append(b"unsealed").unwrap();
+    drop(log);
+    let d = dir.to_str().unwrap();
+    let key = work.path().join("auditor");
+    let o = wormctl(&["keygen", "--out", key.to_str().unwrap()], &endpoint);
+    assert!(o.status.success());
+    let (private, public) = (key.with_extension("key"), key.with_extension("pub"));
+    let o = wormctl(
+        &["ship", d, "--to", &url, "--retain-until", "1d"],
+        &endpoint,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = wormctl(
+        &["verify", &url, "--pubkey", public.to_str().unwrap()],
+        &endpoint,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "no note yet: the operator's to ship one"
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--checkpoint-key"));
+    let o = wormctl(
+        &[
+            "ship",
+            d,
+            "--to",
+            &url,
+            "--retain-until",
+            "1d",
+            "--tail",
+            "--checkpoint-key",
+            private.to_str().unwrap(),
+        ],
+        &endpoint,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("shipped a checkpoint"));
+    let o = wormctl(
+        &["verify", &url, "--pubkey", public.to_str().unwrap()],
+        &endpoint,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
