@@ -1636,12 +1636,18 @@ fn walk_remote(
         .iter()
         .max_by_key(|(len, _)| *len)
         .map(|(_, v)| (*v).clone());
-    let prev = fetch_segments(target, into, keep, &segments, &recorded_by_key, &mut report)?;
     // The tail objects of the segment after the last sealed file (of the
-    // first segment, where none is sealed); those of sealed segments are
-    // superseded by their sealed files.
+    // first segment, where none is sealed) rebuild it; those of sealed
+    // segments are superseded by their sealed files, and checked against
+    // them.
     let tails =
         tail::tails_by_segment(target, all.iter().filter(|v| !v.delete_marker && chosen(v)));
+    let fetch = Fetch {
+        keep,
+        recorded_by_key: &recorded_by_key,
+        superseded: &tails,
+    };
+    let prev = fetch_segments(target, into, &fetch, &segments, &mut report)?;
     let after = prev.map_or(0, |(n, _)| n);
     let mut later = tails.range(after + 1..);
     if let Some((&segment, objects)) = later.next() {
@@ -1716,17 +1722,27 @@ fn unrecorded_keys(
     keys
 }
 
+/// How `fetch_segments` takes the sealed files: kept (a restore) or not,
+/// checked against the record where there is one, and against the tail
+/// objects of the same segments.
+struct Fetch<'a> {
+    keep: bool,
+    recorded_by_key: &'a std::collections::HashMap<&'a str, &'a ShippedObject>,
+    superseded: &'a std::collections::BTreeMap<u64, Vec<(u64, &'a RemoteVersion)>>,
+}
+
 /// Downloads each chosen sealed file into `into`, checks it against the
-/// record's checksum and alone, and links it to the one before; returns
-/// the last file's number and chain head.
+/// record's checksum and alone (and any tail objects of its segment
+/// against it), and links it to the one before; returns the last file's
+/// number and chain head.
 fn fetch_segments(
     target: &S3Target,
     into: &Path,
-    keep: bool,
+    fetch: &Fetch<'_>,
     segments: &[(u64, &RemoteVersion)],
-    recorded_by_key: &std::collections::HashMap<&str, &ShippedObject>,
     report: &mut RemoteReport,
 ) -> Result<Option<(u64, wormlog::format::ChainPos)>> {
+    let (keep, recorded_by_key) = (fetch.keep, fetch.recorded_by_key);
     let mut prev: Option<(u64, wormlog::format::ChainPos)> = None;
     for (n, v) in segments {
         let name = v.key.rsplit('/').next().unwrap_or(&v.key);
@@ -1748,6 +1764,12 @@ fn fetch_segments(
             }
         }
         let r = verify_file(&path);
+        let r = match (r, fetch.superseded.get(n)) {
+            (Ok(r), Some(tails)) => {
+                tail::check_superseded(target, into, *n, tails, &path).map(|()| r)
+            }
+            (r, _) => r,
+        };
         if !keep || r.is_err() {
             let _ = std::fs::remove_file(&path);
         }

@@ -273,3 +273,47 @@ fn reach(dir: &Path, names: &[(String, u64)]) -> Result<Option<(u64, u64)>> {
     }
     Ok(best)
 }
+
+/// Tail objects of a segment whose sealed file the copy holds (at `sealed`,
+/// already checked) are superseded, but must agree with it: rebuilt, they
+/// must verify and end at a record the sealed file holds with the same
+/// chain hash (which commits to every record before it). A tail that does
+/// not is someone's, not the shipper's: an error naming it.
+pub(crate) fn check_superseded(
+    target: &S3Target,
+    into: &Path,
+    segment: u64,
+    objects: &[(u64, &RemoteVersion)],
+    sealed: &Path,
+) -> Result<()> {
+    let scratch = tempfile::Builder::new()
+        .prefix("wormlog-tail-")
+        .tempdir_in(into)
+        .map_err(|e| Error::io("create", into, e))?;
+    let mut report = RemoteReport::default();
+    let head = fetch_tail(
+        target,
+        scratch.path(),
+        false,
+        segment,
+        objects,
+        None,
+        &mut report,
+    )?;
+    let holds = wormlog::SegmentFile::open(sealed)?
+        .filter_map(|r| r.ok())
+        .find(|r| r.seq() == head.seq)
+        .is_some_and(|r| *r.hash() == head.hash);
+    if !holds {
+        return Err(remote(
+            "verify",
+            target.key(&format!("tail/{segment:020}/")),
+            format!(
+                "the tail objects of segment {segment} end at record {} with a chain hash its \
+                 sealed file does not hold there: they contradict the sealed file",
+                head.seq
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -1164,3 +1164,27 @@ fn a_writer_shipping_its_tail_reports_the_head_shipped_without_a_seal() {
     let remote = ship::verify_remote(&t, Some(dir.path())).unwrap();
     assert!(remote.tail_last_seq.unwrap() >= head.seq);
 }
+
+/// Issue 28: a tail object that contradicts the sealed file of its segment
+/// (here the first segment of another log put over the shipped one) is
+/// named by verify, although the sealed file supersedes it.
+#[test]
+fn a_tail_object_that_contradicts_its_sealed_file_is_named_by_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    unsealed_log(dir.path(), 100);
+    let t = target("tail-contradicts").with_tail(true);
+    ship::ship(dir.path(), &t, None).unwrap();
+    let first_tail = recorded_tails(dir.path())[0].key.clone();
+    let log = Log::open(dir.path(), Options::default().sealing(Sealing::Manual)).unwrap();
+    log.seal().unwrap();
+    log.close().unwrap();
+    ship::ship(dir.path(), &t, None).unwrap();
+    ship::verify_remote(&t, None).unwrap();
+    let other = tempfile::tempdir().unwrap();
+    unsealed_log(other.path(), 100);
+    let raw = common::files_with(other.path(), ".wlog").pop().unwrap();
+    let status = ship::put_unconditional(&t, &first_tail, &std::fs::read(raw).unwrap()).unwrap();
+    assert_eq!(status, 200);
+    let e = ship::verify_remote(&t, None).unwrap_err().to_string();
+    assert!(e.contains("contradict"), "{e}");
+}
