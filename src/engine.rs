@@ -161,6 +161,7 @@ impl Engine {
                 path: self.shared.dir.clone(),
             });
         };
+        self.wait_for_the_copy()?;
         let weight = req.bytes();
         let receipts = self.barrier.enter(
             req,
@@ -170,6 +171,44 @@ impl Engine {
         )?;
         self.written();
         Ok(receipts)
+    }
+
+    /// `Shipping::max_lag`: while the copy is further behind than allowed,
+    /// wakes the shipper and waits, at most the lag again, then fails.
+    fn wait_for_the_copy(&self) -> Result<()> {
+        let Some(max) = self
+            .shared
+            .options
+            .shipping
+            .as_ref()
+            .and_then(|s| s.max_lag)
+        else {
+            return Ok(());
+        };
+        let max_ns = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
+        let give_up = Instant::now() + max;
+        loop {
+            let now = (self.shared.options.clock)();
+            let head = self.shared.visible.read().head.seq;
+            let (seq, ns) = self.ship_status.lock().shipped_through.unwrap_or((
+                0,
+                self.opened.1.max(now.saturating_sub(
+                    u64::try_from(self.opened.0.elapsed().as_nanos()).unwrap_or(u64::MAX),
+                )),
+            ));
+            let behind = now.saturating_sub(ns);
+            if head <= seq || behind <= max_ns {
+                return Ok(());
+            }
+            if Instant::now() >= give_up {
+                return Err(Error::CopyBehind {
+                    behind_ms: behind / 1_000_000,
+                    shipped_seq: seq,
+                });
+            }
+            self.ship_due();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     /// After a group: what it leaves to background work is scheduled (the

@@ -272,6 +272,20 @@ pub enum Error {
         /// The damage found.
         damage: Box<Error>,
     },
+    /// `Shipping::max_lag`: the off-host copy is further behind than the
+    /// option allows, and did not catch up while the append waited; the
+    /// append committed nothing.
+    #[error(
+        "the off-host copy is {behind_ms} ms behind (its newest record is seq {shipped_seq}), \
+         more than Shipping::max_lag allows: nothing was appended; see Log::ship_status for why \
+         the shipper is behind"
+    )]
+    CopyBehind {
+        /// How long ago the copy's newest record was committed, in ms.
+        behind_ms: u64,
+        /// That record's seq (0: nothing confirmed yet).
+        shipped_seq: u64,
+    },
     /// The payload is larger than `Options::payload_bytes_max`.
     #[error(
         "payload of {len} bytes exceeds the limit of {max} bytes (Options::payload_bytes_max)"

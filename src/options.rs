@@ -54,6 +54,7 @@ pub struct Shipping {
     pub(crate) retention_waits: bool,
     pub(crate) interval: Duration,
     pub(crate) backoff_max: Duration,
+    pub(crate) max_lag: Option<Duration>,
 }
 
 impl Shipping {
@@ -65,6 +66,7 @@ impl Shipping {
             retention_waits: true,
             interval: Duration::from_secs(60),
             backoff_max: Duration::from_secs(300),
+            max_lag: None,
         }
     }
     /// Retention drops only segments whose copy is confirmed (default on):
@@ -76,6 +78,19 @@ impl Shipping {
     /// How often the shipper looks for work when no seal wakes it.
     pub fn interval(mut self, every: Duration) -> Self {
         self.interval = every;
+        self
+    }
+    /// Backpressure, for a policy that says records must be off the host
+    /// within `lag` (default none): while the newest record whose copy is
+    /// confirmed (`ShipStatus::shipped_through`; before the first run, the
+    /// open) was committed more than `lag` ago and the log holds records
+    /// after it, an append (`append`, `append_batch`, the JSON forms; not
+    /// the async ones) wakes the shipper and waits, up to `lag` again; then
+    /// it fails with `Error::CopyBehind`, committing nothing. Needs a
+    /// shipper that says how far its copy reaches (`Shipper::shipped_through`;
+    /// `wormlog-s3` with tail shipping does).
+    pub fn max_lag(mut self, lag: Duration) -> Self {
+        self.max_lag = Some(lag);
         self
     }
     /// After failures the shipper waits 1 s, 2 s, 4 s, … up to this

@@ -1188,3 +1188,36 @@ fn a_tail_object_that_contradicts_its_sealed_file_is_named_by_verify() {
     let e = ship::verify_remote(&t, None).unwrap_err().to_string();
     assert!(e.contains("contradict"), "{e}");
 }
+
+/// Issue 28, backpressure (`Shipping::max_lag`): with a bucket that keeps
+/// up, appends go on; with one that cannot be reached, an append once the
+/// lag is exceeded waits, then fails with `Error::CopyBehind`, committing
+/// nothing.
+#[test]
+fn appends_wait_for_a_copy_that_falls_behind_the_lag_and_then_fail() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let shipping = wormlog::Shipping::new(target("tail-lag").with_tail(true))
+        .interval(Duration::from_millis(200))
+        .max_lag(Duration::from_secs(3));
+    let log = Log::open(dir.path(), Options::default().shipping(shipping)).unwrap();
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        log.append(b"kept up").unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(log);
+    let dir = tempfile::tempdir().unwrap();
+    let shipping = wormlog::Shipping::new(unreachable_target().with_tail(true))
+        .interval(Duration::from_millis(200))
+        .max_lag(Duration::from_millis(500));
+    let log = Log::open(dir.path(), Options::default().shipping(shipping)).unwrap();
+    log.append(b"within the lag").unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let head = log.head();
+    match log.append(b"too far behind") {
+        Err(wormlog::Error::CopyBehind { shipped_seq, .. }) => assert_eq!(shipped_seq, 0),
+        other => panic!("expected CopyBehind, got {other:?}"),
+    }
+    assert_eq!(log.head(), head, "nothing committed");
+}
