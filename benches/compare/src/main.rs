@@ -399,7 +399,12 @@ fn ship_cases(cases: &mut Vec<Case>, demo: &'static Path) {
         CREATED.call_once(|| t.create_bucket_with_object_lock().unwrap());
         t
     }
-    for (name, on) in [("shipping on", true), ("shipping off", false)] {
+    // Off, sealed segments only, and (issue 28) the tail too every second.
+    for (name, on) in [
+        ("shipping on", 1),
+        ("shipping off", 0),
+        ("tail shipping every 1 s", 2),
+    ] {
         for (k, durability) in [(1, Durability::Buffered), (16, Durability::Sync)] {
             let d = if k == 1 { "buffered" } else { "sync" };
             cases.push(case(
@@ -407,8 +412,13 @@ fn ship_cases(cases: &mut Vec<Case>, demo: &'static Path) {
                 "rec/s",
                 move |secs| {
                     let mut o = wormlog_options(durability).segment_bytes_max(8 << 20);
-                    if on {
+                    if on == 1 {
                         o = o.shipping(wormlog::Shipping::new(target()));
+                    } else if on == 2 {
+                        let tail = target().with_tail(true);
+                        o = o.shipping(
+                            wormlog::Shipping::new(tail).interval(Duration::from_secs(1)),
+                        );
                     }
                     wormlog_appends(k, secs, o)
                 },
@@ -767,6 +777,13 @@ fn print_ratios(cases: &[Case]) {
             &format!("{d}/{k} wormlog 8 MiB segments, shipping on"),
             &format!("{d}/{k} wormlog 8 MiB segments, shipping off"),
             "within noise (~1.0)",
+        );
+        ratio(
+            cases,
+            &format!("{d}/{k} tail shipping every 1 s / off"),
+            &format!("{d}/{k} wormlog 8 MiB segments, tail shipping every 1 s"),
+            &format!("{d}/{k} wormlog 8 MiB segments, shipping off"),
+            ">= 0.9 (issue 28)",
         );
     }
     ratio(
