@@ -294,8 +294,11 @@ fn verify_checkpoints(
         }
     }
     let tiles = check_tiles(target, url, &log, cp.seq)?;
+    // What the copy holds past the newest note it reaches: records a
+    // checkpoint kept elsewhere does not vouch for yet (issue 28).
+    let past = last_seq.saturating_sub(cp.seq);
     Ok(format!(
-        "checkpoints: {} notes signed by the key; the copy holds what the one at seq {} commits to ({beyond} commit to records past the copy)\n{tiles}",
+        "checkpoints: {} notes signed by the key; the copy holds what the one at seq {} commits to ({beyond} commit to records past the copy); the copy reaches {past} record(s) past that note\n{tiles}",
         notes.len(),
         cp.seq
     ))

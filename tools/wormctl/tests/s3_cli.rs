@@ -664,4 +664,34 @@ fn a_checkpoint_shipped_with_the_tail_vouches_for_the_copy() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    // It says the newest record of the copy, and how far past the newest
+    // note it reaches (issue 28): a record appended and shipped after the
+    // note is one past it.
+    let log = Log::open(&dir, Options::default().sealing(Sealing::Manual)).unwrap();
+    log.append(b"after the note").unwrap();
+    drop(log);
+    let o = wormctl(
+        &["ship", d, "--to", &url, "--retain-until", "1d", "--tail"],
+        &endpoint,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = wormctl(
+        &["verify", &url, "--pubkey", public.to_str().unwrap()],
+        &endpoint,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let said = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        said.contains("tail: segment") && said.contains("the newest record the copy holds"),
+        "{said}"
+    );
+    assert!(
+        said.contains("record(s) past that note") && !said.contains("reaches 0 record(s) past"),
+        "{said}"
+    );
 }
