@@ -1101,14 +1101,11 @@ fn seal_hold_and_retention_change_the_log_as_they_say() {
     assert_eq!(files_with(dir.path(), ".zst").len(), before);
     // Without --yes and with no terminal to ask, the plan is shown and
     // nothing is dropped (exit 2, saying how to go on).
-    let o = wormctl(&[
-        "retention",
-        "--max-total-bytes",
-        "1",
-        "--min-age",
-        "0s",
-        p(dir.path()),
-    ]);
+    let drop_all = |yes: &[&str]| {
+        let all = ["retention", "--max-total-bytes", "1", "--min-age", "0s"];
+        wormctl(&[&all[..], yes, &[p(dir.path())]].concat())
+    };
+    let o = drop_all(&[]);
     expect_code(&o, 2);
     assert!(
         stdout(&o).contains(&format!("would drop {before} segment(s)")),
@@ -1117,15 +1114,7 @@ fn seal_hold_and_retention_change_the_log_as_they_say() {
     );
     assert!(stderr(&o).contains("--yes"), "{}", stderr(&o));
     assert_eq!(files_with(dir.path(), ".zst").len(), before);
-    let o = wormctl(&[
-        "retention",
-        "--max-total-bytes",
-        "1",
-        "--min-age",
-        "0s",
-        "--yes",
-        p(dir.path()),
-    ]);
+    let o = drop_all(&["--yes"]);
     expect_code(&o, 0);
     assert!(
         stdout(&o).contains(&format!("dropped {before} segment(s)")),

@@ -623,41 +623,27 @@ fn a_checkpoint_shipped_with_the_tail_vouches_for_the_copy() {
     let o = wormctl(&["keygen", "--out", key.to_str().unwrap()], &endpoint);
     assert!(o.status.success());
     let (private, public) = (key.with_extension("key"), key.with_extension("pub"));
-    let o = wormctl(
-        &["ship", d, "--to", &url, "--retain-until", "1d"],
-        &endpoint,
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = wormctl(
-        &["verify", &url, "--pubkey", public.to_str().unwrap()],
-        &endpoint,
-    );
+    let ship = |more: &[&str]| {
+        let base = ["ship", d, "--to", &url, "--retain-until", "1d"];
+        let o = wormctl(&[&base[..], more].concat(), &endpoint);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        o
+    };
+    let verify = || {
+        let public = public.to_str().unwrap();
+        wormctl(&["verify", &url, "--pubkey", public], &endpoint)
+    };
+    ship(&[]);
+    let o = verify();
     assert_eq!(
         o.status.code(),
         Some(2),
         "no note yet: the operator's to ship one"
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("--checkpoint-key"));
-    let o = wormctl(
-        &[
-            "ship",
-            d,
-            "--to",
-            &url,
-            "--retain-until",
-            "1d",
-            "--tail",
-            "--checkpoint-key",
-            private.to_str().unwrap(),
-        ],
-        &endpoint,
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = ship(&["--tail", "--checkpoint-key", private.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("shipped a checkpoint"));
-    let o = wormctl(
-        &["verify", &url, "--pubkey", public.to_str().unwrap()],
-        &endpoint,
-    );
+    let o = verify();
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -670,15 +656,8 @@ fn a_checkpoint_shipped_with_the_tail_vouches_for_the_copy() {
     let log = Log::open(&dir, Options::default().sealing(Sealing::Manual)).unwrap();
     log.append(b"after the note").unwrap();
     drop(log);
-    let o = wormctl(
-        &["ship", d, "--to", &url, "--retain-until", "1d", "--tail"],
-        &endpoint,
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = wormctl(
-        &["verify", &url, "--pubkey", public.to_str().unwrap()],
-        &endpoint,
-    );
+    ship(&["--tail"]);
+    let o = verify();
     assert_eq!(
         o.status.code(),
         Some(0),
