@@ -96,8 +96,13 @@ fn answer(inner: &Engine, request: &Message) -> Message {
     match act(inner, request) {
         Ok(results) => Message::new("ok", results),
         Err(e) => {
+            // As wormctl judges the same errors of its own (fail.rs).
             let head = match e {
-                Error::Corrupt { .. } | Error::NeedsRepair { .. } => "tampered",
+                Error::Corrupt { .. }
+                | Error::NeedsRepair { .. }
+                | Error::Symlink { .. }
+                | Error::NotRegular { .. }
+                | Error::CheckpointMismatch { .. } => "tampered",
                 _ => "failed",
             };
             Message::new(head, vec![e.to_string().into_bytes()])
@@ -131,7 +136,12 @@ fn act(inner: &Engine, request: &Message) -> Result<Vec<Vec<u8>>> {
             .record_access(text(0)?, text(1)?, text(2)?)
             .map(|seq| vec![n(seq)]),
         "append" => {
-            let receipts = inner.append_batch(request.args.clone())?;
+            // Answered only once durable, whatever the writer's own mode:
+            // the client prints receipts, and a receipt promises durability.
+            // No backpressure wait here: this runs on a pool worker the
+            // shipper may need (`Engine::append_batch_now`).
+            let receipts = inner.append_batch_now(request.args.clone())?;
+            inner.writer()?.sync(&inner.shared)?;
             Ok(receipts
                 .iter()
                 .map(|r| format!("{} {} {}", r.seq, r.timestamp_ns, hex(r.hash)).into_bytes())

@@ -156,12 +156,32 @@ impl Engine {
     /// Commits `req` with whatever else is queued (group commit).
     pub(crate) fn commit(&self, req: Request) -> Result<Vec<Receipt>> {
         self.shared.check_writable()?;
+        self.wait_for_the_copy(true)?;
+        self.commit_now(req)
+    }
+
+    /// `commit` without waiting for the copy (`Shipping::max_lag` is still
+    /// checked): for the control channel, which runs on a pool worker the
+    /// shipper may need.
+    pub(crate) fn append_batch_now(&self, payloads: Vec<Vec<u8>>) -> Result<Vec<Receipt>> {
+        let max = self.shared.options.payload_bytes_max;
+        if let Some(p) = payloads.iter().find(|p| p.len() > max) {
+            return Err(Error::PayloadTooLarge { len: p.len(), max });
+        }
+        if payloads.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.wait_for_the_copy(false)?;
+        self.commit_now(Request::new(RecordKind::User, payloads))
+    }
+
+    fn commit_now(&self, req: Request) -> Result<Vec<Receipt>> {
+        self.shared.check_writable()?;
         let Mode::Write(writer) = &self.mode else {
             return Err(Error::ReadOnly {
                 path: self.shared.dir.clone(),
             });
         };
-        self.wait_for_the_copy()?;
         let weight = req.bytes();
         let receipts = self.barrier.enter(
             req,
@@ -175,7 +195,7 @@ impl Engine {
 
     /// `Shipping::max_lag`: while the copy is further behind than allowed,
     /// wakes the shipper and waits, at most the lag again, then fails.
-    fn wait_for_the_copy(&self) -> Result<()> {
+    fn wait_for_the_copy(&self, wait: bool) -> Result<()> {
         let Some(max) = self
             .shared
             .options
@@ -190,17 +210,23 @@ impl Engine {
         loop {
             let now = (self.shared.options.clock)();
             let head = self.shared.visible.read().head.seq;
-            let (seq, ns) = self.ship_status.lock().shipped_through.unwrap_or((
-                0,
-                self.opened.1.max(now.saturating_sub(
-                    u64::try_from(self.opened.0.elapsed().as_nanos()).unwrap_or(u64::MAX),
-                )),
-            ));
-            let behind = now.saturating_sub(ns);
+            let status = self.ship_status.lock().clone();
+            // A shipper that cannot say how far its copy reaches is not
+            // held to a lag it cannot show.
+            if status.runs > 0 && status.shipped_through.is_none() {
+                return Ok(());
+            }
+            let seq = status.shipped_through.map_or(0, |(seq, _)| seq);
+            // Before the first run, the records waited since the open.
+            let opened = now.saturating_sub(
+                u64::try_from(self.opened.0.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            );
+            let since = status.unshipped_since.unwrap_or(opened);
+            let behind = now.saturating_sub(since);
             if head <= seq || behind <= max_ns {
                 return Ok(());
             }
-            if Instant::now() >= give_up {
+            if !wait || Instant::now() >= give_up {
                 return Err(Error::CopyBehind {
                     behind_ms: behind / 1_000_000,
                     shipped_seq: seq,
@@ -275,10 +301,21 @@ impl Engine {
                 .flatten(),
             Err(_) => None,
         };
+        // When the records the copy lacks began to wait.
+        let unshipped_since = through.map(|(seq, _)| {
+            let now = (self.shared.options.clock)();
+            match crate::read::get(&self.shared, seq + 1) {
+                Ok(r) => r.timestamp(),
+                Err(_) => now,
+            }
+        });
         let mut status = self.ship_status.lock();
         match &outcome {
             Ok(n) => {
-                status.shipped_through = through.or(status.shipped_through);
+                if through.is_some() {
+                    status.shipped_through = through;
+                    status.unshipped_since = unshipped_since;
+                }
                 status.objects_shipped += *n as u64;
                 status.runs += 1;
                 status.failures_in_a_row = 0;

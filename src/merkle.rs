@@ -147,6 +147,7 @@ fn feed(shared: &Shared, persist: bool) -> Result<u64> {
         }
         let mut taken = Vec::new();
         while tree.size() < head {
+            let before = tree.size();
             let next = tree.size() + 1;
             let held_from = shared.pending_leaves.lock().take(next, head, &mut taken);
             for l in taken.drain(..) {
@@ -176,6 +177,15 @@ fn feed(shared: &Shared, persist: bool) -> Result<u64> {
             }
             if persist && tree.unwritten_bytes() >= PERSIST_BYTES {
                 tree.persist()?;
+            }
+            // Records the log says it holds and cannot give (a segment
+            // cut behind the writer's back ends a read early, without an
+            // error): no loop, which would hold the tree's lock for ever.
+            if tree.size() == before {
+                return Err(unavailable(format!(
+                    "records {}..={head} could not be read to feed the tree",
+                    before + 1
+                )));
             }
         }
     }

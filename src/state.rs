@@ -201,6 +201,11 @@ pub struct ShipStatus {
     /// ended well: its seq and commit time (ns since 1970), where the
     /// shipper knows it. With the head, how far behind the copy is.
     pub shipped_through: Option<(u64, u64)>,
+    /// As of that run, every record the copy did not hold yet was committed
+    /// at or after this time (ns since 1970): the oldest such record's
+    /// commit time, or, where the copy held the head, when the run ended.
+    /// How long records have waited to leave the host.
+    pub unshipped_since: Option<u64>,
 }
 
 /// The legal hold and the retention policy in force at a point of the

@@ -845,9 +845,9 @@ pub fn ship_observed(
     }
     // Last, what the active segment gained since its last tail object.
     if target.tail {
-        if let Some(object) = tail::ship_tail(dir, target, &until, step)? {
-            report.uploaded.push(object);
-        }
+        report
+            .uploaded
+            .extend(tail::ship_tail(dir, target, &until, step)?);
     }
     Ok(report)
 }
@@ -1378,6 +1378,10 @@ pub struct RemoteReport {
     pub tail_last_seq: Option<u64>,
     /// That record's commit time (ns since 1970).
     pub tail_last_ns: Option<u64>,
+    /// A segment whose tail objects were left out because the segment
+    /// before was copied only in part (closed by a roll, its sealed file
+    /// not shipped yet): the copy ends before it.
+    pub tail_left_out: Option<u64>,
 }
 
 /// Verifies the copy under `target` alone: every sealed segment file it
@@ -1648,17 +1652,21 @@ fn walk_remote(
         superseded: &tails,
     };
     let prev = fetch_segments(target, into, &fetch, &segments, &mut report)?;
-    let after = prev.map_or(0, |(n, _)| n);
-    let mut later = tails.range(after + 1..);
-    if let Some((&segment, objects)) = later.next() {
-        tail::fetch_tail(target, into, keep, segment, objects, prev, &mut report)?;
-    }
-    if let Some((&segment, objects)) = later.next() {
-        return Err(remote(
-            "verify",
-            &objects[0].1.key,
-            format!("tail objects of segment {segment} follow another active segment's"),
-        ));
+    // Each segment after the last sealed file, in turn, from its tails:
+    // a roll may have closed one that is not sealed yet.
+    let mut link = prev;
+    for (&segment, objects) in tails.range(prev.map_or(0, |(n, _)| n) + 1..) {
+        if link.is_some_and(|(n, _)| segment != n + 1) {
+            return Err(remote(
+                "verify",
+                &objects[0].1.key,
+                format!("tail objects of segment {segment} skip a segment"),
+            ));
+        }
+        match tail::fetch_tail(target, into, keep, segment, objects, link, &mut report)? {
+            Some(head) => link = Some((segment, head)),
+            None => break,
+        }
     }
     Ok((report, prev))
 }

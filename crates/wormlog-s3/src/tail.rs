@@ -31,9 +31,9 @@ pub(crate) fn parse_tail_name(name: &str) -> Option<(u64, u64)> {
     (ok(seg) && ok(from)).then(|| Some((seg.parse().ok()?, from.parse().ok()?)))?
 }
 
-/// The active segment: the highest-numbered raw segment file with no
-/// sealed file (its number), if any.
-fn active_segment(dir: &Path) -> Result<Option<u64>> {
+/// The raw segment files with no sealed file, oldest first: the active
+/// segment, and any a roll closed that is not sealed yet.
+fn unsealed_segments(dir: &Path) -> Result<Vec<u64>> {
     let mut raw = Vec::new();
     let mut sealed = std::collections::HashSet::new();
     for e in std::fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))? {
@@ -45,20 +45,38 @@ fn active_segment(dir: &Path) -> Result<Option<u64>> {
             sealed.insert(n);
         }
     }
-    Ok(raw.into_iter().filter(|n| !sealed.contains(n)).max())
+    raw.retain(|n| !sealed.contains(n));
+    raw.sort_unstable();
+    Ok(raw)
 }
 
-/// Ships what the active segment gained since its last tail object; the
-/// object shipped, if there was anything new.
+/// Ships what each unsealed segment gained since its last tail object,
+/// oldest first (a segment a roll closed first, so that the copy never
+/// holds a newer segment's tail without the end of the one before); the
+/// objects shipped.
 pub(crate) fn ship_tail(
     dir: &Path,
     target: &S3Target,
     until: &str,
     step: &mut dyn FnMut(ShipStep<'_>) -> Result<()>,
+) -> Result<Vec<ShippedObject>> {
+    let mut shipped = Vec::new();
+    for segment in unsealed_segments(dir)? {
+        if let Some(object) = ship_segment_tail(dir, target, segment, until, step)? {
+            shipped.push(object);
+        }
+    }
+    Ok(shipped)
+}
+
+/// Ships what raw segment `segment` gained since its last tail object.
+fn ship_segment_tail(
+    dir: &Path,
+    target: &S3Target,
+    segment: u64,
+    until: &str,
+    step: &mut dyn FnMut(ShipStep<'_>) -> Result<()>,
 ) -> Result<Option<ShippedObject>> {
-    let Some(segment) = active_segment(dir)? else {
-        return Ok(None);
-    };
     let under = target.key(&format!("tail/{segment:020}/"));
     let from = recorded_for(dir, target)?
         .iter()
@@ -71,7 +89,9 @@ pub(crate) fn ship_tail(
         .max()
         .unwrap_or(0);
     let to = wormlog::ext::whole_frames_end(dir, segment, from)?;
-    if to <= from {
+    // A header with no frame after it yet is nothing to ship: a copy that
+    // holds one would end at no record.
+    if to <= from || to <= wormlog::format::SEGMENT_HEADER_LEN as u64 {
         return Ok(None);
     }
     let path = dir.join(segment_file_name(segment));
@@ -165,7 +185,7 @@ pub(crate) fn fetch_tail(
     objects: &[(u64, &RemoteVersion)],
     prev: Option<(u64, ChainPos)>,
     report: &mut RemoteReport,
-) -> Result<ChainPos> {
+) -> Result<Option<ChainPos>> {
     let path: PathBuf = into.join(segment_file_name(segment));
     let mut f = std::fs::File::create(&path).map_err(|e| Error::io("create", &path, e))?;
     let mut at = 0u64;
@@ -200,6 +220,14 @@ pub(crate) fn fetch_tail(
         )
     })?;
     if let Some((n, head)) = prev {
+        // The segment before was copied only in part (a roll closed it
+        // before its last tail run, and its sealed file is not shipped
+        // yet): this one cannot be linked, and is left out, not blamed.
+        if n + 1 == segment && r.first_seq > head.seq + 1 {
+            let _ = std::fs::remove_file(&path);
+            report.tail_left_out = Some(segment);
+            return Ok(None);
+        }
         if n + 1 != segment || r.first_seq != head.seq + 1 || r.start_hash != head.hash {
             return Err(remote(
                 "verify",
@@ -213,10 +241,10 @@ pub(crate) fn fetch_tail(
         }
     }
     report.tail_segment = Some(segment);
-    report.tail_objects = objects.len() as u64;
+    report.tail_objects += objects.len() as u64;
     report.tail_last_seq = Some(r.head.seq);
     report.tail_last_ns = Some(r.head.timestamp_ns);
-    Ok(r.head)
+    Ok(Some(r.head))
 }
 
 /// The last record whose copy under `target` the record in `dir` confirms:
@@ -299,7 +327,8 @@ pub(crate) fn check_superseded(
         objects,
         None,
         &mut report,
-    )?;
+    )?
+    .expect("with no segment before, none is left out");
     let holds = wormlog::SegmentFile::open(sealed)?
         .filter_map(|r| r.ok())
         .find(|r| r.seq() == head.seq)

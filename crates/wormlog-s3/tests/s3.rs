@@ -1221,3 +1221,48 @@ fn appends_wait_for_a_copy_that_falls_behind_the_lag_and_then_fail() {
     }
     assert_eq!(log.head(), head, "nothing committed");
 }
+
+/// The review of issue 28: between a roll and the seal, the copy held a
+/// newer segment's tail without the end of the one before, and verify
+/// called the faithful copy tampered (and restore refused it). Every
+/// unsealed segment's tail is shipped, oldest first, and the copy of a log
+/// whose rolls were never sealed verifies and restores whole.
+#[test]
+fn tails_of_segments_closed_by_a_roll_and_not_yet_sealed_restore_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(
+        dir.path(),
+        Options::default()
+            .sealing(Sealing::Manual)
+            .segment_bytes_max(8 << 10),
+    )
+    .unwrap();
+    let t = target("tail-rolls").with_tail(true);
+    for round in 0..3 {
+        for i in 0..150 {
+            log.append(format!("round {round} event {i}").as_bytes())
+                .unwrap();
+        }
+        ship::ship(dir.path(), &t, None).unwrap();
+    }
+    let head = log.head();
+    drop(log);
+    ship::ship(dir.path(), &t, None).unwrap();
+    let raw = common::files_with(dir.path(), ".wlog").len();
+    assert!(
+        raw >= 3,
+        "several segments closed by rolls, none sealed: {raw}"
+    );
+    let remote = ship::verify_remote(&t, Some(dir.path())).unwrap();
+    assert!(
+        remote.tail_last_seq.unwrap() > head.seq,
+        "the close's records too"
+    );
+    assert_eq!(remote.tail_left_out, None);
+    let back = tempfile::tempdir().unwrap();
+    let restored = back.path().join("log");
+    ship::restore(&t, &restored, None).unwrap();
+    let copy = Log::open_read_only(&restored, Options::default()).unwrap();
+    copy.verify().unwrap();
+    assert_eq!(copy.get(head.seq).unwrap().hash(), &head.hash);
+}

@@ -236,19 +236,36 @@ fn verify_checkpoints(
     let notes = ship::checkpoints(target).map_err(remote_fail)?;
     let mut latest: Option<wormlog::Checkpoint> = None;
     let mut beyond = 0;
+    // Notes no line of which names the key given: all of them, and the
+    // operator gave another key (exit 2); some among notes the key signed,
+    // and someone with write access put them there (exit 1).
+    let mut foreign: Vec<String> = Vec::new();
+    let mut signed = 0;
     for (k, note) in &notes {
-        // A note no line of which names the key given was signed by
-        // another key: the operator's choice of key, not the bucket's
-        // fault (a line by that key that fails is a changed note).
-        let cp = wormlog::Checkpoint::verify_note(note, &key).map_err(|e| match e {
-            wormlog::CheckpointError::NotSignedByKey { .. } => Fail::usage(format!("{k}: {e}")),
-            e => Fail::tampered(format!("{k}: {e}")),
-        })?;
+        let cp = match wormlog::Checkpoint::verify_note(note, &key) {
+            Ok(cp) => cp,
+            Err(e @ wormlog::CheckpointError::NotSignedByKey { .. }) => {
+                foreign.push(format!("{k}: {e}"));
+                continue;
+            }
+            Err(e) => return Err(Fail::tampered(format!("{k}: {e}"))),
+        };
+        signed += 1;
         if cp.seq > last_seq {
             beyond += 1; // commits to records not sealed and shipped yet
         } else if latest.as_ref().is_none_or(|l| cp.seq >= l.seq) {
             latest = Some(cp);
         }
+    }
+    match (signed, foreign.first()) {
+        (0, Some(first)) => return Err(Fail::usage(first.clone())),
+        (_, Some(_)) => {
+            return Err(Fail::tampered(format!(
+                "{url}: checkpoint notes not signed by the key, beside {signed} that are: {}",
+                foreign.join("; ")
+            )))
+        }
+        _ => {}
     }
     // No note to check the copy against is nothing found wrong, and
     // nothing checked: the operator's to fix (exit 2), with how.
@@ -493,7 +510,13 @@ pub fn bucket(a: BucketArgs) -> Result<(), Fail> {
 
 /// What the copy's tail objects hold, or that it has none.
 pub fn tail_line(r: &ship::RemoteReport) -> String {
-    match (r.tail_segment, r.tail_last_seq, r.tail_last_ns) {
+    let left_out = r.tail_left_out.map_or_else(String::new, |s| {
+        format!(
+            "; the tail of segment {s} is left out until the segment before it is sealed and \
+             shipped (a roll closed it before its last tail run)"
+        )
+    });
+    let line = match (r.tail_segment, r.tail_last_seq, r.tail_last_ns) {
         (Some(seg), Some(seq), Some(ns)) => format!(
             "   tail: segment {seg} rebuilt from {} tail object(s), chained to the sealed files, \
              through seq {seq} committed at {}: the newest record the copy holds",
@@ -505,5 +528,6 @@ pub fn tail_line(r: &ship::RemoteReport) -> String {
              or a writer shipping with its tail, copies what comes after)",
             r.last_seq
         ),
-    }
+    };
+    line + &left_out
 }

@@ -673,4 +673,42 @@ fn a_checkpoint_shipped_with_the_tail_vouches_for_the_copy() {
         said.contains("record(s) past that note") && !said.contains("reaches 0 record(s) past"),
         "{said}"
     );
+    // A note signed by another key put beside the genuine ones (by someone
+    // with write access): tampering, exit 1, not the operator's key (the
+    // review of issue 27: it was exit 2, and nothing was checked).
+    let intruder = work.path().join("intruder");
+    let o = wormctl(&["keygen", "--out", intruder.to_str().unwrap()], &endpoint);
+    assert!(o.status.success());
+    let note = work.path().join("intruder.note");
+    let o = wormctl(
+        &[
+            "checkpoint",
+            d,
+            "--key",
+            intruder.with_extension("key").to_str().unwrap(),
+            "--out",
+            note.to_str().unwrap(),
+        ],
+        &endpoint,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let target = wormlog_s3::S3Target::from_env(&url).unwrap();
+    let planted = "notes-tail/checkpoints/99999999999999999999-planted"; // under the prefix
+    let bytes = std::fs::read(&note).unwrap();
+    assert_eq!(
+        wormlog_s3::put_unconditional(&target, planted, &bytes).unwrap(),
+        200
+    );
+    let o = verify();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not signed by the key"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
