@@ -95,14 +95,20 @@ impl Engine {
 
     /// `Log::append_batch`, on owned payloads (also the control channel's).
     pub(crate) fn append_batch(&self, payloads: Vec<Vec<u8>>) -> Result<Vec<Receipt>> {
+        match self.user_request(payloads)? {
+            Some(req) => self.commit(req),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// User payloads as a request, each within `Options::payload_bytes_max`
+    /// (`None` for none).
+    fn user_request(&self, payloads: Vec<Vec<u8>>) -> Result<Option<Request>> {
         let max = self.shared.options.payload_bytes_max;
         if let Some(p) = payloads.iter().find(|p| p.len() > max) {
             return Err(Error::PayloadTooLarge { len: p.len(), max });
         }
-        if payloads.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.commit(Request::new(RecordKind::User, payloads))
+        Ok((!payloads.is_empty()).then(|| Request::new(RecordKind::User, payloads)))
     }
 
     /// `Log::seal`: rolls, seals every closed segment, ships if set up.
@@ -164,15 +170,11 @@ impl Engine {
     /// checked): for the control channel, which runs on a pool worker the
     /// shipper may need.
     pub(crate) fn append_batch_now(&self, payloads: Vec<Vec<u8>>) -> Result<Vec<Receipt>> {
-        let max = self.shared.options.payload_bytes_max;
-        if let Some(p) = payloads.iter().find(|p| p.len() > max) {
-            return Err(Error::PayloadTooLarge { len: p.len(), max });
-        }
-        if payloads.is_empty() {
+        let Some(req) = self.user_request(payloads)? else {
             return Ok(Vec::new());
-        }
+        };
         self.wait_for_the_copy(false)?;
-        self.commit_now(Request::new(RecordKind::User, payloads))
+        self.commit_now(req)
     }
 
     fn commit_now(&self, req: Request) -> Result<Vec<Receipt>> {
@@ -210,18 +212,23 @@ impl Engine {
         loop {
             let now = (self.shared.options.clock)();
             let head = self.shared.visible.read().head.seq;
-            let status = self.ship_status.lock().clone();
+            // Only the three fields this needs (an append reads them each
+            // time): no copy of the status's error text.
+            let (runs, through, unshipped_since) = {
+                let st = self.ship_status.lock();
+                (st.runs, st.shipped_through, st.unshipped_since)
+            };
             // A shipper that cannot say how far its copy reaches is not
             // held to a lag it cannot show.
-            if status.runs > 0 && status.shipped_through.is_none() {
+            if runs > 0 && through.is_none() {
                 return Ok(());
             }
-            let seq = status.shipped_through.map_or(0, |(seq, _)| seq);
+            let seq = through.map_or(0, |(seq, _)| seq);
             // Before the first run, the records waited since the open.
             let opened = now.saturating_sub(
                 u64::try_from(self.opened.0.elapsed().as_nanos()).unwrap_or(u64::MAX),
             );
-            let since = status.unshipped_since.unwrap_or(opened);
+            let since = unshipped_since.unwrap_or(opened);
             let behind = now.saturating_sub(since);
             if head <= seq || behind <= max_ns {
                 return Ok(());

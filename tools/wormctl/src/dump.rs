@@ -13,19 +13,8 @@ pub struct Args {
     /// A log directory, a segment file (.wlog or .wlog.zst), or `-` for a
     /// raw segment on standard input (e.g. `zstd -dc seg.wlog.zst | wormctl dump -`).
     path: PathBuf,
-    /// One JSON object per record (as `-o json`).
-    #[arg(long)]
-    json: bool,
-    /// Output mode, as journalctl's: short (the table, default), json (one
-    /// object per line), json-pretty, cat (payloads only).
-    #[arg(
-        short = 'o',
-        long = "output",
-        value_name = "MODE",
-        value_enum,
-        conflicts_with = "json"
-    )]
-    output: Option<OutputMode>,
+    #[command(flatten)]
+    output: OutputArgs,
     /// Add frame locations (segment, offset, length, CRC) and chain hashes.
     #[arg(long)]
     raw: bool,
@@ -149,6 +138,35 @@ fn parse_matches(list: &[String]) -> Result<Vec<(Vec<String>, String)>, Fail> {
 }
 
 /// Prints records as a table (with a header before the first) or JSON lines.
+/// `--json` and `-o MODE`, as dump and tail both take them.
+#[derive(clap::Args, Debug, Clone)]
+pub struct OutputArgs {
+    /// One JSON object per record (as `-o json`).
+    #[arg(long)]
+    json: bool,
+    /// Output mode, as journalctl's: short (the table, default), json (one
+    /// object per line), json-pretty, cat (payloads only).
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "MODE",
+        value_enum,
+        conflicts_with = "json"
+    )]
+    output: Option<OutputMode>,
+}
+
+impl OutputArgs {
+    /// The mode asked for (`--json` is `-o json`).
+    pub fn mode(&self) -> OutputMode {
+        match (self.output, self.json) {
+            (Some(m), _) => m,
+            (None, true) => OutputMode::Json,
+            (None, false) => OutputMode::Short,
+        }
+    }
+}
+
 /// `-o MODE`, journalctl's names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputMode {
@@ -329,11 +347,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
         grep,
         matches: parse_matches(&a.matches)?,
     };
-    let mode = match (a.output, a.json) {
-        (Some(m), _) => m,
-        (None, true) => OutputMode::Json,
-        (None, false) => OutputMode::Short,
-    };
+    let mode = a.output.mode();
     let mut printer = Printer {
         out: Out::paged(a.no_pager),
         mode,

@@ -37,19 +37,8 @@ pub struct Args {
     /// How often to look for new records while following, e.g. 200ms or 2s.
     #[arg(long, default_value = "250ms", value_parser = out::parse_duration)]
     interval: Duration,
-    /// One JSON object per record (as `-o json`).
-    #[arg(long)]
-    json: bool,
-    /// Output mode, as journalctl's: short (the table, default), json,
-    /// json-pretty, cat (payloads only).
-    #[arg(
-        short = 'o',
-        long = "output",
-        value_name = "MODE",
-        value_enum,
-        conflicts_with = "json"
-    )]
-    output: Option<crate::dump::OutputMode>,
+    #[command(flatten)]
+    output: crate::dump::OutputArgs,
     /// Include the engine's own records.
     #[arg(long)]
     system: bool,
@@ -96,11 +85,11 @@ fn print(out: &mut Out, a: &Args, r: &Record) -> Result<(), Fail> {
         return Ok(());
     }
     use crate::dump::OutputMode;
-    match (a.json, a.output) {
-        (true, _) | (_, Some(OutputMode::Json)) => out.record_json(r, false),
-        (_, Some(OutputMode::JsonPretty)) => out.record_json_pretty(r, false),
-        (_, Some(OutputMode::Cat)) => out.payload_line(r),
-        _ => out.table_row(r, false),
+    match a.output.mode() {
+        OutputMode::Json => out.record_json(r, false),
+        OutputMode::JsonPretty => out.record_json_pretty(r, false),
+        OutputMode::Cat => out.payload_line(r),
+        OutputMode::Short => out.table_row(r, false),
     }
 }
 
