@@ -127,39 +127,8 @@ impl Checkpoint {
         note: &str,
         key: &CheckpointPublicKey,
     ) -> Result<Checkpoint, CheckpointError> {
-        let bad = |m: &str| CheckpointError::Malformed(m.to_string());
-        if note.len() > NOTE_BYTES_MAX {
-            return Err(bad("longer than any checkpoint"));
-        }
-        let Some(split) = note.find("\n\n") else {
-            return Err(bad("no blank line between body and signatures"));
-        };
-        let (body, sigs) = (&note[..split + 1], &note[split + 2..]);
+        let (body, lines) = split_note(note)?;
         let checkpoint = parse_body(body)?;
-        // The whole note is checked before any signature is tried: bytes
-        // after a valid signature line (NULs, a half-written line) would
-        // otherwise ride along in a note that verifies.
-        if sigs.is_empty() {
-            return Err(bad("no signature lines"));
-        }
-        let Some(sigs) = sigs.strip_suffix('\n') else {
-            return Err(bad(
-                "does not end with a newline after its last signature line",
-            ));
-        };
-        let mut lines = Vec::new();
-        for line in sigs.split('\n') {
-            if lines.len() == SIGNATURE_LINES_MAX {
-                return Err(bad("too many signature lines"));
-            }
-            let Some(rest) = line.strip_prefix("\u{2014} ") else {
-                return Err(bad("signature line does not start with an em dash"));
-            };
-            let Some(name_blob) = rest.split_once(' ') else {
-                return Err(bad("signature line has no signature"));
-            };
-            lines.push(name_blob);
-        }
         let want_id = key_id(&key.name, &key.key);
         let mut by_key = false;
         let signers = signers_of(&lines);
@@ -168,7 +137,7 @@ impl Checkpoint {
                 continue;
             }
             let Ok(blob) = B64.decode(blob) else {
-                return Err(bad("signature is not base64"));
+                return Err(CheckpointError::Malformed("signature is not base64".into()));
             };
             if blob.len() != 4 + 64 || blob[..4] != want_id {
                 continue;
@@ -195,6 +164,49 @@ impl Checkpoint {
             key_name: key.name.clone(),
         })
     }
+}
+
+/// One signature line of a note: the signer's name and its base64 blob.
+#[cfg(feature = "signing")]
+pub(crate) type SignatureLine<'a> = (&'a str, &'a str);
+
+/// A signed note's body (through its last newline) and its signature
+/// lines as (name, base64 blob), the whole note checked for shape first:
+/// bytes after a valid signature line (NULs, a half-written line) would
+/// otherwise ride along in a note that verifies. At most
+/// `SIGNATURE_LINES_MAX` lines; `NOTE_BYTES_MAX` bytes.
+#[cfg(feature = "signing")]
+pub(crate) fn split_note(note: &str) -> Result<(&str, Vec<SignatureLine<'_>>), CheckpointError> {
+    let bad = |m: &str| CheckpointError::Malformed(m.to_string());
+    if note.len() > NOTE_BYTES_MAX {
+        return Err(bad("longer than any checkpoint"));
+    }
+    let Some(split) = note.find("\n\n") else {
+        return Err(bad("no blank line between body and signatures"));
+    };
+    let (body, sigs) = (&note[..split + 1], &note[split + 2..]);
+    if sigs.is_empty() {
+        return Err(bad("no signature lines"));
+    }
+    let Some(sigs) = sigs.strip_suffix('\n') else {
+        return Err(bad(
+            "does not end with a newline after its last signature line",
+        ));
+    };
+    let mut lines = Vec::new();
+    for line in sigs.split('\n') {
+        if lines.len() == SIGNATURE_LINES_MAX {
+            return Err(bad("too many signature lines"));
+        }
+        let Some(rest) = line.strip_prefix("\u{2014} ") else {
+            return Err(bad("signature line does not start with an em dash"));
+        };
+        let Some(name_blob) = rest.split_once(' ') else {
+            return Err(bad("signature line has no signature"));
+        };
+        lines.push(name_blob);
+    }
+    Ok((body, lines))
 }
 
 /// Who signed a note, as its signature lines say: `name (key id)` each,
@@ -340,10 +352,17 @@ fn parse_retention(line: &str) -> Result<RetentionPoint, CheckpointError> {
 /// C2SP key id: the first 4 bytes of SHA-256(name || "\n" || 0x01 || public key).
 #[cfg(feature = "signing")]
 fn key_id(name: &str, key: &VerifyingKey) -> [u8; 4] {
+    typed_key_id(name, ED25519_TYPE, key)
+}
+
+/// C2SP key id for signature type `kind` (0x01 a note signer, 0x04 an
+/// Ed25519 cosigner): SHA-256(name || "\n" || kind || public key)[:4].
+#[cfg(feature = "signing")]
+pub(crate) fn typed_key_id(name: &str, kind: u8, key: &VerifyingKey) -> [u8; 4] {
     let mut h = Sha256::new();
     h.update(name.as_bytes());
     h.update(b"\n");
-    h.update([ED25519_TYPE]);
+    h.update([kind]);
     h.update(key.as_bytes());
     let d = h.finalize();
     [d[0], d[1], d[2], d[3]]
@@ -357,7 +376,7 @@ const KEY_NAME_MAX: usize = 200;
 /// `+` separates a key's fields; a space would split a signature line; a
 /// control character in a name would reach the terminal of whoever verifies.
 #[cfg(feature = "signing")]
-fn check_key_name(name: &str) -> Result<(), CheckpointError> {
+pub(crate) fn check_key_name(name: &str) -> Result<(), CheckpointError> {
     let printable = |b: u8| (0x21..=0x7e).contains(&b) && b != b'+';
     if name.is_empty() || name.len() > KEY_NAME_MAX || !name.bytes().all(printable) {
         return Err(CheckpointError::BadKey(format!(
@@ -520,7 +539,7 @@ impl CheckpointKey {
 }
 
 #[cfg(feature = "signing")]
-fn split3(s: &str) -> Option<(&str, &str, &str)> {
+pub(crate) fn split3(s: &str) -> Option<(&str, &str, &str)> {
     let mut parts = s.splitn(3, '+');
     Some((parts.next()?, parts.next()?, parts.next()?))
 }
@@ -572,6 +591,11 @@ impl CheckpointPublicKey {
     /// The key's name, as its signature lines carry it.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The raw public key (two vkeys with one key are one signer).
+    pub fn key_bytes(&self) -> [u8; 32] {
+        self.key.to_bytes()
     }
 }
 

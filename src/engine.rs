@@ -57,6 +57,10 @@ pub(crate) struct Engine {
     /// One shipping run at a time (the thread's, or `Log::ship_now`).
     pub(crate) ship_lock: Mutex<()>,
     pub(crate) ship_status: Mutex<ShipStatus>,
+    /// The newest checkpoint proved appends signed: its tree size and its
+    /// note (prover.rs). Held while one is signed, so that one group's
+    /// appends share one signature.
+    pub(crate) proved: Mutex<Option<(u64, crate::format::Hash, Arc<str>)>>,
     _lock: Option<Box<dyn DirLock>>,
 }
 
@@ -696,6 +700,7 @@ impl Engine {
             }),
             ship_lock: Mutex::new(()),
             ship_status: Mutex::new(ShipStatus::default()),
+            proved: Mutex::new(None),
             _lock: lock,
         }
     }

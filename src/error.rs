@@ -538,6 +538,20 @@ pub enum CheckpointError {
         /// and key id each; not verified).
         signers: String,
     },
+    /// A tlog-proof whose note verifies does not prove its record: its
+    /// leaf or path does not lead to the note's root. The string says how.
+    #[error("the proof does not hold: {0}")]
+    ProofDoesNotHold(String),
+    /// The checkpoint lacks the cosignatures its trust policy asks for
+    /// (C2SP tlog-policy): the witnesses named did not cosign it.
+    #[error("the checkpoint does not meet the policy's quorum ({quorum}): no valid cosignature from {missing}")]
+    QuorumNotMet {
+        /// The policy's quorum, as written.
+        quorum: String,
+        /// The policy's names of the witnesses without a valid
+        /// cosignature on the note.
+        missing: String,
+    },
 }
 
 /// Damage found while decompressing a sealed file, carried inside an

@@ -32,6 +32,9 @@
 //               the engine's shared worker threads and timer (knows no
 //               log); signed notes of a log's head; how a log is opened;
 //               plain record, position and report types
+//    cosign, policy, tlog_proof
+//               witness cosignatures, trust policies and the tlog-proof
+//               text a proved append returns (feature signing)
 // 5. walk       the one frame walker (decode, seq and chain checks, digest, seal)
 //    segment    segment files, their in-memory view and sparse index
 //    sealed     reading sealed files through the shared frame cache
@@ -50,6 +53,7 @@
 //               typed events and the JSON-lines schema, feature serde)
 // 8. engine     what a log's handle and its jobs share: group commit into
 //               the writer, retention, automatic checkpoints, shipping runs
+//    prover     proved appends: one signed checkpoint per group, a proof each
 //    control    the live writer's control socket (wormctl reaches a running log)
 //    upkeep     the log's background jobs on the shared pool (flushes,
 //               sealing, epoch tags, tree catch-up, shipping, async commits)
@@ -59,6 +63,8 @@ mod background;
 mod barrier;
 mod checkpoint;
 mod control;
+#[cfg(feature = "signing")]
+mod cosign;
 mod engine;
 mod error;
 pub mod ext;
@@ -70,6 +76,10 @@ mod log;
 mod merkle;
 mod options;
 mod permissions;
+#[cfg(feature = "signing")]
+mod policy;
+#[cfg(feature = "signing")]
+mod prover;
 mod read;
 mod recovery;
 mod retention;
@@ -82,6 +92,8 @@ mod state;
 pub mod storage;
 #[cfg(feature = "async")]
 mod task;
+#[cfg(feature = "signing")]
+mod tlog_proof;
 mod tree;
 mod upkeep;
 mod verify;
@@ -93,6 +105,8 @@ pub use checkpoint::CheckpointPublicKey;
 pub use checkpoint::{
     AutoCheckpoints, Checkpoint, CheckpointKey, CheckpointSink, FileSink, RetentionPoint,
 };
+#[cfg(feature = "signing")]
+pub use cosign::{cosigned_message, Cosigned, WitnessKey, WitnessPublicKey};
 pub use error::{CheckpointError, Corruption, Error, Result};
 pub use format::{
     ChainPos, Hash, ParseHashError, PreviousEra, RecordKind, SystemEvent, VerificationKey,
@@ -102,6 +116,10 @@ pub use log::Append;
 pub use log::Log;
 pub use merkle::{ConsistencyProof, InclusionProof, TlogExport, TreeHead};
 pub use options::{Clock, Durability, Options, Retention, Sealing, Shipper, Shipping};
+#[cfg(feature = "signing")]
+pub use policy::{Accepted, Policy};
+#[cfg(feature = "signing")]
+pub use prover::Proved;
 pub use read::Iter;
 pub use retention::RetentionReport;
 pub use segment_file::{SegmentFile, SegmentFileInfo};
@@ -111,4 +129,6 @@ pub use state::{
 };
 #[cfg(feature = "async")]
 pub use task::Task;
+#[cfg(feature = "signing")]
+pub use tlog_proof::{ProvedLeaf, TlogProof};
 pub use verify::{verify_file, verify_file_with, SealingReport, VerifyProgress, VerifyReport};

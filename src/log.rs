@@ -194,6 +194,7 @@ impl Log {
         let head_ns = r.end.at.timestamp_ns;
         let active = r.end.segment.path.clone();
         let mut writer = Writer::new(file, r.end, r.state);
+        writer.note_durable(&shared);
         if shared.options.preallocate {
             // Where the segment cannot be written in place (storage without
             // positional writes, an append-only attribute), the writer
@@ -463,6 +464,47 @@ impl Log {
         self.inner.append_batch(owned)
     }
 
+    /// Appends a record and returns, with its receipt, a C2SP tlog-proof
+    /// that it is in the log (format-spec.md §18.1): its leaf index, its
+    /// inclusion path, and a checkpoint signed with the key given to
+    /// [`Options::proofs`] (an error without one). Returns once the record
+    /// is durable, whatever the durability mode. One signature serves a
+    /// whole group commit. Anyone with the log's public key checks the
+    /// proof offline ([`TlogProof::verify`](crate::TlogProof::verify)).
+    ///
+    /// ```rust
+    /// use wormlog::{CheckpointKey, Log, Options};
+    ///
+    /// let key = CheckpointKey::generate("audit.example")?;
+    /// let public = key.public();
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Log::open(dir.path(), Options::default().proofs(key))?;
+    /// let proved = log.append_proved(b"alice logged in")?;
+    /// // Offline, with the public key alone:
+    /// let leaf = proved.proof.verify(&public)?;
+    /// assert_eq!(leaf.seq, proved.receipt.seq);
+    /// assert!(leaf.binds_payload(b"alice logged in"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "signing")]
+    pub fn append_proved(&self, payload: &[u8]) -> Result<crate::Proved> {
+        let mut proved = self.append_batch_proved(&[payload])?;
+        proved.pop().ok_or_else(|| Error::Poisoned {
+            cause: "no proof returned".into(),
+        })
+    }
+
+    /// [`append_batch`](Self::append_batch) with a proof for each record,
+    /// as [`append_proved`](Self::append_proved).
+    #[cfg(feature = "signing")]
+    pub fn append_batch_proved<P: AsRef<[u8]>>(
+        &self,
+        payloads: &[P],
+    ) -> Result<Vec<crate::Proved>> {
+        let owned = payloads.iter().map(|p| p.as_ref().to_vec()).collect();
+        crate::prover::append_proved(&self.inner, owned)
+    }
+
     /// Makes every committed record durable (an fdatasync, if anything is unsynced).
     pub fn sync(&self) -> Result<()> {
         self.inner.writer()?.sync(&self.inner.shared)
@@ -483,6 +525,7 @@ impl Log {
             writes: c.writes.load(Ordering::Relaxed),
             syncs: c.syncs.load(Ordering::Relaxed),
             bytes: c.bytes.load(Ordering::Relaxed),
+            proof_signatures: c.proof_signatures.load(Ordering::Relaxed),
         }
     }
 

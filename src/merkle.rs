@@ -277,6 +277,34 @@ pub(crate) fn head_at(shared: &Shared, size: u64, persist: bool) -> Result<TreeH
     })
 }
 
+/// The inclusion path of the record whose leaf data is `leaf` (record
+/// `seq`) in the tree of `size` records, whose root the caller computed as
+/// `root` (`head_at`): for a proved append, which has the leaf from its
+/// receipt and need not read the record back. Checked against `root`
+/// before it is handed out, as `prove_inclusion` checks.
+pub(crate) fn path_of_leaf(
+    shared: &Shared,
+    seq: u64,
+    size: u64,
+    leaf: &[u8; LEAF_DATA_LEN],
+    root: &Hash,
+) -> Result<Vec<Hash>> {
+    let tree = shared.tree.lock();
+    if seq == 0 || seq > size || size > tree.size() {
+        return Err(unavailable(format!(
+            "record {seq} is not in a tree of {size} records (the tree holds {})",
+            tree.size()
+        )));
+    }
+    let hashes = inclusion_proof(&*tree, seq - 1, size)?;
+    if !verify_inclusion(seq - 1, size, &leaf_hash(leaf), &hashes, root) {
+        return Err(unavailable(format!(
+            "record {seq} is not the leaf the tree holds for it"
+        )));
+    }
+    Ok(hashes)
+}
+
 pub(crate) fn prove_inclusion(shared: &Shared, seq: u64, tree_size: u64) -> Result<InclusionProof> {
     if seq == 0 || seq > tree_size {
         return Err(unavailable(format!(

@@ -204,6 +204,7 @@ pub struct Options {
     pub(crate) retention: Option<Retention>,
     pub(crate) clock_jump_max: Duration,
     pub(crate) auto_checkpoints: Option<AutoCheckpoints>,
+    pub(crate) proofs: Option<Arc<CheckpointKey>>,
     pub(crate) preallocate: bool,
     pub(crate) shipping: Option<Shipping>,
     pub(crate) verify_min_age: Option<Duration>,
@@ -232,6 +233,7 @@ impl Default for Options {
             retention: None,
             clock_jump_max: Duration::from_secs(3600),
             auto_checkpoints: None,
+            proofs: None,
             preallocate: false,
             shipping: None,
             verify_min_age: None,
@@ -260,6 +262,7 @@ impl fmt::Debug for Options {
             .field("sealed_files_open", &self.sealed_files_open)
             .field("retention", &self.retention)
             .field("auto_checkpoints", &self.auto_checkpoints)
+            .field("proofs", &self.proofs)
             .field("preallocate", &self.preallocate)
             .field("shipping", &self.shipping)
             .field("verify_min_age", &self.verify_min_age)
@@ -402,6 +405,16 @@ impl Options {
             interval,
             sink,
         });
+        self
+    }
+    /// Proved appends (`Log::append_proved`, format-spec.md §18.1): each
+    /// returns, with its receipt, a C2SP tlog-proof of its record against
+    /// a checkpoint signed with `key`. One checkpoint is signed per group
+    /// commit (the first proved append of a group signs; the rest reuse
+    /// it), over records an fdatasync has covered, so a crash cannot take
+    /// back anything a proof shows.
+    pub fn proofs(mut self, key: CheckpointKey) -> Self {
+        self.proofs = Some(Arc::new(key));
         self
     }
     /// Bytes of decompressed sealed frames kept in memory (default 32 MiB).

@@ -21,8 +21,9 @@ use std::sync::Arc;
 /// `Log`'s ship lock, then `retention_lock`, then `anchor`, then the
 /// writer (`Log`'s `Mode::Write` mutex), then `seal_lock`, then `tree`, then
 /// `poison`, `seal_signal`, `seal_error`, and last the leaf locks
-/// `segments`, `visible` and `pending_leaves` (held for a copy or a swap, never across a
-/// call). None is re-entrant: code that holds the writer's guard calls the
+/// `segments`, `visible`, `durable` and `pending_leaves` (held for a copy
+/// or a swap, never across a call). A proved append's signer lock
+/// (`Engine::proved`) comes before the tree's and takes no writer. None is re-entrant: code that holds the writer's guard calls the
 /// `Writer` methods that take it (`Writer::head_flushed`, not `Log::head`).
 pub(crate) struct Shared {
     pub dir: PathBuf,
@@ -30,6 +31,16 @@ pub(crate) struct Shared {
     pub log_id: [u8; 16],
     pub segments: RwLock<Vec<Arc<Segment>>>,
     pub visible: RwLock<Visible>,
+    /// The newest record an fdatasync has covered (set by the writer after
+    /// each sync; the head found at open, which recovery leaves durable):
+    /// the largest tree a proved append may sign, since a crash cannot take
+    /// it back.
+    /// With it, the retention policy the records up to it state (what a
+    /// checkpoint of that head commits to).
+    pub durable: Mutex<(
+        crate::format::ChainPos,
+        Option<crate::format::RetentionRule>,
+    )>,
     pub counters: Counters,
     /// Opened with `Log::open_read_only`: every change is refused.
     pub read_only: bool,
@@ -78,6 +89,7 @@ impl Shared {
             options,
             log_id,
             segments: RwLock::new(segments),
+            durable: Mutex::new((visible.head, None)),
             visible: RwLock::new(visible),
             counters: Counters::default(),
             read_only: false,

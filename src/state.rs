@@ -119,6 +119,9 @@ pub struct WriteStats {
     pub syncs: u64,
     /// Bytes written to segment files.
     pub bytes: u64,
+    /// Checkpoints signed for proved appends (one per group commit at
+    /// most: `Log::append_proved`).
+    pub proof_signatures: u64,
 }
 
 #[derive(Debug, Default)]
@@ -127,6 +130,7 @@ pub(crate) struct Counters {
     pub writes: AtomicU64,
     pub syncs: AtomicU64,
     pub bytes: AtomicU64,
+    pub proof_signatures: AtomicU64,
 }
 
 /// One segment of a log, as [`Log::segments`](crate::Log::segments) describes it.

@@ -376,7 +376,15 @@ impl Writer {
             self.synced_len = self.end.len;
             shared.counters.syncs.fetch_add(1, Ordering::Relaxed);
         }
+        self.note_durable(shared);
         Ok(())
+    }
+
+    /// Everything written is synced (after a sync, or at open): the head,
+    /// and the state its records state, are durable.
+    pub fn note_durable(&self, shared: &Shared) {
+        debug_assert_eq!(self.synced_len, self.end.len);
+        *shared.durable.lock() = (self.end.at, self.state.policy);
     }
 
     /// Rolls now (for `Log::seal`), whatever the active segment's size.

@@ -1,0 +1,125 @@
+//! Proved appends (format-spec.md §18.1): an append that returns, with its
+//! receipt, a C2SP tlog-proof of its record against a signed checkpoint.
+//!
+//! One signature per group commit: the first proved append to find the
+//! newest signed checkpoint too small takes the signer's lock, signs the
+//! durable head (which covers its whole group, and any group synced since),
+//! and the appends after it reuse that note. The head signed is the one
+//! the writer last made durable (`Shared::durable`), never one merely
+//! written: a crash cannot cut a record a handed-out proof shows, so no
+//! later record can take its seq and contradict the proof.
+
+use crate::checkpoint::{Checkpoint, CheckpointKey, RetentionPoint};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::format::merkle::leaf_data;
+use crate::format::{genesis_hash, Hash, RecordKind};
+use crate::merkle;
+use crate::options::Durability;
+use crate::read;
+use crate::state::Receipt;
+use crate::tlog_proof::TlogProof;
+use std::sync::Arc;
+
+/// A record appended with its proof.
+#[derive(Debug, Clone)]
+pub struct Proved {
+    /// The record's receipt (seq, chain hash, commit time).
+    pub receipt: Receipt,
+    /// Its proof: leaf index, inclusion path and the signed checkpoint.
+    pub proof: TlogProof,
+}
+
+/// `Log::append_batch_proved`: appends as one unit, then proves each.
+pub(crate) fn append_proved(engine: &Engine, payloads: Vec<Vec<u8>>) -> Result<Vec<Proved>> {
+    let Some(key) = engine.shared.options.proofs.clone() else {
+        return Err(Error::InvalidOptions(
+            "proved appends need a checkpoint key: open the log with Options::proofs(key)".into(),
+        ));
+    };
+    let receipts = engine.append_batch(payloads)?;
+    prove(engine, &key, &receipts)
+}
+
+/// Proofs of `receipts` (contiguous user records, just committed).
+pub(crate) fn prove(
+    engine: &Engine,
+    key: &CheckpointKey,
+    receipts: &[Receipt],
+) -> Result<Vec<Proved>> {
+    let (Some(first), Some(last)) = (receipts.first(), receipts.last()) else {
+        return Ok(Vec::new());
+    };
+    let shared = &engine.shared;
+    if shared.options.durability != Durability::Sync {
+        // Acknowledged is not yet durable: a proof waits for the sync.
+        engine.writer()?.sync(shared)?;
+    }
+    let (size, root, note) = signed_head(engine, key, last.seq)?;
+    let mut prev = prev_hash(engine, first.seq)?;
+    let mut out = Vec::with_capacity(receipts.len());
+    for r in receipts {
+        let leaf = leaf_data(r.seq, r.timestamp_ns, RecordKind::User as u8, &r.hash);
+        let hashes = merkle::path_of_leaf(shared, r.seq, size, &leaf, &root)?;
+        out.push(Proved {
+            receipt: *r,
+            proof: TlogProof::new(&leaf, &prev, r.seq, hashes, &note),
+        });
+        prev = r.hash;
+    }
+    Ok(out)
+}
+
+/// The newest signed checkpoint if it covers `need`, else a new one of the
+/// durable head (which covers it: `need` was synced before this is asked).
+fn signed_head(engine: &Engine, key: &CheckpointKey, need: u64) -> Result<(u64, Hash, Arc<str>)> {
+    let shared = &engine.shared;
+    let mut latest = engine.proved.lock();
+    if let Some((size, root, note)) = &*latest {
+        if *size >= need {
+            return Ok((*size, *root, note.clone()));
+        }
+    }
+    let (head, policy) = *shared.durable.lock();
+    if head.seq < need {
+        return Err(Error::Poisoned {
+            cause: format!(
+                "record {need} was acknowledged but the durable head is {}",
+                head.seq
+            ),
+        });
+    }
+    let tree = merkle::head_at(shared, head.seq, false)?;
+    let format_3 = shared
+        .segments
+        .read()
+        .last()
+        .is_some_and(|s| s.header.version >= 3);
+    let checkpoint = Checkpoint {
+        log_id: shared.log_id,
+        seq: head.seq,
+        hash: head.hash,
+        timestamp_ns: head.timestamp_ns,
+        retention: Some(RetentionPoint {
+            first_seq: shared.first_seq(),
+            anchor_head: shared.anchor.lock().last_hash(&shared.log_id),
+            min_age_ns: format_3.then(|| policy.map_or(0, |p| p.min_age_ns)),
+        }),
+        tree_root: Some(tree.root),
+    };
+    let note: Arc<str> = checkpoint.sign(key).into();
+    *latest = Some((head.seq, tree.root, note.clone()));
+    shared
+        .counters
+        .proof_signatures
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok((head.seq, tree.root, note))
+}
+
+/// The chain hash of record `seq - 1` (the genesis hash before record 1).
+fn prev_hash(engine: &Engine, seq: u64) -> Result<Hash> {
+    if seq <= 1 {
+        return Ok(genesis_hash(&engine.shared.log_id));
+    }
+    Ok(*read::get(&engine.shared, seq - 1)?.hash())
+}
