@@ -61,6 +61,10 @@ pub(crate) struct Engine {
     /// note (prover.rs). Held while one is signed, so that one group's
     /// appends share one signature.
     pub(crate) proved: Mutex<Option<(u64, crate::format::Hash, Arc<str>)>>,
+    /// The newest checkpoint witnesses cosigned for proofs: its size and
+    /// the cosigned note. Held for a whole round, so that each witness
+    /// sees this log's sizes only grow.
+    pub(crate) witnessed: Mutex<Option<(u64, Arc<str>)>>,
     _lock: Option<Box<dyn DirLock>>,
 }
 
@@ -701,6 +705,7 @@ impl Engine {
             ship_lock: Mutex::new(()),
             ship_status: Mutex::new(ShipStatus::default()),
             proved: Mutex::new(None),
+            witnessed: Mutex::new(None),
             _lock: lock,
         }
     }

@@ -365,6 +365,26 @@ pub enum Error {
     /// Options that cannot work together.
     #[error("invalid options: {0}")]
     InvalidOptions(String),
+    /// A witness has seen another history of this log (C2SP tlog-witness:
+    /// it cosigned a larger tree, or finds the checkpoint inconsistent with
+    /// the one it cosigned): the log was rolled back, forked or rewritten,
+    /// or the checkpoint is of another copy of it. Never retried away.
+    #[error("witness {witness} refuses the checkpoint: {detail}")]
+    WitnessConflict {
+        /// The witness's URL.
+        witness: String,
+        /// What it answered.
+        detail: String,
+    },
+    /// A witness could not be asked, or its answer was not a cosignature
+    /// by its key (down, misconfigured, or another witness at that URL).
+    #[error("witness {witness} did not cosign: {detail}")]
+    WitnessUnreachable {
+        /// The witness's URL.
+        witness: String,
+        /// Why.
+        detail: String,
+    },
     /// An event could not be encoded as JSON, or a record's payload is not
     /// the JSON the caller asked for (feature `serde`).
     #[error("{}JSON: {detail}", seq.map(|s| format!("record {s}: ")).unwrap_or_default())]

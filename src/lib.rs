@@ -53,6 +53,7 @@
 //               typed events and the JSON-lines schema, feature serde)
 // 8. engine     what a log's handle and its jobs share: group commit into
 //               the writer, retention, automatic checkpoints, shipping runs
+//    witness    asks witnesses to cosign a checkpoint (C2SP tlog-witness client)
 //    prover     proved appends: one signed checkpoint per group, a proof each
 //    control    the live writer's control socket (wormctl reaches a running log)
 //    upkeep     the log's background jobs on the shared pool (flushes,
@@ -98,6 +99,8 @@ mod tree;
 mod upkeep;
 mod verify;
 mod walk;
+#[cfg(feature = "signing")]
+mod witness;
 mod writer;
 
 #[cfg(feature = "signing")]
@@ -132,3 +135,5 @@ pub use task::Task;
 #[cfg(feature = "signing")]
 pub use tlog_proof::{ProvedLeaf, TlogProof};
 pub use verify::{verify_file, verify_file_with, SealingReport, VerifyProgress, VerifyReport};
+#[cfg(feature = "signing")]
+pub use witness::{cosign_note, Witness};

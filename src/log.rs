@@ -505,6 +505,21 @@ impl Log {
         crate::prover::append_proved(&self.inner, owned)
     }
 
+    /// The proofs again, each against one checkpoint that covers them all
+    /// and that every witness cosigned (C2SP tlog-witness, format-spec.md
+    /// §18.4): what a verifier with a trust policy (`--policy`) accepts.
+    /// A checkpoint already cosigned is reused; witnesses are asked one
+    /// round at a time. `Error::WitnessConflict` when a witness has seen
+    /// another history of this log.
+    #[cfg(feature = "signing")]
+    pub fn witness_proofs(
+        &self,
+        proofs: &[crate::Proved],
+        witnesses: &[crate::Witness],
+    ) -> Result<Vec<crate::Proved>> {
+        crate::prover::witness(&self.inner, proofs, witnesses)
+    }
+
     /// Makes every committed record durable (an fdatasync, if anything is unsynced).
     pub fn sync(&self) -> Result<()> {
         self.inner.writer()?.sync(&self.inner.shared)
@@ -970,6 +985,24 @@ impl Log {
             None => cp.body(),
         };
         merkle::export_tlog(&self.inner.shared, out, &note, cp.seq)
+    }
+
+    /// Has `note` (this log's signed checkpoint of `checkpoint`) cosigned by
+    /// each witness (C2SP tlog-witness, format-spec.md §18.4): each gets the
+    /// note with a consistency proof from the size it last cosigned, and
+    /// the note comes back with every witness's cosignature line, each
+    /// checked against its key. `Error::WitnessConflict` when a witness has
+    /// seen another history of this log; `Error::WitnessUnreachable` when
+    /// one could not be asked.
+    #[cfg(feature = "signing")]
+    pub fn cosign_checkpoint(
+        &self,
+        checkpoint: &Checkpoint,
+        note: &str,
+        witnesses: &[crate::Witness],
+    ) -> Result<String> {
+        let consistency = |old: u64, new: u64| Ok(self.prove_consistency(old, new)?.hashes);
+        crate::witness::cosign_note(note, checkpoint.seq, witnesses, &consistency)
     }
 
     /// That the tree of `new_size` records extends that of `old_size`

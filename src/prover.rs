@@ -12,7 +12,7 @@
 use crate::checkpoint::{Checkpoint, CheckpointKey, RetentionPoint};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::format::merkle::leaf_data;
+use crate::format::merkle::{leaf_data, LEAF_DATA_LEN};
 use crate::format::{genesis_hash, Hash, RecordKind};
 use crate::merkle;
 use crate::options::Durability;
@@ -68,6 +68,60 @@ pub(crate) fn prove(
         prev = r.hash;
     }
     Ok(out)
+}
+
+/// `Log::witness_proofs`: the proofs again, against one checkpoint that
+/// covers them all and that every witness cosigned. One round at a time
+/// (`Engine::witnessed`), so each witness sees this log's sizes grow; a
+/// checkpoint already cosigned is reused.
+pub(crate) fn witness(
+    engine: &Engine,
+    proofs: &[Proved],
+    witnesses: &[crate::witness::Witness],
+) -> Result<Vec<Proved>> {
+    let Some(key) = engine.shared.options.proofs.clone() else {
+        return Err(Error::InvalidOptions(
+            "witnessed proofs need a checkpoint key: open the log with Options::proofs(key)".into(),
+        ));
+    };
+    let Some(need) = proofs.iter().map(|p| p.receipt.seq).max() else {
+        return Ok(Vec::new());
+    };
+    let shared = &engine.shared;
+    let mut cosigned = engine.witnessed.lock();
+    let (size, root, note) = signed_head(engine, &key, need)?;
+    let note = match &*cosigned {
+        Some((s, n)) if *s == size => n.clone(),
+        _ => {
+            let consistency =
+                |old: u64, new: u64| Ok(merkle::prove_consistency(shared, old, new)?.hashes);
+            let n: Arc<str> =
+                crate::witness::cosign_note(&note, size, witnesses, &consistency)?.into();
+            *cosigned = Some((size, n.clone()));
+            n
+        }
+    };
+    drop(cosigned);
+    proofs
+        .iter()
+        .map(|p| {
+            let extra = p.proof.extra.as_deref().unwrap_or_default();
+            let leaf: [u8; LEAF_DATA_LEN] = extra
+                .get(..LEAF_DATA_LEN)
+                .and_then(|l| l.try_into().ok())
+                .ok_or_else(|| Error::InvalidOptions("a proof without its leaf data".into()))?;
+            let prev = extra
+                .get(LEAF_DATA_LEN..)
+                .and_then(|h| <[u8; 32]>::try_from(h).ok())
+                .map(Hash::from_bytes)
+                .ok_or_else(|| Error::InvalidOptions("a proof without its previous hash".into()))?;
+            let hashes = merkle::path_of_leaf(shared, p.receipt.seq, size, &leaf, &root)?;
+            Ok(Proved {
+                receipt: p.receipt,
+                proof: TlogProof::new(&leaf, &prev, p.receipt.seq, hashes, &note),
+            })
+        })
+        .collect()
 }
 
 /// The newest signed checkpoint if it covers `need`, else a new one of the

@@ -45,7 +45,7 @@ pub struct ProvedLeaf {
     pub seq: u64,
     /// Its commit time, ns since the Unix epoch.
     pub timestamp_ns: u64,
-    /// Its kind byte (1: a user record).
+    /// Its kind byte (0x00: a user record; format-spec.md §4.1).
     pub kind: u8,
     /// Its chain hash.
     pub chain_hash: Hash,

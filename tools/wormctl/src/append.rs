@@ -28,6 +28,18 @@ pub struct Args {
     /// fdatasync for them); fewer when input is slow, never waiting for more.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     batch: usize,
+    /// Prove each record (format-spec.md 18.1): each receipt line gains a
+    /// `proof` field, the C2SP tlog-proof text of its record against a
+    /// checkpoint signed with this private key (from `wormctl keygen`),
+    /// handed out once the record is durable whatever --durability says.
+    /// Check one offline with `wormctl check-proof FILE --pubkey LOG.pub`.
+    #[arg(long, value_name = "FILE")]
+    proof_key: Option<PathBuf>,
+    /// With --proof-key: each batch's proofs come back against a
+    /// checkpoint this witness cosigned (URL=WITNESS.pub; repeatable), so
+    /// that a verifier's policy quorum accepts them.
+    #[arg(long = "witness", value_name = "URL=FILE", requires = "proof_key")]
+    witnesses: Vec<String>,
     /// Ship while appending (feature s3): sealed segments and the active
     /// segment's tail go to s3://BUCKET/PREFIX every --ship-every, and once
     /// more at the end of input, so that losing this host loses at most
@@ -48,7 +60,13 @@ pub struct Args {
 
 /// The options the writer opens with: durability, and shipping where asked.
 fn writer_options(a: &Args, d: Durability) -> Result<Options, Fail> {
-    let options = Options::default().durability(d);
+    let mut options = Options::default().durability(d);
+    if let Some(path) = &a.proof_key {
+        let text = crate::verify::read_small(path, "private key")?;
+        let key = wormlog::CheckpointKey::from_private_string(text.trim())
+            .map_err(|e| Fail::usage(format!("{}: {e}", crate::out::path_text(path))))?;
+        options = options.proofs(key);
+    }
     #[cfg(feature = "s3")]
     if let Some(url) = &a.ship_to {
         let mut target = crate::ship::target_for(url)?.with_tail(true);
@@ -82,7 +100,14 @@ pub fn run(a: Args) -> Result<(), Fail> {
         Ok(log) => Sink::Here(log),
         // Another process writes the log: it appends these, through its
         // control socket, under its own durability mode.
-        Err(Error::Locked { .. }) => Sink::Live(crate::control::live(&a.dir)?),
+        Err(Error::Locked { .. }) if a.proof_key.is_none() => {
+            Sink::Live(crate::control::live(&a.dir)?)
+        }
+        Err(e @ Error::Locked { .. }) => {
+            return Err(Fail::log(e).within(
+                "--proof-key signs with this process's writer; the running writer proves appends                  when opened with Options::proofs",
+            ))
+        }
         Err(e) => return Err(Fail::log(e)),
     };
     // Our own buffer, so that what is already read in can be looked at
@@ -91,6 +116,8 @@ pub fn run(a: Args) -> Result<(), Fail> {
     // the next one came (the seventeenth red team).
     let mut input = std::io::BufReader::with_capacity(64 << 10, std::io::stdin().lock());
     let mut out = Out::new();
+    let proving = a.proof_key.is_some();
+    let witnesses = crate::checkpoint::witnesses(&a.witnesses)?;
     let mut line_no = 0u64;
     let mut batch: Vec<Vec<u8>> = Vec::new();
     loop {
@@ -120,7 +147,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
                 }
             }
             if line.len() > limit {
-                commit(&log, &batch, &mut out)?;
+                commit(&log, &batch, proving, &witnesses, &mut out)?;
                 return Err(Fail::usage(format!(
                     "standard input, line {line_no}: longer than the {} bytes ({} MiB) a record \
                      may hold; the lines before it were appended, it and the rest were not",
@@ -129,7 +156,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
                 )));
             }
             if a.json && serde_json::from_slice::<serde_json::Value>(&line).is_err() {
-                commit(&log, &batch, &mut out)?;
+                commit(&log, &batch, proving, &witnesses, &mut out)?;
                 return Err(Fail::usage(format!(
                     "standard input, line {line_no}: not a JSON value; the lines before it \
                      were appended, it and the rest were not"
@@ -140,7 +167,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
         if batch.is_empty() {
             break;
         }
-        commit(&log, &batch, &mut out)?;
+        commit(&log, &batch, proving, &witnesses, &mut out)?;
     }
     out.flush()?;
     match log {
@@ -162,11 +189,31 @@ enum Sink {
     Live(crate::control::Live),
 }
 
-fn commit(log: &Sink, batch: &[Vec<u8>], out: &mut Out) -> Result<(), Fail> {
+fn commit(
+    log: &Sink,
+    batch: &[Vec<u8>],
+    proving: bool,
+    witnesses: &[wormlog::Witness],
+    out: &mut Out,
+) -> Result<(), Fail> {
     if batch.is_empty() {
         return Ok(());
     }
+    let mut proofs = Vec::new();
     let receipts: Vec<(u64, u64, String)> = match log {
+        Sink::Here(log) if proving => {
+            let proved = log.append_batch_proved(batch).map_err(Fail::log)?;
+            match witnesses {
+                [] => proved,
+                w => log.witness_proofs(&proved, w).map_err(Fail::log)?,
+            }
+        }
+        .into_iter()
+        .map(|p| {
+            proofs.push(p.proof.to_text());
+            (p.receipt.seq, p.receipt.timestamp_ns, hex(p.receipt.hash))
+        })
+        .collect(),
         Sink::Here(log) => log
             .append_batch(batch)
             .map_err(Fail::log)?
@@ -179,15 +226,17 @@ fn commit(log: &Sink, batch: &[Vec<u8>], out: &mut Out) -> Result<(), Fail> {
             .map(|r| parse_receipt(r))
             .collect::<Result<_, _>>()?,
     };
+    let mut proofs = proofs.into_iter();
     for (seq, time_ns, hash) in receipts {
-        out.line(
-            serde_json::json!({
-                "seq": seq,
-                "time_ns": time_ns.to_string(),
-                "hash": hash,
-            })
-            .to_string(),
-        )?;
+        let mut receipt = serde_json::json!({
+            "seq": seq,
+            "time_ns": time_ns.to_string(),
+            "hash": hash,
+        });
+        if let Some(proof) = proofs.next() {
+            receipt["proof"] = serde_json::Value::String(proof);
+        }
+        out.line(receipt.to_string())?;
     }
     out.flush()
 }

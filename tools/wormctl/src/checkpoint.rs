@@ -18,6 +18,31 @@ pub struct Args {
     /// Write the checkpoint here (never overwriting) instead of to stdout.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Have a witness cosign it (C2SP tlog-witness): URL=WITNESS.pub, the
+    /// witness's submission prefix (http://host:port) and its public key.
+    /// Repeatable; the note comes back cosigned by each, or the command
+    /// fails naming the witness and why (exit 1 when it has seen another
+    /// history of this log, 2 when it could not be asked).
+    #[arg(long = "witness", value_name = "URL=FILE")]
+    witnesses: Vec<String>,
+}
+
+pub fn witnesses(specs: &[String]) -> Result<Vec<wormlog::Witness>, Fail> {
+    specs
+        .iter()
+        .map(|spec| {
+            let (url, file) = spec.split_once('=').ok_or_else(|| {
+                Fail::usage(format!("--witness {spec}: expected URL=WITNESS.pub"))
+            })?;
+            let text = crate::verify::read_small(std::path::Path::new(file), "witness key")?;
+            let key = wormlog::WitnessPublicKey::from_vkey_string(text.trim())
+                .map_err(|e| Fail::usage(format!("{file}: {e}")))?;
+            Ok(wormlog::Witness {
+                url: url.to_string(),
+                key,
+            })
+        })
+        .collect()
 }
 
 pub fn run(a: Args) -> Result<(), Fail> {
@@ -30,7 +55,13 @@ pub fn run(a: Args) -> Result<(), Fail> {
     // records (the tree's files, read again after it, could have changed).
     let report = log.verify()?;
     let checkpoint = log.checkpoint_verified(&report)?;
-    let note = checkpoint.sign(&key);
+    let witnesses = witnesses(&a.witnesses)?;
+    let mut note = checkpoint.sign(&key);
+    if !witnesses.is_empty() {
+        note = log
+            .cosign_checkpoint(&checkpoint, &note, &witnesses)
+            .map_err(Fail::log)?;
+    }
     match a.out {
         None => {
             let mut out = Out::new();

@@ -86,8 +86,13 @@ enum Command {
     /// Print a record and its Merkle inclusion proof (against the head or
     /// a signed checkpoint); --json writes a proof file.
     Prove(crate::proof::ProveArgs),
-    /// Check an inclusion proof file against a signed checkpoint, with no log.
+    /// Check a proof offline: a tlog-proof (from `append --proof-key`)
+    /// with the log's public key or a trust policy, or a `prove --json`
+    /// proof against a signed checkpoint.
     CheckProof(crate::proof::CheckProofArgs),
+    /// Run a witness (C2SP tlog-witness): `witness keygen`, `witness serve`.
+    #[command(subcommand)]
+    Witness(crate::witness::Command),
     /// Prove (from a log) or check (a proof file) that a newer signed
     /// checkpoint's tree extends an older one's.
     Consistency(crate::proof::ConsistencyArgs),
@@ -197,6 +202,7 @@ pub fn main() -> ExitCode {
         Command::Append(a) => crate::append::run(a),
         Command::Prove(a) => crate::proof::prove(a),
         Command::CheckProof(a) => crate::proof::check_proof(a),
+        Command::Witness(c) => crate::witness::run(c),
         Command::Consistency(a) => crate::proof::consistency(a),
         Command::ExportTlog(a) => crate::proof::export(a),
         Command::Completions { shell } => completions(shell),

@@ -12,6 +12,9 @@ pub const UNUSABLE: u8 = 2;
 #[derive(Debug)]
 pub struct Fail {
     code: u8,
+    /// Exit 1 for evidence that falls short (a quorum not met, a proof
+    /// whose path does not lead to its root), not for damage found.
+    unproven: bool,
     /// Empty: exit quietly (the reader of our output went away).
     message: String,
 }
@@ -20,6 +23,7 @@ impl Fail {
     pub fn usage(message: impl Display) -> Fail {
         Fail {
             code: UNUSABLE,
+            unproven: false,
             message: message.to_string(),
         }
     }
@@ -27,6 +31,17 @@ impl Fail {
     pub fn tampered(message: impl Display) -> Fail {
         Fail {
             code: TAMPERED,
+            unproven: false,
+            message: message.to_string(),
+        }
+    }
+
+    /// Evidence that does not prove what it claims (exit 1, as tampering:
+    /// a verifier must not accept it), labelled as such.
+    pub fn unproven(message: impl Display) -> Fail {
+        Fail {
+            code: TAMPERED,
+            unproven: true,
             message: message.to_string(),
         }
     }
@@ -36,6 +51,7 @@ impl Fail {
         if e.kind() == io::ErrorKind::BrokenPipe {
             return Fail {
                 code: 0,
+                unproven: false,
                 message: String::new(),
             };
         }
@@ -53,7 +69,11 @@ impl Fail {
             | Error::Symlink { .. }
             | Error::NotRegular { .. }
             | Error::CheckpointMismatch { .. }
+            | Error::WitnessConflict { .. }
             | Error::Checkpoint(CheckpointError::NoValidSignature { .. }) => Fail::tampered(e),
+            Error::Checkpoint(
+                CheckpointError::ProofDoesNotHold(_) | CheckpointError::QuorumNotMet { .. },
+            ) => Fail::unproven(e),
             Error::Locked { path } => Fail::usage(format!(
                 "{e}{}; stat, dump, verify, tail and checkpoint read beside a running writer",
                 crate::control::holder(path).map_or_else(String::new, |pid| format!(
@@ -111,6 +131,7 @@ impl Fail {
     pub fn within(self, what: impl Display) -> Fail {
         Fail {
             code: self.code,
+            unproven: self.unproven,
             message: format!("{what}: {}", self.message),
         }
     }
@@ -118,10 +139,10 @@ impl Fail {
     /// Prints the one-line message and gives the exit code.
     pub fn report(self) -> ExitCode {
         if !self.message.is_empty() {
-            let label = if self.code == TAMPERED {
-                "TAMPERED OR CORRUPT: "
-            } else {
-                ""
+            let label = match (self.code, self.unproven) {
+                (TAMPERED, true) => "NOT PROVEN: ",
+                (TAMPERED, false) => "TAMPERED OR CORRUPT: ",
+                _ => "",
             };
             // Not eprintln!: it panics when stderr is a closed pipe, and the
             // exit code still says what happened.

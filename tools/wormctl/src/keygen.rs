@@ -18,7 +18,7 @@ pub struct Args {
     out: PathBuf,
 }
 
-fn create_new(path: &PathBuf, text: &str, private: bool) -> Result<(), Fail> {
+pub fn create_new(path: &PathBuf, text: &str, private: bool) -> Result<(), Fail> {
     let mut o = std::fs::OpenOptions::new();
     o.write(true).create_new(true);
     // Never the umask's say alone: under umask 000 a public key written

@@ -23,7 +23,9 @@ mod setup_keys;
 mod ship;
 mod stat;
 mod tail;
+mod tlog_proof;
 mod verify;
+mod witness;
 
 fn main() -> std::process::ExitCode {
     cli::main()

@@ -47,14 +47,39 @@ const PROOF_PAYLOAD_MAX: usize = 32 << 10;
 
 #[derive(clap::Args)]
 pub struct CheckProofArgs {
-    /// A proof file from `wormctl prove --json`.
+    /// A proof file: a C2SP tlog-proof (`.tlog-proof`, from `append
+    /// --proof-key` or `Log::append_proved`), or `wormctl prove --json`'s.
     proof: PathBuf,
-    /// The signed checkpoint whose tree the proof is against.
+    /// The signed checkpoint whose tree the proof is against (a
+    /// `prove --json` proof; a tlog-proof carries its own).
     #[arg(long, value_name = "FILE")]
-    checkpoint: PathBuf,
-    /// The public key that signed it.
+    checkpoint: Option<PathBuf>,
+    /// The log's public key that signed the checkpoint.
+    #[arg(long, value_name = "FILE", required_unless_present = "policy")]
+    pubkey: Option<PathBuf>,
+    /// A trust policy (C2SP tlog-policy) instead of --pubkey: the
+    /// checkpoint must be signed by one of its logs and cosigned by a
+    /// quorum of its witnesses.
+    #[arg(long, value_name = "FILE", conflicts_with = "pubkey")]
+    policy: Option<PathBuf>,
+    /// The record's payload (a file): the proof must be of this payload.
     #[arg(long, value_name = "FILE")]
-    pubkey: PathBuf,
+    payload: Option<PathBuf>,
+}
+
+impl CheckProofArgs {
+    pub fn checkpoint(&self) -> Option<&Path> {
+        self.checkpoint.as_deref()
+    }
+    pub fn pubkey(&self) -> Option<&Path> {
+        self.pubkey.as_deref()
+    }
+    pub fn policy(&self) -> Option<&Path> {
+        self.policy.as_deref()
+    }
+    pub fn payload(&self) -> Option<&Path> {
+        self.payload.as_deref()
+    }
 }
 
 #[derive(clap::Args)]
@@ -252,9 +277,30 @@ pub fn prove(a: ProveArgs) -> Result<(), Fail> {
 }
 
 pub fn check_proof(a: CheckProofArgs) -> Result<(), Fail> {
-    let (cp, key) = load_checkpoint(&a.checkpoint, &a.pubkey)?;
-    let root = root_of(&cp, &a.checkpoint)?;
     let text = read_small(&a.proof, "proof")?;
+    if wormlog::TlogProof::looks_like(&text) {
+        return crate::tlog_proof::check(&a.proof, &text, &a);
+    }
+    if a.payload.is_some() {
+        return Err(Fail::usage(
+            "--payload is for a tlog-proof; a `prove --json --with-payload` proof carries its payload",
+        ));
+    }
+    let Some(checkpoint) = &a.checkpoint else {
+        return Err(Fail::usage(format!(
+            "{}: a `prove --json` proof is checked against a checkpoint: give --checkpoint FILE",
+            a.proof.display()
+        )));
+    };
+    let (cp, key) = match (&a.pubkey, &a.policy) {
+        (_, Some(policy)) => crate::verify::load_checkpoint_with_policy(
+            checkpoint,
+            &crate::verify::load_policy(policy)?,
+        )?,
+        (Some(pubkey), None) => load_checkpoint(checkpoint, pubkey)?,
+        (None, None) => return Err(Fail::usage("give --pubkey FILE or --policy FILE")),
+    };
+    let root = root_of(&cp, checkpoint)?;
     let v: Value = serde_json::from_str(&text)
         .map_err(|e| Fail::usage(format!("{}: not a proof file: {e}", a.proof.display())))?;
     let leaf = unhex(v["leaf_data"].as_str().unwrap_or(""))

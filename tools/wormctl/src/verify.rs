@@ -17,9 +17,14 @@ pub struct Args {
     path: PathBuf,
     /// A signed checkpoint (from `wormctl checkpoint`): the log must still
     /// hold, unchanged, everything up to it. Repeat to check several (each
-    /// signed by --pubkey's key).
-    #[arg(long, value_name = "FILE", requires = "pubkey")]
+    /// signed by --pubkey's key, or as --policy says).
+    #[arg(long, value_name = "FILE")]
     checkpoint: Vec<PathBuf>,
+    /// A trust policy (C2SP tlog-policy: `log`, `witness`, `group`,
+    /// `quorum` lines): each --checkpoint must be signed by one of its logs
+    /// and cosigned by a quorum of its witnesses (instead of --pubkey).
+    #[arg(long, value_name = "FILE", conflicts_with = "pubkey")]
+    policy: Option<PathBuf>,
     /// The public key (from `wormctl keygen`) that signed the checkpoint;
     /// with an s3:// PATH, the checkpoints shipped there are checked with
     /// it (each signature, and the copy against the latest it reaches).
@@ -87,6 +92,33 @@ pub fn load_checkpoint(cp: &Path, key: &Path) -> Result<(Checkpoint, CheckpointP
     Ok((checkpoint, key))
 }
 
+/// A trust policy file (C2SP tlog-policy); a malformed one is the
+/// operator's (2).
+pub fn load_policy(path: &Path) -> Result<wormlog::Policy, Fail> {
+    let text = read_small(path, "policy")?;
+    wormlog::Policy::parse(&text).map_err(|e| Fail::usage(format!("{}: {e}", out::path_text(path))))
+}
+
+/// A checkpoint accepted by `policy`: signed by one of its logs, cosigned
+/// by a quorum of its witnesses (a quorum not met, or a cosignature that
+/// does not verify, is exit 1); with the log key that signed it.
+pub fn load_checkpoint_with_policy(
+    cp: &Path,
+    policy: &wormlog::Policy,
+) -> Result<(Checkpoint, CheckpointPublicKey), Fail> {
+    let note = read_small(cp, "checkpoint")?;
+    let accepted = policy
+        .check_note(&note)
+        .map_err(|e| Fail::log(e.into()).within(cp.display()))?;
+    let key = policy
+        .logs()
+        .iter()
+        .find(|k| k.name() == accepted.log)
+        .cloned()
+        .ok_or_else(|| Fail::usage("the policy's log key vanished"))?;
+    Ok((accepted.checkpoint, key))
+}
+
 /// A progress bar on stderr when it is a terminal; nothing otherwise.
 fn progress_bar() -> Option<ProgressBar> {
     if !std::io::stderr().is_terminal() {
@@ -133,6 +165,16 @@ fn check(a: &Args) -> Result<(), Fail> {
             "{url}: this wormctl was built without the s3 feature"
         )));
     }
+    if a.pubkey.is_none() && a.policy.is_none() && !a.checkpoint.is_empty() {
+        return Err(Fail::usage(
+            "--checkpoint needs the key that signed it: --pubkey FILE, or --policy FILE",
+        ));
+    }
+    if a.policy.is_some() && a.checkpoint.is_empty() {
+        return Err(Fail::usage(
+            "--policy needs --checkpoint FILE: it says which checkpoints to trust",
+        ));
+    }
     if a.pubkey.is_some() && a.checkpoint.is_empty() {
         return Err(Fail::usage(
             "--pubkey needs --checkpoint FILE (or an s3:// path, whose shipped checkpoints it checks)",
@@ -154,6 +196,12 @@ fn check(a: &Args) -> Result<(), Fail> {
     if let Some(key) = &a.pubkey {
         for cp in &a.checkpoint {
             checkpoints.push(load_checkpoint(cp, key)?);
+        }
+    }
+    if let Some(path) = &a.policy {
+        let policy = load_policy(path)?;
+        for cp in &a.checkpoint {
+            checkpoints.push(load_checkpoint_with_policy(cp, &policy)?);
         }
     }
     let mut options = wormlog::Options::default();

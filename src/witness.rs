@@ -1,0 +1,222 @@
+//! The log's side of the C2SP tlog-witness protocol (format-spec.md
+//! §18.4): a signed checkpoint goes to each witness with a consistency
+//! proof from the size that witness last cosigned, and its cosignature line
+//! comes back. A witness that has cosigned a larger tree, or finds the
+//! proof inconsistent, has seen another history of this log: a conflict,
+//! reported as such (`Error::WitnessConflict`), never retried away.
+//!
+//! Plain HTTP/1.1 over TCP (`http://host:port[/prefix]`), one request per
+//! connection, bounded: the witnesses a log talks to are its operator's
+//! own or reached through a local TLS proxy.
+
+use crate::checkpoint::split_note;
+use crate::cosign::{Cosigned, WitnessPublicKey};
+use crate::error::{Error, Result};
+use crate::format::Hash;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+/// The largest response read from a witness.
+const RESPONSE_BYTES_MAX: u64 = 64 << 10;
+/// How long a witness may take to connect, and to answer.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A witness the log asks to cosign: its submission prefix and its key.
+#[derive(Debug, Clone)]
+pub struct Witness {
+    /// `http://host:port` or `http://host:port/prefix`: requests go to
+    /// `<url>/add-checkpoint`.
+    pub url: String,
+    /// The witness's cosigning key (its cosignature lines are checked).
+    pub key: WitnessPublicKey,
+}
+
+/// What a witness said to one request.
+enum Answer {
+    Cosigned(String),
+    /// 409: the size it last cosigned.
+    Size(u64),
+}
+
+/// Asks each witness in turn to cosign `note` (a /v2 checkpoint of
+/// `size` records); `consistency(old, size)` gives the proof from a
+/// witness's last size. Returns the note with every cosignature line
+/// appended, checked against each witness's key. The first witness that
+/// fails stops the round: `WitnessConflict` when it has seen another
+/// history, `WitnessUnreachable` otherwise.
+pub fn cosign_note(
+    note: &str,
+    size: u64,
+    witnesses: &[Witness],
+    consistency: &dyn Fn(u64, u64) -> Result<Vec<Hash>>,
+) -> Result<String> {
+    let mut out = note.to_string();
+    for w in witnesses {
+        let line = cosign_one(note, size, w, consistency)?;
+        out.push_str(&line);
+    }
+    Ok(out)
+}
+
+fn cosign_one(
+    note: &str,
+    size: u64,
+    w: &Witness,
+    consistency: &dyn Fn(u64, u64) -> Result<Vec<Hash>>,
+) -> Result<String> {
+    // First as a witness that never saw the log; a 409 says where it is.
+    let mut old = 0;
+    for _ in 0..2 {
+        let proof = if old == 0 {
+            Vec::new()
+        } else {
+            consistency(old, size)?
+        };
+        match add_checkpoint(w, old, &proof, note)? {
+            Answer::Cosigned(lines) => return check_cosignature(w, note, &lines),
+            Answer::Size(theirs) if theirs > size => {
+                return Err(conflict(
+                    w,
+                    format!(
+                        "it has cosigned a tree of {theirs} records of this log, and this \
+                         checkpoint has {size}: the log was rolled back or forked"
+                    ),
+                ))
+            }
+            Answer::Size(theirs) => old = theirs,
+        }
+    }
+    Err(unreachable(
+        w,
+        "it answered 409 twice with sizes it then refused".into(),
+    ))
+}
+
+fn check_cosignature(w: &Witness, note: &str, lines: &str) -> Result<String> {
+    let cosigned = format!("{note}{lines}");
+    let (body, parsed) = split_note(&cosigned)
+        .map_err(|e| unreachable(w, format!("its answer is not signature lines: {e}")))?;
+    match w.key.check_lines(body, &parsed) {
+        Ok(Cosigned::At(_)) => {}
+        Ok(Cosigned::Absent) => {
+            return Err(unreachable(
+                w,
+                format!("its answer holds no cosignature by {}", w.key.name()),
+            ))
+        }
+        Err(e) => {
+            return Err(unreachable(
+                w,
+                format!("its cosignature does not verify: {e}"),
+            ))
+        }
+    }
+    // Only this witness's own lines are kept.
+    let mine: String = lines
+        .split_inclusive('\n')
+        .filter(|l| l.starts_with(&format!("\u{2014} {} ", w.key.name())))
+        .collect();
+    Ok(mine)
+}
+
+fn conflict(w: &Witness, detail: String) -> Error {
+    Error::WitnessConflict {
+        witness: w.url.clone(),
+        detail,
+    }
+}
+
+fn unreachable(w: &Witness, detail: String) -> Error {
+    Error::WitnessUnreachable {
+        witness: w.url.clone(),
+        detail,
+    }
+}
+
+/// One `POST <url>/add-checkpoint`.
+fn add_checkpoint(w: &Witness, old: u64, proof: &[Hash], note: &str) -> Result<Answer> {
+    let mut body = format!("old {old}\n");
+    for h in proof {
+        body.push_str(&B64.encode(h.as_bytes()));
+        body.push('\n');
+    }
+    body.push('\n');
+    body.push_str(note);
+    let (status, text) = post(&w.url, "add-checkpoint", &body).map_err(|d| unreachable(w, d))?;
+    match status {
+        200 => Ok(Answer::Cosigned(text)),
+        409 => text
+            .trim_end()
+            .parse()
+            .map(Answer::Size)
+            .map_err(|_| unreachable(w, "409 without a size".into())),
+        422 => Err(conflict(
+            w,
+            format!(
+                "it finds this checkpoint inconsistent with the one it cosigned before \
+                 (422 {}): the log was forked or rewritten",
+                text.trim()
+            ),
+        )),
+        403 => Err(unreachable(
+            w,
+            "403: it does not trust this checkpoint's signature (is the log's key configured \
+             at the witness?)"
+                .into(),
+        )),
+        404 => Err(unreachable(
+            w,
+            "404: it does not know this log's origin (configure it at the witness)".into(),
+        )),
+        s => Err(unreachable(w, format!("HTTP {s}: {}", text.trim()))),
+    }
+}
+
+/// A bounded HTTP/1.1 POST; the status and body, or why not.
+fn post(url: &str, path: &str, body: &str) -> std::result::Result<(u16, String), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{url}: only http:// witness URLs (a local TLS proxy for https)"))?;
+    let (host, prefix) = rest.split_once('/').map_or((rest, ""), |(h, p)| (h, p));
+    let prefix = prefix.trim_end_matches('/');
+    let addr = host
+        .to_socket_addrs()
+        .map_err(|e| format!("{host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host}: no address"))?;
+    let mut s = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    let target = if prefix.is_empty() {
+        format!("/{path}")
+    } else {
+        format!("/{prefix}/{path}")
+    };
+    let request = format!(
+        "POST {target} HTTP/1.1\r\nHost: {host}\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(request.as_bytes())
+        .map_err(|e| format!("send: {e}"))?;
+    let mut raw = Vec::new();
+    s.take(RESPONSE_BYTES_MAX)
+        .read_to_end(&mut raw)
+        .map_err(|e| format!("read: {e}"))?;
+    let text = String::from_utf8(raw).map_err(|_| "the answer is not UTF-8".to_string())?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| "the answer is not HTTP".to_string())?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .filter(|_| head.starts_with("HTTP/1."))
+        .ok_or_else(|| "the answer has no HTTP status".to_string())?;
+    Ok((status, body.to_string()))
+}

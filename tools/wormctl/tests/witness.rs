@@ -1,0 +1,434 @@
+//! Witnesses, trust policies and proofs with the acknowledgement, driven
+//! through wormctl (format-spec.md §18): `witness serve` processes started
+//! and stopped by their own pid on loopback, `checkpoint --witness`,
+//! `verify --policy`, `append --proof-key [--witness]` and `check-proof`.
+//! A split view (a forked log) gets a cosignature for one branch and a
+//! conflict for the other; a rollback is refused and reported; the
+//! witness's state survives its restart.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+fn wormctl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wormctl"))
+        .args(args)
+        .output()
+        .expect("wormctl runs")
+}
+
+fn wormctl_in(stdin: &str, args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wormctl"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[track_caller]
+fn expect_code(o: &Output, code: i32) {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// A running `wormctl witness serve`, killed by its pid when dropped.
+struct Served {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(key: &Path, state: &Path, origin: &str, log_pub: &Path) -> Served {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wormctl"))
+        .args([
+            "witness",
+            "serve",
+            "--key",
+            p(key),
+            "--addr",
+            "127.0.0.1:0",
+            "--state",
+            p(state),
+            "--log",
+            &format!("{origin}={}", p(log_pub)),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .filter(|u| u.starts_with("http://"))
+        .unwrap_or_else(|| panic!("witness did not start: {line:?}"))
+        .to_string();
+    Served { child, url }
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    log: PathBuf,
+    origin: String,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        expect_code(
+            &wormctl(&[
+                "keygen",
+                "--name",
+                "log.example",
+                "--out",
+                p(&d.join("logk")),
+            ]),
+            0,
+        );
+        for w in ["w1", "w2"] {
+            expect_code(
+                &wormctl(&[
+                    "witness",
+                    "keygen",
+                    "--name",
+                    &format!("{w}.example"),
+                    "--out",
+                    p(&d.join(w)),
+                ]),
+                0,
+            );
+        }
+        let log = d.join("log");
+        expect_code(&wormctl_in("one\ntwo\nthree\n", &["append", p(&log)]), 0);
+        let o = wormctl(&["checkpoint", p(&log), "--key", p(&d.join("logk.key"))]);
+        expect_code(&o, 0);
+        let origin = String::from_utf8(o.stdout)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .to_string();
+        Setup { dir, log, origin }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn witness(&self, w: &str) -> Served {
+        serve(
+            &self.path(&format!("{w}.key")),
+            &self.path(&format!("{w}-state")),
+            &self.origin,
+            &self.path("logk.pub"),
+        )
+    }
+
+    fn checkpoint(&self, log: &Path, out: &str, witnesses: &[(&Served, &str)]) -> Output {
+        let mut args = vec![
+            "checkpoint".to_string(),
+            p(log).into(),
+            "--key".into(),
+            p(&self.path("logk.key")).into(),
+            "--out".into(),
+            p(&self.path(out)).into(),
+        ];
+        for (s, w) in witnesses {
+            args.push("--witness".into());
+            args.push(format!("{}={}", s.url, p(&self.path(&format!("{w}.pub")))));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        wormctl(&args)
+    }
+
+    fn policy(&self, quorum: &str) -> PathBuf {
+        let read = |n: &str| std::fs::read_to_string(self.path(n)).unwrap();
+        let text = format!(
+            "# the auditor's policy\nlog {}\nwitness A {}\nwitness B {}\n{quorum}\n",
+            read("logk.pub").trim(),
+            read("w1.pub").trim(),
+            read("w2.pub").trim()
+        );
+        let path = self.path(&format!("policy-{}", quorum.len()));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+#[test]
+fn a_checkpoint_cosigned_by_a_quorum_verifies_under_the_policy_and_one_short_names_who_is_missing()
+{
+    let s = Setup::new();
+    let (w1, w2) = (s.witness("w1"), s.witness("w2"));
+    expect_code(
+        &s.checkpoint(&s.log, "both", &[(&w1, "w1"), (&w2, "w2")]),
+        0,
+    );
+    expect_code(&s.checkpoint(&s.log, "one", &[(&w1, "w1")]), 0);
+    let all = s.policy("group AB all A B\nquorum AB");
+    let any = s.policy("group AB any A B\nquorum AB ");
+    let verify = |cp: &str, policy: &Path| {
+        wormctl(&[
+            "verify",
+            p(&s.log),
+            "--checkpoint",
+            p(&s.path(cp)),
+            "--policy",
+            p(policy),
+        ])
+    };
+    expect_code(&verify("both", &all), 0);
+    expect_code(&verify("one", &any), 0);
+    let short = verify("one", &all);
+    expect_code(&short, 1);
+    let err = String::from_utf8_lossy(&short.stderr);
+    assert!(
+        err.contains("NOT PROVEN") && err.contains("from B"),
+        "{err}"
+    );
+    // A cosignature line changed in the note: the witness's line no longer
+    // verifies, which is a changed note, not a missing one.
+    let note = std::fs::read_to_string(s.path("both")).unwrap();
+    let at = note.find("\u{2014} w2.example ").unwrap() + "\u{2014} w2.example ".len() + 20;
+    let mut b = note.into_bytes();
+    b[at] = if b[at] == b'A' { b'B' } else { b'A' };
+    std::fs::write(s.path("forged"), b).unwrap();
+    let o = verify("forged", &all);
+    expect_code(&o, 1);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("TAMPERED"));
+}
+
+#[test]
+fn a_forked_log_gets_a_cosignature_for_one_branch_and_a_conflict_for_the_other() {
+    let s = Setup::new();
+    let w1 = s.witness("w1");
+    expect_code(&s.checkpoint(&s.log, "cp1", &[(&w1, "w1")]), 0);
+    // The host forks the log: two directories from one copy, each appended.
+    let fork = s.path("fork");
+    copy_dir(&s.log, &fork);
+    expect_code(&wormctl_in("branch a\n", &["append", p(&s.log)]), 0);
+    expect_code(&wormctl_in("branch b\nmore\n", &["append", p(&fork)]), 0);
+    expect_code(&s.checkpoint(&s.log, "cp-a", &[(&w1, "w1")]), 0);
+    let o = s.checkpoint(&fork, "cp-b", &[(&w1, "w1")]);
+    expect_code(&o, 1);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&w1.url) && err.contains("forked"), "{err}");
+    assert!(
+        !s.path("cp-b").exists(),
+        "no note is written for the refused branch"
+    );
+}
+
+#[test]
+fn a_rolled_back_log_is_refused_by_the_witness_and_reported_by_the_client() {
+    let s = Setup::new();
+    let w1 = s.witness("w1");
+    let old = s.path("old-copy");
+    copy_dir(&s.log, &old);
+    expect_code(&wormctl_in("later\n", &["append", p(&s.log)]), 0);
+    expect_code(&s.checkpoint(&s.log, "cp1", &[(&w1, "w1")]), 0);
+    // The older copy restored: its checkpoint is smaller than one the
+    // witness cosigned.
+    let o = s.checkpoint(&old, "cp-old", &[(&w1, "w1")]);
+    expect_code(&o, 1);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("rolled back"), "{err}");
+}
+
+#[test]
+fn the_witness_keeps_its_state_across_a_restart_and_still_refuses_a_rollback() {
+    let s = Setup::new();
+    let old = s.path("old-copy");
+    copy_dir(&s.log, &old);
+    expect_code(&wormctl_in("later\n", &["append", p(&s.log)]), 0);
+    {
+        let w1 = s.witness("w1");
+        expect_code(&s.checkpoint(&s.log, "cp1", &[(&w1, "w1")]), 0);
+    } // killed
+    let w1 = s.witness("w1");
+    expect_code(&s.checkpoint(&old, "cp-old", &[(&w1, "w1")]), 1);
+    // Its state is a wormlog log that verifies, holding what it cosigned
+    // and what it refused.
+    expect_code(&wormctl(&["verify", p(&s.path("w1-state"))]), 0);
+    let dump = wormctl(&["dump", p(&s.path("w1-state"))]);
+    let text = String::from_utf8_lossy(&dump.stdout);
+    assert!(
+        text.contains("cosigned") && text.contains("refused"),
+        "{text}"
+    );
+}
+
+/// One raw request to the witness; the status and body.
+fn post(url: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let host = url.strip_prefix("http://").unwrap();
+    let mut c = TcpStream::connect(host).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    c.write_all(head.as_bytes()).unwrap();
+    let _ = c.write_all(body);
+    let mut out = String::new();
+    let _ = c.read_to_string(&mut out);
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map_or("", |b| b.1).to_string();
+    (status, body)
+}
+
+#[test]
+fn the_witness_answers_with_the_protocols_status_codes() {
+    let s = Setup::new();
+    let w1 = s.witness("w1");
+    let note = {
+        expect_code(&s.checkpoint(&s.log, "plain", &[]), 0);
+        std::fs::read_to_string(s.path("plain")).unwrap()
+    };
+    let req = |old: &str, note: &str| format!("old {old}\n\n{note}").into_bytes();
+    // Unknown origin: 404.
+    let other = note.replacen(&s.origin, "wormlog/00000000000000000000000000000000/v2", 1);
+    assert_eq!(post(&w1.url, "/add-checkpoint", &req("0", &other)).0, 404);
+    // Signed by another key: 403.
+    expect_code(
+        &wormctl(&[
+            "keygen",
+            "--name",
+            "log.example",
+            "--out",
+            p(&s.path("other")),
+        ]),
+        0,
+    );
+    let forged = {
+        let o = wormctl(&["checkpoint", p(&s.log), "--key", p(&s.path("other.key"))]);
+        format!("{}\n", String::from_utf8(o.stdout).unwrap().trim_end())
+    };
+    assert_eq!(post(&w1.url, "/add-checkpoint", &req("0", &forged)).0, 403);
+    // Malformed, and old larger than the checkpoint: 400.
+    assert_eq!(post(&w1.url, "/add-checkpoint", b"nonsense").0, 400);
+    assert_eq!(post(&w1.url, "/add-checkpoint", &req("99", &note)).0, 400);
+    // Too large a body: 413, read no further.
+    assert_eq!(
+        post(&w1.url, "/add-checkpoint", &vec![b'x'; 1 << 20]).0,
+        413
+    );
+    // First cosignature, then a stale old size: 409 with the size it holds.
+    let (status, line) = post(&w1.url, "/add-checkpoint", &req("0", &note));
+    assert_eq!(status, 200, "{line}");
+    assert!(line.starts_with("\u{2014} w1.example "));
+    let size = note.lines().nth(1).unwrap();
+    let (status, body) = post(&w1.url, "/add-checkpoint", &req("0", &note));
+    assert_eq!((status, body.trim()), (409, size));
+    // The same size with another root: 422.
+    let root = note.lines().nth(2).unwrap();
+    let changed = note.replacen(root, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", 1);
+    let (status, _) = post(&w1.url, "/add-checkpoint", &req(size, &changed));
+    assert_eq!(status, 403, "a changed note fails its signature first");
+}
+
+#[test]
+fn append_with_a_proof_key_hands_out_tlog_proofs_that_check_proof_accepts_offline() {
+    let s = Setup::new();
+    let (w1, w2) = (s.witness("w1"), s.witness("w2"));
+    let key = s.path("logk.key");
+    let o = wormctl_in(
+        "alice logged in\nbob read record 7\n",
+        &[
+            "append",
+            p(&s.log),
+            "--proof-key",
+            p(&key),
+            "--witness",
+            &format!("{}={}", w1.url, p(&s.path("w1.pub"))),
+            "--witness",
+            &format!("{}={}", w2.url, p(&s.path("w2.pub"))),
+        ],
+    );
+    expect_code(&o, 0);
+    let receipts: Vec<serde_json::Value> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(receipts.len(), 2);
+    let proof = s.path("bob.tlog-proof");
+    std::fs::write(&proof, receipts[1]["proof"].as_str().unwrap()).unwrap();
+    std::fs::write(s.path("payload"), "bob read record 7").unwrap();
+    std::fs::write(s.path("wrong"), "bob read record 8").unwrap();
+    let check = |extra: &[&str]| {
+        let mut args = vec!["check-proof", p(&proof)];
+        args.extend_from_slice(extra);
+        wormctl(&args)
+    };
+    let pubkey = s.path("logk.pub");
+    let o = check(&["--pubkey", p(&pubkey), "--payload", p(&s.path("payload"))]);
+    expect_code(&o, 0);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("proof holds"));
+    expect_code(
+        &check(&["--pubkey", p(&pubkey), "--payload", p(&s.path("wrong"))]),
+        1,
+    );
+    let all = s.policy("group AB all A B\nquorum AB");
+    let o = check(&["--policy", p(&all)]);
+    expect_code(&o, 0);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("cosigned by A"));
+    // The wrong key is the operator's (2); a changed path is not proven (1).
+    expect_code(&check(&["--pubkey", p(&s.path("w1.pub"))]), 2);
+    let text = std::fs::read_to_string(&proof).unwrap();
+    let line = text.lines().nth(3).unwrap();
+    let mut changed = line.as_bytes().to_vec();
+    changed[5] = if changed[5] == b'A' { b'B' } else { b'A' };
+    std::fs::write(
+        &proof,
+        text.replacen(line, std::str::from_utf8(&changed).unwrap(), 1),
+    )
+    .unwrap();
+    let o = check(&["--pubkey", p(&pubkey)]);
+    expect_code(&o, 1);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("NOT PROVEN"));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name();
+        // Not the control socket or the writer's lock.
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), to.join(name)).unwrap();
+        }
+    }
+}
