@@ -65,6 +65,10 @@ pub(crate) struct Engine {
     /// the cosigned note. Held for a whole round, so that each witness
     /// sees this log's sizes only grow.
     pub(crate) witnessed: Mutex<Option<(u64, Arc<str>)>>,
+    /// When automatic checkpoints may ask their witnesses again, and the
+    /// wait after the next failure (doubling up to an hour).
+    #[cfg(feature = "signing")]
+    pub(crate) witness_backoff: Mutex<(Option<Instant>, std::time::Duration)>,
     _lock: Option<Box<dyn DirLock>>,
 }
 
@@ -672,9 +676,50 @@ impl Engine {
                 return;
             }
         };
-        match auto.sink.put(&cp.sign(&auto.key)) {
+        let note = cp.sign(&auto.key);
+        #[cfg(feature = "signing")]
+        let note = self.witness_auto(&cp, note);
+        match auto.sink.put(&note) {
             Ok(()) => *last = (Instant::now(), cp.seq),
             Err(e) => *self.checkpoint_error.lock() = Some(e.to_string()),
+        }
+    }
+
+    /// An automatic checkpoint's note cosigned by `Options::checkpoint_witnesses`,
+    /// or the note as it is while they back off or refuse (the reason kept
+    /// for `Log::checkpoint_error`).
+    #[cfg(feature = "signing")]
+    fn witness_auto(&self, cp: &Checkpoint, note: String) -> String {
+        let witnesses = &self.shared.options.witnesses;
+        let Some(auto) = &self.shared.options.auto_checkpoints else {
+            return note;
+        };
+        if witnesses.is_empty() {
+            return note;
+        }
+        let mut backoff = self.witness_backoff.lock();
+        if backoff.0.is_some_and(|at| Instant::now() < at) {
+            return note;
+        }
+        let shared = &self.shared;
+        let consistency =
+            |old: u64, new: u64| Ok(merkle::prove_consistency(shared, old, new)?.hashes);
+        match crate::witness::cosign_note(&note, cp.seq, witnesses, &consistency) {
+            Ok(cosigned) => {
+                *backoff = (None, auto.interval);
+                *self.checkpoint_error.lock() = None;
+                cosigned
+            }
+            Err(e) => {
+                // A conflict is not retried sooner: it will not go away.
+                let wait = backoff.1.max(auto.interval);
+                *backoff = (
+                    Some(Instant::now() + wait),
+                    (wait * 2).min(std::time::Duration::from_secs(3600)),
+                );
+                *self.checkpoint_error.lock() = Some(e.to_string());
+                note
+            }
         }
     }
 
@@ -706,6 +751,8 @@ impl Engine {
             ship_status: Mutex::new(ShipStatus::default()),
             proved: Mutex::new(None),
             witnessed: Mutex::new(None),
+            #[cfg(feature = "signing")]
+            witness_backoff: Mutex::new((None, std::time::Duration::ZERO)),
             _lock: lock,
         }
     }

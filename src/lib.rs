@@ -28,13 +28,12 @@
 // 2. format     pure encodings of every on-disk structure and file name; no I/O
 // 3. storage    the I/O trait, the real and the crash-simulating file systems,
 //               the handle pool; knows no segment
-// 4. background, checkpoint, options, state
+// 4. background, checkpoint, cosign, policy, tlog_proof, witness, options, state
 //               the engine's shared worker threads and timer (knows no
-//               log); signed notes of a log's head; how a log is opened;
-//               plain record, position and report types
-//    cosign, policy, tlog_proof
-//               witness cosignatures, trust policies and the tlog-proof
-//               text a proved append returns (feature signing)
+//               log); signed notes of a log's head; witness cosignatures,
+//               trust policies, the tlog-proof text a proved append
+//               returns and the tlog-witness client (feature signing); how
+//               a log is opened; plain record, position and report types
 // 5. walk       the one frame walker (decode, seq and chain checks, digest, seal)
 //    segment    segment files, their in-memory view and sparse index
 //    sealed     reading sealed files through the shared frame cache
@@ -53,7 +52,6 @@
 //               typed events and the JSON-lines schema, feature serde)
 // 8. engine     what a log's handle and its jobs share: group commit into
 //               the writer, retention, automatic checkpoints, shipping runs
-//    witness    asks witnesses to cosign a checkpoint (C2SP tlog-witness client)
 //    prover     proved appends: one signed checkpoint per group, a proof each
 //    control    the live writer's control socket (wormctl reaches a running log)
 //    upkeep     the log's background jobs on the shared pool (flushes,

@@ -205,6 +205,8 @@ pub struct Options {
     pub(crate) clock_jump_max: Duration,
     pub(crate) auto_checkpoints: Option<AutoCheckpoints>,
     pub(crate) proofs: Option<Arc<CheckpointKey>>,
+    #[cfg(feature = "signing")]
+    pub(crate) witnesses: Vec<crate::witness::Witness>,
     pub(crate) preallocate: bool,
     pub(crate) shipping: Option<Shipping>,
     pub(crate) verify_min_age: Option<Duration>,
@@ -234,6 +236,8 @@ impl Default for Options {
             clock_jump_max: Duration::from_secs(3600),
             auto_checkpoints: None,
             proofs: None,
+            #[cfg(feature = "signing")]
+            witnesses: Vec::new(),
             preallocate: false,
             shipping: None,
             verify_min_age: None,
@@ -263,6 +267,7 @@ impl fmt::Debug for Options {
             .field("retention", &self.retention)
             .field("auto_checkpoints", &self.auto_checkpoints)
             .field("proofs", &self.proofs)
+            .field("witnesses", &self.witnesses_text())
             .field("preallocate", &self.preallocate)
             .field("shipping", &self.shipping)
             .field("verify_min_age", &self.verify_min_age)
@@ -416,6 +421,27 @@ impl Options {
     pub fn proofs(mut self, key: CheckpointKey) -> Self {
         self.proofs = Some(Arc::new(key));
         self
+    }
+    /// Witnesses that cosign each automatic checkpoint (C2SP tlog-witness,
+    /// format-spec.md §18.4) before it goes to the sink. A witness that
+    /// cannot be reached is retried with back-off (the interval, doubled
+    /// up to an hour) and the note goes to the sink signed by the log
+    /// alone meanwhile; appends never wait for a witness. A witness that
+    /// has seen another history of this log (a rollback, a fork) is a
+    /// conflict, kept for `Log::checkpoint_error` until a later checkpoint
+    /// is cosigned.
+    #[cfg(feature = "signing")]
+    pub fn checkpoint_witnesses(mut self, witnesses: Vec<crate::witness::Witness>) -> Self {
+        self.witnesses = witnesses;
+        self
+    }
+    #[cfg(feature = "signing")]
+    fn witnesses_text(&self) -> Vec<&str> {
+        self.witnesses.iter().map(|w| w.url.as_str()).collect()
+    }
+    #[cfg(not(feature = "signing"))]
+    fn witnesses_text(&self) -> Vec<&str> {
+        Vec::new()
     }
     /// Bytes of decompressed sealed frames kept in memory (default 32 MiB).
     pub fn sealed_cache_bytes(mut self, bytes: usize) -> Self {

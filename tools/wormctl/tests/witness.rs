@@ -432,3 +432,92 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Automatic checkpoints with `Options::checkpoint_witnesses`: cosigned
+/// notes reach the sink; a witness that is down never blocks an append and
+/// is reported; a witness that saw a longer history is a conflict.
+#[test]
+fn automatic_checkpoints_are_cosigned_and_a_down_or_conflicting_witness_never_blocks_appends() {
+    use std::time::{Duration, Instant};
+    use wormlog::{CheckpointKey, FileSink, Log, Options, Witness, WitnessPublicKey};
+    let s = Setup::new();
+    let w1 = s.witness("w1");
+    let key_text = std::fs::read_to_string(s.path("logk.key")).unwrap();
+    let wpub =
+        WitnessPublicKey::from_vkey_string(&std::fs::read_to_string(s.path("w1.pub")).unwrap())
+            .unwrap();
+    let sink = s.path("notes");
+    let open = |url: &str| {
+        let opts = Options::default()
+            .auto_checkpoints(
+                CheckpointKey::from_private_string(&key_text).unwrap(),
+                Duration::from_millis(50),
+                std::sync::Arc::new(FileSink { path: sink.clone() }),
+            )
+            .checkpoint_witnesses(vec![Witness {
+                url: url.to_string(),
+                key: wpub.clone(),
+            }]);
+        Log::open(&s.log, opts).unwrap()
+    };
+    let log = open(&w1.url);
+    log.append(b"witnessed").unwrap();
+    log.close().unwrap();
+    let notes = std::fs::read_to_string(&sink).unwrap();
+    assert!(notes.contains("\u{2014} w1.example "), "{notes}");
+    // A witness that is down: appends go on at once, the error is kept.
+    let down = "http://127.0.0.1:9"; // discard port: nothing listens
+    let log = open(down);
+    let started = Instant::now();
+    for i in 0..20 {
+        log.append(format!("while down {i}").as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "appends waited for the witness"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while log.checkpoint_error().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let err = log
+        .checkpoint_error()
+        .expect("the unreachable witness is reported");
+    assert!(err.contains("did not cosign"), "{err}");
+    log.close().unwrap();
+    // An older copy of the log, witnessed by w1 which saw the longer one.
+    let old = s.path("old");
+    copy_dir(&s.log, &old);
+    expect_code(&wormctl_in("more\n", &["append", p(&s.log)]), 0);
+    expect_code(&s.checkpoint(&s.log, "longer", &[(&w1, "w1")]), 0);
+    let opts = Options::default()
+        .auto_checkpoints(
+            CheckpointKey::from_private_string(&key_text).unwrap(),
+            Duration::from_millis(50),
+            std::sync::Arc::new(FileSink {
+                path: s.path("old-notes"),
+            }),
+        )
+        .checkpoint_witnesses(vec![Witness {
+            url: w1.url.clone(),
+            key: wpub.clone(),
+        }]);
+    let log = Log::open(&old, opts).unwrap();
+    log.append(b"on the old copy").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while log.checkpoint_error().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let err = log.checkpoint_error().expect("the conflict is reported");
+    assert!(
+        err.contains("refuses the checkpoint") && err.contains("rolled back"),
+        "{err}"
+    );
+    log.close().unwrap();
+    let notes = std::fs::read_to_string(s.path("old-notes")).unwrap();
+    assert!(
+        !notes.contains("w1.example"),
+        "the old copy was cosigned: {notes}"
+    );
+}
