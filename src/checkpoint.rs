@@ -143,25 +143,27 @@ impl Checkpoint {
                 continue;
             }
             by_key = true;
-            let Ok(sig) = Signature::from_slice(&blob[4..]) else {
-                continue;
-            };
-            if key.key.verify(body.as_bytes(), &sig).is_ok() {
-                return Ok(checkpoint);
+            // Every line by this key must verify: a changed line beside a
+            // good one is a changed note (C2SP signed-note; the Go checker
+            // found both orders accepted).
+            let verified = Signature::from_slice(&blob[4..])
+                .is_ok_and(|sig| key.key.verify(body.as_bytes(), &sig).is_ok());
+            if !verified {
+                return Err(CheckpointError::NoValidSignature {
+                    key_name: key.name.clone(),
+                });
             }
+        }
+        if by_key {
+            return Ok(checkpoint);
         }
         // No line names this key (name and key id): the operator gave
         // another key than the note's. A line that names it and does not
-        // verify is a changed note.
-        if !by_key {
-            return Err(CheckpointError::NotSignedByKey {
-                key_name: key.name.clone(),
-                key_id: hex(want_id),
-                signers,
-            });
-        }
-        Err(CheckpointError::NoValidSignature {
+        // verify is a changed note (above).
+        Err(CheckpointError::NotSignedByKey {
             key_name: key.name.clone(),
+            key_id: hex(want_id),
+            signers,
         })
     }
 }
@@ -759,6 +761,20 @@ mod tests {
             Checkpoint::verify_note(&String::from_utf8(b).unwrap(), &public),
             Err(CheckpointError::NoValidSignature { .. })
         ));
+        // A changed line by the key beside its good line, in either order:
+        // a changed note (the Go checker found both accepted).
+        let good = &note[note.find("\n\n").unwrap() + 2..];
+        let mut b = good.as_bytes().to_vec();
+        let at = b.len() - 10;
+        b[at] = if b[at] == b'A' { b'B' } else { b'A' };
+        let bad = String::from_utf8(b).unwrap();
+        let body = &note[..note.find("\n\n").unwrap() + 2];
+        for both in [format!("{note}{bad}"), format!("{body}{bad}{good}")] {
+            assert!(matches!(
+                Checkpoint::verify_note(&both, &public),
+                Err(CheckpointError::NoValidSignature { .. })
+            ));
+        }
         let body_only = cp().body();
         assert!(Checkpoint::verify_note(&body_only, &public).is_err());
     }

@@ -199,7 +199,7 @@ impl WitnessPublicKey {
         lines: &[(&str, &str)],
     ) -> Result<Cosigned, CheckpointError> {
         let want = self.id();
-        let mut named = false;
+        let mut at = None;
         for (name, blob) in lines {
             if *name != self.name {
                 continue;
@@ -210,24 +210,24 @@ impl WitnessPublicKey {
             if blob.len() != 4 + 8 + 64 || blob[..4] != want {
                 continue;
             }
-            named = true;
             let time = u64::from_be_bytes(blob[4..12].try_into().unwrap_or_default());
-            let Ok(sig) = Signature::from_slice(&blob[12..]) else {
-                continue;
-            };
-            if time <= TIME_MAX
-                && self
-                    .key
-                    .verify(cosigned_message(body, time).as_bytes(), &sig)
-                    .is_ok()
-            {
-                return Ok(Cosigned::At(time));
+            // Every line by this key must verify (as for the log's own
+            // line): a changed one beside a good one is a changed note.
+            let verified = time <= TIME_MAX
+                && Signature::from_slice(&blob[12..]).is_ok_and(|sig| {
+                    self.key
+                        .verify(cosigned_message(body, time).as_bytes(), &sig)
+                        .is_ok()
+                });
+            if !verified {
+                return Err(CheckpointError::NoValidSignature {
+                    key_name: self.name.clone(),
+                });
             }
+            at.get_or_insert(time);
         }
-        if named {
-            return Err(CheckpointError::NoValidSignature {
-                key_name: self.name.clone(),
-            });
+        if let Some(time) = at {
+            return Ok(Cosigned::At(time));
         }
         Ok(Cosigned::Absent)
     }
@@ -236,6 +236,14 @@ impl WitnessPublicKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn forged_line(note: &str) -> String {
+        note[note.find("\n\n").unwrap() + 2..]
+            .lines()
+            .filter(|l| l.contains("witness.example/w1"))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
     use crate::checkpoint::{Checkpoint, CheckpointKey};
     use crate::format::Hash;
 
@@ -283,6 +291,16 @@ mod tests {
             public.check_note(&forged),
             Err(CheckpointError::NoValidSignature { .. })
         ));
+        // A changed line beside the good one, in either order: changed.
+        for both in [
+            format!("{cosigned}{}", forged_line(&forged)),
+            format!("{note}{}{line}", forged_line(&forged)),
+        ] {
+            assert!(matches!(
+                public.check_note(&both),
+                Err(CheckpointError::NoValidSignature { .. })
+            ));
+        }
         // Another witness: absent, not an error.
         let other = WitnessKey::generate("witness.example/w1").unwrap().public();
         assert_eq!(other.check_note(&cosigned).unwrap(), Cosigned::Absent);

@@ -13,10 +13,30 @@
 // proofs/*.json (`wormctl prove --json` against new.cp), consistency.json
 // (`wormctl consistency --json` from old.cp to new.cp), and export/ (from
 // `wormctl export-tlog`, taken at new.cp's size).
+//
+// Two subcommands check what a proved append and a witness hand out:
+//
+//	tlogcheck tlog-proof LOG_VKEY PROOF...
+//	tlogcheck cosignature LOG_VKEY WITNESS_VKEY NOTE
+//
+// tlog-proof reads each PROOF as a C2SP tlog-proof (c2sp.org/tlog-proof@v1),
+// opens its checkpoint note with note.Open and the log's vkey, and checks
+// its inclusion path with tlog.CheckRecord for the record hash of the leaf
+// data in its extra line, whose seq must be the index plus one.
+//
+// cosignature checks the note in the file NOTE for a C2SP cosignature/v1
+// line (Ed25519) by the witness WITNESS_VKEY (name+keyid+base64(0x04 ||
+// key)), with crypto/ed25519 and crypto/sha256 alone, and the log's own
+// signature on it with note.Open, which ignores the witness's line.
+//
+// The vkeys are given as text, not as files. Each exits 1 with FAIL lines
+// on stderr if anything does not check.
 package main
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
@@ -24,6 +44,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -54,22 +75,37 @@ func openCheckpoint(path string, verifiers note.Verifiers) (string, tlog.Tree) {
 	must(err, path)
 	n, err := note.Open(data, verifiers)
 	must(err, "note.Open "+path)
-	lines := strings.Split(n.Text, "\n")
-	if len(lines) < 4 {
-		fail("%s: body has %d lines", path, len(lines))
-		os.Exit(1)
-	}
-	if !strings.HasSuffix(lines[0], "/v2") {
-		fail("%s: origin %q is not a wormlog tree checkpoint", path, lines[0])
-	}
-	size, err := strconv.ParseInt(lines[1], 10, 64)
-	must(err, path+": tree size")
-	root, err := base64.StdEncoding.DecodeString(lines[2])
-	must(err, path+": root")
+	origin, t, err := parseCheckpoint(n.Text)
+	must(err, path)
+	return origin, t
+}
+
+// wormlog's tree checkpoints: wormlog/<log id, 16 bytes in hex>/v2.
+var treeOrigin = regexp.MustCompile(`^wormlog/[0-9a-f]{32}/v2$`)
+
+// parseCheckpoint reads a note's body (note.Note.Text) as a C2SP
+// tlog-checkpoint of a wormlog tree: origin, decimal size (no sign, no
+// leading zeros), base64 root of 32 bytes, then extension lines.
+func parseCheckpoint(body string) (string, tlog.Tree, error) {
 	var t tlog.Tree
-	t.N = size
+	lines := strings.Split(body, "\n")
+	if len(lines) < 4 || lines[len(lines)-1] != "" {
+		return "", t, fmt.Errorf("checkpoint body has %d lines", len(lines)-1)
+	}
+	if !treeOrigin.MatchString(lines[0]) {
+		return "", t, fmt.Errorf("origin %q is not a wormlog tree checkpoint (wormlog/<hex id>/v2)", lines[0])
+	}
+	size, err := strconv.ParseUint(lines[1], 10, 63)
+	if err != nil || (len(lines[1]) > 1 && lines[1][0] == '0') {
+		return "", t, fmt.Errorf("tree size %q is not a decimal below 2^63 without leading zeros", lines[1])
+	}
+	root, err := base64.StdEncoding.DecodeString(lines[2])
+	if err != nil || len(root) != tlog.HashSize {
+		return "", t, fmt.Errorf("root %q is not a base64 SHA-256 hash", lines[2])
+	}
+	t.N = int64(size)
 	copy(t.Hash[:], root)
-	return lines[0], t
+	return lines[0], t, nil
 }
 
 func hashOf(s string) tlog.Hash {
@@ -116,12 +152,38 @@ func (c c2spTiles) ReadTiles(tiles []tlog.Tile) ([][]byte, error) {
 
 func (c c2spTiles) SaveTiles(tiles []tlog.Tile, data [][]byte) {}
 
+const usage = `usage: tlogcheck DIR
+       tlogcheck tlog-proof LOG_VKEY PROOF...
+       tlogcheck cosignature LOG_VKEY WITNESS_VKEY NOTE`
+
 func main() {
+	if len(os.Args) >= 2 {
+		switch os.Args[1] {
+		case "tlog-proof":
+			if len(os.Args) < 4 {
+				fmt.Fprintln(os.Stderr, usage)
+				os.Exit(2)
+			}
+			checkTlogProofs(os.Args[2], os.Args[3:])
+			return
+		case "cosignature":
+			if len(os.Args) != 5 {
+				fmt.Fprintln(os.Stderr, usage)
+				os.Exit(2)
+			}
+			checkCosignature(os.Args[2], os.Args[3], os.Args[4])
+			return
+		}
+	}
 	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: tlogcheck DIR")
+		fmt.Fprintln(os.Stderr, usage)
 		os.Exit(2)
 	}
-	dir := os.Args[1]
+	checkDir(os.Args[1])
+}
+
+// checkDir checks the checkpoints, proofs and tiles in dir (see the top).
+func checkDir(dir string) {
 	vkey, err := os.ReadFile(filepath.Join(dir, "vkey"))
 	must(err, "vkey")
 	verifier, err := note.NewVerifier(strings.TrimSpace(string(vkey)))
@@ -359,4 +421,267 @@ func copyDir(from, to string) error {
 		}
 		return os.WriteFile(dst, data, 0o644)
 	})
+}
+
+// A tlog-proof's extra, as wormlog writes it: the record's leaf data
+// (seq u64 LE, time u64 LE, kind, chain hash) and the previous record's
+// chain hash.
+const (
+	leafDataLen = 49
+	extraLen    = leafDataLen + 32
+)
+
+// tlogProof is a c2sp.org/tlog-proof@v1 file, parsed.
+type tlogProof struct {
+	extra  []byte // nil without an extra line
+	index  int64
+	path   tlog.RecordProof
+	signed []byte // the checkpoint note, verbatim
+}
+
+// parseTlogProof reads a proof as C2SP tlog-proof specifies it: the
+// header line, an optional `extra <base64>` line, `index <n>` (decimal,
+// no leading zeros), zero or more base64 SHA-256 hashes, an empty line,
+// then the checkpoint note verbatim.
+func parseTlogProof(data []byte) (*tlogProof, error) {
+	split := bytes.Index(data, []byte("\n\n"))
+	if split < 0 {
+		return nil, fmt.Errorf("no empty line before the checkpoint")
+	}
+	lines := strings.Split(string(data[:split]), "\n")
+	if lines[0] != "c2sp.org/tlog-proof@v1" {
+		return nil, fmt.Errorf("first line %q is not c2sp.org/tlog-proof@v1", lines[0])
+	}
+	lines = lines[1:]
+	p := &tlogProof{signed: data[split+2:]}
+	if len(lines) > 0 && strings.HasPrefix(lines[0], "extra ") {
+		extra, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(lines[0], "extra "))
+		if err != nil {
+			return nil, fmt.Errorf("extra is not base64: %v", err)
+		}
+		p.extra = extra
+		lines = lines[1:]
+	}
+	if len(lines) == 0 || !strings.HasPrefix(lines[0], "index ") {
+		return nil, fmt.Errorf("no `index <n>` line")
+	}
+	n := strings.TrimPrefix(lines[0], "index ")
+	index, err := strconv.ParseUint(n, 10, 63)
+	if err != nil || (len(n) > 1 && n[0] == '0') {
+		return nil, fmt.Errorf("index %q is not a decimal below 2^63 without leading zeros", n)
+	}
+	p.index = int64(index)
+	for i, l := range lines[1:] {
+		h, err := base64.StdEncoding.DecodeString(l)
+		if err != nil || len(h) != tlog.HashSize {
+			return nil, fmt.Errorf("inclusion path line %d (%q) is not a base64 SHA-256 hash", i+1, l)
+		}
+		var hash tlog.Hash
+		copy(hash[:], h)
+		p.path = append(p.path, hash)
+	}
+	return p, nil
+}
+
+// checkTlogProofs checks each proof file against the log's vkey: the note
+// opens with note.Open (signatures by other keys, such as witnesses',
+// ignored), its body is a wormlog tree checkpoint, the leaf data in extra
+// is record index+1, and tlog.CheckRecord takes the path from
+// tlog.RecordHash(leaf data) at index to the checkpoint's root.
+func checkTlogProofs(logVkey string, files []string) {
+	verifier, err := note.NewVerifier(strings.TrimSpace(logVkey))
+	must(err, "note.NewVerifier (the log's vkey)")
+	verifiers := note.VerifierList(verifier)
+	var sizes []int64
+	ignored := 0
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		must(err, f)
+		p, err := parseTlogProof(data)
+		if err != nil {
+			fail("%s: not a tlog-proof: %v", f, err)
+			continue
+		}
+		n, err := note.Open(p.signed, verifiers)
+		if err != nil {
+			fail("%s: note.Open of its checkpoint: %v", f, err)
+			continue
+		}
+		ignored += len(n.UnverifiedSigs)
+		_, tree, err := parseCheckpoint(n.Text)
+		if err != nil {
+			fail("%s: %v", f, err)
+			continue
+		}
+		if len(p.extra) != extraLen {
+			fail("%s: extra holds %d bytes, not wormlog's leaf data and previous chain hash (%d)", f, len(p.extra), extraLen)
+			continue
+		}
+		leaf := p.extra[:leafDataLen]
+		if seq := binary.LittleEndian.Uint64(leaf[:8]); seq != uint64(p.index)+1 {
+			fail("%s: the leaf data is record %d, index %d says record %d", f, seq, p.index, p.index+1)
+		}
+		if p.index >= tree.N {
+			fail("%s: index %d is outside the checkpoint's tree of %d records", f, p.index, tree.N)
+		}
+		if err := tlog.CheckRecord(p.path, tree.N, tree.Hash, p.index, tlog.RecordHash(leaf)); err != nil {
+			fail("%s: tlog.CheckRecord(index %d, tree of %d): %v", f, p.index, tree.N, err)
+			continue
+		}
+		sizes = append(sizes, tree.N)
+	}
+	if failures > 0 {
+		fmt.Fprintf(os.Stderr, "tlogcheck: %d of %d tlog-proofs do not check\n", failures, len(files))
+		os.Exit(1)
+	}
+	sort.Slice(sizes, func(i, j int) bool { return sizes[i] < sizes[j] })
+	fmt.Printf("tlogcheck: ok: %d tlog-proofs: notes opened with the log's key (%d other signature lines ignored), leaf seq = index+1, tlog.CheckRecord in trees of %d to %d records\n",
+		len(files), ignored, sizes[0], sizes[len(sizes)-1])
+}
+
+// cosignerType is the C2SP signature type of an Ed25519 cosigner
+// (cosignature/v1).
+const cosignerType = 0x04
+
+// witnessKey is a cosigner's vkey: name+keyidhex+base64(0x04 || key).
+type witnessKey struct {
+	name string
+	id   [4]byte
+	key  ed25519.PublicKey
+}
+
+// cosignerKeyID is SHA-256(name || "\n" || 0x04 || key)[:4].
+func cosignerKeyID(name string, key []byte) [4]byte {
+	h := sha256.New()
+	h.Write([]byte(name))
+	h.Write([]byte{'\n', cosignerType})
+	h.Write(key)
+	var id [4]byte
+	copy(id[:], h.Sum(nil))
+	return id
+}
+
+func parseWitnessKey(vkey string) (*witnessKey, error) {
+	// The key's base64 may hold '+': only the first two separate fields.
+	parts := strings.SplitN(strings.TrimSpace(vkey), "+", 3)
+	if len(parts) != 3 {
+		return nil, fmt.Errorf("vkey %q is not name+keyid+key", vkey)
+	}
+	name, idHex, key64 := parts[0], parts[1], parts[2]
+	if name == "" || strings.IndexFunc(name, func(r rune) bool { return r <= ' ' || r >= 0x7f }) >= 0 {
+		return nil, fmt.Errorf("key name %q is not printable ASCII without spaces", name)
+	}
+	blob, err := base64.StdEncoding.DecodeString(key64)
+	if err != nil || len(blob) != 1+ed25519.PublicKeySize || blob[0] != cosignerType {
+		return nil, fmt.Errorf("key is not base64(0x04 || 32-byte Ed25519 key)")
+	}
+	id, err := hex.DecodeString(idHex)
+	if err != nil || len(idHex) != 8 {
+		return nil, fmt.Errorf("key id %q is not 8 hex digits", idHex)
+	}
+	w := &witnessKey{name: name, key: ed25519.PublicKey(blob[1:])}
+	w.id = cosignerKeyID(name, w.key)
+	if !bytes.Equal(id, w.id[:]) {
+		return nil, fmt.Errorf("key id %s is not SHA-256(name || \"\\n\" || 0x04 || key)[:4] = %x", idHex, w.id)
+	}
+	return w, nil
+}
+
+// checkCosignature checks the note in notePath for a cosignature/v1 line
+// of the witness, and the log's own signature on it. Every line that
+// names the witness's key (its name and key id) must verify, as for any
+// signed note's known key; lines of other keys are not the witness's.
+func checkCosignature(logVkey, witnessVkey, notePath string) {
+	w, err := parseWitnessKey(witnessVkey)
+	must(err, "the witness's vkey")
+	data, err := os.ReadFile(notePath)
+	must(err, notePath)
+
+	// The body: the lines before the first empty line, each with its
+	// newline; then one or more signature lines, each ending in a newline.
+	split := bytes.Index(data, []byte("\n\n"))
+	if split < 0 {
+		fail("%s: no empty line between the body and the signatures", notePath)
+		os.Exit(1)
+	}
+	body, sigs := data[:split+1], data[split+2:]
+	if len(sigs) == 0 || sigs[len(sigs)-1] != '\n' {
+		fail("%s: the signature lines do not end with a newline", notePath)
+		os.Exit(1)
+	}
+	var times []uint64
+	named := 0
+	for _, line := range strings.Split(string(sigs[:len(sigs)-1]), "\n") {
+		rest := strings.TrimPrefix(line, "\u2014 ")
+		if rest == line {
+			fail("%s: signature line %q does not start with an em dash and a space", notePath, line)
+			continue
+		}
+		sp := strings.IndexByte(rest, ' ')
+		if sp < 0 {
+			fail("%s: signature line %q has no signature", notePath, line)
+			continue
+		}
+		name, sig64 := rest[:sp], rest[sp+1:]
+		if name != w.name {
+			continue
+		}
+		blob, err := base64.StdEncoding.DecodeString(sig64)
+		if err != nil {
+			fail("%s: a signature line of %s is not base64", notePath, name)
+			continue
+		}
+		// key id (4) || timestamp (u64, big-endian) || Ed25519 signature.
+		if len(blob) < 4 || !bytes.Equal(blob[:4], w.id[:]) {
+			continue // another key under this name
+		}
+		named++
+		if len(blob) != 4+8+ed25519.SignatureSize {
+			fail("%s: the cosignature of %s+%x holds %d bytes, not 4+8+64", notePath, w.name, w.id, len(blob))
+			continue
+		}
+		t := binary.BigEndian.Uint64(blob[4:12])
+		if t > 1<<63-1 {
+			fail("%s: the cosignature of %s+%x has time %d, above 2^63-1", notePath, w.name, w.id, t)
+			continue
+		}
+		msg := append([]byte("cosignature/v1\ntime "+strconv.FormatUint(t, 10)+"\n"), body...)
+		if !ed25519.Verify(w.key, msg, blob[12:]) {
+			fail("%s: the cosignature/v1 of %s+%x at time %d does not verify over the note's body (crypto/ed25519)", notePath, w.name, w.id, t)
+			continue
+		}
+		times = append(times, t)
+	}
+	if named == 0 {
+		fail("%s: no cosignature line of the witness %s+%x", notePath, w.name, w.id)
+	}
+
+	// The log's own signature, by Go's note.Open with the log's key alone:
+	// the witness's line is an unknown key's and is left unverified.
+	verifier, err := note.NewVerifier(strings.TrimSpace(logVkey))
+	must(err, "note.NewVerifier (the log's vkey)")
+	n, err := note.Open(data, note.VerifierList(verifier))
+	if err != nil {
+		fail("%s: note.Open with the log's key: %v", notePath, err)
+	} else {
+		if n.Text != string(body) {
+			fail("%s: note.Open's body (%d bytes) is not the body the cosignature covers (%d bytes)", notePath, len(n.Text), len(body))
+		}
+		if _, _, err := parseCheckpoint(n.Text); err != nil {
+			fail("%s: %v", notePath, err)
+		}
+		unverified := false
+		for _, s := range n.UnverifiedSigs {
+			unverified = unverified || s.Name == w.name
+		}
+		if named > 0 && !unverified {
+			fail("%s: note.Open did not list the witness's line among the unverified signatures", notePath)
+		}
+	}
+	if failures > 0 {
+		fmt.Fprintf(os.Stderr, "tlogcheck: the cosigned note does not check (%d failures)\n", failures)
+		os.Exit(1)
+	}
+	fmt.Printf("tlogcheck: ok: cosignature/v1 of %s+%x at time %d verified with crypto/ed25519; the log's signature by note.Open (%d line(s) of other keys ignored)\n",
+		w.name, w.id, times[0], len(n.UnverifiedSigs))
 }
