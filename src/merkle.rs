@@ -297,6 +297,7 @@ pub(crate) fn path_of_leaf(
         )));
     }
     let hashes = inclusion_proof(&*tree, seq - 1, size)?;
+    drop(tree);
     if !verify_inclusion(seq - 1, size, &leaf_hash(leaf), &hashes, root) {
         return Err(unavailable(format!(
             "record {seq} is not the leaf the tree holds for it"

@@ -175,5 +175,8 @@ fn prev_hash(engine: &Engine, seq: u64) -> Result<Hash> {
     if seq <= 1 {
         return Ok(genesis_hash(&engine.shared.log_id));
     }
+    if let Some(h) = engine.shared.pending_leaves.lock().recent_hash(seq - 1) {
+        return Ok(h);
+    }
     Ok(*read::get(&engine.shared, seq - 1)?.hash())
 }

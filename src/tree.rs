@@ -53,7 +53,17 @@ pub(crate) struct Tree {
     storage: Arc<dyn Storage>,
     writable: bool,
     levels: Vec<Level>,
+    /// Roots of complete subtrees of 16 leaves or more, as computed: they
+    /// never change (the tree only grows), and a proof or root near the
+    /// head asks for the same large ones again and again (each costs up to
+    /// 127 SHA-256 and a read of a tile). Cleared when large.
+    memo: std::cell::RefCell<std::collections::HashMap<(u64, u64), Hash>>,
 }
+
+/// Subtrees smaller than this are hashed again when asked.
+const MEMO_MIN: u64 = 16;
+/// Subtree roots the memo holds at most (40 bytes each and the map's own).
+const MEMO_MAX: usize = 16_384;
 
 impl std::fmt::Debug for Tree {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -107,6 +117,7 @@ impl Tree {
             storage,
             writable,
             levels: Vec::new(),
+            memo: Default::default(),
         };
         // Entries that count, level by level: what the state file vouches
         // for, what the file holds, and what the level below can have made
@@ -168,6 +179,7 @@ impl Tree {
             storage,
             writable: false,
             levels: Vec::new(),
+            memo: Default::default(),
         }
     }
 
@@ -360,6 +372,10 @@ pub(crate) struct LeafInput {
 #[derive(Debug, Default)]
 pub(crate) struct PendingLeaves {
     queue: std::collections::VecDeque<LeafInput>,
+    /// The newest published records' seqs and chain hashes, kept after
+    /// the tree takes them: a proved append's previous hash, without
+    /// reading the record back.
+    recent: std::collections::VecDeque<(u64, Hash)>,
 }
 
 impl PendingLeaves {
@@ -367,6 +383,17 @@ impl PendingLeaves {
     pub const CAP: usize = 16_384;
     /// The tree is asked to take them once this many wait.
     pub const WAKE: usize = 4_096;
+    /// Recent chain hashes kept (40 bytes each).
+    pub const RECENT: usize = 4_096;
+
+    /// The chain hash of record `seq`, if it is among the newest published.
+    pub fn recent_hash(&self, seq: u64) -> Option<Hash> {
+        let first = self.recent.front()?.0;
+        let (s, h) = *self
+            .recent
+            .get(usize::try_from(seq.checked_sub(first)?).ok()?)?;
+        (s == seq).then_some(h)
+    }
 
     /// Adds `new` (the next seqs after those held, in order), dropping the
     /// oldest past `CAP`; returns whether the tree should take them now.
@@ -375,6 +402,9 @@ impl PendingLeaves {
             (Some(b), Some(f)) => f.seq == b.seq + 1,
             _ => true,
         });
+        self.recent.extend(new.iter().map(|l| (l.seq, l.hash)));
+        let old = self.recent.len().saturating_sub(Self::RECENT);
+        self.recent.drain(..old);
         self.queue.extend(new.drain(..));
         // The writer's buffer for them, kept small after a large batch.
         new.shrink_to(Self::WAKE);
@@ -417,11 +447,24 @@ impl HashSource for Tree {
     /// consecutive entries of level k / 8 (a tile's worth at most).
     fn subtree(&self, start: u64, size: u64) -> Result<Hash> {
         debug_assert!(size.is_power_of_two() && start.is_multiple_of(size));
+        if size >= MEMO_MIN {
+            if let Some(h) = self.memo.borrow().get(&(start, size)) {
+                return Ok(*h);
+            }
+        }
         let k = size.trailing_zeros();
         let l = (k / 8) as usize;
         let per = 1u64 << (8 * l as u32);
         let entries = self.entries(l, start / per, size / per)?;
-        Ok(root_of(&entries))
+        let root = root_of(&entries);
+        if size >= MEMO_MIN {
+            let mut memo = self.memo.borrow_mut();
+            if memo.len() >= MEMO_MAX {
+                memo.clear();
+            }
+            memo.insert((start, size), root);
+        }
+        Ok(root)
     }
 }
 

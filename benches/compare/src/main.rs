@@ -30,6 +30,7 @@
 mod cost;
 #[cfg(feature = "peers")]
 mod peers;
+mod proofs;
 
 use parking_lot::{Condvar, Mutex};
 use std::fs::{File, OpenOptions};
@@ -661,6 +662,7 @@ fn main() {
     buffered_cases(&mut cases);
     read_cases(&mut cases, demo_path);
     cost::cost_cases(&mut cases);
+    proofs::proof_cases(&mut cases);
     #[cfg(feature = "peers")]
     peers::peer_cases(&mut cases);
     #[cfg(feature = "s3")]
@@ -715,6 +717,22 @@ fn main() {
 /// its target.
 fn print_ratios(cases: &[Case]) {
     println!("\n| ratio (medians, same run) | value | target |\n|---|---|---|");
+    for k in [1, 16, 64] {
+        ratio(
+            cases,
+            &format!("proofs on / off, sync/{k} throughput"),
+            &format!("proofs: sync/{k} wormlog, proofs on"),
+            &format!("proofs: sync/{k} wormlog, proofs off"),
+            ">= 0.9",
+        );
+        ratio(
+            cases,
+            &format!("proofs on / off, sync/{k} p99 latency"),
+            &format!("proofs: sync/{k} p99 latency, proofs on"),
+            &format!("proofs: sync/{k} p99 latency, proofs off"),
+            "<= 1.2",
+        );
+    }
     for p in ["", " preallocate"] {
         ratio(
             cases,
