@@ -12,13 +12,14 @@ use wormlog::format::hex;
 use wormlog::{Checkpoint, CheckpointPublicKey, VerifyProgress, VerifyReport};
 
 #[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("signer").args(["pubkey", "policy"])))]
 pub struct Args {
     /// A log directory, or one segment file (.wlog or .wlog.zst).
     path: PathBuf,
     /// A signed checkpoint (from `wormctl checkpoint`): the log must still
     /// hold, unchanged, everything up to it. Repeat to check several (each
     /// signed by --pubkey's key, or as --policy says).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", requires = "signer")]
     checkpoint: Vec<PathBuf>,
     /// A trust policy (C2SP tlog-policy: `log`, `witness`, `group`,
     /// `quorum` lines): each --checkpoint must be signed by one of its logs
@@ -164,11 +165,6 @@ fn check(a: &Args) -> Result<(), Fail> {
         return Err(Fail::usage(format!(
             "{url}: this wormctl was built without the s3 feature"
         )));
-    }
-    if a.pubkey.is_none() && a.policy.is_none() && !a.checkpoint.is_empty() {
-        return Err(Fail::usage(
-            "--checkpoint needs the key that signed it: --pubkey FILE, or --policy FILE",
-        ));
     }
     if a.policy.is_some() && a.checkpoint.is_empty() {
         return Err(Fail::usage(
