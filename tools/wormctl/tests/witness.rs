@@ -521,3 +521,57 @@ fn automatic_checkpoints_are_cosigned_and_a_down_or_conflicting_witness_never_bl
         "the old copy was cosigned: {notes}"
     );
 }
+
+/// README's auditor's walk, run as written (wormctl on PATH, the ports it
+/// names replaced by free ones): a proof cosigned by two witnesses is
+/// checked offline with the policy and the payload.
+#[test]
+fn the_readme_auditors_walk_runs_as_written() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let start = readme
+        .find("An auditor's walk")
+        .expect("the walk is in README");
+    let block = &readme[start..];
+    let block = &block[block.find("```sh\n").unwrap() + 6..];
+    let script = &block[..block.find("```").unwrap()];
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+            .to_string()
+    };
+    let script = script.replace("7701", &free()).replace("7702", &free());
+    let dir = tempfile::tempdir().unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_wormctl"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    // The witnesses go when the walk ends; give them a moment to listen.
+    let script = format!(
+        "set -e\ntrap 'kill $(jobs -p) 2>/dev/null' EXIT\n{}",
+        script.replace("&\ncat > policy", "&\nsleep 1\ncat > policy")
+    );
+    let o = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    expect_code(&o, 0);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("proof holds"), "{out}");
+    assert!(
+        out.contains("cosigned by W1") && out.contains("W2"),
+        "{out}"
+    );
+    assert!(out.contains("payload     bound"), "{out}");
+}
