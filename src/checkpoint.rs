@@ -31,8 +31,9 @@ const ED25519_TYPE: u8 = 0x01;
 /// No note we accept is longer (a checkpoint is about 200 bytes).
 #[cfg(feature = "signing")]
 pub const NOTE_BYTES_MAX: usize = 64 << 10;
+/// Signature lines a note may carry: the log's and 15 cosignatures.
 #[cfg(feature = "signing")]
-const SIGNATURE_LINES_MAX: usize = 16;
+pub const SIGNATURE_LINES_MAX: usize = 16;
 
 /// The head of a log at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -170,6 +170,15 @@ impl WitnessPublicKey {
         Ok(public)
     }
 
+    /// A witness key from raw Ed25519 bytes (tests of policies).
+    #[cfg(test)]
+    pub(crate) fn for_test(name: &str, raw: &[u8]) -> WitnessPublicKey {
+        WitnessPublicKey {
+            name: name.to_string(),
+            key: VerifyingKey::from_bytes(raw.try_into().unwrap()).unwrap(),
+        }
+    }
+
     /// The witness's name, as its cosignature lines carry it.
     pub fn name(&self) -> &str {
         &self.name

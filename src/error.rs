@@ -558,6 +558,13 @@ pub enum CheckpointError {
         /// and key id each; not verified).
         signers: String,
     },
+    /// A trust policy (C2SP tlog-policy) that does not parse or breaks a
+    /// rule of format-spec.md 18.3; the string names the line and why.
+    #[error("malformed policy: {0}")]
+    BadPolicy(String),
+    /// A tlog-proof that is not in the form format-spec.md 18.1 gives.
+    #[error("malformed tlog-proof: {0}")]
+    BadProof(String),
     /// A tlog-proof whose note verifies does not prove its record: its
     /// leaf or path does not lead to the note's root. The string says how.
     #[error("the proof does not hold: {0}")]

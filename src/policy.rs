@@ -54,7 +54,7 @@ impl Policy {
     /// <name> <vkey> [url]`, `group <name> all|any|<k> <member>...`,
     /// exactly one `quorum <name>|none`; `#` comments and blank lines.
     pub fn parse(text: &str) -> Result<Policy, CheckpointError> {
-        let bad = |n: usize, m: &str| CheckpointError::Malformed(format!("policy line {n}: {m}"));
+        let bad = |n: usize, m: &str| CheckpointError::BadPolicy(format!("line {n}: {m}"));
         if text.len() > POLICY_BYTES_MAX {
             return Err(bad(0, "longer than any policy"));
         }
@@ -83,6 +83,15 @@ impl Policy {
                     if p.logs.iter().any(|k| k.key_bytes() == key.key_bytes()) {
                         return Err(bad(n, "a log listed twice"));
                     }
+                    if p.witnesses
+                        .iter()
+                        .any(|(_, w)| w.key_bytes() == key.key_bytes())
+                    {
+                        return Err(bad(
+                            n,
+                            "a log's key is a witness's key: the log cannot witness itself",
+                        ));
+                    }
                     p.logs.push(key);
                 }
                 ["witness", name, vkey] | ["witness", name, vkey, _] => {
@@ -94,6 +103,14 @@ impl Policy {
                         .any(|(_, k)| k.key_bytes() == key.key_bytes())
                     {
                         return Err(bad(n, "a witness listed twice"));
+                    }
+                    // The log's own key relabelled as a cosigner would let
+                    // whoever holds it meet the quorum alone (red team).
+                    if p.logs.iter().any(|k| k.key_bytes() == key.key_bytes()) {
+                        return Err(bad(
+                            n,
+                            "a witness's key is a log's key: the log cannot witness itself",
+                        ));
                     }
                     p.witnesses.push((name.to_string(), key));
                 }
@@ -273,6 +290,8 @@ mod tests {
     use crate::checkpoint::CheckpointKey;
     use crate::cosign::WitnessKey;
     use crate::format::Hash;
+    use base64::engine::general_purpose::STANDARD as B64;
+    use base64::Engine;
 
     #[test]
     fn a_quorum_of_groups_needs_each_group_and_names_who_is_missing() {
@@ -340,5 +359,28 @@ mod tests {
             w[0].public().to_vkey_string()
         );
         assert!(Policy::parse(&zero).is_err());
+        // The log's own key as a witness (0x04 over the same Ed25519 key):
+        // refused in either order, or the log would witness itself.
+        let relabelled = |order: bool| {
+            let vkey = log.public().to_vkey_string();
+            let mut parts = vkey.splitn(3, '+');
+            let (_, _, blob) = (parts.next(), parts.next(), parts.next().unwrap());
+            let mut raw = B64.decode(blob).unwrap();
+            raw[0] = 0x04;
+            let fake = WitnessPublicKey::for_test("w.example", &raw[1..]);
+            let (a, b) = (
+                format!("log {vkey}"),
+                format!("witness W {}", fake.to_vkey_string()),
+            );
+            if order {
+                format!("{a}\n{b}\nquorum W\n")
+            } else {
+                format!("{b}\n{a}\nquorum W\n")
+            }
+        };
+        for order in [true, false] {
+            let err = Policy::parse(&relabelled(order)).unwrap_err();
+            assert!(err.to_string().contains("cannot witness itself"), "{err}");
+        }
     }
 }

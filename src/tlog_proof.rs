@@ -115,7 +115,7 @@ impl TlogProof {
     /// Parses a proof; the note is kept verbatim and checked when the
     /// proof is verified.
     pub fn parse(text: &str) -> Result<TlogProof, CheckpointError> {
-        let bad = |m: &str| CheckpointError::Malformed(format!("tlog-proof: {m}"));
+        let bad = |m: &str| CheckpointError::BadProof(m.to_string());
         if text.len() > PROOF_BYTES_MAX {
             return Err(bad("longer than any proof"));
         }

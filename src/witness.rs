@@ -9,7 +9,7 @@
 //! connection, bounded: the witnesses a log talks to are its operator's
 //! own or reached through a local TLS proxy.
 
-use crate::checkpoint::split_note;
+use crate::checkpoint::{split_note, SIGNATURE_LINES_MAX};
 use crate::cosign::{Cosigned, WitnessPublicKey};
 use crate::error::{Error, Result};
 use crate::format::Hash;
@@ -53,6 +53,17 @@ pub fn cosign_note(
     witnesses: &[Witness],
     consistency: &dyn Fn(u64, u64) -> Result<Vec<Hash>>,
 ) -> Result<String> {
+    // The log's line and one line per witness must fit the 16 signature
+    // lines a note may carry, or the note made could not be read back.
+    if witnesses.len() > SIGNATURE_LINES_MAX - 1 {
+        return Err(Error::InvalidOptions(format!(
+            "{} witnesses: a note carries at most {} signature lines, the log's and {} \
+             cosignatures",
+            witnesses.len(),
+            SIGNATURE_LINES_MAX,
+            SIGNATURE_LINES_MAX - 1
+        )));
+    }
     let mut out = note.to_string();
     for w in witnesses {
         let line = cosign_one(note, size, w, consistency)?;
@@ -219,4 +230,27 @@ fn post(url: &str, path: &str, body: &str) -> std::result::Result<(u16, String),
         .filter(|_| head.starts_with("HTTP/1."))
         .ok_or_else(|| "the answer has no HTTP status".to_string())?;
     Ok((status, body.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cosign::WitnessKey;
+
+    /// Red team: 16 witnesses made a note of 17 signature lines that
+    /// verify then refused as malformed; the round is refused up front.
+    #[test]
+    fn more_witnesses_than_a_note_can_carry_are_refused_before_any_is_asked() {
+        let witnesses: Vec<Witness> = (0..16)
+            .map(|i| Witness {
+                // Nothing listens there: a round that asked would fail
+                // as unreachable, not as this.
+                url: "http://127.0.0.1:9".into(),
+                key: WitnessKey::generate(&format!("w{i}")).unwrap().public(),
+            })
+            .collect();
+        let none = |_: u64, _: u64| -> Result<Vec<Hash>> { Ok(Vec::new()) };
+        let err = cosign_note("note\n\n", 1, &witnesses, &none).unwrap_err();
+        assert!(matches!(err, Error::InvalidOptions(m) if m.contains("at most 16")));
+    }
 }
