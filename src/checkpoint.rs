@@ -600,6 +600,25 @@ impl CheckpointPublicKey {
     pub fn key_bytes(&self) -> [u8; 32] {
         self.key.to_bytes()
     }
+
+    /// This key's signature line in `note`, with its newline: the first
+    /// line naming it (name and key id). For a note `verify_note` accepted,
+    /// every such line verifies; a witness keeps this one and no other
+    /// line it was sent.
+    pub fn signature_line<'n>(&self, note: &'n str) -> Option<&'n str> {
+        let id = key_id(&self.name, &self.key);
+        let at = note.find("\n\n")? + 2;
+        note[at..].split_inclusive('\n').find(|l| {
+            l.strip_prefix("\u{2014} ")
+                .and_then(|r| r.split_once(' '))
+                .is_some_and(|(name, blob)| {
+                    name == self.name
+                        && B64
+                            .decode(blob.trim_end())
+                            .is_ok_and(|b| b.len() == 68 && b[..4] == id)
+                })
+        })
+    }
 }
 
 #[cfg(all(test, feature = "signing"))]

@@ -704,7 +704,14 @@ impl Engine {
         let shared = &self.shared;
         let consistency =
             |old: u64, new: u64| Ok(merkle::prove_consistency(shared, old, new)?.hashes);
-        match crate::witness::cosign_note(&note, cp.seq, witnesses, &consistency) {
+        let root_at = |n: u64| merkle::root_at(shared, n);
+        let key = auto.key.public();
+        let log = crate::witness::LogView {
+            key: &key,
+            consistency: &consistency,
+            root_at: &root_at,
+        };
+        match crate::witness::cosign_note(&note, cp.seq, witnesses, &log) {
             Ok(cosigned) => {
                 *backoff = (None, auto.interval);
                 *self.checkpoint_error.lock() = None;

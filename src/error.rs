@@ -376,6 +376,16 @@ pub enum Error {
         /// What it answered.
         detail: String,
     },
+    /// A witness has cosigned a newer checkpoint of this log than the one
+    /// sent, signed by the log's key and extended by the log (another
+    /// round got there first): sign a newer checkpoint and ask again.
+    #[error("witness {witness} has cosigned a newer checkpoint of this log ({size} records), which this log extends: sign a newer checkpoint and ask again")]
+    WitnessAhead {
+        /// The witness's URL.
+        witness: String,
+        /// The size it cosigned.
+        size: u64,
+    },
     /// A witness could not be asked, or its answer was not a cosignature
     /// by its key (down, misconfigured, or another witness at that URL).
     #[error("witness {witness} did not cosign: {detail}")]

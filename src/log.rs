@@ -992,17 +992,29 @@ impl Log {
     /// note with a consistency proof from the size it last cosigned, and
     /// the note comes back with every witness's cosignature line, each
     /// checked against its key. `Error::WitnessConflict` when a witness has
-    /// seen another history of this log; `Error::WitnessUnreachable` when
-    /// one could not be asked.
+    /// seen another history of this log; `Error::WitnessAhead` when one has
+    /// cosigned a newer checkpoint this log extends (sign a newer one);
+    /// `Error::WitnessUnreachable` when one could not be asked. `key` is the
+    /// log's public key, which checks what a witness says it cosigned.
     #[cfg(feature = "signing")]
     pub fn cosign_checkpoint(
         &self,
+        key: &crate::CheckpointPublicKey,
         checkpoint: &Checkpoint,
         note: &str,
         witnesses: &[crate::Witness],
     ) -> Result<String> {
         let consistency = |old: u64, new: u64| Ok(self.prove_consistency(old, new)?.hashes);
-        crate::witness::cosign_note(note, checkpoint.seq, witnesses, &consistency)
+        let root_at = |n: u64| {
+            self.inner.write_out()?;
+            merkle::root_at(&self.inner.shared, n)
+        };
+        let log = crate::witness::LogView {
+            key,
+            consistency: &consistency,
+            root_at: &root_at,
+        };
+        crate::witness::cosign_note(note, checkpoint.seq, witnesses, &log)
     }
 
     /// That the tree of `new_size` records extends that of `old_size`

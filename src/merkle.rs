@@ -263,6 +263,16 @@ pub(crate) fn holds_leaf_of(shared: &Shared, r: &Record) -> Result<bool> {
 
 /// The root of the tree of the first `size` records (caught up first;
 /// written to disk first with `persist`, as a checkpoint needs).
+/// The root of the tree of `size` records, in memory; `None` where the log
+/// holds fewer (what a witness round asks of the log).
+pub(crate) fn root_at(shared: &Shared, size: u64) -> Result<Option<Hash>> {
+    match head_at(shared, size, false) {
+        Ok(h) => Ok(Some(h.root)),
+        Err(Error::TreeUnavailable { .. }) if size > shared.visible.read().head.seq => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 pub(crate) fn head_at(shared: &Shared, size: u64, persist: bool) -> Result<TreeHead> {
     let have = feed(shared, persist)?;
     if size > have {

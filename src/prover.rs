@@ -88,17 +88,33 @@ pub(crate) fn witness(
         return Ok(Vec::new());
     };
     let shared = &engine.shared;
+    let public = key.public();
+    let consistency = |old: u64, new: u64| Ok(merkle::prove_consistency(shared, old, new)?.hashes);
+    let root_at = |n: u64| merkle::root_at(shared, n);
+    let log = crate::witness::LogView {
+        key: &public,
+        consistency: &consistency,
+        root_at: &root_at,
+    };
     let mut cosigned = engine.witnessed.lock();
-    let (size, root, note) = signed_head(engine, &key, need)?;
-    let note = match &*cosigned {
-        Some((s, n)) if *s == size => n.clone(),
-        _ => {
-            let consistency =
-                |old: u64, new: u64| Ok(merkle::prove_consistency(shared, old, new)?.hashes);
-            let n: Arc<str> =
-                crate::witness::cosign_note(&note, size, witnesses, &consistency)?.into();
-            *cosigned = Some((size, n.clone()));
-            n
+    let mut need = need;
+    // A witness ahead of the head signed (another handle's round) asks
+    // for a newer one: sign the durable head again, a few times at most.
+    let (size, root, note) = loop {
+        let (size, root, note) = signed_head(engine, &key, need)?;
+        if let Some((s, n)) = &*cosigned {
+            if *s == size {
+                break (size, root, n.clone());
+            }
+        }
+        match crate::witness::cosign_note(&note, size, witnesses, &log) {
+            Ok(n) => {
+                let n: Arc<str> = n.into();
+                *cosigned = Some((size, n.clone()));
+                break (size, root, n);
+            }
+            Err(Error::WitnessAhead { size: theirs, .. }) if theirs > need => need = theirs,
+            Err(e) => return Err(e),
         }
     };
     drop(cosigned);

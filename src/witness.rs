@@ -9,7 +9,7 @@
 //! connection, bounded: the witnesses a log talks to are its operator's
 //! own or reached through a local TLS proxy.
 
-use crate::checkpoint::{split_note, SIGNATURE_LINES_MAX};
+use crate::checkpoint::{split_note, CheckpointPublicKey, SIGNATURE_LINES_MAX};
 use crate::cosign::{Cosigned, WitnessPublicKey};
 use crate::error::{Error, Result};
 use crate::format::Hash;
@@ -41,17 +41,39 @@ enum Answer {
     Size(u64),
 }
 
+/// What a witness round knows of the log: its key (to check a checkpoint
+/// a witness says it cosigned) and its tree (proofs, roots).
+pub struct LogView<'a> {
+    /// The log's public key.
+    pub key: &'a CheckpointPublicKey,
+    /// The consistency proof from one size to another.
+    pub consistency: &'a dyn Fn(u64, u64) -> Result<Vec<Hash>>,
+    /// The root of the log's tree at a size, `None` where the log is
+    /// shorter.
+    pub root_at: &'a dyn Fn(u64) -> Result<Option<Hash>>,
+}
+
+impl std::fmt::Debug for LogView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogView")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Asks each witness in turn to cosign `note` (a /v2 checkpoint of
-/// `size` records); `consistency(old, size)` gives the proof from a
-/// witness's last size. Returns the note with every cosignature line
-/// appended, checked against each witness's key. The first witness that
-/// fails stops the round: `WitnessConflict` when it has seen another
-/// history, `WitnessUnreachable` otherwise.
+/// `size` records), with consistency proofs from `log`. Returns the note
+/// with every witness's cosignature line appended, each checked against
+/// its key. The first witness that fails stops the round:
+/// `WitnessConflict` when it holds a checkpoint signed by the log that the
+/// log does not extend (or finds this one inconsistent), `WitnessAhead`
+/// when it holds a newer one the log extends, `WitnessUnreachable`
+/// otherwise. At most 15 witnesses, each once.
 pub fn cosign_note(
     note: &str,
     size: u64,
     witnesses: &[Witness],
-    consistency: &dyn Fn(u64, u64) -> Result<Vec<Hash>>,
+    log: &LogView<'_>,
 ) -> Result<String> {
     // The log's line and one line per witness must fit the 16 signature
     // lines a note may carry, or the note made could not be read back.
@@ -64,39 +86,37 @@ pub fn cosign_note(
             SIGNATURE_LINES_MAX - 1
         )));
     }
+    for (i, w) in witnesses.iter().enumerate() {
+        if witnesses[..i]
+            .iter()
+            .any(|x| x.key.key_bytes() == w.key.key_bytes())
+        {
+            return Err(Error::InvalidOptions(format!(
+                "witness {} is given twice (one key, one cosignature)",
+                w.url
+            )));
+        }
+    }
     let mut out = note.to_string();
     for w in witnesses {
-        let line = cosign_one(note, size, w, consistency)?;
+        let line = cosign_one(note, size, w, log)?;
         out.push_str(&line);
     }
     Ok(out)
 }
 
-fn cosign_one(
-    note: &str,
-    size: u64,
-    w: &Witness,
-    consistency: &dyn Fn(u64, u64) -> Result<Vec<Hash>>,
-) -> Result<String> {
+fn cosign_one(note: &str, size: u64, w: &Witness, log: &LogView<'_>) -> Result<String> {
     // First as a witness that never saw the log; a 409 says where it is.
     let mut old = 0;
     for _ in 0..2 {
         let proof = if old == 0 {
             Vec::new()
         } else {
-            consistency(old, size)?
+            (log.consistency)(old, size)?
         };
         match add_checkpoint(w, old, &proof, note)? {
             Answer::Cosigned(lines) => return check_cosignature(w, note, &lines),
-            Answer::Size(theirs) if theirs > size => {
-                return Err(conflict(
-                    w,
-                    format!(
-                        "it has cosigned a tree of {theirs} records of this log, and this \
-                         checkpoint has {size}: the log was rolled back or forked"
-                    ),
-                ))
-            }
+            Answer::Size(theirs) if theirs > size => return Err(ahead(note, size, theirs, w, log)),
             Answer::Size(theirs) => old = theirs,
         }
     }
@@ -104,6 +124,61 @@ fn cosign_one(
         w,
         "it answered 409 twice with sizes it then refused".into(),
     ))
+}
+
+/// A witness says it cosigned a larger tree than `size`. Not taken on its
+/// word (an unauthenticated 409 made a faithful log report tampering: the
+/// red team): the checkpoint it serves must be signed by the log, and then
+/// the log either extends it (a newer checkpoint, made by another round:
+/// ask again with a newer one, exit 2) or does not (a rollback or a fork,
+/// which only the log's key could have signed: a conflict, exit 1).
+fn ahead(note: &str, size: u64, theirs: u64, w: &Witness, log: &LogView<'_>) -> Error {
+    let origin = note.split('\n').next().unwrap_or("");
+    let path = format!(
+        "{}/checkpoint",
+        crate::format::hex(sha256(origin.as_bytes()))
+    );
+    let theirs_note = match request(&w.url, "GET", &path, "") {
+        Ok((200, text)) => text,
+        Ok((s, _)) => {
+            return unreachable(w, format!(
+                "it says it cosigned {theirs} records of this log but serves no checkpoint (HTTP {s})"
+            ))
+        }
+        Err(e) => return unreachable(w, e),
+    };
+    let cp = match crate::checkpoint::Checkpoint::verify_note(&theirs_note, log.key) {
+        Ok(cp) if cp.seq >= theirs => cp,
+        _ => {
+            return unreachable(
+                w,
+                format!(
+                    "it says it cosigned {theirs} records of this log, and shows no checkpoint of \
+                 that size signed by the log's key"
+                ),
+            )
+        }
+    };
+    match (log.root_at)(cp.seq) {
+        Ok(Some(root)) if Some(root) == cp.tree_root => Error::WitnessAhead {
+            witness: w.url.clone(),
+            size: cp.seq,
+        },
+        Ok(_) => conflict(
+            w,
+            format!(
+                "it has cosigned a checkpoint of {} records, signed by this log's key, that this \
+                 log (checkpoint of {size}) does not extend: the log was rolled back or forked",
+                cp.seq
+            ),
+        ),
+        Err(e) => e,
+    }
+}
+
+fn sha256(b: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(b).into()
 }
 
 fn check_cosignature(w: &Witness, note: &str, lines: &str) -> Result<String> {
@@ -156,7 +231,8 @@ fn add_checkpoint(w: &Witness, old: u64, proof: &[Hash], note: &str) -> Result<A
     }
     body.push('\n');
     body.push_str(note);
-    let (status, text) = post(&w.url, "add-checkpoint", &body).map_err(|d| unreachable(w, d))?;
+    let (status, text) =
+        request(&w.url, "POST", "add-checkpoint", &body).map_err(|d| unreachable(w, d))?;
     match status {
         200 => Ok(Answer::Cosigned(text)),
         409 => text
@@ -186,8 +262,15 @@ fn add_checkpoint(w: &Witness, old: u64, proof: &[Hash], note: &str) -> Result<A
     }
 }
 
-/// A bounded HTTP/1.1 POST; the status and body, or why not.
-fn post(url: &str, path: &str, body: &str) -> std::result::Result<(u16, String), String> {
+/// A bounded HTTP/1.1 request, answered within `TIMEOUT` in all (a
+/// trickled answer once held the client for ever: the red team); the
+/// status and body, or why not.
+fn request(
+    url: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> std::result::Result<(u16, String), String> {
     let rest = url
         .strip_prefix("http://")
         .ok_or_else(|| format!("{url}: only http:// witness URLs (a local TLS proxy for https)"))?;
@@ -209,7 +292,7 @@ fn post(url: &str, path: &str, body: &str) -> std::result::Result<(u16, String),
         format!("/{prefix}/{path}")
     };
     let request = format!(
-        "POST {target} HTTP/1.1\r\nHost: {host}\r\nContent-Type: text/plain; charset=utf-8\r\n\
+        "{method} {target} HTTP/1.1\r\nHost: {host}\r\nContent-Type: text/plain; charset=utf-8\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
@@ -250,7 +333,16 @@ mod tests {
             })
             .collect();
         let none = |_: u64, _: u64| -> Result<Vec<Hash>> { Ok(Vec::new()) };
-        let err = cosign_note("note\n\n", 1, &witnesses, &none).unwrap_err();
+        let no_root = |_: u64| -> Result<Option<Hash>> { Ok(None) };
+        let key = crate::checkpoint::CheckpointKey::generate("log")
+            .unwrap()
+            .public();
+        let log = LogView {
+            key: &key,
+            consistency: &none,
+            root_at: &no_root,
+        };
+        let err = cosign_note("note\n\n", 1, &witnesses, &log).unwrap_err();
         assert!(matches!(err, Error::InvalidOptions(m) if m.contains("at most 16")));
     }
 }

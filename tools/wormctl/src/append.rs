@@ -200,12 +200,24 @@ fn commit(
         return Ok(());
     }
     let mut proofs = Vec::new();
+    // A witness that fails never costs a receipt: the records are durable,
+    // so their receipts go out with the log's own proofs and the reason
+    // (a conflict then stops the run, exit 1; anything else goes on). A
+    // witness kept busy by others once stopped a service here with records
+    // written and never acknowledged (the red team).
+    let mut witness_error = None;
     let receipts: Vec<(u64, u64, String)> = match log {
         Sink::Here(log) if proving => {
             let proved = log.append_batch_proved(batch).map_err(Fail::log)?;
             match witnesses {
                 [] => proved,
-                w => log.witness_proofs(&proved, w).map_err(Fail::log)?,
+                w => match log.witness_proofs(&proved, w) {
+                    Ok(witnessed) => witnessed,
+                    Err(e) => {
+                        witness_error = Some(e);
+                        proved
+                    }
+                },
             }
         }
         .into_iter()
@@ -236,9 +248,24 @@ fn commit(
         if let Some(proof) = proofs.next() {
             receipt["proof"] = serde_json::Value::String(proof);
         }
+        if let Some(e) = &witness_error {
+            receipt["witness_error"] = serde_json::Value::String(e.to_string());
+        }
         out.line(receipt.to_string())?;
     }
-    out.flush()
+    out.flush()?;
+    match witness_error {
+        Some(e @ wormlog::Error::WitnessConflict { .. }) => Err(Fail::log(e)),
+        Some(e) => {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "wormctl: {e}; these receipts carry the log's own proofs, not witnessed"
+            );
+            Ok(())
+        }
+        None => Ok(()),
+    }
 }
 
 /// A receipt as the control channel gives it: `SEQ TIME_NS HASH`.

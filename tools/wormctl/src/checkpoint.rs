@@ -59,7 +59,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
     let mut note = checkpoint.sign(&key);
     if !witnesses.is_empty() {
         note = log
-            .cosign_checkpoint(&checkpoint, &note, &witnesses)
+            .cosign_checkpoint(&key.public(), &checkpoint, &note, &witnesses)
             .map_err(Fail::log)?;
     }
     match a.out {

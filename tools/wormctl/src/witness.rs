@@ -130,10 +130,14 @@ fn serve(a: ServeArgs) -> Result<(), Fail> {
         let vkey = read_small(std::path::Path::new(file), "public key")?;
         let pk = CheckpointPublicKey::from_vkey_string(vkey.trim())
             .map_err(|e| Fail::usage(format!("{file}: {e}")))?;
-        logs.insert(origin.to_string(), pk);
+        if logs.insert(origin.to_string(), pk).is_some() {
+            return Err(Fail::usage(format!(
+                "--log {origin}=…: that origin is given twice (one key a log)"
+            )));
+        }
     }
     let state = Log::open(&a.state, Options::default()).map_err(Fail::log)?;
-    let seen = replay(&state)?;
+    let seen = replay(&state, &logs, &key.public())?;
     let listener = TcpListener::bind(&a.addr).map_err(|e| Fail::io(&a.addr, e))?;
     let local = listener.local_addr().map_err(|e| Fail::io(&a.addr, e))?;
     let w = Arc::new(Witness {
@@ -169,49 +173,96 @@ fn serve(a: ServeArgs) -> Result<(), Fail> {
 
 /// The state log's records: `{"cosigned": {origin, size, root, note}}`
 /// and `{"refused": {origin, status, reason, note}}`; the latest cosigned
-/// per origin is what the witness stands by.
-fn replay(state: &Log) -> Result<HashMap<String, (Seen, String)>, Fail> {
-    let mut seen = HashMap::new();
+/// per origin is what the witness stands by. Each cosigned record of a
+/// configured log is checked before it is trusted: its note is signed by
+/// the log's key, names that size and root, carries this witness's own
+/// cosignature, and no later record of the origin is smaller. A record
+/// that fails is a changed state: the witness refuses to start (a record
+/// appended by hand, "bogus", was replayed as the truth: the red team).
+fn replay(
+    state: &Log,
+    logs: &HashMap<String, CheckpointPublicKey>,
+    me: &wormlog::WitnessPublicKey,
+) -> Result<HashMap<String, (Seen, String)>, Fail> {
+    let mut seen: HashMap<String, (Seen, String)> = HashMap::new();
     for r in state.read(..).map_err(Fail::log)? {
         let r = r.map_err(Fail::log)?;
         if r.kind() != wormlog::RecordKind::User {
             continue;
         }
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(r.payload()) else {
-            continue;
+        let bad = |why: &str| {
+            Fail::tampered(format!(
+                "witness state, record {}: {why}; the state was changed: restore it or \
+                 start a new one (this witness then forgets what it cosigned)",
+                r.seq()
+            ))
         };
+        let v: serde_json::Value =
+            serde_json::from_slice(r.payload()).map_err(|_| bad("not JSON"))?;
         let c = &v["cosigned"];
+        if c.is_null() {
+            continue;
+        }
         let (Some(origin), Some(size), Some(root), Some(note)) = (
             c["origin"].as_str(),
             c["size"].as_u64(),
             c["root"].as_str().and_then(|r| B64.decode(r).ok()),
             c["note"].as_str(),
         ) else {
-            continue;
+            return Err(bad("a cosigned record without origin, size, root and note"));
         };
         let root: [u8; 32] = root
             .try_into()
-            .map_err(|_| Fail::tampered("the witness state holds a root that is not 32 bytes"))?;
-        seen.insert(
-            origin.to_string(),
-            (
-                Seen {
-                    size,
-                    root: Hash::from_bytes(root),
-                },
-                note.to_string(),
-            ),
-        );
+            .map_err(|_| bad("a root that is not 32 bytes"))?;
+        let root = Hash::from_bytes(root);
+        let Some(key) = logs.get(origin) else {
+            continue;
+        };
+        let cp = Checkpoint::verify_note(note, key)
+            .map_err(|e| bad(&format!("its note does not verify with the log's key: {e}")))?;
+        if cp.seq != size || cp.tree_root != Some(root) {
+            return Err(bad("its note names another size or root"));
+        }
+        if !matches!(me.check_note(note), Ok(wormlog::Cosigned::At(_))) {
+            return Err(bad("its note carries no cosignature by this witness"));
+        }
+        if seen.get(origin).is_some_and(|(s, _)| s.size > size) {
+            return Err(bad("a smaller size after a larger one"));
+        }
+        seen.insert(origin.to_string(), (Seen { size, root }, note.to_string()));
     }
     Ok(seen)
 }
 
+/// A connection read against one deadline for the whole request: a
+/// client that trickles a byte at a time cannot hold a connection longer
+/// (a read timeout alone restarts with every byte: the red team held every
+/// slot with 8 bytes a second).
+struct Deadline {
+    conn: TcpStream,
+    until: Instant,
+}
+
+impl Read for Deadline {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.conn.set_read_timeout(Some(left))?;
+        self.conn.read(buf)
+    }
+}
+
 /// One connection: one request, then closed.
 fn handle(w: &Witness, conn: TcpStream) -> std::io::Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
     conn.set_write_timeout(Some(Duration::from_secs(10)))?;
     let mut out = conn.try_clone()?;
-    let mut reader = BufReader::new(conn.take((HEAD_MAX + BODY_MAX) as u64));
+    let deadline = Deadline {
+        conn,
+        until: Instant::now() + Duration::from_secs(10),
+    };
+    let mut reader = BufReader::new(deadline.take((HEAD_MAX + BODY_MAX) as u64));
     let (method, target, length) = match read_head(&mut reader) {
         Ok(h) => h,
         Err((status, why)) => return respond(&mut out, status, "text/plain", &why),
@@ -286,6 +337,7 @@ fn read_head(r: &mut impl BufRead) -> Result<(String, String, usize), (u16, Stri
     };
     let (method, target) = (method.to_string(), target.to_string());
     let mut length = 0;
+    let mut seen_length = false;
     loop {
         read_line(&mut line)?;
         let l = line.trim_end();
@@ -294,8 +346,12 @@ fn read_head(r: &mut impl BufRead) -> Result<(String, String, usize), (u16, Stri
         }
         if let Some((name, value)) = l.split_once(':') {
             if name.eq_ignore_ascii_case("content-length") {
-                length = value
-                    .trim()
+                let v = value.trim();
+                if seen_length || v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err((400, "one Content-Length of decimal digits\n".into()));
+                }
+                seen_length = true;
+                length = v
                     .parse()
                     .map_err(|_| (400, "bad Content-Length\n".to_string()))?;
             }
@@ -375,56 +431,87 @@ impl Witness {
                 text("old size larger than the checkpoint's"),
             );
         }
+        // What the witness keeps and serves: the body, the log's own line,
+        // its own. Never a line it was sent by anyone else (a forged line
+        // under the witness's name was stored and served: the red team).
+        let body_end = note.find("\n\n").map_or(note.len(), |i| i + 1);
+        let body = &note[..body_end];
+        let Some(log_line) = key.signature_line(note) else {
+            return (
+                403,
+                "text/plain",
+                text("no signature line by the log's key"),
+            );
+        };
+        let kept = format!("{body}\n{log_line}");
         let mut seen = lock(&self.seen);
-        let prior = seen.get(&origin).map(|(s, _)| *s);
-        let prior_size = prior.map_or(0, |s| s.size);
+        let prior = seen.get(&origin).cloned();
+        let prior_size = prior.as_ref().map_or(0, |(s, _)| s.size);
         if old != prior_size {
-            self.refuse(&origin, 409, "old size is not the size last cosigned", note);
             return (409, "text/x.tlog.size", format!("{prior_size}\n"));
         }
-        let consistent = match prior {
+        let verdict = match &prior {
+            None if cp.seq == 0 => {
+                proof.is_empty() && root == wormlog::format::merkle::empty_root()
+            }
             None => proof.is_empty(),
-            Some(p) if p.size == cp.seq => p.root == root && proof.is_empty(),
-            Some(p) => verify_consistency(p.size, cp.seq, &p.root, &root, &proof),
+            Some((p, prior_note)) if p.size == cp.seq => {
+                // One size, one checkpoint: another root, or the same root
+                // with other extension lines (chain, time, retention), is
+                // a second history signed by the log. Kept as evidence.
+                let same = p.root == root && prior_note.starts_with(&format!("{body}\n"));
+                if !same {
+                    self.refuse(&origin, "two checkpoints of one size", note);
+                    return (
+                        422,
+                        "text/plain",
+                        text("another checkpoint of this size was cosigned"),
+                    );
+                }
+                if proof.is_empty() {
+                    // Nothing new to record: cosign again, state unchanged.
+                    return (200, "text/plain", self.cosign(body));
+                }
+                false
+            }
+            Some((p, _)) => verify_consistency(p.size, cp.seq, &p.root, &root, &proof),
         };
-        if !consistent {
-            self.refuse(
-                &origin,
-                422,
-                "inconsistent with the tree last cosigned",
-                note,
-            );
+        if !verdict {
+            // A wrong proof is not evidence against the log: anyone can send one.
             return (
                 422,
                 "text/plain",
                 text("inconsistent with the checkpoint last cosigned"),
             );
         }
-        let body_end = note.find("\n\n").map_or(note.len(), |i| i + 1);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let line = self.key.cosign(&note[..body_end], now);
+        let line = self.cosign(body);
         // Durable before the cosignature leaves: a crash cannot roll the
         // witness back behind what it signed.
+        let stored = format!("{kept}{line}");
         let record = serde_json::json!({"cosigned": {
             "origin": origin, "size": cp.seq, "root": B64.encode(root.as_bytes()),
-            "note": format!("{note}{line}"),
+            "note": stored,
         }});
         if let Err(e) = self.state.append(record.to_string().as_bytes()) {
             return (500, "text/plain", text(&format!("state: {e}")));
         }
-        seen.insert(
-            origin,
-            (Seen { size: cp.seq, root }, format!("{note}{line}")),
-        );
+        seen.insert(origin, (Seen { size: cp.seq, root }, stored));
         (200, "text/plain", line)
     }
 
-    /// Keeps a refused, validly signed checkpoint as evidence.
-    fn refuse(&self, origin: &str, status: u16, reason: &str, note: &str) {
+    fn cosign(&self, body: &str) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.key.cosign(body, now)
+    }
+
+    /// Keeps a validly signed checkpoint that contradicts one cosigned
+    /// (two of one size): evidence of a split view, which only the log's
+    /// key could have made.
+    fn refuse(&self, origin: &str, reason: &str, note: &str) {
         let record = serde_json::json!({"refused": {
-            "origin": origin, "status": status, "reason": reason, "note": note,
+            "origin": origin, "status": 422, "reason": reason, "note": note,
         }});
         let _ = self.state.append(record.to_string().as_bytes());
     }

@@ -278,14 +278,11 @@ fn the_witness_keeps_its_state_across_a_restart_and_still_refuses_a_rollback() {
     let w1 = s.witness("w1");
     expect_code(&s.checkpoint(&old, "cp-old", &[(&w1, "w1")]), 1);
     // Its state is a wormlog log that verifies, holding what it cosigned
-    // and what it refused.
+    // (a stale size is not evidence against the log: not recorded).
     expect_code(&wormctl(&["verify", p(&s.path("w1-state"))]), 0);
     let dump = wormctl(&["dump", p(&s.path("w1-state"))]);
     let text = String::from_utf8_lossy(&dump.stdout);
-    assert!(
-        text.contains("cosigned") && text.contains("refused"),
-        "{text}"
-    );
+    assert!(text.contains("cosigned"), "{text}");
 }
 
 /// One raw request to the witness; the status and body.
@@ -574,4 +571,298 @@ fn the_readme_auditors_walk_runs_as_written() {
         "{out}"
     );
     assert!(out.contains("payload     bound"), "{out}");
+}
+
+/// GET the witness's served checkpoint for `origin`.
+fn served(url: &str, origin: &str) -> (u16, String) {
+    use sha2::Digest;
+    let hash = wormlog::format::hex(sha2::Sha256::digest(origin.as_bytes()));
+    let host = url.strip_prefix("http://").unwrap();
+    let mut c = TcpStream::connect(host).unwrap();
+    write!(c, "GET /{hash}/checkpoint HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut out = String::new();
+    let _ = c.read_to_string(&mut out);
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (
+        status,
+        out.split_once("\r\n\r\n").map_or("", |b| b.1).to_string(),
+    )
+}
+
+/// Red team: a line forged under the witness's own name, and lines of
+/// unknown keys, were stored and served with the cosigned note (a faithful
+/// log then failed verify as TAMPERED, or the note had 17 lines). The
+/// witness keeps the log's line and its own; a checkpoint sent again
+/// records nothing; another of the same size is refused and kept as
+/// evidence; a wrong proof is refused and not kept.
+#[test]
+fn the_witness_keeps_only_the_logs_line_and_its_own_and_records_only_evidence() {
+    let s = Setup::new();
+    let w1 = s.witness("w1");
+    expect_code(&s.checkpoint(&s.log, "plain", &[]), 0);
+    let note = std::fs::read_to_string(s.path("plain")).unwrap();
+    let mut padded = note.clone();
+    padded.push_str(&format!("\u{2014} w1.example {}\n", base64_of(&[0u8; 76])));
+    for i in 0..14 {
+        padded.push_str(&format!(
+            "\u{2014} junk{i}.example {}\n",
+            base64_of(&[i; 68])
+        ));
+    }
+    let (status, line) = post(
+        &w1.url,
+        "/add-checkpoint",
+        format!("old 0\n\n{padded}").as_bytes(),
+    );
+    // Cosigned; the forged line and the junk are dropped, not kept.
+    assert_eq!(status, 200, "{line}");
+    let (status, kept) = served(&w1.url, &s.origin);
+    assert_eq!(status, 200);
+    let lines: Vec<&str> = kept.lines().filter(|l| l.starts_with('\u{2014}')).collect();
+    assert_eq!(lines.len(), 2, "{kept}");
+    std::fs::write(s.path("served"), &kept).unwrap();
+    let any = s.policy("quorum A");
+    expect_code(
+        &wormctl(&[
+            "verify",
+            p(&s.log),
+            "--checkpoint",
+            p(&s.path("served")),
+            "--policy",
+            p(&any),
+        ]),
+        0,
+    );
+    let records = |s: &Setup| {
+        String::from_utf8(wormctl(&["dump", p(&s.path("w1-state"))]).stdout)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("cosigned") || l.contains("refused"))
+            .count()
+    };
+    let before = records(&s);
+    let size = note.lines().nth(1).unwrap().to_string();
+    // The same checkpoint again: cosigned, nothing recorded.
+    let (status, _) = post(
+        &w1.url,
+        "/add-checkpoint",
+        format!("old {size}\n\n{note}").as_bytes(),
+    );
+    assert_eq!(status, 200);
+    // A junk proof: refused, not evidence.
+    let junk = format!("old {size}\n{}\n\n{note}", base64_of(&[7; 32]));
+    assert_eq!(post(&w1.url, "/add-checkpoint", junk.as_bytes()).0, 422);
+    assert_eq!(
+        records(&s),
+        before,
+        "nothing recorded for a repeat or a wrong proof"
+    );
+}
+
+fn base64_of(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+/// Red team: a record added to the witness's state by hand was replayed
+/// as the truth. Every cosigned record's note must verify; one that does
+/// not stops the witness from starting (exit 1).
+#[test]
+fn a_state_record_added_by_hand_stops_the_witness_from_starting() {
+    let s = Setup::new();
+    {
+        let w1 = s.witness("w1");
+        expect_code(&s.checkpoint(&s.log, "cp", &[(&w1, "w1")]), 0);
+    }
+    let bogus = format!(
+        "{{\"cosigned\":{{\"origin\":\"{}\",\"size\":0,\"root\":\"{}\",\"note\":\"bogus\"}}}}\n",
+        s.origin,
+        base64_of(&[0; 32])
+    );
+    expect_code(&wormctl_in(&bogus, &["append", p(&s.path("w1-state"))]), 0);
+    let o = wormctl(&[
+        "witness",
+        "serve",
+        "--key",
+        p(&s.path("w1.key")),
+        "--addr",
+        "127.0.0.1:0",
+        "--state",
+        p(&s.path("w1-state")),
+        "--log",
+        &format!("{}={}", s.origin, p(&s.path("logk.pub"))),
+    ]);
+    expect_code(&o, 1);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("witness state"));
+}
+
+/// Red team: a client that sends a byte every few seconds held a
+/// connection (and, 32 of them, every slot) for ever. A request has 10 s
+/// in all.
+#[test]
+fn a_trickling_client_is_cut_off_at_the_request_deadline() {
+    let s = Setup::new();
+    let w1 = s.witness("w1");
+    let host = w1.url.strip_prefix("http://").unwrap().to_string();
+    let mut c = TcpStream::connect(&host).unwrap();
+    let started = std::time::Instant::now();
+    let mut cut = false;
+    for _ in 0..20 {
+        if c.write_all(b"G").is_err() {
+            cut = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    if !cut {
+        // The server answers or closes; either way the read ends.
+        c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let mut buf = Vec::new();
+        cut = c.read_to_end(&mut buf).is_ok();
+    }
+    assert!(cut, "the connection stayed open");
+    assert!(started.elapsed() < std::time::Duration::from_secs(19));
+}
+
+/// A fake witness on loopback answering every request with `answer`
+/// (one connection at a time, `trickle`: a byte every 200 ms).
+fn fake_witness(answer: &'static str, trickle: bool) -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            let mut buf = [0u8; 65536];
+            let _ = c.set_read_timeout(Some(std::time::Duration::from_millis(300)));
+            let _ = c.read(&mut buf);
+            if trickle {
+                for b in answer.bytes() {
+                    if c.write_all(&[b]).is_err() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+            } else {
+                let _ = c.write_all(answer.as_bytes());
+            }
+        }
+    });
+    url
+}
+
+/// Red team: an unauthenticated `409` naming a larger size made a faithful
+/// log report TAMPERED (exit 1), and a witness trickling its answer held
+/// the client for ever. Now: the larger size must come with a checkpoint
+/// signed by the log (else exit 2, unreachable), and an answer has 5 s.
+#[test]
+fn a_witness_that_claims_more_or_answers_slowly_is_not_a_conflict() {
+    let s = Setup::new();
+    let w1pub = s.path("w1.pub");
+    let liar = fake_witness(
+        "HTTP/1.1 409 Conflict\r\nContent-Type: text/x.tlog.size\r\nContent-Length: 4\r\n\r\n108\n",
+        false,
+    );
+    let o = wormctl(&[
+        "checkpoint",
+        p(&s.log),
+        "--key",
+        p(&s.path("logk.key")),
+        "--out",
+        p(&s.path("x")),
+        "--witness",
+        &format!("{liar}={}", p(&w1pub)),
+    ]);
+    expect_code(&o, 2);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no checkpoint") && !err.contains("TAMPERED"),
+        "{err}"
+    );
+    let slow = fake_witness(
+        "HTTP/1.1 200 OK\r\nContent-Length: 200\r\n\r\n\u{2014} w1.example AAAA\n",
+        true,
+    );
+    let started = std::time::Instant::now();
+    let o = wormctl(&[
+        "checkpoint",
+        p(&s.log),
+        "--key",
+        p(&s.path("logk.key")),
+        "--out",
+        p(&s.path("y")),
+        "--witness",
+        &format!("{slow}={}", p(&w1pub)),
+    ]);
+    expect_code(&o, 2);
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+}
+
+/// Red team (C2): a witness that cosigned a newer checkpoint of the same
+/// log (another round got there first) made an older one's round report
+/// the log rolled back. It is `WitnessAhead` now, not a conflict; and a
+/// service appending with --witness never loses a receipt to a witness
+/// that is down.
+#[test]
+fn a_witness_ahead_on_the_same_log_is_not_a_conflict_and_a_down_witness_costs_no_receipt() {
+    use wormlog::{
+        Checkpoint, CheckpointKey, CheckpointPublicKey, Log, Options, Witness, WitnessPublicKey,
+    };
+    let s = Setup::new();
+    let w1 = s.witness("w1");
+    let key =
+        CheckpointKey::from_private_string(&std::fs::read_to_string(s.path("logk.key")).unwrap())
+            .unwrap();
+    let public = CheckpointPublicKey::from_vkey_string(
+        &std::fs::read_to_string(s.path("logk.pub")).unwrap(),
+    )
+    .unwrap();
+    let witness = Witness {
+        url: w1.url.clone(),
+        key: WitnessPublicKey::from_vkey_string(
+            &std::fs::read_to_string(s.path("w1.pub")).unwrap(),
+        )
+        .unwrap(),
+    };
+    let log = Log::open(&s.log, Options::default()).unwrap();
+    let older: Checkpoint = log.checkpoint().unwrap();
+    let older_note = older.sign(&key);
+    log.append(b"more").unwrap();
+    let newer = log.checkpoint().unwrap();
+    log.cosign_checkpoint(
+        &public,
+        &newer,
+        &newer.sign(&key),
+        std::slice::from_ref(&witness),
+    )
+    .unwrap();
+    let err = log
+        .cosign_checkpoint(&public, &older, &older_note, std::slice::from_ref(&witness))
+        .unwrap_err();
+    assert!(matches!(err, wormlog::Error::WitnessAhead { .. }), "{err}");
+    log.close().unwrap();
+    // A witness that is down: every line still gets its receipt.
+    let o = wormctl_in(
+        "a\nb\nc\n",
+        &[
+            "append",
+            p(&s.log),
+            "--proof-key",
+            p(&s.path("logk.key")),
+            "--witness",
+            &format!("http://127.0.0.1:9={}", p(&s.path("w1.pub"))),
+        ],
+    );
+    expect_code(&o, 0);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert!(
+        out.lines()
+            .all(|l| l.contains("\"proof\"") && l.contains("witness_error")),
+        "{out}"
+    );
 }
