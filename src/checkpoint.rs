@@ -481,55 +481,24 @@ impl CheckpointKey {
 
     /// A new key from the kernel's randomness.
     pub fn generate(name: &str) -> std::io::Result<CheckpointKey> {
-        check_key_name(name).map_err(std::io::Error::other)?;
-        let mut seed = [0u8; 32];
-        // The OS's generator, as every other secret of the engine is made.
-        getrandom::getrandom(&mut seed).map_err(|e| std::io::Error::other(e.to_string()))?;
         Ok(CheckpointKey {
             name: name.to_string(),
-            signing: SigningKey::from_bytes(&seed),
+            signing: random_signing_key(name)?,
         })
     }
 
     /// `PRIVATE+KEY+<name>+<key id hex>+<base64(0x01 || seed)>`, as Go's
     /// note package writes signer keys.
     pub fn to_private_string(&self) -> String {
-        let mut blob = vec![ED25519_TYPE];
-        blob.extend_from_slice(self.signing.as_bytes());
-        format!(
-            "PRIVATE+KEY+{}+{}+{}",
-            self.name,
-            hex(key_id(&self.name, &self.signing.verifying_key())),
-            B64.encode(blob)
-        )
+        private_key_text(&self.name, ED25519_TYPE, &self.signing)
     }
 
     /// Parses a signer key as [`to_private_string`](Self::to_private_string)
     /// writes it (whitespace around it ignored), checking its name and that
     /// its key id matches the key.
     pub fn from_private_string(s: &str) -> Result<CheckpointKey, CheckpointError> {
-        let bad = |m: &str| CheckpointError::BadKey(m.to_string());
-        let rest = s
-            .trim()
-            .strip_prefix("PRIVATE+KEY+")
-            .ok_or_else(|| bad("not a PRIVATE+KEY+ string"))?;
-        let (name, id, blob) = split3(rest).ok_or_else(|| bad("expected name+id+key"))?;
-        check_key_name(name)?;
-        let blob = B64.decode(blob).map_err(|_| bad("key is not base64"))?;
-        let seed: [u8; 32] = match blob.split_first() {
-            Some((&ED25519_TYPE, seed)) => {
-                seed.try_into().map_err(|_| bad("not an Ed25519 key"))?
-            }
-            _ => return Err(bad("not an Ed25519 key")),
-        };
-        let signing = SigningKey::from_bytes(&seed);
-        if hex(key_id(name, &signing.verifying_key())) != id {
-            return Err(bad("key id does not match the key"));
-        }
-        Ok(CheckpointKey {
-            name: name.to_string(),
-            signing,
-        })
+        let (name, signing) = parse_private_key(s, ED25519_TYPE)?;
+        Ok(CheckpointKey { name, signing })
     }
 
     /// The verifier key that checks this key's signatures.
@@ -547,6 +516,106 @@ pub(crate) fn split3(s: &str) -> Option<(&str, &str, &str)> {
     Some((parts.next()?, parts.next()?, parts.next()?))
 }
 
+/// The words a key's type byte is named by in messages.
+#[cfg(feature = "signing")]
+fn kind_name(kind: u8) -> &'static str {
+    if kind == ED25519_TYPE {
+        "a log's signing key (type 0x01)"
+    } else {
+        "a witness's cosigner key (type 0x04)"
+    }
+}
+
+/// A new Ed25519 key from the kernel's randomness, for a key named `name`
+/// (checked first): the log's signing keys and witnesses' cosigning keys.
+#[cfg(feature = "signing")]
+pub(crate) fn random_signing_key(name: &str) -> std::io::Result<SigningKey> {
+    check_key_name(name).map_err(std::io::Error::other)?;
+    let mut seed = [0u8; 32];
+    // The OS's generator, as every other secret of the engine is made.
+    getrandom::getrandom(&mut seed).map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+/// `PRIVATE+KEY+<name>+<key id hex>+<base64(kind || seed)>`, as Go's note
+/// package writes signer keys.
+#[cfg(feature = "signing")]
+pub(crate) fn private_key_text(name: &str, kind: u8, signing: &SigningKey) -> String {
+    let mut blob = vec![kind];
+    blob.extend_from_slice(signing.as_bytes());
+    format!(
+        "PRIVATE+KEY+{name}+{}+{}",
+        hex(typed_key_id(name, kind, &signing.verifying_key())),
+        B64.encode(blob)
+    )
+}
+
+/// Parses `private_key_text` of type `kind` (whitespace around it
+/// ignored), checking its name, type and key id.
+#[cfg(feature = "signing")]
+pub(crate) fn parse_private_key(
+    s: &str,
+    kind: u8,
+) -> Result<(String, SigningKey), CheckpointError> {
+    let bad = |m: &str| CheckpointError::BadKey(m.to_string());
+    let rest = s
+        .trim()
+        .strip_prefix("PRIVATE+KEY+")
+        .ok_or_else(|| bad("not a PRIVATE+KEY+ string"))?;
+    let (name, id, blob) = split3(rest).ok_or_else(|| bad("expected name+id+key"))?;
+    check_key_name(name)?;
+    let blob = B64.decode(blob).map_err(|_| bad("key is not base64"))?;
+    let seed: [u8; 32] = match blob.split_first() {
+        Some((&k, seed)) if k == kind => seed.try_into().map_err(|_| bad("not an Ed25519 key"))?,
+        _ => {
+            return Err(bad(&format!(
+                "not an Ed25519 key: expected {}",
+                kind_name(kind)
+            )))
+        }
+    };
+    let signing = SigningKey::from_bytes(&seed);
+    if hex(typed_key_id(name, kind, &signing.verifying_key())) != id {
+        return Err(bad("key id does not match the key"));
+    }
+    Ok((name.to_string(), signing))
+}
+
+/// `<name>+<key id hex>+<base64(kind || public key)>` (a C2SP vkey).
+#[cfg(feature = "signing")]
+pub(crate) fn vkey_text(name: &str, kind: u8, key: &VerifyingKey) -> String {
+    let mut blob = vec![kind];
+    blob.extend_from_slice(key.as_bytes());
+    format!(
+        "{name}+{}+{}",
+        hex(typed_key_id(name, kind, key)),
+        B64.encode(blob)
+    )
+}
+
+/// Parses `vkey_text` of type `kind` (whitespace around it ignored),
+/// checking its name, type, point and key id; a key of the other type is
+/// named as such (a log's key given for a witness's, or the reverse).
+#[cfg(feature = "signing")]
+pub(crate) fn parse_vkey(s: &str, kind: u8) -> Result<(String, VerifyingKey), CheckpointError> {
+    let bad = |m: &str| CheckpointError::BadKey(m.to_string());
+    let (name, id, blob) = split3(s.trim()).ok_or_else(|| bad("expected name+id+key"))?;
+    check_key_name(name)?;
+    let blob = B64.decode(blob).map_err(|_| bad("key is not base64"))?;
+    let bytes: [u8; 32] = match blob.split_first() {
+        Some((&k, key)) if k == kind => key.try_into().map_err(|_| bad("not an Ed25519 key"))?,
+        Some((&k, _)) if k == ED25519_TYPE || k == 0x04 => {
+            return Err(bad(&format!("{}, not {}", kind_name(k), kind_name(kind))))
+        }
+        _ => return Err(bad("not an Ed25519 key")),
+    };
+    let key = VerifyingKey::from_bytes(&bytes).map_err(|_| bad("not a valid Ed25519 point"))?;
+    if hex(typed_key_id(name, kind, &key)) != id {
+        return Err(bad("key id does not match the key"));
+    }
+    Ok((name.to_string(), key))
+}
+
 /// An Ed25519 verifier key with its name.
 #[cfg(feature = "signing")]
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -559,36 +628,15 @@ pub struct CheckpointPublicKey {
 impl CheckpointPublicKey {
     /// `<name>+<key id hex>+<base64(0x01 || public key)>` (a C2SP vkey).
     pub fn to_vkey_string(&self) -> String {
-        let mut blob = vec![ED25519_TYPE];
-        blob.extend_from_slice(self.key.as_bytes());
-        format!(
-            "{}+{}+{}",
-            self.name,
-            hex(key_id(&self.name, &self.key)),
-            B64.encode(blob)
-        )
+        vkey_text(&self.name, ED25519_TYPE, &self.key)
     }
 
     /// Parses a verifier key as [`to_vkey_string`](Self::to_vkey_string)
     /// writes it (whitespace around it ignored), checking its name and that
     /// its key id matches the key.
     pub fn from_vkey_string(s: &str) -> Result<CheckpointPublicKey, CheckpointError> {
-        let bad = |m: &str| CheckpointError::BadKey(m.to_string());
-        let (name, id, blob) = split3(s.trim()).ok_or_else(|| bad("expected name+id+key"))?;
-        check_key_name(name)?;
-        let blob = B64.decode(blob).map_err(|_| bad("key is not base64"))?;
-        let bytes: [u8; 32] = match blob.split_first() {
-            Some((&ED25519_TYPE, k)) => k.try_into().map_err(|_| bad("not an Ed25519 key"))?,
-            _ => return Err(bad("not an Ed25519 key")),
-        };
-        let key = VerifyingKey::from_bytes(&bytes).map_err(|_| bad("not a valid Ed25519 point"))?;
-        if hex(key_id(name, &key)) != id {
-            return Err(bad("key id does not match the key"));
-        }
-        Ok(CheckpointPublicKey {
-            name: name.to_string(),
-            key,
-        })
+        let (name, key) = parse_vkey(s, ED25519_TYPE)?;
+        Ok(CheckpointPublicKey { name, key })
     }
 
     /// The key's name, as its signature lines carry it.

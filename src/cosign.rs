@@ -7,9 +7,11 @@
 //! closed: a line naming a witness's key (name and key id) that does not
 //! verify is a changed note.
 
-use crate::checkpoint::{check_key_name, split3, split_note, typed_key_id};
+use crate::checkpoint::{
+    parse_private_key, parse_vkey, private_key_text, random_signing_key, split_note, typed_key_id,
+    vkey_text,
+};
 use crate::error::CheckpointError;
-use crate::format::hex;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
@@ -43,52 +45,22 @@ impl WitnessKey {
     /// A new key from the kernel's randomness. The name should be a
     /// schema-less URL naming the witness (C2SP tlog-cosignature).
     pub fn generate(name: &str) -> std::io::Result<WitnessKey> {
-        check_key_name(name).map_err(std::io::Error::other)?;
-        let mut seed = [0u8; 32];
-        getrandom::getrandom(&mut seed).map_err(|e| std::io::Error::other(e.to_string()))?;
         Ok(WitnessKey {
             name: name.to_string(),
-            signing: SigningKey::from_bytes(&seed),
+            signing: random_signing_key(name)?,
         })
     }
 
     /// `PRIVATE+KEY+<name>+<key id hex>+<base64(0x04 || seed)>`.
     pub fn to_private_string(&self) -> String {
-        let mut blob = vec![COSIGNER_TYPE];
-        blob.extend_from_slice(self.signing.as_bytes());
-        format!(
-            "PRIVATE+KEY+{}+{}+{}",
-            self.name,
-            hex(self.id()),
-            B64.encode(blob)
-        )
+        private_key_text(&self.name, COSIGNER_TYPE, &self.signing)
     }
 
     /// Parses a key as [`to_private_string`](Self::to_private_string)
     /// writes it, checking its name, type and key id.
     pub fn from_private_string(s: &str) -> Result<WitnessKey, CheckpointError> {
-        let bad = |m: &str| CheckpointError::BadKey(m.to_string());
-        let rest = s
-            .trim()
-            .strip_prefix("PRIVATE+KEY+")
-            .ok_or_else(|| bad("not a PRIVATE+KEY+ string"))?;
-        let (name, id, blob) = split3(rest).ok_or_else(|| bad("expected name+id+key"))?;
-        check_key_name(name)?;
-        let blob = B64.decode(blob).map_err(|_| bad("key is not base64"))?;
-        let seed: [u8; 32] = match blob.split_first() {
-            Some((&COSIGNER_TYPE, seed)) => seed
-                .try_into()
-                .map_err(|_| bad("not an Ed25519 cosigner key"))?,
-            _ => return Err(bad("not an Ed25519 cosigner key (type 0x04)")),
-        };
-        let key = WitnessKey {
-            name: name.to_string(),
-            signing: SigningKey::from_bytes(&seed),
-        };
-        if hex(key.id()) != id {
-            return Err(bad("key id does not match the key"));
-        }
-        Ok(key)
+        let (name, signing) = parse_private_key(s, COSIGNER_TYPE)?;
+        Ok(WitnessKey { name, signing })
     }
 
     /// The verifier key that checks this witness's cosignatures.
@@ -137,37 +109,13 @@ pub enum Cosigned {
 impl WitnessPublicKey {
     /// `<name>+<key id hex>+<base64(0x04 || public key)>`.
     pub fn to_vkey_string(&self) -> String {
-        let mut blob = vec![COSIGNER_TYPE];
-        blob.extend_from_slice(self.key.as_bytes());
-        format!("{}+{}+{}", self.name, hex(self.id()), B64.encode(blob))
+        vkey_text(&self.name, COSIGNER_TYPE, &self.key)
     }
 
     /// Parses a vkey as [`to_vkey_string`](Self::to_vkey_string) writes it.
     pub fn from_vkey_string(s: &str) -> Result<WitnessPublicKey, CheckpointError> {
-        let bad = |m: &str| CheckpointError::BadKey(m.to_string());
-        let (name, id, blob) = split3(s.trim()).ok_or_else(|| bad("expected name+id+key"))?;
-        check_key_name(name)?;
-        let blob = B64.decode(blob).map_err(|_| bad("key is not base64"))?;
-        let bytes: [u8; 32] = match blob.split_first() {
-            Some((&COSIGNER_TYPE, k)) => k
-                .try_into()
-                .map_err(|_| bad("not an Ed25519 cosigner key"))?,
-            Some((&0x01, _)) => {
-                return Err(bad(
-                    "a log's signing key (type 0x01), not a witness's cosigner key (type 0x04)",
-                ))
-            }
-            _ => return Err(bad("not an Ed25519 cosigner key (type 0x04)")),
-        };
-        let key = VerifyingKey::from_bytes(&bytes).map_err(|_| bad("not a valid Ed25519 point"))?;
-        let public = WitnessPublicKey {
-            name: name.to_string(),
-            key,
-        };
-        if hex(public.id()) != id {
-            return Err(bad("key id does not match the key"));
-        }
-        Ok(public)
+        let (name, key) = parse_vkey(s, COSIGNER_TYPE)?;
+        Ok(WitnessPublicKey { name, key })
     }
 
     /// A witness key from raw Ed25519 bytes (tests of policies).

@@ -36,17 +36,23 @@ pub fn create_new(path: &PathBuf, text: &str, private: bool) -> Result<(), Fail>
         .map_err(|e| Fail::io(path.display(), e))
 }
 
+/// PREFIX.key and PREFIX.pub.
+pub fn key_paths(prefix: &std::path::Path) -> (PathBuf, PathBuf) {
+    let with = |ext: &str| {
+        let mut p = prefix.as_os_str().to_owned();
+        p.push(ext);
+        PathBuf::from(p)
+    };
+    (with(".key"), with(".pub"))
+}
+
 pub fn run(a: Args) -> Result<(), Fail> {
     // The library's rule, so that keygen makes every name a verifier
     // accepts and no other.
     CheckpointKey::check_name(&a.name)
         .map_err(|e| Fail::usage(format!("key name {:?}: {e}", a.name)))?;
     let key = CheckpointKey::generate(&a.name).map_err(|e| Fail::io("random key", e))?;
-    let mut private = a.out.clone().into_os_string();
-    private.push(".key");
-    let mut public = a.out.into_os_string();
-    public.push(".pub");
-    let (private, public) = (PathBuf::from(private), PathBuf::from(public));
+    let (private, public) = key_paths(&a.out);
     create_new(&private, &format!("{}\n", key.to_private_string()), true)?;
     create_new(
         &public,

@@ -78,12 +78,7 @@ fn keygen(prefix: PathBuf, name: &str) -> Result<(), Fail> {
     wormlog::CheckpointKey::check_name(name)
         .map_err(|e| Fail::usage(format!("witness name {name:?}: {e}")))?;
     let key = WitnessKey::generate(name).map_err(|e| Fail::io("random key", e))?;
-    let with = |ext: &str| {
-        let mut p = prefix.clone().into_os_string();
-        p.push(ext);
-        PathBuf::from(p)
-    };
-    let (private, public) = (with(".key"), with(".pub"));
+    let (private, public) = crate::keygen::key_paths(&prefix);
     crate::keygen::create_new(&private, &format!("{}\n", key.to_private_string()), true)?;
     crate::keygen::create_new(
         &public,
