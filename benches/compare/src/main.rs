@@ -717,22 +717,7 @@ fn main() {
 /// its target.
 fn print_ratios(cases: &[Case]) {
     println!("\n| ratio (medians, same run) | value | target |\n|---|---|---|");
-    for k in [1, 16, 64] {
-        ratio(
-            cases,
-            &format!("proofs on / off, sync/{k} throughput"),
-            &format!("proofs: sync/{k} wormlog, proofs on"),
-            &format!("proofs: sync/{k} wormlog, proofs off"),
-            ">= 0.9",
-        );
-        ratio(
-            cases,
-            &format!("proofs on / off, sync/{k} p99 latency"),
-            &format!("proofs: sync/{k} p99 latency, proofs on"),
-            &format!("proofs: sync/{k} p99 latency, proofs off"),
-            "<= 1.2",
-        );
-    }
+    proofs::print_ratios(cases);
     for p in ["", " preallocate"] {
         ratio(
             cases,

@@ -7,7 +7,7 @@
 //! wormctl binary built beside this one: `cargo build --release -p wormctl
 //! -p wormlog-compare`).
 
-use crate::{case, run_threads, Case, RECORD};
+use crate::{case, ratio, run_threads, Case, RECORD};
 use parking_lot::Mutex;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -145,4 +145,24 @@ fn witnessed(secs: Duration) -> Vec<f64> {
     });
     log.close().unwrap();
     lat.into_inner()
+}
+
+/// Proofs on against off, same run.
+pub fn print_ratios(cases: &[Case]) {
+    for k in [1, 16, 64] {
+        ratio(
+            cases,
+            &format!("proofs on / off, sync/{k} throughput"),
+            &format!("proofs: sync/{k} wormlog, proofs on"),
+            &format!("proofs: sync/{k} wormlog, proofs off"),
+            ">= 0.9",
+        );
+        ratio(
+            cases,
+            &format!("proofs on / off, sync/{k} p99 latency"),
+            &format!("proofs: sync/{k} p99 latency, proofs on"),
+            &format!("proofs: sync/{k} p99 latency, proofs off"),
+            "<= 1.2",
+        );
+    }
 }

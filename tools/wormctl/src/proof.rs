@@ -281,6 +281,42 @@ pub fn check_proof(a: CheckProofArgs) -> Result<(), Fail> {
     if wormlog::TlogProof::looks_like(&text) {
         return crate::tlog_proof::check(&a.proof, &text, &a);
     }
+    check_json_proof(&a, &text)
+}
+
+/// The record a `prove --json` proof file carries: its fields must be the
+/// leaf's, and, with its payload, its chain hash from the one before must
+/// be the leaf's. Whether the payload was bound.
+fn check_carried_record(r: &Value, leaf: &[u8; LEAF_DATA_LEN]) -> Result<bool, Fail> {
+    let bad = |why: &str| Err(Fail::tampered(format!("the proof does not hold: {why}")));
+    let payload_bound = !r.is_null() && !r["payload_base64"].is_null();
+    if r.is_null() {
+        return Ok(false);
+    }
+    let (seq, ts, kind, chain) = parse_leaf_data(leaf).expect("49 bytes");
+    let named = wormlog::RecordKind::from_u8(kind).map_or("unknown", |k| k.name());
+    if u64_of(&r["seq"], "record.seq")? != seq
+        || u64_of(&r["timestamp_ns"], "record.timestamp_ns")? != ts
+        || u64_of(&r["kind_byte"], "record.kind_byte")? != u64::from(kind)
+        || r["kind"].as_str() != Some(named)
+        || unhex32(&r["chain_hash"], "record.chain_hash")? != chain
+    {
+        return bad("the record it carries is not the one its leaf commits to");
+    }
+    if payload_bound {
+        let payload = B64
+            .decode(r["payload_base64"].as_str().unwrap_or(""))
+            .map_err(|_| Fail::usage("proof file: `payload_base64` is not base64"))?;
+        let prev = unhex32(&r["prev_chain_hash"], "prev_chain_hash")?;
+        if wormlog::format::chain_hash(&prev, seq, ts, kind, &payload) != chain {
+            return bad("the payload it carries is not the one its leaf commits to");
+        }
+    }
+    Ok(payload_bound)
+}
+
+/// A `prove --json` proof file, against the checkpoint given.
+fn check_json_proof(a: &CheckProofArgs, text: &str) -> Result<(), Fail> {
     if a.payload.is_some() {
         return Err(Fail::usage(
             "--payload is for a tlog-proof; a `prove --json --with-payload` proof carries its payload",
@@ -301,7 +337,7 @@ pub fn check_proof(a: CheckProofArgs) -> Result<(), Fail> {
         (None, None) => return Err(Fail::usage("give --pubkey FILE or --policy FILE")),
     };
     let root = root_of(&cp, checkpoint)?;
-    let v: Value = serde_json::from_str(&text)
+    let v: Value = serde_json::from_str(text)
         .map_err(|e| Fail::usage(format!("{}: not a proof file: {e}", a.proof.display())))?;
     let leaf = unhex(v["leaf_data"].as_str().unwrap_or(""))
         .filter(|l| l.len() == LEAF_DATA_LEN)
@@ -352,31 +388,8 @@ pub fn check_proof(a: CheckProofArgs) -> Result<(), Fail> {
     {
         return bad("its `leaf_hash` is not its leaf data's".into());
     }
-    // The record it carries: its fields must be the leaf's, and, with its
-    // payload, its chain hash from the one before must be the leaf's.
     let r = &v["record"];
-    let payload_bound = !r.is_null() && !r["payload_base64"].is_null();
-    if !r.is_null() {
-        let (seq, ts, kind, chain) = parse_leaf_data(&proof.leaf).expect("49 bytes");
-        let named = wormlog::RecordKind::from_u8(kind).map_or("unknown", |k| k.name());
-        if u64_of(&r["seq"], "record.seq")? != seq
-            || u64_of(&r["timestamp_ns"], "record.timestamp_ns")? != ts
-            || u64_of(&r["kind_byte"], "record.kind_byte")? != u64::from(kind)
-            || r["kind"].as_str() != Some(named)
-            || unhex32(&r["chain_hash"], "record.chain_hash")? != chain
-        {
-            return bad("the record it carries is not the one its leaf commits to".into());
-        }
-        if payload_bound {
-            let payload = B64
-                .decode(r["payload_base64"].as_str().unwrap_or(""))
-                .map_err(|_| Fail::usage("proof file: `payload_base64` is not base64"))?;
-            let prev = unhex32(&r["prev_chain_hash"], "prev_chain_hash")?;
-            if wormlog::format::chain_hash(&prev, seq, ts, kind, &payload) != chain {
-                return bad("the payload it carries is not the one its leaf commits to".into());
-            }
-        }
-    }
+    let payload_bound = check_carried_record(r, &proof.leaf)?;
     let mut out = Out::new();
     out.line(format!(
         "proof holds: record {} is leaf {} of the tree of {} records with root {}, in the \

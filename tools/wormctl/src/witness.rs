@@ -397,7 +397,9 @@ impl Witness {
         r.1 <= self.per_second
     }
 
-    /// POST add-checkpoint: status, content type, body.
+    /// POST add-checkpoint: status, content type, body. Long by nature:
+    /// the checks in the order format-spec.md 18.4 lists them, each with
+    /// its status, read top to bottom against the spec.
     fn add_checkpoint(&self, body: &str) -> (u16, &'static str, String) {
         let text = |s: &str| s.to_string() + "\n";
         let Some((old, proof, note)) = parse_request(body) else {
