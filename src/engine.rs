@@ -60,10 +60,12 @@ pub(crate) struct Engine {
     /// The newest checkpoint proved appends signed: its tree size and its
     /// note (prover.rs). Held while one is signed, so that one group's
     /// appends share one signature.
+    #[cfg(feature = "signing")]
     pub(crate) proved: Mutex<Option<(u64, crate::format::Hash, Arc<str>)>>,
     /// The newest checkpoint witnesses cosigned for proofs: its size and
     /// the cosigned note. Held for a whole round, so that each witness
     /// sees this log's sizes only grow.
+    #[cfg(feature = "signing")]
     pub(crate) witnessed: Mutex<Option<(u64, Arc<str>)>>,
     /// When automatic checkpoints may ask their witnesses again, and the
     /// wait after the next failure (doubling up to an hour).
@@ -756,7 +758,9 @@ impl Engine {
             }),
             ship_lock: Mutex::new(()),
             ship_status: Mutex::new(ShipStatus::default()),
+            #[cfg(feature = "signing")]
             proved: Mutex::new(None),
+            #[cfg(feature = "signing")]
             witnessed: Mutex::new(None),
             #[cfg(feature = "signing")]
             witness_backoff: Mutex::new((None, std::time::Duration::ZERO)),

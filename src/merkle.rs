@@ -265,6 +265,7 @@ pub(crate) fn holds_leaf_of(shared: &Shared, r: &Record) -> Result<bool> {
 /// written to disk first with `persist`, as a checkpoint needs).
 /// The root of the tree of `size` records, in memory; `None` where the log
 /// holds fewer (what a witness round asks of the log).
+#[cfg(feature = "signing")]
 pub(crate) fn root_at(shared: &Shared, size: u64) -> Result<Option<Hash>> {
     match head_at(shared, size, false) {
         Ok(h) => Ok(Some(h.root)),
@@ -292,6 +293,7 @@ pub(crate) fn head_at(shared: &Shared, size: u64, persist: bool) -> Result<TreeH
 /// `root` (`head_at`): for a proved append, which has the leaf from its
 /// receipt and need not read the record back. Checked against `root`
 /// before it is handed out, as `prove_inclusion` checks.
+#[cfg(feature = "signing")]
 pub(crate) fn path_of_leaf(
     shared: &Shared,
     seq: u64,

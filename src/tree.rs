@@ -387,6 +387,7 @@ impl PendingLeaves {
     pub const RECENT: usize = 4_096;
 
     /// The chain hash of record `seq`, if it is among the newest published.
+    #[cfg(feature = "signing")]
     pub fn recent_hash(&self, seq: u64) -> Option<Hash> {
         let first = self.recent.front()?.0;
         let (s, h) = *self
