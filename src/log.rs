@@ -1320,6 +1320,18 @@ impl Log {
         Append { state }
     }
 
+    /// [`append_batch_proved`](Self::append_batch_proved) on the engine's
+    /// pool: the future completes with each record's receipt and proof
+    /// once they are durable and proved (feature `signing` too).
+    #[cfg(feature = "signing")]
+    pub fn append_batch_proved_async(
+        &self,
+        payloads: Vec<Vec<u8>>,
+    ) -> crate::task::Task<Result<Vec<crate::Proved>>> {
+        let inner = self.inner.clone();
+        crate::task::run(move || crate::prover::append_proved(&inner, payloads))
+    }
+
     /// `get` on the read pool.
     pub fn get_async(&self, seq: u64) -> crate::task::Task<Result<Record>> {
         let inner = self.inner.clone();
