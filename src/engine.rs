@@ -680,10 +680,30 @@ impl Engine {
         };
         let note = cp.sign(&auto.key);
         #[cfg(feature = "signing")]
-        let note = self.witness_auto(&cp, note);
+        let note = self.witness_auto(&cp, note, now);
         match auto.sink.put(&note) {
             Ok(()) => *last = (Instant::now(), cp.seq),
             Err(e) => *self.checkpoint_error.lock() = Some(e.to_string()),
+        }
+    }
+
+    /// A witness conflict goes into the chain (format 3's witness-conflict
+    /// record), so that whoever reads the log later sees it, not only the
+    /// application that got the error. Other errors are not recorded.
+    #[cfg(feature = "signing")]
+    pub(crate) fn record_conflict(&self, e: &Error) {
+        let Error::WitnessConflict { witness, detail } = e else {
+            return;
+        };
+        let event = SystemEvent::WitnessConflict {
+            witness: witness.clone(),
+            detail: detail.clone(),
+        };
+        if let Ok(mut w) = self.writer() {
+            if w.segment_version() >= event.kind().since_version() {
+                // A failure poisons the log and is met by the next append.
+                let _ = w.write_system(&self.shared, &[event]);
+            }
         }
     }
 
@@ -691,7 +711,7 @@ impl Engine {
     /// or the note as it is while they back off or refuse (the reason kept
     /// for `Log::checkpoint_error`).
     #[cfg(feature = "signing")]
-    fn witness_auto(&self, cp: &Checkpoint, note: String) -> String {
+    fn witness_auto(&self, cp: &Checkpoint, note: String, closing: bool) -> String {
         let witnesses = &self.shared.options.witnesses;
         let Some(auto) = &self.shared.options.auto_checkpoints else {
             return note;
@@ -720,6 +740,10 @@ impl Engine {
                 cosigned
             }
             Err(e) => {
+                // Not after a close's last record: the log's end is sealed.
+                if !closing {
+                    self.record_conflict(&e);
+                }
                 // A conflict is not retried sooner: it will not go away.
                 let wait = backoff.1.max(auto.interval);
                 *backoff = (

@@ -114,7 +114,10 @@ pub(crate) fn witness(
                 break (size, root, n);
             }
             Err(Error::WitnessAhead { size: theirs, .. }) if theirs > need => need = theirs,
-            Err(e) => return Err(e),
+            Err(e) => {
+                engine.record_conflict(&e);
+                return Err(e);
+            }
         }
     };
     drop(cosigned);

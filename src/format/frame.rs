@@ -60,6 +60,9 @@ pub enum RecordKind {
     EpochTag = 0x0F,
     /// Format 2: someone read or exported the log (who, what, why).
     Accessed = 0x10,
+    /// Format 3: a witness refused a checkpoint of this log because it has
+    /// seen another history of it (format-spec.md 18.4).
+    WitnessConflict = 0x11,
 }
 
 impl RecordKind {
@@ -85,6 +88,7 @@ impl RecordKind {
             0x0E => RecordKind::SealingStarted,
             0x0F => RecordKind::EpochTag,
             0x10 => RecordKind::Accessed,
+            0x11 => RecordKind::WitnessConflict,
             _ => return None,
         })
     }
@@ -98,6 +102,7 @@ impl RecordKind {
             | RecordKind::SealingStarted
             | RecordKind::EpochTag
             | RecordKind::Accessed => 2,
+            RecordKind::WitnessConflict => 3,
             _ => 1,
         }
     }
@@ -129,6 +134,7 @@ impl RecordKind {
             RecordKind::SealingStarted => "sealing-started",
             RecordKind::EpochTag => "epoch-tag",
             RecordKind::Accessed => "accessed",
+            RecordKind::WitnessConflict => "witness-conflict",
         }
     }
 }

@@ -175,6 +175,14 @@ pub enum SystemEvent {
         /// Why, as they gave it (a ticket, a case); may be empty.
         why: String,
     },
+    /// Format 3: a witness refused a checkpoint of this log, having seen
+    /// another history of it (a rollback or a fork): loud, in the chain.
+    WitnessConflict {
+        /// The witness (its URL).
+        witness: String,
+        /// What it answered, in words.
+        detail: String,
+    },
 }
 
 /// A retention policy as the log records it (format-spec.md, 4.2). Zero
@@ -303,6 +311,9 @@ impl std::fmt::Display for SystemEvent {
                 hex(anchor_entry_hash)
             ),
             SystemEvent::LegalHoldSet { reason } => write!(f, "legal hold set: {reason:?}"),
+            SystemEvent::WitnessConflict { witness, detail } => {
+                write!(f, "witness {witness:?} refused a checkpoint: {detail:?}")
+            }
             SystemEvent::Accessed { who, what, why } => {
                 write!(f, "accessed by {who:?}: {what:?}")?;
                 if !why.is_empty() {
@@ -398,6 +409,7 @@ impl SystemEvent {
             SystemEvent::SealingStarted { .. } => RecordKind::SealingStarted,
             SystemEvent::EpochTag { .. } => RecordKind::EpochTag,
             SystemEvent::Accessed { .. } => RecordKind::Accessed,
+            SystemEvent::WitnessConflict { .. } => RecordKind::WitnessConflict,
         }
     }
 
@@ -495,6 +507,10 @@ impl SystemEvent {
                 put_str(&mut out, who);
                 put_str(&mut out, what);
                 put_str(&mut out, why);
+            }
+            SystemEvent::WitnessConflict { witness, detail } => {
+                put_str(&mut out, witness);
+                put_str(&mut out, detail);
             }
             SystemEvent::LogClosed | SystemEvent::LegalHoldCleared => {}
             SystemEvent::LogState { hold, policy } => {
@@ -645,6 +661,10 @@ impl SystemEvent {
                     who: r.string()?,
                     what: r.string()?,
                     why: r.string()?,
+                },
+                RecordKind::WitnessConflict => SystemEvent::WitnessConflict {
+                    witness: r.string()?,
+                    detail: r.string()?,
                 },
                 RecordKind::User => unreachable!("handled above"),
             };
@@ -847,6 +867,10 @@ mod tests {
             },
             SystemEvent::LegalHoldSet {
                 reason: "case 2026-17".into(),
+            },
+            SystemEvent::WitnessConflict {
+                witness: "http://127.0.0.1:7701".into(),
+                detail: "it has cosigned a tree of 9 records".into(),
             },
             SystemEvent::LegalHoldCleared,
             SystemEvent::LogState {

@@ -512,6 +512,14 @@ fn automatic_checkpoints_are_cosigned_and_a_down_or_conflicting_witness_never_bl
         "{err}"
     );
     log.close().unwrap();
+    // And it is in the chain, which still verifies.
+    let ro = Log::open_read_only(&old, Options::default()).unwrap();
+    assert!(ro
+        .read(..)
+        .unwrap()
+        .any(|r| r.unwrap().kind() == wormlog::RecordKind::WitnessConflict));
+    drop(ro);
+    expect_code(&wormctl(&["verify", p(&old)]), 0);
     let notes = std::fs::read_to_string(s.path("old-notes")).unwrap();
     assert!(
         !notes.contains("w1.example"),
