@@ -1005,8 +1005,13 @@ impl Log {
         witnesses: &[crate::Witness],
     ) -> Result<String> {
         let consistency = |old: u64, new: u64| Ok(self.prove_consistency(old, new)?.hashes);
+        // The log as it is now, not as this handle opened it: a witness
+        // ahead of the head signed is most often another round of this
+        // same log, which a reader sees only once refreshed (a red team's
+        // race called a faithful log forked).
         let root_at = |n: u64| {
             self.inner.write_out()?;
+            self.refresh()?;
             merkle::root_at(&self.inner.shared, n)
         };
         let log = crate::witness::LogView {

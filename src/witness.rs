@@ -147,6 +147,16 @@ fn ahead(note: &str, size: u64, theirs: u64, w: &Witness, log: &LogView<'_>) -> 
         }
         Err(e) => return unreachable(w, e),
     };
+    // Of this log: its origin line, and the log's signature.
+    if theirs_note.split('\n').next() != Some(origin) {
+        return unreachable(
+            w,
+            format!(
+                "it says it cosigned {theirs} records of this log, and serves a checkpoint of \
+                 another origin"
+            ),
+        );
+    }
     let cp = match crate::checkpoint::Checkpoint::verify_note(&theirs_note, log.key) {
         Ok(cp) if cp.seq >= theirs => cp,
         _ => {
@@ -298,10 +308,35 @@ fn request(
     );
     s.write_all(request.as_bytes())
         .map_err(|e| format!("send: {e}"))?;
+    // One deadline for the whole answer, not per read: a witness that
+    // trickles a byte at a time once held the client for ever (red team).
+    let until = std::time::Instant::now() + TIMEOUT;
+    let late = || format!("no whole answer within {} s", TIMEOUT.as_secs());
     let mut raw = Vec::new();
-    s.take(RESPONSE_BYTES_MAX)
-        .read_to_end(&mut raw)
-        .map_err(|e| format!("read: {e}"))?;
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(late());
+        }
+        s.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) if raw.len() as u64 + n as u64 > RESPONSE_BYTES_MAX => {
+                return Err("the answer is larger than any witness's".into())
+            }
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(late())
+            }
+            Err(e) => return Err(format!("read: {e}")),
+        }
+    }
     let text = String::from_utf8(raw).map_err(|_| "the answer is not UTF-8".to_string())?;
     let (head, body) = text
         .split_once("\r\n\r\n")

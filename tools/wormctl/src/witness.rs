@@ -54,6 +54,11 @@ pub struct ServeArgs {
     /// the log's public key file). Repeatable.
     #[arg(long = "log", value_name = "ORIGIN=FILE", required = true)]
     logs: Vec<String>,
+    /// A public key this witness cosigned with before a rotation (from
+    /// `witness keygen`, PREFIX.pub): its state, cosigned by that key, is
+    /// kept. Repeatable.
+    #[arg(long = "previous-key", value_name = "FILE")]
+    previous_keys: Vec<PathBuf>,
     /// Requests served per second at most, all clients together (429
     /// beyond).
     #[arg(long, value_name = "N", default_value_t = 100)]
@@ -132,7 +137,15 @@ fn serve(a: ServeArgs) -> Result<(), Fail> {
         }
     }
     let state = Log::open(&a.state, Options::default()).map_err(Fail::log)?;
-    let seen = replay(&state, &logs, &key.public())?;
+    let mut mine = vec![key.public()];
+    for path in &a.previous_keys {
+        let text = read_small(path, "witness public key")?;
+        mine.push(
+            wormlog::WitnessPublicKey::from_vkey_string(text.trim())
+                .map_err(|e| Fail::usage(format!("{}: {e}", out::path_text(path))))?,
+        );
+    }
+    let seen = replay(&state, &mine)?;
     let listener = TcpListener::bind(&a.addr).map_err(|e| Fail::io(&a.addr, e))?;
     let local = listener.local_addr().map_err(|e| Fail::io(&a.addr, e))?;
     let w = Arc::new(Witness {
@@ -168,16 +181,17 @@ fn serve(a: ServeArgs) -> Result<(), Fail> {
 
 /// The state log's records: `{"cosigned": {origin, size, root, note}}`
 /// and `{"refused": {origin, status, reason, note}}`; the latest cosigned
-/// per origin is what the witness stands by. Each cosigned record of a
-/// configured log is checked before it is trusted: its note is signed by
-/// the log's key, names that size and root, carries this witness's own
-/// cosignature, and no later record of the origin is smaller. A record
-/// that fails is a changed state: the witness refuses to start (a record
-/// appended by hand, "bogus", was replayed as the truth: the red team).
+/// per origin is what the witness stands by. Each cosigned record is
+/// checked before it is trusted: its note carries a valid cosignature by
+/// this witness (its key, or one it rotated from: `mine`) over a body that
+/// names the record's size and root, and no later record of an origin is
+/// smaller. The witness's own cosignature is what vouches for the body:
+/// the log's key may have rotated since. A record that fails is a changed
+/// state: the witness refuses to start (a record appended by hand,
+/// "bogus", was once replayed as the truth: the red team).
 fn replay(
     state: &Log,
-    logs: &HashMap<String, CheckpointPublicKey>,
-    me: &wormlog::WitnessPublicKey,
+    mine: &[wormlog::WitnessPublicKey],
 ) -> Result<HashMap<String, (Seen, String)>, Fail> {
     let mut seen: HashMap<String, (Seen, String)> = HashMap::new();
     for r in state.read(..).map_err(Fail::log)? {
@@ -187,8 +201,8 @@ fn replay(
         }
         let bad = |why: &str| {
             Fail::tampered(format!(
-                "witness state, record {}: {why}; the state was changed: restore it or \
-                 start a new one (this witness then forgets what it cosigned)",
+                "witness state, record {}: {why}; the state was changed (or this witness \
+                 cosigned it with a key not given: --previous-key)",
                 r.seq()
             ))
         };
@@ -201,29 +215,31 @@ fn replay(
         let (Some(origin), Some(size), Some(root), Some(note)) = (
             c["origin"].as_str(),
             c["size"].as_u64(),
-            c["root"].as_str().and_then(|r| B64.decode(r).ok()),
+            c["root"].as_str(),
             c["note"].as_str(),
         ) else {
             return Err(bad("a cosigned record without origin, size, root and note"));
         };
-        let root: [u8; 32] = root
-            .try_into()
-            .map_err(|_| bad("a root that is not 32 bytes"))?;
-        let root = Hash::from_bytes(root);
-        let Some(key) = logs.get(origin) else {
-            continue;
-        };
-        let cp = Checkpoint::verify_note(note, key)
-            .map_err(|e| bad(&format!("its note does not verify with the log's key: {e}")))?;
-        if cp.seq != size || cp.tree_root != Some(root) {
-            return Err(bad("its note names another size or root"));
+        let root_hash: [u8; 32] = B64
+            .decode(root)
+            .ok()
+            .and_then(|r| r.try_into().ok())
+            .ok_or_else(|| bad("a root that is not 32 bytes of base64"))?;
+        let mut lines = note.split('\n');
+        let names = (lines.next(), lines.next(), lines.next());
+        if names != (Some(origin), Some(size.to_string().as_str()), Some(root)) {
+            return Err(bad("its note names another origin, size or root"));
         }
-        if !matches!(me.check_note(note), Ok(wormlog::Cosigned::At(_))) {
-            return Err(bad("its note carries no cosignature by this witness"));
+        if !mine
+            .iter()
+            .any(|k| matches!(k.check_note(note), Ok(wormlog::Cosigned::At(_))))
+        {
+            return Err(bad("its note carries no valid cosignature by this witness"));
         }
         if seen.get(origin).is_some_and(|(s, _)| s.size > size) {
             return Err(bad("a smaller size after a larger one"));
         }
+        let root = Hash::from_bytes(root_hash);
         seen.insert(origin.to_string(), (Seen { size, root }, note.to_string()));
     }
     Ok(seen)

@@ -740,6 +740,11 @@ fn a_trickling_client_is_cut_off_at_the_request_deadline() {
 /// A fake witness on loopback answering every request with `answer`
 /// (one connection at a time, `trickle`: a byte every 200 ms).
 fn fake_witness(answer: &'static str, trickle: bool) -> String {
+    fake_witness_with(move |_| answer.to_string(), trickle)
+}
+
+/// A fake witness whose answer depends on the request's first line.
+fn fake_witness_with(answer: impl Fn(&str) -> String + Send + 'static, trickle: bool) -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
     std::thread::spawn(move || {
@@ -747,7 +752,9 @@ fn fake_witness(answer: &'static str, trickle: bool) -> String {
             let Ok(mut c) = c else { continue };
             let mut buf = [0u8; 65536];
             let _ = c.set_read_timeout(Some(std::time::Duration::from_millis(300)));
-            let _ = c.read(&mut buf);
+            let n = c.read(&mut buf).unwrap_or(0);
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let answer = answer(text.lines().next().unwrap_or(""));
             if trickle {
                 for b in answer.bytes() {
                     if c.write_all(&[b]).is_err() {
@@ -792,7 +799,7 @@ fn a_witness_that_claims_more_or_answers_slowly_is_not_a_conflict() {
         "{err}"
     );
     let slow = fake_witness(
-        "HTTP/1.1 200 OK\r\nContent-Length: 200\r\n\r\n\u{2014} w1.example AAAA\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 200\r\n\r\n\u{2014} w1.example AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n",
         true,
     );
     let started = std::time::Instant::now();
@@ -807,7 +814,8 @@ fn a_witness_that_claims_more_or_answers_slowly_is_not_a_conflict() {
         &format!("{slow}={}", p(&w1pub)),
     ]);
     expect_code(&o, 2);
-    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    // The answer trickles for 30 s; the client gives up at 5.
+    assert!(started.elapsed() < std::time::Duration::from_secs(12));
 }
 
 /// Red team (C2): a witness that cosigned a newer checkpoint of the same
@@ -873,4 +881,144 @@ fn a_witness_ahead_on_the_same_log_is_not_a_conflict_and_a_down_witness_costs_no
             .all(|l| l.contains("\"proof\"") && l.contains("witness_error")),
         "{out}"
     );
+}
+
+/// Fresh red team: a 409 whose served checkpoint is of another log (signed
+/// by the same key) was taken as proof that this one was forked (exit 1).
+/// A checkpoint of another origin is no evidence: exit 2.
+#[test]
+fn a_witness_that_shows_another_logs_checkpoint_is_not_a_conflict() {
+    let s = Setup::new();
+    let other = s.path("other-log");
+    expect_code(&wormctl_in("x\ny\nz\nw\n", &["append", p(&other)]), 0);
+    let o = wormctl(&["checkpoint", p(&other), "--key", p(&s.path("logk.key"))]);
+    expect_code(&o, 0);
+    let note = format!("{}\n", String::from_utf8(o.stdout).unwrap().trim_end());
+    let size = note.lines().nth(1).unwrap().to_string();
+    let liar = fake_witness_with(
+        move |line| {
+            if line.starts_with("GET") {
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{note}",
+                    note.len()
+                )
+            } else {
+                let body = format!("{}\n", size.parse::<u64>().unwrap() + 50);
+                format!(
+                    "HTTP/1.1 409 Conflict\r\nContent-Type: text/x.tlog.size\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+            }
+        },
+        false,
+    );
+    let o = wormctl(&[
+        "checkpoint",
+        p(&s.log),
+        "--key",
+        p(&s.path("logk.key")),
+        "--out",
+        p(&s.path("x")),
+        "--witness",
+        &format!("{liar}={}", p(&s.path("w1.pub"))),
+    ]);
+    expect_code(&o, 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("another origin"));
+}
+
+/// Fresh red team: `wormctl checkpoint` (a reader) raced a service that
+/// witnessed a newer head, and called the faithful log forked. A reader
+/// refreshes before it judges: the witness is ahead, not in conflict.
+#[test]
+fn a_reader_behind_a_witnessed_writer_is_told_the_witness_is_ahead() {
+    use wormlog::{CheckpointKey, Log, Options, Witness, WitnessPublicKey};
+    let s = Setup::new();
+    let w1 = s.witness("w1");
+    let key =
+        CheckpointKey::from_private_string(&std::fs::read_to_string(s.path("logk.key")).unwrap())
+            .unwrap();
+    let witness = Witness {
+        url: w1.url.clone(),
+        key: WitnessPublicKey::from_vkey_string(
+            &std::fs::read_to_string(s.path("w1.pub")).unwrap(),
+        )
+        .unwrap(),
+    };
+    let reader = Log::open_read_only(&s.log, Options::default()).unwrap();
+    let behind = reader.checkpoint().unwrap();
+    let behind_note = behind.sign(&key);
+    let writer = Log::open(&s.log, Options::default()).unwrap();
+    writer.append(b"newer").unwrap();
+    let newer = writer.checkpoint().unwrap();
+    writer
+        .cosign_checkpoint(
+            &key.public(),
+            &newer,
+            &newer.sign(&key),
+            std::slice::from_ref(&witness),
+        )
+        .unwrap();
+    let err = reader
+        .cosign_checkpoint(
+            &key.public(),
+            &behind,
+            &behind_note,
+            std::slice::from_ref(&witness),
+        )
+        .unwrap_err();
+    assert!(matches!(err, wormlog::Error::WitnessAhead { .. }), "{err}");
+}
+
+/// Fresh red team: a witness restarted with a new key (a rotation)
+/// called its own faithful state tampered. With the old public key given
+/// (--previous-key) it starts and keeps refusing rollbacks; without it,
+/// it says which flag is missing. A rotated log key needs nothing: the
+/// witness's own cosignature vouches for what it kept.
+#[test]
+fn a_rotated_witness_key_keeps_its_state_with_previous_key() {
+    let s = Setup::new();
+    let old = s.path("old-copy");
+    copy_dir(&s.log, &old);
+    expect_code(&wormctl_in("later\n", &["append", p(&s.log)]), 0);
+    {
+        let w1 = s.witness("w1");
+        expect_code(&s.checkpoint(&s.log, "cp1", &[(&w1, "w1")]), 0);
+    }
+    let start = |key: &str, extra: &[&str]| {
+        let mut args = vec![
+            "witness".to_string(),
+            "serve".into(),
+            "--key".into(),
+            p(&s.path(key)).into(),
+            "--addr".into(),
+            "127.0.0.1:0".into(),
+            "--state".into(),
+            p(&s.path("w1-state")).into(),
+            "--log".into(),
+            format!("{}={}", s.origin, p(&s.path("logk.pub"))),
+        ];
+        args.extend(extra.iter().map(|x| x.to_string()));
+        args
+    };
+    // The new key alone: refused, naming the flag.
+    let args = start("w2.key", &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = wormctl(&args);
+    expect_code(&o, 1);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--previous-key"));
+    // With the old key's public half: it starts, and still refuses the
+    // rollback to the older copy.
+    let args = start("w2.key", &["--previous-key", p(&s.path("w1.pub"))]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wormctl"))
+        .args(&args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.trim().rsplit(' ').next().unwrap().to_string();
+    let served = Served { child, url };
+    expect_code(&s.checkpoint(&old, "cp-old", &[(&served, "w2")]), 1);
 }
