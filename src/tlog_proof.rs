@@ -186,11 +186,23 @@ impl TlogProof {
         let root = checkpoint.tree_root.ok_or_else(|| {
             fails("the checkpoint carries no tree root (not a wormlog/<id>/v2 note)".into())
         })?;
-        let extra = self
-            .extra
-            .as_deref()
-            .filter(|e| e.len() == EXTRA_LEN)
-            .ok_or_else(|| fails("no wormlog leaf in the extra line (81 bytes)".into()))?;
+        // A proof without wormlog's extra is not one of ours (exit 2, as any
+        // malformed proof), not one that fails to hold.
+        let extra = match self.extra.as_deref() {
+            Some(e) if e.len() == EXTRA_LEN => e,
+            Some(e) => {
+                return Err(CheckpointError::BadProof(format!(
+                    "the extra line holds {} bytes, not wormlog's {EXTRA_LEN} (leaf data and \
+                     the previous chain hash)",
+                    e.len()
+                )))
+            }
+            None => {
+                return Err(CheckpointError::BadProof(
+                    "no extra line: wormlog's proofs carry the record's leaf data there".into(),
+                ))
+            }
+        };
         let (seq, timestamp_ns, kind, chain) = parse_leaf_data(&extra[..LEAF_DATA_LEN])
             .ok_or_else(|| fails("the extra line's leaf data does not parse".into()))?;
         if seq != self.index.wrapping_add(1) {

@@ -39,6 +39,8 @@ enum Answer {
     Cosigned(String),
     /// 409: the size it last cosigned.
     Size(u64),
+    /// 422, with its text.
+    Inconsistent(String),
 }
 
 /// What a witness round knows of the log: its key (to check a checkpoint
@@ -116,7 +118,12 @@ fn cosign_one(note: &str, size: u64, w: &Witness, log: &LogView<'_>) -> Result<S
         };
         match add_checkpoint(w, old, &proof, note)? {
             Answer::Cosigned(lines) => return check_cosignature(w, note, &lines),
-            Answer::Size(theirs) if theirs > size => return Err(ahead(note, size, theirs, w, log)),
+            Answer::Size(theirs) if theirs > size => {
+                return Err(judge(note, size, w, log, Claim::Larger(theirs)))
+            }
+            Answer::Inconsistent(t) => {
+                return Err(judge(note, size, w, log, Claim::Inconsistent(t)))
+            }
             Answer::Size(theirs) => old = theirs,
         }
     }
@@ -126,13 +133,30 @@ fn cosign_one(note: &str, size: u64, w: &Witness, log: &LogView<'_>) -> Result<S
     ))
 }
 
-/// A witness says it cosigned a larger tree than `size`. Not taken on its
-/// word (an unauthenticated 409 made a faithful log report tampering: the
-/// red team): the checkpoint it serves must be signed by the log, and then
-/// the log either extends it (a newer checkpoint, made by another round:
-/// ask again with a newer one, exit 2) or does not (a rollback or a fork,
-/// which only the log's key could have signed: a conflict, exit 1).
-fn ahead(note: &str, size: u64, theirs: u64, w: &Witness, log: &LogView<'_>) -> Error {
+/// What a witness's refusal claims.
+enum Claim {
+    /// 409: it cosigned a larger tree than this checkpoint's.
+    Larger(u64),
+    /// 422: this checkpoint is inconsistent with what it cosigned.
+    Inconsistent(String),
+}
+
+/// A witness refuses with a claim about this log. Not taken on its word
+/// (over plain HTTP anyone on the path can answer: an unauthenticated 409,
+/// then a bare 422, made a faithful log report tampering and write a
+/// witness-conflict record; the red teams): the checkpoint it serves must
+/// be of this log's origin and signed by the log's key, and then the log
+/// either extends it (the witness is ahead: exit 2, sign a newer one; or,
+/// for a 422, it refuses what its own checkpoint shows consistent:
+/// unreachable) or does not, or is a second note of one size (a rollback,
+/// a fork: which only the log's key could have signed: a conflict, exit 1).
+fn judge(note: &str, size: u64, w: &Witness, log: &LogView<'_>, claim: Claim) -> Error {
+    let says = match &claim {
+        Claim::Larger(theirs) => format!("it says it cosigned {theirs} records of this log"),
+        Claim::Inconsistent(t) => {
+            format!("it finds this checkpoint inconsistent (422 {})", t.trim())
+        }
+    };
     let origin = note.split('\n').next().unwrap_or("");
     let path = format!(
         "{}/checkpoint",
@@ -140,41 +164,61 @@ fn ahead(note: &str, size: u64, theirs: u64, w: &Witness, log: &LogView<'_>) -> 
     );
     let theirs_note = match request(&w.url, "GET", &path, "") {
         Ok((200, text)) => text,
-        Ok((s, _)) => {
-            return unreachable(w, format!(
-                "it says it cosigned {theirs} records of this log but serves no checkpoint (HTTP {s})"
-            ))
-        }
-        Err(e) => return unreachable(w, e),
-    };
-    // Of this log: its origin line, and the log's signature.
-    if theirs_note.split('\n').next() != Some(origin) {
-        return unreachable(
-            w,
-            format!(
-                "it says it cosigned {theirs} records of this log, and serves a checkpoint of \
-                 another origin"
-            ),
-        );
-    }
-    let cp = match crate::checkpoint::Checkpoint::verify_note(&theirs_note, log.key) {
-        Ok(cp) if cp.seq >= theirs => cp,
-        _ => {
+        Ok((s, _)) => return unreachable(w, format!("{says} but serves no checkpoint (HTTP {s})")),
+        Err(e) => {
             return unreachable(
                 w,
-                format!(
-                    "it says it cosigned {theirs} records of this log, and shows no checkpoint of \
-                 that size signed by the log's key"
-                ),
+                format!("{says} but its checkpoint could not be read: {e}"),
             )
         }
     };
-    match (log.root_at)(cp.seq) {
-        Ok(Some(root)) if Some(root) == cp.tree_root => Error::WitnessAhead {
+    if theirs_note.split('\n').next() != Some(origin) {
+        return unreachable(
+            w,
+            format!("{says}, and serves a checkpoint of another origin"),
+        );
+    }
+    let least = match claim {
+        Claim::Larger(theirs) => theirs,
+        Claim::Inconsistent(_) => 0,
+    };
+    let cp = match crate::checkpoint::Checkpoint::verify_note(&theirs_note, log.key) {
+        Ok(cp) if cp.seq >= least => cp,
+        _ => {
+            return unreachable(
+                w,
+                format!("{says}, and shows no checkpoint signed by the log's key to back it"),
+            )
+        }
+    };
+    let body = |n: &str| n.find("\n\n").map(|i| n[..i].to_string());
+    let extended = match (log.root_at)(cp.seq) {
+        Ok(Some(root)) => Some(root) == cp.tree_root,
+        Ok(None) => false,
+        Err(e) => return e,
+    };
+    if extended && cp.seq == size && body(&theirs_note) != body(note) {
+        return conflict(
+            w,
+            format!(
+                "it holds another checkpoint of {size} records signed by this log's key: the \
+                 log's key signed two histories of one size"
+            ),
+        );
+    }
+    match (extended, cp.seq > size) {
+        (true, true) => Error::WitnessAhead {
             witness: w.url.clone(),
             size: cp.seq,
         },
-        Ok(_) => conflict(
+        (true, false) => unreachable(
+            w,
+            format!(
+                "{says}, but its own checkpoint ({} records) is one this log extends",
+                cp.seq
+            ),
+        ),
+        (false, _) => conflict(
             w,
             format!(
                 "it has cosigned a checkpoint of {} records, signed by this log's key, that this \
@@ -182,7 +226,6 @@ fn ahead(note: &str, size: u64, theirs: u64, w: &Witness, log: &LogView<'_>) -> 
                 cp.seq
             ),
         ),
-        Err(e) => e,
     }
 }
 
@@ -250,14 +293,7 @@ fn add_checkpoint(w: &Witness, old: u64, proof: &[Hash], note: &str) -> Result<A
             .parse()
             .map(Answer::Size)
             .map_err(|_| unreachable(w, "409 without a size".into())),
-        422 => Err(conflict(
-            w,
-            format!(
-                "it finds this checkpoint inconsistent with the one it cosigned before \
-                 (422 {}): the log was forked or rewritten",
-                text.trim()
-            ),
-        )),
+        422 => Ok(Answer::Inconsistent(text)),
         403 => Err(unreachable(
             w,
             "403: it does not trust this checkpoint's signature (is the log's key configured \

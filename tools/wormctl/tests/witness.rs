@@ -1022,3 +1022,47 @@ fn a_rotated_witness_key_keeps_its_state_with_previous_key() {
     let served = Served { child, url };
     expect_code(&s.checkpoint(&old, "cp-old", &[(&served, "w2")]), 1);
 }
+
+/// Third red team: a bare `422` from whoever answers at the witness's URL
+/// made a faithful log report TAMPERED and wrote a witness-conflict record
+/// into its chain for good. A 422 is a conflict only with the witness's
+/// checkpoint, signed by the log, that the log does not extend; a genuine
+/// fork still is (a_forked_log_gets_a_cosignature_for_one_branch_and_a_conflict_for_the_other).
+#[test]
+fn a_bare_422_does_not_frame_a_faithful_log() {
+    let s = Setup::new();
+    let liar = fake_witness(
+        "HTTP/1.1 422 Unprocessable Entity\r\nContent-Length: 13\r\n\r\ninconsistent\n",
+        false,
+    );
+    let witness = format!("{liar}={}", p(&s.path("w1.pub")));
+    let o = wormctl_in(
+        "hello\n",
+        &[
+            "append",
+            p(&s.log),
+            "--proof-key",
+            p(&s.path("logk.key")),
+            "--witness",
+            &witness,
+        ],
+    );
+    expect_code(&o, 0);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("witness_error"));
+    let o = wormctl(&[
+        "checkpoint",
+        p(&s.log),
+        "--key",
+        p(&s.path("logk.key")),
+        "--out",
+        p(&s.path("x")),
+        "--witness",
+        &witness,
+    ]);
+    expect_code(&o, 2);
+    let log = wormlog::Log::open_read_only(&s.log, wormlog::Options::default()).unwrap();
+    assert!(!log
+        .read(..)
+        .unwrap()
+        .any(|r| r.unwrap().kind() == wormlog::RecordKind::WitnessConflict));
+}
