@@ -36,8 +36,21 @@ pub fn create_new(path: &PathBuf, text: &str, private: bool) -> Result<(), Fail>
         .map_err(|e| Fail::io(path.display(), e))
 }
 
+/// Writes PREFIX.key (0600) and PREFIX.pub (0644), never overwriting;
+/// returns their paths.
+pub fn write_pair(
+    prefix: &std::path::Path,
+    private_text: &str,
+    public_text: &str,
+) -> Result<(PathBuf, PathBuf), Fail> {
+    let (private, public) = key_paths(prefix);
+    create_new(&private, &format!("{private_text}\n"), true)?;
+    create_new(&public, &format!("{public_text}\n"), false)?;
+    Ok((private, public))
+}
+
 /// PREFIX.key and PREFIX.pub.
-pub fn key_paths(prefix: &std::path::Path) -> (PathBuf, PathBuf) {
+fn key_paths(prefix: &std::path::Path) -> (PathBuf, PathBuf) {
     let with = |ext: &str| {
         let mut p = prefix.as_os_str().to_owned();
         p.push(ext);
@@ -52,12 +65,10 @@ pub fn run(a: Args) -> Result<(), Fail> {
     CheckpointKey::check_name(&a.name)
         .map_err(|e| Fail::usage(format!("key name {:?}: {e}", a.name)))?;
     let key = CheckpointKey::generate(&a.name).map_err(|e| Fail::io("random key", e))?;
-    let (private, public) = key_paths(&a.out);
-    create_new(&private, &format!("{}\n", key.to_private_string()), true)?;
-    create_new(
-        &public,
-        &format!("{}\n", key.public().to_vkey_string()),
-        false,
+    let (private, public) = write_pair(
+        &a.out,
+        &key.to_private_string(),
+        &key.public().to_vkey_string(),
     )?;
     let mut out = Out::new();
     out.line(format!(

@@ -83,12 +83,10 @@ fn keygen(prefix: PathBuf, name: &str) -> Result<(), Fail> {
     wormlog::CheckpointKey::check_name(name)
         .map_err(|e| Fail::usage(format!("witness name {name:?}: {e}")))?;
     let key = WitnessKey::generate(name).map_err(|e| Fail::io("random key", e))?;
-    let (private, public) = crate::keygen::key_paths(&prefix);
-    crate::keygen::create_new(&private, &format!("{}\n", key.to_private_string()), true)?;
-    crate::keygen::create_new(
-        &public,
-        &format!("{}\n", key.public().to_vkey_string()),
-        false,
+    let (private, public) = crate::keygen::write_pair(
+        &prefix,
+        &key.to_private_string(),
+        &key.public().to_vkey_string(),
     )?;
     let mut out = Out::new();
     out.line(format!(

@@ -154,7 +154,24 @@ impl Setup {
         )
     }
 
-    fn checkpoint(&self, log: &Path, out: &str, witnesses: &[(&Served, &str)]) -> Output {
+    /// The log's private key, as the library reads it.
+    fn log_key(&self) -> wormlog::CheckpointKey {
+        let text = std::fs::read_to_string(self.path("logk.key")).unwrap();
+        wormlog::CheckpointKey::from_private_string(&text).unwrap()
+    }
+
+    /// Witness `w`'s key (w1, w2) at `url`, as the library takes it.
+    fn witness_at(&self, url: &str, w: &str) -> wormlog::Witness {
+        let text = std::fs::read_to_string(self.path(&format!("{w}.pub"))).unwrap();
+        wormlog::Witness {
+            url: url.to_string(),
+            key: wormlog::WitnessPublicKey::from_vkey_string(&text).unwrap(),
+        }
+    }
+
+    /// `wormctl checkpoint LOG --key --out OUT --witness URL=W.pub …`, each
+    /// witness a (URL, key name) pair.
+    fn checkpoint(&self, log: &Path, out: &str, witnesses: &[(&str, &str)]) -> Output {
         let mut args = vec![
             "checkpoint".to_string(),
             p(log).into(),
@@ -163,9 +180,9 @@ impl Setup {
             "--out".into(),
             p(&self.path(out)).into(),
         ];
-        for (s, w) in witnesses {
+        for (url, w) in witnesses {
             args.push("--witness".into());
-            args.push(format!("{}={}", s.url, p(&self.path(&format!("{w}.pub")))));
+            args.push(format!("{url}={}", p(&self.path(&format!("{w}.pub")))));
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         wormctl(&args)
@@ -191,10 +208,14 @@ fn a_checkpoint_cosigned_by_a_quorum_verifies_under_the_policy_and_one_short_nam
     let s = Setup::new();
     let (w1, w2) = (s.witness("w1"), s.witness("w2"));
     expect_code(
-        &s.checkpoint(&s.log, "both", &[(&w1, "w1"), (&w2, "w2")]),
+        &s.checkpoint(
+            &s.log,
+            "both",
+            &[(w1.url.as_str(), "w1"), (w2.url.as_str(), "w2")],
+        ),
         0,
     );
-    expect_code(&s.checkpoint(&s.log, "one", &[(&w1, "w1")]), 0);
+    expect_code(&s.checkpoint(&s.log, "one", &[(w1.url.as_str(), "w1")]), 0);
     let all = s.policy("group AB all A B\nquorum AB");
     let any = s.policy("group AB any A B\nquorum AB ");
     let verify = |cp: &str, policy: &Path| {
@@ -232,14 +253,14 @@ fn a_checkpoint_cosigned_by_a_quorum_verifies_under_the_policy_and_one_short_nam
 fn a_forked_log_gets_a_cosignature_for_one_branch_and_a_conflict_for_the_other() {
     let s = Setup::new();
     let w1 = s.witness("w1");
-    expect_code(&s.checkpoint(&s.log, "cp1", &[(&w1, "w1")]), 0);
+    expect_code(&s.checkpoint(&s.log, "cp1", &[(w1.url.as_str(), "w1")]), 0);
     // The host forks the log: two directories from one copy, each appended.
     let fork = s.path("fork");
     copy_dir(&s.log, &fork);
     expect_code(&wormctl_in("branch a\n", &["append", p(&s.log)]), 0);
     expect_code(&wormctl_in("branch b\nmore\n", &["append", p(&fork)]), 0);
-    expect_code(&s.checkpoint(&s.log, "cp-a", &[(&w1, "w1")]), 0);
-    let o = s.checkpoint(&fork, "cp-b", &[(&w1, "w1")]);
+    expect_code(&s.checkpoint(&s.log, "cp-a", &[(w1.url.as_str(), "w1")]), 0);
+    let o = s.checkpoint(&fork, "cp-b", &[(w1.url.as_str(), "w1")]);
     expect_code(&o, 1);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(&w1.url) && err.contains("forked"), "{err}");
@@ -256,10 +277,10 @@ fn a_rolled_back_log_is_refused_by_the_witness_and_reported_by_the_client() {
     let old = s.path("old-copy");
     copy_dir(&s.log, &old);
     expect_code(&wormctl_in("later\n", &["append", p(&s.log)]), 0);
-    expect_code(&s.checkpoint(&s.log, "cp1", &[(&w1, "w1")]), 0);
+    expect_code(&s.checkpoint(&s.log, "cp1", &[(w1.url.as_str(), "w1")]), 0);
     // The older copy restored: its checkpoint is smaller than one the
     // witness cosigned.
-    let o = s.checkpoint(&old, "cp-old", &[(&w1, "w1")]);
+    let o = s.checkpoint(&old, "cp-old", &[(w1.url.as_str(), "w1")]);
     expect_code(&o, 1);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("rolled back"), "{err}");
@@ -273,10 +294,10 @@ fn the_witness_keeps_its_state_across_a_restart_and_still_refuses_a_rollback() {
     expect_code(&wormctl_in("later\n", &["append", p(&s.log)]), 0);
     {
         let w1 = s.witness("w1");
-        expect_code(&s.checkpoint(&s.log, "cp1", &[(&w1, "w1")]), 0);
+        expect_code(&s.checkpoint(&s.log, "cp1", &[(w1.url.as_str(), "w1")]), 0);
     } // killed
     let w1 = s.witness("w1");
-    expect_code(&s.checkpoint(&old, "cp-old", &[(&w1, "w1")]), 1);
+    expect_code(&s.checkpoint(&old, "cp-old", &[(w1.url.as_str(), "w1")]), 1);
     // Its state is a wormlog log that verifies, holding what it cosigned
     // (a stale size is not evidence against the log: not recorded).
     expect_code(&wormctl(&["verify", p(&s.path("w1-state"))]), 0);
@@ -436,27 +457,22 @@ fn copy_dir(from: &Path, to: &Path) {
 #[test]
 fn automatic_checkpoints_are_cosigned_and_a_down_or_conflicting_witness_never_blocks_appends() {
     use std::time::{Duration, Instant};
-    use wormlog::{CheckpointKey, FileSink, Log, Options, Witness, WitnessPublicKey};
+    use wormlog::{FileSink, Log, Options};
     let s = Setup::new();
     let w1 = s.witness("w1");
-    let key_text = std::fs::read_to_string(s.path("logk.key")).unwrap();
-    let wpub =
-        WitnessPublicKey::from_vkey_string(&std::fs::read_to_string(s.path("w1.pub")).unwrap())
-            .unwrap();
-    let sink = s.path("notes");
-    let open = |url: &str| {
-        let opts = Options::default()
+    // A writer of `dir` whose automatic checkpoints go to `sink`, cosigned
+    // by w1 at `url`.
+    let witnessed = |url: &str, sink: PathBuf| {
+        Options::default()
             .auto_checkpoints(
-                CheckpointKey::from_private_string(&key_text).unwrap(),
+                s.log_key(),
                 Duration::from_millis(50),
-                std::sync::Arc::new(FileSink { path: sink.clone() }),
+                std::sync::Arc::new(FileSink { path: sink }),
             )
-            .checkpoint_witnesses(vec![Witness {
-                url: url.to_string(),
-                key: wpub.clone(),
-            }]);
-        Log::open(&s.log, opts).unwrap()
+            .checkpoint_witnesses(vec![s.witness_at(url, "w1")])
     };
+    let sink = s.path("notes");
+    let open = |url: &str| Log::open(&s.log, witnessed(url, sink.clone())).unwrap();
     let log = open(&w1.url);
     log.append(b"witnessed").unwrap();
     log.close().unwrap();
@@ -487,19 +503,11 @@ fn automatic_checkpoints_are_cosigned_and_a_down_or_conflicting_witness_never_bl
     let old = s.path("old");
     copy_dir(&s.log, &old);
     expect_code(&wormctl_in("more\n", &["append", p(&s.log)]), 0);
-    expect_code(&s.checkpoint(&s.log, "longer", &[(&w1, "w1")]), 0);
-    let opts = Options::default()
-        .auto_checkpoints(
-            CheckpointKey::from_private_string(&key_text).unwrap(),
-            Duration::from_millis(50),
-            std::sync::Arc::new(FileSink {
-                path: s.path("old-notes"),
-            }),
-        )
-        .checkpoint_witnesses(vec![Witness {
-            url: w1.url.clone(),
-            key: wpub.clone(),
-        }]);
+    expect_code(
+        &s.checkpoint(&s.log, "longer", &[(w1.url.as_str(), "w1")]),
+        0,
+    );
+    let opts = witnessed(&w1.url, s.path("old-notes"));
     let log = Log::open(&old, opts).unwrap();
     log.append(b"on the old copy").unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -684,7 +692,7 @@ fn a_state_record_added_by_hand_stops_the_witness_from_starting() {
     let s = Setup::new();
     {
         let w1 = s.witness("w1");
-        expect_code(&s.checkpoint(&s.log, "cp", &[(&w1, "w1")]), 0);
+        expect_code(&s.checkpoint(&s.log, "cp", &[(w1.url.as_str(), "w1")]), 0);
     }
     let bogus = format!(
         "{{\"cosigned\":{{\"origin\":\"{}\",\"size\":0,\"root\":\"{}\",\"note\":\"bogus\"}}}}\n",
@@ -777,21 +785,11 @@ fn fake_witness_with(answer: impl Fn(&str) -> String + Send + 'static, trickle: 
 #[test]
 fn a_witness_that_claims_more_or_answers_slowly_is_not_a_conflict() {
     let s = Setup::new();
-    let w1pub = s.path("w1.pub");
     let liar = fake_witness(
         "HTTP/1.1 409 Conflict\r\nContent-Type: text/x.tlog.size\r\nContent-Length: 4\r\n\r\n108\n",
         false,
     );
-    let o = wormctl(&[
-        "checkpoint",
-        p(&s.log),
-        "--key",
-        p(&s.path("logk.key")),
-        "--out",
-        p(&s.path("x")),
-        "--witness",
-        &format!("{liar}={}", p(&w1pub)),
-    ]);
+    let o = s.checkpoint(&s.log, "x", &[(liar.as_str(), "w1")]);
     expect_code(&o, 2);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -803,16 +801,7 @@ fn a_witness_that_claims_more_or_answers_slowly_is_not_a_conflict() {
         true,
     );
     let started = std::time::Instant::now();
-    let o = wormctl(&[
-        "checkpoint",
-        p(&s.log),
-        "--key",
-        p(&s.path("logk.key")),
-        "--out",
-        p(&s.path("y")),
-        "--witness",
-        &format!("{slow}={}", p(&w1pub)),
-    ]);
+    let o = s.checkpoint(&s.log, "y", &[(slow.as_str(), "w1")]);
     expect_code(&o, 2);
     // The answer trickles for 30 s; the client gives up at 5.
     assert!(started.elapsed() < std::time::Duration::from_secs(12));
@@ -825,25 +814,15 @@ fn a_witness_that_claims_more_or_answers_slowly_is_not_a_conflict() {
 /// that is down.
 #[test]
 fn a_witness_ahead_on_the_same_log_is_not_a_conflict_and_a_down_witness_costs_no_receipt() {
-    use wormlog::{
-        Checkpoint, CheckpointKey, CheckpointPublicKey, Log, Options, Witness, WitnessPublicKey,
-    };
+    use wormlog::{Checkpoint, CheckpointPublicKey, Log, Options};
     let s = Setup::new();
     let w1 = s.witness("w1");
-    let key =
-        CheckpointKey::from_private_string(&std::fs::read_to_string(s.path("logk.key")).unwrap())
-            .unwrap();
+    let key = s.log_key();
     let public = CheckpointPublicKey::from_vkey_string(
         &std::fs::read_to_string(s.path("logk.pub")).unwrap(),
     )
     .unwrap();
-    let witness = Witness {
-        url: w1.url.clone(),
-        key: WitnessPublicKey::from_vkey_string(
-            &std::fs::read_to_string(s.path("w1.pub")).unwrap(),
-        )
-        .unwrap(),
-    };
+    let witness = s.witness_at(&w1.url, "w1");
     let log = Log::open(&s.log, Options::default()).unwrap();
     let older: Checkpoint = log.checkpoint().unwrap();
     let older_note = older.sign(&key);
@@ -912,16 +891,7 @@ fn a_witness_that_shows_another_logs_checkpoint_is_not_a_conflict() {
         },
         false,
     );
-    let o = wormctl(&[
-        "checkpoint",
-        p(&s.log),
-        "--key",
-        p(&s.path("logk.key")),
-        "--out",
-        p(&s.path("x")),
-        "--witness",
-        &format!("{liar}={}", p(&s.path("w1.pub"))),
-    ]);
+    let o = s.checkpoint(&s.log, "x", &[(liar.as_str(), "w1")]);
     expect_code(&o, 2);
     assert!(String::from_utf8_lossy(&o.stderr).contains("another origin"));
 }
@@ -931,19 +901,11 @@ fn a_witness_that_shows_another_logs_checkpoint_is_not_a_conflict() {
 /// refreshes before it judges: the witness is ahead, not in conflict.
 #[test]
 fn a_reader_behind_a_witnessed_writer_is_told_the_witness_is_ahead() {
-    use wormlog::{CheckpointKey, Log, Options, Witness, WitnessPublicKey};
+    use wormlog::{Log, Options};
     let s = Setup::new();
     let w1 = s.witness("w1");
-    let key =
-        CheckpointKey::from_private_string(&std::fs::read_to_string(s.path("logk.key")).unwrap())
-            .unwrap();
-    let witness = Witness {
-        url: w1.url.clone(),
-        key: WitnessPublicKey::from_vkey_string(
-            &std::fs::read_to_string(s.path("w1.pub")).unwrap(),
-        )
-        .unwrap(),
-    };
+    let key = s.log_key();
+    let witness = s.witness_at(&w1.url, "w1");
     let reader = Log::open_read_only(&s.log, Options::default()).unwrap();
     let behind = reader.checkpoint().unwrap();
     let behind_note = behind.sign(&key);
@@ -982,7 +944,7 @@ fn a_rotated_witness_key_keeps_its_state_with_previous_key() {
     expect_code(&wormctl_in("later\n", &["append", p(&s.log)]), 0);
     {
         let w1 = s.witness("w1");
-        expect_code(&s.checkpoint(&s.log, "cp1", &[(&w1, "w1")]), 0);
+        expect_code(&s.checkpoint(&s.log, "cp1", &[(w1.url.as_str(), "w1")]), 0);
     }
     let start = |key: &str, extra: &[&str]| {
         let mut args = vec![
@@ -1020,7 +982,10 @@ fn a_rotated_witness_key_keeps_its_state_with_previous_key() {
         .unwrap();
     let url = line.trim().rsplit(' ').next().unwrap().to_string();
     let served = Served { child, url };
-    expect_code(&s.checkpoint(&old, "cp-old", &[(&served, "w2")]), 1);
+    expect_code(
+        &s.checkpoint(&old, "cp-old", &[(served.url.as_str(), "w2")]),
+        1,
+    );
 }
 
 /// Third red team: a bare `422` from whoever answers at the witness's URL
