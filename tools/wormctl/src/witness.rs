@@ -135,6 +135,7 @@ fn serve(a: ServeArgs) -> Result<(), Fail> {
         }
     }
     let state = Log::open(&a.state, Options::default()).map_err(Fail::log)?;
+    keep_whole(&state)?;
     let mut mine = vec![key.public()];
     for path in &a.previous_keys {
         let text = read_small(path, "witness public key")?;
@@ -173,6 +174,30 @@ fn serve(a: ServeArgs) -> Result<(), Fail> {
             let _ = handle(&w, conn);
             busy.fetch_sub(1, Ordering::AcqRel);
         });
+    }
+    Ok(())
+}
+
+/// A witness's state must keep every cosigned record: retention that
+/// dropped the segment holding an origin's last one made the witness
+/// forget it and cosign a rollback (the fourth red team). The state is
+/// under a legal hold from its creation, so retention drops nothing; and a
+/// state whose records were dropped anyway (the hold cleared by hand) is
+/// refused at start, exit 2: only its operator can say whether to restore
+/// it or start afresh (which forgets every size it cosigned).
+fn keep_whole(state: &Log) -> Result<(), Fail> {
+    if !state.anchor_entries().map_err(Fail::log)?.is_empty() {
+        return Err(Fail::usage(format!(
+            "{}: retention dropped records of this witness's state, so it no longer knows every \
+             size it cosigned; restore the state from a copy, or start a new state (the witness \
+             then forgets what it cosigned)",
+            out::path_text(state.dir())
+        )));
+    }
+    if state.legal_hold().map_err(Fail::log)?.is_none() {
+        state
+            .set_legal_hold("a witness's state: what it cosigned must never be dropped")
+            .map_err(Fail::log)?;
     }
     Ok(())
 }

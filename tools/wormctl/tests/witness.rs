@@ -1031,3 +1031,46 @@ fn a_bare_422_does_not_frame_a_faithful_log() {
         .unwrap()
         .any(|r| r.unwrap().kind() == wormlog::RecordKind::WitnessConflict));
 }
+
+/// Fourth red team: the witness's own state, sealed and then trimmed by
+/// retention, lost the record of the last size it cosigned, and the
+/// witness then cosigned a rollback. The state is held from its creation
+/// (retention drops nothing), and a state whose records were dropped
+/// anyway is refused at start, exit 2.
+#[test]
+fn the_witness_state_is_never_trimmed_by_retention() {
+    let s = Setup::new();
+    {
+        let w1 = s.witness("w1");
+        expect_code(&s.checkpoint(&s.log, "cp", &[(w1.url.as_str(), "w1")]), 0);
+    }
+    let st = s.path("w1-state");
+    expect_code(&wormctl(&["seal", p(&st)]), 0);
+    let o = wormctl(&["retention", p(&st), "--max-total-bytes", "1", "--yes"]);
+    let kept = wormlog::Log::open_read_only(&st, wormlog::Options::default())
+        .unwrap()
+        .anchor_entries()
+        .unwrap()
+        .is_empty();
+    assert!(kept, "retention dropped the held state: {o:?}");
+    // The hold cleared by hand, the records dropped: refused at start.
+    expect_code(&wormctl(&["hold", "clear", p(&st)]), 0);
+    expect_code(
+        &wormctl(&["retention", p(&st), "--max-total-bytes", "1", "--yes"]),
+        0,
+    );
+    let o = wormctl(&[
+        "witness",
+        "serve",
+        "--key",
+        p(&s.path("w1.key")),
+        "--addr",
+        "127.0.0.1:0",
+        "--state",
+        p(&st),
+        "--log",
+        &format!("{}={}", s.origin, p(&s.path("logk.pub"))),
+    ]);
+    expect_code(&o, 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("retention dropped records"));
+}
