@@ -63,7 +63,7 @@ pub(crate) struct Tree {
 /// Subtrees smaller than this are hashed again when asked.
 const MEMO_MIN: u64 = 16;
 /// Subtree roots the memo holds at most (40 bytes each and the map's own).
-const MEMO_MAX: usize = 16_384;
+const MEMO_MAX: usize = 4_096;
 
 impl std::fmt::Debug for Tree {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
