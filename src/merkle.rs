@@ -320,7 +320,13 @@ pub(crate) fn path_of_leaf(
             "record {seq} is not the leaf the tree holds for it"
         )));
     }
-    debug_assert!(verify_inclusion(seq - 1, size, &leaf_hash(leaf), &hashes, root));
+    debug_assert!(verify_inclusion(
+        seq - 1,
+        size,
+        &leaf_hash(leaf),
+        &hashes,
+        root
+    ));
     Ok(hashes)
 }
 
