@@ -555,6 +555,9 @@ impl SystemEvent {
     }
 
     /// Decodes a system record's payload; `None` for user records.
+    /// Long by nature: one match arm per record kind of format-spec.md 4.2,
+    /// each a few reads in the order the table gives; split, the kinds
+    /// would be read in two places.
     pub fn decode(kind: RecordKind, payload: &[u8]) -> Option<Result<Self, Corruption>> {
         if kind == RecordKind::User {
             return None;

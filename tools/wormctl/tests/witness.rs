@@ -154,6 +154,33 @@ impl Setup {
         )
     }
 
+    /// `witness serve` of witness key `key` on `state` for this log, with
+    /// `extra` arguments.
+    fn serve_args(&self, key: &str, state: &Path, extra: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = ["witness", "serve", "--key", p(&self.path(key))]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        args.extend([
+            "--addr".into(),
+            "127.0.0.1:0".into(),
+            "--state".into(),
+            p(state).into(),
+        ]);
+        args.extend([
+            "--log".into(),
+            format!("{}={}", self.origin, p(&self.path("logk.pub"))),
+        ]);
+        args.extend(extra.iter().map(|x| x.to_string()));
+        args
+    }
+
+    /// `witness serve` that must refuse to start: its output.
+    fn serve_refused(&self, key: &str, state: &Path, extra: &[&str]) -> Output {
+        let args = self.serve_args(key, state, extra);
+        wormctl(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
     /// The log's private key, as the library reads it.
     fn log_key(&self) -> wormlog::CheckpointKey {
         let text = std::fs::read_to_string(self.path("logk.key")).unwrap();
@@ -700,18 +727,7 @@ fn a_state_record_added_by_hand_stops_the_witness_from_starting() {
         base64_of(&[0; 32])
     );
     expect_code(&wormctl_in(&bogus, &["append", p(&s.path("w1-state"))]), 0);
-    let o = wormctl(&[
-        "witness",
-        "serve",
-        "--key",
-        p(&s.path("w1.key")),
-        "--addr",
-        "127.0.0.1:0",
-        "--state",
-        p(&s.path("w1-state")),
-        "--log",
-        &format!("{}={}", s.origin, p(&s.path("logk.pub"))),
-    ]);
+    let o = s.serve_refused("w1.key", &s.path("w1-state"), &[]);
     expect_code(&o, 1);
     assert!(String::from_utf8_lossy(&o.stderr).contains("witness state"));
 }
@@ -946,31 +962,14 @@ fn a_rotated_witness_key_keeps_its_state_with_previous_key() {
         let w1 = s.witness("w1");
         expect_code(&s.checkpoint(&s.log, "cp1", &[(w1.url.as_str(), "w1")]), 0);
     }
-    let start = |key: &str, extra: &[&str]| {
-        let mut args = vec![
-            "witness".to_string(),
-            "serve".into(),
-            "--key".into(),
-            p(&s.path(key)).into(),
-            "--addr".into(),
-            "127.0.0.1:0".into(),
-            "--state".into(),
-            p(&s.path("w1-state")).into(),
-            "--log".into(),
-            format!("{}={}", s.origin, p(&s.path("logk.pub"))),
-        ];
-        args.extend(extra.iter().map(|x| x.to_string()));
-        args
-    };
+    let st = s.path("w1-state");
     // The new key alone: refused, naming the flag.
-    let args = start("w2.key", &[]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let o = wormctl(&args);
+    let o = s.serve_refused("w2.key", &st, &[]);
     expect_code(&o, 1);
     assert!(String::from_utf8_lossy(&o.stderr).contains("--previous-key"));
     // With the old key's public half: it starts, and still refuses the
     // rollback to the older copy.
-    let args = start("w2.key", &["--previous-key", p(&s.path("w1.pub"))]);
+    let args = s.serve_args("w2.key", &st, &["--previous-key", p(&s.path("w1.pub"))]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_wormctl"))
         .args(&args)
         .stdout(Stdio::piped())
@@ -1059,18 +1058,7 @@ fn the_witness_state_is_never_trimmed_by_retention() {
         &wormctl(&["retention", p(&st), "--max-total-bytes", "1", "--yes"]),
         0,
     );
-    let o = wormctl(&[
-        "witness",
-        "serve",
-        "--key",
-        p(&s.path("w1.key")),
-        "--addr",
-        "127.0.0.1:0",
-        "--state",
-        p(&st),
-        "--log",
-        &format!("{}={}", s.origin, p(&s.path("logk.pub"))),
-    ]);
+    let o = s.serve_refused("w1.key", &st, &[]);
     expect_code(&o, 2);
     assert!(String::from_utf8_lossy(&o.stderr).contains("retention dropped records"));
 }
