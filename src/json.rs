@@ -161,6 +161,58 @@ impl RecordLine {
 }
 
 /// A payload that is a JSON object or array.
+/// One `FIELD=VALUE` filter on JSON payloads (`wormctl dump --match`,
+/// wormd's `match=`): `FIELD` is a dotted path of object keys; a payload
+/// passes when it is a JSON object whose value at the path is a string
+/// equal to `VALUE`, or a number or boolean that prints as `VALUE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldMatch {
+    path: Vec<String>,
+    value: String,
+}
+
+impl FieldMatch {
+    /// Parses `FIELD=VALUE`; `Err` names what is wrong.
+    pub fn parse(text: &str) -> std::result::Result<FieldMatch, String> {
+        let (field, value) = text
+            .split_once('=')
+            .filter(|(f, _)| !f.is_empty())
+            .ok_or_else(|| format!("{text}: expected FIELD=VALUE"))?;
+        Ok(FieldMatch {
+            path: field.split('.').map(str::to_owned).collect(),
+            value: value.to_owned(),
+        })
+    }
+
+    /// Whether `payload` passes every filter of `all` (an empty list passes
+    /// everything; a payload that is not JSON passes none other).
+    pub fn all_pass(all: &[FieldMatch], payload: &[u8]) -> bool {
+        if all.is_empty() {
+            return true;
+        }
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else {
+            return false;
+        };
+        all.iter().all(|m| m.passes(&v))
+    }
+
+    fn passes(&self, v: &serde_json::Value) -> bool {
+        let mut at = v;
+        for key in &self.path {
+            match at.get(key) {
+                Some(next) => at = next,
+                None => return false,
+            }
+        }
+        match at {
+            serde_json::Value::String(s) => *s == self.value,
+            serde_json::Value::Number(n) => n.to_string() == self.value,
+            serde_json::Value::Bool(b) => b.to_string() == self.value,
+            _ => false,
+        }
+    }
+}
+
 fn embeddable(text: &str) -> Option<serde_json::Value> {
     if !text.trim_start().starts_with(['{', '[']) {
         return None;

@@ -29,6 +29,16 @@
 // key)), with crypto/ed25519 and crypto/sha256 alone, and the log's own
 // signature on it with note.Open, which ignores the witness's line.
 //
+// A third reads a live log through the C2SP tlog-tiles HTTP API (wormd):
+//
+//	tlogcheck http BASE_URL TOKEN LOG_VKEY
+//
+// It fetches BASE_URL/checkpoint (sending TOKEN as a bearer token), opens
+// it with note.Open, reads hash tiles through tlog.TileHashReader (which
+// checks every tile against the checkpoint) and entry bundles over HTTP,
+// and checks that every record's leaf is in the tree: tlog.ProveRecord
+// from the served tiles, then tlog.CheckRecord for the bundle's leaf.
+//
 // The vkeys are given as text, not as files. Each exits 1 with FAIL lines
 // on stderr if anything does not check.
 package main
@@ -42,6 +52,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -154,7 +166,8 @@ func (c c2spTiles) SaveTiles(tiles []tlog.Tile, data [][]byte) {}
 
 const usage = `usage: tlogcheck DIR
        tlogcheck tlog-proof LOG_VKEY PROOF...
-       tlogcheck cosignature LOG_VKEY WITNESS_VKEY NOTE`
+       tlogcheck cosignature LOG_VKEY WITNESS_VKEY NOTE
+       tlogcheck http BASE_URL TOKEN LOG_VKEY`
 
 func main() {
 	if len(os.Args) >= 2 {
@@ -165,6 +178,13 @@ func main() {
 				os.Exit(2)
 			}
 			checkTlogProofs(os.Args[2], os.Args[3:])
+			return
+		case "http":
+			if len(os.Args) != 5 {
+				fmt.Fprintln(os.Stderr, usage)
+				os.Exit(2)
+			}
+			checkHTTP(os.Args[2], os.Args[3], os.Args[4])
 			return
 		case "cosignature":
 			if len(os.Args) != 5 {
@@ -684,4 +704,107 @@ func checkCosignature(logVkey, witnessVkey, notePath string) {
 	}
 	fmt.Printf("tlogcheck: ok: cosignature/v1 of %s+%x at time %d verified with crypto/ed25519; the log's signature by note.Open (%d line(s) of other keys ignored)\n",
 		w.name, w.id, times[0], len(n.UnverifiedSigs))
+}
+
+// httpTiles reads C2SP tiles from a tlog-tiles server for Go's
+// TileHashReader (Go's paths carry the height: tile/8/<L>/<N>).
+type httpTiles struct{ base, token string }
+
+func (h httpTiles) get(path string) ([]byte, error) {
+	req, err := http.NewRequest("GET", h.base+"/"+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+h.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("GET %s: %s: %s", path, resp.Status, body)
+	}
+	return body, nil
+}
+
+func (h httpTiles) Height() int { return 8 }
+
+func (h httpTiles) ReadTiles(tiles []tlog.Tile) ([][]byte, error) {
+	out := make([][]byte, len(tiles))
+	for i, t := range tiles {
+		data, err := h.get(strings.Replace(t.Path(), "tile/8/", "tile/", 1))
+		if err != nil {
+			return nil, err
+		}
+		out[i] = data
+	}
+	return out, nil
+}
+
+func (h httpTiles) SaveTiles(tiles []tlog.Tile, data [][]byte) {}
+
+// checkHTTP checks a live log's checkpoint, tiles and entry bundles.
+func checkHTTP(base, token, vkey string) {
+	verifier, err := note.NewVerifier(strings.TrimSpace(vkey))
+	must(err, "note.NewVerifier")
+	h := httpTiles{strings.TrimRight(base, "/"), token}
+	cp, err := h.get("checkpoint")
+	must(err, "checkpoint")
+	n, err := note.Open(cp, note.VerifierList(verifier))
+	must(err, "note.Open checkpoint")
+	_, tree, err := parseCheckpoint(n.Text)
+	must(err, "checkpoint")
+	reader := tlog.TileHashReader(tree, h)
+	th, err := tlog.TreeHash(tree.N, reader)
+	must(err, "tlog.TreeHash over the served tiles")
+	if th != tree.Hash {
+		fail("the served tiles hash to %v, the checkpoint says %v", th, tree.Hash)
+	}
+	checked := int64(0)
+	for start := int64(0); start < tree.N; start += 256 {
+		w := tree.N - start
+		if w > 256 {
+			w = 256
+		}
+		t := tlog.Tile{H: 8, L: -1, N: start / 256, W: int(w)}
+		bundle, err := h.get(strings.Replace(t.Path(), "tile/8/data/", "tile/entries/", 1))
+		must(err, "entry bundle")
+		for i := int64(0); i < w; i++ {
+			if len(bundle) < 2 {
+				fail("bundle %d ends before entry %d", t.N, i)
+				break
+			}
+			size := int(binary.BigEndian.Uint16(bundle))
+			if len(bundle) < 2+size {
+				fail("bundle %d: entry %d overruns it", t.N, i)
+				break
+			}
+			leaf := bundle[2 : 2+size]
+			bundle = bundle[2+size:]
+			index := start + i
+			if seq := int64(binary.LittleEndian.Uint64(leaf[0:8])); seq != index+1 {
+				fail("entry %d holds seq %d", index, seq)
+			}
+			proof, err := tlog.ProveRecord(tree.N, index, reader)
+			if err != nil {
+				fail("tlog.ProveRecord(%d): %v", index, err)
+				continue
+			}
+			if err := tlog.CheckRecord(proof, tree.N, tree.Hash, index, tlog.RecordHash(leaf)); err != nil {
+				fail("entry %d: tlog.CheckRecord: %v", index, err)
+			}
+			checked++
+		}
+		if len(bundle) != 0 {
+			fail("bundle %d has %d bytes past its entries", t.N, len(bundle))
+		}
+	}
+	if failures > 0 {
+		os.Exit(1)
+	}
+	fmt.Printf("ok: tree of %d records, %d leaves checked over HTTP\n", tree.N, checked)
 }

@@ -67,7 +67,7 @@ struct Filter {
     until: u64,
     system: bool,
     grep: Option<regex::Regex>,
-    matches: Vec<(Vec<String>, String)>,
+    matches: Vec<wormlog::json::FieldMatch>,
 }
 
 enum Step {
@@ -98,41 +98,14 @@ impl Filter {
                 return false;
             }
         }
-        if self.matches.is_empty() {
-            return true;
-        }
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else {
-            return false;
-        };
-        self.matches.iter().all(|(path, want)| {
-            let mut at = &v;
-            for key in path {
-                match at.get(key) {
-                    Some(next) => at = next,
-                    None => return false,
-                }
-            }
-            match at {
-                serde_json::Value::String(s) => s == want,
-                serde_json::Value::Number(n) => n.to_string() == *want,
-                serde_json::Value::Bool(b) => b.to_string() == *want,
-                _ => false,
-            }
-        })
+        wormlog::json::FieldMatch::all_pass(&self.matches, payload)
     }
 }
 
-fn parse_matches(list: &[String]) -> Result<Vec<(Vec<String>, String)>, Fail> {
+fn parse_matches(list: &[String]) -> Result<Vec<wormlog::json::FieldMatch>, Fail> {
     list.iter()
         .map(|m| {
-            let (field, value) = m
-                .split_once('=')
-                .filter(|(f, _)| !f.is_empty())
-                .ok_or_else(|| Fail::usage(format!("--match {m}: expected FIELD=VALUE")))?;
-            Ok((
-                field.split('.').map(str::to_owned).collect(),
-                value.to_owned(),
-            ))
+            wormlog::json::FieldMatch::parse(m).map_err(|e| Fail::usage(format!("--match {e}")))
         })
         .collect()
 }

@@ -1,0 +1,440 @@
+//! The config file (`wormd.toml`, README "wormd: configuration"): the
+//! listeners, the logs (one directory each) and the tokens that may use
+//! them. Read and checked whole before anything opens: a mistake is an
+//! operator's (exit 2) and names the file and the entry.
+
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A config file that cannot be used, with what to do about it.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a token may do on the logs it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Append records (HTTP, OTLP).
+    Append,
+    /// Read records, proofs, tiles, stat; start a verify.
+    Read,
+    /// Metrics, and everything `read` may.
+    Admin,
+}
+
+/// The whole file, as written (paths still relative to it).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    server: Server,
+    #[serde(default)]
+    syslog: Option<Route>,
+    #[serde(default)]
+    otlp: Option<Route>,
+    #[serde(default, rename = "log")]
+    logs: Vec<LogConfig>,
+    #[serde(default, rename = "token")]
+    tokens: Vec<TokenConfig>,
+}
+
+/// `[server]`: listeners and limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    /// The HTTP API, OTLP and tiles listener.
+    pub http: Option<SocketAddr>,
+    /// syslog over TCP (RFC 6587 framing; RFC 5425 with `tls`).
+    pub syslog_tcp: Option<SocketAddr>,
+    /// Certificate chain (PEM) for every listener; required for any
+    /// listener not on loopback.
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// Requests waiting on one log before the next gets 429.
+    #[serde(default = "default_queue_depth")]
+    pub queue_depth: usize,
+    /// Largest request body (HTTP, OTLP) in bytes; larger is 413.
+    #[serde(default = "default_body_bytes_max")]
+    pub body_bytes_max: usize,
+    /// Largest syslog message in bytes; a frame announcing more closes its
+    /// connection (the stream cannot be re-synchronised).
+    #[serde(default = "default_syslog_bytes_max")]
+    pub syslog_message_bytes_max: usize,
+    /// Connections open at once, all listeners together.
+    #[serde(default = "default_connections_max")]
+    pub connections_max: usize,
+    /// A connection that has not sent a request's headers (or a TLS
+    /// handshake) in this many seconds is closed (slowloris).
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_secs: u64,
+    /// The engine's shared background workers, for every log together.
+    #[serde(default = "default_background_threads")]
+    pub background_threads: usize,
+}
+
+fn default_queue_depth() -> usize {
+    256
+}
+fn default_body_bytes_max() -> usize {
+    16 << 20
+}
+fn default_syslog_bytes_max() -> usize {
+    64 << 10
+}
+fn default_connections_max() -> usize {
+    4096
+}
+fn default_header_timeout() -> u64 {
+    10
+}
+fn default_background_threads() -> usize {
+    wormlog_threads_default()
+}
+fn wormlog_threads_default() -> usize {
+    8
+}
+
+impl Default for Server {
+    fn default() -> Server {
+        Server {
+            http: None,
+            syslog_tcp: None,
+            tls_cert: None,
+            tls_key: None,
+            queue_depth: default_queue_depth(),
+            body_bytes_max: default_body_bytes_max(),
+            syslog_message_bytes_max: default_syslog_bytes_max(),
+            connections_max: default_connections_max(),
+            header_timeout_secs: default_header_timeout(),
+            background_threads: default_background_threads(),
+        }
+    }
+}
+
+impl Server {
+    /// How long a connection may take to send its headers.
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_timeout_secs.max(1))
+    }
+}
+
+/// `[syslog]` and `[otlp]`: which log a protocol without a log name in
+/// its requests writes to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// A `[[log]]`'s name.
+    pub log: String,
+}
+
+/// How a log acknowledges (the engine's `Durability`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DurabilityName {
+    /// After an fdatasync covers the record.
+    #[default]
+    Sync,
+    /// Written to the OS; fdatasync every `batch_delay_ms`.
+    Batched,
+    /// In the log's buffer; fdatasync on roll and close.
+    Buffered,
+}
+
+/// `[[log]]`: one log directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// The name in URLs (`/v1/logs/NAME/...`): `[a-z0-9_-]`, 1 to 64.
+    pub name: String,
+    /// Its directory (relative: to the config file's directory).
+    pub dir: PathBuf,
+    /// When an append is acknowledged.
+    #[serde(default)]
+    pub durability: DurabilityName,
+    /// Batched durability's fdatasync delay.
+    #[serde(default = "default_batch_delay")]
+    pub batch_delay_ms: u64,
+    /// A segment rolls (and is sealed) past this many bytes.
+    pub segment_bytes_max: Option<u64>,
+    /// Retention: whole sealed segments older than this are dropped
+    /// (`90d`, `12h`, as humantime reads them).
+    pub retention_max_age: Option<String>,
+    /// The log's checkpoint key (wormctl keygen's private key file): signs
+    /// the served `/checkpoint`; with `proofs`, every receipt's proof.
+    pub checkpoint_key: Option<PathBuf>,
+    /// Receipts carry a C2SP tlog-proof (needs `checkpoint_key`).
+    #[serde(default)]
+    pub proofs: bool,
+}
+
+fn default_batch_delay() -> u64 {
+    5
+}
+
+/// `[[token]]`: who may do what. The token itself is never stored.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Who holds it: named in access records and the server's own log.
+    pub principal: String,
+    /// SHA-256 of the token, 64 lowercase hex digits (`wormd token`).
+    pub sha256: String,
+    /// Log names, or `"*"` for every log.
+    pub logs: Vec<String>,
+    /// What it may do on them.
+    pub scopes: Vec<Scope>,
+}
+
+/// The config, checked: paths absolute, names unique, references resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listeners and limits.
+    pub server: Server,
+    /// Where syslog messages go.
+    pub syslog_log: Option<String>,
+    /// Where OTLP log records go.
+    pub otlp_log: Option<String>,
+    /// The logs, in file order.
+    pub logs: Vec<LogConfig>,
+    /// The tokens.
+    pub tokens: Vec<TokenConfig>,
+}
+
+impl Config {
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError(format!(
+                "{}: {e} (wormd init DIR writes a config to start from)",
+                path.display()
+            ))
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Checks `text`, read from `path` (relative paths are under its
+    /// directory).
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let at = |m: String| ConfigError(format!("{}: {m}", path.display()));
+        let file: File = toml::from_str(text).map_err(|e| at(e.to_string()))?;
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let base = if base.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base
+        };
+        let mut cfg = Config {
+            server: file.server,
+            syslog_log: file.syslog.map(|r| r.log),
+            otlp_log: file.otlp.map(|r| r.log),
+            logs: file.logs,
+            tokens: file.tokens,
+        };
+        for l in &mut cfg.logs {
+            l.dir = base.join(&l.dir);
+            l.checkpoint_key = l.checkpoint_key.as_ref().map(|k| base.join(k));
+        }
+        let s = &mut cfg.server;
+        s.tls_cert = s.tls_cert.as_ref().map(|p| base.join(p));
+        s.tls_key = s.tls_key.as_ref().map(|p| base.join(p));
+        cfg.check().map_err(at)?;
+        Ok(cfg)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.logs.is_empty() {
+            return Err("no [[log]]: name at least one log".into());
+        }
+        let mut names = HashSet::new();
+        for l in &self.logs {
+            check_name(&l.name)?;
+            if !names.insert(l.name.as_str()) {
+                return Err(format!("log {:?} is named twice", l.name));
+            }
+            if l.proofs && l.checkpoint_key.is_none() {
+                return Err(format!(
+                    "log {:?}: proofs = true needs checkpoint_key (wormctl keygen NAME)",
+                    l.name
+                ));
+            }
+            if let Some(age) = &l.retention_max_age {
+                humantime::parse_duration(age)
+                    .map_err(|e| format!("log {:?}: retention_max_age {age:?}: {e}", l.name))?;
+            }
+        }
+        for (what, route) in [("[syslog]", &self.syslog_log), ("[otlp]", &self.otlp_log)] {
+            if let Some(name) = route {
+                if !names.contains(name.as_str()) {
+                    return Err(format!("{what} log = {name:?}: no [[log]] has that name"));
+                }
+            }
+        }
+        for t in &self.tokens {
+            check_token(t, &names)?;
+        }
+        self.check_tls()
+    }
+
+    /// TLS is off only where every listener is on loopback (README:
+    /// security notes); a certificate without its key is a mistake.
+    pub fn check_tls(&self) -> Result<(), String> {
+        let s = &self.server;
+        match (&s.tls_cert, &s.tls_key) {
+            (Some(_), None) | (None, Some(_)) => {
+                return Err("[server] tls_cert and tls_key go together".into())
+            }
+            (Some(_), Some(_)) => return Ok(()),
+            (None, None) => {}
+        }
+        for (what, addr) in [("http", s.http), ("syslog_tcp", s.syslog_tcp)] {
+            if let Some(a) = addr {
+                if !a.ip().is_loopback() {
+                    return Err(format!(
+                        "[server] {what} = {a} is not on loopback and TLS is off: \
+                         set tls_cert and tls_key (TLS is optional on loopback only)"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "log name {name:?}: use 1 to 64 of a-z, 0-9, '-' and '_' (it is part of URLs)"
+        ))
+    }
+}
+
+fn check_token(t: &TokenConfig, names: &HashSet<&str>) -> Result<(), String> {
+    let who = &t.principal;
+    if who.is_empty() || who.len() > 128 || who.chars().any(char::is_control) {
+        return Err(format!(
+            "token principal {who:?}: 1 to 128 printable characters"
+        ));
+    }
+    let hex_ok = t.sha256.len() == 64
+        && t.sha256
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !hex_ok {
+        return Err(format!(
+            "token {who:?}: sha256 must be 64 lowercase hex digits (wormd token prints one)"
+        ));
+    }
+    if t.scopes.is_empty() {
+        return Err(format!("token {who:?}: no scopes (append, read, admin)"));
+    }
+    for l in &t.logs {
+        if l != "*" && !names.contains(l.as_str()) {
+            return Err(format!("token {who:?}: log {l:?} is not a [[log]]"));
+        }
+    }
+    Ok(())
+}
+
+/// The config `wormd init` writes: one log `audit` under the directory,
+/// listeners on loopback (TLS off: loopback only), one admin token.
+pub fn initial(token_sha256: &str, key_file: &str) -> String {
+    format!(
+        r#"# wormd's config (README: "wormd: configuration"). Paths are relative to
+# this file's directory.
+
+[server]
+# Loopback only while TLS is off: set tls_cert and tls_key (PEM files)
+# before listening anywhere else.
+http = "127.0.0.1:7070"
+syslog_tcp = "127.0.0.1:5140"
+queue_depth = 256
+body_bytes_max = 16777216
+
+# Where syslog messages and OTLP log records go.
+[syslog]
+log = "audit"
+
+[otlp]
+log = "audit"
+
+[[log]]
+name = "audit"
+dir = "audit"
+durability = "sync"
+# Signs the served /checkpoint (tlog-tiles); proofs = true puts a
+# C2SP tlog-proof in every receipt.
+checkpoint_key = "{key_file}"
+proofs = false
+
+[[token]]
+principal = "admin"
+sha256 = "{token_sha256}"
+logs = ["*"]
+scopes = ["append", "read", "admin"]
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/etc/wormd/wormd.toml"), text)
+    }
+
+    #[test]
+    fn initial_config_parses_and_resolves_paths_under_its_directory() {
+        let cfg = parse(&initial(&"a".repeat(64), "audit.key")).unwrap();
+        assert_eq!(cfg.logs[0].dir, Path::new("/etc/wormd/audit"));
+        assert_eq!(cfg.syslog_log.as_deref(), Some("audit"));
+        assert_eq!(
+            cfg.logs[0].checkpoint_key.as_deref(),
+            Some(Path::new("/etc/wormd/audit.key"))
+        );
+    }
+
+    #[test]
+    fn a_listener_off_loopback_without_tls_is_refused() {
+        let text = initial(&"a".repeat(64), "k").replace("127.0.0.1:7070", "0.0.0.0:7070");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("not on loopback"), "{e}");
+    }
+
+    #[test]
+    fn a_token_naming_an_unknown_log_or_a_bad_hash_is_refused() {
+        let base = initial(&"a".repeat(64), "k");
+        let e = parse(&base.replace("logs = [\"*\"]", "logs = [\"nope\"]")).unwrap_err();
+        assert!(e.0.contains("\"nope\" is not a [[log]]"), "{e}");
+        let e = parse(&base.replace(&"a".repeat(64), "xyz")).unwrap_err();
+        assert!(e.0.contains("64 lowercase hex"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_and_duplicate_logs_are_refused() {
+        let base = initial(&"a".repeat(64), "k");
+        assert!(parse(&base.replace("queue_depth", "queue_dept")).is_err());
+        let twice = format!("{base}\n[[log]]\nname = \"audit\"\ndir = \"b\"\n");
+        assert!(parse(&twice).unwrap_err().0.contains("named twice"));
+    }
+}

@@ -1,0 +1,113 @@
+//! Verify jobs: `POST /v1/logs/NAME/verify` starts one on a thread of its
+//! own (a verify reads every segment; it must not hold a request or an
+//! async worker) and answers its id; `GET /v1/jobs/ID` answers its state,
+//! progress (bytes checked of bytes to check) and, once done, the result.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Jobs kept: the oldest finished ones go first past this many.
+const KEPT: usize = 256;
+
+/// One job's state.
+#[derive(Default)]
+pub struct Job {
+    /// The log verified.
+    pub log: String,
+    /// Who started it.
+    pub principal: String,
+    checked: AtomicU64,
+    total: AtomicU64,
+    result: Mutex<Option<serde_json::Value>>,
+}
+
+impl Job {
+    /// The job as JSON: `state` is `running` or `done`; `result` holds
+    /// `ok` and either the report or the error.
+    pub fn to_json(&self, id: u64) -> serde_json::Value {
+        let result = self
+            .result
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        serde_json::json!({
+            "id": id.to_string(),
+            "log": self.log,
+            "principal": self.principal,
+            "state": if result.is_some() { "done" } else { "running" },
+            "bytes_checked": self.checked.load(Ordering::Relaxed),
+            "bytes_total": self.total.load(Ordering::Relaxed),
+            "result": result,
+        })
+    }
+
+    fn done(&self) -> bool {
+        self.result
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+}
+
+/// Every job kept.
+#[derive(Default)]
+pub struct Jobs {
+    next: AtomicU64,
+    jobs: Mutex<BTreeMap<u64, Arc<Job>>>,
+}
+
+impl Jobs {
+    /// Starts verifying `log`; the id to ask about it with.
+    pub fn start_verify(&self, name: &str, principal: &str, log: Arc<wormlog::Log>) -> u64 {
+        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let job = Arc::new(Job {
+            log: name.to_string(),
+            principal: principal.to_string(),
+            ..Job::default()
+        });
+        {
+            let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+            while jobs.len() >= KEPT {
+                let Some(old) = jobs.iter().find(|(_, j)| j.done()).map(|(k, _)| *k) else {
+                    break;
+                };
+                jobs.remove(&old);
+            }
+            jobs.insert(id, job.clone());
+        }
+        std::thread::spawn(move || {
+            let report = log.verify_with_progress(|p| {
+                job.checked.fetch_max(p.bytes_checked, Ordering::Relaxed);
+                job.total.store(p.bytes_total, Ordering::Relaxed);
+            });
+            let result = match report {
+                Ok(r) => serde_json::json!({
+                    "ok": true,
+                    "records": r.records,
+                    "segments": r.segments,
+                    "first_seq": r.first_seq,
+                    "head_seq": r.head.seq,
+                    "head_hash": r.head.hash.to_hex(),
+                    "tree_root": r.tree_root.map(|h| h.to_hex()),
+                }),
+                Err(e) => serde_json::json!({
+                    "ok": false,
+                    "tampered": matches!(e, wormlog::Error::Corrupt { .. }),
+                    "error": e.to_string(),
+                }),
+            };
+            *job.result.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+        });
+        id
+    }
+
+    /// The job `id`, if kept.
+    pub fn get(&self, id: u64) -> Option<Arc<Job>> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned()
+    }
+}

@@ -1,0 +1,219 @@
+//! The configured logs, each opened once and shared by every listener,
+//! all on the engine's one background pool (no thread of a log's own).
+//! Each has a bounded queue: past `queue_depth` waiting requests the next
+//! is refused (429) rather than buffered, so memory stays bounded under
+//! any load.
+
+use crate::config::{Config, DurabilityName, LogConfig};
+use crate::metrics::LogMetrics;
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wormlog::{CheckpointKey, Durability, Log, Options, Retention};
+
+/// One served log.
+pub struct Served {
+    /// Its name in URLs.
+    pub name: String,
+    /// The open log.
+    pub log: Arc<Log>,
+    /// Signs `/checkpoint` (and proofs, with `proofs`).
+    pub key: Option<CheckpointKey>,
+    /// Receipts carry a tlog-proof.
+    pub proofs: bool,
+    /// Its counters.
+    pub metrics: LogMetrics,
+    queue: Arc<Semaphore>,
+    /// The last served checkpoint note, and when it was made: a note is
+    /// reused for a second (tlog-tiles lets a checkpoint be cached) so a
+    /// busy monitor does not cost an fdatasync a request.
+    checkpoint: note_cache::Cache,
+}
+
+/// A place in a log's queue; dropping it leaves the queue.
+pub struct Slot<'a> {
+    _permit: OwnedSemaphorePermit,
+    served: &'a Served,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.served.metrics.queued.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Served {
+    /// A place in the queue, or `None` when it is full.
+    pub fn enter(&self) -> Option<Slot<'_>> {
+        let permit = self.queue.clone().try_acquire_owned().ok()?;
+        self.metrics.queued.fetch_add(1, Ordering::Relaxed);
+        Some(Slot {
+            _permit: permit,
+            served: self,
+        })
+    }
+
+    /// A place in the queue, waiting for one (syslog: TCP's flow control
+    /// slows the sender meanwhile).
+    pub async fn enter_wait(&self) -> Slot<'_> {
+        let permit = self
+            .queue
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("a log's queue is never closed");
+        self.metrics.queued.fetch_add(1, Ordering::Relaxed);
+        Slot {
+            _permit: permit,
+            served: self,
+        }
+    }
+
+    /// The note `/checkpoint` serves: signed with the log's key where it
+    /// has one (else the unsigned body), of the log's durable head.
+    pub fn checkpoint_note(&self) -> wormlog::Result<String> {
+        if let Some(note) = self.checkpoint.fresh(self.log.head().seq) {
+            return Ok(note);
+        }
+        let cp = self.log.checkpoint()?;
+        let note = match &self.key {
+            Some(k) => cp.sign(k),
+            None => cp.body(),
+        };
+        self.checkpoint.put(cp.seq, note.clone());
+        Ok(note)
+    }
+}
+
+mod note_cache {
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    /// How long a served checkpoint is reused.
+    const FRESH: Duration = Duration::from_secs(1);
+
+    #[derive(Default)]
+    pub struct Cache(Mutex<Option<(u64, Instant, String)>>);
+
+    impl Cache {
+        /// The cached note, if it names `head` or is under a second old.
+        pub fn fresh(&self, head: u64) -> Option<String> {
+            let g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            let (seq, at, note) = g.as_ref()?;
+            (*seq == head || at.elapsed() < FRESH).then(|| note.clone())
+        }
+
+        pub fn put(&self, seq: u64, note: String) {
+            *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((seq, Instant::now(), note));
+        }
+    }
+}
+
+/// Every configured log, by name.
+pub struct Logs {
+    by_name: BTreeMap<String, Arc<Served>>,
+}
+
+impl Logs {
+    /// Opens every log of `cfg` (creating missing directories). The first
+    /// that fails to open stops the start, naming it.
+    pub fn open(cfg: &Config) -> Result<Logs, String> {
+        let mut by_name = BTreeMap::new();
+        for l in &cfg.logs {
+            let started = Instant::now();
+            let served = open_one(l, cfg)?;
+            crate::say::info(
+                "log opened",
+                &[
+                    ("log", l.name.as_str()),
+                    ("dir", &l.dir.display().to_string()),
+                    ("head", &served.log.head().seq.to_string()),
+                    ("ms", &started.elapsed().as_millis().to_string()),
+                ],
+            );
+            by_name.insert(l.name.clone(), Arc::new(served));
+        }
+        Ok(Logs { by_name })
+    }
+
+    /// The log named `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<Served>> {
+        self.by_name.get(name)
+    }
+
+    /// Every log, by name.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Served>> {
+        self.by_name.values()
+    }
+
+    /// Closes every log (each syncs what it holds). Called once every
+    /// request has finished; a log still shared is synced instead.
+    pub fn close(self) {
+        for (name, served) in self.by_name {
+            let result = match Arc::try_unwrap(served) {
+                Ok(s) => match Arc::try_unwrap(s.log) {
+                    Ok(log) => log.close(),
+                    Err(log) => log.sync(),
+                },
+                Err(s) => s.log.sync(),
+            };
+            match result {
+                Ok(()) => crate::say::info("log closed", &[("log", &name)]),
+                Err(e) => crate::say::error(
+                    "log close failed",
+                    &[("log", &name), ("error", &e.to_string())],
+                ),
+            }
+        }
+    }
+}
+
+fn open_one(l: &LogConfig, cfg: &Config) -> Result<Served, String> {
+    let key = l
+        .checkpoint_key
+        .as_deref()
+        .map(|p| load_key(l, p))
+        .transpose()?;
+    let mut opts = Options::default()
+        .durability(match l.durability {
+            DurabilityName::Sync => Durability::Sync,
+            DurabilityName::Batched => Durability::Batched {
+                max_delay: Duration::from_millis(l.batch_delay_ms),
+            },
+            DurabilityName::Buffered => Durability::Buffered,
+        })
+        .background_threads(cfg.server.background_threads);
+    if let Some(bytes) = l.segment_bytes_max {
+        opts = opts.segment_bytes_max(bytes);
+    }
+    if let Some(age) = &l.retention_max_age {
+        // Checked when the config was read.
+        let age = humantime::parse_duration(age).map_err(|e| e.to_string())?;
+        opts = opts.retention(Retention::default().max_age(age));
+    }
+    if let (true, Some(path)) = (l.proofs, &l.checkpoint_key) {
+        // The engine takes its own copy: keys are not Clone.
+        opts = opts.proofs(load_key(l, path)?);
+    }
+    let log = Log::open(&l.dir, opts)
+        .map_err(|e| format!("log {:?} ({}): {e}", l.name, l.dir.display()))?;
+    Ok(Served {
+        name: l.name.clone(),
+        log: Arc::new(log),
+        key,
+        proofs: l.proofs,
+        metrics: LogMetrics::default(),
+        queue: Arc::new(Semaphore::new(cfg.server.queue_depth.max(1))),
+        checkpoint: Default::default(),
+    })
+}
+
+/// The private key in `path` (wormctl keygen's format).
+pub fn load_key(l: &LogConfig, path: &std::path::Path) -> Result<CheckpointKey, String> {
+    let at = format!("log {:?}: checkpoint_key {}", l.name, path.display());
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{at}: {e} (wormctl keygen NAME writes one)"))?;
+    CheckpointKey::from_private_string(text.trim()).map_err(|e| format!("{at}: {e}"))
+}

@@ -1,0 +1,473 @@
+//! OpenTelemetry logs over OTLP/HTTP (`POST /v1/logs`, protobuf or JSON):
+//! each log record becomes one wormlog record, a JSON object holding the
+//! record's fields with its resource's and scope's attributes, appended
+//! to the config's `[otlp]` log and answered once durable. The messages
+//! are declared here (opentelemetry-proto's logs.proto, common.proto and
+//! resource.proto, v1; only the fields a log export carries).
+
+use crate::app::{ApiError, Shared};
+use crate::config::Scope;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use prost::Message;
+use serde_json::{json, Map, Value};
+
+/// ExportLogsServiceRequest.
+#[derive(Clone, PartialEq, Message)]
+pub struct ExportLogsServiceRequest {
+    /// One per resource.
+    #[prost(message, repeated, tag = "1")]
+    pub resource_logs: Vec<ResourceLogs>,
+}
+
+/// ResourceLogs.
+#[derive(Clone, PartialEq, Message)]
+pub struct ResourceLogs {
+    /// The emitting resource.
+    #[prost(message, optional, tag = "1")]
+    pub resource: Option<Resource>,
+    /// Its logs, by instrumentation scope.
+    #[prost(message, repeated, tag = "2")]
+    pub scope_logs: Vec<ScopeLogs>,
+}
+
+/// Resource.
+#[derive(Clone, PartialEq, Message)]
+pub struct Resource {
+    /// Resource attributes (service.name, host.name, ...).
+    #[prost(message, repeated, tag = "1")]
+    pub attributes: Vec<KeyValue>,
+}
+
+/// ScopeLogs.
+#[derive(Clone, PartialEq, Message)]
+pub struct ScopeLogs {
+    /// The instrumentation scope.
+    #[prost(message, optional, tag = "1")]
+    pub scope: Option<InstrumentationScope>,
+    /// The records.
+    #[prost(message, repeated, tag = "2")]
+    pub log_records: Vec<LogRecord>,
+}
+
+/// InstrumentationScope.
+#[derive(Clone, PartialEq, Message)]
+pub struct InstrumentationScope {
+    /// Its name.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// Its version.
+    #[prost(string, tag = "2")]
+    pub version: String,
+    /// Its attributes.
+    #[prost(message, repeated, tag = "3")]
+    pub attributes: Vec<KeyValue>,
+}
+
+/// LogRecord.
+#[derive(Clone, PartialEq, Message)]
+pub struct LogRecord {
+    /// When the event happened.
+    #[prost(fixed64, tag = "1")]
+    pub time_unix_nano: u64,
+    /// When the SDK saw it.
+    #[prost(fixed64, tag = "11")]
+    pub observed_time_unix_nano: u64,
+    /// SeverityNumber (1 to 24).
+    #[prost(int32, tag = "2")]
+    pub severity_number: i32,
+    /// The severity as text.
+    #[prost(string, tag = "3")]
+    pub severity_text: String,
+    /// The body.
+    #[prost(message, optional, tag = "5")]
+    pub body: Option<AnyValue>,
+    /// The record's attributes.
+    #[prost(message, repeated, tag = "6")]
+    pub attributes: Vec<KeyValue>,
+    /// Trace flags.
+    #[prost(fixed32, tag = "8")]
+    pub flags: u32,
+    /// Trace id (16 bytes).
+    #[prost(bytes = "vec", tag = "9")]
+    pub trace_id: Vec<u8>,
+    /// Span id (8 bytes).
+    #[prost(bytes = "vec", tag = "10")]
+    pub span_id: Vec<u8>,
+    /// The event's name.
+    #[prost(string, tag = "12")]
+    pub event_name: String,
+}
+
+/// KeyValue.
+#[derive(Clone, PartialEq, Message)]
+pub struct KeyValue {
+    /// The key.
+    #[prost(string, tag = "1")]
+    pub key: String,
+    /// The value.
+    #[prost(message, optional, tag = "2")]
+    pub value: Option<AnyValue>,
+}
+
+/// AnyValue.
+#[derive(Clone, PartialEq, Message)]
+pub struct AnyValue {
+    /// Which value.
+    #[prost(oneof = "Any", tags = "1, 2, 3, 4, 5, 6, 7")]
+    pub value: Option<Any>,
+}
+
+/// AnyValue's oneof.
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum Any {
+    /// A string.
+    #[prost(string, tag = "1")]
+    Str(String),
+    /// A boolean.
+    #[prost(bool, tag = "2")]
+    Bool(bool),
+    /// An integer.
+    #[prost(int64, tag = "3")]
+    Int(i64),
+    /// A double.
+    #[prost(double, tag = "4")]
+    Double(f64),
+    /// An array.
+    #[prost(message, tag = "5")]
+    Array(ArrayValue),
+    /// A map.
+    #[prost(message, tag = "6")]
+    Kvlist(KeyValueList),
+    /// Bytes.
+    #[prost(bytes = "vec", tag = "7")]
+    Bytes(Vec<u8>),
+}
+
+/// ArrayValue.
+#[derive(Clone, PartialEq, Message)]
+pub struct ArrayValue {
+    /// The values.
+    #[prost(message, repeated, tag = "1")]
+    pub values: Vec<AnyValue>,
+}
+
+/// KeyValueList.
+#[derive(Clone, PartialEq, Message)]
+pub struct KeyValueList {
+    /// The pairs.
+    #[prost(message, repeated, tag = "1")]
+    pub values: Vec<KeyValue>,
+}
+
+/// An AnyValue as JSON: strings, booleans and numbers as themselves,
+/// arrays and maps as JSON's, bytes as `{"bytes": BASE64}`.
+fn any_json(v: Option<&AnyValue>) -> Value {
+    match v.and_then(|v| v.value.as_ref()) {
+        None => Value::Null,
+        Some(Any::Str(s)) => s.clone().into(),
+        Some(Any::Bool(b)) => (*b).into(),
+        Some(Any::Int(i)) => (*i).into(),
+        Some(Any::Double(d)) => {
+            serde_json::Number::from_f64(*d).map_or_else(|| d.to_string().into(), Value::Number)
+        }
+        Some(Any::Array(a)) => Value::Array(a.values.iter().map(|v| any_json(Some(v))).collect()),
+        Some(Any::Kvlist(l)) => attrs_json(&l.values),
+        Some(Any::Bytes(b)) => json!({ "bytes": B64.encode(b) }),
+    }
+}
+
+fn attrs_json(kvs: &[KeyValue]) -> Value {
+    let mut m = Map::new();
+    for kv in kvs {
+        m.insert(kv.key.clone(), any_json(kv.value.as_ref()));
+    }
+    Value::Object(m)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The wormlog records of a request, one per log record, in order.
+pub fn records(req: &ExportLogsServiceRequest) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for rl in &req.resource_logs {
+        let resource = attrs_json(rl.resource.as_ref().map_or(&[][..], |r| &r.attributes));
+        for sl in &rl.scope_logs {
+            let scope = sl.scope.as_ref().map_or(Value::Null, |s| {
+                json!({ "name": s.name, "version": s.version, "attributes": attrs_json(&s.attributes) })
+            });
+            for lr in &sl.log_records {
+                let mut v = json!({
+                    "time_unix_nano": lr.time_unix_nano.to_string(),
+                    "observed_time_unix_nano": lr.observed_time_unix_nano.to_string(),
+                    "severity_number": lr.severity_number,
+                    "severity_text": lr.severity_text,
+                    "body": any_json(lr.body.as_ref()),
+                    "attributes": attrs_json(&lr.attributes),
+                    "resource": resource,
+                    "scope": scope,
+                });
+                if !lr.event_name.is_empty() {
+                    v["event_name"] = lr.event_name.clone().into();
+                }
+                if !lr.trace_id.is_empty() {
+                    v["trace_id"] = hex(&lr.trace_id).into();
+                    v["span_id"] = hex(&lr.span_id).into();
+                    v["flags"] = lr.flags.into();
+                }
+                out.push(v.to_string().into_bytes());
+            }
+        }
+    }
+    out
+}
+
+/// OTLP/JSON (lowerCamelCase keys, 64-bit integers as strings, ids as
+/// hex, bytes as base64) into the same messages.
+pub mod from_json {
+    use super::*;
+
+    fn arr<'a>(v: &'a Value, key: &str) -> &'a [Value] {
+        v.get(key)
+            .and_then(Value::as_array)
+            .map_or(&[], Vec::as_slice)
+    }
+
+    fn text(v: &Value, key: &str) -> String {
+        v.get(key).and_then(Value::as_str).unwrap_or("").to_string()
+    }
+
+    fn uint(v: &Value, key: &str) -> Result<u64, String> {
+        match v.get(key) {
+            None | Some(Value::Null) => Ok(0),
+            Some(Value::String(s)) => s
+                .parse()
+                .map_err(|_| format!("{key}: {s:?} is not a number")),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .ok_or_else(|| format!("{key}: {n} is not an unsigned integer")),
+            Some(other) => Err(format!("{key}: {other} is not a number")),
+        }
+    }
+
+    fn unhex(s: &str, key: &str) -> Result<Vec<u8>, String> {
+        if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("{key}: not hex"));
+        }
+        (0..s.len() / 2)
+            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|e| e.to_string()))
+            .collect()
+    }
+
+    fn any(v: &Value) -> Result<Option<AnyValue>, String> {
+        let Some(o) = v.as_object() else {
+            return Ok(None);
+        };
+        let value = if let Some(s) = o.get("stringValue") {
+            Any::Str(s.as_str().unwrap_or("").to_string())
+        } else if let Some(b) = o.get("boolValue") {
+            Any::Bool(b.as_bool().unwrap_or(false))
+        } else if let Some(i) = o.get("intValue") {
+            let n = match i {
+                Value::String(s) => s.parse().map_err(|_| format!("intValue {s:?}"))?,
+                Value::Number(n) => n.as_i64().ok_or_else(|| format!("intValue {n}"))?,
+                _ => return Err("intValue: not a number".into()),
+            };
+            Any::Int(n)
+        } else if let Some(d) = o.get("doubleValue") {
+            Any::Double(d.as_f64().ok_or("doubleValue: not a number")?)
+        } else if let Some(a) = o.get("arrayValue") {
+            let values = arr(a, "values")
+                .iter()
+                .map(any)
+                .collect::<Result<Vec<_>, _>>()?;
+            Any::Array(ArrayValue {
+                values: values.into_iter().map(|v| v.unwrap_or_default()).collect(),
+            })
+        } else if let Some(l) = o.get("kvlistValue") {
+            Any::Kvlist(KeyValueList {
+                values: kvs(arr(l, "values"))?,
+            })
+        } else if let Some(b) = o.get("bytesValue") {
+            let s = b.as_str().unwrap_or("");
+            Any::Bytes(B64.decode(s).map_err(|e| format!("bytesValue: {e}"))?)
+        } else {
+            return Ok(None);
+        };
+        Ok(Some(AnyValue { value: Some(value) }))
+    }
+
+    fn kvs(list: &[Value]) -> Result<Vec<KeyValue>, String> {
+        list.iter()
+            .map(|kv| {
+                Ok(KeyValue {
+                    key: text(kv, "key"),
+                    value: kv.get("value").map(any).transpose()?.flatten(),
+                })
+            })
+            .collect()
+    }
+
+    fn record(lr: &Value) -> Result<LogRecord, String> {
+        Ok(LogRecord {
+            time_unix_nano: uint(lr, "timeUnixNano")?,
+            observed_time_unix_nano: uint(lr, "observedTimeUnixNano")?,
+            severity_number: uint(lr, "severityNumber")? as i32,
+            severity_text: text(lr, "severityText"),
+            body: lr.get("body").map(any).transpose()?.flatten(),
+            attributes: kvs(arr(lr, "attributes"))?,
+            flags: uint(lr, "flags")? as u32,
+            trace_id: unhex(&text(lr, "traceId"), "traceId")?,
+            span_id: unhex(&text(lr, "spanId"), "spanId")?,
+            event_name: text(lr, "eventName"),
+        })
+    }
+
+    /// The request a JSON body holds.
+    pub fn request(v: &Value) -> Result<ExportLogsServiceRequest, String> {
+        let mut req = ExportLogsServiceRequest::default();
+        for rl in arr(v, "resourceLogs") {
+            let resource = rl.get("resource").map(|r| -> Result<Resource, String> {
+                Ok(Resource {
+                    attributes: kvs(arr(r, "attributes"))?,
+                })
+            });
+            let mut out = ResourceLogs {
+                resource: resource.transpose()?,
+                scope_logs: Vec::new(),
+            };
+            for sl in arr(rl, "scopeLogs") {
+                let scope = match sl.get("scope") {
+                    Some(s) => Some(InstrumentationScope {
+                        name: text(s, "name"),
+                        version: text(s, "version"),
+                        attributes: kvs(arr(s, "attributes"))?,
+                    }),
+                    None => None,
+                };
+                let log_records = arr(sl, "logRecords")
+                    .iter()
+                    .map(record)
+                    .collect::<Result<_, _>>()?;
+                out.scope_logs.push(ScopeLogs { scope, log_records });
+            }
+            req.resource_logs.push(out);
+        }
+        Ok(req)
+    }
+}
+
+/// `POST /v1/logs`: appends each log record to the `[otlp]` log; answers
+/// an empty ExportLogsServiceResponse (in the request's encoding) once
+/// every record is durable.
+pub async fn export(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let Some(name) = app.cfg.otlp_log.clone() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_otlp_log",
+            "this server has no [otlp] log configured",
+        ));
+    };
+    let (_, served) = app.allow(&headers, Scope::Append, &name)?;
+    let kind = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let json_body = kind.starts_with("application/json");
+    let req = if json_body {
+        let v: Value = serde_json::from_slice(&body)
+            .map_err(|e| app.count(ApiError::bad_request(format!("OTLP/JSON: {e}"))))?;
+        from_json::request(&v)
+            .map_err(|e| app.count(ApiError::bad_request(format!("OTLP/JSON: {e}"))))?
+    } else if kind.starts_with("application/x-protobuf") || kind.is_empty() {
+        ExportLogsServiceRequest::decode(body.as_ref())
+            .map_err(|e| app.count(ApiError::bad_request(format!("OTLP protobuf: {e}"))))?
+    } else {
+        return Err(app.count(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "media_type",
+            format!("{kind}: send application/x-protobuf or application/json"),
+        )));
+    };
+    let recs = records(&req);
+    if !recs.is_empty() {
+        crate::records::append_to(&app, &served, recs).await?;
+    }
+    Ok(if json_body {
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            Bytes::from_static(b"{}"),
+        )
+            .into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, "application/x-protobuf")],
+            Bytes::new(),
+        )
+            .into_response()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protobuf_and_json_encodings_give_the_same_records() {
+        let text = r#"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"billing"}}]},
+          "scopeLogs":[{"scope":{"name":"audit","version":"1"},"logRecords":[{"timeUnixNano":"1700000000000000001",
+          "severityNumber":9,"severityText":"INFO","body":{"stringValue":"login"},
+          "attributes":[{"key":"user","value":{"stringValue":"alice"}},{"key":"n","value":{"intValue":"9007199254740993"}},
+          {"key":"tags","value":{"arrayValue":{"values":[{"boolValue":true}]}}}],
+          "traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060708"}]}]}]}"#;
+        let req = from_json::request(&serde_json::from_str(text).unwrap()).unwrap();
+        let again = ExportLogsServiceRequest::decode(req.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(records(&req), records(&again));
+        let rec: Value = serde_json::from_slice(&records(&req)[0]).unwrap();
+        assert_eq!(rec["resource"]["service.name"], "billing");
+        assert_eq!(rec["attributes"]["user"], "alice");
+        assert_eq!(rec["attributes"]["n"].to_string(), "9007199254740993");
+        assert_eq!(rec["time_unix_nano"], "1700000000000000001");
+        assert_eq!(rec["trace_id"], "0102030405060708090a0b0c0d0e0f10");
+        assert_eq!(rec["body"], "login");
+    }
+
+    #[test]
+    fn nesting_past_the_decoders_limit_is_an_error_not_a_stack_overflow() {
+        // 200 nested arrays: prost's recursion limit is 100.
+        let mut v = AnyValue {
+            value: Some(Any::Str("x".into())),
+        };
+        for _ in 0..200 {
+            v = AnyValue {
+                value: Some(Any::Array(ArrayValue { values: vec![v] })),
+            };
+        }
+        let lr = LogRecord {
+            body: Some(v),
+            ..LogRecord::default()
+        };
+        let req = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: None,
+                scope_logs: vec![ScopeLogs {
+                    scope: None,
+                    log_records: vec![lr],
+                }],
+            }],
+        };
+        let bytes = req.encode_to_vec();
+        assert!(ExportLogsServiceRequest::decode(bytes.as_slice()).is_err());
+    }
+}

@@ -1,0 +1,468 @@
+//! `/v1/logs/NAME/records`: appends answered once durable, and reads
+//! streamed as JSON lines in `wormctl dump --json`'s schema (never built
+//! whole: a blocking reader sends 64 KiB chunks through a channel of four,
+//! so a slow client holds at most that much), with `follow`.
+
+use crate::app::{ApiError, Shared};
+use crate::config::Scope;
+use crate::logs::Served;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+use tokio::sync::mpsc;
+use wormlog::json::{FieldMatch, RecordLine};
+use wormlog::Record;
+
+/// A streamed read sends what it has past this many bytes.
+const CHUNK: usize = 64 << 10;
+
+/// How often a follower looks for new records.
+const FOLLOW_POLL: Duration = Duration::from_millis(50);
+
+/// One receipt as JSON: `seq`, `time_ns` (a string: JSON readers round
+/// integers past 2^53), `hash`, and `proof` where the log proves.
+fn receipt_json(r: &wormlog::Receipt, proof: Option<String>) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "seq": r.seq,
+        "time_ns": r.timestamp_ns.to_string(),
+        "hash": r.hash.to_hex(),
+    });
+    if let Some(p) = proof {
+        v["proof"] = p.into();
+    }
+    v
+}
+
+/// How a body becomes records, by its Content-Type.
+fn payloads(headers: &HeaderMap, body: &Bytes) -> Result<(Vec<Vec<u8>>, bool), ApiError> {
+    let kind = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if body.is_empty() {
+        return Err(ApiError::bad_request("empty body: nothing to append"));
+    }
+    match kind.as_str() {
+        "application/json" => {
+            check_json(body, None)?;
+            Ok((vec![trim(body).to_vec()], false))
+        }
+        "application/x-ndjson" | "application/jsonl" | "application/json-lines" => {
+            let mut out = Vec::new();
+            for (n, line) in body.split(|b| *b == b'\n').enumerate() {
+                let line = trim(line);
+                if line.is_empty() {
+                    continue;
+                }
+                check_json(line, Some(n + 1))?;
+                out.push(line.to_vec());
+            }
+            if out.is_empty() {
+                return Err(ApiError::bad_request("no JSON lines in the body"));
+            }
+            Ok((out, true))
+        }
+        _ => Ok((vec![body.to_vec()], false)),
+    }
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &b[start..end]
+}
+
+/// Deepest nesting of arrays and objects a JSON payload may have: the
+/// readers of these records (`match=`, `wormctl dump`, jq) recurse.
+const JSON_DEPTH_MAX: usize = 64;
+
+/// How deep `b`'s arrays and objects nest (brackets in strings skipped).
+fn json_depth(b: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0, false, false);
+    for &c in b {
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// A JSON body must parse, and nest at most `JSON_DEPTH_MAX` deep.
+fn check_json(b: &[u8], line: Option<usize>) -> Result<(), ApiError> {
+    let at = line.map_or(String::new(), |n| format!("line {n}: "));
+    if json_depth(b) > JSON_DEPTH_MAX {
+        return Err(ApiError::bad_request(format!(
+            "{at}JSON nested deeper than {JSON_DEPTH_MAX} levels"
+        )));
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(b)
+        .map(|_| ())
+        .map_err(|e| match line {
+            Some(n) => ApiError::bad_request(format!("line {n}: not JSON: {e}")),
+            None => ApiError::bad_request(format!("not JSON: {e}")),
+        })
+}
+
+/// `POST /v1/logs/NAME/records`.
+pub async fn append(
+    State(app): State<Shared>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (_, served) = app.allow(&headers, Scope::Append, &name)?;
+    let (records, batch) = payloads(&headers, &body).map_err(|e| app.count(e))?;
+    let receipts = append_to(&app, &served, records).await?;
+    let body = if batch {
+        serde_json::json!({ "receipts": receipts })
+    } else {
+        receipts.into_iter().next().unwrap_or_default()
+    };
+    Ok((StatusCode::OK, axum::Json(body)).into_response())
+}
+
+/// Appends `records` to `served` in its queue; the receipts once durable.
+/// Shared by the HTTP, OTLP and syslog paths.
+pub async fn append_to(
+    app: &Shared,
+    served: &Arc<Served>,
+    records: Vec<Vec<u8>>,
+) -> Result<Vec<serde_json::Value>, ApiError> {
+    if app.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(app.count(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "stopping",
+            "the server is shutting down",
+        )));
+    }
+    let Some(_slot) = served.enter() else {
+        served
+            .metrics
+            .refused_busy
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Err(app.count(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "busy",
+            format!("log {:?}: queue full; retry after a second", served.name),
+        )));
+    };
+    let started = Instant::now();
+    let n = records.len() as u64;
+    let bytes: u64 = records.iter().map(|r| r.len() as u64).sum();
+    let out = if served.proofs {
+        let proved = served
+            .log
+            .append_batch_proved_async(records)
+            .await
+            .map_err(|e| app.count(ApiError::engine(e)))?;
+        proved
+            .iter()
+            .map(|p| receipt_json(&p.receipt, Some(p.proof.to_text())))
+            .collect()
+    } else {
+        let receipts = served
+            .log
+            .append_batch_async(records)
+            .batch()
+            .await
+            .map_err(|e| app.count(ApiError::engine(e)))?;
+        receipts.iter().map(|r| receipt_json(r, None)).collect()
+    };
+    served.metrics.acknowledged(n, bytes, started.elapsed());
+    Ok(out)
+}
+
+/// A read's parameters (`?from=&to=&since=&until=&match=&grep=&limit=
+/// &follow=&system=`).
+#[derive(Debug, Default)]
+struct ReadQuery {
+    from: u64,
+    to: u64,
+    since: u64,
+    until: u64,
+    matches: Vec<FieldMatch>,
+    grep: Option<regex::Regex>,
+    limit: Option<u64>,
+    follow: bool,
+    system: bool,
+}
+
+impl ReadQuery {
+    fn parse(raw: Option<&str>) -> Result<ReadQuery, ApiError> {
+        let mut q = ReadQuery {
+            from: 1,
+            to: u64::MAX,
+            until: u64::MAX,
+            ..ReadQuery::default()
+        };
+        let bad = |k: &str, v: &str, why: &str| ApiError::bad_request(format!("{k}={v}: {why}"));
+        for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+            let num = || {
+                v.parse::<u64>()
+                    .map_err(|_| bad(&k, &v, "not a whole number"))
+            };
+            match k.as_ref() {
+                "from" => q.from = num()?.max(1),
+                "to" => q.to = num()?,
+                "since" => q.since = time(&v).map_err(|e| bad(&k, &v, &e))?,
+                "until" => q.until = time(&v).map_err(|e| bad(&k, &v, &e))?,
+                "limit" => q.limit = Some(num()?),
+                "follow" => q.follow = flag(&v).map_err(|e| bad(&k, &v, e))?,
+                "system" => q.system = flag(&v).map_err(|e| bad(&k, &v, e))?,
+                "match" => q
+                    .matches
+                    .push(FieldMatch::parse(&v).map_err(|e| bad(&k, &v, &e))?),
+                "grep" => {
+                    let re = regex::RegexBuilder::new(&v)
+                        .size_limit(1 << 20)
+                        .build()
+                        .map_err(|e| bad(&k, &v, &e.to_string()))?;
+                    q.grep = Some(re);
+                }
+                _ => return Err(bad(&k, &v, "unknown parameter")),
+            }
+        }
+        if q.since > q.until {
+            return Err(ApiError::bad_request(
+                "since is after until: no record can match",
+            ));
+        }
+        Ok(q)
+    }
+
+    fn describe(&self) -> String {
+        let mut s = format!("read records from seq {}", self.from);
+        if self.to != u64::MAX {
+            s += &format!(" to {}", self.to);
+        }
+        if self.since > 0 || self.until != u64::MAX {
+            s += &format!(" time {}..{} ns", self.since, self.until);
+        }
+        if self.follow {
+            s += ", following";
+        }
+        s
+    }
+
+    fn passes(&self, r: &Record) -> bool {
+        if r.timestamp() < self.since || (r.is_system() && !self.system) {
+            return false;
+        }
+        if let Some(re) = &self.grep {
+            if !re.is_match(&String::from_utf8_lossy(r.payload())) {
+                return false;
+            }
+        }
+        FieldMatch::all_pass(&self.matches, r.payload())
+    }
+}
+
+fn flag(v: &str) -> Result<bool, &'static str> {
+    match v {
+        "" | "1" | "true" => Ok(true),
+        "0" | "false" => Ok(false),
+        _ => Err("expected true or false"),
+    }
+}
+
+/// ns since the epoch, or RFC 3339.
+fn time(v: &str) -> Result<u64, String> {
+    if v.bytes().all(|b| b.is_ascii_digit()) {
+        return v.parse().map_err(|_| "too large".to_string());
+    }
+    let t = humantime::parse_rfc3339_weak(v).map_err(|e| e.to_string())?;
+    let d = t
+        .duration_since(UNIX_EPOCH)
+        .map_err(|_| "before 1970".to_string())?;
+    u64::try_from(d.as_nanos()).map_err(|_| "past 2554".to_string())
+}
+
+/// `GET /v1/logs/NAME/records`: writes an access record naming the
+/// token's principal, then streams.
+pub async fn read(
+    State(app): State<Shared>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let (who, served) = app.allow(&headers, Scope::Read, &name)?;
+    let q = ReadQuery::parse(raw.as_deref()).map_err(|e| app.count(e))?;
+    access(&app, &served, &who.name, q.describe()).await?;
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let log = served.log.clone();
+    let app = app.clone();
+    tokio::task::spawn_blocking(move || stream(&log, &q, &tx, &app.stopping));
+    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+}
+
+/// Writes the access record of a read by `who` (in the chain before any
+/// record leaves).
+pub async fn access(
+    app: &Shared,
+    served: &Served,
+    who: &str,
+    what: String,
+) -> Result<(), ApiError> {
+    let log = served.log.clone();
+    let who = who.to_string();
+    tokio::task::spawn_blocking(move || log.record_access(&who, &what, "wormd request"))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "panic", e.to_string()))?
+        .map(|_| ())
+        .map_err(|e| app.count(ApiError::engine(e)))
+}
+
+type Tx = mpsc::Sender<Result<Bytes, std::io::Error>>;
+
+/// The read's blocking half: ends when the range or limit is done, or the
+/// client went away (the channel closed), or the server stops (`stop`).
+fn stream(log: &wormlog::Log, q: &ReadQuery, tx: &Tx, stop: &std::sync::atomic::AtomicBool) {
+    let mut buf = Vec::with_capacity(CHUNK + 1024);
+    let mut sent = 0u64;
+    let mut next = q.from;
+    loop {
+        let more = match send_range(log, q, tx, &mut buf, &mut sent, &mut next) {
+            Ok(more) => more,
+            Err(e) => {
+                // The error ends the stream as its last line: the status
+                // (200) went out with the first bytes.
+                let line = serde_json::json!({ "error": e.to_string() }).to_string();
+                buf.extend_from_slice(line.as_bytes());
+                buf.push(b'\n');
+                false
+            }
+        };
+        if !buf.is_empty()
+            && tx
+                .blocking_send(Ok(Bytes::from(std::mem::take(&mut buf))))
+                .is_err()
+        {
+            return;
+        }
+        if !more || !q.follow {
+            return;
+        }
+        // Follow: wait for the head to pass what was sent, or the client
+        // to leave.
+        while log.head().seq < next {
+            if tx.is_closed() || stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(FOLLOW_POLL);
+        }
+    }
+}
+
+/// Sends records `*next..` that pass; `Ok(false)` once nothing more is
+/// wanted (limit, `to`, `until`, client gone).
+fn send_range(
+    log: &wormlog::Log,
+    q: &ReadQuery,
+    tx: &Tx,
+    buf: &mut Vec<u8>,
+    sent: &mut u64,
+    next: &mut u64,
+) -> wormlog::Result<bool> {
+    let head = log.head().seq;
+    if *next > head {
+        return Ok(*next <= q.to);
+    }
+    let first = log
+        .segments()?
+        .first()
+        .map_or(1, |s| s.first_seq)
+        .max(*next);
+    for r in log.read(first..=head.min(q.to))? {
+        let r = r?;
+        *next = r.seq() + 1;
+        if r.timestamp() > q.until {
+            return Ok(false);
+        }
+        if !q.passes(&r) {
+            continue;
+        }
+        let line = RecordLine::new(&r, rfc3339);
+        serde_json::to_writer(&mut *buf, &line).map_err(|e| wormlog::Error::Json {
+            seq: Some(r.seq()),
+            detail: e.to_string(),
+        })?;
+        buf.push(b'\n');
+        *sent += 1;
+        if buf.len() >= CHUNK
+            && tx
+                .blocking_send(Ok(Bytes::from(std::mem::take(buf))))
+                .is_err()
+        {
+            return Ok(false);
+        }
+        if q.limit.is_some_and(|l| *sent >= l) {
+            return Ok(false);
+        }
+    }
+    Ok(*next <= q.to)
+}
+
+/// ns since the epoch in RFC 3339 UTC with nanoseconds (as wormctl).
+pub fn rfc3339(ns: u64) -> String {
+    humantime::format_rfc3339_nanos(UNIX_EPOCH + Duration::from_nanos(ns)).to_string()
+}
+
+/// `GET /v1/logs/NAME`: the log's head, size and state.
+pub async fn stat(
+    State(app): State<Shared>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (_, served) = app.allow(&headers, Scope::Read, &name)?;
+    let log = served.log.clone();
+    let v = tokio::task::spawn_blocking(move || -> wormlog::Result<serde_json::Value> {
+        let head = log.head();
+        let segs = log.segments()?;
+        let stats = log.stats();
+        Ok(serde_json::json!({
+            "name": name,
+            "log_id": log.log_id().iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            "head": { "seq": head.seq, "time_ns": head.timestamp_ns.to_string(), "hash": head.hash.to_hex() },
+            "first_seq": segs.first().map_or(1, |s| s.first_seq),
+            "segments": segs.len(),
+            "sealed_segments": segs.iter().filter(|s| s.sealed).count(),
+            "bytes": segs.iter().map(|s| s.bytes_on_disk).sum::<u64>(),
+            "legal_hold": log.legal_hold()?,
+            "writes": { "records": stats.records, "writes": stats.writes, "syncs": stats.syncs },
+        }))
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "panic", e.to_string()))?
+    .map_err(|e| app.count(ApiError::engine(e)))?;
+    Ok(axum::Json(v).into_response())
+}

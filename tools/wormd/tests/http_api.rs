@@ -1,0 +1,450 @@
+//! wormd's HTTP API with curl, the real client: appends answered with
+//! receipts that read back, tokens and scopes, access records, filters,
+//! follow, verify jobs, limits on hostile input, TLS, and the first five
+//! minutes of README exactly as written.
+
+mod common;
+use common::*;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+const JSON: &str = "Content-Type: application/json";
+const NDJSON: &str = "Content-Type: application/x-ndjson";
+
+#[test]
+fn every_receipt_names_a_record_that_reads_back_with_its_payload_and_hash() {
+    let s = Setup::new();
+    let srv = s.start();
+    let url = srv.url("/v1/logs/audit/records");
+    let one = srv.curl(&["-H", JSON, "-d", r#"{"actor":"alice"}"#, &url]);
+    assert_eq!(one.status, 200, "{one:?}");
+    let batch = srv.curl(&[
+        "-H",
+        NDJSON,
+        "--data-binary",
+        "{\"n\":1}\n{\"n\":2}\n",
+        &url,
+    ]);
+    assert_eq!(batch.status, 200, "{batch:?}");
+    let raw = srv.curl(&[
+        "-H",
+        "Content-Type: application/octet-stream",
+        "--data-binary",
+        "plain text",
+        &url,
+    ]);
+    let mut receipts = vec![one.json()];
+    receipts.extend(batch.json()["receipts"].as_array().unwrap().iter().cloned());
+    receipts.push(raw.json());
+    let read = srv.curl(&[&srv.url("/v1/logs/audit/records?from=1")]);
+    let lines = read.lines();
+    assert_eq!(lines.len(), 4, "{}", read.body);
+    for (r, l) in receipts.iter().zip(&lines) {
+        assert_eq!(r["seq"], l["seq"]);
+        assert_eq!(r["hash"], l["hash"]);
+        assert_eq!(r["time_ns"], l["time_ns"]);
+    }
+    assert_eq!(lines[0]["payload"]["actor"], "alice");
+    assert_eq!(lines[2]["payload"]["n"], 2);
+    assert_eq!(lines[3]["payload"], "plain text");
+    assert_eq!(lines[3]["encoding"], "utf-8");
+}
+
+#[test]
+fn no_token_or_an_unknown_one_is_401_another_scope_or_log_is_403_and_both_are_counted() {
+    let s = Setup::new();
+    let appender = s.add_token("svc-billing", "[\"audit\"]", "[\"append\"]");
+    let srv = s.start();
+    let url = srv.url("/v1/logs/audit/records");
+    let none = curl(&["-H", JSON, "-d", "{}", &url]);
+    assert_eq!(none.status, 401);
+    assert!(none
+        .headers
+        .to_ascii_lowercase()
+        .contains("www-authenticate: bearer"));
+    let wrong = curl(&[
+        "-H",
+        "Authorization: Bearer wormd_not-a-token",
+        "-H",
+        JSON,
+        "-d",
+        "{}",
+        &url,
+    ]);
+    assert_eq!(wrong.status, 401);
+    let auth = format!("Authorization: Bearer {appender}");
+    assert_eq!(
+        curl(&["-H", &auth, "-H", JSON, "-d", "{}", &url]).status,
+        200
+    );
+    assert_eq!(
+        curl(&["-H", &auth, &url]).status,
+        403,
+        "append-only token read"
+    );
+    let other = srv.url("/v1/logs/other/records");
+    assert_eq!(
+        curl(&["-H", &auth, "-H", JSON, "-d", "{}", &other]).status,
+        403
+    );
+    assert_eq!(curl(&["-H", &auth, &srv.url("/metrics")]).status, 403);
+    let m = srv.curl(&[&srv.url("/metrics")]);
+    assert_eq!(m.status, 200);
+    assert!(
+        m.body
+            .contains("wormd_auth_refused_total{status=\"401\"} 2"),
+        "{}",
+        m.body
+    );
+    assert!(
+        m.body
+            .contains("wormd_auth_refused_total{status=\"403\"} 3"),
+        "{}",
+        m.body
+    );
+    assert!(
+        m.body.contains("wormd_appends_total{log=\"audit\"} 1"),
+        "{}",
+        m.body
+    );
+    // Nothing refused was written.
+    drop(srv);
+    assert_eq!(user_records(&s.dir.path().join("audit")).len(), 1);
+}
+
+#[test]
+fn a_read_writes_an_access_record_naming_the_tokens_principal_before_any_record_leaves() {
+    let s = Setup::new();
+    let reader = s.add_token("auditor-jane", "[\"*\"]", "[\"read\"]");
+    let srv = s.start();
+    srv.curl(&[
+        "-H",
+        JSON,
+        "-d",
+        r#"{"a":1}"#,
+        &srv.url("/v1/logs/audit/records"),
+    ]);
+    let auth = format!("Authorization: Bearer {reader}");
+    let r = curl(&["-H", &auth, &srv.url("/v1/logs/audit/records?match=a=1")]);
+    assert_eq!(r.lines().len(), 1);
+    let all = curl(&["-H", &auth, &srv.url("/v1/logs/audit/records?system=true")]);
+    let access: Vec<_> = all
+        .lines()
+        .into_iter()
+        .filter(|l| l["kind"] == "accessed")
+        .collect();
+    assert_eq!(access.len(), 2, "one for each read: {}", all.body);
+    assert!(
+        access[0]["event"]
+            .as_str()
+            .unwrap()
+            .contains("auditor-jane"),
+        "{:?}",
+        access[0]
+    );
+    assert!(
+        access[0]["event"].as_str().unwrap().contains("match")
+            || access[0]["event"]
+                .as_str()
+                .unwrap()
+                .contains("read records")
+    );
+}
+
+#[test]
+fn reads_filter_by_seq_time_field_and_pattern_and_stop_at_the_limit() {
+    let s = Setup::new();
+    let srv = s.start();
+    let url = srv.url("/v1/logs/audit/records");
+    let mut lines = String::new();
+    for i in 1..=20 {
+        lines += &format!(
+            "{{\"i\":{i},\"user\":\"{}\"}}\n",
+            if i % 2 == 0 { "bob" } else { "eve" }
+        );
+    }
+    let r = srv
+        .curl(&["-H", NDJSON, "--data-binary", &lines, &url])
+        .json();
+    let receipts = r["receipts"].as_array().unwrap();
+    let times: Vec<String> = receipts
+        .iter()
+        .map(|r| r["time_ns"].as_str().unwrap().to_string())
+        .collect();
+    // Record i (1..=20) is seq base + i.
+    let base = receipts[0]["seq"].as_u64().unwrap() - 1;
+    let q = |query: &str| srv.curl(&[&format!("{url}?{query}")]).lines();
+    // The records' i fields, in the order read.
+    let seqs = |v: Vec<serde_json::Value>| {
+        v.iter()
+            .map(|l| l["seq"].as_u64().unwrap_or_else(|| panic!("{l}")) - base)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        seqs(q(&format!("from={}&to={}", base + 5, base + 7))),
+        [5, 6, 7]
+    );
+    assert_eq!(seqs(q("match=user=bob&limit=3")), [2, 4, 6]);
+    assert_eq!(
+        seqs(q("grep=%22i%22%3A1%5B0-9%5D&match=user=eve")),
+        [11, 13, 15, 17, 19]
+    );
+    let since = seqs(q(&format!("since={}", times[19])));
+    assert_eq!(since.last(), Some(&20));
+    assert!(since.iter().all(|i| times[*i as usize - 1] >= times[19]));
+    assert!(seqs(q("since=2500-01-01T00:00:00Z")).is_empty());
+    let bad = srv.curl(&[&format!("{url}?since=yesterday-ish")]);
+    assert_eq!(bad.status, 400, "{bad:?}");
+    assert_eq!(srv.curl(&[&format!("{url}?frm=1")]).status, 400);
+}
+
+#[test]
+fn follow_streams_records_appended_after_the_read_began() {
+    let s = Setup::new();
+    let srv = s.start();
+    let url = srv.url("/v1/logs/audit/records?follow=true");
+    let auth = format!("Authorization: Bearer {}", srv.token);
+    let follower = std::thread::spawn(move || curl(&["-N", "--max-time", "4", "-H", &auth, &url]));
+    std::thread::sleep(Duration::from_millis(800));
+    for i in 0..3 {
+        let r = srv.curl(&[
+            "-H",
+            JSON,
+            "-d",
+            &format!("{{\"late\":{i}}}"),
+            &srv.url("/v1/logs/audit/records"),
+        ]);
+        assert_eq!(r.status, 200);
+    }
+    let got = follower.join().unwrap();
+    let late: Vec<_> = got
+        .body
+        .lines()
+        .filter(|l| l.contains("\"late\""))
+        .collect();
+    assert_eq!(late.len(), 3, "{}", got.body);
+}
+
+#[test]
+fn a_verify_job_reports_progress_and_its_result() {
+    let s = Setup::new();
+    let srv = s.start();
+    let lines: String = (0..500).map(|i| format!("{{\"i\":{i}}}\n")).collect();
+    srv.curl(&[
+        "-H",
+        NDJSON,
+        "--data-binary",
+        &lines,
+        &srv.url("/v1/logs/audit/records"),
+    ]);
+    let started = srv.curl(&["-X", "POST", &srv.url("/v1/logs/audit/verify")]);
+    assert_eq!(started.status, 202, "{started:?}");
+    let status = started.json()["status"].as_str().unwrap().to_string();
+    let mut job = serde_json::Value::Null;
+    for _ in 0..200 {
+        job = srv.curl(&[&srv.url(&status)]).json();
+        if job["state"] == "done" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(job["result"]["ok"], true, "{job}");
+    assert!(job["result"]["records"].as_u64().unwrap() >= 500);
+    assert_eq!(job["bytes_checked"], job["bytes_total"]);
+}
+
+#[test]
+fn oversized_bodies_bad_json_and_bad_protobuf_are_refused_and_nothing_of_them_is_written() {
+    let s = Setup::new();
+    s.edit(|t| t.replace("body_bytes_max = 16777216", "body_bytes_max = 4096"));
+    let srv = s.start();
+    let url = srv.url("/v1/logs/audit/records");
+    let big = format!("{{\"x\":\"{}\"}}", "a".repeat(10_000));
+    assert_eq!(srv.curl(&["-H", JSON, "-d", &big, &url]).status, 413);
+    let deep = format!("{}{}", "[".repeat(1000), "]".repeat(1000));
+    let r = srv.curl(&["-H", JSON, "-d", &deep, &url]);
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(srv.curl(&["-H", JSON, "-d", "{not json", &url]).status, 400);
+    let half_bad = srv.curl(&["-H", NDJSON, "--data-binary", "{\"ok\":1}\nnope\n", &url]);
+    assert_eq!(half_bad.status, 400, "a batch is all or nothing");
+    let otlp = srv.curl(&[
+        "-H",
+        "Content-Type: application/x-protobuf",
+        "--data-binary",
+        "\u{ff}\u{ff}garbage",
+        &srv.url("/v1/logs"),
+    ]);
+    assert_eq!(otlp.status, 400, "{otlp:?}");
+    assert_eq!(
+        srv.curl(&["-H", JSON, "-d", "{\"fine\":true}", &url])
+            .status,
+        200
+    );
+    drop(srv);
+    let recs = user_records(&s.dir.path().join("audit"));
+    assert_eq!(recs.len(), 1, "only the good append");
+    assert_eq!(recs[0].1, b"{\"fine\":true}");
+}
+
+#[test]
+fn a_connection_that_never_finishes_its_headers_is_closed_and_others_are_served() {
+    let s = Setup::new();
+    s.edit(|t| t.replace("[server]\n", "[server]\nheader_timeout_secs = 1\n"));
+    let srv = s.start();
+    let mut slow = std::net::TcpStream::connect(&srv.http).unwrap();
+    slow.write_all(b"POST /v1/logs/audit/records HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    // Meanwhile others are served.
+    let ok = srv.curl(&["-H", JSON, "-d", "{}", &srv.url("/v1/logs/audit/records")]);
+    assert_eq!(ok.status, 200);
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = Vec::new();
+    let n = slow.read_to_end(&mut buf);
+    // Closed by the server (EOF, possibly after a 408), not by our timeout.
+    assert!(n.is_ok(), "the server kept the connection open: {n:?}");
+    let text = String::from_utf8_lossy(&buf);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
+}
+
+#[test]
+fn https_serves_curl_with_the_configured_certificate() {
+    let s = Setup::new();
+    let (cert, _key) = self_signed(s.dir.path());
+    s.edit(|t| {
+        t.replace(
+            "[server]\n",
+            "[server]\ntls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n",
+        )
+    });
+    let srv = s.start();
+    let url = format!(
+        "https://localhost:{}/v1/logs/audit/records",
+        srv.http.rsplit(':').next().unwrap()
+    );
+    let r = srv.curl(&[
+        "--cacert",
+        cert.to_str().unwrap(),
+        "-H",
+        JSON,
+        "-d",
+        "{\"tls\":1}",
+        &url,
+    ]);
+    assert_eq!(r.status, 200, "{r:?}");
+    // Plain HTTP on the TLS port gets no answer.
+    let plain = srv.curl(&["--max-time", "5", &srv.url("/healthz")]);
+    assert_ne!(plain.status, 200);
+}
+
+/// A self-signed certificate for localhost and 127.0.0.1 (openssl, from
+/// the machine): cert.pem and key.pem in `dir`.
+pub fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let o = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs (apt-get install openssl)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    (cert, key)
+}
+
+#[test]
+fn check_config_blames_the_operator_with_exit_2_naming_the_mistake() {
+    let s = Setup::new();
+    let ok = wormd()
+        .arg("check-config")
+        .arg(s.config())
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    s.edit(|t| t.replace("127.0.0.1:7070", "0.0.0.0:7070"));
+    let bad = wormd()
+        .arg("check-config")
+        .arg(s.config())
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not on loopback"));
+    let missing = wormd()
+        .args(["--config", "/nonexistent/wormd.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("wormd init"));
+}
+
+#[test]
+fn the_served_tiles_and_checkpoint_check_with_gos_tlog_client() {
+    let s = Setup::new();
+    let srv = s.start();
+    let lines: String = (0..700).map(|i| format!("{{\"i\":{i}}}\n")).collect();
+    let r = srv.curl(&[
+        "-H",
+        NDJSON,
+        "--data-binary",
+        &lines,
+        &srv.url("/v1/logs/audit/records"),
+    ]);
+    assert_eq!(r.status, 200);
+    let vkey = std::fs::read_to_string(s.dir.path().join("audit.pub")).unwrap();
+    let base = srv.url("/v1/logs/audit");
+    let out = go_tlogcheck(s.dir.path(), &["http", &base, &srv.token, vkey.trim()]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("leaves checked over HTTP"), "{said}");
+    // The server's own inclusion proof agrees with the checkpoint's size.
+    let p = srv
+        .curl(&[&srv.url("/v1/logs/audit/proof/inclusion?seq=5")])
+        .json();
+    assert_eq!(p["seq"], 5);
+    assert!(!p["hashes"].as_array().unwrap().is_empty());
+    // A tile path in another spelling is not found.
+    assert_eq!(srv.curl(&[&srv.url("/v1/logs/audit/tile/0/0")]).status, 404);
+}
+
+/// tools/tlogcheck in GOPATH mode against Debian's x/mod (installed by
+/// .ci/install); a missing Go fails the test.
+pub fn go_tlogcheck(work: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let program = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tlogcheck/main.go");
+    std::process::Command::new("go")
+        .arg("run")
+        .arg(program)
+        .args(args)
+        .env("GO111MODULE", "off")
+        .env("GOPATH", "/usr/share/gocode")
+        .env("GOCACHE", work.join("go-cache"))
+        .env("GOFLAGS", "")
+        .output()
+        .expect("go runs (apt-get install golang-go golang-golang-x-mod-dev)")
+}
