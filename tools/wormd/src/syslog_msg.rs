@@ -32,6 +32,10 @@ fn pri(text: &str) -> Option<(u32, &str)> {
 }
 
 fn parse(text: &str) -> Option<Value> {
+    // A sender's line ending inside an octet-counted frame (rsyslog's
+    // RSYSLOG_SyslogProtocol23Format ends with LF) is not message text;
+    // `original` keeps it.
+    let text = text.trim_end_matches(['\n', '\r', '\0']);
     let (p, rest) = pri(text)?;
     let mut v = match rest.strip_prefix("1 ") {
         Some(r) => rfc5424(r)?,
@@ -207,6 +211,13 @@ mod tests {
         assert_eq!(v["structured_data"]["b@1"]["k"], "v");
         assert_eq!(v["message"], "An application event");
         assert!(v["original"].as_str().unwrap().starts_with("<165>1 "));
+    }
+
+    #[test]
+    fn a_trailing_line_ending_is_not_message_text_but_stays_in_the_original() {
+        let v = rec("<13>1 - h app - - - text\r\n");
+        assert_eq!(v["message"], "text");
+        assert_eq!(v["original"], "<13>1 - h app - - - text\r\n");
     }
 
     #[test]

@@ -61,9 +61,15 @@ impl Setup {
         token
     }
 
-    /// Starts wormd on this config.
+    /// Starts wormd on this config (with TLS where the config has a
+    /// certificate: the test's self-signed cert.pem is then its CA).
     pub fn start(&self) -> Server {
-        Server::start(&self.config(), &self.token)
+        let mut srv = Server::start(&self.config(), &self.token);
+        let text = std::fs::read_to_string(self.config()).unwrap();
+        if text.lines().any(|l| l.starts_with("tls_cert")) {
+            srv.ca = Some(self.dir.path().join("cert.pem"));
+        }
+        srv
     }
 }
 
@@ -76,6 +82,8 @@ pub struct Server {
     pub stderr: Arc<Mutex<Vec<String>>>,
     /// How long from spawn to its "ready" line.
     pub startup: Duration,
+    /// The CA of a TLS server's certificate: URLs are then https://localhost.
+    pub ca: Option<PathBuf>,
 }
 
 impl Server {
@@ -126,11 +134,19 @@ impl Server {
             token: token.to_string(),
             stderr: lines,
             startup: started.elapsed(),
+            ca: None,
         }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.http, path)
+        match &self.ca {
+            None => format!("http://{}{}", self.http, path),
+            Some(_) => format!(
+                "https://localhost:{}{}",
+                self.http.rsplit(':').next().unwrap(),
+                path
+            ),
+        }
     }
 
     /// SIGTERM, then waits for the exit (at most 60 s); the exit status.
@@ -158,7 +174,9 @@ impl Server {
     /// curl with the admin token and `args`.
     pub fn curl(&self, args: &[&str]) -> Reply {
         let auth = format!("Authorization: Bearer {}", self.token);
-        curl(&[&["-H", &auth], args].concat())
+        let ca = self.ca.as_ref().map(|p| p.to_str().unwrap().to_string());
+        let tls: Vec<&str> = ca.as_deref().map_or(vec![], |c| vec!["--cacert", c]);
+        curl(&[&["-H", &auth], &tls[..], args].concat())
     }
 }
 
@@ -233,4 +251,33 @@ pub fn user_records(dir: &Path) -> Vec<(u64, Vec<u8>, String)> {
         .filter(|r| !r.is_system())
         .map(|r| (r.seq(), r.payload().to_vec(), r.hash().to_hex()))
         .collect()
+}
+
+/// A self-signed certificate for localhost and 127.0.0.1 (openssl, from
+/// the machine): cert.pem and key.pem in `dir`.
+pub fn self_signed(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let o = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs (apt-get install openssl)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    (cert, key)
 }
