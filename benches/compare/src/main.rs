@@ -31,6 +31,7 @@ mod cost;
 #[cfg(feature = "peers")]
 mod peers;
 mod proofs;
+mod server;
 
 use parking_lot::{Condvar, Mutex};
 use std::fs::{File, OpenOptions};
@@ -663,6 +664,7 @@ fn main() {
     read_cases(&mut cases, demo_path);
     cost::cost_cases(&mut cases);
     proofs::proof_cases(&mut cases);
+    server::server_cases(&mut cases);
     #[cfg(feature = "peers")]
     peers::peer_cases(&mut cases);
     #[cfg(feature = "s3")]
@@ -718,6 +720,7 @@ fn main() {
 fn print_ratios(cases: &[Case]) {
     println!("\n| ratio (medians, same run) | value | target |\n|---|---|---|");
     proofs::print_ratios(cases);
+    server::print_ratios(cases);
     for p in ["", " preallocate"] {
         ratio(
             cases,
