@@ -126,7 +126,7 @@ pub use retention::RetentionReport;
 pub use segment_file::{SegmentFile, SegmentFileInfo};
 pub use state::{
     CacheStats, FrameInfo, Head, Receipt, Record, RecoveryReport, Repair, SegmentInfo, ShipStatus,
-    TailCut, WriteStats,
+    TailCut, WriteStats, SYNC_BUCKETS, SYNC_BUCKET_MIN_US,
 };
 #[cfg(feature = "async")]
 pub use task::Task;

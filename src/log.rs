@@ -541,6 +541,8 @@ impl Log {
             syncs: c.syncs.load(Ordering::Relaxed),
             bytes: c.bytes.load(Ordering::Relaxed),
             proof_signatures: c.proof_signatures.load(Ordering::Relaxed),
+            sync_ns: c.sync_ns.load(Ordering::Relaxed),
+            sync_histogram: std::array::from_fn(|i| c.sync_histogram[i].load(Ordering::Relaxed)),
         }
     }
 

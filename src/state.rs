@@ -122,7 +122,21 @@ pub struct WriteStats {
     /// Checkpoints signed for proved appends (one per group commit at
     /// most: `Log::append_proved`).
     pub proof_signatures: u64,
+    /// Time spent in those fdatasync calls, in ns.
+    pub sync_ns: u64,
+    /// Their durations: `sync_histogram[i]` counts the calls that took at
+    /// most `SYNC_BUCKET_MIN_US << i` µs and more than the bucket before
+    /// (the last bucket: everything longer). For a server's metrics.
+    pub sync_histogram: [u64; SYNC_BUCKETS],
 }
+
+/// Buckets of `WriteStats::sync_histogram`.
+pub const SYNC_BUCKETS: usize = 16;
+
+/// The upper bound of its first bucket, in µs: bucket `i < SYNC_BUCKETS - 1`
+/// ends at `SYNC_BUCKET_MIN_US << i` (32 µs to 0.52 s); the last holds the
+/// rest.
+pub const SYNC_BUCKET_MIN_US: u64 = 32;
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -131,6 +145,22 @@ pub(crate) struct Counters {
     pub syncs: AtomicU64,
     pub bytes: AtomicU64,
     pub proof_signatures: AtomicU64,
+    pub sync_ns: AtomicU64,
+    pub sync_histogram: [AtomicU64; SYNC_BUCKETS],
+}
+
+impl Counters {
+    /// Counts one fdatasync that took `took`.
+    pub fn synced(&self, took: std::time::Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.syncs.fetch_add(1, Relaxed);
+        self.sync_ns.fetch_add(took.as_nanos() as u64, Relaxed);
+        let us = took.as_micros() as u64;
+        let bucket = (0..SYNC_BUCKETS - 1)
+            .find(|i| us <= SYNC_BUCKET_MIN_US << i)
+            .unwrap_or(SYNC_BUCKETS - 1);
+        self.sync_histogram[bucket].fetch_add(1, Relaxed);
+    }
 }
 
 /// One segment of a log, as [`Log::segments`](crate::Log::segments) describes it.
@@ -404,5 +434,28 @@ impl std::fmt::Display for RecoveryReport {
             )?;
         }
         write!(f, "; opened in {ms:.1} ms")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn each_fdatasync_lands_in_the_bucket_of_its_duration() {
+        let c = Counters::default();
+        for us in [10, 32, 33, 64, 1_000_000, 5_000_000] {
+            c.synced(Duration::from_micros(us));
+        }
+        let h: Vec<u64> = c
+            .sync_histogram
+            .iter()
+            .map(|a| a.load(std::sync::atomic::Ordering::Relaxed))
+            .collect();
+        assert_eq!(h[0], 2, "10 and 32 us: at most 32 us");
+        assert_eq!(h[1], 2, "33 and 64 us");
+        assert_eq!(h[15], 2, "1 s and 5 s: past 32 us << 14 = 0.52 s, the last bucket");
+        assert_eq!(c.syncs.load(std::sync::atomic::Ordering::Relaxed), 6);
     }
 }

@@ -377,11 +377,12 @@ impl Writer {
     fn sync_file(&mut self, shared: &Shared) -> Result<()> {
         if self.synced_len < self.end.len {
             let path = &self.end.segment.path;
+            let started = std::time::Instant::now();
             self.file
                 .sync_data()
                 .map_err(|e| shared.poison(Error::io("fdatasync", path, e)))?;
             self.synced_len = self.end.len;
-            shared.counters.syncs.fetch_add(1, Ordering::Relaxed);
+            shared.counters.synced(started.elapsed());
         }
         Ok(())
     }

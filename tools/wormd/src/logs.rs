@@ -217,3 +217,26 @@ pub fn load_key(l: &LogConfig, path: &std::path::Path) -> Result<CheckpointKey, 
         .map_err(|e| format!("{at}: {e} (wormctl keygen NAME writes one)"))?;
     CheckpointKey::from_private_string(text.trim()).map_err(|e| format!("{at}: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_queue_refuses_the_next_request_until_one_leaves() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = crate::config::Config::parse(
+            &dir.path().join("wormd.toml"),
+            "[server]\nqueue_depth = 2\n[[log]]\nname = \"a\"\ndir = \"a\"\n",
+        )
+        .unwrap();
+        let logs = Logs::open(&cfg).unwrap();
+        let a = logs.get("a").unwrap();
+        let one = a.enter().unwrap();
+        let _two = a.enter().unwrap();
+        assert!(a.enter().is_none(), "a third waiting request is refused");
+        assert_eq!(a.metrics.queued.load(Ordering::Relaxed), 2);
+        drop(one);
+        assert!(a.enter().is_some());
+    }
+}

@@ -2,7 +2,7 @@
 //! Per log: appends, bytes, the time from request to durable
 //! acknowledgement (a histogram: it holds the group's fdatasync), queue
 //! depth, and the engine's own write statistics (group size = records /
-//! writes). Per server: errors by kind and refused credentials.
+//! writes; its fdatasync durations as a histogram). Per server: errors by kind and refused credentials.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -140,6 +140,21 @@ impl Metrics {
             let sum = get(&m.latency_sum_us) as f64 / 1e6;
             let _ = writeln!(o, "wormd_ack_seconds_sum{{{l}}} {sum}");
             let _ = writeln!(o, "wormd_ack_seconds_count{{{l}}} {count}");
+            let mut below = 0;
+            for (i, n) in s.sync_histogram.iter().enumerate() {
+                below += n;
+                if i + 1 < s.sync_histogram.len() {
+                    let le = (wormlog::SYNC_BUCKET_MIN_US << i) as f64 / 1e6;
+                    let _ = writeln!(o, "wormd_fsync_seconds_bucket{{{l},le=\"{le}\"}} {below}");
+                }
+            }
+            let _ = writeln!(o, "wormd_fsync_seconds_bucket{{{l},le=\"+Inf\"}} {below}");
+            let _ = writeln!(
+                o,
+                "wormd_fsync_seconds_sum{{{l}}} {}",
+                s.sync_ns as f64 / 1e9
+            );
+            let _ = writeln!(o, "wormd_fsync_seconds_count{{{l}}} {}", s.syncs);
         }
         family(&mut o, "wormd_errors_total", "counter", "Errors, by kind.");
         for (kind, n) in self.errors.lock().unwrap_or_else(|p| p.into_inner()).iter() {
