@@ -455,7 +455,10 @@ mod tests {
             .collect();
         assert_eq!(h[0], 2, "10 and 32 us: at most 32 us");
         assert_eq!(h[1], 2, "33 and 64 us");
-        assert_eq!(h[15], 2, "1 s and 5 s: past 32 us << 14 = 0.52 s, the last bucket");
+        assert_eq!(
+            h[15], 2,
+            "1 s and 5 s: past 32 us << 14 = 0.52 s, the last bucket"
+        );
         assert_eq!(c.syncs.load(std::sync::atomic::Ordering::Relaxed), 6);
     }
 }

@@ -175,6 +175,58 @@ pub struct LogConfig {
     /// Receipts carry a C2SP tlog-proof (needs `checkpoint_key`).
     #[serde(default)]
     pub proofs: bool,
+    /// When rolled segments are compressed: `background` (default),
+    /// `inline`, `manual`.
+    #[serde(default)]
+    pub sealing: SealingName,
+    /// Ship sealed segments and the unsealed tail to this S3 bucket
+    /// (`s3://BUCKET/PREFIX`, Object Lock on; AWS credentials from the
+    /// environment or profile, as wormctl ship).
+    pub ship_to: Option<String>,
+    /// How long each shipped object is locked (`400d`): needed unless
+    /// `retention_max_age` gives the log a policy to lock by.
+    pub ship_retain_for: Option<String>,
+    /// How often the tail is shipped, in seconds.
+    #[serde(default = "default_ship_every")]
+    pub ship_every_secs: u64,
+    /// Sign the head this often (with `checkpoint_key`) and append each
+    /// note to `checkpoint_file`.
+    pub checkpoint_every_secs: Option<u64>,
+    /// Where automatic checkpoints go (default: NAME.checkpoints beside
+    /// the config).
+    pub checkpoint_file: Option<PathBuf>,
+    /// Witnesses that cosign each automatic checkpoint (C2SP
+    /// tlog-witness).
+    #[serde(default)]
+    pub witnesses: Vec<WitnessConfig>,
+}
+
+/// One witness: its URL and its cosigning key file (`wormctl witness
+/// keygen`'s `.pub`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessConfig {
+    /// `http://host:port`.
+    pub url: String,
+    /// Its public key file.
+    pub key: PathBuf,
+}
+
+/// `[[log]] sealing`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SealingName {
+    /// A background worker seals each rolled segment.
+    #[default]
+    Background,
+    /// The writer seals as it rolls.
+    Inline,
+    /// Only on request.
+    Manual,
+}
+
+fn default_ship_every() -> u64 {
+    5
 }
 
 fn default_batch_delay() -> u64 {
@@ -246,6 +298,14 @@ impl Config {
         for l in &mut cfg.logs {
             l.dir = base.join(&l.dir);
             l.checkpoint_key = l.checkpoint_key.as_ref().map(|k| base.join(k));
+            let file = l
+                .checkpoint_file
+                .clone()
+                .unwrap_or_else(|| format!("{}.checkpoints", l.name).into());
+            l.checkpoint_file = Some(base.join(file));
+            for w in &mut l.witnesses {
+                w.key = base.join(&w.key);
+            }
         }
         let s = &mut cfg.server;
         s.tls_cert = s.tls_cert.as_ref().map(|p| base.join(p));
@@ -269,6 +329,38 @@ impl Config {
                     "log {:?}: proofs = true needs checkpoint_key (wormctl keygen NAME)",
                     l.name
                 ));
+            }
+            if (l.checkpoint_every_secs.is_some() || !l.witnesses.is_empty())
+                && l.checkpoint_key.is_none()
+            {
+                return Err(format!(
+                    "log {:?}: checkpoint_every_secs and witnesses need checkpoint_key",
+                    l.name
+                ));
+            }
+            if !l.witnesses.is_empty() && l.checkpoint_every_secs.is_none() {
+                return Err(format!(
+                    "log {:?}: witnesses cosign automatic checkpoints: set checkpoint_every_secs",
+                    l.name
+                ));
+            }
+            if let Some(url) = &l.ship_to {
+                if !url.starts_with("s3://") {
+                    return Err(format!(
+                        "log {:?}: ship_to {url:?}: expected s3://BUCKET[/PREFIX]",
+                        l.name
+                    ));
+                }
+                if l.ship_retain_for.is_none() && l.retention_max_age.is_none() {
+                    return Err(format!(
+                        "log {:?}: ship_to needs a lock period: set ship_retain_for (\"400d\") or retention_max_age",
+                        l.name
+                    ));
+                }
+            }
+            if let Some(t) = &l.ship_retain_for {
+                humantime::parse_duration(t)
+                    .map_err(|e| format!("log {:?}: ship_retain_for {t:?}: {e}", l.name))?;
             }
             if let Some(age) = &l.retention_max_age {
                 humantime::parse_duration(age)

@@ -4,14 +4,14 @@
 //! is refused (429) rather than buffered, so memory stays bounded under
 //! any load.
 
-use crate::config::{Config, DurabilityName, LogConfig};
+use crate::config::{Config, DurabilityName, LogConfig, SealingName, WitnessConfig};
 use crate::metrics::LogMetrics;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use wormlog::{CheckpointKey, Durability, Log, Options, Retention};
+use wormlog::{CheckpointKey, Durability, Log, Options, Retention, Sealing};
 
 /// One served log.
 pub struct Served {
@@ -197,6 +197,38 @@ fn open_one(l: &LogConfig, cfg: &Config) -> Result<Served, String> {
         // The engine takes its own copy: keys are not Clone.
         opts = opts.proofs(load_key(l, path)?);
     }
+    opts = opts.sealing(match l.sealing {
+        SealingName::Background => Sealing::Background,
+        SealingName::Inline => Sealing::Inline,
+        SealingName::Manual => Sealing::Manual,
+    });
+    if let (Some(every), Some(path)) = (l.checkpoint_every_secs, &l.checkpoint_key) {
+        let sink = Arc::new(wormlog::FileSink {
+            path: l
+                .checkpoint_file
+                .clone()
+                .expect("set when the config was read"),
+        });
+        opts = opts.auto_checkpoints(load_key(l, path)?, Duration::from_secs(every.max(1)), sink);
+        let witnesses = l
+            .witnesses
+            .iter()
+            .map(|w| load_witness(l, w))
+            .collect::<Result<_, _>>()?;
+        opts = opts.checkpoint_witnesses(witnesses);
+    }
+    if let Some(url) = &l.ship_to {
+        let mut target = wormlog_s3::S3Target::from_env(url)
+            .map_err(|e| format!("log {:?}: ship_to {url}: {e}", l.name))?
+            .with_tail(true);
+        if let Some(t) = &l.ship_retain_for {
+            // Checked when the config was read.
+            target = target.retain_for(humantime::parse_duration(t).map_err(|e| e.to_string())?);
+        }
+        let shipping =
+            wormlog::Shipping::new(target).interval(Duration::from_secs(l.ship_every_secs.max(1)));
+        opts = opts.shipping(shipping);
+    }
     let log = Log::open(&l.dir, opts)
         .map_err(|e| format!("log {:?} ({}): {e}", l.name, l.dir.display()))?;
     Ok(Served {
@@ -207,6 +239,24 @@ fn open_one(l: &LogConfig, cfg: &Config) -> Result<Served, String> {
         metrics: LogMetrics::default(),
         queue: Arc::new(Semaphore::new(cfg.server.queue_depth.max(1))),
         checkpoint: Default::default(),
+    })
+}
+
+/// A witness of the config: its URL and public key.
+fn load_witness(l: &LogConfig, w: &WitnessConfig) -> Result<wormlog::Witness, String> {
+    let at = format!(
+        "log {:?}: witness {} key {}",
+        l.name,
+        w.url,
+        w.key.display()
+    );
+    let text = std::fs::read_to_string(&w.key)
+        .map_err(|e| format!("{at}: {e} (wormctl witness keygen writes one)"))?;
+    let key = wormlog::WitnessPublicKey::from_vkey_string(text.trim())
+        .map_err(|e| format!("{at}: {e}"))?;
+    Ok(wormlog::Witness {
+        url: w.url.clone(),
+        key,
     })
 }
 

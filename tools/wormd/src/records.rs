@@ -456,6 +456,21 @@ pub fn rfc3339(ns: u64) -> String {
     humantime::format_rfc3339_nanos(UNIX_EPOCH + Duration::from_nanos(ns)).to_string()
 }
 
+/// Where the log's copy off the host stands (`null` without `ship_to`).
+fn shipping(log: &wormlog::Log) -> serde_json::Value {
+    let s = log.ship_status();
+    if s.runs == 0 && s.failures_in_a_row == 0 && s.objects_shipped == 0 {
+        return serde_json::Value::Null;
+    }
+    serde_json::json!({
+        "objects_shipped": s.objects_shipped,
+        "runs": s.runs,
+        "failures_in_a_row": s.failures_in_a_row,
+        "last_error": s.last_error,
+        "shipped_through_seq": s.shipped_through.map(|(seq, _)| seq),
+    })
+}
+
 /// `GET /v1/logs/NAME`: the log's head, size and state.
 pub async fn stat(
     State(app): State<Shared>,
@@ -478,6 +493,9 @@ pub async fn stat(
             "bytes": segs.iter().map(|s| s.bytes_on_disk).sum::<u64>(),
             "legal_hold": log.legal_hold()?,
             "writes": { "records": stats.records, "writes": stats.writes, "syncs": stats.syncs },
+            "shipping": shipping(&log),
+            "seal_error": log.seal_error(),
+            "checkpoint_error": log.checkpoint_error(),
         }))
     })
     .await
