@@ -164,7 +164,8 @@ impl RecordLine {
 /// One `FIELD=VALUE` filter on JSON payloads (`wormctl dump --match`,
 /// wormd's `match=`): `FIELD` is a dotted path of object keys; a payload
 /// passes when it is a JSON object whose value at the path is a string
-/// equal to `VALUE`, or a number or boolean that prints as `VALUE`.
+/// equal to `VALUE`, or a number or boolean that prints as `VALUE` (and
+/// is strict JSON: see `check_strict`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldMatch {
     path: Vec<String>,
@@ -190,6 +191,10 @@ impl FieldMatch {
         if all.is_empty() {
             return true;
         }
+        // A key given twice has no one value to match.
+        if check_strict(payload).is_err() {
+            return false;
+        }
         let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else {
             return false;
         };
@@ -213,11 +218,86 @@ impl FieldMatch {
     }
 }
 
+/// A payload embedded as JSON reads as the bytes say: one with a key
+/// twice in an object is shown as its text instead (parsed, one of the two
+/// would silently vanish: `{"actor":"mallory","actor":"alice"}` would read
+/// as alice).
 fn embeddable(text: &str) -> Option<serde_json::Value> {
-    if !text.trim_start().starts_with(['{', '[']) {
+    if !text.trim_start().starts_with(['{', '[']) || check_strict(text.as_bytes()).is_err() {
         return None;
     }
     serde_json::from_str(text).ok()
+}
+
+/// Whether `bytes` are strict JSON: one value, valid UTF-8 throughout,
+/// no lone surrogate escapes, and no object with a key twice (which
+/// parsers resolve differently: the first, the last, or an error).
+/// `Err` says what is wrong. Nesting is limited by serde_json's 128
+/// levels.
+pub fn check_strict(bytes: &[u8]) -> std::result::Result<(), String> {
+    serde_json::from_slice::<strict::Strict>(bytes)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+mod strict {
+    use serde::de::{Deserialize, Deserializer, Error, MapAccess, SeqAccess, Visitor};
+    use std::fmt;
+
+    /// Any JSON value, checked and dropped as it is read.
+    pub struct Strict;
+
+    impl<'de> Deserialize<'de> for Strict {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Strict, D::Error> {
+            d.deserialize_any(StrictVisitor)
+        }
+    }
+
+    struct StrictVisitor;
+
+    impl<'de> Visitor<'de> for StrictVisitor {
+        type Value = Strict;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_bool<E: Error>(self, _: bool) -> Result<Strict, E> {
+            Ok(Strict)
+        }
+        fn visit_i64<E: Error>(self, _: i64) -> Result<Strict, E> {
+            Ok(Strict)
+        }
+        fn visit_u64<E: Error>(self, _: u64) -> Result<Strict, E> {
+            Ok(Strict)
+        }
+        fn visit_f64<E: Error>(self, _: f64) -> Result<Strict, E> {
+            Ok(Strict)
+        }
+        fn visit_str<E: Error>(self, _: &str) -> Result<Strict, E> {
+            Ok(Strict)
+        }
+        fn visit_unit<E: Error>(self) -> Result<Strict, E> {
+            Ok(Strict)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Strict, A::Error> {
+            while a.next_element::<Strict>()?.is_some() {}
+            Ok(Strict)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Strict, A::Error> {
+            // Objects are small: a list beats a set.
+            let mut keys: Vec<String> = Vec::new();
+            while let Some(k) = a.next_key::<String>()? {
+                if keys.contains(&k) {
+                    return Err(A::Error::custom(format!(
+                        "the key {k:?} appears twice in one object"
+                    )));
+                }
+                a.next_value::<Strict>()?;
+                keys.push(k);
+            }
+            Ok(Strict)
+        }
+    }
 }
 
 /// `time_ns` as a decimal string.
@@ -231,5 +311,32 @@ mod u64_string {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         let s = String::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_payload_with_a_key_twice_is_shown_as_its_text_and_matches_nothing() {
+        let dup = br#"{"actor":"mallory","actor":"alice"}"#;
+        assert!(check_strict(dup).unwrap_err().contains("appears twice"));
+        assert!(embeddable(std::str::from_utf8(dup).unwrap()).is_none());
+        let m = [FieldMatch::parse("actor=alice").unwrap()];
+        assert!(!FieldMatch::all_pass(&m, dup));
+        // Nested, and in arrays, too; the same key in sibling objects is fine.
+        assert!(check_strict(br#"{"a":[{"b":1,"b":2}]}"#).is_err());
+        assert!(check_strict(br#"[{"b":1},{"b":2}]"#).is_ok());
+        assert!(check_strict(br#"{"n":12345678901234567890123,"x":1.5e300}"#).is_ok());
+        assert!(FieldMatch::all_pass(&m, br#"{"actor":"alice"}"#));
+    }
+
+    #[test]
+    fn strict_json_refuses_bad_utf8_and_lone_surrogates() {
+        assert!(check_strict(b"{\"b\":\"\xff\"}").is_err());
+        assert!(check_strict(br#""\ud800""#).is_err());
+        assert!(check_strict(br#""\ud83d\ude00""#).is_ok());
+        assert!(check_strict(b"{} x").is_err());
     }
 }

@@ -86,11 +86,50 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
+        // Refused before its body was read (credentials, log), or with the
+        // rest of a body that timed out or overran unread: the connection
+        // closes, rather than wait for a body no one will use.
+        match self.status {
+            StatusCode::UNAUTHORIZED
+            | StatusCode::FORBIDDEN
+            | StatusCode::NOT_FOUND
+            | StatusCode::REQUEST_TIMEOUT
+            | StatusCode::PAYLOAD_TOO_LARGE => {
+                h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            _ => {}
+        }
         r
     }
 }
 
 impl App {
+    /// A request's body, read only now (after its token was checked, so
+    /// that no one without a token can make the server hold a body): at
+    /// most `body_bytes_max` bytes (413), arriving within
+    /// `body_timeout_secs` (408: a client that trickles a body would
+    /// otherwise hold its connection and memory for ever).
+    pub async fn read_body(&self, body: axum::body::Body) -> Result<axum::body::Bytes, ApiError> {
+        let limit = self.cfg.server.body_bytes_max;
+        let read = axum::body::to_bytes(body, limit);
+        match tokio::time::timeout(self.cfg.server.body_timeout(), read).await {
+            Ok(Ok(bytes)) => Ok(bytes),
+            Ok(Err(_)) => Err(self.count(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("the body is over body_bytes_max ({limit} bytes), or was cut off"),
+            ))),
+            Err(_) => Err(self.count(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!(
+                    "the body did not arrive within {} s",
+                    self.cfg.server.body_timeout().as_secs()
+                ),
+            ))),
+        }
+    }
+
     /// Counts `e` by its code and hands it back.
     pub fn count(&self, e: ApiError) -> ApiError {
         self.metrics.error(e.code);
@@ -127,13 +166,30 @@ impl App {
         scope: Scope,
         name: &str,
     ) -> Result<(Principal, Arc<Served>), ApiError> {
+        self.allow_named(headers, scope, name, true)
+    }
+
+    /// `allow`, for a log the request did not name (the config's `[otlp]`
+    /// log): a refusal then does not say which log it was.
+    pub fn allow_named(
+        &self,
+        headers: &HeaderMap,
+        scope: Scope,
+        name: &str,
+        named_by_request: bool,
+    ) -> Result<(Principal, Arc<Served>), ApiError> {
         let who = self.who(headers)?;
         if !who.may(scope, name) {
             self.metrics.forbidden.fetch_add(1, Ordering::Relaxed);
+            let which = if named_by_request {
+                format!("log {name:?}")
+            } else {
+                "this route's log".to_string()
+            };
             return Err(self.count(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
-                format!("token of {:?} may not {scope:?} on log {name:?}", who.name),
+                format!("token of {:?} may not {scope:?} on {which}", who.name),
             )));
         }
         match self.logs.get(name) {

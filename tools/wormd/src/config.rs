@@ -77,6 +77,14 @@ pub struct Server {
     /// handshake) in this many seconds is closed (slowloris).
     #[serde(default = "default_header_timeout")]
     pub header_timeout_secs: u64,
+    /// A request body that has not arrived whole this many seconds after
+    /// its headers gets 408 and its connection closed.
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout_secs: u64,
+    /// Records in one JSON-lines request; more is 413 (a body of many
+    /// tiny lines would otherwise cost far more memory than its bytes).
+    #[serde(default = "default_batch_records_max")]
+    pub batch_records_max: usize,
     /// The engine's shared background workers, for every log together.
     #[serde(default = "default_background_threads")]
     pub background_threads: usize,
@@ -97,6 +105,12 @@ fn default_connections_max() -> usize {
 fn default_header_timeout() -> u64 {
     10
 }
+fn default_body_timeout() -> u64 {
+    30
+}
+fn default_batch_records_max() -> usize {
+    10_000
+}
 fn default_background_threads() -> usize {
     wormlog_threads_default()
 }
@@ -116,6 +130,8 @@ impl Default for Server {
             syslog_message_bytes_max: default_syslog_bytes_max(),
             connections_max: default_connections_max(),
             header_timeout_secs: default_header_timeout(),
+            body_timeout_secs: default_body_timeout(),
+            batch_records_max: default_batch_records_max(),
             background_threads: default_background_threads(),
         }
     }
@@ -124,7 +140,35 @@ impl Default for Server {
 impl Server {
     /// How long a connection may take to send its headers.
     pub fn header_timeout(&self) -> Duration {
-        Duration::from_secs(self.header_timeout_secs.max(1))
+        Duration::from_secs(self.header_timeout_secs)
+    }
+
+    /// How long a request body may take to arrive.
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout_secs)
+    }
+
+    /// Limits of 0 would refuse every request or connection, which no one
+    /// means: a mistake to name, not to run with.
+    fn check(&self) -> Result<(), String> {
+        let limits = [
+            ("queue_depth", self.queue_depth),
+            ("body_bytes_max", self.body_bytes_max),
+            ("syslog_message_bytes_max", self.syslog_message_bytes_max),
+            ("connections_max", self.connections_max),
+            ("header_timeout_secs", self.header_timeout_secs as usize),
+            ("body_timeout_secs", self.body_timeout_secs as usize),
+            ("batch_records_max", self.batch_records_max),
+            ("background_threads", self.background_threads),
+        ];
+        for (key, v) in limits {
+            if v == 0 {
+                return Err(format!(
+                    "[server] {key} = 0 would refuse everything: give at least 1"
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -315,6 +359,7 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), String> {
+        self.server.check()?;
         if self.logs.is_empty() {
             return Err("no [[log]]: name at least one log".into());
         }
@@ -374,8 +419,15 @@ impl Config {
                 }
             }
         }
+        let mut hashes = HashSet::new();
         for t in &self.tokens {
             check_token(t, &names)?;
+            if !hashes.insert(t.sha256.as_str()) {
+                return Err(format!(
+                    "token {:?}: its sha256 is another [[token]]'s too; one token, one principal",
+                    t.principal
+                ));
+            }
         }
         self.check_tls()
     }
@@ -520,6 +572,25 @@ mod tests {
         assert!(e.0.contains("\"nope\" is not a [[log]]"), "{e}");
         let e = parse(&base.replace(&"a".repeat(64), "xyz")).unwrap_err();
         assert!(e.0.contains("64 lowercase hex"), "{e}");
+    }
+
+    #[test]
+    fn zero_limits_and_a_token_hash_given_twice_are_refused() {
+        let base = initial(&"a".repeat(64), "k");
+        let e = parse(&base.replace(
+            "queue_depth = 256",
+            "queue_depth = 256\nconnections_max = 0",
+        ))
+        .unwrap_err();
+        assert!(e.0.contains("connections_max = 0"), "{e}");
+        let e =
+            parse(&base.replace("body_bytes_max = 16777216", "body_bytes_max = 0")).unwrap_err();
+        assert!(e.0.contains("body_bytes_max = 0"), "{e}");
+        let twice = format!(
+            "{base}\n[[token]]\nprincipal = \"other\"\nsha256 = \"{}\"\nlogs = [\"*\"]\nscopes = [\"read\"]\n",
+            "a".repeat(64)
+        );
+        assert!(parse(&twice).unwrap_err().0.contains("another [[token]]'s"));
     }
 
     #[test]

@@ -74,94 +74,115 @@ impl Metrics {
     }
 
     /// The text format: `logs` gives each log's name, counters and engine
-    /// statistics (records, writes, syncs).
+    /// statistics. Each family's lines form one group, as the format
+    /// requires (a scraper may drop a family split across the page).
     pub fn render(&self, logs: &[(&str, &LogMetrics, wormlog::WriteStats)]) -> String {
         let mut o = String::new();
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let family = |o: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        };
-        family(
-            &mut o,
-            "wormd_appends_total",
-            "counter",
-            "Records acknowledged.",
-        );
-        family(
-            &mut o,
-            "wormd_append_bytes_total",
-            "counter",
-            "Payload bytes acknowledged.",
-        );
-        family(
-            &mut o,
-            "wormd_queue_depth",
-            "gauge",
-            "Append requests waiting on or in the log.",
-        );
-        family(
-            &mut o,
-            "wormd_busy_total",
-            "counter",
-            "Requests refused with 429: queue full.",
-        );
-        family(
-            &mut o,
-            "wormd_engine_writes_total",
-            "counter",
-            "Group writes (records / writes = mean group size).",
-        );
-        family(
-            &mut o,
-            "wormd_engine_syncs_total",
-            "counter",
-            "fdatasync calls.",
-        );
+        let per_log: [(&str, &str, &str, LogValue); 6] = [
+            (
+                "wormd_appends_total",
+                "counter",
+                "Records acknowledged.",
+                |m, _| get(&m.appends),
+            ),
+            (
+                "wormd_append_bytes_total",
+                "counter",
+                "Payload bytes acknowledged.",
+                |m, _| get(&m.bytes),
+            ),
+            (
+                "wormd_queue_depth",
+                "gauge",
+                "Append requests waiting on or in the log.",
+                |m, _| get(&m.queued),
+            ),
+            (
+                "wormd_busy_total",
+                "counter",
+                "Requests refused with 429: queue full.",
+                |m, _| get(&m.refused_busy),
+            ),
+            (
+                "wormd_engine_writes_total",
+                "counter",
+                "Group writes (records / writes = mean group size).",
+                |_, s| s.writes,
+            ),
+            (
+                "wormd_engine_syncs_total",
+                "counter",
+                "fdatasync calls on segment files.",
+                |_, s| s.syncs,
+            ),
+        ];
+        for (name, kind, help, value) in per_log {
+            family(&mut o, name, kind, help);
+            for (log, m, s) in logs {
+                let _ = writeln!(o, "{name}{{log=\"{log}\"}} {}", value(m, s));
+            }
+        }
         family(
             &mut o,
             "wormd_ack_seconds",
             "histogram",
             "Request to durable acknowledgement.",
         );
-        for (name, m, s) in logs {
-            let l = format!("log=\"{name}\"");
-            let _ = writeln!(o, "wormd_appends_total{{{l}}} {}", get(&m.appends));
-            let _ = writeln!(o, "wormd_append_bytes_total{{{l}}} {}", get(&m.bytes));
-            let _ = writeln!(o, "wormd_queue_depth{{{l}}} {}", get(&m.queued));
-            let _ = writeln!(o, "wormd_busy_total{{{l}}} {}", get(&m.refused_busy));
-            let _ = writeln!(o, "wormd_engine_writes_total{{{l}}} {}", s.writes);
-            let _ = writeln!(o, "wormd_engine_syncs_total{{{l}}} {}", s.syncs);
-            for (i, b) in BUCKETS.iter().enumerate() {
-                let n = get(&m.buckets[i]);
-                let _ = writeln!(o, "wormd_ack_seconds_bucket{{{l},le=\"{b}\"}} {n}");
-            }
-            let count = get(&m.latency_count);
-            let _ = writeln!(o, "wormd_ack_seconds_bucket{{{l},le=\"+Inf\"}} {count}");
+        for (log, m, _) in logs {
+            let counts: Vec<u64> = m.buckets.iter().map(get).collect();
+            let bounds: Vec<f64> = BUCKETS.to_vec();
             let sum = get(&m.latency_sum_us) as f64 / 1e6;
-            let _ = writeln!(o, "wormd_ack_seconds_sum{{{l}}} {sum}");
-            let _ = writeln!(o, "wormd_ack_seconds_count{{{l}}} {count}");
-            let mut below = 0;
-            for (i, n) in s.sync_histogram.iter().enumerate() {
-                below += n;
-                if i + 1 < s.sync_histogram.len() {
-                    let le = (wormlog::SYNC_BUCKET_MIN_US << i) as f64 / 1e6;
-                    let _ = writeln!(o, "wormd_fsync_seconds_bucket{{{l},le=\"{le}\"}} {below}");
-                }
-            }
-            let _ = writeln!(o, "wormd_fsync_seconds_bucket{{{l},le=\"+Inf\"}} {below}");
-            let _ = writeln!(
-                o,
-                "wormd_fsync_seconds_sum{{{l}}} {}",
-                s.sync_ns as f64 / 1e9
+            histogram(
+                &mut o,
+                "wormd_ack_seconds",
+                log,
+                &bounds,
+                &counts,
+                get(&m.latency_count),
+                sum,
             );
-            let _ = writeln!(o, "wormd_fsync_seconds_count{{{l}}} {}", s.syncs);
         }
-        family(&mut o, "wormd_errors_total", "counter", "Errors, by kind.");
+        family(
+            &mut o,
+            "wormd_fsync_seconds",
+            "histogram",
+            "The engine's fdatasync calls on segment files.",
+        );
+        for (log, _, s) in logs {
+            // The engine counts per bucket; the format wants at-most counts.
+            let counts: Vec<u64> = s
+                .sync_histogram
+                .iter()
+                .scan(0, |below, n| {
+                    *below += n;
+                    Some(*below)
+                })
+                .take(s.sync_histogram.len() - 1)
+                .collect();
+            let bounds: Vec<f64> = (0..counts.len())
+                .map(|i| (wormlog::SYNC_BUCKET_MIN_US << i) as f64 / 1e6)
+                .collect();
+            histogram(
+                &mut o,
+                "wormd_fsync_seconds",
+                log,
+                &bounds,
+                &counts,
+                s.syncs,
+                s.sync_ns as f64 / 1e9,
+            );
+        }
+        self.render_server(&mut o);
+        o
+    }
+
+    fn render_server(&self, o: &mut String) {
+        family(o, "wormd_errors_total", "counter", "Errors, by kind.");
         for (kind, n) in self.errors.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             let _ = writeln!(o, "wormd_errors_total{{kind=\"{kind}\"}} {n}");
         }
         family(
-            &mut o,
+            o,
             "wormd_auth_refused_total",
             "counter",
             "Requests refused: 401 (no or unknown token), 403 (scope).",
@@ -177,7 +198,7 @@ impl Metrics {
             get(&self.forbidden)
         );
         family(
-            &mut o,
+            o,
             "wormd_syslog_messages_total",
             "counter",
             "syslog messages appended.",
@@ -188,7 +209,7 @@ impl Metrics {
             get(&self.syslog_messages)
         );
         family(
-            &mut o,
+            o,
             "wormd_syslog_bad_frames_total",
             "counter",
             "syslog connections closed for a bad frame.",
@@ -198,6 +219,62 @@ impl Metrics {
             "wormd_syslog_bad_frames_total {}",
             get(&self.syslog_bad_frames)
         );
-        o
+    }
+}
+
+/// A per-log value from its counters or the engine's statistics.
+type LogValue = fn(&LogMetrics, &wormlog::WriteStats) -> u64;
+
+fn get(a: &AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
+}
+
+fn family(o: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// One log's histogram lines: `counts[i]` requests took at most
+/// `bounds[i]` seconds (cumulative), `count` in all, `sum` seconds.
+fn histogram(
+    o: &mut String,
+    name: &str,
+    log: &str,
+    bounds: &[f64],
+    counts: &[u64],
+    count: u64,
+    sum: f64,
+) {
+    for (b, n) in bounds.iter().zip(counts) {
+        let _ = writeln!(o, "{name}_bucket{{log=\"{log}\",le=\"{b}\"}} {n}");
+    }
+    let _ = writeln!(o, "{name}_bucket{{log=\"{log}\",le=\"+Inf\"}} {count}");
+    let _ = writeln!(o, "{name}_sum{{log=\"{log}\"}} {sum}");
+    let _ = writeln!(o, "{name}_count{{log=\"{log}\"}} {count}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_familys_lines_form_one_group_with_several_logs() {
+        let (a, b) = (LogMetrics::default(), LogMetrics::default());
+        a.acknowledged(3, 30, std::time::Duration::from_millis(2));
+        let stats = wormlog::WriteStats::default();
+        let text = Metrics::default().render(&[("a", &a, stats), ("b", &b, stats)]);
+        let mut seen: Vec<String> = Vec::new();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().unwrap();
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .fold(name, |n, s| n.strip_suffix(s).unwrap_or(n));
+            if seen.last().map(String::as_str) != Some(base) {
+                assert!(!seen.iter().any(|s| s == base), "{base} is split:\n{text}");
+                seen.push(base.to_string());
+            }
+        }
+        assert!(text.contains("wormd_appends_total{log=\"a\"} 3"));
+        assert!(text.contains("wormd_ack_seconds_bucket{log=\"a\",le=\"0.002\"} 1"));
+        assert!(text.contains("wormd_ack_seconds_bucket{log=\"a\",le=\"0.001\"} 0"));
     }
 }

@@ -266,9 +266,14 @@ pub mod from_json {
     }
 
     fn any(v: &Value) -> Result<Option<AnyValue>, String> {
-        let Some(o) = v.as_object() else {
-            return Ok(None);
+        let o = match v {
+            Value::Null => return Ok(None),
+            Value::Object(o) => o,
+            other => return Err(format!("{other} is not an AnyValue object")),
         };
+        if o.is_empty() {
+            return Ok(None);
+        }
         let value = if let Some(s) = o.get("stringValue") {
             Any::Str(s.as_str().unwrap_or("").to_string())
         } else if let Some(b) = o.get("boolValue") {
@@ -298,7 +303,7 @@ pub mod from_json {
             let s = b.as_str().unwrap_or("");
             Any::Bytes(B64.decode(s).map_err(|e| format!("bytesValue: {e}"))?)
         } else {
-            return Ok(None);
+            return Err(format!("no known AnyValue field in {v}"));
         };
         Ok(Some(AnyValue { value: Some(value) }))
     }
@@ -314,11 +319,19 @@ pub mod from_json {
             .collect()
     }
 
+    /// SeverityNumber: 0 (unspecified) to 24.
+    fn severity(lr: &Value) -> Result<i32, String> {
+        match uint(lr, "severityNumber")? {
+            n @ 0..=24 => Ok(n as i32),
+            n => Err(format!("severityNumber {n}: 0 to 24")),
+        }
+    }
+
     fn record(lr: &Value) -> Result<LogRecord, String> {
         Ok(LogRecord {
             time_unix_nano: uint(lr, "timeUnixNano")?,
             observed_time_unix_nano: uint(lr, "observedTimeUnixNano")?,
-            severity_number: uint(lr, "severityNumber")? as i32,
+            severity_number: severity(lr)?,
             severity_text: text(lr, "severityText"),
             body: lr.get("body").map(any).transpose()?.flatten(),
             attributes: kvs(arr(lr, "attributes"))?,
@@ -369,16 +382,18 @@ pub mod from_json {
 pub async fn export(
     State(app): State<Shared>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let Some(name) = app.cfg.otlp_log.clone() else {
+        app.who(&headers)?;
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "no_otlp_log",
             "this server has no [otlp] log configured",
         ));
     };
-    let (_, served) = app.allow(&headers, Scope::Append, &name)?;
+    let (_, served) = app.allow_named(&headers, Scope::Append, &name, false)?;
+    let body = app.read_body(body).await?;
     let kind = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -441,6 +456,22 @@ mod tests {
         assert_eq!(rec["time_unix_nano"], "1700000000000000001");
         assert_eq!(rec["trace_id"], "0102030405060708090a0b0c0d0e0f10");
         assert_eq!(rec["body"], "login");
+    }
+
+    #[test]
+    fn json_that_is_not_otlp_is_refused_not_dropped() {
+        let wrap =
+            |lr: &str| format!(r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{lr}]}}]}}]}}"#);
+        for bad in [
+            r#"{"body":5}"#,
+            r#"{"severityNumber":99999999999}"#,
+            r#"{"body":{"strange":1}}"#,
+        ] {
+            let v = serde_json::from_str(&wrap(bad)).unwrap();
+            assert!(from_json::request(&v).is_err(), "{bad}");
+        }
+        let v = serde_json::from_str(&wrap(r#"{"severityNumber":24,"body":{}}"#)).unwrap();
+        assert!(from_json::request(&v).is_ok());
     }
 
     #[test]

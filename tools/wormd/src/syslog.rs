@@ -108,17 +108,33 @@ async fn connection<R: AsyncRead + Unpin>(
     loop {
         let mut group: Vec<Vec<u8>> = Vec::new();
         let mut bytes = 0;
-        // The first frame of a group may wait (idle); the rest are only
-        // those already buffered, so a group never waits on the network.
+        // Between frames a connection may idle; once a frame's first byte
+        // is in, the whole frame must follow within the frame deadline (a
+        // sender that starts a frame and stalls would otherwise hold its
+        // connection for ever). A group takes the frames already buffered
+        // after its first, so it never waits on the network.
         loop {
-            let wait = if group.is_empty() {
+            let first = if group.is_empty() {
                 IDLE
             } else {
                 frame_deadline
             };
-            let got = match tokio::time::timeout(wait, frame(&mut r, &mut msg, max)).await {
-                Ok(got) => got,
-                Err(_) => Err(Closed::Io("timed out".into())),
+            let started = match tokio::time::timeout(first, r.fill_buf()).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(Closed::Io(e.to_string())),
+                Err(_) => Err(Closed::Io("idle".into())),
+            };
+            let got = match started {
+                Err(e) => Err(e),
+                Ok(()) => {
+                    match tokio::time::timeout(frame_deadline, frame(&mut r, &mut msg, max)).await {
+                        Ok(got) => got,
+                        Err(_) => Err(Closed::BadFrame(format!(
+                            "a frame not finished within {} s",
+                            frame_deadline.as_secs()
+                        ))),
+                    }
+                }
             };
             match got {
                 Ok(true) => {

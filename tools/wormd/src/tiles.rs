@@ -7,10 +7,9 @@
 
 use crate::app::{ApiError, Shared};
 use crate::config::Scope;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use wormlog::format::merkle::{leaf_data, tile_path, LEAF_DATA_LEN, TILE_WIDTH};
 
 /// What a tile path names: a hash tile of a level or an entry bundle.
@@ -21,9 +20,9 @@ struct TileRef {
     width: u64,
 }
 
-/// Parses `rest` (after `tile/`), accepting only the canonical spelling
-/// (what `tile_path` writes): anything else is 404, as a static file
-/// server would answer.
+/// Parses `rest` (after `tile/`, percent-decoded as every URL path is),
+/// accepting only the canonical spelling (what `tile_path` writes):
+/// anything else is 404, as a static file server would answer.
 fn parse_tile(rest: &str) -> Option<TileRef> {
     let (level_text, n_path) = rest.split_once('/')?;
     let level = match level_text {
@@ -153,11 +152,23 @@ fn tile_bytes(log: &wormlog::Log, t: &TileRef) -> wormlog::Result<Vec<u8>> {
     }
 }
 
-/// `?seq=&size=` of an inclusion proof.
-#[derive(Deserialize)]
-pub struct InclusionQuery {
-    seq: u64,
-    size: Option<u64>,
+/// The whole-number parameters of `raw`, by name: unknown or repeated
+/// names and values that are not numbers are 400 (as JSON, as every error).
+fn numbers(raw: Option<&str>, names: &[&str]) -> Result<Vec<Option<u64>>, ApiError> {
+    let mut out = vec![None; names.len()];
+    for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        let i = names
+            .iter()
+            .position(|n| *n == k)
+            .ok_or_else(|| ApiError::bad_request(format!("{k}: unknown parameter")))?;
+        let n = v
+            .parse::<u64>()
+            .map_err(|_| ApiError::bad_request(format!("{k}={v}: not a whole number")))?;
+        if out[i].replace(n).is_some() {
+            return Err(ApiError::bad_request(format!("{k} given twice")));
+        }
+    }
+    Ok(out)
 }
 
 /// `GET /v1/logs/NAME/proof/inclusion?seq=S[&size=N]` (N: the head's).
@@ -165,12 +176,15 @@ pub async fn inclusion(
     State(app): State<Shared>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    Query(q): Query<InclusionQuery>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let (_, served) = app.allow(&headers, Scope::Read, &name)?;
+    let q = numbers(raw.as_deref(), &["seq", "size"]).map_err(|e| app.count(e))?;
+    let seq = q[0].ok_or_else(|| app.count(ApiError::bad_request("seq: missing")))?;
+    let size = q[1];
     let v = tokio::task::spawn_blocking(move || -> wormlog::Result<serde_json::Value> {
-        let size = q.size.unwrap_or(served.log.head().seq);
-        let p = served.log.prove_inclusion(q.seq, size)?;
+        let size = size.unwrap_or(served.log.head().seq);
+        let p = served.log.prove_inclusion(seq, size)?;
         let root = served.log.tree_head_at(size)?.root;
         Ok(serde_json::json!({
             "seq": p.seq,
@@ -186,24 +200,20 @@ pub async fn inclusion(
     Ok(axum::Json(v).into_response())
 }
 
-/// `?old=&new=` of a consistency proof.
-#[derive(Deserialize)]
-pub struct ConsistencyQuery {
-    old: u64,
-    new: Option<u64>,
-}
-
 /// `GET /v1/logs/NAME/proof/consistency?old=M[&new=N]`.
 pub async fn consistency(
     State(app): State<Shared>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    Query(q): Query<ConsistencyQuery>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let (_, served) = app.allow(&headers, Scope::Read, &name)?;
+    let q = numbers(raw.as_deref(), &["old", "new"]).map_err(|e| app.count(e))?;
+    let old = q[0].ok_or_else(|| app.count(ApiError::bad_request("old: missing")))?;
+    let new = q[1];
     let v = tokio::task::spawn_blocking(move || -> wormlog::Result<serde_json::Value> {
-        let new = q.new.unwrap_or(served.log.head().seq);
-        let p = served.log.prove_consistency(q.old, new)?;
+        let new = new.unwrap_or(served.log.head().seq);
+        let p = served.log.prove_consistency(old, new)?;
         Ok(serde_json::json!({
             "old_size": p.old_size,
             "new_size": p.new_size,

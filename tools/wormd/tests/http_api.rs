@@ -53,6 +53,10 @@ fn every_receipt_names_a_record_that_reads_back_with_its_payload_and_hash() {
 #[test]
 fn no_token_or_an_unknown_one_is_401_another_scope_or_log_is_403_and_both_are_counted() {
     let s = Setup::new();
+    s.edit(|t| {
+        t.replace("[otlp]\nlog = \"audit\"", "[otlp]\nlog = \"secret-log\"")
+            + "\n[[log]]\nname = \"secret-log\"\ndir = \"secret\"\n"
+    });
     let appender = s.add_token("svc-billing", "[\"audit\"]", "[\"append\"]");
     let srv = s.start();
     let url = srv.url("/v1/logs/audit/records");
@@ -88,6 +92,11 @@ fn no_token_or_an_unknown_one_is_401_another_scope_or_log_is_403_and_both_are_co
         403
     );
     assert_eq!(curl(&["-H", &auth, &srv.url("/metrics")]).status, 403);
+    // OTLP writes to a log the request does not name: a refusal does not
+    // name it either.
+    let otlp = curl(&["-H", &auth, "-H", JSON, "-d", "{}", &srv.url("/v1/logs")]);
+    assert_eq!(otlp.status, 403);
+    assert!(!otlp.body.contains("secret-log"), "{}", otlp.body);
     let m = srv.curl(&[&srv.url("/metrics")]);
     assert_eq!(m.status, 200);
     assert!(
@@ -98,7 +107,7 @@ fn no_token_or_an_unknown_one_is_401_another_scope_or_log_is_403_and_both_are_co
     );
     assert!(
         m.body
-            .contains("wormd_auth_refused_total{status=\"403\"} 3"),
+            .contains("wormd_auth_refused_total{status=\"403\"} 4"),
         "{}",
         m.body
     );
@@ -193,6 +202,7 @@ fn reads_filter_by_seq_time_field_and_pattern_and_stop_at_the_limit() {
     assert_eq!(since.last(), Some(&20));
     assert!(since.iter().all(|i| times[*i as usize - 1] >= times[19]));
     assert!(seqs(q("since=2500-01-01T00:00:00Z")).is_empty());
+    assert!(seqs(q("limit=0")).is_empty(), "limit=0 is none");
     let bad = srv.curl(&[&format!("{url}?since=yesterday-ish")]);
     assert_eq!(bad.status, 400, "{bad:?}");
     assert_eq!(srv.curl(&[&format!("{url}?frm=1")]).status, 400);
@@ -257,7 +267,12 @@ fn a_verify_job_reports_progress_and_its_result() {
 #[test]
 fn oversized_bodies_bad_json_and_bad_protobuf_are_refused_and_nothing_of_them_is_written() {
     let s = Setup::new();
-    s.edit(|t| t.replace("body_bytes_max = 16777216", "body_bytes_max = 4096"));
+    s.edit(|t| {
+        t.replace(
+            "body_bytes_max = 16777216",
+            "body_bytes_max = 4096\nbatch_records_max = 5",
+        )
+    });
     let srv = s.start();
     let url = srv.url("/v1/logs/audit/records");
     let big = format!("{{\"x\":\"{}\"}}", "a".repeat(10_000));
@@ -266,6 +281,32 @@ fn oversized_bodies_bad_json_and_bad_protobuf_are_refused_and_nothing_of_them_is
     let r = srv.curl(&["-H", JSON, "-d", &deep, &url]);
     assert_eq!(r.status, 400, "{r:?}");
     assert_eq!(srv.curl(&["-H", JSON, "-d", "{not json", &url]).status, 400);
+    // A key twice (readers disagree on which one the record says), bytes
+    // that are not UTF-8: refused, not stored to be misread.
+    let dup = srv.curl(&[
+        "-H",
+        JSON,
+        "-d",
+        r#"{"actor":"mallory","actor":"alice"}"#,
+        &url,
+    ]);
+    assert_eq!(dup.status, 400, "{dup:?}");
+    assert!(dup.body.contains("appears twice"), "{}", dup.body);
+    assert_eq!(
+        srv.curl(&["-H", JSON, "--data-binary", "{\"b\":\"\u{fffd}\"}", &url])
+            .status,
+        200
+    );
+    let not_utf8 = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(not_utf8.path(), b"{\"b\":\"\xff\"}").unwrap();
+    let at = format!("@{}", not_utf8.path().display());
+    assert_eq!(
+        srv.curl(&["-H", JSON, "--data-binary", &at, &url]).status,
+        400
+    );
+    // Many tiny lines cost more memory than their bytes: capped.
+    let six = srv.curl(&["-H", NDJSON, "--data-binary", "1\n2\n3\n4\n5\n6\n", &url]);
+    assert_eq!(six.status, 413, "{six:?}");
     let half_bad = srv.curl(&["-H", NDJSON, "--data-binary", "{\"ok\":1}\nnope\n", &url]);
     assert_eq!(half_bad.status, 400, "a batch is all or nothing");
     let otlp = srv.curl(&[
@@ -283,8 +324,8 @@ fn oversized_bodies_bad_json_and_bad_protobuf_are_refused_and_nothing_of_them_is
     );
     drop(srv);
     let recs = user_records(&s.dir.path().join("audit"));
-    assert_eq!(recs.len(), 1, "only the good append");
-    assert_eq!(recs[0].1, b"{\"fine\":true}");
+    assert_eq!(recs.len(), 2, "only the good appends");
+    assert_eq!(recs[1].1, b"{\"fine\":true}");
 }
 
 #[test]
@@ -309,6 +350,33 @@ fn a_connection_that_never_finishes_its_headers_is_closed_and_others_are_served(
         text.is_empty() || text.starts_with("HTTP/1.1 408"),
         "{text}"
     );
+}
+
+#[test]
+fn a_body_that_never_arrives_is_cut_and_no_token_means_no_body_is_read() {
+    let s = Setup::new();
+    s.edit(|t| t.replace("[server]\n", "[server]\nbody_timeout_secs = 1\n"));
+    let srv = s.start();
+    let head = |token: &str| {
+        format!(
+            "POST /v1/logs/audit/records HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"a\""
+        )
+    };
+    for (token, want) in [
+        (srv.token.as_str(), "HTTP/1.1 408"),
+        ("wormd_wrong", "HTTP/1.1 401"),
+    ] {
+        let mut c = std::net::TcpStream::connect(&srv.http).unwrap();
+        c.write_all(head(token).as_bytes()).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut got = Vec::new();
+        let _ = c.read_to_end(&mut got);
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.starts_with(want), "{token}: {text}");
+    }
+    drop(srv);
+    assert!(user_records(&s.dir.path().join("audit")).is_empty());
 }
 
 #[test]

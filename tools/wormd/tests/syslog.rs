@@ -240,6 +240,37 @@ fn rsyslog_forwards_every_message_once_in_order_over_tls() {
 }
 
 #[test]
+fn a_frame_started_and_never_finished_is_closed_at_the_deadline() {
+    let s = Setup::new();
+    s.edit(|t| t.replace("[server]\n", "[server]\nheader_timeout_secs = 1\n"));
+    let srv = s.start();
+    for stall in [
+        &b"100 <13>1 - - partial"[..],
+        b"12",
+        b"<13>1 - - no line end",
+    ] {
+        let mut c = TcpStream::connect(&srv.syslog).unwrap();
+        c.write_all(stall).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let started = Instant::now();
+        let mut rest = Vec::new();
+        assert!(
+            c.read_to_end(&mut rest).is_ok(),
+            "closed by the server, not by our 20 s"
+        );
+        assert!(started.elapsed() < Duration::from_secs(15));
+    }
+    // An idle connection between frames is not cut at that deadline.
+    let mut idle = TcpStream::connect(&srv.syslog).unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    let msg = "<13>1 - h wormtest - - - after-idle";
+    idle.write_all(format!("{} {msg}", msg.len()).as_bytes())
+        .unwrap();
+    drop(idle);
+    assert_eq!(wait_for(&srv, "after-idle", 1), ["after-idle"]);
+}
+
+#[test]
 fn a_hostile_frame_closes_only_its_connection_and_others_go_on() {
     let s = Setup::new();
     s.edit(|t| t.replace("[server]\n", "[server]\nsyslog_message_bytes_max = 1024\n"));
