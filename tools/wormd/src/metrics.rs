@@ -122,56 +122,7 @@ impl Metrics {
                 let _ = writeln!(o, "{name}{{log=\"{log}\"}} {}", value(m, s));
             }
         }
-        family(
-            &mut o,
-            "wormd_ack_seconds",
-            "histogram",
-            "Request to durable acknowledgement.",
-        );
-        for (log, m, _) in logs {
-            let counts: Vec<u64> = m.buckets.iter().map(get).collect();
-            let bounds: Vec<f64> = BUCKETS.to_vec();
-            let sum = get(&m.latency_sum_us) as f64 / 1e6;
-            histogram(
-                &mut o,
-                "wormd_ack_seconds",
-                log,
-                &bounds,
-                &counts,
-                get(&m.latency_count),
-                sum,
-            );
-        }
-        family(
-            &mut o,
-            "wormd_fsync_seconds",
-            "histogram",
-            "The engine's fdatasync calls on segment files.",
-        );
-        for (log, _, s) in logs {
-            // The engine counts per bucket; the format wants at-most counts.
-            let counts: Vec<u64> = s
-                .sync_histogram
-                .iter()
-                .scan(0, |below, n| {
-                    *below += n;
-                    Some(*below)
-                })
-                .take(s.sync_histogram.len() - 1)
-                .collect();
-            let bounds: Vec<f64> = (0..counts.len())
-                .map(|i| (wormlog::SYNC_BUCKET_MIN_US << i) as f64 / 1e6)
-                .collect();
-            histogram(
-                &mut o,
-                "wormd_fsync_seconds",
-                log,
-                &bounds,
-                &counts,
-                s.syncs,
-                s.sync_ns as f64 / 1e9,
-            );
-        }
+        render_histograms(&mut o, logs);
         self.render_server(&mut o);
         o
     }
@@ -218,6 +169,60 @@ impl Metrics {
             o,
             "wormd_syslog_bad_frames_total {}",
             get(&self.syslog_bad_frames)
+        );
+    }
+}
+
+/// Each log's acknowledgement and fdatasync histograms.
+fn render_histograms(o: &mut String, logs: &[(&str, &LogMetrics, wormlog::WriteStats)]) {
+    family(
+        o,
+        "wormd_ack_seconds",
+        "histogram",
+        "Request to durable acknowledgement.",
+    );
+    for (log, m, _) in logs {
+        let counts: Vec<u64> = m.buckets.iter().map(get).collect();
+        let bounds: Vec<f64> = BUCKETS.to_vec();
+        let sum = get(&m.latency_sum_us) as f64 / 1e6;
+        histogram(
+            o,
+            "wormd_ack_seconds",
+            log,
+            &bounds,
+            &counts,
+            get(&m.latency_count),
+            sum,
+        );
+    }
+    family(
+        o,
+        "wormd_fsync_seconds",
+        "histogram",
+        "The engine's fdatasync calls on segment files.",
+    );
+    for (log, _, s) in logs {
+        // The engine counts per bucket; the format wants at-most counts.
+        let counts: Vec<u64> = s
+            .sync_histogram
+            .iter()
+            .scan(0, |below, n| {
+                *below += n;
+                Some(*below)
+            })
+            .take(s.sync_histogram.len() - 1)
+            .collect();
+        let bounds: Vec<f64> = (0..counts.len())
+            .map(|i| (wormlog::SYNC_BUCKET_MIN_US << i) as f64 / 1e6)
+            .collect();
+        histogram(
+            o,
+            "wormd_fsync_seconds",
+            log,
+            &bounds,
+            &counts,
+            s.syncs,
+            s.sync_ns as f64 / 1e9,
         );
     }
 }

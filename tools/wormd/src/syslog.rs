@@ -182,6 +182,52 @@ async fn append(app: &Shared, served: &Arc<Served>, group: Vec<Vec<u8>>) -> Resu
     }
 }
 
+/// One connection, plain or TLS, until it ends or the server stops; says
+/// why it closed where that is news.
+async fn handle(
+    app: Shared,
+    served: Arc<Served>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    stream: tokio::net::TcpStream,
+    peer: String,
+    mut stop: watch::Receiver<bool>,
+) {
+    let handshake = app.cfg.server.header_timeout();
+    let serve = async {
+        match tls {
+            None => connection(&app, &served, BufReader::new(stream), peer.clone()).await,
+            Some(acceptor) => {
+                match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => connection(&app, &served, BufReader::new(s), peer.clone()).await,
+                    _ => Closed::Io("TLS handshake failed".into()),
+                }
+            }
+        }
+    };
+    let end = tokio::select! {
+        end = serve => end,
+        // Shutdown: stop reading. A group already submitted is committed
+        // by the engine even if its waiter is dropped here (the close that
+        // follows syncs it); syslog has no acknowledgement to withhold.
+        _ = stop.changed() => Closed::Eof,
+    };
+    match &end {
+        Closed::Eof => {}
+        Closed::BadFrame(why) => {
+            app.metrics
+                .syslog_bad_frames
+                .fetch_add(1, Ordering::Relaxed);
+            crate::say::info(
+                "syslog connection closed: bad frame",
+                &[("peer", &peer), ("why", why)],
+            );
+        }
+        Closed::Io(why) => {
+            crate::say::info("syslog connection closed", &[("peer", &peer), ("why", why)]);
+        }
+    }
+}
+
 /// Accepts syslog connections on `listener` until `stop`; each is served
 /// on a task of its own (messages in order per connection).
 pub async fn serve(
@@ -220,47 +266,13 @@ pub async fn serve(
             app.metrics.error("connections_max");
             continue;
         };
-        let (app, served, tls, mut stop) = (app.clone(), served.clone(), tls.clone(), stop.clone());
+        // Finished connections' tasks go now: a JoinSet keeps each until
+        // it is joined, and logger opens a connection per message.
+        while tasks.try_join_next().is_some() {}
+        let (app, served, tls, stop) = (app.clone(), served.clone(), tls.clone(), stop.clone());
         tasks.spawn(async move {
             let _permit = permit;
-            let peer = peer.to_string();
-            let handshake = app.cfg.server.header_timeout();
-            let serve = async {
-                match tls {
-                    None => connection(&app, &served, BufReader::new(stream), peer.clone()).await,
-                    Some(acceptor) => {
-                        match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
-                            Ok(Ok(s)) => {
-                                connection(&app, &served, BufReader::new(s), peer.clone()).await
-                            }
-                            _ => Closed::Io("TLS handshake failed".into()),
-                        }
-                    }
-                }
-            };
-            let end = tokio::select! {
-                end = serve => end,
-                // Shutdown: stop reading. A group already submitted is
-                // committed by the engine even if its waiter is dropped
-                // here (the close that follows syncs it); syslog has no
-                // acknowledgement to withhold.
-                _ = stop.changed() => Closed::Eof,
-            };
-            match &end {
-                Closed::Eof => {}
-                Closed::BadFrame(why) => {
-                    app.metrics
-                        .syslog_bad_frames
-                        .fetch_add(1, Ordering::Relaxed);
-                    crate::say::info(
-                        "syslog connection closed: bad frame",
-                        &[("peer", &peer), ("why", why)],
-                    );
-                }
-                Closed::Io(why) => {
-                    crate::say::info("syslog connection closed", &[("peer", &peer), ("why", why)]);
-                }
-            }
+            handle(app, served, tls, stream, peer.to_string(), stop).await;
         });
     }
     drop(listener);

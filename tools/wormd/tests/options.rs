@@ -21,6 +21,27 @@ fn wormctl() -> PathBuf {
     p
 }
 
+/// `wormctl witness serve` for `origin` (the log's key in audit.pub) on a
+/// free loopback port: the process and its URL.
+fn witness(ctl: &Path, dir: &Path, origin: &str) -> (std::process::Child, String) {
+    let mut witness = Command::new(ctl)
+        .args(["witness", "serve", "--key"])
+        .arg(dir.join("w1.key"))
+        .args(["--addr", "127.0.0.1:0", "--state"])
+        .arg(dir.join("w1-state"))
+        .arg("--log")
+        .arg(format!("{origin}={}", dir.join("audit.pub").display()))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(witness.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.trim().rsplit(' ').next().unwrap().to_string();
+    (witness, url)
+}
+
 /// The last note in a file of appended notes.
 fn last_note(text: &str) -> &str {
     let start = text.rfind("\nwormlog/").map_or(0, |i| i + 1);
@@ -43,21 +64,7 @@ fn automatic_checkpoints_are_cosigned_by_the_configured_witness_and_hold_for_the
     let log = wormlog::Log::open_read_only(dir.join("audit"), wormlog::Options::default()).unwrap();
     let origin = format!("wormlog/{}/v2", wormlog::format::hex(log.log_id()));
     drop(log);
-    let mut witness = Command::new(&ctl)
-        .args(["witness", "serve", "--key"])
-        .arg(dir.join("w1.key"))
-        .args(["--addr", "127.0.0.1:0", "--state"])
-        .arg(dir.join("w1-state"))
-        .arg("--log")
-        .arg(format!("{origin}={}", dir.join("audit.pub").display()))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(witness.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_string();
+    let (mut witness, url) = witness(&ctl, dir, &origin);
     s.edit(|t| {
         t.replace(
             "proofs = false\n",
