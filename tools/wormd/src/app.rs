@@ -25,6 +25,10 @@ pub struct App {
     pub jobs: crate::jobs::Jobs,
     /// Set when shutdown began: readiness fails, new appends get 503.
     pub stopping: AtomicBool,
+    /// Places for streamed reads (`reads_max`): each holds a blocking
+    /// worker for as long as its client reads, and tokio's blocking pool
+    /// (512) also runs every other blocking step of every request.
+    pub reads: Arc<tokio::sync::Semaphore>,
 }
 
 /// Handlers' view of the state.

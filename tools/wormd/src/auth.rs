@@ -70,9 +70,11 @@ impl Tokens {
 
     /// The principal of `header` (an `Authorization` header's value).
     pub fn check(&self, header: Option<&str>) -> Result<Principal, Denied> {
+        // The scheme's name is case-insensitive (RFC 9110 §11.1).
         let token = header
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
+            .and_then(|h| h.trim_start().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim())
             .filter(|t| !t.is_empty())
             .ok_or(Denied::Missing)?;
         let got = hash(token);
@@ -118,6 +120,14 @@ mod tests {
         let p = t.check(Some(&format!("Bearer {token}"))).unwrap();
         assert_eq!(p.name, "ops");
         assert_eq!(t.check(None).unwrap_err(), Denied::Missing);
+        assert_eq!(
+            t.check(Some(&format!("bearer {token}"))).unwrap().name,
+            "ops"
+        );
+        assert_eq!(
+            t.check(Some(&format!("Basic {token}"))).unwrap_err(),
+            Denied::Missing
+        );
         assert_eq!(t.check(Some(&token)).unwrap_err(), Denied::Missing);
         let wrong = generate().unwrap();
         assert_eq!(

@@ -85,6 +85,10 @@ pub struct Server {
     /// tiny lines would otherwise cost far more memory than its bytes).
     #[serde(default = "default_batch_records_max")]
     pub batch_records_max: usize,
+    /// Streamed reads at once (each holds a blocking worker while its
+    /// client reads); past it a read gets 503.
+    #[serde(default = "default_reads_max")]
+    pub reads_max: usize,
     /// The engine's shared background workers, for every log together.
     #[serde(default = "default_background_threads")]
     pub background_threads: usize,
@@ -104,6 +108,9 @@ fn default_connections_max() -> usize {
 }
 fn default_header_timeout() -> u64 {
     10
+}
+fn default_reads_max() -> usize {
+    128
 }
 fn default_body_timeout() -> u64 {
     30
@@ -132,6 +139,7 @@ impl Default for Server {
             header_timeout_secs: default_header_timeout(),
             body_timeout_secs: default_body_timeout(),
             batch_records_max: default_batch_records_max(),
+            reads_max: default_reads_max(),
             background_threads: default_background_threads(),
         }
     }
@@ -159,6 +167,7 @@ impl Server {
             ("header_timeout_secs", self.header_timeout_secs as usize),
             ("body_timeout_secs", self.body_timeout_secs as usize),
             ("batch_records_max", self.batch_records_max),
+            ("reads_max", self.reads_max),
             ("background_threads", self.background_threads),
         ];
         for (key, v) in limits {

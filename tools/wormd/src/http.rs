@@ -62,9 +62,12 @@ async fn metrics(State(app): State<Shared>, headers: HeaderMap) -> Result<Respon
             "/metrics needs a token with the admin scope",
         )));
     }
+    // Only the logs the token administers: metrics name their logs, and a
+    // token learns no names beyond its own.
     let logs: Vec<_> = app
         .logs
         .all()
+        .filter(|s| who.may(Scope::Admin, &s.name))
         .map(|s| (s.name.as_str(), &s.metrics, s.log.stats()))
         .collect();
     let text = app.metrics.render(&logs);

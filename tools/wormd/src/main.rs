@@ -184,6 +184,7 @@ fn run(
     };
     let started = Instant::now();
     let logs = logs::Logs::open(&cfg)?;
+    let cfg_reads = cfg.server.reads_max;
     let app = Arc::new(app::App {
         tokens: auth::Tokens::new(cfg.tokens.clone()),
         cfg,
@@ -191,15 +192,30 @@ fn run(
         metrics: metrics::Metrics::default(),
         jobs: jobs::Jobs::default(),
         stopping: Default::default(),
+        reads: Arc::new(tokio::sync::Semaphore::new(cfg_reads)),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
     runtime.block_on(serve(app.clone(), tls, started))?;
-    drop(runtime);
-    let app = Arc::try_unwrap(app).map_err(|_| "requests outlived the shutdown".to_string())?;
-    app.logs.close();
+    // Reads still streaming end once their client goes (the connections
+    // are closed by now) or at the stop flag; none may hold the exit.
+    runtime.shutdown_timeout(Duration::from_secs(10));
+    match Arc::try_unwrap(app) {
+        Ok(app) => app.logs.close(),
+        Err(app) => {
+            // A blocking step outlived the runtime: sync instead of close.
+            for s in app.logs.all() {
+                if let Err(e) = s.log.sync() {
+                    say::error(
+                        "log sync failed",
+                        &[("log", &s.name), ("error", &e.to_string())],
+                    );
+                }
+            }
+        }
+    }
     say::info("stopped", &[]);
     Ok(())
 }

@@ -347,11 +347,24 @@ pub async fn read(
 ) -> Result<Response, ApiError> {
     let (who, served) = app.allow(&headers, Scope::Read, &name)?;
     let q = ReadQuery::parse(raw.as_deref()).map_err(|e| app.count(e))?;
+    let Ok(place) = app.reads.clone().try_acquire_owned() else {
+        return Err(app.count(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "reads_busy",
+            format!(
+                "{} reads are streaming (reads_max); retry",
+                app.cfg.server.reads_max
+            ),
+        )));
+    };
     access(&app, &served, &who.name, q.describe()).await?;
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let log = served.log.clone();
     let app = app.clone();
-    tokio::task::spawn_blocking(move || stream(&log, &q, &tx, &app.stopping));
+    tokio::task::spawn_blocking(move || {
+        let _place = place;
+        stream(&log, &q, &tx, &app.stopping)
+    });
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
 }

@@ -58,6 +58,7 @@ fn no_token_or_an_unknown_one_is_401_another_scope_or_log_is_403_and_both_are_co
             + "\n[[log]]\nname = \"secret-log\"\ndir = \"secret\"\n"
     });
     let appender = s.add_token("svc-billing", "[\"audit\"]", "[\"append\"]");
+    let audit_admin = s.add_token("audit-admin", "[\"audit\"]", "[\"admin\"]");
     let srv = s.start();
     let url = srv.url("/v1/logs/audit/records");
     let none = curl(&["-H", JSON, "-d", "{}", &url]);
@@ -92,6 +93,18 @@ fn no_token_or_an_unknown_one_is_401_another_scope_or_log_is_403_and_both_are_co
         403
     );
     assert_eq!(curl(&["-H", &auth, &srv.url("/metrics")]).status, 403);
+    // An admin of one log sees its metrics, not the other log's name.
+    let own = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {audit_admin}"),
+        &srv.url("/metrics"),
+    ]);
+    assert_eq!(own.status, 200);
+    assert!(
+        own.body.contains("log=\"audit\"") && !own.body.contains("secret-log"),
+        "{}",
+        own.body
+    );
     // OTLP writes to a log the request does not name: a refusal does not
     // name it either.
     let otlp = curl(&["-H", &auth, "-H", JSON, "-d", "{}", &srv.url("/v1/logs")]);
@@ -233,6 +246,31 @@ fn follow_streams_records_appended_after_the_read_began() {
         .filter(|l| l.contains("\"late\""))
         .collect();
     assert_eq!(late.len(), 3, "{}", got.body);
+}
+
+#[test]
+fn reads_past_reads_max_get_503_until_one_ends() {
+    let s = Setup::new();
+    s.edit(|t| t.replace("[server]\n", "[server]\nreads_max = 1\n"));
+    let srv = s.start();
+    let url = srv.url("/v1/logs/audit/records?follow=true");
+    let auth = format!("Authorization: Bearer {}", srv.token);
+    let follower = std::thread::spawn(move || curl(&["-N", "--max-time", "3", "-H", &auth, &url]));
+    std::thread::sleep(Duration::from_millis(800));
+    let busy = srv.curl(&[&srv.url("/v1/logs/audit/records")]);
+    assert_eq!(busy.status, 503, "{busy:?}");
+    assert!(busy.headers.to_ascii_lowercase().contains("retry-after: 1"));
+    follower.join().unwrap();
+    // The follower's place is free once its client went.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = srv.curl(&[&srv.url("/v1/logs/audit/records")]);
+        if r.status == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{r:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
