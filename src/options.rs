@@ -502,7 +502,10 @@ impl Options {
         }
     }
 
-    pub(crate) fn validate(&self) -> Result<(), String> {
+    /// Whether these options can open a log: `Err` names the first that
+    /// cannot (what `Log::open` reports as `Error::InvalidOptions`). For a
+    /// tool that checks a configuration before it opens anything.
+    pub fn validate(&self) -> Result<(), String> {
         if self.payload_bytes_max > crate::format::PAYLOAD_LEN_MAX {
             return Err(format!(
                 "payload_bytes_max {} exceeds the format's limit {}",

@@ -544,9 +544,14 @@ fn write_record_json(w: &mut dyn Write, r: &Record, raw: bool) -> io::Result<()>
     w.write_all(b"}")
 }
 
-/// A payload that is a JSON object or array, parsed (numbers kept exact).
+/// A payload that is a JSON object or array, parsed (numbers kept exact),
+/// where it is strict JSON: one with a key twice in an object is shown as
+/// its text, since parsed, one of the two would silently vanish
+/// (`{"actor":"mallory","actor":"alice"}` would read as alice).
 fn embeddable_json(text: &str) -> Option<serde_json::Value> {
-    if !text.trim_start().starts_with(['{', '[']) {
+    if !text.trim_start().starts_with(['{', '['])
+        || wormlog::json::check_strict(text.as_bytes()).is_err()
+    {
         return None;
     }
     serde_json::from_str(text).ok()

@@ -142,6 +142,32 @@ fn stat_shows_every_segment_and_its_json_matches_the_log() {
     }
 }
 
+/// Red team (issue 25): `{"actor":"mallory","actor":"alice"}` was shown
+/// by `dump --json` as `{"actor":"alice"}`, a strict record of what the
+/// bytes do not say. It is shown as its text; --match finds nothing in it.
+#[test]
+fn dump_json_shows_a_payload_with_a_key_twice_as_its_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), Options::default()).unwrap();
+    let dup = r#"{"actor":"mallory","action":"delete","actor":"alice"}"#;
+    log.append(dup.as_bytes()).unwrap();
+    log.close().unwrap();
+    for mode in [&["--json"][..], &["-o", "json-pretty"][..]] {
+        let o = wormctl(&[&["dump"], mode, &[p(dir.path())]].concat());
+        expect_code(&o, 0);
+        let text = String::from_utf8_lossy(&o.stdout);
+        let v: Value = if mode[0] == "--json" {
+            json_lines(&o)[0].clone()
+        } else {
+            serde_json::from_str(&text).unwrap()
+        };
+        assert_eq!(v["encoding"], "utf-8", "{text}");
+        assert_eq!(v["payload"], dup);
+    }
+    let o = wormctl(&["dump", "--json", "--match", "actor=alice", p(dir.path())]);
+    assert!(json_lines(&o).is_empty());
+}
+
 #[test]
 fn dump_json_lines_hold_exactly_the_records_in_range() {
     let dir = tempfile::tempdir().unwrap();

@@ -89,6 +89,9 @@ pub struct Server {
     /// client reads); past it a read gets 503.
     #[serde(default = "default_reads_max")]
     pub reads_max: usize,
+    /// Verifications running at once, all logs; past it 429.
+    #[serde(default = "default_verify_jobs_max")]
+    pub verify_jobs_max: usize,
     /// The engine's shared background workers, for every log together.
     #[serde(default = "default_background_threads")]
     pub background_threads: usize,
@@ -108,6 +111,9 @@ fn default_connections_max() -> usize {
 }
 fn default_header_timeout() -> u64 {
     10
+}
+fn default_verify_jobs_max() -> usize {
+    2
 }
 fn default_reads_max() -> usize {
     128
@@ -140,6 +146,7 @@ impl Default for Server {
             body_timeout_secs: default_body_timeout(),
             batch_records_max: default_batch_records_max(),
             reads_max: default_reads_max(),
+            verify_jobs_max: default_verify_jobs_max(),
             background_threads: default_background_threads(),
         }
     }
@@ -168,6 +175,7 @@ impl Server {
             ("body_timeout_secs", self.body_timeout_secs as usize),
             ("batch_records_max", self.batch_records_max),
             ("reads_max", self.reads_max),
+            ("verify_jobs_max", self.verify_jobs_max),
             ("background_threads", self.background_threads),
         ];
         for (key, v) in limits {

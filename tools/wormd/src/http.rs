@@ -80,8 +80,18 @@ async fn start_verify(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (who, served) = app.allow(&headers, Scope::Read, &name)?;
+    let max = app.cfg.server.verify_jobs_max;
+    let Some(id) = app
+        .jobs
+        .start_verify(&name, &who.name, served.log.clone(), max)
+    else {
+        return Err(app.count(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "verify_busy",
+            format!("{max} verifications are running (verify_jobs_max); retry later"),
+        )));
+    };
     records::access(&app, &served, &who.name, "verify".into()).await?;
-    let id = app.jobs.start_verify(&name, &who.name, served.log.clone());
     let body = serde_json::json!({ "id": id.to_string(), "status": format!("/v1/jobs/{id}") });
     Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
 }

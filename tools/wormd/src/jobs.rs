@@ -53,12 +53,31 @@ impl Job {
 /// Every job kept.
 #[derive(Default)]
 pub struct Jobs {
+    /// Verifications running now.
+    running: Arc<std::sync::atomic::AtomicUsize>,
     jobs: Mutex<BTreeMap<u64, Arc<Job>>>,
 }
 
 impl Jobs {
-    /// Starts verifying `log`; the id to ask about it with.
-    pub fn start_verify(&self, name: &str, principal: &str, log: Arc<wormlog::Log>) -> u64 {
+    /// Starts verifying `log`; the id to ask about it with, or `None` when
+    /// `max` verifications are running already (each reads every segment
+    /// with threads of its own: unbounded, 600 requests ran 1,197 threads).
+    pub fn start_verify(
+        &self,
+        name: &str,
+        principal: &str,
+        log: Arc<wormlog::Log>,
+        max: usize,
+    ) -> Option<u64> {
+        let running = self.running.clone();
+        let admitted = running
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok();
+        if !admitted {
+            return None;
+        }
         // Random, not counted: a token must not learn how many verify
         // jobs other logs ran (a counter would tell it).
         let id = loop {
@@ -103,9 +122,12 @@ impl Jobs {
                     "error": e.to_string(),
                 }),
             };
+            // Its place frees before it reads as done: whoever saw it done
+            // may start the next.
+            running.fetch_sub(1, Ordering::AcqRel);
             *job.result.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
         });
-        id
+        Some(id)
     }
 
     /// The job `id`, if kept.
@@ -115,5 +137,28 @@ impl Jobs {
             .unwrap_or_else(|p| p.into_inner())
             .get(&id)
             .cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verifications_past_the_bound_are_refused_until_one_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(wormlog::Log::open(dir.path(), wormlog::Options::default()).unwrap());
+        let batch: Vec<Vec<u8>> = (0..50_000)
+            .map(|i| format!("record {i}").into_bytes())
+            .collect();
+        log.append_batch(&batch).unwrap();
+        let jobs = Jobs::default();
+        let first = jobs.start_verify("a", "p", log.clone(), 1).unwrap();
+        // The first is still reading 50,000 records.
+        assert!(jobs.start_verify("a", "p", log.clone(), 1).is_none());
+        while jobs.get(first).unwrap().to_json(first)["state"] != "done" {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(jobs.start_verify("a", "p", log, 1).is_some());
     }
 }

@@ -77,13 +77,31 @@ impl Served {
         if let Some(note) = self.checkpoint.fresh(self.log.head().seq) {
             return Ok(note);
         }
+        Ok(self.new_checkpoint()?.1)
+    }
+
+    /// A new checkpoint of the durable head (the engine syncs first), kept
+    /// for `/checkpoint`: its size and note.
+    fn new_checkpoint(&self) -> wormlog::Result<(u64, String)> {
         let cp = self.log.checkpoint()?;
         let note = match &self.key {
             Some(k) => cp.sign(k),
             None => cp.body(),
         };
         self.checkpoint.put(cp.seq, note.clone());
-        Ok(note)
+        Ok((cp.seq, note))
+    }
+
+    /// A tree size no larger than what is durable, and at least `want`
+    /// where the log has that much durable (a new checkpoint is made when
+    /// the last served one is smaller). Proofs and tiles go no further:
+    /// what a crash may take back is never vouched for, signed or not.
+    pub fn durable_size(&self, want: u64) -> wormlog::Result<u64> {
+        let size = self.checkpoint.size();
+        if size >= want {
+            return Ok(size);
+        }
+        Ok(self.new_checkpoint()?.0)
     }
 }
 
@@ -103,6 +121,12 @@ mod note_cache {
             let g = self.0.lock().unwrap_or_else(|p| p.into_inner());
             let (seq, at, note) = g.as_ref()?;
             (*seq == head || at.elapsed() < FRESH).then(|| note.clone())
+        }
+
+        /// The size of the last note made (0 before the first).
+        pub fn size(&self) -> u64 {
+            let g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            g.as_ref().map_or(0, |(seq, _, _)| *seq)
         }
 
         pub fn put(&self, seq: u64, note: String) {
@@ -176,6 +200,24 @@ fn open_one(l: &LogConfig, cfg: &Config) -> Result<Served, String> {
         .as_deref()
         .map(|p| load_key(l, p))
         .transpose()?;
+    let opts = options(l, cfg)?;
+    let log = Log::open(&l.dir, opts)
+        .map_err(|e| format!("log {:?} ({}): {e}", l.name, l.dir.display()))?;
+    Ok(Served {
+        name: l.name.clone(),
+        log: Arc::new(log),
+        key,
+        proofs: l.proofs,
+        metrics: LogMetrics::default(),
+        queue: Arc::new(Semaphore::new(cfg.server.queue_depth.max(1))),
+        checkpoint: Default::default(),
+    })
+}
+
+/// The engine's options for `l`, keys and witnesses read, checked as
+/// `Log::open` would check them: what `wormd check-config` runs, so that
+/// a config it passes opens.
+pub fn options(l: &LogConfig, cfg: &Config) -> Result<Options, String> {
     let mut opts = Options::default()
         .durability(match l.durability {
             DurabilityName::Sync => Durability::Sync,
@@ -229,17 +271,9 @@ fn open_one(l: &LogConfig, cfg: &Config) -> Result<Served, String> {
             wormlog::Shipping::new(target).interval(Duration::from_secs(l.ship_every_secs.max(1)));
         opts = opts.shipping(shipping);
     }
-    let log = Log::open(&l.dir, opts)
-        .map_err(|e| format!("log {:?} ({}): {e}", l.name, l.dir.display()))?;
-    Ok(Served {
-        name: l.name.clone(),
-        log: Arc::new(log),
-        key,
-        proofs: l.proofs,
-        metrics: LogMetrics::default(),
-        queue: Arc::new(Semaphore::new(cfg.server.queue_depth.max(1))),
-        checkpoint: Default::default(),
-    })
+    opts.validate()
+        .map_err(|e| format!("log {:?}: {e}", l.name))?;
+    Ok(opts)
 }
 
 /// A witness of the config: its URL and public key.

@@ -148,6 +148,8 @@ fn check(file: &Path) -> Result<(), String> {
         if let Some(k) = &l.checkpoint_key {
             logs::load_key(l, k)?;
         }
+        // Everything Log::open would refuse, refused now.
+        logs::options(l, &cfg)?;
     }
     if let (Some(c), Some(k)) = (&cfg.server.tls_cert, &cfg.server.tls_key) {
         tls::acceptor(c, k)?;

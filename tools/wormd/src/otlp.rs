@@ -193,6 +193,56 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// What the record schema cannot hold faithfully, refused rather than
+/// altered: a severity past 24, ids of the wrong length, and a key given
+/// twice in one attribute list (OpenTelemetry requires them unique; as an
+/// object, one of the two would vanish).
+pub fn check(req: &ExportLogsServiceRequest) -> Result<(), String> {
+    for rl in &req.resource_logs {
+        if let Some(r) = &rl.resource {
+            unique(&r.attributes, "resource")?;
+        }
+        for sl in &rl.scope_logs {
+            if let Some(sc) = &sl.scope {
+                unique(&sc.attributes, "scope")?;
+            }
+            for lr in &sl.log_records {
+                if !(0..=24).contains(&lr.severity_number) {
+                    return Err(format!("severity_number {}: 0 to 24", lr.severity_number));
+                }
+                if ![0, 16].contains(&lr.trace_id.len()) || ![0, 8].contains(&lr.span_id.len()) {
+                    return Err("trace_id is 16 bytes and span_id 8, or both absent".into());
+                }
+                unique(&lr.attributes, "log record")?;
+                if let Some(b) = &lr.body {
+                    unique_in(b)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn unique(kvs: &[KeyValue], what: &str) -> Result<(), String> {
+    for (i, kv) in kvs.iter().enumerate() {
+        if kvs[..i].iter().any(|o| o.key == kv.key) {
+            return Err(format!("{what} attribute {:?} given twice", kv.key));
+        }
+        if let Some(v) = &kv.value {
+            unique_in(v)?;
+        }
+    }
+    Ok(())
+}
+
+fn unique_in(v: &AnyValue) -> Result<(), String> {
+    match &v.value {
+        Some(Any::Kvlist(l)) => unique(&l.values, "map"),
+        Some(Any::Array(a)) => a.values.iter().try_for_each(unique_in),
+        _ => Ok(()),
+    }
+}
+
 /// The wormlog records of a request, one per log record, in order.
 pub fn records(req: &ExportLogsServiceRequest) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
@@ -233,18 +283,58 @@ pub fn records(req: &ExportLogsServiceRequest) -> Vec<Vec<u8>> {
 pub mod from_json {
     use super::*;
 
+    /// `key` (lowerCamelCase) or its proto field name (snake_case): the
+    /// protobuf JSON mapping lets a sender use either.
+    fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+        v.get(key).or_else(|| v.get(snake(key)))
+    }
+
+    fn snake(key: &str) -> String {
+        let mut out = String::with_capacity(key.len() + 4);
+        for c in key.chars() {
+            if c.is_ascii_uppercase() {
+                out.push('_');
+                out.push(c.to_ascii_lowercase());
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    /// An object that gives a field in both spellings is ambiguous, as a
+    /// key given twice is: refused.
+    fn no_twins(v: &Value) -> Result<(), String> {
+        match v {
+            Value::Object(o) => {
+                for k in o.keys() {
+                    let s = snake(k);
+                    if s != *k && o.contains_key(&s) {
+                        return Err(format!("both {k} and {s} given"));
+                    }
+                }
+                o.values().try_for_each(no_twins)
+            }
+            Value::Array(a) => a.iter().try_for_each(no_twins),
+            _ => Ok(()),
+        }
+    }
+
     fn arr<'a>(v: &'a Value, key: &str) -> &'a [Value] {
-        v.get(key)
+        get(v, key)
             .and_then(Value::as_array)
             .map_or(&[], Vec::as_slice)
     }
 
     fn text(v: &Value, key: &str) -> String {
-        v.get(key).and_then(Value::as_str).unwrap_or("").to_string()
+        get(v, key)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
     }
 
     fn uint(v: &Value, key: &str) -> Result<u64, String> {
-        match v.get(key) {
+        match get(v, key) {
             None | Some(Value::Null) => Ok(0),
             Some(Value::String(s)) => s
                 .parse()
@@ -274,20 +364,39 @@ pub mod from_json {
         if o.is_empty() {
             return Ok(None);
         }
-        let value = if let Some(s) = o.get("stringValue") {
+        let fields = [
+            "stringValue",
+            "boolValue",
+            "intValue",
+            "doubleValue",
+            "arrayValue",
+            "kvlistValue",
+            "bytesValue",
+        ];
+        if fields.iter().filter(|f| get(v, f).is_some()).count() > 1 {
+            return Err(format!("{v}: an AnyValue holds one value"));
+        }
+        let o = |f: &str| get(v, f);
+        let value = if let Some(s) = o("stringValue") {
             Any::Str(s.as_str().unwrap_or("").to_string())
-        } else if let Some(b) = o.get("boolValue") {
+        } else if let Some(b) = o("boolValue") {
             Any::Bool(b.as_bool().unwrap_or(false))
-        } else if let Some(i) = o.get("intValue") {
+        } else if let Some(i) = o("intValue") {
             let n = match i {
                 Value::String(s) => s.parse().map_err(|_| format!("intValue {s:?}"))?,
                 Value::Number(n) => n.as_i64().ok_or_else(|| format!("intValue {n}"))?,
                 _ => return Err("intValue: not a number".into()),
             };
             Any::Int(n)
-        } else if let Some(d) = o.get("doubleValue") {
-            Any::Double(d.as_f64().ok_or("doubleValue: not a number")?)
-        } else if let Some(a) = o.get("arrayValue") {
+        } else if let Some(d) = o("doubleValue") {
+            // The JSON mapping writes non-finite doubles as strings.
+            Any::Double(match d.as_str() {
+                Some("NaN") => f64::NAN,
+                Some("Infinity") => f64::INFINITY,
+                Some("-Infinity") => f64::NEG_INFINITY,
+                _ => d.as_f64().ok_or("doubleValue: not a number")?,
+            })
+        } else if let Some(a) = o("arrayValue") {
             let values = arr(a, "values")
                 .iter()
                 .map(any)
@@ -295,11 +404,11 @@ pub mod from_json {
             Any::Array(ArrayValue {
                 values: values.into_iter().map(|v| v.unwrap_or_default()).collect(),
             })
-        } else if let Some(l) = o.get("kvlistValue") {
+        } else if let Some(l) = o("kvlistValue") {
             Any::Kvlist(KeyValueList {
                 values: kvs(arr(l, "values"))?,
             })
-        } else if let Some(b) = o.get("bytesValue") {
+        } else if let Some(b) = o("bytesValue") {
             let s = b.as_str().unwrap_or("");
             Any::Bytes(B64.decode(s).map_err(|e| format!("bytesValue: {e}"))?)
         } else {
@@ -344,6 +453,7 @@ pub mod from_json {
 
     /// The request a JSON body holds.
     pub fn request(v: &Value) -> Result<ExportLogsServiceRequest, String> {
+        no_twins(v)?;
         let mut req = ExportLogsServiceRequest::default();
         for rl in arr(v, "resourceLogs") {
             let resource = rl.get("resource").map(|r| -> Result<Resource, String> {
@@ -401,6 +511,9 @@ pub async fn export(
         .to_ascii_lowercase();
     let json_body = kind.starts_with("application/json");
     let req = if json_body {
+        // Strict first: a key given twice in the request is ambiguous.
+        wormlog::json::check_strict(&body)
+            .map_err(|e| app.count(ApiError::bad_request(format!("OTLP/JSON: {e}"))))?;
         let v: Value = serde_json::from_slice(&body)
             .map_err(|e| app.count(ApiError::bad_request(format!("OTLP/JSON: {e}"))))?;
         from_json::request(&v)
@@ -415,6 +528,7 @@ pub async fn export(
             format!("{kind}: send application/x-protobuf or application/json"),
         )));
     };
+    check(&req).map_err(|e| app.count(ApiError::bad_request(format!("OTLP: {e}"))))?;
     let recs = records(&req);
     if !recs.is_empty() {
         crate::records::append_to(&app, &served, recs).await?;
@@ -472,6 +586,68 @@ mod tests {
         }
         let v = serde_json::from_str(&wrap(r#"{"severityNumber":24,"body":{}}"#)).unwrap();
         assert!(from_json::request(&v).is_ok());
+        // Two values in one AnyValue, a field in both spellings: ambiguous.
+        for bad in [
+            r#"{"body":{"stringValue":"a","intValue":"1"}}"#,
+            r#"{"traceId":"","trace_id":""}"#,
+        ] {
+            let v = serde_json::from_str(&wrap(bad)).unwrap();
+            assert!(from_json::request(&v).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn proto_field_names_are_read_as_the_camel_case_ones() {
+        let wrap = |lr: &str| {
+            format!(r#"{{"resource_logs":[{{"scope_logs":[{{"log_records":[{lr}]}}]}}]}}"#)
+        };
+        let v = serde_json::from_str(&wrap(
+            r#"{"severity_number":3,"trace_id":"0102030405060708090a0b0c0d0e0f10","span_id":"0102030405060708","body":{"double_value":"NaN"}}"#,
+        ))
+        .unwrap();
+        let req = from_json::request(&v).unwrap();
+        check(&req).unwrap();
+        let rec: Value = serde_json::from_slice(&records(&req)[0]).unwrap();
+        assert_eq!(rec["severity_number"], 3);
+        assert_eq!(rec["trace_id"], "0102030405060708090a0b0c0d0e0f10");
+        assert_eq!(rec["body"], "NaN");
+    }
+
+    #[test]
+    fn a_key_twice_in_attributes_or_a_severity_past_24_is_refused_in_either_encoding() {
+        let kv = |k: &str, v: &str| KeyValue {
+            key: k.into(),
+            value: Some(AnyValue {
+                value: Some(Any::Str(v.into())),
+            }),
+        };
+        let req = |lr: LogRecord| ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: None,
+                scope_logs: vec![ScopeLogs {
+                    scope: None,
+                    log_records: vec![lr],
+                }],
+            }],
+        };
+        let twice = LogRecord {
+            attributes: vec![kv("user", "mallory"), kv("user", "alice")],
+            ..LogRecord::default()
+        };
+        assert!(check(&req(twice))
+            .unwrap_err()
+            .contains("\"user\" given twice"));
+        let loud = LogRecord {
+            severity_number: 99,
+            ..LogRecord::default()
+        };
+        assert!(check(&req(loud)).is_err());
+        let short = LogRecord {
+            trace_id: vec![1, 2, 3],
+            ..LogRecord::default()
+        };
+        assert!(check(&req(short)).is_err());
+        assert!(check(&req(LogRecord::default())).is_ok());
     }
 
     #[test]

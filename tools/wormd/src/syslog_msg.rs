@@ -86,7 +86,15 @@ fn structured_data(s: &str) -> Option<(Value, &str)> {
     while let Some(body) = rest.strip_prefix('[') {
         let (element, after) = sd_element(body)?;
         let (id, params) = element;
-        out.insert(id, params);
+        // An SD-ID given twice keeps both elements, as an array (as a
+        // parameter given twice keeps both values).
+        match out.get_mut(&id) {
+            Some(Value::Array(a)) if a.first().is_some_and(Value::is_object) => a.push(params),
+            Some(old) => *old = Value::Array(vec![old.take(), params]),
+            None => {
+                out.insert(id, params);
+            }
+        }
         rest = after;
     }
     if out.is_empty() {
@@ -209,6 +217,11 @@ mod tests {
         assert_eq!(sd["eventSource"], "App\"x]");
         assert_eq!(sd["iut"], json!(["3", "4"]));
         assert_eq!(v["structured_data"]["b@1"]["k"], "v");
+        let twice = rec(r#"<13>1 - h a p m [a@1 x="1"][a@1 x="2"] m"#);
+        assert_eq!(
+            twice["structured_data"]["a@1"],
+            json!([{"x": "1"}, {"x": "2"}])
+        );
         assert_eq!(v["message"], "An application event");
         assert!(v["original"].as_str().unwrap().starts_with("<165>1 "));
     }

@@ -88,18 +88,26 @@ pub async fn tile(
         ));
     };
     let full = t.width == TILE_WIDTH;
-    let bytes = tokio::task::spawn_blocking(move || tile_bytes(&served.log, &t))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "panic", e.to_string()))?
-        .map_err(|e| match e {
-            wormlog::Error::TreeUnavailable { detail } => {
-                ApiError::new(StatusCode::NOT_FOUND, "no_such_tile", detail)
-            }
-            wormlog::Error::SeqOutOfRange { .. } => {
-                ApiError::new(StatusCode::NOT_FOUND, "no_such_tile", e.to_string())
-            }
-            e => app.count(ApiError::engine(e)),
-        })?;
+    let bytes = tokio::task::spawn_blocking(move || {
+        let need = t.leaves_needed();
+        if served.durable_size(need)? < need {
+            return Err(wormlog::Error::TreeUnavailable {
+                detail: format!("tile/{rest}: beyond the durable head"),
+            });
+        }
+        tile_bytes(&served.log, &t)
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "panic", e.to_string()))?
+    .map_err(|e| match e {
+        wormlog::Error::TreeUnavailable { detail } => {
+            ApiError::new(StatusCode::NOT_FOUND, "no_such_tile", detail)
+        }
+        wormlog::Error::SeqOutOfRange { .. } => {
+            ApiError::new(StatusCode::NOT_FOUND, "no_such_tile", e.to_string())
+        }
+        e => app.count(ApiError::engine(e)),
+    })?;
     // A full tile never changes; a partial one is replaced by a wider one.
     let cache = if full {
         "public, max-age=31536000, immutable"
@@ -114,6 +122,15 @@ pub async fn tile(
         bytes,
     )
         .into_response())
+}
+
+impl TileRef {
+    /// The tree size a tile needs: every leaf under its last hash.
+    fn leaves_needed(&self) -> u64 {
+        let end = u128::from(self.index) * u128::from(TILE_WIDTH) + u128::from(self.width);
+        let shift = 8 * self.level.unwrap_or(0);
+        u64::try_from(end << shift).unwrap_or(u64::MAX)
+    }
 }
 
 fn tile_bytes(log: &wormlog::Log, t: &TileRef) -> wormlog::Result<Vec<u8>> {
@@ -171,7 +188,26 @@ fn numbers(raw: Option<&str>, names: &[&str]) -> Result<Vec<Option<u64>>, ApiErr
     Ok(out)
 }
 
-/// `GET /v1/logs/NAME/proof/inclusion?seq=S[&size=N]` (N: the head's).
+/// The size `asked`, if the log has that much durable; with none asked
+/// for, the durable size (at least `least`, or not found). Beyond the
+/// durable head: not found (a crash may take those records back).
+fn within_durable(
+    served: &crate::logs::Served,
+    asked: Option<u64>,
+    least: u64,
+) -> wormlog::Result<u64> {
+    let want = asked.unwrap_or(least);
+    let durable = served.durable_size(want)?;
+    if durable < want {
+        return Err(wormlog::Error::TreeUnavailable {
+            detail: format!("tree size {want} is beyond the durable head ({durable})"),
+        });
+    }
+    Ok(asked.unwrap_or(durable))
+}
+
+/// `GET /v1/logs/NAME/proof/inclusion?seq=S[&size=N]` (N: the durable
+/// head's).
 pub async fn inclusion(
     State(app): State<Shared>,
     Path(name): Path<String>,
@@ -183,7 +219,7 @@ pub async fn inclusion(
     let seq = q[0].ok_or_else(|| app.count(ApiError::bad_request("seq: missing")))?;
     let size = q[1];
     let v = tokio::task::spawn_blocking(move || -> wormlog::Result<serde_json::Value> {
-        let size = size.unwrap_or(served.log.head().seq);
+        let size = within_durable(&served, size, seq)?;
         let p = served.log.prove_inclusion(seq, size)?;
         let root = served.log.tree_head_at(size)?.root;
         Ok(serde_json::json!({
@@ -212,7 +248,7 @@ pub async fn consistency(
     let old = q[0].ok_or_else(|| app.count(ApiError::bad_request("old: missing")))?;
     let new = q[1];
     let v = tokio::task::spawn_blocking(move || -> wormlog::Result<serde_json::Value> {
-        let new = new.unwrap_or(served.log.head().seq);
+        let new = within_durable(&served, new, old)?;
         let p = served.log.prove_consistency(old, new)?;
         Ok(serde_json::json!({
             "old_size": p.old_size,

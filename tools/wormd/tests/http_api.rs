@@ -274,8 +274,14 @@ fn reads_past_reads_max_get_503_until_one_ends() {
 }
 
 #[test]
-fn a_verify_job_reports_progress_and_its_result() {
+fn a_verify_job_reports_progress_and_its_result_and_jobs_at_once_are_bounded() {
     let s = Setup::new();
+    s.edit(|t| {
+        t.replace(
+            "[server]\n",
+            "[server]\nverify_jobs_max = 1\nbatch_records_max = 20000\n",
+        )
+    });
     let srv = s.start();
     let lines: String = (0..500).map(|i| format!("{{\"i\":{i}}}\n")).collect();
     srv.curl(&[
@@ -460,6 +466,21 @@ fn check_config_blames_the_operator_with_exit_2_naming_the_mistake() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not on loopback"));
+    // What the engine would refuse at open, check-config refuses now.
+    s.edit(|t| t.replace("0.0.0.0:7070", "127.0.0.1:7070"));
+    for (edit, says) in [
+        ("durability = \"sync\"", "segment_bytes_max must be at least 4096"),
+        ("durability = \"batched\"\nbatch_delay_ms = 0", "max_delay must be more than zero"),
+        ("durability = \"sync\"\ncheckpoint_every_secs = 5\nwitnesses = [{ url = \"http://127.0.0.1:1\", key = \"nope.pub\" }]", "nope.pub"),
+    ] {
+        let text = std::fs::read_to_string(s.config()).unwrap();
+        let bad = text.replace("durability = \"sync\"", &format!("{edit}\nsegment_bytes_max = {}", if says.contains("4096") { 1 } else { 65536 }));
+        let path = s.dir.path().join("bad.toml");
+        std::fs::write(&path, bad).unwrap();
+        let o = wormd().arg("check-config").arg(&path).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{edit}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains(says), "{edit}: {}", String::from_utf8_lossy(&o.stderr));
+    }
     let missing = wormd()
         .args(["--config", "/nonexistent/wormd.toml"])
         .output()
@@ -500,6 +521,47 @@ fn the_served_tiles_and_checkpoint_check_with_gos_tlog_client() {
     assert!(!p["hashes"].as_array().unwrap().is_empty());
     // A tile path in another spelling is not found.
     assert_eq!(srv.curl(&[&srv.url("/v1/logs/audit/tile/0/0")]).status, 404);
+}
+
+#[test]
+fn proofs_and_tiles_cover_only_durable_records() {
+    let s = Setup::new();
+    // Batched with a long delay: an acknowledged record is not yet synced.
+    s.edit(|t| {
+        t.replace(
+            "durability = \"sync\"",
+            "durability = \"batched\"\nbatch_delay_ms = 60000",
+        )
+    });
+    let srv = s.start();
+    let syncs = || {
+        srv.curl(&[&srv.url("/v1/logs/audit")]).json()["writes"]["syncs"]
+            .as_u64()
+            .unwrap()
+    };
+    let r = srv
+        .curl(&[
+            "-H",
+            JSON,
+            "-d",
+            "{\"a\":1}",
+            &srv.url("/v1/logs/audit/records"),
+        ])
+        .json();
+    let seq = r["seq"].as_u64().unwrap();
+    let before = syncs();
+    let p = srv.curl(&[&srv.url(&format!("/v1/logs/audit/proof/inclusion?seq={seq}"))]);
+    assert_eq!(p.status, 200, "{p:?}");
+    assert!(p.json()["tree_size"].as_u64().unwrap() >= seq);
+    assert!(syncs() > before, "the proof's tree was made durable first");
+    // Past the head: not found, never a root of records that may vanish.
+    let past = srv.curl(&[&srv.url(&format!(
+        "/v1/logs/audit/proof/inclusion?seq=1&size={}",
+        seq + 5
+    ))]);
+    assert_eq!(past.status, 404, "{past:?}");
+    let tile = srv.curl(&[&srv.url(&format!("/v1/logs/audit/tile/entries/000.p/{}", seq + 5))]);
+    assert_eq!(tile.status, 404);
 }
 
 /// tools/tlogcheck in GOPATH mode against Debian's x/mod (installed by
