@@ -453,6 +453,9 @@ pub mod from_json {
 
     /// The request a JSON body holds.
     pub fn request(v: &Value) -> Result<ExportLogsServiceRequest, String> {
+        if !v.is_object() {
+            return Err(format!("{v}: an ExportLogsServiceRequest is a JSON object"));
+        }
         no_twins(v)?;
         let mut req = ExportLogsServiceRequest::default();
         for rl in arr(v, "resourceLogs") {
