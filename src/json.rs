@@ -284,18 +284,60 @@ mod strict {
             Ok(Strict)
         }
         fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Strict, A::Error> {
-            // Objects are small: a list beats a set.
-            let mut keys: Vec<String> = Vec::new();
-            while let Some(k) = a.next_key::<String>()? {
-                if keys.contains(&k) {
+            // Objects are small: a list beats a set. Keys are borrowed from
+            // the input where they have no escapes (no copy per key).
+            let mut keys: Vec<Key<'de>> = Vec::new();
+            while let Some(k) = a.next_key::<Key<'de>>()? {
+                if keys.iter().any(|seen| seen.as_str() == k.as_str()) {
                     return Err(A::Error::custom(format!(
-                        "the key {k:?} appears twice in one object"
+                        "the key {:?} appears twice in one object",
+                        k.as_str()
                     )));
                 }
                 a.next_value::<Strict>()?;
                 keys.push(k);
             }
             Ok(Strict)
+        }
+    }
+
+    /// An object's key: borrowed from the input, or decoded (escapes).
+    enum Key<'de> {
+        Borrowed(&'de str),
+        Owned(String),
+    }
+
+    impl Key<'_> {
+        fn as_str(&self) -> &str {
+            match self {
+                Key::Borrowed(s) => s,
+                Key::Owned(s) => s,
+            }
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Key<'de> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key<'de>, D::Error> {
+            d.deserialize_str(KeyVisitor)
+        }
+    }
+
+    struct KeyVisitor;
+
+    impl<'de> Visitor<'de> for KeyVisitor {
+        type Value = Key<'de>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object key")
+        }
+        fn visit_borrowed_str<E: Error>(self, s: &'de str) -> Result<Key<'de>, E> {
+            Ok(Key::Borrowed(s))
+        }
+        fn visit_str<E: Error>(self, s: &str) -> Result<Key<'de>, E> {
+            Ok(Key::Owned(s.to_owned()))
+        }
+        fn visit_string<E: Error>(self, s: String) -> Result<Key<'de>, E> {
+            Ok(Key::Owned(s))
         }
     }
 }
