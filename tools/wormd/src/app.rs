@@ -134,6 +134,18 @@ impl App {
         }
     }
 
+    /// `f` (blocking engine work) on tokio's blocking pool; its error as
+    /// an answer that blames the right party, counted.
+    pub async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> wormlog::Result<T> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "panic", e.to_string()))?
+            .map_err(|e| self.count(ApiError::engine(e)))
+    }
+
     /// Counts `e` by its code and hands it back.
     pub fn count(&self, e: ApiError) -> ApiError {
         self.metrics.error(e.code);

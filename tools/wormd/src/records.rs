@@ -378,11 +378,9 @@ pub async fn access(
 ) -> Result<(), ApiError> {
     let log = served.log.clone();
     let who = who.to_string();
-    tokio::task::spawn_blocking(move || log.record_access(&who, &what, "wormd request"))
+    app.blocking(move || log.record_access(&who, &what, "wormd request"))
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "panic", e.to_string()))?
         .map(|_| ())
-        .map_err(|e| app.count(ApiError::engine(e)))
 }
 
 type Tx = mpsc::Sender<Result<Bytes, std::io::Error>>;
@@ -506,7 +504,8 @@ pub async fn stat(
 ) -> Result<Response, ApiError> {
     let (_, served) = app.allow(&headers, Scope::Read, &name)?;
     let log = served.log.clone();
-    let v = tokio::task::spawn_blocking(move || -> wormlog::Result<serde_json::Value> {
+    let v = app
+        .blocking(move || -> wormlog::Result<serde_json::Value> {
         let head = log.head();
         let segs = log.segments()?;
         let stats = log.stats();
@@ -524,10 +523,8 @@ pub async fn stat(
             "seal_error": log.seal_error(),
             "checkpoint_error": log.checkpoint_error(),
         }))
-    })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "panic", e.to_string()))?
-    .map_err(|e| app.count(ApiError::engine(e)))?;
+        })
+        .await?;
     Ok(axum::Json(v).into_response())
 }
 

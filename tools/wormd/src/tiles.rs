@@ -59,10 +59,7 @@ pub async fn checkpoint(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (_, served) = app.allow(&headers, Scope::Read, &name)?;
-    let note = tokio::task::spawn_blocking(move || served.checkpoint_note())
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "panic", e.to_string()))?
-        .map_err(|e| app.count(ApiError::engine(e)))?;
+    let note = app.blocking(move || served.checkpoint_note()).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
@@ -218,21 +215,20 @@ pub async fn inclusion(
     let q = numbers(raw.as_deref(), &["seq", "size"]).map_err(|e| app.count(e))?;
     let seq = q[0].ok_or_else(|| app.count(ApiError::bad_request("seq: missing")))?;
     let size = q[1];
-    let v = tokio::task::spawn_blocking(move || -> wormlog::Result<serde_json::Value> {
-        let size = within_durable(&served, size, seq)?;
-        let p = served.log.prove_inclusion(seq, size)?;
-        let root = served.log.tree_head_at(size)?.root;
-        Ok(serde_json::json!({
-            "seq": p.seq,
-            "tree_size": p.tree_size,
-            "root": root.to_hex(),
-            "leaf": p.leaf.iter().map(|b| format!("{b:02x}")).collect::<String>(),
-            "hashes": p.hashes.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
-        }))
-    })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "panic", e.to_string()))?
-    .map_err(|e| app.count(ApiError::engine(e)))?;
+    let v = app
+        .blocking(move || -> wormlog::Result<serde_json::Value> {
+            let size = within_durable(&served, size, seq)?;
+            let p = served.log.prove_inclusion(seq, size)?;
+            let root = served.log.tree_head_at(size)?.root;
+            Ok(serde_json::json!({
+                "seq": p.seq,
+                "tree_size": p.tree_size,
+                "root": root.to_hex(),
+                "leaf": p.leaf.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+                "hashes": p.hashes.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
+            }))
+        })
+        .await?;
     Ok(axum::Json(v).into_response())
 }
 
@@ -247,18 +243,17 @@ pub async fn consistency(
     let q = numbers(raw.as_deref(), &["old", "new"]).map_err(|e| app.count(e))?;
     let old = q[0].ok_or_else(|| app.count(ApiError::bad_request("old: missing")))?;
     let new = q[1];
-    let v = tokio::task::spawn_blocking(move || -> wormlog::Result<serde_json::Value> {
-        let new = within_durable(&served, new, old)?;
-        let p = served.log.prove_consistency(old, new)?;
-        Ok(serde_json::json!({
-            "old_size": p.old_size,
-            "new_size": p.new_size,
-            "hashes": p.hashes.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
-        }))
-    })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "panic", e.to_string()))?
-    .map_err(|e| app.count(ApiError::engine(e)))?;
+    let v = app
+        .blocking(move || -> wormlog::Result<serde_json::Value> {
+            let new = within_durable(&served, new, old)?;
+            let p = served.log.prove_consistency(old, new)?;
+            Ok(serde_json::json!({
+                "old_size": p.old_size,
+                "new_size": p.new_size,
+                "hashes": p.hashes.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
+            }))
+        })
+        .await?;
     Ok(axum::Json(v).into_response())
 }
 
