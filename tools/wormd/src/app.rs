@@ -25,9 +25,9 @@ pub struct App {
     pub jobs: crate::jobs::Jobs,
     /// Set when shutdown began: readiness fails, new appends get 503.
     pub stopping: AtomicBool,
-    /// Places for streamed reads (`reads_max`): each holds a blocking
-    /// worker for as long as its client reads, and tokio's blocking pool
-    /// (512) also runs every other blocking step of every request.
+    /// Places for streamed reads, all logs (each log also bounds its
+    /// own): each holds a blocking worker while its client reads, and
+    /// tokio's blocking pool (512) runs every other blocking step too.
     pub reads: Arc<tokio::sync::Semaphore>,
 }
 

@@ -41,6 +41,11 @@ impl Principal {
         on_log && has
     }
 
+    /// Whether it administers every log (`"*"` and `admin`).
+    pub fn admin_of_every_log(&self) -> bool {
+        self.is_admin() && self.logs.iter().any(|l| l == "*")
+    }
+
     /// Whether it holds `admin` on any log (for `/metrics`).
     pub fn is_admin(&self) -> bool {
         self.scopes.contains(&Scope::Admin)

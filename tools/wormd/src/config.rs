@@ -436,6 +436,7 @@ impl Config {
                 }
             }
         }
+        self.check_places()?;
         let mut hashes = HashSet::new();
         for t in &self.tokens {
             check_token(t, &names)?;
@@ -447,6 +448,51 @@ impl Config {
             }
         }
         self.check_tls()
+    }
+
+    /// Directories and files the logs use: one directory per log (however
+    /// spelled), no file where a directory goes, a checkpoint file whose
+    /// directory exists; listeners apart; syslog with somewhere to go.
+    fn check_places(&self) -> Result<(), String> {
+        let mut dirs: Vec<(PathBuf, &str)> = Vec::new();
+        for l in &self.logs {
+            let d = same_place(&l.dir);
+            if let Some((_, other)) = dirs.iter().find(|(p, _)| *p == d) {
+                return Err(format!(
+                    "logs {other:?} and {:?} name one directory",
+                    l.name
+                ));
+            }
+            if l.dir.exists() && !l.dir.is_dir() {
+                return Err(format!(
+                    "log {:?}: {} is not a directory",
+                    l.name,
+                    l.dir.display()
+                ));
+            }
+            if let (Some(_), Some(f)) = (l.checkpoint_every_secs, &l.checkpoint_file) {
+                let parent = f.parent().filter(|p| !p.as_os_str().is_empty());
+                if parent.is_some_and(|p| !p.is_dir()) || f.is_dir() {
+                    return Err(format!(
+                        "log {:?}: checkpoint_file {}: its directory does not exist, or it is one",
+                        l.name,
+                        f.display()
+                    ));
+                }
+            }
+            dirs.push((d, &l.name));
+        }
+        let s = &self.server;
+        if s.http.is_some() && s.http == s.syslog_tcp {
+            return Err("[server] http and syslog_tcp are one address".into());
+        }
+        if s.syslog_tcp.is_some() && self.syslog_log.is_none() {
+            return Err(
+                "[server] syslog_tcp is set but no [syslog] log = NAME says where messages go"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 
     /// TLS is off only where every listener is on loopback (README:
@@ -472,6 +518,26 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// `p` as one spelling: absolute, `.` and `..` resolved, and through any
+/// symlinks where it exists.
+fn same_place(p: &Path) -> PathBuf {
+    if let Ok(c) = p.canonicalize() {
+        return c;
+    }
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn check_name(name: &str) -> Result<(), String> {
@@ -608,6 +674,22 @@ mod tests {
             "a".repeat(64)
         );
         assert!(parse(&twice).unwrap_err().0.contains("another [[token]]'s"));
+    }
+
+    #[test]
+    fn one_directory_for_two_logs_and_listeners_on_one_address_are_refused() {
+        let base = initial(&"a".repeat(64), "k");
+        let twice = format!("{base}\n[[log]]\nname = \"b\"\ndir = \"./audit/\"\n");
+        assert!(parse(&twice).unwrap_err().0.contains("name one directory"));
+        let one_addr = base.replace("127.0.0.1:5140", "127.0.0.1:7070");
+        assert!(parse(&one_addr).unwrap_err().0.contains("one address"));
+        let nowhere = base.replace("[syslog]\nlog = \"audit\"\n", "");
+        assert!(parse(&nowhere).unwrap_err().0.contains("no [syslog]"));
+        let lost = base.replace(
+            "proofs = false",
+            "proofs = false\ncheckpoint_every_secs = 1\ncheckpoint_file = \"no/such/dir/cps\"",
+        );
+        assert!(parse(&lost).unwrap_err().0.contains("checkpoint_file"));
     }
 
     #[test]

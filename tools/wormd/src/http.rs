@@ -70,7 +70,9 @@ async fn metrics(State(app): State<Shared>, headers: HeaderMap) -> Result<Respon
         .filter(|s| who.may(Scope::Admin, &s.name))
         .map(|s| (s.name.as_str(), &s.metrics, s.log.stats()))
         .collect();
-    let text = app.metrics.render(&logs);
+    // Errors, refusals and syslog counts are of every log together: only
+    // for a token that administers every log.
+    let text = app.metrics.render(&logs, who.admin_of_every_log());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
@@ -81,17 +83,24 @@ async fn start_verify(
 ) -> Result<Response, ApiError> {
     let (who, served) = app.allow(&headers, Scope::Read, &name)?;
     let max = app.cfg.server.verify_jobs_max;
+    let busy = || {
+        app.count(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "verify_busy",
+            format!("{max} verifications are running (verify_jobs_max); retry later"),
+        ))
+    };
+    if app.jobs.running() >= max {
+        return Err(busy());
+    }
+    // The access record first, so that the verification covers it.
+    records::access(&app, &served, &who.name, "verify".into()).await?;
     let Some(id) = app
         .jobs
         .start_verify(&name, &who.name, served.log.clone(), max)
     else {
-        return Err(app.count(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "verify_busy",
-            format!("{max} verifications are running (verify_jobs_max); retry later"),
-        )));
+        return Err(busy());
     };
-    records::access(&app, &served, &who.name, "verify".into()).await?;
     let body = serde_json::json!({ "id": id.to_string(), "status": format!("/v1/jobs/{id}") });
     Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
 }

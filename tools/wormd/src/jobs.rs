@@ -130,6 +130,11 @@ impl Jobs {
         Some(id)
     }
 
+    /// Verifications running now.
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::Acquire)
+    }
+
     /// The job `id`, if kept.
     pub fn get(&self, id: u64) -> Option<Arc<Job>> {
         self.jobs

@@ -26,6 +26,8 @@ pub struct Served {
     /// Its counters.
     pub metrics: LogMetrics,
     queue: Arc<Semaphore>,
+    /// Places for this log's streamed reads (`reads_max`).
+    pub reads: Arc<Semaphore>,
     /// The last served checkpoint note, and when it was made: a note is
     /// reused for a second (tlog-tiles lets a checkpoint be cached) so a
     /// busy monitor does not cost an fdatasync a request.
@@ -210,6 +212,7 @@ fn open_one(l: &LogConfig, cfg: &Config) -> Result<Served, String> {
         proofs: l.proofs,
         metrics: LogMetrics::default(),
         queue: Arc::new(Semaphore::new(cfg.server.queue_depth.max(1))),
+        reads: Arc::new(Semaphore::new(cfg.server.reads_max)),
         checkpoint: Default::default(),
     })
 }

@@ -41,6 +41,10 @@ use std::time::{Duration, Instant};
 /// `wormctl verify` does).
 const UNUSABLE: u8 = 2;
 
+/// Streamed reads at once, all logs: below tokio's 512 blocking workers,
+/// which every other blocking step of every request also needs.
+const READS_SERVER_MAX: usize = 384;
+
 #[derive(Parser)]
 #[command(
     name = "wormd",
@@ -186,7 +190,6 @@ fn run(
     };
     let started = Instant::now();
     let logs = logs::Logs::open(&cfg)?;
-    let cfg_reads = cfg.server.reads_max;
     let app = Arc::new(app::App {
         tokens: auth::Tokens::new(cfg.tokens.clone()),
         cfg,
@@ -194,7 +197,7 @@ fn run(
         metrics: metrics::Metrics::default(),
         jobs: jobs::Jobs::default(),
         stopping: Default::default(),
-        reads: Arc::new(tokio::sync::Semaphore::new(cfg_reads)),
+        reads: Arc::new(tokio::sync::Semaphore::new(READS_SERVER_MAX)),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -76,7 +76,13 @@ impl Metrics {
     /// The text format: `logs` gives each log's name, counters and engine
     /// statistics. Each family's lines form one group, as the format
     /// requires (a scraper may drop a family split across the page).
-    pub fn render(&self, logs: &[(&str, &LogMetrics, wormlog::WriteStats)]) -> String {
+    /// `server_wide`: the counters of no one log (errors, refusals,
+    /// syslog), for a token that administers every log.
+    pub fn render(
+        &self,
+        logs: &[(&str, &LogMetrics, wormlog::WriteStats)],
+        server_wide: bool,
+    ) -> String {
         let mut o = String::new();
         let per_log: [(&str, &str, &str, LogValue); 6] = [
             (
@@ -123,7 +129,9 @@ impl Metrics {
             }
         }
         render_histograms(&mut o, logs);
-        self.render_server(&mut o);
+        if server_wide {
+            self.render_server(&mut o);
+        }
         o
     }
 
@@ -266,7 +274,7 @@ mod tests {
         let (a, b) = (LogMetrics::default(), LogMetrics::default());
         a.acknowledged(3, 30, std::time::Duration::from_millis(2));
         let stats = wormlog::WriteStats::default();
-        let text = Metrics::default().render(&[("a", &a, stats), ("b", &b, stats)]);
+        let text = Metrics::default().render(&[("a", &a, stats), ("b", &b, stats)], true);
         let mut seen: Vec<String> = Vec::new();
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split(['{', ' ']).next().unwrap();

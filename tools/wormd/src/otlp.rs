@@ -237,6 +237,9 @@ fn unique(kvs: &[KeyValue], what: &str) -> Result<(), String> {
 
 fn unique_in(v: &AnyValue) -> Result<(), String> {
     match &v.value {
+        Some(Any::Double(d)) if !d.is_finite() => Err(format!(
+            "double {d}: JSON has no such number (it would read as a string)"
+        )),
         Some(Any::Kvlist(l)) => unique(&l.values, "map"),
         Some(Any::Array(a)) => a.values.iter().try_for_each(unique_in),
         _ => Ok(()),
@@ -269,6 +272,8 @@ pub fn records(req: &ExportLogsServiceRequest) -> Vec<Vec<u8>> {
                 if !lr.trace_id.is_empty() {
                     v["trace_id"] = hex(&lr.trace_id).into();
                     v["span_id"] = hex(&lr.span_id).into();
+                }
+                if lr.flags != 0 {
                     v["flags"] = lr.flags.into();
                 }
                 out.push(v.to_string().into_bytes());
@@ -389,7 +394,8 @@ pub mod from_json {
             };
             Any::Int(n)
         } else if let Some(d) = o("doubleValue") {
-            // The JSON mapping writes non-finite doubles as strings.
+            // Non-finite doubles ("NaN", "Infinity" in the JSON mapping)
+            // have no JSON number: check() refuses them in either encoding.
             Any::Double(match d.as_str() {
                 Some("NaN") => f64::NAN,
                 Some("Infinity") => f64::INFINITY,
@@ -444,7 +450,8 @@ pub mod from_json {
             severity_text: text(lr, "severityText"),
             body: lr.get("body").map(any).transpose()?.flatten(),
             attributes: kvs(arr(lr, "attributes"))?,
-            flags: uint(lr, "flags")? as u32,
+            flags: u32::try_from(uint(lr, "flags")?)
+                .map_err(|_| "flags: past 32 bits".to_string())?,
             trace_id: unhex(&text(lr, "traceId"), "traceId")?,
             span_id: unhex(&text(lr, "spanId"), "spanId")?,
             event_name: text(lr, "eventName"),
@@ -605,7 +612,7 @@ mod tests {
             format!(r#"{{"resource_logs":[{{"scope_logs":[{{"log_records":[{lr}]}}]}}]}}"#)
         };
         let v = serde_json::from_str(&wrap(
-            r#"{"severity_number":3,"trace_id":"0102030405060708090a0b0c0d0e0f10","span_id":"0102030405060708","body":{"double_value":"NaN"}}"#,
+            r#"{"severity_number":3,"trace_id":"0102030405060708090a0b0c0d0e0f10","span_id":"0102030405060708","body":{"double_value":1.5}}"#,
         ))
         .unwrap();
         let req = from_json::request(&v).unwrap();
@@ -613,7 +620,10 @@ mod tests {
         let rec: Value = serde_json::from_slice(&records(&req)[0]).unwrap();
         assert_eq!(rec["severity_number"], 3);
         assert_eq!(rec["trace_id"], "0102030405060708090a0b0c0d0e0f10");
-        assert_eq!(rec["body"], "NaN");
+        assert_eq!(rec["body"], 1.5);
+        // Non-finite doubles would read as strings: refused.
+        let nan = serde_json::from_str(&wrap(r#"{"body":{"doubleValue":"NaN"}}"#)).unwrap();
+        assert!(check(&from_json::request(&nan).unwrap()).is_err());
     }
 
     #[test]

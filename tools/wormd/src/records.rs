@@ -346,12 +346,17 @@ pub async fn read(
 ) -> Result<Response, ApiError> {
     let (who, served) = app.allow(&headers, Scope::Read, &name)?;
     let q = ReadQuery::parse(raw.as_deref()).map_err(|e| app.count(e))?;
-    let Ok(place) = app.reads.clone().try_acquire_owned() else {
+    // Places per log (a reader of one log cannot take another log's),
+    // and the server's own bound on blocking workers held by reads.
+    let (Ok(place), Ok(server_place)) = (
+        served.reads.clone().try_acquire_owned(),
+        app.reads.clone().try_acquire_owned(),
+    ) else {
         return Err(app.count(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "reads_busy",
             format!(
-                "{} reads are streaming (reads_max); retry",
+                "log {name:?}: {} reads are streaming (reads_max); retry",
                 app.cfg.server.reads_max
             ),
         )));
@@ -360,8 +365,10 @@ pub async fn read(
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let log = served.log.clone();
     let app = app.clone();
+    let stall = app.cfg.server.body_timeout();
     tokio::task::spawn_blocking(move || {
-        let _place = place;
+        let _places = (place, server_place);
+        let tx = Sender { tx, stall };
         stream(&log, &q, &tx, &app.stopping)
     });
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
@@ -383,7 +390,40 @@ pub async fn access(
         .map(|_| ())
 }
 
-type Tx = mpsc::Sender<Result<Bytes, std::io::Error>>;
+/// A read's channel to its response body. A client that takes nothing for
+/// `stall` (body_timeout_secs) loses its read: it would otherwise hold a
+/// place and a blocking worker for as long as it liked.
+struct Sender {
+    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    stall: Duration,
+}
+
+impl Sender {
+    /// Sends `bytes`; false once the client is gone or stalled.
+    fn send(&self, bytes: Bytes) -> bool {
+        let deadline = Instant::now() + self.stall;
+        let mut item = Ok(bytes);
+        loop {
+            match self.tx.try_send(item) {
+                Ok(()) => return true,
+                Err(mpsc::error::TrySendError::Closed(_)) => return false,
+                Err(mpsc::error::TrySendError::Full(back)) => {
+                    if Instant::now() >= deadline {
+                        return false;
+                    }
+                    item = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+type Tx = Sender;
 
 /// The read's blocking half: ends when the range or limit is done, or the
 /// client went away (the channel closed), or the server stops (`stop`).
@@ -406,11 +446,7 @@ fn stream(log: &wormlog::Log, q: &ReadQuery, tx: &Tx, stop: &std::sync::atomic::
                 false
             }
         };
-        if !buf.is_empty()
-            && tx
-                .blocking_send(Ok(Bytes::from(std::mem::take(&mut buf))))
-                .is_err()
-        {
+        if !buf.is_empty() && !tx.send(Bytes::from(std::mem::take(&mut buf))) {
             return;
         }
         if !more || !q.follow {
@@ -462,11 +498,7 @@ fn send_range(
         })?;
         buf.push(b'\n');
         *sent += 1;
-        if buf.len() >= CHUNK
-            && tx
-                .blocking_send(Ok(Bytes::from(std::mem::take(buf))))
-                .is_err()
-        {
+        if buf.len() >= CHUNK && !tx.send(Bytes::from(std::mem::take(buf))) {
             return Ok(false);
         }
         if q.limit.is_some_and(|l| *sent >= l) {

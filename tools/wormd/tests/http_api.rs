@@ -251,7 +251,10 @@ fn follow_streams_records_appended_after_the_read_began() {
 #[test]
 fn reads_past_reads_max_get_503_until_one_ends() {
     let s = Setup::new();
-    s.edit(|t| t.replace("[server]\n", "[server]\nreads_max = 1\n"));
+    s.edit(|t| {
+        t.replace("[server]\n", "[server]\nreads_max = 1\n")
+            + "\n[[log]]\nname = \"other\"\ndir = \"other\"\n"
+    });
     let srv = s.start();
     let url = srv.url("/v1/logs/audit/records?follow=true");
     let auth = format!("Authorization: Bearer {}", srv.token);
@@ -259,6 +262,8 @@ fn reads_past_reads_max_get_503_until_one_ends() {
     std::thread::sleep(Duration::from_millis(800));
     let busy = srv.curl(&[&srv.url("/v1/logs/audit/records")]);
     assert_eq!(busy.status, 503, "{busy:?}");
+    // The places are per log: the other log's readers are not held up.
+    assert_eq!(srv.curl(&[&srv.url("/v1/logs/other/records")]).status, 200);
     assert!(busy.headers.to_ascii_lowercase().contains("retry-after: 1"));
     follower.join().unwrap();
     // The follower's place is free once its client went.
@@ -304,6 +309,18 @@ fn a_verify_job_reports_progress_and_its_result_and_jobs_at_once_are_bounded() {
     }
     assert_eq!(job["state"], "done", "{job}");
     assert_eq!(job["result"]["ok"], true, "{job}");
+    // The verification covers its own access record.
+    let all = srv
+        .curl(&[&srv.url("/v1/logs/audit/records?system=true")])
+        .lines();
+    let verify_access = all
+        .iter()
+        .find(|l| l["kind"] == "accessed" && l["event"].as_str().unwrap_or("").contains("verify"))
+        .expect("an access record for the verify");
+    assert!(
+        verify_access["seq"].as_u64() <= job["result"]["head_seq"].as_u64(),
+        "{verify_access} {job}"
+    );
     assert!(job["result"]["records"].as_u64().unwrap() >= 500);
     assert_eq!(job["bytes_checked"], job["bytes_total"]);
 }
