@@ -463,6 +463,17 @@ impl Config {
                     l.name
                 ));
             }
+            // A log inside another's directory is a foreign file there:
+            // the outer log's verify would not check it.
+            if let Some((_, other)) = dirs
+                .iter()
+                .find(|(p, _)| d.starts_with(p) || p.starts_with(&d))
+            {
+                return Err(format!(
+                    "logs {other:?} and {:?}: one's directory is inside the other's",
+                    l.name
+                ));
+            }
             if l.dir.exists() && !l.dir.is_dir() {
                 return Err(format!(
                     "log {:?}: {} is not a directory",
@@ -481,6 +492,19 @@ impl Config {
                 }
             }
             dirs.push((d, &l.name));
+        }
+        let files: Vec<(PathBuf, &str)> = self
+            .logs
+            .iter()
+            .filter(|l| l.checkpoint_every_secs.is_some())
+            .filter_map(|l| Some((same_place(l.checkpoint_file.as_deref()?), l.name.as_str())))
+            .collect();
+        for (i, (f, name)) in files.iter().enumerate() {
+            if let Some((_, other)) = files[..i].iter().find(|(g, _)| g == f) {
+                return Err(format!(
+                    "logs {other:?} and {name:?} write checkpoints to one checkpoint_file"
+                ));
+            }
         }
         let s = &self.server;
         if s.http.is_some() && s.http == s.syslog_tcp {
@@ -681,6 +705,20 @@ mod tests {
         let base = initial(&"a".repeat(64), "k");
         let twice = format!("{base}\n[[log]]\nname = \"b\"\ndir = \"./audit/\"\n");
         assert!(parse(&twice).unwrap_err().0.contains("name one directory"));
+        let inside = format!("{base}\n[[log]]\nname = \"b\"\ndir = \"audit/sub\"\n");
+        assert!(parse(&inside).unwrap_err().0.contains("inside the other's"));
+        let auto = "\ncheckpoint_every_secs = 1\ncheckpoint_file = \"/tmp/one.cp\"\n";
+        let shared = format!(
+            "{}\n[[log]]\nname = \"b\"\ndir = \"b\"\ncheckpoint_key = \"k\"{auto}",
+            base.replace("proofs = false", &format!("proofs = false{auto}"))
+        );
+        assert!(
+            parse(&shared)
+                .unwrap_err()
+                .0
+                .contains("one checkpoint_file"),
+            "{shared}"
+        );
         let one_addr = base.replace("127.0.0.1:5140", "127.0.0.1:7070");
         assert!(parse(&one_addr).unwrap_err().0.contains("one address"));
         let nowhere = base.replace("[syslog]\nlog = \"audit\"\n", "");
