@@ -17,10 +17,7 @@ pub fn generate() -> std::io::Result<String> {
 
 /// The hash the config keeps for `token`: 64 lowercase hex digits.
 pub fn hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    wormlog::format::hex(Sha256::digest(token.as_bytes()))
 }
 
 /// Who a request's token belongs to, and what it may do.

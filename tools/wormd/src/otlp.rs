@@ -189,9 +189,7 @@ fn attrs_json(kvs: &[KeyValue]) -> Value {
     Value::Object(m)
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|b| format!("{b:02x}")).collect()
-}
+use wormlog::format::hex;
 
 /// What the record schema cannot hold faithfully, refused rather than
 /// altered: a severity past 24, ids of the wrong length, and a key given

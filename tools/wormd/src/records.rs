@@ -543,7 +543,7 @@ pub async fn stat(
         let stats = log.stats();
         Ok(serde_json::json!({
             "name": name,
-            "log_id": log.log_id().iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            "log_id": wormlog::format::hex(log.log_id()),
             "head": { "seq": head.seq, "time_ns": head.timestamp_ns.to_string(), "hash": head.hash.to_hex() },
             "first_seq": segs.first().map_or(1, |s| s.first_seq),
             "segments": segs.len(),

@@ -203,6 +203,22 @@ fn within_durable(
     Ok(asked.unwrap_or(durable))
 }
 
+/// A proof request's log (read scope) and its two numbers: the first
+/// required, the second optional.
+fn proof_request(
+    app: &Shared,
+    headers: &HeaderMap,
+    name: &str,
+    raw: Option<String>,
+    names: [&str; 2],
+) -> Result<(std::sync::Arc<crate::logs::Served>, u64, Option<u64>), ApiError> {
+    let (_, served) = app.allow(headers, Scope::Read, name)?;
+    let q = numbers(raw.as_deref(), &names).map_err(|e| app.count(e))?;
+    let first =
+        q[0].ok_or_else(|| app.count(ApiError::bad_request(format!("{}: missing", names[0]))))?;
+    Ok((served, first, q[1]))
+}
+
 /// `GET /v1/logs/NAME/proof/inclusion?seq=S[&size=N]` (N: the durable
 /// head's).
 pub async fn inclusion(
@@ -211,10 +227,7 @@ pub async fn inclusion(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let (_, served) = app.allow(&headers, Scope::Read, &name)?;
-    let q = numbers(raw.as_deref(), &["seq", "size"]).map_err(|e| app.count(e))?;
-    let seq = q[0].ok_or_else(|| app.count(ApiError::bad_request("seq: missing")))?;
-    let size = q[1];
+    let (served, seq, size) = proof_request(&app, &headers, &name, raw, ["seq", "size"])?;
     let v = app
         .blocking(move || -> wormlog::Result<serde_json::Value> {
             let size = within_durable(&served, size, seq)?;
@@ -224,7 +237,7 @@ pub async fn inclusion(
                 "seq": p.seq,
                 "tree_size": p.tree_size,
                 "root": root.to_hex(),
-                "leaf": p.leaf.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+                "leaf": wormlog::format::hex(p.leaf),
                 "hashes": p.hashes.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
             }))
         })
@@ -239,10 +252,7 @@ pub async fn consistency(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let (_, served) = app.allow(&headers, Scope::Read, &name)?;
-    let q = numbers(raw.as_deref(), &["old", "new"]).map_err(|e| app.count(e))?;
-    let old = q[0].ok_or_else(|| app.count(ApiError::bad_request("old: missing")))?;
-    let new = q[1];
+    let (served, old, new) = proof_request(&app, &headers, &name, raw, ["old", "new"])?;
     let v = app
         .blocking(move || -> wormlog::Result<serde_json::Value> {
             let new = within_durable(&served, new, old)?;
